@@ -1,0 +1,219 @@
+//! The encrypted channel over any async byte stream: the thin tokio layer over
+//! [`crate::handshake`], [`crate::record`] and [`crate::transport`].
+//!
+//! One [`Channel`] per TCP connection, client↔server or peer↔peer. Split it into a
+//! [`ChannelReader`] and a [`ChannelWriter`] to read and write from different tasks.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder as _;
+
+use crate::error::{ChannelError, FrameError};
+use crate::handshake::{Handshake, LocalIdentity, RemoteIdentity, Role};
+use crate::limits::HANDSHAKE_TIMEOUT;
+use crate::record::{put_record, RecordCodec};
+use crate::transport::{Opener, Sealer, Transport};
+use crate::wire::ChannelKind;
+
+/// An established, authenticated, encrypted connection.
+pub struct Channel<S> {
+    /// Receiving half.
+    pub reader: ChannelReader<ReadHalf<S>>,
+    /// Sending half.
+    pub writer: ChannelWriter<WriteHalf<S>>,
+    /// Who the other side proved to be.
+    pub remote: RemoteIdentity,
+}
+
+impl Channel<TcpStream> {
+    /// Connects to `addr` and runs the handshake as initiator, all within `HANDSHAKE_TIMEOUT`.
+    ///
+    /// # Errors
+    /// I/O, time-out and handshake errors.
+    pub async fn connect(addr: SocketAddr, local: &LocalIdentity, kind: ChannelKind) -> Result<Self, ChannelError> {
+        let fut = async {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Self::handshake_inner(stream, local, Role::Initiator, kind).await
+        };
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
+            .await
+            .map_err(|_| ChannelError::HandshakeTimeout(HANDSHAKE_TIMEOUT))?
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
+    /// Runs the handshake on `stream` as `role`, failing after `timeout`.
+    ///
+    /// # Errors
+    /// [`ChannelError::HandshakeTimeout`], [`ChannelError::Handshake`], I/O and framing errors.
+    pub async fn handshake(
+        stream: S,
+        local: &LocalIdentity,
+        role: Role,
+        kind: ChannelKind,
+        timeout: Duration,
+    ) -> Result<Self, ChannelError> {
+        tokio::time::timeout(timeout, Self::handshake_inner(stream, local, role, kind))
+            .await
+            .map_err(|_| ChannelError::HandshakeTimeout(timeout))?
+    }
+
+    async fn handshake_inner(mut stream: S, local: &LocalIdentity, role: Role, kind: ChannelKind) -> Result<Self, ChannelError> {
+        let mut hs = Handshake::new(local, role, kind)?;
+        let mut buf = BytesMut::with_capacity(4096);
+        while !hs.is_finished() {
+            if hs.is_my_turn() {
+                let msg = hs.write_message()?;
+                let mut out = BytesMut::with_capacity(msg.len() + 2);
+                put_record(&mut out, &msg)?;
+                stream.write_all(&out).await?;
+            } else {
+                let rec = read_record(&mut stream, &mut buf).await?.ok_or(ChannelError::ClosedDuringHandshake)?;
+                hs.read_message(&rec)?;
+            }
+        }
+        let (Transport { sealer, opener }, remote) = hs.finish()?;
+        let (r, w) = tokio::io::split(stream);
+        Ok(Self {
+            // Bytes that arrived right behind the last handshake message stay in `buf`.
+            reader: ChannelReader { io: r, buf, opener },
+            writer: ChannelWriter { io: w, sealer, out: BytesMut::with_capacity(64 * 1024) },
+            remote,
+        })
+    }
+}
+
+/// Reads one record, or `None` on EOF at a record boundary.
+async fn read_record<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<Option<BytesMut>, ChannelError> {
+    loop {
+        if let Some(rec) = RecordCodec.decode(buf)? {
+            return Ok(Some(rec));
+        }
+        if io.read_buf(buf).await? == 0 {
+            return Ok(RecordCodec.decode_eof(buf)?);
+        }
+    }
+}
+
+/// The receiving half of a channel.
+pub struct ChannelReader<R> {
+    io: R,
+    buf: BytesMut,
+    opener: Opener,
+}
+
+impl<R: AsyncRead + Unpin> ChannelReader<R> {
+    /// The next frame's bytes, or `None` if the remote closed cleanly between frames.
+    ///
+    /// Cancel-safe: bytes read before a cancellation stay buffered for the next call.
+    ///
+    /// # Errors
+    /// Framing, decryption and I/O errors; a close in the middle of a frame is
+    /// [`FrameError::Truncated`].
+    pub async fn recv_frame(&mut self) -> Result<Option<Bytes>, ChannelError> {
+        loop {
+            if let Some(frame) = self.opener.next_frame()? {
+                return Ok(Some(frame));
+            }
+            match read_record(&mut self.io, &mut self.buf).await? {
+                Some(rec) => self.opener.open_record(&rec)?,
+                None if self.opener.has_partial_frame() => return Err(FrameError::Truncated("frame").into()),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The next frame decoded as `M`, or `None` on a clean close.
+    ///
+    /// # Errors
+    /// As [`ChannelReader::recv_frame`], plus [`ChannelError::Decode`].
+    pub async fn recv<M: prost::Message + Default>(&mut self) -> Result<Option<M>, ChannelError> {
+        match self.recv_frame().await? {
+            Some(frame) => Ok(Some(M::decode(frame)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Lowers the largest frame this side accepts.
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.opener.set_max_frame(max);
+    }
+}
+
+/// The sending half of a channel.
+pub struct ChannelWriter<W> {
+    io: W,
+    sealer: Sealer,
+    out: BytesMut,
+}
+
+impl<W: AsyncWrite + Unpin> ChannelWriter<W> {
+    /// Queues a message without writing; [`ChannelWriter::flush`] sends everything queued in as
+    /// few records as possible.
+    ///
+    /// # Errors
+    /// [`FrameError::SendTooLarge`].
+    pub fn queue<M: prost::Message>(&mut self, msg: &M) -> Result<(), ChannelError> {
+        self.sealer.queue_message(msg)?;
+        Ok(())
+    }
+
+    /// Encrypts and writes everything queued.
+    ///
+    /// # Errors
+    /// Encryption and I/O errors.
+    pub async fn flush(&mut self) -> Result<(), ChannelError> {
+        self.sealer.flush(&mut self.out)?;
+        if !self.out.is_empty() {
+            self.io.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Sends one message now.
+    ///
+    /// # Errors
+    /// As [`ChannelWriter::queue`] and [`ChannelWriter::flush`].
+    pub async fn send<M: prost::Message>(&mut self, msg: &M) -> Result<(), ChannelError> {
+        self.queue(msg)?;
+        self.flush().await
+    }
+
+    /// Bytes queued but not yet flushed.
+    pub fn pending_len(&self) -> usize {
+        self.sealer.pending_len()
+    }
+
+    /// Shuts down the write side of the socket (after a Close frame).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn shutdown(&mut self) -> Result<(), ChannelError> {
+        self.io.shutdown().await?;
+        Ok(())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
+    /// Sends one message.
+    ///
+    /// # Errors
+    /// See [`ChannelWriter::send`].
+    pub async fn send<M: prost::Message>(&mut self, msg: &M) -> Result<(), ChannelError> {
+        self.writer.send(msg).await
+    }
+
+    /// Receives one message.
+    ///
+    /// # Errors
+    /// See [`ChannelReader::recv`].
+    pub async fn recv<M: prost::Message + Default>(&mut self) -> Result<Option<M>, ChannelError> {
+        self.reader.recv().await
+    }
+}

@@ -1,0 +1,332 @@
+//! The Noise XX handshake with RSA identity binding, as a sans-IO state machine (SPEC.md §4).
+//!
+//! Feed received handshake records to [`Handshake::read_message`], send what
+//! [`Handshake::write_message`] returns, and call [`Handshake::finish`] once
+//! [`Handshake::is_finished`]. No sockets, no clocks: the caller owns the time-out.
+
+use std::sync::Arc;
+
+use prost::Message as _;
+
+use crate::error::HandshakeError;
+use crate::identity::{IdentityKey, IdentityKeyPair};
+use crate::limits::{MAX_RECORD, PROTOCOL_VERSION};
+use crate::transport::Transport;
+use crate::wire::{ChannelKind, HandshakePayload};
+
+/// The Noise protocol name (SPEC.md §4.1).
+pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_SHA256";
+/// The Noise prologue: binds the handshake to Peerchat (SPEC.md §4.1).
+pub const PROLOGUE: &[u8] = b"peerchat";
+
+fn params() -> snow::params::NoiseParams {
+    // The constant is a valid Noise name; parsing it cannot fail at run time.
+    #[allow(clippy::expect_used)]
+    NOISE_PARAMS.parse().expect("valid noise parameters")
+}
+
+/// This process's identity as used in handshakes: the RSA key pair, one X25519 static key
+/// generated at start-up, and the RSA signature over it, computed once.
+#[derive(Clone)]
+pub struct LocalIdentity {
+    inner: Arc<LocalInner>,
+}
+
+struct LocalInner {
+    keypair: IdentityKeyPair,
+    static_private: Vec<u8>,
+    static_public: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl LocalIdentity {
+    /// Generates a fresh X25519 static key and signs it with `keypair` (one RSA operation).
+    ///
+    /// # Errors
+    /// [`HandshakeError::Noise`] if the X25519 key cannot be generated.
+    pub fn new(keypair: IdentityKeyPair) -> Result<Self, HandshakeError> {
+        let kp = snow::Builder::new(params()).generate_keypair()?;
+        let signature = keypair.sign_static_key(&kp.public);
+        Ok(Self::from_parts(keypair, kp.private, kp.public, signature))
+    }
+
+    /// Builds an identity from fixed parts (test vectors).
+    pub fn from_parts(keypair: IdentityKeyPair, static_private: Vec<u8>, static_public: Vec<u8>, signature: Vec<u8>) -> Self {
+        Self { inner: Arc::new(LocalInner { keypair, static_private, static_public, signature }) }
+    }
+
+    /// The long-term public identity key.
+    pub fn public_key(&self) -> &IdentityKey {
+        self.inner.keypair.public()
+    }
+
+    /// The X25519 static public key this process uses.
+    pub fn static_public(&self) -> &[u8] {
+        &self.inner.static_public
+    }
+
+    /// The handshake payload this side sends for a connection of `kind`.
+    pub fn payload(&self, kind: ChannelKind) -> HandshakePayload {
+        HandshakePayload {
+            identity_key: self.public_key().to_der(),
+            identity_sig: self.inner.signature.clone().into(),
+            protocol_version: PROTOCOL_VERSION,
+            channel_kind: kind as i32,
+        }
+    }
+}
+
+impl std::fmt::Debug for LocalIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LocalIdentity({})", self.public_key().fingerprint())
+    }
+}
+
+/// What the handshake proved about the other side.
+#[derive(Debug, Clone)]
+pub struct RemoteIdentity {
+    /// The remote's verified RSA identity key.
+    pub identity_key: IdentityKey,
+    /// The protocol version in use: the lower of both sides' versions.
+    pub protocol_version: u32,
+}
+
+/// Which side of the handshake this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Opened the TCP connection; sends messages 1 and 3.
+    Initiator,
+    /// Accepted it; sends message 2.
+    Responder,
+}
+
+/// A handshake in progress.
+pub struct Handshake {
+    noise: snow::HandshakeState,
+    role: Role,
+    kind: ChannelKind,
+    payload: Vec<u8>,
+    remote: Option<RemoteIdentity>,
+}
+
+impl Handshake {
+    /// Starts a handshake for `role` on a connection of `kind`.
+    ///
+    /// # Errors
+    /// [`HandshakeError::Noise`] if Noise cannot be set up.
+    pub fn new(local: &LocalIdentity, role: Role, kind: ChannelKind) -> Result<Self, HandshakeError> {
+        Self::build(local, role, kind, None, None)
+    }
+
+    /// Like [`Handshake::new`] with a fixed ephemeral key and an exact payload: for test
+    /// vectors only (a fixed ephemeral key destroys forward secrecy).
+    ///
+    /// # Errors
+    /// As [`Handshake::new`].
+    pub fn new_for_test_vectors(
+        local: &LocalIdentity,
+        role: Role,
+        kind: ChannelKind,
+        ephemeral_private: &[u8],
+        payload: Vec<u8>,
+    ) -> Result<Self, HandshakeError> {
+        Self::build(local, role, kind, Some(ephemeral_private), Some(payload))
+    }
+
+    fn build(
+        local: &LocalIdentity,
+        role: Role,
+        kind: ChannelKind,
+        ephemeral: Option<&[u8]>,
+        payload: Option<Vec<u8>>,
+    ) -> Result<Self, HandshakeError> {
+        let mut builder = snow::Builder::new(params())
+            .local_private_key(&local.inner.static_private)
+            .prologue(PROLOGUE);
+        if let Some(e) = ephemeral {
+            builder = builder.fixed_ephemeral_key_for_testing_only(e);
+        }
+        let noise = match role {
+            Role::Initiator => builder.build_initiator()?,
+            Role::Responder => builder.build_responder()?,
+        };
+        let payload = payload.unwrap_or_else(|| local.payload(kind).encode_to_vec());
+        Ok(Self { noise, role, kind, payload, remote: None })
+    }
+
+    /// True when it is this side's turn to send.
+    pub fn is_my_turn(&self) -> bool {
+        !self.noise.is_handshake_finished() && self.noise.is_my_turn()
+    }
+
+    /// True when all three messages have been exchanged.
+    pub fn is_finished(&self) -> bool {
+        self.noise.is_handshake_finished()
+    }
+
+    /// Produces this side's next handshake message (one record body).
+    ///
+    /// # Errors
+    /// [`HandshakeError::OutOfOrder`] if it is not this side's turn; Noise errors.
+    pub fn write_message(&mut self) -> Result<Vec<u8>, HandshakeError> {
+        if !self.is_my_turn() {
+            return Err(HandshakeError::OutOfOrder);
+        }
+        // Message 1 (initiator's first) carries no payload; messages 2 and 3 carry ours.
+        let first = self.role == Role::Initiator && self.remote.is_none() && self.noise.get_remote_static().is_none();
+        let payload: &[u8] = if first { &[] } else { &self.payload };
+        let mut out = vec![0u8; MAX_RECORD];
+        let n = self.noise.write_message(payload, &mut out)?;
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Consumes the remote's next handshake message, verifying its identity payload.
+    ///
+    /// # Errors
+    /// Any [`HandshakeError`]: the connection must then be closed without a Close frame.
+    pub fn read_message(&mut self, message: &[u8]) -> Result<(), HandshakeError> {
+        if self.is_my_turn() || self.is_finished() {
+            return Err(HandshakeError::OutOfOrder);
+        }
+        let mut payload = vec![0u8; MAX_RECORD];
+        let n = self.noise.read_message(message, &mut payload)?;
+        let payload = &payload[..n];
+        match self.noise.get_remote_static() {
+            // Message 1: only an ephemeral key; the payload must be empty.
+            None => {
+                if !payload.is_empty() {
+                    return Err(HandshakeError::UnexpectedPayload);
+                }
+            }
+            Some(remote_static) => {
+                let remote_static = remote_static.to_vec();
+                self.remote = Some(verify_payload(payload, &remote_static, self.kind)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns the finished handshake into a transport and the verified remote identity.
+    ///
+    /// # Errors
+    /// [`HandshakeError::OutOfOrder`] if not finished; [`HandshakeError::MissingRemoteStatic`].
+    pub fn finish(self) -> Result<(Transport, RemoteIdentity), HandshakeError> {
+        if !self.is_finished() {
+            return Err(HandshakeError::OutOfOrder);
+        }
+        let remote = self.remote.ok_or(HandshakeError::MissingRemoteStatic)?;
+        let transport = Transport::new(self.noise.into_stateless_transport_mode()?);
+        Ok((transport, remote))
+    }
+}
+
+/// Decodes and checks a HandshakePayload received with `remote_static` (SPEC.md §4.2).
+fn verify_payload(payload: &[u8], remote_static: &[u8], expected: ChannelKind) -> Result<RemoteIdentity, HandshakeError> {
+    let p = HandshakePayload::decode(payload)?;
+    if p.protocol_version == 0 {
+        return Err(HandshakeError::UnsupportedVersion(0));
+    }
+    if p.channel_kind != expected as i32 {
+        return Err(HandshakeError::WrongChannelKind { expected, got: p.channel_kind });
+    }
+    let identity_key = IdentityKey::from_der(&p.identity_key)?;
+    identity_key.verify_static_key(remote_static, &p.identity_sig)?;
+    Ok(RemoteIdentity { identity_key, protocol_version: p.protocol_version.min(PROTOCOL_VERSION) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_keys;
+
+    fn pair(kind_i: ChannelKind, kind_r: ChannelKind) -> (Handshake, Handshake, LocalIdentity, LocalIdentity) {
+        let a = LocalIdentity::new(test_keys::identity(0)).unwrap();
+        let b = LocalIdentity::new(test_keys::identity(1)).unwrap();
+        let i = Handshake::new(&a, Role::Initiator, kind_i).unwrap();
+        let r = Handshake::new(&b, Role::Responder, kind_r).unwrap();
+        (i, r, a, b)
+    }
+
+    #[test]
+    fn full_handshake_in_memory_then_transport() {
+        let (mut i, mut r, a, b) = pair(ChannelKind::Peer, ChannelKind::Peer);
+        let m1 = i.write_message().unwrap();
+        r.read_message(&m1).unwrap();
+        let m2 = r.write_message().unwrap();
+        i.read_message(&m2).unwrap();
+        let m3 = i.write_message().unwrap();
+        r.read_message(&m3).unwrap();
+        assert!(i.is_finished() && r.is_finished());
+        let (mut ti, ri) = i.finish().unwrap();
+        let (mut tr, rr) = r.finish().unwrap();
+        assert_eq!(ri.identity_key, *b.public_key());
+        assert_eq!(rr.identity_key, *a.public_key());
+        assert_eq!(ri.protocol_version, 1);
+
+        let mut wire = bytes::BytesMut::new();
+        ti.sealer.seal_frame(b"hi there", &mut wire).unwrap();
+        let mut codec = crate::record::RecordCodec;
+        use tokio_util::codec::Decoder as _;
+        while let Some(rec) = codec.decode(&mut wire).unwrap() {
+            tr.opener.open_record(&rec).unwrap();
+        }
+        assert_eq!(&tr.opener.next_frame().unwrap().unwrap()[..], b"hi there");
+    }
+
+    #[test]
+    fn wrong_channel_kind_is_rejected() {
+        let (mut i, mut r, _, _) = pair(ChannelKind::ClientServer, ChannelKind::Peer);
+        let m1 = i.write_message().unwrap();
+        r.read_message(&m1).unwrap();
+        let m2 = r.write_message().unwrap();
+        assert!(matches!(i.read_message(&m2), Err(HandshakeError::WrongChannelKind { .. })));
+    }
+
+    #[test]
+    fn signature_by_another_key_is_rejected() {
+        // Responder claims identity 1's key but signs with identity 2.
+        let kp1 = test_keys::identity(1);
+        let kp2 = test_keys::identity(2);
+        let st = snow::Builder::new(params()).generate_keypair().unwrap();
+        let forged_sig = kp2.sign_static_key(&st.public);
+        let liar = LocalIdentity::from_parts(kp1, st.private, st.public, forged_sig);
+        let a = LocalIdentity::new(test_keys::identity(0)).unwrap();
+        let mut i = Handshake::new(&a, Role::Initiator, ChannelKind::Peer).unwrap();
+        let mut r = Handshake::new(&liar, Role::Responder, ChannelKind::Peer).unwrap();
+        r.read_message(&i.write_message().unwrap()).unwrap();
+        let err = i.read_message(&r.write_message().unwrap()).unwrap_err();
+        assert!(matches!(err, HandshakeError::Identity(crate::identity::IdentityError::BadSignature)), "{err}");
+    }
+
+    #[test]
+    fn tampered_handshake_message_is_rejected() {
+        let (mut i, mut r, _, _) = pair(ChannelKind::Peer, ChannelKind::Peer);
+        r.read_message(&i.write_message().unwrap()).unwrap();
+        let mut m2 = r.write_message().unwrap();
+        let last = m2.len() - 1;
+        m2[last] ^= 1;
+        assert!(matches!(i.read_message(&m2), Err(HandshakeError::Noise(_))));
+    }
+
+    #[test]
+    fn payload_in_message_one_is_rejected() {
+        let (_, mut r, a, _) = pair(ChannelKind::Peer, ChannelKind::Peer);
+        let mut noise = snow::Builder::new(params())
+            .local_private_key(&a.inner.static_private)
+            .prologue(PROLOGUE)
+            .build_initiator()
+            .unwrap();
+        let mut m1 = vec![0u8; 1000];
+        let n = noise.write_message(b"sneaky", &mut m1).unwrap();
+        assert!(matches!(r.read_message(&m1[..n]), Err(HandshakeError::UnexpectedPayload)));
+    }
+
+    #[test]
+    fn out_of_turn_calls_are_errors_not_panics() {
+        let (mut i, mut r, _, _) = pair(ChannelKind::Peer, ChannelKind::Peer);
+        assert!(matches!(r.write_message(), Err(HandshakeError::OutOfOrder)));
+        assert!(matches!(i.read_message(b"x"), Err(HandshakeError::OutOfOrder)));
+        assert!(r.read_message(b"garbage").is_err());
+    }
+}

@@ -1,0 +1,71 @@
+//! Every limit and time-out of the protocol, by the name SPEC.md §10 gives it.
+//!
+//! Implementations enforce these on input; the values are part of the protocol, not tuning
+//! knobs, unless SPEC.md says a server may configure them.
+
+use std::time::Duration;
+
+/// The protocol version this crate speaks (SPEC.md §4.5).
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest record on the wire: the u16 length prefix caps it, and so does Noise (SPEC.md §3.1).
+pub const MAX_RECORD: usize = 65_535;
+/// Bytes Noise's ChaChaPoly adds to every transport message.
+pub const NOISE_TAG_LEN: usize = 16;
+/// Largest plaintext one transport record can carry.
+pub const MAX_RECORD_PLAINTEXT: usize = MAX_RECORD - NOISE_TAG_LEN;
+/// Largest application frame (one protobuf message) in bytes (SPEC.md §3.3).
+pub const MAX_FRAME: usize = 1_048_576;
+/// The whole Noise handshake must finish within this time of connect/accept (SPEC.md §4.2).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A side sends Ping after receiving nothing for this long (SPEC.md §3.6).
+pub const IDLE_PING_AFTER: Duration = Duration::from_secs(30);
+/// A side closes with IDLE_TIMEOUT after receiving nothing for this long (SPEC.md §3.6).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Largest human-readable `message` field (Close, Error, FileCancel).
+pub const MAX_HUMAN_TEXT: usize = 1024;
+/// Largest chat message text in bytes of UTF-8 (SPEC.md §8.1).
+pub const MAX_CHAT_TEXT: usize = 16_384;
+/// Largest offered file name in bytes of UTF-8 (SPEC.md §8.3).
+pub const MAX_FILE_NAME: usize = 255;
+/// Largest FileChunk payload (SPEC.md §8.3).
+pub const MAX_FILE_CHUNK: usize = 262_144;
+/// Length of message and transfer ids.
+pub const ID_LEN: usize = 16;
+/// Length of a SHA-256 digest.
+pub const SHA256_LEN: usize = 32;
+/// Userid length bounds in characters (SPEC.md §5.1).
+pub const USERID_MIN: usize = 3;
+/// See [`USERID_MIN`].
+pub const USERID_MAX: usize = 32;
+/// Longest e-mail address in bytes (SPEC.md §5.1).
+pub const EMAIL_MAX: usize = 254;
+/// Shortest password in Unicode scalar values (SPEC.md §5.1).
+pub const PASSWORD_MIN_CHARS: usize = 10;
+/// Longest password in bytes (SPEC.md §5.1).
+pub const PASSWORD_MAX_BYTES: usize = 1024;
+/// Friends one account may have (SPEC.md §10).
+pub const MAX_FRIENDS: usize = 1000;
+/// Pending outgoing friend requests one account may have (SPEC.md §10).
+pub const MAX_PENDING_OUTGOING: usize = 100;
+/// Default life of an unanswered friend request (SPEC.md §6.7).
+pub const DEFAULT_REQUEST_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Per-connection request bucket: burst size (SPEC.md §10).
+pub const REQUEST_BURST: u32 = 50;
+/// Per-connection request bucket: tokens added per second.
+pub const REQUEST_RATE_PER_SEC: u32 = 20;
+/// Consecutive rate-limited requests after which the server closes the connection.
+pub const RATE_LIMIT_DISCONNECT_AFTER: u32 = 200;
+/// Frames a server queues for one client before closing it with SLOW_CONSUMER.
+pub const OUTBOUND_QUEUE: usize = 1024;
+/// Default cap on simultaneous server connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// A typing sender repeats Typing{active} at most this often (SPEC.md §8.2).
+pub const TYPING_INTERVAL: Duration = Duration::from_secs(3);
+/// A receiver forgets a Typing{active} after this long (SPEC.md §8.2).
+pub const TYPING_EXPIRY: Duration = Duration::from_secs(6);
+/// Smallest and largest accepted RSA identity modulus in bits (SPEC.md §4.3).
+pub const RSA_MIN_BITS: usize = 2048;
+/// See [`RSA_MIN_BITS`].
+pub const RSA_MAX_BITS: usize = 4096;
+/// Modulus size for newly generated identity keys.
+pub const RSA_DEFAULT_BITS: usize = 3072;

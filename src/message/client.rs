@@ -1,0 +1,246 @@
+//! Client → server frames (SPEC.md §4.6, §5, §6).
+
+use super::common::{Endpoint, Secret, WireError};
+use crate::wire::{self, client_message::Body};
+
+/// A ClientMessage as the server sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    /// A request; `request` is `Err` when a field breaks the spec (answered INVALID_REQUEST).
+    Request {
+        /// The client's request id (may be 0, which the server answers with INVALID_REQUEST).
+        id: u64,
+        /// The decoded request.
+        request: Result<Request, WireError>,
+    },
+    /// Liveness probe.
+    Ping(u64),
+    /// Answer to the server's Ping.
+    Pong(u64),
+    /// The client is closing.
+    Close {
+        /// Reason (unknown values read as PROTOCOL_ERROR).
+        reason: wire::CloseReason,
+        /// Detail.
+        message: String,
+    },
+    /// No body, or a body this version does not know: answered UNSUPPORTED_REQUEST.
+    Unsupported {
+        /// The request id to echo.
+        id: u64,
+    },
+}
+
+/// A request, with its fields checked for shape (not for account rules, which are the
+/// server's business: SPEC.md §5.1).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// SPEC.md §5.2.
+    Register {
+        /// Userid as typed.
+        userid: String,
+        /// E-mail as typed.
+        email: String,
+        /// Password.
+        password: Secret,
+    },
+    /// SPEC.md §5.3.
+    Login {
+        /// Userid as typed.
+        userid: String,
+        /// Password.
+        password: Secret,
+        /// Peer endpoint, if announced.
+        endpoint: Option<Endpoint>,
+    },
+    /// SPEC.md §5.4.
+    KeyLogin {
+        /// Userid as typed.
+        userid: String,
+        /// Peer endpoint, if announced.
+        endpoint: Option<Endpoint>,
+    },
+    /// SPEC.md §5.5.
+    ForgotPassword {
+        /// Userid as typed.
+        userid: String,
+        /// E-mail as typed.
+        email: String,
+        /// Recovery code as typed.
+        recovery_code: Secret,
+        /// New password.
+        new_password: Secret,
+    },
+    /// SPEC.md §5.6.
+    Logout,
+    /// SPEC.md §6.1.
+    Find {
+        /// Userid to look up.
+        userid: String,
+    },
+    /// SPEC.md §6.2.
+    SendFriendRequest {
+        /// Target.
+        userid: String,
+    },
+    /// SPEC.md §6.3.
+    AcceptFriendRequest {
+        /// Requester.
+        userid: String,
+    },
+    /// SPEC.md §6.4.
+    RefuseFriendRequest {
+        /// Requester.
+        userid: String,
+    },
+    /// SPEC.md §6.5.
+    Unfriend {
+        /// Friend.
+        userid: String,
+    },
+    /// SPEC.md §6.8.
+    SetPeerEndpoint(Endpoint),
+}
+
+impl Request {
+    /// The request's name as in SPEC.md, for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Register { .. } => "Register",
+            Request::Login { .. } => "Login",
+            Request::KeyLogin { .. } => "KeyLogin",
+            Request::ForgotPassword { .. } => "ForgotPassword",
+            Request::Logout => "Logout",
+            Request::Find { .. } => "Find",
+            Request::SendFriendRequest { .. } => "SendFriendRequest",
+            Request::AcceptFriendRequest { .. } => "AcceptFriendRequest",
+            Request::RefuseFriendRequest { .. } => "RefuseFriendRequest",
+            Request::Unfriend { .. } => "Unfriend",
+            Request::SetPeerEndpoint(_) => "SetPeerEndpoint",
+        }
+    }
+
+    /// The wire body for this request (client side).
+    pub fn into_body(self) -> Body {
+        match self {
+            Request::Register { userid, email, password } => Body::Register(wire::Register { userid, email, password: password.0 }),
+            Request::Login { userid, password, endpoint } => {
+                Body::Login(wire::Login { userid, password: password.0, peer_endpoint: endpoint.map(Into::into) })
+            }
+            Request::KeyLogin { userid, endpoint } => Body::KeyLogin(wire::KeyLogin { userid, peer_endpoint: endpoint.map(Into::into) }),
+            Request::ForgotPassword { userid, email, recovery_code, new_password } => Body::ForgotPassword(wire::ForgotPassword {
+                userid,
+                email,
+                recovery_code: recovery_code.0,
+                new_password: new_password.0,
+            }),
+            Request::Logout => Body::Logout(wire::Logout {}),
+            Request::Find { userid } => Body::Find(wire::Find { userid }),
+            Request::SendFriendRequest { userid } => Body::SendFriendRequest(wire::SendFriendRequest { userid }),
+            Request::AcceptFriendRequest { userid } => Body::AcceptFriendRequest(wire::AcceptFriendRequest { userid }),
+            Request::RefuseFriendRequest { userid } => Body::RefuseFriendRequest(wire::RefuseFriendRequest { userid }),
+            Request::Unfriend { userid } => Body::Unfriend(wire::Unfriend { userid }),
+            Request::SetPeerEndpoint(e) => Body::SetPeerEndpoint(wire::SetPeerEndpoint { peer_endpoint: Some(e.into()) }),
+        }
+    }
+
+    /// A complete ClientMessage carrying this request.
+    pub fn into_message(self, request_id: u64) -> wire::ClientMessage {
+        wire::ClientMessage { request_id, body: Some(self.into_body()) }
+    }
+}
+
+fn endpoint(e: Option<&wire::PeerEndpoint>) -> Result<Option<Endpoint>, WireError> {
+    e.map(Endpoint::try_from).transpose()
+}
+
+impl From<wire::ClientMessage> for ClientFrame {
+    fn from(m: wire::ClientMessage) -> Self {
+        let id = m.request_id;
+        let request = match m.body {
+            None => return ClientFrame::Unsupported { id },
+            Some(Body::Ping(p)) => return ClientFrame::Ping(p.nonce),
+            Some(Body::Pong(p)) => return ClientFrame::Pong(p.nonce),
+            Some(Body::Close(c)) => {
+                return ClientFrame::Close { reason: super::common::close_reason(c.reason), message: c.message }
+            }
+            Some(Body::Register(r)) => Ok(Request::Register { userid: r.userid, email: r.email, password: Secret(r.password) }),
+            Some(Body::Login(r)) => endpoint(r.peer_endpoint.as_ref())
+                .map(|endpoint| Request::Login { userid: r.userid, password: Secret(r.password), endpoint }),
+            Some(Body::KeyLogin(r)) => {
+                endpoint(r.peer_endpoint.as_ref()).map(|endpoint| Request::KeyLogin { userid: r.userid, endpoint })
+            }
+            Some(Body::ForgotPassword(r)) => Ok(Request::ForgotPassword {
+                userid: r.userid,
+                email: r.email,
+                recovery_code: Secret(r.recovery_code),
+                new_password: Secret(r.new_password),
+            }),
+            Some(Body::Logout(_)) => Ok(Request::Logout),
+            Some(Body::Find(r)) => Ok(Request::Find { userid: r.userid }),
+            Some(Body::SendFriendRequest(r)) => Ok(Request::SendFriendRequest { userid: r.userid }),
+            Some(Body::AcceptFriendRequest(r)) => Ok(Request::AcceptFriendRequest { userid: r.userid }),
+            Some(Body::RefuseFriendRequest(r)) => Ok(Request::RefuseFriendRequest { userid: r.userid }),
+            Some(Body::Unfriend(r)) => Ok(Request::Unfriend { userid: r.userid }),
+            Some(Body::SetPeerEndpoint(r)) => r
+                .peer_endpoint
+                .as_ref()
+                .ok_or(WireError::MissingField("set_peer_endpoint.peer_endpoint"))
+                .and_then(Endpoint::try_from)
+                .map(Request::SetPeerEndpoint),
+        };
+        ClientFrame::Request { id, request }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    fn all_requests() -> Vec<Request> {
+        let ep = Some(Endpoint { host: None, port: 4000 });
+        vec![
+            Request::Register { userid: "alice".into(), email: "a@example.org".into(), password: Secret("correct horse".into()) },
+            Request::Login { userid: "alice".into(), password: Secret("pw".into()), endpoint: ep },
+            Request::KeyLogin { userid: "alice".into(), endpoint: None },
+            Request::ForgotPassword {
+                userid: "alice".into(),
+                email: "a@example.org".into(),
+                recovery_code: Secret("AAAAA-BBBBB-CCCCC-DDDDD".into()),
+                new_password: Secret("another one!".into()),
+            },
+            Request::Logout,
+            Request::Find { userid: "bob".into() },
+            Request::SendFriendRequest { userid: "bob".into() },
+            Request::AcceptFriendRequest { userid: "bob".into() },
+            Request::RefuseFriendRequest { userid: "bob".into() },
+            Request::Unfriend { userid: "bob".into() },
+            Request::SetPeerEndpoint(Endpoint { host: Some("::1".parse().unwrap()), port: 1 }),
+        ]
+    }
+
+    #[test]
+    fn every_request_round_trips_through_bytes() {
+        for (i, req) in all_requests().into_iter().enumerate() {
+            let id = i as u64 + 1;
+            let bytes = req.clone().into_message(id).encode_to_vec();
+            let back = ClientFrame::from(wire::ClientMessage::decode(&bytes[..]).unwrap());
+            assert_eq!(back, ClientFrame::Request { id, request: Ok(req) });
+        }
+    }
+
+    #[test]
+    fn missing_endpoint_is_a_typed_error() {
+        let m = wire::ClientMessage { request_id: 3, body: Some(Body::SetPeerEndpoint(wire::SetPeerEndpoint { peer_endpoint: None })) };
+        assert_eq!(
+            ClientFrame::from(m),
+            ClientFrame::Request { id: 3, request: Err(WireError::MissingField("set_peer_endpoint.peer_endpoint")) }
+        );
+    }
+
+    #[test]
+    fn empty_body_is_unsupported() {
+        assert_eq!(ClientFrame::from(wire::ClientMessage { request_id: 9, body: None }), ClientFrame::Unsupported { id: 9 });
+    }
+}

@@ -1,0 +1,15 @@
+//! Wire messages converted to domain types at the edge (SPEC.md §5–§8).
+//!
+//! Generated prost types let every field be absent; the domain types here hold only what the
+//! spec says is valid, so a missing required field or an out-of-range value becomes a typed
+//! [`WireError`] in one place and the rest of the code never re-checks it.
+
+mod client;
+mod common;
+mod peer;
+mod server;
+
+pub use client::{ClientFrame, Request};
+pub use common::{Endpoint, FriendInfo, RequestError, Secret, WireError};
+pub use peer::{ChatFrame, FileOfferFrame, PeerFrame};
+pub use server::{LoginSnapshot, PendingRequest, PushEvent, ResponseBody, ServerFrame};

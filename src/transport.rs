@@ -1,0 +1,179 @@
+//! Encrypted transport after the handshake, sans-IO (SPEC.md §3.2, §3.3).
+//!
+//! The [`Sealer`] turns frames (one protobuf message each) into records on the wire; the
+//! [`Opener`] turns received records back into frames. They share the Noise keys but keep
+//! their own nonce counters, so a connection's reader and writer can run on different tasks.
+
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::error::FrameError;
+use crate::limits::{MAX_FRAME, MAX_RECORD, MAX_RECORD_PLAINTEXT, NOISE_TAG_LEN};
+use crate::record::{put_record, RECORD_HEADER};
+
+/// Frame length-prefix size inside the decrypted stream.
+pub const FRAME_HEADER: usize = 4;
+
+/// Both directions of an established connection.
+pub struct Transport {
+    /// Encrypts outgoing frames.
+    pub sealer: Sealer,
+    /// Decrypts incoming records.
+    pub opener: Opener,
+}
+
+impl Transport {
+    pub(crate) fn new(state: snow::StatelessTransportState) -> Self {
+        let state = Arc::new(state);
+        Self {
+            sealer: Sealer { state: state.clone(), nonce: 0, pending: BytesMut::new(), scratch: vec![0u8; MAX_RECORD] },
+            opener: Opener { state, nonce: 0, stream: BytesMut::new(), scratch: vec![0u8; MAX_RECORD], max_frame: MAX_FRAME },
+        }
+    }
+}
+
+/// The sending half: frames in, encrypted records out.
+pub struct Sealer {
+    state: Arc<snow::StatelessTransportState>,
+    nonce: u64,
+    /// Plaintext stream (length-prefixed frames) not yet encrypted.
+    pending: BytesMut,
+    scratch: Vec<u8>,
+}
+
+impl Sealer {
+    /// Queues one frame; call [`Sealer::flush`] to encrypt what is queued. Queuing several
+    /// frames before flushing packs them into fewer records.
+    ///
+    /// # Errors
+    /// [`FrameError::SendTooLarge`] if `frame` exceeds MAX_FRAME.
+    pub fn queue_frame(&mut self, frame: &[u8]) -> Result<(), FrameError> {
+        if frame.len() > MAX_FRAME {
+            return Err(FrameError::SendTooLarge { len: frame.len(), max: MAX_FRAME });
+        }
+        self.pending.reserve(FRAME_HEADER + frame.len());
+        // Bounded by MAX_FRAME above, so the cast cannot truncate.
+        self.pending.put_u32(frame.len() as u32);
+        self.pending.put_slice(frame);
+        Ok(())
+    }
+
+    /// Queues a protobuf message as a frame, encoding it straight into the pending stream.
+    ///
+    /// # Errors
+    /// As [`Sealer::queue_frame`].
+    pub fn queue_message<M: prost::Message>(&mut self, msg: &M) -> Result<(), FrameError> {
+        let len = msg.encoded_len();
+        if len > MAX_FRAME {
+            return Err(FrameError::SendTooLarge { len, max: MAX_FRAME });
+        }
+        self.pending.reserve(FRAME_HEADER + len);
+        self.pending.put_u32(len as u32);
+        // Cannot fail: capacity was reserved above.
+        msg.encode(&mut self.pending).map_err(|_| FrameError::SendTooLarge { len, max: MAX_FRAME })?;
+        Ok(())
+    }
+
+    /// Encrypts everything queued into records appended to `out`.
+    ///
+    /// # Errors
+    /// [`FrameError::Encrypt`] if Noise fails (nonce space exhausted).
+    pub fn flush(&mut self, out: &mut BytesMut) -> Result<(), FrameError> {
+        while !self.pending.is_empty() {
+            let take = self.pending.len().min(MAX_RECORD_PLAINTEXT);
+            let n = self
+                .state
+                .write_message(self.nonce, &self.pending[..take], &mut self.scratch)
+                .map_err(FrameError::Encrypt)?;
+            self.nonce += 1;
+            debug_assert_eq!(n, take + NOISE_TAG_LEN);
+            put_record(out, &self.scratch[..n])?;
+            self.pending.advance(take);
+        }
+        Ok(())
+    }
+
+    /// Queues `frame` and flushes: one frame in, its records out.
+    ///
+    /// # Errors
+    /// As [`Sealer::queue_frame`] and [`Sealer::flush`].
+    pub fn seal_frame(&mut self, frame: &[u8], out: &mut BytesMut) -> Result<(), FrameError> {
+        self.queue_frame(frame)?;
+        self.flush(out)
+    }
+
+    /// The number of plaintext bytes queued but not yet flushed.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// The receiving half: records in, frames out.
+pub struct Opener {
+    state: Arc<snow::StatelessTransportState>,
+    nonce: u64,
+    /// Decrypted stream not yet split into frames.
+    stream: BytesMut,
+    scratch: Vec<u8>,
+    max_frame: usize,
+}
+
+impl Opener {
+    /// Lowers the largest frame accepted (never above MAX_FRAME).
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.max_frame = max.min(MAX_FRAME);
+    }
+
+    /// Decrypts one record (its body, without the length prefix) into the frame stream.
+    ///
+    /// # Errors
+    /// [`FrameError::Decrypt`] if the record was tampered with, reordered or replayed;
+    /// [`FrameError::FrameTooLarge`] as soon as a frame header announces too many bytes.
+    pub fn open_record(&mut self, record: &[u8]) -> Result<(), FrameError> {
+        let n = self
+            .state
+            .read_message(self.nonce, record, &mut self.scratch)
+            .map_err(|_| FrameError::Decrypt)?;
+        self.nonce += 1;
+        self.stream.extend_from_slice(&self.scratch[..n]);
+        self.check_header()
+    }
+
+    fn check_header(&self) -> Result<(), FrameError> {
+        if self.stream.len() >= FRAME_HEADER {
+            let len = u32::from_be_bytes([self.stream[0], self.stream[1], self.stream[2], self.stream[3]]) as usize;
+            if len > self.max_frame {
+                return Err(FrameError::FrameTooLarge { len, max: self.max_frame });
+            }
+        }
+        Ok(())
+    }
+
+    /// The next complete frame, if one has arrived.
+    ///
+    /// # Errors
+    /// [`FrameError::FrameTooLarge`].
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        self.check_header()?;
+        if self.stream.len() < FRAME_HEADER {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.stream[0], self.stream[1], self.stream[2], self.stream[3]]) as usize;
+        if self.stream.len() < FRAME_HEADER + len {
+            return Ok(None);
+        }
+        self.stream.advance(FRAME_HEADER);
+        Ok(Some(self.stream.split_to(len).freeze()))
+    }
+
+    /// True if part of a frame has arrived but not all of it (EOF now means truncation).
+    pub fn has_partial_frame(&self) -> bool {
+        !self.stream.is_empty()
+    }
+}
+
+/// Size on the wire of a record carrying `plaintext` bytes.
+pub const fn record_wire_len(plaintext: usize) -> usize {
+    RECORD_HEADER + plaintext + NOISE_TAG_LEN
+}
