@@ -1,1 +1,161 @@
-fn main() {}
+//! `peerchat-conformance`: run the Peerchat conformance suite against a server.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use peerchat_conformance::case::Level;
+use peerchat_conformance::{cases, config::matches_filter, report, run_suite, SuiteConfig};
+
+/// Black-box conformance suite for Peerchat servers (SPEC.md).
+#[derive(Parser, Debug)]
+#[command(name = "peerchat-conformance", version)]
+struct Cli {
+    /// The server under test, HOST:PORT.
+    #[arg(long, required_unless_present = "list")]
+    server: Option<String>,
+    /// Require the server to prove this identity (SHA256:... fingerprint).
+    #[arg(long)]
+    server_key: Option<String>,
+    /// Run only cases whose id matches (`*` wildcards, otherwise substring).
+    #[arg(long)]
+    filter: Option<String>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<std::path::PathBuf>,
+    /// Write a JSON report here.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// List the cases instead of running them.
+    #[arg(long)]
+    list: bool,
+    /// With --list: print the README's SPEC-section table in Markdown.
+    #[arg(long, requires = "list")]
+    markdown: bool,
+    /// How many cases run at once.
+    #[arg(long, default_value_t = 8)]
+    jobs: usize,
+    /// The server's friend-request TTL in seconds (it must be tiny, like 2): enables the
+    /// request-expiry cases, which wait for it.
+    #[arg(long)]
+    request_ttl_secs: Option<u64>,
+    /// The server's connection cap (it must be small, like 64): enables the
+    /// max-connections case.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// The server's handshake time-out in seconds, if shorter than SPEC.md's 10 s.
+    #[arg(long)]
+    handshake_timeout_secs: Option<u64>,
+    /// The server's idle timers in seconds, "PING,CLOSE" (e.g. "2,5"): enables the idle cases.
+    #[arg(long)]
+    idle_secs: Option<String>,
+    /// Run the idle cases with SPEC.md's timers (30 s / 90 s): slow.
+    #[arg(long)]
+    slow: bool,
+    /// A shell command that shuts the server down: enables the server-shutdown case, run last.
+    #[arg(long)]
+    shutdown_cmd: Option<String>,
+    /// Connect from 127.0.0.1 only (by default each connection to a loopback server uses a
+    /// random 127.0.0.0/8 source address, so per-address limits never leak between cases).
+    #[arg(long)]
+    no_source_spread: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.list {
+        let all = cases::all();
+        let all: Vec<_> = all.into_iter().filter(|c| cli.filter.as_deref().is_none_or(|f| matches_filter(f, c.id))).collect();
+        if cli.markdown {
+            print!("{}", peerchat_conformance::cases::markdown_table(&all));
+        } else {
+            for c in &all {
+                println!("{:<48} §{:<7} {:<6} {}", c.id, c.section, c.level.as_str(), c.description);
+            }
+            println!("{} cases", all.len());
+        }
+        return ExitCode::SUCCESS;
+    }
+    let cfg = match build_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("peerchat-conformance: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("peerchat-conformance: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = rt.block_on(run_suite(cfg));
+    println!("{}", report.summary_line());
+    if let Err(e) = write_reports(&cli, &report) {
+        eprintln!("peerchat-conformance: {e}");
+        return ExitCode::from(2);
+    }
+    if report.outcomes.iter().any(|o| o.status == report::Status::Fail && o.level == Level::Must) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn write_reports(cli: &Cli, report: &report::Report) -> Result<(), String> {
+    if let Some(p) = &cli.junit {
+        std::fs::write(p, report.junit()).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
+    if let Some(p) = &cli.json {
+        std::fs::write(p, report.json()).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn build_config(cli: &Cli) -> Result<SuiteConfig, String> {
+    let server = cli.server.as_deref().ok_or("--server HOST:PORT is required")?;
+    let addr: SocketAddr = server
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {server}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{server} resolves to no address"))?;
+    let mut cfg = SuiteConfig::new(addr);
+    cfg.verbose = true;
+    cfg.jobs = cli.jobs.max(1);
+    cfg.filter = cli.filter.clone();
+    cfg.spread_sources = !cli.no_source_spread;
+    if let Some(k) = &cli.server_key {
+        cfg.server_key = Some(k.parse().map_err(|e| format!("--server-key: {e}"))?);
+    }
+    cfg.request_ttl = cli.request_ttl_secs.map(Duration::from_secs);
+    cfg.max_connections = cli.max_connections;
+    if let Some(s) = cli.handshake_timeout_secs {
+        cfg.handshake_timeout = Duration::from_secs(s);
+    }
+    if cli.slow {
+        cfg.idle = Some((peerchat_proto::limits::IDLE_PING_AFTER, peerchat_proto::limits::IDLE_TIMEOUT));
+    }
+    if let Some(s) = &cli.idle_secs {
+        let (p, c) = s.split_once(',').ok_or("--idle-secs takes PING,CLOSE")?;
+        let p: u64 = p.trim().parse().map_err(|_| "--idle-secs: bad PING")?;
+        let c: u64 = c.trim().parse().map_err(|_| "--idle-secs: bad CLOSE")?;
+        cfg.idle = Some((Duration::from_secs(p), Duration::from_secs(c)));
+    }
+    if let Some(cmd) = cli.shutdown_cmd.clone() {
+        cfg.shutdown = Some(Arc::new(move || {
+            let cmd = cmd.clone();
+            Box::pin(async move {
+                let status = tokio::process::Command::new("sh").arg("-c").arg(&cmd).status().await.map_err(|e| e.to_string())?;
+                if status.success() {
+                    Ok(())
+                } else {
+                    Err(format!("shutdown command exited with {status}"))
+                }
+            })
+        }));
+    }
+    Ok(cfg)
+}

@@ -1,0 +1,168 @@
+//! What a conformance case is: a stable id keyed to a SPEC.md section, a level, a one-line
+//! description, the protocol names it exercises, and an async body.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::ctx::Ctx;
+
+/// How binding the checked rule is (RFC 2119 words as SPEC.md uses them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Level {
+    /// A MUST: failing it makes the implementation non-conformant (non-zero exit).
+    Must,
+    /// A SHOULD: reported, but does not change the exit status.
+    Should,
+}
+
+impl Level {
+    /// "MUST" or "SHOULD".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+        }
+    }
+}
+
+/// When a case may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Schedule {
+    /// Together with other cases (it only uses its own random users).
+    Parallel,
+    /// Alone, after every parallel case: it looks at server-wide state (connection counts)
+    /// or ends the server (shutdown); shutdown cases come last of all.
+    Exclusive,
+    /// Alone and last: it stops the server.
+    Last,
+}
+
+/// Why a case did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The server departs from the spec (or did not answer in time).
+    Fail(String),
+    /// The case cannot run against this server configuration (say which flag enables it).
+    Skip(String),
+}
+
+/// What a case body returns: `Ok(reason)` for PASS.
+pub type CaseResult = Result<String, Verdict>;
+
+/// A boxed case body.
+pub type CaseFuture = Pin<Box<dyn Future<Output = CaseResult> + Send>>;
+
+/// A case body: a plain function so that the registry is a static table.
+pub type CaseFn = fn(Ctx) -> CaseFuture;
+
+/// One conformance case.
+#[derive(Clone)]
+pub struct Case {
+    /// Stable id, `area.subject.detail`; never renumbered, so reports can be compared.
+    pub id: &'static str,
+    /// The SPEC.md section the rule comes from, like "5.2".
+    pub section: &'static str,
+    /// MUST or SHOULD.
+    pub level: Level,
+    /// One line saying what is checked.
+    pub description: &'static str,
+    /// Protocol names (ERROR_CODE_*, CLOSE_REASON_*, push names) this case exercises.
+    pub covers: &'static [&'static str],
+    /// Overall time limit: a hung server never hangs the suite.
+    pub timeout: Duration,
+    /// When it may run.
+    pub schedule: Schedule,
+    /// The body.
+    pub run: CaseFn,
+}
+
+impl Case {
+    /// A MUST case with a 30 s time limit.
+    pub fn must(id: &'static str, section: &'static str, description: &'static str, run: CaseFn) -> Self {
+        Self {
+            id,
+            section,
+            level: Level::Must,
+            description,
+            covers: &[],
+            timeout: Duration::from_secs(30),
+            schedule: Schedule::Parallel,
+            run,
+        }
+    }
+
+    /// A SHOULD case with a 30 s time limit.
+    pub fn should(id: &'static str, section: &'static str, description: &'static str, run: CaseFn) -> Self {
+        Self { level: Level::Should, ..Self::must(id, section, description, run) }
+    }
+
+    /// Declares the protocol names this case exercises.
+    pub fn covers(mut self, names: &'static [&'static str]) -> Self {
+        self.covers = names;
+        self
+    }
+
+    /// Sets the overall time limit.
+    pub fn timeout_secs(mut self, secs: u64) -> Self {
+        self.timeout = Duration::from_secs(secs);
+        self
+    }
+
+    /// Runs the case alone after the parallel phase.
+    pub fn exclusive(mut self) -> Self {
+        self.schedule = Schedule::Exclusive;
+        self
+    }
+
+    /// Runs the case alone at the very end (it stops the server).
+    pub fn last(mut self) -> Self {
+        self.schedule = Schedule::Last;
+        self
+    }
+}
+
+/// Returns `Err(Verdict::Fail(..))` from the enclosing case with a formatted reason.
+#[macro_export]
+macro_rules! fail {
+    ($($t:tt)*) => { return Err($crate::case::Verdict::Fail(format!($($t)*))) };
+}
+
+/// Returns `Err(Verdict::Skip(..))` from the enclosing case with a formatted reason.
+#[macro_export]
+macro_rules! skip {
+    ($($t:tt)*) => { return Err($crate::case::Verdict::Skip(format!($($t)*))) };
+}
+
+/// Fails the enclosing case unless `cond` holds.
+#[macro_export]
+macro_rules! check {
+    ($cond:expr, $($t:tt)*) => { if !$cond { $crate::fail!($($t)*) } };
+}
+
+/// Unwraps one success variant of a `response::Result`, failing the case otherwise.
+#[macro_export]
+macro_rules! ok {
+    ($res:expr, $variant:ident, $what:expr) => {
+        match $res {
+            peerchat_proto::wire::response::Result::$variant(x) => x,
+            other => $crate::fail!("{}: expected {} ok, got {}", $what, stringify!($variant), $crate::client::describe(&other)),
+        }
+    };
+}
+
+/// Fails the case unless a `response::Result` is the error `code`.
+#[macro_export]
+macro_rules! want_err {
+    ($res:expr, $code:ident, $what:expr) => {
+        match &$res {
+            peerchat_proto::wire::response::Result::Error(e) if e.code == peerchat_proto::wire::ErrorCode::$code as i32 => e.clone(),
+            other => $crate::fail!(
+                "{}: expected {}, got {}",
+                $what,
+                peerchat_proto::wire::ErrorCode::$code.as_str_name(),
+                $crate::client::describe(other)
+            ),
+        }
+    };
+}

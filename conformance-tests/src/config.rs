@@ -1,0 +1,102 @@
+//! What the suite knows about the server under test and how to run.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use peerchat_proto::Fingerprint;
+
+/// Stops the server under test; used only by the server-shutdown case.
+pub type ShutdownHook = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// Configuration of one suite run.
+#[derive(Clone)]
+pub struct SuiteConfig {
+    /// The server under test.
+    pub server: SocketAddr,
+    /// If set, every connection checks that the server proves this identity key.
+    pub server_key: Option<Fingerprint>,
+    /// Run only cases whose id matches this pattern (`*` wildcards; otherwise a substring).
+    pub filter: Option<String>,
+    /// How many cases run at once.
+    pub jobs: usize,
+    /// The server's friend-request life time, when it was started with a tiny one: enables
+    /// the expiry cases, which wait for it.
+    pub request_ttl: Option<Duration>,
+    /// The server's connection cap, when it was started with a small one: enables the
+    /// TOO_MANY_CONNECTIONS case.
+    pub max_connections: Option<usize>,
+    /// The server's idle timers (ping after, close after), when the idle cases should run.
+    /// `--slow` sets them to SPEC.md's values (30 s / 90 s).
+    pub idle: Option<(Duration, Duration)>,
+    /// The server's handshake time-out (SPEC.md: HANDSHAKE_TIMEOUT, 10 s); a test server may
+    /// use a shorter one so that the stalled-handshake cases finish sooner.
+    pub handshake_timeout: Duration,
+    /// How to stop the server: enables the server-shutdown case (run last).
+    pub shutdown: Option<ShutdownHook>,
+    /// Bind each connection to a random 127.0.0.0/8 source address when the server is on
+    /// loopback, so per-IP failure limits of one case never leak into another.
+    pub spread_sources: bool,
+    /// Print each case's outcome as soon as it is known.
+    pub verbose: bool,
+}
+
+impl SuiteConfig {
+    /// A configuration with defaults for `server`.
+    pub fn new(server: SocketAddr) -> Self {
+        Self {
+            server,
+            server_key: None,
+            filter: None,
+            jobs: 8,
+            request_ttl: None,
+            max_connections: None,
+            idle: None,
+            handshake_timeout: peerchat_proto::limits::HANDSHAKE_TIMEOUT,
+            shutdown: None,
+            spread_sources: true,
+            verbose: false,
+        }
+    }
+}
+
+/// True if `id` matches `pattern`: glob with `*` when it contains one, else substring.
+pub fn matches_filter(pattern: &str, id: &str) -> bool {
+    if !pattern.contains('*') {
+        return id.contains(pattern);
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = id;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(pos) => rest = &rest[pos + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches_filter;
+
+    #[test]
+    fn filter_is_substring_or_glob() {
+        assert!(matches_filter("register", "auth.register.ok"));
+        assert!(matches_filter("auth.*", "auth.register.ok"));
+        assert!(matches_filter("*.ok", "auth.register.ok"));
+        assert!(matches_filter("auth.*.ok", "auth.register.ok"));
+        assert!(!matches_filter("auth.*.ok", "auth.register.taken"));
+        assert!(!matches_filter("friends.*", "auth.register.ok"));
+    }
+}
