@@ -1,1 +1,109 @@
-fn main() {}
+//! `peerchat-server`: runs the Peerchat directory server until SIGINT or SIGTERM.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use peerchat_server::{Config, Faults};
+
+/// The Peerchat server: accounts, friends, friend requests and presence (SPEC.md §5, §6).
+#[derive(Debug, Parser)]
+#[command(name = "peerchat-server", version, about)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// Directory for peerchat.db and the server identity key
+    /// [default: $XDG_DATA_HOME/peerchat-server or the platform's data directory].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL (any sea-orm URL); overrides SQLite in the data directory.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Life of an unanswered friend request, e.g. "7d", "12h", "2s".
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
+    request_ttl: Duration,
+    /// Maximum simultaneous connections; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = peerchat_proto::limits::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Deliberate defect for the conformance suite's self-test (repeatable).
+    #[arg(long = "test-fault", value_name = "NAME", hide = true)]
+    test_fault: Vec<String>,
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    directories::ProjectDirs::from("", "", "peerchat-server")
+        .map(|d| d.data_dir().to_path_buf())
+        .context("cannot determine a data directory (no home directory?); pass --data-dir")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let data_dir = match cli.data_dir {
+        Some(d) => d,
+        None => default_data_dir()?,
+    };
+    let mut faults = Faults::default();
+    for f in &cli.test_fault {
+        faults.enable(f)?;
+    }
+    let mut config = Config::new(data_dir.clone());
+    config.listen = cli.listen;
+    config.database_url = cli.database_url;
+    config.request_ttl = cli.request_ttl;
+    config.max_connections = cli.max_connections;
+    config.faults = faults;
+    if faults != Faults::default() {
+        tracing::warn!(
+            ?faults,
+            "TEST FAULTS ENABLED: this server deliberately breaks the protocol"
+        );
+    }
+
+    let server = peerchat_server::start(config)
+        .await
+        .context("server failed to start")?;
+    {
+        let mut out = std::io::stdout().lock();
+        if server.key_created {
+            writeln!(
+                out,
+                "created server identity key {}",
+                data_dir.join(peerchat_server::config::KEY_FILE).display()
+            )?;
+        }
+        writeln!(out, "peerchat-server listening on {}", server.local_addr)?;
+        writeln!(out, "server key fingerprint {}", server.fingerprint)?;
+        out.flush()?;
+    }
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

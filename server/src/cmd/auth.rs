@@ -1,0 +1,316 @@
+//! Account requests (SPEC.md §5): Register, Login, KeyLogin, ForgotPassword, Logout.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use peerchat_proto::message::{
+    Endpoint, LoginSnapshot, PendingRequest, PushEvent, ResponseBody, Secret,
+};
+use peerchat_proto::wire::{CloseReason, ErrorCode};
+
+use super::{err, friend_info, internal, lookup, presence, rate_limited, Reply};
+use crate::db::entity::notice::NoticeKind;
+use crate::db::{NewAccount, PendingView, RegisterConflict};
+use crate::hub::{SessionHandle, Stop};
+use crate::state::{ConnState, LoggedIn, Shared};
+use crate::{recovery, validate};
+
+fn pending(v: PendingView) -> PendingRequest {
+    PendingRequest {
+        userid: v.userid,
+        created_at_unix_ms: v.created_at_ms,
+        expires_at_unix_ms: v.expires_at_ms,
+    }
+}
+
+/// Register (SPEC.md §5.2): checks in the order INVALID_USERID, INVALID_EMAIL, WEAK_PASSWORD,
+/// USERID_TAKEN, EMAIL_TAKEN. The identity key is the one the channel proved. Does not log in.
+pub async fn register(
+    shared: &Shared,
+    conn: &ConnState,
+    userid: String,
+    email: String,
+    password: Secret,
+) -> Reply {
+    validate::userid(&userid).map_err(|e| err(e.code(), e.to_string()))?;
+    validate::email(&email).map_err(|e| err(e.code(), e.to_string()))?;
+    validate::password(password.expose(), &userid).map_err(|e| err(e.code(), e.to_string()))?;
+    let conflict = |c: RegisterConflict| match c {
+        RegisterConflict::UseridTaken => err(ErrorCode::UseridTaken, "this userid is taken"),
+        RegisterConflict::EmailTaken => err(
+            ErrorCode::EmailTaken,
+            "this e-mail address is already registered",
+        ),
+        RegisterConflict::Db(e) => internal(e),
+    };
+    // Cheap uniqueness check first, so a taken name costs no hashing.
+    shared
+        .store
+        .check_register(&validate::fold(&userid), &validate::fold(&email))
+        .await
+        .map_err(conflict)?;
+    let code = recovery::generate();
+    let canonical = recovery::normalize(&code)
+        .ok_or_else(|| internal("generated recovery code does not normalise"))?;
+    let password_hash = shared.hasher.hash(&password).await.map_err(internal)?;
+    let recovery_hash = shared
+        .hasher
+        .hash(&Secret(canonical))
+        .await
+        .map_err(internal)?;
+    let account = shared
+        .store
+        .create_account(NewAccount {
+            userid,
+            email,
+            password_hash,
+            recovery_hash,
+            identity_key: conn.identity_key.to_der().to_vec(),
+            created_at_ms: shared.now_ms(),
+        })
+        .await
+        .map_err(conflict)?;
+    tracing::info!(userid = %account.userid, peer = %conn.peer_addr, "account registered");
+    Ok(ResponseBody::Register {
+        recovery_code: code,
+    })
+}
+
+/// Login (`password` set, SPEC.md §5.3) and KeyLogin (`password` None, §5.4).
+///
+/// Order: RATE_LIMITED (login-failure limits), BAD_CREDENTIALS. On success: a password login
+/// from a new key replaces the account key and tells online friends FriendKeyChanged; an
+/// existing session of the account is closed with SESSION_REPLACED; online friends get
+/// FriendOnline; the reply is the LoginOk snapshot. Queued notices follow in
+/// [`finish_login`], after the connection has queued LoginOk.
+pub async fn login(
+    shared: &Shared,
+    conn: &mut ConnState,
+    userid: String,
+    password: Option<Secret>,
+    endpoint: Option<Endpoint>,
+) -> Reply {
+    let lower = validate::fold(&userid);
+    let ip = conn.peer_addr.ip();
+    shared
+        .login_limits
+        .check(&lower, ip, Instant::now())
+        .map_err(rate_limited)?;
+    let account = lookup(shared, &userid).await?;
+    let channel_key = conn.identity_key.to_der();
+    let ok = match &password {
+        // Unknown user: verify against a dummy hash anyway, so timing reveals nothing.
+        Some(pw) => shared
+            .hasher
+            .verify(pw, account.as_ref().map(|a| a.password_hash.as_str()))
+            .await
+            .map_err(internal)?,
+        None => account.as_ref().is_some_and(|a| {
+            a.identity_key[..] == channel_key[..] || shared.faults.accept_any_key_login
+        }),
+    };
+    let Some(mut account) = account.filter(|_| ok) else {
+        shared
+            .login_limits
+            .record_failure(&lower, ip, Instant::now());
+        tracing::info!(peer = %conn.peer_addr, key_login = password.is_none(), "login failed");
+        return Err(err(
+            ErrorCode::BadCredentials,
+            "unknown userid or wrong credentials",
+        ));
+    };
+    shared.login_limits.record_success(&lower);
+
+    let key_changed = password.is_some() && account.identity_key[..] != channel_key[..];
+    if key_changed {
+        shared
+            .store
+            .set_identity_key(account.id, channel_key.to_vec())
+            .await?;
+        account.identity_key = channel_key.to_vec();
+        tracing::info!(userid = %account.userid, fingerprint = %conn.identity_key.fingerprint(), "identity key replaced by password login");
+    }
+
+    // Everything that can fail is read before the session becomes visible, so an error
+    // leaves the connection cleanly in Authenticating.
+    let now = shared.now_ms();
+    let friends = shared.store.friends_of(account.id).await?;
+    let incoming = shared.store.incoming_requests(account.id, now).await?;
+    let outgoing = shared.store.outgoing_requests(account.id, now).await?;
+
+    let endpoint = endpoint.map(|e| e.resolve(ip));
+    let handle = Arc::new(SessionHandle::new(
+        shared.next_session_id(),
+        account.id,
+        account.userid.clone(),
+        conn.identity_key.clone(),
+        endpoint,
+        conn.outbox.clone(),
+        shared.outbound_queue,
+    ));
+    // Register first, then read others' presence: of two friends logging in at once, at least
+    // one sees the other (SPEC.md §6.6).
+    if let Some(old) = shared.hub.insert(lower.clone(), Arc::clone(&handle)) {
+        old.stop(Stop::Close(
+            CloseReason::SessionReplaced,
+            "this account logged in on another connection".into(),
+        ));
+    }
+    conn.login = Some(LoggedIn {
+        account_id: account.id,
+        userid_lower: lower,
+        handle: Arc::clone(&handle),
+    });
+    conn.finish_login = true;
+
+    if key_changed {
+        let ev = PushEvent::FriendKeyChanged {
+            userid: account.userid.clone(),
+            identity_key: conn.identity_key.clone(),
+        };
+        for f in &friends {
+            shared.hub.push(&f.userid_lower, &ev);
+        }
+    }
+    presence::announce_online(shared, &handle, &friends);
+
+    let snapshot = LoginSnapshot {
+        userid: account.userid.clone(),
+        friends: friends
+            .iter()
+            .filter_map(|f| {
+                friend_info(shared, f)
+                    .map_err(|e| tracing::error!(error = %e, "friend left out of LoginOk"))
+                    .ok()
+            })
+            .collect(),
+        incoming: incoming.into_iter().map(pending).collect(),
+        outgoing: outgoing.into_iter().map(pending).collect(),
+        endpoint,
+        server_time_unix_ms: now,
+    };
+    tracing::info!(userid = %account.userid, peer = %conn.peer_addr, key_login = password.is_none(), "logged in");
+    Ok(ResponseBody::Login(snapshot))
+}
+
+/// After LoginOk is queued: delivers the notices stored while the user was offline, oldest
+/// first, then lets held pushes through (SPEC.md §6.9).
+pub async fn finish_login(shared: &Shared, conn: &mut ConnState) {
+    conn.finish_login = false;
+    let Some(login) = conn.login.clone() else {
+        return;
+    };
+    match shared.store.take_notices(login.account_id).await {
+        Ok(notices) => {
+            for n in notices {
+                let ev = match n.kind {
+                    NoticeKind::Accepted => {
+                        // A friendship ended since is not announced: the snapshot already lacks it.
+                        match shared.store.are_friends(login.account_id, n.other.id).await {
+                            Ok(true) => match friend_info(shared, &n.other) {
+                                Ok(f) => PushEvent::FriendRequestAccepted(f),
+                                Err(e) => {
+                                    tracing::error!(error = %e, "skipping notice");
+                                    continue;
+                                }
+                            },
+                            Ok(false) => continue,
+                            Err(e) => {
+                                tracing::error!(error = %e, "skipping notice");
+                                continue;
+                            }
+                        }
+                    }
+                    NoticeKind::Refused => PushEvent::FriendRequestRefused {
+                        userid: n.other.userid,
+                    },
+                    NoticeKind::Expired => PushEvent::FriendRequestExpired {
+                        userid: n.other.userid,
+                    },
+                };
+                conn.outbox
+                    .send_frame(&peerchat_proto::message::ServerFrame::Push(ev));
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "could not load queued notices"),
+    }
+    login.handle.open();
+}
+
+/// ForgotPassword (SPEC.md §5.5): WEAK_PASSWORD first (cheap), then RATE_LIMITED, then
+/// RESET_REFUSED when userid, e-mail and code do not all match one account.
+pub async fn forgot_password(
+    shared: &Shared,
+    conn: &ConnState,
+    userid: String,
+    email: String,
+    code: Secret,
+    new_password: Secret,
+) -> Reply {
+    validate::password(new_password.expose(), &userid).map_err(|e| err(e.code(), e.to_string()))?;
+    let lower = validate::fold(&userid);
+    let ip = conn.peer_addr.ip();
+    shared
+        .login_limits
+        .check(&lower, ip, Instant::now())
+        .map_err(rate_limited)?;
+    let account = lookup(shared, &userid)
+        .await?
+        .filter(|a| a.email_lower == validate::fold(&email));
+    let canonical = recovery::normalize(code.expose());
+    // Always one argon2 verification, whatever was wrong, so the three cases look alike.
+    let (secret, phc) = match (&account, canonical) {
+        (Some(a), Some(c)) => (Secret(c), Some(a.recovery_hash.as_str())),
+        (_, c) => (Secret(c.unwrap_or_default()), None),
+    };
+    let ok = shared.hasher.verify(&secret, phc).await.map_err(internal)?;
+    let Some(account) = account.filter(|_| ok) else {
+        shared
+            .login_limits
+            .record_failure(&lower, ip, Instant::now());
+        return Err(err(
+            ErrorCode::ResetRefused,
+            "userid, e-mail address and recovery code do not match",
+        ));
+    };
+    shared.login_limits.record_success(&lower);
+    let new_code = recovery::generate();
+    let canonical = recovery::normalize(&new_code)
+        .ok_or_else(|| internal("generated recovery code does not normalise"))?;
+    let password_hash = shared.hasher.hash(&new_password).await.map_err(internal)?;
+    let recovery_hash = shared
+        .hasher
+        .hash(&Secret(canonical))
+        .await
+        .map_err(internal)?;
+    shared
+        .store
+        .reset_password(account.id, password_hash, recovery_hash)
+        .await?;
+    tracing::info!(userid = %account.userid, "password reset with recovery code");
+    Ok(ResponseBody::ForgotPassword {
+        recovery_code: new_code,
+    })
+}
+
+/// Logout (SPEC.md §5.6): friends get FriendOffline; the connection returns to
+/// Authenticating.
+pub async fn logout(shared: &Shared, conn: &mut ConnState) -> Reply {
+    if let Some(login) = conn.login.take() {
+        end_session(shared, &login).await;
+        tracing::info!(userid = %login.handle.userid, "logged out");
+    }
+    Ok(ResponseBody::Logout)
+}
+
+/// Ends a session (logout or disconnect): stops pushes and, unless the session was already
+/// replaced by a newer login, removes it from the hub and tells friends FriendOffline.
+pub async fn end_session(shared: &Shared, login: &LoggedIn) {
+    login.handle.close();
+    if shared
+        .hub
+        .remove_if_current(&login.userid_lower, login.handle.session_id)
+    {
+        presence::announce_offline(shared, login).await;
+    }
+}

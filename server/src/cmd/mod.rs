@@ -1,0 +1,139 @@
+//! Requests (SPEC.md §5, §6): the connection-state check, then one handler per request in
+//! the file of its family — [`auth`] (Register, Login, KeyLogin, ForgotPassword, Logout),
+//! [`friends`] (Find, SendFriendRequest, AcceptFriendRequest, RefuseFriendRequest, Unfriend)
+//! and [`presence`] (SetPeerEndpoint, and the FriendOnline/FriendOffline fan-out).
+//!
+//! Handlers return the response body or a [`RequestError`]; the connection queues it.
+
+pub mod auth;
+pub mod friends;
+pub mod presence;
+
+use std::time::Duration;
+
+use peerchat_proto::message::{FriendInfo, Request, RequestError, ResponseBody};
+use peerchat_proto::wire::ErrorCode;
+
+use crate::db::entity::account;
+use crate::db::DbError;
+use crate::state::{ConnState, Shared};
+
+/// A handler's result.
+pub type Reply = Result<ResponseBody, RequestError>;
+
+/// Shorthand for an error reply.
+pub(crate) fn err(code: ErrorCode, message: impl Into<String>) -> RequestError {
+    RequestError::new(code, message)
+}
+
+/// RATE_LIMITED with a retry hint of at least 1 ms.
+pub(crate) fn rate_limited(wait: Duration) -> RequestError {
+    RequestError {
+        code: ErrorCode::RateLimited,
+        message: "too many attempts; retry later".into(),
+        retry_after: Some(wait.max(Duration::from_millis(1))),
+    }
+}
+
+/// INTERNAL, with the cause logged (never sent: it may name server internals).
+pub(crate) fn internal(e: impl std::fmt::Display) -> RequestError {
+    tracing::error!(error = %e, "request failed");
+    err(ErrorCode::Internal, "internal server error; retry later")
+}
+
+impl From<DbError> for RequestError {
+    fn from(e: DbError) -> Self {
+        internal(e)
+    }
+}
+
+/// Runs `request` for the connection `conn`, after checking that the connection's state
+/// allows it (SPEC.md §4.6: NOT_LOGGED_IN / ALREADY_LOGGED_IN).
+pub async fn dispatch(shared: &Shared, conn: &mut ConnState, request: Request) -> Reply {
+    let logged_in = conn.login.is_some();
+    let needs_login = !matches!(
+        request,
+        Request::Register { .. }
+            | Request::Login { .. }
+            | Request::KeyLogin { .. }
+            | Request::ForgotPassword { .. }
+    );
+    if needs_login && !logged_in {
+        return Err(err(
+            ErrorCode::NotLoggedIn,
+            format!("{} needs a logged-in session", request.name()),
+        ));
+    }
+    if !needs_login && logged_in {
+        return Err(err(
+            ErrorCode::AlreadyLoggedIn,
+            format!("{} is not allowed while logged in", request.name()),
+        ));
+    }
+    match request {
+        Request::Register {
+            userid,
+            email,
+            password,
+        } => auth::register(shared, conn, userid, email, password).await,
+        Request::Login {
+            userid,
+            password,
+            endpoint,
+        } => auth::login(shared, conn, userid, Some(password), endpoint).await,
+        Request::KeyLogin { userid, endpoint } => {
+            auth::login(shared, conn, userid, None, endpoint).await
+        }
+        Request::ForgotPassword {
+            userid,
+            email,
+            recovery_code,
+            new_password,
+        } => auth::forgot_password(shared, conn, userid, email, recovery_code, new_password).await,
+        Request::Logout => auth::logout(shared, conn).await,
+        Request::Find { userid } => friends::find(shared, userid).await,
+        Request::SendFriendRequest { userid } => friends::send_request(shared, conn, userid).await,
+        Request::AcceptFriendRequest { userid } => {
+            friends::accept_request(shared, conn, userid).await
+        }
+        Request::RefuseFriendRequest { userid } => {
+            friends::refuse_request(shared, conn, userid).await
+        }
+        Request::Unfriend { userid } => friends::unfriend(shared, conn, userid).await,
+        Request::SetPeerEndpoint(endpoint) => {
+            presence::set_peer_endpoint(shared, conn, endpoint).await
+        }
+    }
+}
+
+/// Looks up an account by a userid as typed; a userid that breaks the syntax rules names
+/// nobody (no database query).
+pub(crate) async fn lookup(
+    shared: &Shared,
+    userid: &str,
+) -> Result<Option<account::Model>, DbError> {
+    if crate::validate::userid(userid).is_err() {
+        return Ok(None);
+    }
+    shared
+        .store
+        .account_by_userid(&crate::validate::fold(userid))
+        .await
+}
+
+/// `account` as a Friend entry: presence and endpoint from the hub, key from the database
+/// (SPEC.md §6: only friends ever receive this).
+pub(crate) fn friend_info(
+    shared: &Shared,
+    account: &account::Model,
+) -> Result<FriendInfo, DbError> {
+    let identity_key = peerchat_proto::IdentityKey::from_der(&account.identity_key)
+        .map_err(|e| DbError::Corrupt(format!("identity key of account {}: {e}", account.id)))?;
+    let session = shared.hub.get(&account.userid_lower);
+    Ok(FriendInfo {
+        userid: account.userid.clone(),
+        online: session.is_some(),
+        endpoint: session.and_then(|s| s.endpoint()),
+        identity_key,
+    })
+}

@@ -1,0 +1,202 @@
+//! Server configuration: everything `peerchat-server`'s flags set, plus the knobs tests need
+//! (short idle times, a fixed identity key, an injectable clock, fault switches).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use peerchat_proto::limits;
+use peerchat_proto::IdentityKeyPair;
+
+use crate::ratelimit::LoginPolicy;
+
+/// Wall-clock time as the server sees it, for request creation and expiry.
+///
+/// A trait so that tests can move time forward instead of sleeping through a TTL.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Now, as Unix time in milliseconds.
+    fn now_unix_ms(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// The system clock shifted by an adjustable offset: tests call [`OffsetClock::advance`] to
+/// make friend requests expire without waiting.
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_ms: AtomicI64,
+}
+
+impl OffsetClock {
+    /// Moves this clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_unix_ms(&self) -> u64 {
+        let base = SystemClock.now_unix_ms() as i64;
+        (base + self.offset_ms.load(Ordering::SeqCst)).max(0) as u64
+    }
+}
+
+/// Deliberate defects, so that the conformance suite can prove it notices them. Never set in
+/// production; the CLI flag that sets them is hidden.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Faults {
+    /// FriendOffline is never sent.
+    pub no_offline_push: bool,
+    /// Find always answers found = false.
+    pub find_reveals_nothing: bool,
+    /// The per-connection request bucket is disabled.
+    pub no_rate_limit: bool,
+    /// KeyLogin succeeds whatever key the channel proved.
+    pub accept_any_key_login: bool,
+}
+
+/// An unknown `--test-fault` name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown fault {0:?}; known: no-offline-push, find-reveals-nothing, no-rate-limit, accept-any-key-login")]
+pub struct UnknownFault(pub String);
+
+impl Faults {
+    /// Switches on the fault called `name`.
+    ///
+    /// # Errors
+    /// [`UnknownFault`].
+    pub fn enable(&mut self, name: &str) -> Result<(), UnknownFault> {
+        match name {
+            "no-offline-push" => self.no_offline_push = true,
+            "find-reveals-nothing" => self.find_reveals_nothing = true,
+            "no-rate-limit" => self.no_rate_limit = true,
+            "accept-any-key-login" => self.accept_any_key_login = true,
+            other => return Err(UnknownFault(other.to_owned())),
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Faults {
+    type Err = UnknownFault;
+    /// Comma-separated fault names.
+    fn from_str(s: &str) -> Result<Self, UnknownFault> {
+        let mut f = Faults::default();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            f.enable(name)?;
+        }
+        Ok(f)
+    }
+}
+
+/// How the server runs. Every field is public: tests and benchmarks build one directly.
+#[derive(Debug)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port; see `RunningServer::local_addr`).
+    pub listen: SocketAddr,
+    /// Holds `peerchat.db` and the server identity key `server_key.pem`.
+    pub data_dir: PathBuf,
+    /// Any sea-orm database URL; `None` means SQLite at `<data_dir>/peerchat.db`.
+    pub database_url: Option<String>,
+    /// Life of an unanswered friend request (SPEC.md §6.7).
+    pub request_ttl: Duration,
+    /// How often expired requests are swept.
+    pub sweep_interval: Duration,
+    /// Cap on simultaneous connections; over it, new TCP connections are closed at once.
+    pub max_connections: usize,
+    /// The whole Noise handshake must finish within this.
+    pub handshake_timeout: Duration,
+    /// Send Ping after this long without receiving a frame.
+    pub idle_ping_after: Duration,
+    /// Close with IDLE_TIMEOUT after this long without receiving a frame.
+    pub idle_timeout: Duration,
+    /// Frames queued for one client before it is closed with SLOW_CONSUMER.
+    pub outbound_queue: usize,
+    /// Per-connection request bucket size.
+    pub request_burst: u32,
+    /// Per-connection request bucket refill per second.
+    pub request_rate_per_sec: u32,
+    /// Consecutive rate-limited requests before the connection is closed.
+    pub rate_limit_disconnect_after: u32,
+    /// Login-failure limits.
+    pub login_policy: LoginPolicy,
+    /// The server identity; `None` loads or creates `<data_dir>/server_key.pem` (3072 bits).
+    pub identity: Option<IdentityKeyPair>,
+    /// Wall clock for request times and expiry.
+    pub clock: Arc<dyn Clock>,
+    /// Deliberate defects for the conformance suite's self-test.
+    pub faults: Faults,
+}
+
+/// File name of the server identity key inside the data directory.
+pub const KEY_FILE: &str = "server_key.pem";
+/// File name of the SQLite database inside the data directory.
+pub const DB_FILE: &str = "peerchat.db";
+
+impl Config {
+    /// The production defaults for `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            data_dir,
+            database_url: None,
+            request_ttl: limits::DEFAULT_REQUEST_TTL,
+            sweep_interval: Duration::from_secs(1),
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: limits::HANDSHAKE_TIMEOUT,
+            idle_ping_after: limits::IDLE_PING_AFTER,
+            idle_timeout: limits::IDLE_TIMEOUT,
+            outbound_queue: limits::OUTBOUND_QUEUE,
+            request_burst: limits::REQUEST_BURST,
+            request_rate_per_sec: limits::REQUEST_RATE_PER_SEC,
+            rate_limit_disconnect_after: limits::RATE_LIMIT_DISCONNECT_AFTER,
+            login_policy: LoginPolicy::default(),
+            identity: None,
+            clock: Arc::new(SystemClock),
+            faults: Faults::default(),
+        }
+    }
+
+    /// Defaults for tests: listen on 127.0.0.1:0 and sweep expired requests every 100 ms.
+    ///
+    /// With this crate's `test-keys` feature the identity is fixed test key 15; otherwise set
+    /// `identity` to a `peerchat_proto::test_keys` key, or the server generates a 3072-bit key
+    /// (seconds of CPU) on first start.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        let mut c = Self::new(data_dir);
+        c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        c.sweep_interval = Duration::from_millis(100);
+        #[cfg(feature = "test-keys")]
+        {
+            c.identity = Some(peerchat_proto::test_keys::identity(15));
+        }
+        c
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join(DB_FILE).display()
+            ),
+        }
+    }
+}

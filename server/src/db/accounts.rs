@@ -1,0 +1,210 @@
+//! Account queries (SPEC.md §5): create, look up case-insensitively, replace the identity key,
+//! reset the password.
+
+use sea_orm::{ActiveModelTrait as _, ColumnTrait as _, EntityTrait as _, QueryFilter as _, Set};
+
+use super::entity::account;
+use super::{DbError, Store};
+
+/// A validated, hashed registration, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// Registered spelling.
+    pub userid: String,
+    /// E-mail as typed.
+    pub email: String,
+    /// argon2id PHC of the password.
+    pub password_hash: String,
+    /// argon2id PHC of the normalised recovery code.
+    pub recovery_hash: String,
+    /// Identity key DER.
+    pub identity_key: Vec<u8>,
+    /// Now, Unix ms.
+    pub created_at_ms: u64,
+}
+
+/// Why a registration could not be stored, in the order SPEC.md §5.2 checks.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterConflict {
+    /// USERID_TAKEN.
+    #[error("userid taken")]
+    UseridTaken,
+    /// EMAIL_TAKEN.
+    #[error("e-mail taken")]
+    EmailTaken,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sea_orm::DbErr> for RegisterConflict {
+    fn from(e: sea_orm::DbErr) -> Self {
+        RegisterConflict::Db(e.into())
+    }
+}
+
+impl Store {
+    /// The account whose lowercase userid is `userid_lower`.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    pub async fn account_by_userid(
+        &self,
+        userid_lower: &str,
+    ) -> Result<Option<account::Model>, DbError> {
+        Ok(account::Entity::find()
+            .filter(account::Column::UseridLower.eq(userid_lower))
+            .one(self.conn())
+            .await?)
+    }
+
+    /// The account with internal id `id`.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    pub async fn account_by_id(&self, id: i64) -> Result<Option<account::Model>, DbError> {
+        Ok(account::Entity::find_by_id(id).one(self.conn()).await?)
+    }
+
+    /// Which uniqueness rule (if any) a registration of `userid_lower` / `email_lower` breaks,
+    /// without writing. Lets Register answer USERID_TAKEN/EMAIL_TAKEN before spending two
+    /// argon2 hashes.
+    ///
+    /// # Errors
+    /// [`RegisterConflict`].
+    pub async fn check_register(
+        &self,
+        userid_lower: &str,
+        email_lower: &str,
+    ) -> Result<(), RegisterConflict> {
+        if self.account_by_userid(userid_lower).await?.is_some() {
+            return Err(RegisterConflict::UseridTaken);
+        }
+        let email = account::Entity::find()
+            .filter(account::Column::EmailLower.eq(email_lower))
+            .one(self.conn())
+            .await?;
+        if email.is_some() {
+            return Err(RegisterConflict::EmailTaken);
+        }
+        Ok(())
+    }
+
+    /// Stores a new account, re-checking uniqueness under the write lock (another connection
+    /// may have registered the same name while this one was hashing).
+    ///
+    /// # Errors
+    /// [`RegisterConflict`].
+    pub async fn create_account(
+        &self,
+        new: NewAccount,
+    ) -> Result<account::Model, RegisterConflict> {
+        let _w = self.writer().await;
+        let userid_lower = new.userid.to_ascii_lowercase();
+        let email_lower = new.email.to_ascii_lowercase();
+        self.check_register(&userid_lower, &email_lower).await?;
+        let row = account::ActiveModel {
+            userid: Set(new.userid),
+            userid_lower: Set(userid_lower),
+            email: Set(new.email),
+            email_lower: Set(email_lower),
+            password_hash: Set(new.password_hash),
+            recovery_hash: Set(new.recovery_hash),
+            identity_key: Set(new.identity_key),
+            created_at_ms: Set(super::ms(new.created_at_ms)),
+            ..Default::default()
+        };
+        Ok(row.insert(self.conn()).await?)
+    }
+
+    /// Replaces an account's identity key (a password login from a new device, SPEC.md §5.3).
+    ///
+    /// # Errors
+    /// [`DbError`].
+    pub async fn set_identity_key(&self, id: i64, der: Vec<u8>) -> Result<(), DbError> {
+        let _w = self.writer().await;
+        account::ActiveModel {
+            id: Set(id),
+            identity_key: Set(der),
+            ..Default::default()
+        }
+        .update(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Sets a new password and recovery code (SPEC.md §5.5); the old code stops working.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    pub async fn reset_password(
+        &self,
+        id: i64,
+        password_hash: String,
+        recovery_hash: String,
+    ) -> Result<(), DbError> {
+        let _w = self.writer().await;
+        account::ActiveModel {
+            id: Set(id),
+            password_hash: Set(password_hash),
+            recovery_hash: Set(recovery_hash),
+            ..Default::default()
+        }
+        .update(self.conn())
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::db::tests::temp_store;
+
+    pub(crate) fn new_account(userid: &str, email: &str) -> NewAccount {
+        NewAccount {
+            userid: userid.into(),
+            email: email.into(),
+            password_hash: "p".into(),
+            recovery_hash: "r".into(),
+            identity_key: vec![1, 2, 3],
+            created_at_ms: 5,
+        }
+    }
+
+    #[tokio::test]
+    async fn uniqueness_is_case_insensitive() {
+        let (s, _d) = temp_store().await;
+        let a = s
+            .create_account(new_account("Alice", "A@example.org"))
+            .await
+            .unwrap();
+        assert_eq!(a.userid_lower, "alice");
+        assert!(matches!(
+            s.create_account(new_account("ALICE", "b@example.org"))
+                .await,
+            Err(RegisterConflict::UseridTaken)
+        ));
+        assert!(matches!(
+            s.create_account(new_account("bob", "a@EXAMPLE.org")).await,
+            Err(RegisterConflict::EmailTaken)
+        ));
+        assert_eq!(
+            s.account_by_userid("alice").await.unwrap().unwrap().userid,
+            "Alice"
+        );
+        s.set_identity_key(a.id, vec![9]).await.unwrap();
+        s.reset_password(a.id, "p2".into(), "r2".into())
+            .await
+            .unwrap();
+        let a2 = s.account_by_id(a.id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                a2.identity_key,
+                a2.password_hash.as_str(),
+                a2.recovery_hash.as_str()
+            ),
+            (vec![9], "p2", "r2")
+        );
+    }
+}

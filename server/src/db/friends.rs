@@ -1,0 +1,565 @@
+//! The friend graph (SPEC.md §6.2–§6.7): friendships, pending requests and their expiry.
+//!
+//! A request whose expiry has passed is treated as absent by every rule here even before the
+//! sweeper ([`Store::expire_requests`]) deletes it, so answers never depend on sweep timing.
+
+use peerchat_proto::limits::{MAX_FRIENDS, MAX_PENDING_OUTGOING};
+use sea_orm::{
+    ActiveModelTrait as _, ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _,
+    JoinType, ModelTrait as _, PaginatorTrait as _, QueryFilter as _, QueryOrder as _,
+    QuerySelect as _, RelationTrait as _, Set, TransactionTrait as _,
+};
+
+use super::entity::notice::NoticeKind;
+use super::entity::{account, friend_request, friendship, notice};
+use super::{ms, unix_ms, DbError, Store};
+
+/// A pending request as listed in LoginOk (SPEC.md §5.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingView {
+    /// The other user's registered spelling.
+    pub userid: String,
+    /// Sent at, Unix ms.
+    pub created_at_ms: u64,
+    /// Expires at, Unix ms.
+    pub expires_at_ms: u64,
+}
+
+/// What SendFriendRequest did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// The request is stored and pending.
+    Pending {
+        /// Sent at, Unix ms.
+        created_at_ms: u64,
+        /// Expires at, Unix ms.
+        expires_at_ms: u64,
+    },
+    /// The target had already asked the caller: they are friends now (SPEC.md §6.2).
+    BecameFriends,
+}
+
+/// A friend-graph rule the request breaks (each maps to one error code), or a database error.
+#[derive(Debug, thiserror::Error)]
+pub enum FriendError {
+    /// ALREADY_FRIENDS.
+    #[error("already friends")]
+    AlreadyFriends,
+    /// DUPLICATE_REQUEST.
+    #[error("a request to this user is already pending")]
+    DuplicateRequest,
+    /// LIMIT_EXCEEDED.
+    #[error("{0}")]
+    LimitExceeded(&'static str),
+    /// REQUEST_NOT_FOUND.
+    #[error("no pending request from this user")]
+    RequestNotFound,
+    /// NOT_FRIENDS.
+    #[error("not friends")]
+    NotFriends,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sea_orm::DbErr> for FriendError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        FriendError::Db(e.into())
+    }
+}
+
+/// A request removed by the sweeper.
+#[derive(Debug, Clone)]
+pub struct ExpiredRequest {
+    /// The requester's lowercase userid (the hub key).
+    pub requester_lower: String,
+    /// The target's registered spelling (what FriendRequestExpired names).
+    pub target_userid: String,
+    /// Whether a notice was queued because the requester was offline.
+    pub queued: bool,
+}
+
+async fn friend_count<C: ConnectionTrait>(c: &C, id: i64) -> Result<u64, sea_orm::DbErr> {
+    friendship::Entity::find()
+        .filter(
+            Condition::any()
+                .add(friendship::Column::UserA.eq(id))
+                .add(friendship::Column::UserB.eq(id)),
+        )
+        .count(c)
+        .await
+}
+
+async fn friendship_row<C: ConnectionTrait>(
+    c: &C,
+    x: i64,
+    y: i64,
+) -> Result<Option<friendship::Model>, sea_orm::DbErr> {
+    let (a, b) = friendship::ordered(x, y);
+    friendship::Entity::find_by_id((a, b)).one(c).await
+}
+
+async fn request_row<C: ConnectionTrait>(
+    c: &C,
+    from: i64,
+    to: i64,
+) -> Result<Option<friend_request::Model>, sea_orm::DbErr> {
+    friend_request::Entity::find()
+        .filter(friend_request::Column::FromId.eq(from))
+        .filter(friend_request::Column::ToId.eq(to))
+        .one(c)
+        .await
+}
+
+async fn check_friend_limits<C: ConnectionTrait>(c: &C, x: i64, y: i64) -> Result<(), FriendError> {
+    if friend_count(c, x).await? >= MAX_FRIENDS as u64
+        || friend_count(c, y).await? >= MAX_FRIENDS as u64
+    {
+        return Err(FriendError::LimitExceeded(
+            "one of you already has the maximum number of friends",
+        ));
+    }
+    Ok(())
+}
+
+async fn insert_friendship<C: ConnectionTrait>(
+    c: &C,
+    x: i64,
+    y: i64,
+    now: u64,
+) -> Result<(), sea_orm::DbErr> {
+    let (a, b) = friendship::ordered(x, y);
+    friendship::ActiveModel {
+        user_a: Set(a),
+        user_b: Set(b),
+        created_at_ms: Set(ms(now)),
+    }
+    .insert(c)
+    .await?;
+    Ok(())
+}
+
+async fn insert_notice<C: ConnectionTrait>(
+    c: &C,
+    to: i64,
+    kind: NoticeKind,
+    other: i64,
+    now: u64,
+) -> Result<(), sea_orm::DbErr> {
+    notice::ActiveModel {
+        account_id: Set(to),
+        kind: Set(kind.as_str().to_owned()),
+        other_id: Set(other),
+        created_at_ms: Set(ms(now)),
+        ..Default::default()
+    }
+    .insert(c)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Every friend of account `id`, sorted by lowercase userid (SPEC.md §5.3).
+    ///
+    /// # Errors
+    /// [`DbError`].
+    pub async fn friends_of(&self, id: i64) -> Result<Vec<account::Model>, DbError> {
+        let rows = friendship::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(friendship::Column::UserA.eq(id))
+                    .add(friendship::Column::UserB.eq(id)),
+            )
+            .all(self.conn())
+            .await?;
+        let ids: Vec<i64> = rows
+            .iter()
+            .map(|f| if f.user_a == id { f.user_b } else { f.user_a })
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(account::Entity::find()
+            .filter(account::Column::Id.is_in(ids))
+            .order_by_asc(account::Column::UseridLower)
+            .all(self.conn())
+            .await?)
+    }
+
+    /// Whether `x` and `y` are friends.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    pub async fn are_friends(&self, x: i64, y: i64) -> Result<bool, DbError> {
+        Ok(friendship_row(self.conn(), x, y).await?.is_some())
+    }
+
+    async fn pending(
+        &self,
+        id: i64,
+        now: u64,
+        incoming: bool,
+    ) -> Result<Vec<PendingView>, DbError> {
+        let (mine, other) = if incoming {
+            (friend_request::Column::ToId, friend_request::Relation::From)
+        } else {
+            (friend_request::Column::FromId, friend_request::Relation::To)
+        };
+        let rows = friend_request::Entity::find()
+            .filter(mine.eq(id))
+            .filter(friend_request::Column::ExpiresAtMs.gt(ms(now)))
+            .order_by_asc(friend_request::Column::CreatedAtMs)
+            .order_by_asc(friend_request::Column::Id)
+            .select_also(account::Entity)
+            .join(JoinType::LeftJoin, other.def())
+            .all(self.conn())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(r, acc)| {
+                acc.map(|a| PendingView {
+                    userid: a.userid,
+                    created_at_ms: unix_ms(r.created_at_ms),
+                    expires_at_ms: unix_ms(r.expires_at_ms),
+                })
+            })
+            .collect())
+    }
+
+    /// Unexpired requests sent to `id`, oldest first.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    pub async fn incoming_requests(&self, id: i64, now: u64) -> Result<Vec<PendingView>, DbError> {
+        self.pending(id, now, true).await
+    }
+
+    /// Unexpired requests sent by `id`, oldest first.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    pub async fn outgoing_requests(&self, id: i64, now: u64) -> Result<Vec<PendingView>, DbError> {
+        self.pending(id, now, false).await
+    }
+
+    /// SendFriendRequest from `from` to `to` (distinct, existing accounts), checks in the order
+    /// of SPEC.md §6.2. If `to` already asked `from`, the two become friends, and when
+    /// `queue_notice` (the target is offline) a FriendRequestAccepted notice is queued for them.
+    ///
+    /// # Errors
+    /// [`FriendError`].
+    pub async fn send_request(
+        &self,
+        from: i64,
+        to: i64,
+        now: u64,
+        ttl_ms: u64,
+        queue_notice: bool,
+    ) -> Result<SendOutcome, FriendError> {
+        let _w = self.writer().await;
+        let txn = self.conn().begin().await?;
+        if friendship_row(&txn, from, to).await?.is_some() {
+            return Err(FriendError::AlreadyFriends);
+        }
+        if let Some(existing) = request_row(&txn, from, to).await? {
+            if unix_ms(existing.expires_at_ms) > now {
+                return Err(FriendError::DuplicateRequest);
+            }
+            // Expired but not yet swept: the new request replaces it.
+            existing.delete(&txn).await?;
+        }
+        if let Some(reverse) = request_row(&txn, to, from)
+            .await?
+            .filter(|r| unix_ms(r.expires_at_ms) > now)
+        {
+            check_friend_limits(&txn, from, to).await?;
+            reverse.delete(&txn).await?;
+            insert_friendship(&txn, from, to, now).await?;
+            if queue_notice {
+                insert_notice(&txn, to, NoticeKind::Accepted, from, now).await?;
+            }
+            txn.commit().await?;
+            return Ok(SendOutcome::BecameFriends);
+        }
+        let outgoing = friend_request::Entity::find()
+            .filter(friend_request::Column::FromId.eq(from))
+            .filter(friend_request::Column::ExpiresAtMs.gt(ms(now)))
+            .count(&txn)
+            .await?;
+        if outgoing >= MAX_PENDING_OUTGOING as u64 {
+            return Err(FriendError::LimitExceeded(
+                "too many pending outgoing friend requests",
+            ));
+        }
+        check_friend_limits(&txn, from, to).await?;
+        let expires = now.saturating_add(ttl_ms);
+        friend_request::ActiveModel {
+            from_id: Set(from),
+            to_id: Set(to),
+            created_at_ms: Set(ms(now)),
+            expires_at_ms: Set(ms(expires)),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(SendOutcome::Pending {
+            created_at_ms: now,
+            expires_at_ms: expires,
+        })
+    }
+
+    /// AcceptFriendRequest: `accepter` accepts the pending request from `requester`. One
+    /// transaction deletes the request and inserts the friendship (and queues the
+    /// requester's notice when `queue_notice`).
+    ///
+    /// # Errors
+    /// [`FriendError::RequestNotFound`], [`FriendError::LimitExceeded`], database errors.
+    pub async fn accept_request(
+        &self,
+        accepter: i64,
+        requester: i64,
+        now: u64,
+        queue_notice: bool,
+    ) -> Result<(), FriendError> {
+        let _w = self.writer().await;
+        let txn = self.conn().begin().await?;
+        let req = request_row(&txn, requester, accepter)
+            .await?
+            .filter(|r| unix_ms(r.expires_at_ms) > now)
+            .ok_or(FriendError::RequestNotFound)?;
+        check_friend_limits(&txn, accepter, requester).await?;
+        req.delete(&txn).await?;
+        if friendship_row(&txn, accepter, requester).await?.is_none() {
+            insert_friendship(&txn, accepter, requester, now).await?;
+        }
+        if queue_notice {
+            insert_notice(&txn, requester, NoticeKind::Accepted, accepter, now).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// RefuseFriendRequest: deletes the pending request from `requester` to `refuser`.
+    ///
+    /// # Errors
+    /// [`FriendError::RequestNotFound`], database errors.
+    pub async fn refuse_request(
+        &self,
+        refuser: i64,
+        requester: i64,
+        now: u64,
+        queue_notice: bool,
+    ) -> Result<(), FriendError> {
+        let _w = self.writer().await;
+        let txn = self.conn().begin().await?;
+        let req = request_row(&txn, requester, refuser)
+            .await?
+            .filter(|r| unix_ms(r.expires_at_ms) > now)
+            .ok_or(FriendError::RequestNotFound)?;
+        req.delete(&txn).await?;
+        if queue_notice {
+            insert_notice(&txn, requester, NoticeKind::Refused, refuser, now).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Unfriend: deletes the friendship between `x` and `y`.
+    ///
+    /// # Errors
+    /// [`FriendError::NotFriends`], database errors.
+    pub async fn unfriend(&self, x: i64, y: i64) -> Result<(), FriendError> {
+        let _w = self.writer().await;
+        let row = friendship_row(self.conn(), x, y)
+            .await?
+            .ok_or(FriendError::NotFriends)?;
+        row.delete(self.conn()).await?;
+        Ok(())
+    }
+
+    /// Deletes every request whose expiry is at or before `now` and queues an "expired"
+    /// notice for each requester for whom `is_online(requester_lower)` is false, all in one
+    /// transaction. Returns what was removed so the caller can push to online requesters.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    pub async fn expire_requests(
+        &self,
+        now: u64,
+        is_online: impl Fn(&str) -> bool,
+    ) -> Result<Vec<ExpiredRequest>, DbError> {
+        // Cheap check without the write lock: nearly every sweep finds nothing.
+        let any = friend_request::Entity::find()
+            .filter(friend_request::Column::ExpiresAtMs.lte(ms(now)))
+            .count(self.conn())
+            .await?;
+        if any == 0 {
+            return Ok(Vec::new());
+        }
+        let _w = self.writer().await;
+        let txn = self.conn().begin().await?;
+        let rows = friend_request::Entity::find()
+            .filter(friend_request::Column::ExpiresAtMs.lte(ms(now)))
+            .order_by_asc(friend_request::Column::ExpiresAtMs)
+            .order_by_asc(friend_request::Column::Id)
+            .all(&txn)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let from = account::Entity::find_by_id(r.from_id).one(&txn).await?;
+            let to = account::Entity::find_by_id(r.to_id).one(&txn).await?;
+            let (from_id, to_id) = (r.from_id, r.to_id);
+            r.delete(&txn).await?;
+            let (Some(from), Some(to)) = (from, to) else {
+                continue;
+            };
+            let queued = !is_online(&from.userid_lower);
+            if queued {
+                insert_notice(&txn, from_id, NoticeKind::Expired, to_id, now).await?;
+            }
+            out.push(ExpiredRequest {
+                requester_lower: from.userid_lower,
+                target_userid: to.userid,
+                queued,
+            });
+        }
+        txn.commit().await?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::accounts::tests::new_account;
+    use crate::db::tests::temp_store;
+
+    async fn two(s: &Store) -> (i64, i64) {
+        let a = s
+            .create_account(new_account("alice", "a@x.org"))
+            .await
+            .unwrap()
+            .id;
+        let b = s
+            .create_account(new_account("Bob", "b@x.org"))
+            .await
+            .unwrap()
+            .id;
+        (a, b)
+    }
+
+    #[tokio::test]
+    async fn request_accept_unfriend() {
+        let (s, _d) = temp_store().await;
+        let (a, b) = two(&s).await;
+        assert_eq!(
+            s.send_request(a, b, 100, 50, false).await.unwrap(),
+            SendOutcome::Pending {
+                created_at_ms: 100,
+                expires_at_ms: 150
+            }
+        );
+        assert!(matches!(
+            s.send_request(a, b, 101, 50, false).await,
+            Err(FriendError::DuplicateRequest)
+        ));
+        assert_eq!(s.outgoing_requests(a, 120).await.unwrap()[0].userid, "Bob");
+        assert_eq!(
+            s.incoming_requests(b, 120).await.unwrap()[0].userid,
+            "alice"
+        );
+        assert!(matches!(
+            s.accept_request(a, b, 120, false).await,
+            Err(FriendError::RequestNotFound)
+        ));
+        s.accept_request(b, a, 120, true).await.unwrap();
+        assert!(s.are_friends(a, b).await.unwrap());
+        assert!(s.incoming_requests(b, 120).await.unwrap().is_empty());
+        assert_eq!(s.friends_of(a).await.unwrap()[0].userid, "Bob");
+        let notices = s.take_notices(a).await.unwrap();
+        assert_eq!(notices.len(), 1);
+        assert!(matches!(
+            s.send_request(b, a, 130, 50, false).await,
+            Err(FriendError::AlreadyFriends)
+        ));
+        s.unfriend(b, a).await.unwrap();
+        assert!(matches!(
+            s.unfriend(a, b).await,
+            Err(FriendError::NotFriends)
+        ));
+    }
+
+    #[tokio::test]
+    async fn crossing_requests_make_friends() {
+        let (s, _d) = temp_store().await;
+        let (a, b) = two(&s).await;
+        s.send_request(a, b, 100, 50, false).await.unwrap();
+        assert_eq!(
+            s.send_request(b, a, 110, 50, true).await.unwrap(),
+            SendOutcome::BecameFriends
+        );
+        assert!(s.are_friends(a, b).await.unwrap());
+        assert!(s.outgoing_requests(a, 110).await.unwrap().is_empty());
+        assert_eq!(s.take_notices(a).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn expiry_removes_and_queues() {
+        let (s, _d) = temp_store().await;
+        let (a, b) = two(&s).await;
+        s.send_request(a, b, 100, 50, false).await.unwrap();
+        assert!(s.expire_requests(149, |_| false).await.unwrap().is_empty());
+        // Expired requests are invisible before the sweep.
+        assert!(matches!(
+            s.accept_request(b, a, 150, false).await,
+            Err(FriendError::RequestNotFound)
+        ));
+        assert!(s.incoming_requests(b, 150).await.unwrap().is_empty());
+        let gone = s.expire_requests(150, |_| false).await.unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(
+            (
+                gone[0].requester_lower.as_str(),
+                gone[0].target_userid.as_str(),
+                gone[0].queued
+            ),
+            ("alice", "Bob", true)
+        );
+        assert_eq!(s.take_notices(a).await.unwrap().len(), 1);
+        assert!(s.take_notices(a).await.unwrap().is_empty());
+        // A fresh request after expiry is allowed.
+        s.send_request(a, b, 200, 50, false).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn pending_outgoing_limit() {
+        let (s, _d) = temp_store().await;
+        let a = s
+            .create_account(new_account("alice", "a@x.org"))
+            .await
+            .unwrap()
+            .id;
+        for i in 0..MAX_PENDING_OUTGOING {
+            let t = s
+                .create_account(new_account(&format!("user{i}"), &format!("u{i}@x.org")))
+                .await
+                .unwrap()
+                .id;
+            s.send_request(a, t, 1, 1000, false).await.unwrap();
+        }
+        let last = s
+            .create_account(new_account("last", "l@x.org"))
+            .await
+            .unwrap()
+            .id;
+        assert!(matches!(
+            s.send_request(a, last, 1, 1000, false).await,
+            Err(FriendError::LimitExceeded(_))
+        ));
+        // Refusing one frees a slot.
+        let first = s.account_by_userid("user0").await.unwrap().unwrap().id;
+        s.refuse_request(first, a, 2, false).await.unwrap();
+        s.send_request(a, last, 2, 1000, false).await.unwrap();
+    }
+}

@@ -1,0 +1,125 @@
+//! Persistence: accounts, friendships, pending friend requests and queued notices, through
+//! sea-orm (SQLite by default).
+//!
+//! [`Store`] is the only way the rest of the server touches the database. Each method is one
+//! rule-level operation; every operation that changes more than one row runs in one
+//! transaction, and write transactions are serialised in-process by an async mutex because
+//! SQLite admits one writer at a time anyway and would otherwise answer a deferred
+//! transaction's upgrade with SQLITE_BUSY instead of waiting.
+
+pub mod accounts;
+pub mod entity;
+pub mod friends;
+pub mod migration;
+pub mod notices;
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm_migration::MigratorTrait as _;
+use tokio::sync::{Mutex, MutexGuard};
+
+pub use accounts::{NewAccount, RegisterConflict};
+pub use friends::{ExpiredRequest, FriendError, PendingView, SendOutcome};
+pub use notices::Notice;
+
+/// How long SQLite waits for a lock held by another connection before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A database failure. Clients see ERROR_CODE_INTERNAL; the detail goes to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// sea-orm / sqlx reported an error.
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    /// A stored value is not what the schema promises (for example an unparsable key).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// The server's database handle.
+#[derive(Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+    write: Mutex<()>,
+}
+
+impl Store {
+    /// Connects to `url` and runs every pending migration.
+    ///
+    /// For SQLite the connection uses WAL journaling (readers never block the writer),
+    /// `synchronous = NORMAL` (durable across application crashes), foreign keys on and a
+    /// busy time-out.
+    ///
+    /// # Errors
+    /// [`DbError::Db`] if the database cannot be opened or migrated.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.sqlx_logging(false)
+            .max_connections(8)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(BUSY_TIMEOUT)
+            });
+        let db = Database::connect(opts).await?;
+        migration::Migrator::up(&db, None).await?;
+        Ok(Self {
+            db,
+            write: Mutex::new(()),
+        })
+    }
+
+    /// Closes the connection pool (after every in-flight operation has finished).
+    ///
+    /// # Errors
+    /// [`DbError::Db`] if closing fails.
+    pub async fn close(&self) -> Result<(), DbError> {
+        // Closing a clone closes the shared pool.
+        self.db.clone().close().await?;
+        Ok(())
+    }
+
+    /// The pool, for reads.
+    pub(crate) fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Exclusive right to write; hold it across a whole write transaction.
+    pub(crate) async fn writer(&self) -> MutexGuard<'_, ()> {
+        self.write.lock().await
+    }
+}
+
+/// Converts protocol time (u64 ms) to the stored form.
+pub(crate) fn ms(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+/// Converts stored time to protocol time.
+pub(crate) fn unix_ms(t: i64) -> u64 {
+    u64::try_from(t).unwrap_or(0)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A store on a fresh temporary SQLite file (kept alive by the returned guard).
+    pub(crate) async fn temp_store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        (Store::connect(&url).await.unwrap(), dir)
+    }
+
+    #[tokio::test]
+    async fn migrations_run_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        Store::connect(&url).await.unwrap().close().await.unwrap();
+        Store::connect(&url).await.unwrap().close().await.unwrap();
+    }
+}

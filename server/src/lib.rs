@@ -1,0 +1,39 @@
+//! # peerchat-server
+//!
+//! The Peerchat directory server (SPEC.md §5, §6): accounts, friendships, friend requests
+//! and presence, persisted with sea-orm on SQLite. It never sees a chat message or a file.
+//!
+//! Where things are:
+//! - [`config`]: every setting ([`Config`]); [`server`]: start-up, accept loop, shutdown.
+//! - [`connection`]: one client connection (handshake, read loop, writer task).
+//! - [`cmd`]: one file per request family — `auth`, `friends`, `presence`.
+//! - [`hub`]: who is online and how to reach them; [`expiry`]: the request sweeper.
+//! - [`db`]: entities, migrations and the transactional operations.
+//! - Pure rules with unit tests: [`validate`], [`ratelimit`], [`recovery`], [`password`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), peerchat_server::ServerError> {
+//! let server = peerchat_server::start(peerchat_server::Config::for_tests("/tmp/pc".into())).await?;
+//! println!("listening on {} as {}", server.local_addr, server.fingerprint);
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+#![deny(clippy::unwrap_used)]
+#![warn(missing_docs)]
+
+pub mod cmd;
+pub mod config;
+pub mod connection;
+pub mod db;
+pub mod expiry;
+pub mod hub;
+pub mod password;
+pub mod ratelimit;
+pub mod recovery;
+pub mod server;
+pub mod state;
+pub mod validate;
+
+pub use config::{Clock, Config, Faults, OffsetClock, SystemClock};
+pub use server::{start, RunningServer, ServerError};

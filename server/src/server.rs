@@ -1,0 +1,246 @@
+//! Start-up, the accept loop and graceful shutdown.
+//!
+//! [`start`] loads the identity, opens and migrates the database, binds, and spawns the
+//! accept loop and the expiry sweeper. [`RunningServer::shutdown`] stops accepting, sends
+//! every connection Close{SERVER_SHUTDOWN} after its current request, waits for all of them
+//! and closes the database.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use peerchat_proto::limits::RSA_DEFAULT_BITS;
+use peerchat_proto::{Fingerprint, IdentityKeyPair, LocalIdentity};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, KEY_FILE};
+use crate::connection::{self, ConnSettings, Signals};
+use crate::db::{DbError, Store};
+use crate::ratelimit::LoginLimiter;
+use crate::state::Shared;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The identity key could not be loaded or created.
+    #[error("server identity key: {0}")]
+    Identity(#[from] peerchat_proto::IdentityError),
+    /// The Noise static key could not be made.
+    #[error("noise static key: {0}")]
+    Handshake(#[from] peerchat_proto::HandshakeError),
+    /// The database could not be opened or migrated.
+    #[error("{0}")]
+    Db(#[from] DbError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A start-up task panicked.
+    #[error("start-up task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// A started server.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The bound address (with the real port when the config said 0).
+    pub local_addr: SocketAddr,
+    /// The server identity's fingerprint, which clients pin.
+    pub fingerprint: Fingerprint,
+    /// Whether this start created the identity key.
+    pub key_created: bool,
+    shared: Arc<Shared>,
+    signals: Signals,
+    sweeper_stop: CancellationToken,
+    tracker: TaskTracker,
+    accept: Option<JoinHandle<()>>,
+}
+
+/// Loads the identity, opens the database, binds and spawns the server.
+///
+/// # Errors
+/// [`ServerError`] for every start-up failure.
+pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    let needs_dir = config.identity.is_none() || config.database_url.is_none();
+    if needs_dir {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+    }
+    let database_url = config.database_url();
+    let (keypair, key_created) = match config.identity {
+        Some(k) => (k, false),
+        None => {
+            let path = config.data_dir.join(KEY_FILE);
+            tokio::task::spawn_blocking(move || {
+                IdentityKeyPair::load_or_generate(&path, RSA_DEFAULT_BITS)
+            })
+            .await??
+        }
+    };
+    let fingerprint = keypair.public().fingerprint();
+    // The one RSA signature of this process (SPEC.md §4.3), off the runtime.
+    let local = tokio::task::spawn_blocking(move || LocalIdentity::new(keypair)).await??;
+
+    let store = Store::connect(&database_url).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let shared = Arc::new(Shared::new(
+        store,
+        LoginLimiter::new(config.login_policy),
+        config.clock.clone(),
+        config.faults,
+        config.request_ttl,
+        config.outbound_queue,
+    ));
+    let settings = ConnSettings {
+        handshake_timeout: config.handshake_timeout,
+        idle_ping_after: config.idle_ping_after,
+        idle_timeout: config.idle_timeout,
+        outbound_queue: config.outbound_queue,
+        request_burst: config.request_burst,
+        request_rate_per_sec: config.request_rate_per_sec,
+        rate_limit_disconnect_after: config.rate_limit_disconnect_after,
+    };
+    let signals = Signals {
+        shutdown: CancellationToken::new(),
+        abort: CancellationToken::new(),
+    };
+    let sweeper_stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    tracker.spawn(crate::expiry::run(
+        shared.clone(),
+        config.sweep_interval,
+        sweeper_stop.clone(),
+    ));
+    let accept = tokio::spawn(accept_loop(
+        listener,
+        shared.clone(),
+        local,
+        settings,
+        signals.clone(),
+        Arc::new(Semaphore::new(config.max_connections.max(1))),
+        tracker.clone(),
+    ));
+    tracing::info!(%local_addr, %fingerprint, "server started");
+    Ok(RunningServer {
+        local_addr,
+        fingerprint,
+        key_created,
+        shared,
+        signals,
+        sweeper_stop,
+        tracker,
+        accept: Some(accept),
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    local: LocalIdentity,
+    settings: ConnSettings,
+    signals: Signals,
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = signals.shutdown.cancelled() => return,
+            _ = signals.abort.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Usually out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; closing new connection");
+            drop(stream);
+            continue;
+        };
+        let (shared, local, signals) = (shared.clone(), local.clone(), signals.clone());
+        tracker.spawn(async move {
+            connection::serve(stream, peer, shared, local, settings, signals).await;
+            drop(permit);
+        });
+    }
+}
+
+impl RunningServer {
+    /// Number of logged-in sessions (for tests and benchmarks).
+    pub fn online_count(&self) -> usize {
+        self.shared.hub.len()
+    }
+
+    /// Runs one expiry sweep now (tests with a manual clock use it instead of waiting).
+    pub async fn sweep_now(&self) -> usize {
+        crate::expiry::sweep_once(&self.shared).await
+    }
+
+    /// Graceful shutdown: stop accepting, close every connection with SERVER_SHUTDOWN after
+    /// its current request, wait for all of them, close the database.
+    pub async fn shutdown(mut self) {
+        self.signals.shutdown.cancel();
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.await;
+        }
+        self.tracker.close();
+        // Connections first: they may still finish a request that needs the sweeper's peers.
+        self.sweeper_stop.cancel();
+        self.tracker.wait().await;
+        if let Err(e) = self.shared.store.close().await {
+            tracing::warn!(error = %e, "closing the database failed");
+        }
+        tracing::info!("server stopped");
+    }
+
+    /// Stops everything at once without Close frames (a crash, for tests).
+    pub fn abort(&self) {
+        self.signals.abort.cancel();
+        self.sweeper_stop.cancel();
+        if let Some(a) = &self.accept {
+            a.abort();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        // A server dropped without shutdown() must not keep serving in the background.
+        if self.accept.is_some() {
+            self.abort();
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! What every connection shares: the database, the presence hub, the password hasher, the
+//! login limiter and the settings the command handlers need.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use peerchat_proto::IdentityKey;
+
+use crate::config::{Clock, Faults};
+use crate::db::Store;
+use crate::hub::{Outbox, PresenceHub, SessionHandle};
+use crate::password::Hasher;
+use crate::ratelimit::LoginLimiter;
+
+/// State shared by all connections of one server.
+#[derive(Debug)]
+pub struct Shared {
+    /// The database.
+    pub store: Store,
+    /// Who is online.
+    pub hub: PresenceHub,
+    /// argon2id, off the runtime.
+    pub hasher: Hasher,
+    /// Login-failure limits.
+    pub login_limits: LoginLimiter,
+    /// Wall clock for request times.
+    pub clock: Arc<dyn Clock>,
+    /// Deliberate defects (conformance self-test only).
+    pub faults: Faults,
+    /// Life of a friend request.
+    pub request_ttl: Duration,
+    /// Size of each connection's outbound queue (also bounds pushes held during login).
+    pub outbound_queue: usize,
+    next_session: AtomicU64,
+}
+
+impl Shared {
+    /// Shared state over `store`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        login_limits: LoginLimiter,
+        clock: Arc<dyn Clock>,
+        faults: Faults,
+        request_ttl: Duration,
+        outbound_queue: usize,
+    ) -> Self {
+        Self {
+            store,
+            hub: PresenceHub::new(),
+            hasher: Hasher::new(),
+            login_limits,
+            clock,
+            faults,
+            request_ttl,
+            outbound_queue,
+            next_session: AtomicU64::new(1),
+        }
+    }
+
+    /// Now, Unix ms, from the configured clock.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_unix_ms()
+    }
+
+    /// A fresh session id.
+    pub fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// One connection's own state, owned by its task and handed to the command handlers.
+#[derive(Debug)]
+pub struct ConnState {
+    /// The client's TCP address (the observed source IP fills empty endpoint hosts).
+    pub peer_addr: SocketAddr,
+    /// The identity key the handshake proved.
+    pub identity_key: IdentityKey,
+    /// This connection's outbound queue.
+    pub outbox: Outbox,
+    /// Set while LoggedIn.
+    pub login: Option<LoggedIn>,
+    /// Set by a successful login: after LoginOk is queued, deliver notices and open the gate.
+    pub finish_login: bool,
+}
+
+/// The LoggedIn state (SPEC.md §4.6).
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    /// Account row id.
+    pub account_id: i64,
+    /// Lowercase userid (hub key).
+    pub userid_lower: String,
+    /// This session as the hub holds it.
+    pub handle: Arc<SessionHandle>,
+}
