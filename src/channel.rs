@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder as _;
 
-use crate::error::{ChannelError, FrameError};
+use crate::error::{ChannelError, FrameError, HandshakeError};
 use crate::handshake::{Handshake, LocalIdentity, RemoteIdentity, Role};
 use crate::limits::HANDSHAKE_TIMEOUT;
 use crate::record::{put_record, RecordCodec};
@@ -34,11 +34,31 @@ impl Channel<TcpStream> {
     ///
     /// # Errors
     /// I/O, time-out and handshake errors.
-    pub async fn connect(addr: SocketAddr, local: &LocalIdentity, kind: ChannelKind) -> Result<Self, ChannelError> {
+    pub async fn connect(
+        addr: SocketAddr,
+        local: &LocalIdentity,
+        kind: ChannelKind,
+    ) -> Result<Self, ChannelError> {
+        Self::connect_verified(addr, local, kind, |_| true).await
+    }
+
+    /// Like [`Channel::connect`], but `expected` must accept the responder's identity key before
+    /// this side reveals its own in message 3 (SPEC.md §4.2 step 5): pass the pinned server
+    /// key check, or "is the key of the friend being dialed".
+    ///
+    /// # Errors
+    /// [`crate::HandshakeError::UnexpectedRemoteKey`] when `expected` says no; otherwise as
+    /// [`Channel::connect`].
+    pub async fn connect_verified(
+        addr: SocketAddr,
+        local: &LocalIdentity,
+        kind: ChannelKind,
+        expected: impl FnOnce(&crate::IdentityKey) -> bool,
+    ) -> Result<Self, ChannelError> {
         let fut = async {
             let stream = TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            Self::handshake_inner(stream, local, Role::Initiator, kind).await
+            Self::handshake_with(stream, local, Role::Initiator, kind, expected).await
         };
         tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
             .await
@@ -58,13 +78,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
         kind: ChannelKind,
         timeout: Duration,
     ) -> Result<Self, ChannelError> {
-        tokio::time::timeout(timeout, Self::handshake_inner(stream, local, role, kind))
-            .await
-            .map_err(|_| ChannelError::HandshakeTimeout(timeout))?
+        tokio::time::timeout(
+            timeout,
+            Self::handshake_with(stream, local, role, kind, |_| true),
+        )
+        .await
+        .map_err(|_| ChannelError::HandshakeTimeout(timeout))?
     }
 
-    async fn handshake_inner(mut stream: S, local: &LocalIdentity, role: Role, kind: ChannelKind) -> Result<Self, ChannelError> {
+    async fn handshake_with(
+        mut stream: S,
+        local: &LocalIdentity,
+        role: Role,
+        kind: ChannelKind,
+        expected: impl FnOnce(&crate::IdentityKey) -> bool,
+    ) -> Result<Self, ChannelError> {
         let mut hs = Handshake::new(local, role, kind)?;
+        let mut expected = Some(expected);
         let mut buf = BytesMut::with_capacity(4096);
         while !hs.is_finished() {
             if hs.is_my_turn() {
@@ -73,8 +103,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
                 put_record(&mut out, &msg)?;
                 stream.write_all(&out).await?;
             } else {
-                let rec = read_record(&mut stream, &mut buf).await?.ok_or(ChannelError::ClosedDuringHandshake)?;
+                let rec = read_record(&mut stream, &mut buf)
+                    .await?
+                    .ok_or(ChannelError::ClosedDuringHandshake)?;
                 hs.read_message(&rec)?;
+                if let (Role::Initiator, Some(remote)) = (role, hs.remote()) {
+                    if let Some(check) = expected.take() {
+                        if !check(&remote.identity_key) {
+                            return Err(HandshakeError::UnexpectedRemoteKey(
+                                remote.identity_key.fingerprint(),
+                            )
+                            .into());
+                        }
+                    }
+                }
             }
         }
         let (Transport { sealer, opener }, remote) = hs.finish()?;
@@ -82,14 +124,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
         Ok(Self {
             // Bytes that arrived right behind the last handshake message stay in `buf`.
             reader: ChannelReader { io: r, buf, opener },
-            writer: ChannelWriter { io: w, sealer, out: BytesMut::with_capacity(64 * 1024) },
+            writer: ChannelWriter {
+                io: w,
+                sealer,
+                out: BytesMut::with_capacity(64 * 1024),
+            },
             remote,
         })
     }
 }
 
 /// Reads one record, or `None` on EOF at a record boundary.
-async fn read_record<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<Option<BytesMut>, ChannelError> {
+async fn read_record<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+) -> Result<Option<BytesMut>, ChannelError> {
     loop {
         if let Some(rec) = RecordCodec.decode(buf)? {
             return Ok(Some(rec));
@@ -122,7 +171,9 @@ impl<R: AsyncRead + Unpin> ChannelReader<R> {
             }
             match read_record(&mut self.io, &mut self.buf).await? {
                 Some(rec) => self.opener.open_record(&rec)?,
-                None if self.opener.has_partial_frame() => return Err(FrameError::Truncated("frame").into()),
+                None if self.opener.has_partial_frame() => {
+                    return Err(FrameError::Truncated("frame").into())
+                }
                 None => return Ok(None),
             }
         }

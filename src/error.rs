@@ -33,6 +33,10 @@ pub enum HandshakeError {
     /// A handshake step was attempted out of turn (a bug in the caller).
     #[error("handshake step out of order")]
     OutOfOrder,
+    /// The responder proved an identity, but not the one the initiator meant to reach (a
+    /// changed server key, or a friend's address now used by someone else). Message 3 was not sent.
+    #[error("remote identity {0} is not the one expected")]
+    UnexpectedRemoteKey(crate::identity::Fingerprint),
     /// Noise did not report the remote static key after it should have been received.
     #[error("remote static key missing")]
     MissingRemoteStatic,
@@ -79,7 +83,10 @@ impl FrameError {
             FrameError::EmptyRecord => Some(CloseReason::ProtocolError),
             // After a decryption failure the stream cannot be trusted; after truncation the peer
             // is gone. Nothing is sent.
-            FrameError::Truncated(_) | FrameError::Decrypt | FrameError::Encrypt(_) | FrameError::SendTooLarge { .. } => None,
+            FrameError::Truncated(_)
+            | FrameError::Decrypt
+            | FrameError::Encrypt(_)
+            | FrameError::SendTooLarge { .. } => None,
         }
     }
 }

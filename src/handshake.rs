@@ -51,8 +51,20 @@ impl LocalIdentity {
     }
 
     /// Builds an identity from fixed parts (test vectors).
-    pub fn from_parts(keypair: IdentityKeyPair, static_private: Vec<u8>, static_public: Vec<u8>, signature: Vec<u8>) -> Self {
-        Self { inner: Arc::new(LocalInner { keypair, static_private, static_public, signature }) }
+    pub fn from_parts(
+        keypair: IdentityKeyPair,
+        static_private: Vec<u8>,
+        static_public: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(LocalInner {
+                keypair,
+                static_private,
+                static_public,
+                signature,
+            }),
+        }
     }
 
     /// The long-term public identity key.
@@ -114,7 +126,11 @@ impl Handshake {
     ///
     /// # Errors
     /// [`HandshakeError::Noise`] if Noise cannot be set up.
-    pub fn new(local: &LocalIdentity, role: Role, kind: ChannelKind) -> Result<Self, HandshakeError> {
+    pub fn new(
+        local: &LocalIdentity,
+        role: Role,
+        kind: ChannelKind,
+    ) -> Result<Self, HandshakeError> {
         Self::build(local, role, kind, None, None)
     }
 
@@ -151,7 +167,13 @@ impl Handshake {
             Role::Responder => builder.build_responder()?,
         };
         let payload = payload.unwrap_or_else(|| local.payload(kind).encode_to_vec());
-        Ok(Self { noise, role, kind, payload, remote: None })
+        Ok(Self {
+            noise,
+            role,
+            kind,
+            payload,
+            remote: None,
+        })
     }
 
     /// True when it is this side's turn to send.
@@ -164,6 +186,13 @@ impl Handshake {
         self.noise.is_handshake_finished()
     }
 
+    /// The remote identity, once its handshake message has been read and verified. An
+    /// initiator checks it between messages 2 and 3 (SPEC.md §4.2 step 5), so that message 3,
+    /// which reveals its own identity, never goes to an unexpected responder.
+    pub fn remote(&self) -> Option<&RemoteIdentity> {
+        self.remote.as_ref()
+    }
+
     /// Produces this side's next handshake message (one record body).
     ///
     /// # Errors
@@ -173,7 +202,7 @@ impl Handshake {
             return Err(HandshakeError::OutOfOrder);
         }
         // Message 1 (initiator's first) carries no payload; messages 2 and 3 carry ours.
-        let first = self.role == Role::Initiator && self.remote.is_none() && self.noise.get_remote_static().is_none();
+        let first = self.role == Role::Initiator && self.noise.get_remote_static().is_none();
         let payload: &[u8] = if first { &[] } else { &self.payload };
         let mut out = vec![0u8; MAX_RECORD];
         let n = self.noise.write_message(payload, &mut out)?;
@@ -222,17 +251,27 @@ impl Handshake {
 }
 
 /// Decodes and checks a HandshakePayload received with `remote_static` (SPEC.md §4.2).
-fn verify_payload(payload: &[u8], remote_static: &[u8], expected: ChannelKind) -> Result<RemoteIdentity, HandshakeError> {
+fn verify_payload(
+    payload: &[u8],
+    remote_static: &[u8],
+    expected: ChannelKind,
+) -> Result<RemoteIdentity, HandshakeError> {
     let p = HandshakePayload::decode(payload)?;
     if p.protocol_version == 0 {
         return Err(HandshakeError::UnsupportedVersion(0));
     }
     if p.channel_kind != expected as i32 {
-        return Err(HandshakeError::WrongChannelKind { expected, got: p.channel_kind });
+        return Err(HandshakeError::WrongChannelKind {
+            expected,
+            got: p.channel_kind,
+        });
     }
     let identity_key = IdentityKey::from_der(&p.identity_key)?;
     identity_key.verify_static_key(remote_static, &p.identity_sig)?;
-    Ok(RemoteIdentity { identity_key, protocol_version: p.protocol_version.min(PROTOCOL_VERSION) })
+    Ok(RemoteIdentity {
+        identity_key,
+        protocol_version: p.protocol_version.min(PROTOCOL_VERSION),
+    })
 }
 
 #[cfg(test)]
@@ -240,7 +279,10 @@ mod tests {
     use super::*;
     use crate::test_keys;
 
-    fn pair(kind_i: ChannelKind, kind_r: ChannelKind) -> (Handshake, Handshake, LocalIdentity, LocalIdentity) {
+    fn pair(
+        kind_i: ChannelKind,
+        kind_r: ChannelKind,
+    ) -> (Handshake, Handshake, LocalIdentity, LocalIdentity) {
         let a = LocalIdentity::new(test_keys::identity(0)).unwrap();
         let b = LocalIdentity::new(test_keys::identity(1)).unwrap();
         let i = Handshake::new(&a, Role::Initiator, kind_i).unwrap();
@@ -280,7 +322,10 @@ mod tests {
         let m1 = i.write_message().unwrap();
         r.read_message(&m1).unwrap();
         let m2 = r.write_message().unwrap();
-        assert!(matches!(i.read_message(&m2), Err(HandshakeError::WrongChannelKind { .. })));
+        assert!(matches!(
+            i.read_message(&m2),
+            Err(HandshakeError::WrongChannelKind { .. })
+        ));
     }
 
     #[test]
@@ -296,7 +341,13 @@ mod tests {
         let mut r = Handshake::new(&liar, Role::Responder, ChannelKind::Peer).unwrap();
         r.read_message(&i.write_message().unwrap()).unwrap();
         let err = i.read_message(&r.write_message().unwrap()).unwrap_err();
-        assert!(matches!(err, HandshakeError::Identity(crate::identity::IdentityError::BadSignature)), "{err}");
+        assert!(
+            matches!(
+                err,
+                HandshakeError::Identity(crate::identity::IdentityError::BadSignature)
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -319,14 +370,20 @@ mod tests {
             .unwrap();
         let mut m1 = vec![0u8; 1000];
         let n = noise.write_message(b"sneaky", &mut m1).unwrap();
-        assert!(matches!(r.read_message(&m1[..n]), Err(HandshakeError::UnexpectedPayload)));
+        assert!(matches!(
+            r.read_message(&m1[..n]),
+            Err(HandshakeError::UnexpectedPayload)
+        ));
     }
 
     #[test]
     fn out_of_turn_calls_are_errors_not_panics() {
         let (mut i, mut r, _, _) = pair(ChannelKind::Peer, ChannelKind::Peer);
         assert!(matches!(r.write_message(), Err(HandshakeError::OutOfOrder)));
-        assert!(matches!(i.read_message(b"x"), Err(HandshakeError::OutOfOrder)));
+        assert!(matches!(
+            i.read_message(b"x"),
+            Err(HandshakeError::OutOfOrder)
+        ));
         assert!(r.read_message(b"garbage").is_err());
     }
 }

@@ -10,7 +10,9 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use rsa::pss::{Signature, SigningKey, VerifyingKey};
 use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
 use rsa::traits::PublicKeyParts;
@@ -80,7 +82,10 @@ impl IdentityKey {
         let der = key
             .to_public_key_der()
             .map_err(|e| IdentityError::NotRsaSpki(e.to_string()))?;
-        Ok(Self { key, der: Bytes::copy_from_slice(der.as_bytes()) })
+        Ok(Self {
+            key,
+            der: Bytes::copy_from_slice(der.as_bytes()),
+        })
     }
 
     /// The canonical DER SubjectPublicKeyInfo, as sent on the wire.
@@ -133,7 +138,11 @@ pub struct Fingerprint(pub [u8; 32]);
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(self.0))
+        write!(
+            f,
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(self.0)
+        )
     }
 }
 
@@ -151,7 +160,10 @@ pub struct BadFingerprint(pub String);
 impl FromStr for Fingerprint {
     type Err = BadFingerprint;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let b64 = s.trim().strip_prefix("SHA256:").ok_or_else(|| BadFingerprint(s.into()))?;
+        let b64 = s
+            .trim()
+            .strip_prefix("SHA256:")
+            .ok_or_else(|| BadFingerprint(s.into()))?;
         let raw = base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(b64)
             .map_err(|_| BadFingerprint(s.into()))?;
@@ -202,7 +214,10 @@ impl IdentityKeyPair {
         self.private
             .to_pkcs8_pem(LineEnding::LF)
             .map(|p| p.to_string())
-            .map_err(|e| IdentityError::KeyFile { path: "<pem>".into(), detail: e.to_string() })
+            .map_err(|e| IdentityError::KeyFile {
+                path: "<pem>".into(),
+                detail: e.to_string(),
+            })
     }
 
     /// Loads the key at `path`, or generates one of `bits` bits and writes it there with
@@ -212,7 +227,10 @@ impl IdentityKeyPair {
     /// [`IdentityError::KeyFile`] on I/O or parse errors; an existing unreadable key is never
     /// overwritten.
     pub fn load_or_generate(path: &Path, bits: usize) -> Result<(Self, bool), IdentityError> {
-        let file_err = |detail: String| IdentityError::KeyFile { path: path.display().to_string(), detail };
+        let file_err = |detail: String| IdentityError::KeyFile {
+            path: path.display().to_string(),
+            detail,
+        };
         match std::fs::read_to_string(path) {
             Ok(pem) => {
                 let pair = Self::from_pkcs8_pem(&pem).map_err(|e| file_err(e.to_string()))?;
@@ -223,7 +241,8 @@ impl IdentityKeyPair {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| file_err(e.to_string()))?;
                 }
-                write_private_file(path, pair.to_pkcs8_pem()?.as_bytes()).map_err(|e| file_err(e.to_string()))?;
+                write_private_file(path, pair.to_pkcs8_pem()?.as_bytes())
+                    .map_err(|e| file_err(e.to_string()))?;
                 Ok((pair, true))
             }
             Err(e) => Err(file_err(e.to_string())),
@@ -240,7 +259,9 @@ impl IdentityKeyPair {
     /// Called once per process for its Noise static key, never per connection.
     pub fn sign_static_key(&self, static_key: &[u8]) -> Vec<u8> {
         let signer = SigningKey::<Sha256>::new(self.private.clone());
-        signer.sign_with_rng(&mut rand::thread_rng(), &signed_bytes(static_key)).to_vec()
+        signer
+            .sign_with_rng(&mut rand::thread_rng(), &signed_bytes(static_key))
+            .to_vec()
     }
 }
 
@@ -295,6 +316,9 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_key() {
-        assert!(matches!(IdentityKey::from_der(b"nope"), Err(IdentityError::NotRsaSpki(_))));
+        assert!(matches!(
+            IdentityKey::from_der(b"nope"),
+            Err(IdentityError::NotRsaSpki(_))
+        ));
     }
 }

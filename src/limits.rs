@@ -33,10 +33,44 @@ pub const MAX_FILE_CHUNK: usize = 262_144;
 pub const ID_LEN: usize = 16;
 /// Length of a SHA-256 digest.
 pub const SHA256_LEN: usize = 32;
-/// Userid length bounds in characters (SPEC.md §5.1).
-pub const USERID_MIN: usize = 3;
-/// See [`USERID_MIN`].
-pub const USERID_MAX: usize = 32;
+/// Userid length bounds in characters (SPEC.md §5.1.1).
+pub const USERID_MIN_LEN: usize = 3;
+/// See [`USERID_MIN_LEN`].
+pub const USERID_MAX_LEN: usize = 32;
+/// Alias of [`USERID_MIN_LEN`].
+pub const USERID_MIN: usize = USERID_MIN_LEN;
+/// Alias of [`USERID_MAX_LEN`].
+pub const USERID_MAX: usize = USERID_MAX_LEN;
+/// Longest e-mail local part in bytes (SPEC.md §5.1.2).
+pub const EMAIL_LOCAL_MAX: usize = 64;
+/// Characters of a recovery code without dashes: 100 bits of base32 (SPEC.md §5.1.4).
+pub const RECOVERY_CODE_CHARS: usize = 20;
+/// Pending incoming friend requests one account may have (SPEC.md §6.2).
+pub const MAX_PENDING_INCOMING: usize = 1000;
+/// After sending Close, how long a side drains input before closing the socket (SPEC.md §3.7).
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long a receiver remembers acknowledged message ids and finished transfer ids (SPEC.md §8.1).
+pub const DEDUP_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Client back-off for reconnecting to the server and dialing friends (SPEC.md §6.10, §7.4).
+pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// See [`RECONNECT_BACKOFF_MIN`].
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Per-account authentication failures allowed within [`LOGIN_FAIL_ACCOUNT_WINDOW`] (SPEC.md §5.1.7).
+pub const LOGIN_FAIL_ACCOUNT_MAX: u32 = 5;
+/// See [`LOGIN_FAIL_ACCOUNT_MAX`].
+pub const LOGIN_FAIL_ACCOUNT_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// First per-account lock after the limit; doubles per further failure (SPEC.md §5.1.7).
+pub const LOGIN_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest per-account lock.
+pub const LOGIN_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+/// Per-source-address authentication failures allowed within [`LOGIN_FAIL_IP_WINDOW`].
+pub const LOGIN_FAIL_IP_MAX: u32 = 50;
+/// See [`LOGIN_FAIL_IP_MAX`].
+pub const LOGIN_FAIL_IP_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// FriendOffline is enqueued within this time of the server noticing a session ended (SPEC.md §6.6).
+pub const OFFLINE_NOTIFY: Duration = Duration::from_secs(1);
+/// Longest sanitised file name before collision suffixes (SPEC.md §8.4).
+pub const MAX_SAFE_NAME: usize = 200;
 /// Longest e-mail address in bytes (SPEC.md §5.1).
 pub const EMAIL_MAX: usize = 254;
 /// Shortest password in Unicode scalar values (SPEC.md §5.1).
@@ -51,8 +85,10 @@ pub const MAX_PENDING_OUTGOING: usize = 100;
 pub const DEFAULT_REQUEST_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Per-connection request bucket: burst size (SPEC.md §10).
 pub const REQUEST_BURST: u32 = 50;
-/// Per-connection request bucket: tokens added per second.
-pub const REQUEST_RATE_PER_SEC: u32 = 20;
+/// Per-connection request bucket: tokens added per second (SPEC.md `REQUEST_RATE`).
+pub const REQUEST_RATE: u32 = 20;
+/// Alias of [`REQUEST_RATE`].
+pub const REQUEST_RATE_PER_SEC: u32 = REQUEST_RATE;
 /// Consecutive rate-limited requests after which the server closes the connection.
 pub const RATE_LIMIT_DISCONNECT_AFTER: u32 = 200;
 /// Frames a server queues for one client before closing it with SLOW_CONSUMER.

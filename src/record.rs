@@ -62,10 +62,14 @@ impl Encoder<Bytes> for RecordCodec {
 /// # Errors
 /// [`FrameError::SendTooLarge`] if `body` is empty or longer than [`MAX_RECORD`].
 pub fn put_record(dst: &mut BytesMut, body: &[u8]) -> Result<(), FrameError> {
-    let len = u16::try_from(body.len())
-        .ok()
-        .filter(|l| *l > 0)
-        .ok_or(FrameError::SendTooLarge { len: body.len(), max: MAX_RECORD })?;
+    let len =
+        u16::try_from(body.len())
+            .ok()
+            .filter(|l| *l > 0)
+            .ok_or(FrameError::SendTooLarge {
+                len: body.len(),
+                max: MAX_RECORD,
+            })?;
     dst.reserve(RECORD_HEADER + body.len());
     dst.put_u16(len);
     dst.put_slice(body);
@@ -118,7 +122,10 @@ mod tests {
     #[test]
     fn zero_length_record_is_an_error() {
         let mut buf = BytesMut::from(&[0u8, 0, 1][..]);
-        assert!(matches!(RecordCodec.decode(&mut buf), Err(RecordCodecError::Frame(FrameError::EmptyRecord))));
+        assert!(matches!(
+            RecordCodec.decode(&mut buf),
+            Err(RecordCodecError::Frame(FrameError::EmptyRecord))
+        ));
     }
 
     #[test]

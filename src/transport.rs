@@ -27,8 +27,19 @@ impl Transport {
     pub(crate) fn new(state: snow::StatelessTransportState) -> Self {
         let state = Arc::new(state);
         Self {
-            sealer: Sealer { state: state.clone(), nonce: 0, pending: BytesMut::new(), scratch: vec![0u8; MAX_RECORD] },
-            opener: Opener { state, nonce: 0, stream: BytesMut::new(), scratch: vec![0u8; MAX_RECORD], max_frame: MAX_FRAME },
+            sealer: Sealer {
+                state: state.clone(),
+                nonce: 0,
+                pending: BytesMut::new(),
+                scratch: vec![0u8; MAX_RECORD],
+            },
+            opener: Opener {
+                state,
+                nonce: 0,
+                stream: BytesMut::new(),
+                scratch: vec![0u8; MAX_RECORD],
+                max_frame: MAX_FRAME,
+            },
         }
     }
 }
@@ -50,7 +61,10 @@ impl Sealer {
     /// [`FrameError::SendTooLarge`] if `frame` exceeds MAX_FRAME.
     pub fn queue_frame(&mut self, frame: &[u8]) -> Result<(), FrameError> {
         if frame.len() > MAX_FRAME {
-            return Err(FrameError::SendTooLarge { len: frame.len(), max: MAX_FRAME });
+            return Err(FrameError::SendTooLarge {
+                len: frame.len(),
+                max: MAX_FRAME,
+            });
         }
         self.pending.reserve(FRAME_HEADER + frame.len());
         // Bounded by MAX_FRAME above, so the cast cannot truncate.
@@ -66,13 +80,28 @@ impl Sealer {
     pub fn queue_message<M: prost::Message>(&mut self, msg: &M) -> Result<(), FrameError> {
         let len = msg.encoded_len();
         if len > MAX_FRAME {
-            return Err(FrameError::SendTooLarge { len, max: MAX_FRAME });
+            return Err(FrameError::SendTooLarge {
+                len,
+                max: MAX_FRAME,
+            });
         }
         self.pending.reserve(FRAME_HEADER + len);
         self.pending.put_u32(len as u32);
         // Cannot fail: capacity was reserved above.
-        msg.encode(&mut self.pending).map_err(|_| FrameError::SendTooLarge { len, max: MAX_FRAME })?;
+        msg.encode(&mut self.pending)
+            .map_err(|_| FrameError::SendTooLarge {
+                len,
+                max: MAX_FRAME,
+            })?;
         Ok(())
+    }
+
+    /// Queues raw bytes into the plaintext stream without a frame header.
+    ///
+    /// Only for conformance and robustness tests, which must be able to send what a correct
+    /// implementation never would (a length prefix over MAX_FRAME, half a frame, ...).
+    pub fn queue_raw_plaintext(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
     }
 
     /// Encrypts everything queued into records appended to `out`.
@@ -142,9 +171,17 @@ impl Opener {
 
     fn check_header(&self) -> Result<(), FrameError> {
         if self.stream.len() >= FRAME_HEADER {
-            let len = u32::from_be_bytes([self.stream[0], self.stream[1], self.stream[2], self.stream[3]]) as usize;
+            let len = u32::from_be_bytes([
+                self.stream[0],
+                self.stream[1],
+                self.stream[2],
+                self.stream[3],
+            ]) as usize;
             if len > self.max_frame {
-                return Err(FrameError::FrameTooLarge { len, max: self.max_frame });
+                return Err(FrameError::FrameTooLarge {
+                    len,
+                    max: self.max_frame,
+                });
             }
         }
         Ok(())
@@ -159,7 +196,12 @@ impl Opener {
         if self.stream.len() < FRAME_HEADER {
             return Ok(None);
         }
-        let len = u32::from_be_bytes([self.stream[0], self.stream[1], self.stream[2], self.stream[3]]) as usize;
+        let len = u32::from_be_bytes([
+            self.stream[0],
+            self.stream[1],
+            self.stream[2],
+            self.stream[3],
+        ]) as usize;
         if self.stream.len() < FRAME_HEADER + len {
             return Ok(None);
         }

@@ -123,12 +123,34 @@ impl Request {
     /// The wire body for this request (client side).
     pub fn into_body(self) -> Body {
         match self {
-            Request::Register { userid, email, password } => Body::Register(wire::Register { userid, email, password: password.0 }),
-            Request::Login { userid, password, endpoint } => {
-                Body::Login(wire::Login { userid, password: password.0, peer_endpoint: endpoint.map(Into::into) })
-            }
-            Request::KeyLogin { userid, endpoint } => Body::KeyLogin(wire::KeyLogin { userid, peer_endpoint: endpoint.map(Into::into) }),
-            Request::ForgotPassword { userid, email, recovery_code, new_password } => Body::ForgotPassword(wire::ForgotPassword {
+            Request::Register {
+                userid,
+                email,
+                password,
+            } => Body::Register(wire::Register {
+                userid,
+                email,
+                password: password.0,
+            }),
+            Request::Login {
+                userid,
+                password,
+                endpoint,
+            } => Body::Login(wire::Login {
+                userid,
+                password: password.0,
+                peer_endpoint: endpoint.map(Into::into),
+            }),
+            Request::KeyLogin { userid, endpoint } => Body::KeyLogin(wire::KeyLogin {
+                userid,
+                peer_endpoint: endpoint.map(Into::into),
+            }),
+            Request::ForgotPassword {
+                userid,
+                email,
+                recovery_code,
+                new_password,
+            } => Body::ForgotPassword(wire::ForgotPassword {
                 userid,
                 email,
                 recovery_code: recovery_code.0,
@@ -136,17 +158,28 @@ impl Request {
             }),
             Request::Logout => Body::Logout(wire::Logout {}),
             Request::Find { userid } => Body::Find(wire::Find { userid }),
-            Request::SendFriendRequest { userid } => Body::SendFriendRequest(wire::SendFriendRequest { userid }),
-            Request::AcceptFriendRequest { userid } => Body::AcceptFriendRequest(wire::AcceptFriendRequest { userid }),
-            Request::RefuseFriendRequest { userid } => Body::RefuseFriendRequest(wire::RefuseFriendRequest { userid }),
+            Request::SendFriendRequest { userid } => {
+                Body::SendFriendRequest(wire::SendFriendRequest { userid })
+            }
+            Request::AcceptFriendRequest { userid } => {
+                Body::AcceptFriendRequest(wire::AcceptFriendRequest { userid })
+            }
+            Request::RefuseFriendRequest { userid } => {
+                Body::RefuseFriendRequest(wire::RefuseFriendRequest { userid })
+            }
             Request::Unfriend { userid } => Body::Unfriend(wire::Unfriend { userid }),
-            Request::SetPeerEndpoint(e) => Body::SetPeerEndpoint(wire::SetPeerEndpoint { peer_endpoint: Some(e.into()) }),
+            Request::SetPeerEndpoint(e) => Body::SetPeerEndpoint(wire::SetPeerEndpoint {
+                peer_endpoint: Some(e.into()),
+            }),
         }
     }
 
     /// A complete ClientMessage carrying this request.
     pub fn into_message(self, request_id: u64) -> wire::ClientMessage {
-        wire::ClientMessage { request_id, body: Some(self.into_body()) }
+        wire::ClientMessage {
+            request_id,
+            body: Some(self.into_body()),
+        }
     }
 }
 
@@ -162,13 +195,28 @@ impl From<wire::ClientMessage> for ClientFrame {
             Some(Body::Ping(p)) => return ClientFrame::Ping(p.nonce),
             Some(Body::Pong(p)) => return ClientFrame::Pong(p.nonce),
             Some(Body::Close(c)) => {
-                return ClientFrame::Close { reason: super::common::close_reason(c.reason), message: c.message }
+                return ClientFrame::Close {
+                    reason: super::common::close_reason(c.reason),
+                    message: c.message,
+                }
             }
-            Some(Body::Register(r)) => Ok(Request::Register { userid: r.userid, email: r.email, password: Secret(r.password) }),
-            Some(Body::Login(r)) => endpoint(r.peer_endpoint.as_ref())
-                .map(|endpoint| Request::Login { userid: r.userid, password: Secret(r.password), endpoint }),
+            Some(Body::Register(r)) => Ok(Request::Register {
+                userid: r.userid,
+                email: r.email,
+                password: Secret(r.password),
+            }),
+            Some(Body::Login(r)) => {
+                endpoint(r.peer_endpoint.as_ref()).map(|endpoint| Request::Login {
+                    userid: r.userid,
+                    password: Secret(r.password),
+                    endpoint,
+                })
+            }
             Some(Body::KeyLogin(r)) => {
-                endpoint(r.peer_endpoint.as_ref()).map(|endpoint| Request::KeyLogin { userid: r.userid, endpoint })
+                endpoint(r.peer_endpoint.as_ref()).map(|endpoint| Request::KeyLogin {
+                    userid: r.userid,
+                    endpoint,
+                })
             }
             Some(Body::ForgotPassword(r)) => Ok(Request::ForgotPassword {
                 userid: r.userid,
@@ -179,8 +227,12 @@ impl From<wire::ClientMessage> for ClientFrame {
             Some(Body::Logout(_)) => Ok(Request::Logout),
             Some(Body::Find(r)) => Ok(Request::Find { userid: r.userid }),
             Some(Body::SendFriendRequest(r)) => Ok(Request::SendFriendRequest { userid: r.userid }),
-            Some(Body::AcceptFriendRequest(r)) => Ok(Request::AcceptFriendRequest { userid: r.userid }),
-            Some(Body::RefuseFriendRequest(r)) => Ok(Request::RefuseFriendRequest { userid: r.userid }),
+            Some(Body::AcceptFriendRequest(r)) => {
+                Ok(Request::AcceptFriendRequest { userid: r.userid })
+            }
+            Some(Body::RefuseFriendRequest(r)) => {
+                Ok(Request::RefuseFriendRequest { userid: r.userid })
+            }
             Some(Body::Unfriend(r)) => Ok(Request::Unfriend { userid: r.userid }),
             Some(Body::SetPeerEndpoint(r)) => r
                 .peer_endpoint
@@ -199,11 +251,25 @@ mod tests {
     use prost::Message as _;
 
     fn all_requests() -> Vec<Request> {
-        let ep = Some(Endpoint { host: None, port: 4000 });
+        let ep = Some(Endpoint {
+            host: None,
+            port: 4000,
+        });
         vec![
-            Request::Register { userid: "alice".into(), email: "a@example.org".into(), password: Secret("correct horse".into()) },
-            Request::Login { userid: "alice".into(), password: Secret("pw".into()), endpoint: ep },
-            Request::KeyLogin { userid: "alice".into(), endpoint: None },
+            Request::Register {
+                userid: "alice".into(),
+                email: "a@example.org".into(),
+                password: Secret("correct horse".into()),
+            },
+            Request::Login {
+                userid: "alice".into(),
+                password: Secret("pw".into()),
+                endpoint: ep,
+            },
+            Request::KeyLogin {
+                userid: "alice".into(),
+                endpoint: None,
+            },
             Request::ForgotPassword {
                 userid: "alice".into(),
                 email: "a@example.org".into(),
@@ -211,12 +277,25 @@ mod tests {
                 new_password: Secret("another one!".into()),
             },
             Request::Logout,
-            Request::Find { userid: "bob".into() },
-            Request::SendFriendRequest { userid: "bob".into() },
-            Request::AcceptFriendRequest { userid: "bob".into() },
-            Request::RefuseFriendRequest { userid: "bob".into() },
-            Request::Unfriend { userid: "bob".into() },
-            Request::SetPeerEndpoint(Endpoint { host: Some("::1".parse().unwrap()), port: 1 }),
+            Request::Find {
+                userid: "bob".into(),
+            },
+            Request::SendFriendRequest {
+                userid: "bob".into(),
+            },
+            Request::AcceptFriendRequest {
+                userid: "bob".into(),
+            },
+            Request::RefuseFriendRequest {
+                userid: "bob".into(),
+            },
+            Request::Unfriend {
+                userid: "bob".into(),
+            },
+            Request::SetPeerEndpoint(Endpoint {
+                host: Some("::1".parse().unwrap()),
+                port: 1,
+            }),
         ]
     }
 
@@ -226,21 +305,41 @@ mod tests {
             let id = i as u64 + 1;
             let bytes = req.clone().into_message(id).encode_to_vec();
             let back = ClientFrame::from(wire::ClientMessage::decode(&bytes[..]).unwrap());
-            assert_eq!(back, ClientFrame::Request { id, request: Ok(req) });
+            assert_eq!(
+                back,
+                ClientFrame::Request {
+                    id,
+                    request: Ok(req)
+                }
+            );
         }
     }
 
     #[test]
     fn missing_endpoint_is_a_typed_error() {
-        let m = wire::ClientMessage { request_id: 3, body: Some(Body::SetPeerEndpoint(wire::SetPeerEndpoint { peer_endpoint: None })) };
+        let m = wire::ClientMessage {
+            request_id: 3,
+            body: Some(Body::SetPeerEndpoint(wire::SetPeerEndpoint {
+                peer_endpoint: None,
+            })),
+        };
         assert_eq!(
             ClientFrame::from(m),
-            ClientFrame::Request { id: 3, request: Err(WireError::MissingField("set_peer_endpoint.peer_endpoint")) }
+            ClientFrame::Request {
+                id: 3,
+                request: Err(WireError::MissingField("set_peer_endpoint.peer_endpoint"))
+            }
         );
     }
 
     #[test]
     fn empty_body_is_unsupported() {
-        assert_eq!(ClientFrame::from(wire::ClientMessage { request_id: 9, body: None }), ClientFrame::Unsupported { id: 9 });
+        assert_eq!(
+            ClientFrame::from(wire::ClientMessage {
+                request_id: 9,
+                body: None
+            }),
+            ClientFrame::Unsupported { id: 9 }
+        );
     }
 }

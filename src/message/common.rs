@@ -25,7 +25,10 @@ pub enum WireError {
 
 impl WireError {
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        WireError::InvalidField { field, reason: reason.into() }
+        WireError::InvalidField {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -69,7 +72,12 @@ impl TryFrom<&wire::PeerEndpoint> for Endpoint {
         let port = u16::try_from(e.port)
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| WireError::invalid("peer_endpoint.port", format!("{} is not in 1..=65535", e.port)))?;
+            .ok_or_else(|| {
+                WireError::invalid(
+                    "peer_endpoint.port",
+                    format!("{} is not in 1..=65535", e.port),
+                )
+            })?;
         let host = if e.host.is_empty() {
             None
         } else {
@@ -83,20 +91,31 @@ impl TryFrom<&wire::PeerEndpoint> for Endpoint {
 
 impl From<Endpoint> for wire::PeerEndpoint {
     fn from(e: Endpoint) -> Self {
-        wire::PeerEndpoint { host: e.host.map(|h| h.to_string()).unwrap_or_default(), port: u32::from(e.port) }
+        wire::PeerEndpoint {
+            host: e.host.map(|h| h.to_string()).unwrap_or_default(),
+            port: u32::from(e.port),
+        }
     }
 }
 
 impl From<SocketAddr> for wire::PeerEndpoint {
     fn from(a: SocketAddr) -> Self {
-        wire::PeerEndpoint { host: a.ip().to_string(), port: u32::from(a.port()) }
+        wire::PeerEndpoint {
+            host: a.ip().to_string(),
+            port: u32::from(a.port()),
+        }
     }
 }
 
 /// Parses an endpoint that must be complete (server → client direction).
-pub(crate) fn full_endpoint(e: &wire::PeerEndpoint, field: &'static str) -> Result<SocketAddr, WireError> {
+pub(crate) fn full_endpoint(
+    e: &wire::PeerEndpoint,
+    field: &'static str,
+) -> Result<SocketAddr, WireError> {
     let ep = Endpoint::try_from(e)?;
-    let host = ep.host.ok_or_else(|| WireError::invalid(field, "host is empty"))?;
+    let host = ep
+        .host
+        .ok_or_else(|| WireError::invalid(field, "host is empty"))?;
     Ok(SocketAddr::new(host, ep.port))
 }
 
@@ -126,7 +145,11 @@ impl TryFrom<&wire::Friend> for FriendInfo {
         Ok(Self {
             userid: f.userid.clone(),
             online: f.online,
-            endpoint: f.peer_endpoint.as_ref().map(|e| full_endpoint(e, "friend.peer_endpoint")).transpose()?,
+            endpoint: f
+                .peer_endpoint
+                .as_ref()
+                .map(|e| full_endpoint(e, "friend.peer_endpoint"))
+                .transpose()?,
             identity_key: identity_key(&f.identity_key, "friend.identity_key")?,
         })
     }
@@ -172,7 +195,11 @@ impl From<&wire::Error> for RequestError {
 impl RequestError {
     /// An error without retry hint.
     pub fn new(code: wire::ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after: None }
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 }
 
@@ -181,7 +208,10 @@ impl From<&RequestError> for wire::Error {
         wire::Error {
             code: e.code as i32,
             message: truncate_human(&e.message),
-            retry_after_ms: e.retry_after.map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64).unwrap_or(0),
+            retry_after_ms: e
+                .retry_after
+                .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64)
+                .unwrap_or(0),
         }
     }
 }
@@ -213,14 +243,29 @@ mod tests {
 
     #[test]
     fn endpoint_rules() {
-        let ok = wire::PeerEndpoint { host: "127.0.0.1".into(), port: 9 };
+        let ok = wire::PeerEndpoint {
+            host: "127.0.0.1".into(),
+            port: 9,
+        };
         assert_eq!(Endpoint::try_from(&ok).unwrap().port, 9);
-        let empty_host = wire::PeerEndpoint { host: String::new(), port: 9 };
+        let empty_host = wire::PeerEndpoint {
+            host: String::new(),
+            port: 9,
+        };
         assert_eq!(Endpoint::try_from(&empty_host).unwrap().host, None);
         for bad in [
-            wire::PeerEndpoint { host: "127.0.0.1".into(), port: 0 },
-            wire::PeerEndpoint { host: "127.0.0.1".into(), port: 70000 },
-            wire::PeerEndpoint { host: "example.com".into(), port: 1 },
+            wire::PeerEndpoint {
+                host: "127.0.0.1".into(),
+                port: 0,
+            },
+            wire::PeerEndpoint {
+                host: "127.0.0.1".into(),
+                port: 70000,
+            },
+            wire::PeerEndpoint {
+                host: "example.com".into(),
+                port: 1,
+            },
         ] {
             assert!(Endpoint::try_from(&bad).is_err(), "{bad:?}");
         }
@@ -228,12 +273,19 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        assert_eq!(format!("{:?}", Secret("hunter2".into())), "Secret(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Secret("hunter2".into())),
+            "Secret(<redacted>)"
+        );
     }
 
     #[test]
     fn unknown_codes_read_as_internal() {
-        let e = wire::Error { code: 999, message: String::new(), retry_after_ms: 0 };
+        let e = wire::Error {
+            code: 999,
+            message: String::new(),
+            retry_after_ms: 0,
+        };
         assert_eq!(RequestError::from(&e).code, wire::ErrorCode::Internal);
         assert_eq!(close_reason(999), wire::CloseReason::ProtocolError);
     }

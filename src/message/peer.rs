@@ -97,7 +97,8 @@ pub enum PeerFrame {
 }
 
 fn id(b: &[u8], field: &'static str) -> Result<[u8; ID_LEN], WireError> {
-    b.try_into().map_err(|_| WireError::invalid(field, format!("must be {ID_LEN} bytes, got {}", b.len())))
+    b.try_into()
+        .map_err(|_| WireError::invalid(field, format!("must be {ID_LEN} bytes, got {}", b.len())))
 }
 
 impl TryFrom<wire::PeerMessage> for PeerFrame {
@@ -109,46 +110,83 @@ impl TryFrom<wire::PeerMessage> for PeerFrame {
                 if h.userid.is_empty() {
                     return Err(WireError::MissingField("hello.userid"));
                 }
-                PeerFrame::Hello { userid: h.userid, to_userid: h.to_userid }
+                PeerFrame::Hello {
+                    userid: h.userid,
+                    to_userid: h.to_userid,
+                }
             }
             Some(Body::Chat(c)) => {
                 if c.text.is_empty() || c.text.len() > MAX_CHAT_TEXT {
-                    return Err(WireError::invalid("chat.text", format!("{} bytes; allowed 1..={MAX_CHAT_TEXT}", c.text.len())));
+                    return Err(WireError::invalid(
+                        "chat.text",
+                        format!("{} bytes; allowed 1..={MAX_CHAT_TEXT}", c.text.len()),
+                    ));
                 }
-                PeerFrame::Chat(ChatFrame { id: id(&c.message_id, "chat.message_id")?, sent_at_unix_ms: c.sent_at_unix_ms, text: c.text })
+                PeerFrame::Chat(ChatFrame {
+                    id: id(&c.message_id, "chat.message_id")?,
+                    sent_at_unix_ms: c.sent_at_unix_ms,
+                    text: c.text,
+                })
             }
-            Some(Body::Ack(a)) => PeerFrame::Ack { id: id(&a.message_id, "ack.message_id")? },
+            Some(Body::Ack(a)) => PeerFrame::Ack {
+                id: id(&a.message_id, "ack.message_id")?,
+            },
             Some(Body::Typing(t)) => PeerFrame::Typing(t.active),
             Some(Body::FileOffer(o)) => {
                 if o.name.is_empty() || o.name.len() > MAX_FILE_NAME {
-                    return Err(WireError::invalid("file_offer.name", format!("{} bytes; allowed 1..={MAX_FILE_NAME}", o.name.len())));
+                    return Err(WireError::invalid(
+                        "file_offer.name",
+                        format!("{} bytes; allowed 1..={MAX_FILE_NAME}", o.name.len()),
+                    ));
                 }
                 let sha256 = o
                     .sha256
                     .as_ref()
                     .try_into()
                     .map_err(|_| WireError::invalid("file_offer.sha256", "must be 32 bytes"))?;
-                PeerFrame::FileOffer(FileOfferFrame { id: id(&o.transfer_id, "file_offer.transfer_id")?, name: o.name, size: o.size, sha256 })
+                PeerFrame::FileOffer(FileOfferFrame {
+                    id: id(&o.transfer_id, "file_offer.transfer_id")?,
+                    name: o.name,
+                    size: o.size,
+                    sha256,
+                })
             }
-            Some(Body::FileAccept(a)) => PeerFrame::FileAccept { id: id(&a.transfer_id, "file_accept.transfer_id")?, offset: a.offset },
+            Some(Body::FileAccept(a)) => PeerFrame::FileAccept {
+                id: id(&a.transfer_id, "file_accept.transfer_id")?,
+                offset: a.offset,
+            },
             Some(Body::FileChunk(c)) => {
                 if c.data.is_empty() || c.data.len() > MAX_FILE_CHUNK {
-                    return Err(WireError::invalid("file_chunk.data", format!("{} bytes; allowed 1..={MAX_FILE_CHUNK}", c.data.len())));
+                    return Err(WireError::invalid(
+                        "file_chunk.data",
+                        format!("{} bytes; allowed 1..={MAX_FILE_CHUNK}", c.data.len()),
+                    ));
                 }
-                PeerFrame::FileChunk { id: id(&c.transfer_id, "file_chunk.transfer_id")?, offset: c.offset, data: c.data }
+                PeerFrame::FileChunk {
+                    id: id(&c.transfer_id, "file_chunk.transfer_id")?,
+                    offset: c.offset,
+                    data: c.data,
+                }
             }
-            Some(Body::FileComplete(c)) => PeerFrame::FileComplete { id: id(&c.transfer_id, "file_complete.transfer_id")? },
+            Some(Body::FileComplete(c)) => PeerFrame::FileComplete {
+                id: id(&c.transfer_id, "file_complete.transfer_id")?,
+            },
             Some(Body::FileCancel(c)) => PeerFrame::FileCancel {
                 id: id(&c.transfer_id, "file_cancel.transfer_id")?,
                 reason: match wire::FileCancelReason::try_from(c.reason) {
-                    Ok(wire::FileCancelReason::Unspecified) | Err(_) => wire::FileCancelReason::Cancelled,
+                    Ok(wire::FileCancelReason::Unspecified) | Err(_) => {
+                        wire::FileCancelReason::Cancelled
+                    }
                     Ok(r) => r,
                 },
                 message: c.message,
             },
             Some(Body::Ping(p)) => PeerFrame::Ping(p.nonce),
             Some(Body::Pong(p)) => PeerFrame::Pong(p.nonce),
-            Some(Body::Close(c)) => PeerFrame::Close { reason: close_reason(c.reason), message: c.message },
+            Some(Body::Close(c)) => PeerFrame::Close {
+                reason: close_reason(c.reason),
+                message: c.message,
+            },
         })
     }
 }
@@ -156,13 +194,17 @@ impl TryFrom<wire::PeerMessage> for PeerFrame {
 impl From<PeerFrame> for wire::PeerMessage {
     fn from(f: PeerFrame) -> Self {
         let body = match f {
-            PeerFrame::Hello { userid, to_userid } => Body::Hello(wire::PeerHello { userid, to_userid }),
+            PeerFrame::Hello { userid, to_userid } => {
+                Body::Hello(wire::PeerHello { userid, to_userid })
+            }
             PeerFrame::Chat(c) => Body::Chat(wire::ChatMessage {
                 message_id: Bytes::copy_from_slice(&c.id),
                 sent_at_unix_ms: c.sent_at_unix_ms,
                 text: c.text,
             }),
-            PeerFrame::Ack { id } => Body::Ack(wire::MessageAck { message_id: Bytes::copy_from_slice(&id) }),
+            PeerFrame::Ack { id } => Body::Ack(wire::MessageAck {
+                message_id: Bytes::copy_from_slice(&id),
+            }),
             PeerFrame::Typing(active) => Body::Typing(wire::Typing { active }),
             PeerFrame::FileOffer(o) => Body::FileOffer(wire::FileOffer {
                 transfer_id: Bytes::copy_from_slice(&o.id),
@@ -170,21 +212,33 @@ impl From<PeerFrame> for wire::PeerMessage {
                 size: o.size,
                 sha256: Bytes::copy_from_slice(&o.sha256),
             }),
-            PeerFrame::FileAccept { id, offset } => {
-                Body::FileAccept(wire::FileAccept { transfer_id: Bytes::copy_from_slice(&id), offset })
-            }
-            PeerFrame::FileChunk { id, offset, data } => {
-                Body::FileChunk(wire::FileChunk { transfer_id: Bytes::copy_from_slice(&id), offset, data })
-            }
-            PeerFrame::FileComplete { id } => Body::FileComplete(wire::FileComplete { transfer_id: Bytes::copy_from_slice(&id) }),
-            PeerFrame::FileCancel { id, reason, message } => Body::FileCancel(wire::FileCancel {
+            PeerFrame::FileAccept { id, offset } => Body::FileAccept(wire::FileAccept {
+                transfer_id: Bytes::copy_from_slice(&id),
+                offset,
+            }),
+            PeerFrame::FileChunk { id, offset, data } => Body::FileChunk(wire::FileChunk {
+                transfer_id: Bytes::copy_from_slice(&id),
+                offset,
+                data,
+            }),
+            PeerFrame::FileComplete { id } => Body::FileComplete(wire::FileComplete {
+                transfer_id: Bytes::copy_from_slice(&id),
+            }),
+            PeerFrame::FileCancel {
+                id,
+                reason,
+                message,
+            } => Body::FileCancel(wire::FileCancel {
                 transfer_id: Bytes::copy_from_slice(&id),
                 reason: reason as i32,
                 message: truncate_human(&message),
             }),
             PeerFrame::Ping(nonce) => Body::Ping(wire::Ping { nonce }),
             PeerFrame::Pong(nonce) => Body::Pong(wire::Pong { nonce }),
-            PeerFrame::Close { reason, message } => Body::Close(wire::Close { reason: reason as i32, message: truncate_human(&message) }),
+            PeerFrame::Close { reason, message } => Body::Close(wire::Close {
+                reason: reason as i32,
+                message: truncate_human(&message),
+            }),
             PeerFrame::Unknown => return wire::PeerMessage { body: None },
         };
         wire::PeerMessage { body: Some(body) }
@@ -199,36 +253,73 @@ mod tests {
     #[test]
     fn every_peer_frame_round_trips_through_bytes() {
         let frames = vec![
-            PeerFrame::Hello { userid: "alice".into(), to_userid: "bob".into() },
-            PeerFrame::Chat(ChatFrame { id: [1; 16], sent_at_unix_ms: 5, text: "héllo".into() }),
+            PeerFrame::Hello {
+                userid: "alice".into(),
+                to_userid: "bob".into(),
+            },
+            PeerFrame::Chat(ChatFrame {
+                id: [1; 16],
+                sent_at_unix_ms: 5,
+                text: "héllo".into(),
+            }),
             PeerFrame::Ack { id: [1; 16] },
             PeerFrame::Typing(true),
-            PeerFrame::FileOffer(FileOfferFrame { id: [2; 16], name: "a.iso".into(), size: 1 << 33, sha256: [3; 32] }),
-            PeerFrame::FileAccept { id: [2; 16], offset: 100 },
-            PeerFrame::FileChunk { id: [2; 16], offset: 100, data: Bytes::from_static(b"data") },
+            PeerFrame::FileOffer(FileOfferFrame {
+                id: [2; 16],
+                name: "a.iso".into(),
+                size: 1 << 33,
+                sha256: [3; 32],
+            }),
+            PeerFrame::FileAccept {
+                id: [2; 16],
+                offset: 100,
+            },
+            PeerFrame::FileChunk {
+                id: [2; 16],
+                offset: 100,
+                data: Bytes::from_static(b"data"),
+            },
             PeerFrame::FileComplete { id: [2; 16] },
-            PeerFrame::FileCancel { id: [2; 16], reason: wire::FileCancelReason::HashMismatch, message: "bad".into() },
+            PeerFrame::FileCancel {
+                id: [2; 16],
+                reason: wire::FileCancelReason::HashMismatch,
+                message: "bad".into(),
+            },
             PeerFrame::Ping(7),
             PeerFrame::Pong(7),
-            PeerFrame::Close { reason: wire::CloseReason::NotAFriend, message: "who are you".into() },
+            PeerFrame::Close {
+                reason: wire::CloseReason::NotAFriend,
+                message: "who are you".into(),
+            },
         ];
         for f in frames {
             let bytes = wire::PeerMessage::from(f.clone()).encode_to_vec();
-            assert_eq!(PeerFrame::try_from(wire::PeerMessage::decode(&bytes[..]).unwrap()).unwrap(), f);
+            assert_eq!(
+                PeerFrame::try_from(wire::PeerMessage::decode(&bytes[..]).unwrap()).unwrap(),
+                f
+            );
         }
     }
 
     #[test]
     fn invalid_peer_fields_are_typed_errors() {
         let chat = |text: String, id: Vec<u8>| wire::PeerMessage {
-            body: Some(Body::Chat(wire::ChatMessage { message_id: id.into(), sent_at_unix_ms: 0, text })),
+            body: Some(Body::Chat(wire::ChatMessage {
+                message_id: id.into(),
+                sent_at_unix_ms: 0,
+                text,
+            })),
         };
         assert!(PeerFrame::try_from(chat(String::new(), vec![0; 16])).is_err());
         assert!(PeerFrame::try_from(chat("x".repeat(MAX_CHAT_TEXT + 1), vec![0; 16])).is_err());
         assert!(PeerFrame::try_from(chat("x".into(), vec![0; 15])).is_err());
         assert!(PeerFrame::try_from(chat("x".repeat(MAX_CHAT_TEXT), vec![0; 16])).is_ok());
         let chunk = wire::PeerMessage {
-            body: Some(Body::FileChunk(wire::FileChunk { transfer_id: vec![0u8; 16].into(), offset: 0, data: Bytes::new() })),
+            body: Some(Body::FileChunk(wire::FileChunk {
+                transfer_id: vec![0u8; 16].into(),
+                offset: 0,
+                data: Bytes::new(),
+            })),
         };
         assert!(PeerFrame::try_from(chunk).is_err());
     }

@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use super::common::{close_reason, full_endpoint, identity_key, truncate_human, FriendInfo, RequestError, WireError};
+use super::common::{
+    close_reason, full_endpoint, identity_key, truncate_human, FriendInfo, RequestError, WireError,
+};
 use crate::identity::IdentityKey;
 use crate::wire::{self, push, response, server_message};
 
@@ -103,13 +105,21 @@ pub struct PendingRequest {
 
 impl From<&wire::FriendRequestInfo> for PendingRequest {
     fn from(r: &wire::FriendRequestInfo) -> Self {
-        Self { userid: r.userid.clone(), created_at_unix_ms: r.created_at_unix_ms, expires_at_unix_ms: r.expires_at_unix_ms }
+        Self {
+            userid: r.userid.clone(),
+            created_at_unix_ms: r.created_at_unix_ms,
+            expires_at_unix_ms: r.expires_at_unix_ms,
+        }
     }
 }
 
 impl From<&PendingRequest> for wire::FriendRequestInfo {
     fn from(r: &PendingRequest) -> Self {
-        Self { userid: r.userid.clone(), created_at_unix_ms: r.created_at_unix_ms, expires_at_unix_ms: r.expires_at_unix_ms }
+        Self {
+            userid: r.userid.clone(),
+            created_at_unix_ms: r.created_at_unix_ms,
+            expires_at_unix_ms: r.expires_at_unix_ms,
+        }
     }
 }
 
@@ -170,7 +180,10 @@ impl TryFrom<wire::ServerMessage> for ServerFrame {
             None => ServerFrame::Unknown,
             Some(Body::Ping(p)) => ServerFrame::Ping(p.nonce),
             Some(Body::Pong(p)) => ServerFrame::Pong(p.nonce),
-            Some(Body::Close(c)) => ServerFrame::Close { reason: close_reason(c.reason), message: c.message },
+            Some(Body::Close(c)) => ServerFrame::Close {
+                reason: close_reason(c.reason),
+                message: c.message,
+            },
             Some(Body::Push(p)) => match p.body {
                 None => ServerFrame::Unknown,
                 Some(b) => ServerFrame::Push(PushEvent::try_from(b)?),
@@ -193,25 +206,45 @@ impl TryFrom<response::Result> for ResponseBody {
     fn try_from(r: response::Result) -> Result<Self, WireError> {
         use response::Result as R;
         Ok(match r {
-            R::Error(_) => return Err(WireError::invalid("response.result", "error is not a success body")),
-            R::Register(ok) => ResponseBody::Register { recovery_code: ok.recovery_code },
+            R::Error(_) => {
+                return Err(WireError::invalid(
+                    "response.result",
+                    "error is not a success body",
+                ))
+            }
+            R::Register(ok) => ResponseBody::Register {
+                recovery_code: ok.recovery_code,
+            },
             R::Login(ok) => ResponseBody::Login(LoginSnapshot {
                 userid: ok.userid,
-                friends: ok.friends.iter().map(FriendInfo::try_from).collect::<Result<_, _>>()?,
+                friends: ok
+                    .friends
+                    .iter()
+                    .map(FriendInfo::try_from)
+                    .collect::<Result<_, _>>()?,
                 incoming: ok.incoming_requests.iter().map(Into::into).collect(),
                 outgoing: ok.outgoing_requests.iter().map(Into::into).collect(),
-                endpoint: ok.peer_endpoint.as_ref().map(|e| full_endpoint(e, "login.peer_endpoint")).transpose()?,
+                endpoint: ok
+                    .peer_endpoint
+                    .as_ref()
+                    .map(|e| full_endpoint(e, "login.peer_endpoint"))
+                    .transpose()?,
                 server_time_unix_ms: ok.server_time_unix_ms,
             }),
-            R::ForgotPassword(ok) => ResponseBody::ForgotPassword { recovery_code: ok.recovery_code },
+            R::ForgotPassword(ok) => ResponseBody::ForgotPassword {
+                recovery_code: ok.recovery_code,
+            },
             R::Logout(_) => ResponseBody::Logout,
-            R::Find(ok) => ResponseBody::Find { found: ok.found, userid: ok.userid },
-            R::SendFriendRequest(ok) => {
-                ResponseBody::SendFriendRequest { friend: ok.friend.as_ref().map(FriendInfo::try_from).transpose()? }
-            }
-            R::AcceptFriendRequest(ok) => {
-                ResponseBody::AcceptFriendRequest(FriendInfo::try_from(required(&ok.friend, "accept_friend_request.friend")?)?)
-            }
+            R::Find(ok) => ResponseBody::Find {
+                found: ok.found,
+                userid: ok.userid,
+            },
+            R::SendFriendRequest(ok) => ResponseBody::SendFriendRequest {
+                friend: ok.friend.as_ref().map(FriendInfo::try_from).transpose()?,
+            },
+            R::AcceptFriendRequest(ok) => ResponseBody::AcceptFriendRequest(FriendInfo::try_from(
+                required(&ok.friend, "accept_friend_request.friend")?,
+            )?),
             R::RefuseFriendRequest(_) => ResponseBody::RefuseFriendRequest,
             R::Unfriend(_) => ResponseBody::Unfriend,
             R::SetPeerEndpoint(ok) => ResponseBody::SetPeerEndpoint(full_endpoint(
@@ -232,13 +265,17 @@ impl TryFrom<push::Body> for PushEvent {
                 created_at_unix_ms: p.created_at_unix_ms,
                 expires_at_unix_ms: p.expires_at_unix_ms,
             }),
-            B::FriendRequestAccepted(p) => {
-                PushEvent::FriendRequestAccepted(FriendInfo::try_from(required(&p.friend, "friend_request_accepted.friend")?)?)
-            }
+            B::FriendRequestAccepted(p) => PushEvent::FriendRequestAccepted(FriendInfo::try_from(
+                required(&p.friend, "friend_request_accepted.friend")?,
+            )?),
             B::FriendRequestRefused(p) => PushEvent::FriendRequestRefused { userid: p.userid },
             B::FriendRequestExpired(p) => PushEvent::FriendRequestExpired { userid: p.userid },
             B::FriendOnline(p) => PushEvent::FriendOnline {
-                endpoint: p.peer_endpoint.as_ref().map(|e| full_endpoint(e, "friend_online.peer_endpoint")).transpose()?,
+                endpoint: p
+                    .peer_endpoint
+                    .as_ref()
+                    .map(|e| full_endpoint(e, "friend_online.peer_endpoint"))
+                    .transpose()?,
                 identity_key: identity_key(&p.identity_key, "friend_online.identity_key")?,
                 userid: p.userid,
             },
@@ -256,24 +293,50 @@ impl From<&PushEvent> for push::Body {
     fn from(p: &PushEvent) -> Self {
         use push::Body as B;
         match p {
-            PushEvent::FriendRequestReceived(r) => B::FriendRequestReceived(wire::FriendRequestReceived {
-                from_userid: r.userid.clone(),
-                created_at_unix_ms: r.created_at_unix_ms,
-                expires_at_unix_ms: r.expires_at_unix_ms,
-            }),
-            PushEvent::FriendRequestAccepted(f) => B::FriendRequestAccepted(wire::FriendRequestAccepted { friend: Some(f.into()) }),
-            PushEvent::FriendRequestRefused { userid } => B::FriendRequestRefused(wire::FriendRequestRefused { userid: userid.clone() }),
-            PushEvent::FriendRequestExpired { userid } => B::FriendRequestExpired(wire::FriendRequestExpired { userid: userid.clone() }),
-            PushEvent::FriendOnline { userid, endpoint, identity_key } => B::FriendOnline(wire::FriendOnline {
+            PushEvent::FriendRequestReceived(r) => {
+                B::FriendRequestReceived(wire::FriendRequestReceived {
+                    from_userid: r.userid.clone(),
+                    created_at_unix_ms: r.created_at_unix_ms,
+                    expires_at_unix_ms: r.expires_at_unix_ms,
+                })
+            }
+            PushEvent::FriendRequestAccepted(f) => {
+                B::FriendRequestAccepted(wire::FriendRequestAccepted {
+                    friend: Some(f.into()),
+                })
+            }
+            PushEvent::FriendRequestRefused { userid } => {
+                B::FriendRequestRefused(wire::FriendRequestRefused {
+                    userid: userid.clone(),
+                })
+            }
+            PushEvent::FriendRequestExpired { userid } => {
+                B::FriendRequestExpired(wire::FriendRequestExpired {
+                    userid: userid.clone(),
+                })
+            }
+            PushEvent::FriendOnline {
+                userid,
+                endpoint,
+                identity_key,
+            } => B::FriendOnline(wire::FriendOnline {
                 userid: userid.clone(),
                 peer_endpoint: endpoint.map(Into::into),
                 identity_key: identity_key.to_der(),
             }),
-            PushEvent::FriendOffline { userid } => B::FriendOffline(wire::FriendOffline { userid: userid.clone() }),
-            PushEvent::Unfriended { userid } => B::Unfriended(wire::Unfriended { userid: userid.clone() }),
-            PushEvent::FriendKeyChanged { userid, identity_key } => {
-                B::FriendKeyChanged(wire::FriendKeyChanged { userid: userid.clone(), identity_key: identity_key.to_der() })
-            }
+            PushEvent::FriendOffline { userid } => B::FriendOffline(wire::FriendOffline {
+                userid: userid.clone(),
+            }),
+            PushEvent::Unfriended { userid } => B::Unfriended(wire::Unfriended {
+                userid: userid.clone(),
+            }),
+            PushEvent::FriendKeyChanged {
+                userid,
+                identity_key,
+            } => B::FriendKeyChanged(wire::FriendKeyChanged {
+                userid: userid.clone(),
+                identity_key: identity_key.to_der(),
+            }),
         }
     }
 }
@@ -282,7 +345,9 @@ impl From<&ResponseBody> for response::Result {
     fn from(b: &ResponseBody) -> Self {
         use response::Result as R;
         match b {
-            ResponseBody::Register { recovery_code } => R::Register(wire::RegisterOk { recovery_code: recovery_code.clone() }),
+            ResponseBody::Register { recovery_code } => R::Register(wire::RegisterOk {
+                recovery_code: recovery_code.clone(),
+            }),
             ResponseBody::Login(s) => R::Login(wire::LoginOk {
                 userid: s.userid.clone(),
                 friends: s.friends.iter().map(Into::into).collect(),
@@ -292,17 +357,32 @@ impl From<&ResponseBody> for response::Result {
                 server_time_unix_ms: s.server_time_unix_ms,
             }),
             ResponseBody::ForgotPassword { recovery_code } => {
-                R::ForgotPassword(wire::ForgotPasswordOk { recovery_code: recovery_code.clone() })
+                R::ForgotPassword(wire::ForgotPasswordOk {
+                    recovery_code: recovery_code.clone(),
+                })
             }
             ResponseBody::Logout => R::Logout(wire::LogoutOk {}),
-            ResponseBody::Find { found, userid } => R::Find(wire::FindOk { found: *found, userid: userid.clone() }),
+            ResponseBody::Find { found, userid } => R::Find(wire::FindOk {
+                found: *found,
+                userid: userid.clone(),
+            }),
             ResponseBody::SendFriendRequest { friend } => {
-                R::SendFriendRequest(wire::SendFriendRequestOk { friend: friend.as_ref().map(Into::into) })
+                R::SendFriendRequest(wire::SendFriendRequestOk {
+                    friend: friend.as_ref().map(Into::into),
+                })
             }
-            ResponseBody::AcceptFriendRequest(f) => R::AcceptFriendRequest(wire::AcceptFriendRequestOk { friend: Some(f.into()) }),
-            ResponseBody::RefuseFriendRequest => R::RefuseFriendRequest(wire::RefuseFriendRequestOk {}),
+            ResponseBody::AcceptFriendRequest(f) => {
+                R::AcceptFriendRequest(wire::AcceptFriendRequestOk {
+                    friend: Some(f.into()),
+                })
+            }
+            ResponseBody::RefuseFriendRequest => {
+                R::RefuseFriendRequest(wire::RefuseFriendRequestOk {})
+            }
             ResponseBody::Unfriend => R::Unfriend(wire::UnfriendOk {}),
-            ResponseBody::SetPeerEndpoint(a) => R::SetPeerEndpoint(wire::SetPeerEndpointOk { peer_endpoint: Some((*a).into()) }),
+            ResponseBody::SetPeerEndpoint(a) => R::SetPeerEndpoint(wire::SetPeerEndpointOk {
+                peer_endpoint: Some((*a).into()),
+            }),
         }
     }
 }
@@ -319,12 +399,15 @@ impl ServerFrame {
                     Err(e) => response::Result::Error(e.into()),
                 }),
             }),
-            ServerFrame::Push(p) => Body::Push(wire::Push { body: Some(p.into()) }),
+            ServerFrame::Push(p) => Body::Push(wire::Push {
+                body: Some(p.into()),
+            }),
             ServerFrame::Ping(n) => Body::Ping(wire::Ping { nonce: *n }),
             ServerFrame::Pong(n) => Body::Pong(wire::Pong { nonce: *n }),
-            ServerFrame::Close { reason, message } => {
-                Body::Close(wire::Close { reason: *reason as i32, message: truncate_human(message) })
-            }
+            ServerFrame::Close { reason, message } => Body::Close(wire::Close {
+                reason: *reason as i32,
+                message: truncate_human(message),
+            }),
             ServerFrame::Unknown => return wire::ServerMessage { body: None },
         };
         wire::ServerMessage { body: Some(body) }
@@ -346,14 +429,20 @@ mod tests {
     }
 
     fn req(u: &str) -> PendingRequest {
-        PendingRequest { userid: u.into(), created_at_unix_ms: 1, expires_at_unix_ms: 2 }
+        PendingRequest {
+            userid: u.into(),
+            created_at_unix_ms: 1,
+            expires_at_unix_ms: 2,
+        }
     }
 
     #[test]
     fn every_server_frame_round_trips_through_bytes() {
         let key = crate::test_keys::identity(3).public().clone();
         let bodies = vec![
-            ResponseBody::Register { recovery_code: "AAAAA-BBBBB-CCCCC-DDDDD".into() },
+            ResponseBody::Register {
+                recovery_code: "AAAAA-BBBBB-CCCCC-DDDDD".into(),
+            },
             ResponseBody::Login(LoginSnapshot {
                 userid: "alice".into(),
                 friends: vec![friend(1, true), friend(2, false)],
@@ -362,18 +451,31 @@ mod tests {
                 endpoint: Some("10.0.0.1:5".parse().unwrap()),
                 server_time_unix_ms: 42,
             }),
-            ResponseBody::ForgotPassword { recovery_code: "x".into() },
+            ResponseBody::ForgotPassword {
+                recovery_code: "x".into(),
+            },
             ResponseBody::Logout,
-            ResponseBody::Find { found: true, userid: "Bob".into() },
+            ResponseBody::Find {
+                found: true,
+                userid: "Bob".into(),
+            },
             ResponseBody::SendFriendRequest { friend: None },
-            ResponseBody::SendFriendRequest { friend: Some(friend(4, false)) },
+            ResponseBody::SendFriendRequest {
+                friend: Some(friend(4, false)),
+            },
             ResponseBody::AcceptFriendRequest(friend(5, true)),
             ResponseBody::RefuseFriendRequest,
             ResponseBody::Unfriend,
             ResponseBody::SetPeerEndpoint("[::1]:9".parse().unwrap()),
         ];
-        let mut frames: Vec<ServerFrame> =
-            bodies.into_iter().enumerate().map(|(i, b)| ServerFrame::Response { request_id: i as u64, result: Ok(b) }).collect();
+        let mut frames: Vec<ServerFrame> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| ServerFrame::Response {
+                request_id: i as u64,
+                result: Ok(b),
+            })
+            .collect();
         frames.push(ServerFrame::Response {
             request_id: 77,
             result: Err(RequestError {
@@ -387,19 +489,30 @@ mod tests {
             PushEvent::FriendRequestAccepted(friend(6, true)),
             PushEvent::FriendRequestRefused { userid: "r".into() },
             PushEvent::FriendRequestExpired { userid: "e".into() },
-            PushEvent::FriendOnline { userid: "o".into(), endpoint: Some("127.0.0.2:7".parse().unwrap()), identity_key: key.clone() },
+            PushEvent::FriendOnline {
+                userid: "o".into(),
+                endpoint: Some("127.0.0.2:7".parse().unwrap()),
+                identity_key: key.clone(),
+            },
             PushEvent::FriendOffline { userid: "o".into() },
             PushEvent::Unfriended { userid: "u".into() },
-            PushEvent::FriendKeyChanged { userid: "k".into(), identity_key: key.clone() },
+            PushEvent::FriendKeyChanged {
+                userid: "k".into(),
+                identity_key: key.clone(),
+            },
         ] {
             frames.push(ServerFrame::Push(p));
         }
         frames.push(ServerFrame::Ping(1));
         frames.push(ServerFrame::Pong(2));
-        frames.push(ServerFrame::Close { reason: wire::CloseReason::SessionReplaced, message: "elsewhere".into() });
+        frames.push(ServerFrame::Close {
+            reason: wire::CloseReason::SessionReplaced,
+            message: "elsewhere".into(),
+        });
         for f in frames {
             let bytes = f.to_message().encode_to_vec();
-            let back = ServerFrame::try_from(wire::ServerMessage::decode(&bytes[..]).unwrap()).unwrap();
+            let back =
+                ServerFrame::try_from(wire::ServerMessage::decode(&bytes[..]).unwrap()).unwrap();
             assert_eq!(back, f);
         }
     }
@@ -408,15 +521,22 @@ mod tests {
     fn accepted_push_without_friend_is_a_typed_error() {
         let m = wire::ServerMessage {
             body: Some(server_message::Body::Push(wire::Push {
-                body: Some(push::Body::FriendRequestAccepted(wire::FriendRequestAccepted { friend: None })),
+                body: Some(push::Body::FriendRequestAccepted(
+                    wire::FriendRequestAccepted { friend: None },
+                )),
             })),
         };
-        assert_eq!(ServerFrame::try_from(m), Err(WireError::MissingField("friend_request_accepted.friend")));
+        assert_eq!(
+            ServerFrame::try_from(m),
+            Err(WireError::MissingField("friend_request_accepted.friend"))
+        );
     }
 
     #[test]
     fn unknown_push_is_ignored() {
-        let m = wire::ServerMessage { body: Some(server_message::Body::Push(wire::Push { body: None })) };
+        let m = wire::ServerMessage {
+            body: Some(server_message::Body::Push(wire::Push { body: None })),
+        };
         assert_eq!(ServerFrame::try_from(m), Ok(ServerFrame::Unknown));
     }
 }
