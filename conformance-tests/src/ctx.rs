@@ -186,3 +186,23 @@ pub fn random_loopback() -> IpAddr {
     let mut rng = rand::thread_rng();
     IpAddr::V4(Ipv4Addr::new(127, rng.gen_range(1..=254), rng.gen(), rng.gen_range(1..=254)))
 }
+
+/// Fails unless `r` is the error `code`; returns the Error.
+///
+/// # Errors
+/// FAIL naming what came instead.
+pub fn expect_code(r: &response::Result, code: wire::ErrorCode, what: &str) -> Result<wire::Error, Verdict> {
+    match r {
+        response::Result::Error(e) if e.code == code as i32 => Ok(e.clone()),
+        other => Err(Verdict::Fail(format!("{what}: expected {}, got {}", code.as_str_name(), describe(other)))),
+    }
+}
+
+/// True if `code` looks like a recovery code as SPEC.md §5.1.4 hands it out.
+pub fn is_recovery_code(code: &str) -> bool {
+    let groups: Vec<&str> = code.split('-').collect();
+    groups.len() == 4
+        && groups
+            .iter()
+            .all(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)))
+}
