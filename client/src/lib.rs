@@ -1,1 +1,39 @@
+//! # peerchat-client
+//!
+//! The headless Peerchat client: a server session (accounts, friends, presence), direct
+//! encrypted chat and file transfer between friends that keep working while the server is
+//! down, and a local history. User interfaces (the `peerchat-cli` line client here, the
+//! FLTK GUI behind the `gui` feature) drive it through [`Client`] and read [`Event`]s.
+//!
+//! Layout: sans-IO decision makers ([`chat`], [`transfer::sender`],
+//! [`transfer::receiver`], [`transfer::naming`], [`peer::registry`], [`peer::hello`],
+//! [`pinning`], [`friends`], [`backoff`]) and a thin tokio layer ([`server_session`],
+//! [`peer::listener`], [`peer::session`], [`transfer::disk`], [`core`], [`client`]).
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![warn(missing_docs)]
+
+pub mod backoff;
+pub mod chat;
+
+pub mod client;
+pub(crate) mod core;
+pub mod error;
+pub mod events;
+pub mod friends;
+pub mod history;
+pub mod ids;
+pub mod peer;
+pub mod pinning;
+pub mod profile;
+pub mod server_session;
+pub mod text;
+pub mod transfer;
+
+pub use client::{Client, ClientConfig, EventStream};
+pub use core::FriendsSnapshot;
+pub use error::ClientError;
+pub use events::{Event, FriendView, RequestView};
+pub use history::HistoryEntry;
+pub use ids::{MessageId, TransferId};
+pub use transfer::Direction;

@@ -1,0 +1,1039 @@
+//! The client core: one task that owns all state that outlives a connection (friend
+//! cache, outbox, transfers, the peer registry) and reacts to commands from the
+//! [`crate::Client`] handle, to the server link, to peer connections and to the disk
+//! threads. Sockets and files are handled elsewhere; decisions are made by the sans-IO
+//! structs in [`crate::chat`], [`crate::transfer`] and [`crate::peer`].
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use peerchat_proto::message::{ChatFrame, FileOfferFrame, PeerFrame, PendingRequest, PushEvent};
+use peerchat_proto::wire::{CloseReason, FileCancelReason};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::chat::inbox::Inbox;
+use crate::chat::outbox::Outbox;
+use crate::chat::typing::TypingTracker;
+use crate::error::ClientError;
+use crate::events::{Event, FriendView, RequestView};
+use crate::friends::{key, FriendBook};
+use crate::history::{self, state, History, HistoryEntry, TransferRecord};
+use crate::ids::{MessageId, TransferId};
+use crate::peer::registry::{Admission, PeerRegistry};
+use crate::peer::session::{spawn_dial, SessionContext};
+use crate::peer::{ConnId, PeerEvent, PeerLink};
+use crate::profile::Profile;
+use crate::server_session::ServerEvent;
+use crate::transfer::disk::{spawn_pump, spawn_writer, DiskEvent, PumpHandle, PumpJob, WriteFailure, WriteJob, WriterHandle};
+use crate::transfer::naming::{free_destination, part_path, sanitize_file_name, sanitize_folder_name};
+use crate::transfer::receiver::{ChunkOutcome, FileReceiver, ReceiverState};
+use crate::transfer::sender::{AcceptStep, FileSender};
+use crate::transfer::{reason_name, Direction};
+
+/// The friend list and pending requests, as the UI shows them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FriendsSnapshot {
+    /// Every friend (from the server, or the cache while offline).
+    pub friends: Vec<FriendView>,
+    /// Requests to us.
+    pub incoming_requests: Vec<RequestView>,
+    /// Requests from us.
+    pub outgoing_requests: Vec<RequestView>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
+
+/// What the [`crate::Client`] handle asks the core.
+#[derive(Debug)]
+pub enum Command {
+    /// Send a chat message.
+    SendMessage { friend: String, text: String, reply: Reply<MessageId> },
+    /// Typing indicator.
+    SetTyping { friend: String, active: bool },
+    /// Send a file (already hashed by the caller).
+    SendFile { friend: String, path: PathBuf, name: String, size: u64, sha256: [u8; 32], reply: Reply<TransferId> },
+    /// Accept an offered file.
+    AcceptFile { id: TransferId, reply: Reply<()> },
+    /// Decline an offered file.
+    DeclineFile { id: TransferId, reply: Reply<()> },
+    /// Cancel a transfer in either direction.
+    CancelTransfer { id: TransferId, reply: Reply<()> },
+    /// Recent history with a friend.
+    History { friend: String, limit: u64, reply: Reply<Vec<HistoryEntry>> },
+    /// Friends and requests.
+    Friends { reply: Reply<FriendsSnapshot> },
+    /// Is a direct connection to the friend up?
+    IsConnected { friend: String, reply: Reply<bool> },
+    /// Close everything.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+struct Outgoing {
+    friend: String,
+    sender: FileSender,
+    path: PathBuf,
+    generation: u64,
+    pump: Option<PumpHandle>,
+}
+
+struct Incoming {
+    receiver: FileReceiver,
+    /// Sanitised name.
+    name: String,
+    writer: Option<WriterHandle>,
+}
+
+/// Channels into the core.
+pub struct CoreInputs {
+    /// Commands.
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    /// Server link events.
+    pub server: mpsc::UnboundedReceiver<ServerEvent>,
+    /// Peer connection events.
+    pub peers: mpsc::Receiver<PeerEvent>,
+}
+
+/// Everything the core owns.
+pub struct Core {
+    profile: Profile,
+    history: History,
+    book: Arc<RwLock<FriendBook>>,
+    me: Arc<RwLock<Option<String>>>,
+    events: mpsc::UnboundedSender<Event>,
+    session_ctx: SessionContext,
+    disk_tx: mpsc::UnboundedSender<DiskEvent>,
+    disk_rx: mpsc::UnboundedReceiver<DiskEvent>,
+    registry: PeerRegistry,
+    links: HashMap<ConnId, (String, PeerLink)>,
+    dialing: HashSet<String>,
+    retry: HashMap<String, (Instant, Backoff)>,
+    outbox: Outbox,
+    inbox: Inbox,
+    typing: TypingTracker,
+    outgoing: HashMap<TransferId, Outgoing>,
+    incoming: HashMap<(String, TransferId), Incoming>,
+    auto_accept_max: Option<u64>,
+    next_generation: u64,
+    /// Writer threads finishing after shutdown.
+    finishing: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Settings the core needs.
+pub struct CoreSettings {
+    /// The profile.
+    pub profile: Profile,
+    /// The history store.
+    pub history: History,
+    /// Shared friend cache.
+    pub book: Arc<RwLock<FriendBook>>,
+    /// Shared own userid.
+    pub me: Arc<RwLock<Option<String>>>,
+    /// Event sink.
+    pub events: mpsc::UnboundedSender<Event>,
+    /// For dialling.
+    pub session_ctx: SessionContext,
+    /// Auto-accept limit (None = any size).
+    pub auto_accept_max: Option<u64>,
+}
+
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+impl Core {
+    /// Builds the core and restores the outbox and unfinished outgoing transfers.
+    ///
+    /// # Errors
+    /// History errors.
+    pub async fn new(s: CoreSettings) -> Result<Self, ClientError> {
+        let (disk_tx, disk_rx) = mpsc::unbounded_channel();
+        let me = s.me.read().ok().and_then(|m| m.clone()).unwrap_or_default();
+        let mut core = Core {
+            profile: s.profile,
+            history: s.history,
+            book: s.book,
+            me: s.me,
+            events: s.events,
+            session_ctx: s.session_ctx,
+            disk_tx,
+            disk_rx,
+            registry: PeerRegistry::new(&me),
+            links: HashMap::new(),
+            dialing: HashSet::new(),
+            retry: HashMap::new(),
+            outbox: Outbox::new(),
+            inbox: Inbox::default(),
+            typing: TypingTracker::default(),
+            outgoing: HashMap::new(),
+            incoming: HashMap::new(),
+            auto_accept_max: s.auto_accept_max,
+            next_generation: 1,
+            finishing: Vec::new(),
+        };
+        for (friend, frame) in core.history.outbox().await? {
+            core.outbox.restore(&friend, frame);
+        }
+        for t in core.history.transfers_in_state(Direction::Outgoing, state::PENDING).await? {
+            core.outgoing.insert(
+                t.id,
+                Outgoing { friend: t.friend.clone(), sender: FileSender::new(t.id, t.name, t.size, t.sha256), path: t.path, generation: 0, pump: None },
+            );
+        }
+        Ok(core)
+    }
+
+    /// Runs until shut down or cancelled.
+    pub async fn run(mut self, mut inputs: CoreInputs, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                // Server events first: a caller that got an answer finds its effect applied.
+                biased;
+                () = cancel.cancelled() => break,
+                Some(ev) = inputs.server.recv() => self.on_server(ev).await,
+                Some(ev) = self.disk_rx.recv() => self.on_disk(ev).await,
+                cmd = inputs.commands.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => {
+                        self.close_all();
+                        let _ = reply.send(());
+                        break;
+                    }
+                    Some(cmd) => self.on_command(cmd).await,
+                    None => break,
+                },
+                Some(ev) = inputs.peers.recv() => self.on_peer(ev).await,
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+        self.close_all();
+        cancel.cancel();
+        for j in self.finishing.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(30), j).await;
+        }
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    fn error(&self, message: String) {
+        tracing::warn!(%message);
+        self.emit(Event::Error { message });
+    }
+
+    fn display(&self, friend_key: &str) -> String {
+        self.book.read().ok().and_then(|b| b.get(friend_key).map(|f| f.userid.clone())).unwrap_or_else(|| friend_key.to_owned())
+    }
+
+    fn is_friend(&self, friend: &str) -> bool {
+        self.book.read().map(|b| b.get(friend).is_some()).unwrap_or(false)
+    }
+
+    fn save_book(&self) {
+        let r = self.book.read().map(|b| b.save(&self.profile.friends_path()));
+        if let Ok(Err(e)) = r {
+            self.error(format!("saving the friend cache: {e}"));
+        }
+    }
+
+    fn with_book<T>(&self, f: impl FnOnce(&mut FriendBook) -> T) -> Option<T> {
+        let r = self.book.write().ok().map(|mut b| f(&mut b));
+        self.save_book();
+        r
+    }
+
+    fn active_link(&self, friend_key: &str) -> Option<&PeerLink> {
+        let conn = self.registry.active(friend_key)?;
+        self.links.get(&conn).map(|(_, l)| l)
+    }
+
+    fn close_all(&mut self) {
+        for (_, (_, link)) in self.links.drain() {
+            link.close(CloseReason::Normal, "client exiting");
+        }
+        for o in self.outgoing.values_mut() {
+            if let Some(p) = o.pump.take() {
+                p.stop();
+            }
+        }
+        // Dropping the writers lets their threads finish what is queued and keep the .part.
+        for i in self.incoming.values_mut() {
+            if let Some(w) = i.writer.take() {
+                self.finishing.push(w.finish());
+            }
+        }
+    }
+
+    // ----- commands -------------------------------------------------------------------
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::SendMessage { friend, text, reply } => {
+                let r = self.send_message(&friend, text).await;
+                let _ = reply.send(r);
+            }
+            Command::SetTyping { friend, active } => self.set_typing(&key(&friend), active),
+            Command::SendFile { friend, path, name, size, sha256, reply } => {
+                let r = self.send_file(&friend, path, name, size, sha256).await;
+                let _ = reply.send(r);
+            }
+            Command::AcceptFile { id, reply } => {
+                let r = self.accept_file(id).await;
+                let _ = reply.send(r);
+            }
+            Command::DeclineFile { id, reply } => {
+                let r = self.decline_file(id).await;
+                let _ = reply.send(r);
+            }
+            Command::CancelTransfer { id, reply } => {
+                let r = self.cancel_transfer(id).await;
+                let _ = reply.send(r);
+            }
+            Command::History { friend, limit, reply } => {
+                let r = self.history.messages(&key(&friend), limit).await.map_err(ClientError::from);
+                let _ = reply.send(r);
+            }
+            Command::Friends { reply } => {
+                let snap = self
+                    .book
+                    .read()
+                    .map(|b| FriendsSnapshot { friends: b.views(), incoming_requests: b.incoming(), outgoing_requests: b.outgoing() })
+                    .map_err(|_| ClientError::Closed);
+                let _ = reply.send(snap);
+            }
+            Command::IsConnected { friend, reply } => {
+                let _ = reply.send(Ok(self.active_link(&key(&friend)).is_some()));
+            }
+            Command::Shutdown { reply } => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    async fn send_message(&mut self, friend: &str, text: String) -> Result<MessageId, ClientError> {
+        let k = key(friend);
+        if !self.is_friend(&k) {
+            return Err(ClientError::NotAFriend(friend.to_owned()));
+        }
+        if text.is_empty() || text.len() > peerchat_proto::limits::MAX_CHAT_TEXT {
+            return Err(ClientError::Invalid(format!("a message must have 1..={} bytes", peerchat_proto::limits::MAX_CHAT_TEXT)));
+        }
+        let id = MessageId::random();
+        let frame = ChatFrame { id: id.0, sent_at_unix_ms: history::now_ms(), text };
+        self.history.add_outgoing(&k, &frame).await?;
+        self.typing.stopped(&k);
+        match self.outbox.enqueue(&k, frame) {
+            Some(frame) => {
+                if let Some(link) = self.active_link(&k) {
+                    link.send(PeerFrame::Chat(frame));
+                }
+            }
+            None => self.ensure_connected(&k),
+        }
+        Ok(id)
+    }
+
+    fn set_typing(&mut self, k: &str, active: bool) {
+        let Some(link) = self.active_link(k).cloned() else { return };
+        if active {
+            if self.typing.should_send_active(k, Instant::now()) {
+                link.send(PeerFrame::Typing(true));
+            }
+        } else {
+            self.typing.stopped(k);
+            link.send(PeerFrame::Typing(false));
+        }
+    }
+
+    async fn send_file(&mut self, friend: &str, path: PathBuf, name: String, size: u64, sha256: [u8; 32]) -> Result<TransferId, ClientError> {
+        let k = key(friend);
+        if !self.is_friend(&k) {
+            return Err(ClientError::NotAFriend(friend.to_owned()));
+        }
+        let id = TransferId::random();
+        let record = TransferRecord {
+            id,
+            friend: k.clone(),
+            direction: Direction::Outgoing,
+            name: name.clone(),
+            size,
+            sha256,
+            path: path.clone(),
+            state: state::PENDING.into(),
+        };
+        self.history.add_transfer(&record).await?;
+        self.outgoing.insert(id, Outgoing { friend: k.clone(), sender: FileSender::new(id, name, size, sha256), path, generation: 0, pump: None });
+        if self.active_link(&k).is_some() {
+            self.offer_pending(&k);
+        } else {
+            self.ensure_connected(&k);
+        }
+        Ok(id)
+    }
+
+    fn find_incoming(&self, id: TransferId) -> Option<(String, TransferId)> {
+        self.incoming.keys().find(|(_, i)| *i == id).cloned()
+    }
+
+    async fn accept_file(&mut self, id: TransferId) -> Result<(), ClientError> {
+        let k = self.find_incoming(id).ok_or_else(|| ClientError::Invalid(format!("no offered transfer {id}")))?;
+        if self.incoming.get(&k).map(|t| t.receiver.state()) != Some(&ReceiverState::AwaitingDecision) {
+            return Err(ClientError::Invalid(format!("transfer {id} is not waiting for a decision")));
+        }
+        if self.active_link(&k.0).is_none() {
+            return Err(ClientError::Invalid(format!("{} is not connected; the offer comes again when they are", self.display(&k.0))));
+        }
+        self.start_receiving(&k.0, id, None).await;
+        Ok(())
+    }
+
+    async fn decline_file(&mut self, id: TransferId) -> Result<(), ClientError> {
+        let k = self.find_incoming(id).ok_or_else(|| ClientError::Invalid(format!("no offered transfer {id}")))?;
+        self.stop_incoming(&k.0, id, FileCancelReason::Declined, "declined by the user", true).await;
+        Ok(())
+    }
+
+    async fn cancel_transfer(&mut self, id: TransferId) -> Result<(), ClientError> {
+        if let Some(o) = self.outgoing.get(&id) {
+            let friend = o.friend.clone();
+            self.stop_outgoing(&friend, id, FileCancelReason::Cancelled, "cancelled by the user", true).await;
+            return Ok(());
+        }
+        let k = self.find_incoming(id).ok_or_else(|| ClientError::Invalid(format!("no transfer {id}")))?;
+        self.stop_incoming(&k.0, id, FileCancelReason::Cancelled, "cancelled by the user", true).await;
+        Ok(())
+    }
+
+    // ----- connections ----------------------------------------------------------------
+
+    fn has_pending(&self, k: &str) -> bool {
+        self.outbox.pending(k) > 0 || self.outgoing.values().any(|o| o.friend == k && !o.sender.is_finished())
+    }
+
+    /// Dials the friend unless a connection is up or being made.
+    fn ensure_connected(&mut self, k: &str) {
+        if self.registry.active(k).is_some() || self.dialing.contains(k) {
+            return;
+        }
+        let Some((userid, addr)) = self.book.read().ok().and_then(|b| b.get(k).and_then(|f| Some((f.userid.clone(), f.dial_addr()?)))) else {
+            return;
+        };
+        if self.me.read().ok().and_then(|m| m.clone()).is_none() {
+            return;
+        }
+        self.dialing.insert(k.to_owned());
+        tracing::debug!(friend = %userid, %addr, "dialling");
+        spawn_dial(self.session_ctx.clone(), userid, addr);
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        for f in self.typing.expire(now) {
+            let friend = self.display(&f);
+            self.emit(Event::Typing { friend, active: false });
+        }
+        let due: Vec<String> = self
+            .retry
+            .iter()
+            .filter(|(k, (at, _))| *at <= now && self.registry.active(k).is_none() && !self.dialing.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in due {
+            if self.has_pending(&k) {
+                self.ensure_connected(&k);
+            } else {
+                self.retry.remove(&k);
+            }
+        }
+    }
+
+    async fn on_peer(&mut self, ev: PeerEvent) {
+        match ev {
+            PeerEvent::Up { conn, friend, initiated_by_me, addr, link } => self.on_up(conn, &friend, initiated_by_me, addr, link),
+            PeerEvent::Frame { conn, frame } => {
+                let Some((k, _)) = self.links.get(&conn) else { return };
+                let k = k.clone();
+                let active = self.registry.active(&k) == Some(conn);
+                self.on_frame(&k, active, frame).await;
+            }
+            PeerEvent::Down { conn, reason } => {
+                let Some((k, _)) = self.links.remove(&conn) else { return };
+                if self.registry.remove(&k, conn) {
+                    self.on_link_lost(&k);
+                    let friend = self.display(&k);
+                    self.emit(Event::PeerDisconnected { friend, reason });
+                    if self.has_pending(&k) {
+                        self.schedule_retry(&k);
+                    }
+                }
+            }
+            PeerEvent::DialFailed { friend, reason } => {
+                let k = key(&friend);
+                self.dialing.remove(&k);
+                tracing::info!(%friend, %reason, "dial failed");
+                self.schedule_retry(&k);
+            }
+            PeerEvent::Refused { fingerprint, addr, reason } => {
+                self.emit(Event::PeerRefused { fingerprint, address: addr.to_string(), reason });
+            }
+        }
+    }
+
+    fn schedule_retry(&mut self, k: &str) {
+        let entry = self.retry.entry(k.to_owned()).or_insert_with(|| (Instant::now(), Backoff::new(RETRY_MIN, RETRY_MAX)));
+        entry.0 = Instant::now() + entry.1.next_delay();
+    }
+
+    fn on_up(&mut self, conn: ConnId, friend: &str, initiated_by_me: bool, addr: std::net::SocketAddr, link: PeerLink) {
+        let k = key(friend);
+        if initiated_by_me {
+            self.dialing.remove(&k);
+        }
+        match self.registry.admit(&k, conn, initiated_by_me) {
+            Admission::Duplicate => {
+                link.close(CloseReason::DuplicateConnection, "another connection between us won");
+                return;
+            }
+            Admission::Admitted { replaced } => {
+                if let Some(old) = replaced {
+                    if let Some((_, old_link)) = self.links.remove(&old) {
+                        old_link.close(CloseReason::DuplicateConnection, "another connection between us won");
+                    }
+                    self.on_link_lost(&k);
+                }
+                self.links.insert(conn, (k.clone(), link.clone()));
+                self.retry.remove(&k);
+                if initiated_by_me {
+                    self.with_book(|b| b.set_last_addr(&k, addr));
+                }
+                if replaced.is_none() {
+                    self.emit(Event::PeerConnected { friend: friend.to_owned() });
+                }
+            }
+        }
+        for frame in self.outbox.on_connected(&k) {
+            link.send(PeerFrame::Chat(frame));
+        }
+        self.offer_pending(&k);
+    }
+
+    /// The active connection to `k` is gone: outgoing transfers wait for the next one.
+    fn on_link_lost(&mut self, k: &str) {
+        self.outbox.on_disconnected(k);
+        for o in self.outgoing.values_mut().filter(|o| o.friend == k) {
+            if let Some(p) = o.pump.take() {
+                p.stop();
+            }
+            o.sender.on_disconnect();
+        }
+    }
+
+    fn offer_pending(&mut self, k: &str) {
+        let Some(link) = self.active_link(k).cloned() else { return };
+        let mut ids: Vec<TransferId> = self.outgoing.iter().filter(|(_, o)| o.friend == k).map(|(id, _)| *id).collect();
+        ids.sort();
+        for id in ids {
+            if let Some(offer) = self.outgoing.get_mut(&id).and_then(|o| o.sender.offer()) {
+                link.send(PeerFrame::FileOffer(offer));
+            }
+        }
+    }
+
+    // ----- frames ---------------------------------------------------------------------
+
+    async fn on_frame(&mut self, k: &str, active: bool, frame: PeerFrame) {
+        match frame {
+            PeerFrame::Chat(chat) => self.on_chat(k, chat).await,
+            PeerFrame::Ack { id } => {
+                let id = MessageId(id);
+                if self.outbox.on_ack(k, id) {
+                    if let Err(e) = self.history.mark_acked(k, id).await {
+                        self.error(e.to_string());
+                    }
+                    let friend = self.display(k);
+                    self.emit(Event::MessageAcked { friend, message_id: id });
+                }
+            }
+            PeerFrame::Typing(active_now) => {
+                if self.typing.on_remote(k, active_now, Instant::now()) {
+                    let friend = self.display(k);
+                    self.emit(Event::Typing { friend, active: active_now });
+                }
+            }
+            // File frames count only on the connection both sides agreed to keep.
+            _ if !active => {}
+            PeerFrame::FileOffer(offer) => self.on_offer(k, offer).await,
+            PeerFrame::FileAccept { id, offset } => self.on_accept(k, TransferId(id), offset).await,
+            PeerFrame::FileChunk { id, offset, data } => self.on_chunk(k, TransferId(id), offset, data).await,
+            PeerFrame::FileComplete { id } => self.on_complete(k, TransferId(id)).await,
+            PeerFrame::FileCancel { id, reason, message } => self.on_cancel(k, TransferId(id), reason, message).await,
+            PeerFrame::Hello { .. } | PeerFrame::Ping(_) | PeerFrame::Pong(_) | PeerFrame::Close { .. } | PeerFrame::Unknown => {}
+        }
+    }
+
+    async fn on_chat(&mut self, k: &str, chat: ChatFrame) {
+        let id = MessageId(chat.id);
+        if !self.inbox.contains(k, id) {
+            match self.history.add_incoming(k, &chat).await {
+                Ok(new) => {
+                    self.inbox.remember(k, id);
+                    if new {
+                        if self.typing.on_remote(k, false, Instant::now()) {
+                            let friend = self.display(k);
+                            self.emit(Event::Typing { friend, active: false });
+                        }
+                        let friend = self.display(k);
+                        self.emit(Event::MessageReceived { friend, message_id: id, text: chat.text, sent_at_unix_ms: chat.sent_at_unix_ms });
+                    }
+                }
+                Err(e) => {
+                    // Not stored, so not acknowledged: the friend sends it again.
+                    self.error(e.to_string());
+                    return;
+                }
+            }
+        }
+        if let Some(link) = self.active_link(k).or_else(|| self.links.values().find(|(f, _)| f == k).map(|(_, l)| l)) {
+            link.send(PeerFrame::Ack { id: id.0 });
+        }
+    }
+
+    fn send_to(&self, k: &str, frame: PeerFrame) {
+        if let Some(link) = self.active_link(k) {
+            link.send(frame);
+        }
+    }
+
+    fn cancel_frame(id: TransferId, reason: FileCancelReason, message: &str) -> PeerFrame {
+        PeerFrame::FileCancel { id: id.0, reason, message: message.to_owned() }
+    }
+
+    async fn on_offer(&mut self, k: &str, offer: FileOfferFrame) {
+        let id = TransferId(offer.id);
+        let tkey = (k.to_owned(), id);
+        if let Some(t) = self.incoming.get(&tkey) {
+            if t.receiver.on_reoffer(&offer).is_err() {
+                self.send_to(k, Self::cancel_frame(id, FileCancelReason::Invalid, "re-offer differs from the first offer"));
+                return;
+            }
+            let reply = match t.receiver.state() {
+                ReceiverState::Receiving { .. } | ReceiverState::Verifying => {
+                    let offset = t.receiver.held();
+                    let (name, size) = (t.name.clone(), offer.size);
+                    let friend = self.display(k);
+                    self.emit(Event::TransferStarted { friend, transfer_id: id, direction: Direction::Incoming, name, size, offset });
+                    Some(PeerFrame::FileAccept { id: id.0, offset })
+                }
+                ReceiverState::AwaitingDecision => None,
+                ReceiverState::Complete => Some(PeerFrame::FileComplete { id: id.0 }),
+                ReceiverState::Cancelled(r) => Some(Self::cancel_frame(id, *r, "transfer was stopped")),
+            };
+            if let Some(f) = reply {
+                self.send_to(k, f);
+            }
+            return;
+        }
+        let record = match self.history.transfer(k, Direction::Incoming, id).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.error(e.to_string());
+                self.send_to(k, Self::cancel_frame(id, FileCancelReason::IoError, "receiver database error"));
+                return;
+            }
+        };
+        match record {
+            Some(r) if r.state == state::COMPLETE => self.send_to(k, PeerFrame::FileComplete { id: id.0 }),
+            Some(r) if r.state == state::DECLINED => self.send_to(k, Self::cancel_frame(id, FileCancelReason::Declined, "declined")),
+            Some(r) if r.state == state::CANCELLED || r.state == state::FAILED => {
+                self.send_to(k, Self::cancel_frame(id, FileCancelReason::Cancelled, "transfer was stopped"));
+            }
+            Some(r) if r.state == state::ACTIVE => {
+                if r.size != offer.size || r.sha256 != offer.sha256 {
+                    self.send_to(k, Self::cancel_frame(id, FileCancelReason::Invalid, "re-offer differs from the first offer"));
+                    return;
+                }
+                // Resume after a restart: the .part file holds what arrived before.
+                let held = std::fs::metadata(&r.path).map(|m| m.len()).unwrap_or(0);
+                self.incoming.insert(tkey, Incoming { receiver: FileReceiver::new(offer), name: r.name.clone(), writer: None });
+                self.start_receiving(k, id, Some((r.path, held))).await;
+            }
+            _ => {
+                let name = sanitize_file_name(&offer.name);
+                if record.is_none() {
+                    let rec = TransferRecord {
+                        id,
+                        friend: k.to_owned(),
+                        direction: Direction::Incoming,
+                        name: name.clone(),
+                        size: offer.size,
+                        sha256: offer.sha256,
+                        path: PathBuf::new(),
+                        state: state::OFFERED.into(),
+                    };
+                    if let Err(e) = self.history.add_transfer(&rec).await {
+                        self.error(e.to_string());
+                    }
+                }
+                let size = offer.size;
+                self.incoming.insert(tkey, Incoming { receiver: FileReceiver::new(offer), name: name.clone(), writer: None });
+                if self.auto_accept_max.is_none_or(|max| size <= max) {
+                    self.start_receiving(k, id, None).await;
+                } else {
+                    let friend = self.display(k);
+                    self.emit(Event::FileOffered { friend, transfer_id: id, name, size });
+                }
+            }
+        }
+    }
+
+    /// Accepts an incoming transfer: a fresh `.part` file, or `resume` = (part, bytes held).
+    async fn start_receiving(&mut self, k: &str, id: TransferId, resume: Option<(PathBuf, u64)>) {
+        let tkey = (k.to_owned(), id);
+        let friend = self.display(k);
+        let dir = self.profile.downloads().join(sanitize_folder_name(&friend));
+        let Some(t) = self.incoming.get_mut(&tkey) else { return };
+        let (part, held) = match resume {
+            Some((part, held)) => (part, held),
+            None => {
+                if let Err(e) = std::fs::create_dir_all(&dir) {
+                    let msg = format!("{}: {e}", dir.display());
+                    self.stop_incoming(k, id, FileCancelReason::IoError, &msg, true).await;
+                    return;
+                }
+                match free_destination(&dir, &t.name, |p| p.exists()) {
+                    Some(dest) => (part_path(&dest), 0),
+                    None => {
+                        self.stop_incoming(k, id, FileCancelReason::IoError, "no free file name", true).await;
+                        return;
+                    }
+                }
+            }
+        };
+        let Ok((offset, _)) = t.receiver.accept(held) else { return };
+        let offer = t.receiver.offer().clone();
+        let dir = part.parent().map_or(dir, Path::to_path_buf);
+        let job = WriteJob {
+            friend: k.to_owned(),
+            id,
+            part: part.clone(),
+            dir,
+            name: t.name.clone(),
+            held: offset,
+            size: offer.size,
+            sha256: offer.sha256,
+        };
+        t.writer = Some(spawn_writer(job, self.disk_tx.clone()));
+        let name = t.name.clone();
+        if let Err(e) = self.history.set_transfer_state(k, Direction::Incoming, id, state::ACTIVE, Some(&part)).await {
+            self.error(e.to_string());
+        }
+        self.send_to(k, PeerFrame::FileAccept { id: id.0, offset });
+        self.emit(Event::TransferStarted { friend, transfer_id: id, direction: Direction::Incoming, name, size: offer.size, offset });
+    }
+
+    async fn on_chunk(&mut self, k: &str, id: TransferId, offset: u64, data: bytes::Bytes) {
+        let tkey = (k.to_owned(), id);
+        let Some(t) = self.incoming.get_mut(&tkey) else {
+            self.send_to(k, Self::cancel_frame(id, FileCancelReason::UnknownTransfer, "no such transfer"));
+            return;
+        };
+        match t.receiver.on_chunk(offset, data.len()) {
+            Ok(outcome) => {
+                let tx = t.writer.as_ref().map(|w| w.tx.clone());
+                let sent = match tx {
+                    Some(tx) => tx.send(data).await.is_ok(),
+                    None => false,
+                };
+                if !sent {
+                    self.stop_incoming(k, id, FileCancelReason::IoError, "the file writer stopped", true).await;
+                } else if outcome == ChunkOutcome::Last {
+                    tracing::debug!(%id, "last chunk received; verifying");
+                }
+            }
+            Err(v) => {
+                // A chunk that does not fit ends this transfer only (SPEC.md §8.3).
+                self.stop_incoming(k, id, FileCancelReason::Invalid, &v.0, true).await;
+            }
+        }
+    }
+
+    async fn on_accept(&mut self, k: &str, id: TransferId, offset: u64) {
+        let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.friend == k) else {
+            self.send_to(k, Self::cancel_frame(id, FileCancelReason::UnknownTransfer, "no such transfer"));
+            return;
+        };
+        match o.sender.on_accept(offset) {
+            Ok(step) => {
+                let (name, size) = (o.sender.name().to_owned(), o.sender.size());
+                if let AcceptStep::Stream { from } = step {
+                    let generation = self.next_generation;
+                    self.next_generation += 1;
+                    o.generation = generation;
+                    if let Some(link) = self.registry.active(k).and_then(|c| self.links.get(&c)).map(|(_, l)| l.clone()) {
+                        let job = PumpJob { id, generation, path: o.path.clone(), from, size };
+                        o.pump = Some(spawn_pump(job, link.bulk.clone(), self.disk_tx.clone()));
+                    }
+                }
+                let friend = self.display(k);
+                self.emit(Event::TransferStarted { friend, transfer_id: id, direction: Direction::Outgoing, name, size, offset });
+            }
+            Err(v) => self.stop_outgoing(k, id, FileCancelReason::Invalid, &v.0, true).await,
+        }
+    }
+
+    async fn on_complete(&mut self, k: &str, id: TransferId) {
+        let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.friend == k) else { return };
+        if o.sender.on_complete().is_err() {
+            return;
+        }
+        if let Some(p) = o.pump.take() {
+            p.stop();
+        }
+        let (path, size) = (o.path.clone(), o.sender.size());
+        self.outgoing.remove(&id);
+        if let Err(e) = self.history.set_transfer_state(k, Direction::Outgoing, id, state::COMPLETE, None).await {
+            self.error(e.to_string());
+        }
+        let friend = self.display(k);
+        self.emit(Event::TransferComplete { friend, transfer_id: id, direction: Direction::Outgoing, path: path.display().to_string(), size });
+    }
+
+    async fn on_cancel(&mut self, k: &str, id: TransferId, reason: FileCancelReason, message: String) {
+        if self.outgoing.get(&id).is_some_and(|o| o.friend == k) {
+            self.stop_outgoing(k, id, reason, &message, false).await;
+        } else if self.incoming.contains_key(&(k.to_owned(), id)) {
+            self.stop_incoming(k, id, reason, &message, false).await;
+        }
+    }
+
+    async fn stop_outgoing(&mut self, k: &str, id: TransferId, reason: FileCancelReason, message: &str, tell_peer: bool) {
+        let Some(mut o) = self.outgoing.remove(&id) else { return };
+        if let Some(p) = o.pump.take() {
+            p.stop();
+        }
+        o.sender.on_cancel(reason);
+        if tell_peer {
+            self.send_to(k, Self::cancel_frame(id, reason, message));
+        }
+        let st = if reason == FileCancelReason::Declined { state::DECLINED } else { state::CANCELLED };
+        if let Err(e) = self.history.set_transfer_state(k, Direction::Outgoing, id, st, None).await {
+            self.error(e.to_string());
+        }
+        let friend = self.display(k);
+        self.emit(Event::TransferCancelled {
+            friend,
+            transfer_id: id,
+            direction: Direction::Outgoing,
+            reason: reason_name(reason).into(),
+            message: message.to_owned(),
+        });
+    }
+
+    async fn stop_incoming(&mut self, k: &str, id: TransferId, reason: FileCancelReason, message: &str, tell_peer: bool) {
+        let Some(mut t) = self.incoming.remove(&(k.to_owned(), id)) else { return };
+        t.receiver.on_cancel(reason);
+        if let Some(w) = t.writer.take() {
+            w.discard();
+        }
+        if tell_peer {
+            self.send_to(k, Self::cancel_frame(id, reason, message));
+        }
+        let st = match reason {
+            FileCancelReason::Declined => state::DECLINED,
+            FileCancelReason::Cancelled | FileCancelReason::Unspecified => state::CANCELLED,
+            _ => state::FAILED,
+        };
+        if let Err(e) = self.history.set_transfer_state(k, Direction::Incoming, id, st, None).await {
+            self.error(e.to_string());
+        }
+        let friend = self.display(k);
+        self.emit(Event::TransferCancelled {
+            friend,
+            transfer_id: id,
+            direction: Direction::Incoming,
+            reason: reason_name(reason).into(),
+            message: message.to_owned(),
+        });
+    }
+
+    // ----- disk -----------------------------------------------------------------------
+
+    async fn on_disk(&mut self, ev: DiskEvent) {
+        match ev {
+            DiskEvent::PumpProgress { id, generation, sent, rate } => {
+                let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.generation == generation) else { return };
+                o.sender.on_streamed(sent.saturating_sub(o.sender.sent()));
+                let (k, size) = (o.friend.clone(), o.sender.size());
+                let friend = self.display(&k);
+                self.emit(Event::TransferProgress { friend, transfer_id: id, direction: Direction::Outgoing, bytes: sent, size, rate_bytes_per_sec: rate });
+            }
+            DiskEvent::PumpDone { id, generation } => {
+                if let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.generation == generation) {
+                    o.sender.on_stream_done();
+                    o.pump = None;
+                }
+            }
+            DiskEvent::PumpFailed { id, generation, error } => {
+                let Some(k) = self.outgoing.get(&id).filter(|o| o.generation == generation).map(|o| o.friend.clone()) else { return };
+                self.stop_outgoing(&k, id, FileCancelReason::IoError, &error, true).await;
+            }
+            DiskEvent::WriteProgress { friend: k, id, bytes, rate } => {
+                let Some(t) = self.incoming.get(&(k.clone(), id)) else { return };
+                let size = t.receiver.offer().size;
+                let friend = self.display(&k);
+                self.emit(Event::TransferProgress { friend, transfer_id: id, direction: Direction::Incoming, bytes, size, rate_bytes_per_sec: rate });
+            }
+            DiskEvent::Written { friend: k, id, result } => {
+                let Some(mut t) = self.incoming.remove(&(k.clone(), id)) else { return };
+                match result {
+                    Ok(path) => {
+                        t.receiver.on_verified(true);
+                        if let Err(e) = self.history.set_transfer_state(&k, Direction::Incoming, id, state::COMPLETE, Some(&path)).await {
+                            self.error(e.to_string());
+                        }
+                        self.send_to(&k, PeerFrame::FileComplete { id: id.0 });
+                        let friend = self.display(&k);
+                        let size = t.receiver.offer().size;
+                        self.emit(Event::TransferComplete { friend, transfer_id: id, direction: Direction::Incoming, path: path.display().to_string(), size });
+                    }
+                    Err(WriteFailure::HashMismatch) => {
+                        t.receiver.on_verified(false);
+                        self.incoming.insert((k.clone(), id), t);
+                        self.stop_incoming(&k, id, FileCancelReason::HashMismatch, "the received bytes do not match the offered SHA-256", true).await;
+                    }
+                    Err(WriteFailure::Io(msg)) => {
+                        self.incoming.insert((k.clone(), id), t);
+                        self.stop_incoming(&k, id, FileCancelReason::IoError, &msg, true).await;
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- server ---------------------------------------------------------------------
+
+    async fn on_server(&mut self, ev: ServerEvent) {
+        match ev {
+            ServerEvent::Online => self.emit(Event::ServerStatus { online: true, reason: None }),
+            ServerEvent::Offline { reason } => {
+                self.with_book(FriendBook::all_offline);
+                self.emit(Event::ServerStatus { online: false, reason: Some(reason) });
+            }
+            ServerEvent::LoggedIn(snap) => {
+                if let Ok(mut me) = self.me.write() {
+                    *me = Some(snap.userid.clone());
+                }
+                self.registry.set_me(&snap.userid);
+                if let Err(e) = self.profile.set_account(&snap.userid) {
+                    self.error(e.to_string());
+                }
+                self.with_book(|b| b.apply_snapshot(&snap.friends, &snap.incoming, &snap.outgoing));
+                let (friends, incoming, outgoing) =
+                    self.book.read().map(|b| (b.views(), b.incoming(), b.outgoing())).unwrap_or_default();
+                // Connections to users who are no longer friends end here.
+                let gone: Vec<ConnId> = self.links.iter().filter(|(_, (k, _))| !self.is_friend(k)).map(|(c, _)| *c).collect();
+                for c in gone {
+                    if let Some((_, l)) = self.links.get(&c) {
+                        l.close(CloseReason::NotAFriend, "no longer friends");
+                    }
+                }
+                self.emit(Event::LoggedIn { userid: snap.userid, friends, incoming_requests: incoming, outgoing_requests: outgoing });
+                let pending: Vec<String> = snap.friends.iter().map(|f| key(&f.userid)).filter(|k| self.has_pending(k)).collect();
+                for k in pending {
+                    self.ensure_connected(&k);
+                }
+            }
+            ServerEvent::LoggedOut => self.emit(Event::LoggedOut),
+            ServerEvent::FriendAdded(f) => {
+                self.with_book(|b| b.upsert(&f));
+                let view = self.book.read().ok().and_then(|b| b.get(&f.userid).map(|c| c.view()));
+                if let Some(friend) = view {
+                    self.emit(Event::FriendAdded { friend });
+                }
+            }
+            ServerEvent::FriendRemoved(userid) => self.friend_gone(&userid),
+            ServerEvent::RequestSent(userid) => {
+                let now = history::now_ms();
+                self.with_book(|b| b.add_outgoing(PendingRequest { userid, created_at_unix_ms: now, expires_at_unix_ms: 0 }));
+            }
+            ServerEvent::RequestAnswered(userid) => {
+                self.with_book(|b| b.drop_request(&userid));
+            }
+            ServerEvent::Error(message) => self.error(message),
+            ServerEvent::Push(p) => self.on_push(p),
+        }
+    }
+
+    fn friend_gone(&mut self, userid: &str) {
+        let k = key(userid);
+        let display = self.display(&k);
+        self.with_book(|b| b.remove(&k));
+        if let Some(conn) = self.registry.active(&k) {
+            if let Some((_, l)) = self.links.get(&conn) {
+                l.close(CloseReason::NotAFriend, "no longer friends");
+            }
+        }
+        self.emit(Event::FriendRemoved { userid: display });
+    }
+
+    fn on_push(&mut self, p: PushEvent) {
+        match p {
+            PushEvent::FriendRequestReceived(r) => {
+                let from = r.userid.clone();
+                self.with_book(|b| b.add_incoming(r));
+                self.emit(Event::FriendRequestReceived { from });
+            }
+            PushEvent::FriendRequestAccepted(f) => {
+                self.with_book(|b| b.upsert(&f));
+                let view = self.book.read().ok().and_then(|b| b.get(&f.userid).map(|c| c.view()));
+                if let Some(friend) = view {
+                    self.emit(Event::FriendAdded { friend });
+                }
+            }
+            PushEvent::FriendRequestRefused { userid } => {
+                self.with_book(|b| b.drop_request(&userid));
+                self.emit(Event::FriendRequestRefused { userid });
+            }
+            PushEvent::FriendRequestExpired { userid } => {
+                self.with_book(|b| b.drop_request(&userid));
+                self.emit(Event::FriendRequestExpired { userid });
+            }
+            PushEvent::FriendOnline { userid, endpoint, identity_key } => {
+                let k = key(&userid);
+                if self.with_book(|b| b.set_online(&userid, endpoint, identity_key)) == Some(true) {
+                    let friend = self.display(&k);
+                    self.emit(Event::Presence { friend, online: true, address: endpoint.map(|e| e.to_string()) });
+                    if self.has_pending(&k) {
+                        self.retry.remove(&k);
+                        self.ensure_connected(&k);
+                    }
+                }
+            }
+            PushEvent::FriendOffline { userid } => {
+                let k = key(&userid);
+                if self.with_book(|b| b.set_offline(&userid)).is_some() {
+                    let friend = self.display(&k);
+                    self.emit(Event::Presence { friend, online: false, address: None });
+                }
+            }
+            PushEvent::Unfriended { userid } => self.friend_gone(&userid),
+            PushEvent::FriendKeyChanged { userid, identity_key } => {
+                let k = key(&userid);
+                let fingerprint = identity_key.fingerprint().to_string();
+                if self.with_book(|b| b.set_key(&userid, identity_key)) == Some(true) {
+                    // The open connection proved the old key: drop it.
+                    if let Some(conn) = self.registry.active(&k) {
+                        if let Some((_, l)) = self.links.get(&conn) {
+                            l.close(CloseReason::Normal, "your identity key changed");
+                        }
+                    }
+                    let friend = self.display(&k);
+                    self.emit(Event::FriendKeyChanged { friend, fingerprint });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! sea-orm entities of the local history database, one file per table.
+
+pub mod message;
+pub mod outbox;
+pub mod transfer;

@@ -1,0 +1,406 @@
+//! The local history database (SQLite through sea-orm, in the profile): messages, the
+//! persisted outbox and file transfers.
+//!
+//! History stays on this device: nothing here is ever sent to the server, and to a friend
+//! only the messages and files themselves.
+
+pub mod entity;
+pub mod migration;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use peerchat_proto::message::ChatFrame;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    SqlxSqliteConnector, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use serde::Serialize;
+
+use self::entity::{message, outbox, transfer};
+use crate::ids::{MessageId, TransferId};
+use crate::transfer::Direction;
+
+/// Why the history database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The database failed.
+    #[error("history database: {0}")]
+    Db(#[from] DbErr),
+    /// The database could not be opened.
+    #[error("history database {path}: {detail}")]
+    Open {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// One stored message, as shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// The message id.
+    pub message_id: String,
+    /// `in` or `out`.
+    pub direction: String,
+    /// The text.
+    pub text: String,
+    /// Sender's clock, Unix ms.
+    pub sent_at_unix_ms: u64,
+    /// Outgoing: acknowledged by the friend.
+    pub acked: bool,
+}
+
+/// A transfer row, as the core needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRecord {
+    /// The id.
+    pub id: TransferId,
+    /// Friend (lower-case).
+    pub friend: String,
+    /// Which way.
+    pub direction: Direction,
+    /// Name.
+    pub name: String,
+    /// Size.
+    pub size: u64,
+    /// SHA-256.
+    pub sha256: [u8; 32],
+    /// Source file, `.part` file or final file.
+    pub path: PathBuf,
+    /// State name.
+    pub state: String,
+}
+
+/// States stored in `transfer.state`.
+pub mod state {
+    /// Outgoing, not complete: offer again on every connection.
+    pub const PENDING: &str = "pending";
+    /// Incoming, waiting for the user's decision.
+    pub const OFFERED: &str = "offered";
+    /// Incoming, accepted: resume from the `.part` file.
+    pub const ACTIVE: &str = "active";
+    /// Done.
+    pub const COMPLETE: &str = "complete";
+    /// Stopped by a user.
+    pub const CANCELLED: &str = "cancelled";
+    /// Declined by the receiver.
+    pub const DECLINED: &str = "declined";
+    /// Failed (hash mismatch, invalid, I/O).
+    pub const FAILED: &str = "failed";
+}
+
+/// The history store.
+#[derive(Debug, Clone)]
+pub struct History {
+    db: DatabaseConnection,
+}
+
+/// Now, Unix ms.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl History {
+    /// Opens (creating and migrating) the database at `path`.
+    ///
+    /// # Errors
+    /// [`HistoryError`].
+    pub async fn open(path: &Path) -> Result<Self, HistoryError> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Durable before MessageAck (SPEC.md §8.1): every commit is synced.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|e| HistoryError::Open { path: path.display().to_string(), detail: e.to_string() })?;
+        let db = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
+        migration::Migrator::up(&db, None).await?;
+        Ok(Self { db })
+    }
+
+    /// Stores a message we wrote and puts it in the outbox, in one transaction.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn add_outgoing(&self, friend: &str, frame: &ChatFrame) -> Result<(), HistoryError> {
+        let txn = self.db.begin().await?;
+        let id = hex::encode(frame.id);
+        message::ActiveModel {
+            message_id: Set(id.clone()),
+            friend: Set(friend.to_owned()),
+            direction: Set(Direction::Outgoing.as_str().to_owned()),
+            text: Set(frame.text.clone()),
+            sent_at: Set(to_i64(frame.sent_at_unix_ms)),
+            acked: Set(false),
+            stored_at: Set(to_i64(now_ms())),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        outbox::ActiveModel {
+            friend: Set(friend.to_owned()),
+            message_id: Set(id),
+            text: Set(frame.text.clone()),
+            sent_at: Set(to_i64(frame.sent_at_unix_ms)),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Stores a received message unless the same id from the same friend is already
+    /// stored. True if it was new.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn add_incoming(&self, friend: &str, frame: &ChatFrame) -> Result<bool, HistoryError> {
+        let row = message::ActiveModel {
+            message_id: Set(hex::encode(frame.id)),
+            friend: Set(friend.to_owned()),
+            direction: Set(Direction::Incoming.as_str().to_owned()),
+            text: Set(frame.text.clone()),
+            sent_at: Set(to_i64(frame.sent_at_unix_ms)),
+            acked: Set(true),
+            stored_at: Set(to_i64(now_ms())),
+            ..Default::default()
+        };
+        let res = message::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([message::Column::Friend, message::Column::Direction, message::Column::MessageId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(res > 0)
+    }
+
+    /// Records the friend's acknowledgement: the message is acked and leaves the outbox.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn mark_acked(&self, friend: &str, id: MessageId) -> Result<(), HistoryError> {
+        let hex_id = id.to_hex();
+        let txn = self.db.begin().await?;
+        message::Entity::update_many()
+            .col_expr(message::Column::Acked, sea_orm::sea_query::Expr::value(true))
+            .filter(message::Column::Friend.eq(friend))
+            .filter(message::Column::Direction.eq(Direction::Outgoing.as_str()))
+            .filter(message::Column::MessageId.eq(hex_id.clone()))
+            .exec(&txn)
+            .await?;
+        outbox::Entity::delete_many()
+            .filter(outbox::Column::Friend.eq(friend))
+            .filter(outbox::Column::MessageId.eq(hex_id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The whole outbox, in sending order.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn outbox(&self) -> Result<Vec<(String, ChatFrame)>, HistoryError> {
+        let rows = outbox::Entity::find().order_by_asc(outbox::Column::Seq).all(&self.db).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let id = MessageId::from_slice(&hex::decode(&r.message_id).ok()?)?;
+                Some((r.friend, ChatFrame { id: id.0, sent_at_unix_ms: u64::try_from(r.sent_at).unwrap_or(0), text: r.text }))
+            })
+            .collect())
+    }
+
+    /// The last `limit` messages with `friend`, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn messages(&self, friend: &str, limit: u64) -> Result<Vec<HistoryEntry>, HistoryError> {
+        let mut rows = message::Entity::find()
+            .filter(message::Column::Friend.eq(friend))
+            .order_by_desc(message::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.reverse();
+        Ok(rows
+            .into_iter()
+            .map(|r| HistoryEntry {
+                message_id: r.message_id,
+                direction: r.direction,
+                text: r.text,
+                sent_at_unix_ms: u64::try_from(r.sent_at).unwrap_or(0),
+                acked: r.acked,
+            })
+            .collect())
+    }
+
+    /// Inserts a transfer row.
+    ///
+    /// # Errors
+    /// Database errors (including a duplicate id).
+    pub async fn add_transfer(&self, t: &TransferRecord) -> Result<(), HistoryError> {
+        transfer::ActiveModel {
+            transfer_id: Set(t.id.to_hex()),
+            friend: Set(t.friend.clone()),
+            direction: Set(t.direction.as_str().to_owned()),
+            name: Set(t.name.clone()),
+            size: Set(to_i64(t.size)),
+            sha256: Set(hex::encode(t.sha256)),
+            path: Set(t.path.to_string_lossy().into_owned()),
+            state: Set(t.state.clone()),
+            created_at: Set(to_i64(now_ms())),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Updates a transfer's state, and its path when given.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn set_transfer_state(
+        &self,
+        friend: &str,
+        direction: Direction,
+        id: TransferId,
+        state: &str,
+        path: Option<&Path>,
+    ) -> Result<(), HistoryError> {
+        let mut q = transfer::Entity::update_many().col_expr(transfer::Column::State, sea_orm::sea_query::Expr::value(state));
+        if let Some(p) = path {
+            q = q.col_expr(transfer::Column::Path, sea_orm::sea_query::Expr::value(p.to_string_lossy().into_owned()));
+        }
+        q.filter(transfer::Column::Friend.eq(friend))
+            .filter(transfer::Column::Direction.eq(direction.as_str()))
+            .filter(transfer::Column::TransferId.eq(id.to_hex()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// One transfer.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn transfer(&self, friend: &str, direction: Direction, id: TransferId) -> Result<Option<TransferRecord>, HistoryError> {
+        let row = transfer::Entity::find()
+            .filter(transfer::Column::Friend.eq(friend))
+            .filter(transfer::Column::Direction.eq(direction.as_str()))
+            .filter(transfer::Column::TransferId.eq(id.to_hex()))
+            .one(&self.db)
+            .await?;
+        Ok(row.and_then(record))
+    }
+
+    /// Transfers in `state` going `direction`, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn transfers_in_state(&self, direction: Direction, state: &str) -> Result<Vec<TransferRecord>, HistoryError> {
+        let rows = transfer::Entity::find()
+            .filter(transfer::Column::Direction.eq(direction.as_str()))
+            .filter(transfer::Column::State.eq(state))
+            .order_by_asc(transfer::Column::Seq)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().filter_map(record).collect())
+    }
+}
+
+fn record(r: transfer::Model) -> Option<TransferRecord> {
+    Some(TransferRecord {
+        id: TransferId::from_slice(&hex::decode(&r.transfer_id).ok()?)?,
+        friend: r.friend,
+        direction: if r.direction == Direction::Outgoing.as_str() { Direction::Outgoing } else { Direction::Incoming },
+        name: r.name,
+        size: u64::try_from(r.size).ok()?,
+        sha256: hex::decode(&r.sha256).ok()?.try_into().ok()?,
+        path: PathBuf::from(r.path),
+        state: r.state,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: u8, text: &str) -> ChatFrame {
+        ChatFrame { id: [n; 16], sent_at_unix_ms: 1000 + u64::from(n), text: text.into() }
+    }
+
+    #[tokio::test]
+    async fn outbox_survives_reopen_and_acks_remove_entries() -> Result<(), HistoryError> {
+        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open { path: String::new(), detail: e.to_string() })?;
+        let path = dir.path().join("h.db");
+        {
+            let h = History::open(&path).await?;
+            h.add_outgoing("bob", &frame(1, "one")).await?;
+            h.add_outgoing("bob", &frame(2, "two")).await?;
+            h.add_outgoing("carol", &frame(3, "three")).await?;
+            h.mark_acked("bob", MessageId([1; 16])).await?;
+        }
+        let h = History::open(&path).await?;
+        let out = h.outbox().await?;
+        assert_eq!(out, vec![("bob".to_owned(), frame(2, "two")), ("carol".to_owned(), frame(3, "three"))]);
+        let msgs = h.messages("bob", 10).await?;
+        assert_eq!(msgs.len(), 2);
+        assert!(msgs[0].acked && !msgs[1].acked);
+        assert_eq!(msgs[0].text, "one");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn incoming_duplicates_are_stored_once() -> Result<(), HistoryError> {
+        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open { path: String::new(), detail: e.to_string() })?;
+        let h = History::open(&dir.path().join("h.db")).await?;
+        assert!(h.add_incoming("bob", &frame(7, "hi")).await?);
+        assert!(!h.add_incoming("bob", &frame(7, "hi")).await?);
+        assert!(h.add_incoming("carol", &frame(7, "hi")).await?, "same id from someone else");
+        assert_eq!(h.messages("bob", 10).await?.len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn transfers_round_trip() -> Result<(), HistoryError> {
+        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open { path: String::new(), detail: e.to_string() })?;
+        let h = History::open(&dir.path().join("h.db")).await?;
+        let t = TransferRecord {
+            id: TransferId([9; 16]),
+            friend: "bob".into(),
+            direction: Direction::Outgoing,
+            name: "a.iso".into(),
+            size: 5_000_000_000,
+            sha256: [1; 32],
+            path: PathBuf::from("/tmp/a.iso"),
+            state: state::PENDING.into(),
+        };
+        h.add_transfer(&t).await?;
+        assert_eq!(h.transfers_in_state(Direction::Outgoing, state::PENDING).await?, vec![t.clone()]);
+        h.set_transfer_state("bob", Direction::Outgoing, t.id, state::COMPLETE, None).await?;
+        assert!(h.transfers_in_state(Direction::Outgoing, state::PENDING).await?.is_empty());
+        let got = h.transfer("bob", Direction::Outgoing, t.id).await?;
+        assert_eq!(got.map(|g| g.state), Some(state::COMPLETE.to_owned()));
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! The 16-byte random ids of chat messages and file transfers (SPEC.md §8.1, §8.3).
+//!
+//! Ids are chosen by the sender and are the only thing that ties an acknowledgement, a
+//! duplicate, a resumed transfer or a history row to the original message, so they get a
+//! type of their own instead of travelling as bare byte arrays.
+
+use std::fmt;
+use std::str::FromStr;
+
+use peerchat_proto::limits::ID_LEN;
+use rand::RngCore as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub [u8; ID_LEN]);
+
+        impl $name {
+            /// A fresh id from the operating system's CSPRNG.
+            pub fn random() -> Self {
+                let mut b = [0u8; ID_LEN];
+                rand::rngs::OsRng.fill_bytes(&mut b);
+                Self(b)
+            }
+
+            /// The id from raw bytes, if there are exactly 16 of them.
+            pub fn from_slice(b: &[u8]) -> Option<Self> {
+                b.try_into().ok().map(Self)
+            }
+
+            /// Lower-case hex, as shown to users and stored in the history database.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.to_hex())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = BadId;
+            fn from_str(s: &str) -> Result<Self, BadId> {
+                let raw = hex::decode(s.trim()).map_err(|_| BadId(s.to_owned()))?;
+                Self::from_slice(&raw).ok_or_else(|| BadId(s.to_owned()))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_hex())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Identifies one chat message across resends, acknowledgements and history.
+    MessageId
+);
+id_type!(
+    /// Identifies one file transfer across offers, resumes and restarts.
+    TransferId
+);
+
+/// Text that is not 32 hex digits.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{0}` is not an id (32 hex digits)")]
+pub struct BadId(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_json() {
+        let id = MessageId::random();
+        assert_eq!(id.to_hex().parse::<MessageId>().ok(), Some(id));
+        let json = serde_json::to_string(&id).unwrap_or_default();
+        assert_eq!(json, format!("\"{}\"", id.to_hex()));
+        assert!("abc".parse::<TransferId>().is_err());
+        assert_ne!(MessageId::random(), MessageId::random());
+    }
+}

@@ -1,0 +1,112 @@
+//! The PeerHello rules (SPEC.md §7.2), without I/O.
+//!
+//! The handshake proves *which key* is on the other end; the hello says *which user* it
+//! claims to be and whom it meant to reach. A connection is kept only if the key belongs to
+//! that friend (in the friend cache) and the hello names us.
+
+use peerchat_proto::IdentityKey;
+
+use crate::friends::FriendBook;
+
+/// Why a peer connection is refused with Close{NOT_A_FRIEND} or PROTOCOL_ERROR.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HelloError {
+    /// The handshake key is no friend's key.
+    #[error("identity {0} is not the key of any friend")]
+    UnknownKey(String),
+    /// The hello names a user who is not our friend, or whose key is not the handshake key.
+    #[error("hello claims to be {0}, which does not match the proven identity")]
+    WrongUser(String),
+    /// The hello is addressed to someone else.
+    #[error("hello is addressed to {0}, not to us")]
+    NotForUs(String),
+    /// We dialled one friend and reached another identity.
+    #[error("expected {expected}'s key, the remote proved {got}")]
+    UnexpectedKey {
+        /// Whom we dialled.
+        expected: String,
+        /// The fingerprint we got.
+        got: String,
+    },
+    /// The first frame was not a hello.
+    #[error("the first frame must be PeerHello")]
+    NotHello,
+    /// The connection broke (or timed out) during the hello exchange.
+    #[error("connection failed during the hello exchange: {0}")]
+    Connection(String),
+}
+
+/// The acceptor's first check, right after the handshake: the friend whose key this is.
+///
+/// # Errors
+/// [`HelloError::UnknownKey`].
+pub fn friend_for_key(book: &FriendBook, remote: &IdentityKey) -> Result<String, HelloError> {
+    book.by_key(remote).map(|f| f.userid.clone()).ok_or_else(|| HelloError::UnknownKey(remote.fingerprint().to_string()))
+}
+
+/// The dialler's first check: the key we reached is the one of the friend we dialled.
+///
+/// # Errors
+/// [`HelloError::UnexpectedKey`] (also when the friend is no longer in the book).
+pub fn check_dialled_key(book: &FriendBook, friend: &str, remote: &IdentityKey) -> Result<(), HelloError> {
+    match book.get(friend) {
+        Some(f) if &f.identity_key == remote => Ok(()),
+        _ => Err(HelloError::UnexpectedKey { expected: friend.to_owned(), got: remote.fingerprint().to_string() }),
+    }
+}
+
+/// Checks a received hello against the handshake key and our own userid. Returns the
+/// friend's registered spelling.
+///
+/// # Errors
+/// [`HelloError::WrongUser`] or [`HelloError::NotForUs`].
+pub fn check_hello(
+    book: &FriendBook,
+    remote: &IdentityKey,
+    me: &str,
+    hello_userid: &str,
+    hello_to: &str,
+) -> Result<String, HelloError> {
+    let friend = book.get(hello_userid).filter(|f| &f.identity_key == remote).ok_or_else(|| HelloError::WrongUser(hello_userid.to_owned()))?;
+    if !hello_to.eq_ignore_ascii_case(me) {
+        return Err(HelloError::NotForUs(hello_to.to_owned()));
+    }
+    Ok(friend.userid.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerchat_proto::message::FriendInfo;
+    use peerchat_proto::test_keys;
+
+    fn book() -> FriendBook {
+        let mut b = FriendBook::new();
+        b.upsert(&FriendInfo { userid: "Bob".into(), online: false, endpoint: None, identity_key: test_keys::identity(1).public().clone() });
+        b.upsert(&FriendInfo { userid: "carol".into(), online: false, endpoint: None, identity_key: test_keys::identity(2).public().clone() });
+        b
+    }
+
+    #[test]
+    fn a_friends_hello_to_us_is_accepted_in_any_case() {
+        let b = book();
+        let bob = test_keys::identity(1).public().clone();
+        assert_eq!(friend_for_key(&b, &bob), Ok("Bob".into()));
+        assert_eq!(check_hello(&b, &bob, "alice", "BOB", "Alice"), Ok("Bob".into()));
+        assert_eq!(check_dialled_key(&b, "bob", &bob), Ok(()));
+    }
+
+    #[test]
+    fn strangers_and_impostors_are_refused() {
+        let b = book();
+        let stranger = test_keys::identity(9).public().clone();
+        assert!(matches!(friend_for_key(&b, &stranger), Err(HelloError::UnknownKey(_))));
+        let carol = test_keys::identity(2).public().clone();
+        // Carol's key claiming to be Bob.
+        assert_eq!(check_hello(&b, &carol, "alice", "bob", "alice"), Err(HelloError::WrongUser("bob".into())));
+        // Addressed to someone else.
+        assert_eq!(check_hello(&b, &carol, "alice", "carol", "dave"), Err(HelloError::NotForUs("dave".into())));
+        // Dialled Bob, reached Carol.
+        assert!(matches!(check_dialled_key(&b, "bob", &carol), Err(HelloError::UnexpectedKey { .. })));
+    }
+}

@@ -1,0 +1,45 @@
+//! The peer listener: accepts TCP connections from friends on the port announced to the
+//! server, runs the responder side of the handshake, and hands the connection to a
+//! session task, which refuses identities that are not friends (SPEC.md §7.2).
+
+use std::net::SocketAddr;
+
+use peerchat_proto::limits::HANDSHAKE_TIMEOUT;
+use peerchat_proto::wire::ChannelKind;
+use peerchat_proto::{Channel, Role};
+use tokio::net::TcpListener;
+
+use super::session::{run_accepted, SessionContext};
+
+/// Accepts connections until the context is cancelled.
+pub async fn run(listener: TcpListener, ctx: SessionContext) {
+    let cancel = ctx.cancel.clone();
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a moment instead of spinning.
+                tracing::warn!(error = %e, "peer accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let cancel = ctx.cancel.clone();
+            cancel.run_until_cancelled(accept_one(stream, addr, ctx)).await;
+        });
+    }
+}
+
+async fn accept_one(stream: tokio::net::TcpStream, addr: SocketAddr, ctx: SessionContext) {
+    let _ = stream.set_nodelay(true);
+    match Channel::handshake(stream, &ctx.local, Role::Responder, ChannelKind::Peer, HANDSHAKE_TIMEOUT).await {
+        Ok(chan) => run_accepted(chan, ctx, addr).await,
+        Err(e) => tracing::info!(%addr, error = %e, "peer handshake failed"),
+    }
+}

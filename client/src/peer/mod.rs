@@ -1,0 +1,11 @@
+//! Direct connections between friends (SPEC.md §7): the listener that accepts them, the
+//! dialler, the per-connection session task, the PeerHello rules and the
+//! one-connection-per-pair registry.
+
+pub mod hello;
+pub mod listener;
+pub mod registry;
+pub mod session;
+
+pub use registry::ConnId;
+pub use session::{PeerEvent, PeerLink};

@@ -1,0 +1,394 @@
+//! The link to the Peerchat server: connect, pin the server key, send requests, turn
+//! responses and pushes into [`ServerEvent`]s for the core, and reconnect with back-off
+//! (logging in again with KeyLogin) whenever the server goes away.
+//!
+//! One task owns the connection. Requests are pipelined with increasing request ids;
+//! responses come back in order (SPEC.md §4.6). Before answering a caller, the task tells the
+//! core what changed (a new friend, a login snapshot...), so a caller that acts on the
+//! answer finds the core already up to date.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use peerchat_proto::limits::{IDLE_PING_AFTER, IDLE_TIMEOUT};
+use peerchat_proto::message::{Endpoint, FriendInfo, LoginSnapshot, PushEvent, Request, ResponseBody, ServerFrame};
+use peerchat_proto::wire::{self, client_message, ChannelKind, CloseReason, ErrorCode};
+use peerchat_proto::{Channel, LocalIdentity};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::error::ClientError;
+use crate::pinning::{KnownServers, PinError};
+
+/// What the server link tells the core.
+#[derive(Debug)]
+pub enum ServerEvent {
+    /// Connected (not necessarily logged in).
+    Online,
+    /// Disconnected; reconnecting in the background.
+    Offline {
+        /// Why.
+        reason: String,
+    },
+    /// Logged in (by the user, or again after a reconnect).
+    LoggedIn(LoginSnapshot),
+    /// Logged out.
+    LoggedOut,
+    /// A push.
+    Push(PushEvent),
+    /// We became friends with someone through our own request (accept or crossing requests).
+    FriendAdded(FriendInfo),
+    /// We unfriended someone.
+    FriendRemoved(String),
+    /// We sent a request that is now pending.
+    RequestSent(String),
+    /// We answered (refused) a request.
+    RequestAnswered(String),
+    /// An automatic step failed (re-login refused...).
+    Error(String),
+}
+
+/// Settings of the server link.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// `HOST:PORT` as configured; also the key of the pinned fingerprint.
+    pub server: String,
+    /// The pin file.
+    pub known_servers: PathBuf,
+    /// Announced in Login/KeyLogin.
+    pub peer_endpoint: Option<Endpoint>,
+    /// Log in with the key as this user on the first connection.
+    pub auto_login: Option<String>,
+    /// First reconnect delay.
+    pub reconnect_min: Duration,
+    /// Longest reconnect delay.
+    pub reconnect_max: Duration,
+}
+
+enum Command {
+    Request { request: Request, reply: oneshot::Sender<Result<ResponseBody, ClientError>> },
+}
+
+/// Sends requests to the server link.
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Request { request, .. } => write!(f, "Request({})", request.name()),
+        }
+    }
+}
+
+impl ServerHandle {
+    /// Sends `request` and waits for its answer. Login and KeyLogin get the peer endpoint
+    /// filled in.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] for an error answer, [`ClientError::ServerUnavailable`] when
+    /// the server cannot be reached, [`ClientError::Pin`] when its key changed.
+    pub async fn request(&self, request: Request) -> Result<ResponseBody, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Request { request, reply }).map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+}
+
+/// Starts the server link task.
+pub fn spawn(
+    settings: ServerSettings,
+    local: LocalIdentity,
+    to_core: mpsc::UnboundedSender<ServerEvent>,
+    cancel: CancellationToken,
+) -> ServerHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let link = ServerLink {
+        backoff: Backoff::new(settings.reconnect_min, settings.reconnect_max),
+        login_as: settings.auto_login.clone(),
+        settings,
+        local,
+        to_core,
+        rx,
+        fatal: None,
+    };
+    tokio::spawn(cancel.clone().run_until_cancelled_owned(link.run()));
+    ServerHandle { tx }
+}
+
+struct ServerLink {
+    settings: ServerSettings,
+    local: LocalIdentity,
+    to_core: mpsc::UnboundedSender<ServerEvent>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    backoff: Backoff,
+    /// Log in again as this user after every reconnect.
+    login_as: Option<String>,
+    /// A pin mismatch: no more connections until the user fixes it.
+    fatal: Option<PinError>,
+}
+
+enum End {
+    /// The caller side is gone: stop.
+    Stop,
+    /// The connection ended.
+    Lost(String),
+}
+
+enum Pending {
+    /// Our own KeyLogin after a reconnect.
+    Relogin,
+    /// A caller's request.
+    User { request: Request, reply: oneshot::Sender<Result<ResponseBody, ClientError>> },
+}
+
+impl ServerLink {
+    async fn run(mut self) {
+        let mut first: Option<Command> = None;
+        let mut reported_offline = false;
+        loop {
+            if let Some(err) = &self.fatal {
+                match self.rx.recv().await {
+                    Some(Command::Request { reply, .. }) => {
+                        let _ = reply.send(Err(ClientError::Pin(err.clone())));
+                        continue;
+                    }
+                    None => return,
+                }
+            }
+            match self.connect().await {
+                Ok(chan) => {
+                    self.backoff.reset();
+                    let _ = self.to_core.send(ServerEvent::Online);
+                    match self.serve(chan, first.take()).await {
+                        End::Stop => return,
+                        End::Lost(reason) => {
+                            tracing::info!(server = %self.settings.server, %reason, "server connection lost");
+                            let _ = self.to_core.send(ServerEvent::Offline { reason });
+                            reported_offline = true;
+                        }
+                    }
+                }
+                Err(e) => {
+                    if let Some(cmd) = first.take() {
+                        let Command::Request { reply, .. } = cmd;
+                        let _ = reply.send(Err(e.clone_for_caller()));
+                    }
+                    if let ClientError::Pin(p) = &e {
+                        self.fatal = Some(p.clone());
+                        let _ = self.to_core.send(ServerEvent::Error(p.to_string()));
+                        let _ = self.to_core.send(ServerEvent::Offline { reason: p.to_string() });
+                        continue;
+                    }
+                    if !reported_offline {
+                        let _ = self.to_core.send(ServerEvent::Offline { reason: e.to_string() });
+                        reported_offline = true;
+                    }
+                }
+            }
+            let delay = self.backoff.next_delay();
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                cmd = self.rx.recv() => match cmd {
+                    // A request while offline: try at once instead of waiting out the back-off.
+                    Some(cmd) => first = Some(cmd),
+                    None => return,
+                },
+            }
+        }
+    }
+
+    async fn connect(&mut self) -> Result<Channel<TcpStream>, ClientError> {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&self.settings.server)
+            .await
+            .map_err(|e| ClientError::ServerUnavailable(format!("{}: {e}", self.settings.server)))?
+            .collect();
+        let mut last = format!("{}: no address", self.settings.server);
+        for addr in addrs {
+            match Channel::connect(addr, &self.local, ChannelKind::ClientServer).await {
+                Ok(chan) => {
+                    let fp = chan.remote.identity_key.fingerprint();
+                    let mut pins = KnownServers::load(&self.settings.known_servers)?;
+                    pins.check_and_save(&self.settings.server, fp)?;
+                    return Ok(chan);
+                }
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        Err(ClientError::ServerUnavailable(last))
+    }
+
+    async fn serve(&mut self, chan: Channel<TcpStream>, first: Option<Command>) -> End {
+        let Channel { mut reader, mut writer, .. } = chan;
+        let mut pending: HashMap<u64, Pending> = HashMap::new();
+        let mut next_id: u64 = 1;
+        let mut out: Vec<wire::ClientMessage> = Vec::new();
+
+        if let Some(userid) = self.login_as.clone() {
+            let req = Request::KeyLogin { userid, endpoint: self.settings.peer_endpoint };
+            out.push(req.into_message(next_id));
+            pending.insert(next_id, Pending::Relogin);
+            next_id += 1;
+        }
+        if let Some(Command::Request { request, reply }) = first {
+            out.push(self.prepare(request.clone()).into_message(next_id));
+            pending.insert(next_id, Pending::User { request, reply });
+            next_id += 1;
+        }
+        let mut last_rx = Instant::now();
+        let mut pinged = false;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let end = loop {
+            for m in out.drain(..) {
+                if let Err(e) = writer.queue(&m) {
+                    tracing::warn!(error = %e, "request not sendable");
+                }
+            }
+            if let Err(e) = writer.flush().await {
+                break End::Lost(e.to_string());
+            }
+            tokio::select! {
+                cmd = self.rx.recv() => match cmd {
+                    Some(Command::Request { request, reply }) => {
+                        out.push(self.prepare(request.clone()).into_message(next_id));
+                        pending.insert(next_id, Pending::User { request, reply });
+                        next_id += 1;
+                    }
+                    None => {
+                        let _ = writer.send(&close(CloseReason::Normal, "client exiting")).await;
+                        let _ = writer.shutdown().await;
+                        break End::Stop;
+                    }
+                },
+                frame = reader.recv::<wire::ServerMessage>() => {
+                    last_rx = Instant::now();
+                    pinged = false;
+                    let msg = match frame {
+                        Ok(Some(m)) => m,
+                        Ok(None) => break End::Lost("the server closed the connection".into()),
+                        Err(e) => {
+                            if let Some(reason) = e.close_reason() {
+                                let _ = writer.send(&close(reason, &e.to_string())).await;
+                            }
+                            break End::Lost(e.to_string());
+                        }
+                    };
+                    match ServerFrame::try_from(msg) {
+                        Ok(ServerFrame::Response { request_id, result }) => self.on_response(pending.remove(&request_id), result),
+                        Ok(ServerFrame::Push(p)) => { let _ = self.to_core.send(ServerEvent::Push(p)); }
+                        Ok(ServerFrame::Ping(n)) => out.push(wire::ClientMessage { request_id: 0, body: Some(client_message::Body::Pong(wire::Pong { nonce: n })) }),
+                        Ok(ServerFrame::Pong(_)) | Ok(ServerFrame::Unknown) => {}
+                        Ok(ServerFrame::Close { reason, message }) => {
+                            if reason == CloseReason::SessionReplaced {
+                                // Logging in again would only throw the other session out.
+                                self.login_as = None;
+                                break End::Lost(format!("session replaced by a login elsewhere ({message})"));
+                            }
+                            break End::Lost(format!("server closed the connection: {reason:?} {message}"));
+                        }
+                        Err(e) => {
+                            let _ = writer.send(&close(CloseReason::ProtocolError, &e.to_string())).await;
+                            break End::Lost(format!("server sent an invalid frame: {e}"));
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    let idle = last_rx.elapsed();
+                    if idle >= IDLE_TIMEOUT {
+                        let _ = writer.send(&close(CloseReason::IdleTimeout, "nothing received")).await;
+                        break End::Lost("server silent for too long".into());
+                    }
+                    if idle >= IDLE_PING_AFTER && !pinged {
+                        pinged = true;
+                        out.push(wire::ClientMessage { request_id: 0, body: Some(client_message::Body::Ping(wire::Ping { nonce: rand::random() })) });
+                    }
+                }
+            }
+        };
+        for (_, p) in pending.drain() {
+            if let Pending::User { reply, .. } = p {
+                let _ = reply.send(Err(ClientError::ServerUnavailable("connection lost before the answer".into())));
+            }
+        }
+        end
+    }
+
+    /// Fills in what the caller leaves to the link: the peer endpoint of logins.
+    fn prepare(&self, request: Request) -> Request {
+        match request {
+            Request::Login { userid, password, endpoint: None } => Request::Login { userid, password, endpoint: self.settings.peer_endpoint },
+            Request::KeyLogin { userid, endpoint: None } => Request::KeyLogin { userid, endpoint: self.settings.peer_endpoint },
+            other => other,
+        }
+    }
+
+    fn on_response(&mut self, pending: Option<Pending>, result: Result<ResponseBody, peerchat_proto::message::RequestError>) {
+        match pending {
+            None => tracing::warn!("response to an unknown request id"),
+            Some(Pending::Relogin) => match result {
+                Ok(ResponseBody::Login(snap)) => {
+                    let _ = self.to_core.send(ServerEvent::LoggedIn(snap));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if e.code == ErrorCode::BadCredentials {
+                        self.login_as = None;
+                    }
+                    let _ = self.to_core.send(ServerEvent::Error(format!("automatic login failed: {e}")));
+                }
+            },
+            Some(Pending::User { request, reply }) => {
+                if let Ok(body) = &result {
+                    self.after_success(&request, body);
+                }
+                let _ = reply.send(result.map_err(ClientError::Server));
+            }
+        }
+    }
+
+    fn after_success(&mut self, request: &Request, body: &ResponseBody) {
+        let event = match (request, body) {
+            (Request::Login { .. } | Request::KeyLogin { .. }, ResponseBody::Login(snap)) => {
+                self.login_as = Some(snap.userid.clone());
+                ServerEvent::LoggedIn(snap.clone())
+            }
+            (Request::Logout, _) => {
+                self.login_as = None;
+                ServerEvent::LoggedOut
+            }
+            (Request::SendFriendRequest { .. }, ResponseBody::SendFriendRequest { friend: Some(f) }) => ServerEvent::FriendAdded(f.clone()),
+            (Request::SendFriendRequest { userid }, ResponseBody::SendFriendRequest { friend: None }) => ServerEvent::RequestSent(userid.clone()),
+            (Request::AcceptFriendRequest { .. }, ResponseBody::AcceptFriendRequest(f)) => ServerEvent::FriendAdded(f.clone()),
+            (Request::RefuseFriendRequest { userid }, _) => ServerEvent::RequestAnswered(userid.clone()),
+            (Request::Unfriend { userid }, _) => ServerEvent::FriendRemoved(userid.clone()),
+            _ => return,
+        };
+        let _ = self.to_core.send(event);
+    }
+}
+
+fn close(reason: CloseReason, message: &str) -> wire::ClientMessage {
+    wire::ClientMessage {
+        request_id: 0,
+        body: Some(client_message::Body::Close(wire::Close {
+            reason: reason as i32,
+            message: crate::text::truncate_human(message),
+        })),
+    }
+}
+
+impl ClientError {
+    /// A copy of a connection error for a waiting caller.
+    fn clone_for_caller(&self) -> ClientError {
+        match self {
+            ClientError::Pin(p) => ClientError::Pin(p.clone()),
+            other => ClientError::ServerUnavailable(other.to_string()),
+        }
+    }
+}

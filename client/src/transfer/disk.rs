@@ -1,0 +1,399 @@
+//! The threads that move file bytes: the sender's pump (disk → connection) and the
+//! receiver's writer (connection → `.part` file → hash check → final name).
+//!
+//! Both run on tokio's blocking pool with plain `std::fs`, stream the file in chunks of at
+//! most [`MAX_FILE_CHUNK`] bytes, and never hold more than a few chunks in memory: the pump
+//! waits on the bounded queue of the connection's writer, the receiver's connection waits on
+//! the bounded queue of the writer thread. They report to the client core through
+//! [`DiskEvent`]s and decide nothing themselves.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use peerchat_proto::limits::MAX_FILE_CHUNK;
+use peerchat_proto::wire::{self, peer_message::Body};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::naming::finalize_part;
+use super::progress::ProgressMeter;
+use super::sender::chunk_ranges;
+use crate::ids::TransferId;
+
+/// Chunks a receiver's writer thread may have queued before the connection waits.
+pub const WRITER_QUEUE: usize = 16;
+
+/// What the disk threads report to the core.
+#[derive(Debug)]
+pub enum DiskEvent {
+    /// The pump handed bytes up to `sent` to the connection.
+    PumpProgress {
+        /// Transfer.
+        id: TransferId,
+        /// Which pump (a transfer gets a new pump on every accept).
+        generation: u64,
+        /// Bytes handed over in total (counting the accepted offset).
+        sent: u64,
+        /// Rate since the previous report.
+        rate: u64,
+    },
+    /// The pump handed over the last byte.
+    PumpDone {
+        /// Transfer.
+        id: TransferId,
+        /// Which pump.
+        generation: u64,
+    },
+    /// Reading the source file failed.
+    PumpFailed {
+        /// Transfer.
+        id: TransferId,
+        /// Which pump.
+        generation: u64,
+        /// What went wrong.
+        error: String,
+    },
+    /// The writer has `bytes` on disk.
+    WriteProgress {
+        /// The sender (lower-case userid).
+        friend: String,
+        /// Transfer.
+        id: TransferId,
+        /// Bytes on disk.
+        bytes: u64,
+        /// Rate since the previous report.
+        rate: u64,
+    },
+    /// The writer finished: the final path, or why not.
+    Written {
+        /// The sender (lower-case userid).
+        friend: String,
+        /// Transfer.
+        id: TransferId,
+        /// Outcome.
+        result: Result<PathBuf, WriteFailure>,
+    },
+}
+
+/// Why a received file was not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// The bytes do not hash to the offered SHA-256; the `.part` file was removed.
+    HashMismatch,
+    /// A disk operation failed.
+    Io(String),
+}
+
+/// Stops a pump (at the next chunk boundary).
+#[derive(Debug, Clone, Default)]
+pub struct PumpHandle {
+    stop: Arc<AtomicBool>,
+}
+
+impl PumpHandle {
+    /// Asks the pump to stop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Where a pump reads and where it writes.
+#[derive(Debug, Clone)]
+pub struct PumpJob {
+    /// Transfer.
+    pub id: TransferId,
+    /// Pump generation.
+    pub generation: u64,
+    /// Source file.
+    pub path: PathBuf,
+    /// First byte to send.
+    pub from: u64,
+    /// Size announced in the offer.
+    pub size: u64,
+}
+
+/// Streams `job.from..job.size` of the file as FileChunk frames into `out` (the
+/// connection's bulk queue).
+pub fn spawn_pump(job: PumpJob, out: mpsc::Sender<wire::PeerMessage>, events: mpsc::UnboundedSender<DiskEvent>) -> PumpHandle {
+    let handle = PumpHandle::default();
+    let stop = handle.stop.clone();
+    tokio::task::spawn_blocking(move || {
+        let (id, generation) = (job.id, job.generation);
+        let event = match pump(&job, &out, &events, &stop) {
+            Ok(true) => DiskEvent::PumpDone { id, generation },
+            Ok(false) => return,
+            Err(e) => DiskEvent::PumpFailed { id, generation, error: format!("{}: {e}", job.path.display()) },
+        };
+        let _ = events.send(event);
+    });
+    handle
+}
+
+/// Returns Ok(true) when everything was handed over, Ok(false) when stopped or the
+/// connection went away.
+fn pump(
+    job: &PumpJob,
+    out: &mpsc::Sender<wire::PeerMessage>,
+    events: &mpsc::UnboundedSender<DiskEvent>,
+    stop: &AtomicBool,
+) -> std::io::Result<bool> {
+    let mut file = File::open(&job.path)?;
+    file.seek(SeekFrom::Start(job.from))?;
+    let mut meter = ProgressMeter::new(Instant::now(), job.from);
+    for (offset, len) in chunk_ranges(job.from, job.size, MAX_FILE_CHUNK) {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let mut buf = BytesMut::zeroed(len);
+        file.read_exact(&mut buf)?;
+        let msg = wire::PeerMessage {
+            body: Some(Body::FileChunk(wire::FileChunk { transfer_id: Bytes::copy_from_slice(&job.id.0), offset, data: buf.freeze() })),
+        };
+        if out.blocking_send(msg).is_err() {
+            return Ok(false);
+        }
+        if let Some(r) = meter.update(Instant::now(), offset + len as u64) {
+            let _ = events.send(DiskEvent::PumpProgress { id: job.id, generation: job.generation, sent: r.bytes, rate: r.rate_bytes_per_sec });
+        }
+    }
+    Ok(true)
+}
+
+/// Where a writer writes.
+#[derive(Debug, Clone)]
+pub struct WriteJob {
+    /// The sender (lower-case userid), echoed in events.
+    pub friend: String,
+    /// Transfer.
+    pub id: TransferId,
+    /// The `.part` file.
+    pub part: PathBuf,
+    /// The folder of the final file.
+    pub dir: PathBuf,
+    /// The safe final name (a free variant is chosen at the end).
+    pub name: String,
+    /// Bytes already in the `.part` file that belong to this transfer.
+    pub held: u64,
+    /// The offered size.
+    pub size: u64,
+    /// The offered SHA-256.
+    pub sha256: [u8; 32],
+}
+
+/// Feeds a writer thread; dropping it without [`WriterHandle::discard`] leaves the `.part`
+/// file for a later resume.
+#[derive(Debug)]
+pub struct WriterHandle {
+    /// Chunk data, in order.
+    pub tx: mpsc::Sender<Bytes>,
+    discard: Arc<AtomicBool>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl WriterHandle {
+    /// Stops the writer and removes the `.part` file (cancelled transfer).
+    pub fn discard(self) {
+        self.discard.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops feeding the writer; the returned handle finishes once everything queued is on
+    /// disk (so a restarted client can reopen the `.part` file safely).
+    pub fn finish(self) -> tokio::task::JoinHandle<()> {
+        self.join
+    }
+}
+
+/// Starts the writer thread of an accepted transfer.
+pub fn spawn_writer(job: WriteJob, events: mpsc::UnboundedSender<DiskEvent>) -> WriterHandle {
+    let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+    let discard = Arc::new(AtomicBool::new(false));
+    let flag = discard.clone();
+    let join = tokio::task::spawn_blocking(move || {
+        let outcome = write(&job, rx, &events);
+        if flag.load(Ordering::Relaxed) {
+            let _ = std::fs::remove_file(&job.part);
+            return;
+        }
+        let result = match outcome {
+            Ok(None) => return,
+            Ok(Some(r)) => r,
+            Err(e) => Err(WriteFailure::Io(format!("{}: {e}", job.part.display()))),
+        };
+        let _ = events.send(DiskEvent::Written { friend: job.friend.clone(), id: job.id, result });
+    });
+    WriterHandle { tx, discard, join }
+}
+
+/// Ok(None): the feed stopped before the end (connection lost; keep the part).
+fn write(
+    job: &WriteJob,
+    mut rx: mpsc::Receiver<Bytes>,
+    events: &mpsc::UnboundedSender<DiskEvent>,
+) -> std::io::Result<Option<Result<PathBuf, WriteFailure>>> {
+    if let Some(dir) = job.part.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&job.part)?;
+    file.set_len(job.held)?;
+    let mut hasher = Sha256::new();
+    if job.held > 0 {
+        hash_prefix(&mut file, job.held, &mut hasher)?;
+    }
+    file.seek(SeekFrom::Start(job.held))?;
+    let mut written = job.held;
+    let mut meter = ProgressMeter::new(Instant::now(), written);
+    while written < job.size {
+        let Some(data) = rx.blocking_recv() else {
+            file.sync_data()?;
+            return Ok(None);
+        };
+        file.write_all(&data)?;
+        hasher.update(&data);
+        written += data.len() as u64;
+        if let Some(r) = meter.update(Instant::now(), written) {
+            let _ = events.send(DiskEvent::WriteProgress { friend: job.friend.clone(), id: job.id, bytes: r.bytes, rate: r.rate_bytes_per_sec });
+        }
+    }
+    file.sync_all()?;
+    drop(file);
+    let digest: [u8; 32] = hasher.finalize().into();
+    if digest != job.sha256 || written != job.size {
+        std::fs::remove_file(&job.part)?;
+        return Ok(Some(Err(WriteFailure::HashMismatch)));
+    }
+    Ok(Some(Ok(finalize_part(&job.part, &job.dir, &job.name)?)))
+}
+
+fn hash_prefix(file: &mut File, len: u64, hasher: &mut Sha256) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut left = len;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = (buf.len() as u64).min(left) as usize;
+        file.read_exact(&mut buf[..n])?;
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// SHA-256 and length of a whole file, streamed (for the offer).
+///
+/// # Errors
+/// I/O errors.
+pub fn hash_file(path: &Path) -> std::io::Result<([u8; 32], u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hasher.finalize().into(), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(dir: &Path, held: u64, content: &[u8]) -> WriteJob {
+        WriteJob {
+            friend: "bob".into(),
+            id: TransferId([5; 16]),
+            part: dir.join("f.bin.part"),
+            dir: dir.to_owned(),
+            name: "f.bin".into(),
+            held,
+            size: content.len() as u64,
+            sha256: Sha256::digest(content).into(),
+        }
+    }
+
+    async fn finish(events: &mut mpsc::UnboundedReceiver<DiskEvent>) -> Result<PathBuf, WriteFailure> {
+        loop {
+            match events.recv().await {
+                Some(DiskEvent::Written { result, .. }) => return result,
+                Some(_) => continue,
+                None => return Err(WriteFailure::Io("no result".into())),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn writer_resumes_from_a_part_file_and_verifies() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("f.bin.part"), &content[..40_000])?;
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let w = spawn_writer(job(dir.path(), 40_000, &content), etx);
+        w.tx.send(Bytes::copy_from_slice(&content[40_000..70_000])).await.map_err(std::io::Error::other)?;
+        w.tx.send(Bytes::copy_from_slice(&content[70_000..])).await.map_err(std::io::Error::other)?;
+        let path = finish(&mut erx).await.map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        assert_eq!(path, dir.path().join("f.bin"));
+        assert_eq!(std::fs::read(&path)?, content);
+        assert!(!dir.path().join("f.bin.part").exists());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn writer_removes_a_corrupt_file() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let w = spawn_writer(job(dir.path(), 0, b"hello"), etx);
+        w.tx.send(Bytes::from_static(b"hellO")).await.map_err(std::io::Error::other)?;
+        assert_eq!(finish(&mut erx).await, Err(WriteFailure::HashMismatch));
+        assert!(!dir.path().join("f.bin.part").exists());
+        assert!(!dir.path().join("f.bin").exists());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn empty_file_completes_without_chunks() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let _w = spawn_writer(job(dir.path(), 0, b""), etx);
+        let path = finish(&mut erx).await.map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        assert_eq!(std::fs::read(path)?, b"");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn pump_streams_the_range_in_order() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("src.bin");
+        let content: Vec<u8> = (0..(MAX_FILE_CHUNK * 2 + 10)).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &content)?;
+        let (otx, mut orx) = mpsc::channel(4);
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let id = TransferId([1; 16]);
+        let from = 7u64;
+        spawn_pump(PumpJob { id, generation: 1, path, from, size: content.len() as u64 }, otx, etx);
+        let mut got = Vec::new();
+        let mut expect = from;
+        while let Some(m) = orx.recv().await {
+            let Some(Body::FileChunk(c)) = m.body else { panic!("not a chunk") };
+            assert_eq!(c.offset, expect);
+            expect += c.data.len() as u64;
+            got.extend_from_slice(&c.data);
+        }
+        assert_eq!(got, &content[from as usize..]);
+        loop {
+            match erx.recv().await {
+                Some(DiskEvent::PumpDone { generation: 1, .. }) => break,
+                Some(DiskEvent::PumpProgress { .. }) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,212 @@
+//! Turning a file name from the network into a safe file name in the downloads folder
+//! (SPEC.md §8.4).
+//!
+//! The offered name is chosen by the remote user and is never trusted as a path: it is
+//! reduced to one plain file name that cannot climb out of `downloads/<sender>/`, cannot
+//! address a Windows device, and never replaces a file that is already there.
+
+use std::path::{Path, PathBuf};
+
+use peerchat_proto::limits::MAX_FILE_NAME;
+
+/// The name used when nothing usable is left of the offered one.
+pub const FALLBACK_NAME: &str = "file";
+
+/// Suffix of the file a download is written to until its hash is verified.
+pub const PART_SUFFIX: &str = ".part";
+
+const WINDOWS_DEVICES: [&str; 22] = [
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2",
+    "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
+/// Reduces an untrusted name to a single safe file name.
+///
+/// Path separators (`/`, `\`), the characters Windows forbids (`<>:"|?*`) and control
+/// characters become `_`; `..` becomes `_`; leading dots and spaces (hidden files, `.`/`..`)
+/// and trailing dots and spaces (which Windows silently drops) are removed; a Windows device
+/// name (`CON`, `com1.txt`, ...) gets a `_` prefix; the result is cut to 255 bytes keeping the
+/// extension; an empty result becomes [`FALLBACK_NAME`].
+pub fn sanitize_file_name(untrusted: &str) -> String {
+    let mapped: String = untrusted
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect();
+    let mut name = mapped;
+    while name.contains("..") {
+        name = name.replace("..", "_");
+    }
+    let name = name.trim_start_matches(['.', ' ']).trim_end_matches(['.', ' ']);
+    let mut name = name.to_owned();
+    let stem_upper = name.split('.').next().unwrap_or_default().trim_end().to_ascii_uppercase();
+    if WINDOWS_DEVICES.contains(&stem_upper.as_str()) {
+        name.insert(0, '_');
+    }
+    let name = truncate_keeping_extension(&name, MAX_FILE_NAME - PART_SUFFIX.len() - " (999)".len());
+    if name.is_empty() {
+        FALLBACK_NAME.to_owned()
+    } else {
+        name
+    }
+}
+
+/// Sanitises a userid for use as a folder name. Userids are already restricted by the
+/// server (SPEC.md §5.1), but this folder name also comes from the network.
+pub fn sanitize_folder_name(userid: &str) -> String {
+    sanitize_file_name(userid)
+}
+
+/// Splits `name` into stem and extension (with its dot); a leading dot is not an extension.
+fn split_extension(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    }
+}
+
+fn truncate_keeping_extension(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_owned();
+    }
+    let (stem, ext) = split_extension(name);
+    let ext = if ext.len() > max / 2 { "" } else { ext };
+    let mut end = max - ext.len();
+    while !stem.is_char_boundary(end.min(stem.len())) {
+        end -= 1;
+    }
+    format!("{}{}", &stem[..end.min(stem.len())], ext)
+}
+
+/// The `n`-th candidate for `name`: the name itself for 0, then `stem (n).ext`.
+pub fn candidate(name: &str, n: u32) -> String {
+    if n == 0 {
+        return name.to_owned();
+    }
+    let (stem, ext) = split_extension(name);
+    format!("{stem} ({n}){ext}")
+}
+
+/// The `.part` path that goes with a final path.
+pub fn part_path(final_path: &Path) -> PathBuf {
+    let mut s = final_path.as_os_str().to_owned();
+    s.push(PART_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// The first free final path for `name` in `dir`: neither it nor its `.part` exists
+/// according to `exists`. Returns `None` only after 10 000 taken candidates.
+pub fn free_destination(dir: &Path, name: &str, exists: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    (0..10_000).map(|n| dir.join(candidate(name, n))).find(|p| !exists(p) && !exists(&part_path(p)))
+}
+
+/// Moves a verified `.part` file to the first free final name in `dir` starting from
+/// `name`, never overwriting: the link to a new name fails if the name exists, so a file
+/// that appeared meanwhile is skipped rather than replaced.
+///
+/// # Errors
+/// I/O errors other than "already exists".
+pub fn finalize_part(part: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    for n in 0..10_000 {
+        let dest = dir.join(candidate(name, n));
+        match std::fs::hard_link(part, &dest) {
+            Ok(()) => {
+                std::fs::remove_file(part)?;
+                return Ok(dest);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(_) => {
+                // File systems without hard links: rename after checking (small race accepted).
+                if dest.exists() {
+                    continue;
+                }
+                std::fs::rename(part, &dest)?;
+                return Ok(dest);
+            }
+        }
+    }
+    Err(std::io::Error::other("no free file name left"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_are_neutralised() {
+        let cases = [
+            ("../../etc/passwd", "____etc_passwd"),
+            ("a/b\\c", "a_b_c"),
+            ("CON", "_CON"),
+            ("con.txt", "_con.txt"),
+            ("LPT9.tar.gz", "_LPT9.tar.gz"),
+            ("..", "_"),
+            (".", "file"),
+            ("", "file"),
+            ("   ", "file"),
+            (".bashrc", "bashrc"),
+            ("report. ", "report"),
+            ("bell\u{7}.txt", "bell_.txt"),
+            ("C:\\Windows\\x.dll", "C__Windows_x.dll"),
+            ("/etc/shadow", "_etc_shadow"),
+            ("ok name (2).pdf", "ok name (2).pdf"),
+            ("COM10", "COM10"),
+            ("a....b", "a__b"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(sanitize_file_name(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn sanitised_names_are_single_components() {
+        for input in ["../../etc/passwd", "a/b\\c", "..\\..\\x", "/", "\\\\server\\share", "x/../../y"] {
+            let out = sanitize_file_name(input);
+            let p = Path::new(&out);
+            assert_eq!(p.components().count(), 1, "{input:?} -> {out:?}");
+            assert!(!out.contains(".."), "{out}");
+            assert!(!p.is_absolute());
+        }
+    }
+
+    #[test]
+    fn long_names_are_cut_on_char_boundaries_keeping_the_extension() {
+        let long = format!("{}.txt", "é".repeat(300));
+        let out = sanitize_file_name(&long);
+        assert!(out.len() + PART_SUFFIX.len() + 6 <= MAX_FILE_NAME);
+        assert!(out.ends_with(".txt"));
+    }
+
+    #[test]
+    fn candidates_number_before_the_extension() {
+        assert_eq!(candidate("a.txt", 0), "a.txt");
+        assert_eq!(candidate("a.txt", 1), "a (1).txt");
+        assert_eq!(candidate("noext", 2), "noext (2)");
+        assert_eq!(candidate("bashrc", 1), "bashrc (1)");
+    }
+
+    #[test]
+    fn free_destination_skips_existing_finals_and_parts() {
+        let dir = Path::new("/d");
+        let taken = [PathBuf::from("/d/a.txt"), PathBuf::from("/d/a (1).txt.part")];
+        let got = free_destination(dir, "a.txt", |p| taken.iter().any(|t| t == p));
+        assert_eq!(got, Some(PathBuf::from("/d/a (2).txt")));
+    }
+
+    #[test]
+    fn finalize_never_overwrites() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("a.txt"), b"old")?;
+        let part = dir.path().join("x.part");
+        std::fs::write(&part, b"new")?;
+        let dest = finalize_part(&part, dir.path(), "a.txt")?;
+        assert_eq!(dest, dir.path().join("a (1).txt"));
+        assert_eq!(std::fs::read(dir.path().join("a.txt"))?, b"old");
+        assert_eq!(std::fs::read(&dest)?, b"new");
+        assert!(!part.exists());
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! The receiving end of one file transfer, without I/O (SPEC.md §8.3).
+//!
+//! It decides which offset to accept from, checks every chunk against the byte it expects
+//! next, and says when all bytes are in so that the I/O layer verifies the SHA-256. The
+//! bytes themselves never pass through it.
+
+use peerchat_proto::message::FileOfferFrame;
+use peerchat_proto::wire::FileCancelReason;
+
+use super::Violation;
+use crate::ids::TransferId;
+
+/// Where an incoming transfer stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiverState {
+    /// Offered; the user has not decided yet.
+    AwaitingDecision,
+    /// Accepted; the next chunk must start at `next`.
+    Receiving {
+        /// The expected offset of the next chunk.
+        next: u64,
+    },
+    /// All bytes are written; the hash is being checked.
+    Verifying,
+    /// Verified and moved to its final name.
+    Complete,
+    /// Stopped for good (declined, cancelled, hash mismatch, invalid...).
+    Cancelled(FileCancelReason),
+}
+
+/// What a valid chunk means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkOutcome {
+    /// Write it; more are expected.
+    More,
+    /// Write it; it was the last: verify afterwards.
+    Last,
+}
+
+/// One incoming file.
+#[derive(Debug, Clone)]
+pub struct FileReceiver {
+    offer: FileOfferFrame,
+    state: ReceiverState,
+}
+
+impl FileReceiver {
+    /// A new offer, waiting for a decision.
+    pub fn new(offer: FileOfferFrame) -> Self {
+        Self { offer, state: ReceiverState::AwaitingDecision }
+    }
+
+    /// The transfer id.
+    pub fn id(&self) -> TransferId {
+        TransferId(self.offer.id)
+    }
+
+    /// The offer as received (the name is untrusted).
+    pub fn offer(&self) -> &FileOfferFrame {
+        &self.offer
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &ReceiverState {
+        &self.state
+    }
+
+    /// Bytes held so far.
+    pub fn held(&self) -> u64 {
+        match self.state {
+            ReceiverState::Receiving { next } => next,
+            ReceiverState::Verifying | ReceiverState::Complete => self.offer.size,
+            _ => 0,
+        }
+    }
+
+    /// True once complete or cancelled.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, ReceiverState::Complete | ReceiverState::Cancelled(_))
+    }
+
+    /// Accepts, given `held` bytes already on disk from an earlier attempt. Returns the
+    /// offset to put in FileAccept and whether all bytes are already there (verify now).
+    /// More bytes on disk than the offer's size cannot be a prefix of this file: start over.
+    ///
+    /// # Errors
+    /// [`Violation`] unless the offer is waiting for a decision.
+    pub fn accept(&mut self, held: u64) -> Result<(u64, ChunkOutcome), Violation> {
+        if self.state != ReceiverState::AwaitingDecision {
+            return Err(Violation(format!("accept in state {:?}", self.state)));
+        }
+        let held = if held > self.offer.size { 0 } else { held };
+        if held == self.offer.size {
+            self.state = ReceiverState::Verifying;
+            Ok((held, ChunkOutcome::Last))
+        } else {
+            self.state = ReceiverState::Receiving { next: held };
+            Ok((held, ChunkOutcome::More))
+        }
+    }
+
+    /// The sender offered the same transfer id again (after a dropped connection).
+    ///
+    /// # Errors
+    /// [`Violation`] if the offer differs from the first one in size or hash.
+    pub fn on_reoffer(&self, offer: &FileOfferFrame) -> Result<(), Violation> {
+        if offer.size != self.offer.size || offer.sha256 != self.offer.sha256 {
+            return Err(Violation("re-offer differs from the original offer".into()));
+        }
+        Ok(())
+    }
+
+    /// A chunk of `len` bytes at `offset` arrived.
+    ///
+    /// # Errors
+    /// [`Violation`] if the transfer is not receiving, or the chunk is not the next expected
+    /// bytes, or it runs past the size.
+    pub fn on_chunk(&mut self, offset: u64, len: usize) -> Result<ChunkOutcome, Violation> {
+        let ReceiverState::Receiving { next } = self.state else {
+            return Err(Violation(format!("FileChunk in state {:?}", self.state)));
+        };
+        if offset != next {
+            return Err(Violation(format!("FileChunk at offset {offset}, expected {next}")));
+        }
+        let end = offset
+            .checked_add(len as u64)
+            .filter(|e| *e <= self.offer.size)
+            .ok_or_else(|| Violation(format!("FileChunk runs past the size {}", self.offer.size)))?;
+        if end == self.offer.size {
+            self.state = ReceiverState::Verifying;
+            Ok(ChunkOutcome::Last)
+        } else {
+            self.state = ReceiverState::Receiving { next: end };
+            Ok(ChunkOutcome::More)
+        }
+    }
+
+    /// The hash check finished: `Ok(())` if it matched, else the transfer is cancelled with
+    /// HASH_MISMATCH.
+    pub fn on_verified(&mut self, matched: bool) {
+        if self.state == ReceiverState::Verifying {
+            self.state = if matched { ReceiverState::Complete } else { ReceiverState::Cancelled(FileCancelReason::HashMismatch) };
+        }
+    }
+
+    /// Stops the transfer for `reason` (from either side).
+    pub fn on_cancel(&mut self, reason: FileCancelReason) {
+        if !self.is_finished() {
+            self.state = ReceiverState::Cancelled(reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(size: u64) -> FileOfferFrame {
+        FileOfferFrame { id: [3; 16], name: "x".into(), size, sha256: [7; 32] }
+    }
+
+    #[test]
+    fn chunks_must_be_contiguous_and_within_size() {
+        let mut r = FileReceiver::new(offer(10));
+        assert!(r.on_chunk(0, 1).is_err(), "chunk before accept");
+        assert_eq!(r.accept(0), Ok((0, ChunkOutcome::More)));
+        assert_eq!(r.on_chunk(0, 4), Ok(ChunkOutcome::More));
+        assert!(r.on_chunk(0, 4).is_err(), "replayed chunk");
+        let mut r2 = r.clone();
+        assert!(r2.on_chunk(5, 1).is_err(), "gap");
+        let mut r3 = r.clone();
+        assert!(r3.on_chunk(4, 7).is_err(), "past the end");
+        assert_eq!(r.on_chunk(4, 6), Ok(ChunkOutcome::Last));
+        assert_eq!(r.state(), &ReceiverState::Verifying);
+        assert_eq!(r.held(), 10);
+        r.on_verified(true);
+        assert_eq!(r.state(), &ReceiverState::Complete);
+    }
+
+    #[test]
+    fn resume_accepts_from_the_bytes_on_disk() {
+        let mut r = FileReceiver::new(offer(10));
+        assert_eq!(r.accept(6), Ok((6, ChunkOutcome::More)));
+        assert!(r.on_chunk(0, 1).is_err());
+        assert_eq!(r.on_chunk(6, 4), Ok(ChunkOutcome::Last));
+    }
+
+    #[test]
+    fn oversized_part_restarts_and_full_part_verifies_at_once() {
+        let mut r = FileReceiver::new(offer(10));
+        assert_eq!(r.accept(11), Ok((0, ChunkOutcome::More)));
+        let mut r = FileReceiver::new(offer(10));
+        assert_eq!(r.accept(10), Ok((10, ChunkOutcome::Last)));
+        let mut empty = FileReceiver::new(offer(0));
+        assert_eq!(empty.accept(0), Ok((0, ChunkOutcome::Last)));
+    }
+
+    #[test]
+    fn hash_mismatch_cancels() {
+        let mut r = FileReceiver::new(offer(1));
+        assert!(r.accept(0).is_ok());
+        assert_eq!(r.on_chunk(0, 1), Ok(ChunkOutcome::Last));
+        r.on_verified(false);
+        assert_eq!(r.state(), &ReceiverState::Cancelled(FileCancelReason::HashMismatch));
+        assert!(r.is_finished());
+    }
+
+    #[test]
+    fn reoffer_must_match() {
+        let r = FileReceiver::new(offer(10));
+        assert!(r.on_reoffer(&offer(10)).is_ok());
+        assert!(r.on_reoffer(&offer(11)).is_err());
+        let mut other = offer(10);
+        other.sha256 = [0; 32];
+        assert!(r.on_reoffer(&other).is_err());
+    }
+
+    #[test]
+    fn cancel_is_final() {
+        let mut r = FileReceiver::new(offer(10));
+        r.on_cancel(FileCancelReason::Declined);
+        assert!(r.accept(0).is_err());
+        assert!(r.on_chunk(0, 1).is_err());
+        assert_eq!(r.state(), &ReceiverState::Cancelled(FileCancelReason::Declined));
+    }
+}
