@@ -84,10 +84,18 @@ pub async fn serve(
         ChannelKind::ClientServer,
         settings.handshake_timeout,
     );
+    tokio::pin!(handshake);
     let channel = tokio::select! {
-        r = handshake => r,
-        _ = signals.shutdown.cancelled() => return,
+        r = &mut handshake => r,
         _ = signals.abort.cancelled() => return,
+        _ = signals.shutdown.cancelled() => {
+            // A client that is just finishing its handshake should still learn why it is
+            // closed; one that stalls does not hold up the shutdown for long.
+            match timeout(CLOSE_GRACE, &mut handshake).await {
+                Ok(r) => r,
+                Err(_) => return,
+            }
+        }
     };
     let channel = match channel {
         Ok(c) => c,

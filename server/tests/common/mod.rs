@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use peerchat_proto::handshake::Handshake;
-use peerchat_proto::message::{ClientFrame, Endpoint, FriendInfo, LoginSnapshot, PushEvent, Request, RequestError, ResponseBody, Secret, ServerFrame};
+use peerchat_proto::message::{
+    ClientFrame, Endpoint, FriendInfo, LoginSnapshot, PushEvent, Request, RequestError,
+    ResponseBody, Secret, ServerFrame,
+};
 use peerchat_proto::record::{put_record, RecordCodec};
 use peerchat_proto::transport::{Opener, Sealer, Transport};
 use peerchat_proto::wire::{self, ChannelKind, CloseReason, ErrorCode};
@@ -60,7 +63,12 @@ impl TestServer {
         let mut c = config(dir.path(), clock.clone());
         tweak(&mut c);
         let server = peerchat_server::start(c).await.unwrap();
-        Self { addr: server.local_addr, server: Some(server), dir, clock }
+        Self {
+            addr: server.local_addr,
+            server: Some(server),
+            dir,
+            clock,
+        }
     }
 
     /// Graceful shutdown, then a new server on the same data directory.
@@ -97,7 +105,10 @@ fn init_tracing() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
             .with_test_writer()
             .try_init();
     });
@@ -106,7 +117,11 @@ fn init_tracing() {
 /// Per-key LocalIdentity, made once per test binary (one RSA signature each).
 pub fn local(key: usize) -> LocalIdentity {
     static IDS: OnceLock<Vec<LocalIdentity>> = OnceLock::new();
-    IDS.get_or_init(|| (0..test_keys::COUNT).map(|i| LocalIdentity::new(test_keys::identity(i)).unwrap()).collect())[key % test_keys::COUNT]
+    IDS.get_or_init(|| {
+        (0..test_keys::COUNT)
+            .map(|i| LocalIdentity::new(test_keys::identity(i)).unwrap())
+            .collect()
+    })[key % test_keys::COUNT]
         .clone()
 }
 
@@ -154,13 +169,28 @@ impl Client {
                 put_record(&mut out, &msg).unwrap();
                 stream.write_all(&out).await.unwrap();
             } else {
-                let rec = tokio::time::timeout(WAIT, read_record(&mut stream, &mut inbuf)).await.unwrap().expect("handshake record");
+                let rec = tokio::time::timeout(WAIT, read_record(&mut stream, &mut inbuf))
+                    .await
+                    .unwrap()
+                    .expect("handshake record");
                 hs.read_message(&rec).unwrap();
             }
         }
         let (Transport { sealer, opener }, remote) = hs.finish().unwrap();
-        assert_eq!(remote.identity_key, *test_keys::identity(SERVER_KEY).public());
-        Self { stream, sealer, opener, inbuf, next_id: 1, pushes: VecDeque::new(), closed: None, key }
+        assert_eq!(
+            remote.identity_key,
+            *test_keys::identity(SERVER_KEY).public()
+        );
+        Self {
+            stream,
+            sealer,
+            opener,
+            inbuf,
+            next_id: 1,
+            pushes: VecDeque::new(),
+            closed: None,
+            key,
+        }
     }
 
     /// Sends one ClientMessage.
@@ -209,7 +239,9 @@ impl Client {
                     assert_eq!(request_id, id, "responses come in request order");
                     return result;
                 }
-                Got::Frame(ServerFrame::Close { reason, message }) => panic!("closed while waiting for response {id}: {reason:?} {message}"),
+                Got::Frame(ServerFrame::Close { reason, message }) => {
+                    panic!("closed while waiting for response {id}: {reason:?} {message}")
+                }
                 Got::Frame(_) => {}
                 other => panic!("connection ended while waiting for response {id}: {other:?}"),
             }
@@ -234,10 +266,15 @@ impl Client {
             Got::Frame(ServerFrame::Push(p)) => self.pushes.push_back(p.clone()),
             Got::Frame(ServerFrame::Ping(n)) => {
                 let n = *n;
-                self.send(&wire::ClientMessage { request_id: 0, body: Some(wire::client_message::Body::Pong(wire::Pong { nonce: n })) })
-                    .await;
+                self.send(&wire::ClientMessage {
+                    request_id: 0,
+                    body: Some(wire::client_message::Body::Pong(wire::Pong { nonce: n })),
+                })
+                .await;
             }
-            Got::Frame(ServerFrame::Close { reason, message }) => self.closed = Some((*reason, message.clone())),
+            Got::Frame(ServerFrame::Close { reason, message }) => {
+                self.closed = Some((*reason, message.clone()))
+            }
             _ => {}
         }
         got
@@ -245,7 +282,9 @@ impl Client {
 
     /// The next frame without answering pings (for idle tests).
     pub async fn next_raw(&mut self) -> Got {
-        tokio::time::timeout(WAIT, self.read_frame()).await.expect("nothing received in time")
+        tokio::time::timeout(WAIT, self.read_frame())
+            .await
+            .expect("nothing received in time")
     }
 
     async fn read_frame(&mut self) -> Got {
@@ -264,7 +303,9 @@ impl Client {
                         return Got::Error(e.to_string());
                     }
                 }
-                None if self.inbuf.is_empty() && !self.opener.has_partial_frame() => return Got::Eof,
+                None if self.inbuf.is_empty() && !self.opener.has_partial_frame() => {
+                    return Got::Eof
+                }
                 None => return Got::Error("truncated".into()),
             }
         }
@@ -279,7 +320,10 @@ impl Client {
             }
             match self.next().await {
                 Got::Frame(_) => {}
-                other => panic!("connection ended while waiting for a push: {other:?}; pushes so far {:?}", self.pushes),
+                other => panic!(
+                    "connection ended while waiting for a push: {other:?}; pushes so far {:?}",
+                    self.pushes
+                ),
             }
         }
     }
@@ -314,7 +358,11 @@ impl Client {
     pub async fn barrier(&mut self) {
         static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000_000);
         let nonce = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.send(&wire::ClientMessage { request_id: 0, body: Some(wire::client_message::Body::Ping(wire::Ping { nonce })) }).await;
+        self.send(&wire::ClientMessage {
+            request_id: 0,
+            body: Some(wire::client_message::Body::Ping(wire::Ping { nonce })),
+        })
+        .await;
         loop {
             match self.next().await {
                 Got::Frame(ServerFrame::Pong(n)) if n == nonce => return,
@@ -326,20 +374,43 @@ impl Client {
 
     // ---- request shorthands ----
 
-    pub async fn register_with(&mut self, userid: &str, email: &str, password: &str) -> Result<ResponseBody, RequestError> {
-        self.request(Request::Register { userid: userid.into(), email: email.into(), password: Secret(password.into()) }).await
+    pub async fn register_with(
+        &mut self,
+        userid: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<ResponseBody, RequestError> {
+        self.request(Request::Register {
+            userid: userid.into(),
+            email: email.into(),
+            password: Secret(password.into()),
+        })
+        .await
     }
 
     /// Registers `userid` with e-mail `<userid>@example.org` and [`PW`]; returns the recovery code.
     pub async fn register(&mut self, userid: &str) -> String {
-        match self.register_with(userid, &format!("{userid}@example.org"), PW).await {
+        match self
+            .register_with(userid, &format!("{userid}@example.org"), PW)
+            .await
+        {
             Ok(ResponseBody::Register { recovery_code }) => recovery_code,
             other => panic!("register {userid}: {other:?}"),
         }
     }
 
-    pub async fn login_with(&mut self, userid: &str, password: &str, endpoint: Option<Endpoint>) -> Result<ResponseBody, RequestError> {
-        self.request(Request::Login { userid: userid.into(), password: Secret(password.into()), endpoint }).await
+    pub async fn login_with(
+        &mut self,
+        userid: &str,
+        password: &str,
+        endpoint: Option<Endpoint>,
+    ) -> Result<ResponseBody, RequestError> {
+        self.request(Request::Login {
+            userid: userid.into(),
+            password: Secret(password.into()),
+            endpoint,
+        })
+        .await
     }
 
     /// Logs in with [`PW`] and returns the snapshot.
@@ -350,48 +421,88 @@ impl Client {
         }
     }
 
-    pub async fn key_login(&mut self, userid: &str, endpoint: Option<Endpoint>) -> Result<ResponseBody, RequestError> {
-        self.request(Request::KeyLogin { userid: userid.into(), endpoint }).await
+    pub async fn key_login(
+        &mut self,
+        userid: &str,
+        endpoint: Option<Endpoint>,
+    ) -> Result<ResponseBody, RequestError> {
+        self.request(Request::KeyLogin {
+            userid: userid.into(),
+            endpoint,
+        })
+        .await
     }
 
     pub async fn find(&mut self, userid: &str) -> (bool, String) {
-        match self.request(Request::Find { userid: userid.into() }).await {
+        match self
+            .request(Request::Find {
+                userid: userid.into(),
+            })
+            .await
+        {
             Ok(ResponseBody::Find { found, userid }) => (found, userid),
             other => panic!("find: {other:?}"),
         }
     }
 
-    pub async fn send_friend_request(&mut self, userid: &str) -> Result<Option<FriendInfo>, RequestError> {
-        match self.request(Request::SendFriendRequest { userid: userid.into() }).await? {
+    pub async fn send_friend_request(
+        &mut self,
+        userid: &str,
+    ) -> Result<Option<FriendInfo>, RequestError> {
+        match self
+            .request(Request::SendFriendRequest {
+                userid: userid.into(),
+            })
+            .await?
+        {
             ResponseBody::SendFriendRequest { friend } => Ok(friend),
             other => panic!("send request: {other:?}"),
         }
     }
 
     pub async fn accept(&mut self, userid: &str) -> Result<FriendInfo, RequestError> {
-        match self.request(Request::AcceptFriendRequest { userid: userid.into() }).await? {
+        match self
+            .request(Request::AcceptFriendRequest {
+                userid: userid.into(),
+            })
+            .await?
+        {
             ResponseBody::AcceptFriendRequest(f) => Ok(f),
             other => panic!("accept: {other:?}"),
         }
     }
 
     pub async fn refuse(&mut self, userid: &str) -> Result<(), RequestError> {
-        self.request(Request::RefuseFriendRequest { userid: userid.into() }).await.map(|_| ())
+        self.request(Request::RefuseFriendRequest {
+            userid: userid.into(),
+        })
+        .await
+        .map(|_| ())
     }
 
     pub async fn unfriend(&mut self, userid: &str) -> Result<(), RequestError> {
-        self.request(Request::Unfriend { userid: userid.into() }).await.map(|_| ())
+        self.request(Request::Unfriend {
+            userid: userid.into(),
+        })
+        .await
+        .map(|_| ())
     }
 
     pub async fn logout(&mut self) {
-        assert_eq!(self.request(Request::Logout).await, Ok(ResponseBody::Logout));
+        assert_eq!(
+            self.request(Request::Logout).await,
+            Ok(ResponseBody::Logout)
+        );
     }
 
     /// Sends a Close frame and shuts down the write side.
     pub async fn close(mut self) {
         self.send(&wire::ClientMessage {
             request_id: 0,
-            body: Some(wire::client_message::Body::Close(wire::Close { reason: CloseReason::Normal as i32, message: String::new() })),
+            body: Some(wire::client_message::Body::Close(wire::Close {
+                reason: CloseReason::Normal as i32,
+                message: String::new(),
+            })),
         })
         .await;
         let _ = self.stream.shutdown().await;
@@ -401,9 +512,11 @@ impl Client {
 /// Makes `a` and `b` (both logged in) friends via request + accept, consuming the pushes.
 pub async fn befriend(a: &mut Client, b: &mut Client, b_userid: &str, a_userid: &str) {
     assert_eq!(a.send_friend_request(b_userid).await.unwrap(), None);
-    b.expect_push(|p| matches!(p, PushEvent::FriendRequestReceived(r) if r.userid == a_userid)).await;
+    b.expect_push(|p| matches!(p, PushEvent::FriendRequestReceived(r) if r.userid == a_userid))
+        .await;
     b.accept(a_userid).await.unwrap();
-    a.expect_push(|p| matches!(p, PushEvent::FriendRequestAccepted(f) if f.userid == b_userid)).await;
+    a.expect_push(|p| matches!(p, PushEvent::FriendRequestAccepted(f) if f.userid == b_userid))
+        .await;
 }
 
 async fn read_record(stream: &mut TcpStream, buf: &mut BytesMut) -> Option<BytesMut> {
