@@ -1,0 +1,198 @@
+//! Turns the core's errors into sentences a person can act on.
+//!
+//! The core's `Display` texts are written for logs and scripts; the desktop app shows
+//! something shorter first ("Wrong userid or password.") and keeps the technical detail as a
+//! second line. Everything here is pure, so the wording is unit-tested.
+
+use peerchat_client::pinning::PinError;
+use peerchat_client::ClientError;
+use peerchat_proto::wire::ErrorCode;
+
+use super::msg::Problem;
+
+/// What the user was doing; it changes the wording of some answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doing {
+    /// Logging in.
+    Login,
+    /// Creating an account.
+    Register,
+    /// Resetting a password.
+    Reset,
+    /// Anything else.
+    Other,
+}
+
+fn problem(headline: impl Into<String>, detail: impl Into<String>) -> Problem {
+    Problem { headline: headline.into(), detail: detail.into() }
+}
+
+/// "in 3 seconds", "in 2 minutes".
+fn wait_text(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64().ceil() as u64;
+    match s {
+        0 | 1 => "in a second".to_owned(),
+        2..=119 => format!("in {s} seconds"),
+        _ => format!("in {} minutes", s.div_ceil(60)),
+    }
+}
+
+/// Words for an error of the core, given the server address (for "cannot reach ...").
+pub fn explain(err: &ClientError, doing: Doing, server: &str) -> Problem {
+    match err {
+        ClientError::Server(e) => {
+            let wait = e.retry_after.map(wait_text).unwrap_or_else(|| "later".to_owned());
+            match e.code {
+                ErrorCode::BadCredentials => problem("Wrong userid or password.", "Check both and try again. Forgot your password? Use \"Forgot password\"."),
+                ErrorCode::RateLimited => problem(format!("Too many attempts. Please try again {wait}."), "This protects your account from password guessing."),
+                ErrorCode::UseridTaken => problem("That userid is already taken.", "Please choose another one."),
+                ErrorCode::EmailTaken => problem("An account with this e-mail address already exists.", "Use \"Forgot password\" if it is yours."),
+                ErrorCode::InvalidUserid => problem("That userid is not allowed.", USERID_RULE),
+                ErrorCode::InvalidEmail => problem("That e-mail address does not look right.", "Example: name@example.org"),
+                ErrorCode::WeakPassword => problem("That password is too weak.", PASSWORD_RULE),
+                ErrorCode::ResetRefused => {
+                    problem("The userid, e-mail and recovery code do not match.", "Check all three; the recovery code is the one shown when the account was created (or last reset).")
+                }
+                ErrorCode::NotLoggedIn => problem("You are not logged in.", "Log in again."),
+                ErrorCode::AlreadyLoggedIn => problem("You are already logged in.", ""),
+                ErrorCode::UserNotFound => problem("There is no user with that userid.", ""),
+                ErrorCode::SelfRequest => problem("That is you!", "You cannot send a friend request to yourself."),
+                ErrorCode::AlreadyFriends => problem("You are already friends.", ""),
+                ErrorCode::DuplicateRequest => problem("You already sent this user a request.", "It is waiting for their answer."),
+                ErrorCode::RequestNotFound => problem("That friend request is no longer there.", "It may have expired or been withdrawn."),
+                ErrorCode::NotFriends => problem("You are not friends with this user.", ""),
+                ErrorCode::LimitExceeded => problem("A limit was reached.", "Too many friends or pending requests; remove some first."),
+                ErrorCode::InvalidRequest | ErrorCode::UnsupportedRequest | ErrorCode::Unspecified => {
+                    problem("The server did not understand the request.", format!("Server said: {}", e.message))
+                }
+                ErrorCode::Internal => problem(format!("The server had a problem. Please try again {wait}."), e.message.clone()),
+            }
+        }
+        ClientError::ServerUnavailable(detail) => {
+            let tail = match doing {
+                Doing::Login | Doing::Register | Doing::Reset => "Check the server address, or try again later.",
+                Doing::Other => "Direct chats with friends still work; the app keeps retrying.",
+            };
+            problem(format!("Cannot reach the server at {server}."), format!("{tail} ({detail})"))
+        }
+        ClientError::Pin(PinError::Changed { pinned, presented, file, .. }) => problem(
+            format!("The server's identity key has changed. Not connecting to {server}."),
+            format!(
+                "Either the server was reinstalled, or someone is intercepting the connection. Ask the server operator for the server's fingerprint; \
+                 only if it is {presented}, remove the line for {server} from {file} and try again. (Expected {pinned}.)"
+            ),
+        ),
+        ClientError::Pin(p @ PinError::File { .. }) => problem("Cannot read the list of known servers.", p.to_string()),
+        ClientError::NotLoggedIn => problem("You are not logged in.", "Log in first."),
+        ClientError::NotAFriend(u) => problem(format!("{u} is not your friend."), "Send them a friend request first."),
+        ClientError::Invalid(m) => problem(m.clone(), ""),
+        ClientError::Io { context, source } => problem(format!("Cannot use {context}."), source.to_string()),
+        ClientError::Profile(e) => problem("Your profile folder cannot be used.", e.to_string()),
+        ClientError::History(e) => problem("Your chat history cannot be read or written.", e.to_string()),
+        ClientError::Listen { addr, source } => problem("Cannot accept direct connections from friends.", format!("Listening on {addr} failed: {source}")),
+        ClientError::Identity(e) => problem("Your identity key cannot be used.", e.clone()),
+        ClientError::Closed => problem("The app is shutting down.", ""),
+    }
+}
+
+/// The userid rule, as shown next to the field (SPEC.md §5.1).
+pub const USERID_RULE: &str = "3–32 characters: letters A–Z a–z, digits 0–9, and _ . - (start with a letter or digit).";
+/// The password rule, as shown next to the field (SPEC.md §5.1).
+pub const PASSWORD_RULE: &str = "At least 10 characters, and not the same as your userid.";
+
+/// Checks a userid locally before bothering the server; `None` if it looks fine.
+pub fn check_userid(userid: &str) -> Option<Problem> {
+    let ok_len = (3..=32).contains(&userid.chars().count());
+    let ok_chars = userid.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let ok_first = userid.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if userid.is_empty() {
+        Some(problem("Please enter a userid.", USERID_RULE))
+    } else if !(ok_len && ok_chars && ok_first) {
+        Some(problem("That userid is not allowed.", USERID_RULE))
+    } else {
+        None
+    }
+}
+
+/// Checks a new password and its confirmation locally; `None` if fine.
+pub fn check_new_password(userid: &str, password: &str, confirm: &str) -> Option<Problem> {
+    if password.chars().count() < 10 || password.eq_ignore_ascii_case(userid) {
+        Some(problem("That password is too weak.", PASSWORD_RULE))
+    } else if password != confirm {
+        Some(problem("The two passwords are different.", "Type the same password in both fields."))
+    } else {
+        None
+    }
+}
+
+/// Checks an e-mail address loosely (the server has the full rules); `None` if fine.
+pub fn check_email(email: &str) -> Option<Problem> {
+    let parts: Vec<&str> = email.split('@').collect();
+    let ok = parts.len() == 2 && !parts[0].is_empty() && parts[1].contains('.') && !email.chars().any(char::is_whitespace);
+    (!ok).then(|| problem("That e-mail address does not look right.", "Example: name@example.org"))
+}
+
+/// Words for the status bar while the server link is down; `reason` is the core's text.
+pub fn offline_status(reason: Option<&str>) -> (String, bool) {
+    let reason = reason.unwrap_or("");
+    // The core reports a changed server key as text only (ServerStatus.reason); its
+    // PinError wording says "pinned".
+    if reason.contains("pinned") {
+        ("Server key changed — not connecting (see Log in for details). Direct chats still work.".to_owned(), true)
+    } else {
+        ("Server unreachable — direct chats still work. Retrying…".to_owned(), false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerchat_proto::message::RequestError;
+    use std::time::Duration;
+
+    fn server_err(code: ErrorCode, retry: Option<Duration>) -> ClientError {
+        let mut e = RequestError::new(code, "detail");
+        e.retry_after = retry;
+        ClientError::Server(e)
+    }
+
+    #[test]
+    fn login_errors_read_like_sentences() {
+        let p = explain(&server_err(ErrorCode::BadCredentials, None), Doing::Login, "h:1");
+        assert_eq!(p.headline, "Wrong userid or password.");
+        let p = explain(&server_err(ErrorCode::RateLimited, Some(Duration::from_millis(2500))), Doing::Login, "h:1");
+        assert_eq!(p.headline, "Too many attempts. Please try again in 3 seconds.");
+        let p = explain(&server_err(ErrorCode::RateLimited, Some(Duration::from_secs(600))), Doing::Login, "h:1");
+        assert!(p.headline.contains("in 10 minutes"), "{p:?}");
+        let p = explain(&ClientError::ServerUnavailable("refused".into()), Doing::Login, "10.0.0.1:7878");
+        assert_eq!(p.headline, "Cannot reach the server at 10.0.0.1:7878.");
+        assert!(p.detail.contains("Check the server address"));
+        let pin = PinError::Changed { server: "s:1".into(), pinned: "SHA256:old".into(), presented: "SHA256:new".into(), file: "/p/known_servers".into() };
+        let p = explain(&ClientError::Pin(pin), Doing::Login, "s:1");
+        assert!(p.headline.contains("identity key has changed"));
+        assert!(p.detail.contains("SHA256:new") && p.detail.contains("/p/known_servers"));
+    }
+
+    #[test]
+    fn local_checks_follow_the_rules() {
+        assert!(check_userid("alice").is_none());
+        assert!(check_userid("a.b-c_9").is_none());
+        assert!(check_userid("ab").is_some());
+        assert!(check_userid("_alice").is_some());
+        assert!(check_userid("al ice").is_some());
+        assert!(check_userid(&"a".repeat(33)).is_some());
+        assert!(check_new_password("alice", "short", "short").is_some());
+        assert!(check_new_password("alicealice", "AliceAlice", "AliceAlice").is_some());
+        assert!(check_new_password("alice", "long enough!", "long enough?").is_some());
+        assert!(check_new_password("alice", "long enough!", "long enough!").is_none());
+        assert!(check_email("a@b.org").is_none());
+        assert!(check_email("a@b").is_some());
+        assert!(check_email("a b@c.org").is_some());
+    }
+
+    #[test]
+    fn offline_status_detects_key_change() {
+        assert!(offline_status(Some("connection refused")).0.starts_with("Server unreachable — direct chats still work"));
+        assert!(offline_status(Some("... but this profile pinned SHA256:x ...")).1);
+    }
+}
