@@ -1,0 +1,76 @@
+//! Starting our own server in-process for the suite's self-tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use peerchat_conformance::SuiteConfig;
+use peerchat_server::{Config, RunningServer};
+use tokio::sync::Mutex;
+
+/// The tiny friend-request TTL our test server uses (the suite is told with request_ttl).
+pub const TTL: Duration = Duration::from_secs(2);
+/// Short idle timers so the idle cases finish quickly.
+pub const IDLE: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(5));
+/// Short handshake time-out so the stall cases finish quickly.
+pub const HANDSHAKE: Duration = Duration::from_secs(3);
+/// Connection cap, large enough for 8 parallel cases, small enough to reach in one case.
+pub const MAX_CONNECTIONS: usize = 200;
+
+/// A running server and its temp directory (kept alive as long as the server).
+pub struct TestServer {
+    /// The server, taken by the shutdown hook.
+    pub server: Arc<Mutex<Option<RunningServer>>>,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts our server on 127.0.0.1:0 with a temp database and the given test faults.
+pub async fn start(faults: &[&str]) -> TestServer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = Config::for_tests(dir.path().to_path_buf());
+    cfg.identity = Some(peerchat_proto::test_keys::identity(15));
+    cfg.request_ttl = TTL;
+    cfg.idle_ping_after = IDLE.0;
+    cfg.idle_timeout = IDLE.1;
+    cfg.handshake_timeout = HANDSHAKE;
+    cfg.max_connections = MAX_CONNECTIONS;
+    for f in faults {
+        cfg.faults.enable(f).expect("known fault");
+    }
+    let server = peerchat_server::start(cfg).await.expect("server starts");
+    let addr = server.local_addr;
+    TestServer { server: Arc::new(Mutex::new(Some(server))), addr, _dir: dir }
+}
+
+impl TestServer {
+    /// A suite configuration that knows this server's short timers and can stop it.
+    pub fn suite_config(&self) -> SuiteConfig {
+        let mut cfg = SuiteConfig::new(self.addr);
+        cfg.request_ttl = Some(TTL);
+        cfg.idle = Some(IDLE);
+        cfg.handshake_timeout = HANDSHAKE;
+        cfg.max_connections = Some(MAX_CONNECTIONS);
+        let server = self.server.clone();
+        cfg.shutdown = Some(Arc::new(move || {
+            let server = server.clone();
+            Box::pin(async move {
+                match server.lock().await.take() {
+                    Some(s) => {
+                        s.shutdown().await;
+                        Ok(())
+                    }
+                    None => Err("already stopped".to_string()),
+                }
+            })
+        }));
+        cfg
+    }
+
+    /// Stops the server if it still runs.
+    pub async fn stop(&self) {
+        if let Some(s) = self.server.lock().await.take() {
+            s.shutdown().await;
+        }
+    }
+}
