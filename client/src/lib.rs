@@ -16,6 +16,7 @@
 pub mod backoff;
 pub mod chat;
 
+pub mod cli;
 pub mod client;
 pub(crate) mod core;
 pub mod error;

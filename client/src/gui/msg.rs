@@ -167,7 +167,7 @@ pub enum Ui {
     /// Chat: open the downloads folder of the current friend.
     OpenDownloads,
     /// Chat: a click in the history (open the folder of a `<File>` line).
-    HistoryClicked { line: i32 },
+    HistoryClicked { pos: i32 },
     /// Transfer row: accept an offered file.
     AcceptFile(TransferId),
     /// Transfer row: decline an offered file.

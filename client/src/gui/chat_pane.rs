@@ -1,0 +1,235 @@
+//! The chat pane on the right of the main window: the friend's name and state, the
+//! history, transfer rows, the typing indicator and the input line.
+//!
+//! Why one pane in the main window instead of a window per friend: the friend list with its
+//! unread counts stays in view next to the conversation, switching chats is one click or
+//! the arrow keys, nothing gets lost behind other windows, and Tab order stays simple. The
+//! pane keeps no state of its own: it redraws from `model::Chat` of the selected friend.
+
+use fltk::app;
+use fltk::button::Button;
+use fltk::enums::{Align, CallbackTrigger, Event, Font, FrameType, Key};
+use fltk::frame::Frame;
+use fltk::group::Flex;
+use fltk::input::Input;
+use fltk::prelude::*;
+use fltk::text::{PositionType, TextBuffer, TextDisplay, WrapMode};
+
+use super::format::{self, RenderedChat};
+use super::model::{Chat, Friend};
+use super::msg::{Msg, Ui};
+use super::theme;
+use super::transfers::{self, TransferRow};
+use super::widgets::{name, Named};
+
+/// The chat pane.
+pub struct ChatPane {
+    /// The whole pane (a column).
+    pub pane: Flex,
+    title: Frame,
+    state: Frame,
+    /// Send file….
+    pub send_file: Button,
+    /// Open the friend's downloads folder.
+    pub downloads: Button,
+    /// The history.
+    pub history: TextDisplay,
+    buffer: TextBuffer,
+    styles: TextBuffer,
+    /// What the history shows (for clicks on `<File>` lines).
+    pub rendered: RenderedChat,
+    rows_col: Flex,
+    rows: Vec<TransferRow>,
+    typing: Frame,
+    /// The input line.
+    pub input: Input,
+    /// Send.
+    pub send: Button,
+}
+
+impl ChatPane {
+    /// Builds the pane inside the current group.
+    pub fn new(tx: app::Sender<Msg>, named: &mut Named) -> Self {
+        let mut pane = Flex::default().column();
+        pane.set_margins(12, 10, 12, 10);
+        pane.set_pad(6);
+
+        let mut header = Flex::default().row();
+        header.set_pad(theme::GAP);
+        let mut title = Frame::default();
+        title.set_label_font(Font::HelveticaBold);
+        title.set_label_size(18);
+        title.set_align(Align::Left | Align::Inside);
+        let mut state = Frame::default();
+        state.set_align(Align::Left | Align::Inside);
+        state.set_label_size(theme::SMALL_SIZE + 1);
+        let mut send_file = Button::default().with_label("Send file…");
+        header.fixed(&send_file, 110);
+        let mut downloads = Button::default().with_label("Received files");
+        header.fixed(&downloads, 130);
+        header.end();
+        header.fixed(&title, 160);
+        pane.fixed(&header, theme::ROW + 2);
+
+        let buffer = TextBuffer::default();
+        let styles = TextBuffer::default();
+        let mut history = TextDisplay::default();
+        history.set_buffer(buffer.clone());
+        history.set_highlight_data(styles.clone(), theme::chat_styles());
+        history.wrap_mode(WrapMode::AtBounds, 0);
+        history.set_text_size(theme::TEXT_SIZE);
+        history.set_frame(FrameType::ThinDownBox);
+        history.set_scrollbar_size(14);
+        history.set_tooltip("Drop files here to send them");
+
+        let mut rows_col = Flex::default().column();
+        rows_col.set_pad(2);
+        rows_col.end();
+        pane.fixed(&rows_col, 0);
+
+        let mut typing = Frame::default();
+        typing.set_align(Align::Left | Align::Inside);
+        typing.set_label_font(Font::HelveticaItalic);
+        typing.set_label_size(theme::SMALL_SIZE + 1);
+        typing.set_label_color(theme::MUTED);
+        pane.fixed(&typing, 18);
+
+        let mut input_row = Flex::default().row();
+        input_row.set_pad(theme::GAP);
+        let mut input = Input::default();
+        input.set_tooltip("Type a message and press Enter");
+        let mut send = Button::default().with_label("Send");
+        theme::primary(&mut send);
+        input_row.fixed(&send, 90);
+        input_row.end();
+        pane.fixed(&input_row, theme::ROW + 2);
+        pane.end();
+
+        input.set_trigger(CallbackTrigger::EnterKeyAlways);
+        input.set_callback(move |_| tx.send(Msg::Ui(Ui::SendMessage)));
+        input.handle(move |_, ev| {
+            if ev == Event::KeyDown && !matches!(app::event_key(), Key::Enter | Key::KPEnter | Key::Tab) {
+                tx.send(Msg::Ui(Ui::InputChanged));
+            }
+            false
+        });
+        send.set_callback(move |_| tx.send(Msg::Ui(Ui::SendMessage)));
+        send_file.set_callback(move |_| tx.send(Msg::Ui(Ui::SendFile)));
+        downloads.set_callback(move |_| tx.send(Msg::Ui(Ui::OpenDownloads)));
+        // Files dropped on the history are sent; a double-click on a `<File>` line opens its folder.
+        history.handle(move |h, ev| match ev {
+            Event::DndEnter | Event::DndDrag | Event::DndRelease | Event::DndLeave => true,
+            Event::Paste => {
+                tx.send(Msg::Ui(Ui::FilesDropped(app::event_text())));
+                true
+            }
+            Event::Push if app::event_clicks() => {
+                let pos = h.xy_to_position(app::event_x(), app::event_y(), PositionType::Character);
+                tx.send(Msg::Ui(Ui::HistoryClicked { pos }));
+                true
+            }
+            _ => false,
+        });
+
+        name(named, "chat_send_file", &send_file);
+        name(named, "chat_downloads", &downloads);
+        name(named, "chat_history", &history);
+        name(named, "chat_input", &input);
+        name(named, "chat_send", &send);
+        Self { pane, title, state, send_file, downloads, history, buffer, styles, rendered: RenderedChat::default(), rows_col, rows: Vec::new(), typing, input, send }
+    }
+
+    /// Shows nobody (nothing selected).
+    pub fn show_nobody(&mut self, have_friends: bool) {
+        self.title.set_label("");
+        self.state.set_label("");
+        let hint = if have_friends {
+            "Select a friend on the left to chat.\n\nFriends in green are online; you can write to the others too: \
+             messages wait and are delivered when you are both online."
+        } else {
+            "No friends yet.\n\nUse Find on the left to look up a userid and send a friend request."
+        };
+        self.rendered = RenderedChat::default();
+        self.buffer.set_text(hint);
+        self.styles.set_text(&"G".repeat(hint.len()));
+        for w in [&mut self.send_file, &mut self.downloads, &mut self.send] {
+            w.deactivate();
+        }
+        self.input.deactivate();
+        self.typing.set_label("");
+        self.set_rows(app::Sender::get(), &[]);
+    }
+
+    /// Shows the chat with `friend` (`None`: no longer a friend).
+    pub fn show_chat(&mut self, tx: app::Sender<Msg>, userid: &str, friend: Option<&Friend>, chat: Option<&Chat>, me: &str) {
+        self.title.set_label(&userid.replace('@', "@@"));
+        let (state, color) = match friend {
+            Some(f) if f.online && f.connected => ("● online · connected directly", theme::ONLINE),
+            Some(f) if f.online => ("● online", theme::ONLINE),
+            Some(f) if f.connected => ("● connected directly (server unreachable)", theme::ONLINE),
+            Some(_) => ("○ offline — messages are delivered when you are both online", theme::OFFLINE),
+            None => ("not your friend any more", theme::ERROR),
+        };
+        self.state.set_label(state);
+        self.state.set_label_color(color);
+        let active = friend.is_some();
+        for w in [&mut self.send_file, &mut self.send] {
+            if active {
+                w.activate();
+            } else {
+                w.deactivate();
+            }
+        }
+        self.downloads.activate();
+        if active {
+            self.input.activate();
+        } else {
+            self.input.deactivate();
+        }
+        self.typing.set_label(&if friend.is_some_and(|f| f.typing) { format!("{userid} is typing…") } else { String::new() });
+        let empty = Chat::default();
+        let chat = chat.unwrap_or(&empty);
+        self.render_history(&chat.lines, me, userid);
+        self.set_rows(tx, &chat.transfers);
+        self.pane.redraw();
+    }
+
+    fn render_history(&mut self, lines: &[super::model::Line], me: &str, friend: &str) {
+        let r = format::render_chat(lines, me, friend);
+        if r == self.rendered {
+            return;
+        }
+        let at_end = self.rendered.text.is_empty() || self.history.insert_position() >= self.buffer.length() - 1 || true;
+        self.buffer.set_text(&r.text);
+        self.styles.set_text(&r.styles);
+        self.rendered = r;
+        if at_end {
+            let end = self.buffer.length();
+            self.history.set_insert_position(end);
+            self.history.show_insert_position();
+        }
+    }
+
+    /// Rebuilds or updates the transfer rows.
+    fn set_rows(&mut self, tx: app::Sender<Msg>, all: &[super::model::Transfer]) {
+        let shown = transfers::visible(all);
+        let same = shown.len() == self.rows.len() && shown.iter().zip(&self.rows).all(|(t, r)| t.id == r.id && t.id.is_some());
+        if same {
+            for (t, r) in shown.iter().zip(self.rows.iter_mut()) {
+                r.update(tx, t);
+            }
+            return;
+        }
+        self.rows.clear();
+        self.rows_col.clear();
+        self.rows_col.begin();
+        for t in shown {
+            self.rows.push(TransferRow::new(tx, t));
+        }
+        self.rows_col.end();
+        let h = shown.len() as i32 * (transfers::ROW_H + 2);
+        self.pane.fixed(&self.rows_col, h);
+        self.pane.layout();
+        self.pane.redraw();
+    }
+}

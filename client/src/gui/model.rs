@@ -1,0 +1,705 @@
+//! What the app shows, as plain data: friends, requests, chats, transfers, the server
+//! state. Events of the core and answers of the backend are applied here first; the windows
+//! then redraw from it. No widgets in this file, so every rule (unread counts, ticks that
+//! may arrive before the send is confirmed, `<File>` lines) is unit-tested.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use peerchat_client::{Direction, Event, FriendsSnapshot, HistoryEntry, MessageId, TransferId};
+
+/// The friend list key of a userid (lookups are case-insensitive, SPEC.md §5.1).
+pub fn key(userid: &str) -> String {
+    userid.to_ascii_lowercase()
+}
+
+/// The server link as the status bar shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerState {
+    /// Not known yet.
+    Connecting,
+    /// Connected.
+    Online,
+    /// Not reachable; the core retries.
+    Offline(Option<String>),
+}
+
+/// One friend in the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Friend {
+    /// Registered spelling.
+    pub userid: String,
+    /// Online at the server.
+    pub online: bool,
+    /// Direct connection up.
+    pub connected: bool,
+    /// Messages received while their chat was not shown.
+    pub unread: u32,
+    /// Typing right now.
+    pub typing: bool,
+}
+
+/// One line of a chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A chat message.
+    Message {
+        /// Its id (hex).
+        id: String,
+        /// Sent by us.
+        outgoing: bool,
+        /// The text.
+        text: String,
+        /// Sender's clock.
+        at_ms: u64,
+        /// Outgoing: the friend stored it.
+        acked: bool,
+    },
+    /// A file that arrived or was sent: `<File> sender: 'name'`.
+    File {
+        /// Who sent it.
+        sender: String,
+        /// The file name.
+        name: String,
+        /// Received: where it is on disk; sent: the source file.
+        path: PathBuf,
+        /// When, for ordering.
+        at_ms: u64,
+    },
+    /// Something the app says (a failed send, a cancelled transfer).
+    Notice {
+        /// The text.
+        text: String,
+        /// When.
+        at_ms: u64,
+    },
+}
+
+impl Line {
+    fn at_ms(&self) -> u64 {
+        match self {
+            Line::Message { at_ms, .. } | Line::File { at_ms, .. } | Line::Notice { at_ms, .. } => *at_ms,
+        }
+    }
+}
+
+/// Where a transfer stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferState {
+    /// Outgoing: hashing the file before the offer.
+    Preparing,
+    /// Offered; waiting for the other side (or for a connection).
+    Waiting,
+    /// Incoming offer that needs the user's decision.
+    NeedsDecision,
+    /// Bytes flowing.
+    Running,
+    /// Done.
+    Complete,
+    /// Stopped; why.
+    Stopped(String),
+}
+
+/// One transfer row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// The id (None while an outgoing file is still being hashed).
+    pub id: Option<TransferId>,
+    /// Which way.
+    pub direction: Direction,
+    /// File name.
+    pub name: String,
+    /// Size, when known.
+    pub size: u64,
+    /// Bytes done.
+    pub bytes: u64,
+    /// Bytes per second.
+    pub rate: u64,
+    /// State.
+    pub state: TransferState,
+    /// The file: the source (outgoing) or the received file (incoming, once complete).
+    pub path: Option<PathBuf>,
+}
+
+/// The chat with one friend.
+#[derive(Debug, Clone, Default)]
+pub struct Chat {
+    /// Lines, oldest first.
+    pub lines: Vec<Line>,
+    /// Transfers shown under the chat, oldest first.
+    pub transfers: Vec<Transfer>,
+    /// History was loaded from the core.
+    pub history_loaded: bool,
+    /// Acks that arrived before the send was confirmed to the UI.
+    early_acks: HashSet<String>,
+}
+
+impl Chat {
+    fn has_message(&self, id: &str) -> bool {
+        self.lines.iter().any(|l| matches!(l, Line::Message { id: i, .. } if i == id))
+    }
+
+    fn push(&mut self, line: Line) {
+        // Keep time order; lines are nearly always appended at the end.
+        let at = line.at_ms();
+        let pos = self.lines.iter().rposition(|l| l.at_ms() <= at).map_or(0, |p| p + 1);
+        self.lines.insert(pos, line);
+    }
+
+    fn transfer_mut(&mut self, id: TransferId) -> Option<&mut Transfer> {
+        self.transfers.iter_mut().find(|t| t.id == Some(id))
+    }
+
+    /// Adds or updates the row of transfer `id`.
+    fn upsert(&mut self, id: TransferId, direction: Direction, name: &str, size: u64) -> &mut Transfer {
+        if let Some(i) = self.transfers.iter().position(|t| t.id == Some(id)) {
+            return &mut self.transfers[i];
+        }
+        self.transfers.push(Transfer {
+            id: Some(id),
+            direction,
+            name: name.to_owned(),
+            size,
+            bytes: 0,
+            rate: 0,
+            state: TransferState::Waiting,
+            path: None,
+        });
+        let last = self.transfers.len() - 1;
+        &mut self.transfers[last]
+    }
+}
+
+/// What an update changed, so the UI redraws only that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The friend list (presence, unread, typing).
+    pub friends: bool,
+    /// The request lists.
+    pub requests: bool,
+    /// The status bar.
+    pub status: bool,
+    /// Chats whose lines changed (keys).
+    pub chats: HashSet<String>,
+    /// Chats whose transfer rows changed (keys).
+    pub transfers: HashSet<String>,
+    /// A one-off message for the status bar ("bob refused your request").
+    pub notice: Option<String>,
+    /// We are logged in now (switch to the main window).
+    pub logged_in: bool,
+    /// We were logged out.
+    pub logged_out: bool,
+}
+
+impl Changes {
+    fn chat(&mut self, k: &str) {
+        self.chats.insert(k.to_owned());
+    }
+    fn transfer(&mut self, k: &str) {
+        self.transfers.insert(k.to_owned());
+    }
+}
+
+/// Everything the app shows.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Our userid once logged in.
+    pub me: Option<String>,
+    /// The server link.
+    pub server: ServerState,
+    /// Friends by key, sorted.
+    pub friends: BTreeMap<String, Friend>,
+    /// Users who asked us.
+    pub incoming: Vec<String>,
+    /// Users we asked.
+    pub outgoing: Vec<String>,
+    /// Chats by friend key (kept after an unfriend, so the history stays visible).
+    pub chats: HashMap<String, Chat>,
+    /// The friend whose chat is shown.
+    pub selected: Option<String>,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Model {
+    /// An empty model.
+    pub fn new() -> Self {
+        Self {
+            me: None,
+            server: ServerState::Connecting,
+            friends: BTreeMap::new(),
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
+            chats: HashMap::new(),
+            selected: None,
+        }
+    }
+
+    /// The chat with `friend` (created empty).
+    pub fn chat_mut(&mut self, friend: &str) -> &mut Chat {
+        self.chats.entry(key(friend)).or_default()
+    }
+
+    /// The display spelling of a friend.
+    pub fn display(&self, friend: &str) -> String {
+        self.friends.get(&key(friend)).map_or_else(|| friend.to_owned(), |f| f.userid.clone())
+    }
+
+    /// Friends, online ones first, then by name.
+    pub fn friends_sorted(&self) -> Vec<&Friend> {
+        let mut v: Vec<&Friend> = self.friends.values().collect();
+        v.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| key(&a.userid).cmp(&key(&b.userid))));
+        v
+    }
+
+    /// Shows the chat with `friend` (None: nothing selected); clears its unread count.
+    pub fn select(&mut self, friend: Option<&str>) -> Changes {
+        let mut c = Changes::default();
+        self.selected = friend.map(key);
+        if let Some(f) = self.selected.as_ref().and_then(|k| self.friends.get_mut(k)) {
+            if f.unread > 0 {
+                f.unread = 0;
+                c.friends = true;
+            }
+        }
+        c
+    }
+
+    fn set_friends(&mut self, friends: impl IntoIterator<Item = (String, bool)>) {
+        let old = std::mem::take(&mut self.friends);
+        for (userid, online) in friends {
+            let k = key(&userid);
+            let prev = old.get(&k);
+            self.friends.insert(
+                k,
+                Friend {
+                    userid,
+                    online,
+                    connected: prev.is_some_and(|p| p.connected),
+                    unread: prev.map_or(0, |p| p.unread),
+                    typing: prev.is_some_and(|p| p.typing),
+                },
+            );
+        }
+    }
+
+    fn set_requests(&mut self, incoming: impl IntoIterator<Item = String>, outgoing: impl IntoIterator<Item = String>) {
+        self.incoming = incoming.into_iter().collect();
+        self.outgoing = outgoing.into_iter().collect();
+    }
+
+    /// Applies a snapshot of friends and requests.
+    pub fn apply_snapshot(&mut self, s: &FriendsSnapshot) -> Changes {
+        self.set_friends(s.friends.iter().map(|f| (f.userid.clone(), f.online)));
+        self.set_requests(s.incoming_requests.iter().map(|r| r.userid.clone()), s.outgoing_requests.iter().map(|r| r.userid.clone()));
+        Changes { friends: true, requests: true, ..Changes::default() }
+    }
+
+    /// Merges stored history into a chat (messages already shown are kept once).
+    pub fn apply_history(&mut self, friend: &str, entries: &[HistoryEntry]) -> Changes {
+        let chat = self.chat_mut(friend);
+        chat.history_loaded = true;
+        for e in entries {
+            if chat.has_message(&e.message_id) {
+                continue;
+            }
+            let outgoing = e.direction == "out";
+            let acked = e.acked || chat.early_acks.remove(&e.message_id);
+            chat.push(Line::Message { id: e.message_id.clone(), outgoing, text: e.text.clone(), at_ms: e.sent_at_unix_ms, acked });
+        }
+        let mut c = Changes::default();
+        c.chat(&key(friend));
+        c
+    }
+
+    /// Our message was stored and queued.
+    pub fn apply_sent(&mut self, friend: &str, id: MessageId, text: &str, at_ms: u64) -> Changes {
+        let chat = self.chat_mut(friend);
+        let id = id.to_hex();
+        if !chat.has_message(&id) {
+            let acked = chat.early_acks.remove(&id);
+            chat.push(Line::Message { id, outgoing: true, text: text.to_owned(), at_ms, acked });
+        }
+        let mut c = Changes::default();
+        c.chat(&key(friend));
+        c
+    }
+
+    /// A notice line in a chat.
+    pub fn add_notice(&mut self, friend: &str, text: String, at_ms: u64) -> Changes {
+        self.chat_mut(friend).push(Line::Notice { text, at_ms });
+        let mut c = Changes::default();
+        c.chat(&key(friend));
+        c
+    }
+
+    /// An outgoing file is being hashed.
+    pub fn file_preparing(&mut self, friend: &str, path: PathBuf) -> Changes {
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        self.chat_mut(friend).transfers.push(Transfer {
+            id: None,
+            direction: Direction::Outgoing,
+            name,
+            size: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            bytes: 0,
+            rate: 0,
+            state: TransferState::Preparing,
+            path: Some(path),
+        });
+        let mut c = Changes::default();
+        c.transfer(&key(friend));
+        c
+    }
+
+    /// An outgoing file was hashed and offered (`Some(id)`) or could not be (`None`).
+    pub fn file_queued(&mut self, friend: &str, path: &std::path::Path, id: Option<TransferId>, failure: Option<String>) -> Changes {
+        let chat = self.chat_mut(friend);
+        if let Some(t) = chat.transfers.iter_mut().find(|t| t.id.is_none() && t.path.as_deref() == Some(path)) {
+            match (id, failure) {
+                (Some(id), _) => {
+                    // A TransferStarted for this id may have come first; keep that row.
+                    if let Some(i) = chat.transfers.iter().position(|x| x.id == Some(id)) {
+                        chat.transfers.remove(i);
+                    }
+                    if let Some(t) = chat.transfers.iter_mut().find(|t| t.id.is_none() && t.path.as_deref() == Some(path)) {
+                        t.id = Some(id);
+                        t.state = TransferState::Waiting;
+                    }
+                }
+                (None, reason) => t.state = TransferState::Stopped(reason.unwrap_or_else(|| "failed".to_owned())),
+            }
+        }
+        let mut c = Changes::default();
+        c.transfer(&key(friend));
+        c
+    }
+
+    /// Hides a finished transfer row.
+    pub fn dismiss(&mut self, id: TransferId) -> Changes {
+        let mut c = Changes::default();
+        for (k, chat) in &mut self.chats {
+            let before = chat.transfers.len();
+            chat.transfers.retain(|t| t.id != Some(id));
+            if chat.transfers.len() != before {
+                c.transfer(k);
+            }
+        }
+        c
+    }
+
+    /// Where the chat of `friend` is: for a `<File>` line, its folder.
+    pub fn file_line(&self, friend: &str, index: usize) -> Option<&Line> {
+        self.chats.get(&key(friend)).and_then(|c| c.lines.get(index)).filter(|l| matches!(l, Line::File { .. }))
+    }
+
+    /// Applies an event of the core.
+    pub fn apply(&mut self, event: &Event, now_ms: u64) -> Changes {
+        let mut c = Changes::default();
+        match event {
+            Event::ServerStatus { online, reason } => {
+                self.server = if *online { ServerState::Online } else { ServerState::Offline(reason.clone()) };
+                c.status = true;
+            }
+            Event::LoggedIn { userid, friends, incoming_requests, outgoing_requests } => {
+                self.me = Some(userid.clone());
+                self.server = ServerState::Online;
+                self.set_friends(friends.iter().map(|f| (f.userid.clone(), f.online)));
+                self.set_requests(incoming_requests.iter().map(|r| r.userid.clone()), outgoing_requests.iter().map(|r| r.userid.clone()));
+                c.friends = true;
+                c.requests = true;
+                c.status = true;
+                c.logged_in = true;
+            }
+            Event::LoggedOut => {
+                self.me = None;
+                c.logged_out = true;
+                c.status = true;
+            }
+            Event::FriendRequestReceived { from } => {
+                if !self.incoming.iter().any(|u| key(u) == key(from)) {
+                    self.incoming.push(from.clone());
+                }
+                c.requests = true;
+                c.notice = Some(format!("{from} wants to be your friend."));
+            }
+            Event::FriendAdded { friend } => {
+                let k = key(&friend.userid);
+                let prev = self.friends.remove(&k);
+                self.friends.insert(
+                    k.clone(),
+                    Friend {
+                        userid: friend.userid.clone(),
+                        online: friend.online,
+                        connected: prev.as_ref().is_some_and(|p| p.connected),
+                        unread: prev.as_ref().map_or(0, |p| p.unread),
+                        typing: false,
+                    },
+                );
+                self.incoming.retain(|u| key(u) != k);
+                self.outgoing.retain(|u| key(u) != k);
+                c.friends = true;
+                c.requests = true;
+                c.notice = Some(format!("{} is now your friend.", friend.userid));
+            }
+            Event::FriendRequestRefused { userid } => {
+                self.outgoing.retain(|u| key(u) != key(userid));
+                c.requests = true;
+                c.notice = Some(format!("{userid} did not accept your friend request."));
+            }
+            Event::FriendRequestExpired { userid } => {
+                self.outgoing.retain(|u| key(u) != key(userid));
+                c.requests = true;
+                c.notice = Some(format!("Your friend request to {userid} expired."));
+            }
+            Event::FriendRemoved { userid } => {
+                self.friends.remove(&key(userid));
+                c.friends = true;
+                c.notice = Some(format!("{userid} is no longer your friend."));
+            }
+            Event::Presence { friend, online, .. } => {
+                if let Some(f) = self.friends.get_mut(&key(friend)) {
+                    f.online = *online;
+                    if !online {
+                        f.typing = false;
+                    }
+                    c.friends = true;
+                }
+            }
+            Event::PeerConnected { friend } | Event::PeerDisconnected { friend, .. } => {
+                let up = matches!(event, Event::PeerConnected { .. });
+                if let Some(f) = self.friends.get_mut(&key(friend)) {
+                    f.connected = up;
+                    if !up {
+                        f.typing = false;
+                    }
+                    c.friends = true;
+                }
+            }
+            Event::MessageReceived { friend, message_id, text, sent_at_unix_ms } => {
+                let k = key(friend);
+                let chat = self.chat_mut(friend);
+                let id = message_id.to_hex();
+                if !chat.has_message(&id) {
+                    chat.push(Line::Message { id, outgoing: false, text: text.clone(), at_ms: *sent_at_unix_ms, acked: false });
+                    c.chat(&k);
+                    if self.selected.as_deref() != Some(k.as_str()) {
+                        if let Some(f) = self.friends.get_mut(&k) {
+                            f.unread += 1;
+                        }
+                    }
+                }
+                if let Some(f) = self.friends.get_mut(&k) {
+                    f.typing = false;
+                }
+                c.friends = true;
+            }
+            Event::MessageAcked { friend, message_id } => {
+                let chat = self.chat_mut(friend);
+                let id = message_id.to_hex();
+                let mut found = false;
+                for l in &mut chat.lines {
+                    if let Line::Message { id: i, acked, .. } = l {
+                        if *i == id {
+                            *acked = true;
+                            found = true;
+                        }
+                    }
+                }
+                if !found {
+                    chat.early_acks.insert(id);
+                }
+                c.chat(&key(friend));
+            }
+            Event::Typing { friend, active } => {
+                if let Some(f) = self.friends.get_mut(&key(friend)) {
+                    f.typing = *active;
+                    c.friends = true;
+                    c.chat(&key(friend));
+                }
+            }
+            Event::FileOffered { friend, transfer_id, name, size } => {
+                let t = self.chat_mut(friend).upsert(*transfer_id, Direction::Incoming, name, *size);
+                t.state = TransferState::NeedsDecision;
+                c.transfer(&key(friend));
+                c.notice = Some(format!("{friend} wants to send you {name}."));
+            }
+            Event::TransferStarted { friend, transfer_id, direction, name, size, offset } => {
+                let t = self.chat_mut(friend).upsert(*transfer_id, *direction, name, *size);
+                t.state = TransferState::Running;
+                t.bytes = *offset;
+                t.size = *size;
+                c.transfer(&key(friend));
+            }
+            Event::TransferProgress { friend, transfer_id, bytes, size, rate_bytes_per_sec, .. } => {
+                if let Some(t) = self.chat_mut(friend).transfer_mut(*transfer_id) {
+                    t.bytes = *bytes;
+                    t.size = *size;
+                    t.rate = *rate_bytes_per_sec;
+                    if t.state == TransferState::Waiting {
+                        t.state = TransferState::Running;
+                    }
+                    c.transfer(&key(friend));
+                }
+            }
+            Event::TransferComplete { friend, transfer_id, direction, path, size } => {
+                let sender = match direction {
+                    Direction::Incoming => self.display(friend),
+                    Direction::Outgoing => self.me.clone().unwrap_or_else(|| "me".to_owned()),
+                };
+                let path = PathBuf::from(path);
+                let chat = self.chat_mut(friend);
+                let name = chat.transfer_mut(*transfer_id).map(|t| t.name.clone());
+                let name = name.unwrap_or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+                // Incoming files may have been renamed ("name (1).ext"): show the real name.
+                let shown = match direction {
+                    Direction::Incoming => path.file_name().map_or(name.clone(), |n| n.to_string_lossy().into_owned()),
+                    Direction::Outgoing => name.clone(),
+                };
+                let t = chat.upsert(*transfer_id, *direction, &name, *size);
+                t.state = TransferState::Complete;
+                t.bytes = *size;
+                t.path = Some(path.clone());
+                chat.push(Line::File { sender, name: shown, path, at_ms: now_ms });
+                c.chat(&key(friend));
+                c.transfer(&key(friend));
+            }
+            Event::TransferCancelled { friend, transfer_id, reason, message, .. } => {
+                if let Some(t) = self.chat_mut(friend).transfer_mut(*transfer_id) {
+                    t.state = TransferState::Stopped(cancel_words(reason, message));
+                    c.transfer(&key(friend));
+                }
+            }
+            Event::FriendKeyChanged { friend, .. } => {
+                c.notice = Some(format!("{friend} now uses a new device (their identity key changed)."));
+            }
+            Event::PeerRefused { .. } => {}
+            Event::Error { message } => c.notice = Some(message.clone()),
+        }
+        c
+    }
+}
+
+/// Why a transfer stopped, in words.
+pub fn cancel_words(reason: &str, message: &str) -> String {
+    let base = match reason {
+        "cancelled" => "cancelled",
+        "declined" => "declined",
+        "hash_mismatch" => "failed: the file arrived damaged",
+        "io_error" => "failed: disk error",
+        "invalid" | "unknown_transfer" => "failed",
+        other => other,
+    };
+    if message.is_empty() || reason == "cancelled" || reason == "declined" {
+        base.to_owned()
+    } else {
+        format!("{base} ({message})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerchat_client::{FriendView, RequestView};
+
+    fn fv(u: &str, online: bool) -> FriendView {
+        FriendView { userid: u.into(), online, address: None, fingerprint: String::new() }
+    }
+
+    fn logged_in(m: &mut Model) {
+        m.apply(
+            &Event::LoggedIn {
+                userid: "alice".into(),
+                friends: vec![fv("Bob", false), fv("carol", true)],
+                incoming_requests: vec![RequestView { userid: "dave".into(), created_at_unix_ms: 0, expires_at_unix_ms: 0 }],
+                outgoing_requests: vec![],
+            },
+            0,
+        );
+    }
+
+    #[test]
+    fn presence_and_sorting() {
+        let mut m = Model::new();
+        logged_in(&mut m);
+        assert_eq!(m.friends_sorted().iter().map(|f| f.userid.as_str()).collect::<Vec<_>>(), ["carol", "Bob"]);
+        let c = m.apply(&Event::Presence { friend: "bob".into(), online: true, address: None }, 0);
+        assert!(c.friends);
+        assert!(m.friends["bob"].online);
+        assert_eq!(m.incoming, ["dave"]);
+        m.apply(&Event::FriendAdded { friend: fv("dave", true) }, 0);
+        assert!(m.incoming.is_empty());
+        assert!(m.friends["dave"].online);
+    }
+
+    #[test]
+    fn unread_counts_only_for_hidden_chats() {
+        let mut m = Model::new();
+        logged_in(&mut m);
+        m.select(Some("carol"));
+        let msg = |f: &str, b: u8| Event::MessageReceived { friend: f.into(), message_id: MessageId([b; 16]), text: "hi".into(), sent_at_unix_ms: 1 };
+        m.apply(&msg("bob", 1), 0);
+        m.apply(&msg("bob", 2), 0);
+        m.apply(&msg("bob", 2), 0); // duplicate: shown once
+        m.apply(&msg("carol", 3), 0);
+        assert_eq!(m.friends["bob"].unread, 2);
+        assert_eq!(m.friends["carol"].unread, 0);
+        assert_eq!(m.chats["bob"].lines.len(), 2);
+        m.select(Some("Bob"));
+        assert_eq!(m.friends["bob"].unread, 0);
+    }
+
+    #[test]
+    fn ack_before_send_confirmation_still_ticks() {
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let id = MessageId([7; 16]);
+        m.apply(&Event::MessageAcked { friend: "bob".into(), message_id: id }, 0);
+        m.apply_sent("bob", id, "hello", 5);
+        assert!(matches!(&m.chats["bob"].lines[0], Line::Message { acked: true, outgoing: true, .. }));
+        // History merged later does not duplicate it.
+        let e = HistoryEntry { message_id: id.to_hex(), direction: "out".into(), text: "hello".into(), sent_at_unix_ms: 5, acked: true };
+        m.apply_history("bob", &[e]);
+        assert_eq!(m.chats["bob"].lines.len(), 1);
+    }
+
+    #[test]
+    fn completed_file_adds_the_original_line() {
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let id = TransferId([9; 16]);
+        m.apply(
+            &Event::TransferStarted { friend: "bob".into(), transfer_id: id, direction: Direction::Incoming, name: "a.txt".into(), size: 3, offset: 0 },
+            0,
+        );
+        m.apply(&Event::TransferProgress { friend: "bob".into(), transfer_id: id, direction: Direction::Incoming, bytes: 1, size: 3, rate_bytes_per_sec: 10 }, 0);
+        assert_eq!(m.chats["bob"].transfers[0].bytes, 1);
+        m.apply(
+            &Event::TransferComplete { friend: "bob".into(), transfer_id: id, direction: Direction::Incoming, path: "/d/bob/a (1).txt".into(), size: 3 },
+            7,
+        );
+        let chat = &m.chats["bob"];
+        assert_eq!(chat.transfers[0].state, TransferState::Complete);
+        assert!(matches!(&chat.lines[0], Line::File { sender, name, .. } if sender == "Bob" && name == "a (1).txt"));
+        assert!(m.file_line("bob", 0).is_some());
+        m.dismiss(id);
+        assert!(m.chats["bob"].transfers.is_empty());
+    }
+
+    #[test]
+    fn preparing_row_becomes_the_transfer() {
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let p = PathBuf::from("/nonexistent/x.bin");
+        m.file_preparing("bob", p.clone());
+        assert_eq!(m.chats["bob"].transfers[0].state, TransferState::Preparing);
+        let id = TransferId([1; 16]);
+        m.file_queued("bob", &p, Some(id), None);
+        assert_eq!(m.chats["bob"].transfers[0].id, Some(id));
+        m.apply(&Event::TransferCancelled { friend: "bob".into(), transfer_id: id, direction: Direction::Outgoing, reason: "declined".into(), message: String::new() }, 0);
+        assert_eq!(m.chats["bob"].transfers[0].state, TransferState::Stopped("declined".into()));
+    }
+}

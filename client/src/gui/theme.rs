@@ -1,0 +1,91 @@
+//! Colours, fonts and sizes, in one place so every window looks the same.
+
+use fltk::app;
+use fltk::enums::{Color, Font, FrameType};
+use fltk::prelude::*;
+use fltk::text::StyleTableEntry;
+
+/// Online friends, as in the original: green.
+pub const ONLINE: Color = Color::from_rgb(0, 140, 60);
+/// Offline friends, as in the original: grey.
+pub const OFFLINE: Color = Color::from_rgb(135, 135, 140);
+/// Errors.
+pub const ERROR: Color = Color::from_rgb(180, 30, 30);
+/// Warnings (the recovery code must be kept).
+pub const WARNING: Color = Color::from_rgb(150, 80, 0);
+/// Success ("Account created").
+pub const SUCCESS: Color = Color::from_rgb(0, 120, 50);
+/// Secondary text.
+pub const MUTED: Color = Color::from_rgb(100, 104, 112);
+/// Our own name in the chat.
+pub const ACCENT: Color = Color::from_rgb(30, 90, 200);
+/// The friend's name in the chat.
+pub const FRIEND: Color = Color::from_rgb(0, 120, 90);
+/// `<File>` lines.
+pub const FILE: Color = Color::from_rgb(120, 50, 160);
+/// The window background.
+pub const BACKGROUND: (u8, u8, u8) = (244, 245, 247);
+/// The status bar background.
+pub const STATUS_BG: Color = Color::from_rgb(228, 231, 236);
+/// Section headings.
+pub const HEADING: Color = Color::from_rgb(70, 75, 85);
+
+/// Normal text size (points before `--scale`).
+pub const TEXT_SIZE: i32 = 14;
+/// Small print (rules, hints).
+pub const SMALL_SIZE: i32 = 12;
+/// Window titles inside windows.
+pub const TITLE_SIZE: i32 = 20;
+/// Height of one-line inputs and buttons.
+pub const ROW: i32 = 30;
+/// Gap between widgets.
+pub const GAP: i32 = 8;
+
+/// Sets the scheme, colours, font size and screen scale for the whole app.
+pub fn apply(scale: Option<f32>) {
+    app::set_scheme(app::Scheme::Gtk);
+    let (r, g, b) = BACKGROUND;
+    app::background(r, g, b);
+    app::background2(255, 255, 255);
+    app::foreground(25, 28, 33);
+    app::set_selection_color(45, 105, 220);
+    app::set_font_size(TEXT_SIZE);
+    app::set_visible_focus(true);
+    if let Some(f) = scale {
+        for n in 0..app::screen_count() {
+            app::set_screen_scale(n, f);
+        }
+    }
+}
+
+/// The default ("do it") button of a window: blue with white text.
+pub fn primary<B: ButtonExt>(b: &mut B) {
+    b.set_color(Color::from_rgb(45, 105, 220));
+    b.set_label_color(Color::White);
+    b.set_selection_color(Color::from_rgb(30, 80, 180));
+    b.set_label_font(Font::HelveticaBold);
+}
+
+/// A small, borderless, link-looking button ("Forgot password?").
+pub fn link<B: ButtonExt>(b: &mut B) {
+    b.set_frame(FrameType::FlatBox);
+    b.set_down_frame(FrameType::FlatBox);
+    b.set_label_color(ACCENT);
+    let (r, g, bl) = BACKGROUND;
+    b.set_color(Color::from_rgb(r, g, bl));
+    b.set_selection_color(Color::from_rgb(r, g, bl));
+}
+
+/// Style table of the chat view, in the order of `format::style` letters.
+pub fn chat_styles() -> Vec<StyleTableEntry> {
+    let e = |color, font| StyleTableEntry { color, font, size: TEXT_SIZE };
+    vec![
+        e(Color::from_rgb(25, 28, 33), Font::Helvetica),
+        e(ACCENT, Font::HelveticaBold),
+        e(FRIEND, Font::HelveticaBold),
+        e(ONLINE, Font::HelveticaBold),
+        e(OFFLINE, Font::Helvetica),
+        e(FILE, Font::HelveticaBold),
+        e(MUTED, Font::HelveticaItalic),
+    ]
+}

@@ -1,0 +1,127 @@
+//! The transfer rows under a chat: name, progress bar, speed, and the buttons that fit the
+//! state (Accept/Decline, Cancel, Open folder, dismiss).
+
+use fltk::app;
+use fltk::button::Button;
+use fltk::enums::{Align, Color, FrameType};
+use fltk::frame::Frame;
+use fltk::group::Flex;
+use fltk::misc::Progress;
+use fltk::prelude::*;
+use peerchat_client::{Direction, TransferId};
+
+use super::format;
+use super::model::{Transfer, TransferState};
+use super::msg::{Msg, Ui};
+use super::theme;
+
+/// Height of one row.
+pub const ROW_H: i32 = 30;
+/// Rows shown at most (the newest); older finished ones stay in the chat as `<File>` lines.
+pub const MAX_ROWS: usize = 4;
+
+/// The widgets of one row.
+pub struct TransferRow {
+    /// The transfer shown.
+    pub id: Option<TransferId>,
+    row: Flex,
+    name: Frame,
+    bar: Progress,
+    info: Frame,
+    first: Button,
+    second: Button,
+}
+
+impl TransferRow {
+    /// Builds a row inside the current group.
+    pub fn new(tx: app::Sender<Msg>, t: &Transfer) -> Self {
+        let mut row = Flex::default().row();
+        row.set_pad(6);
+        let mut name = Frame::default();
+        name.set_align(Align::Left | Align::Inside | Align::Clip);
+        let mut bar = Progress::default();
+        bar.set_selection_color(Color::from_rgb(45, 105, 220));
+        bar.set_color(Color::from_rgb(225, 228, 234));
+        bar.set_frame(FrameType::FlatBox);
+        bar.set_label_size(theme::SMALL_SIZE);
+        bar.set_minimum(0.0);
+        bar.set_maximum(100.0);
+        row.fixed(&bar, 150);
+        let mut info = Frame::default();
+        info.set_align(Align::Left | Align::Inside);
+        info.set_label_size(theme::SMALL_SIZE);
+        info.set_label_color(theme::MUTED);
+        row.fixed(&info, 150);
+        let first = Button::default();
+        row.fixed(&first, 96);
+        let second = Button::default();
+        row.fixed(&second, 76);
+        row.end();
+        let mut r = Self { id: t.id, row, name, bar, info, first, second };
+        r.update(tx, t);
+        r
+    }
+
+    /// Shows the state of `t`.
+    pub fn update(&mut self, tx: app::Sender<Msg>, t: &Transfer) {
+        let arrow = match t.direction {
+            Direction::Outgoing => "↑",
+            Direction::Incoming => "↓",
+        };
+        self.name.set_label(&format!("{arrow} {}", t.name).replace('@', "@@"));
+        let pct = if t.size == 0 { 100.0 } else { (t.bytes as f64 * 100.0 / t.size as f64).min(100.0) };
+        self.bar.set_value(pct);
+        self.bar.set_label(&format!("{pct:.0}%"));
+        let id = t.id;
+        let (info, first, second): (String, Option<(&str, Ui)>, Option<(&str, Ui)>) = match (&t.state, id) {
+            (TransferState::Preparing, _) => ("checking the file…".into(), None, None),
+            (TransferState::Waiting, Some(id)) => (
+                match t.direction {
+                    Direction::Outgoing => "waiting for the friend…".into(),
+                    Direction::Incoming => "starting…".into(),
+                },
+                None,
+                Some(("Cancel", Ui::CancelTransfer(id))),
+            ),
+            (TransferState::NeedsDecision, Some(id)) => {
+                (format!("{} — accept?", format::bytes(t.size)), Some(("Accept", Ui::AcceptFile(id))), Some(("Decline", Ui::DeclineFile(id))))
+            }
+            (TransferState::Running, Some(id)) => (
+                format!("{} of {} · {}", format::bytes(t.bytes), format::bytes(t.size), format::rate(t.rate)),
+                None,
+                Some(("Cancel", Ui::CancelTransfer(id))),
+            ),
+            (TransferState::Complete, Some(id)) => {
+                let open = t.path.as_ref().and_then(|p| p.parent()).map(|d| ("Open folder", Ui::OpenFolder(d.to_path_buf())));
+                let done = match t.direction {
+                    Direction::Outgoing => format!("sent · {}", format::bytes(t.size)),
+                    Direction::Incoming => format!("received · {}", format::bytes(t.size)),
+                };
+                (done, open, Some(("Close", Ui::DismissTransfer(id))))
+            }
+            (TransferState::Stopped(why), Some(id)) => (why.clone(), None, Some(("Close", Ui::DismissTransfer(id)))),
+            (TransferState::Stopped(why), None) => (why.clone(), None, None),
+            (_, None) => (String::new(), None, None),
+        };
+        let failed = matches!(t.state, TransferState::Stopped(_));
+        self.info.set_label_color(if failed { theme::ERROR } else { theme::MUTED });
+        self.info.set_label(&info.replace('@', "@@"));
+        self.info.set_tooltip(&info);
+        for (b, what) in [(&mut self.first, first), (&mut self.second, second)] {
+            match what {
+                Some((label, ui)) => {
+                    b.set_label(label);
+                    b.set_callback(move |_| tx.send(Msg::Ui(ui.clone())));
+                    b.show();
+                }
+                None => b.hide(),
+            }
+        }
+        self.row.redraw();
+    }
+}
+
+/// The rows of the chat shown: which transfers get a row.
+pub fn visible(transfers: &[Transfer]) -> &[Transfer] {
+    &transfers[transfers.len().saturating_sub(MAX_ROWS)..]
+}
