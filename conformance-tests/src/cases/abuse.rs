@@ -102,21 +102,18 @@ async fn disconnect(ctx: Ctx) -> CaseResult {
     let (a, mut ac, _f, mut fc) = ctx.friends().await?;
     let mut id = 1u64;
     let mut rejected_total = 0usize;
-    // Send in batches until the server closes; a refill token in between restarts the count,
-    // so keep going for a while.
-    for _ in 0..20 {
-        let mut batch = 0;
-        for _ in 0..100 {
-            if ac.queue(&wire::ClientMessage { request_id: id, body: Some(req::find("nobody-at-all")) }).is_err() {
-                break;
-            }
+    // One batch must hold REQUEST_BURST served requests and then more than
+    // RATE_LIMIT_DISCONNECT_AFTER rejections in a row; pausing between requests would let the
+    // bucket refill a token, which restarts the count (SPEC.md §4.6 step 3).
+    for _ in 0..3 {
+        for _ in 0..(REQUEST_BURST + 2 * RATE_LIMIT_DISCONNECT_AFTER) {
+            ac.queue(&wire::ClientMessage { request_id: id, body: Some(req::find("nobody-at-all")) })?;
             id += 1;
-            batch += 1;
         }
-        if batch == 0 || ac.flush().await.is_err() {
+        if ac.flush().await.is_err() {
             break;
         }
-        match ac.expect_close(Duration::from_millis(300)).await {
+        match ac.expect_close(Duration::from_secs(3)).await {
             Ok(_) => break,
             Err(crate::client::ClientError::Timeout(_)) => {}
             Err(e) => return Err(e.into()),

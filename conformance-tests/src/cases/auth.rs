@@ -200,7 +200,7 @@ async fn reg_invalid_email(ctx: Ctx, i: usize) -> CaseResult {
         3 => format!("{tag}@example..test"),
         4 => "@example.test".to_string(),
         5 => format!("{}{}@example.test", tag, "l".repeat(55)),
-        6 => format!("{tag}@{}.test", "d".repeat(254 - tag.len() - 6)),
+        6 => format!("{tag}@{}.test", "d".repeat(255 - tag.len() - 6)),
         _ => format!("{tag}\u{a0}x@example.test"),
     };
     let r = register_with(&ctx, &ident::userid(), &email, &ident::password()).await?;

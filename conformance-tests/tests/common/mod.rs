@@ -22,15 +22,24 @@ pub struct TestServer {
     pub server: Arc<Mutex<Option<RunningServer>>>,
     /// Where it listens.
     pub addr: std::net::SocketAddr,
+    /// Its request TTL, if tiny.
+    pub ttl: Option<Duration>,
     _dir: tempfile::TempDir,
 }
 
 /// Starts our server on 127.0.0.1:0 with a temp database and the given test faults.
 pub async fn start(faults: &[&str]) -> TestServer {
+    start_with(faults, None).await
+}
+
+/// As [`start`], with a tiny request TTL if given (default: SPEC.md's 7 days).
+pub async fn start_with(faults: &[&str], ttl: Option<Duration>) -> TestServer {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cfg = Config::for_tests(dir.path().to_path_buf());
     cfg.identity = Some(peerchat_proto::test_keys::identity(15));
-    cfg.request_ttl = TTL;
+    if let Some(t) = ttl {
+        cfg.request_ttl = t;
+    }
     cfg.idle_ping_after = IDLE.0;
     cfg.idle_timeout = IDLE.1;
     cfg.handshake_timeout = HANDSHAKE;
@@ -40,14 +49,14 @@ pub async fn start(faults: &[&str]) -> TestServer {
     }
     let server = peerchat_server::start(cfg).await.expect("server starts");
     let addr = server.local_addr;
-    TestServer { server: Arc::new(Mutex::new(Some(server))), addr, _dir: dir }
+    TestServer { server: Arc::new(Mutex::new(Some(server))), addr, ttl, _dir: dir }
 }
 
 impl TestServer {
     /// A suite configuration that knows this server's short timers and can stop it.
     pub fn suite_config(&self) -> SuiteConfig {
         let mut cfg = SuiteConfig::new(self.addr);
-        cfg.request_ttl = Some(TTL);
+        cfg.request_ttl = self.ttl;
         cfg.idle = Some(IDLE);
         cfg.handshake_timeout = HANDSHAKE;
         cfg.max_connections = Some(MAX_CONNECTIONS);
