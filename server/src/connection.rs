@@ -26,8 +26,9 @@ use crate::ratelimit::TokenBucket;
 use crate::state::{ConnState, Shared};
 
 /// How long a side keeps reading (and discarding) after sending Close, so that unread input
-/// does not turn the close into a reset that destroys the Close frame (SPEC.md §3.7).
-pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// does not turn the close into a reset that destroys the Close frame (SPEC.md §3.7); also
+/// the bound on flushing a Close.
+pub use peerchat_proto::limits::CLOSE_GRACE;
 /// Most bytes the writer batches into one flush.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
@@ -160,6 +161,8 @@ pub async fn serve(
                 };
                 last_rx = Instant::now();
                 next_ping = last_rx + settings.idle_ping_after;
+                // Taken from the raw body: the state check precedes field validation (§4.6).
+                let state = cmd::state_check(msg.body.as_ref(), conn.login.is_some());
                 match ClientFrame::from(msg) {
                     ClientFrame::Ping(nonce) => {
                         conn.outbox.send_frame(&ServerFrame::Pong(nonce));
@@ -182,6 +185,8 @@ pub async fn serve(
                         }
                         let reply = if id == 0 {
                             Err(RequestError::new(ErrorCode::InvalidRequest, "request_id must not be 0"))
+                        } else if let Err(e) = state {
+                            Err(e)
                         } else {
                             match request {
                                 Err(e) => Err(RequestError::new(ErrorCode::InvalidRequest, e.to_string())),

@@ -218,6 +218,51 @@ async fn invalid_request_and_unsupported() {
             ErrorCode::InvalidRequest
         );
     }
+    // The state check comes before field validation (SPEC.md §4.6 steps 6-7).
+    let no_endpoint = wire::ClientMessage {
+        request_id: 78,
+        body: Some(wire::client_message::Body::SetPeerEndpoint(
+            wire::SetPeerEndpoint {
+                peer_endpoint: None,
+            },
+        )),
+    };
+    c.send(&no_endpoint).await;
+    assert_eq!(
+        c.response(78).await.unwrap_err().code,
+        ErrorCode::NotLoggedIn
+    );
+    // A password over 1024 bytes never matches.
+    assert_eq!(
+        c.login_with("alice", &"x".repeat(2000), None)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::BadCredentials
+    );
+    c.login("alice").await;
+    c.send(&no_endpoint).await;
+    assert_eq!(
+        c.response(78).await.unwrap_err().code,
+        ErrorCode::InvalidRequest
+    );
+    let bad_login = wire::ClientMessage {
+        request_id: 79,
+        body: Some(wire::client_message::Body::Login(wire::Login {
+            userid: "alice".into(),
+            password: PW.into(),
+            peer_endpoint: Some(wire::PeerEndpoint {
+                host: "x".into(),
+                port: 0,
+            }),
+        })),
+    };
+    c.send(&bad_login).await;
+    assert_eq!(
+        c.response(79).await.unwrap_err().code,
+        ErrorCode::AlreadyLoggedIn
+    );
+    c.logout().await;
     // request_id 0.
     c.send(&Request::Find { userid: "x".into() }.into_message(0))
         .await;

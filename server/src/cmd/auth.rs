@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use peerchat_proto::limits::PASSWORD_MAX_BYTES;
 use peerchat_proto::message::{
     Endpoint, LoginSnapshot, PendingRequest, PushEvent, ResponseBody, Secret,
 };
@@ -91,20 +92,25 @@ pub async fn login(
     endpoint: Option<Endpoint>,
 ) -> Reply {
     let lower = validate::fold(&userid);
+    // Failures count against the userid only if it could name an account (SPEC.md §5.1.7).
+    let account_key = validate::userid(&userid).is_ok().then_some(lower.as_str());
     let ip = conn.peer_addr.ip();
     shared
         .login_limits
-        .check(&lower, ip, Instant::now())
+        .check(account_key, ip, Instant::now())
         .map_err(rate_limited)?;
     let account = lookup(shared, &userid).await?;
     let channel_key = conn.identity_key.to_der();
     let ok = match &password {
         // Unknown user: verify against a dummy hash anyway, so timing reveals nothing.
-        Some(pw) => shared
-            .hasher
-            .verify(pw, account.as_ref().map(|a| a.password_hash.as_str()))
-            .await
-            .map_err(internal)?,
+        // A password over the length limit never matches; it still costs one verification.
+        Some(pw) => {
+            let phc = account
+                .as_ref()
+                .filter(|_| pw.expose().len() <= PASSWORD_MAX_BYTES)
+                .map(|a| a.password_hash.as_str());
+            shared.hasher.verify(pw, phc).await.map_err(internal)?
+        }
         None => account.as_ref().is_some_and(|a| {
             a.identity_key[..] == channel_key[..] || shared.faults.accept_any_key_login
         }),
@@ -112,7 +118,7 @@ pub async fn login(
     let Some(mut account) = account.filter(|_| ok) else {
         shared
             .login_limits
-            .record_failure(&lower, ip, Instant::now());
+            .record_failure(account_key, ip, Instant::now());
         tracing::info!(peer = %conn.peer_addr, key_login = password.is_none(), "login failed");
         return Err(err(
             ErrorCode::BadCredentials,
@@ -138,7 +144,7 @@ pub async fn login(
     let incoming = shared.store.incoming_requests(account.id, now).await?;
     let outgoing = shared.store.outgoing_requests(account.id, now).await?;
 
-    let endpoint = endpoint.map(|e| e.resolve(ip));
+    let endpoint = endpoint.map(|e| presence::effective(e, ip));
     let handle = Arc::new(SessionHandle::new(
         shared.next_session_id(),
         account.id,
@@ -249,10 +255,11 @@ pub async fn forgot_password(
 ) -> Reply {
     validate::password(new_password.expose(), &userid).map_err(|e| err(e.code(), e.to_string()))?;
     let lower = validate::fold(&userid);
+    let account_key = validate::userid(&userid).is_ok().then_some(lower.as_str());
     let ip = conn.peer_addr.ip();
     shared
         .login_limits
-        .check(&lower, ip, Instant::now())
+        .check(account_key, ip, Instant::now())
         .map_err(rate_limited)?;
     let account = lookup(shared, &userid)
         .await?
@@ -267,7 +274,7 @@ pub async fn forgot_password(
     let Some(account) = account.filter(|_| ok) else {
         shared
             .login_limits
-            .record_failure(&lower, ip, Instant::now());
+            .record_failure(account_key, ip, Instant::now());
         return Err(err(
             ErrorCode::ResetRefused,
             "userid, e-mail address and recovery code do not match",

@@ -89,13 +89,25 @@ pub async fn send_request(shared: &Shared, conn: &ConnState, userid: String) -> 
     }
     let now = shared.now_ms();
     let ttl = shared.request_ttl.as_millis().min(u128::from(u64::MAX)) as u64;
-    let queue = !shared.hub.is_online(&target.userid_lower);
-    match shared
+    let caller = shared
         .store
-        .send_request(login.account_id, target.id, now, ttl, queue)
+        .account_by_id(login.account_id)
+        .await?
+        .ok_or_else(|| internal("the caller's account row is missing"))?;
+    let (outcome, expired) = shared
+        .store
+        .send_request(&caller, &target, now, ttl, |u| shared.hub.is_online(u))
         .await
-        .map_err(friend_error)?
-    {
+        .map_err(friend_error)?;
+    for e in &expired {
+        shared.hub.push(
+            &e.requester_lower,
+            &PushEvent::FriendRequestExpired {
+                userid: e.target_userid.clone(),
+            },
+        );
+    }
+    match outcome {
         SendOutcome::Pending {
             created_at_ms,
             expires_at_ms,

@@ -12,6 +12,7 @@ pub mod presence;
 use std::time::Duration;
 
 use peerchat_proto::message::{FriendInfo, Request, RequestError, ResponseBody};
+use peerchat_proto::wire::client_message::Body;
 use peerchat_proto::wire::ErrorCode;
 
 use crate::db::entity::account;
@@ -44,6 +45,40 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> RequestError {
 impl From<DbError> for RequestError {
     fn from(e: DbError) -> Self {
         internal(e)
+    }
+}
+
+/// The connection-state check of SPEC.md §4.6 step 6 for a raw request body: Register, Login,
+/// KeyLogin and ForgotPassword need Authenticating, every other request LoggedIn.
+///
+/// # Errors
+/// NOT_LOGGED_IN or ALREADY_LOGGED_IN.
+pub fn state_check(body: Option<&Body>, logged_in: bool) -> Result<(), RequestError> {
+    let (name, needs_login) = match body {
+        // Not requests, or not known: handled elsewhere.
+        None | Some(Body::Ping(_) | Body::Pong(_) | Body::Close(_)) => return Ok(()),
+        Some(Body::Register(_)) => ("Register", false),
+        Some(Body::Login(_)) => ("Login", false),
+        Some(Body::KeyLogin(_)) => ("KeyLogin", false),
+        Some(Body::ForgotPassword(_)) => ("ForgotPassword", false),
+        Some(Body::Logout(_)) => ("Logout", true),
+        Some(Body::Find(_)) => ("Find", true),
+        Some(Body::SendFriendRequest(_)) => ("SendFriendRequest", true),
+        Some(Body::AcceptFriendRequest(_)) => ("AcceptFriendRequest", true),
+        Some(Body::RefuseFriendRequest(_)) => ("RefuseFriendRequest", true),
+        Some(Body::Unfriend(_)) => ("Unfriend", true),
+        Some(Body::SetPeerEndpoint(_)) => ("SetPeerEndpoint", true),
+    };
+    match (needs_login, logged_in) {
+        (true, false) => Err(err(
+            ErrorCode::NotLoggedIn,
+            format!("{name} needs a logged-in session"),
+        )),
+        (false, true) => Err(err(
+            ErrorCode::AlreadyLoggedIn,
+            format!("{name} is not allowed while logged in"),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Presence (SPEC.md §6.6, §6.8): SetPeerEndpoint and the FriendOnline / FriendOffline
 //! fan-out. Only friends are ever told anything about a user's presence or address.
 
+use std::net::{IpAddr, SocketAddr};
+
 use peerchat_proto::message::{Endpoint, PushEvent, ResponseBody};
 use peerchat_proto::wire::ErrorCode;
 
@@ -8,6 +10,13 @@ use super::{err, Reply};
 use crate::db::entity::account;
 use crate::hub::SessionHandle;
 use crate::state::{ConnState, LoggedIn, Shared};
+
+/// The effective endpoint (SPEC.md §5.1.6): an empty host becomes the connection's source
+/// address, and an IPv4-mapped IPv6 address its IPv4 form.
+pub fn effective(endpoint: Endpoint, observed: IpAddr) -> SocketAddr {
+    let addr = endpoint.resolve(observed);
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
 
 /// The FriendOnline push describing `session`.
 fn online_event(session: &SessionHandle) -> PushEvent {
@@ -53,7 +62,7 @@ pub async fn set_peer_endpoint(shared: &Shared, conn: &mut ConnState, endpoint: 
     let Some(login) = &conn.login else {
         return Err(err(ErrorCode::NotLoggedIn, "not logged in"));
     };
-    let effective = endpoint.resolve(conn.peer_addr.ip());
+    let effective = effective(endpoint, conn.peer_addr.ip());
     login.handle.set_endpoint(Some(effective));
     let friends = shared.store.friends_of(login.account_id).await?;
     announce_online(shared, &login.handle, &friends);

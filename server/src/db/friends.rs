@@ -3,7 +3,7 @@
 //! A request whose expiry has passed is treated as absent by every rule here even before the
 //! sweeper ([`Store::expire_requests`]) deletes it, so answers never depend on sweep timing.
 
-use peerchat_proto::limits::{MAX_FRIENDS, MAX_PENDING_OUTGOING};
+use peerchat_proto::limits::{MAX_FRIENDS, MAX_PENDING_INCOMING, MAX_PENDING_OUTGOING};
 use sea_orm::{
     ActiveModelTrait as _, ColumnTrait as _, Condition, ConnectionTrait, EntityTrait as _,
     JoinType, ModelTrait as _, PaginatorTrait as _, QueryFilter as _, QueryOrder as _,
@@ -208,10 +208,10 @@ impl Store {
         let rows = friend_request::Entity::find()
             .filter(mine.eq(id))
             .filter(friend_request::Column::ExpiresAtMs.gt(ms(now)))
-            .order_by_asc(friend_request::Column::CreatedAtMs)
-            .order_by_asc(friend_request::Column::Id)
             .select_also(account::Entity)
             .join(JoinType::LeftJoin, other.def())
+            .order_by_asc(friend_request::Column::CreatedAtMs)
+            .order_by_asc(account::Column::UseridLower)
             .all(self.conn())
             .await?;
         Ok(rows
@@ -242,71 +242,110 @@ impl Store {
         self.pending(id, now, false).await
     }
 
-    /// SendFriendRequest from `from` to `to` (distinct, existing accounts), checks in the order
-    /// of SPEC.md §6.2. If `to` already asked `from`, the two become friends, and when
-    /// `queue_notice` (the target is offline) a FriendRequestAccepted notice is queued for them.
+    /// SendFriendRequest from `from` to `to` (distinct, existing accounts), with the checks
+    /// of SPEC.md §6.2 from ALREADY_FRIENDS on, in order. If `to` already asked `from`, the two
+    /// become friends (and `to` gets an "accepted" notice if `is_online` says it is offline).
+    ///
+    /// Expired requests between the two that the sweeper has not removed yet are removed here
+    /// first, in the same transaction, with their requesters notified (SPEC.md §6.7 rule 5):
+    /// the returned list names those whose requester is online and must be pushed to.
     ///
     /// # Errors
     /// [`FriendError`].
     pub async fn send_request(
         &self,
-        from: i64,
-        to: i64,
+        from: &account::Model,
+        to: &account::Model,
         now: u64,
         ttl_ms: u64,
-        queue_notice: bool,
-    ) -> Result<SendOutcome, FriendError> {
+        is_online: impl Fn(&str) -> bool,
+    ) -> Result<(SendOutcome, Vec<ExpiredRequest>), FriendError> {
         let _w = self.writer().await;
         let txn = self.conn().begin().await?;
-        if friendship_row(&txn, from, to).await?.is_some() {
+        if friendship_row(&txn, from.id, to.id).await?.is_some() {
             return Err(FriendError::AlreadyFriends);
         }
-        if let Some(existing) = request_row(&txn, from, to).await? {
-            if unix_ms(existing.expires_at_ms) > now {
-                return Err(FriendError::DuplicateRequest);
-            }
-            // Expired but not yet swept: the new request replaces it.
-            existing.delete(&txn).await?;
+        let pending = |r: &friend_request::Model| unix_ms(r.expires_at_ms) > now;
+        let forward = request_row(&txn, from.id, to.id).await?;
+        let reverse = request_row(&txn, to.id, from.id).await?;
+        if forward.as_ref().is_some_and(pending) {
+            return Err(FriendError::DuplicateRequest);
         }
-        if let Some(reverse) = request_row(&txn, to, from)
-            .await?
-            .filter(|r| unix_ms(r.expires_at_ms) > now)
+        let crossing = reverse.as_ref().is_some_and(pending);
+        if crossing {
+            check_friend_limits(&txn, from.id, to.id).await?;
+        } else {
+            let outgoing = friend_request::Entity::find()
+                .filter(friend_request::Column::FromId.eq(from.id))
+                .filter(friend_request::Column::ExpiresAtMs.gt(ms(now)))
+                .count(&txn)
+                .await?;
+            if outgoing >= MAX_PENDING_OUTGOING as u64 {
+                return Err(FriendError::LimitExceeded(
+                    "you have too many pending friend requests",
+                ));
+            }
+            check_friend_limits(&txn, from.id, to.id).await?;
+            let incoming = friend_request::Entity::find()
+                .filter(friend_request::Column::ToId.eq(to.id))
+                .filter(friend_request::Column::ExpiresAtMs.gt(ms(now)))
+                .count(&txn)
+                .await?;
+            if incoming >= MAX_PENDING_INCOMING as u64 {
+                return Err(FriendError::LimitExceeded(
+                    "this user has too many pending friend requests",
+                ));
+            }
+        }
+        let mut expired = Vec::new();
+        for old in [forward, reverse]
+            .into_iter()
+            .flatten()
+            .filter(|r| !pending(r))
         {
-            check_friend_limits(&txn, from, to).await?;
-            reverse.delete(&txn).await?;
-            insert_friendship(&txn, from, to, now).await?;
-            if queue_notice {
-                insert_notice(&txn, to, NoticeKind::Accepted, from, now).await?;
+            let (requester, target) = if old.from_id == from.id {
+                (from, to)
+            } else {
+                (to, from)
+            };
+            old.delete(&txn).await?;
+            let queued = !is_online(&requester.userid_lower);
+            if queued {
+                insert_notice(&txn, requester.id, NoticeKind::Expired, target.id, now).await?;
             }
-            txn.commit().await?;
-            return Ok(SendOutcome::BecameFriends);
+            expired.push(ExpiredRequest {
+                requester_lower: requester.userid_lower.clone(),
+                target_userid: target.userid.clone(),
+                queued,
+            });
         }
-        let outgoing = friend_request::Entity::find()
-            .filter(friend_request::Column::FromId.eq(from))
-            .filter(friend_request::Column::ExpiresAtMs.gt(ms(now)))
-            .count(&txn)
+        let outcome = if crossing {
+            if let Some(r) = request_row(&txn, to.id, from.id).await? {
+                r.delete(&txn).await?;
+            }
+            insert_friendship(&txn, from.id, to.id, now).await?;
+            if !is_online(&to.userid_lower) {
+                insert_notice(&txn, to.id, NoticeKind::Accepted, from.id, now).await?;
+            }
+            SendOutcome::BecameFriends
+        } else {
+            let expires = now.saturating_add(ttl_ms);
+            friend_request::ActiveModel {
+                from_id: Set(from.id),
+                to_id: Set(to.id),
+                created_at_ms: Set(ms(now)),
+                expires_at_ms: Set(ms(expires)),
+                ..Default::default()
+            }
+            .insert(&txn)
             .await?;
-        if outgoing >= MAX_PENDING_OUTGOING as u64 {
-            return Err(FriendError::LimitExceeded(
-                "too many pending outgoing friend requests",
-            ));
-        }
-        check_friend_limits(&txn, from, to).await?;
-        let expires = now.saturating_add(ttl_ms);
-        friend_request::ActiveModel {
-            from_id: Set(from),
-            to_id: Set(to),
-            created_at_ms: Set(ms(now)),
-            expires_at_ms: Set(ms(expires)),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
+            SendOutcome::Pending {
+                created_at_ms: now,
+                expires_at_ms: expires,
+            }
+        };
         txn.commit().await?;
-        Ok(SendOutcome::Pending {
-            created_at_ms: now,
-            expires_at_ms: expires,
-        })
+        Ok((outcome, expired.into_iter().filter(|e| !e.queued).collect()))
     }
 
     /// AcceptFriendRequest: `accepter` accepts the pending request from `requester`. One
@@ -435,6 +474,22 @@ mod tests {
     use crate::db::accounts::tests::new_account;
     use crate::db::tests::temp_store;
 
+    /// The old test shape: ids, and whether requesters/targets are offline (notices queued).
+    async fn send(
+        s: &Store,
+        from: i64,
+        to: i64,
+        now: u64,
+        ttl: u64,
+        queue: bool,
+    ) -> Result<SendOutcome, FriendError> {
+        let from = s.account_by_id(from).await.unwrap().unwrap();
+        let to = s.account_by_id(to).await.unwrap().unwrap();
+        s.send_request(&from, &to, now, ttl, |_| !queue)
+            .await
+            .map(|(o, _)| o)
+    }
+
     async fn two(s: &Store) -> (i64, i64) {
         let a = s
             .create_account(new_account("alice", "a@x.org"))
@@ -454,14 +509,14 @@ mod tests {
         let (s, _d) = temp_store().await;
         let (a, b) = two(&s).await;
         assert_eq!(
-            s.send_request(a, b, 100, 50, false).await.unwrap(),
+            send(&s, a, b, 100, 50, false).await.unwrap(),
             SendOutcome::Pending {
                 created_at_ms: 100,
                 expires_at_ms: 150
             }
         );
         assert!(matches!(
-            s.send_request(a, b, 101, 50, false).await,
+            send(&s, a, b, 101, 50, false).await,
             Err(FriendError::DuplicateRequest)
         ));
         assert_eq!(s.outgoing_requests(a, 120).await.unwrap()[0].userid, "Bob");
@@ -480,7 +535,7 @@ mod tests {
         let notices = s.take_notices(a).await.unwrap();
         assert_eq!(notices.len(), 1);
         assert!(matches!(
-            s.send_request(b, a, 130, 50, false).await,
+            send(&s, b, a, 130, 50, false).await,
             Err(FriendError::AlreadyFriends)
         ));
         s.unfriend(b, a).await.unwrap();
@@ -494,9 +549,9 @@ mod tests {
     async fn crossing_requests_make_friends() {
         let (s, _d) = temp_store().await;
         let (a, b) = two(&s).await;
-        s.send_request(a, b, 100, 50, false).await.unwrap();
+        send(&s, a, b, 100, 50, false).await.unwrap();
         assert_eq!(
-            s.send_request(b, a, 110, 50, true).await.unwrap(),
+            send(&s, b, a, 110, 50, true).await.unwrap(),
             SendOutcome::BecameFriends
         );
         assert!(s.are_friends(a, b).await.unwrap());
@@ -508,7 +563,7 @@ mod tests {
     async fn expiry_removes_and_queues() {
         let (s, _d) = temp_store().await;
         let (a, b) = two(&s).await;
-        s.send_request(a, b, 100, 50, false).await.unwrap();
+        send(&s, a, b, 100, 50, false).await.unwrap();
         assert!(s.expire_requests(149, |_| false).await.unwrap().is_empty());
         // Expired requests are invisible before the sweep.
         assert!(matches!(
@@ -529,7 +584,28 @@ mod tests {
         assert_eq!(s.take_notices(a).await.unwrap().len(), 1);
         assert!(s.take_notices(a).await.unwrap().is_empty());
         // A fresh request after expiry is allowed.
-        s.send_request(a, b, 200, 50, false).await.unwrap();
+        send(&s, a, b, 200, 50, false).await.unwrap();
+        // An expired request not yet swept is removed, and notified, by a new one (§6.7 rule 5).
+        let (alice, bob) = (
+            s.account_by_id(a).await.unwrap().unwrap(),
+            s.account_by_id(b).await.unwrap().unwrap(),
+        );
+        let (outcome, pushed) = s
+            .send_request(&alice, &bob, 300, 50, |_| true)
+            .await
+            .unwrap();
+        assert!(matches!(outcome, SendOutcome::Pending { .. }));
+        assert_eq!(pushed.len(), 1);
+        assert_eq!(pushed[0].target_userid, "Bob");
+        // The reverse direction: bob's fresh request while alice's expired one is unswept
+        // does not cross it; alice is offline, so she gets a notice.
+        let (outcome, pushed) = s
+            .send_request(&bob, &alice, 400, 50, |_| false)
+            .await
+            .unwrap();
+        assert!(matches!(outcome, SendOutcome::Pending { .. }));
+        assert!(pushed.is_empty());
+        assert_eq!(s.take_notices(a).await.unwrap().len(), 1);
     }
 
     #[tokio::test]
@@ -546,7 +622,7 @@ mod tests {
                 .await
                 .unwrap()
                 .id;
-            s.send_request(a, t, 1, 1000, false).await.unwrap();
+            send(&s, a, t, 1, 1000, false).await.unwrap();
         }
         let last = s
             .create_account(new_account("last", "l@x.org"))
@@ -554,12 +630,12 @@ mod tests {
             .unwrap()
             .id;
         assert!(matches!(
-            s.send_request(a, last, 1, 1000, false).await,
+            send(&s, a, last, 1, 1000, false).await,
             Err(FriendError::LimitExceeded(_))
         ));
         // Refusing one frees a slot.
         let first = s.account_by_userid("user0").await.unwrap().unwrap().id;
         s.refuse_request(first, a, 2, false).await.unwrap();
-        s.send_request(a, last, 2, 1000, false).await.unwrap();
+        send(&s, a, last, 2, 1000, false).await.unwrap();
     }
 }
