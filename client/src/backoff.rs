@@ -13,7 +13,11 @@ pub struct Backoff {
 impl Backoff {
     /// Starts at `min`.
     pub fn new(min: Duration, max: Duration) -> Self {
-        Self { min, max: max.max(min), next: min }
+        Self {
+            min,
+            max: max.max(min),
+            next: min,
+        }
     }
 
     /// The delay before the next attempt; the one after will be twice as long.

@@ -4,7 +4,7 @@
 //! core task, and returns a [`Client`] (cheap to clone, `Send`) plus the stream of
 //! [`Event`]s. Every method is async and returns when the action is done or queued.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
@@ -89,7 +89,12 @@ struct Inner {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Client({}, peer {})", self.inner.profile.dir().display(), self.inner.peer_addr)
+        write!(
+            f,
+            "Client({}, peer {})",
+            self.inner.profile.dir().display(),
+            self.inner.peer_addr
+        )
     }
 }
 
@@ -104,7 +109,8 @@ impl Client {
         let (keypair, _created) = tokio::task::spawn_blocking(move || id_profile.load_identity())
             .await
             .map_err(|e| ClientError::Identity(e.to_string()))??;
-        let local = LocalIdentity::new(keypair).map_err(|e| ClientError::Identity(e.to_string()))?;
+        let local =
+            LocalIdentity::new(keypair).map_err(|e| ClientError::Identity(e.to_string()))?;
         let fingerprint = local.public_key().fingerprint().to_string();
         let history = History::open(&profile.history_path()).await?;
         let book = Arc::new(RwLock::new(FriendBook::load(&profile.friends_path())));
@@ -115,9 +121,18 @@ impl Client {
 
         let listener = tokio::net::TcpListener::bind(config.peer_listen)
             .await
-            .map_err(|e| ClientError::Listen { addr: config.peer_listen.to_string(), source: e })?;
-        let peer_addr = listener.local_addr().map_err(|e| ClientError::Listen { addr: config.peer_listen.to_string(), source: e })?;
-        let endpoint = Endpoint { host: (!peer_addr.ip().is_unspecified()).then(|| peer_addr.ip()).map(IpAddr::from), port: peer_addr.port() };
+            .map_err(|e| ClientError::Listen {
+                addr: config.peer_listen.to_string(),
+                source: e,
+            })?;
+        let peer_addr = listener.local_addr().map_err(|e| ClientError::Listen {
+            addr: config.peer_listen.to_string(),
+            source: e,
+        })?;
+        let endpoint = Endpoint {
+            host: (!peer_addr.ip().is_unspecified()).then(|| peer_addr.ip()),
+            port: peer_addr.port(),
+        };
 
         let cancel = CancellationToken::new();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -157,9 +172,30 @@ impl Client {
             cancel.clone(),
         );
         tokio::spawn(crate::peer::listener::run(listener, session_ctx));
-        let core_task = tokio::spawn(core.run(CoreInputs { commands: cmd_rx, server: server_rx, peers: peer_rx }, cancel.clone()));
-        let inner = Inner { commands: cmd_tx, server, profile, me, peer_addr, fingerprint, cancel, core_task: Mutex::new(Some(core_task)) };
-        Ok((Client { inner: Arc::new(inner) }, events_rx))
+        let core_task = tokio::spawn(core.run(
+            CoreInputs {
+                commands: cmd_rx,
+                server: server_rx,
+                peers: peer_rx,
+            },
+            cancel.clone(),
+        ));
+        let inner = Inner {
+            commands: cmd_tx,
+            server,
+            profile,
+            me,
+            peer_addr,
+            fingerprint,
+            cancel,
+            core_task: Mutex::new(Some(core_task)),
+        };
+        Ok((
+            Client {
+                inner: Arc::new(inner),
+            },
+            events_rx,
+        ))
     }
 
     /// The address the peer listener is bound to.
@@ -182,9 +218,15 @@ impl Client {
         self.inner.me.read().ok().and_then(|m| m.clone())
     }
 
-    async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, ClientError>>) -> Command) -> Result<T, ClientError> {
+    async fn command<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, ClientError>>) -> Command,
+    ) -> Result<T, ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.commands.send(make(tx)).map_err(|_| ClientError::Closed)?;
+        self.inner
+            .commands
+            .send(make(tx))
+            .map_err(|_| ClientError::Closed)?;
         rx.await.map_err(|_| ClientError::Closed)?
     }
 
@@ -195,8 +237,17 @@ impl Client {
     ///
     /// # Errors
     /// [`ClientError::Server`] (USERID_TAKEN, WEAK_PASSWORD...), [`ClientError::ServerUnavailable`].
-    pub async fn register(&self, userid: &str, email: &str, password: &str) -> Result<String, ClientError> {
-        let req = Request::Register { userid: userid.into(), email: email.into(), password: Secret(password.into()) };
+    pub async fn register(
+        &self,
+        userid: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<String, ClientError> {
+        let req = Request::Register {
+            userid: userid.into(),
+            email: email.into(),
+            password: Secret(password.into()),
+        };
         match self.inner.server.request(req).await? {
             ResponseBody::Register { recovery_code } => {
                 self.inner.profile.set_account(userid)?;
@@ -213,7 +264,11 @@ impl Client {
     /// # Errors
     /// [`ClientError::Server`] (BAD_CREDENTIALS, RATE_LIMITED...), [`ClientError::ServerUnavailable`].
     pub async fn login(&self, userid: &str, password: &str) -> Result<LoginSnapshot, ClientError> {
-        let req = Request::Login { userid: userid.into(), password: Secret(password.into()), endpoint: None };
+        let req = Request::Login {
+            userid: userid.into(),
+            password: Secret(password.into()),
+            endpoint: None,
+        };
         match self.inner.server.request(req).await? {
             ResponseBody::Login(s) => Ok(s),
             other => Err(unexpected(&other)),
@@ -225,8 +280,19 @@ impl Client {
     /// # Errors
     /// As [`Client::login`]; [`ClientError::NotLoggedIn`] if no account is known.
     pub async fn key_login(&self, userid: Option<&str>) -> Result<LoginSnapshot, ClientError> {
-        let userid = userid.map(str::to_owned).or_else(|| self.inner.profile.account()).ok_or(ClientError::NotLoggedIn)?;
-        match self.inner.server.request(Request::KeyLogin { userid, endpoint: None }).await? {
+        let userid = userid
+            .map(str::to_owned)
+            .or_else(|| self.inner.profile.account())
+            .ok_or(ClientError::NotLoggedIn)?;
+        match self
+            .inner
+            .server
+            .request(Request::KeyLogin {
+                userid,
+                endpoint: None,
+            })
+            .await?
+        {
             ResponseBody::Login(s) => Ok(s),
             other => Err(unexpected(&other)),
         }
@@ -236,7 +302,13 @@ impl Client {
     ///
     /// # Errors
     /// [`ClientError::Server`] (RESET_REFUSED, WEAK_PASSWORD...).
-    pub async fn forgot_password(&self, userid: &str, email: &str, recovery_code: &str, new_password: &str) -> Result<String, ClientError> {
+    pub async fn forgot_password(
+        &self,
+        userid: &str,
+        email: &str,
+        recovery_code: &str,
+        new_password: &str,
+    ) -> Result<String, ClientError> {
         let req = Request::ForgotPassword {
             userid: userid.into(),
             email: email.into(),
@@ -264,8 +336,18 @@ impl Client {
     /// # Errors
     /// Server errors.
     pub async fn find(&self, userid: &str) -> Result<Option<String>, ClientError> {
-        match self.inner.server.request(Request::Find { userid: userid.into() }).await? {
-            ResponseBody::Find { found: true, userid } => Ok(Some(userid)),
+        match self
+            .inner
+            .server
+            .request(Request::Find {
+                userid: userid.into(),
+            })
+            .await?
+        {
+            ResponseBody::Find {
+                found: true,
+                userid,
+            } => Ok(Some(userid)),
             ResponseBody::Find { .. } => Ok(None),
             other => Err(unexpected(&other)),
         }
@@ -276,7 +358,14 @@ impl Client {
     /// # Errors
     /// Server errors (USER_NOT_FOUND, ALREADY_FRIENDS, DUPLICATE_REQUEST...).
     pub async fn send_friend_request(&self, userid: &str) -> Result<bool, ClientError> {
-        match self.inner.server.request(Request::SendFriendRequest { userid: userid.into() }).await? {
+        match self
+            .inner
+            .server
+            .request(Request::SendFriendRequest {
+                userid: userid.into(),
+            })
+            .await?
+        {
             ResponseBody::SendFriendRequest { friend } => Ok(friend.is_some()),
             other => Err(unexpected(&other)),
         }
@@ -287,7 +376,13 @@ impl Client {
     /// # Errors
     /// Server errors (REQUEST_NOT_FOUND...).
     pub async fn accept_friend(&self, userid: &str) -> Result<(), ClientError> {
-        self.inner.server.request(Request::AcceptFriendRequest { userid: userid.into() }).await.map(|_| ())
+        self.inner
+            .server
+            .request(Request::AcceptFriendRequest {
+                userid: userid.into(),
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Refuses a friend request.
@@ -295,7 +390,13 @@ impl Client {
     /// # Errors
     /// Server errors (REQUEST_NOT_FOUND).
     pub async fn refuse_friend(&self, userid: &str) -> Result<(), ClientError> {
-        self.inner.server.request(Request::RefuseFriendRequest { userid: userid.into() }).await.map(|_| ())
+        self.inner
+            .server
+            .request(Request::RefuseFriendRequest {
+                userid: userid.into(),
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Ends a friendship.
@@ -303,7 +404,13 @@ impl Client {
     /// # Errors
     /// Server errors (NOT_FRIENDS).
     pub async fn unfriend(&self, userid: &str) -> Result<(), ClientError> {
-        self.inner.server.request(Request::Unfriend { userid: userid.into() }).await.map(|_| ())
+        self.inner
+            .server
+            .request(Request::Unfriend {
+                userid: userid.into(),
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Friends and pending requests as currently known (from the cache while offline).
@@ -319,7 +426,11 @@ impl Client {
     /// # Errors
     /// [`ClientError::Closed`].
     pub async fn is_connected(&self, friend: &str) -> Result<bool, ClientError> {
-        self.command(|reply| Command::IsConnected { friend: friend.into(), reply }).await
+        self.command(|reply| Command::IsConnected {
+            friend: friend.into(),
+            reply,
+        })
+        .await
     }
 
     // ----- chat --------------------------------------------------------------------------
@@ -330,7 +441,12 @@ impl Client {
     /// # Errors
     /// [`ClientError::NotAFriend`], [`ClientError::Invalid`] (empty or longer than 16 KiB).
     pub async fn send_message(&self, friend: &str, text: &str) -> Result<MessageId, ClientError> {
-        self.command(|reply| Command::SendMessage { friend: friend.into(), text: text.into(), reply }).await
+        self.command(|reply| Command::SendMessage {
+            friend: friend.into(),
+            text: text.into(),
+            reply,
+        })
+        .await
     }
 
     /// Tells the friend we are (or stopped) typing; rate-limited to one frame per 3 s.
@@ -338,15 +454,30 @@ impl Client {
     /// # Errors
     /// [`ClientError::Closed`].
     pub async fn set_typing(&self, friend: &str, active: bool) -> Result<(), ClientError> {
-        self.inner.commands.send(Command::SetTyping { friend: friend.into(), active }).map_err(|_| ClientError::Closed)
+        self.inner
+            .commands
+            .send(Command::SetTyping {
+                friend: friend.into(),
+                active,
+            })
+            .map_err(|_| ClientError::Closed)
     }
 
     /// The last `limit` messages with a friend, oldest first. Local only.
     ///
     /// # Errors
     /// History errors.
-    pub async fn history(&self, friend: &str, limit: u64) -> Result<Vec<HistoryEntry>, ClientError> {
-        self.command(|reply| Command::History { friend: friend.into(), limit, reply }).await
+    pub async fn history(
+        &self,
+        friend: &str,
+        limit: u64,
+    ) -> Result<Vec<HistoryEntry>, ClientError> {
+        self.command(|reply| Command::History {
+            friend: friend.into(),
+            limit,
+            reply,
+        })
+        .await
     }
 
     // ----- files -------------------------------------------------------------------------
@@ -357,10 +488,15 @@ impl Client {
     /// # Errors
     /// [`ClientError::Io`] if the file cannot be read, [`ClientError::NotAFriend`].
     pub async fn send_file(&self, friend: &str, path: &Path) -> Result<TransferId, ClientError> {
-        let path = std::fs::canonicalize(path).map_err(|e| ClientError::io(path.display().to_string(), e))?;
-        let meta = std::fs::metadata(&path).map_err(|e| ClientError::io(path.display().to_string(), e))?;
+        let path = std::fs::canonicalize(path)
+            .map_err(|e| ClientError::io(path.display().to_string(), e))?;
+        let meta =
+            std::fs::metadata(&path).map_err(|e| ClientError::io(path.display().to_string(), e))?;
         if !meta.is_file() {
-            return Err(ClientError::Invalid(format!("{} is not a regular file", path.display())));
+            return Err(ClientError::Invalid(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
         }
         let name = offered_name(&path);
         let p = path.clone();
@@ -376,12 +512,29 @@ impl Client {
     ///
     /// # Errors
     /// [`ClientError::NotAFriend`], [`ClientError::Invalid`] for a bad name.
-    pub async fn send_file_as(&self, friend: &str, path: &Path, name: &str, size: u64, sha256: [u8; 32]) -> Result<TransferId, ClientError> {
+    pub async fn send_file_as(
+        &self,
+        friend: &str,
+        path: &Path,
+        name: &str,
+        size: u64,
+        sha256: [u8; 32],
+    ) -> Result<TransferId, ClientError> {
         if name.is_empty() || name.len() > MAX_FILE_NAME {
-            return Err(ClientError::Invalid(format!("a file name must have 1..={MAX_FILE_NAME} bytes")));
+            return Err(ClientError::Invalid(format!(
+                "a file name must have 1..={MAX_FILE_NAME} bytes"
+            )));
         }
         let (friend, path, name) = (friend.to_owned(), path.to_owned(), name.to_owned());
-        self.command(|reply| Command::SendFile { friend, path, name, size, sha256, reply }).await
+        self.command(|reply| Command::SendFile {
+            friend,
+            path,
+            name,
+            size,
+            sha256,
+            reply,
+        })
+        .await
     }
 
     /// Accepts an offered file ([`Event::FileOffered`]).
@@ -389,7 +542,8 @@ impl Client {
     /// # Errors
     /// [`ClientError::Invalid`] for an unknown transfer or a disconnected friend.
     pub async fn accept_file(&self, id: TransferId) -> Result<(), ClientError> {
-        self.command(|reply| Command::AcceptFile { id, reply }).await
+        self.command(|reply| Command::AcceptFile { id, reply })
+            .await
     }
 
     /// Declines an offered file.
@@ -397,7 +551,8 @@ impl Client {
     /// # Errors
     /// [`ClientError::Invalid`] for an unknown transfer.
     pub async fn decline_file(&self, id: TransferId) -> Result<(), ClientError> {
-        self.command(|reply| Command::DeclineFile { id, reply }).await
+        self.command(|reply| Command::DeclineFile { id, reply })
+            .await
     }
 
     /// Cancels a transfer in either direction.
@@ -405,7 +560,8 @@ impl Client {
     /// # Errors
     /// [`ClientError::Invalid`] for an unknown transfer.
     pub async fn cancel_transfer(&self, id: TransferId) -> Result<(), ClientError> {
-        self.command(|reply| Command::CancelTransfer { id, reply }).await
+        self.command(|reply| Command::CancelTransfer { id, reply })
+            .await
     }
 
     // ----- lifecycle ---------------------------------------------------------------------
@@ -415,7 +571,12 @@ impl Client {
     /// start with the same profile.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.inner.commands.send(Command::Shutdown { reply: tx }).is_ok() {
+        if self
+            .inner
+            .commands
+            .send(Command::Shutdown { reply: tx })
+            .is_ok()
+        {
             let _ = rx.await;
         }
         self.inner.cancel.cancel();
@@ -432,7 +593,10 @@ fn unexpected(body: &ResponseBody) -> ClientError {
 
 /// The name to offer for a file: its last path component, cut to 255 bytes.
 fn offered_name(path: &Path) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut end = name.len().min(MAX_FILE_NAME);
     while !name.is_char_boundary(end) {
         end -= 1;

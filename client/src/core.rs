@@ -28,8 +28,12 @@ use crate::peer::session::{spawn_dial, SessionContext};
 use crate::peer::{ConnId, PeerEvent, PeerLink};
 use crate::profile::Profile;
 use crate::server_session::ServerEvent;
-use crate::transfer::disk::{spawn_pump, spawn_writer, DiskEvent, PumpHandle, PumpJob, WriteFailure, WriteJob, WriterHandle};
-use crate::transfer::naming::{free_destination, part_path, sanitize_file_name, sanitize_folder_name};
+use crate::transfer::disk::{
+    spawn_pump, spawn_writer, DiskEvent, PumpHandle, PumpJob, WriteFailure, WriteJob, WriterHandle,
+};
+use crate::transfer::naming::{
+    free_destination, part_path, sanitize_file_name, sanitize_folder_name,
+};
 use crate::transfer::receiver::{ChunkOutcome, FileReceiver, ReceiverState};
 use crate::transfer::sender::{AcceptStep, FileSender};
 use crate::transfer::{reason_name, Direction};
@@ -51,11 +55,22 @@ type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 #[derive(Debug)]
 pub enum Command {
     /// Send a chat message.
-    SendMessage { friend: String, text: String, reply: Reply<MessageId> },
+    SendMessage {
+        friend: String,
+        text: String,
+        reply: Reply<MessageId>,
+    },
     /// Typing indicator.
     SetTyping { friend: String, active: bool },
     /// Send a file (already hashed by the caller).
-    SendFile { friend: String, path: PathBuf, name: String, size: u64, sha256: [u8; 32], reply: Reply<TransferId> },
+    SendFile {
+        friend: String,
+        path: PathBuf,
+        name: String,
+        size: u64,
+        sha256: [u8; 32],
+        reply: Reply<TransferId>,
+    },
     /// Accept an offered file.
     AcceptFile { id: TransferId, reply: Reply<()> },
     /// Decline an offered file.
@@ -63,7 +78,11 @@ pub enum Command {
     /// Cancel a transfer in either direction.
     CancelTransfer { id: TransferId, reply: Reply<()> },
     /// Recent history with a friend.
-    History { friend: String, limit: u64, reply: Reply<Vec<HistoryEntry>> },
+    History {
+        friend: String,
+        limit: u64,
+        reply: Reply<Vec<HistoryEntry>>,
+    },
     /// Friends and requests.
     Friends { reply: Reply<FriendsSnapshot> },
     /// Is a direct connection to the friend up?
@@ -176,10 +195,20 @@ impl Core {
         for (friend, frame) in core.history.outbox().await? {
             core.outbox.restore(&friend, frame);
         }
-        for t in core.history.transfers_in_state(Direction::Outgoing, state::PENDING).await? {
+        for t in core
+            .history
+            .transfers_in_state(Direction::Outgoing, state::PENDING)
+            .await?
+        {
             core.outgoing.insert(
                 t.id,
-                Outgoing { friend: t.friend.clone(), sender: FileSender::new(t.id, t.name, t.size, t.sha256), path: t.path, generation: 0, pump: None },
+                Outgoing {
+                    friend: t.friend.clone(),
+                    sender: FileSender::new(t.id, t.name, t.size, t.sha256),
+                    path: t.path,
+                    generation: 0,
+                    pump: None,
+                },
             );
         }
         Ok(core)
@@ -225,15 +254,25 @@ impl Core {
     }
 
     fn display(&self, friend_key: &str) -> String {
-        self.book.read().ok().and_then(|b| b.get(friend_key).map(|f| f.userid.clone())).unwrap_or_else(|| friend_key.to_owned())
+        self.book
+            .read()
+            .ok()
+            .and_then(|b| b.get(friend_key).map(|f| f.userid.clone()))
+            .unwrap_or_else(|| friend_key.to_owned())
     }
 
     fn is_friend(&self, friend: &str) -> bool {
-        self.book.read().map(|b| b.get(friend).is_some()).unwrap_or(false)
+        self.book
+            .read()
+            .map(|b| b.get(friend).is_some())
+            .unwrap_or(false)
     }
 
     fn save_book(&self) {
-        let r = self.book.read().map(|b| b.save(&self.profile.friends_path()));
+        let r = self
+            .book
+            .read()
+            .map(|b| b.save(&self.profile.friends_path()));
         if let Ok(Err(e)) = r {
             self.error(format!("saving the friend cache: {e}"));
         }
@@ -271,12 +310,23 @@ impl Core {
 
     async fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::SendMessage { friend, text, reply } => {
+            Command::SendMessage {
+                friend,
+                text,
+                reply,
+            } => {
                 let r = self.send_message(&friend, text).await;
                 let _ = reply.send(r);
             }
             Command::SetTyping { friend, active } => self.set_typing(&key(&friend), active),
-            Command::SendFile { friend, path, name, size, sha256, reply } => {
+            Command::SendFile {
+                friend,
+                path,
+                name,
+                size,
+                sha256,
+                reply,
+            } => {
                 let r = self.send_file(&friend, path, name, size, sha256).await;
                 let _ = reply.send(r);
             }
@@ -292,15 +342,27 @@ impl Core {
                 let r = self.cancel_transfer(id).await;
                 let _ = reply.send(r);
             }
-            Command::History { friend, limit, reply } => {
-                let r = self.history.messages(&key(&friend), limit).await.map_err(ClientError::from);
+            Command::History {
+                friend,
+                limit,
+                reply,
+            } => {
+                let r = self
+                    .history
+                    .messages(&key(&friend), limit)
+                    .await
+                    .map_err(ClientError::from);
                 let _ = reply.send(r);
             }
             Command::Friends { reply } => {
                 let snap = self
                     .book
                     .read()
-                    .map(|b| FriendsSnapshot { friends: b.views(), incoming_requests: b.incoming(), outgoing_requests: b.outgoing() })
+                    .map(|b| FriendsSnapshot {
+                        friends: b.views(),
+                        incoming_requests: b.incoming(),
+                        outgoing_requests: b.outgoing(),
+                    })
                     .map_err(|_| ClientError::Closed);
                 let _ = reply.send(snap);
             }
@@ -319,10 +381,17 @@ impl Core {
             return Err(ClientError::NotAFriend(friend.to_owned()));
         }
         if text.is_empty() || text.len() > peerchat_proto::limits::MAX_CHAT_TEXT {
-            return Err(ClientError::Invalid(format!("a message must have 1..={} bytes", peerchat_proto::limits::MAX_CHAT_TEXT)));
+            return Err(ClientError::Invalid(format!(
+                "a message must have 1..={} bytes",
+                peerchat_proto::limits::MAX_CHAT_TEXT
+            )));
         }
         let id = MessageId::random();
-        let frame = ChatFrame { id: id.0, sent_at_unix_ms: history::now_ms(), text };
+        let frame = ChatFrame {
+            id: id.0,
+            sent_at_unix_ms: history::now_ms(),
+            text,
+        };
         self.history.add_outgoing(&k, &frame).await?;
         self.typing.stopped(&k);
         match self.outbox.enqueue(&k, frame) {
@@ -337,7 +406,9 @@ impl Core {
     }
 
     fn set_typing(&mut self, k: &str, active: bool) {
-        let Some(link) = self.active_link(k).cloned() else { return };
+        let Some(link) = self.active_link(k).cloned() else {
+            return;
+        };
         if active {
             if self.typing.should_send_active(k, Instant::now()) {
                 link.send(PeerFrame::Typing(true));
@@ -348,7 +419,14 @@ impl Core {
         }
     }
 
-    async fn send_file(&mut self, friend: &str, path: PathBuf, name: String, size: u64, sha256: [u8; 32]) -> Result<TransferId, ClientError> {
+    async fn send_file(
+        &mut self,
+        friend: &str,
+        path: PathBuf,
+        name: String,
+        size: u64,
+        sha256: [u8; 32],
+    ) -> Result<TransferId, ClientError> {
         let k = key(friend);
         if !self.is_friend(&k) {
             return Err(ClientError::NotAFriend(friend.to_owned()));
@@ -365,7 +443,16 @@ impl Core {
             state: state::PENDING.into(),
         };
         self.history.add_transfer(&record).await?;
-        self.outgoing.insert(id, Outgoing { friend: k.clone(), sender: FileSender::new(id, name, size, sha256), path, generation: 0, pump: None });
+        self.outgoing.insert(
+            id,
+            Outgoing {
+                friend: k.clone(),
+                sender: FileSender::new(id, name, size, sha256),
+                path,
+                generation: 0,
+                pump: None,
+            },
+        );
         if self.active_link(&k).is_some() {
             self.offer_pending(&k);
         } else {
@@ -379,38 +466,76 @@ impl Core {
     }
 
     async fn accept_file(&mut self, id: TransferId) -> Result<(), ClientError> {
-        let k = self.find_incoming(id).ok_or_else(|| ClientError::Invalid(format!("no offered transfer {id}")))?;
-        if self.incoming.get(&k).map(|t| t.receiver.state()) != Some(&ReceiverState::AwaitingDecision) {
-            return Err(ClientError::Invalid(format!("transfer {id} is not waiting for a decision")));
+        let k = self
+            .find_incoming(id)
+            .ok_or_else(|| ClientError::Invalid(format!("no offered transfer {id}")))?;
+        if self.incoming.get(&k).map(|t| t.receiver.state())
+            != Some(&ReceiverState::AwaitingDecision)
+        {
+            return Err(ClientError::Invalid(format!(
+                "transfer {id} is not waiting for a decision"
+            )));
         }
         if self.active_link(&k.0).is_none() {
-            return Err(ClientError::Invalid(format!("{} is not connected; the offer comes again when they are", self.display(&k.0))));
+            return Err(ClientError::Invalid(format!(
+                "{} is not connected; the offer comes again when they are",
+                self.display(&k.0)
+            )));
         }
         self.start_receiving(&k.0, id, None).await;
         Ok(())
     }
 
     async fn decline_file(&mut self, id: TransferId) -> Result<(), ClientError> {
-        let k = self.find_incoming(id).ok_or_else(|| ClientError::Invalid(format!("no offered transfer {id}")))?;
-        self.stop_incoming(&k.0, id, FileCancelReason::Declined, "declined by the user", true).await;
+        let k = self
+            .find_incoming(id)
+            .ok_or_else(|| ClientError::Invalid(format!("no offered transfer {id}")))?;
+        self.stop_incoming(
+            &k.0,
+            id,
+            FileCancelReason::Declined,
+            "declined by the user",
+            true,
+        )
+        .await;
         Ok(())
     }
 
     async fn cancel_transfer(&mut self, id: TransferId) -> Result<(), ClientError> {
         if let Some(o) = self.outgoing.get(&id) {
             let friend = o.friend.clone();
-            self.stop_outgoing(&friend, id, FileCancelReason::Cancelled, "cancelled by the user", true).await;
+            self.stop_outgoing(
+                &friend,
+                id,
+                FileCancelReason::Cancelled,
+                "cancelled by the user",
+                true,
+            )
+            .await;
             return Ok(());
         }
-        let k = self.find_incoming(id).ok_or_else(|| ClientError::Invalid(format!("no transfer {id}")))?;
-        self.stop_incoming(&k.0, id, FileCancelReason::Cancelled, "cancelled by the user", true).await;
+        let k = self
+            .find_incoming(id)
+            .ok_or_else(|| ClientError::Invalid(format!("no transfer {id}")))?;
+        self.stop_incoming(
+            &k.0,
+            id,
+            FileCancelReason::Cancelled,
+            "cancelled by the user",
+            true,
+        )
+        .await;
         Ok(())
     }
 
     // ----- connections ----------------------------------------------------------------
 
     fn has_pending(&self, k: &str) -> bool {
-        self.outbox.pending(k) > 0 || self.outgoing.values().any(|o| o.friend == k && !o.sender.is_finished())
+        self.outbox.pending(k) > 0
+            || self
+                .outgoing
+                .values()
+                .any(|o| o.friend == k && !o.sender.is_finished())
     }
 
     /// Dials the friend unless a connection is up or being made.
@@ -418,7 +543,10 @@ impl Core {
         if self.registry.active(k).is_some() || self.dialing.contains(k) {
             return;
         }
-        let Some((userid, addr)) = self.book.read().ok().and_then(|b| b.get(k).and_then(|f| Some((f.userid.clone(), f.dial_addr()?)))) else {
+        let Some((userid, addr)) = self.book.read().ok().and_then(|b| {
+            b.get(k)
+                .and_then(|f| Some((f.userid.clone(), f.dial_addr()?)))
+        }) else {
             return;
         };
         if self.me.read().ok().and_then(|m| m.clone()).is_none() {
@@ -433,12 +561,17 @@ impl Core {
         let now = Instant::now();
         for f in self.typing.expire(now) {
             let friend = self.display(&f);
-            self.emit(Event::Typing { friend, active: false });
+            self.emit(Event::Typing {
+                friend,
+                active: false,
+            });
         }
         let due: Vec<String> = self
             .retry
             .iter()
-            .filter(|(k, (at, _))| *at <= now && self.registry.active(k).is_none() && !self.dialing.contains(*k))
+            .filter(|(k, (at, _))| {
+                *at <= now && self.registry.active(k).is_none() && !self.dialing.contains(*k)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for k in due {
@@ -452,15 +585,25 @@ impl Core {
 
     async fn on_peer(&mut self, ev: PeerEvent) {
         match ev {
-            PeerEvent::Up { conn, friend, initiated_by_me, addr, link } => self.on_up(conn, &friend, initiated_by_me, addr, link),
+            PeerEvent::Up {
+                conn,
+                friend,
+                initiated_by_me,
+                addr,
+                link,
+            } => self.on_up(conn, &friend, initiated_by_me, addr, link),
             PeerEvent::Frame { conn, frame } => {
-                let Some((k, _)) = self.links.get(&conn) else { return };
+                let Some((k, _)) = self.links.get(&conn) else {
+                    return;
+                };
                 let k = k.clone();
                 let active = self.registry.active(&k) == Some(conn);
                 self.on_frame(&k, active, frame).await;
             }
             PeerEvent::Down { conn, reason } => {
-                let Some((k, _)) = self.links.remove(&conn) else { return };
+                let Some((k, _)) = self.links.remove(&conn) else {
+                    return;
+                };
                 if self.registry.remove(&k, conn) {
                     self.on_link_lost(&k);
                     let friend = self.display(&k);
@@ -476,31 +619,55 @@ impl Core {
                 tracing::info!(%friend, %reason, "dial failed");
                 self.schedule_retry(&k);
             }
-            PeerEvent::Refused { fingerprint, addr, reason } => {
-                self.emit(Event::PeerRefused { fingerprint, address: addr.to_string(), reason });
+            PeerEvent::Refused {
+                fingerprint,
+                addr,
+                reason,
+            } => {
+                self.emit(Event::PeerRefused {
+                    fingerprint,
+                    address: addr.to_string(),
+                    reason,
+                });
             }
         }
     }
 
     fn schedule_retry(&mut self, k: &str) {
-        let entry = self.retry.entry(k.to_owned()).or_insert_with(|| (Instant::now(), Backoff::new(RETRY_MIN, RETRY_MAX)));
+        let entry = self
+            .retry
+            .entry(k.to_owned())
+            .or_insert_with(|| (Instant::now(), Backoff::new(RETRY_MIN, RETRY_MAX)));
         entry.0 = Instant::now() + entry.1.next_delay();
     }
 
-    fn on_up(&mut self, conn: ConnId, friend: &str, initiated_by_me: bool, addr: std::net::SocketAddr, link: PeerLink) {
+    fn on_up(
+        &mut self,
+        conn: ConnId,
+        friend: &str,
+        initiated_by_me: bool,
+        addr: std::net::SocketAddr,
+        link: PeerLink,
+    ) {
         let k = key(friend);
         if initiated_by_me {
             self.dialing.remove(&k);
         }
         match self.registry.admit(&k, conn, initiated_by_me) {
             Admission::Duplicate => {
-                link.close(CloseReason::DuplicateConnection, "another connection between us won");
+                link.close(
+                    CloseReason::DuplicateConnection,
+                    "another connection between us won",
+                );
                 return;
             }
             Admission::Admitted { replaced } => {
                 if let Some(old) = replaced {
                     if let Some((_, old_link)) = self.links.remove(&old) {
-                        old_link.close(CloseReason::DuplicateConnection, "another connection between us won");
+                        old_link.close(
+                            CloseReason::DuplicateConnection,
+                            "another connection between us won",
+                        );
                     }
                     self.on_link_lost(&k);
                 }
@@ -510,7 +677,9 @@ impl Core {
                     self.with_book(|b| b.set_last_addr(&k, addr));
                 }
                 if replaced.is_none() {
-                    self.emit(Event::PeerConnected { friend: friend.to_owned() });
+                    self.emit(Event::PeerConnected {
+                        friend: friend.to_owned(),
+                    });
                 }
             }
         }
@@ -532,8 +701,15 @@ impl Core {
     }
 
     fn offer_pending(&mut self, k: &str) {
-        let Some(link) = self.active_link(k).cloned() else { return };
-        let mut ids: Vec<TransferId> = self.outgoing.iter().filter(|(_, o)| o.friend == k).map(|(id, _)| *id).collect();
+        let Some(link) = self.active_link(k).cloned() else {
+            return;
+        };
+        let mut ids: Vec<TransferId> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.friend == k)
+            .map(|(id, _)| *id)
+            .collect();
         ids.sort();
         for id in ids {
             if let Some(offer) = self.outgoing.get_mut(&id).and_then(|o| o.sender.offer()) {
@@ -554,23 +730,39 @@ impl Core {
                         self.error(e.to_string());
                     }
                     let friend = self.display(k);
-                    self.emit(Event::MessageAcked { friend, message_id: id });
+                    self.emit(Event::MessageAcked {
+                        friend,
+                        message_id: id,
+                    });
                 }
             }
             PeerFrame::Typing(active_now) => {
                 if self.typing.on_remote(k, active_now, Instant::now()) {
                     let friend = self.display(k);
-                    self.emit(Event::Typing { friend, active: active_now });
+                    self.emit(Event::Typing {
+                        friend,
+                        active: active_now,
+                    });
                 }
             }
             // File frames count only on the connection both sides agreed to keep.
             _ if !active => {}
             PeerFrame::FileOffer(offer) => self.on_offer(k, offer).await,
             PeerFrame::FileAccept { id, offset } => self.on_accept(k, TransferId(id), offset).await,
-            PeerFrame::FileChunk { id, offset, data } => self.on_chunk(k, TransferId(id), offset, data).await,
+            PeerFrame::FileChunk { id, offset, data } => {
+                self.on_chunk(k, TransferId(id), offset, data).await
+            }
             PeerFrame::FileComplete { id } => self.on_complete(k, TransferId(id)).await,
-            PeerFrame::FileCancel { id, reason, message } => self.on_cancel(k, TransferId(id), reason, message).await,
-            PeerFrame::Hello { .. } | PeerFrame::Ping(_) | PeerFrame::Pong(_) | PeerFrame::Close { .. } | PeerFrame::Unknown => {}
+            PeerFrame::FileCancel {
+                id,
+                reason,
+                message,
+            } => self.on_cancel(k, TransferId(id), reason, message).await,
+            PeerFrame::Hello { .. }
+            | PeerFrame::Ping(_)
+            | PeerFrame::Pong(_)
+            | PeerFrame::Close { .. }
+            | PeerFrame::Unknown => {}
         }
     }
 
@@ -583,10 +775,18 @@ impl Core {
                     if new {
                         if self.typing.on_remote(k, false, Instant::now()) {
                             let friend = self.display(k);
-                            self.emit(Event::Typing { friend, active: false });
+                            self.emit(Event::Typing {
+                                friend,
+                                active: false,
+                            });
                         }
                         let friend = self.display(k);
-                        self.emit(Event::MessageReceived { friend, message_id: id, text: chat.text, sent_at_unix_ms: chat.sent_at_unix_ms });
+                        self.emit(Event::MessageReceived {
+                            friend,
+                            message_id: id,
+                            text: chat.text,
+                            sent_at_unix_ms: chat.sent_at_unix_ms,
+                        });
                     }
                 }
                 Err(e) => {
@@ -596,7 +796,10 @@ impl Core {
                 }
             }
         }
-        if let Some(link) = self.active_link(k).or_else(|| self.links.values().find(|(f, _)| f == k).map(|(_, l)| l)) {
+        if let Some(link) = self
+            .active_link(k)
+            .or_else(|| self.links.values().find(|(f, _)| f == k).map(|(_, l)| l))
+        {
             link.send(PeerFrame::Ack { id: id.0 });
         }
     }
@@ -608,7 +811,11 @@ impl Core {
     }
 
     fn cancel_frame(id: TransferId, reason: FileCancelReason, message: &str) -> PeerFrame {
-        PeerFrame::FileCancel { id: id.0, reason, message: message.to_owned() }
+        PeerFrame::FileCancel {
+            id: id.0,
+            reason,
+            message: message.to_owned(),
+        }
     }
 
     async fn on_offer(&mut self, k: &str, offer: FileOfferFrame) {
@@ -616,7 +823,14 @@ impl Core {
         let tkey = (k.to_owned(), id);
         if let Some(t) = self.incoming.get(&tkey) {
             if t.receiver.on_reoffer(&offer).is_err() {
-                self.send_to(k, Self::cancel_frame(id, FileCancelReason::Invalid, "re-offer differs from the first offer"));
+                self.send_to(
+                    k,
+                    Self::cancel_frame(
+                        id,
+                        FileCancelReason::Invalid,
+                        "re-offer differs from the first offer",
+                    ),
+                );
                 return;
             }
             let reply = match t.receiver.state() {
@@ -624,12 +838,21 @@ impl Core {
                     let offset = t.receiver.held();
                     let (name, size) = (t.name.clone(), offer.size);
                     let friend = self.display(k);
-                    self.emit(Event::TransferStarted { friend, transfer_id: id, direction: Direction::Incoming, name, size, offset });
+                    self.emit(Event::TransferStarted {
+                        friend,
+                        transfer_id: id,
+                        direction: Direction::Incoming,
+                        name,
+                        size,
+                        offset,
+                    });
                     Some(PeerFrame::FileAccept { id: id.0, offset })
                 }
                 ReceiverState::AwaitingDecision => None,
                 ReceiverState::Complete => Some(PeerFrame::FileComplete { id: id.0 }),
-                ReceiverState::Cancelled(r) => Some(Self::cancel_frame(id, *r, "transfer was stopped")),
+                ReceiverState::Cancelled(r) => {
+                    Some(Self::cancel_frame(id, *r, "transfer was stopped"))
+                }
             };
             if let Some(f) = reply {
                 self.send_to(k, f);
@@ -640,24 +863,49 @@ impl Core {
             Ok(r) => r,
             Err(e) => {
                 self.error(e.to_string());
-                self.send_to(k, Self::cancel_frame(id, FileCancelReason::IoError, "receiver database error"));
+                self.send_to(
+                    k,
+                    Self::cancel_frame(id, FileCancelReason::IoError, "receiver database error"),
+                );
                 return;
             }
         };
         match record {
-            Some(r) if r.state == state::COMPLETE => self.send_to(k, PeerFrame::FileComplete { id: id.0 }),
-            Some(r) if r.state == state::DECLINED => self.send_to(k, Self::cancel_frame(id, FileCancelReason::Declined, "declined")),
+            Some(r) if r.state == state::COMPLETE => {
+                self.send_to(k, PeerFrame::FileComplete { id: id.0 })
+            }
+            Some(r) if r.state == state::DECLINED => self.send_to(
+                k,
+                Self::cancel_frame(id, FileCancelReason::Declined, "declined"),
+            ),
             Some(r) if r.state == state::CANCELLED || r.state == state::FAILED => {
-                self.send_to(k, Self::cancel_frame(id, FileCancelReason::Cancelled, "transfer was stopped"));
+                self.send_to(
+                    k,
+                    Self::cancel_frame(id, FileCancelReason::Cancelled, "transfer was stopped"),
+                );
             }
             Some(r) if r.state == state::ACTIVE => {
                 if r.size != offer.size || r.sha256 != offer.sha256 {
-                    self.send_to(k, Self::cancel_frame(id, FileCancelReason::Invalid, "re-offer differs from the first offer"));
+                    self.send_to(
+                        k,
+                        Self::cancel_frame(
+                            id,
+                            FileCancelReason::Invalid,
+                            "re-offer differs from the first offer",
+                        ),
+                    );
                     return;
                 }
                 // Resume after a restart: the .part file holds what arrived before.
                 let held = std::fs::metadata(&r.path).map(|m| m.len()).unwrap_or(0);
-                self.incoming.insert(tkey, Incoming { receiver: FileReceiver::new(offer), name: r.name.clone(), writer: None });
+                self.incoming.insert(
+                    tkey,
+                    Incoming {
+                        receiver: FileReceiver::new(offer),
+                        name: r.name.clone(),
+                        writer: None,
+                    },
+                );
                 self.start_receiving(k, id, Some((r.path, held))).await;
             }
             _ => {
@@ -678,12 +926,24 @@ impl Core {
                     }
                 }
                 let size = offer.size;
-                self.incoming.insert(tkey, Incoming { receiver: FileReceiver::new(offer), name: name.clone(), writer: None });
+                self.incoming.insert(
+                    tkey,
+                    Incoming {
+                        receiver: FileReceiver::new(offer),
+                        name: name.clone(),
+                        writer: None,
+                    },
+                );
                 if self.auto_accept_max.is_none_or(|max| size <= max) {
                     self.start_receiving(k, id, None).await;
                 } else {
                     let friend = self.display(k);
-                    self.emit(Event::FileOffered { friend, transfer_id: id, name, size });
+                    self.emit(Event::FileOffered {
+                        friend,
+                        transfer_id: id,
+                        name,
+                        size,
+                    });
                 }
             }
         }
@@ -694,25 +954,37 @@ impl Core {
         let tkey = (k.to_owned(), id);
         let friend = self.display(k);
         let dir = self.profile.downloads().join(sanitize_folder_name(&friend));
-        let Some(t) = self.incoming.get_mut(&tkey) else { return };
+        let Some(t) = self.incoming.get_mut(&tkey) else {
+            return;
+        };
         let (part, held) = match resume {
             Some((part, held)) => (part, held),
             None => {
                 if let Err(e) = std::fs::create_dir_all(&dir) {
                     let msg = format!("{}: {e}", dir.display());
-                    self.stop_incoming(k, id, FileCancelReason::IoError, &msg, true).await;
+                    self.stop_incoming(k, id, FileCancelReason::IoError, &msg, true)
+                        .await;
                     return;
                 }
                 match free_destination(&dir, &t.name, |p| p.exists()) {
                     Some(dest) => (part_path(&dest), 0),
                     None => {
-                        self.stop_incoming(k, id, FileCancelReason::IoError, "no free file name", true).await;
+                        self.stop_incoming(
+                            k,
+                            id,
+                            FileCancelReason::IoError,
+                            "no free file name",
+                            true,
+                        )
+                        .await;
                         return;
                     }
                 }
             }
         };
-        let Ok((offset, _)) = t.receiver.accept(held) else { return };
+        let Ok((offset, _)) = t.receiver.accept(held) else {
+            return;
+        };
         let offer = t.receiver.offer().clone();
         let dir = part.parent().map_or(dir, Path::to_path_buf);
         let job = WriteJob {
@@ -727,17 +999,31 @@ impl Core {
         };
         t.writer = Some(spawn_writer(job, self.disk_tx.clone()));
         let name = t.name.clone();
-        if let Err(e) = self.history.set_transfer_state(k, Direction::Incoming, id, state::ACTIVE, Some(&part)).await {
+        if let Err(e) = self
+            .history
+            .set_transfer_state(k, Direction::Incoming, id, state::ACTIVE, Some(&part))
+            .await
+        {
             self.error(e.to_string());
         }
         self.send_to(k, PeerFrame::FileAccept { id: id.0, offset });
-        self.emit(Event::TransferStarted { friend, transfer_id: id, direction: Direction::Incoming, name, size: offer.size, offset });
+        self.emit(Event::TransferStarted {
+            friend,
+            transfer_id: id,
+            direction: Direction::Incoming,
+            name,
+            size: offer.size,
+            offset,
+        });
     }
 
     async fn on_chunk(&mut self, k: &str, id: TransferId, offset: u64, data: bytes::Bytes) {
         let tkey = (k.to_owned(), id);
         let Some(t) = self.incoming.get_mut(&tkey) else {
-            self.send_to(k, Self::cancel_frame(id, FileCancelReason::UnknownTransfer, "no such transfer"));
+            self.send_to(
+                k,
+                Self::cancel_frame(id, FileCancelReason::UnknownTransfer, "no such transfer"),
+            );
             return;
         };
         match t.receiver.on_chunk(offset, data.len()) {
@@ -748,21 +1034,32 @@ impl Core {
                     None => false,
                 };
                 if !sent {
-                    self.stop_incoming(k, id, FileCancelReason::IoError, "the file writer stopped", true).await;
+                    self.stop_incoming(
+                        k,
+                        id,
+                        FileCancelReason::IoError,
+                        "the file writer stopped",
+                        true,
+                    )
+                    .await;
                 } else if outcome == ChunkOutcome::Last {
                     tracing::debug!(%id, "last chunk received; verifying");
                 }
             }
             Err(v) => {
                 // A chunk that does not fit ends this transfer only (SPEC.md §8.3).
-                self.stop_incoming(k, id, FileCancelReason::Invalid, &v.0, true).await;
+                self.stop_incoming(k, id, FileCancelReason::Invalid, &v.0, true)
+                    .await;
             }
         }
     }
 
     async fn on_accept(&mut self, k: &str, id: TransferId, offset: u64) {
         let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.friend == k) else {
-            self.send_to(k, Self::cancel_frame(id, FileCancelReason::UnknownTransfer, "no such transfer"));
+            self.send_to(
+                k,
+                Self::cancel_frame(id, FileCancelReason::UnknownTransfer, "no such transfer"),
+            );
             return;
         };
         match o.sender.on_accept(offset) {
@@ -772,20 +1069,43 @@ impl Core {
                     let generation = self.next_generation;
                     self.next_generation += 1;
                     o.generation = generation;
-                    if let Some(link) = self.registry.active(k).and_then(|c| self.links.get(&c)).map(|(_, l)| l.clone()) {
-                        let job = PumpJob { id, generation, path: o.path.clone(), from, size };
+                    if let Some(link) = self
+                        .registry
+                        .active(k)
+                        .and_then(|c| self.links.get(&c))
+                        .map(|(_, l)| l.clone())
+                    {
+                        let job = PumpJob {
+                            id,
+                            generation,
+                            path: o.path.clone(),
+                            from,
+                            size,
+                        };
                         o.pump = Some(spawn_pump(job, link.bulk.clone(), self.disk_tx.clone()));
                     }
                 }
                 let friend = self.display(k);
-                self.emit(Event::TransferStarted { friend, transfer_id: id, direction: Direction::Outgoing, name, size, offset });
+                self.emit(Event::TransferStarted {
+                    friend,
+                    transfer_id: id,
+                    direction: Direction::Outgoing,
+                    name,
+                    size,
+                    offset,
+                });
             }
-            Err(v) => self.stop_outgoing(k, id, FileCancelReason::Invalid, &v.0, true).await,
+            Err(v) => {
+                self.stop_outgoing(k, id, FileCancelReason::Invalid, &v.0, true)
+                    .await
+            }
         }
     }
 
     async fn on_complete(&mut self, k: &str, id: TransferId) {
-        let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.friend == k) else { return };
+        let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.friend == k) else {
+            return;
+        };
         if o.sender.on_complete().is_err() {
             return;
         }
@@ -794,14 +1114,30 @@ impl Core {
         }
         let (path, size) = (o.path.clone(), o.sender.size());
         self.outgoing.remove(&id);
-        if let Err(e) = self.history.set_transfer_state(k, Direction::Outgoing, id, state::COMPLETE, None).await {
+        if let Err(e) = self
+            .history
+            .set_transfer_state(k, Direction::Outgoing, id, state::COMPLETE, None)
+            .await
+        {
             self.error(e.to_string());
         }
         let friend = self.display(k);
-        self.emit(Event::TransferComplete { friend, transfer_id: id, direction: Direction::Outgoing, path: path.display().to_string(), size });
+        self.emit(Event::TransferComplete {
+            friend,
+            transfer_id: id,
+            direction: Direction::Outgoing,
+            path: path.display().to_string(),
+            size,
+        });
     }
 
-    async fn on_cancel(&mut self, k: &str, id: TransferId, reason: FileCancelReason, message: String) {
+    async fn on_cancel(
+        &mut self,
+        k: &str,
+        id: TransferId,
+        reason: FileCancelReason,
+        message: String,
+    ) {
         if self.outgoing.get(&id).is_some_and(|o| o.friend == k) {
             self.stop_outgoing(k, id, reason, &message, false).await;
         } else if self.incoming.contains_key(&(k.to_owned(), id)) {
@@ -809,8 +1145,17 @@ impl Core {
         }
     }
 
-    async fn stop_outgoing(&mut self, k: &str, id: TransferId, reason: FileCancelReason, message: &str, tell_peer: bool) {
-        let Some(mut o) = self.outgoing.remove(&id) else { return };
+    async fn stop_outgoing(
+        &mut self,
+        k: &str,
+        id: TransferId,
+        reason: FileCancelReason,
+        message: &str,
+        tell_peer: bool,
+    ) {
+        let Some(mut o) = self.outgoing.remove(&id) else {
+            return;
+        };
         if let Some(p) = o.pump.take() {
             p.stop();
         }
@@ -818,8 +1163,16 @@ impl Core {
         if tell_peer {
             self.send_to(k, Self::cancel_frame(id, reason, message));
         }
-        let st = if reason == FileCancelReason::Declined { state::DECLINED } else { state::CANCELLED };
-        if let Err(e) = self.history.set_transfer_state(k, Direction::Outgoing, id, st, None).await {
+        let st = if reason == FileCancelReason::Declined {
+            state::DECLINED
+        } else {
+            state::CANCELLED
+        };
+        if let Err(e) = self
+            .history
+            .set_transfer_state(k, Direction::Outgoing, id, st, None)
+            .await
+        {
             self.error(e.to_string());
         }
         let friend = self.display(k);
@@ -832,8 +1185,17 @@ impl Core {
         });
     }
 
-    async fn stop_incoming(&mut self, k: &str, id: TransferId, reason: FileCancelReason, message: &str, tell_peer: bool) {
-        let Some(mut t) = self.incoming.remove(&(k.to_owned(), id)) else { return };
+    async fn stop_incoming(
+        &mut self,
+        k: &str,
+        id: TransferId,
+        reason: FileCancelReason,
+        message: &str,
+        tell_peer: bool,
+    ) {
+        let Some(mut t) = self.incoming.remove(&(k.to_owned(), id)) else {
+            return;
+        };
         t.receiver.on_cancel(reason);
         if let Some(w) = t.writer.take() {
             w.discard();
@@ -846,7 +1208,11 @@ impl Core {
             FileCancelReason::Cancelled | FileCancelReason::Unspecified => state::CANCELLED,
             _ => state::FAILED,
         };
-        if let Err(e) = self.history.set_transfer_state(k, Direction::Incoming, id, st, None).await {
+        if let Err(e) = self
+            .history
+            .set_transfer_state(k, Direction::Incoming, id, st, None)
+            .await
+        {
             self.error(e.to_string());
         }
         let friend = self.display(k);
@@ -863,50 +1229,128 @@ impl Core {
 
     async fn on_disk(&mut self, ev: DiskEvent) {
         match ev {
-            DiskEvent::PumpProgress { id, generation, sent, rate } => {
-                let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.generation == generation) else { return };
+            DiskEvent::PumpProgress {
+                id,
+                generation,
+                sent,
+                rate,
+            } => {
+                let Some(o) = self
+                    .outgoing
+                    .get_mut(&id)
+                    .filter(|o| o.generation == generation)
+                else {
+                    return;
+                };
                 o.sender.on_streamed(sent.saturating_sub(o.sender.sent()));
                 let (k, size) = (o.friend.clone(), o.sender.size());
                 let friend = self.display(&k);
-                self.emit(Event::TransferProgress { friend, transfer_id: id, direction: Direction::Outgoing, bytes: sent, size, rate_bytes_per_sec: rate });
+                self.emit(Event::TransferProgress {
+                    friend,
+                    transfer_id: id,
+                    direction: Direction::Outgoing,
+                    bytes: sent,
+                    size,
+                    rate_bytes_per_sec: rate,
+                });
             }
             DiskEvent::PumpDone { id, generation } => {
-                if let Some(o) = self.outgoing.get_mut(&id).filter(|o| o.generation == generation) {
+                if let Some(o) = self
+                    .outgoing
+                    .get_mut(&id)
+                    .filter(|o| o.generation == generation)
+                {
                     o.sender.on_stream_done();
                     o.pump = None;
                 }
             }
-            DiskEvent::PumpFailed { id, generation, error } => {
-                let Some(k) = self.outgoing.get(&id).filter(|o| o.generation == generation).map(|o| o.friend.clone()) else { return };
-                self.stop_outgoing(&k, id, FileCancelReason::IoError, &error, true).await;
+            DiskEvent::PumpFailed {
+                id,
+                generation,
+                error,
+            } => {
+                let Some(k) = self
+                    .outgoing
+                    .get(&id)
+                    .filter(|o| o.generation == generation)
+                    .map(|o| o.friend.clone())
+                else {
+                    return;
+                };
+                self.stop_outgoing(&k, id, FileCancelReason::IoError, &error, true)
+                    .await;
             }
-            DiskEvent::WriteProgress { friend: k, id, bytes, rate } => {
-                let Some(t) = self.incoming.get(&(k.clone(), id)) else { return };
+            DiskEvent::WriteProgress {
+                friend: k,
+                id,
+                bytes,
+                rate,
+            } => {
+                let Some(t) = self.incoming.get(&(k.clone(), id)) else {
+                    return;
+                };
                 let size = t.receiver.offer().size;
                 let friend = self.display(&k);
-                self.emit(Event::TransferProgress { friend, transfer_id: id, direction: Direction::Incoming, bytes, size, rate_bytes_per_sec: rate });
+                self.emit(Event::TransferProgress {
+                    friend,
+                    transfer_id: id,
+                    direction: Direction::Incoming,
+                    bytes,
+                    size,
+                    rate_bytes_per_sec: rate,
+                });
             }
-            DiskEvent::Written { friend: k, id, result } => {
-                let Some(mut t) = self.incoming.remove(&(k.clone(), id)) else { return };
+            DiskEvent::Written {
+                friend: k,
+                id,
+                result,
+            } => {
+                let Some(mut t) = self.incoming.remove(&(k.clone(), id)) else {
+                    return;
+                };
                 match result {
                     Ok(path) => {
                         t.receiver.on_verified(true);
-                        if let Err(e) = self.history.set_transfer_state(&k, Direction::Incoming, id, state::COMPLETE, Some(&path)).await {
+                        if let Err(e) = self
+                            .history
+                            .set_transfer_state(
+                                &k,
+                                Direction::Incoming,
+                                id,
+                                state::COMPLETE,
+                                Some(&path),
+                            )
+                            .await
+                        {
                             self.error(e.to_string());
                         }
                         self.send_to(&k, PeerFrame::FileComplete { id: id.0 });
                         let friend = self.display(&k);
                         let size = t.receiver.offer().size;
-                        self.emit(Event::TransferComplete { friend, transfer_id: id, direction: Direction::Incoming, path: path.display().to_string(), size });
+                        self.emit(Event::TransferComplete {
+                            friend,
+                            transfer_id: id,
+                            direction: Direction::Incoming,
+                            path: path.display().to_string(),
+                            size,
+                        });
                     }
                     Err(WriteFailure::HashMismatch) => {
                         t.receiver.on_verified(false);
                         self.incoming.insert((k.clone(), id), t);
-                        self.stop_incoming(&k, id, FileCancelReason::HashMismatch, "the received bytes do not match the offered SHA-256", true).await;
+                        self.stop_incoming(
+                            &k,
+                            id,
+                            FileCancelReason::HashMismatch,
+                            "the received bytes do not match the offered SHA-256",
+                            true,
+                        )
+                        .await;
                     }
                     Err(WriteFailure::Io(msg)) => {
                         self.incoming.insert((k.clone(), id), t);
-                        self.stop_incoming(&k, id, FileCancelReason::IoError, &msg, true).await;
+                        self.stop_incoming(&k, id, FileCancelReason::IoError, &msg, true)
+                            .await;
                     }
                 }
             }
@@ -917,10 +1361,16 @@ impl Core {
 
     async fn on_server(&mut self, ev: ServerEvent) {
         match ev {
-            ServerEvent::Online => self.emit(Event::ServerStatus { online: true, reason: None }),
+            ServerEvent::Online => self.emit(Event::ServerStatus {
+                online: true,
+                reason: None,
+            }),
             ServerEvent::Offline { reason } => {
                 self.with_book(FriendBook::all_offline);
-                self.emit(Event::ServerStatus { online: false, reason: Some(reason) });
+                self.emit(Event::ServerStatus {
+                    online: false,
+                    reason: Some(reason),
+                });
             }
             ServerEvent::LoggedIn(snap) => {
                 if let Ok(mut me) = self.me.write() {
@@ -931,17 +1381,35 @@ impl Core {
                     self.error(e.to_string());
                 }
                 self.with_book(|b| b.apply_snapshot(&snap.friends, &snap.incoming, &snap.outgoing));
-                let (friends, incoming, outgoing) =
-                    self.book.read().map(|b| (b.views(), b.incoming(), b.outgoing())).unwrap_or_default();
+                let (friends, incoming, outgoing) = self
+                    .book
+                    .read()
+                    .map(|b| (b.views(), b.incoming(), b.outgoing()))
+                    .unwrap_or_default();
                 // Connections to users who are no longer friends end here.
-                let gone: Vec<ConnId> = self.links.iter().filter(|(_, (k, _))| !self.is_friend(k)).map(|(c, _)| *c).collect();
+                let gone: Vec<ConnId> = self
+                    .links
+                    .iter()
+                    .filter(|(_, (k, _))| !self.is_friend(k))
+                    .map(|(c, _)| *c)
+                    .collect();
                 for c in gone {
                     if let Some((_, l)) = self.links.get(&c) {
                         l.close(CloseReason::NotAFriend, "no longer friends");
                     }
                 }
-                self.emit(Event::LoggedIn { userid: snap.userid, friends, incoming_requests: incoming, outgoing_requests: outgoing });
-                let pending: Vec<String> = snap.friends.iter().map(|f| key(&f.userid)).filter(|k| self.has_pending(k)).collect();
+                self.emit(Event::LoggedIn {
+                    userid: snap.userid,
+                    friends,
+                    incoming_requests: incoming,
+                    outgoing_requests: outgoing,
+                });
+                let pending: Vec<String> = snap
+                    .friends
+                    .iter()
+                    .map(|f| key(&f.userid))
+                    .filter(|k| self.has_pending(k))
+                    .collect();
                 for k in pending {
                     self.ensure_connected(&k);
                 }
@@ -949,7 +1417,11 @@ impl Core {
             ServerEvent::LoggedOut => self.emit(Event::LoggedOut),
             ServerEvent::FriendAdded(f) => {
                 self.with_book(|b| b.upsert(&f));
-                let view = self.book.read().ok().and_then(|b| b.get(&f.userid).map(|c| c.view()));
+                let view = self
+                    .book
+                    .read()
+                    .ok()
+                    .and_then(|b| b.get(&f.userid).map(|c| c.view()));
                 if let Some(friend) = view {
                     self.emit(Event::FriendAdded { friend });
                 }
@@ -957,7 +1429,13 @@ impl Core {
             ServerEvent::FriendRemoved(userid) => self.friend_gone(&userid),
             ServerEvent::RequestSent(userid) => {
                 let now = history::now_ms();
-                self.with_book(|b| b.add_outgoing(PendingRequest { userid, created_at_unix_ms: now, expires_at_unix_ms: 0 }));
+                self.with_book(|b| {
+                    b.add_outgoing(PendingRequest {
+                        userid,
+                        created_at_unix_ms: now,
+                        expires_at_unix_ms: 0,
+                    })
+                });
             }
             ServerEvent::RequestAnswered(userid) => {
                 self.with_book(|b| b.drop_request(&userid));
@@ -988,7 +1466,11 @@ impl Core {
             }
             PushEvent::FriendRequestAccepted(f) => {
                 self.with_book(|b| b.upsert(&f));
-                let view = self.book.read().ok().and_then(|b| b.get(&f.userid).map(|c| c.view()));
+                let view = self
+                    .book
+                    .read()
+                    .ok()
+                    .and_then(|b| b.get(&f.userid).map(|c| c.view()));
                 if let Some(friend) = view {
                     self.emit(Event::FriendAdded { friend });
                 }
@@ -1001,11 +1483,19 @@ impl Core {
                 self.with_book(|b| b.drop_request(&userid));
                 self.emit(Event::FriendRequestExpired { userid });
             }
-            PushEvent::FriendOnline { userid, endpoint, identity_key } => {
+            PushEvent::FriendOnline {
+                userid,
+                endpoint,
+                identity_key,
+            } => {
                 let k = key(&userid);
                 if self.with_book(|b| b.set_online(&userid, endpoint, identity_key)) == Some(true) {
                     let friend = self.display(&k);
-                    self.emit(Event::Presence { friend, online: true, address: endpoint.map(|e| e.to_string()) });
+                    self.emit(Event::Presence {
+                        friend,
+                        online: true,
+                        address: endpoint.map(|e| e.to_string()),
+                    });
                     if self.has_pending(&k) {
                         self.retry.remove(&k);
                         self.ensure_connected(&k);
@@ -1016,11 +1506,18 @@ impl Core {
                 let k = key(&userid);
                 if self.with_book(|b| b.set_offline(&userid)).is_some() {
                     let friend = self.display(&k);
-                    self.emit(Event::Presence { friend, online: false, address: None });
+                    self.emit(Event::Presence {
+                        friend,
+                        online: false,
+                        address: None,
+                    });
                 }
             }
             PushEvent::Unfriended { userid } => self.friend_gone(&userid),
-            PushEvent::FriendKeyChanged { userid, identity_key } => {
+            PushEvent::FriendKeyChanged {
+                userid,
+                identity_key,
+            } => {
                 let k = key(&userid);
                 let fingerprint = identity_key.fingerprint().to_string();
                 if self.with_book(|b| b.set_key(&userid, identity_key)) == Some(true) {
@@ -1031,7 +1528,10 @@ impl Core {
                         }
                     }
                     let friend = self.display(&k);
-                    self.emit(Event::FriendKeyChanged { friend, fingerprint });
+                    self.emit(Event::FriendKeyChanged {
+                        friend,
+                        fingerprint,
+                    });
                 }
             }
         }

@@ -60,6 +60,9 @@ pub enum ClientError {
 impl ClientError {
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        ClientError::Io { context: context.into(), source }
+        ClientError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

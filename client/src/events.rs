@@ -36,7 +36,11 @@ pub struct RequestView {
 
 impl From<&PendingRequest> for RequestView {
     fn from(r: &PendingRequest) -> Self {
-        Self { userid: r.userid.clone(), created_at_unix_ms: r.created_at_unix_ms, expires_at_unix_ms: r.expires_at_unix_ms }
+        Self {
+            userid: r.userid.clone(),
+            created_at_unix_ms: r.created_at_unix_ms,
+            expires_at_unix_ms: r.expires_at_unix_ms,
+        }
     }
 }
 
@@ -232,11 +236,20 @@ mod tests {
 
     #[test]
     fn events_are_tagged_snake_case_json() {
-        let e = Event::MessageReceived { friend: "bob".into(), message_id: MessageId([0xab; 16]), text: "hi".into(), sent_at_unix_ms: 5 };
+        let e = Event::MessageReceived {
+            friend: "bob".into(),
+            message_id: MessageId([0xab; 16]),
+            text: "hi".into(),
+            sent_at_unix_ms: 5,
+        };
         let v = serde_json::to_value(&e).unwrap_or_default();
         assert_eq!(v["event"], "message_received");
         assert_eq!(v["message_id"], "ab".repeat(16));
-        let s = serde_json::to_value(Event::ServerStatus { online: false, reason: Some("gone".into()) }).unwrap_or_default();
+        let s = serde_json::to_value(Event::ServerStatus {
+            online: false,
+            reason: Some("gone".into()),
+        })
+        .unwrap_or_default();
         assert_eq!(s["event"], "server_status");
         assert_eq!(s["online"], false);
         let t = serde_json::to_value(Event::TransferStarted {

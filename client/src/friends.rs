@@ -69,7 +69,12 @@ impl FriendBook {
     }
 
     /// Replaces everything with a login snapshot. Friends keep their last known address.
-    pub fn apply_snapshot(&mut self, friends: &[FriendInfo], incoming: &[PendingRequest], outgoing: &[PendingRequest]) {
+    pub fn apply_snapshot(
+        &mut self,
+        friends: &[FriendInfo],
+        incoming: &[PendingRequest],
+        outgoing: &[PendingRequest],
+    ) {
         let old = std::mem::take(&mut self.friends);
         for f in friends {
             let last = old.get(&key(&f.userid)).and_then(|c| c.last_addr);
@@ -88,7 +93,12 @@ impl FriendBook {
     }
 
     /// A friend came online (or moved).
-    pub fn set_online(&mut self, userid: &str, endpoint: Option<SocketAddr>, identity_key: IdentityKey) -> bool {
+    pub fn set_online(
+        &mut self,
+        userid: &str,
+        endpoint: Option<SocketAddr>,
+        identity_key: IdentityKey,
+    ) -> bool {
         match self.friends.get_mut(&key(userid)) {
             Some(c) => {
                 c.online = true;
@@ -152,7 +162,9 @@ impl FriendBook {
 
     /// The friend whose current key is `identity_key`.
     pub fn by_key(&self, identity_key: &IdentityKey) -> Option<&CachedFriend> {
-        self.friends.values().find(|c| &c.identity_key == identity_key)
+        self.friends
+            .values()
+            .find(|c| &c.identity_key == identity_key)
     }
 
     /// Every friend, sorted by lower-case userid.
@@ -196,18 +208,30 @@ impl FriendBook {
     /// Loads the cache saved at `path`; a missing or unreadable file is an empty book (the
     /// server rebuilds it at the next login).
     pub fn load(path: &Path) -> Self {
-        let Ok(text) = std::fs::read_to_string(path) else { return Self::new() };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Self::new();
+        };
         let Ok(saved) = serde_json::from_str::<Saved>(&text) else {
             tracing::warn!(path = %path.display(), "friend cache unreadable; starting empty");
             return Self::new();
         };
         let mut book = Self::new();
         for s in saved.friends {
-            let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&s.identity_key) else { continue };
-            let Ok(identity_key) = IdentityKey::from_der(&der) else { continue };
+            let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&s.identity_key) else {
+                continue;
+            };
+            let Ok(identity_key) = IdentityKey::from_der(&der) else {
+                continue;
+            };
             book.friends.insert(
                 key(&s.userid),
-                CachedFriend { userid: s.userid, identity_key, online: false, endpoint: None, last_addr: s.last_addr },
+                CachedFriend {
+                    userid: s.userid,
+                    identity_key,
+                    online: false,
+                    endpoint: None,
+                    last_addr: s.last_addr,
+                },
             );
         }
         book
@@ -224,7 +248,8 @@ impl FriendBook {
                 .values()
                 .map(|c| SavedFriend {
                     userid: c.userid.clone(),
-                    identity_key: base64::engine::general_purpose::STANDARD.encode(c.identity_key.to_der()),
+                    identity_key: base64::engine::general_purpose::STANDARD
+                        .encode(c.identity_key.to_der()),
                     last_addr: c.dial_addr(),
                 })
                 .collect(),
@@ -285,7 +310,10 @@ mod tests {
         assert_eq!(bob.dial_addr(), "127.0.0.1:4000".parse().ok());
         // A new snapshot listing bob offline keeps the address.
         b.apply_snapshot(&[info("Bob", 1, None)], &[], &[]);
-        assert_eq!(b.get("bob").and_then(CachedFriend::dial_addr), "127.0.0.1:4000".parse().ok());
+        assert_eq!(
+            b.get("bob").and_then(CachedFriend::dial_addr),
+            "127.0.0.1:4000".parse().ok()
+        );
 
         let dir = tempfile::tempdir()?;
         let path = cache_path(dir.path());

@@ -15,7 +15,6 @@
 
 pub mod backoff;
 pub mod chat;
-
 pub mod cli;
 pub mod client;
 pub(crate) mod core;

@@ -81,14 +81,21 @@ impl KnownServers {
     pub fn load(path: &Path) -> Result<Self, PinError> {
         match std::fs::read_to_string(path) {
             Ok(text) => Ok(Self::parse(path.to_owned(), &text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::parse(path.to_owned(), "")),
-            Err(e) => Err(PinError::File { file: path.display().to_string(), detail: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Self::parse(path.to_owned(), ""))
+            }
+            Err(e) => Err(PinError::File {
+                file: path.display().to_string(),
+                detail: e.to_string(),
+            }),
         }
     }
 
     /// The file's text (sans-IO).
     pub fn render(&self) -> String {
-        let mut s = String::from("# Peerchat: server identity keys pinned on first use (address fingerprint)\n");
+        let mut s = String::from(
+            "# Peerchat: server identity keys pinned on first use (address fingerprint)\n",
+        );
         for (addr, fp) in &self.pins {
             s.push_str(&format!("{addr} {fp}\n"));
         }
@@ -120,11 +127,17 @@ impl KnownServers {
     ///
     /// # Errors
     /// [`PinError::Changed`] or [`PinError::File`].
-    pub fn check_and_save(&mut self, server: &str, presented: Fingerprint) -> Result<PinCheck, PinError> {
+    pub fn check_and_save(
+        &mut self,
+        server: &str,
+        presented: Fingerprint,
+    ) -> Result<PinCheck, PinError> {
         let r = self.check(server, presented)?;
         if r == PinCheck::FirstUse {
-            write_atomically(&self.path, self.render().as_bytes())
-                .map_err(|e| PinError::File { file: self.path.display().to_string(), detail: e.to_string() })?;
+            write_atomically(&self.path, self.render().as_bytes()).map_err(|e| PinError::File {
+                file: self.path.display().to_string(),
+                detail: e.to_string(),
+            })?;
         }
         Ok(r)
     }
@@ -140,10 +153,24 @@ mod tests {
         let mut k = KnownServers::parse(PathBuf::from("/p/known_servers"), "");
         assert_eq!(k.check("srv:1", a), Ok(PinCheck::FirstUse));
         assert_eq!(k.check("srv:1", a), Ok(PinCheck::Known));
-        let err = k.check("srv:1", b).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains(&a.to_string()) && err.contains(&b.to_string()), "{err}");
-        assert!(err.contains("/p/known_servers") && err.contains("srv:1"), "{err}");
-        assert_eq!(k.check("other:2", b), Ok(PinCheck::FirstUse), "pins are per address");
+        let err = k
+            .check("srv:1", b)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains(&a.to_string()) && err.contains(&b.to_string()),
+            "{err}"
+        );
+        assert!(
+            err.contains("/p/known_servers") && err.contains("srv:1"),
+            "{err}"
+        );
+        assert_eq!(
+            k.check("other:2", b),
+            Ok(PinCheck::FirstUse),
+            "pins are per address"
+        );
     }
 
     #[test]
@@ -152,15 +179,23 @@ mod tests {
         k.check("h:1", Fingerprint([3; 32])).ok();
         let text = k.render();
         let mut again = KnownServers::parse(PathBuf::from("x"), &format!("{text}\ngarbage line\n"));
-        assert_eq!(again.check("h:1", Fingerprint([3; 32])), Ok(PinCheck::Known));
+        assert_eq!(
+            again.check("h:1", Fingerprint([3; 32])),
+            Ok(PinCheck::Known)
+        );
     }
 
     #[test]
     fn saves_on_first_use() -> Result<(), PinError> {
-        let dir = tempfile::tempdir().map_err(|e| PinError::File { file: String::new(), detail: e.to_string() })?;
+        let dir = tempfile::tempdir().map_err(|e| PinError::File {
+            file: String::new(),
+            detail: e.to_string(),
+        })?;
         let path = dir.path().join("known_servers");
         KnownServers::load(&path)?.check_and_save("h:1", Fingerprint([4; 32]))?;
-        assert!(KnownServers::load(&path)?.check("h:1", Fingerprint([5; 32])).is_err());
+        assert!(KnownServers::load(&path)?
+            .check("h:1", Fingerprint([5; 32]))
+            .is_err());
         Ok(())
     }
 }

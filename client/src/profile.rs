@@ -47,7 +47,10 @@ impl Profile {
             std::fs::create_dir_all(d).map_err(|e| io_err(d, e))?;
         }
         restrict_dir(dir);
-        Ok(Self { dir: dir.to_owned(), downloads })
+        Ok(Self {
+            dir: dir.to_owned(),
+            downloads,
+        })
     }
 
     /// The default profile folder: `<data dir>/peerchat/default`.
@@ -55,7 +58,9 @@ impl Profile {
     /// # Errors
     /// [`ProfileError::NoDefaultLocation`].
     pub fn default_dir() -> Result<PathBuf, ProfileError> {
-        dirs::data_dir().map(|d| d.join("peerchat").join("default")).ok_or(ProfileError::NoDefaultLocation)
+        dirs::data_dir()
+            .map(|d| d.join("peerchat").join("default"))
+            .ok_or(ProfileError::NoDefaultLocation)
     }
 
     /// The profile folder.
@@ -99,7 +104,10 @@ impl Profile {
     /// # Errors
     /// [`ProfileError::Identity`].
     pub fn load_identity(&self) -> Result<(IdentityKeyPair, bool), ProfileError> {
-        Ok(IdentityKeyPair::load_or_generate(&self.identity_path(), RSA_DEFAULT_BITS)?)
+        Ok(IdentityKeyPair::load_or_generate(
+            &self.identity_path(),
+            RSA_DEFAULT_BITS,
+        )?)
     }
 
     /// The userid this profile belongs to, if it registered or logged in before.
@@ -120,7 +128,10 @@ impl Profile {
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> ProfileError {
-    ProfileError::Io { path: path.display().to_string(), detail: e.to_string() }
+    ProfileError::Io {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    }
 }
 
 /// The profile holds a private key and private history: only its owner may enter it.
@@ -160,10 +171,14 @@ mod tests {
     fn seeded_key_is_used_and_account_round_trips() -> Result<(), ProfileError> {
         let dir = tempfile::tempdir().map_err(|e| io_err(Path::new("tmp"), e))?;
         let p = Profile::open(dir.path(), None)?;
-        std::fs::write(p.identity_path(), peerchat_proto::test_keys::pem(3)).map_err(|e| io_err(dir.path(), e))?;
+        std::fs::write(p.identity_path(), peerchat_proto::test_keys::pem(3))
+            .map_err(|e| io_err(dir.path(), e))?;
         let (pair, created) = p.load_identity()?;
         assert!(!created);
-        assert_eq!(pair.public(), peerchat_proto::test_keys::identity(3).public());
+        assert_eq!(
+            pair.public(),
+            peerchat_proto::test_keys::identity(3).public()
+        );
         assert_eq!(p.account(), None);
         p.set_account("Alice")?;
         assert_eq!(p.account().as_deref(), Some("Alice"));

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use peerchat_proto::limits::{IDLE_PING_AFTER, IDLE_TIMEOUT};
-use peerchat_proto::message::{Endpoint, FriendInfo, LoginSnapshot, PushEvent, Request, ResponseBody, ServerFrame};
+use peerchat_proto::message::{
+    Endpoint, FriendInfo, LoginSnapshot, PushEvent, Request, ResponseBody, ServerFrame,
+};
 use peerchat_proto::wire::{self, client_message, ChannelKind, CloseReason, ErrorCode};
 use peerchat_proto::{Channel, LocalIdentity};
 use tokio::net::TcpStream;
@@ -70,7 +72,10 @@ pub struct ServerSettings {
 }
 
 enum Command {
-    Request { request: Request, reply: oneshot::Sender<Result<ResponseBody, ClientError>> },
+    Request {
+        request: Request,
+        reply: oneshot::Sender<Result<ResponseBody, ClientError>>,
+    },
 }
 
 /// Sends requests to the server link.
@@ -96,7 +101,9 @@ impl ServerHandle {
     /// the server cannot be reached, [`ClientError::Pin`] when its key changed.
     pub async fn request(&self, request: Request) -> Result<ResponseBody, ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Command::Request { request, reply }).map_err(|_| ClientError::Closed)?;
+        self.tx
+            .send(Command::Request { request, reply })
+            .map_err(|_| ClientError::Closed)?;
         rx.await.map_err(|_| ClientError::Closed)?
     }
 }
@@ -145,7 +152,10 @@ enum Pending {
     /// Our own KeyLogin after a reconnect.
     Relogin,
     /// A caller's request.
-    User { request: Request, reply: oneshot::Sender<Result<ResponseBody, ClientError>> },
+    User {
+        request: Request,
+        reply: oneshot::Sender<Result<ResponseBody, ClientError>>,
+    },
 }
 
 impl ServerLink {
@@ -183,11 +193,15 @@ impl ServerLink {
                     if let ClientError::Pin(p) = &e {
                         self.fatal = Some(p.clone());
                         let _ = self.to_core.send(ServerEvent::Error(p.to_string()));
-                        let _ = self.to_core.send(ServerEvent::Offline { reason: p.to_string() });
+                        let _ = self.to_core.send(ServerEvent::Offline {
+                            reason: p.to_string(),
+                        });
                         continue;
                     }
                     if !reported_offline {
-                        let _ = self.to_core.send(ServerEvent::Offline { reason: e.to_string() });
+                        let _ = self.to_core.send(ServerEvent::Offline {
+                            reason: e.to_string(),
+                        });
                         reported_offline = true;
                     }
                 }
@@ -225,13 +239,20 @@ impl ServerLink {
     }
 
     async fn serve(&mut self, chan: Channel<TcpStream>, first: Option<Command>) -> End {
-        let Channel { mut reader, mut writer, .. } = chan;
+        let Channel {
+            mut reader,
+            mut writer,
+            ..
+        } = chan;
         let mut pending: HashMap<u64, Pending> = HashMap::new();
         let mut next_id: u64 = 1;
         let mut out: Vec<wire::ClientMessage> = Vec::new();
 
         if let Some(userid) = self.login_as.clone() {
-            let req = Request::KeyLogin { userid, endpoint: self.settings.peer_endpoint };
+            let req = Request::KeyLogin {
+                userid,
+                endpoint: self.settings.peer_endpoint,
+            };
             out.push(req.into_message(next_id));
             pending.insert(next_id, Pending::Relogin);
             next_id += 1;
@@ -313,7 +334,9 @@ impl ServerLink {
         };
         for (_, p) in pending.drain() {
             if let Pending::User { reply, .. } = p {
-                let _ = reply.send(Err(ClientError::ServerUnavailable("connection lost before the answer".into())));
+                let _ = reply.send(Err(ClientError::ServerUnavailable(
+                    "connection lost before the answer".into(),
+                )));
             }
         }
         end
@@ -322,13 +345,31 @@ impl ServerLink {
     /// Fills in what the caller leaves to the link: the peer endpoint of logins.
     fn prepare(&self, request: Request) -> Request {
         match request {
-            Request::Login { userid, password, endpoint: None } => Request::Login { userid, password, endpoint: self.settings.peer_endpoint },
-            Request::KeyLogin { userid, endpoint: None } => Request::KeyLogin { userid, endpoint: self.settings.peer_endpoint },
+            Request::Login {
+                userid,
+                password,
+                endpoint: None,
+            } => Request::Login {
+                userid,
+                password,
+                endpoint: self.settings.peer_endpoint,
+            },
+            Request::KeyLogin {
+                userid,
+                endpoint: None,
+            } => Request::KeyLogin {
+                userid,
+                endpoint: self.settings.peer_endpoint,
+            },
             other => other,
         }
     }
 
-    fn on_response(&mut self, pending: Option<Pending>, result: Result<ResponseBody, peerchat_proto::message::RequestError>) {
+    fn on_response(
+        &mut self,
+        pending: Option<Pending>,
+        result: Result<ResponseBody, peerchat_proto::message::RequestError>,
+    ) {
         match pending {
             None => tracing::warn!("response to an unknown request id"),
             Some(Pending::Relogin) => match result {
@@ -340,7 +381,9 @@ impl ServerLink {
                     if e.code == ErrorCode::BadCredentials {
                         self.login_as = None;
                     }
-                    let _ = self.to_core.send(ServerEvent::Error(format!("automatic login failed: {e}")));
+                    let _ = self
+                        .to_core
+                        .send(ServerEvent::Error(format!("automatic login failed: {e}")));
                 }
             },
             Some(Pending::User { request, reply }) => {
@@ -362,10 +405,20 @@ impl ServerLink {
                 self.login_as = None;
                 ServerEvent::LoggedOut
             }
-            (Request::SendFriendRequest { .. }, ResponseBody::SendFriendRequest { friend: Some(f) }) => ServerEvent::FriendAdded(f.clone()),
-            (Request::SendFriendRequest { userid }, ResponseBody::SendFriendRequest { friend: None }) => ServerEvent::RequestSent(userid.clone()),
-            (Request::AcceptFriendRequest { .. }, ResponseBody::AcceptFriendRequest(f)) => ServerEvent::FriendAdded(f.clone()),
-            (Request::RefuseFriendRequest { userid }, _) => ServerEvent::RequestAnswered(userid.clone()),
+            (
+                Request::SendFriendRequest { .. },
+                ResponseBody::SendFriendRequest { friend: Some(f) },
+            ) => ServerEvent::FriendAdded(f.clone()),
+            (
+                Request::SendFriendRequest { userid },
+                ResponseBody::SendFriendRequest { friend: None },
+            ) => ServerEvent::RequestSent(userid.clone()),
+            (Request::AcceptFriendRequest { .. }, ResponseBody::AcceptFriendRequest(f)) => {
+                ServerEvent::FriendAdded(f.clone())
+            }
+            (Request::RefuseFriendRequest { userid }, _) => {
+                ServerEvent::RequestAnswered(userid.clone())
+            }
             (Request::Unfriend { userid }, _) => ServerEvent::FriendRemoved(userid.clone()),
             _ => return,
         };

@@ -28,7 +28,10 @@ impl Inbox {
     /// Decides for a message whose id is `id` (the caller has already checked the database
     /// for ids from earlier runs and recorded them with [`Inbox::remember`]).
     pub fn on_chat(&mut self, friend: &str, id: MessageId) -> InboxAction {
-        InboxAction { store: self.seen.insert((friend.to_owned(), id)), ack: id }
+        InboxAction {
+            store: self.seen.insert((friend.to_owned(), id)),
+            ack: id,
+        }
     }
 
     /// Records an id known to be stored.
@@ -50,8 +53,20 @@ mod tests {
     fn duplicates_are_acked_but_not_stored() {
         let mut i = Inbox::default();
         let id = MessageId([4; 16]);
-        assert_eq!(i.on_chat("bob", id), InboxAction { store: true, ack: id });
-        assert_eq!(i.on_chat("bob", id), InboxAction { store: false, ack: id });
+        assert_eq!(
+            i.on_chat("bob", id),
+            InboxAction {
+                store: true,
+                ack: id
+            }
+        );
+        assert_eq!(
+            i.on_chat("bob", id),
+            InboxAction {
+                store: false,
+                ack: id
+            }
+        );
         assert!(i.on_chat("carol", id).store, "ids are per sender");
         let old = MessageId([5; 16]);
         i.remember("bob", old);

@@ -33,7 +33,11 @@ impl Outbox {
 
     /// Restores a message loaded from the database (in order) at start-up.
     pub fn restore(&mut self, friend: &str, frame: ChatFrame) {
-        self.queues.entry(friend.to_owned()).or_default().pending.push_back(frame);
+        self.queues
+            .entry(friend.to_owned())
+            .or_default()
+            .pending
+            .push_back(frame);
     }
 
     /// Queues a new message. Returns it if it should be sent now (a connection is up);
@@ -62,7 +66,9 @@ impl Outbox {
     /// `friend` acknowledged `id`. True if it was pending (the first ack); later acks of
     /// the same id (after a resend) return false.
     pub fn on_ack(&mut self, friend: &str, id: MessageId) -> bool {
-        let Some(q) = self.queues.get_mut(friend) else { return false };
+        let Some(q) = self.queues.get_mut(friend) else {
+            return false;
+        };
         match q.pending.iter().position(|m| m.id == id.0) {
             Some(i) => {
                 q.pending.remove(i);
@@ -79,7 +85,11 @@ impl Outbox {
 
     /// Friends with unacknowledged messages.
     pub fn friends_with_pending(&self) -> Vec<String> {
-        self.queues.iter().filter(|(_, q)| !q.pending.is_empty()).map(|(f, _)| f.clone()).collect()
+        self.queues
+            .iter()
+            .filter(|(_, q)| !q.pending.is_empty())
+            .map(|(f, _)| f.clone())
+            .collect()
     }
 }
 
@@ -89,7 +99,11 @@ mod tests {
     use crate::chat::inbox::{Inbox, InboxAction};
 
     fn msg(n: u8) -> ChatFrame {
-        ChatFrame { id: [n; 16], sent_at_unix_ms: u64::from(n), text: format!("m{n}") }
+        ChatFrame {
+            id: [n; 16],
+            sent_at_unix_ms: u64::from(n),
+            text: format!("m{n}"),
+        }
     }
 
     #[test]
@@ -98,10 +112,20 @@ mod tests {
         assert_eq!(o.enqueue("bob", msg(1)), None);
         assert_eq!(o.enqueue("bob", msg(2)), None);
         assert_eq!(o.on_connected("bob"), vec![msg(1), msg(2)]);
-        assert_eq!(o.enqueue("bob", msg(3)), Some(msg(3)), "sent at once while connected");
+        assert_eq!(
+            o.enqueue("bob", msg(3)),
+            Some(msg(3)),
+            "sent at once while connected"
+        );
         assert!(o.on_ack("bob", MessageId([1; 16])));
-        assert!(!o.on_ack("bob", MessageId([1; 16])), "second ack is not news");
-        assert!(!o.on_ack("carol", MessageId([2; 16])), "ack from someone else");
+        assert!(
+            !o.on_ack("bob", MessageId([1; 16])),
+            "second ack is not news"
+        );
+        assert!(
+            !o.on_ack("carol", MessageId([2; 16])),
+            "ack from someone else"
+        );
         assert_eq!(o.pending("bob"), 2);
     }
 
@@ -113,7 +137,10 @@ mod tests {
         o.enqueue("bob", msg(2));
         o.on_disconnected("bob");
         assert_eq!(o.enqueue("bob", msg(3)), None);
-        assert!(o.on_ack("bob", MessageId([1; 16])), "a late ack still counts");
+        assert!(
+            o.on_ack("bob", MessageId([1; 16])),
+            "a late ack still counts"
+        );
         assert_eq!(o.on_connected("bob"), vec![msg(2), msg(3)]);
         assert_eq!(o.friends_with_pending(), vec!["bob".to_owned()]);
     }

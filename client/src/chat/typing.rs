@@ -33,7 +33,9 @@ impl TypingTracker {
     /// `friend` sent Typing{active} at `now`. Returns true if the UI state changed.
     pub fn on_remote(&mut self, friend: &str, active: bool, now: Instant) -> bool {
         if active {
-            self.remote_until.insert(friend.to_owned(), now + TYPING_EXPIRY).is_none()
+            self.remote_until
+                .insert(friend.to_owned(), now + TYPING_EXPIRY)
+                .is_none()
         } else {
             self.remote_until.remove(friend).is_some()
         }
@@ -41,7 +43,12 @@ impl TypingTracker {
 
     /// Friends whose typing indicator expired at `now` (each reported once).
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
-        let gone: Vec<String> = self.remote_until.iter().filter(|(_, until)| **until <= now).map(|(f, _)| f.clone()).collect();
+        let gone: Vec<String> = self
+            .remote_until
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(f, _)| f.clone())
+            .collect();
         for f in &gone {
             self.remote_until.remove(f);
         }
@@ -70,9 +77,15 @@ mod tests {
         let t = Instant::now();
         let mut tr = TypingTracker::default();
         assert!(tr.on_remote("bob", true, t));
-        assert!(!tr.on_remote("bob", true, t + Duration::from_secs(1)), "refresh is not a change");
+        assert!(
+            !tr.on_remote("bob", true, t + Duration::from_secs(1)),
+            "refresh is not a change"
+        );
         assert!(tr.expire(t + Duration::from_secs(2)).is_empty());
-        assert_eq!(tr.expire(t + Duration::from_secs(1) + TYPING_EXPIRY), vec!["bob".to_owned()]);
+        assert_eq!(
+            tr.expire(t + Duration::from_secs(1) + TYPING_EXPIRY),
+            vec!["bob".to_owned()]
+        );
         assert!(tr.expire(t + Duration::from_secs(60)).is_empty());
         assert!(!tr.on_remote("bob", false, t));
     }

@@ -59,7 +59,9 @@ pub fn parse_line(line: &str) -> Result<Option<LineCommand>, String> {
     let Some(rest) = line.strip_prefix('/') else {
         return Err(format!("not a command (try /help): {line}"));
     };
-    let (cmd, args) = rest.split_once(char::is_whitespace).map_or((rest, ""), |(c, a)| (c, a.trim()));
+    let (cmd, args) = rest
+        .split_once(char::is_whitespace)
+        .map_or((rest, ""), |(c, a)| (c, a.trim()));
     let one = |what: &str| -> Result<String, String> {
         let mut it = args.split_whitespace();
         match (it.next(), it.next()) {
@@ -73,7 +75,11 @@ pub fn parse_line(line: &str) -> Result<Option<LineCommand>, String> {
             _ => Err(format!("usage: /{cmd} {usage}")),
         }
     };
-    let id = || -> Result<TransferId, String> { one("ID")?.parse().map_err(|e: crate::ids::BadId| e.to_string()) };
+    let id = || -> Result<TransferId, String> {
+        one("ID")?
+            .parse()
+            .map_err(|e: crate::ids::BadId| e.to_string())
+    };
     let c = match cmd {
         "msg" => {
             let (friend, text) = two("FRIEND TEXT")?;
@@ -93,14 +99,19 @@ pub fn parse_line(line: &str) -> Result<Option<LineCommand>, String> {
             let mut it = args.split_whitespace();
             let friend = it.next().ok_or("usage: /history FRIEND [N]")?.to_owned();
             let limit = match it.next() {
-                Some(n) => n.parse().map_err(|_| "usage: /history FRIEND [N]".to_owned())?,
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| "usage: /history FRIEND [N]".to_owned())?,
                 None => 50,
             };
             LineCommand::History { friend, limit }
         }
         "typing" => {
             let mut it = args.split_whitespace();
-            let friend = it.next().ok_or("usage: /typing FRIEND [on|off]")?.to_owned();
+            let friend = it
+                .next()
+                .ok_or("usage: /typing FRIEND [on|off]")?
+                .to_owned();
             let active = !matches!(it.next(), Some("off"));
             LineCommand::Typing { friend, active }
         }
@@ -186,38 +197,109 @@ pub enum CliRecord {
 pub fn describe(e: &Event) -> String {
     match e {
         Event::ServerStatus { online: true, .. } => "* server: online".into(),
-        Event::ServerStatus { online: false, reason } => format!("* server: offline ({})", reason.as_deref().unwrap_or("?")),
-        Event::LoggedIn { userid, friends, incoming_requests, .. } => {
+        Event::ServerStatus {
+            online: false,
+            reason,
+        } => format!("* server: offline ({})", reason.as_deref().unwrap_or("?")),
+        Event::LoggedIn {
+            userid,
+            friends,
+            incoming_requests,
+            ..
+        } => {
             let online = friends.iter().filter(|f| f.online).count();
-            format!("* logged in as {userid}: {} friends ({online} online), {} pending requests", friends.len(), incoming_requests.len())
+            format!(
+                "* logged in as {userid}: {} friends ({online} online), {} pending requests",
+                friends.len(),
+                incoming_requests.len()
+            )
         }
         Event::LoggedOut => "* logged out".into(),
-        Event::FriendRequestReceived { from } => format!("* {from} asks to be your friend (/accept {from} or /refuse {from})"),
-        Event::FriendAdded { friend } => format!("* {} is now your friend ({})", friend.userid, friend.fingerprint),
+        Event::FriendRequestReceived { from } => {
+            format!("* {from} asks to be your friend (/accept {from} or /refuse {from})")
+        }
+        Event::FriendAdded { friend } => format!(
+            "* {} is now your friend ({})",
+            friend.userid, friend.fingerprint
+        ),
         Event::FriendRequestRefused { userid } => format!("* {userid} refused your friend request"),
-        Event::FriendRequestExpired { userid } => format!("* your friend request to {userid} expired"),
+        Event::FriendRequestExpired { userid } => {
+            format!("* your friend request to {userid} expired")
+        }
         Event::FriendRemoved { userid } => format!("* {userid} is no longer your friend"),
-        Event::Presence { friend, online, .. } => format!("* {friend} is {}", if *online { "online" } else { "offline" }),
-        Event::FriendKeyChanged { friend, fingerprint } => format!("! {friend}'s identity key changed: now {fingerprint}"),
+        Event::Presence { friend, online, .. } => format!(
+            "* {friend} is {}",
+            if *online { "online" } else { "offline" }
+        ),
+        Event::FriendKeyChanged {
+            friend,
+            fingerprint,
+        } => format!("! {friend}'s identity key changed: now {fingerprint}"),
         Event::PeerConnected { friend } => format!("* direct connection to {friend}"),
-        Event::PeerDisconnected { friend, reason } => format!("* direct connection to {friend} closed ({reason})"),
-        Event::PeerRefused { fingerprint, address, reason } => format!("! refused {address} ({fingerprint}): {reason}"),
+        Event::PeerDisconnected { friend, reason } => {
+            format!("* direct connection to {friend} closed ({reason})")
+        }
+        Event::PeerRefused {
+            fingerprint,
+            address,
+            reason,
+        } => format!("! refused {address} ({fingerprint}): {reason}"),
         Event::MessageReceived { friend, text, .. } => format!("<{friend}> {text}"),
-        Event::MessageAcked { friend, message_id } => format!("* {friend} received message {message_id}"),
-        Event::Typing { friend, active: true } => format!("* {friend} is typing..."),
-        Event::Typing { friend, active: false } => format!("* {friend} stopped typing"),
-        Event::FileOffered { friend, transfer_id, name, size } => {
+        Event::MessageAcked { friend, message_id } => {
+            format!("* {friend} received message {message_id}")
+        }
+        Event::Typing {
+            friend,
+            active: true,
+        } => format!("* {friend} is typing..."),
+        Event::Typing {
+            friend,
+            active: false,
+        } => format!("* {friend} stopped typing"),
+        Event::FileOffered {
+            friend,
+            transfer_id,
+            name,
+            size,
+        } => {
             format!("* {friend} offers {name} ({size} bytes): /accept-file {transfer_id} or /decline-file {transfer_id}")
         }
-        Event::TransferStarted { friend, name, size, offset, direction, .. } => {
-            let dir = if *direction == crate::transfer::Direction::Outgoing { "to" } else { "from" };
+        Event::TransferStarted {
+            friend,
+            name,
+            size,
+            offset,
+            direction,
+            ..
+        } => {
+            let dir = if *direction == crate::transfer::Direction::Outgoing {
+                "to"
+            } else {
+                "from"
+            };
             format!("* transfer of {name} {dir} {friend} started at {offset}/{size}")
         }
-        Event::TransferProgress { friend, bytes, size, rate_bytes_per_sec, .. } => {
-            format!("* {friend}: {bytes}/{size} bytes ({:.1} MB/s)", *rate_bytes_per_sec as f64 / 1e6)
+        Event::TransferProgress {
+            friend,
+            bytes,
+            size,
+            rate_bytes_per_sec,
+            ..
+        } => {
+            format!(
+                "* {friend}: {bytes}/{size} bytes ({:.1} MB/s)",
+                *rate_bytes_per_sec as f64 / 1e6
+            )
         }
-        Event::TransferComplete { friend, path, size, .. } => format!("* transfer with {friend} complete: {path} ({size} bytes)"),
-        Event::TransferCancelled { friend, reason, message, .. } => format!("! transfer with {friend} stopped: {reason} {message}"),
+        Event::TransferComplete {
+            friend, path, size, ..
+        } => format!("* transfer with {friend} complete: {path} ({size} bytes)"),
+        Event::TransferCancelled {
+            friend,
+            reason,
+            message,
+            ..
+        } => format!("! transfer with {friend} stopped: {reason} {message}"),
         Event::Error { message } => format!("! {message}"),
     }
 }
@@ -228,21 +310,69 @@ mod tests {
 
     #[test]
     fn parses_the_interactive_commands() {
-        assert_eq!(parse_line("/msg alice hi there"), Ok(Some(LineCommand::Msg { friend: "alice".into(), text: "hi there".into() })));
-        assert_eq!(parse_line("  /send alice ./x.iso "), Ok(Some(LineCommand::Send { friend: "alice".into(), path: "./x.iso".into() })));
-        assert_eq!(parse_line("/accept bob"), Ok(Some(LineCommand::Accept("bob".into()))));
-        assert_eq!(parse_line("/add bob"), Ok(Some(LineCommand::Add("bob".into()))));
-        assert_eq!(parse_line("/refuse bob"), Ok(Some(LineCommand::Refuse("bob".into()))));
-        assert_eq!(parse_line("/unfriend bob"), Ok(Some(LineCommand::Unfriend("bob".into()))));
-        assert_eq!(parse_line("/find bob"), Ok(Some(LineCommand::Find("bob".into()))));
+        assert_eq!(
+            parse_line("/msg alice hi there"),
+            Ok(Some(LineCommand::Msg {
+                friend: "alice".into(),
+                text: "hi there".into()
+            }))
+        );
+        assert_eq!(
+            parse_line("  /send alice ./x.iso "),
+            Ok(Some(LineCommand::Send {
+                friend: "alice".into(),
+                path: "./x.iso".into()
+            }))
+        );
+        assert_eq!(
+            parse_line("/accept bob"),
+            Ok(Some(LineCommand::Accept("bob".into())))
+        );
+        assert_eq!(
+            parse_line("/add bob"),
+            Ok(Some(LineCommand::Add("bob".into())))
+        );
+        assert_eq!(
+            parse_line("/refuse bob"),
+            Ok(Some(LineCommand::Refuse("bob".into())))
+        );
+        assert_eq!(
+            parse_line("/unfriend bob"),
+            Ok(Some(LineCommand::Unfriend("bob".into())))
+        );
+        assert_eq!(
+            parse_line("/find bob"),
+            Ok(Some(LineCommand::Find("bob".into())))
+        );
         assert_eq!(parse_line("/friends"), Ok(Some(LineCommand::Friends)));
-        assert_eq!(parse_line("/history alice"), Ok(Some(LineCommand::History { friend: "alice".into(), limit: 50 })));
-        assert_eq!(parse_line("/history alice 5"), Ok(Some(LineCommand::History { friend: "alice".into(), limit: 5 })));
-        assert_eq!(parse_line("/typing alice off"), Ok(Some(LineCommand::Typing { friend: "alice".into(), active: false })));
+        assert_eq!(
+            parse_line("/history alice"),
+            Ok(Some(LineCommand::History {
+                friend: "alice".into(),
+                limit: 50
+            }))
+        );
+        assert_eq!(
+            parse_line("/history alice 5"),
+            Ok(Some(LineCommand::History {
+                friend: "alice".into(),
+                limit: 5
+            }))
+        );
+        assert_eq!(
+            parse_line("/typing alice off"),
+            Ok(Some(LineCommand::Typing {
+                friend: "alice".into(),
+                active: false
+            }))
+        );
         assert_eq!(parse_line("/quit"), Ok(Some(LineCommand::Quit)));
         assert_eq!(parse_line(""), Ok(None));
         let id = TransferId([0xab; 16]);
-        assert_eq!(parse_line(&format!("/accept-file {id}")), Ok(Some(LineCommand::AcceptFile(id))));
+        assert_eq!(
+            parse_line(&format!("/accept-file {id}")),
+            Ok(Some(LineCommand::AcceptFile(id)))
+        );
     }
 
     #[test]
@@ -257,7 +387,12 @@ mod tests {
 
     #[test]
     fn records_are_tagged_like_events() {
-        let v = serde_json::to_value(CliRecord::FindResult { query: "x".into(), found: false, userid: None }).unwrap_or_default();
+        let v = serde_json::to_value(CliRecord::FindResult {
+            query: "x".into(),
+            found: false,
+            userid: None,
+        })
+        .unwrap_or_default();
         assert_eq!(v["event"], "find_result");
     }
 }

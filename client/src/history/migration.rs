@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
     }
 }
 
+#[allow(clippy::enum_variant_names)]
 mod m20250101_000001_create_history {
     use sea_orm_migration::prelude::*;
     use sea_orm_migration::schema::*;
@@ -137,8 +138,14 @@ mod m20250101_000001_create_history {
         }
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            for t in [Message::Table.into_iden(), Outbox::Table.into_iden(), Transfer::Table.into_iden()] {
-                manager.drop_table(Table::drop().table(t).to_owned()).await?;
+            for t in [
+                Message::Table.into_iden(),
+                Outbox::Table.into_iden(),
+                Transfer::Table.into_iden(),
+            ] {
+                manager
+                    .drop_table(Table::drop().table(t).to_owned())
+                    .await?;
             }
             Ok(())
         }

@@ -12,10 +12,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use peerchat_proto::message::ChatFrame;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    SqlxSqliteConnector, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlxSqliteConnector, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use serde::Serialize;
@@ -102,7 +104,10 @@ pub struct History {
 
 /// Now, Unix ms.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -126,7 +131,10 @@ impl History {
             .max_connections(4)
             .connect_with(opts)
             .await
-            .map_err(|e| HistoryError::Open { path: path.display().to_string(), detail: e.to_string() })?;
+            .map_err(|e| HistoryError::Open {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
         let db = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
         migration::Migrator::up(&db, None).await?;
         Ok(Self { db })
@@ -169,7 +177,11 @@ impl History {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn add_incoming(&self, friend: &str, frame: &ChatFrame) -> Result<bool, HistoryError> {
+    pub async fn add_incoming(
+        &self,
+        friend: &str,
+        frame: &ChatFrame,
+    ) -> Result<bool, HistoryError> {
         let row = message::ActiveModel {
             message_id: Set(hex::encode(frame.id)),
             friend: Set(friend.to_owned()),
@@ -182,9 +194,13 @@ impl History {
         };
         let res = message::Entity::insert(row)
             .on_conflict(
-                OnConflict::columns([message::Column::Friend, message::Column::Direction, message::Column::MessageId])
-                    .do_nothing()
-                    .to_owned(),
+                OnConflict::columns([
+                    message::Column::Friend,
+                    message::Column::Direction,
+                    message::Column::MessageId,
+                ])
+                .do_nothing()
+                .to_owned(),
             )
             .exec_without_returning(&self.db)
             .await?;
@@ -199,7 +215,10 @@ impl History {
         let hex_id = id.to_hex();
         let txn = self.db.begin().await?;
         message::Entity::update_many()
-            .col_expr(message::Column::Acked, sea_orm::sea_query::Expr::value(true))
+            .col_expr(
+                message::Column::Acked,
+                sea_orm::sea_query::Expr::value(true),
+            )
             .filter(message::Column::Friend.eq(friend))
             .filter(message::Column::Direction.eq(Direction::Outgoing.as_str()))
             .filter(message::Column::MessageId.eq(hex_id.clone()))
@@ -219,12 +238,22 @@ impl History {
     /// # Errors
     /// Database errors.
     pub async fn outbox(&self) -> Result<Vec<(String, ChatFrame)>, HistoryError> {
-        let rows = outbox::Entity::find().order_by_asc(outbox::Column::Seq).all(&self.db).await?;
+        let rows = outbox::Entity::find()
+            .order_by_asc(outbox::Column::Seq)
+            .all(&self.db)
+            .await?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
                 let id = MessageId::from_slice(&hex::decode(&r.message_id).ok()?)?;
-                Some((r.friend, ChatFrame { id: id.0, sent_at_unix_ms: u64::try_from(r.sent_at).unwrap_or(0), text: r.text }))
+                Some((
+                    r.friend,
+                    ChatFrame {
+                        id: id.0,
+                        sent_at_unix_ms: u64::try_from(r.sent_at).unwrap_or(0),
+                        text: r.text,
+                    },
+                ))
             })
             .collect())
     }
@@ -233,7 +262,11 @@ impl History {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn messages(&self, friend: &str, limit: u64) -> Result<Vec<HistoryEntry>, HistoryError> {
+    pub async fn messages(
+        &self,
+        friend: &str,
+        limit: u64,
+    ) -> Result<Vec<HistoryEntry>, HistoryError> {
         let mut rows = message::Entity::find()
             .filter(message::Column::Friend.eq(friend))
             .order_by_desc(message::Column::Seq)
@@ -287,9 +320,15 @@ impl History {
         state: &str,
         path: Option<&Path>,
     ) -> Result<(), HistoryError> {
-        let mut q = transfer::Entity::update_many().col_expr(transfer::Column::State, sea_orm::sea_query::Expr::value(state));
+        let mut q = transfer::Entity::update_many().col_expr(
+            transfer::Column::State,
+            sea_orm::sea_query::Expr::value(state),
+        );
         if let Some(p) = path {
-            q = q.col_expr(transfer::Column::Path, sea_orm::sea_query::Expr::value(p.to_string_lossy().into_owned()));
+            q = q.col_expr(
+                transfer::Column::Path,
+                sea_orm::sea_query::Expr::value(p.to_string_lossy().into_owned()),
+            );
         }
         q.filter(transfer::Column::Friend.eq(friend))
             .filter(transfer::Column::Direction.eq(direction.as_str()))
@@ -303,7 +342,12 @@ impl History {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn transfer(&self, friend: &str, direction: Direction, id: TransferId) -> Result<Option<TransferRecord>, HistoryError> {
+    pub async fn transfer(
+        &self,
+        friend: &str,
+        direction: Direction,
+        id: TransferId,
+    ) -> Result<Option<TransferRecord>, HistoryError> {
         let row = transfer::Entity::find()
             .filter(transfer::Column::Friend.eq(friend))
             .filter(transfer::Column::Direction.eq(direction.as_str()))
@@ -317,7 +361,11 @@ impl History {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn transfers_in_state(&self, direction: Direction, state: &str) -> Result<Vec<TransferRecord>, HistoryError> {
+    pub async fn transfers_in_state(
+        &self,
+        direction: Direction,
+        state: &str,
+    ) -> Result<Vec<TransferRecord>, HistoryError> {
         let rows = transfer::Entity::find()
             .filter(transfer::Column::Direction.eq(direction.as_str()))
             .filter(transfer::Column::State.eq(state))
@@ -332,7 +380,11 @@ fn record(r: transfer::Model) -> Option<TransferRecord> {
     Some(TransferRecord {
         id: TransferId::from_slice(&hex::decode(&r.transfer_id).ok()?)?,
         friend: r.friend,
-        direction: if r.direction == Direction::Outgoing.as_str() { Direction::Outgoing } else { Direction::Incoming },
+        direction: if r.direction == Direction::Outgoing.as_str() {
+            Direction::Outgoing
+        } else {
+            Direction::Incoming
+        },
         name: r.name,
         size: u64::try_from(r.size).ok()?,
         sha256: hex::decode(&r.sha256).ok()?.try_into().ok()?,
@@ -346,12 +398,19 @@ mod tests {
     use super::*;
 
     fn frame(n: u8, text: &str) -> ChatFrame {
-        ChatFrame { id: [n; 16], sent_at_unix_ms: 1000 + u64::from(n), text: text.into() }
+        ChatFrame {
+            id: [n; 16],
+            sent_at_unix_ms: 1000 + u64::from(n),
+            text: text.into(),
+        }
     }
 
     #[tokio::test]
     async fn outbox_survives_reopen_and_acks_remove_entries() -> Result<(), HistoryError> {
-        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open { path: String::new(), detail: e.to_string() })?;
+        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
+            path: String::new(),
+            detail: e.to_string(),
+        })?;
         let path = dir.path().join("h.db");
         {
             let h = History::open(&path).await?;
@@ -362,7 +421,13 @@ mod tests {
         }
         let h = History::open(&path).await?;
         let out = h.outbox().await?;
-        assert_eq!(out, vec![("bob".to_owned(), frame(2, "two")), ("carol".to_owned(), frame(3, "three"))]);
+        assert_eq!(
+            out,
+            vec![
+                ("bob".to_owned(), frame(2, "two")),
+                ("carol".to_owned(), frame(3, "three"))
+            ]
+        );
         let msgs = h.messages("bob", 10).await?;
         assert_eq!(msgs.len(), 2);
         assert!(msgs[0].acked && !msgs[1].acked);
@@ -372,18 +437,27 @@ mod tests {
 
     #[tokio::test]
     async fn incoming_duplicates_are_stored_once() -> Result<(), HistoryError> {
-        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open { path: String::new(), detail: e.to_string() })?;
+        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
+            path: String::new(),
+            detail: e.to_string(),
+        })?;
         let h = History::open(&dir.path().join("h.db")).await?;
         assert!(h.add_incoming("bob", &frame(7, "hi")).await?);
         assert!(!h.add_incoming("bob", &frame(7, "hi")).await?);
-        assert!(h.add_incoming("carol", &frame(7, "hi")).await?, "same id from someone else");
+        assert!(
+            h.add_incoming("carol", &frame(7, "hi")).await?,
+            "same id from someone else"
+        );
         assert_eq!(h.messages("bob", 10).await?.len(), 1);
         Ok(())
     }
 
     #[tokio::test]
     async fn transfers_round_trip() -> Result<(), HistoryError> {
-        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open { path: String::new(), detail: e.to_string() })?;
+        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
+            path: String::new(),
+            detail: e.to_string(),
+        })?;
         let h = History::open(&dir.path().join("h.db")).await?;
         let t = TransferRecord {
             id: TransferId([9; 16]),
@@ -396,9 +470,17 @@ mod tests {
             state: state::PENDING.into(),
         };
         h.add_transfer(&t).await?;
-        assert_eq!(h.transfers_in_state(Direction::Outgoing, state::PENDING).await?, vec![t.clone()]);
-        h.set_transfer_state("bob", Direction::Outgoing, t.id, state::COMPLETE, None).await?;
-        assert!(h.transfers_in_state(Direction::Outgoing, state::PENDING).await?.is_empty());
+        assert_eq!(
+            h.transfers_in_state(Direction::Outgoing, state::PENDING)
+                .await?,
+            vec![t.clone()]
+        );
+        h.set_transfer_state("bob", Direction::Outgoing, t.id, state::COMPLETE, None)
+            .await?;
+        assert!(h
+            .transfers_in_state(Direction::Outgoing, state::PENDING)
+            .await?
+            .is_empty());
         let got = h.transfer("bob", Direction::Outgoing, t.id).await?;
         assert_eq!(got.map(|g| g.state), Some(state::COMPLETE.to_owned()));
         Ok(())

@@ -41,17 +41,26 @@ pub enum HelloError {
 /// # Errors
 /// [`HelloError::UnknownKey`].
 pub fn friend_for_key(book: &FriendBook, remote: &IdentityKey) -> Result<String, HelloError> {
-    book.by_key(remote).map(|f| f.userid.clone()).ok_or_else(|| HelloError::UnknownKey(remote.fingerprint().to_string()))
+    book.by_key(remote)
+        .map(|f| f.userid.clone())
+        .ok_or_else(|| HelloError::UnknownKey(remote.fingerprint().to_string()))
 }
 
 /// The dialler's first check: the key we reached is the one of the friend we dialled.
 ///
 /// # Errors
 /// [`HelloError::UnexpectedKey`] (also when the friend is no longer in the book).
-pub fn check_dialled_key(book: &FriendBook, friend: &str, remote: &IdentityKey) -> Result<(), HelloError> {
+pub fn check_dialled_key(
+    book: &FriendBook,
+    friend: &str,
+    remote: &IdentityKey,
+) -> Result<(), HelloError> {
     match book.get(friend) {
         Some(f) if &f.identity_key == remote => Ok(()),
-        _ => Err(HelloError::UnexpectedKey { expected: friend.to_owned(), got: remote.fingerprint().to_string() }),
+        _ => Err(HelloError::UnexpectedKey {
+            expected: friend.to_owned(),
+            got: remote.fingerprint().to_string(),
+        }),
     }
 }
 
@@ -67,7 +76,10 @@ pub fn check_hello(
     hello_userid: &str,
     hello_to: &str,
 ) -> Result<String, HelloError> {
-    let friend = book.get(hello_userid).filter(|f| &f.identity_key == remote).ok_or_else(|| HelloError::WrongUser(hello_userid.to_owned()))?;
+    let friend = book
+        .get(hello_userid)
+        .filter(|f| &f.identity_key == remote)
+        .ok_or_else(|| HelloError::WrongUser(hello_userid.to_owned()))?;
     if !hello_to.eq_ignore_ascii_case(me) {
         return Err(HelloError::NotForUs(hello_to.to_owned()));
     }
@@ -82,8 +94,18 @@ mod tests {
 
     fn book() -> FriendBook {
         let mut b = FriendBook::new();
-        b.upsert(&FriendInfo { userid: "Bob".into(), online: false, endpoint: None, identity_key: test_keys::identity(1).public().clone() });
-        b.upsert(&FriendInfo { userid: "carol".into(), online: false, endpoint: None, identity_key: test_keys::identity(2).public().clone() });
+        b.upsert(&FriendInfo {
+            userid: "Bob".into(),
+            online: false,
+            endpoint: None,
+            identity_key: test_keys::identity(1).public().clone(),
+        });
+        b.upsert(&FriendInfo {
+            userid: "carol".into(),
+            online: false,
+            endpoint: None,
+            identity_key: test_keys::identity(2).public().clone(),
+        });
         b
     }
 
@@ -92,7 +114,10 @@ mod tests {
         let b = book();
         let bob = test_keys::identity(1).public().clone();
         assert_eq!(friend_for_key(&b, &bob), Ok("Bob".into()));
-        assert_eq!(check_hello(&b, &bob, "alice", "BOB", "Alice"), Ok("Bob".into()));
+        assert_eq!(
+            check_hello(&b, &bob, "alice", "BOB", "Alice"),
+            Ok("Bob".into())
+        );
         assert_eq!(check_dialled_key(&b, "bob", &bob), Ok(()));
     }
 
@@ -100,13 +125,25 @@ mod tests {
     fn strangers_and_impostors_are_refused() {
         let b = book();
         let stranger = test_keys::identity(9).public().clone();
-        assert!(matches!(friend_for_key(&b, &stranger), Err(HelloError::UnknownKey(_))));
+        assert!(matches!(
+            friend_for_key(&b, &stranger),
+            Err(HelloError::UnknownKey(_))
+        ));
         let carol = test_keys::identity(2).public().clone();
         // Carol's key claiming to be Bob.
-        assert_eq!(check_hello(&b, &carol, "alice", "bob", "alice"), Err(HelloError::WrongUser("bob".into())));
+        assert_eq!(
+            check_hello(&b, &carol, "alice", "bob", "alice"),
+            Err(HelloError::WrongUser("bob".into()))
+        );
         // Addressed to someone else.
-        assert_eq!(check_hello(&b, &carol, "alice", "carol", "dave"), Err(HelloError::NotForUs("dave".into())));
+        assert_eq!(
+            check_hello(&b, &carol, "alice", "carol", "dave"),
+            Err(HelloError::NotForUs("dave".into()))
+        );
         // Dialled Bob, reached Carol.
-        assert!(matches!(check_dialled_key(&b, "bob", &carol), Err(HelloError::UnexpectedKey { .. })));
+        assert!(matches!(
+            check_dialled_key(&b, "bob", &carol),
+            Err(HelloError::UnexpectedKey { .. })
+        ));
     }
 }

@@ -31,14 +31,24 @@ pub async fn run(listener: TcpListener, ctx: SessionContext) {
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let cancel = ctx.cancel.clone();
-            cancel.run_until_cancelled(accept_one(stream, addr, ctx)).await;
+            cancel
+                .run_until_cancelled(accept_one(stream, addr, ctx))
+                .await;
         });
     }
 }
 
 async fn accept_one(stream: tokio::net::TcpStream, addr: SocketAddr, ctx: SessionContext) {
     let _ = stream.set_nodelay(true);
-    match Channel::handshake(stream, &ctx.local, Role::Responder, ChannelKind::Peer, HANDSHAKE_TIMEOUT).await {
+    match Channel::handshake(
+        stream,
+        &ctx.local,
+        Role::Responder,
+        ChannelKind::Peer,
+        HANDSHAKE_TIMEOUT,
+    )
+    .await
+    {
         Ok(chan) => run_accepted(chan, ctx, addr).await,
         Err(e) => tracing::info!(%addr, error = %e, "peer handshake failed"),
     }

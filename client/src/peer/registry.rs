@@ -40,7 +40,10 @@ pub struct PeerRegistry {
 impl PeerRegistry {
     /// A registry for the user `me`.
     pub fn new(me: &str) -> Self {
-        Self { me: me.to_ascii_lowercase(), active: HashMap::new() }
+        Self {
+            me: me.to_ascii_lowercase(),
+            active: HashMap::new(),
+        }
     }
 
     /// Changes our userid (after logging in as someone).
@@ -51,7 +54,10 @@ impl PeerRegistry {
     /// Decides whether `conn` to `friend` becomes the active connection.
     pub fn admit(&mut self, friend: &str, conn: ConnId, initiated_by_me: bool) -> Admission {
         let key = friend.to_ascii_lowercase();
-        let new = Active { conn, initiated_by_me };
+        let new = Active {
+            conn,
+            initiated_by_me,
+        };
         let Some(old) = self.active.get(&key).copied() else {
             self.active.insert(key, new);
             return Admission::Admitted { replaced: None };
@@ -64,7 +70,9 @@ impl PeerRegistry {
         };
         if new_wins {
             self.active.insert(key, new);
-            Admission::Admitted { replaced: Some(old.conn) }
+            Admission::Admitted {
+                replaced: Some(old.conn),
+            }
         } else {
             Admission::Duplicate
         }
@@ -84,7 +92,9 @@ impl PeerRegistry {
 
     /// The active connection to `friend`.
     pub fn active(&self, friend: &str) -> Option<ConnId> {
-        self.active.get(&friend.to_ascii_lowercase()).map(|a| a.conn)
+        self.active
+            .get(&friend.to_ascii_lowercase())
+            .map(|a| a.conn)
     }
 }
 
@@ -98,38 +108,72 @@ mod tests {
         // alice < bob, so the connection alice dialled (A) wins everywhere.
         let (a, b) = (ConnId(1), ConnId(2));
         let mut alice = PeerRegistry::new("Alice");
-        assert_eq!(alice.admit("bob", a, true), Admission::Admitted { replaced: None });
+        assert_eq!(
+            alice.admit("bob", a, true),
+            Admission::Admitted { replaced: None }
+        );
         assert_eq!(alice.admit("bob", b, false), Admission::Duplicate);
         assert_eq!(alice.active("BOB"), Some(a));
 
         let mut bob = PeerRegistry::new("bob");
-        assert_eq!(bob.admit("alice", b, true), Admission::Admitted { replaced: None });
-        assert_eq!(bob.admit("alice", a, false), Admission::Admitted { replaced: Some(b) });
+        assert_eq!(
+            bob.admit("alice", b, true),
+            Admission::Admitted { replaced: None }
+        );
+        assert_eq!(
+            bob.admit("alice", a, false),
+            Admission::Admitted { replaced: Some(b) }
+        );
         assert_eq!(bob.active("alice"), Some(a));
 
         // And in the other arrival order.
         let mut alice2 = PeerRegistry::new("alice");
-        assert_eq!(alice2.admit("bob", b, false), Admission::Admitted { replaced: None });
-        assert_eq!(alice2.admit("bob", a, true), Admission::Admitted { replaced: Some(b) });
+        assert_eq!(
+            alice2.admit("bob", b, false),
+            Admission::Admitted { replaced: None }
+        );
+        assert_eq!(
+            alice2.admit("bob", a, true),
+            Admission::Admitted { replaced: Some(b) }
+        );
         let mut bob2 = PeerRegistry::new("bob");
-        assert_eq!(bob2.admit("alice", a, false), Admission::Admitted { replaced: None });
+        assert_eq!(
+            bob2.admit("alice", a, false),
+            Admission::Admitted { replaced: None }
+        );
         assert_eq!(bob2.admit("alice", b, true), Admission::Duplicate);
     }
 
     #[test]
     fn comparison_ignores_ascii_case() {
         let mut r = PeerRegistry::new("ZED");
-        assert_eq!(r.admit("adam", ConnId(1), true), Admission::Admitted { replaced: None });
+        assert_eq!(
+            r.admit("adam", ConnId(1), true),
+            Admission::Admitted { replaced: None }
+        );
         // adam < zed: adam's dial wins over ours.
-        assert_eq!(r.admit("Adam", ConnId(2), false), Admission::Admitted { replaced: Some(ConnId(1)) });
+        assert_eq!(
+            r.admit("Adam", ConnId(2), false),
+            Admission::Admitted {
+                replaced: Some(ConnId(1))
+            }
+        );
     }
 
     #[test]
     fn newer_connection_from_the_same_side_replaces_a_stale_one() {
         let mut r = PeerRegistry::new("bob");
         r.admit("alice", ConnId(1), false);
-        assert_eq!(r.admit("alice", ConnId(2), false), Admission::Admitted { replaced: Some(ConnId(1)) });
-        assert!(!r.remove("alice", ConnId(1)), "the stale one is no longer active");
+        assert_eq!(
+            r.admit("alice", ConnId(2), false),
+            Admission::Admitted {
+                replaced: Some(ConnId(1))
+            }
+        );
+        assert!(
+            !r.remove("alice", ConnId(1)),
+            "the stale one is no longer active"
+        );
         assert!(r.remove("alice", ConnId(2)));
         assert_eq!(r.active("alice"), None);
     }

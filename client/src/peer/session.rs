@@ -131,7 +131,10 @@ pub fn spawn_dial(ctx: SessionContext, friend: String, addr: SocketAddr) {
         let cancel = ctx.cancel.clone();
         cancel
             .run_until_cancelled(async {
-                let fail = |reason: String| PeerEvent::DialFailed { friend: friend.clone(), reason };
+                let fail = |reason: String| PeerEvent::DialFailed {
+                    friend: friend.clone(),
+                    reason,
+                };
                 let chan = match Channel::connect(addr, &ctx.local, ChannelKind::Peer).await {
                     Ok(c) => c,
                     Err(e) => {
@@ -155,46 +158,102 @@ where
     let fingerprint = chan.remote.identity_key.fingerprint().to_string();
     if let Err(e) = run(chan, ctx.clone(), addr, None).await {
         tracing::info!(%addr, %fingerprint, error = %e, "peer refused");
-        let _ = ctx.events.send(PeerEvent::Refused { fingerprint, addr, reason: e.to_string() }).await;
+        let _ = ctx
+            .events
+            .send(PeerEvent::Refused {
+                fingerprint,
+                addr,
+                reason: e.to_string(),
+            })
+            .await;
     }
 }
 
 /// Hello exchange, then the reader loop (the writer runs in its own task). `dialled` is the
 /// friend we dialled, or None for an accepted connection. Errors are hello failures (the
 /// connection was closed with NOT_A_FRIEND or PROTOCOL_ERROR, or it broke).
-async fn run<S>(chan: Channel<S>, ctx: SessionContext, addr: SocketAddr, dialled: Option<String>) -> Result<(), HelloError>
+async fn run<S>(
+    chan: Channel<S>,
+    ctx: SessionContext,
+    addr: SocketAddr,
+    dialled: Option<String>,
+) -> Result<(), HelloError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Channel { mut reader, mut writer, remote } = chan;
+    let Channel {
+        mut reader,
+        mut writer,
+        remote,
+    } = chan;
     let book = ctx.book();
     let Some(me) = ctx.me() else {
-        return refuse(&mut writer, CloseReason::NotAFriend, HelloError::NotForUs("nobody: this client is not logged in".into())).await;
+        return refuse(
+            &mut writer,
+            CloseReason::NotAFriend,
+            HelloError::NotForUs("nobody: this client is not logged in".into()),
+        )
+        .await;
     };
     let expected = match &dialled {
-        Some(f) => check_dialled_key(&book, f, &remote.identity_key).map(|()| book.get(f).map_or_else(|| f.clone(), |c| c.userid.clone())),
+        Some(f) => check_dialled_key(&book, f, &remote.identity_key)
+            .map(|()| book.get(f).map_or_else(|| f.clone(), |c| c.userid.clone())),
         None => friend_for_key(&book, &remote.identity_key),
     };
     let friend = match expected {
         Ok(f) => f,
         Err(e) => return refuse(&mut writer, CloseReason::NotAFriend, e).await,
     };
-    let hello = PeerFrame::Hello { userid: me.clone(), to_userid: friend.clone() };
-    writer.send(&wire::PeerMessage::from(hello)).await.map_err(|e| HelloError::Connection(e.to_string()))?;
-    let first = match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.recv::<wire::PeerMessage>()).await {
-        Ok(Ok(Some(m))) => m,
-        Ok(Ok(None)) => return Err(HelloError::Connection("closed before PeerHello".into())),
-        Ok(Err(e)) => return Err(HelloError::Connection(e.to_string())),
-        Err(_) => return refuse(&mut writer, CloseReason::ProtocolError, HelloError::Connection("no PeerHello in time".into())).await,
+    let hello = PeerFrame::Hello {
+        userid: me.clone(),
+        to_userid: friend.clone(),
     };
+    writer
+        .send(&wire::PeerMessage::from(hello))
+        .await
+        .map_err(|e| HelloError::Connection(e.to_string()))?;
+    let first =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.recv::<wire::PeerMessage>()).await {
+            Ok(Ok(Some(m))) => m,
+            Ok(Ok(None)) => return Err(HelloError::Connection("closed before PeerHello".into())),
+            Ok(Err(e)) => return Err(HelloError::Connection(e.to_string())),
+            Err(_) => {
+                return refuse(
+                    &mut writer,
+                    CloseReason::ProtocolError,
+                    HelloError::Connection("no PeerHello in time".into()),
+                )
+                .await
+            }
+        };
     match PeerFrame::try_from(first) {
-        Ok(PeerFrame::Hello { userid, to_userid }) => match check_hello(&book, &remote.identity_key, &me, &userid, &to_userid) {
-            Ok(f) if f.eq_ignore_ascii_case(&friend) => {}
-            Ok(f) => return refuse(&mut writer, CloseReason::NotAFriend, HelloError::WrongUser(f)).await,
-            Err(e) => return refuse(&mut writer, CloseReason::NotAFriend, e).await,
-        },
-        Ok(PeerFrame::Close { reason, message }) => return Err(HelloError::Connection(format!("closed by the remote: {reason:?} {message}"))),
-        _ => return refuse(&mut writer, CloseReason::ProtocolError, HelloError::NotHello).await,
+        Ok(PeerFrame::Hello { userid, to_userid }) => {
+            match check_hello(&book, &remote.identity_key, &me, &userid, &to_userid) {
+                Ok(f) if f.eq_ignore_ascii_case(&friend) => {}
+                Ok(f) => {
+                    return refuse(
+                        &mut writer,
+                        CloseReason::NotAFriend,
+                        HelloError::WrongUser(f),
+                    )
+                    .await
+                }
+                Err(e) => return refuse(&mut writer, CloseReason::NotAFriend, e).await,
+            }
+        }
+        Ok(PeerFrame::Close { reason, message }) => {
+            return Err(HelloError::Connection(format!(
+                "closed by the remote: {reason:?} {message}"
+            )))
+        }
+        _ => {
+            return refuse(
+                &mut writer,
+                CloseReason::ProtocolError,
+                HelloError::NotHello,
+            )
+            .await
+        }
     }
 
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
@@ -202,9 +261,20 @@ where
     let (bulk_tx, bulk_rx) = mpsc::channel(BULK_QUEUE);
     let stop = ctx.cancel.child_token();
     tokio::spawn(write_loop(writer, ctl_rx, bulk_rx));
-    let link = PeerLink { conn, ctl: ctl_tx.clone(), bulk: bulk_tx, stop: stop.clone() };
+    let link = PeerLink {
+        conn,
+        ctl: ctl_tx.clone(),
+        bulk: bulk_tx,
+        stop: stop.clone(),
+    };
     tracing::debug!(%addr, %friend, ?conn, "peer connection up");
-    let up = PeerEvent::Up { conn, friend, initiated_by_me: dialled.is_some(), addr, link };
+    let up = PeerEvent::Up {
+        conn,
+        friend,
+        initiated_by_me: dialled.is_some(),
+        addr,
+        link,
+    };
     if ctx.events.send(up).await.is_err() {
         return Ok(());
     }
@@ -305,7 +375,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let _ = writer.shutdown().await;
 }
 
-async fn refuse<W: AsyncWrite + Unpin>(writer: &mut ChannelWriter<W>, reason: CloseReason, e: HelloError) -> Result<(), HelloError> {
+async fn refuse<W: AsyncWrite + Unpin>(
+    writer: &mut ChannelWriter<W>,
+    reason: CloseReason,
+    e: HelloError,
+) -> Result<(), HelloError> {
     let _ = writer.send(&close(reason, &e.to_string())).await;
     let _ = writer.shutdown().await;
     Err(e)
@@ -313,6 +387,9 @@ async fn refuse<W: AsyncWrite + Unpin>(writer: &mut ChannelWriter<W>, reason: Cl
 
 fn close(reason: CloseReason, message: &str) -> wire::PeerMessage {
     wire::PeerMessage {
-        body: Some(Body::Close(wire::Close { reason: reason as i32, message: crate::text::truncate_human(message) })),
+        body: Some(Body::Close(wire::Close {
+            reason: reason as i32,
+            message: crate::text::truncate_human(message),
+        })),
     }
 }

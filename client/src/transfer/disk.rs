@@ -119,7 +119,11 @@ pub struct PumpJob {
 
 /// Streams `job.from..job.size` of the file as FileChunk frames into `out` (the
 /// connection's bulk queue).
-pub fn spawn_pump(job: PumpJob, out: mpsc::Sender<wire::PeerMessage>, events: mpsc::UnboundedSender<DiskEvent>) -> PumpHandle {
+pub fn spawn_pump(
+    job: PumpJob,
+    out: mpsc::Sender<wire::PeerMessage>,
+    events: mpsc::UnboundedSender<DiskEvent>,
+) -> PumpHandle {
     let handle = PumpHandle::default();
     let stop = handle.stop.clone();
     tokio::task::spawn_blocking(move || {
@@ -127,7 +131,11 @@ pub fn spawn_pump(job: PumpJob, out: mpsc::Sender<wire::PeerMessage>, events: mp
         let event = match pump(&job, &out, &events, &stop) {
             Ok(true) => DiskEvent::PumpDone { id, generation },
             Ok(false) => return,
-            Err(e) => DiskEvent::PumpFailed { id, generation, error: format!("{}: {e}", job.path.display()) },
+            Err(e) => DiskEvent::PumpFailed {
+                id,
+                generation,
+                error: format!("{}: {e}", job.path.display()),
+            },
         };
         let _ = events.send(event);
     });
@@ -152,13 +160,22 @@ fn pump(
         let mut buf = BytesMut::zeroed(len);
         file.read_exact(&mut buf)?;
         let msg = wire::PeerMessage {
-            body: Some(Body::FileChunk(wire::FileChunk { transfer_id: Bytes::copy_from_slice(&job.id.0), offset, data: buf.freeze() })),
+            body: Some(Body::FileChunk(wire::FileChunk {
+                transfer_id: Bytes::copy_from_slice(&job.id.0),
+                offset,
+                data: buf.freeze(),
+            })),
         };
         if out.blocking_send(msg).is_err() {
             return Ok(false);
         }
         if let Some(r) = meter.update(Instant::now(), offset + len as u64) {
-            let _ = events.send(DiskEvent::PumpProgress { id: job.id, generation: job.generation, sent: r.bytes, rate: r.rate_bytes_per_sec });
+            let _ = events.send(DiskEvent::PumpProgress {
+                id: job.id,
+                generation: job.generation,
+                sent: r.bytes,
+                rate: r.rate_bytes_per_sec,
+            });
         }
     }
     Ok(true)
@@ -224,7 +241,11 @@ pub fn spawn_writer(job: WriteJob, events: mpsc::UnboundedSender<DiskEvent>) -> 
             Ok(Some(r)) => r,
             Err(e) => Err(WriteFailure::Io(format!("{}: {e}", job.part.display()))),
         };
-        let _ = events.send(DiskEvent::Written { friend: job.friend.clone(), id: job.id, result });
+        let _ = events.send(DiskEvent::Written {
+            friend: job.friend.clone(),
+            id: job.id,
+            result,
+        });
     });
     WriterHandle { tx, discard, join }
 }
@@ -238,7 +259,12 @@ fn write(
     if let Some(dir) = job.part.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&job.part)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&job.part)?;
     file.set_len(job.held)?;
     let mut hasher = Sha256::new();
     if job.held > 0 {
@@ -256,7 +282,12 @@ fn write(
         hasher.update(&data);
         written += data.len() as u64;
         if let Some(r) = meter.update(Instant::now(), written) {
-            let _ = events.send(DiskEvent::WriteProgress { friend: job.friend.clone(), id: job.id, bytes: r.bytes, rate: r.rate_bytes_per_sec });
+            let _ = events.send(DiskEvent::WriteProgress {
+                friend: job.friend.clone(),
+                id: job.id,
+                bytes: r.bytes,
+                rate: r.rate_bytes_per_sec,
+            });
         }
     }
     file.sync_all()?;
@@ -319,7 +350,9 @@ mod tests {
         }
     }
 
-    async fn finish(events: &mut mpsc::UnboundedReceiver<DiskEvent>) -> Result<PathBuf, WriteFailure> {
+    async fn finish(
+        events: &mut mpsc::UnboundedReceiver<DiskEvent>,
+    ) -> Result<PathBuf, WriteFailure> {
         loop {
             match events.recv().await {
                 Some(DiskEvent::Written { result, .. }) => return result,
@@ -336,9 +369,15 @@ mod tests {
         std::fs::write(dir.path().join("f.bin.part"), &content[..40_000])?;
         let (etx, mut erx) = mpsc::unbounded_channel();
         let w = spawn_writer(job(dir.path(), 40_000, &content), etx);
-        w.tx.send(Bytes::copy_from_slice(&content[40_000..70_000])).await.map_err(std::io::Error::other)?;
-        w.tx.send(Bytes::copy_from_slice(&content[70_000..])).await.map_err(std::io::Error::other)?;
-        let path = finish(&mut erx).await.map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        w.tx.send(Bytes::copy_from_slice(&content[40_000..70_000]))
+            .await
+            .map_err(std::io::Error::other)?;
+        w.tx.send(Bytes::copy_from_slice(&content[70_000..]))
+            .await
+            .map_err(std::io::Error::other)?;
+        let path = finish(&mut erx)
+            .await
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         assert_eq!(path, dir.path().join("f.bin"));
         assert_eq!(std::fs::read(&path)?, content);
         assert!(!dir.path().join("f.bin.part").exists());
@@ -350,7 +389,9 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let (etx, mut erx) = mpsc::unbounded_channel();
         let w = spawn_writer(job(dir.path(), 0, b"hello"), etx);
-        w.tx.send(Bytes::from_static(b"hellO")).await.map_err(std::io::Error::other)?;
+        w.tx.send(Bytes::from_static(b"hellO"))
+            .await
+            .map_err(std::io::Error::other)?;
         assert_eq!(finish(&mut erx).await, Err(WriteFailure::HashMismatch));
         assert!(!dir.path().join("f.bin.part").exists());
         assert!(!dir.path().join("f.bin").exists());
@@ -362,7 +403,9 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let (etx, mut erx) = mpsc::unbounded_channel();
         let _w = spawn_writer(job(dir.path(), 0, b""), etx);
-        let path = finish(&mut erx).await.map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let path = finish(&mut erx)
+            .await
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         assert_eq!(std::fs::read(path)?, b"");
         Ok(())
     }
@@ -371,17 +414,31 @@ mod tests {
     async fn pump_streams_the_range_in_order() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("src.bin");
-        let content: Vec<u8> = (0..(MAX_FILE_CHUNK * 2 + 10)).map(|i| (i % 253) as u8).collect();
+        let content: Vec<u8> = (0..(MAX_FILE_CHUNK * 2 + 10))
+            .map(|i| (i % 253) as u8)
+            .collect();
         std::fs::write(&path, &content)?;
         let (otx, mut orx) = mpsc::channel(4);
         let (etx, mut erx) = mpsc::unbounded_channel();
         let id = TransferId([1; 16]);
         let from = 7u64;
-        spawn_pump(PumpJob { id, generation: 1, path, from, size: content.len() as u64 }, otx, etx);
+        spawn_pump(
+            PumpJob {
+                id,
+                generation: 1,
+                path,
+                from,
+                size: content.len() as u64,
+            },
+            otx,
+            etx,
+        );
         let mut got = Vec::new();
         let mut expect = from;
         while let Some(m) = orx.recv().await {
-            let Some(Body::FileChunk(c)) = m.body else { panic!("not a chunk") };
+            let Some(Body::FileChunk(c)) = m.body else {
+                panic!("not a chunk")
+            };
             assert_eq!(c.offset, expect);
             expect += c.data.len() as u64;
             got.extend_from_slice(&c.data);

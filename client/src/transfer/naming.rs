@@ -16,8 +16,8 @@ pub const FALLBACK_NAME: &str = "file";
 pub const PART_SUFFIX: &str = ".part";
 
 const WINDOWS_DEVICES: [&str; 22] = [
-    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2",
-    "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
 /// Reduces an untrusted name to a single safe file name.
@@ -40,13 +40,21 @@ pub fn sanitize_file_name(untrusted: &str) -> String {
     while name.contains("..") {
         name = name.replace("..", "_");
     }
-    let name = name.trim_start_matches(['.', ' ']).trim_end_matches(['.', ' ']);
+    let name = name
+        .trim_start_matches(['.', ' '])
+        .trim_end_matches(['.', ' ']);
     let mut name = name.to_owned();
-    let stem_upper = name.split('.').next().unwrap_or_default().trim_end().to_ascii_uppercase();
+    let stem_upper = name
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_ascii_uppercase();
     if WINDOWS_DEVICES.contains(&stem_upper.as_str()) {
         name.insert(0, '_');
     }
-    let name = truncate_keeping_extension(&name, MAX_FILE_NAME - PART_SUFFIX.len() - " (999)".len());
+    let name =
+        truncate_keeping_extension(&name, MAX_FILE_NAME - PART_SUFFIX.len() - " (999)".len());
     if name.is_empty() {
         FALLBACK_NAME.to_owned()
     } else {
@@ -100,7 +108,9 @@ pub fn part_path(final_path: &Path) -> PathBuf {
 /// The first free final path for `name` in `dir`: neither it nor its `.part` exists
 /// according to `exists`. Returns `None` only after 10 000 taken candidates.
 pub fn free_destination(dir: &Path, name: &str, exists: impl Fn(&Path) -> bool) -> Option<PathBuf> {
-    (0..10_000).map(|n| dir.join(candidate(name, n))).find(|p| !exists(p) && !exists(&part_path(p)))
+    (0..10_000)
+        .map(|n| dir.join(candidate(name, n)))
+        .find(|p| !exists(p) && !exists(&part_path(p)))
 }
 
 /// Moves a verified `.part` file to the first free final name in `dir` starting from
@@ -163,7 +173,14 @@ mod tests {
 
     #[test]
     fn sanitised_names_are_single_components() {
-        for input in ["../../etc/passwd", "a/b\\c", "..\\..\\x", "/", "\\\\server\\share", "x/../../y"] {
+        for input in [
+            "../../etc/passwd",
+            "a/b\\c",
+            "..\\..\\x",
+            "/",
+            "\\\\server\\share",
+            "x/../../y",
+        ] {
             let out = sanitize_file_name(input);
             let p = Path::new(&out);
             assert_eq!(p.components().count(), 1, "{input:?} -> {out:?}");
@@ -191,7 +208,10 @@ mod tests {
     #[test]
     fn free_destination_skips_existing_finals_and_parts() {
         let dir = Path::new("/d");
-        let taken = [PathBuf::from("/d/a.txt"), PathBuf::from("/d/a (1).txt.part")];
+        let taken = [
+            PathBuf::from("/d/a.txt"),
+            PathBuf::from("/d/a (1).txt.part"),
+        ];
         let got = free_destination(dir, "a.txt", |p| taken.iter().any(|t| t == p));
         assert_eq!(got, Some(PathBuf::from("/d/a (2).txt")));
     }

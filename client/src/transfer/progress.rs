@@ -24,7 +24,10 @@ pub struct ProgressReport {
 impl ProgressMeter {
     /// A meter starting at `bytes` at `now`.
     pub fn new(now: Instant, bytes: u64) -> Self {
-        Self { last_at: now, last_bytes: bytes }
+        Self {
+            last_at: now,
+            last_bytes: bytes,
+        }
     }
 
     /// Records that `bytes` are done at `now`; returns a report if one is due.
@@ -37,7 +40,10 @@ impl ProgressMeter {
         let rate = (delta as f64 / elapsed.as_secs_f64()) as u64;
         self.last_at = now;
         self.last_bytes = bytes;
-        Some(ProgressReport { bytes, rate_bytes_per_sec: rate })
+        Some(ProgressReport {
+            bytes,
+            rate_bytes_per_sec: rate,
+        })
     }
 }
 
@@ -51,7 +57,13 @@ mod tests {
         let mut m = ProgressMeter::new(t0, 0);
         assert_eq!(m.update(t0 + Duration::from_millis(100), 1000), None);
         let r = m.update(t0 + Duration::from_millis(500), 5000);
-        assert_eq!(r, Some(ProgressReport { bytes: 5000, rate_bytes_per_sec: 10_000 }));
+        assert_eq!(
+            r,
+            Some(ProgressReport {
+                bytes: 5000,
+                rate_bytes_per_sec: 10_000
+            })
+        );
         assert_eq!(m.update(t0 + Duration::from_millis(600), 6000), None);
     }
 }

@@ -47,7 +47,10 @@ pub struct FileReceiver {
 impl FileReceiver {
     /// A new offer, waiting for a decision.
     pub fn new(offer: FileOfferFrame) -> Self {
-        Self { offer, state: ReceiverState::AwaitingDecision }
+        Self {
+            offer,
+            state: ReceiverState::AwaitingDecision,
+        }
     }
 
     /// The transfer id.
@@ -76,7 +79,10 @@ impl FileReceiver {
 
     /// True once complete or cancelled.
     pub fn is_finished(&self) -> bool {
-        matches!(self.state, ReceiverState::Complete | ReceiverState::Cancelled(_))
+        matches!(
+            self.state,
+            ReceiverState::Complete | ReceiverState::Cancelled(_)
+        )
     }
 
     /// Accepts, given `held` bytes already on disk from an earlier attempt. Returns the
@@ -120,12 +126,16 @@ impl FileReceiver {
             return Err(Violation(format!("FileChunk in state {:?}", self.state)));
         };
         if offset != next {
-            return Err(Violation(format!("FileChunk at offset {offset}, expected {next}")));
+            return Err(Violation(format!(
+                "FileChunk at offset {offset}, expected {next}"
+            )));
         }
         let end = offset
             .checked_add(len as u64)
             .filter(|e| *e <= self.offer.size)
-            .ok_or_else(|| Violation(format!("FileChunk runs past the size {}", self.offer.size)))?;
+            .ok_or_else(|| {
+                Violation(format!("FileChunk runs past the size {}", self.offer.size))
+            })?;
         if end == self.offer.size {
             self.state = ReceiverState::Verifying;
             Ok(ChunkOutcome::Last)
@@ -139,7 +149,11 @@ impl FileReceiver {
     /// HASH_MISMATCH.
     pub fn on_verified(&mut self, matched: bool) {
         if self.state == ReceiverState::Verifying {
-            self.state = if matched { ReceiverState::Complete } else { ReceiverState::Cancelled(FileCancelReason::HashMismatch) };
+            self.state = if matched {
+                ReceiverState::Complete
+            } else {
+                ReceiverState::Cancelled(FileCancelReason::HashMismatch)
+            };
         }
     }
 
@@ -156,7 +170,12 @@ mod tests {
     use super::*;
 
     fn offer(size: u64) -> FileOfferFrame {
-        FileOfferFrame { id: [3; 16], name: "x".into(), size, sha256: [7; 32] }
+        FileOfferFrame {
+            id: [3; 16],
+            name: "x".into(),
+            size,
+            sha256: [7; 32],
+        }
     }
 
     #[test]
@@ -201,7 +220,10 @@ mod tests {
         assert!(r.accept(0).is_ok());
         assert_eq!(r.on_chunk(0, 1), Ok(ChunkOutcome::Last));
         r.on_verified(false);
-        assert_eq!(r.state(), &ReceiverState::Cancelled(FileCancelReason::HashMismatch));
+        assert_eq!(
+            r.state(),
+            &ReceiverState::Cancelled(FileCancelReason::HashMismatch)
+        );
         assert!(r.is_finished());
     }
 
@@ -221,6 +243,9 @@ mod tests {
         r.on_cancel(FileCancelReason::Declined);
         assert!(r.accept(0).is_err());
         assert!(r.on_chunk(0, 1).is_err());
-        assert_eq!(r.state(), &ReceiverState::Cancelled(FileCancelReason::Declined));
+        assert_eq!(
+            r.state(),
+            &ReceiverState::Cancelled(FileCancelReason::Declined)
+        );
     }
 }

@@ -59,7 +59,14 @@ pub struct FileSender {
 impl FileSender {
     /// A transfer not yet offered.
     pub fn new(id: TransferId, name: String, size: u64, sha256: [u8; 32]) -> Self {
-        Self { id, name, size, sha256, state: SenderState::Pending, sent: 0 }
+        Self {
+            id,
+            name,
+            size,
+            sha256,
+            state: SenderState::Pending,
+            sent: 0,
+        }
     }
 
     /// The transfer id.
@@ -89,7 +96,10 @@ impl FileSender {
 
     /// True once complete or cancelled.
     pub fn is_finished(&self) -> bool {
-        matches!(self.state, SenderState::Complete | SenderState::Cancelled(_))
+        matches!(
+            self.state,
+            SenderState::Complete | SenderState::Cancelled(_)
+        )
     }
 
     /// The offer to send now, if the transfer waits for one (state becomes `Offered`).
@@ -98,7 +108,12 @@ impl FileSender {
             return None;
         }
         self.state = SenderState::Offered;
-        Some(FileOfferFrame { id: self.id.0, name: self.name.clone(), size: self.size, sha256: self.sha256 })
+        Some(FileOfferFrame {
+            id: self.id.0,
+            name: self.name.clone(),
+            size: self.size,
+            sha256: self.sha256,
+        })
     }
 
     /// The receiver accepted from `offset`.
@@ -110,7 +125,10 @@ impl FileSender {
             return Err(Violation(format!("FileAccept in state {:?}", self.state)));
         }
         if offset > self.size {
-            return Err(Violation(format!("FileAccept offset {offset} beyond size {}", self.size)));
+            return Err(Violation(format!(
+                "FileAccept offset {offset} beyond size {}",
+                self.size
+            )));
         }
         self.sent = offset;
         if offset == self.size {
@@ -145,7 +163,9 @@ impl FileSender {
     /// [`Violation`] when nothing was offered.
     pub fn on_complete(&mut self) -> Result<(), Violation> {
         match self.state {
-            SenderState::Offered | SenderState::Streaming { .. } | SenderState::AwaitingComplete => {
+            SenderState::Offered
+            | SenderState::Streaming { .. }
+            | SenderState::AwaitingComplete => {
                 self.sent = self.size;
                 self.state = SenderState::Complete;
                 Ok(())
@@ -196,7 +216,10 @@ mod tests {
     fn offer_accept_stream_complete() {
         let mut s = sender(1000);
         let offer = s.offer().unwrap_or_else(|| panic!("offer"));
-        assert_eq!((offer.size, offer.name.as_str(), offer.sha256), (1000, "a.bin", [9; 32]));
+        assert_eq!(
+            (offer.size, offer.name.as_str(), offer.sha256),
+            (1000, "a.bin", [9; 32])
+        );
         assert_eq!(s.offer(), None, "offered only once per connection");
         assert_eq!(s.on_accept(0), Ok(AcceptStep::Stream { from: 0 }));
         s.on_streamed(600);
@@ -255,7 +278,10 @@ mod tests {
         s.offer();
         s.on_cancel(FileCancelReason::Declined);
         s.on_disconnect();
-        assert_eq!(s.state(), &SenderState::Cancelled(FileCancelReason::Declined));
+        assert_eq!(
+            s.state(),
+            &SenderState::Cancelled(FileCancelReason::Declined)
+        );
         assert_eq!(s.offer(), None);
     }
 
