@@ -17,7 +17,8 @@ pub struct SuiteConfig {
     pub server: SocketAddr,
     /// If set, every connection checks that the server proves this identity key.
     pub server_key: Option<Fingerprint>,
-    /// Run only cases whose id matches this pattern (`*` wildcards; otherwise a substring).
+    /// Run only cases whose id matches this pattern (comma-separated alternatives; `*`
+    /// wildcards, otherwise a substring).
     pub filter: Option<String>,
     /// How many cases run at once.
     pub jobs: usize,
@@ -61,8 +62,13 @@ impl SuiteConfig {
     }
 }
 
-/// True if `id` matches `pattern`: glob with `*` when it contains one, else substring.
+/// True if `id` matches `pattern`: a comma-separated list of alternatives, each a glob with
+/// `*` when it contains one, else a substring.
 pub fn matches_filter(pattern: &str, id: &str) -> bool {
+    pattern.split(',').map(str::trim).filter(|p| !p.is_empty()).any(|p| matches_one(p, id))
+}
+
+fn matches_one(pattern: &str, id: &str) -> bool {
     if !pattern.contains('*') {
         return id.contains(pattern);
     }
@@ -98,5 +104,6 @@ mod tests {
         assert!(matches_filter("auth.*.ok", "auth.register.ok"));
         assert!(!matches_filter("auth.*.ok", "auth.register.taken"));
         assert!(!matches_filter("friends.*", "auth.register.ok"));
+        assert!(matches_filter("friends.*, auth.*", "auth.register.ok"));
     }
 }

@@ -19,7 +19,7 @@ struct Cli {
     /// Require the server to prove this identity (SHA256:... fingerprint).
     #[arg(long)]
     server_key: Option<String>,
-    /// Run only cases whose id matches (`*` wildcards, otherwise substring).
+    /// Run only cases whose id matches (comma-separated alternatives; `*` wildcards, otherwise substring).
     #[arg(long)]
     filter: Option<String>,
     /// Write a JUnit XML report here.

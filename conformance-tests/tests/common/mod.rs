@@ -1,4 +1,5 @@
 //! Starting our own server in-process for the suite's self-tests.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +23,8 @@ pub struct TestServer {
     pub server: Arc<Mutex<Option<RunningServer>>>,
     /// Where it listens.
     pub addr: std::net::SocketAddr,
-    /// Its request TTL, if tiny.
-    pub ttl: Option<Duration>,
+    /// Its request TTL and idle timers, if shortened.
+    pub timers: Option<(Duration, (Duration, Duration))>,
     _dir: tempfile::TempDir,
 }
 
@@ -33,15 +34,15 @@ pub async fn start(faults: &[&str]) -> TestServer {
 }
 
 /// As [`start`], with a tiny request TTL if given (default: SPEC.md's 7 days).
-pub async fn start_with(faults: &[&str], ttl: Option<Duration>) -> TestServer {
+pub async fn start_with(faults: &[&str], timers: Option<(Duration, (Duration, Duration))>) -> TestServer {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cfg = Config::for_tests(dir.path().to_path_buf());
     cfg.identity = Some(peerchat_proto::test_keys::identity(15));
-    if let Some(t) = ttl {
-        cfg.request_ttl = t;
+    if let Some((ttl, (ping, idle))) = timers {
+        cfg.request_ttl = ttl;
+        cfg.idle_ping_after = ping;
+        cfg.idle_timeout = idle;
     }
-    cfg.idle_ping_after = IDLE.0;
-    cfg.idle_timeout = IDLE.1;
     cfg.handshake_timeout = HANDSHAKE;
     cfg.max_connections = MAX_CONNECTIONS;
     for f in faults {
@@ -49,15 +50,15 @@ pub async fn start_with(faults: &[&str], ttl: Option<Duration>) -> TestServer {
     }
     let server = peerchat_server::start(cfg).await.expect("server starts");
     let addr = server.local_addr;
-    TestServer { server: Arc::new(Mutex::new(Some(server))), addr, ttl, _dir: dir }
+    TestServer { server: Arc::new(Mutex::new(Some(server))), addr, timers, _dir: dir }
 }
 
 impl TestServer {
     /// A suite configuration that knows this server's short timers and can stop it.
     pub fn suite_config(&self) -> SuiteConfig {
         let mut cfg = SuiteConfig::new(self.addr);
-        cfg.request_ttl = self.ttl;
-        cfg.idle = Some(IDLE);
+        cfg.request_ttl = self.timers.map(|t| t.0);
+        cfg.idle = self.timers.map(|t| t.1);
         cfg.handshake_timeout = HANDSHAKE;
         cfg.max_connections = Some(MAX_CONNECTIONS);
         let server = self.server.clone();
