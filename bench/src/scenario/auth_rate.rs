@@ -1,0 +1,279 @@
+//! Scenario 4: handshakes per second and logins per second against the server, measured
+//! separately so the handshake's cost (X25519 + RSA-PSS verification on both ends) and the
+//! password hash's cost (argon2id, m = 19 MiB, t = 2) can each be seen.
+//!
+//! The load comes from 1 or 2 OS threads, each running a tokio current_thread runtime with
+//! a few connections in flight. The server is a child process with the per-connection
+//! request bucket lifted (the default, 20 requests/s per connection, would measure the rate
+//! limiter, not the server). On this 2-core machine the client threads and the server share
+//! the cores: with 2 client threads the client takes as much CPU as the server.
+//!
+//! Baselines from the same run: plain TCP connect + 1 round trip + close against a plain
+//! tokio server (for handshakes), Ping/Pong round trips on the same kind of connection (for
+//! KeyLogin), and raw argon2id verifications in this process on the same number of threads
+//! (for password logins: the ceiling the server's hashing allows).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::LocalBoxFuture;
+use peerchat_proto::message::Request;
+use peerchat_proto::LocalIdentity;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::Barrier;
+
+use crate::child::ChildProc;
+use crate::report::{Better, Row};
+use crate::seed::{self, Seed};
+use crate::server_proc::ServerProc;
+use crate::stats::per_sec;
+use crate::wire_client;
+
+const SCENARIO: &str = "4 rates";
+
+/// Scenario 4 options.
+#[derive(Debug, Clone)]
+pub struct RateOpts {
+    /// How long each measurement runs.
+    pub duration: Duration,
+    /// Connections in flight per client thread.
+    pub per_thread: usize,
+}
+
+/// Source addresses for scenario 4 start here, away from scenario 3's.
+static NEXT_SOURCE: AtomicUsize = AtomicUsize::new(1_000_000);
+
+fn next_source() -> std::net::Ipv4Addr {
+    wire_client::source_ip(NEXT_SOURCE.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs the scenario and appends its rows.
+///
+/// # Errors
+/// Set-up failures, or a measurement in which every task failed.
+pub async fn run(
+    opts: &RateOpts,
+    work: &Path,
+    local: &LocalIdentity,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let accounts = 2 * opts.per_thread;
+    let data = work.join("rate-server");
+    let plan = Seed {
+        users: (0..accounts).map(|i| format!("pw{i}")).collect(),
+        friendships: Vec::new(),
+    };
+    let phc = seed::password_phc().await?;
+    seed::seed(&data, &plan, &local.public_key().to_der(), &phc).await?;
+    let server = ServerProc::spawn(&data, 16_384, true).await?;
+    let mut hold =
+        ChildProc::spawn(&["__tcp-hold".to_owned()], &work.join("tcp-hold-rate.log")).await?;
+    let hold_addr: SocketAddr = hold
+        .expect("LISTEN ", Duration::from_secs(30))
+        .await?
+        .parse()?;
+    let addr = server.addr;
+    let o = opts.clone();
+    let phc = phc.clone();
+
+    // Every measurement blocks this thread while its own runtimes run on fresh threads.
+    let local = local.clone();
+    let measured = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        for threads in [1, 2] {
+            let t = format!("{threads} client thread{}", if threads > 1 { "s" } else { "" });
+            let (n, d) = (o.per_thread, o.duration);
+            let with_identity = {
+                let local = local.clone();
+                move |_| {
+                    let local = local.clone();
+                    async move { Ok(local) }
+                }
+            };
+            let hs = measure(threads, n, d, with_identity, |local: &mut LocalIdentity| {
+                Box::pin(async move {
+                    // Dropped at once: the server sees EOF right after the handshake.
+                    wire_client::connect(next_source(), addr, local).await?;
+                    Ok(())
+                })
+            })?;
+            let plain = measure(threads, n, d, |_| async { Ok(()) }, |_: &mut ()| {
+                Box::pin(async move {
+                    let mut s = wire_client::tcp_from(next_source(), hold_addr).await?;
+                    s.write_u32(crate::tcp_hold::PROBE).await?;
+                    s.read_u8().await?;
+                    Ok(())
+                })
+            })?;
+            rows.push(
+                Row::new(SCENARIO, &format!("handshakes/s, {t}"), hs, "1/s", Better::Higher)
+                    .baseline("plain TCP connect+RTT+close", plain)
+                    .note(&format!("TCP connect + Noise XX with RSA-PSS identities, then close; {n} in flight per thread")),
+            );
+
+            let connected = {
+                let local = local.clone();
+                move |i: usize| {
+                    let local = local.clone();
+                    async move {
+                        let ch = wire_client::connect(next_source(), addr, &local).await?;
+                        Ok(Conn { ch, user: format!("pw{i}"), next_id: 0 })
+                    }
+                }
+            };
+            let key = measure(threads, n, d, connected.clone(), |c: &mut Conn| {
+                Box::pin(async move {
+                    let id = c.ids();
+                    wire_client::request(&mut c.ch, id, wire_client::key_login(&c.user)).await?;
+                    wire_client::request(&mut c.ch, id + 1, Request::Logout).await?;
+                    Ok(())
+                })
+            })?;
+            let pings = measure(threads, n, d, connected.clone(), |c: &mut Conn| {
+                Box::pin(async move {
+                    let nonce = c.ids();
+                    wire_client::ping(&mut c.ch, nonce).await
+                })
+            })?;
+            rows.push(
+                Row::new(SCENARIO, &format!("KeyLogins/s (+Logout), {t}"), key, "1/s", Better::Higher)
+                    .baseline("Ping/Pong round trips/s", pings)
+                    .note(&format!("{} established connections; a KeyLogin reads account, friends and requests from SQLite", threads * n)),
+            );
+
+            let pw = measure(threads, n, d, connected, |c: &mut Conn| {
+                Box::pin(async move {
+                    let id = c.ids();
+                    wire_client::request(&mut c.ch, id, wire_client::login(&c.user, seed::PASSWORD)).await?;
+                    wire_client::request(&mut c.ch, id + 1, Request::Logout).await?;
+                    Ok(())
+                })
+            })?;
+            let argon = {
+                let phc = phc.clone();
+                measure(threads, 1, d, move |_| {
+                    let phc = phc.clone();
+                    async move { Ok(phc) }
+                }, |phc: &mut String| {
+                    let ok = verify_password(phc);
+                    Box::pin(async move { ok })
+                })?
+            };
+            rows.push(
+                Row::new(SCENARIO, &format!("password Logins/s (+Logout), {t}"), pw, "1/s", Better::Higher)
+                    .baseline(&format!("argon2id verifies/s, {threads} thr in-proc"), argon)
+                    .note("argon2id m=19456 KiB t=2 p=1 per login; the server hashes on at most 2 blocking threads"),
+            );
+        }
+        // The pure CPU cost of one handshake, both ends, no sockets.
+        let remote = LocalIdentity::new(peerchat_proto::test_keys::identity(14))?;
+        let count = 200;
+        let t0 = Instant::now();
+        for _ in 0..count {
+            crate::cipher::handshake(&local, &remote)?;
+        }
+        let per = t0.elapsed() / count;
+        rows.push(
+            Row::new(SCENARIO, "handshake CPU, both ends in memory", per.as_secs_f64() * 1e6, "µs", Better::Lower)
+                .note(&format!("{:.0} handshakes/s on one core with no sockets", 1.0 / per.as_secs_f64())),
+        );
+        Ok(rows)
+    })
+    .await??;
+    rows.extend(measured);
+    hold.finish(Duration::from_secs(10)).await;
+    server.stop().await;
+    Ok(())
+}
+
+/// An established connection of the login measurements.
+struct Conn {
+    ch: peerchat_proto::Channel<tokio::net::TcpStream>,
+    user: String,
+    next_id: u64,
+}
+
+impl Conn {
+    /// Two fresh request ids (the first is returned).
+    fn ids(&mut self) -> u64 {
+        self.next_id += 2;
+        self.next_id - 1
+    }
+}
+
+fn verify_password(phc: &str) -> anyhow::Result<()> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
+    let parsed = PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("{e}"))?;
+    argon2::Argon2::default()
+        .verify_password(seed::PASSWORD.as_bytes(), &parsed)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Runs `threads` OS threads, each a current_thread runtime with `per_thread` tasks. Each
+/// task runs `setup` (not timed), waits for every other task, then repeats `step` for
+/// `duration`. Returns completed steps per second over all tasks.
+fn measure<S, SF, SFut, P>(
+    threads: usize,
+    per_thread: usize,
+    duration: Duration,
+    setup: SF,
+    step: P,
+) -> anyhow::Result<f64>
+where
+    SF: Fn(usize) -> SFut + Send + Sync + Clone,
+    SFut: Future<Output = anyhow::Result<S>>,
+    P: for<'a> Fn(&'a mut S) -> LocalBoxFuture<'a, anyhow::Result<()>> + Send + Sync + Clone,
+{
+    let tasks = threads * per_thread;
+    let barrier = Arc::new(Barrier::new(tasks));
+    let results: Vec<anyhow::Result<(u64, Duration)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (setup, step, barrier) = (setup.clone(), step.clone(), barrier.clone());
+                scope.spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    let futs = (0..per_thread).map(|j| {
+                        let (setup, step, barrier) = (setup.clone(), step.clone(), barrier.clone());
+                        async move {
+                            let state = setup(t * per_thread + j).await;
+                            barrier.wait().await;
+                            let mut state = state?;
+                            let t0 = Instant::now();
+                            let mut n = 0u64;
+                            while t0.elapsed() < duration {
+                                step(&mut state).await?;
+                                n += 1;
+                            }
+                            Ok::<_, anyhow::Error>((n, t0.elapsed()))
+                        }
+                    });
+                    rt.block_on(futures::future::join_all(futs))
+                        .into_iter()
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(Ok(v)) => v.into_iter().map(Ok).collect::<Vec<_>>(),
+                Ok(Err(e)) => vec![Err(e)],
+                Err(_) => vec![Err(anyhow::anyhow!("measurement thread panicked"))],
+            })
+            .collect()
+    });
+    let mut count = 0;
+    let mut longest = Duration::ZERO;
+    for r in results {
+        let (n, d) = r?;
+        count += n;
+        longest = longest.max(d);
+    }
+    Ok(per_sec(count, longest))
+}
