@@ -27,19 +27,34 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Starts the runtime thread and the client core (talking to `server`, profile `profile`).
+    /// Starts the runtime thread and the client core (talking to `server`, profile `profile`;
+    /// `auto_login`: log in by key as the profile's account).
     ///
     /// # Errors
     /// If the runtime or the thread cannot be created.
-    pub fn start(server: String, profile: PathBuf, ui: app::Sender<Msg>) -> anyhow::Result<Self> {
+    pub fn start(
+        server: String,
+        profile: PathBuf,
+        auto_login: bool,
+        ui: app::Sender<Msg>,
+    ) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("peerchat-core").enable_all().build()?;
-        let thread = std::thread::Builder::new().name("peerchat-backend".into()).spawn(move || {
-            rt.block_on(run(server, profile, rx, ui));
-            // Do not wait for stuck blocking tasks (a file being hashed) when quitting.
-            rt.shutdown_timeout(Duration::from_millis(500));
-        })?;
-        Ok(Self { actions: tx, thread: Some(thread) })
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("peerchat-core")
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name("peerchat-backend".into())
+            .spawn(move || {
+                rt.block_on(run(server, profile, auto_login, rx, ui));
+                // Do not wait for stuck blocking tasks (a file being hashed) when quitting.
+                rt.shutdown_timeout(Duration::from_millis(500));
+            })?;
+        Ok(Self {
+            actions: tx,
+            thread: Some(thread),
+        })
     }
 
     /// Queues an action; never blocks.
@@ -68,19 +83,32 @@ struct Running {
     server: String,
 }
 
-async fn start_client(server: &str, profile: &std::path::Path, ui: app::Sender<Msg>) -> Option<Running> {
+async fn start_client(
+    server: &str,
+    profile: &std::path::Path,
+    auto_login: bool,
+    ui: app::Sender<Msg>,
+) -> Option<Running> {
     ui.send(Msg::Starting);
-    let config = ClientConfig::new(profile, server);
+    let mut config = ClientConfig::new(profile, server);
+    config.auto_login = auto_login;
     match Client::start(config).await {
         Ok((client, mut events)) => {
-            ui.send(Msg::Ready { account: client.userid(), server: server.to_owned(), fingerprint: client.fingerprint().to_owned() });
+            ui.send(Msg::Ready {
+                account: client.userid(),
+                server: server.to_owned(),
+                fingerprint: client.fingerprint().to_owned(),
+            });
             // Forward events until this core stops (its stream ends).
             tokio::spawn(async move {
                 while let Some(e) = events.recv().await {
                     ui.send(Msg::Core(e));
                 }
             });
-            Some(Running { client, server: server.to_owned() })
+            Some(Running {
+                client,
+                server: server.to_owned(),
+            })
         }
         Err(e) => {
             ui.send(Msg::StartFailed(explain(&e, Doing::Other, server)));
@@ -89,12 +117,20 @@ async fn start_client(server: &str, profile: &std::path::Path, ui: app::Sender<M
     }
 }
 
-async fn run(server: String, profile: PathBuf, mut actions: mpsc::UnboundedReceiver<Action>, ui: app::Sender<Msg>) {
-    let mut running = start_client(&server, &profile, ui).await;
+async fn run(
+    server: String,
+    profile: PathBuf,
+    auto_login: bool,
+    mut actions: mpsc::UnboundedReceiver<Action>,
+    ui: app::Sender<Msg>,
+) {
+    let mut running = start_client(&server, &profile, auto_login, ui).await;
     while let Some(action) = actions.recv().await {
         // The account actions carry the server address from the login window: switch first.
         let wanted = match &action {
-            Action::Login { server, .. } | Action::Register { server, .. } | Action::ForgotPassword { server, .. } => Some(server.trim().to_owned()),
+            Action::Login { server, .. }
+            | Action::Register { server, .. }
+            | Action::ForgotPassword { server, .. } => Some(server.trim().to_owned()),
             _ => None,
         };
         if let Some(wanted) = wanted {
@@ -102,7 +138,8 @@ async fn run(server: String, profile: PathBuf, mut actions: mpsc::UnboundedRecei
                 if let Some(r) = running.take() {
                     r.client.shutdown().await;
                 }
-                running = start_client(&wanted, &profile, ui).await;
+                // A server picked in the login window: the user logs in with a password there.
+                running = start_client(&wanted, &profile, false, ui).await;
             }
         }
         if matches!(action, Action::Shutdown) {
@@ -122,10 +159,16 @@ async fn run(server: String, profile: PathBuf, mut actions: mpsc::UnboundedRecei
 
 /// Answers an action when the core could not start (the login window shows why).
 fn fail_without_client(action: Action, ui: app::Sender<Msg>) {
-    let p = Problem { headline: "Peerchat could not start.".into(), detail: "See the message above; fix it and restart the app.".into() };
+    let p = Problem {
+        headline: "Peerchat could not start.".into(),
+        detail: "See the message above; fix it and restart the app.".into(),
+    };
     match action {
         Action::Login { .. } => ui.send(Msg::LoginDone(Err(p))),
-        Action::Register { userid, .. } => ui.send(Msg::RegisterDone { userid, result: Err(p) }),
+        Action::Register { userid, .. } => ui.send(Msg::RegisterDone {
+            userid,
+            result: Err(p),
+        }),
         Action::ForgotPassword { .. } => ui.send(Msg::ForgotDone(Err(p))),
         _ => {}
     }
@@ -134,18 +177,43 @@ fn fail_without_client(action: Action, ui: app::Sender<Msg>) {
 async fn perform(client: Client, server: String, action: Action, ui: app::Sender<Msg>) {
     let other = |e: &ClientError| explain(e, Doing::Other, &server);
     match action {
-        Action::Login { userid, password, .. } => {
-            let r = client.login(userid.trim(), &password).await.map(|s| s.userid).map_err(|e| explain(&e, Doing::Login, &server));
+        Action::Login {
+            userid, password, ..
+        } => {
+            let r = client
+                .login(userid.trim(), &password)
+                .await
+                .map(|s| s.userid)
+                .map_err(|e| explain(&e, Doing::Login, &server));
             ui.send(Msg::LoginDone(r));
         }
-        Action::Register { userid, email, password, .. } => {
+        Action::Register {
+            userid,
+            email,
+            password,
+            ..
+        } => {
             let userid = userid.trim().to_owned();
-            let result = client.register(&userid, email.trim(), &password).await.map_err(|e| explain(&e, Doing::Register, &server));
+            let result = client
+                .register(&userid, email.trim(), &password)
+                .await
+                .map_err(|e| explain(&e, Doing::Register, &server));
             ui.send(Msg::RegisterDone { userid, result });
         }
-        Action::ForgotPassword { userid, email, recovery_code, new_password, .. } => {
+        Action::ForgotPassword {
+            userid,
+            email,
+            recovery_code,
+            new_password,
+            ..
+        } => {
             let r = client
-                .forgot_password(userid.trim(), email.trim(), recovery_code.trim(), &new_password)
+                .forgot_password(
+                    userid.trim(),
+                    email.trim(),
+                    recovery_code.trim(),
+                    &new_password,
+                )
                 .await
                 .map_err(|e| explain(&e, Doing::Reset, &server));
             ui.send(Msg::ForgotDone(r));
@@ -157,26 +225,44 @@ async fn perform(client: Client, server: String, action: Action, ui: app::Sender
         }
         Action::Find(userid) => {
             let result = client.find(userid.trim()).await.map_err(|e| other(&e));
-            ui.send(Msg::FindDone { query: userid, result });
+            ui.send(Msg::FindDone {
+                query: userid,
+                result,
+            });
         }
         Action::SendFriendRequest(userid) => {
-            let result = client.send_friend_request(&userid).await.map_err(|e| other(&e));
+            let result = client
+                .send_friend_request(&userid)
+                .await
+                .map_err(|e| other(&e));
             ui.send(Msg::RequestSent { userid, result });
             refresh(&client, ui).await;
         }
         Action::Accept(userid) => {
             let result = client.accept_friend(&userid).await.map_err(|e| other(&e));
-            ui.send(Msg::FriendActionDone { what: "accept", userid, result });
+            ui.send(Msg::FriendActionDone {
+                what: "accept",
+                userid,
+                result,
+            });
             refresh(&client, ui).await;
         }
         Action::Refuse(userid) => {
             let result = client.refuse_friend(&userid).await.map_err(|e| other(&e));
-            ui.send(Msg::FriendActionDone { what: "refuse", userid, result });
+            ui.send(Msg::FriendActionDone {
+                what: "refuse",
+                userid,
+                result,
+            });
             refresh(&client, ui).await;
         }
         Action::Unfriend(userid) => {
             let result = client.unfriend(&userid).await.map_err(|e| other(&e));
-            ui.send(Msg::FriendActionDone { what: "unfriend", userid, result });
+            ui.send(Msg::FriendActionDone {
+                what: "unfriend",
+                userid,
+                result,
+            });
             refresh(&client, ui).await;
         }
         Action::RefreshFriends => refresh(&client, ui).await,
@@ -186,15 +272,32 @@ async fn perform(client: Client, server: String, action: Action, ui: app::Sender
             }
         }
         Action::SendMessage { friend, text } => match client.send_message(&friend, &text).await {
-            Ok(message_id) => ui.send(Msg::MessageSent { friend, message_id, text, sent_at_unix_ms: now_ms() }),
-            Err(e) => ui.send(Msg::MessageFailed { friend, text, problem: other(&e) }),
+            Ok(message_id) => ui.send(Msg::MessageSent {
+                friend,
+                message_id,
+                text,
+                sent_at_unix_ms: now_ms(),
+            }),
+            Err(e) => ui.send(Msg::MessageFailed {
+                friend,
+                text,
+                problem: other(&e),
+            }),
         },
         Action::Typing { friend, active } => {
             let _ = client.set_typing(&friend, active).await;
         }
         Action::SendFile { friend, path } => match client.send_file(&friend, &path).await {
-            Ok(transfer_id) => ui.send(Msg::FileQueued { friend, path, transfer_id }),
-            Err(e) => ui.send(Msg::FileFailed { friend, path, problem: other(&e) }),
+            Ok(transfer_id) => ui.send(Msg::FileQueued {
+                friend,
+                path,
+                transfer_id,
+            }),
+            Err(e) => ui.send(Msg::FileFailed {
+                friend,
+                path,
+                problem: other(&e),
+            }),
         },
         Action::AcceptFile(id) => {
             if let Err(e) = client.accept_file(id).await {

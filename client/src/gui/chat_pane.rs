@@ -8,7 +8,7 @@
 
 use fltk::app;
 use fltk::button::Button;
-use fltk::enums::{Align, CallbackTrigger, Event, Font, FrameType, Key};
+use fltk::enums::{Align, CallbackTrigger, Event, Font, Key};
 use fltk::frame::Frame;
 use fltk::group::Flex;
 use fltk::input::Input;
@@ -26,6 +26,7 @@ use super::widgets::{name, Named};
 pub struct ChatPane {
     /// The whole pane (a column).
     pub pane: Flex,
+    header: Flex,
     title: Frame,
     state: Frame,
     /// Send file….
@@ -78,14 +79,14 @@ impl ChatPane {
         history.set_highlight_data(styles.clone(), theme::chat_styles());
         history.wrap_mode(WrapMode::AtBounds, 0);
         history.set_text_size(theme::TEXT_SIZE);
-        history.set_frame(FrameType::ThinDownBox);
         history.set_scrollbar_size(14);
         history.set_tooltip("Drop files here to send them");
 
         let mut rows_col = Flex::default().column();
         rows_col.set_pad(2);
         rows_col.end();
-        pane.fixed(&rows_col, 0);
+        // Flex treats a fixed size of 0 as "flexible": an empty row area is hidden instead.
+        rows_col.hide();
 
         let mut typing = Frame::default();
         typing.set_align(Align::Left | Align::Inside);
@@ -108,7 +109,9 @@ impl ChatPane {
         input.set_trigger(CallbackTrigger::EnterKeyAlways);
         input.set_callback(move |_| tx.send(Msg::Ui(Ui::SendMessage)));
         input.handle(move |_, ev| {
-            if ev == Event::KeyDown && !matches!(app::event_key(), Key::Enter | Key::KPEnter | Key::Tab) {
+            if ev == Event::KeyDown
+                && !matches!(app::event_key(), Key::Enter | Key::KPEnter | Key::Tab)
+            {
                 tx.send(Msg::Ui(Ui::InputChanged));
             }
             false
@@ -136,7 +139,23 @@ impl ChatPane {
         name(named, "chat_history", &history);
         name(named, "chat_input", &input);
         name(named, "chat_send", &send);
-        Self { pane, title, state, send_file, downloads, history, buffer, styles, rendered: RenderedChat::default(), rows_col, rows: Vec::new(), typing, input, send }
+        Self {
+            pane,
+            header,
+            title,
+            state,
+            send_file,
+            downloads,
+            history,
+            buffer,
+            styles,
+            rendered: RenderedChat::default(),
+            rows_col,
+            rows: Vec::new(),
+            typing,
+            input,
+            send,
+        }
     }
 
     /// Shows nobody (nothing selected).
@@ -161,13 +180,26 @@ impl ChatPane {
     }
 
     /// Shows the chat with `friend` (`None`: no longer a friend).
-    pub fn show_chat(&mut self, tx: app::Sender<Msg>, userid: &str, friend: Option<&Friend>, chat: Option<&Chat>, me: &str) {
+    pub fn show_chat(
+        &mut self,
+        tx: app::Sender<Msg>,
+        userid: &str,
+        friend: Option<&Friend>,
+        chat: Option<&Chat>,
+        me: &str,
+    ) {
         self.title.set_label(&userid.replace('@', "@@"));
+        let (w, _) = self.title.measure_label();
+        self.header.fixed(&self.title, w + 12);
+        self.header.layout();
         let (state, color) = match friend {
             Some(f) if f.online && f.connected => ("● online · connected directly", theme::ONLINE),
             Some(f) if f.online => ("● online", theme::ONLINE),
             Some(f) if f.connected => ("● connected directly (server unreachable)", theme::ONLINE),
-            Some(_) => ("○ offline — messages are delivered when you are both online", theme::OFFLINE),
+            Some(_) => (
+                "○ offline — messages are delivered when you are both online",
+                theme::OFFLINE,
+            ),
             None => ("not your friend any more", theme::ERROR),
         };
         self.state.set_label(state);
@@ -186,7 +218,11 @@ impl ChatPane {
         } else {
             self.input.deactivate();
         }
-        self.typing.set_label(&if friend.is_some_and(|f| f.typing) { format!("{userid} is typing…") } else { String::new() });
+        self.typing.set_label(&if friend.is_some_and(|f| f.typing) {
+            format!("{userid} is typing…")
+        } else {
+            String::new()
+        });
         let empty = Chat::default();
         let chat = chat.unwrap_or(&empty);
         self.render_history(&chat.lines, me, userid);
@@ -199,21 +235,23 @@ impl ChatPane {
         if r == self.rendered {
             return;
         }
-        let at_end = self.rendered.text.is_empty() || self.history.insert_position() >= self.buffer.length() - 1 || true;
         self.buffer.set_text(&r.text);
         self.styles.set_text(&r.styles);
         self.rendered = r;
-        if at_end {
-            let end = self.buffer.length();
-            self.history.set_insert_position(end);
-            self.history.show_insert_position();
-        }
+        // New lines scroll into view, as in every chat app.
+        let end = self.buffer.length();
+        self.history.set_insert_position(end);
+        self.history.show_insert_position();
     }
 
     /// Rebuilds or updates the transfer rows.
     fn set_rows(&mut self, tx: app::Sender<Msg>, all: &[super::model::Transfer]) {
         let shown = transfers::visible(all);
-        let same = shown.len() == self.rows.len() && shown.iter().zip(&self.rows).all(|(t, r)| t.id == r.id && t.id.is_some());
+        let same = shown.len() == self.rows.len()
+            && shown
+                .iter()
+                .zip(&self.rows)
+                .all(|(t, r)| t.id == r.id && t.id.is_some());
         if same {
             for (t, r) in shown.iter().zip(self.rows.iter_mut()) {
                 r.update(tx, t);
@@ -228,7 +266,12 @@ impl ChatPane {
         }
         self.rows_col.end();
         let h = shown.len() as i32 * (transfers::ROW_H + 2);
-        self.pane.fixed(&self.rows_col, h);
+        if shown.is_empty() {
+            self.rows_col.hide();
+        } else {
+            self.rows_col.show();
+            self.pane.fixed(&self.rows_col, h);
+        }
         self.pane.layout();
         self.pane.redraw();
     }

@@ -55,7 +55,9 @@ impl ForgotWindow {
         form.set_pad(6);
         widgets::heading(&mut form, "Reset your password", theme::TITLE_SIZE, 36);
         let mut intro = Frame::default().with_label("Enter your userid, the e-mail address of the account and the recovery code you were given.");
-        intro.set_align(fltk::enums::Align::Left | fltk::enums::Align::Inside | fltk::enums::Align::Wrap);
+        intro.set_align(
+            fltk::enums::Align::Left | fltk::enums::Align::Inside | fltk::enums::Align::Wrap,
+        );
         intro.set_label_color(theme::MUTED);
         form.fixed(&intro, 40);
         let lw = 120;
@@ -64,7 +66,12 @@ impl ForgotWindow {
         let email: Input = form_row(&mut form, "E-mail", lw);
         let mut recovery: Input = form_row(&mut form, "Recovery code", lw);
         recovery.set_tooltip("XXXXX-XXXXX-XXXXX-XXXXX (dashes and case do not matter)");
-        hint_row(&mut form, "Like ABCDE-FGHIJ-KLMNO-PQRST; dashes and case do not matter.", indent, 1);
+        hint_row(
+            &mut form,
+            "Like ABCDE-FGHIJ-KLMNO-PQRST; dashes and case do not matter.",
+            indent,
+            1,
+        );
         let password: SecretInput = form_row(&mut form, "New password", lw);
         hint_row(&mut form, PASSWORD_RULE, indent, 1);
         let confirm: SecretInput = form_row(&mut form, "Confirm", lw);
@@ -106,7 +113,19 @@ impl ForgotWindow {
         name(&mut named, "confirm", &confirm);
         name(&mut named, "reset", &reset);
         name(&mut named, "message", &message);
-        Self { win, form, userid, email, recovery, password, confirm, message, reset, code, named }
+        Self {
+            win,
+            form,
+            userid,
+            email,
+            recovery,
+            password,
+            confirm,
+            message,
+            reset,
+            code,
+            named,
+        }
     }
 
     /// Opens the form (userid prefilled from the login window).
@@ -123,7 +142,11 @@ impl ForgotWindow {
         self.form.show();
         self.win = self.win.clone().center_screen();
         self.win.show();
-        let _ = if userid.is_empty() { self.userid.take_focus() } else { self.email.take_focus() };
+        let _ = if userid.is_empty() {
+            self.userid.take_focus()
+        } else {
+            self.email.take_focus()
+        };
     }
 
     /// Switches to the code page.
@@ -132,6 +155,9 @@ impl ForgotWindow {
         self.password.set_value("");
         self.confirm.set_value("");
         self.recovery.set_value("");
-        self.code.show_code(&format!("Password changed for \u{201c}{userid}\u{201d}"), code);
+        self.code.show_code(
+            &format!("Password changed for \u{201c}{userid}\u{201d}"),
+            code,
+        );
     }
 }

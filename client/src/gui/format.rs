@@ -64,7 +64,8 @@ impl RenderedChat {
 
     fn end_line(&mut self, model_line: usize) {
         let newlines = self.text.matches('\n').count() + 1 - self.line_of.len();
-        self.line_of.extend(std::iter::repeat_n(model_line, newlines));
+        self.line_of
+            .extend(std::iter::repeat_n(model_line, newlines));
         self.push("\n", style::TEXT);
     }
 }
@@ -74,7 +75,12 @@ pub fn render_chat(lines: &[Line], me: &str, friend: &str) -> RenderedChat {
     let mut r = RenderedChat::default();
     for (i, line) in lines.iter().enumerate() {
         match line {
-            Line::Message { outgoing, text, acked, .. } => {
+            Line::Message {
+                outgoing,
+                text,
+                acked,
+                ..
+            } => {
                 if *outgoing {
                     r.push(me, style::ME);
                 } else {
@@ -125,14 +131,39 @@ mod tests {
     #[test]
     fn chat_renders_with_one_style_per_byte() {
         let lines = vec![
-            Line::Message { id: "1".into(), outgoing: true, text: "héllo".into(), at_ms: 1, acked: true },
-            Line::Message { id: "2".into(), outgoing: false, text: "two\nlines".into(), at_ms: 2, acked: false },
-            Line::File { sender: "bob".into(), name: "a.txt".into(), path: PathBuf::from("/x/a.txt"), at_ms: 3 },
-            Line::Message { id: "3".into(), outgoing: true, text: "wait".into(), at_ms: 4, acked: false },
+            Line::Message {
+                id: "1".into(),
+                outgoing: true,
+                text: "héllo".into(),
+                at_ms: 1,
+                acked: true,
+            },
+            Line::Message {
+                id: "2".into(),
+                outgoing: false,
+                text: "two\nlines".into(),
+                at_ms: 2,
+                acked: false,
+            },
+            Line::File {
+                sender: "bob".into(),
+                name: "a.txt".into(),
+                path: PathBuf::from("/x/a.txt"),
+                at_ms: 3,
+            },
+            Line::Message {
+                id: "3".into(),
+                outgoing: true,
+                text: "wait".into(),
+                at_ms: 4,
+                acked: false,
+            },
         ];
         let r = render_chat(&lines, "alice", "bob");
         assert_eq!(r.text.len(), r.styles.len());
-        assert!(r.text.starts_with("alice: héllo  ✓\nbob: two\nlines\n<File> bob: 'a.txt'"));
+        assert!(r
+            .text
+            .starts_with("alice: héllo  ✓\nbob: two\nlines\n<File> bob: 'a.txt'"));
         assert!(r.text.contains("alice: wait  ○ sending\n"));
         assert_eq!(r.line_of, [0, 1, 1, 2, 3]);
         let file_pos = r.text.find("<File>").unwrap_or(0);

@@ -53,7 +53,8 @@ impl LoginWindow {
         title.set_label_size(26);
         title.set_label_color(theme::ACCENT);
         col.fixed(&title, 40);
-        let mut sub = Frame::default().with_label("Chat and share files directly with your friends.");
+        let mut sub =
+            Frame::default().with_label("Chat and share files directly with your friends.");
         sub.set_label_color(theme::MUTED);
         sub.set_label_size(theme::SMALL_SIZE + 1);
         col.fixed(&sub, 20);
@@ -78,7 +79,7 @@ impl LoginWindow {
         col.fixed(&buttons, theme::ROW + 4);
 
         widgets::spacer();
-        let mut links = Flex::default().row();
+        let links = Flex::default().row();
         let mut register = Button::default().with_label("Create account");
         let mut forgot = Button::default().with_label("Forgot password?");
         theme::link(&mut register);
@@ -116,7 +117,17 @@ impl LoginWindow {
         name(&mut named, "register", &register);
         name(&mut named, "forgot", &forgot);
         name(&mut named, "message", &message);
-        Self { win, server: server_in, userid, password, message, login, register, forgot, named }
+        Self {
+            win,
+            server: server_in,
+            userid,
+            password,
+            message,
+            login,
+            register,
+            forgot,
+            named,
+        }
     }
 
     /// Shows the window centred, focusing the first empty field.
@@ -125,7 +136,11 @@ impl LoginWindow {
             self.win = self.win.clone().center_screen();
         }
         self.win.show();
-        let _ = if self.userid.value().is_empty() { self.userid.take_focus() } else { self.password.take_focus() };
+        let _ = if self.userid.value().is_empty() {
+            self.userid.take_focus()
+        } else {
+            self.password.take_focus()
+        };
     }
 
     /// Disables the buttons while a request runs (and says so), or enables them again.

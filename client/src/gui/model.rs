@@ -78,7 +78,9 @@ pub enum Line {
 impl Line {
     fn at_ms(&self) -> u64 {
         match self {
-            Line::Message { at_ms, .. } | Line::File { at_ms, .. } | Line::Notice { at_ms, .. } => *at_ms,
+            Line::Message { at_ms, .. } | Line::File { at_ms, .. } | Line::Notice { at_ms, .. } => {
+                *at_ms
+            }
         }
     }
 }
@@ -136,13 +138,19 @@ pub struct Chat {
 
 impl Chat {
     fn has_message(&self, id: &str) -> bool {
-        self.lines.iter().any(|l| matches!(l, Line::Message { id: i, .. } if i == id))
+        self.lines
+            .iter()
+            .any(|l| matches!(l, Line::Message { id: i, .. } if i == id))
     }
 
     fn push(&mut self, line: Line) {
         // Keep time order; lines are nearly always appended at the end.
         let at = line.at_ms();
-        let pos = self.lines.iter().rposition(|l| l.at_ms() <= at).map_or(0, |p| p + 1);
+        let pos = self
+            .lines
+            .iter()
+            .rposition(|l| l.at_ms() <= at)
+            .map_or(0, |p| p + 1);
         self.lines.insert(pos, line);
     }
 
@@ -151,7 +159,13 @@ impl Chat {
     }
 
     /// Adds or updates the row of transfer `id`.
-    fn upsert(&mut self, id: TransferId, direction: Direction, name: &str, size: u64) -> &mut Transfer {
+    fn upsert(
+        &mut self,
+        id: TransferId,
+        direction: Direction,
+        name: &str,
+        size: u64,
+    ) -> &mut Transfer {
         if let Some(i) = self.transfers.iter().position(|t| t.id == Some(id)) {
             return &mut self.transfers[i];
         }
@@ -246,13 +260,19 @@ impl Model {
 
     /// The display spelling of a friend.
     pub fn display(&self, friend: &str) -> String {
-        self.friends.get(&key(friend)).map_or_else(|| friend.to_owned(), |f| f.userid.clone())
+        self.friends
+            .get(&key(friend))
+            .map_or_else(|| friend.to_owned(), |f| f.userid.clone())
     }
 
     /// Friends, online ones first, then by name.
     pub fn friends_sorted(&self) -> Vec<&Friend> {
         let mut v: Vec<&Friend> = self.friends.values().collect();
-        v.sort_by(|a, b| b.online.cmp(&a.online).then_with(|| key(&a.userid).cmp(&key(&b.userid))));
+        v.sort_by(|a, b| {
+            b.online
+                .cmp(&a.online)
+                .then_with(|| key(&a.userid).cmp(&key(&b.userid)))
+        });
         v
     }
 
@@ -287,7 +307,11 @@ impl Model {
         }
     }
 
-    fn set_requests(&mut self, incoming: impl IntoIterator<Item = String>, outgoing: impl IntoIterator<Item = String>) {
+    fn set_requests(
+        &mut self,
+        incoming: impl IntoIterator<Item = String>,
+        outgoing: impl IntoIterator<Item = String>,
+    ) {
         self.incoming = incoming.into_iter().collect();
         self.outgoing = outgoing.into_iter().collect();
     }
@@ -295,8 +319,15 @@ impl Model {
     /// Applies a snapshot of friends and requests.
     pub fn apply_snapshot(&mut self, s: &FriendsSnapshot) -> Changes {
         self.set_friends(s.friends.iter().map(|f| (f.userid.clone(), f.online)));
-        self.set_requests(s.incoming_requests.iter().map(|r| r.userid.clone()), s.outgoing_requests.iter().map(|r| r.userid.clone()));
-        Changes { friends: true, requests: true, ..Changes::default() }
+        self.set_requests(
+            s.incoming_requests.iter().map(|r| r.userid.clone()),
+            s.outgoing_requests.iter().map(|r| r.userid.clone()),
+        );
+        Changes {
+            friends: true,
+            requests: true,
+            ..Changes::default()
+        }
     }
 
     /// Merges stored history into a chat (messages already shown are kept once).
@@ -309,7 +340,13 @@ impl Model {
             }
             let outgoing = e.direction == "out";
             let acked = e.acked || chat.early_acks.remove(&e.message_id);
-            chat.push(Line::Message { id: e.message_id.clone(), outgoing, text: e.text.clone(), at_ms: e.sent_at_unix_ms, acked });
+            chat.push(Line::Message {
+                id: e.message_id.clone(),
+                outgoing,
+                text: e.text.clone(),
+                at_ms: e.sent_at_unix_ms,
+                acked,
+            });
         }
         let mut c = Changes::default();
         c.chat(&key(friend));
@@ -322,7 +359,13 @@ impl Model {
         let id = id.to_hex();
         if !chat.has_message(&id) {
             let acked = chat.early_acks.remove(&id);
-            chat.push(Line::Message { id, outgoing: true, text: text.to_owned(), at_ms, acked });
+            chat.push(Line::Message {
+                id,
+                outgoing: true,
+                text: text.to_owned(),
+                at_ms,
+                acked,
+            });
         }
         let mut c = Changes::default();
         c.chat(&key(friend));
@@ -339,7 +382,10 @@ impl Model {
 
     /// An outgoing file is being hashed.
     pub fn file_preparing(&mut self, friend: &str, path: PathBuf) -> Changes {
-        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         self.chat_mut(friend).transfers.push(Transfer {
             id: None,
             direction: Direction::Outgoing,
@@ -356,21 +402,37 @@ impl Model {
     }
 
     /// An outgoing file was hashed and offered (`Some(id)`) or could not be (`None`).
-    pub fn file_queued(&mut self, friend: &str, path: &std::path::Path, id: Option<TransferId>, failure: Option<String>) -> Changes {
+    pub fn file_queued(
+        &mut self,
+        friend: &str,
+        path: &std::path::Path,
+        id: Option<TransferId>,
+        failure: Option<String>,
+    ) -> Changes {
         let chat = self.chat_mut(friend);
-        if let Some(t) = chat.transfers.iter_mut().find(|t| t.id.is_none() && t.path.as_deref() == Some(path)) {
+        if let Some(t) = chat
+            .transfers
+            .iter_mut()
+            .find(|t| t.id.is_none() && t.path.as_deref() == Some(path))
+        {
             match (id, failure) {
                 (Some(id), _) => {
                     // A TransferStarted for this id may have come first; keep that row.
                     if let Some(i) = chat.transfers.iter().position(|x| x.id == Some(id)) {
                         chat.transfers.remove(i);
                     }
-                    if let Some(t) = chat.transfers.iter_mut().find(|t| t.id.is_none() && t.path.as_deref() == Some(path)) {
+                    if let Some(t) = chat
+                        .transfers
+                        .iter_mut()
+                        .find(|t| t.id.is_none() && t.path.as_deref() == Some(path))
+                    {
                         t.id = Some(id);
                         t.state = TransferState::Waiting;
                     }
                 }
-                (None, reason) => t.state = TransferState::Stopped(reason.unwrap_or_else(|| "failed".to_owned())),
+                (None, reason) => {
+                    t.state = TransferState::Stopped(reason.unwrap_or_else(|| "failed".to_owned()))
+                }
             }
         }
         let mut c = Changes::default();
@@ -393,7 +455,10 @@ impl Model {
 
     /// Where the chat of `friend` is: for a `<File>` line, its folder.
     pub fn file_line(&self, friend: &str, index: usize) -> Option<&Line> {
-        self.chats.get(&key(friend)).and_then(|c| c.lines.get(index)).filter(|l| matches!(l, Line::File { .. }))
+        self.chats
+            .get(&key(friend))
+            .and_then(|c| c.lines.get(index))
+            .filter(|l| matches!(l, Line::File { .. }))
     }
 
     /// Applies an event of the core.
@@ -401,14 +466,26 @@ impl Model {
         let mut c = Changes::default();
         match event {
             Event::ServerStatus { online, reason } => {
-                self.server = if *online { ServerState::Online } else { ServerState::Offline(reason.clone()) };
+                self.server = if *online {
+                    ServerState::Online
+                } else {
+                    ServerState::Offline(reason.clone())
+                };
                 c.status = true;
             }
-            Event::LoggedIn { userid, friends, incoming_requests, outgoing_requests } => {
+            Event::LoggedIn {
+                userid,
+                friends,
+                incoming_requests,
+                outgoing_requests,
+            } => {
                 self.me = Some(userid.clone());
                 self.server = ServerState::Online;
                 self.set_friends(friends.iter().map(|f| (f.userid.clone(), f.online)));
-                self.set_requests(incoming_requests.iter().map(|r| r.userid.clone()), outgoing_requests.iter().map(|r| r.userid.clone()));
+                self.set_requests(
+                    incoming_requests.iter().map(|r| r.userid.clone()),
+                    outgoing_requests.iter().map(|r| r.userid.clone()),
+                );
                 c.friends = true;
                 c.requests = true;
                 c.status = true;
@@ -479,12 +556,23 @@ impl Model {
                     c.friends = true;
                 }
             }
-            Event::MessageReceived { friend, message_id, text, sent_at_unix_ms } => {
+            Event::MessageReceived {
+                friend,
+                message_id,
+                text,
+                sent_at_unix_ms,
+            } => {
                 let k = key(friend);
                 let chat = self.chat_mut(friend);
                 let id = message_id.to_hex();
                 if !chat.has_message(&id) {
-                    chat.push(Line::Message { id, outgoing: false, text: text.clone(), at_ms: *sent_at_unix_ms, acked: false });
+                    chat.push(Line::Message {
+                        id,
+                        outgoing: false,
+                        text: text.clone(),
+                        at_ms: *sent_at_unix_ms,
+                        acked: false,
+                    });
                     c.chat(&k);
                     if self.selected.as_deref() != Some(k.as_str()) {
                         if let Some(f) = self.friends.get_mut(&k) {
@@ -521,20 +609,43 @@ impl Model {
                     c.chat(&key(friend));
                 }
             }
-            Event::FileOffered { friend, transfer_id, name, size } => {
-                let t = self.chat_mut(friend).upsert(*transfer_id, Direction::Incoming, name, *size);
+            Event::FileOffered {
+                friend,
+                transfer_id,
+                name,
+                size,
+            } => {
+                let t =
+                    self.chat_mut(friend)
+                        .upsert(*transfer_id, Direction::Incoming, name, *size);
                 t.state = TransferState::NeedsDecision;
                 c.transfer(&key(friend));
                 c.notice = Some(format!("{friend} wants to send you {name}."));
             }
-            Event::TransferStarted { friend, transfer_id, direction, name, size, offset } => {
-                let t = self.chat_mut(friend).upsert(*transfer_id, *direction, name, *size);
+            Event::TransferStarted {
+                friend,
+                transfer_id,
+                direction,
+                name,
+                size,
+                offset,
+            } => {
+                let t = self
+                    .chat_mut(friend)
+                    .upsert(*transfer_id, *direction, name, *size);
                 t.state = TransferState::Running;
                 t.bytes = *offset;
                 t.size = *size;
                 c.transfer(&key(friend));
             }
-            Event::TransferProgress { friend, transfer_id, bytes, size, rate_bytes_per_sec, .. } => {
+            Event::TransferProgress {
+                friend,
+                transfer_id,
+                bytes,
+                size,
+                rate_bytes_per_sec,
+                ..
+            } => {
                 if let Some(t) = self.chat_mut(friend).transfer_mut(*transfer_id) {
                     t.bytes = *bytes;
                     t.size = *size;
@@ -545,7 +656,13 @@ impl Model {
                     c.transfer(&key(friend));
                 }
             }
-            Event::TransferComplete { friend, transfer_id, direction, path, size } => {
+            Event::TransferComplete {
+                friend,
+                transfer_id,
+                direction,
+                path,
+                size,
+            } => {
                 let sender = match direction {
                     Direction::Incoming => self.display(friend),
                     Direction::Outgoing => self.me.clone().unwrap_or_else(|| "me".to_owned()),
@@ -553,28 +670,47 @@ impl Model {
                 let path = PathBuf::from(path);
                 let chat = self.chat_mut(friend);
                 let name = chat.transfer_mut(*transfer_id).map(|t| t.name.clone());
-                let name = name.unwrap_or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+                let name = name.unwrap_or_else(|| {
+                    path.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                });
                 // Incoming files may have been renamed ("name (1).ext"): show the real name.
                 let shown = match direction {
-                    Direction::Incoming => path.file_name().map_or(name.clone(), |n| n.to_string_lossy().into_owned()),
+                    Direction::Incoming => path
+                        .file_name()
+                        .map_or(name.clone(), |n| n.to_string_lossy().into_owned()),
                     Direction::Outgoing => name.clone(),
                 };
                 let t = chat.upsert(*transfer_id, *direction, &name, *size);
                 t.state = TransferState::Complete;
                 t.bytes = *size;
                 t.path = Some(path.clone());
-                chat.push(Line::File { sender, name: shown, path, at_ms: now_ms });
+                chat.push(Line::File {
+                    sender,
+                    name: shown,
+                    path,
+                    at_ms: now_ms,
+                });
                 c.chat(&key(friend));
                 c.transfer(&key(friend));
             }
-            Event::TransferCancelled { friend, transfer_id, reason, message, .. } => {
+            Event::TransferCancelled {
+                friend,
+                transfer_id,
+                reason,
+                message,
+                ..
+            } => {
                 if let Some(t) = self.chat_mut(friend).transfer_mut(*transfer_id) {
                     t.state = TransferState::Stopped(cancel_words(reason, message));
                     c.transfer(&key(friend));
                 }
             }
             Event::FriendKeyChanged { friend, .. } => {
-                c.notice = Some(format!("{friend} now uses a new device (their identity key changed)."));
+                c.notice = Some(format!(
+                    "{friend} now uses a new device (their identity key changed)."
+                ));
             }
             Event::PeerRefused { .. } => {}
             Event::Error { message } => c.notice = Some(message.clone()),
@@ -606,7 +742,12 @@ mod tests {
     use peerchat_client::{FriendView, RequestView};
 
     fn fv(u: &str, online: bool) -> FriendView {
-        FriendView { userid: u.into(), online, address: None, fingerprint: String::new() }
+        FriendView {
+            userid: u.into(),
+            online,
+            address: None,
+            fingerprint: String::new(),
+        }
     }
 
     fn logged_in(m: &mut Model) {
@@ -614,7 +755,11 @@ mod tests {
             &Event::LoggedIn {
                 userid: "alice".into(),
                 friends: vec![fv("Bob", false), fv("carol", true)],
-                incoming_requests: vec![RequestView { userid: "dave".into(), created_at_unix_ms: 0, expires_at_unix_ms: 0 }],
+                incoming_requests: vec![RequestView {
+                    userid: "dave".into(),
+                    created_at_unix_ms: 0,
+                    expires_at_unix_ms: 0,
+                }],
                 outgoing_requests: vec![],
             },
             0,
@@ -625,12 +770,30 @@ mod tests {
     fn presence_and_sorting() {
         let mut m = Model::new();
         logged_in(&mut m);
-        assert_eq!(m.friends_sorted().iter().map(|f| f.userid.as_str()).collect::<Vec<_>>(), ["carol", "Bob"]);
-        let c = m.apply(&Event::Presence { friend: "bob".into(), online: true, address: None }, 0);
+        assert_eq!(
+            m.friends_sorted()
+                .iter()
+                .map(|f| f.userid.as_str())
+                .collect::<Vec<_>>(),
+            ["carol", "Bob"]
+        );
+        let c = m.apply(
+            &Event::Presence {
+                friend: "bob".into(),
+                online: true,
+                address: None,
+            },
+            0,
+        );
         assert!(c.friends);
         assert!(m.friends["bob"].online);
         assert_eq!(m.incoming, ["dave"]);
-        m.apply(&Event::FriendAdded { friend: fv("dave", true) }, 0);
+        m.apply(
+            &Event::FriendAdded {
+                friend: fv("dave", true),
+            },
+            0,
+        );
         assert!(m.incoming.is_empty());
         assert!(m.friends["dave"].online);
     }
@@ -640,7 +803,12 @@ mod tests {
         let mut m = Model::new();
         logged_in(&mut m);
         m.select(Some("carol"));
-        let msg = |f: &str, b: u8| Event::MessageReceived { friend: f.into(), message_id: MessageId([b; 16]), text: "hi".into(), sent_at_unix_ms: 1 };
+        let msg = |f: &str, b: u8| Event::MessageReceived {
+            friend: f.into(),
+            message_id: MessageId([b; 16]),
+            text: "hi".into(),
+            sent_at_unix_ms: 1,
+        };
         m.apply(&msg("bob", 1), 0);
         m.apply(&msg("bob", 2), 0);
         m.apply(&msg("bob", 2), 0); // duplicate: shown once
@@ -657,11 +825,30 @@ mod tests {
         let mut m = Model::new();
         logged_in(&mut m);
         let id = MessageId([7; 16]);
-        m.apply(&Event::MessageAcked { friend: "bob".into(), message_id: id }, 0);
+        m.apply(
+            &Event::MessageAcked {
+                friend: "bob".into(),
+                message_id: id,
+            },
+            0,
+        );
         m.apply_sent("bob", id, "hello", 5);
-        assert!(matches!(&m.chats["bob"].lines[0], Line::Message { acked: true, outgoing: true, .. }));
+        assert!(matches!(
+            &m.chats["bob"].lines[0],
+            Line::Message {
+                acked: true,
+                outgoing: true,
+                ..
+            }
+        ));
         // History merged later does not duplicate it.
-        let e = HistoryEntry { message_id: id.to_hex(), direction: "out".into(), text: "hello".into(), sent_at_unix_ms: 5, acked: true };
+        let e = HistoryEntry {
+            message_id: id.to_hex(),
+            direction: "out".into(),
+            text: "hello".into(),
+            sent_at_unix_ms: 5,
+            acked: true,
+        };
         m.apply_history("bob", &[e]);
         assert_eq!(m.chats["bob"].lines.len(), 1);
     }
@@ -672,18 +859,43 @@ mod tests {
         logged_in(&mut m);
         let id = TransferId([9; 16]);
         m.apply(
-            &Event::TransferStarted { friend: "bob".into(), transfer_id: id, direction: Direction::Incoming, name: "a.txt".into(), size: 3, offset: 0 },
+            &Event::TransferStarted {
+                friend: "bob".into(),
+                transfer_id: id,
+                direction: Direction::Incoming,
+                name: "a.txt".into(),
+                size: 3,
+                offset: 0,
+            },
             0,
         );
-        m.apply(&Event::TransferProgress { friend: "bob".into(), transfer_id: id, direction: Direction::Incoming, bytes: 1, size: 3, rate_bytes_per_sec: 10 }, 0);
+        m.apply(
+            &Event::TransferProgress {
+                friend: "bob".into(),
+                transfer_id: id,
+                direction: Direction::Incoming,
+                bytes: 1,
+                size: 3,
+                rate_bytes_per_sec: 10,
+            },
+            0,
+        );
         assert_eq!(m.chats["bob"].transfers[0].bytes, 1);
         m.apply(
-            &Event::TransferComplete { friend: "bob".into(), transfer_id: id, direction: Direction::Incoming, path: "/d/bob/a (1).txt".into(), size: 3 },
+            &Event::TransferComplete {
+                friend: "bob".into(),
+                transfer_id: id,
+                direction: Direction::Incoming,
+                path: "/d/bob/a (1).txt".into(),
+                size: 3,
+            },
             7,
         );
         let chat = &m.chats["bob"];
         assert_eq!(chat.transfers[0].state, TransferState::Complete);
-        assert!(matches!(&chat.lines[0], Line::File { sender, name, .. } if sender == "Bob" && name == "a (1).txt"));
+        assert!(
+            matches!(&chat.lines[0], Line::File { sender, name, .. } if sender == "Bob" && name == "a (1).txt")
+        );
         assert!(m.file_line("bob", 0).is_some());
         m.dismiss(id);
         assert!(m.chats["bob"].transfers.is_empty());
@@ -699,7 +911,19 @@ mod tests {
         let id = TransferId([1; 16]);
         m.file_queued("bob", &p, Some(id), None);
         assert_eq!(m.chats["bob"].transfers[0].id, Some(id));
-        m.apply(&Event::TransferCancelled { friend: "bob".into(), transfer_id: id, direction: Direction::Outgoing, reason: "declined".into(), message: String::new() }, 0);
-        assert_eq!(m.chats["bob"].transfers[0].state, TransferState::Stopped("declined".into()));
+        m.apply(
+            &Event::TransferCancelled {
+                friend: "bob".into(),
+                transfer_id: id,
+                direction: Direction::Outgoing,
+                reason: "declined".into(),
+                message: String::new(),
+            },
+            0,
+        );
+        assert_eq!(
+            m.chats["bob"].transfers[0].state,
+            TransferState::Stopped("declined".into())
+        );
     }
 }

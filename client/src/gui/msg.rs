@@ -11,11 +11,26 @@ use peerchat_client::{Event, FriendsSnapshot, HistoryEntry, MessageId, TransferI
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Log in with a password (reconnecting to `server` first if it changed).
-    Login { server: String, userid: String, password: String },
+    Login {
+        server: String,
+        userid: String,
+        password: String,
+    },
     /// Create an account.
-    Register { server: String, userid: String, email: String, password: String },
+    Register {
+        server: String,
+        userid: String,
+        email: String,
+        password: String,
+    },
     /// Reset a forgotten password with the recovery code.
-    ForgotPassword { server: String, userid: String, email: String, recovery_code: String, new_password: String },
+    ForgotPassword {
+        server: String,
+        userid: String,
+        email: String,
+        recovery_code: String,
+        new_password: String,
+    },
     /// Log out and go back to the login window.
     Logout,
     /// Does this userid exist?
@@ -90,29 +105,62 @@ pub enum Msg {
     /// Login answered.
     LoginDone(Result<String, Problem>),
     /// Register answered: the recovery code.
-    RegisterDone { userid: String, result: Result<String, Problem> },
+    RegisterDone {
+        userid: String,
+        result: Result<String, Problem>,
+    },
     /// Forgot password answered: the new recovery code.
     ForgotDone(Result<String, Problem>),
     /// Logged out (or the server was gone: we go back to the login window anyway).
     LogoutDone,
     /// Find answered: the registered spelling, if the user exists.
-    FindDone { query: String, result: Result<Option<String>, Problem> },
+    FindDone {
+        query: String,
+        result: Result<Option<String>, Problem>,
+    },
     /// A friend request was sent (`true`: they had asked us, we are friends now).
-    RequestSent { userid: String, result: Result<bool, Problem> },
+    RequestSent {
+        userid: String,
+        result: Result<bool, Problem>,
+    },
     /// Accept / refuse / unfriend answered.
-    FriendActionDone { what: &'static str, userid: String, result: Result<(), Problem> },
+    FriendActionDone {
+        what: &'static str,
+        userid: String,
+        result: Result<(), Problem>,
+    },
     /// Friends and requests as the core knows them.
     Friends(FriendsSnapshot),
     /// Stored history with a friend.
-    History { friend: String, entries: Vec<HistoryEntry> },
+    History {
+        friend: String,
+        entries: Vec<HistoryEntry>,
+    },
     /// A message was stored and queued for delivery.
-    MessageSent { friend: String, message_id: MessageId, text: String, sent_at_unix_ms: u64 },
+    MessageSent {
+        friend: String,
+        message_id: MessageId,
+        text: String,
+        sent_at_unix_ms: u64,
+    },
     /// A message could not be sent.
-    MessageFailed { friend: String, text: String, problem: Problem },
+    MessageFailed {
+        friend: String,
+        text: String,
+        problem: Problem,
+    },
     /// A file was hashed and offered (or queued until the friend is reachable).
-    FileQueued { friend: String, path: PathBuf, transfer_id: TransferId },
+    FileQueued {
+        friend: String,
+        path: PathBuf,
+        transfer_id: TransferId,
+    },
     /// A file could not be offered.
-    FileFailed { friend: String, path: PathBuf, problem: Problem },
+    FileFailed {
+        friend: String,
+        path: PathBuf,
+        problem: Problem,
+    },
     /// A transfer action (accept/decline/cancel) failed.
     TransferActionFailed(Problem),
     /// The backend finished shutting down.

@@ -4,7 +4,11 @@ use std::path::PathBuf;
 
 /// `peerchat [--server HOST:PORT] [--profile DIR] [--scale F]`
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "peerchat", version, about = "Peerchat desktop app: chat and send files directly to your friends")]
+#[command(
+    name = "peerchat",
+    version,
+    about = "Peerchat desktop app: chat and send files directly to your friends"
+)]
 pub struct Options {
     /// The Peerchat server (prefilled in the login window; can be changed there).
     #[arg(long, default_value = "127.0.0.1:7878", env = "PEERCHAT_SERVER")]
@@ -20,7 +24,10 @@ pub struct Options {
 
 /// A scale factor FLTK can honour: 0.5 to 4.
 fn parse_scale(s: &str) -> Result<f32, String> {
-    let f: f32 = s.trim().parse().map_err(|_| format!("`{s}` is not a number (try 1.5 or 2)"))?;
+    let f: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number (try 1.5 or 2)"))?;
     if (0.5..=4.0).contains(&f) {
         Ok(f)
     } else {
@@ -38,7 +45,8 @@ mod tests {
         let o = Options::try_parse_from(["peerchat"]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(o.server, "127.0.0.1:7878");
         assert!(o.scale.is_none());
-        let o = Options::try_parse_from(["peerchat", "--scale", "2", "--server", "h:1"]).unwrap_or_else(|e| panic!("{e}"));
+        let o = Options::try_parse_from(["peerchat", "--scale", "2", "--server", "h:1"])
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(o.scale, Some(2.0));
         assert_eq!(o.server, "h:1");
         assert!(Options::try_parse_from(["peerchat", "--scale", "9"]).is_err());

@@ -21,8 +21,6 @@ pub struct CodePage {
     pub headline: Frame,
     /// The code (read-only, selectable).
     pub code: Output,
-    /// Copy to the clipboard.
-    pub copy: Button,
     /// "Copied" feedback.
     pub copied: Frame,
     /// Close the window.
@@ -82,7 +80,13 @@ impl CodePage {
         name(named, "code", &code);
         name(named, "copy", &copy);
         name(named, "done", &done);
-        Self { page, headline, code, copy, copied, done }
+        Self {
+            page,
+            headline,
+            code,
+            copied,
+            done,
+        }
     }
 
     /// Shows `code` with a headline.

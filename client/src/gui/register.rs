@@ -51,13 +51,23 @@ impl RegisterWindow {
         let mut form = Flex::default_fill().column();
         form.set_margins(28, 20, 28, 20);
         form.set_pad(6);
-        widgets::heading(&mut form, "Create a Peerchat account", theme::TITLE_SIZE, 36);
+        widgets::heading(
+            &mut form,
+            "Create a Peerchat account",
+            theme::TITLE_SIZE,
+            36,
+        );
         let lw = 90;
         let indent = lw + theme::GAP;
         let userid: Input = form_row(&mut form, "Userid", lw);
         hint_row(&mut form, USERID_RULE, indent, 2);
         let email: Input = form_row(&mut form, "E-mail", lw);
-        hint_row(&mut form, "Only used to reset a forgotten password. Never shown to anyone.", indent, 1);
+        hint_row(
+            &mut form,
+            "Only used to reset a forgotten password.",
+            indent,
+            1,
+        );
         let password: SecretInput = form_row(&mut form, "Password", lw);
         hint_row(&mut form, PASSWORD_RULE, indent, 1);
         let confirm: SecretInput = form_row(&mut form, "Confirm", lw);
@@ -101,7 +111,18 @@ impl RegisterWindow {
         name(&mut named, "create", &create);
         name(&mut named, "cancel", &cancel);
         name(&mut named, "message", &message);
-        Self { win, form, userid, email, password, confirm, message, create, code, named }
+        Self {
+            win,
+            form,
+            userid,
+            email,
+            password,
+            confirm,
+            message,
+            create,
+            code,
+            named,
+        }
     }
 
     /// Opens the form, empty.
@@ -125,6 +146,7 @@ impl RegisterWindow {
         self.form.hide();
         self.password.set_value("");
         self.confirm.set_value("");
-        self.code.show_code(&format!("Account \u{201c}{userid}\u{201d} created"), code);
+        self.code
+            .show_code(&format!("Account \u{201c}{userid}\u{201d} created"), code);
     }
 }

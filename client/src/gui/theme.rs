@@ -78,7 +78,11 @@ pub fn link<B: ButtonExt>(b: &mut B) {
 
 /// Style table of the chat view, in the order of `format::style` letters.
 pub fn chat_styles() -> Vec<StyleTableEntry> {
-    let e = |color, font| StyleTableEntry { color, font, size: TEXT_SIZE };
+    let e = |color, font| StyleTableEntry {
+        color,
+        font,
+        size: TEXT_SIZE,
+    };
     vec![
         e(Color::from_rgb(25, 28, 33), Font::Helvetica),
         e(ACCENT, Font::HelveticaBold),

@@ -32,6 +32,16 @@ pub struct TransferRow {
     second: Button,
 }
 
+/// A fixed-width slot holding one button, so hiding the button never shifts the others
+/// (Flex lays out only visible children).
+fn slot(row: &mut Flex, width: i32) -> (Flex, Button) {
+    let s = Flex::default().row();
+    let b = Button::default();
+    s.end();
+    row.fixed(&s, width);
+    (s, b)
+}
+
 impl TransferRow {
     /// Builds a row inside the current group.
     pub fn new(tx: app::Sender<Msg>, t: &Transfer) -> Self {
@@ -52,12 +62,18 @@ impl TransferRow {
         info.set_label_size(theme::SMALL_SIZE);
         info.set_label_color(theme::MUTED);
         row.fixed(&info, 150);
-        let first = Button::default();
-        row.fixed(&first, 96);
-        let second = Button::default();
-        row.fixed(&second, 76);
+        let (_, first) = slot(&mut row, 100);
+        let (_, second) = slot(&mut row, 80);
         row.end();
-        let mut r = Self { id: t.id, row, name, bar, info, first, second };
+        let mut r = Self {
+            id: t.id,
+            row,
+            name,
+            bar,
+            info,
+            first,
+            second,
+        };
         r.update(tx, t);
         r
     }
@@ -68,43 +84,65 @@ impl TransferRow {
             Direction::Outgoing => "↑",
             Direction::Incoming => "↓",
         };
-        self.name.set_label(&format!("{arrow} {}", t.name).replace('@', "@@"));
-        let pct = if t.size == 0 { 100.0 } else { (t.bytes as f64 * 100.0 / t.size as f64).min(100.0) };
+        self.name
+            .set_label(&format!("{arrow} {}", t.name).replace('@', "@@"));
+        let pct = if t.size == 0 {
+            100.0
+        } else {
+            (t.bytes as f64 * 100.0 / t.size as f64).min(100.0)
+        };
         self.bar.set_value(pct);
         self.bar.set_label(&format!("{pct:.0}%"));
         let id = t.id;
-        let (info, first, second): (String, Option<(&str, Ui)>, Option<(&str, Ui)>) = match (&t.state, id) {
-            (TransferState::Preparing, _) => ("checking the file…".into(), None, None),
-            (TransferState::Waiting, Some(id)) => (
-                match t.direction {
-                    Direction::Outgoing => "waiting for the friend…".into(),
-                    Direction::Incoming => "starting…".into(),
-                },
-                None,
-                Some(("Cancel", Ui::CancelTransfer(id))),
-            ),
-            (TransferState::NeedsDecision, Some(id)) => {
-                (format!("{} — accept?", format::bytes(t.size)), Some(("Accept", Ui::AcceptFile(id))), Some(("Decline", Ui::DeclineFile(id))))
-            }
-            (TransferState::Running, Some(id)) => (
-                format!("{} of {} · {}", format::bytes(t.bytes), format::bytes(t.size), format::rate(t.rate)),
-                None,
-                Some(("Cancel", Ui::CancelTransfer(id))),
-            ),
-            (TransferState::Complete, Some(id)) => {
-                let open = t.path.as_ref().and_then(|p| p.parent()).map(|d| ("Open folder", Ui::OpenFolder(d.to_path_buf())));
-                let done = match t.direction {
-                    Direction::Outgoing => format!("sent · {}", format::bytes(t.size)),
-                    Direction::Incoming => format!("received · {}", format::bytes(t.size)),
-                };
-                (done, open, Some(("Close", Ui::DismissTransfer(id))))
-            }
-            (TransferState::Stopped(why), Some(id)) => (why.clone(), None, Some(("Close", Ui::DismissTransfer(id)))),
-            (TransferState::Stopped(why), None) => (why.clone(), None, None),
-            (_, None) => (String::new(), None, None),
-        };
+        let (info, first, second): (String, Option<(&str, Ui)>, Option<(&str, Ui)>) =
+            match (&t.state, id) {
+                (TransferState::Preparing, _) => ("checking the file…".into(), None, None),
+                (TransferState::Waiting, Some(id)) => (
+                    match t.direction {
+                        Direction::Outgoing => "waiting for the friend…".into(),
+                        Direction::Incoming => "starting…".into(),
+                    },
+                    None,
+                    Some(("Cancel", Ui::CancelTransfer(id))),
+                ),
+                (TransferState::NeedsDecision, Some(id)) => (
+                    format!("{} — accept?", format::bytes(t.size)),
+                    Some(("Accept", Ui::AcceptFile(id))),
+                    Some(("Decline", Ui::DeclineFile(id))),
+                ),
+                (TransferState::Running, Some(id)) => (
+                    format!(
+                        "{} of {} · {}",
+                        format::bytes(t.bytes),
+                        format::bytes(t.size),
+                        format::rate(t.rate)
+                    ),
+                    None,
+                    Some(("Cancel", Ui::CancelTransfer(id))),
+                ),
+                (TransferState::Complete, Some(id)) => {
+                    let open = t
+                        .path
+                        .as_ref()
+                        .and_then(|p| p.parent())
+                        .map(|d| ("Show folder", Ui::OpenFolder(d.to_path_buf())));
+                    let done = match t.direction {
+                        Direction::Outgoing => format!("sent · {}", format::bytes(t.size)),
+                        Direction::Incoming => format!("received · {}", format::bytes(t.size)),
+                    };
+                    (done, open, Some(("Dismiss", Ui::DismissTransfer(id))))
+                }
+                (TransferState::Stopped(why), Some(id)) => (
+                    why.clone(),
+                    None,
+                    Some(("Dismiss", Ui::DismissTransfer(id))),
+                ),
+                (TransferState::Stopped(why), None) => (why.clone(), None, None),
+                (_, None) => (String::new(), None, None),
+            };
         let failed = matches!(t.state, TransferState::Stopped(_));
-        self.info.set_label_color(if failed { theme::ERROR } else { theme::MUTED });
+        self.info
+            .set_label_color(if failed { theme::ERROR } else { theme::MUTED });
         self.info.set_label(&info.replace('@', "@@"));
         self.info.set_tooltip(&info);
         for (b, what) in [(&mut self.first, first), (&mut self.second, second)] {
@@ -117,6 +155,7 @@ impl TransferRow {
                 None => b.hide(),
             }
         }
+        self.row.layout();
         self.row.redraw();
     }
 }

@@ -24,7 +24,10 @@ pub enum Doing {
 }
 
 fn problem(headline: impl Into<String>, detail: impl Into<String>) -> Problem {
-    Problem { headline: headline.into(), detail: detail.into() }
+    Problem {
+        headline: headline.into(),
+        detail: detail.into(),
+    }
 }
 
 /// "in 3 seconds", "in 2 minutes".
@@ -96,15 +99,21 @@ pub fn explain(err: &ClientError, doing: Doing, server: &str) -> Problem {
 }
 
 /// The userid rule, as shown next to the field (SPEC.md §5.1).
-pub const USERID_RULE: &str = "3–32 characters: letters A–Z a–z, digits 0–9, and _ . - (start with a letter or digit).";
+pub const USERID_RULE: &str =
+    "3–32 characters: letters A–Z a–z, digits 0–9, and _ . - (start with a letter or digit).";
 /// The password rule, as shown next to the field (SPEC.md §5.1).
 pub const PASSWORD_RULE: &str = "At least 10 characters, and not the same as your userid.";
 
 /// Checks a userid locally before bothering the server; `None` if it looks fine.
 pub fn check_userid(userid: &str) -> Option<Problem> {
     let ok_len = (3..=32).contains(&userid.chars().count());
-    let ok_chars = userid.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    let ok_first = userid.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_chars = userid
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let ok_first = userid
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if userid.is_empty() {
         Some(problem("Please enter a userid.", USERID_RULE))
     } else if !(ok_len && ok_chars && ok_first) {
@@ -119,7 +128,10 @@ pub fn check_new_password(userid: &str, password: &str, confirm: &str) -> Option
     if password.chars().count() < 10 || password.eq_ignore_ascii_case(userid) {
         Some(problem("That password is too weak.", PASSWORD_RULE))
     } else if password != confirm {
-        Some(problem("The two passwords are different.", "Type the same password in both fields."))
+        Some(problem(
+            "The two passwords are different.",
+            "Type the same password in both fields.",
+        ))
     } else {
         None
     }
@@ -128,8 +140,16 @@ pub fn check_new_password(userid: &str, password: &str, confirm: &str) -> Option
 /// Checks an e-mail address loosely (the server has the full rules); `None` if fine.
 pub fn check_email(email: &str) -> Option<Problem> {
     let parts: Vec<&str> = email.split('@').collect();
-    let ok = parts.len() == 2 && !parts[0].is_empty() && parts[1].contains('.') && !email.chars().any(char::is_whitespace);
-    (!ok).then(|| problem("That e-mail address does not look right.", "Example: name@example.org"))
+    let ok = parts.len() == 2
+        && !parts[0].is_empty()
+        && parts[1].contains('.')
+        && !email.chars().any(char::is_whitespace);
+    (!ok).then(|| {
+        problem(
+            "That e-mail address does not look right.",
+            "Example: name@example.org",
+        )
+    })
 }
 
 /// Words for the status bar while the server link is down; `reason` is the core's text.
@@ -140,7 +160,10 @@ pub fn offline_status(reason: Option<&str>) -> (String, bool) {
     if reason.contains("pinned") {
         ("Server key changed — not connecting (see Log in for details). Direct chats still work.".to_owned(), true)
     } else {
-        ("Server unreachable — direct chats still work. Retrying…".to_owned(), false)
+        (
+            "Server unreachable — direct chats still work. Retrying…".to_owned(),
+            false,
+        )
     }
 }
 
@@ -158,16 +181,40 @@ mod tests {
 
     #[test]
     fn login_errors_read_like_sentences() {
-        let p = explain(&server_err(ErrorCode::BadCredentials, None), Doing::Login, "h:1");
+        let p = explain(
+            &server_err(ErrorCode::BadCredentials, None),
+            Doing::Login,
+            "h:1",
+        );
         assert_eq!(p.headline, "Wrong userid or password.");
-        let p = explain(&server_err(ErrorCode::RateLimited, Some(Duration::from_millis(2500))), Doing::Login, "h:1");
-        assert_eq!(p.headline, "Too many attempts. Please try again in 3 seconds.");
-        let p = explain(&server_err(ErrorCode::RateLimited, Some(Duration::from_secs(600))), Doing::Login, "h:1");
+        let p = explain(
+            &server_err(ErrorCode::RateLimited, Some(Duration::from_millis(2500))),
+            Doing::Login,
+            "h:1",
+        );
+        assert_eq!(
+            p.headline,
+            "Too many attempts. Please try again in 3 seconds."
+        );
+        let p = explain(
+            &server_err(ErrorCode::RateLimited, Some(Duration::from_secs(600))),
+            Doing::Login,
+            "h:1",
+        );
         assert!(p.headline.contains("in 10 minutes"), "{p:?}");
-        let p = explain(&ClientError::ServerUnavailable("refused".into()), Doing::Login, "10.0.0.1:7878");
+        let p = explain(
+            &ClientError::ServerUnavailable("refused".into()),
+            Doing::Login,
+            "10.0.0.1:7878",
+        );
         assert_eq!(p.headline, "Cannot reach the server at 10.0.0.1:7878.");
         assert!(p.detail.contains("Check the server address"));
-        let pin = PinError::Changed { server: "s:1".into(), pinned: "SHA256:old".into(), presented: "SHA256:new".into(), file: "/p/known_servers".into() };
+        let pin = PinError::Changed {
+            server: "s:1".into(),
+            pinned: "SHA256:old".into(),
+            presented: "SHA256:new".into(),
+            file: "/p/known_servers".into(),
+        };
         let p = explain(&ClientError::Pin(pin), Doing::Login, "s:1");
         assert!(p.headline.contains("identity key has changed"));
         assert!(p.detail.contains("SHA256:new") && p.detail.contains("/p/known_servers"));
@@ -192,7 +239,9 @@ mod tests {
 
     #[test]
     fn offline_status_detects_key_change() {
-        assert!(offline_status(Some("connection refused")).0.starts_with("Server unreachable — direct chats still work"));
+        assert!(offline_status(Some("connection refused"))
+            .0
+            .starts_with("Server unreachable — direct chats still work"));
         assert!(offline_status(Some("... but this profile pinned SHA256:x ...")).1);
     }
 }

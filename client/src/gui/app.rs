@@ -1,0 +1,920 @@
+//! The [`App`]: owns the windows, the model and the backend handle, and runs the UI loop.
+//!
+//! Everything arrives as a [`Msg`] on FLTK's channel — events of the core, answers of the
+//! backend and the user's clicks alike — and is handled here on the main thread, so no
+//! widget is ever touched from another thread and the UI never waits for the network.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fltk::app;
+use fltk::dialog;
+use fltk::enums::Color;
+use fltk::prelude::*;
+use peerchat_client::history::now_ms;
+use peerchat_client::transfer::naming::sanitize_folder_name;
+use peerchat_client::Event;
+
+use super::backend::Backend;
+use super::forgot::ForgotWindow;
+use super::format;
+use super::login::LoginWindow;
+use super::main_window::MainWindow;
+use super::model::{key, Changes, Line, Model, ServerState};
+use super::msg::{Action, Msg, Problem, Ui};
+use super::register::RegisterWindow;
+use super::test_hooks::TestHooks;
+use super::theme;
+use super::widgets::say;
+use super::wording::{check_email, check_new_password, check_userid, offline_status};
+
+/// A notice in the status bar stays this long, then the connection state shows again.
+const NOTICE_FOR: Duration = Duration::from_secs(8);
+/// Typing indicator frames are sent at most this often (the core limits it too).
+const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// How often the UI ticks (notice expiry, test layout dump).
+const TICK: f64 = 0.25;
+
+/// A marker file in the profile: the user logged out, so do not log in by key at start.
+const LOGGED_OUT_MARKER: &str = "gui-logged-out";
+
+/// The desktop app.
+pub struct App {
+    app: app::App,
+    rx: app::Receiver<Msg>,
+    tx: app::Sender<Msg>,
+    backend: Backend,
+    model: Model,
+    login: LoginWindow,
+    register: RegisterWindow,
+    forgot: ForgotWindow,
+    main: MainWindow,
+    /// The server the core talks to.
+    server: String,
+    profile: PathBuf,
+    hooks: TestHooks,
+    /// Show the main window as soon as the core is up (the profile has an account and did
+    /// not log out).
+    remembered: bool,
+    /// The first `Ready` was handled.
+    started: bool,
+    notice: Option<(String, Color, Instant)>,
+    typing_sent: Option<(String, Instant)>,
+    quitting: bool,
+    /// Our identity key's fingerprint (shown in the status bar's tooltip).
+    fingerprint: String,
+}
+
+impl App {
+    /// Builds the windows and starts the backend.
+    ///
+    /// # Errors
+    /// If the backend thread cannot start.
+    pub fn new(server: String, profile: PathBuf, scale: Option<f32>) -> anyhow::Result<Self> {
+        let fltk_app = app::App::default();
+        theme::apply(scale);
+        let (tx, rx) = app::channel::<Msg>();
+        let remembered = !profile.join(LOGGED_OUT_MARKER).exists();
+        let login = LoginWindow::new(tx, &server);
+        let register = RegisterWindow::new(tx);
+        let forgot = ForgotWindow::new(tx);
+        let main = MainWindow::new(tx);
+        let backend = Backend::start(server.clone(), profile.clone(), remembered, tx)?;
+        Ok(Self {
+            app: fltk_app,
+            rx,
+            tx,
+            backend,
+            model: Model::new(),
+            login,
+            register,
+            forgot,
+            main,
+            server,
+            profile,
+            hooks: TestHooks::from_env(),
+            remembered,
+            started: false,
+            notice: None,
+            typing_sent: None,
+            quitting: false,
+            fingerprint: String::new(),
+        })
+    }
+
+    /// Runs until the user quits.
+    pub fn run(mut self) {
+        self.login.show();
+        let tx = self.tx;
+        app::add_timeout3(TICK, move |h| {
+            tx.send(Msg::Ui(Ui::Tick));
+            app::repeat_timeout3(TICK, h);
+        });
+        while self.app.wait() {
+            while let Some(msg) = self.rx.recv() {
+                self.handle(msg);
+                if self.quitting {
+                    break;
+                }
+            }
+            if self.quitting {
+                break;
+            }
+        }
+        self.backend.shutdown();
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Starting => {
+                if !self.started {
+                    self.login.busy(Some("Starting… (the very first start creates your identity key; this takes a few seconds)"));
+                }
+            }
+            Msg::Ready {
+                account,
+                server,
+                fingerprint,
+            } => {
+                self.main
+                    .status
+                    .set_tooltip(&format!("Your identity key: {fingerprint}"));
+                self.fingerprint = fingerprint;
+                self.on_ready(account, server);
+            }
+            Msg::StartFailed(p) => {
+                self.login.busy(None);
+                self.show_login(Some((&p.text(), theme::ERROR)));
+            }
+            Msg::Core(e) => self.on_event(e),
+            Msg::LoginDone(r) => self.on_login_done(r),
+            Msg::RegisterDone { userid, result } => self.on_register_done(&userid, result),
+            Msg::ForgotDone(r) => self.on_forgot_done(r),
+            Msg::LogoutDone => {
+                let _ = std::fs::write(self.profile.join(LOGGED_OUT_MARKER), b"");
+                self.model = Model::new();
+                self.main.win.hide();
+                self.show_login(Some(("You have logged out.", theme::MUTED)));
+            }
+            Msg::FindDone { query, result } => self.on_find_done(&query, result),
+            Msg::RequestSent { userid, result } => {
+                match result {
+                    Ok(true) => self.set_notice(
+                        &format!("You and {userid} are now friends."),
+                        theme::SUCCESS,
+                    ),
+                    Ok(false) => say(
+                        &mut self.main.find_result,
+                        &format!("Request sent to {userid}."),
+                        theme::SUCCESS,
+                    ),
+                    Err(p) => say(&mut self.main.find_result, &p.headline, theme::ERROR),
+                }
+                self.main.show_send_request(false);
+                self.main.found = None;
+            }
+            Msg::FriendActionDone {
+                what,
+                userid,
+                result,
+            } => match result {
+                Ok(()) => {
+                    let text = match what {
+                        "accept" => format!("You and {userid} are now friends."),
+                        "refuse" => format!("Request from {userid} refused."),
+                        _ => format!("{userid} was removed from your friends."),
+                    };
+                    self.set_notice(&text, theme::SUCCESS);
+                }
+                Err(p) => self.set_notice(&p.text().replace('\n', " "), theme::ERROR),
+            },
+            Msg::Friends(s) => {
+                let c = self.model.apply_snapshot(&s);
+                self.refresh(c);
+            }
+            Msg::History { friend, entries } => {
+                let c = self.model.apply_history(&friend, &entries);
+                self.refresh(c);
+            }
+            Msg::MessageSent {
+                friend,
+                message_id,
+                text,
+                sent_at_unix_ms,
+            } => {
+                let c = self
+                    .model
+                    .apply_sent(&friend, message_id, &text, sent_at_unix_ms);
+                self.refresh(c);
+            }
+            Msg::MessageFailed {
+                friend,
+                text,
+                problem,
+            } => {
+                let c = self.model.add_notice(
+                    &friend,
+                    format!("Not sent: \u{201c}{text}\u{201d} — {}", problem.headline),
+                    now_ms(),
+                );
+                self.refresh(c);
+            }
+            Msg::FileQueued {
+                friend,
+                path,
+                transfer_id,
+            } => {
+                let c = self
+                    .model
+                    .file_queued(&friend, &path, Some(transfer_id), None);
+                self.refresh(c);
+            }
+            Msg::FileFailed {
+                friend,
+                path,
+                problem,
+            } => {
+                let c =
+                    self.model
+                        .file_queued(&friend, &path, None, Some(problem.headline.clone()));
+                self.refresh(c);
+            }
+            Msg::TransferActionFailed(p) => self.set_notice(&p.headline, theme::ERROR),
+            Msg::ShutDown => {}
+            Msg::Ui(ui) => self.on_ui(ui),
+        }
+    }
+
+    // ----- windows -------------------------------------------------------------------------
+
+    fn show_login(&mut self, message: Option<(&str, Color)>) {
+        self.main.win.hide();
+        if let Some((text, color)) = message {
+            say(&mut self.login.message, text, color);
+        }
+        self.login.show();
+    }
+
+    fn show_main(&mut self) {
+        let me = self
+            .model
+            .me
+            .clone()
+            .or_else(|| Some(self.login.userid.value()))
+            .unwrap_or_default();
+        self.main.win.set_label(&format!("Peerchat — {me}"));
+        self.login.win.hide();
+        self.register.win.hide();
+        self.forgot.win.hide();
+        if !self.main.win.shown() {
+            self.main.win = self.main.win.clone().center_screen();
+        }
+        self.main.win.show();
+        self.refresh(Changes {
+            friends: true,
+            requests: true,
+            status: true,
+            ..Changes::default()
+        });
+        self.show_selected_chat();
+        let _ = self.main.find_input.take_focus();
+    }
+
+    fn on_ready(&mut self, account: Option<String>, server: String) {
+        self.server = server;
+        self.login.busy(None);
+        if self.login.message.label().starts_with("Starting") {
+            self.login.message.set_label("");
+        }
+        if self.login.userid.value().is_empty() {
+            if let Some(a) = &account {
+                self.login.userid.set_value(a);
+            }
+        }
+        let first = !self.started;
+        self.started = true;
+        if first && self.remembered && account.is_some() {
+            // A remembered account: straight to the friend list (from the cache until the
+            // server answers), so direct chats work even while the server is down.
+            self.model.me = account;
+            self.show_main();
+            self.backend.send(Action::RefreshFriends);
+        } else if self.login.win.shown() {
+            self.login.show();
+        }
+    }
+
+    // ----- core events ---------------------------------------------------------------------
+
+    fn on_event(&mut self, e: Event) {
+        if let Event::Error { message } = &e {
+            // The core reports a refused automatic (key) login as text.
+            if message.starts_with("automatic login failed") && self.main.win.shown() {
+                self.model = Model::new();
+                let text = format!("Please log in with your password.\n({message})");
+                self.show_login(Some((&text, theme::ERROR)));
+                return;
+            }
+        }
+        if let Event::FriendAdded { friend } = &e {
+            // The request sent from the Find box was answered: clear it.
+            if self
+                .main
+                .find_input
+                .value()
+                .trim()
+                .eq_ignore_ascii_case(&friend.userid)
+            {
+                self.main.find_input.set_value("");
+                self.main.find_result.set_label("");
+                self.main.show_send_request(false);
+            }
+        }
+        let c = self.model.apply(&e, now_ms());
+        if c.logged_in {
+            let _ = std::fs::remove_file(self.profile.join(LOGGED_OUT_MARKER));
+            self.remembered = true;
+            if !self.main.win.shown() {
+                self.show_main();
+            } else {
+                let me = self.model.me.clone().unwrap_or_default();
+                self.main.win.set_label(&format!("Peerchat — {me}"));
+            }
+        }
+        self.refresh(c);
+    }
+
+    /// Redraws what changed.
+    fn refresh(&mut self, c: Changes) {
+        if c.friends {
+            self.main.show_friends(&self.model);
+        }
+        if c.requests {
+            self.main.show_requests(&self.model);
+        }
+        let selected = self.model.selected.clone();
+        if let Some(s) = &selected {
+            if c.friends || c.chats.contains(s) || c.transfers.contains(s) {
+                self.show_selected_chat();
+            }
+        } else if c.friends {
+            self.main.chat.show_nobody(!self.model.friends.is_empty());
+        }
+        if let Some(n) = c.notice {
+            self.set_notice(&n, theme::MUTED);
+        } else if c.status {
+            self.show_status();
+        }
+    }
+
+    fn show_selected_chat(&mut self) {
+        match self.model.selected.clone() {
+            None => self.main.chat.show_nobody(!self.model.friends.is_empty()),
+            Some(k) => {
+                let friend = self.model.friends.get(&k);
+                let userid = friend.map_or_else(|| k.clone(), |f| f.userid.clone());
+                let me = self.model.me.clone().unwrap_or_else(|| "me".to_owned());
+                self.main
+                    .chat
+                    .show_chat(self.tx, &userid, friend, self.model.chats.get(&k), &me);
+            }
+        }
+    }
+
+    fn set_notice(&mut self, text: &str, color: Color) {
+        self.notice = Some((text.to_owned(), color, Instant::now() + NOTICE_FOR));
+        self.main.set_status(text, color);
+    }
+
+    fn show_status(&mut self) {
+        if let Some((text, color, until)) = &self.notice {
+            if Instant::now() < *until {
+                let (t, c) = (text.clone(), *color);
+                self.main.set_status(&t, c);
+                return;
+            }
+            self.notice = None;
+        }
+        let me = self.model.me.clone().unwrap_or_default();
+        let (text, color) = match &self.model.server {
+            ServerState::Connecting => (
+                format!("Connecting to the server at {}…", self.server),
+                theme::MUTED,
+            ),
+            ServerState::Online => (
+                format!("● Connected to {} as {me}", self.server),
+                theme::ONLINE,
+            ),
+            ServerState::Offline(reason) => {
+                let (t, key_changed) = offline_status(reason.as_deref());
+                (
+                    format!("● {t}"),
+                    if key_changed {
+                        theme::ERROR
+                    } else {
+                        theme::WARNING
+                    },
+                )
+            }
+        };
+        self.main.set_status(&text, color);
+    }
+
+    // ----- answers -------------------------------------------------------------------------
+
+    fn on_login_done(&mut self, r: Result<String, Problem>) {
+        self.login.busy(None);
+        match r {
+            Ok(userid) => {
+                self.login.password.set_value("");
+                self.login.message.set_label("");
+                self.model.me = Some(userid);
+                let _ = std::fs::remove_file(self.profile.join(LOGGED_OUT_MARKER));
+                if !self.main.win.shown() {
+                    self.show_main();
+                }
+            }
+            Err(p) => {
+                say(&mut self.login.message, &p.text(), theme::ERROR);
+                let _ = self.login.password.take_focus();
+            }
+        }
+    }
+
+    fn on_register_done(&mut self, userid: &str, r: Result<String, Problem>) {
+        self.register.create.activate();
+        match r {
+            Ok(code) => {
+                self.register.message.set_label("");
+                self.register.show_code(userid, &code);
+                self.login.userid.set_value(userid);
+                self.login.password.set_value("");
+                say(
+                    &mut self.login.message,
+                    &format!(
+                        "Account \u{201c}{userid}\u{201d} created. Log in with your new password."
+                    ),
+                    theme::SUCCESS,
+                );
+            }
+            Err(p) => say(&mut self.register.message, &p.text(), theme::ERROR),
+        }
+    }
+
+    fn on_forgot_done(&mut self, r: Result<String, Problem>) {
+        self.forgot.reset.activate();
+        match r {
+            Ok(code) => {
+                let userid = self.forgot.userid.value().trim().to_owned();
+                self.forgot.message.set_label("");
+                self.forgot.show_code(&userid, &code);
+                self.login.userid.set_value(&userid);
+                self.login.password.set_value("");
+                say(
+                    &mut self.login.message,
+                    "Password changed. Log in with your new password.",
+                    theme::SUCCESS,
+                );
+            }
+            Err(p) => say(&mut self.forgot.message, &p.text(), theme::ERROR),
+        }
+    }
+
+    fn on_find_done(&mut self, query: &str, result: Result<Option<String>, Problem>) {
+        self.main.found = None;
+        self.main.show_send_request(false);
+        let r = &mut self.main.find_result;
+        match result {
+            Ok(Some(u)) => {
+                let k = key(&u);
+                if self.model.me.as_deref().map(key).as_deref() == Some(k.as_str()) {
+                    say(r, "That is you.", theme::MUTED);
+                } else if self.model.friends.contains_key(&k) {
+                    say(r, &format!("{u} is already your friend."), theme::MUTED);
+                } else if self.model.outgoing.iter().any(|x| key(x) == k) {
+                    say(r, &format!("Request to {u} already sent."), theme::MUTED);
+                } else if self.model.incoming.iter().any(|x| key(x) == k) {
+                    say(r, &format!("{u} asked you: accept below."), theme::MUTED);
+                } else {
+                    say(r, &format!("✓ {u} found"), theme::SUCCESS);
+                    self.main.found = Some(u);
+                    self.main.show_send_request(true);
+                    let _ = self.main.send_request.take_focus();
+                }
+            }
+            Ok(None) => say(
+                r,
+                &format!("No user \u{201c}{}\u{201d}.", query.trim()),
+                theme::ERROR,
+            ),
+            Err(p) => say(r, &p.headline, theme::ERROR),
+        }
+        self.main.win.redraw();
+    }
+
+    // ----- user actions --------------------------------------------------------------------
+
+    fn on_ui(&mut self, ui: Ui) {
+        match ui {
+            Ui::LoginSubmit => self.submit_login(),
+            Ui::OpenRegister => self.register.open(),
+            Ui::OpenForgot => {
+                let u = self.login.userid.value();
+                self.forgot.open(u.trim());
+            }
+            Ui::RegisterSubmit => self.submit_register(),
+            Ui::RegisterClose => {
+                self.register.win.hide();
+                self.login.show();
+            }
+            Ui::ForgotSubmit => self.submit_forgot(),
+            Ui::ForgotClose => {
+                self.forgot.win.hide();
+                self.login.show();
+            }
+            Ui::CopyCode(code) => {
+                app::copy(&code);
+                for page in [&mut self.register.code, &mut self.forgot.code] {
+                    page.copied.set_label("Copied to the clipboard.");
+                    page.copied.redraw();
+                }
+            }
+            Ui::Find => {
+                let q = self.main.find_input.value();
+                if q.trim().is_empty() {
+                    say(
+                        &mut self.main.find_result,
+                        "Type a userid first.",
+                        theme::MUTED,
+                    );
+                } else {
+                    say(&mut self.main.find_result, "Searching…", theme::MUTED);
+                    self.main.show_send_request(false);
+                    self.backend.send(Action::Find(q.trim().to_owned()));
+                }
+            }
+            Ui::SendRequestToFound => {
+                if let Some(u) = self.main.found.clone() {
+                    self.main.send_request.deactivate();
+                    say(
+                        &mut self.main.find_result,
+                        &format!("Sending a request to {u}…"),
+                        theme::MUTED,
+                    );
+                    self.backend.send(Action::SendFriendRequest(u));
+                }
+            }
+            Ui::FriendSelected => {
+                let k = self.main.selected_friend();
+                let c = self.model.select(k.as_deref());
+                if let Some(k) = &k {
+                    if !self.model.chats.get(k).is_some_and(|c| c.history_loaded) {
+                        self.model.chat_mut(k).history_loaded = true;
+                        self.backend.send(Action::LoadHistory(k.clone()));
+                    }
+                }
+                self.refresh(Changes { friends: true, ..c });
+                self.show_selected_chat();
+                if k.is_some()
+                    && app::event_key() != fltk::enums::Key::Up
+                    && app::event_key() != fltk::enums::Key::Down
+                {
+                    let _ = self.main.chat.input.take_focus();
+                }
+            }
+            Ui::Unfriend => self.unfriend(),
+            Ui::AcceptRequest => {
+                if let Some(u) = self.main.selected_request(&self.model) {
+                    self.backend.send(Action::Accept(u));
+                }
+            }
+            Ui::RefuseRequest => {
+                if let Some(u) = self.main.selected_request(&self.model) {
+                    self.backend.send(Action::Refuse(u));
+                }
+            }
+            Ui::Logout => self.backend.send(Action::Logout),
+            Ui::SendMessage => self.send_message(),
+            Ui::InputChanged => self.typing(),
+            Ui::SendFile => self.pick_and_send_file(),
+            Ui::FilesDropped(text) => {
+                for p in dropped_paths(&text) {
+                    self.send_file(p);
+                }
+            }
+            Ui::OpenDownloads => {
+                let downloads = self.profile.join("downloads");
+                let dir = self
+                    .model
+                    .selected
+                    .as_deref()
+                    .map(|f| downloads.join(sanitize_folder_name(&self.model.display(f))))
+                    .filter(|d| d.is_dir());
+                self.open_folder(&dir.unwrap_or(downloads));
+            }
+            Ui::HistoryClicked { pos } => {
+                let Some(friend) = self.model.selected.clone() else {
+                    return;
+                };
+                let Some(idx) =
+                    format::line_at(&self.main.chat.rendered, usize::try_from(pos).unwrap_or(0))
+                else {
+                    return;
+                };
+                if let Some(Line::File { path, .. }) = self.model.file_line(&friend, idx) {
+                    if let Some(dir) = path.parent().map(Path::to_path_buf) {
+                        self.open_folder(&dir);
+                    }
+                }
+            }
+            Ui::AcceptFile(id) => self.backend.send(Action::AcceptFile(id)),
+            Ui::DeclineFile(id) => self.backend.send(Action::DeclineFile(id)),
+            Ui::CancelTransfer(id) => self.backend.send(Action::CancelTransfer(id)),
+            Ui::OpenFolder(dir) => self.open_folder(&dir),
+            Ui::DismissTransfer(id) => {
+                let c = self.model.dismiss(id);
+                self.refresh(c);
+            }
+            Ui::Quit => {
+                for w in [
+                    &mut self.login.win,
+                    &mut self.register.win,
+                    &mut self.forgot.win,
+                    &mut self.main.win,
+                ] {
+                    w.hide();
+                }
+                self.quitting = true;
+            }
+            Ui::Tick => self.tick(),
+        }
+    }
+
+    fn submit_login(&mut self) {
+        let server = self.login.server.value().trim().to_owned();
+        let userid = self.login.userid.value().trim().to_owned();
+        let password = self.login.password.value();
+        let missing = if server.is_empty() {
+            Some((
+                "Please enter the server address (HOST:PORT).",
+                &mut self.login.server as &mut dyn WidgetExt,
+            ))
+        } else if userid.is_empty() {
+            Some((
+                "Please enter your userid.",
+                &mut self.login.userid as &mut dyn WidgetExt,
+            ))
+        } else if password.is_empty() {
+            Some((
+                "Please enter your password.",
+                &mut self.login.password as &mut dyn WidgetExt,
+            ))
+        } else {
+            None
+        };
+        if let Some((text, field)) = missing {
+            let _ = field.take_focus();
+            say(&mut self.login.message, text, theme::ERROR);
+            return;
+        }
+        self.login.busy(Some("Logging in…"));
+        self.backend.send(Action::Login {
+            server,
+            userid,
+            password,
+        });
+    }
+
+    fn submit_register(&mut self) {
+        let r = &mut self.register;
+        let userid = r.userid.value().trim().to_owned();
+        let email = r.email.value().trim().to_owned();
+        let (password, confirm) = (r.password.value(), r.confirm.value());
+        let problem = check_userid(&userid)
+            .or_else(|| check_email(&email))
+            .or_else(|| check_new_password(&userid, &password, &confirm));
+        if let Some(p) = problem {
+            say(&mut r.message, &p.text(), theme::ERROR);
+            return;
+        }
+        r.create.deactivate();
+        say(&mut r.message, "Creating your account…", theme::MUTED);
+        let server = self.login.server.value().trim().to_owned();
+        self.backend.send(Action::Register {
+            server,
+            userid,
+            email,
+            password,
+        });
+    }
+
+    fn submit_forgot(&mut self) {
+        let f = &mut self.forgot;
+        let userid = f.userid.value().trim().to_owned();
+        let email = f.email.value().trim().to_owned();
+        let code = f.recovery.value().trim().to_owned();
+        let (password, confirm) = (f.password.value(), f.confirm.value());
+        let problem = if userid.is_empty() || email.is_empty() || code.is_empty() {
+            Some(Problem {
+                headline: "Please fill in every field.".into(),
+                detail: String::new(),
+            })
+        } else {
+            check_new_password(&userid, &password, &confirm)
+        };
+        if let Some(p) = problem {
+            say(&mut f.message, &p.text(), theme::ERROR);
+            return;
+        }
+        f.reset.deactivate();
+        say(&mut f.message, "Resetting your password…", theme::MUTED);
+        let server = self.login.server.value().trim().to_owned();
+        self.backend.send(Action::ForgotPassword {
+            server,
+            userid,
+            email,
+            recovery_code: code,
+            new_password: password,
+        });
+    }
+
+    fn unfriend(&mut self) {
+        let Some(k) = self.model.selected.clone() else {
+            return;
+        };
+        let name = self.model.display(&k);
+        let question = format!(
+            "Remove {name} from your friends?\n\nYou will no longer see each other online and cannot chat until one of you sends a new friend request."
+        );
+        if dialog::choice2_default(&question, "Cancel", "Unfriend", "") == Some(1) {
+            self.backend.send(Action::Unfriend(name));
+        }
+    }
+
+    fn send_message(&mut self) {
+        let Some(k) = self.model.selected.clone() else {
+            return;
+        };
+        let text = self.main.chat.input.value();
+        if text.trim().is_empty() {
+            return;
+        }
+        self.main.chat.input.set_value("");
+        let friend = self.model.display(&k);
+        self.backend.send(Action::SendMessage {
+            friend: friend.clone(),
+            text,
+        });
+        if self.typing_sent.take().is_some() {
+            self.backend.send(Action::Typing {
+                friend,
+                active: false,
+            });
+        }
+    }
+
+    fn typing(&mut self) {
+        let Some(k) = self.model.selected.clone() else {
+            return;
+        };
+        let due = match &self.typing_sent {
+            Some((f, at)) => *f != k || at.elapsed() >= TYPING_EVERY,
+            None => true,
+        };
+        if due {
+            self.typing_sent = Some((k.clone(), Instant::now()));
+            self.backend.send(Action::Typing {
+                friend: self.model.display(&k),
+                active: true,
+            });
+        }
+    }
+
+    fn pick_and_send_file(&mut self) {
+        if self.model.selected.is_none() {
+            return;
+        }
+        let path = match self.hooks.file_to_send() {
+            Some(p) => Some(p),
+            None => {
+                let mut chooser =
+                    dialog::NativeFileChooser::new(dialog::NativeFileChooserType::BrowseFile);
+                chooser.set_title("Send a file");
+                chooser.show();
+                let p = chooser.filename();
+                (!p.as_os_str().is_empty()).then_some(p)
+            }
+        };
+        if let Some(p) = path {
+            self.send_file(p);
+        }
+    }
+
+    fn send_file(&mut self, path: PathBuf) {
+        let Some(k) = self.model.selected.clone() else {
+            return;
+        };
+        if !path.is_file() {
+            self.set_notice(&format!("Not a file: {}", path.display()), theme::ERROR);
+            return;
+        }
+        let c = self.model.file_preparing(&k, path.clone());
+        self.refresh(c);
+        self.backend.send(Action::SendFile {
+            friend: self.model.display(&k),
+            path,
+        });
+    }
+
+    fn open_folder(&mut self, dir: &Path) {
+        if self.hooks.record_open(dir) {
+            return;
+        }
+        if let Err(e) = open_in_file_manager(dir) {
+            self.set_notice(&format!("Cannot open {}: {e}", dir.display()), theme::ERROR);
+        }
+    }
+
+    fn tick(&mut self) {
+        if let Some((_, _, until)) = &self.notice {
+            if Instant::now() >= *until {
+                self.notice = None;
+                self.show_status();
+            }
+        }
+        let windows = [
+            (&self.login.win, &self.login.named),
+            (&self.register.win, &self.register.named),
+            (&self.forgot.win, &self.forgot.named),
+            (&self.main.win, &self.main.named),
+        ];
+        self.hooks.dump_layout(&windows);
+    }
+}
+
+/// Paths from a drag-and-drop payload: one per line, plain or `file://` URIs.
+fn dropped_paths(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| PathBuf::from(percent_decode(l.strip_prefix("file://").unwrap_or(l))))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Opens a folder in the desktop's file manager, without waiting for it.
+fn open_in_file_manager(dir: &Path) -> std::io::Result<()> {
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    let mut child = std::process::Command::new(program)
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .spawn()?;
+    // Reap it in the background so no zombie stays behind.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_uris_become_paths() {
+        let p = dropped_paths("file:///tmp/a%20b.txt\r\n/home/x/y.bin\n\n");
+        assert_eq!(
+            p,
+            [
+                PathBuf::from("/tmp/a b.txt"),
+                PathBuf::from("/home/x/y.bin")
+            ]
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}
