@@ -41,6 +41,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("auth.register.weak-password.equals-userid", "5.1.3", "A password equal to the userid (other letter case) is WEAK_PASSWORD.", |c| Box::pin(reg_weak(c, 2))).covers(&["ERROR_CODE_WEAK_PASSWORD"]),
         Case::must("auth.register.weak-password.too-long", "5.1.3", "A password of 1025 bytes is WEAK_PASSWORD.", |c| Box::pin(reg_weak(c, 3))).covers(&["ERROR_CODE_WEAK_PASSWORD"]),
         Case::must("auth.register.password-ten-multibyte", "5.1.3", "10 two-byte characters are a valid password.", |c| Box::pin(password_multibyte_ok(c))),
+        Case::must("auth.register.huge-userid", "9.1", "A 100 000-byte userid is INVALID_USERID and the Error.message stays within MAX_HUMAN_TEXT (1024 bytes).", |c| Box::pin(huge_userid(c))).covers(&["ERROR_CODE_INVALID_USERID"]),
         Case::must("auth.register.check-order", "5.2", "With several violations the first in the order INVALID_USERID, INVALID_EMAIL, WEAK_PASSWORD, USERID_TAKEN, EMAIL_TAKEN is answered.", |c| Box::pin(register_order(c))),
         // §5.3 Login
         Case::must("auth.login.ok", "5.3.1", "Login answers LoginOk with the registered spelling, empty lists, no endpoint and the server time.", |c| Box::pin(login_ok(c))),
@@ -58,6 +59,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("auth.login.endpoint-hostname", "5.1.6", "Login with a host name as endpoint host is INVALID_REQUEST.", |c| Box::pin(endpoint_invalid(c, 2))).covers(&["ERROR_CODE_INVALID_REQUEST"]),
         Case::must("auth.login.endpoint-leading-zero", "5.1.6", "Login with IPv4 host '192.0.2.07' (leading zero) is INVALID_REQUEST.", |c| Box::pin(endpoint_invalid(c, 3))).covers(&["ERROR_CODE_INVALID_REQUEST"]),
         Case::must("auth.login.endpoint-brackets", "5.1.6", "Login with IPv6 host in brackets '[::1]' is INVALID_REQUEST.", |c| Box::pin(endpoint_invalid(c, 4))).covers(&["ERROR_CODE_INVALID_REQUEST"]),
+        Case::must("auth.login.endpoint-ipv6-zone", "5.1.6", "Login with IPv6 host carrying a zone id 'fe80::1%eth0' is INVALID_REQUEST.", |c| Box::pin(endpoint_invalid(c, 5))).covers(&["ERROR_CODE_INVALID_REQUEST"]),
         Case::must("auth.login.endpoint-before-credentials", "5.3", "An invalid endpoint is reported before a wrong password (INVALID_REQUEST, not BAD_CREDENTIALS).", |c| Box::pin(endpoint_before_credentials(c))).covers(&["ERROR_CODE_INVALID_REQUEST"]),
         Case::must("auth.login.new-key-replaces", "5.3", "Login from a new identity key replaces the account key: KeyLogin then works only with the new key.", |c| Box::pin(new_key_replaces(c))),
         // §5.4 KeyLogin
@@ -222,6 +224,19 @@ async fn reg_weak(ctx: Ctx, i: usize) -> CaseResult {
     Ok("WEAK_PASSWORD".into())
 }
 
+async fn huge_userid(ctx: Ctx) -> CaseResult {
+    let userid = format!("c{}", "x".repeat(100_000));
+    let r = register_with(&ctx, &userid, &ident::email(&ident::userid()), &ident::password()).await?;
+    let e = expect_code(&r, ErrorCode::InvalidUserid, "Register with a 100 000-byte userid")?;
+    check!(
+        e.message.len() <= peerchat_proto::limits::MAX_HUMAN_TEXT,
+        "Error.message is {} bytes (MAX_HUMAN_TEXT is {})",
+        e.message.len(),
+        peerchat_proto::limits::MAX_HUMAN_TEXT
+    );
+    Ok(format!("INVALID_USERID, message {} bytes", e.message.len()))
+}
+
 async fn password_multibyte_ok(ctx: Ctx) -> CaseResult {
     let mut u = User::random();
     u.password = "é".repeat(10);
@@ -305,7 +320,8 @@ fn invalid_endpoint(i: usize) -> wire::PeerEndpoint {
         1 => req::ep("", 70000),
         2 => req::ep("example.com", 4000),
         3 => req::ep("192.0.2.07", 4000),
-        _ => req::ep("[::1]", 4000),
+        4 => req::ep("[::1]", 4000),
+        _ => req::ep("fe80::1%eth0", 4000),
     }
 }
 

@@ -30,6 +30,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("friends.request.duplicate", "6.2", "A second request to the same target is DUPLICATE_REQUEST.", |c| Box::pin(request_duplicate(c))).covers(&["ERROR_CODE_DUPLICATE_REQUEST"]),
         Case::must("friends.request.crossing", "6.2", "A request to someone who already asked the caller makes them friends: Ok carries the friend, the other gets FriendRequestAccepted.", |c| Box::pin(request_crossing(c))).covers(&["FriendRequestAccepted"]),
         Case::must("friends.request.crossing-offline", "6.9", "A crossing request while the original requester is offline queues FriendRequestAccepted for its next login.", |c| Box::pin(request_crossing_offline(c))).covers(&["FriendRequestAccepted"]),
+        Case::must("friends.request.simultaneous", "6.2", "Two users sending each other requests at the same moment end up friends: one Ok without friend, one Ok with friend.", |c| Box::pin(request_simultaneous(c))),
         Case::must("friends.request.limit-pending", "6.2", "With MAX_PENDING_OUTGOING pending requests, another request is LIMIT_EXCEEDED.", |c| Box::pin(request_limit(c))).covers(&["ERROR_CODE_LIMIT_EXCEEDED"]).timeout_secs(180),
         Case::must("friends.accept.ok", "6.3", "Accept answers the requester as Friend (online, key); the requester gets FriendRequestAccepted; no FriendOnline is sent.", |c| Box::pin(accept_ok(c))).covers(&["FriendRequestAccepted"]),
         Case::must("friends.accept.snapshots", "6.3", "After an accept both users' LoginOk.friends list each other and the pending lists are empty.", |c| Box::pin(accept_snapshots(c))),
@@ -48,12 +49,14 @@ pub fn cases() -> Vec<Case> {
         Case::must("friends.unfriend.then-request", "6.5", "After unfriending, either user may send a new request.", |c| Box::pin(unfriend_then_request(c))),
         Case::must("friends.notice.order", "6.9", "Queued notices are delivered after LoginOk, oldest first.", |c| Box::pin(notice_order(c))).covers(&["FriendRequestAccepted", "FriendRequestRefused"]),
         Case::must("friends.notice.discarded-if-unfriended", "6.9", "A queued FriendRequestAccepted is discarded if the two are no longer friends at delivery.", |c| Box::pin(notice_discarded(c))),
+        Case::must("friends.notice.current-presence", "6.9", "A queued FriendRequestAccepted carries the accepter as of delivery time (offline if it went offline).", |c| Box::pin(notice_current_presence(c))),
         Case::must("friends.snapshot.sorted", "5.3.1", "LoginOk.friends is in ASCII-lowercase order of userid.", |c| Box::pin(snapshot_sorted(c))),
         Case::must("friends.snapshot.requests-oldest-first", "5.3.1", "LoginOk.incoming_requests is oldest first.", |c| Box::pin(snapshot_requests_order(c))),
         Case::must("friends.expiry.ttl", "6.7", "FriendRequestReceived.expires_at - created_at equals the server's REQUEST_TTL (needs --request-ttl-secs).", |c| Box::pin(expiry_ttl(c))),
         Case::must("friends.expiry.push", "6.7", "An online requester gets FriendRequestExpired soon after expires_at (needs --request-ttl-secs).", |c| Box::pin(expiry_push(c))).covers(&["FriendRequestExpired"]).timeout_secs(90),
         Case::must("friends.expiry.accept-after-expiry", "6.7", "Accepting an expired request is REQUEST_NOT_FOUND (needs --request-ttl-secs).", |c| Box::pin(expiry_accept(c))).covers(&["ERROR_CODE_REQUEST_NOT_FOUND"]).timeout_secs(90),
         Case::must("friends.expiry.offline-notice", "6.7", "A requester offline at expiry gets FriendRequestExpired after its next LoginOk; neither list shows the request (needs --request-ttl-secs).", |c| Box::pin(expiry_offline(c))).covers(&["FriendRequestExpired"]).timeout_secs(120),
+        Case::must("friends.expiry.no-crossing", "6.7", "A request towards someone whose own request to the caller has expired is a new pending request, not a crossing (needs --request-ttl-secs).", |c| Box::pin(expiry_no_crossing(c))).timeout_secs(90),
         Case::must("friends.expiry.resend", "6.7", "After expiry a new request to the same user is accepted (no DUPLICATE_REQUEST) (needs --request-ttl-secs).", |c| Box::pin(expiry_resend(c))).timeout_secs(90),
     ]
 }
@@ -566,4 +569,52 @@ async fn expiry_resend(ctx: Ctx) -> CaseResult {
         fail!("a second {} for one expired request", describe_push(&p));
     }
     Ok("new request accepted; exactly one FriendRequestExpired".into())
+}
+
+async fn request_simultaneous(ctx: Ctx) -> CaseResult {
+    let (a, mut ac) = ctx.online_user().await?;
+    let (b, mut bc) = ctx.online_user().await?;
+    let (ra, rb) = tokio::join!(ac.request(req::send_request(&b.userid)), bc.request(req::send_request(&a.userid)));
+    let ra = ok!(ra?, SendFriendRequest, "A's request");
+    let rb = ok!(rb?, SendFriendRequest, "B's request");
+    check!(
+        ra.friend.is_some() != rb.friend.is_some(),
+        "expected exactly one crossing answer with a friend, got A: {:?}, B: {:?}",
+        ra.friend.as_ref().map(|f| &f.userid),
+        rb.friend.as_ref().map(|f| &f.userid)
+    );
+    let r = ac.request(req::send_request(&b.userid)).await?;
+    expect_code(&r, ErrorCode::AlreadyFriends, "request after the race")?;
+    Ok("serialised: one pending, one crossing".into())
+}
+
+async fn notice_current_presence(ctx: Ctx) -> CaseResult {
+    let (a, mut ac) = ctx.online_user().await?;
+    let (b, mut bc) = ctx.online_user().await?;
+    send_ok(&mut ac, &b.userid).await?;
+    drop(ac);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ok!(bc.request(req::accept(&a.userid)).await?, AcceptFriendRequest, "Accept");
+    ok!(bc.request(req::logout()).await?, Logout, "B logs out");
+    let (mut ac, _, seq) = login_seq(&ctx, &a).await?;
+    let (pseq, p) = ac.expect_push("queued FriendRequestAccepted", PUSH_TIMEOUT, is::accepted_by(&b.userid)).await?;
+    check!(pseq > seq, "notice arrived before LoginOk");
+    let push::Body::FriendRequestAccepted(x) = p else { fail!("wrong push") };
+    let f = x.friend.ok_or_else(|| Verdict::Fail("FriendRequestAccepted without friend".into()))?;
+    check!(!f.online && f.peer_endpoint.is_none(), "notice shows the accepter online {} endpoint {:?} although it logged out before delivery", f.online, f.peer_endpoint);
+    Ok("Friend as of delivery time (offline)".into())
+}
+
+async fn expiry_no_crossing(ctx: Ctx) -> CaseResult {
+    let ttl = need_ttl(&ctx)?;
+    let (a, mut ac) = ctx.online_user().await?;
+    let (b, mut bc) = ctx.online_user().await?;
+    send_ok(&mut bc, &a.userid).await?;
+    ac.expect_push("FriendRequestReceived", PUSH_TIMEOUT, is::request_from(&b.userid)).await?;
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let r = send_ok(&mut ac, &b.userid).await?;
+    check!(r.friend.is_none(), "a request crossing an expired one made them friends");
+    bc.expect_push("FriendRequestReceived", PUSH_TIMEOUT, is::request_from(&a.userid)).await?;
+    bc.expect_push("FriendRequestExpired", Duration::from_secs(1) + GRACE, is::expired(&a.userid)).await?;
+    Ok("new pending request; the expired one notified".into())
 }

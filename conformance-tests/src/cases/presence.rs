@@ -40,6 +40,8 @@ pub fn cases() -> Vec<Case> {
         Case::must("presence.key-changed.online-friend", "5.3.1", "A password login from a new key sends FriendKeyChanged and FriendOnline with the new key to online friends.", |c| Box::pin(key_changed_online(c))).covers(&["FriendKeyChanged", "FriendOnline"]),
         Case::must("presence.key-changed.offline-friend", "5.3.1", "An offline friend sees the new key in its next LoginOk.", |c| Box::pin(key_changed_offline(c))),
         Case::must("presence.key-changed.same-key-no-push", "5.3.1", "A login with the registered key sends no FriendKeyChanged.", |c| Box::pin(key_same_no_push(c))),
+        Case::must("presence.session-replaced.new-key", "5.3.1", "A password login from a new key while the old session is live: old connection gets SESSION_REPLACED, friends get FriendKeyChanged then FriendOnline, no FriendOffline.", |c| Box::pin(replaced_new_key(c))).covers(&["CLOSE_REASON_SESSION_REPLACED", "FriendKeyChanged"]),
+        Case::must("presence.logout-forgets-endpoint", "5.6", "After Logout the endpoint is forgotten: a new login without one sends FriendOnline without endpoint.", |c| Box::pin(logout_forgets_endpoint(c))).covers(&["FriendOnline"]),
         Case::must("presence.session-replaced.no-offline", "6.10", "When a session is replaced friends get FriendOnline for the new one and never FriendOffline.", |c| Box::pin(replaced_no_offline(c))).covers(&["CLOSE_REASON_SESSION_REPLACED", "FriendOnline"]),
     ]
 }
@@ -255,13 +257,14 @@ async fn key_changed_online(ctx: Ctx) -> CaseResult {
     fc.expect_push("FriendOffline", OFFLINE_NOTIFY + GRACE, is::offline(&a.userid)).await?;
     let new_key = ident::other_key(a.key);
     let (_c, _) = ctx.login_with(&a, new_key, None).await?;
-    let (_, p) = fc.expect_push("FriendKeyChanged", PUSH_TIMEOUT, is::key_changed(&a.userid)).await?;
+    let (kseq, p) = fc.expect_push("FriendKeyChanged", PUSH_TIMEOUT, is::key_changed(&a.userid)).await?;
     let push::Body::FriendKeyChanged(k) = p else { fail!("wrong push") };
     check!(k.identity_key == key_der(new_key), "FriendKeyChanged carries a key other than the new one");
-    let (_, p) = fc.expect_push("FriendOnline", PUSH_TIMEOUT, is::online(&a.userid)).await?;
+    let (oseq, p) = fc.expect_push("FriendOnline", PUSH_TIMEOUT, is::online(&a.userid)).await?;
     let push::Body::FriendOnline(o) = p else { fail!("wrong push") };
     check!(o.identity_key == key_der(new_key), "FriendOnline carries the old key");
-    Ok("FriendKeyChanged and FriendOnline with the new key".into())
+    check!(kseq < oseq, "FriendOnline (frame {oseq}) came before FriendKeyChanged (frame {kseq}); §5.3.1 orders key replacement (step 1) before FriendOnline (step 4)");
+    Ok("FriendKeyChanged, then FriendOnline with the new key".into())
 }
 
 async fn key_changed_offline(ctx: Ctx) -> CaseResult {
@@ -299,4 +302,36 @@ async fn replaced_no_offline(ctx: Ctx) -> CaseResult {
         fail!("friend received {} for a replaced session", describe_push(&p));
     }
     Ok("FriendOnline only".into())
+}
+
+async fn replaced_new_key(ctx: Ctx) -> CaseResult {
+    let (a, mut ac, _f, mut fc) = ctx.friends().await?;
+    let new_key = ident::other_key(a.key);
+    let (_c2, _) = ctx.login_with(&a, new_key, None).await?;
+    let closing = ac.expect_close(GRACE).await?;
+    check!(closing.has_reason(wire::CloseReason::SessionReplaced), "old connection ended with {closing}");
+    let (kseq, _) = fc.expect_push("FriendKeyChanged", PUSH_TIMEOUT, is::key_changed(&a.userid)).await?;
+    let (oseq, p) = fc.expect_push("FriendOnline", PUSH_TIMEOUT, is::online(&a.userid)).await?;
+    let push::Body::FriendOnline(o) = p else { fail!("wrong push") };
+    check!(o.identity_key == key_der(new_key), "FriendOnline carries the old key");
+    check!(kseq < oseq, "FriendOnline before FriendKeyChanged");
+    if let Some(p) = fc.find_push_within(OFFLINE_NOTIFY + Duration::from_millis(500), is::offline(&a.userid)).await {
+        fail!("friend received {} for a replaced session", describe_push(&p));
+    }
+    Ok("SESSION_REPLACED; FriendKeyChanged, FriendOnline; no FriendOffline".into())
+}
+
+async fn logout_forgets_endpoint(ctx: Ctx) -> CaseResult {
+    let (a, ac, _f, mut fc) = ctx.friends().await?;
+    drop(ac);
+    fc.expect_push("FriendOffline", OFFLINE_NOTIFY + GRACE, is::offline(&a.userid)).await?;
+    let (mut ac, _) = ctx.login_with(&a, a.key, Some(req::ep("192.0.2.60", 6100))).await?;
+    fc.expect_push("FriendOnline with endpoint", PUSH_TIMEOUT, is::online(&a.userid)).await?;
+    ok!(ac.request(req::logout()).await?, Logout, "Logout");
+    fc.expect_push("FriendOffline", PUSH_TIMEOUT, is::offline(&a.userid)).await?;
+    ok!(ac.request(req::key_login(&a.userid, None)).await?, Login, "KeyLogin without endpoint");
+    let (_, p) = fc.expect_push("FriendOnline", PUSH_TIMEOUT, is::online(&a.userid)).await?;
+    let push::Body::FriendOnline(o) = p else { fail!("wrong push") };
+    check!(o.peer_endpoint.is_none(), "FriendOnline still carries the old endpoint {:?}", o.peer_endpoint);
+    Ok("endpoint forgotten".into())
 }
