@@ -36,18 +36,19 @@ impl Percentiles {
                 mean_us: 0.0,
             };
         }
-        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
         // Nearest-rank percentile: the smallest sample with at least p of the samples <= it.
-        let rank = |p: f64| {
-            let r = (p * n as f64).ceil() as usize;
+        // Integer per-mille arithmetic: 0.999 * 1000 is not exactly 999 in floating point.
+        let rank = |per_mille: usize| {
+            let r = (n * per_mille).div_ceil(1000);
             samples[r.clamp(1, n) - 1]
         };
         let total: Duration = samples.iter().sum();
         Self {
             n,
-            p50_us: us(rank(0.50)),
-            p99_us: us(rank(0.99)),
-            p999_us: us(rank(0.999)),
+            p50_us: us(rank(500)),
+            p99_us: us(rank(990)),
+            p999_us: us(rank(999)),
             max_us: us(samples[n - 1]),
             mean_us: us(total) / n as f64,
         }
