@@ -19,7 +19,7 @@
 //! # Ok(()) }
 //! ```
 
-#![deny(clippy::unwrap_used)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
 pub mod cmd;
