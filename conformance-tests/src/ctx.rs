@@ -191,9 +191,27 @@ pub fn random_loopback() -> IpAddr {
 ///
 /// # Errors
 /// FAIL naming what came instead.
+///
+/// Every error is also checked against SPEC.md §9.1: `message` at most MAX_HUMAN_TEXT bytes,
+/// `retry_after_ms` non-zero exactly with RATE_LIMITED.
 pub fn expect_code(r: &response::Result, code: wire::ErrorCode, what: &str) -> Result<wire::Error, Verdict> {
     match r {
-        response::Result::Error(e) if e.code == code as i32 => Ok(e.clone()),
+        response::Result::Error(e) if e.code == code as i32 => {
+            check!(
+                e.message.len() <= peerchat_proto::limits::MAX_HUMAN_TEXT,
+                "{what}: Error.message is {} bytes (MAX_HUMAN_TEXT {})",
+                e.message.len(),
+                peerchat_proto::limits::MAX_HUMAN_TEXT
+            );
+            let limited = code == wire::ErrorCode::RateLimited;
+            check!(
+                limited == (e.retry_after_ms != 0),
+                "{what}: {} with retry_after_ms {} (§9.1: non-zero exactly with RATE_LIMITED)",
+                code.as_str_name(),
+                e.retry_after_ms
+            );
+            Ok(e.clone())
+        }
         other => Err(Verdict::Fail(format!("{what}: expected {}, got {}", code.as_str_name(), describe(other)))),
     }
 }
