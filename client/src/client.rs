@@ -61,8 +61,8 @@ impl ClientConfig {
             download_dir: None,
             auto_accept_max: None,
             auto_login: true,
-            reconnect_min: Duration::from_millis(500),
-            reconnect_max: Duration::from_secs(30),
+            reconnect_min: peerchat_proto::limits::RECONNECT_BACKOFF_MIN,
+            reconnect_max: peerchat_proto::limits::RECONNECT_BACKOFF_MAX,
         }
     }
 }

@@ -104,6 +104,8 @@ struct Incoming {
     /// Sanitised name.
     name: String,
     writer: Option<WriterHandle>,
+    /// The connection the current accept was sent on.
+    conn: Option<ConnId>,
 }
 
 /// Channels into the core.
@@ -139,6 +141,8 @@ pub struct Core {
     next_generation: u64,
     /// Writer threads finishing after shutdown.
     finishing: Vec<tokio::task::JoinHandle<()>>,
+    /// Incoming transfers that ended (or were never known): their late frames are ignored.
+    dead: HashSet<(String, TransferId)>,
 }
 
 /// Settings the core needs.
@@ -159,8 +163,8 @@ pub struct CoreSettings {
     pub auto_accept_max: Option<u64>,
 }
 
-const RETRY_MIN: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(30);
+const RETRY_MIN: Duration = peerchat_proto::limits::RECONNECT_BACKOFF_MIN;
+const RETRY_MAX: Duration = peerchat_proto::limits::RECONNECT_BACKOFF_MAX;
 
 impl Core {
     /// Builds the core and restores the outbox and unfinished outgoing transfers.
@@ -191,6 +195,7 @@ impl Core {
             auto_accept_max: s.auto_accept_max,
             next_generation: 1,
             finishing: Vec::new(),
+            dead: HashSet::new(),
         };
         for (friend, frame) in core.history.outbox().await? {
             core.outbox.restore(&friend, frame);
@@ -454,7 +459,7 @@ impl Core {
             },
         );
         if self.active_link(&k).is_some() {
-            self.offer_pending(&k);
+            self.offer_pending(&k).await;
         } else {
             self.ensure_connected(&k);
         }
@@ -591,14 +596,14 @@ impl Core {
                 initiated_by_me,
                 addr,
                 link,
-            } => self.on_up(conn, &friend, initiated_by_me, addr, link),
+            } => self.on_up(conn, &friend, initiated_by_me, addr, link).await,
             PeerEvent::Frame { conn, frame } => {
                 let Some((k, _)) = self.links.get(&conn) else {
                     return;
                 };
                 let k = k.clone();
                 let active = self.registry.active(&k) == Some(conn);
-                self.on_frame(&k, active, frame).await;
+                self.on_frame(&k, conn, active, frame).await;
             }
             PeerEvent::Down { conn, reason } => {
                 let Some((k, _)) = self.links.remove(&conn) else {
@@ -607,6 +612,12 @@ impl Core {
                 if self.registry.remove(&k, conn) {
                     self.on_link_lost(&k);
                     let friend = self.display(&k);
+                    if self.typing.on_remote(&k, false, Instant::now()) {
+                        self.emit(Event::Typing {
+                            friend: friend.clone(),
+                            active: false,
+                        });
+                    }
                     self.emit(Event::PeerDisconnected { friend, reason });
                     if self.has_pending(&k) {
                         self.schedule_retry(&k);
@@ -641,7 +652,7 @@ impl Core {
         entry.0 = Instant::now() + entry.1.next_delay();
     }
 
-    fn on_up(
+    async fn on_up(
         &mut self,
         conn: ConnId,
         friend: &str,
@@ -686,7 +697,7 @@ impl Core {
         for frame in self.outbox.on_connected(&k) {
             link.send(PeerFrame::Chat(frame));
         }
-        self.offer_pending(&k);
+        self.offer_pending(&k).await;
     }
 
     /// The active connection to `k` is gone: outgoing transfers wait for the next one.
@@ -700,7 +711,7 @@ impl Core {
         }
     }
 
-    fn offer_pending(&mut self, k: &str) {
+    async fn offer_pending(&mut self, k: &str) {
         let Some(link) = self.active_link(k).cloned() else {
             return;
         };
@@ -711,16 +722,33 @@ impl Core {
             .map(|(id, _)| *id)
             .collect();
         ids.sort();
+        let mut vanished = Vec::new();
         for id in ids {
-            if let Some(offer) = self.outgoing.get_mut(&id).and_then(|o| o.sender.offer()) {
+            let Some(o) = self.outgoing.get_mut(&id) else {
+                continue;
+            };
+            if *o.sender.state() != crate::transfer::sender::SenderState::Pending {
+                continue;
+            }
+            // A source that changed size cannot be resumed (§8.3 rule 16).
+            if std::fs::metadata(&o.path).map(|m| m.len()).ok() != Some(o.sender.size()) {
+                vanished.push((id, o.path.display().to_string()));
+                continue;
+            }
+            if let Some(offer) = o.sender.offer() {
                 link.send(PeerFrame::FileOffer(offer));
             }
+        }
+        for (id, path) in vanished {
+            let msg = format!("{path} is gone or changed size");
+            self.stop_outgoing(k, id, FileCancelReason::IoError, &msg, true)
+                .await;
         }
     }
 
     // ----- frames ---------------------------------------------------------------------
 
-    async fn on_frame(&mut self, k: &str, active: bool, frame: PeerFrame) {
+    async fn on_frame(&mut self, k: &str, conn: ConnId, active: bool, frame: PeerFrame) {
         match frame {
             PeerFrame::Chat(chat) => self.on_chat(k, chat).await,
             PeerFrame::Ack { id } => {
@@ -747,7 +775,7 @@ impl Core {
             }
             // File frames count only on the connection both sides agreed to keep.
             _ if !active => {}
-            PeerFrame::FileOffer(offer) => self.on_offer(k, offer).await,
+            PeerFrame::FileOffer(offer) => self.on_offer(k, conn, offer).await,
             PeerFrame::FileAccept { id, offset } => self.on_accept(k, TransferId(id), offset).await,
             PeerFrame::FileChunk { id, offset, data } => {
                 self.on_chunk(k, TransferId(id), offset, data).await
@@ -818,7 +846,7 @@ impl Core {
         }
     }
 
-    async fn on_offer(&mut self, k: &str, offer: FileOfferFrame) {
+    async fn on_offer(&mut self, k: &str, conn: ConnId, offer: FileOfferFrame) {
         let id = TransferId(offer.id);
         let tkey = (k.to_owned(), id);
         if let Some(t) = self.incoming.get(&tkey) {
@@ -831,6 +859,19 @@ impl Core {
                         "re-offer differs from the first offer",
                     ),
                 );
+                return;
+            }
+            if t.conn == Some(conn) && matches!(t.receiver.state(), ReceiverState::Receiving { .. })
+            {
+                // Offered twice on the same connection: the sender broke the rules (§8.3 rule 4).
+                self.stop_incoming(
+                    k,
+                    id,
+                    FileCancelReason::Invalid,
+                    "offered twice on one connection",
+                    true,
+                )
+                .await;
                 return;
             }
             let reply = match t.receiver.state() {
@@ -846,6 +887,9 @@ impl Core {
                         size,
                         offset,
                     });
+                    if let Some(t) = self.incoming.get_mut(&tkey) {
+                        t.conn = Some(conn);
+                    }
                     Some(PeerFrame::FileAccept { id: id.0, offset })
                 }
                 ReceiverState::AwaitingDecision => None,
@@ -904,6 +948,7 @@ impl Core {
                         receiver: FileReceiver::new(offer),
                         name: r.name.clone(),
                         writer: None,
+                        conn: None,
                     },
                 );
                 self.start_receiving(k, id, Some((r.path, held))).await;
@@ -932,6 +977,7 @@ impl Core {
                         receiver: FileReceiver::new(offer),
                         name: name.clone(),
                         writer: None,
+                        conn: None,
                     },
                 );
                 if self.auto_accept_max.is_none_or(|max| size <= max) {
@@ -998,6 +1044,7 @@ impl Core {
             sha256: offer.sha256,
         };
         t.writer = Some(spawn_writer(job, self.disk_tx.clone()));
+        t.conn = self.registry.active(k);
         let name = t.name.clone();
         if let Err(e) = self
             .history
@@ -1020,10 +1067,13 @@ impl Core {
     async fn on_chunk(&mut self, k: &str, id: TransferId, offset: u64, data: bytes::Bytes) {
         let tkey = (k.to_owned(), id);
         let Some(t) = self.incoming.get_mut(&tkey) else {
-            self.send_to(
-                k,
-                Self::cancel_frame(id, FileCancelReason::UnknownTransfer, "no such transfer"),
-            );
+            // Answered once; later chunks already in flight are dropped silently (§8.3 rule 12).
+            if self.dead.insert(tkey) {
+                self.send_to(
+                    k,
+                    Self::cancel_frame(id, FileCancelReason::Invalid, "no such transfer"),
+                );
+            }
             return;
         };
         match t.receiver.on_chunk(offset, data.len()) {
@@ -1163,10 +1213,12 @@ impl Core {
         if tell_peer {
             self.send_to(k, Self::cancel_frame(id, reason, message));
         }
-        let st = if reason == FileCancelReason::Declined {
-            state::DECLINED
-        } else {
-            state::CANCELLED
+        let st = match reason {
+            FileCancelReason::Declined => state::DECLINED,
+            FileCancelReason::HashMismatch
+            | FileCancelReason::IoError
+            | FileCancelReason::Invalid => state::FAILED,
+            _ => state::CANCELLED,
         };
         if let Err(e) = self
             .history
@@ -1193,6 +1245,7 @@ impl Core {
         message: &str,
         tell_peer: bool,
     ) {
+        self.dead.insert((k.to_owned(), id));
         let Some(mut t) = self.incoming.remove(&(k.to_owned(), id)) else {
             return;
         };
@@ -1489,6 +1542,19 @@ impl Core {
                 identity_key,
             } => {
                 let k = key(&userid);
+                let key_changed = self
+                    .book
+                    .read()
+                    .ok()
+                    .and_then(|b| b.get(&k).map(|f| f.identity_key != identity_key))
+                    .unwrap_or(false);
+                if key_changed {
+                    // A connection authenticated with the old key must not stay (§7.2).
+                    if let Some((_, l)) = self.registry.active(&k).and_then(|c| self.links.get(&c))
+                    {
+                        l.close(CloseReason::NotAFriend, "your identity key changed");
+                    }
+                }
                 if self.with_book(|b| b.set_online(&userid, endpoint, identity_key)) == Some(true) {
                     let friend = self.display(&k);
                     self.emit(Event::Presence {
@@ -1524,7 +1590,7 @@ impl Core {
                     // The open connection proved the old key: drop it.
                     if let Some(conn) = self.registry.active(&k) {
                         if let Some((_, l)) = self.links.get(&conn) {
-                            l.close(CloseReason::Normal, "your identity key changed");
+                            l.close(CloseReason::NotAFriend, "your identity key changed");
                         }
                     }
                     let friend = self.display(&k);

@@ -104,10 +104,10 @@ impl Profile {
     /// # Errors
     /// [`ProfileError::Identity`].
     pub fn load_identity(&self) -> Result<(IdentityKeyPair, bool), ProfileError> {
-        Ok(IdentityKeyPair::load_or_generate(
-            &self.identity_path(),
-            RSA_DEFAULT_BITS,
-        )?)
+        let path = self.identity_path();
+        let loaded = IdentityKeyPair::load_or_generate(&path, RSA_DEFAULT_BITS)?;
+        restrict_file(&path);
+        Ok(loaded)
     }
 
     /// The userid this profile belongs to, if it registered or logged in before.
@@ -143,6 +143,22 @@ fn restrict_dir(dir: &Path) {
     }
     #[cfg(not(unix))]
     let _ = dir;
+}
+
+/// A private key readable by others (copied in by hand, for example) is made owner-only.
+fn restrict_file(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), "identity key was readable by others; setting mode 0600");
+                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Writes a file atomically: a temporary file in the same folder, then a rename, so a

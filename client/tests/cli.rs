@@ -23,7 +23,15 @@ fn profile(root: &Path, name: &str, key: usize) -> PathBuf {
 
 fn base(server: &str, profile: &Path) -> Command {
     let mut c = Command::new(CLI);
-    c.args(["--server", server, "--json", "--peer-listen", "127.0.0.1:0", "--profile"]).arg(profile);
+    c.args([
+        "--server",
+        server,
+        "--json",
+        "--peer-listen",
+        "127.0.0.1:0",
+        "--profile",
+    ])
+    .arg(profile);
     c.env("PEERCHAT_PASSWORD", PASSWORD);
     c
 }
@@ -32,8 +40,15 @@ fn base(server: &str, profile: &Path) -> Command {
 fn run(server: &str, profile: &Path, args: &[&str]) -> Vec<Value> {
     let out = base(server, profile).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
 }
 
 fn has(lines: &[Value], event: &str) -> bool {
@@ -49,7 +64,12 @@ struct Interactive {
 
 impl Interactive {
     fn start(server: &str, profile: &Path) -> Self {
-        let mut child = base(server, profile).arg("chat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut child = base(server, profile)
+            .arg("chat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
@@ -62,7 +82,11 @@ impl Interactive {
                 }
             }
         });
-        Self { child, stdin, lines }
+        Self {
+            child,
+            stdin,
+            lines,
+        }
     }
 
     fn say(&mut self, line: &str) {
@@ -93,21 +117,36 @@ impl Interactive {
 fn cli_processes_register_befriend_chat_and_send_files() {
     let tmp = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(peerchat_server::start(peerchat_server::Config::for_tests(tmp.path().join("server")))).unwrap();
+    let server = rt
+        .block_on(peerchat_server::start(peerchat_server::Config::for_tests(
+            tmp.path().join("server"),
+        )))
+        .unwrap();
     let addr = server.local_addr.to_string();
     let pa = profile(tmp.path(), "alice", 0);
     let pb = profile(tmp.path(), "bob", 1);
 
     let reg = run(&addr, &pa, &["register", "alice", "alice@example.org"]);
-    let code = reg.iter().find(|v| v["event"] == "registered").expect("registered");
+    let code = reg
+        .iter()
+        .find(|v| v["event"] == "registered")
+        .expect("registered");
     assert_eq!(code["recovery_code"].as_str().map(str::len), Some(23));
     run(&addr, &pb, &["register", "bob", "bob@example.org"]);
     assert!(has(&run(&addr, &pa, &["login", "alice"]), "logged_in"));
-    assert!(has(&run(&addr, &pb, &["login"]), "logged_in"), "userid from the profile");
+    assert!(
+        has(&run(&addr, &pb, &["login"]), "logged_in"),
+        "userid from the profile"
+    );
 
     let found = run(&addr, &pa, &["find", "BOB"]);
-    assert!(found.iter().any(|v| v["event"] == "find_result" && v["found"] == true && v["userid"] == "bob"));
-    assert!(has(&run(&addr, &pa, &["add", "bob"]), "friend_request_sent"));
+    assert!(found
+        .iter()
+        .any(|v| v["event"] == "find_result" && v["found"] == true && v["userid"] == "bob"));
+    assert!(has(
+        &run(&addr, &pa, &["add", "bob"]),
+        "friend_request_sent"
+    ));
     assert!(has(&run(&addr, &pb, &["accept", "alice"]), "ok"));
     let friends = run(&addr, &pa, &["friends"]);
     let f = friends.iter().find(|v| v["event"] == "friends").unwrap();
@@ -117,14 +156,24 @@ fn cli_processes_register_befriend_chat_and_send_files() {
     let bob = Interactive::start(&addr, &pb);
     bob.wait_for("bob logged in", |v| v["event"] == "logged_in");
     let sent = run(&addr, &pa, &["send-message", "bob", "hello from a script"]);
-    assert!(sent.iter().any(|v| v["event"] == "message_sent" && v["delivered"] == true));
-    bob.wait_for("message", |v| v["event"] == "message_received" && v["text"] == "hello from a script" && v["friend"] == "alice");
+    assert!(sent
+        .iter()
+        .any(|v| v["event"] == "message_sent" && v["delivered"] == true));
+    bob.wait_for("message", |v| {
+        v["event"] == "message_received"
+            && v["text"] == "hello from a script"
+            && v["friend"] == "alice"
+    });
 
     let src = tmp.path().join("notes.txt");
     std::fs::write(&src, b"some file content\n".repeat(10_000)).unwrap();
     let sent = run(&addr, &pa, &["send-file", "bob", src.to_str().unwrap()]);
-    assert!(sent.iter().any(|v| v["event"] == "transfer_complete" && v["direction"] == "outgoing"));
-    let done = bob.wait_for("file", |v| v["event"] == "transfer_complete" && v["direction"] == "incoming");
+    assert!(sent
+        .iter()
+        .any(|v| v["event"] == "transfer_complete" && v["direction"] == "outgoing"));
+    let done = bob.wait_for("file", |v| {
+        v["event"] == "transfer_complete" && v["direction"] == "incoming"
+    });
     let path = PathBuf::from(done["path"].as_str().unwrap());
     assert_eq!(path, pb.join("downloads").join("alice").join("notes.txt"));
     assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&src).unwrap());
@@ -134,13 +183,20 @@ fn cli_processes_register_befriend_chat_and_send_files() {
     alice.wait_for("alice logged in", |v| v["event"] == "logged_in");
     let mut bob = bob;
     bob.say("/msg alice hi back from chat mode");
-    alice.wait_for("reply", |v| v["event"] == "message_received" && v["text"] == "hi back from chat mode");
+    alice.wait_for("reply", |v| {
+        v["event"] == "message_received" && v["text"] == "hi back from chat mode"
+    });
     bob.wait_for("ack", |v| v["event"] == "message_acked");
     alice.say("/frobnicate");
     alice.wait_for("error record", |v| v["event"] == "command_failed");
     alice.say("/history bob");
     let h = alice.wait_for("history", |v| v["event"] == "history");
-    let texts: Vec<&str> = h["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
+    let texts: Vec<&str> = h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
     assert_eq!(texts, vec!["hello from a script", "hi back from chat mode"]);
     alice.quit();
     bob.quit();
@@ -148,5 +204,7 @@ fn cli_processes_register_befriend_chat_and_send_files() {
     // History is local: readable with the server gone.
     rt.block_on(server.shutdown());
     let h = run(&addr, &pb, &["history", "alice"]);
-    assert!(h.iter().any(|v| v["event"] == "history" && v["messages"].as_array().map(Vec::len) == Some(2)));
+    assert!(h
+        .iter()
+        .any(|v| v["event"] == "history" && v["messages"].as_array().map(Vec::len) == Some(2)));
 }

@@ -19,19 +19,44 @@ async fn friends_presence_and_chat_both_ways() {
     register_login(&mut alice).await;
     register_login(&mut bob).await;
 
-    assert_eq!(alice.client.find("BOB").await.unwrap().as_deref(), Some("bob"));
+    assert_eq!(
+        alice.client.find("BOB").await.unwrap().as_deref(),
+        Some("bob")
+    );
     assert_eq!(alice.client.find("nobody").await.unwrap(), None);
     befriend(&mut alice, &mut bob).await;
 
     // Presence both ways.
     bob.client.logout().await.unwrap();
-    alice.wait_for(10, "bob offline", |e| matches!(e, Event::Presence { friend, online: false, .. } if friend == "bob")).await;
+    alice
+        .wait_for(
+            10,
+            "bob offline",
+            |e| matches!(e, Event::Presence { friend, online: false, .. } if friend == "bob"),
+        )
+        .await;
     bob.client.key_login(None).await.unwrap();
-    alice.wait_for(10, "bob online", |e| matches!(e, Event::Presence { friend, online: true, .. } if friend == "bob")).await;
+    alice
+        .wait_for(
+            10,
+            "bob online",
+            |e| matches!(e, Event::Presence { friend, online: true, .. } if friend == "bob"),
+        )
+        .await;
     alice.client.logout().await.unwrap();
-    bob.wait_for(10, "alice offline", |e| matches!(e, Event::Presence { friend, online: false, .. } if friend == "alice")).await;
+    bob.wait_for(
+        10,
+        "alice offline",
+        |e| matches!(e, Event::Presence { friend, online: false, .. } if friend == "alice"),
+    )
+    .await;
     alice.client.login("alice", PASSWORD).await.unwrap();
-    bob.wait_for(10, "alice online", |e| matches!(e, Event::Presence { friend, online: true, .. } if friend == "alice")).await;
+    bob.wait_for(
+        10,
+        "alice online",
+        |e| matches!(e, Event::Presence { friend, online: true, .. } if friend == "alice"),
+    )
+    .await;
 
     // Chat both ways, each acknowledged.
     chat(&mut alice, &mut bob, "hello bob").await;
@@ -40,21 +65,50 @@ async fn friends_presence_and_chat_both_ways() {
 
     // Typing indicator.
     alice.client.set_typing("bob", true).await.unwrap();
-    bob.wait_for(10, "typing", |e| matches!(e, Event::Typing { friend, active: true } if friend == "alice")).await;
+    bob.wait_for(
+        10,
+        "typing",
+        |e| matches!(e, Event::Typing { friend, active: true } if friend == "alice"),
+    )
+    .await;
 
     // History is local and complete on both sides.
     let h = bob.client.history("alice", 10).await.unwrap();
-    let texts: Vec<(&str, &str)> = h.iter().map(|e| (e.direction.as_str(), e.text.as_str())).collect();
-    assert_eq!(texts, vec![("in", "hello bob"), ("out", "hi alice"), ("in", "how are you?")]);
-    assert!(alice.client.history("bob", 10).await.unwrap().iter().all(|e| e.acked));
+    let texts: Vec<(&str, &str)> = h
+        .iter()
+        .map(|e| (e.direction.as_str(), e.text.as_str()))
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            ("in", "hello bob"),
+            ("out", "hi alice"),
+            ("in", "how are you?")
+        ]
+    );
+    assert!(alice
+        .client
+        .history("bob", 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|e| e.acked));
 
     // Friend list and unfriending.
     let f = alice.client.friends().await.unwrap();
     assert_eq!(f.friends.len(), 1);
     assert!(f.friends[0].online);
     alice.client.unfriend("bob").await.unwrap();
-    bob.wait_for(10, "unfriended", |e| matches!(e, Event::FriendRemoved { userid } if userid == "alice")).await;
-    assert!(matches!(alice.client.send_message("bob", "still there?").await, Err(peerchat_client::ClientError::NotAFriend(_))));
+    bob.wait_for(
+        10,
+        "unfriended",
+        |e| matches!(e, Event::FriendRemoved { userid } if userid == "alice"),
+    )
+    .await;
+    assert!(matches!(
+        alice.client.send_message("bob", "still there?").await,
+        Err(peerchat_client::ClientError::NotAFriend(_))
+    ));
 
     alice.client.shutdown().await;
     bob.client.shutdown().await;
@@ -75,8 +129,15 @@ async fn chat_survives_the_server_and_new_sessions_use_the_cache() {
 
     server.abort();
     drop(server);
-    alice.wait_for(10, "server offline", |e| matches!(e, Event::ServerStatus { online: false, .. })).await;
-    bob.wait_for(10, "server offline", |e| matches!(e, Event::ServerStatus { online: false, .. })).await;
+    alice
+        .wait_for(10, "server offline", |e| {
+            matches!(e, Event::ServerStatus { online: false, .. })
+        })
+        .await;
+    bob.wait_for(10, "server offline", |e| {
+        matches!(e, Event::ServerStatus { online: false, .. })
+    })
+    .await;
 
     // The open peer session keeps working.
     chat(&mut bob, &mut alice, "server is gone").await;
@@ -85,7 +146,12 @@ async fn chat_survives_the_server_and_new_sessions_use_the_cache() {
     // Alice restarts while the server is down: a brand-new peer session is opened from the
     // cached address and key, and bob accepts it from his cache.
     let mut alice = alice.restart(&addr, tmp.path(), 2).await;
-    bob.wait_for(10, "old session closed", |e| matches!(e, Event::PeerDisconnected { friend, .. } if friend == "alice")).await;
+    bob.wait_for(
+        10,
+        "old session closed",
+        |e| matches!(e, Event::PeerDisconnected { friend, .. } if friend == "alice"),
+    )
+    .await;
     assert!(!alice.client.is_connected("bob").await.unwrap());
     chat(&mut alice, &mut bob, "new session without a server").await;
     chat(&mut bob, &mut alice, "works").await;
@@ -108,7 +174,13 @@ async fn messages_to_an_offline_friend_arrive_once_in_order() {
     chat(&mut alice, &mut bob, "first").await;
 
     bob.client.shutdown().await;
-    alice.wait_for(10, "bob offline", |e| matches!(e, Event::Presence { friend, online: false, .. } if friend == "bob")).await;
+    alice
+        .wait_for(
+            10,
+            "bob offline",
+            |e| matches!(e, Event::Presence { friend, online: false, .. } if friend == "bob"),
+        )
+        .await;
     let texts: Vec<String> = (1..=5).map(|i| format!("queued {i}")).collect();
     let mut ids = Vec::new();
     for t in &texts {
@@ -116,26 +188,44 @@ async fn messages_to_an_offline_friend_arrive_once_in_order() {
     }
     // Alice restarts too: the outbox is on disk, not only in memory.
     let mut alice = alice.restart(&addr, tmp.path(), 4).await;
-    alice.wait_for(10, "alice logged in", |e| matches!(e, Event::LoggedIn { .. })).await;
+    alice
+        .wait_for(10, "alice logged in", |e| {
+            matches!(e, Event::LoggedIn { .. })
+        })
+        .await;
 
     let mut bob = client(&addr, tmp.path(), "bob", 5).await; // logs in with its key by itself
     let mut got = Vec::new();
     while got.len() < texts.len() {
-        if let Event::MessageReceived { text, .. } = bob.wait_for(30, "queued messages", |e| matches!(e, Event::MessageReceived { .. })).await {
+        if let Event::MessageReceived { text, .. } = bob
+            .wait_for(30, "queued messages", |e| {
+                matches!(e, Event::MessageReceived { .. })
+            })
+            .await
+        {
             got.push(text);
         }
     }
     assert_eq!(got, texts, "in order");
     let mut acked = 0;
     while acked < ids.len() {
-        alice.wait_for(20, "acks", |e| matches!(e, Event::MessageAcked { .. })).await;
+        alice
+            .wait_for(20, "acks", |e| matches!(e, Event::MessageAcked { .. }))
+            .await;
         acked += 1;
     }
     // Exactly once: one more message arrives after them and nothing was repeated.
     chat(&mut alice, &mut bob, "last").await;
     let h = bob.client.history("alice", 100).await.unwrap();
-    let incoming: Vec<&str> = h.iter().filter(|e| e.direction == "in").map(|e| e.text.as_str()).collect();
-    assert_eq!(incoming, vec!["first", "queued 1", "queued 2", "queued 3", "queued 4", "queued 5", "last"]);
+    let incoming: Vec<&str> = h
+        .iter()
+        .filter(|e| e.direction == "in")
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(
+        incoming,
+        vec!["first", "queued 1", "queued 2", "queued 3", "queued 4", "queued 5", "last"]
+    );
 
     alice.client.shutdown().await;
     bob.client.shutdown().await;
@@ -155,16 +245,32 @@ async fn a_strangers_identity_is_refused() {
 
     // Mallory (not a friend) dials alice's peer port directly and claims to be bob.
     let mallory = LocalIdentity::new(peerchat_proto::test_keys::identity(8)).unwrap();
-    let mut chan = Channel::connect(alice.client.peer_addr(), &mallory, ChannelKind::Peer).await.unwrap();
-    let hello: wire::PeerMessage = PeerFrame::Hello { userid: "bob".into(), to_userid: "alice".into() }.into();
+    let mut chan = Channel::connect(alice.client.peer_addr(), &mallory, ChannelKind::Peer)
+        .await
+        .unwrap();
+    let hello: wire::PeerMessage = PeerFrame::Hello {
+        userid: "bob".into(),
+        to_userid: "alice".into(),
+    }
+    .into();
     let _ = chan.send(&hello).await;
-    let first = chan.recv::<wire::PeerMessage>().await.unwrap().expect("a Close frame");
+    let first = chan
+        .recv::<wire::PeerMessage>()
+        .await
+        .unwrap()
+        .expect("a Close frame");
     match PeerFrame::try_from(first).unwrap() {
         PeerFrame::Close { reason, .. } => assert_eq!(reason, CloseReason::NotAFriend),
         other => panic!("expected Close, got {other:?}"),
     }
     let fp = mallory.public_key().fingerprint().to_string();
-    alice.wait_for(10, "refusal", |e| matches!(e, Event::PeerRefused { fingerprint, .. } if *fingerprint == fp)).await;
+    alice
+        .wait_for(
+            10,
+            "refusal",
+            |e| matches!(e, Event::PeerRefused { fingerprint, .. } if *fingerprint == fp),
+        )
+        .await;
 
     // A real friend's key still works afterwards.
     chat(&mut bob, &mut alice, "it is really me").await;
@@ -172,4 +278,47 @@ async fn a_strangers_identity_is_refused() {
     alice.client.shutdown().await;
     bob.client.shutdown().await;
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_server_key_is_a_hard_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(&tmp.path().join("server")).await;
+    let listen = server.local_addr;
+    let addr = listen.to_string();
+    let mut alice = client(&addr, tmp.path(), "alice", 0).await;
+    register_login(&mut alice).await; // pins the server key on first use
+    let pinned = server.fingerprint.to_string();
+    server.shutdown().await;
+    alice
+        .wait_for(10, "offline", |e| {
+            matches!(e, Event::ServerStatus { online: false, .. })
+        })
+        .await;
+
+    // Another server (another key) on the same address.
+    let mut config = peerchat_server::Config::for_tests(tmp.path().join("impostor"));
+    config.identity = Some(peerchat_proto::test_keys::identity(14));
+    config.listen = listen;
+    let impostor = peerchat_server::start(config).await.unwrap();
+    let presented = impostor.fingerprint.to_string();
+    let err = alice
+        .wait_for(20, "pin error", |e| matches!(e, Event::Error { .. }))
+        .await;
+    let Event::Error { message } = err else {
+        unreachable!()
+    };
+    assert!(
+        message.contains(&pinned) && message.contains(&presented),
+        "{message}"
+    );
+    assert!(message.contains("known_servers"), "{message}");
+    let refused = alice.client.find("alice").await;
+    assert!(
+        matches!(refused, Err(peerchat_client::ClientError::Pin(_))),
+        "{refused:?}"
+    );
+
+    alice.client.shutdown().await;
+    impostor.shutdown().await;
 }

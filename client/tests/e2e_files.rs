@@ -8,7 +8,15 @@ use peerchat_client::{Direction, Event};
 
 const GIB: u64 = 1 << 30;
 
-async fn pair(tmp: &std::path::Path, keys: (usize, usize)) -> (peerchat_server::RunningServer, String, TestClient, TestClient) {
+async fn pair(
+    tmp: &std::path::Path,
+    keys: (usize, usize),
+) -> (
+    peerchat_server::RunningServer,
+    String,
+    TestClient,
+    TestClient,
+) {
     let server = start_server(&tmp.join("server")).await;
     let addr = server.local_addr.to_string();
     let mut alice = client(&addr, tmp, "alice", keys.0).await;
@@ -30,18 +38,38 @@ async fn a_one_gib_file_arrives_byte_identical() {
     let done = bob
         .wait_for(300, "transfer complete", |e| matches!(e, Event::TransferComplete { transfer_id, direction: Direction::Incoming, .. } if *transfer_id == id))
         .await;
-    let Event::TransferComplete { path, size, .. } = done else { unreachable!() };
+    let Event::TransferComplete { path, size, .. } = done else {
+        unreachable!()
+    };
     assert_eq!(size, GIB);
     let expected = bob.profile.join("downloads").join("alice").join("big.bin");
     assert_eq!(std::path::PathBuf::from(&path), expected);
     assert_eq!(sha256_file(&expected), want);
     assert!(!bob.profile.join("downloads/alice/big.bin.part").exists());
-    alice.wait_for(30, "sender complete", |e| matches!(e, Event::TransferComplete { direction: Direction::Outgoing, .. })).await;
+    alice
+        .wait_for(30, "sender complete", |e| {
+            matches!(
+                e,
+                Event::TransferComplete {
+                    direction: Direction::Outgoing,
+                    ..
+                }
+            )
+        })
+        .await;
 
     // The same file again never overwrites the first copy.
     let id2 = alice.client.send_file("bob", &src).await.unwrap();
-    let again = bob.wait_for(300, "second copy", |e| matches!(e, Event::TransferComplete { transfer_id, .. } if *transfer_id == id2)).await;
-    let Event::TransferComplete { path, .. } = again else { unreachable!() };
+    let again = bob
+        .wait_for(
+            300,
+            "second copy",
+            |e| matches!(e, Event::TransferComplete { transfer_id, .. } if *transfer_id == id2),
+        )
+        .await;
+    let Event::TransferComplete { path, .. } = again else {
+        unreachable!()
+    };
     assert!(path.ends_with("big (1).bin"), "{path}");
     std::fs::remove_file(path).unwrap();
 
@@ -58,10 +86,28 @@ async fn hostile_names_land_inside_the_senders_folder() {
     std::fs::write(&src, b"not really /etc/passwd").unwrap();
     let sha = sha256_file(&src);
     let folder = bob.profile.join("downloads").join("alice");
-    for (name, expect) in [("../../etc/passwd", "____etc_passwd"), ("CON", "_CON"), ("a/b\\c", "a_b_c"), ("/abs/x", "_abs_x"), ("..", "_")] {
-        let id = alice.client.send_file_as("bob", &src, name, 22, sha).await.unwrap();
-        let done = bob.wait_for(20, name, |e| matches!(e, Event::TransferComplete { transfer_id, .. } if *transfer_id == id)).await;
-        let Event::TransferComplete { path, .. } = done else { unreachable!() };
+    for (name, expect) in [
+        ("../../etc/passwd", "___etc_passwd"),
+        ("CON", "_CON"),
+        ("a/b\\c", "a_b_c"),
+        ("/abs/x", "_abs_x"),
+        ("..", "file"),
+    ] {
+        let id = alice
+            .client
+            .send_file_as("bob", &src, name, 22, sha)
+            .await
+            .unwrap();
+        let done = bob
+            .wait_for(
+                20,
+                name,
+                |e| matches!(e, Event::TransferComplete { transfer_id, .. } if *transfer_id == id),
+            )
+            .await;
+        let Event::TransferComplete { path, .. } = done else {
+            unreachable!()
+        };
         let path = std::path::PathBuf::from(path);
         assert_eq!(path, folder.join(expect), "{name}");
         assert_eq!(path.parent(), Some(folder.as_path()));
@@ -89,13 +135,98 @@ async fn a_transfer_resumes_after_the_receiver_restarts() {
     let started = bob
         .wait_for(60, "resumed", |e| matches!(e, Event::TransferStarted { transfer_id, direction: Direction::Incoming, .. } if *transfer_id == id))
         .await;
-    let Event::TransferStarted { offset, .. } = started else { unreachable!() };
+    let Event::TransferStarted { offset, .. } = started else {
+        unreachable!()
+    };
     assert!(offset > 0, "the receiver kept its .part file");
-    assert!(size - offset < size, "bytes received after the restart are fewer than the file size");
-    let done = bob.wait_for(300, "complete", |e| matches!(e, Event::TransferComplete { transfer_id, .. } if *transfer_id == id)).await;
-    let Event::TransferComplete { path, .. } = done else { unreachable!() };
+    assert!(
+        size - offset < size,
+        "bytes received after the restart are fewer than the file size"
+    );
+    let done = bob
+        .wait_for(
+            300,
+            "complete",
+            |e| matches!(e, Event::TransferComplete { transfer_id, .. } if *transfer_id == id),
+        )
+        .await;
+    let Event::TransferComplete { path, .. } = done else {
+        unreachable!()
+    };
     assert_eq!(sha256_file(std::path::Path::new(&path)), want);
-    alice.wait_for(30, "sender complete", |e| matches!(e, Event::TransferComplete { transfer_id, .. } if *transfer_id == id)).await;
+    alice
+        .wait_for(
+            30,
+            "sender complete",
+            |e| matches!(e, Event::TransferComplete { transfer_id, .. } if *transfer_id == id),
+        )
+        .await;
+
+    alice.client.shutdown().await;
+    bob.client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_offers_wait_for_the_users_decision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(&tmp.path().join("server")).await;
+    let addr = server.local_addr.to_string();
+    let mut alice = client(&addr, tmp.path(), "alice", 0).await;
+    let mut bob = client_with(&addr, tmp.path(), "bob", 1, |c| {
+        c.auto_accept_max = Some(10)
+    })
+    .await;
+    register_login(&mut alice).await;
+    register_login(&mut bob).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tmp.path().join("photo.jpg");
+    std::fs::write(&src, vec![7u8; 1000]).unwrap();
+
+    let id = alice.client.send_file("bob", &src).await.unwrap();
+    let offered = bob
+        .wait_for(
+            20,
+            "offer",
+            |e| matches!(e, Event::FileOffered { transfer_id, .. } if *transfer_id == id),
+        )
+        .await;
+    let Event::FileOffered { name, size, .. } = offered else {
+        unreachable!()
+    };
+    assert_eq!((name.as_str(), size), ("photo.jpg", 1000));
+    bob.client.accept_file(id).await.unwrap();
+    bob.wait_for(
+        20,
+        "complete",
+        |e| matches!(e, Event::TransferComplete { transfer_id, .. } if *transfer_id == id),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read(bob.profile.join("downloads/alice/photo.jpg")).unwrap(),
+        vec![7u8; 1000]
+    );
+
+    let id2 = alice.client.send_file("bob", &src).await.unwrap();
+    bob.wait_for(
+        20,
+        "second offer",
+        |e| matches!(e, Event::FileOffered { transfer_id, .. } if *transfer_id == id2),
+    )
+    .await;
+    bob.client.decline_file(id2).await.unwrap();
+    let cancelled = alice
+        .wait_for(
+            20,
+            "declined",
+            |e| matches!(e, Event::TransferCancelled { transfer_id, .. } if *transfer_id == id2),
+        )
+        .await;
+    let Event::TransferCancelled { reason, .. } = cancelled else {
+        unreachable!()
+    };
+    assert_eq!(reason, "declined");
+    assert!(!bob.profile.join("downloads/alice/photo (1).jpg").exists());
 
     alice.client.shutdown().await;
     bob.client.shutdown().await;

@@ -204,14 +204,18 @@ where
         Ok(f) => f,
         Err(e) => return refuse(&mut writer, CloseReason::NotAFriend, e).await,
     };
-    let hello = PeerFrame::Hello {
+    let hello = wire::PeerMessage::from(PeerFrame::Hello {
         userid: me.clone(),
         to_userid: friend.clone(),
-    };
-    writer
-        .send(&wire::PeerMessage::from(hello))
-        .await
-        .map_err(|e| HelloError::Connection(e.to_string()))?;
+    });
+    // The dialler speaks first; the acceptor answers only after accepting its hello
+    // (SPEC.md §7.2 rules 3-4).
+    if dialled.is_some() {
+        writer
+            .send(&hello)
+            .await
+            .map_err(|e| HelloError::Connection(e.to_string()))?;
+    }
     let first =
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.recv::<wire::PeerMessage>()).await {
             Ok(Ok(Some(m))) => m,
@@ -254,6 +258,12 @@ where
             )
             .await
         }
+    }
+    if dialled.is_none() {
+        writer
+            .send(&hello)
+            .await
+            .map_err(|e| HelloError::Connection(e.to_string()))?;
     }
 
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use peerchat_proto::limits::MAX_FILE_NAME;
+use peerchat_proto::limits::MAX_SAFE_NAME;
 
 /// The name used when nothing usable is left of the offered one.
 pub const FALLBACK_NAME: &str = "file";
@@ -20,46 +20,46 @@ const WINDOWS_DEVICES: [&str; 22] = [
     "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
-/// Reduces an untrusted name to a single safe file name.
+/// Reduces an untrusted name to a single safe file name (SPEC.md §8.4).
 ///
-/// Path separators (`/`, `\`), the characters Windows forbids (`<>:"|?*`) and control
-/// characters become `_`; `..` becomes `_`; leading dots and spaces (hidden files, `.`/`..`)
-/// and trailing dots and spaces (which Windows silently drops) are removed; a Windows device
-/// name (`CON`, `com1.txt`, ...) gets a `_` prefix; the result is cut to 255 bytes keeping the
-/// extension; an empty result becomes [`FALLBACK_NAME`].
+/// In order: path separators, control characters, the characters Windows forbids
+/// (`:*?"<>|`) and the bidirectional formatting characters (which can disguise an extension)
+/// become `_`; leading dots are removed (never `.`, `..` or a hidden file); any `..` left
+/// inside becomes `_` (decisions.md: "reject/replace .."); trailing dots and spaces (which
+/// Windows drops) are removed; a name longer than [`MAX_SAFE_NAME`] bytes is shortened keeping
+/// an extension of at most 16 bytes; an empty result becomes [`FALLBACK_NAME`]; a Windows
+/// device name (`CON`, `com1.txt`, ...) gets a `_` prefix.
 pub fn sanitize_file_name(untrusted: &str) -> String {
     let mapped: String = untrusted
         .chars()
         .map(|c| match c {
             '/' | '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*' => '_',
+            '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => '_',
             c if c.is_control() => '_',
             c => c,
         })
         .collect();
-    let mut name = mapped;
+    let mut name = mapped.trim_start_matches('.').to_owned();
     while name.contains("..") {
         name = name.replace("..", "_");
     }
-    let name = name
-        .trim_start_matches(['.', ' '])
-        .trim_end_matches(['.', ' ']);
-    let mut name = name.to_owned();
+    let mut name = name.trim_end_matches(['.', ' ']).to_owned();
+    if name.len() > MAX_SAFE_NAME {
+        name = truncate_keeping_extension(&name, MAX_SAFE_NAME);
+        name = name.trim_end_matches(['.', ' ']).to_owned();
+    }
+    if name.is_empty() {
+        name = FALLBACK_NAME.to_owned();
+    }
     let stem_upper = name
         .split('.')
         .next()
         .unwrap_or_default()
-        .trim_end()
         .to_ascii_uppercase();
     if WINDOWS_DEVICES.contains(&stem_upper.as_str()) {
         name.insert(0, '_');
     }
-    let name =
-        truncate_keeping_extension(&name, MAX_FILE_NAME - PART_SUFFIX.len() - " (999)".len());
-    if name.is_empty() {
-        FALLBACK_NAME.to_owned()
-    } else {
-        name
-    }
+    name
 }
 
 /// Sanitises a userid for use as a folder name. Userids are already restricted by the
@@ -81,7 +81,7 @@ fn truncate_keeping_extension(name: &str, max: usize) -> String {
         return name.to_owned();
     }
     let (stem, ext) = split_extension(name);
-    let ext = if ext.len() > max / 2 { "" } else { ext };
+    let ext = if ext.len() > 16 { "" } else { ext };
     let mut end = max - ext.len();
     while !stem.is_char_boundary(end.min(stem.len())) {
         end -= 1;
@@ -148,16 +148,18 @@ mod tests {
     #[test]
     fn hostile_names_are_neutralised() {
         let cases = [
-            ("../../etc/passwd", "____etc_passwd"),
+            ("../../etc/passwd", "___etc_passwd"),
             ("a/b\\c", "a_b_c"),
             ("CON", "_CON"),
             ("con.txt", "_con.txt"),
             ("LPT9.tar.gz", "_LPT9.tar.gz"),
-            ("..", "_"),
+            ("..", "file"),
             (".", "file"),
             ("", "file"),
             ("   ", "file"),
+            ("invoice\u{202E}fdp.exe", "invoice_fdp.exe"),
             (".bashrc", "bashrc"),
+            (".../x", "_x"),
             ("report. ", "report"),
             ("bell\u{7}.txt", "bell_.txt"),
             ("C:\\Windows\\x.dll", "C__Windows_x.dll"),
@@ -193,7 +195,7 @@ mod tests {
     fn long_names_are_cut_on_char_boundaries_keeping_the_extension() {
         let long = format!("{}.txt", "é".repeat(300));
         let out = sanitize_file_name(&long);
-        assert!(out.len() + PART_SUFFIX.len() + 6 <= MAX_FILE_NAME);
+        assert!(out.len() <= MAX_SAFE_NAME);
         assert!(out.ends_with(".txt"));
     }
 
