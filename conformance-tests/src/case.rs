@@ -79,7 +79,12 @@ pub struct Case {
 
 impl Case {
     /// A MUST case with a 30 s time limit.
-    pub fn must(id: &'static str, section: &'static str, description: &'static str, run: CaseFn) -> Self {
+    pub fn must(
+        id: &'static str,
+        section: &'static str,
+        description: &'static str,
+        run: CaseFn,
+    ) -> Self {
         Self {
             id,
             section,
@@ -93,8 +98,16 @@ impl Case {
     }
 
     /// A SHOULD case with a 30 s time limit.
-    pub fn should(id: &'static str, section: &'static str, description: &'static str, run: CaseFn) -> Self {
-        Self { level: Level::Should, ..Self::must(id, section, description, run) }
+    pub fn should(
+        id: &'static str,
+        section: &'static str,
+        description: &'static str,
+        run: CaseFn,
+    ) -> Self {
+        Self {
+            level: Level::Should,
+            ..Self::must(id, section, description, run)
+        }
     }
 
     /// Declares the protocol names this case exercises.
@@ -146,7 +159,12 @@ macro_rules! ok {
     ($res:expr, $variant:ident, $what:expr) => {
         match $res {
             peerchat_proto::wire::response::Result::$variant(x) => x,
-            other => $crate::fail!("{}: expected {} ok, got {}", $what, stringify!($variant), $crate::client::describe(&other)),
+            other => $crate::fail!(
+                "{}: expected {} ok, got {}",
+                $what,
+                stringify!($variant),
+                $crate::client::describe(&other)
+            ),
         }
     };
 }
@@ -156,7 +174,11 @@ macro_rules! ok {
 macro_rules! want_err {
     ($res:expr, $code:ident, $what:expr) => {
         match &$res {
-            peerchat_proto::wire::response::Result::Error(e) if e.code == peerchat_proto::wire::ErrorCode::$code as i32 => e.clone(),
+            peerchat_proto::wire::response::Result::Error(e)
+                if e.code == peerchat_proto::wire::ErrorCode::$code as i32 =>
+            {
+                e.clone()
+            }
             other => $crate::fail!(
                 "{}: expected {}, got {}",
                 $what,

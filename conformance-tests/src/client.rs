@@ -131,7 +131,11 @@ impl Drop for Client {
 /// Opens a TCP connection to `server`, from `source` if given and bindable.
 pub async fn tcp_connect(server: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
     if let Some(src) = source {
-        let sock = if src.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        let sock = if src.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
         if sock.bind(SocketAddr::new(src, 0)).is_ok() {
             let stream = sock.connect(server).await?;
             stream.set_nodelay(true)?;
@@ -148,13 +152,27 @@ impl Client {
     ///
     /// # Errors
     /// [`ClientError::Connect`], including a server key that differs from `--server-key`.
-    pub async fn connect(cfg: &SuiteConfig, key_index: usize, source: Option<IpAddr>) -> Result<Self, ClientError> {
+    pub async fn connect(
+        cfg: &SuiteConfig,
+        key_index: usize,
+        source: Option<IpAddr>,
+    ) -> Result<Self, ClientError> {
         let km = ident::key(key_index);
-        let stream = tcp_connect(cfg.server, source).await.map_err(|e| ClientError::Connect(e.to_string()))?;
-        let local_addr = stream.local_addr().map_err(|e| ClientError::Connect(e.to_string()))?;
-        let channel = Channel::handshake(stream, &km.local, Role::Initiator, wire::ChannelKind::ClientServer, HANDSHAKE_TIMEOUT)
+        let stream = tcp_connect(cfg.server, source)
             .await
             .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let local_addr = stream
+            .local_addr()
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let channel = Channel::handshake(
+            stream,
+            &km.local,
+            Role::Initiator,
+            wire::ChannelKind::ClientServer,
+            HANDSHAKE_TIMEOUT,
+        )
+        .await
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
         let server_key = channel.remote.identity_key.clone();
         if let Some(pinned) = cfg.server_key {
             if server_key.fingerprint() != pinned {
@@ -210,7 +228,9 @@ impl Client {
     /// # Errors
     /// [`ClientError::Send`].
     pub fn queue(&mut self, msg: &wire::ClientMessage) -> Result<(), ClientError> {
-        self.writer.queue(msg).map_err(|e| ClientError::Send(e.to_string()))
+        self.writer
+            .queue(msg)
+            .map_err(|e| ClientError::Send(e.to_string()))
     }
 
     /// Writes everything queued.
@@ -218,7 +238,10 @@ impl Client {
     /// # Errors
     /// [`ClientError::Send`].
     pub async fn flush(&mut self) -> Result<(), ClientError> {
-        self.writer.flush().await.map_err(|e| ClientError::Send(e.to_string()))
+        self.writer
+            .flush()
+            .await
+            .map_err(|e| ClientError::Send(e.to_string()))
     }
 
     /// Sends one frame now.
@@ -236,7 +259,11 @@ impl Client {
     /// [`ClientError::Send`].
     pub async fn send_request(&mut self, body: Body) -> Result<u64, ClientError> {
         let id = self.next_request_id();
-        self.send(&wire::ClientMessage { request_id: id, body: Some(body) }).await?;
+        self.send(&wire::ClientMessage {
+            request_id: id,
+            body: Some(body),
+        })
+        .await?;
         Ok(id)
     }
 
@@ -252,7 +279,10 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::request`].
-    pub async fn request_seq(&mut self, body: Body) -> Result<(u64, response::Result), ClientError> {
+    pub async fn request_seq(
+        &mut self,
+        body: Body,
+    ) -> Result<(u64, response::Result), ClientError> {
         let id = self.send_request(body).await?;
         self.wait_response(id).await
     }
@@ -267,12 +297,15 @@ impl Client {
             let r = self.request(body.clone()).await?;
             match &r {
                 response::Result::Error(e) if e.code == wire::ErrorCode::RateLimited as i32 => {
-                    tokio::time::sleep(Duration::from_millis(e.retry_after_ms.clamp(50, 5000))).await;
+                    tokio::time::sleep(Duration::from_millis(e.retry_after_ms.clamp(50, 5000)))
+                        .await;
                 }
                 _ => return Ok(r),
             }
         }
-        Err(ClientError::Timeout("request stayed RATE_LIMITED after 20 tries".into()))
+        Err(ClientError::Timeout(
+            "request stayed RATE_LIMITED after 20 tries".into(),
+        ))
     }
 
     /// Waits for the response to request `id` (buffering everything else).
@@ -284,12 +317,25 @@ impl Client {
         let found = if let Some(pos) = self.backlog.iter().position(is_it) {
             self.backlog.remove(pos)
         } else {
-            self.wait_for(&format!("response to request {id}"), RESPONSE_TIMEOUT, is_it).await?
+            self.wait_for(
+                &format!("response to request {id}"),
+                RESPONSE_TIMEOUT,
+                is_it,
+            )
+            .await?
         };
         match found {
-            Some(Received { seq, msg: wire::ServerMessage { body: Some(server_message::Body::Response(resp)) } }) => match resp.result {
+            Some(Received {
+                seq,
+                msg:
+                    wire::ServerMessage {
+                        body: Some(server_message::Body::Response(resp)),
+                    },
+            }) => match resp.result {
                 Some(result) => Ok((seq, result)),
-                None => Err(ClientError::Closed(format!("response to request {id} has no result (violates §4.6)"))),
+                None => Err(ClientError::Closed(format!(
+                    "response to request {id} has no result (violates §4.6)"
+                ))),
             },
             _ => Err(ClientError::Timeout(format!("response to request {id}"))),
         }
@@ -309,7 +355,10 @@ impl Client {
                 Some(r) => self.backlog.push_back(r),
                 None => {
                     return Err(match &self.end {
-                        Some(end) => ClientError::Closed(format!("while waiting for {what}: {}", self.close_summary(end))),
+                        Some(end) => ClientError::Closed(format!(
+                            "while waiting for {what}: {}",
+                            self.close_summary(end)
+                        )),
                         None => ClientError::Timeout(format!("no {what} within {timeout:?}")),
                     })
                 }
@@ -319,10 +368,15 @@ impl Client {
 
     fn close_summary(&self, end: &End) -> String {
         let close = self.backlog.iter().find_map(|r| match &r.msg.body {
-            Some(server_message::Body::Close(c)) => Some(format!("Close {} ({:?})", close_name(c.reason), c.message)),
+            Some(server_message::Body::Close(c)) => {
+                Some(format!("Close {} ({:?})", close_name(c.reason), c.message))
+            }
             _ => None,
         });
-        format!("{} then {end:?}", close.unwrap_or_else(|| "no Close frame".into()))
+        format!(
+            "{} then {end:?}",
+            close.unwrap_or_else(|| "no Close frame".into())
+        )
     }
 
     /// The next frame from the network before `deadline`, or None (time-out or ended).
@@ -365,22 +419,32 @@ impl Client {
             self.wait_for(what, timeout, is_it).await?
         };
         match found {
-            Some(Received { seq, msg: wire::ServerMessage { body: Some(server_message::Body::Push(wire::Push { body: Some(b) })) } }) => {
-                Ok((seq, b))
-            }
+            Some(Received {
+                seq,
+                msg:
+                    wire::ServerMessage {
+                        body: Some(server_message::Body::Push(wire::Push { body: Some(b) })),
+                    },
+            }) => Ok((seq, b)),
             _ => Err(ClientError::Timeout(what.to_string())),
         }
     }
 
     /// Collects frames for `window` and returns the first push satisfying `pred`, if any:
     /// used to check that something is NOT sent.
-    pub async fn find_push_within(&mut self, window: Duration, pred: impl Fn(&push::Body) -> bool) -> Option<push::Body> {
+    pub async fn find_push_within(
+        &mut self,
+        window: Duration,
+        pred: impl Fn(&push::Body) -> bool,
+    ) -> Option<push::Body> {
         let deadline = Instant::now() + window;
         while let Some(r) = self.recv_until(deadline).await {
             self.backlog.push_back(r);
         }
         self.backlog.iter().find_map(|r| match &r.msg.body {
-            Some(server_message::Body::Push(wire::Push { body: Some(b) })) if pred(b) => Some(b.clone()),
+            Some(server_message::Body::Push(wire::Push { body: Some(b) })) if pred(b) => {
+                Some(b.clone())
+            }
             _ => None,
         })
     }
@@ -395,7 +459,9 @@ impl Client {
             match self.recv_until(deadline).await {
                 Some(r) => self.backlog.push_back(r),
                 None if self.end.is_none() => {
-                    return Err(ClientError::Timeout(format!("the server did not close the connection within {timeout:?}")))
+                    return Err(ClientError::Timeout(format!(
+                        "the server did not close the connection within {timeout:?}"
+                    )))
                 }
                 None => {}
             }
@@ -404,7 +470,10 @@ impl Client {
             Some(server_message::Body::Close(c)) => Some((c.reason, c.message.clone())),
             _ => None,
         });
-        Ok(Closing { close, end: self.end.clone().unwrap_or(End::Eof) })
+        Ok(Closing {
+            close,
+            end: self.end.clone().unwrap_or(End::Eof),
+        })
     }
 
     /// Waits for the next frame of any kind (buffered ones first).
@@ -430,7 +499,8 @@ impl Client {
         let found = if let Some(pos) = self.backlog.iter().position(is_it) {
             self.backlog.remove(pos)
         } else {
-            self.wait_for("a Ping from the server", timeout, is_it).await?
+            self.wait_for("a Ping from the server", timeout, is_it)
+                .await?
         };
         match found.and_then(|r| r.msg.body) {
             Some(server_message::Body::Ping(p)) => Ok(p.nonce),
@@ -448,7 +518,9 @@ impl Client {
             self.backlog.remove(pos);
             return Ok(());
         }
-        self.wait_for(&format!("Pong {nonce}"), timeout, is_it).await.map(|_| ())
+        self.wait_for(&format!("Pong {nonce}"), timeout, is_it)
+            .await
+            .map(|_| ())
     }
 
     /// Every frame buffered so far and not consumed.
@@ -468,19 +540,33 @@ pub mod req {
 
     /// A PeerEndpoint.
     pub fn ep(host: &str, port: u32) -> wire::PeerEndpoint {
-        wire::PeerEndpoint { host: host.into(), port }
+        wire::PeerEndpoint {
+            host: host.into(),
+            port,
+        }
     }
     /// Register.
     pub fn register(userid: &str, email: &str, password: &str) -> Body {
-        Body::Register(wire::Register { userid: userid.into(), email: email.into(), password: password.into() })
+        Body::Register(wire::Register {
+            userid: userid.into(),
+            email: email.into(),
+            password: password.into(),
+        })
     }
     /// Login.
     pub fn login(userid: &str, password: &str, endpoint: Option<wire::PeerEndpoint>) -> Body {
-        Body::Login(wire::Login { userid: userid.into(), password: password.into(), peer_endpoint: endpoint })
+        Body::Login(wire::Login {
+            userid: userid.into(),
+            password: password.into(),
+            peer_endpoint: endpoint,
+        })
     }
     /// KeyLogin.
     pub fn key_login(userid: &str, endpoint: Option<wire::PeerEndpoint>) -> Body {
-        Body::KeyLogin(wire::KeyLogin { userid: userid.into(), peer_endpoint: endpoint })
+        Body::KeyLogin(wire::KeyLogin {
+            userid: userid.into(),
+            peer_endpoint: endpoint,
+        })
     }
     /// ForgotPassword.
     pub fn forgot(userid: &str, email: &str, code: &str, new_password: &str) -> Body {
@@ -497,27 +583,39 @@ pub mod req {
     }
     /// Find.
     pub fn find(userid: &str) -> Body {
-        Body::Find(wire::Find { userid: userid.into() })
+        Body::Find(wire::Find {
+            userid: userid.into(),
+        })
     }
     /// SendFriendRequest.
     pub fn send_request(userid: &str) -> Body {
-        Body::SendFriendRequest(wire::SendFriendRequest { userid: userid.into() })
+        Body::SendFriendRequest(wire::SendFriendRequest {
+            userid: userid.into(),
+        })
     }
     /// AcceptFriendRequest.
     pub fn accept(userid: &str) -> Body {
-        Body::AcceptFriendRequest(wire::AcceptFriendRequest { userid: userid.into() })
+        Body::AcceptFriendRequest(wire::AcceptFriendRequest {
+            userid: userid.into(),
+        })
     }
     /// RefuseFriendRequest.
     pub fn refuse(userid: &str) -> Body {
-        Body::RefuseFriendRequest(wire::RefuseFriendRequest { userid: userid.into() })
+        Body::RefuseFriendRequest(wire::RefuseFriendRequest {
+            userid: userid.into(),
+        })
     }
     /// Unfriend.
     pub fn unfriend(userid: &str) -> Body {
-        Body::Unfriend(wire::Unfriend { userid: userid.into() })
+        Body::Unfriend(wire::Unfriend {
+            userid: userid.into(),
+        })
     }
     /// SetPeerEndpoint.
     pub fn set_endpoint(endpoint: Option<wire::PeerEndpoint>) -> Body {
-        Body::SetPeerEndpoint(wire::SetPeerEndpoint { peer_endpoint: endpoint })
+        Body::SetPeerEndpoint(wire::SetPeerEndpoint {
+            peer_endpoint: endpoint,
+        })
     }
     /// Ping.
     pub fn ping(nonce: u64) -> Body {
@@ -545,14 +643,25 @@ pub fn code_name(raw: i32) -> String {
 pub fn describe(r: &response::Result) -> String {
     use response::Result as R;
     match r {
-        R::Error(e) => format!("error {} ({:?}, retry_after_ms {})", code_name(e.code), e.message, e.retry_after_ms),
+        R::Error(e) => format!(
+            "error {} ({:?}, retry_after_ms {})",
+            code_name(e.code),
+            e.message,
+            e.retry_after_ms
+        ),
         R::Register(_) => "RegisterOk".into(),
         R::Login(l) => format!("LoginOk(userid {:?})", l.userid),
         R::ForgotPassword(_) => "ForgotPasswordOk".into(),
         R::Logout(_) => "LogoutOk".into(),
         R::Find(f) => format!("FindOk(found {}, userid {:?})", f.found, f.userid),
-        R::SendFriendRequest(s) => format!("SendFriendRequestOk(friend {:?})", s.friend.as_ref().map(|f| &f.userid)),
-        R::AcceptFriendRequest(a) => format!("AcceptFriendRequestOk(friend {:?})", a.friend.as_ref().map(|f| &f.userid)),
+        R::SendFriendRequest(s) => format!(
+            "SendFriendRequestOk(friend {:?})",
+            s.friend.as_ref().map(|f| &f.userid)
+        ),
+        R::AcceptFriendRequest(a) => format!(
+            "AcceptFriendRequestOk(friend {:?})",
+            a.friend.as_ref().map(|f| &f.userid)
+        ),
         R::RefuseFriendRequest(_) => "RefuseFriendRequestOk".into(),
         R::Unfriend(_) => "UnfriendOk".into(),
         R::SetPeerEndpoint(s) => format!("SetPeerEndpointOk({:?})", s.peer_endpoint),
@@ -577,7 +686,11 @@ pub fn push_name(p: &push::Body) -> &'static str {
 pub fn push_subject(p: &push::Body) -> String {
     match p {
         push::Body::FriendRequestReceived(x) => x.from_userid.clone(),
-        push::Body::FriendRequestAccepted(x) => x.friend.as_ref().map(|f| f.userid.clone()).unwrap_or_default(),
+        push::Body::FriendRequestAccepted(x) => x
+            .friend
+            .as_ref()
+            .map(|f| f.userid.clone())
+            .unwrap_or_default(),
         push::Body::FriendRequestRefused(x) => x.userid.clone(),
         push::Body::FriendRequestExpired(x) => x.userid.clone(),
         push::Body::FriendOnline(x) => x.userid.clone(),

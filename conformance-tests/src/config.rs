@@ -65,7 +65,11 @@ impl SuiteConfig {
 /// True if `id` matches `pattern`: a comma-separated list of alternatives, each a glob with
 /// `*` when it contains one, else a substring.
 pub fn matches_filter(pattern: &str, id: &str) -> bool {
-    pattern.split(',').map(str::trim).filter(|p| !p.is_empty()).any(|p| matches_one(p, id))
+    pattern
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .any(|p| matches_one(p, id))
 }
 
 fn matches_one(pattern: &str, id: &str) -> bool {

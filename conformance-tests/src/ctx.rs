@@ -46,7 +46,13 @@ impl User {
     /// A random, not yet registered user with a random test key.
     pub fn random() -> Self {
         let userid = ident::userid();
-        Self { email: ident::email(&userid), userid, password: ident::password(), key: ident::random_key(), recovery_code: String::new() }
+        Self {
+            email: ident::email(&userid),
+            userid,
+            password: ident::password(),
+            key: ident::random_key(),
+            recovery_code: String::new(),
+        }
     }
 }
 
@@ -55,7 +61,9 @@ impl Ctx {
     /// on IPv4 loopback (so per-IP limits never leak between cases), else the default.
     pub fn source(&self) -> Option<IpAddr> {
         match self.cfg.server.ip() {
-            IpAddr::V4(v4) if self.cfg.spread_sources && v4.is_loopback() => Some(random_loopback()),
+            IpAddr::V4(v4) if self.cfg.spread_sources && v4.is_loopback() => {
+                Some(random_loopback())
+            }
             _ => None,
         }
     }
@@ -77,7 +85,11 @@ impl Ctx {
     ///
     /// # Errors
     /// See [`Client::connect`].
-    pub async fn connect_from(&self, key: usize, source: Option<IpAddr>) -> Result<Client, ClientError> {
+    pub async fn connect_from(
+        &self,
+        key: usize,
+        source: Option<IpAddr>,
+    ) -> Result<Client, ClientError> {
         Client::connect(&self.cfg, key, source).await
     }
 
@@ -87,7 +99,9 @@ impl Ctx {
     /// FAIL if the server does not answer RegisterOk.
     pub async fn register(&self, u: &mut User) -> Result<(), Verdict> {
         let mut c = self.connect(u.key).await?;
-        let r = c.request_patiently(req::register(&u.userid, &u.email, &u.password)).await?;
+        let r = c
+            .request_patiently(req::register(&u.userid, &u.email, &u.password))
+            .await?;
         let ok = ok!(r, Register, format!("Register {}", u.userid));
         u.recovery_code = ok.recovery_code;
         Ok(())
@@ -115,9 +129,16 @@ impl Ctx {
     ///
     /// # Errors
     /// FAIL if the server does not answer LoginOk.
-    pub async fn login_with(&self, u: &User, key: usize, endpoint: Option<wire::PeerEndpoint>) -> Result<(Client, wire::LoginOk), Verdict> {
+    pub async fn login_with(
+        &self,
+        u: &User,
+        key: usize,
+        endpoint: Option<wire::PeerEndpoint>,
+    ) -> Result<(Client, wire::LoginOk), Verdict> {
         let mut c = self.connect(key).await?;
-        let r = c.request(req::login(&u.userid, &u.password, endpoint)).await?;
+        let r = c
+            .request(req::login(&u.userid, &u.password, endpoint))
+            .await?;
         let ok = ok!(r, Login, format!("Login {}", u.userid));
         Ok((c, ok))
     }
@@ -136,14 +157,33 @@ impl Ctx {
     ///
     /// # Errors
     /// FAIL if any step departs from SPEC.md §6.2/§6.3.
-    pub async fn befriend(&self, a: &User, ac: &mut Client, b: &User, bc: &mut Client) -> Result<(), Verdict> {
+    pub async fn befriend(
+        &self,
+        a: &User,
+        ac: &mut Client,
+        b: &User,
+        bc: &mut Client,
+    ) -> Result<(), Verdict> {
         let r = ac.request_patiently(req::send_request(&b.userid)).await?;
         let sent = ok!(r, SendFriendRequest, "SendFriendRequest");
-        check!(sent.friend.is_none(), "SendFriendRequest to a user with no request pending reported a friend already");
-        bc.expect_push("FriendRequestReceived", PUSH_TIMEOUT, is::request_from(&a.userid)).await?;
+        check!(
+            sent.friend.is_none(),
+            "SendFriendRequest to a user with no request pending reported a friend already"
+        );
+        bc.expect_push(
+            "FriendRequestReceived",
+            PUSH_TIMEOUT,
+            is::request_from(&a.userid),
+        )
+        .await?;
         let r = bc.request_patiently(req::accept(&a.userid)).await?;
         ok!(r, AcceptFriendRequest, "AcceptFriendRequest");
-        ac.expect_push("FriendRequestAccepted", PUSH_TIMEOUT, is::accepted_by(&b.userid)).await?;
+        ac.expect_push(
+            "FriendRequestAccepted",
+            PUSH_TIMEOUT,
+            is::accepted_by(&b.userid),
+        )
+        .await?;
         Ok(())
     }
 
@@ -169,13 +209,22 @@ impl Ctx {
             Err(e) => fail!("afterwards a fresh client cannot connect: {e}"),
         };
         let nonce = rand::thread_rng().gen::<u64>() | 1;
-        c.send(&wire::ClientMessage { request_id: 0, body: Some(req::ping(nonce)) }).await?;
+        c.send(&wire::ClientMessage {
+            request_id: 0,
+            body: Some(req::ping(nonce)),
+        })
+        .await?;
         if let Err(e) = c.expect_pong(nonce, Duration::from_secs(10)).await {
             fail!("afterwards a fresh client gets no Pong: {e}");
         }
         match c.request(req::find("nobody")).await {
-            Ok(response::Result::Error(e)) if e.code == wire::ErrorCode::NotLoggedIn as i32 => Ok(()),
-            Ok(other) => fail!("afterwards a fresh client's Find before login got {}", describe(&other)),
+            Ok(response::Result::Error(e)) if e.code == wire::ErrorCode::NotLoggedIn as i32 => {
+                Ok(())
+            }
+            Ok(other) => fail!(
+                "afterwards a fresh client's Find before login got {}",
+                describe(&other)
+            ),
             Err(e) => fail!("afterwards a fresh client's request failed: {e}"),
         }
     }
@@ -184,7 +233,12 @@ impl Ctx {
 /// A random address in 127.0.0.0/8 other than 127.0.0.1.
 pub fn random_loopback() -> IpAddr {
     let mut rng = rand::thread_rng();
-    IpAddr::V4(Ipv4Addr::new(127, rng.gen_range(1..=254), rng.gen(), rng.gen_range(1..=254)))
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        rng.gen_range(1..=254),
+        rng.gen(),
+        rng.gen_range(1..=254),
+    ))
 }
 
 /// Fails unless `r` is the error `code`; returns the Error.
@@ -194,7 +248,11 @@ pub fn random_loopback() -> IpAddr {
 ///
 /// Every error is also checked against SPEC.md §9.1: `message` at most MAX_HUMAN_TEXT bytes,
 /// `retry_after_ms` non-zero exactly with RATE_LIMITED.
-pub fn expect_code(r: &response::Result, code: wire::ErrorCode, what: &str) -> Result<wire::Error, Verdict> {
+pub fn expect_code(
+    r: &response::Result,
+    code: wire::ErrorCode,
+    what: &str,
+) -> Result<wire::Error, Verdict> {
     match r {
         response::Result::Error(e) if e.code == code as i32 => {
             check!(
@@ -212,7 +270,11 @@ pub fn expect_code(r: &response::Result, code: wire::ErrorCode, what: &str) -> R
             );
             Ok(e.clone())
         }
-        other => Err(Verdict::Fail(format!("{what}: expected {}, got {}", code.as_str_name(), describe(other)))),
+        other => Err(Verdict::Fail(format!(
+            "{what}: expected {}, got {}",
+            code.as_str_name(),
+            describe(other)
+        ))),
     }
 }
 
@@ -220,7 +282,9 @@ pub fn expect_code(r: &response::Result, code: wire::ErrorCode, what: &str) -> R
 pub fn is_recovery_code(code: &str) -> bool {
     let groups: Vec<&str> = code.split('-').collect();
     groups.len() == 4
-        && groups
-            .iter()
-            .all(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)))
+        && groups.iter().all(|g| {
+            g.len() == 5
+                && g.bytes()
+                    .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+        })
 }

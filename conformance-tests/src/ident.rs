@@ -46,9 +46,16 @@ pub fn key(index: usize) -> Arc<KeyMaterial> {
         .get_or_init(|| {
             let keypair = test_keys::identity(index);
             let params = NOISE_PARAMS.parse().expect("valid noise parameters");
-            let st = snow::Builder::new(params).generate_keypair().expect("x25519 key generation");
+            let st = snow::Builder::new(params)
+                .generate_keypair()
+                .expect("x25519 key generation");
             let signature = keypair.sign_static_key(&st.public);
-            let local = LocalIdentity::from_parts(test_keys::identity(index), st.private.clone(), st.public.clone(), signature.clone());
+            let local = LocalIdentity::from_parts(
+                test_keys::identity(index),
+                st.private.clone(),
+                st.public.clone(),
+                signature.clone(),
+            );
             Arc::new(KeyMaterial {
                 index,
                 keypair,
@@ -78,7 +85,11 @@ pub fn other_key(other: usize) -> usize {
 
 /// `n` random ASCII letters and digits.
 pub fn alnum(n: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(n).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
 }
 
 /// A fresh userid: "c" + 10 random letters/digits (mixed case, so that every check of the

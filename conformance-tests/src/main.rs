@@ -67,12 +67,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.list {
         let all = cases::all();
-        let all: Vec<_> = all.into_iter().filter(|c| cli.filter.as_deref().is_none_or(|f| matches_filter(f, c.id))).collect();
+        let all: Vec<_> = all
+            .into_iter()
+            .filter(|c| {
+                cli.filter
+                    .as_deref()
+                    .is_none_or(|f| matches_filter(f, c.id))
+            })
+            .collect();
         if cli.markdown {
             print!("{}", peerchat_conformance::cases::markdown_table(&all));
         } else {
             for c in &all {
-                println!("{:<48} §{:<7} {:<6} {}", c.id, c.section, c.level.as_str(), c.description);
+                println!(
+                    "{:<48} §{:<7} {:<6} {}",
+                    c.id,
+                    c.section,
+                    c.level.as_str(),
+                    c.description
+                );
             }
             println!("{} cases", all.len());
         }
@@ -98,7 +111,11 @@ fn main() -> ExitCode {
         eprintln!("peerchat-conformance: {e}");
         return ExitCode::from(2);
     }
-    if report.outcomes.iter().any(|o| o.status == report::Status::Fail && o.level == Level::Must) {
+    if report
+        .outcomes
+        .iter()
+        .any(|o| o.status == report::Status::Fail && o.level == Level::Must)
+    {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -107,16 +124,21 @@ fn main() -> ExitCode {
 
 fn write_reports(cli: &Cli, report: &report::Report) -> Result<(), String> {
     if let Some(p) = &cli.junit {
-        std::fs::write(p, report.junit()).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        std::fs::write(p, report.junit())
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     }
     if let Some(p) = &cli.json {
-        std::fs::write(p, report.json()).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        std::fs::write(p, report.json())
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     }
     Ok(())
 }
 
 fn build_config(cli: &Cli) -> Result<SuiteConfig, String> {
-    let server = cli.server.as_deref().ok_or("--server HOST:PORT is required")?;
+    let server = cli
+        .server
+        .as_deref()
+        .ok_or("--server HOST:PORT is required")?;
     let addr: SocketAddr = server
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {server}: {e}"))?
@@ -136,7 +158,10 @@ fn build_config(cli: &Cli) -> Result<SuiteConfig, String> {
         cfg.handshake_timeout = Duration::from_secs(s);
     }
     if cli.slow {
-        cfg.idle = Some((peerchat_proto::limits::IDLE_PING_AFTER, peerchat_proto::limits::IDLE_TIMEOUT));
+        cfg.idle = Some((
+            peerchat_proto::limits::IDLE_PING_AFTER,
+            peerchat_proto::limits::IDLE_TIMEOUT,
+        ));
     }
     if let Some(s) = &cli.idle_secs {
         let (p, c) = s.split_once(',').ok_or("--idle-secs takes PING,CLOSE")?;
@@ -148,7 +173,12 @@ fn build_config(cli: &Cli) -> Result<SuiteConfig, String> {
         cfg.shutdown = Some(Arc::new(move || {
             let cmd = cmd.clone();
             Box::pin(async move {
-                let status = tokio::process::Command::new("sh").arg("-c").arg(&cmd).status().await.map_err(|e| e.to_string())?;
+                let status = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(&cmd)
+                    .status()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if status.success() {
                     Ok(())
                 } else {

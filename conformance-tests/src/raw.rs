@@ -93,8 +93,13 @@ impl RawConn {
     /// # Errors
     /// Connect errors as text.
     pub async fn connect(cfg: &SuiteConfig, source: Option<IpAddr>) -> Result<Self, String> {
-        let stream = tcp_connect(cfg.server, source).await.map_err(|e| format!("connect: {e}"))?;
-        Ok(Self { stream, buf: BytesMut::new() })
+        let stream = tcp_connect(cfg.server, source)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        Ok(Self {
+            stream,
+            buf: BytesMut::new(),
+        })
     }
 
     /// Writes raw bytes.
@@ -102,7 +107,10 @@ impl RawConn {
     /// # Errors
     /// Write errors as text.
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.stream.write_all(bytes).await.map_err(|e| format!("write: {e}"))
+        self.stream
+            .write_all(bytes)
+            .await
+            .map_err(|e| format!("write: {e}"))
     }
 
     /// Writes one record: u16 length + body.
@@ -161,58 +169,104 @@ impl RawConn {
     ///
     /// # Errors
     /// Text describing what failed.
-    pub async fn start_handshake(&mut self, opts: &HandshakeOptions) -> Result<(snow::HandshakeState, ServerHello), String> {
+    pub async fn start_handshake(
+        &mut self,
+        opts: &HandshakeOptions,
+    ) -> Result<(snow::HandshakeState, ServerHello), String> {
         let km = ident::key(opts.key);
-        let params = NOISE_PARAMS.parse().map_err(|e| format!("noise params: {e:?}"))?;
+        let params = NOISE_PARAMS
+            .parse()
+            .map_err(|e| format!("noise params: {e:?}"))?;
         let mut hs = snow::Builder::new(params)
             .local_private_key(&km.static_private)
             .prologue(PROLOGUE)
             .build_initiator()
             .map_err(|e| format!("noise init: {e}"))?;
         let mut out = vec![0u8; MAX_RECORD];
-        let n = hs.write_message(&opts.msg1_payload, &mut out).map_err(|e| format!("write msg1: {e}"))?;
+        let n = hs
+            .write_message(&opts.msg1_payload, &mut out)
+            .map_err(|e| format!("write msg1: {e}"))?;
         self.write_record(&out[..n]).await?;
         let deadline = Instant::now() + peerchat_proto::limits::HANDSHAKE_TIMEOUT;
-        let msg2 = self.read_record(deadline).await.map_err(|e| format!("no message 2 from the server: {e:?}"))?;
+        let msg2 = self
+            .read_record(deadline)
+            .await
+            .map_err(|e| format!("no message 2 from the server: {e:?}"))?;
         let mut payload = vec![0u8; MAX_RECORD];
-        let n = hs.read_message(&msg2, &mut payload).map_err(|e| format!("message 2 does not decrypt: {e}"))?;
-        let remote_static = hs.get_remote_static().map(<[u8]>::to_vec).ok_or("message 2 carried no static key")?;
-        let payload = HandshakePayload::decode(&payload[..n]).map_err(|e| format!("server payload does not decode: {e}"))?;
+        let n = hs
+            .read_message(&msg2, &mut payload)
+            .map_err(|e| format!("message 2 does not decrypt: {e}"))?;
+        let remote_static = hs
+            .get_remote_static()
+            .map(<[u8]>::to_vec)
+            .ok_or("message 2 carried no static key")?;
+        let payload = HandshakePayload::decode(&payload[..n])
+            .map_err(|e| format!("server payload does not decode: {e}"))?;
         let verified = verify_server_payload(&payload, &remote_static);
-        Ok((hs, ServerHello { payload, remote_static, verified }))
+        Ok((
+            hs,
+            ServerHello {
+                payload,
+                remote_static,
+                verified,
+            },
+        ))
     }
 
     /// Sends message 3 built from `opts`, completing the handshake from this side.
     ///
     /// # Errors
     /// Text describing what failed.
-    pub async fn finish_handshake(mut self, mut hs: snow::HandshakeState, opts: &HandshakeOptions) -> Result<RawSession, String> {
+    pub async fn finish_handshake(
+        mut self,
+        mut hs: snow::HandshakeState,
+        opts: &HandshakeOptions,
+    ) -> Result<RawSession, String> {
         let km = ident::key(opts.key);
         let payload = match &opts.payload {
             Some(p) => p.clone(),
             None => HandshakePayload {
-                identity_key: opts.identity_key.clone().map(Into::into).unwrap_or_else(|| km.keypair.public().to_der()),
-                identity_sig: opts.identity_sig.clone().unwrap_or_else(|| km.signature.clone()).into(),
+                identity_key: opts
+                    .identity_key
+                    .clone()
+                    .map(Into::into)
+                    .unwrap_or_else(|| km.keypair.public().to_der()),
+                identity_sig: opts
+                    .identity_sig
+                    .clone()
+                    .unwrap_or_else(|| km.signature.clone())
+                    .into(),
                 protocol_version: opts.version,
                 channel_kind: opts.kind,
             }
             .encode_to_vec(),
         };
         let mut out = vec![0u8; MAX_RECORD];
-        let n = hs.write_message(&payload, &mut out).map_err(|e| format!("write msg3: {e}"))?;
+        let n = hs
+            .write_message(&payload, &mut out)
+            .map_err(|e| format!("write msg3: {e}"))?;
         if opts.tamper_msg3 {
             out[n - 1] ^= 0x01;
         }
         self.write_record(&out[..n]).await?;
-        let transport = hs.into_transport_mode().map_err(|e| format!("transport mode: {e}"))?;
-        Ok(RawSession { conn: self, transport, plain: BytesMut::new() })
+        let transport = hs
+            .into_transport_mode()
+            .map_err(|e| format!("transport mode: {e}"))?;
+        Ok(RawSession {
+            conn: self,
+            transport,
+            plain: BytesMut::new(),
+        })
     }
 
     /// A complete handshake with `opts`.
     ///
     /// # Errors
     /// Text describing what failed.
-    pub async fn handshake(mut self, opts: &HandshakeOptions) -> Result<(RawSession, ServerHello), String> {
+    pub async fn handshake(
+        mut self,
+        opts: &HandshakeOptions,
+    ) -> Result<(RawSession, ServerHello), String> {
         let (hs, hello) = self.start_handshake(opts).await?;
         let session = self.finish_handshake(hs, opts).await?;
         Ok((session, hello))
@@ -221,15 +275,22 @@ impl RawConn {
 
 /// Checks a server's handshake payload as SPEC.md §4.3 says, independently of the proto
 /// crate's handshake code (only its RSA primitives are reused).
-pub fn verify_server_payload(p: &HandshakePayload, remote_static: &[u8]) -> Result<IdentityKey, String> {
+pub fn verify_server_payload(
+    p: &HandshakePayload,
+    remote_static: &[u8],
+) -> Result<IdentityKey, String> {
     if p.protocol_version == 0 {
         return Err("protocol_version 0".into());
     }
     if p.channel_kind != ChannelKind::ClientServer as i32 {
-        return Err(format!("channel_kind {} instead of CLIENT_SERVER", p.channel_kind));
+        return Err(format!(
+            "channel_kind {} instead of CLIENT_SERVER",
+            p.channel_kind
+        ));
     }
     let key = IdentityKey::from_der(&p.identity_key).map_err(|e| format!("identity key: {e}"))?;
-    key.verify_static_key(remote_static, &p.identity_sig).map_err(|e| format!("signature: {e}"))?;
+    key.verify_static_key(remote_static, &p.identity_sig)
+        .map_err(|e| format!("signature: {e}"))?;
     Ok(key)
 }
 
@@ -261,7 +322,10 @@ impl RawSession {
         let mut out = BytesMut::new();
         let mut scratch = vec![0u8; MAX_RECORD];
         for chunk in plaintext.chunks(MAX_RECORD_PLAINTEXT) {
-            let n = self.transport.write_message(chunk, &mut scratch).map_err(|e| format!("encrypt: {e}"))?;
+            let n = self
+                .transport
+                .write_message(chunk, &mut scratch)
+                .map_err(|e| format!("encrypt: {e}"))?;
             out.put_u16(n as u16);
             out.put_slice(&scratch[..n]);
         }
@@ -300,7 +364,12 @@ impl RawSession {
     pub async fn recv(&mut self, deadline: Instant) -> RawRecv {
         loop {
             if self.plain.len() >= 4 {
-                let len = u32::from_be_bytes([self.plain[0], self.plain[1], self.plain[2], self.plain[3]]) as usize;
+                let len = u32::from_be_bytes([
+                    self.plain[0],
+                    self.plain[1],
+                    self.plain[2],
+                    self.plain[3],
+                ]) as usize;
                 if self.plain.len() >= 4 + len {
                     self.plain.advance(4);
                     let frame = self.plain.split_to(len);
@@ -329,11 +398,18 @@ impl RawSession {
         let mut close = None;
         loop {
             match self.recv(deadline).await {
-                RawRecv::Msg(wire::ServerMessage { body: Some(wire::server_message::Body::Close(c)) }) => {
+                RawRecv::Msg(wire::ServerMessage {
+                    body: Some(wire::server_message::Body::Close(c)),
+                }) => {
                     close = Some((c.reason, c.message));
                 }
                 RawRecv::Msg(_) => {}
-                RawRecv::Garbage(g) => return (close, RawEnd::Reset(format!("undecodable data from server: {g}"))),
+                RawRecv::Garbage(g) => {
+                    return (
+                        close,
+                        RawEnd::Reset(format!("undecodable data from server: {g}")),
+                    )
+                }
                 RawRecv::End(end) => return (close, end),
             }
         }
@@ -345,13 +421,25 @@ impl RawSession {
     ///
     /// # Errors
     /// Text describing what arrived instead.
-    pub async fn request(&mut self, request_id: u64, body: wire::client_message::Body) -> Result<wire::response::Result, String> {
-        self.send_msg(&wire::ClientMessage { request_id, body: Some(body) }).await?;
+    pub async fn request(
+        &mut self,
+        request_id: u64,
+        body: wire::client_message::Body,
+    ) -> Result<wire::response::Result, String> {
+        self.send_msg(&wire::ClientMessage {
+            request_id,
+            body: Some(body),
+        })
+        .await?;
         let deadline = Instant::now() + crate::client::RESPONSE_TIMEOUT;
         loop {
             match self.recv(deadline).await {
-                RawRecv::Msg(wire::ServerMessage { body: Some(wire::server_message::Body::Response(r)) }) if r.request_id == request_id => {
-                    return r.result.ok_or_else(|| "Response without a result".to_string())
+                RawRecv::Msg(wire::ServerMessage {
+                    body: Some(wire::server_message::Body::Response(r)),
+                }) if r.request_id == request_id => {
+                    return r
+                        .result
+                        .ok_or_else(|| "Response without a result".to_string())
                 }
                 RawRecv::Msg(_) => {}
                 other => return Err(format!("no Response to request {request_id}: {other:?}")),

@@ -51,8 +51,17 @@ pub struct CaseOutcome {
 impl CaseOutcome {
     /// `PASS id — reason` (FAIL of a SHOULD case says so).
     pub fn line(&self) -> String {
-        let should = if self.status == Status::Fail && self.level == Level::Should { "[SHOULD] " } else { "" };
-        format!("{} {} — {should}{}", self.status.as_str(), self.id, self.reason.replace('\n', " "))
+        let should = if self.status == Status::Fail && self.level == Level::Should {
+            "[SHOULD] "
+        } else {
+            ""
+        };
+        format!(
+            "{} {} — {should}{}",
+            self.status.as_str(),
+            self.id,
+            self.reason.replace('\n', " ")
+        )
     }
 }
 
@@ -85,7 +94,10 @@ impl Report {
 
     /// MUST cases that failed: any makes the exit status non-zero.
     pub fn must_failures(&self) -> usize {
-        self.outcomes.iter().filter(|o| o.status == Status::Fail && o.level == Level::Must).count()
+        self.outcomes
+            .iter()
+            .filter(|o| o.status == Status::Fail && o.level == Level::Must)
+            .count()
     }
 
     /// The outcome of case `id`.
@@ -224,7 +236,9 @@ mod tests {
         assert_eq!(r.must_failures(), 0);
         assert!(r.text().contains("FAIL a.c — [SHOULD] because"));
         let x = r.junit();
-        assert!(x.contains("<failure type=\"SHOULD\" message=\"because &quot;x&quot;\">d &lt;&amp;&gt;</failure>"));
+        assert!(x.contains(
+            "<failure type=\"SHOULD\" message=\"because &quot;x&quot;\">d &lt;&amp;&gt;</failure>"
+        ));
         assert!(x.contains("<skipped message="));
         let j: serde_json::Value = serde_json::from_str(&r.json()).unwrap_or_default();
         assert_eq!(j["failed"], 1);
@@ -233,7 +247,9 @@ mod tests {
 
     #[test]
     fn no_skipped_suffix_when_none() {
-        let r = Report { outcomes: vec![outcome("a", Status::Pass, Level::Must)] };
+        let r = Report {
+            outcomes: vec![outcome("a", Status::Pass, Level::Must)],
+        };
         assert_eq!(r.summary_line(), "1 passed, 0 failed");
     }
 }

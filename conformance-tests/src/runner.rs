@@ -23,14 +23,21 @@ pub async fn run_cases(cfg: SuiteConfig, cases: Vec<Case>) -> Report {
     let cfg = Arc::new(cfg);
     let selected: Vec<(usize, Case)> = cases
         .into_iter()
-        .filter(|c| cfg.filter.as_deref().is_none_or(|f| matches_filter(f, c.id)))
+        .filter(|c| {
+            cfg.filter
+                .as_deref()
+                .is_none_or(|f| matches_filter(f, c.id))
+        })
         .enumerate()
         .collect();
     let mut results: Vec<Option<CaseOutcome>> = vec![None; selected.len()];
 
     let sem = Arc::new(Semaphore::new(cfg.jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, case) in selected.iter().filter(|(_, c)| c.schedule == Schedule::Parallel) {
+    for (i, case) in selected
+        .iter()
+        .filter(|(_, c)| c.schedule == Schedule::Parallel)
+    {
         let (i, case, cfg, sem) = (*i, case.clone(), cfg.clone(), sem.clone());
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await;
@@ -57,7 +64,9 @@ pub async fn run_cases(cfg: SuiteConfig, cases: Vec<Case>) -> Report {
     let outcomes = results
         .into_iter()
         .zip(selected.iter())
-        .map(|(r, (_, c))| r.unwrap_or_else(|| outcome(c, Status::Fail, "the case's task was lost".into(), 0)))
+        .map(|(r, (_, c))| {
+            r.unwrap_or_else(|| outcome(c, Status::Fail, "the case's task was lost".into(), 0))
+        })
         .collect();
     Report { outcomes }
 }
@@ -73,7 +82,10 @@ pub async fn run_one(cfg: Arc<SuiteConfig>, case: Case) -> CaseOutcome {
         Ok(Ok(Ok(reason))) => (Status::Pass, reason),
         Ok(Ok(Err(Verdict::Fail(reason)))) => (Status::Fail, reason),
         Ok(Ok(Err(Verdict::Skip(reason)))) => (Status::Skip, reason),
-        Ok(Err(_)) => (Status::Fail, format!("the case did not finish within {limit:?} (server hung or far too slow)")),
+        Ok(Err(_)) => (
+            Status::Fail,
+            format!("the case did not finish within {limit:?} (server hung or far too slow)"),
+        ),
         Err(e) => (Status::Fail, format!("the case panicked: {e}")),
     };
     outcome(&case, status, reason, started.elapsed().as_millis() as u64)

@@ -31,8 +31,19 @@ async fn our_server_passes_every_case() {
             *slot = o;
         }
     }
-    let report = Report { outcomes: report.outcomes };
+    let report = Report {
+        outcomes: report.outcomes,
+    };
     print!("{}", report.text());
-    let bad: Vec<String> = report.outcomes.iter().filter(|o| o.status != Status::Pass).map(|o| o.line()).collect();
-    assert!(bad.is_empty(), "cases that did not pass:\n{}", bad.join("\n"));
+    let bad: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.status != Status::Pass)
+        .map(|o| o.line())
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "cases that did not pass:\n{}",
+        bad.join("\n")
+    );
 }

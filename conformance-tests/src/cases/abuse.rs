@@ -30,7 +30,10 @@ pub fn cases() -> Vec<Case> {
 /// Pipelines `n` Find requests (ids from `first`) in one flush; returns the results in order.
 async fn flood(c: &mut Client, first: u64, n: u64) -> Result<Vec<response::Result>, Verdict> {
     for id in first..first + n {
-        c.queue(&wire::ClientMessage { request_id: id, body: Some(req::find("nobody-at-all")) })?;
+        c.queue(&wire::ClientMessage {
+            request_id: id,
+            body: Some(req::find("nobody-at-all")),
+        })?;
     }
     c.flush().await?;
     let mut out = Vec::new();
@@ -38,8 +41,15 @@ async fn flood(c: &mut Client, first: u64, n: u64) -> Result<Vec<response::Resul
     while expected < first + n {
         let r = c.next_frame(Duration::from_secs(15)).await?;
         if let Some(server_message::Body::Response(resp)) = r.msg.body {
-            check!(resp.request_id == expected, "Response for {} while {expected} was due (order broken)", resp.request_id);
-            out.push(resp.result.ok_or_else(|| Verdict::Fail("Response without result".into()))?);
+            check!(
+                resp.request_id == expected,
+                "Response for {} while {expected} was due (order broken)",
+                resp.request_id
+            );
+            out.push(
+                resp.result
+                    .ok_or_else(|| Verdict::Fail("Response without result".into()))?,
+            );
             expected += 1;
         }
     }
@@ -48,7 +58,9 @@ async fn flood(c: &mut Client, first: u64, n: u64) -> Result<Vec<response::Resul
 
 fn limited(r: &response::Result) -> Option<u64> {
     match r {
-        response::Result::Error(e) if e.code == ErrorCode::RateLimited as i32 => Some(e.retry_after_ms),
+        response::Result::Error(e) if e.code == ErrorCode::RateLimited as i32 => {
+            Some(e.retry_after_ms)
+        }
         _ => None,
     }
 }
@@ -60,7 +72,10 @@ async fn burst(ctx: Ctx) -> CaseResult {
     let Some(first) = first_limited else {
         fail!("120 pipelined requests were all served; the bucket of REQUEST_BURST = {REQUEST_BURST} is not enforced");
     };
-    check!(first + 1 >= REQUEST_BURST as usize - 2, "only {first} requests were served before RATE_LIMITED (burst is {REQUEST_BURST})");
+    check!(
+        first + 1 >= REQUEST_BURST as usize - 2,
+        "only {first} requests were served before RATE_LIMITED (burst is {REQUEST_BURST})"
+    );
     for (i, r) in results.iter().enumerate() {
         if let Some(ms) = limited(r) {
             check!(ms >= 1, "request {i}: RATE_LIMITED with retry_after_ms 0");
@@ -88,7 +103,10 @@ async fn recovers(ctx: Ctx) -> CaseResult {
 async fn ping_exempt(ctx: Ctx) -> CaseResult {
     let (_, mut c) = ctx.online_user().await?;
     for n in 0..200u64 {
-        c.queue(&wire::ClientMessage { request_id: 0, body: Some(req::ping(n)) })?;
+        c.queue(&wire::ClientMessage {
+            request_id: 0,
+            body: Some(req::ping(n)),
+        })?;
     }
     c.flush().await?;
     let results = flood(&mut c, 1, 45).await?;
@@ -107,7 +125,10 @@ async fn disconnect(ctx: Ctx) -> CaseResult {
     // bucket refill a token, which restarts the count (SPEC.md §4.6 step 3).
     for _ in 0..3 {
         for _ in 0..(REQUEST_BURST + 2 * RATE_LIMIT_DISCONNECT_AFTER) {
-            ac.queue(&wire::ClientMessage { request_id: id, body: Some(req::find("nobody-at-all")) })?;
+            ac.queue(&wire::ClientMessage {
+                request_id: id,
+                body: Some(req::find("nobody-at-all")),
+            })?;
             id += 1;
         }
         if ac.flush().await.is_err() {
@@ -121,20 +142,34 @@ async fn disconnect(ctx: Ctx) -> CaseResult {
     }
     let closing = ac.expect_close(GRACE).await?;
     for r in ac.backlog() {
-        if let Some(server_message::Body::Response(wire::Response { result: Some(res), .. })) = &r.msg.body {
+        if let Some(server_message::Body::Response(wire::Response {
+            result: Some(res), ..
+        })) = &r.msg.body
+        {
             if limited(res).is_some() {
                 rejected_total += 1;
             }
         }
     }
-    check!(closing.has_reason(wire::CloseReason::RateLimited), "after {} requests the connection ended with {closing}", id - 1);
+    check!(
+        closing.has_reason(wire::CloseReason::RateLimited),
+        "after {} requests the connection ended with {closing}",
+        id - 1
+    );
     check!(
         rejected_total >= RATE_LIMIT_DISCONNECT_AFTER as usize,
         "closed after only {rejected_total} RATE_LIMITED answers (RATE_LIMIT_DISCONNECT_AFTER = {RATE_LIMIT_DISCONNECT_AFTER})"
     );
-    fc.expect_push("FriendOffline", Duration::from_secs(1) + GRACE, is::offline(&a.userid)).await?;
+    fc.expect_push(
+        "FriendOffline",
+        Duration::from_secs(1) + GRACE,
+        is::offline(&a.userid),
+    )
+    .await?;
     ctx.server_still_serves().await?;
-    Ok(format!("{closing} after {rejected_total} RATE_LIMITED answers; friend got FriendOffline"))
+    Ok(format!(
+        "{closing} after {rejected_total} RATE_LIMITED answers; friend got FriendOffline"
+    ))
 }
 
 async fn slow_consumer(ctx: Ctx) -> CaseResult {
@@ -142,7 +177,11 @@ async fn slow_consumer(ctx: Ctx) -> CaseResult {
     // Many Pings in large records; never read the Pongs. The server must not buffer without
     // bound: once its queue of OUTBOUND_QUEUE frames is full it closes the connection.
     let mut plain = Vec::new();
-    let ping = wire::ClientMessage { request_id: 0, body: Some(req::ping(1)) }.encode_to_vec();
+    let ping = wire::ClientMessage {
+        request_id: 0,
+        body: Some(req::ping(1)),
+    }
+    .encode_to_vec();
     while plain.len() < 60_000 {
         plain.extend_from_slice(&(ping.len() as u32).to_be_bytes());
         plain.extend_from_slice(&ping);
@@ -167,8 +206,13 @@ async fn slow_consumer(ctx: Ctx) -> CaseResult {
     let mut close = None;
     let mut quiet_since = tokio::time::Instant::now();
     let end = loop {
-        match s.recv(deadline.min(quiet_since + Duration::from_secs(5))).await {
-            RawRecv::Msg(wire::ServerMessage { body: Some(server_message::Body::Close(c)) }) => close = Some(c.reason),
+        match s
+            .recv(deadline.min(quiet_since + Duration::from_secs(5)))
+            .await
+        {
+            RawRecv::Msg(wire::ServerMessage {
+                body: Some(server_message::Body::Close(c)),
+            }) => close = Some(c.reason),
             RawRecv::Msg(_) => quiet_since = tokio::time::Instant::now(),
             RawRecv::End(e) => break e,
             RawRecv::Garbage(g) => break RawEnd::Reset(g),
@@ -179,7 +223,11 @@ async fn slow_consumer(ctx: Ctx) -> CaseResult {
         "after {sent_pings} unread Pings (writer blocked: {writer_blocked}) the server kept the connection open"
     );
     if let Some(r) = close {
-        check!(r == wire::CloseReason::SlowConsumer as i32, "closed with {} instead of SLOW_CONSUMER", crate::client::close_name(r));
+        check!(
+            r == wire::CloseReason::SlowConsumer as i32,
+            "closed with {} instead of SLOW_CONSUMER",
+            crate::client::close_name(r)
+        );
     }
     ctx.server_still_serves().await?;
     Ok(format!(
@@ -188,7 +236,9 @@ async fn slow_consumer(ctx: Ctx) -> CaseResult {
             RawEnd::Eof => "EOF".to_string(),
             other => format!("{other:?}"),
         },
-        close.map(crate::client::close_name).unwrap_or_else(|| "none (allowed: best effort)".into())
+        close
+            .map(crate::client::close_name)
+            .unwrap_or_else(|| "none (allowed: best effort)".into())
     ))
 }
 
@@ -204,14 +254,30 @@ async fn max_connections(ctx: Ctx) -> CaseResult {
             Err(e) => fail!("connection {} of {max} failed: {e}", i + 1),
         }
     }
-    let mut extra = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
+    let mut extra = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
     let (end, n) = extra.wait_closed(GRACE).await;
-    check!(end != RawEnd::StillOpen, "connection {} was not closed", max + 1);
-    check!(n == 0, "the server sent {n} bytes to connection {} (must close before the handshake)", max + 1);
+    check!(
+        end != RawEnd::StillOpen,
+        "connection {} was not closed",
+        max + 1
+    );
+    check!(
+        n == 0,
+        "the server sent {n} bytes to connection {} (must close before the handshake)",
+        max + 1
+    );
     held.pop();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut again = ctx.connect(ident::random_key()).await?;
     let r = again.request(req::find("x")).await?;
-    expect_code(&r, ErrorCode::NotLoggedIn, "request on a connection after a slot was freed")?;
-    Ok(format!("{max} served, the next closed silently ({end:?}), a freed slot is reused"))
+    expect_code(
+        &r,
+        ErrorCode::NotLoggedIn,
+        "request on a connection after a slot was freed",
+    )?;
+    Ok(format!(
+        "{max} served, the next closed silently ({end:?}), a freed slot is reused"
+    ))
 }

@@ -103,14 +103,20 @@ pub fn cases() -> Vec<Case> {
 async fn register_ok(ctx: Ctx) -> CaseResult {
     let mut u = User::random();
     ctx.register(&mut u).await?;
-    check!(is_recovery_code(&u.recovery_code), "recovery code {:?} is not XXXXX-XXXXX-XXXXX-XXXXX base32", u.recovery_code);
+    check!(
+        is_recovery_code(&u.recovery_code),
+        "recovery code {:?} is not XXXXX-XXXXX-XXXXX-XXXXX base32",
+        u.recovery_code
+    );
     Ok(format!("registered {}", u.userid))
 }
 
 async fn register_not_logged_in(ctx: Ctx) -> CaseResult {
     let u = User::random();
     let mut c = ctx.connect(u.key).await?;
-    let r = c.request(req::register(&u.userid, &u.email, &u.password)).await?;
+    let r = c
+        .request(req::register(&u.userid, &u.email, &u.password))
+        .await?;
     ok!(r, Register, "Register");
     let r = c.request(req::find(&u.userid)).await?;
     expect_code(&r, ErrorCode::NotLoggedIn, "Find after Register")?;
@@ -119,21 +125,49 @@ async fn register_not_logged_in(ctx: Ctx) -> CaseResult {
     Ok("Register does not log in; KeyLogin follows".into())
 }
 
-async fn register_with(ctx: &Ctx, userid: &str, email: &str, password: &str) -> Result<wire::response::Result, Verdict> {
+async fn register_with(
+    ctx: &Ctx,
+    userid: &str,
+    email: &str,
+    password: &str,
+) -> Result<wire::response::Result, Verdict> {
     let mut c = ctx.connect(ident::random_key()).await?;
-    Ok(c.request_patiently(req::register(userid, email, password)).await?)
+    Ok(c.request_patiently(req::register(userid, email, password))
+        .await?)
 }
 
 async fn userid_taken(ctx: Ctx, other_case: bool) -> CaseResult {
     let u = ctx.new_user().await?;
-    let userid = if other_case { flip_case(&u.userid) } else { u.userid.clone() };
-    let r = register_with(&ctx, &userid, &ident::email(&ident::userid()), &ident::password()).await?;
-    expect_code(&r, ErrorCode::UseridTaken, &format!("Register {userid} after {}", u.userid))?;
+    let userid = if other_case {
+        flip_case(&u.userid)
+    } else {
+        u.userid.clone()
+    };
+    let r = register_with(
+        &ctx,
+        &userid,
+        &ident::email(&ident::userid()),
+        &ident::password(),
+    )
+    .await?;
+    expect_code(
+        &r,
+        ErrorCode::UseridTaken,
+        &format!("Register {userid} after {}", u.userid),
+    )?;
     Ok(format!("{userid}: USERID_TAKEN"))
 }
 
 fn flip_case(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_uppercase() { c.to_ascii_lowercase() } else { c.to_ascii_uppercase() }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_uppercase() {
+                c.to_ascii_lowercase()
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
+        .collect()
 }
 
 async fn email_taken(ctx: Ctx) -> CaseResult {
@@ -146,8 +180,17 @@ async fn email_taken(ctx: Ctx) -> CaseResult {
 
 async fn concurrent_register(ctx: Ctx) -> CaseResult {
     let userid = ident::userid();
-    let (lower, e1, e2, p1, p2) = (userid.to_ascii_lowercase(), ident::email(&ident::userid()), ident::email(&ident::userid()), ident::password(), ident::password());
-    let (a, b) = tokio::join!(register_with(&ctx, &userid, &e1, &p1), register_with(&ctx, &lower, &e2, &p2));
+    let (lower, e1, e2, p1, p2) = (
+        userid.to_ascii_lowercase(),
+        ident::email(&ident::userid()),
+        ident::email(&ident::userid()),
+        ident::password(),
+        ident::password(),
+    );
+    let (a, b) = tokio::join!(
+        register_with(&ctx, &userid, &e1, &p1),
+        register_with(&ctx, &lower, &e2, &p2)
+    );
     let (a, b) = (a?, b?);
     let is_ok = |r: &wire::response::Result| matches!(r, wire::response::Result::Register(_));
     let is_taken = |r: &wire::response::Result| matches!(r, wire::response::Result::Error(e) if e.code == ErrorCode::UseridTaken as i32);
@@ -167,14 +210,22 @@ async fn same_key_two_accounts(ctx: Ctx) -> CaseResult {
     ctx.register(&mut a).await?;
     ctx.register(&mut b).await?;
     let mut c = ctx.connect(a.key).await?;
-    ok!(c.request(req::key_login(&b.userid, None)).await?, Login, "KeyLogin of the second account");
+    ok!(
+        c.request(req::key_login(&b.userid, None)).await?,
+        Login,
+        "KeyLogin of the second account"
+    );
     Ok("two accounts share one key".into())
 }
 
 async fn userid_max(ctx: Ctx) -> CaseResult {
     let mut u = User::random();
     u.userid = format!("c{}_.-{}", ident::alnum(14), ident::alnum(14));
-    check!(u.userid.len() == 32, "test bug: userid length {}", u.userid.len());
+    check!(
+        u.userid.len() == 32,
+        "test bug: userid length {}",
+        u.userid.len()
+    );
     u.email = ident::email(&u.userid);
     ctx.register(&mut u).await?;
     Ok(format!("{} accepted", u.userid))
@@ -188,8 +239,18 @@ async fn reg_invalid_userid(ctx: Ctx, i: usize) -> CaseResult {
         3 => format!("_{}", ident::alnum(8)),
         _ => format!("c{}é", ident::alnum(5)),
     };
-    let r = register_with(&ctx, &userid, &ident::email(&ident::userid()), &ident::password()).await?;
-    expect_code(&r, ErrorCode::InvalidUserid, &format!("Register {userid:?}"))?;
+    let r = register_with(
+        &ctx,
+        &userid,
+        &ident::email(&ident::userid()),
+        &ident::password(),
+    )
+    .await?;
+    expect_code(
+        &r,
+        ErrorCode::InvalidUserid,
+        &format!("Register {userid:?}"),
+    )?;
     Ok(format!("{userid:?}: INVALID_USERID"))
 }
 
@@ -206,7 +267,11 @@ async fn reg_invalid_email(ctx: Ctx, i: usize) -> CaseResult {
         _ => format!("{tag}\u{a0}x@example.test"),
     };
     let r = register_with(&ctx, &ident::userid(), &email, &ident::password()).await?;
-    expect_code(&r, ErrorCode::InvalidEmail, &format!("Register with e-mail {email:?} ({} bytes)", email.len()))?;
+    expect_code(
+        &r,
+        ErrorCode::InvalidEmail,
+        &format!("Register with e-mail {email:?} ({} bytes)", email.len()),
+    )?;
     Ok(format!("{} bytes: INVALID_EMAIL", email.len()))
 }
 
@@ -218,7 +283,11 @@ async fn reg_weak(ctx: Ctx, i: usize) -> CaseResult {
         2 => flip_case(&userid),
         _ => "p".repeat(1025),
     };
-    let password = if i == 2 && password.chars().count() < 10 { format!("{password}xx") } else { password };
+    let password = if i == 2 && password.chars().count() < 10 {
+        format!("{password}xx")
+    } else {
+        password
+    };
     let r = register_with(&ctx, &userid, &ident::email(&userid), &password).await?;
     expect_code(&r, ErrorCode::WeakPassword, "Register")?;
     Ok("WEAK_PASSWORD".into())
@@ -226,8 +295,18 @@ async fn reg_weak(ctx: Ctx, i: usize) -> CaseResult {
 
 async fn huge_userid(ctx: Ctx) -> CaseResult {
     let userid = format!("c{}", "x".repeat(100_000));
-    let r = register_with(&ctx, &userid, &ident::email(&ident::userid()), &ident::password()).await?;
-    let e = expect_code(&r, ErrorCode::InvalidUserid, "Register with a 100 000-byte userid")?;
+    let r = register_with(
+        &ctx,
+        &userid,
+        &ident::email(&ident::userid()),
+        &ident::password(),
+    )
+    .await?;
+    let e = expect_code(
+        &r,
+        ErrorCode::InvalidUserid,
+        "Register with a 100 000-byte userid",
+    )?;
     check!(
         e.message.len() <= peerchat_proto::limits::MAX_HUMAN_TEXT,
         "Error.message is {} bytes (MAX_HUMAN_TEXT is {})",
@@ -248,10 +327,34 @@ async fn password_multibyte_ok(ctx: Ctx) -> CaseResult {
 async fn register_order(ctx: Ctx) -> CaseResult {
     let taken = ctx.new_user().await?;
     let cases: [(&str, String, String, String, ErrorCode); 4] = [
-        ("invalid userid + invalid e-mail + weak password", "_x".into(), "bad".into(), "short".into(), ErrorCode::InvalidUserid),
-        ("invalid e-mail + weak password + taken userid", taken.userid.clone(), "bad".into(), "short".into(), ErrorCode::InvalidEmail),
-        ("weak password + taken userid + taken e-mail", taken.userid.clone(), taken.email.clone(), "short".into(), ErrorCode::WeakPassword),
-        ("taken userid + taken e-mail", taken.userid.clone(), taken.email.clone(), ident::password(), ErrorCode::UseridTaken),
+        (
+            "invalid userid + invalid e-mail + weak password",
+            "_x".into(),
+            "bad".into(),
+            "short".into(),
+            ErrorCode::InvalidUserid,
+        ),
+        (
+            "invalid e-mail + weak password + taken userid",
+            taken.userid.clone(),
+            "bad".into(),
+            "short".into(),
+            ErrorCode::InvalidEmail,
+        ),
+        (
+            "weak password + taken userid + taken e-mail",
+            taken.userid.clone(),
+            taken.email.clone(),
+            "short".into(),
+            ErrorCode::WeakPassword,
+        ),
+        (
+            "taken userid + taken e-mail",
+            taken.userid.clone(),
+            taken.email.clone(),
+            ident::password(),
+            ErrorCode::UseridTaken,
+        ),
     ];
     let mut c = ctx.connect(ident::random_key()).await?;
     for (what, u, e, p, code) in cases {
@@ -266,19 +369,42 @@ async fn register_order(ctx: Ctx) -> CaseResult {
 async fn login_ok(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let (_, l) = ctx.login(&u).await?;
-    check!(l.userid == u.userid, "LoginOk.userid {:?}, registered {:?}", l.userid, u.userid);
-    check!(l.friends.is_empty() && l.incoming_requests.is_empty() && l.outgoing_requests.is_empty(), "a new account's LoginOk has non-empty lists");
-    check!(l.peer_endpoint.is_none(), "LoginOk.peer_endpoint {:?} though none was announced", l.peer_endpoint);
-    check!(l.server_time_unix_ms > 1_600_000_000_000, "server_time_unix_ms {} is not a plausible Unix time in ms", l.server_time_unix_ms);
+    check!(
+        l.userid == u.userid,
+        "LoginOk.userid {:?}, registered {:?}",
+        l.userid,
+        u.userid
+    );
+    check!(
+        l.friends.is_empty() && l.incoming_requests.is_empty() && l.outgoing_requests.is_empty(),
+        "a new account's LoginOk has non-empty lists"
+    );
+    check!(
+        l.peer_endpoint.is_none(),
+        "LoginOk.peer_endpoint {:?} though none was announced",
+        l.peer_endpoint
+    );
+    check!(
+        l.server_time_unix_ms > 1_600_000_000_000,
+        "server_time_unix_ms {} is not a plausible Unix time in ms",
+        l.server_time_unix_ms
+    );
     Ok("LoginOk snapshot as specified".into())
 }
 
 async fn login_case(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let mut c = ctx.connect(u.key).await?;
-    let r = c.request(req::login(&flip_case(&u.userid), &u.password, None)).await?;
+    let r = c
+        .request(req::login(&flip_case(&u.userid), &u.password, None))
+        .await?;
     let l = ok!(r, Login, "Login with flipped case");
-    check!(l.userid == u.userid, "LoginOk.userid {:?} instead of the registered {:?}", l.userid, u.userid);
+    check!(
+        l.userid == u.userid,
+        "LoginOk.userid {:?} instead of the registered {:?}",
+        l.userid,
+        u.userid
+    );
     Ok("case-insensitive; registered spelling returned".into())
 }
 
@@ -288,7 +414,10 @@ async fn login_bad(ctx: Ctx, i: usize) -> CaseResult {
         0 => (u.userid.clone(), format!("{}x", u.password)),
         1 => (ident::userid(), u.password.clone()),
         2 => ("_bad userid!".to_string(), u.password.clone()),
-        _ => (u.userid.clone(), format!("{}{}", u.password, "p".repeat(1100))),
+        _ => (
+            u.userid.clone(),
+            format!("{}{}", u.password, "p".repeat(1100)),
+        ),
     };
     let mut c = ctx.connect(u.key).await?;
     let r = c.request(req::login(&userid, &password, None)).await?;
@@ -307,10 +436,16 @@ async fn endpoint_echo(ctx: Ctx, i: usize) -> CaseResult {
         _ => ("::ffff:192.0.2.7", Some("192.0.2.7")),
     };
     let (c, l) = ctx.login_with(&u, u.key, Some(req::ep(sent, 4567))).await?;
-    let want_host = want.map(str::to_string).unwrap_or_else(|| c.local_addr.ip().to_string());
+    let want_host = want
+        .map(str::to_string)
+        .unwrap_or_else(|| c.local_addr.ip().to_string());
     match l.peer_endpoint {
-        Some(ep) if ep.host == want_host && ep.port == 4567 => Ok(format!("{sent:?} -> {}:{}", ep.host, ep.port)),
-        other => fail!("sent host {sent:?}: LoginOk.peer_endpoint {other:?}, expected {want_host}:4567"),
+        Some(ep) if ep.host == want_host && ep.port == 4567 => {
+            Ok(format!("{sent:?} -> {}:{}", ep.host, ep.port))
+        }
+        other => {
+            fail!("sent host {sent:?}: LoginOk.peer_endpoint {other:?}, expected {want_host}:4567")
+        }
     }
 }
 
@@ -329,8 +464,14 @@ async fn endpoint_invalid(ctx: Ctx, i: usize) -> CaseResult {
     let u = ctx.new_user().await?;
     let ep = invalid_endpoint(i);
     let mut c = ctx.connect(u.key).await?;
-    let r = c.request(req::login(&u.userid, &u.password, Some(ep.clone()))).await?;
-    expect_code(&r, ErrorCode::InvalidRequest, &format!("Login with endpoint {ep:?}"))?;
+    let r = c
+        .request(req::login(&u.userid, &u.password, Some(ep.clone())))
+        .await?;
+    expect_code(
+        &r,
+        ErrorCode::InvalidRequest,
+        &format!("Login with endpoint {ep:?}"),
+    )?;
     let r = c.request(req::find(&u.userid)).await?;
     expect_code(&r, ErrorCode::NotLoggedIn, "Find after the refused Login")?;
     Ok(format!("{}:{} refused", ep.host, ep.port))
@@ -339,8 +480,18 @@ async fn endpoint_invalid(ctx: Ctx, i: usize) -> CaseResult {
 async fn endpoint_before_credentials(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let mut c = ctx.connect(u.key).await?;
-    let r = c.request(req::login(&u.userid, "wrong-password-123", Some(req::ep("", 0)))).await?;
-    expect_code(&r, ErrorCode::InvalidRequest, "Login with a bad endpoint and a wrong password")?;
+    let r = c
+        .request(req::login(
+            &u.userid,
+            "wrong-password-123",
+            Some(req::ep("", 0)),
+        ))
+        .await?;
+    expect_code(
+        &r,
+        ErrorCode::InvalidRequest,
+        "Login with a bad endpoint and a wrong password",
+    )?;
     Ok("INVALID_REQUEST first".into())
 }
 
@@ -351,9 +502,17 @@ async fn new_key_replaces(ctx: Ctx) -> CaseResult {
     drop(c);
     let mut old = ctx.connect(u.key).await?;
     let r = old.request(req::key_login(&u.userid, None)).await?;
-    expect_code(&r, ErrorCode::BadCredentials, "KeyLogin with the replaced key")?;
+    expect_code(
+        &r,
+        ErrorCode::BadCredentials,
+        "KeyLogin with the replaced key",
+    )?;
     let mut new = ctx.connect(new_key).await?;
-    ok!(new.request(req::key_login(&u.userid, None)).await?, Login, "KeyLogin with the new key");
+    ok!(
+        new.request(req::key_login(&u.userid, None)).await?,
+        Login,
+        "KeyLogin with the new key"
+    );
     Ok("key replaced".into())
 }
 
@@ -362,14 +521,22 @@ async fn new_key_replaces(ctx: Ctx) -> CaseResult {
 async fn keylogin_ok(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let mut c = ctx.connect(u.key).await?;
-    let l = ok!(c.request(req::key_login(&u.userid, None)).await?, Login, "KeyLogin");
+    let l = ok!(
+        c.request(req::key_login(&u.userid, None)).await?,
+        Login,
+        "KeyLogin"
+    );
     check!(l.userid == u.userid, "LoginOk.userid {:?}", l.userid);
     Ok("LoginOk".into())
 }
 
 async fn keylogin_bad(ctx: Ctx, i: usize) -> CaseResult {
     let u = ctx.new_user().await?;
-    let (key, userid) = if i == 0 { (ident::other_key(u.key), u.userid.clone()) } else { (u.key, ident::userid()) };
+    let (key, userid) = if i == 0 {
+        (ident::other_key(u.key), u.userid.clone())
+    } else {
+        (u.key, ident::userid())
+    };
     let mut c = ctx.connect(key).await?;
     let r = c.request(req::key_login(&userid, None)).await?;
     expect_code(&r, ErrorCode::BadCredentials, "KeyLogin")?;
@@ -379,33 +546,68 @@ async fn keylogin_bad(ctx: Ctx, i: usize) -> CaseResult {
 async fn keylogin_case(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let mut c = ctx.connect(u.key).await?;
-    let l = ok!(c.request(req::key_login(&flip_case(&u.userid), None)).await?, Login, "KeyLogin with flipped case");
-    check!(l.userid == u.userid, "LoginOk.userid {:?} instead of {:?}", l.userid, u.userid);
+    let l = ok!(
+        c.request(req::key_login(&flip_case(&u.userid), None))
+            .await?,
+        Login,
+        "KeyLogin with flipped case"
+    );
+    check!(
+        l.userid == u.userid,
+        "LoginOk.userid {:?} instead of {:?}",
+        l.userid,
+        u.userid
+    );
     Ok("case-insensitive".into())
 }
 
 async fn keylogin_endpoint_invalid(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let mut c = ctx.connect(u.key).await?;
-    let r = c.request(req::key_login(&u.userid, Some(req::ep("", 0)))).await?;
+    let r = c
+        .request(req::key_login(&u.userid, Some(req::ep("", 0))))
+        .await?;
     expect_code(&r, ErrorCode::InvalidRequest, "KeyLogin with port 0")?;
     Ok("INVALID_REQUEST".into())
 }
 
 // ---------------------------------------------------------------- ForgotPassword
 
-async fn forgot(ctx: &Ctx, key: usize, userid: &str, email: &str, code: &str, new_password: &str) -> Result<wire::response::Result, Verdict> {
+async fn forgot(
+    ctx: &Ctx,
+    key: usize,
+    userid: &str,
+    email: &str,
+    code: &str,
+    new_password: &str,
+) -> Result<wire::response::Result, Verdict> {
     let mut c = ctx.connect(key).await?;
-    Ok(c.request(req::forgot(userid, email, code, new_password)).await?)
+    Ok(c.request(req::forgot(userid, email, code, new_password))
+        .await?)
 }
 
 async fn forgot_ok(ctx: Ctx) -> CaseResult {
     let mut u = ctx.new_user().await?;
     let new_password = ident::password();
-    let r = forgot(&ctx, u.key, &u.userid, &u.email, &u.recovery_code, &new_password).await?;
+    let r = forgot(
+        &ctx,
+        u.key,
+        &u.userid,
+        &u.email,
+        &u.recovery_code,
+        &new_password,
+    )
+    .await?;
     let f = ok!(r, ForgotPassword, "ForgotPassword");
-    check!(is_recovery_code(&f.recovery_code), "new code {:?} malformed", f.recovery_code);
-    check!(f.recovery_code != u.recovery_code, "the new recovery code equals the old one");
+    check!(
+        is_recovery_code(&f.recovery_code),
+        "new code {:?} malformed",
+        f.recovery_code
+    );
+    check!(
+        f.recovery_code != u.recovery_code,
+        "the new recovery code equals the old one"
+    );
     let mut c = ctx.connect(u.key).await?;
     let r = c.request(req::login(&u.userid, &u.password, None)).await?;
     expect_code(&r, ErrorCode::BadCredentials, "Login with the old password")?;
@@ -416,20 +618,57 @@ async fn forgot_ok(ctx: Ctx) -> CaseResult {
 
 async fn forgot_old_code(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
-    let r = forgot(&ctx, u.key, &u.userid, &u.email, &u.recovery_code, &ident::password()).await?;
+    let r = forgot(
+        &ctx,
+        u.key,
+        &u.userid,
+        &u.email,
+        &u.recovery_code,
+        &ident::password(),
+    )
+    .await?;
     ok!(r, ForgotPassword, "first ForgotPassword");
-    let r = forgot(&ctx, u.key, &u.userid, &u.email, &u.recovery_code, &ident::password()).await?;
-    expect_code(&r, ErrorCode::ResetRefused, "ForgotPassword with the used code")?;
+    let r = forgot(
+        &ctx,
+        u.key,
+        &u.userid,
+        &u.email,
+        &u.recovery_code,
+        &ident::password(),
+    )
+    .await?;
+    expect_code(
+        &r,
+        ErrorCode::ResetRefused,
+        "ForgotPassword with the used code",
+    )?;
     Ok("old code refused".into())
 }
 
 async fn forgot_normalised(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
-    let mangled: String = u.recovery_code.replace('-', "").to_ascii_lowercase().chars().enumerate().flat_map(|(i, c)| {
-        if i % 4 == 3 { vec![c, ' '] } else { vec![c] }
-    }).collect();
-    let r = forgot(&ctx, u.key, &u.userid, &u.email, &mangled, &ident::password()).await?;
-    ok!(r, ForgotPassword, &format!("ForgotPassword with code {mangled:?}"));
+    let mangled: String = u
+        .recovery_code
+        .replace('-', "")
+        .to_ascii_lowercase()
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| if i % 4 == 3 { vec![c, ' '] } else { vec![c] })
+        .collect();
+    let r = forgot(
+        &ctx,
+        u.key,
+        &u.userid,
+        &u.email,
+        &mangled,
+        &ident::password(),
+    )
+    .await?;
+    ok!(
+        r,
+        ForgotPassword,
+        &format!("ForgotPassword with code {mangled:?}")
+    );
     Ok(format!("{mangled:?} accepted"))
 }
 
@@ -437,8 +676,16 @@ async fn forgot_refused(ctx: Ctx, i: usize) -> CaseResult {
     let u = ctx.new_user().await?;
     let other = ctx.new_user().await?;
     let (userid, email, code) = match i {
-        0 => (u.userid.clone(), u.email.clone(), other.recovery_code.clone()),
-        1 => (u.userid.clone(), other.email.clone(), u.recovery_code.clone()),
+        0 => (
+            u.userid.clone(),
+            u.email.clone(),
+            other.recovery_code.clone(),
+        ),
+        1 => (
+            u.userid.clone(),
+            other.email.clone(),
+            u.recovery_code.clone(),
+        ),
         _ => (ident::userid(), u.email.clone(), u.recovery_code.clone()),
     };
     let r = forgot(&ctx, u.key, &userid, &email, &code, &ident::password()).await?;
@@ -449,8 +696,20 @@ async fn forgot_refused(ctx: Ctx, i: usize) -> CaseResult {
 
 async fn forgot_email_case(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
-    let r = forgot(&ctx, u.key, &u.userid.to_ascii_uppercase(), &u.email.to_ascii_uppercase(), &u.recovery_code, &ident::password()).await?;
-    ok!(r, ForgotPassword, "ForgotPassword with upper-case userid and e-mail");
+    let r = forgot(
+        &ctx,
+        u.key,
+        &u.userid.to_ascii_uppercase(),
+        &u.email.to_ascii_uppercase(),
+        &u.recovery_code,
+        &ident::password(),
+    )
+    .await?;
+    ok!(
+        r,
+        ForgotPassword,
+        "ForgotPassword with upper-case userid and e-mail"
+    );
     Ok("case-insensitive".into())
 }
 
@@ -459,12 +718,41 @@ async fn forgot_weak_first(ctx: Ctx) -> CaseResult {
     let mut c = ctx.connect(u.key).await?;
     // Six weak attempts with a wrong code: if they counted as failures the 6th would be RATE_LIMITED.
     for i in 0..6 {
-        let r = c.request(req::forgot(&u.userid, &u.email, "AAAAA-AAAAA-AAAAA-AAAAA", "short")).await?;
-        expect_code(&r, ErrorCode::WeakPassword, &format!("weak attempt {}", i + 1))?;
+        let r = c
+            .request(req::forgot(
+                &u.userid,
+                &u.email,
+                "AAAAA-AAAAA-AAAAA-AAAAA",
+                "short",
+            ))
+            .await?;
+        expect_code(
+            &r,
+            ErrorCode::WeakPassword,
+            &format!("weak attempt {}", i + 1),
+        )?;
     }
-    let r = c.request(req::forgot(&u.userid, &u.email, &u.recovery_code, &u.userid.to_ascii_uppercase())).await?;
-    expect_code(&r, ErrorCode::WeakPassword, "new password equal to the userid")?;
-    let r = c.request(req::forgot(&u.userid, &u.email, &u.recovery_code, &ident::password())).await?;
+    let r = c
+        .request(req::forgot(
+            &u.userid,
+            &u.email,
+            &u.recovery_code,
+            &u.userid.to_ascii_uppercase(),
+        ))
+        .await?;
+    expect_code(
+        &r,
+        ErrorCode::WeakPassword,
+        "new password equal to the userid",
+    )?;
+    let r = c
+        .request(req::forgot(
+            &u.userid,
+            &u.email,
+            &u.recovery_code,
+            &ident::password(),
+        ))
+        .await?;
     ok!(r, ForgotPassword, "ForgotPassword after the weak attempts");
     Ok("WEAK_PASSWORD first; not counted as failures".into())
 }
@@ -472,17 +760,39 @@ async fn forgot_weak_first(ctx: Ctx) -> CaseResult {
 async fn forgot_key_unchanged(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let other = ident::other_key(u.key);
-    let r = forgot(&ctx, other, &u.userid, &u.email, &u.recovery_code, &ident::password()).await?;
+    let r = forgot(
+        &ctx,
+        other,
+        &u.userid,
+        &u.email,
+        &u.recovery_code,
+        &ident::password(),
+    )
+    .await?;
     ok!(r, ForgotPassword, "ForgotPassword from another key");
     let mut c = ctx.connect(u.key).await?;
-    ok!(c.request(req::key_login(&u.userid, None)).await?, Login, "KeyLogin with the registered key after the reset");
+    ok!(
+        c.request(req::key_login(&u.userid, None)).await?,
+        Login,
+        "KeyLogin with the registered key after the reset"
+    );
     Ok("identity key unchanged".into())
 }
 
 async fn forgot_not_logged_in(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let mut c = ctx.connect(u.key).await?;
-    ok!(c.request(req::forgot(&u.userid, &u.email, &u.recovery_code, &ident::password())).await?, ForgotPassword, "ForgotPassword");
+    ok!(
+        c.request(req::forgot(
+            &u.userid,
+            &u.email,
+            &u.recovery_code,
+            &ident::password()
+        ))
+        .await?,
+        ForgotPassword,
+        "ForgotPassword"
+    );
     let r = c.request(req::find(&u.userid)).await?;
     expect_code(&r, ErrorCode::NotLoggedIn, "Find after ForgotPassword")?;
     Ok("still Authenticating".into())
@@ -490,7 +800,15 @@ async fn forgot_not_logged_in(ctx: Ctx) -> CaseResult {
 
 async fn forgot_session_unaffected(ctx: Ctx) -> CaseResult {
     let (u, mut c) = ctx.online_user().await?;
-    let r = forgot(&ctx, u.key, &u.userid, &u.email, &u.recovery_code, &ident::password()).await?;
+    let r = forgot(
+        &ctx,
+        u.key,
+        &u.userid,
+        &u.email,
+        &u.recovery_code,
+        &ident::password(),
+    )
+    .await?;
     ok!(r, ForgotPassword, "ForgotPassword");
     let r = c.request(req::find(&u.userid)).await?;
     ok!(r, Find, "Find on the existing session after the reset");
@@ -501,14 +819,24 @@ async fn forgot_session_unaffected(ctx: Ctx) -> CaseResult {
 
 async fn fail_login(c: &mut Client, userid: &str, n: usize) -> Result<(), Verdict> {
     for i in 0..n {
-        let r = c.request(req::login(userid, "wrong-password-0", None)).await?;
-        expect_code(&r, ErrorCode::BadCredentials, &format!("failed Login {}", i + 1))?;
+        let r = c
+            .request(req::login(userid, "wrong-password-0", None))
+            .await?;
+        expect_code(
+            &r,
+            ErrorCode::BadCredentials,
+            &format!("failed Login {}", i + 1),
+        )?;
     }
     Ok(())
 }
 
 fn check_retry(e: &wire::Error, max_ms: u64) -> Result<(), Verdict> {
-    check!(e.retry_after_ms >= 1 && e.retry_after_ms <= max_ms, "retry_after_ms {} not in 1..={max_ms}", e.retry_after_ms);
+    check!(
+        e.retry_after_ms >= 1 && e.retry_after_ms <= max_ms,
+        "retry_after_ms {} not in 1..={max_ms}",
+        e.retry_after_ms
+    );
     Ok(())
 }
 
@@ -517,12 +845,19 @@ async fn login_lockout(ctx: Ctx) -> CaseResult {
     let mut c = ctx.connect(u.key).await?;
     fail_login(&mut c, &u.userid, 5).await?;
     let r = c.request(req::login(&u.userid, &u.password, None)).await?;
-    let e = expect_code(&r, ErrorCode::RateLimited, "Login with the right password after 5 failures")?;
+    let e = expect_code(
+        &r,
+        ErrorCode::RateLimited,
+        "Login with the right password after 5 failures",
+    )?;
     check_retry(&e, 1000)?;
     tokio::time::sleep(Duration::from_millis(e.retry_after_ms + 100)).await;
     let r = c.request(req::login(&u.userid, &u.password, None)).await?;
     ok!(r, Login, "Login after the lock ended");
-    Ok(format!("RATE_LIMITED, retry_after_ms {}; then LoginOk", e.retry_after_ms))
+    Ok(format!(
+        "RATE_LIMITED, retry_after_ms {}; then LoginOk",
+        e.retry_after_ms
+    ))
 }
 
 async fn keylogin_lockout(ctx: Ctx) -> CaseResult {
@@ -530,7 +865,11 @@ async fn keylogin_lockout(ctx: Ctx) -> CaseResult {
     let mut c = ctx.connect(ident::other_key(u.key)).await?;
     for i in 0..5 {
         let r = c.request(req::key_login(&u.userid, None)).await?;
-        expect_code(&r, ErrorCode::BadCredentials, &format!("failed KeyLogin {}", i + 1))?;
+        expect_code(
+            &r,
+            ErrorCode::BadCredentials,
+            &format!("failed KeyLogin {}", i + 1),
+        )?;
     }
     let r = c.request(req::key_login(&u.userid, None)).await?;
     let e = expect_code(&r, ErrorCode::RateLimited, "6th KeyLogin")?;
@@ -542,11 +881,33 @@ async fn forgot_lockout(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let mut c = ctx.connect(u.key).await?;
     for i in 0..5 {
-        let r = c.request(req::forgot(&u.userid, &u.email, "AAAAA-AAAAA-AAAAA-AAAAA", &ident::password())).await?;
-        expect_code(&r, ErrorCode::ResetRefused, &format!("refused ForgotPassword {}", i + 1))?;
+        let r = c
+            .request(req::forgot(
+                &u.userid,
+                &u.email,
+                "AAAAA-AAAAA-AAAAA-AAAAA",
+                &ident::password(),
+            ))
+            .await?;
+        expect_code(
+            &r,
+            ErrorCode::ResetRefused,
+            &format!("refused ForgotPassword {}", i + 1),
+        )?;
     }
-    let r = c.request(req::forgot(&u.userid, &u.email, &u.recovery_code, &ident::password())).await?;
-    let e = expect_code(&r, ErrorCode::RateLimited, "ForgotPassword with the right code after 5 failures")?;
+    let r = c
+        .request(req::forgot(
+            &u.userid,
+            &u.email,
+            &u.recovery_code,
+            &ident::password(),
+        ))
+        .await?;
+    let e = expect_code(
+        &r,
+        ErrorCode::RateLimited,
+        "ForgotPassword with the right code after 5 failures",
+    )?;
     check_retry(&e, 1000)?;
     Ok(format!("RATE_LIMITED, retry_after_ms {}", e.retry_after_ms))
 }
@@ -560,10 +921,21 @@ async fn shared_counters(ctx: Ctx) -> CaseResult {
         let r = wrong.request(req::key_login(&u.userid, None)).await?;
         expect_code(&r, ErrorCode::BadCredentials, "failed KeyLogin")?;
     }
-    let r = c.request(req::forgot(&u.userid, &u.email, "AAAAA-AAAAA-AAAAA-AAAAA", &ident::password())).await?;
+    let r = c
+        .request(req::forgot(
+            &u.userid,
+            &u.email,
+            "AAAAA-AAAAA-AAAAA-AAAAA",
+            &ident::password(),
+        ))
+        .await?;
     expect_code(&r, ErrorCode::ResetRefused, "refused ForgotPassword")?;
     let r = c.request(req::key_login(&u.userid, None)).await?;
-    expect_code(&r, ErrorCode::RateLimited, "KeyLogin with the right key after 2+2+1 mixed failures")?;
+    expect_code(
+        &r,
+        ErrorCode::RateLimited,
+        "KeyLogin with the right key after 2+2+1 mixed failures",
+    )?;
     Ok("one counter for all three kinds".into())
 }
 
@@ -571,21 +943,43 @@ async fn unknown_account_locked(ctx: Ctx) -> CaseResult {
     let ghost = ident::userid();
     let mut c = ctx.connect(ident::random_key()).await?;
     fail_login(&mut c, &ghost, 5).await?;
-    let r = c.request(req::login(&ghost, "wrong-password-0", None)).await?;
-    expect_code(&r, ErrorCode::RateLimited, "6th Login for an unknown userid")?;
+    let r = c
+        .request(req::login(&ghost, "wrong-password-0", None))
+        .await?;
+    expect_code(
+        &r,
+        ErrorCode::RateLimited,
+        "6th Login for an unknown userid",
+    )?;
     Ok("unknown userids are locked like real ones".into())
 }
 
 async fn lockout_case(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let mut c = ctx.connect(u.key).await?;
-    let spellings = [u.userid.to_ascii_lowercase(), u.userid.to_ascii_uppercase(), flip_case(&u.userid), u.userid.clone(), u.userid.to_ascii_lowercase()];
+    let spellings = [
+        u.userid.to_ascii_lowercase(),
+        u.userid.to_ascii_uppercase(),
+        flip_case(&u.userid),
+        u.userid.clone(),
+        u.userid.to_ascii_lowercase(),
+    ];
     for (i, s) in spellings.iter().enumerate() {
         let r = c.request(req::login(s, "wrong-password-0", None)).await?;
-        expect_code(&r, ErrorCode::BadCredentials, &format!("failed Login {} as {s}", i + 1))?;
+        expect_code(
+            &r,
+            ErrorCode::BadCredentials,
+            &format!("failed Login {} as {s}", i + 1),
+        )?;
     }
-    let r = c.request(req::key_login(&u.userid.to_ascii_uppercase(), None)).await?;
-    expect_code(&r, ErrorCode::RateLimited, "KeyLogin after 5 failures under different spellings")?;
+    let r = c
+        .request(req::key_login(&u.userid.to_ascii_uppercase(), None))
+        .await?;
+    expect_code(
+        &r,
+        ErrorCode::RateLimited,
+        "KeyLogin after 5 failures under different spellings",
+    )?;
     Ok("failures counted case-insensitively".into())
 }
 
@@ -593,10 +987,18 @@ async fn success_clears(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let mut c = ctx.connect(u.key).await?;
     fail_login(&mut c, &u.userid, 4).await?;
-    ok!(c.request(req::login(&u.userid, &u.password, None)).await?, Login, "Login after 4 failures");
+    ok!(
+        c.request(req::login(&u.userid, &u.password, None)).await?,
+        Login,
+        "Login after 4 failures"
+    );
     ok!(c.request(req::logout()).await?, Logout, "Logout");
     fail_login(&mut c, &u.userid, 4).await?;
-    ok!(c.request(req::login(&u.userid, &u.password, None)).await?, Login, "Login after 4 more failures");
+    ok!(
+        c.request(req::login(&u.userid, &u.password, None)).await?,
+        Login,
+        "Login after 4 more failures"
+    );
     Ok("success cleared the counter".into())
 }
 
@@ -610,8 +1012,15 @@ async fn backoff_doubles(ctx: Ctx) -> CaseResult {
     fail_login(&mut c, &u.userid, 1).await?;
     let r = c.request(req::key_login(&u.userid, None)).await?;
     let e = expect_code(&r, ErrorCode::RateLimited, "attempt after 6 failures")?;
-    check!(e.retry_after_ms > 1000 && e.retry_after_ms <= 2000, "retry_after_ms {} after the 6th failure, expected 1000 < x <= 2000", e.retry_after_ms);
-    Ok(format!("lock after the 6th failure: {} ms", e.retry_after_ms))
+    check!(
+        e.retry_after_ms > 1000 && e.retry_after_ms <= 2000,
+        "retry_after_ms {} after the 6th failure, expected 1000 < x <= 2000",
+        e.retry_after_ms
+    );
+    Ok(format!(
+        "lock after the 6th failure: {} ms",
+        e.retry_after_ms
+    ))
 }
 
 async fn per_address(ctx: Ctx) -> CaseResult {
@@ -627,16 +1036,35 @@ async fn per_address(ctx: Ctx) -> CaseResult {
     // spread over three connections so no request bucket empties.
     for i in 0..50usize {
         let c = &mut conns[i % 3];
-        let r = c.request(req::login(&ident::userid(), "wrong-password-0", None)).await?;
-        expect_code(&r, ErrorCode::BadCredentials, &format!("failure {} from one address", i + 1))?;
+        let r = c
+            .request(req::login(&ident::userid(), "wrong-password-0", None))
+            .await?;
+        expect_code(
+            &r,
+            ErrorCode::BadCredentials,
+            &format!("failure {} from one address", i + 1),
+        )?;
     }
     let mut c = ctx.connect_from(u.key, Some(source)).await?;
     let r = c.request(req::login(&u.userid, &u.password, None)).await?;
-    let e = expect_code(&r, ErrorCode::RateLimited, "Login from the address after 50 failures")?;
+    let e = expect_code(
+        &r,
+        ErrorCode::RateLimited,
+        "Login from the address after 50 failures",
+    )?;
     check!(e.retry_after_ms >= 1, "retry_after_ms 0");
     let mut other = ctx.connect(u.key).await?;
-    ok!(other.request(req::login(&u.userid, &u.password, None)).await?, Login, "the same Login from another address");
-    Ok(format!("RATE_LIMITED from {source}, retry_after_ms {}; other addresses unaffected", e.retry_after_ms))
+    ok!(
+        other
+            .request(req::login(&u.userid, &u.password, None))
+            .await?,
+        Login,
+        "the same Login from another address"
+    );
+    Ok(format!(
+        "RATE_LIMITED from {source}, retry_after_ms {}; other addresses unaffected",
+        e.retry_after_ms
+    ))
 }
 
 // ---------------------------------------------------------------- Logout, sessions
@@ -650,10 +1078,21 @@ async fn logout_ok(ctx: Ctx) -> CaseResult {
 async fn session_replaced(ctx: Ctx, by_key: bool) -> CaseResult {
     let (u, mut first) = ctx.online_user().await?;
     let mut second = ctx.connect(u.key).await?;
-    let body = if by_key { req::key_login(&u.userid, None) } else { req::login(&u.userid, &u.password, None) };
+    let body = if by_key {
+        req::key_login(&u.userid, None)
+    } else {
+        req::login(&u.userid, &u.password, None)
+    };
     ok!(second.request(body).await?, Login, "second login");
     let closing = first.expect_close(Duration::from_secs(5)).await?;
-    check!(closing.has_reason(wire::CloseReason::SessionReplaced), "the first connection ended with {closing}, expected Close SESSION_REPLACED");
-    ok!(second.request(req::find(&u.userid)).await?, Find, "Find on the new session");
+    check!(
+        closing.has_reason(wire::CloseReason::SessionReplaced),
+        "the first connection ended with {closing}, expected Close SESSION_REPLACED"
+    );
+    ok!(
+        second.request(req::find(&u.userid)).await?,
+        Find,
+        "Find on the new session"
+    );
     Ok(format!("old connection: {closing}"))
 }

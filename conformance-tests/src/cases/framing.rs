@@ -20,29 +20,151 @@ use crate::{check, fail, want_err};
 /// The framing cases.
 pub fn cases() -> Vec<Case> {
     vec![
-        Case::must("framing.batched-frames", "3.3", "Three requests batched in one record get three Responses, in order.", |c| Box::pin(batched(c))),
-        Case::must("framing.byte-records", "3.3", "A frame split into 1-byte records is reassembled.", |c| Box::pin(byte_records(c))),
-        Case::must("framing.frame-spans-records", "3.3", "A 100 000-byte frame spanning two records is reassembled and answered.", |c| Box::pin(spans_records(c))),
-        Case::must("framing.max-frame", "3.3", "A frame of exactly MAX_FRAME bytes is accepted and answered.", |c| Box::pin(max_frame(c))),
-        Case::must("framing.empty-transport-record", "3.2", "A transport record with 0 plaintext bytes is ignored; the connection continues.", |c| Box::pin(empty_transport_record(c))),
-        Case::must("framing.empty-record", "3.5", "A record with L = 0 after the handshake is answered Close PROTOCOL_ERROR.", |c| Box::pin(empty_record(c))).covers(&["CLOSE_REASON_PROTOCOL_ERROR"]),
-        Case::must("framing.oversized-prefix", "3.3", "A frame length prefix of MAX_FRAME + 1 (no body sent) is answered Close FRAME_TOO_LARGE at once.", |c| Box::pin(oversized_prefix(c))).covers(&["CLOSE_REASON_FRAME_TOO_LARGE"]),
-        Case::must("framing.huge-prefix", "3.5", "A frame length prefix of 2^32 - 1 followed by data closes the connection (Close FRAME_TOO_LARGE if any).", |c| Box::pin(huge_prefix(c))).covers(&["CLOSE_REASON_FRAME_TOO_LARGE"]),
-        Case::must("framing.truncated-record", "3.5", "End-of-stream inside a record drops the connection; the server keeps serving.", |c| Box::pin(truncated_record(c))),
-        Case::must("framing.truncated-frame", "3.5", "End-of-stream inside a frame drops the connection; the server keeps serving.", |c| Box::pin(truncated_frame(c))),
-        Case::must("framing.decrypt-failure", "3.5", "A transport record that does not decrypt is closed silently (no Close frame).", |c| Box::pin(decrypt_failure(c))),
-        Case::must("framing.replayed-record", "3.2", "A replayed transport record (stale nonce) fails decryption and is closed silently.", |c| Box::pin(replayed_record(c))),
-        Case::must("framing.malformed-protobuf", "3.5", "A frame that is not a ClientMessage is answered Close MALFORMED_FRAME.", |c| Box::pin(malformed(c))).covers(&["CLOSE_REASON_MALFORMED_FRAME"]),
-        Case::must("framing.invalid-utf8", "2", "A string field with invalid UTF-8 makes the frame undecodable: Close MALFORMED_FRAME.", |c| Box::pin(invalid_utf8(c))).covers(&["CLOSE_REASON_MALFORMED_FRAME"]),
-        Case::must("framing.unknown-fields", "11.2", "Unknown fields in a ClientMessage and in a request are ignored.", |c| Box::pin(unknown_fields(c))),
-        Case::must("framing.noncanonical-encoding", "2", "Fields out of order and a repeated request_id (last wins) are accepted.", |c| Box::pin(noncanonical(c))),
-        Case::must("framing.zero-length-frame", "3.3", "A frame with N = 0 (empty ClientMessage) is answered UNSUPPORTED_REQUEST with request_id 0; the connection stays.", |c| Box::pin(zero_length_frame(c))).covers(&["ERROR_CODE_UNSUPPORTED_REQUEST"]),
-        Case::must("framing.ping-pong", "3.6", "Ping before login is answered with a Pong carrying the same nonce.", |c| Box::pin(ping_pong(c))),
-        Case::must("framing.ping-pong-logged-in", "3.6", "Ping while logged in is answered with a Pong carrying the same nonce.", |c| Box::pin(ping_pong_logged_in(c))),
-        Case::must("framing.ping-no-response", "3.6", "A Ping with a non-zero request_id gets a Pong and never a Response.", |c| Box::pin(ping_no_response(c))),
-        Case::must("framing.pong-ignored", "3.6", "An unsolicited Pong is ignored; the connection stays usable.", |c| Box::pin(pong_ignored(c))),
-        Case::must("framing.client-close", "3.7", "After a client's Close the server closes the TCP connection and sends nothing (not even a Close).", |c| Box::pin(client_close(c))).covers(&["CLOSE_REASON_NORMAL"]),
-        Case::must("framing.frames-after-close-ignored", "3.7", "A request batched after the client's Close is not answered.", |c| Box::pin(after_close(c))),
+        Case::must(
+            "framing.batched-frames",
+            "3.3",
+            "Three requests batched in one record get three Responses, in order.",
+            |c| Box::pin(batched(c)),
+        ),
+        Case::must(
+            "framing.byte-records",
+            "3.3",
+            "A frame split into 1-byte records is reassembled.",
+            |c| Box::pin(byte_records(c)),
+        ),
+        Case::must(
+            "framing.frame-spans-records",
+            "3.3",
+            "A 100 000-byte frame spanning two records is reassembled and answered.",
+            |c| Box::pin(spans_records(c)),
+        ),
+        Case::must(
+            "framing.max-frame",
+            "3.3",
+            "A frame of exactly MAX_FRAME bytes is accepted and answered.",
+            |c| Box::pin(max_frame(c)),
+        ),
+        Case::must(
+            "framing.empty-transport-record",
+            "3.2",
+            "A transport record with 0 plaintext bytes is ignored; the connection continues.",
+            |c| Box::pin(empty_transport_record(c)),
+        ),
+        Case::must(
+            "framing.empty-record",
+            "3.5",
+            "A record with L = 0 after the handshake is answered Close PROTOCOL_ERROR.",
+            |c| Box::pin(empty_record(c)),
+        )
+        .covers(&["CLOSE_REASON_PROTOCOL_ERROR"]),
+        Case::must(
+            "framing.oversized-prefix",
+            "3.3",
+            "A frame length prefix of MAX_FRAME + 1 (no body sent) is answered Close FRAME_TOO_LARGE at once.",
+            |c| Box::pin(oversized_prefix(c)),
+        )
+        .covers(&["CLOSE_REASON_FRAME_TOO_LARGE"]),
+        Case::must(
+            "framing.huge-prefix",
+            "3.5",
+            "A frame length prefix of 2^32 - 1 followed by data closes the connection (Close FRAME_TOO_LARGE if any).",
+            |c| Box::pin(huge_prefix(c)),
+        )
+        .covers(&["CLOSE_REASON_FRAME_TOO_LARGE"]),
+        Case::must(
+            "framing.truncated-record",
+            "3.5",
+            "End-of-stream inside a record drops the connection; the server keeps serving.",
+            |c| Box::pin(truncated_record(c)),
+        ),
+        Case::must(
+            "framing.truncated-frame",
+            "3.5",
+            "End-of-stream inside a frame drops the connection; the server keeps serving.",
+            |c| Box::pin(truncated_frame(c)),
+        ),
+        Case::must(
+            "framing.decrypt-failure",
+            "3.5",
+            "A transport record that does not decrypt is closed silently (no Close frame).",
+            |c| Box::pin(decrypt_failure(c)),
+        ),
+        Case::must(
+            "framing.replayed-record",
+            "3.2",
+            "A replayed transport record (stale nonce) fails decryption and is closed silently.",
+            |c| Box::pin(replayed_record(c)),
+        ),
+        Case::must(
+            "framing.malformed-protobuf",
+            "3.5",
+            "A frame that is not a ClientMessage is answered Close MALFORMED_FRAME.",
+            |c| Box::pin(malformed(c)),
+        )
+        .covers(&["CLOSE_REASON_MALFORMED_FRAME"]),
+        Case::must(
+            "framing.invalid-utf8",
+            "2",
+            "A string field with invalid UTF-8 makes the frame undecodable: Close MALFORMED_FRAME.",
+            |c| Box::pin(invalid_utf8(c)),
+        )
+        .covers(&["CLOSE_REASON_MALFORMED_FRAME"]),
+        Case::must(
+            "framing.unknown-fields",
+            "11.2",
+            "Unknown fields in a ClientMessage and in a request are ignored.",
+            |c| Box::pin(unknown_fields(c)),
+        ),
+        Case::must(
+            "framing.noncanonical-encoding",
+            "2",
+            "Fields out of order and a repeated request_id (last wins) are accepted.",
+            |c| Box::pin(noncanonical(c)),
+        ),
+        Case::must(
+            "framing.zero-length-frame",
+            "3.3",
+            "A frame with N = 0 (empty ClientMessage) is answered UNSUPPORTED_REQUEST with request_id 0; the connection stays.",
+            |c| Box::pin(zero_length_frame(c)),
+        )
+        .covers(&["ERROR_CODE_UNSUPPORTED_REQUEST"]),
+        Case::must(
+            "framing.ping-pong",
+            "3.6",
+            "Ping before login is answered with a Pong carrying the same nonce.",
+            |c| Box::pin(ping_pong(c)),
+        ),
+        Case::must(
+            "framing.ping-pong-logged-in",
+            "3.6",
+            "Ping while logged in is answered with a Pong carrying the same nonce.",
+            |c| Box::pin(ping_pong_logged_in(c)),
+        ),
+        Case::must(
+            "framing.ping-no-response",
+            "3.6",
+            "A Ping with a non-zero request_id gets a Pong and never a Response.",
+            |c| Box::pin(ping_no_response(c)),
+        ),
+        Case::must(
+            "framing.pong-ignored",
+            "3.6",
+            "An unsolicited Pong is ignored; the connection stays usable.",
+            |c| Box::pin(pong_ignored(c)),
+        ),
+        Case::must(
+            "framing.client-close",
+            "3.7",
+            "After a client's Close the server closes the TCP connection and sends nothing (not even a Close).",
+            |c| Box::pin(client_close(c)),
+        )
+        .covers(&["CLOSE_REASON_NORMAL"]),
+        Case::must(
+            "framing.frames-after-close-ignored",
+            "3.7",
+            "A request batched after the client's Close is not answered.",
+            |c| Box::pin(after_close(c)),
+        ),
     ]
 }
 
@@ -55,12 +177,20 @@ fn pong_or_response(m: &wire::ServerMessage) -> Option<String> {
 }
 
 /// Waits for a Response to `id` on a raw session.
-async fn raw_response(s: &mut RawSession, id: u64, timeout: Duration) -> Result<response::Result, Verdict> {
+async fn raw_response(
+    s: &mut RawSession,
+    id: u64,
+    timeout: Duration,
+) -> Result<response::Result, Verdict> {
     let deadline = Instant::now() + timeout;
     loop {
         match s.recv(deadline).await {
-            RawRecv::Msg(wire::ServerMessage { body: Some(server_message::Body::Response(r)) }) if r.request_id == id => {
-                return r.result.ok_or_else(|| Verdict::Fail("Response without a result".into()))
+            RawRecv::Msg(wire::ServerMessage {
+                body: Some(server_message::Body::Response(r)),
+            }) if r.request_id == id => {
+                return r
+                    .result
+                    .ok_or_else(|| Verdict::Fail("Response without a result".into()))
             }
             RawRecv::Msg(_) => {}
             other => fail!("no Response to request {id}: {other:?}"),
@@ -73,7 +203,9 @@ async fn raw_pong(s: &mut RawSession, nonce: u64) -> Result<(), Verdict> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match s.recv(deadline).await {
-            RawRecv::Msg(wire::ServerMessage { body: Some(server_message::Body::Pong(p)) }) if p.nonce == nonce => return Ok(()),
+            RawRecv::Msg(wire::ServerMessage {
+                body: Some(server_message::Body::Pong(p)),
+            }) if p.nonce == nonce => return Ok(()),
             RawRecv::Msg(_) => {}
             other => fail!("no Pong {nonce}: {other:?}"),
         }
@@ -81,7 +213,10 @@ async fn raw_pong(s: &mut RawSession, nonce: u64) -> Result<(), Verdict> {
 }
 
 fn ping_msg(nonce: u64) -> wire::ClientMessage {
-    wire::ClientMessage { request_id: 0, body: Some(req::ping(nonce)) }
+    wire::ClientMessage {
+        request_id: 0,
+        body: Some(req::ping(nonce)),
+    }
 }
 
 fn frame(msg: &[u8]) -> Vec<u8> {
@@ -93,7 +228,10 @@ fn frame(msg: &[u8]) -> Vec<u8> {
 async fn batched(ctx: Ctx) -> CaseResult {
     let mut c = ctx.connect(ident::random_key()).await?;
     for id in 1..=3u64 {
-        c.queue(&wire::ClientMessage { request_id: id, body: Some(req::find("nobody")) })?;
+        c.queue(&wire::ClientMessage {
+            request_id: id,
+            body: Some(req::find("nobody")),
+        })?;
     }
     c.flush().await?;
     let mut seqs = Vec::new();
@@ -102,25 +240,45 @@ async fn batched(ctx: Ctx) -> CaseResult {
         want_err!(r, NotLoggedIn, format!("batched request {id}"));
         seqs.push(seq);
     }
-    check!(seqs.windows(2).all(|w| w[0] < w[1]), "Responses arrived out of order: {seqs:?}");
+    check!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "Responses arrived out of order: {seqs:?}"
+    );
     Ok("3 batched requests answered in order".into())
 }
 
 async fn byte_records(ctx: Ctx) -> CaseResult {
     let mut s = raw_session(&ctx).await?;
-    let f = frame(&wire::ClientMessage { request_id: 3, body: Some(req::find("nobody")) }.encode_to_vec());
+    let f = frame(
+        &wire::ClientMessage {
+            request_id: 3,
+            body: Some(req::find("nobody")),
+        }
+        .encode_to_vec(),
+    );
     for b in &f {
-        s.send_plain(std::slice::from_ref(b)).await.map_err(Verdict::Fail)?;
+        s.send_plain(std::slice::from_ref(b))
+            .await
+            .map_err(Verdict::Fail)?;
     }
     let r = raw_response(&mut s, 3, Duration::from_secs(10)).await?;
     want_err!(r, NotLoggedIn, "request sent in 1-byte records");
-    Ok(format!("{}-byte frame in {} records answered", f.len(), f.len()))
+    Ok(format!(
+        "{}-byte frame in {} records answered",
+        f.len(),
+        f.len()
+    ))
 }
 
 async fn spans_records(ctx: Ctx) -> CaseResult {
     let mut s = raw_session(&ctx).await?;
     let userid = "a".repeat(100_000);
-    s.send_msg(&wire::ClientMessage { request_id: 4, body: Some(req::find(&userid)) }).await.map_err(Verdict::Fail)?;
+    s.send_msg(&wire::ClientMessage {
+        request_id: 4,
+        body: Some(req::find(&userid)),
+    })
+    .await
+    .map_err(Verdict::Fail)?;
     let r = raw_response(&mut s, 4, Duration::from_secs(10)).await?;
     want_err!(r, NotLoggedIn, "100 000-byte request");
     Ok("frame spanning two records answered".into())
@@ -131,7 +289,10 @@ async fn max_frame(ctx: Ctx) -> CaseResult {
     // Find{userid} whose ClientMessage encoding is exactly MAX_FRAME bytes.
     let mut n = MAX_FRAME - 16;
     let msg = loop {
-        let m = wire::ClientMessage { request_id: 5, body: Some(req::find(&"a".repeat(n))) };
+        let m = wire::ClientMessage {
+            request_id: 5,
+            body: Some(req::find(&"a".repeat(n))),
+        };
         let len = m.encoded_len();
         if len == MAX_FRAME {
             break m;
@@ -166,7 +327,9 @@ async fn empty_record(ctx: Ctx) -> CaseResult {
 
 async fn oversized_prefix(ctx: Ctx) -> CaseResult {
     let mut s = raw_session(&ctx).await?;
-    s.send_plain(&((MAX_FRAME as u32) + 1).to_be_bytes()).await.map_err(Verdict::Fail)?;
+    s.send_plain(&((MAX_FRAME as u32) + 1).to_be_bytes())
+        .await
+        .map_err(Verdict::Fail)?;
     let r = expect_close_reason(&mut s, GRACE, CloseReason::FrameTooLarge, true).await?;
     ctx.server_still_serves().await?;
     Ok(r)
@@ -184,21 +347,38 @@ async fn huge_prefix(ctx: Ctx) -> CaseResult {
 
 async fn truncated_record(ctx: Ctx) -> CaseResult {
     let mut s = raw_session(&ctx).await?;
-    s.conn.write(&[0x00, 0x64, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).await.map_err(Verdict::Fail)?;
+    s.conn
+        .write(&[0x00, 0x64, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+        .await
+        .map_err(Verdict::Fail)?;
     s.shutdown_write().await;
     let (_, end) = s.wait_close(GRACE).await;
-    check!(end != crate::raw::RawEnd::StillOpen, "the server kept the connection open after end-of-stream inside a record");
+    check!(
+        end != crate::raw::RawEnd::StillOpen,
+        "the server kept the connection open after end-of-stream inside a record"
+    );
     ctx.server_still_serves().await?;
     Ok(format!("connection dropped ({end:?}); server still serves"))
 }
 
 async fn truncated_frame(ctx: Ctx) -> CaseResult {
     let mut s = raw_session(&ctx).await?;
-    let f = frame(&wire::ClientMessage { request_id: 1, body: Some(req::find("someone")) }.encode_to_vec());
-    s.send_plain(&f[..f.len() - 3]).await.map_err(Verdict::Fail)?;
+    let f = frame(
+        &wire::ClientMessage {
+            request_id: 1,
+            body: Some(req::find("someone")),
+        }
+        .encode_to_vec(),
+    );
+    s.send_plain(&f[..f.len() - 3])
+        .await
+        .map_err(Verdict::Fail)?;
     s.shutdown_write().await;
     let (_, end) = s.wait_close(GRACE).await;
-    check!(end != crate::raw::RawEnd::StillOpen, "the server kept the connection open after end-of-stream inside a frame");
+    check!(
+        end != crate::raw::RawEnd::StillOpen,
+        "the server kept the connection open after end-of-stream inside a frame"
+    );
     ctx.server_still_serves().await?;
     Ok(format!("connection dropped ({end:?}); server still serves"))
 }
@@ -215,7 +395,9 @@ async fn decrypt_failure(ctx: Ctx) -> CaseResult {
 
 async fn replayed_record(ctx: Ctx) -> CaseResult {
     let mut s = raw_session(&ctx).await?;
-    let rec = s.seal(&frame(&ping_msg(8).encode_to_vec())).map_err(Verdict::Fail)?;
+    let rec = s
+        .seal(&frame(&ping_msg(8).encode_to_vec()))
+        .map_err(Verdict::Fail)?;
     s.conn.write(&rec).await.map_err(Verdict::Fail)?;
     raw_pong(&mut s, 8).await?;
     s.conn.write(&rec).await.map_err(Verdict::Fail)?;
@@ -226,7 +408,9 @@ async fn replayed_record(ctx: Ctx) -> CaseResult {
 
 async fn malformed(ctx: Ctx) -> CaseResult {
     let mut s = raw_session(&ctx).await?;
-    s.send_frame(&[0xff, 0xff, 0xff, 0xff, 0xff]).await.map_err(Verdict::Fail)?;
+    s.send_frame(&[0xff, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .map_err(Verdict::Fail)?;
     let r = expect_close_reason(&mut s, GRACE, CloseReason::MalformedFrame, true).await?;
     ctx.server_still_serves().await?;
     Ok(r)
@@ -235,7 +419,9 @@ async fn malformed(ctx: Ctx) -> CaseResult {
 async fn invalid_utf8(ctx: Ctx) -> CaseResult {
     let mut s = raw_session(&ctx).await?;
     // ClientMessage{request_id: 1, find: Find{userid: ff fe}}
-    s.send_frame(&[0x08, 0x01, 0x3a, 0x04, 0x0a, 0x02, 0xff, 0xfe]).await.map_err(Verdict::Fail)?;
+    s.send_frame(&[0x08, 0x01, 0x3a, 0x04, 0x0a, 0x02, 0xff, 0xfe])
+        .await
+        .map_err(Verdict::Fail)?;
     let r = expect_close_reason(&mut s, GRACE, CloseReason::MalformedFrame, true).await?;
     ctx.server_still_serves().await?;
     Ok(r)
@@ -244,7 +430,9 @@ async fn invalid_utf8(ctx: Ctx) -> CaseResult {
 async fn unknown_fields(ctx: Ctx) -> CaseResult {
     let mut s = raw_session(&ctx).await?;
     // ClientMessage{request_id: 2, find: Find{userid: "x", <field 9 = 1>}, <field 99 = 5>}
-    let bytes = [0x08, 0x02, 0x3a, 0x05, 0x0a, 0x01, b'x', 0x48, 0x01, 0x98, 0x06, 0x05];
+    let bytes = [
+        0x08, 0x02, 0x3a, 0x05, 0x0a, 0x01, b'x', 0x48, 0x01, 0x98, 0x06, 0x05,
+    ];
     s.send_frame(&bytes).await.map_err(Verdict::Fail)?;
     let r = raw_response(&mut s, 2, Duration::from_secs(10)).await?;
     want_err!(r, NotLoggedIn, "request with unknown fields");
@@ -289,11 +477,22 @@ async fn ping_pong_logged_in(ctx: Ctx) -> CaseResult {
 
 async fn ping_no_response(ctx: Ctx) -> CaseResult {
     let mut c = ctx.connect(ident::random_key()).await?;
-    c.send(&wire::ClientMessage { request_id: 5, body: Some(req::ping(55)) }).await?;
-    c.send(&wire::ClientMessage { request_id: 6, body: Some(req::find("nobody")) }).await?;
+    c.send(&wire::ClientMessage {
+        request_id: 5,
+        body: Some(req::ping(55)),
+    })
+    .await?;
+    c.send(&wire::ClientMessage {
+        request_id: 6,
+        body: Some(req::find("nobody")),
+    })
+    .await?;
     c.wait_response(6).await?;
     c.expect_pong(55, Duration::from_secs(5)).await?;
-    if let Some(r) = c.backlog().find_map(|r| pong_or_response(&r.msg).filter(|s| s == "response 5")) {
+    if let Some(r) = c
+        .backlog()
+        .find_map(|r| pong_or_response(&r.msg).filter(|s| s == "response 5"))
+    {
         fail!("the Ping got a {r}");
     }
     Ok("Pong, no Response".into())
@@ -301,7 +500,11 @@ async fn ping_no_response(ctx: Ctx) -> CaseResult {
 
 async fn pong_ignored(ctx: Ctx) -> CaseResult {
     let mut c = ctx.connect(ident::random_key()).await?;
-    c.send(&wire::ClientMessage { request_id: 0, body: Some(Body::Pong(wire::Pong { nonce: 12345 })) }).await?;
+    c.send(&wire::ClientMessage {
+        request_id: 0,
+        body: Some(Body::Pong(wire::Pong { nonce: 12345 })),
+    })
+    .await?;
     let r = c.request(req::find("nobody")).await?;
     want_err!(r, NotLoggedIn, "request after an unsolicited Pong");
     if let Some(f) = c.backlog().next() {
@@ -313,7 +516,10 @@ async fn pong_ignored(ctx: Ctx) -> CaseResult {
 fn close_msg() -> wire::ClientMessage {
     wire::ClientMessage {
         request_id: 0,
-        body: Some(Body::Close(wire::Close { reason: CloseReason::Normal as i32, message: "conformance: bye".into() })),
+        body: Some(Body::Close(wire::Close {
+            reason: CloseReason::Normal as i32,
+            message: "conformance: bye".into(),
+        })),
     }
 }
 
@@ -321,7 +527,10 @@ async fn client_close(ctx: Ctx) -> CaseResult {
     let mut c = ctx.connect(ident::random_key()).await?;
     c.send(&close_msg()).await?;
     let closing = c.expect_close(GRACE).await?;
-    check!(closing.close.is_none(), "the server answered the client's Close with {closing}");
+    check!(
+        closing.close.is_none(),
+        "the server answered the client's Close with {closing}"
+    );
     if let Some(r) = c.backlog().next() {
         fail!("the server sent {:?} after the client's Close", r.msg);
     }
@@ -331,18 +540,29 @@ async fn client_close(ctx: Ctx) -> CaseResult {
 async fn after_close(ctx: Ctx) -> CaseResult {
     let mut c = ctx.connect(ident::random_key()).await?;
     c.queue(&close_msg())?;
-    c.queue(&wire::ClientMessage { request_id: 1, body: Some(req::find("nobody")) })?;
+    c.queue(&wire::ClientMessage {
+        request_id: 1,
+        body: Some(req::find("nobody")),
+    })?;
     c.flush().await?;
     let closing = c.expect_close(GRACE).await?;
-    if let Some(r) = c.backlog().find(|r| matches!(r.msg.body, Some(server_message::Body::Response(_)))) {
-        fail!("the request after Close was answered: {:?}", r.msg.body.as_ref().map(|_| describe_resp(&r.msg)));
+    if let Some(r) = c
+        .backlog()
+        .find(|r| matches!(r.msg.body, Some(server_message::Body::Response(_))))
+    {
+        fail!(
+            "the request after Close was answered: {:?}",
+            r.msg.body.as_ref().map(|_| describe_resp(&r.msg))
+        );
     }
     Ok(format!("not answered; {closing}"))
 }
 
 fn describe_resp(m: &wire::ServerMessage) -> String {
     match &m.body {
-        Some(server_message::Body::Response(wire::Response { result: Some(r), .. })) => describe(r),
+        Some(server_message::Body::Response(wire::Response {
+            result: Some(r), ..
+        })) => describe(r),
         other => format!("{other:?}"),
     }
 }

@@ -65,7 +65,11 @@ pub fn cases() -> Vec<Case> {
 
 async fn send_ok(c: &mut Client, to: &str) -> Result<wire::SendFriendRequestOk, Verdict> {
     let r = c.request_patiently(req::send_request(to)).await?;
-    Ok(ok!(r, SendFriendRequest, format!("SendFriendRequest to {to}")))
+    Ok(ok!(
+        r,
+        SendFriendRequest,
+        format!("SendFriendRequest to {to}")
+    ))
 }
 
 async fn relogin(ctx: &Ctx, u: &User) -> Result<(Client, wire::LoginOk), Verdict> {
@@ -73,20 +77,38 @@ async fn relogin(ctx: &Ctx, u: &User) -> Result<(Client, wire::LoginOk), Verdict
 }
 
 fn flip_case(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_uppercase() { c.to_ascii_lowercase() } else { c.to_ascii_uppercase() }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_uppercase() {
+                c.to_ascii_lowercase()
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
+        .collect()
 }
 
 /// Waits for a push after the LoginOk (whose arrival number is `login_seq`).
-async fn expect_after_login(c: &mut Client, login_seq: u64, what: &str, pred: impl Fn(&push::Body) -> bool) -> Result<u64, Verdict> {
+async fn expect_after_login(
+    c: &mut Client,
+    login_seq: u64,
+    what: &str,
+    pred: impl Fn(&push::Body) -> bool,
+) -> Result<u64, Verdict> {
     let (seq, _) = c.expect_push(what, PUSH_TIMEOUT, pred).await?;
-    check!(seq > login_seq, "{what} arrived before LoginOk (frame {seq}, LoginOk frame {login_seq})");
+    check!(
+        seq > login_seq,
+        "{what} arrived before LoginOk (frame {seq}, LoginOk frame {login_seq})"
+    );
     Ok(seq)
 }
 
 /// Logs `u` in on a fresh connection and returns the LoginOk's arrival number too.
 async fn login_seq(ctx: &Ctx, u: &User) -> Result<(Client, wire::LoginOk, u64), Verdict> {
     let mut c = ctx.connect(u.key).await?;
-    let (seq, r) = c.request_seq(req::login(&u.userid, &u.password, None)).await?;
+    let (seq, r) = c
+        .request_seq(req::login(&u.userid, &u.password, None))
+        .await?;
     let l = ok!(r, Login, "Login");
     Ok((c, l, seq))
 }
@@ -103,9 +125,22 @@ fn need_ttl(ctx: &Ctx) -> Result<Duration, Verdict> {
 async fn find_found(ctx: Ctx) -> CaseResult {
     let (_, mut c) = ctx.online_user().await?;
     let other = ctx.new_user().await?;
-    let f = ok!(c.request(req::find(&flip_case(&other.userid))).await?, Find, "Find");
-    check!(f.found, "Find of existing user {} answered found = false", other.userid);
-    check!(f.userid == other.userid, "FindOk.userid {:?}, registered spelling {:?}", f.userid, other.userid);
+    let f = ok!(
+        c.request(req::find(&flip_case(&other.userid))).await?,
+        Find,
+        "Find"
+    );
+    check!(
+        f.found,
+        "Find of existing user {} answered found = false",
+        other.userid
+    );
+    check!(
+        f.userid == other.userid,
+        "FindOk.userid {:?}, registered spelling {:?}",
+        f.userid,
+        other.userid
+    );
     Ok("found, registered spelling".into())
 }
 
@@ -118,7 +153,11 @@ async fn find_self(ctx: Ctx) -> CaseResult {
 
 async fn find_not_found(ctx: Ctx, invalid: bool) -> CaseResult {
     let (_, mut c) = ctx.online_user().await?;
-    let name = if invalid { "_not valid!".to_string() } else { ident::userid() };
+    let name = if invalid {
+        "_not valid!".to_string()
+    } else {
+        ident::userid()
+    };
     let f = ok!(c.request(req::find(&name)).await?, Find, "Find");
     check!(!f.found && f.userid.is_empty(), "Find of {name:?}: {f:?}");
     Ok("found = false, userid empty".into())
@@ -130,11 +169,31 @@ async fn request_online(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     let ok = send_ok(&mut ac, &b.userid).await?;
-    check!(ok.friend.is_none(), "SendFriendRequestOk carries a friend for a new pending request");
-    let (_, p) = bc.expect_push("FriendRequestReceived", PUSH_TIMEOUT, is::request_from(&a.userid)).await?;
-    let push::Body::FriendRequestReceived(r) = p else { fail!("wrong push") };
-    check!(r.expires_at_unix_ms > r.created_at_unix_ms, "expires_at {} not after created_at {}", r.expires_at_unix_ms, r.created_at_unix_ms);
-    check!(r.created_at_unix_ms > 1_600_000_000_000, "created_at_unix_ms {} implausible", r.created_at_unix_ms);
+    check!(
+        ok.friend.is_none(),
+        "SendFriendRequestOk carries a friend for a new pending request"
+    );
+    let (_, p) = bc
+        .expect_push(
+            "FriendRequestReceived",
+            PUSH_TIMEOUT,
+            is::request_from(&a.userid),
+        )
+        .await?;
+    let push::Body::FriendRequestReceived(r) = p else {
+        fail!("wrong push")
+    };
+    check!(
+        r.expires_at_unix_ms > r.created_at_unix_ms,
+        "expires_at {} not after created_at {}",
+        r.expires_at_unix_ms,
+        r.created_at_unix_ms
+    );
+    check!(
+        r.created_at_unix_ms > 1_600_000_000_000,
+        "created_at_unix_ms {} implausible",
+        r.created_at_unix_ms
+    );
     Ok("FriendRequestReceived with times".into())
 }
 
@@ -150,7 +209,10 @@ async fn request_offline(ctx: Ctx) -> CaseResult {
         a.userid
     );
     let info = &bl.incoming_requests[0];
-    check!(info.expires_at_unix_ms > info.created_at_unix_ms, "expires_at not after created_at");
+    check!(
+        info.expires_at_unix_ms > info.created_at_unix_ms,
+        "expires_at not after created_at"
+    );
     drop(ac);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, al) = relogin(&ctx, &a).await?;
@@ -167,12 +229,34 @@ async fn request_case(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut ac, &flip_case(&b.userid)).await?;
-    bc.expect_push("FriendRequestReceived", PUSH_TIMEOUT, is::request_from(&a.userid)).await?;
-    ok!(bc.request(req::accept(&flip_case(&a.userid))).await?, AcceptFriendRequest, "Accept with flipped case");
-    let (_, p) = ac.expect_push("FriendRequestAccepted", PUSH_TIMEOUT, |p| matches!(p, push::Body::FriendRequestAccepted(_))).await?;
-    let push::Body::FriendRequestAccepted(x) = p else { fail!("wrong push") };
-    let f = x.friend.ok_or_else(|| Verdict::Fail("FriendRequestAccepted without friend".into()))?;
-    check!(f.userid == b.userid, "FriendRequestAccepted names {:?}, registered spelling {:?}", f.userid, b.userid);
+    bc.expect_push(
+        "FriendRequestReceived",
+        PUSH_TIMEOUT,
+        is::request_from(&a.userid),
+    )
+    .await?;
+    ok!(
+        bc.request(req::accept(&flip_case(&a.userid))).await?,
+        AcceptFriendRequest,
+        "Accept with flipped case"
+    );
+    let (_, p) = ac
+        .expect_push("FriendRequestAccepted", PUSH_TIMEOUT, |p| {
+            matches!(p, push::Body::FriendRequestAccepted(_))
+        })
+        .await?;
+    let push::Body::FriendRequestAccepted(x) = p else {
+        fail!("wrong push")
+    };
+    let f = x
+        .friend
+        .ok_or_else(|| Verdict::Fail("FriendRequestAccepted without friend".into()))?;
+    check!(
+        f.userid == b.userid,
+        "FriendRequestAccepted names {:?}, registered spelling {:?}",
+        f.userid,
+        b.userid
+    );
     Ok("case-insensitive lookup, registered spelling in pushes".into())
 }
 
@@ -208,15 +292,44 @@ async fn request_crossing(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut bc, &a.userid).await?;
-    ac.expect_push("FriendRequestReceived", PUSH_TIMEOUT, is::request_from(&b.userid)).await?;
+    ac.expect_push(
+        "FriendRequestReceived",
+        PUSH_TIMEOUT,
+        is::request_from(&b.userid),
+    )
+    .await?;
     let ok = send_ok(&mut ac, &b.userid).await?;
-    let f = ok.friend.ok_or_else(|| Verdict::Fail("crossing SendFriendRequestOk has no friend".into()))?;
-    check!(f.userid == b.userid && f.online, "crossing Ok friend {:?} online {}", f.userid, f.online);
-    check!(f.identity_key == ident::public(b.key).to_der(), "crossing Ok friend carries a wrong identity key");
-    let (_, p) = bc.expect_push("FriendRequestAccepted", PUSH_TIMEOUT, is::accepted_by(&a.userid)).await?;
-    let push::Body::FriendRequestAccepted(x) = p else { fail!("wrong push") };
-    let fa = x.friend.ok_or_else(|| Verdict::Fail("FriendRequestAccepted without friend".into()))?;
-    check!(fa.online && fa.identity_key == ident::public(a.key).to_der(), "FriendRequestAccepted friend online {} / key mismatch", fa.online);
+    let f = ok
+        .friend
+        .ok_or_else(|| Verdict::Fail("crossing SendFriendRequestOk has no friend".into()))?;
+    check!(
+        f.userid == b.userid && f.online,
+        "crossing Ok friend {:?} online {}",
+        f.userid,
+        f.online
+    );
+    check!(
+        f.identity_key == ident::public(b.key).to_der(),
+        "crossing Ok friend carries a wrong identity key"
+    );
+    let (_, p) = bc
+        .expect_push(
+            "FriendRequestAccepted",
+            PUSH_TIMEOUT,
+            is::accepted_by(&a.userid),
+        )
+        .await?;
+    let push::Body::FriendRequestAccepted(x) = p else {
+        fail!("wrong push")
+    };
+    let fa = x
+        .friend
+        .ok_or_else(|| Verdict::Fail("FriendRequestAccepted without friend".into()))?;
+    check!(
+        fa.online && fa.identity_key == ident::public(a.key).to_der(),
+        "FriendRequestAccepted friend online {} / key mismatch",
+        fa.online
+    );
     Ok("crossing requests made them friends".into())
 }
 
@@ -227,16 +340,36 @@ async fn request_crossing_offline(ctx: Ctx) -> CaseResult {
     drop(bc);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ok = send_ok(&mut ac, &b.userid).await?;
-    let f = ok.friend.ok_or_else(|| Verdict::Fail("crossing SendFriendRequestOk has no friend".into()))?;
-    check!(!f.online && f.peer_endpoint.is_none(), "offline friend shown online {} / endpoint {:?}", f.online, f.peer_endpoint);
+    let f = ok
+        .friend
+        .ok_or_else(|| Verdict::Fail("crossing SendFriendRequestOk has no friend".into()))?;
+    check!(
+        !f.online && f.peer_endpoint.is_none(),
+        "offline friend shown online {} / endpoint {:?}",
+        f.online,
+        f.peer_endpoint
+    );
     let (mut bc, bl, seq) = login_seq(&ctx, &b).await?;
-    check!(bl.friends.iter().any(|f| f.userid == a.userid), "B's LoginOk.friends lacks A");
-    expect_after_login(&mut bc, seq, "queued FriendRequestAccepted", is::accepted_by(&a.userid)).await?;
+    check!(
+        bl.friends.iter().any(|f| f.userid == a.userid),
+        "B's LoginOk.friends lacks A"
+    );
+    expect_after_login(
+        &mut bc,
+        seq,
+        "queued FriendRequestAccepted",
+        is::accepted_by(&a.userid),
+    )
+    .await?;
     Ok("queued notice delivered after LoginOk".into())
 }
 
 async fn request_limit(ctx: Ctx) -> CaseResult {
-    if ctx.cfg.request_ttl.is_some_and(|t| t < Duration::from_secs(120)) {
+    if ctx
+        .cfg
+        .request_ttl
+        .is_some_and(|t| t < Duration::from_secs(120))
+    {
         skip!("the server's request TTL is too short for 100 requests to stay pending; run against a server with the default TTL");
     }
     let (_, mut ac) = ctx.online_user().await?;
@@ -250,7 +383,9 @@ async fn request_limit(ctx: Ctx) -> CaseResult {
             let mut names = Vec::new();
             for _ in (part..n).step_by(4) {
                 let u = User::random();
-                let r = c.request_patiently(req::register(&u.userid, &u.email, &u.password)).await?;
+                let r = c
+                    .request_patiently(req::register(&u.userid, &u.email, &u.password))
+                    .await?;
                 ok!(r, Register, "Register target");
                 names.push(u.userid);
             }
@@ -264,9 +399,18 @@ async fn request_limit(ctx: Ctx) -> CaseResult {
     for t in &targets[..MAX_PENDING_OUTGOING] {
         send_ok(&mut ac, t).await?;
     }
-    let r = ac.request_patiently(req::send_request(&targets[MAX_PENDING_OUTGOING])).await?;
-    expect_code(&r, ErrorCode::LimitExceeded, "request number MAX_PENDING_OUTGOING + 1")?;
-    Ok(format!("{} pending, then LIMIT_EXCEEDED", MAX_PENDING_OUTGOING))
+    let r = ac
+        .request_patiently(req::send_request(&targets[MAX_PENDING_OUTGOING]))
+        .await?;
+    expect_code(
+        &r,
+        ErrorCode::LimitExceeded,
+        "request number MAX_PENDING_OUTGOING + 1",
+    )?;
+    Ok(format!(
+        "{} pending, then LIMIT_EXCEEDED",
+        MAX_PENDING_OUTGOING
+    ))
 }
 
 // ---------------------------------------------------------------- Accept / Refuse
@@ -275,22 +419,57 @@ async fn accept_ok(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut ac, &b.userid).await?;
-    bc.expect_push("FriendRequestReceived", PUSH_TIMEOUT, is::request_from(&a.userid)).await?;
+    bc.expect_push(
+        "FriendRequestReceived",
+        PUSH_TIMEOUT,
+        is::request_from(&a.userid),
+    )
+    .await?;
     let r = bc.request(req::accept(&a.userid)).await?;
     let acc = ok!(r, AcceptFriendRequest, "AcceptFriendRequest");
-    let f = acc.friend.ok_or_else(|| Verdict::Fail("AcceptFriendRequestOk without friend".into()))?;
-    check!(f.userid == a.userid && f.online, "Accept friend {:?} online {}", f.userid, f.online);
-    check!(f.identity_key == ident::public(a.key).to_der(), "Accept friend carries a wrong identity key");
-    let (_, p) = ac.expect_push("FriendRequestAccepted", PUSH_TIMEOUT, is::accepted_by(&b.userid)).await?;
-    let push::Body::FriendRequestAccepted(x) = p else { fail!("wrong push") };
-    let fb = x.friend.ok_or_else(|| Verdict::Fail("FriendRequestAccepted without friend".into()))?;
-    check!(fb.online && fb.identity_key == ident::public(b.key).to_der(), "pushed friend online {} / key mismatch", fb.online);
+    let f = acc
+        .friend
+        .ok_or_else(|| Verdict::Fail("AcceptFriendRequestOk without friend".into()))?;
+    check!(
+        f.userid == a.userid && f.online,
+        "Accept friend {:?} online {}",
+        f.userid,
+        f.online
+    );
+    check!(
+        f.identity_key == ident::public(a.key).to_der(),
+        "Accept friend carries a wrong identity key"
+    );
+    let (_, p) = ac
+        .expect_push(
+            "FriendRequestAccepted",
+            PUSH_TIMEOUT,
+            is::accepted_by(&b.userid),
+        )
+        .await?;
+    let push::Body::FriendRequestAccepted(x) = p else {
+        fail!("wrong push")
+    };
+    let fb = x
+        .friend
+        .ok_or_else(|| Verdict::Fail("FriendRequestAccepted without friend".into()))?;
+    check!(
+        fb.online && fb.identity_key == ident::public(b.key).to_der(),
+        "pushed friend online {} / key mismatch",
+        fb.online
+    );
     let online = |p: &push::Body| matches!(p, push::Body::FriendOnline(_));
     if let Some(p) = ac.find_push_within(QUIET_WINDOW, online).await {
-        fail!("the requester also got {} (SPEC.md §6.3: no FriendOnline)", describe_push(&p));
+        fail!(
+            "the requester also got {} (SPEC.md §6.3: no FriendOnline)",
+            describe_push(&p)
+        );
     }
     if let Some(p) = bc.find_push_within(Duration::ZERO, online).await {
-        fail!("the accepter got {} (SPEC.md §6.3: no FriendOnline)", describe_push(&p));
+        fail!(
+            "the accepter got {} (SPEC.md §6.3: no FriendOnline)",
+            describe_push(&p)
+        );
     }
     Ok("friends; presence carried in Friend".into())
 }
@@ -300,11 +479,24 @@ async fn accept_snapshots(ctx: Ctx) -> CaseResult {
     drop((ac, bc));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, al) = relogin(&ctx, &a).await?;
-    check!(al.friends.iter().any(|f| f.userid == b.userid), "A's LoginOk.friends {:?} lacks B", al.friends.iter().map(|f| &f.userid).collect::<Vec<_>>());
-    check!(al.outgoing_requests.is_empty() && al.incoming_requests.is_empty(), "A still lists pending requests");
+    check!(
+        al.friends.iter().any(|f| f.userid == b.userid),
+        "A's LoginOk.friends {:?} lacks B",
+        al.friends.iter().map(|f| &f.userid).collect::<Vec<_>>()
+    );
+    check!(
+        al.outgoing_requests.is_empty() && al.incoming_requests.is_empty(),
+        "A still lists pending requests"
+    );
     let (_, bl) = relogin(&ctx, &b).await?;
-    check!(bl.friends.iter().any(|f| f.userid == a.userid), "B's LoginOk.friends lacks A");
-    check!(bl.outgoing_requests.is_empty() && bl.incoming_requests.is_empty(), "B still lists pending requests");
+    check!(
+        bl.friends.iter().any(|f| f.userid == a.userid),
+        "B's LoginOk.friends lacks A"
+    );
+    check!(
+        bl.outgoing_requests.is_empty() && bl.incoming_requests.is_empty(),
+        "B still lists pending requests"
+    );
     Ok("both lists updated".into())
 }
 
@@ -314,7 +506,11 @@ async fn accept_not_found(ctx: Ctx) -> CaseResult {
     let r = c.request(req::accept(&other.userid)).await?;
     expect_code(&r, ErrorCode::RequestNotFound, "Accept without request")?;
     let r = c.request(req::accept(&ident::userid())).await?;
-    expect_code(&r, ErrorCode::RequestNotFound, "Accept naming an unknown user")?;
+    expect_code(
+        &r,
+        ErrorCode::RequestNotFound,
+        "Accept naming an unknown user",
+    )?;
     Ok("REQUEST_NOT_FOUND".into())
 }
 
@@ -323,7 +519,11 @@ async fn accept_wrong_direction(ctx: Ctx) -> CaseResult {
     let b = ctx.new_user().await?;
     send_ok(&mut ac, &b.userid).await?;
     let r = ac.request(req::accept(&b.userid)).await?;
-    expect_code(&r, ErrorCode::RequestNotFound, "the sender accepting its own request")?;
+    expect_code(
+        &r,
+        ErrorCode::RequestNotFound,
+        "the sender accepting its own request",
+    )?;
     Ok("REQUEST_NOT_FOUND".into())
 }
 
@@ -334,7 +534,11 @@ async fn accept_twice(ctx: Ctx) -> CaseResult {
         (a, ac, b, bc)
     };
     send_ok(&mut ac, &_b.userid).await?;
-    ok!(bc.request(req::accept(&a.userid)).await?, AcceptFriendRequest, "first Accept");
+    ok!(
+        bc.request(req::accept(&a.userid)).await?,
+        AcceptFriendRequest,
+        "first Accept"
+    );
     let r = bc.request(req::accept(&a.userid)).await?;
     expect_code(&r, ErrorCode::RequestNotFound, "second Accept")?;
     Ok("REQUEST_NOT_FOUND".into())
@@ -346,11 +550,27 @@ async fn accept_offline(ctx: Ctx) -> CaseResult {
     send_ok(&mut ac, &b.userid).await?;
     drop(ac);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let acc = ok!(bc.request(req::accept(&a.userid)).await?, AcceptFriendRequest, "Accept");
-    check!(acc.friend.as_ref().is_some_and(|f| !f.online), "offline requester shown online");
+    let acc = ok!(
+        bc.request(req::accept(&a.userid)).await?,
+        AcceptFriendRequest,
+        "Accept"
+    );
+    check!(
+        acc.friend.as_ref().is_some_and(|f| !f.online),
+        "offline requester shown online"
+    );
     let (mut ac, al, seq) = login_seq(&ctx, &a).await?;
-    check!(al.friends.iter().any(|f| f.userid == b.userid && f.online), "A's LoginOk.friends lacks online B");
-    expect_after_login(&mut ac, seq, "queued FriendRequestAccepted", is::accepted_by(&b.userid)).await?;
+    check!(
+        al.friends.iter().any(|f| f.userid == b.userid && f.online),
+        "A's LoginOk.friends lacks online B"
+    );
+    expect_after_login(
+        &mut ac,
+        seq,
+        "queued FriendRequestAccepted",
+        is::accepted_by(&b.userid),
+    )
+    .await?;
     Ok("queued notice after LoginOk".into())
 }
 
@@ -358,8 +578,17 @@ async fn refuse_ok(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut ac, &b.userid).await?;
-    ok!(bc.request(req::refuse(&a.userid)).await?, RefuseFriendRequest, "Refuse");
-    ac.expect_push("FriendRequestRefused", PUSH_TIMEOUT, is::refused_by(&b.userid)).await?;
+    ok!(
+        bc.request(req::refuse(&a.userid)).await?,
+        RefuseFriendRequest,
+        "Refuse"
+    );
+    ac.expect_push(
+        "FriendRequestRefused",
+        PUSH_TIMEOUT,
+        is::refused_by(&b.userid),
+    )
+    .await?;
     let r = bc.request(req::accept(&a.userid)).await?;
     expect_code(&r, ErrorCode::RequestNotFound, "Accept after Refuse")?;
     Ok("refused; request gone".into())
@@ -379,10 +608,23 @@ async fn refuse_offline(ctx: Ctx) -> CaseResult {
     send_ok(&mut ac, &b.userid).await?;
     drop(ac);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    ok!(bc.request(req::refuse(&a.userid)).await?, RefuseFriendRequest, "Refuse");
+    ok!(
+        bc.request(req::refuse(&a.userid)).await?,
+        RefuseFriendRequest,
+        "Refuse"
+    );
     let (mut ac, al, seq) = login_seq(&ctx, &a).await?;
-    check!(al.outgoing_requests.is_empty(), "refused request still listed as outgoing");
-    expect_after_login(&mut ac, seq, "queued FriendRequestRefused", is::refused_by(&b.userid)).await?;
+    check!(
+        al.outgoing_requests.is_empty(),
+        "refused request still listed as outgoing"
+    );
+    expect_after_login(
+        &mut ac,
+        seq,
+        "queued FriendRequestRefused",
+        is::refused_by(&b.userid),
+    )
+    .await?;
     Ok("queued notice after LoginOk".into())
 }
 
@@ -390,7 +632,11 @@ async fn refuse_resend(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut ac, &b.userid).await?;
-    ok!(bc.request(req::refuse(&a.userid)).await?, RefuseFriendRequest, "Refuse");
+    ok!(
+        bc.request(req::refuse(&a.userid)).await?,
+        RefuseFriendRequest,
+        "Refuse"
+    );
     send_ok(&mut ac, &b.userid).await?;
     Ok("new request accepted by the server".into())
 }
@@ -399,8 +645,13 @@ async fn refuse_resend(ctx: Ctx) -> CaseResult {
 
 async fn unfriend_ok(ctx: Ctx) -> CaseResult {
     let (a, mut ac, b, mut bc) = ctx.friends().await?;
-    ok!(ac.request(req::unfriend(&b.userid)).await?, Unfriend, "Unfriend");
-    bc.expect_push("Unfriended", PUSH_TIMEOUT, is::unfriended_by(&a.userid)).await?;
+    ok!(
+        ac.request(req::unfriend(&b.userid)).await?,
+        Unfriend,
+        "Unfriend"
+    );
+    bc.expect_push("Unfriended", PUSH_TIMEOUT, is::unfriended_by(&a.userid))
+        .await?;
     let r = ac.request(req::unfriend(&b.userid)).await?;
     expect_code(&r, ErrorCode::NotFriends, "second Unfriend")?;
     drop((ac, bc));
@@ -412,7 +663,11 @@ async fn unfriend_ok(ctx: Ctx) -> CaseResult {
 
 async fn unfriend_err(ctx: Ctx, unknown: bool) -> CaseResult {
     let (_, mut c) = ctx.online_user().await?;
-    let target = if unknown { ident::userid() } else { ctx.new_user().await?.userid };
+    let target = if unknown {
+        ident::userid()
+    } else {
+        ctx.new_user().await?.userid
+    };
     let r = c.request(req::unfriend(&target)).await?;
     expect_code(&r, ErrorCode::NotFriends, "Unfriend")?;
     Ok("NOT_FRIENDS".into())
@@ -422,10 +677,20 @@ async fn unfriend_offline(ctx: Ctx) -> CaseResult {
     let (a, mut ac, b, bc) = ctx.friends().await?;
     drop(bc);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    ok!(ac.request(req::unfriend(&b.userid)).await?, Unfriend, "Unfriend");
+    ok!(
+        ac.request(req::unfriend(&b.userid)).await?,
+        Unfriend,
+        "Unfriend"
+    );
     let (mut bc, bl, _) = login_seq(&ctx, &b).await?;
-    check!(!bl.friends.iter().any(|f| f.userid == a.userid), "B's LoginOk still lists A");
-    if let Some(p) = bc.find_push_within(QUIET_WINDOW, is::unfriended_by(&a.userid)).await {
+    check!(
+        !bl.friends.iter().any(|f| f.userid == a.userid),
+        "B's LoginOk still lists A"
+    );
+    if let Some(p) = bc
+        .find_push_within(QUIET_WINDOW, is::unfriended_by(&a.userid))
+        .await
+    {
         fail!("a notice was queued: {}", describe_push(&p));
     }
     Ok("no queued notice".into())
@@ -433,8 +698,13 @@ async fn unfriend_offline(ctx: Ctx) -> CaseResult {
 
 async fn unfriend_then_request(ctx: Ctx) -> CaseResult {
     let (a, mut ac, b, mut bc) = ctx.friends().await?;
-    ok!(ac.request(req::unfriend(&b.userid)).await?, Unfriend, "Unfriend");
-    bc.expect_push("Unfriended", PUSH_TIMEOUT, is::unfriended_by(&a.userid)).await?;
+    ok!(
+        ac.request(req::unfriend(&b.userid)).await?,
+        Unfriend,
+        "Unfriend"
+    );
+    bc.expect_push("Unfriended", PUSH_TIMEOUT, is::unfriended_by(&a.userid))
+        .await?;
     send_ok(&mut bc, &a.userid).await?;
     Ok("new request after unfriending".into())
 }
@@ -449,13 +719,36 @@ async fn notice_order(ctx: Ctx) -> CaseResult {
     send_ok(&mut ac, &c.userid).await?;
     drop(ac);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    ok!(bc.request(req::accept(&a.userid)).await?, AcceptFriendRequest, "B accepts");
+    ok!(
+        bc.request(req::accept(&a.userid)).await?,
+        AcceptFriendRequest,
+        "B accepts"
+    );
     tokio::time::sleep(Duration::from_millis(20)).await;
-    ok!(cc.request(req::refuse(&a.userid)).await?, RefuseFriendRequest, "C refuses");
+    ok!(
+        cc.request(req::refuse(&a.userid)).await?,
+        RefuseFriendRequest,
+        "C refuses"
+    );
     let (mut ac, _, seq) = login_seq(&ctx, &a).await?;
-    let s1 = expect_after_login(&mut ac, seq, "queued FriendRequestAccepted", is::accepted_by(&b.userid)).await?;
-    let s2 = expect_after_login(&mut ac, seq, "queued FriendRequestRefused", is::refused_by(&c.userid)).await?;
-    check!(s1 < s2, "notices out of order: Accepted frame {s1}, Refused frame {s2}");
+    let s1 = expect_after_login(
+        &mut ac,
+        seq,
+        "queued FriendRequestAccepted",
+        is::accepted_by(&b.userid),
+    )
+    .await?;
+    let s2 = expect_after_login(
+        &mut ac,
+        seq,
+        "queued FriendRequestRefused",
+        is::refused_by(&c.userid),
+    )
+    .await?;
+    check!(
+        s1 < s2,
+        "notices out of order: Accepted frame {s1}, Refused frame {s2}"
+    );
     Ok("after LoginOk, oldest first".into())
 }
 
@@ -465,10 +758,21 @@ async fn notice_discarded(ctx: Ctx) -> CaseResult {
     send_ok(&mut ac, &b.userid).await?;
     drop(ac);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    ok!(bc.request(req::accept(&a.userid)).await?, AcceptFriendRequest, "Accept");
-    ok!(bc.request(req::unfriend(&a.userid)).await?, Unfriend, "Unfriend");
+    ok!(
+        bc.request(req::accept(&a.userid)).await?,
+        AcceptFriendRequest,
+        "Accept"
+    );
+    ok!(
+        bc.request(req::unfriend(&a.userid)).await?,
+        Unfriend,
+        "Unfriend"
+    );
     let (mut ac, _, _) = login_seq(&ctx, &a).await?;
-    if let Some(p) = ac.find_push_within(QUIET_WINDOW, is::accepted_by(&b.userid)).await {
+    if let Some(p) = ac
+        .find_push_within(QUIET_WINDOW, is::accepted_by(&b.userid))
+        .await
+    {
         fail!("stale notice delivered: {}", describe_push(&p));
     }
     Ok("stale FriendRequestAccepted discarded".into())
@@ -486,8 +790,15 @@ async fn snapshot_sorted(ctx: Ctx) -> CaseResult {
     let names: Vec<String> = l.friends.iter().map(|f| f.userid.clone()).collect();
     let mut sorted = names.clone();
     sorted.sort_by_key(|n| n.to_ascii_lowercase());
-    check!(names.len() == 4, "LoginOk lists {} friends, expected 4", names.len());
-    check!(names == sorted, "friends not in ASCII-lowercase order: {names:?}");
+    check!(
+        names.len() == 4,
+        "LoginOk lists {} friends, expected 4",
+        names.len()
+    );
+    check!(
+        names == sorted,
+        "friends not in ASCII-lowercase order: {names:?}"
+    );
     Ok("sorted".into())
 }
 
@@ -501,8 +812,15 @@ async fn snapshot_requests_order(ctx: Ctx) -> CaseResult {
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
     let (_, l) = relogin(&ctx, &a).await?;
-    let got: Vec<String> = l.incoming_requests.iter().map(|r| r.userid.clone()).collect();
-    check!(got == senders, "incoming_requests {got:?}, expected oldest first {senders:?}");
+    let got: Vec<String> = l
+        .incoming_requests
+        .iter()
+        .map(|r| r.userid.clone())
+        .collect();
+    check!(
+        got == senders,
+        "incoming_requests {got:?}, expected oldest first {senders:?}"
+    );
     Ok("oldest first".into())
 }
 
@@ -513,10 +831,22 @@ async fn expiry_ttl(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut ac, &b.userid).await?;
-    let (_, p) = bc.expect_push("FriendRequestReceived", PUSH_TIMEOUT, is::request_from(&a.userid)).await?;
-    let push::Body::FriendRequestReceived(r) = p else { fail!("wrong push") };
+    let (_, p) = bc
+        .expect_push(
+            "FriendRequestReceived",
+            PUSH_TIMEOUT,
+            is::request_from(&a.userid),
+        )
+        .await?;
+    let push::Body::FriendRequestReceived(r) = p else {
+        fail!("wrong push")
+    };
     let life = r.expires_at_unix_ms.saturating_sub(r.created_at_unix_ms);
-    check!(life == ttl.as_millis() as u64, "expires_at - created_at = {life} ms, server TTL {} ms", ttl.as_millis());
+    check!(
+        life == ttl.as_millis() as u64,
+        "expires_at - created_at = {life} ms, server TTL {} ms",
+        ttl.as_millis()
+    );
     Ok(format!("{life} ms"))
 }
 
@@ -526,8 +856,16 @@ async fn expiry_push(ctx: Ctx) -> CaseResult {
     let b = ctx.new_user().await?;
     send_ok(&mut ac, &b.userid).await?;
     let started = tokio::time::Instant::now();
-    ac.expect_push("FriendRequestExpired", ttl + Duration::from_secs(1) + GRACE, is::expired(&b.userid)).await?;
-    Ok(format!("FriendRequestExpired after {:?} (TTL {ttl:?})", started.elapsed()))
+    ac.expect_push(
+        "FriendRequestExpired",
+        ttl + Duration::from_secs(1) + GRACE,
+        is::expired(&b.userid),
+    )
+    .await?;
+    Ok(format!(
+        "FriendRequestExpired after {:?} (TTL {ttl:?})",
+        started.elapsed()
+    ))
 }
 
 async fn expiry_accept(ctx: Ctx) -> CaseResult {
@@ -535,7 +873,12 @@ async fn expiry_accept(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut ac, &b.userid).await?;
-    bc.expect_push("FriendRequestReceived", PUSH_TIMEOUT, is::request_from(&a.userid)).await?;
+    bc.expect_push(
+        "FriendRequestReceived",
+        PUSH_TIMEOUT,
+        is::request_from(&a.userid),
+    )
+    .await?;
     tokio::time::sleep(ttl + Duration::from_millis(200)).await;
     let r = bc.request(req::accept(&a.userid)).await?;
     expect_code(&r, ErrorCode::RequestNotFound, "Accept after expires_at")?;
@@ -550,10 +893,22 @@ async fn expiry_offline(ctx: Ctx) -> CaseResult {
     drop(ac);
     tokio::time::sleep(ttl + Duration::from_secs(1) + Duration::from_millis(500)).await;
     let (_, bl) = relogin(&ctx, &b).await?;
-    check!(bl.incoming_requests.is_empty(), "target still lists the expired request");
+    check!(
+        bl.incoming_requests.is_empty(),
+        "target still lists the expired request"
+    );
     let (mut ac, al, seq) = login_seq(&ctx, &a).await?;
-    check!(al.outgoing_requests.is_empty(), "requester still lists the expired request");
-    expect_after_login(&mut ac, seq, "queued FriendRequestExpired", is::expired(&b.userid)).await?;
+    check!(
+        al.outgoing_requests.is_empty(),
+        "requester still lists the expired request"
+    );
+    expect_after_login(
+        &mut ac,
+        seq,
+        "queued FriendRequestExpired",
+        is::expired(&b.userid),
+    )
+    .await?;
     Ok("queued FriendRequestExpired after LoginOk".into())
 }
 
@@ -564,8 +919,16 @@ async fn expiry_resend(ctx: Ctx) -> CaseResult {
     send_ok(&mut ac, &b.userid).await?;
     tokio::time::sleep(ttl + Duration::from_millis(200)).await;
     send_ok(&mut ac, &b.userid).await?;
-    ac.expect_push("FriendRequestExpired", Duration::from_secs(1) + GRACE, is::expired(&b.userid)).await?;
-    if let Some(p) = ac.find_push_within(QUIET_WINDOW, is::expired(&b.userid)).await {
+    ac.expect_push(
+        "FriendRequestExpired",
+        Duration::from_secs(1) + GRACE,
+        is::expired(&b.userid),
+    )
+    .await?;
+    if let Some(p) = ac
+        .find_push_within(QUIET_WINDOW, is::expired(&b.userid))
+        .await
+    {
         fail!("a second {} for one expired request", describe_push(&p));
     }
     Ok("new request accepted; exactly one FriendRequestExpired".into())
@@ -574,7 +937,10 @@ async fn expiry_resend(ctx: Ctx) -> CaseResult {
 async fn request_simultaneous(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
-    let (ra, rb) = tokio::join!(ac.request(req::send_request(&b.userid)), bc.request(req::send_request(&a.userid)));
+    let (ra, rb) = tokio::join!(
+        ac.request(req::send_request(&b.userid)),
+        bc.request(req::send_request(&a.userid))
+    );
     let ra = ok!(ra?, SendFriendRequest, "A's request");
     let rb = ok!(rb?, SendFriendRequest, "B's request");
     check!(
@@ -594,14 +960,33 @@ async fn notice_current_presence(ctx: Ctx) -> CaseResult {
     send_ok(&mut ac, &b.userid).await?;
     drop(ac);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    ok!(bc.request(req::accept(&a.userid)).await?, AcceptFriendRequest, "Accept");
+    ok!(
+        bc.request(req::accept(&a.userid)).await?,
+        AcceptFriendRequest,
+        "Accept"
+    );
     ok!(bc.request(req::logout()).await?, Logout, "B logs out");
     let (mut ac, _, seq) = login_seq(&ctx, &a).await?;
-    let (pseq, p) = ac.expect_push("queued FriendRequestAccepted", PUSH_TIMEOUT, is::accepted_by(&b.userid)).await?;
+    let (pseq, p) = ac
+        .expect_push(
+            "queued FriendRequestAccepted",
+            PUSH_TIMEOUT,
+            is::accepted_by(&b.userid),
+        )
+        .await?;
     check!(pseq > seq, "notice arrived before LoginOk");
-    let push::Body::FriendRequestAccepted(x) = p else { fail!("wrong push") };
-    let f = x.friend.ok_or_else(|| Verdict::Fail("FriendRequestAccepted without friend".into()))?;
-    check!(!f.online && f.peer_endpoint.is_none(), "notice shows the accepter online {} endpoint {:?} although it logged out before delivery", f.online, f.peer_endpoint);
+    let push::Body::FriendRequestAccepted(x) = p else {
+        fail!("wrong push")
+    };
+    let f = x
+        .friend
+        .ok_or_else(|| Verdict::Fail("FriendRequestAccepted without friend".into()))?;
+    check!(
+        !f.online && f.peer_endpoint.is_none(),
+        "notice shows the accepter online {} endpoint {:?} although it logged out before delivery",
+        f.online,
+        f.peer_endpoint
+    );
     Ok("Friend as of delivery time (offline)".into())
 }
 
@@ -610,11 +995,29 @@ async fn expiry_no_crossing(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut bc, &a.userid).await?;
-    ac.expect_push("FriendRequestReceived", PUSH_TIMEOUT, is::request_from(&b.userid)).await?;
+    ac.expect_push(
+        "FriendRequestReceived",
+        PUSH_TIMEOUT,
+        is::request_from(&b.userid),
+    )
+    .await?;
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
     let r = send_ok(&mut ac, &b.userid).await?;
-    check!(r.friend.is_none(), "a request crossing an expired one made them friends");
-    bc.expect_push("FriendRequestReceived", PUSH_TIMEOUT, is::request_from(&a.userid)).await?;
-    bc.expect_push("FriendRequestExpired", Duration::from_secs(1) + GRACE, is::expired(&a.userid)).await?;
+    check!(
+        r.friend.is_none(),
+        "a request crossing an expired one made them friends"
+    );
+    bc.expect_push(
+        "FriendRequestReceived",
+        PUSH_TIMEOUT,
+        is::request_from(&a.userid),
+    )
+    .await?;
+    bc.expect_push(
+        "FriendRequestExpired",
+        Duration::from_secs(1) + GRACE,
+        is::expired(&a.userid),
+    )
+    .await?;
     Ok("new pending request; the expired one notified".into())
 }

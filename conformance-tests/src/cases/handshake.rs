@@ -55,28 +55,68 @@ async fn complete(ctx: Ctx) -> CaseResult {
 }
 
 async fn server_payload(ctx: Ctx) -> CaseResult {
-    let mut conn = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
-    let (_hs, hello) = conn.start_handshake(&HandshakeOptions::valid(ident::random_key())).await.map_err(Verdict::Fail)?;
-    let key = hello.verified.map_err(|e| Verdict::Fail(format!("server payload fails verification: {e}")))?;
-    check!(hello.payload.protocol_version == 1 || hello.payload.protocol_version > 1, "protocol_version {}", hello.payload.protocol_version);
+    let mut conn = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
+    let (_hs, hello) = conn
+        .start_handshake(&HandshakeOptions::valid(ident::random_key()))
+        .await
+        .map_err(Verdict::Fail)?;
+    let key = hello
+        .verified
+        .map_err(|e| Verdict::Fail(format!("server payload fails verification: {e}")))?;
+    check!(
+        hello.payload.protocol_version >= 1,
+        "protocol_version {}",
+        hello.payload.protocol_version
+    );
     if let Some(pinned) = ctx.cfg.server_key {
-        check!(key.fingerprint() == pinned, "server key {} is not the pinned {pinned}", key.fingerprint());
+        check!(
+            key.fingerprint() == pinned,
+            "server key {} is not the pinned {pinned}",
+            key.fingerprint()
+        );
     }
-    Ok(format!("version {}, key {}, signature verified", hello.payload.protocol_version, key.fingerprint()))
+    Ok(format!(
+        "version {}, key {}, signature verified",
+        hello.payload.protocol_version,
+        key.fingerprint()
+    ))
 }
 
 async fn independent_transport(ctx: Ctx) -> CaseResult {
     let mut s = raw_session(&ctx).await?;
-    s.send_msg(&wire::ClientMessage { request_id: 0, body: Some(req::ping(4242)) }).await.map_err(Verdict::Fail)?;
-    s.send_msg(&wire::ClientMessage { request_id: 9, body: Some(req::find("nobody")) }).await.map_err(Verdict::Fail)?;
+    s.send_msg(&wire::ClientMessage {
+        request_id: 0,
+        body: Some(req::ping(4242)),
+    })
+    .await
+    .map_err(Verdict::Fail)?;
+    s.send_msg(&wire::ClientMessage {
+        request_id: 9,
+        body: Some(req::find("nobody")),
+    })
+    .await
+    .map_err(Verdict::Fail)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut pong = false;
     loop {
         match s.recv(deadline).await {
-            RawRecv::Msg(wire::ServerMessage { body: Some(wire::server_message::Body::Pong(p)) }) if p.nonce == 4242 => pong = true,
-            RawRecv::Msg(wire::ServerMessage { body: Some(wire::server_message::Body::Response(r)) }) => {
-                check!(pong, "the Response arrived before the Pong of the Ping sent first");
-                check!(r.request_id == 9, "Response for request_id {} instead of 9", r.request_id);
+            RawRecv::Msg(wire::ServerMessage {
+                body: Some(wire::server_message::Body::Pong(p)),
+            }) if p.nonce == 4242 => pong = true,
+            RawRecv::Msg(wire::ServerMessage {
+                body: Some(wire::server_message::Body::Response(r)),
+            }) => {
+                check!(
+                    pong,
+                    "the Response arrived before the Pong of the Ping sent first"
+                );
+                check!(
+                    r.request_id == 9,
+                    "Response for request_id {} instead of 9",
+                    r.request_id
+                );
                 return Ok("Pong then Response over a snow-driven session".into());
             }
             RawRecv::Msg(_) => {}
@@ -86,33 +126,58 @@ async fn independent_transport(ctx: Ctx) -> CaseResult {
 }
 
 async fn garbage_record(ctx: Ctx) -> CaseResult {
-    let mut conn = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
+    let mut conn = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
     let mut junk = [0u8; 64];
     rand::thread_rng().fill_bytes(&mut junk);
     conn.write_record(&junk).await.map_err(Verdict::Fail)?;
-    let r = expect_silent_close(&mut conn, ctx.cfg.handshake_timeout + GRACE, "64 random bytes as message 1").await?;
+    let r = expect_silent_close(
+        &mut conn,
+        ctx.cfg.handshake_timeout + GRACE,
+        "64 random bytes as message 1",
+    )
+    .await?;
     ctx.server_still_serves().await?;
     Ok(r)
 }
 
 async fn garbage_http(ctx: Ctx) -> CaseResult {
-    let mut conn = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
-    conn.write(b"GET / HTTP/1.1\r\nHost: peerchat\r\n\r\n").await.map_err(Verdict::Fail)?;
-    let r = expect_silent_close(&mut conn, ctx.cfg.handshake_timeout + GRACE, "an HTTP request").await?;
+    let mut conn = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
+    conn.write(b"GET / HTTP/1.1\r\nHost: peerchat\r\n\r\n")
+        .await
+        .map_err(Verdict::Fail)?;
+    let r = expect_silent_close(
+        &mut conn,
+        ctx.cfg.handshake_timeout + GRACE,
+        "an HTTP request",
+    )
+    .await?;
     ctx.server_still_serves().await?;
     Ok(r)
 }
 
 async fn empty_record(ctx: Ctx) -> CaseResult {
-    let mut conn = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
+    let mut conn = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
     conn.write(&[0, 0]).await.map_err(Verdict::Fail)?;
-    let r = expect_silent_close(&mut conn, ctx.cfg.handshake_timeout + GRACE, "an empty record").await?;
+    let r = expect_silent_close(
+        &mut conn,
+        ctx.cfg.handshake_timeout + GRACE,
+        "an empty record",
+    )
+    .await?;
     ctx.server_still_serves().await?;
     Ok(r)
 }
 
 async fn msg1_payload(ctx: Ctx) -> CaseResult {
-    let mut conn = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
+    let mut conn = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
     let mut opts = HandshakeOptions::valid(ident::random_key());
     opts.msg1_payload = b"sneaky".to_vec();
     match conn.start_handshake(&opts).await {
@@ -128,11 +193,21 @@ async fn msg1_payload(ctx: Ctx) -> CaseResult {
 /// Runs a handshake whose message 3 is built from `opts`, then sends a Ping through the
 /// (supposedly rejected) session and expects a silent close.
 async fn rejected_msg3(ctx: &Ctx, opts: HandshakeOptions, what: &str) -> CaseResult {
-    let mut conn = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
+    let mut conn = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
     let (hs, _) = conn.start_handshake(&opts).await.map_err(Verdict::Fail)?;
-    let mut s = conn.finish_handshake(hs, &opts).await.map_err(Verdict::Fail)?;
+    let mut s = conn
+        .finish_handshake(hs, &opts)
+        .await
+        .map_err(Verdict::Fail)?;
     // If the server wrongly accepted the handshake this Ping gets a Pong, which fails below.
-    let _ = s.send_msg(&wire::ClientMessage { request_id: 0, body: Some(req::ping(1)) }).await;
+    let _ = s
+        .send_msg(&wire::ClientMessage {
+            request_id: 0,
+            body: Some(req::ping(1)),
+        })
+        .await;
     let r = expect_silent_close(&mut s.conn, GRACE, what).await?;
     ctx.server_still_serves().await?;
     Ok(r)
@@ -173,17 +248,24 @@ async fn version_zero(ctx: Ctx) -> CaseResult {
 }
 
 async fn version_future(ctx: Ctx) -> CaseResult {
-    let conn = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
+    let conn = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
     let mut opts = HandshakeOptions::valid(ident::random_key());
     opts.version = 7;
     let (mut s, _) = conn.handshake(&opts).await.map_err(Verdict::Fail)?;
-    s.send_msg(&wire::ClientMessage { request_id: 0, body: Some(req::ping(77)) }).await.map_err(Verdict::Fail)?;
+    s.send_msg(&wire::ClientMessage {
+        request_id: 0,
+        body: Some(req::ping(77)),
+    })
+    .await
+    .map_err(Verdict::Fail)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match s.recv(deadline).await {
-            RawRecv::Msg(wire::ServerMessage { body: Some(wire::server_message::Body::Pong(p)) }) if p.nonce == 77 => {
-                return Ok("a version-7 client is served with version 1".into())
-            }
+            RawRecv::Msg(wire::ServerMessage {
+                body: Some(wire::server_message::Body::Pong(p)),
+            }) if p.nonce == 77 => return Ok("a version-7 client is served with version 1".into()),
             RawRecv::Msg(_) => {}
             other => fail!("a client announcing version 7 was not served: {other:?}"),
         }
@@ -256,31 +338,60 @@ async fn tampered_msg3(ctx: Ctx) -> CaseResult {
 }
 
 async fn stall_silent(ctx: Ctx) -> CaseResult {
-    let mut conn = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
-    let r = expect_silent_close(&mut conn, ctx.cfg.handshake_timeout + GRACE, "a silent client").await?;
+    let mut conn = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
+    let r = expect_silent_close(
+        &mut conn,
+        ctx.cfg.handshake_timeout + GRACE,
+        "a silent client",
+    )
+    .await?;
     ctx.server_still_serves().await?;
     Ok(r)
 }
 
 async fn stall_after_msg1(ctx: Ctx) -> CaseResult {
-    let mut conn = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
-    let (_hs, _) = conn.start_handshake(&HandshakeOptions::valid(ident::random_key())).await.map_err(Verdict::Fail)?;
-    let r = expect_silent_close(&mut conn, ctx.cfg.handshake_timeout + GRACE, "a client stalled after message 1").await?;
+    let mut conn = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
+    let (_hs, _) = conn
+        .start_handshake(&HandshakeOptions::valid(ident::random_key()))
+        .await
+        .map_err(Verdict::Fail)?;
+    let r = expect_silent_close(
+        &mut conn,
+        ctx.cfg.handshake_timeout + GRACE,
+        "a client stalled after message 1",
+    )
+    .await?;
     ctx.server_still_serves().await?;
     Ok(r)
 }
 
 async fn stall_partial(ctx: Ctx) -> CaseResult {
-    let mut conn = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
+    let mut conn = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
     conn.write(&[0]).await.map_err(Verdict::Fail)?;
-    let r = expect_silent_close(&mut conn, ctx.cfg.handshake_timeout + GRACE, "a client stalled inside a record header").await?;
+    let r = expect_silent_close(
+        &mut conn,
+        ctx.cfg.handshake_timeout + GRACE,
+        "a client stalled inside a record header",
+    )
+    .await?;
     ctx.server_still_serves().await?;
     Ok(r)
 }
 
 async fn eof_during(ctx: Ctx) -> CaseResult {
-    let mut conn = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
-    let (_hs, _) = conn.start_handshake(&HandshakeOptions::valid(ident::random_key())).await.map_err(Verdict::Fail)?;
+    let mut conn = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
+    let (_hs, _) = conn
+        .start_handshake(&HandshakeOptions::valid(ident::random_key()))
+        .await
+        .map_err(Verdict::Fail)?;
     drop(conn);
     ctx.server_still_serves().await?;
     Ok("server unaffected".into())
@@ -289,7 +400,9 @@ async fn eof_during(ctx: Ctx) -> CaseResult {
 async fn stalls_do_not_block(ctx: Ctx) -> CaseResult {
     let mut stalled = Vec::new();
     for _ in 0..20 {
-        let mut c = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
+        let mut c = RawConn::connect(&ctx.cfg, ctx.source())
+            .await
+            .map_err(Verdict::Fail)?;
         c.write(&[0]).await.map_err(Verdict::Fail)?;
         stalled.push(c);
     }
@@ -299,7 +412,10 @@ async fn stalls_do_not_block(ctx: Ctx) -> CaseResult {
         Err(_) => fail!("with 20 stalled handshakes, a fresh client was not served within 5 s"),
     }
     drop(stalled);
-    Ok(format!("fresh client served in {:?} beside 20 stalled handshakes", started.elapsed()))
+    Ok(format!(
+        "fresh client served in {:?} beside 20 stalled handshakes",
+        started.elapsed()
+    ))
 }
 
 /// The RSA crate's SHA-256 (the `sha2` it re-exports), so that no second digest crate is
@@ -307,4 +423,3 @@ async fn stalls_do_not_block(ctx: Ctx) -> CaseResult {
 mod sha2_for_rsa {
     pub use rsa::sha2::Sha256;
 }
-

@@ -32,7 +32,11 @@ async fn server_pings(ctx: Ctx) -> CaseResult {
     let (ping_after, _) = need_idle(&ctx)?;
     let mut c = ctx.connect(ident::random_key()).await?;
     let nonce = c.expect_ping(ping_after + GRACE).await?;
-    c.send(&wire::ClientMessage { request_id: 0, body: Some(wire::client_message::Body::Pong(wire::Pong { nonce })) }).await?;
+    c.send(&wire::ClientMessage {
+        request_id: 0,
+        body: Some(wire::client_message::Body::Pong(wire::Pong { nonce })),
+    })
+    .await?;
     Ok(format!("Ping {nonce} after silence"))
 }
 
@@ -48,14 +52,29 @@ async fn timeout_close(ctx: Ctx) -> CaseResult {
             Ok(closing) => break closing,
             Err(ClientError::Timeout(_)) if started.elapsed() < timeout + GRACE => {
                 n += 1;
-                fc.send(&wire::ClientMessage { request_id: 0, body: Some(req::ping(n)) }).await?;
+                fc.send(&wire::ClientMessage {
+                    request_id: 0,
+                    body: Some(req::ping(n)),
+                })
+                .await?;
             }
             Err(e) => return Err(e.into()),
         }
     };
-    check!(closing.has_reason(wire::CloseReason::IdleTimeout), "silent client's connection ended with {closing}");
-    fc.expect_push("FriendOffline after the idle time-out", Duration::from_secs(1) + GRACE, is::offline(&a.userid)).await?;
-    Ok(format!("{closing} after {:?}; friend got FriendOffline", started.elapsed()))
+    check!(
+        closing.has_reason(wire::CloseReason::IdleTimeout),
+        "silent client's connection ended with {closing}"
+    );
+    fc.expect_push(
+        "FriendOffline after the idle time-out",
+        Duration::from_secs(1) + GRACE,
+        is::offline(&a.userid),
+    )
+    .await?;
+    Ok(format!(
+        "{closing} after {:?}; friend got FriendOffline",
+        started.elapsed()
+    ))
 }
 
 async fn keeps_alive(ctx: Ctx) -> CaseResult {
@@ -67,10 +86,18 @@ async fn keeps_alive(ctx: Ctx) -> CaseResult {
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(step).await;
         n += 1;
-        c.send(&wire::ClientMessage { request_id: 0, body: Some(req::ping(n)) }).await?;
+        c.send(&wire::ClientMessage {
+            request_id: 0,
+            body: Some(req::ping(n)),
+        })
+        .await?;
         c.expect_pong(n, GRACE).await?;
     }
     let r = c.request(req::find("x")).await?;
-    crate::ctx::expect_code(&r, wire::ErrorCode::NotLoggedIn, "request after 1.5 x IDLE_TIMEOUT")?;
+    crate::ctx::expect_code(
+        &r,
+        wire::ErrorCode::NotLoggedIn,
+        "request after 1.5 x IDLE_TIMEOUT",
+    )?;
     Ok("connection kept alive by activity".into())
 }

@@ -42,8 +42,13 @@ pub const GRACE: Duration = Duration::from_secs(5);
 /// # Errors
 /// FAIL if the handshake does not complete.
 pub async fn raw_session(ctx: &Ctx) -> Result<RawSession, Verdict> {
-    let conn = RawConn::connect(&ctx.cfg, ctx.source()).await.map_err(Verdict::Fail)?;
-    let (s, _) = conn.handshake(&HandshakeOptions::valid(crate::ident::random_key())).await.map_err(Verdict::Fail)?;
+    let conn = RawConn::connect(&ctx.cfg, ctx.source())
+        .await
+        .map_err(Verdict::Fail)?;
+    let (s, _) = conn
+        .handshake(&HandshakeOptions::valid(crate::ident::random_key()))
+        .await
+        .map_err(Verdict::Fail)?;
     Ok(s)
 }
 
@@ -51,11 +56,19 @@ pub async fn raw_session(ctx: &Ctx) -> Result<RawSession, Verdict> {
 ///
 /// # Errors
 /// FAIL naming what the server did instead.
-pub async fn expect_silent_close(conn: &mut RawConn, timeout: Duration, after: &str) -> Result<String, Verdict> {
+pub async fn expect_silent_close(
+    conn: &mut RawConn,
+    timeout: Duration,
+    after: &str,
+) -> Result<String, Verdict> {
     match conn.wait_closed(timeout).await {
-        (RawEnd::StillOpen, n) => Err(Verdict::Fail(format!("{after}: the server kept the connection open for {timeout:?} ({n} bytes received)"))),
+        (RawEnd::StillOpen, n) => Err(Verdict::Fail(format!(
+            "{after}: the server kept the connection open for {timeout:?} ({n} bytes received)"
+        ))),
         (end, 0) => Ok(format!("{after}: closed silently ({end:?})")),
-        (end, n) => Err(Verdict::Fail(format!("{after}: the server sent {n} bytes before closing ({end:?}); it must close silently"))),
+        (end, n) => Err(Verdict::Fail(format!(
+            "{after}: the server sent {n} bytes before closing ({end:?}); it must close silently"
+        ))),
     }
 }
 
@@ -78,7 +91,10 @@ pub async fn expect_close_reason(
         )));
     }
     match close {
-        Some((r, m)) if r == want as i32 => Ok(format!("Close {} ({m:?}), then {end:?}", want.as_str_name())),
+        Some((r, m)) if r == want as i32 => Ok(format!(
+            "Close {} ({m:?}), then {end:?}",
+            want.as_str_name()
+        )),
         Some((r, m)) => Err(Verdict::Fail(format!(
             "expected Close {}, got Close {} ({m:?})",
             want.as_str_name(),
@@ -88,20 +104,31 @@ pub async fn expect_close_reason(
             "connection closed ({end:?}) without the Close {} frame SPEC.md §3.5 requires",
             want.as_str_name()
         ))),
-        None => Ok(format!("connection closed ({end:?}) without a Close frame (allowed)")),
+        None => Ok(format!(
+            "connection closed ({end:?}) without a Close frame (allowed)"
+        )),
     }
 }
 
 /// The README table: for each SPEC.md section, its cases (id, level) and what they cover.
 pub fn markdown_table(cases: &[Case]) -> String {
     let mut sections: Vec<&str> = cases.iter().map(|c| c.section).collect();
-    sections.sort_by(|a, b| section_key(a).cmp(&section_key(b)));
+    sections.sort_by_key(|s| section_key(s));
     sections.dedup();
     let mut out = String::from("| SPEC.md § | Case | Level | Covers |\n|---|---|---|---|\n");
     for s in sections {
         for c in cases.iter().filter(|c| c.section == s) {
-            let covers = c.covers.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-            out.push_str(&format!("| {s} | `{}` | {} | {covers} |\n", c.id, c.level.as_str()));
+            let covers = c
+                .covers
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            out.push_str(&format!(
+                "| {s} | `{}` | {} | {covers} |\n",
+                c.id,
+                c.level.as_str()
+            ));
         }
     }
     out

@@ -30,14 +30,29 @@ async fn shutdown(ctx: Ctx) -> CaseResult {
     };
     let (a, mut ac, _b, mut bc) = ctx.friends().await?;
     let mut anon = ctx.connect(ident::random_key()).await?;
-    hook().await.map_err(|e| Verdict::Fail(format!("shutdown hook failed: {e}")))?;
+    hook()
+        .await
+        .map_err(|e| Verdict::Fail(format!("shutdown hook failed: {e}")))?;
     let timeout = Duration::from_secs(10);
-    for (name, c) in [("logged-in A", &mut ac), ("logged-in B", &mut bc), ("anonymous", &mut anon)] {
+    for (name, c) in [
+        ("logged-in A", &mut ac),
+        ("logged-in B", &mut bc),
+        ("anonymous", &mut anon),
+    ] {
         let closing = c.expect_close(timeout).await?;
-        check!(closing.has_reason(wire::CloseReason::ServerShutdown), "{name} connection ended with {closing}");
+        check!(
+            closing.has_reason(wire::CloseReason::ServerShutdown),
+            "{name} connection ended with {closing}"
+        );
     }
-    if let Some(p) = bc.find_push_within(Duration::ZERO, is::offline(&a.userid)).await {
-        fail!("B received {} during shutdown", crate::client::describe_push(&p));
+    if let Some(p) = bc
+        .find_push_within(Duration::ZERO, is::offline(&a.userid))
+        .await
+    {
+        fail!(
+            "B received {} during shutdown",
+            crate::client::describe_push(&p)
+        );
     }
     Ok("every connection got Close SERVER_SHUTDOWN; no FriendOffline".into())
 }

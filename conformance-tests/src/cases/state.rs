@@ -16,27 +16,148 @@ use crate::{check, fail, ok};
 /// The state-machine cases.
 pub fn cases() -> Vec<Case> {
     vec![
-        Case::must("state.not-logged-in.logout", "4.6", "Logout before login is answered NOT_LOGGED_IN.", |c| Box::pin(not_logged_in(c, 0))).covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
-        Case::must("state.not-logged-in.find", "4.6", "Find before login is answered NOT_LOGGED_IN.", |c| Box::pin(not_logged_in(c, 1))).covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
-        Case::must("state.not-logged-in.send-friend-request", "4.6", "SendFriendRequest before login is answered NOT_LOGGED_IN.", |c| Box::pin(not_logged_in(c, 2))).covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
-        Case::must("state.not-logged-in.accept-friend-request", "4.6", "AcceptFriendRequest before login is answered NOT_LOGGED_IN.", |c| Box::pin(not_logged_in(c, 3))).covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
-        Case::must("state.not-logged-in.refuse-friend-request", "4.6", "RefuseFriendRequest before login is answered NOT_LOGGED_IN.", |c| Box::pin(not_logged_in(c, 4))).covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
-        Case::must("state.not-logged-in.unfriend", "4.6", "Unfriend before login is answered NOT_LOGGED_IN.", |c| Box::pin(not_logged_in(c, 5))).covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
-        Case::must("state.not-logged-in.set-peer-endpoint", "4.6", "SetPeerEndpoint before login is answered NOT_LOGGED_IN.", |c| Box::pin(not_logged_in(c, 6))).covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
-        Case::must("state.already-logged-in.register", "4.6", "Register while logged in is answered ALREADY_LOGGED_IN.", |c| Box::pin(already_logged_in(c, 0))).covers(&["ERROR_CODE_ALREADY_LOGGED_IN"]),
-        Case::must("state.already-logged-in.login", "4.6", "Login while logged in is answered ALREADY_LOGGED_IN.", |c| Box::pin(already_logged_in(c, 1))).covers(&["ERROR_CODE_ALREADY_LOGGED_IN"]),
-        Case::must("state.already-logged-in.key-login", "4.6", "KeyLogin while logged in is answered ALREADY_LOGGED_IN.", |c| Box::pin(already_logged_in(c, 2))).covers(&["ERROR_CODE_ALREADY_LOGGED_IN"]),
-        Case::must("state.already-logged-in.forgot-password", "4.6", "ForgotPassword while logged in is answered ALREADY_LOGGED_IN.", |c| Box::pin(already_logged_in(c, 3))).covers(&["ERROR_CODE_ALREADY_LOGGED_IN"]),
-        Case::must("state.after-logout.not-logged-in", "5.6", "After LogoutOk the connection is Authenticating again: Find is NOT_LOGGED_IN.", |c| Box::pin(after_logout(c))).covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
-        Case::must("state.after-logout.login-again", "5.6", "After LogoutOk the same connection can log in to another account.", |c| Box::pin(login_again(c))),
-        Case::must("state.after-logout.no-pushes", "5.6", "After LogoutOk the connection receives no pushes.", |c| Box::pin(no_pushes_after_logout(c))),
-        Case::must("state.request-id-zero", "4.6", "A request with request_id 0 is answered INVALID_REQUEST with request_id 0; the connection stays.", |c| Box::pin(request_id_zero(c))).covers(&["ERROR_CODE_INVALID_REQUEST"]),
-        Case::must("state.empty-body", "4.6", "A ClientMessage with a request_id and no body is answered UNSUPPORTED_REQUEST echoing the id.", |c| Box::pin(empty_body(c))).covers(&["ERROR_CODE_UNSUPPORTED_REQUEST"]),
-        Case::must("state.unknown-body", "11.2", "A ClientMessage with an unknown oneof case is answered UNSUPPORTED_REQUEST; the connection stays usable.", |c| Box::pin(unknown_body(c))).covers(&["ERROR_CODE_UNSUPPORTED_REQUEST"]),
-        Case::must("state.unknown-body-id-zero", "4.6", "An unknown body with request_id 0 is UNSUPPORTED_REQUEST (step 4 comes before the request_id check).", |c| Box::pin(unknown_body_id_zero(c))).covers(&["ERROR_CODE_UNSUPPORTED_REQUEST"]),
-        Case::must("state.pipelined-order", "4.6", "30 pipelined requests get 30 Responses with their ids, in request order.", |c| Box::pin(pipelined_order(c))),
-        Case::must("state.pipelined-login-then-find", "4.6", "A Find pipelined right after Login is processed in the LoggedIn state.", |c| Box::pin(pipelined_login(c))),
-        Case::must("state.duplicate-request-ids", "4.6", "The server does not require unique request_ids: both requests are answered.", |c| Box::pin(duplicate_ids(c))),
+        Case::must(
+            "state.not-logged-in.logout",
+            "4.6",
+            "Logout before login is answered NOT_LOGGED_IN.",
+            |c| Box::pin(not_logged_in(c, 0)),
+        )
+        .covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
+        Case::must(
+            "state.not-logged-in.find",
+            "4.6",
+            "Find before login is answered NOT_LOGGED_IN.",
+            |c| Box::pin(not_logged_in(c, 1)),
+        )
+        .covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
+        Case::must(
+            "state.not-logged-in.send-friend-request",
+            "4.6",
+            "SendFriendRequest before login is answered NOT_LOGGED_IN.",
+            |c| Box::pin(not_logged_in(c, 2)),
+        )
+        .covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
+        Case::must(
+            "state.not-logged-in.accept-friend-request",
+            "4.6",
+            "AcceptFriendRequest before login is answered NOT_LOGGED_IN.",
+            |c| Box::pin(not_logged_in(c, 3)),
+        )
+        .covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
+        Case::must(
+            "state.not-logged-in.refuse-friend-request",
+            "4.6",
+            "RefuseFriendRequest before login is answered NOT_LOGGED_IN.",
+            |c| Box::pin(not_logged_in(c, 4)),
+        )
+        .covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
+        Case::must(
+            "state.not-logged-in.unfriend",
+            "4.6",
+            "Unfriend before login is answered NOT_LOGGED_IN.",
+            |c| Box::pin(not_logged_in(c, 5)),
+        )
+        .covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
+        Case::must(
+            "state.not-logged-in.set-peer-endpoint",
+            "4.6",
+            "SetPeerEndpoint before login is answered NOT_LOGGED_IN.",
+            |c| Box::pin(not_logged_in(c, 6)),
+        )
+        .covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
+        Case::must(
+            "state.already-logged-in.register",
+            "4.6",
+            "Register while logged in is answered ALREADY_LOGGED_IN.",
+            |c| Box::pin(already_logged_in(c, 0)),
+        )
+        .covers(&["ERROR_CODE_ALREADY_LOGGED_IN"]),
+        Case::must(
+            "state.already-logged-in.login",
+            "4.6",
+            "Login while logged in is answered ALREADY_LOGGED_IN.",
+            |c| Box::pin(already_logged_in(c, 1)),
+        )
+        .covers(&["ERROR_CODE_ALREADY_LOGGED_IN"]),
+        Case::must(
+            "state.already-logged-in.key-login",
+            "4.6",
+            "KeyLogin while logged in is answered ALREADY_LOGGED_IN.",
+            |c| Box::pin(already_logged_in(c, 2)),
+        )
+        .covers(&["ERROR_CODE_ALREADY_LOGGED_IN"]),
+        Case::must(
+            "state.already-logged-in.forgot-password",
+            "4.6",
+            "ForgotPassword while logged in is answered ALREADY_LOGGED_IN.",
+            |c| Box::pin(already_logged_in(c, 3)),
+        )
+        .covers(&["ERROR_CODE_ALREADY_LOGGED_IN"]),
+        Case::must(
+            "state.after-logout.not-logged-in",
+            "5.6",
+            "After LogoutOk the connection is Authenticating again: Find is NOT_LOGGED_IN.",
+            |c| Box::pin(after_logout(c)),
+        )
+        .covers(&["ERROR_CODE_NOT_LOGGED_IN"]),
+        Case::must(
+            "state.after-logout.login-again",
+            "5.6",
+            "After LogoutOk the same connection can log in to another account.",
+            |c| Box::pin(login_again(c)),
+        ),
+        Case::must(
+            "state.after-logout.no-pushes",
+            "5.6",
+            "After LogoutOk the connection receives no pushes.",
+            |c| Box::pin(no_pushes_after_logout(c)),
+        ),
+        Case::must(
+            "state.request-id-zero",
+            "4.6",
+            "A request with request_id 0 is answered INVALID_REQUEST with request_id 0; the connection stays.",
+            |c| Box::pin(request_id_zero(c)),
+        )
+        .covers(&["ERROR_CODE_INVALID_REQUEST"]),
+        Case::must(
+            "state.empty-body",
+            "4.6",
+            "A ClientMessage with a request_id and no body is answered UNSUPPORTED_REQUEST echoing the id.",
+            |c| Box::pin(empty_body(c)),
+        )
+        .covers(&["ERROR_CODE_UNSUPPORTED_REQUEST"]),
+        Case::must(
+            "state.unknown-body",
+            "11.2",
+            "A ClientMessage with an unknown oneof case is answered UNSUPPORTED_REQUEST; the connection stays usable.",
+            |c| Box::pin(unknown_body(c)),
+        )
+        .covers(&["ERROR_CODE_UNSUPPORTED_REQUEST"]),
+        Case::must(
+            "state.unknown-body-id-zero",
+            "4.6",
+            "An unknown body with request_id 0 is UNSUPPORTED_REQUEST (step 4 comes before the request_id check).",
+            |c| Box::pin(unknown_body_id_zero(c)),
+        )
+        .covers(&["ERROR_CODE_UNSUPPORTED_REQUEST"]),
+        Case::must(
+            "state.pipelined-order",
+            "4.6",
+            "30 pipelined requests get 30 Responses with their ids, in request order.",
+            |c| Box::pin(pipelined_order(c)),
+        ),
+        Case::must(
+            "state.pipelined-login-then-find",
+            "4.6",
+            "A Find pipelined right after Login is processed in the LoggedIn state.",
+            |c| Box::pin(pipelined_login(c)),
+        ),
+        Case::must(
+            "state.duplicate-request-ids",
+            "4.6",
+            "The server does not require unique request_ids: both requests are answered.",
+            |c| Box::pin(duplicate_ids(c)),
+        ),
     ]
 }
 
@@ -48,7 +169,10 @@ fn logged_in_body(i: usize) -> (Body, &'static str) {
         3 => (req::accept("someone"), "AcceptFriendRequest"),
         4 => (req::refuse("someone"), "RefuseFriendRequest"),
         5 => (req::unfriend("someone"), "Unfriend"),
-        _ => (req::set_endpoint(Some(req::ep("", 4000))), "SetPeerEndpoint"),
+        _ => (
+            req::set_endpoint(Some(req::ep("", 4000))),
+            "SetPeerEndpoint",
+        ),
     }
 }
 
@@ -58,7 +182,11 @@ async fn not_logged_in(ctx: Ctx, i: usize) -> CaseResult {
     let r = c.request(body).await?;
     expect_code(&r, ErrorCode::NotLoggedIn, name)?;
     let r = c.request(req::find("x")).await?;
-    expect_code(&r, ErrorCode::NotLoggedIn, "a second request on the same connection")?;
+    expect_code(
+        &r,
+        ErrorCode::NotLoggedIn,
+        "a second request on the same connection",
+    )?;
     Ok(format!("{name}: NOT_LOGGED_IN, connection stays open"))
 }
 
@@ -66,16 +194,25 @@ async fn already_logged_in(ctx: Ctx, i: usize) -> CaseResult {
     let (u, mut c) = ctx.online_user().await?;
     let other = crate::ctx::User::random();
     let (body, name) = match i {
-        0 => (req::register(&other.userid, &other.email, &other.password), "Register"),
+        0 => (
+            req::register(&other.userid, &other.email, &other.password),
+            "Register",
+        ),
         1 => (req::login(&u.userid, &u.password, None), "Login"),
         2 => (req::key_login(&u.userid, None), "KeyLogin"),
-        _ => (req::forgot(&u.userid, &u.email, &u.recovery_code, "another-password-1"), "ForgotPassword"),
+        _ => (
+            req::forgot(&u.userid, &u.email, &u.recovery_code, "another-password-1"),
+            "ForgotPassword",
+        ),
     };
     let r = c.request(body).await?;
     expect_code(&r, ErrorCode::AlreadyLoggedIn, name)?;
     let r = c.request(req::find(&u.userid)).await?;
     let f = ok!(r, Find, "Find after the refused request");
-    check!(f.found, "Find of oneself after ALREADY_LOGGED_IN: not found");
+    check!(
+        f.found,
+        "Find of oneself after ALREADY_LOGGED_IN: not found"
+    );
     Ok(format!("{name}: ALREADY_LOGGED_IN, session unchanged"))
 }
 
@@ -95,9 +232,16 @@ async fn login_again(ctx: Ctx) -> CaseResult {
     let other = ctx.new_user().await?;
     let r = c.request(req::logout()).await?;
     ok!(r, Logout, "Logout");
-    let r = c.request(req::login(&other.userid, &other.password, None)).await?;
+    let r = c
+        .request(req::login(&other.userid, &other.password, None))
+        .await?;
     let l = ok!(r, Login, "Login to another account on the same connection");
-    check!(l.userid == other.userid, "LoginOk.userid {:?} != {:?}", l.userid, other.userid);
+    check!(
+        l.userid == other.userid,
+        "LoginOk.userid {:?} != {:?}",
+        l.userid,
+        other.userid
+    );
     Ok("logged in again on the same connection".into())
 }
 
@@ -107,28 +251,51 @@ async fn no_pushes_after_logout(ctx: Ctx) -> CaseResult {
     ctx.befriend(&f, &mut fc, &g, &mut gc).await?;
     let r = ac.request(req::logout()).await?;
     ok!(r, Logout, "Logout");
-    let r = fc.request(req::set_endpoint(Some(req::ep("192.0.2.1", 4000)))).await?;
+    let r = fc
+        .request(req::set_endpoint(Some(req::ep("192.0.2.1", 4000))))
+        .await?;
     ok!(r, SetPeerEndpoint, "SetPeerEndpoint");
-    gc.expect_push("FriendOnline (control)", PUSH_TIMEOUT, is::online(&f.userid)).await?;
+    gc.expect_push(
+        "FriendOnline (control)",
+        PUSH_TIMEOUT,
+        is::online(&f.userid),
+    )
+    .await?;
     if let Some(p) = ac.find_push_within(QUIET_WINDOW, |_| true).await {
-        fail!("{} received {} after LogoutOk", a.userid, crate::client::describe_push(&p));
+        fail!(
+            "{} received {} after LogoutOk",
+            a.userid,
+            crate::client::describe_push(&p)
+        );
     }
     Ok("no push after LogoutOk".into())
 }
 
 async fn request_id_zero(ctx: Ctx) -> CaseResult {
     let mut c = ctx.connect(ident::random_key()).await?;
-    c.send(&wire::ClientMessage { request_id: 0, body: Some(req::find("someone")) }).await?;
+    c.send(&wire::ClientMessage {
+        request_id: 0,
+        body: Some(req::find("someone")),
+    })
+    .await?;
     let (_, r) = c.wait_response(0).await?;
     expect_code(&r, ErrorCode::InvalidRequest, "request_id 0")?;
     let r = c.request(req::find("someone")).await?;
-    expect_code(&r, ErrorCode::NotLoggedIn, "a request after the INVALID_REQUEST")?;
+    expect_code(
+        &r,
+        ErrorCode::NotLoggedIn,
+        "a request after the INVALID_REQUEST",
+    )?;
     Ok("INVALID_REQUEST echoing 0; connection stays".into())
 }
 
 async fn empty_body(ctx: Ctx) -> CaseResult {
     let mut c = ctx.connect(ident::random_key()).await?;
-    c.send(&wire::ClientMessage { request_id: 7, body: None }).await?;
+    c.send(&wire::ClientMessage {
+        request_id: 7,
+        body: None,
+    })
+    .await?;
     let (_, r) = c.wait_response(7).await?;
     expect_code(&r, ErrorCode::UnsupportedRequest, "empty body")?;
     Ok("UNSUPPORTED_REQUEST echoing 7".into())
@@ -139,9 +306,17 @@ async fn raw_unknown(s: &mut RawSession, frame: &[u8], id: u64) -> Result<(), Ve
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match s.recv(deadline).await {
-            crate::raw::RawRecv::Msg(wire::ServerMessage { body: Some(wire::server_message::Body::Response(r)) }) => {
-                check!(r.request_id == id, "Response carries request_id {} instead of {id}", r.request_id);
-                let res = r.result.ok_or_else(|| Verdict::Fail("Response without a result".into()))?;
+            crate::raw::RawRecv::Msg(wire::ServerMessage {
+                body: Some(wire::server_message::Body::Response(r)),
+            }) => {
+                check!(
+                    r.request_id == id,
+                    "Response carries request_id {} instead of {id}",
+                    r.request_id
+                );
+                let res = r
+                    .result
+                    .ok_or_else(|| Verdict::Fail("Response without a result".into()))?;
                 expect_code(&res, ErrorCode::UnsupportedRequest, "unknown body")?;
                 return Ok(());
             }
@@ -176,7 +351,10 @@ async fn pipelined_order(ctx: Ctx) -> CaseResult {
             1 => req::unfriend("nobody-here"),
             _ => req::accept("nobody-here"),
         };
-        c.queue(&wire::ClientMessage { request_id: id, body: Some(body) })?;
+        c.queue(&wire::ClientMessage {
+            request_id: id,
+            body: Some(body),
+        })?;
         expected.push(id);
     }
     c.flush().await?;
@@ -187,15 +365,24 @@ async fn pipelined_order(ctx: Ctx) -> CaseResult {
             got.push(resp.request_id);
         }
     }
-    check!(got == expected, "Responses in order {got:?}, expected {expected:?}");
+    check!(
+        got == expected,
+        "Responses in order {got:?}, expected {expected:?}"
+    );
     Ok("30 Responses in request order".into())
 }
 
 async fn pipelined_login(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let mut c: Client = ctx.connect(u.key).await?;
-    c.queue(&wire::ClientMessage { request_id: 1, body: Some(req::login(&u.userid, &u.password, None)) })?;
-    c.queue(&wire::ClientMessage { request_id: 2, body: Some(req::find(&u.userid)) })?;
+    c.queue(&wire::ClientMessage {
+        request_id: 1,
+        body: Some(req::login(&u.userid, &u.password, None)),
+    })?;
+    c.queue(&wire::ClientMessage {
+        request_id: 2,
+        body: Some(req::find(&u.userid)),
+    })?;
     c.flush().await?;
     let (_, r) = c.wait_response(1).await?;
     ok!(r, Login, "pipelined Login");
@@ -207,8 +394,14 @@ async fn pipelined_login(ctx: Ctx) -> CaseResult {
 
 async fn duplicate_ids(ctx: Ctx) -> CaseResult {
     let mut c = ctx.connect(ident::random_key()).await?;
-    c.queue(&wire::ClientMessage { request_id: 9, body: Some(req::find("a")) })?;
-    c.queue(&wire::ClientMessage { request_id: 9, body: Some(req::find("b")) })?;
+    c.queue(&wire::ClientMessage {
+        request_id: 9,
+        body: Some(req::find("a")),
+    })?;
+    c.queue(&wire::ClientMessage {
+        request_id: 9,
+        body: Some(req::find("b")),
+    })?;
     c.flush().await?;
     c.wait_response(9).await?;
     c.wait_response(9).await?;

@@ -34,7 +34,10 @@ pub async fn start(faults: &[&str]) -> TestServer {
 }
 
 /// As [`start`], with a tiny request TTL if given (default: SPEC.md's 7 days).
-pub async fn start_with(faults: &[&str], timers: Option<(Duration, (Duration, Duration))>) -> TestServer {
+pub async fn start_with(
+    faults: &[&str],
+    timers: Option<(Duration, (Duration, Duration))>,
+) -> TestServer {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cfg = Config::for_tests(dir.path().to_path_buf());
     cfg.identity = Some(peerchat_proto::test_keys::identity(15));
@@ -50,7 +53,12 @@ pub async fn start_with(faults: &[&str], timers: Option<(Duration, (Duration, Du
     }
     let server = peerchat_server::start(cfg).await.expect("server starts");
     let addr = server.local_addr;
-    TestServer { server: Arc::new(Mutex::new(Some(server))), addr, timers, _dir: dir }
+    TestServer {
+        server: Arc::new(Mutex::new(Some(server))),
+        addr,
+        timers,
+        _dir: dir,
+    }
 }
 
 impl TestServer {
