@@ -374,9 +374,14 @@ impl App {
                 let friend = self.model.friends.get(&k);
                 let userid = friend.map_or_else(|| k.clone(), |f| f.userid.clone());
                 let me = self.model.me.clone().unwrap_or_else(|| "me".to_owned());
-                self.main
-                    .chat
-                    .show_chat(self.tx, &userid, friend, self.model.chats.get(&k), &me);
+                self.main.chat.show_chat(
+                    self.tx,
+                    &userid,
+                    friend,
+                    self.model.chats.get(&k),
+                    &me,
+                    self.model.server_online(),
+                );
             }
         }
     }
@@ -842,11 +847,13 @@ impl App {
                 self.show_status();
             }
         }
+        let mut main_named = self.main.named.clone();
+        main_named.extend(self.main.chat.row_names());
         let windows = [
             (&self.login.win, &self.login.named),
             (&self.register.win, &self.register.named),
             (&self.forgot.win, &self.forgot.named),
-            (&self.main.win, &self.main.named),
+            (&self.main.win, &main_named),
         ];
         self.hooks.dump_layout(&windows);
     }

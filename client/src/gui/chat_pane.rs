@@ -62,7 +62,7 @@ impl ChatPane {
         title.set_label_size(18);
         title.set_align(Align::Left | Align::Inside);
         let mut state = Frame::default();
-        state.set_align(Align::Left | Align::Inside);
+        state.set_align(Align::Left | Align::Inside | Align::Clip);
         state.set_label_size(theme::SMALL_SIZE + 1);
         let mut send_file = Button::default().with_label("Send file…");
         header.fixed(&send_file, 110);
@@ -158,6 +158,15 @@ impl ChatPane {
         }
     }
 
+    /// The transfer rows' buttons, for the layout test hook.
+    pub fn row_names(&self) -> Named {
+        let mut named = Named::new();
+        for (i, r) in self.rows.iter().enumerate() {
+            r.named(i, &mut named);
+        }
+        named
+    }
+
     /// Shows nobody (nothing selected).
     pub fn show_nobody(&mut self, have_friends: bool) {
         self.title.set_label("");
@@ -187,19 +196,24 @@ impl ChatPane {
         friend: Option<&Friend>,
         chat: Option<&Chat>,
         me: &str,
+        server_online: bool,
     ) {
         self.title.set_label(&userid.replace('@', "@@"));
         let (w, _) = self.title.measure_label();
         self.header.fixed(&self.title, w + 12);
         self.header.layout();
         let (state, color) = match friend {
-            Some(f) if f.online && f.connected => ("● online · connected directly", theme::ONLINE),
-            Some(f) if f.online => ("● online", theme::ONLINE),
-            Some(f) if f.connected => ("● connected directly (server unreachable)", theme::ONLINE),
-            Some(_) => (
-                "○ offline — messages are delivered when you are both online",
-                theme::OFFLINE,
-            ),
+            Some(f) => {
+                let p = f.presence(server_online);
+                (
+                    p.words(),
+                    if p.is_green() {
+                        theme::ONLINE
+                    } else {
+                        theme::OFFLINE
+                    },
+                )
+            }
             None => ("not your friend any more", theme::ERROR),
         };
         self.state.set_label(state);

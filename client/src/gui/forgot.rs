@@ -68,7 +68,7 @@ impl ForgotWindow {
         recovery.set_tooltip("XXXXX-XXXXX-XXXXX-XXXXX (dashes and case do not matter)");
         hint_row(
             &mut form,
-            "Like ABCDE-FGHIJ-KLMNO-PQRST; dashes and case do not matter.",
+            "Dashes, spaces and upper/lower case do not matter.",
             indent,
             1,
         );

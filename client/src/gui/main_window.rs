@@ -208,8 +208,8 @@ impl MainWindow {
 
     /// One friend list line: a dot and the name in green (online) or grey (offline), and the
     /// unread count in bold.
-    fn friend_line(f: &Friend) -> String {
-        let (color, dot) = if f.online || f.connected {
+    fn friend_line(f: &Friend, server_online: bool) -> String {
+        let (color, dot) = if f.presence(server_online).is_green() {
             (theme::ONLINE, "●")
         } else {
             (theme::OFFLINE, "○")
@@ -235,7 +235,10 @@ impl MainWindow {
             .iter()
             .map(|f| super::model::key(&f.userid))
             .collect();
-        let lines: Vec<String> = sorted.iter().map(|f| Self::friend_line(f)).collect();
+        let lines: Vec<String> = sorted
+            .iter()
+            .map(|f| Self::friend_line(f, model.server_online()))
+            .collect();
         let same = keys == self.friend_keys
             && (1..=lines.len())
                 .all(|i| self.friends.text(i as i32).as_deref() == Some(lines[i - 1].as_str()));

@@ -39,6 +39,56 @@ pub struct Friend {
     pub typing: bool,
 }
 
+/// How a friend's presence is shown (the list colour and the chat header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Online at the server and a direct connection is up.
+    OnlineDirect,
+    /// Online at the server.
+    Online,
+    /// A direct connection is up, the server does not say (it is unreachable).
+    Direct,
+    /// Offline at the server.
+    Offline,
+    /// Not connected and the server is unreachable: unknown.
+    Unknown,
+}
+
+impl Presence {
+    /// Shown in green (as in the original); the others are grey.
+    pub fn is_green(self) -> bool {
+        matches!(
+            self,
+            Presence::OnlineDirect | Presence::Online | Presence::Direct
+        )
+    }
+
+    /// Words for the chat header.
+    pub fn words(self) -> &'static str {
+        match self {
+            Presence::OnlineDirect => "● online · connected directly",
+            Presence::Online => "● online",
+            Presence::Direct => "● connected directly",
+            Presence::Offline => "○ offline — messages will be delivered later",
+            Presence::Unknown => "○ not connected — messages will be delivered later",
+        }
+    }
+}
+
+impl Friend {
+    /// The presence to show. While the server is unreachable its last word on who is
+    /// online is stale, so only direct connections count then.
+    pub fn presence(&self, server_online: bool) -> Presence {
+        match (self.connected, self.online && server_online, server_online) {
+            (true, true, _) => Presence::OnlineDirect,
+            (true, false, _) => Presence::Direct,
+            (false, true, _) => Presence::Online,
+            (false, false, true) => Presence::Offline,
+            (false, false, false) => Presence::Unknown,
+        }
+    }
+}
+
 /// One line of a chat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
@@ -267,13 +317,20 @@ impl Model {
 
     /// Friends, online ones first, then by name.
     pub fn friends_sorted(&self) -> Vec<&Friend> {
+        let on = self.server_online();
         let mut v: Vec<&Friend> = self.friends.values().collect();
         v.sort_by(|a, b| {
-            b.online
-                .cmp(&a.online)
+            let green = |f: &Friend| f.presence(on).is_green();
+            green(b)
+                .cmp(&green(a))
                 .then_with(|| key(&a.userid).cmp(&key(&b.userid)))
         });
         v
+    }
+
+    /// Whether the server link is up.
+    pub fn server_online(&self) -> bool {
+        self.server == ServerState::Online
     }
 
     /// Shows the chat with `friend` (None: nothing selected); clears its unread count.
@@ -472,6 +529,7 @@ impl Model {
                     ServerState::Offline(reason.clone())
                 };
                 c.status = true;
+                c.friends = true; // the presence shown depends on the server link
             }
             Event::LoggedIn {
                 userid,
@@ -796,6 +854,39 @@ mod tests {
         );
         assert!(m.incoming.is_empty());
         assert!(m.friends["dave"].online);
+    }
+
+    #[test]
+    fn presence_while_the_server_is_down_counts_only_direct_links() {
+        let mut m = Model::new();
+        logged_in(&mut m);
+        m.apply(
+            &Event::PeerConnected {
+                friend: "bob".into(),
+            },
+            0,
+        );
+        assert_eq!(
+            m.friends["carol"].presence(m.server_online()),
+            Presence::Online
+        );
+        assert_eq!(
+            m.friends["bob"].presence(m.server_online()),
+            Presence::Direct
+        );
+        m.apply(
+            &Event::ServerStatus {
+                online: false,
+                reason: Some("refused".into()),
+            },
+            0,
+        );
+        assert_eq!(
+            m.friends["carol"].presence(m.server_online()),
+            Presence::Unknown
+        );
+        assert!(!Presence::Unknown.is_green());
+        assert_eq!(m.friends_sorted()[0].userid, "Bob");
     }
 
     #[test]

@@ -7,8 +7,9 @@ use fltk::text::StyleTableEntry;
 
 /// Online friends, as in the original: green.
 pub const ONLINE: Color = Color::from_rgb(0, 140, 60);
-/// Offline friends, as in the original: grey.
-pub const OFFLINE: Color = Color::from_rgb(135, 135, 140);
+/// Offline friends, as in the original: grey. Dark enough that FLTK keeps it (instead of
+/// switching to black) on the light selection colour of the friend list.
+pub const OFFLINE: Color = Color::from_rgb(115, 117, 122);
 /// Errors.
 pub const ERROR: Color = Color::from_rgb(180, 30, 30);
 /// Warnings (the recovery code must be kept).

@@ -78,6 +78,26 @@ impl TransferRow {
         r
     }
 
+    /// The row's two buttons under test-hook names (`transfer1_first`, `transfer1_second`...).
+    pub fn named(&self, index: usize, named: &mut super::widgets::Named) {
+        const FIRST: [&str; MAX_ROWS] = [
+            "transfer1_first",
+            "transfer2_first",
+            "transfer3_first",
+            "transfer4_first",
+        ];
+        const SECOND: [&str; MAX_ROWS] = [
+            "transfer1_second",
+            "transfer2_second",
+            "transfer3_second",
+            "transfer4_second",
+        ];
+        if let (Some(f), Some(s)) = (FIRST.get(index), SECOND.get(index)) {
+            super::widgets::name(named, f, &self.first);
+            super::widgets::name(named, s, &self.second);
+        }
+    }
+
     /// Shows the state of `t`.
     pub fn update(&mut self, tx: app::Sender<Msg>, t: &Transfer) {
         let arrow = match t.direction {

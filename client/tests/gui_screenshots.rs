@@ -1,0 +1,177 @@
+//! Regenerates the screenshots in `docs/screenshots/` (run by `scripts/screenshots`; ignored
+//! in normal test runs). It drives the real app like `gui_e2e` does: a real server, the GUI
+//! under Xvfb, other users as `peerchat-cli` processes.
+//!
+//! `cargo test -p peerchat-client --features gui --test gui_screenshots -- --ignored`
+//! (`PEERCHAT_SCREENSHOTS_DIR=dir` to write elsewhere).
+
+#![cfg(feature = "gui")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod gui_support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gui_support::*;
+
+const LOGIN: &str = "Log in";
+const REGISTER: &str = "Create account";
+const FORGOT: &str = "Forgot password";
+const MAIN: &str = " alice";
+
+fn out_dir() -> PathBuf {
+    let dir = std::env::var_os("PEERCHAT_SCREENSHOTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn settle() {
+    std::thread::sleep(Duration::from_millis(700));
+}
+
+fn snap(gui: &Gui, window: &str, name: &str) {
+    settle();
+    let id = gui.window(window);
+    let path = out_dir().join(name);
+    gui.x.screenshot_window(&id, &path);
+    eprintln!("wrote {}", path.display());
+}
+
+#[test]
+#[ignore = "generates docs/screenshots; run by scripts/screenshots"]
+fn screenshots() {
+    if let Some(why) = missing_tools() {
+        panic!("cannot make screenshots: {why}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let mut server = Some(Server::start(&work.join("server")));
+    let addr = server.as_ref().unwrap().addr.clone();
+    let x = Xvfb::start();
+
+    // ---- account windows, with a fresh profile -----------------------------------------------
+    {
+        let newcomer = profile(work, "newcomer", 7);
+        let gui = Gui::start(&x, &addr, &newcomer, work, None, &[]);
+        gui.window(LOGIN);
+        gui.type_into(LOGIN, "userid", "newcomer");
+        gui.type_into(LOGIN, "password", "not my password");
+        snap(&gui, LOGIN, "login.png");
+        gui.key("Return");
+        std::thread::sleep(Duration::from_secs(2));
+        snap(&gui, LOGIN, "login-error.png");
+
+        gui.click(LOGIN, "register");
+        gui.window(REGISTER);
+        gui.type_into(REGISTER, "userid", "newcomer");
+        gui.type_into(REGISTER, "email", "newcomer@example.org");
+        gui.type_into(REGISTER, "password", PASSWORD);
+        gui.type_into(REGISTER, "confirm", PASSWORD);
+        snap(&gui, REGISTER, "create-account.png");
+        gui.key("Return");
+        gui.wait_widget(REGISTER, "code");
+        gui.click(REGISTER, "copy");
+        snap(&gui, REGISTER, "create-account-recovery-code.png");
+        gui.click(REGISTER, "done");
+
+        gui.window(LOGIN);
+        gui.click(LOGIN, "forgot");
+        gui.window(FORGOT);
+        gui.type_into(FORGOT, "email", "newcomer@example.org");
+        gui.type_into(FORGOT, "recovery", "ABCDE-FGHIJ-KLMNO-PQRST");
+        gui.type_into(FORGOT, "password", "a brand new password");
+        gui.type_into(FORGOT, "confirm", "a brand new password");
+        snap(&gui, FORGOT, "forgot-password.png");
+        gui.key("Return");
+        std::thread::sleep(Duration::from_secs(2));
+        snap(&gui, FORGOT, "forgot-password-error.png");
+    }
+
+    // ---- HiDPI: the login window at --scale 1.5 ---------------------------------------------------
+    {
+        let scaled = profile(work, "scaled", 8);
+        let gui = Gui::start(&x, &addr, &scaled, work, None, &["--scale", "1.5"]);
+        gui.window(LOGIN);
+        snap(&gui, LOGIN, "login-scale-1.5.png");
+    }
+
+    // ---- alice and her friends, set up with the CLI -------------------------------------------------
+    let users = [("alice", 1), ("bob", 2), ("carol", 3), ("dave", 4), ("erin", 5), ("frank", 6)];
+    let profiles: Vec<PathBuf> = users.iter().map(|(u, k)| profile(work, u, *k)).collect();
+    for ((u, _), p) in users.iter().zip(&profiles) {
+        cli_account(&addr, p, u);
+    }
+    let p = |name: &str| profiles[users.iter().position(|(u, _)| *u == name).unwrap()].clone();
+    for f in ["bob", "carol", "dave", "frank"] {
+        cli_once(&addr, &p("alice"), &["add", f]);
+    }
+    for f in ["bob", "carol", "dave"] {
+        cli_once(&addr, &p(f), &["accept", "alice"]);
+    }
+    cli_once(&addr, &p("erin"), &["add", "alice"]);
+
+    let mut bob = Cli::start(&addr, &p("bob"), "bob");
+    bob.wait_for("bob logged in", |v| v["event"] == "logged_in");
+    let mut dave = Cli::start(&addr, &p("dave"), "dave");
+    dave.wait_for("dave logged in", |v| v["event"] == "logged_in");
+
+    let slides = work.join("slides.pdf");
+    std::fs::write(&slides, vec![b'%'; 180_000]).unwrap();
+    let gui = Gui::start(&x, &addr, &p("alice"), work, Some(&slides), &[]);
+    gui.window(MAIN);
+    // dave writes while alice looks elsewhere: unread count.
+    settle();
+    dave.send("/msg alice are you coming tonight?");
+    dave.send("/msg alice bring the slides!");
+    gui.wait_until("dave's two messages acked", |_| dave.count(|v| v["event"] == "message_acked") >= 2);
+    std::thread::sleep(Duration::from_secs(2));
+    snap(&gui, MAIN, "main-friends-and-requests.png");
+
+    // ---- chat with bob: messages, ticks, typing, files, progress ----------------------------------
+    gui.click_at(MAIN, "friends", Some((40, 12)), 1); // bob (online friends first, by name)
+    gui.type_into(MAIN, "chat_input", "Hi bob! Did the build pass?");
+    gui.key("Return");
+    bob.wait_for("alice's message", |v| is_event(v, "message_received", &[("friend", "alice")]));
+    bob.send("/msg alice Yes, all green. Sending you the log.");
+    bob.wait_for("ack", |v| is_event(v, "message_acked", &[("friend", "alice")]));
+    gui.type_into(MAIN, "chat_input", "Great, here are the slides for tonight.");
+    gui.key("Return");
+    gui.click(MAIN, "chat_send_file");
+    bob.wait_for("slides arrived", |v| is_event(v, "transfer_complete", &[("direction", "incoming")]));
+    let log = work.join("build.log");
+    std::fs::write(&log, "ok\n".repeat(20_000)).unwrap();
+    bob.send(&format!("/send alice {}", log.display()));
+    bob.wait_for("log sent", |v| is_event(v, "transfer_complete", &[("direction", "outgoing")]));
+    // A big file, to catch the progress bar on its way.
+    let big = work.join("holiday-video.mkv");
+    std::fs::File::create(&big).unwrap().set_len(6 << 30).unwrap();
+    bob.send(&format!("/send alice {}", big.display()));
+    bob.wait_for("big file under way", |v| {
+        v["event"] == "transfer_progress" && v["size"].as_u64() == Some(6 << 30) && v["bytes"].as_u64().unwrap_or(0) > (6u64 << 30) / 100
+    });
+    // bob starts typing (a typing frame counts for 6 s at the receiver).
+    bob.send("/typing alice on");
+    snap(&gui, MAIN, "chat-messages-files-progress.png");
+    // Cancel it from the GUI: the newest transfer row's second button.
+    gui.click(MAIN, "transfer3_second");
+    bob.wait_for("cancelled by alice", |v| v["event"] == "transfer_cancelled");
+    bob.send("/typing alice off");
+
+    // ---- carol is offline: the message waits ---------------------------------------------------------
+    gui.click_at(MAIN, "friends", Some((40, 12 + 2 * 18)), 1); // carol: third line
+    gui.type_into(MAIN, "chat_input", "See you on Monday, carol.");
+    gui.key("Return");
+    snap(&gui, MAIN, "chat-offline-friend.png");
+
+    // ---- the server goes away: direct chats go on ------------------------------------------------------
+    drop(server.take());
+    gui.click_at(MAIN, "friends", Some((40, 12)), 1);
+    bob.send("/msg alice The server is down, but we can still talk.");
+    let acks = bob.count(|v| is_event(v, "message_acked", &[("friend", "alice")]));
+    gui.wait_until("ack while the server is down", |_| bob.count(|v| is_event(v, "message_acked", &[("friend", "alice")])) > acks);
+    std::thread::sleep(Duration::from_secs(3));
+    snap(&gui, MAIN, "server-down.png");
+}
