@@ -9,6 +9,8 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use peerchat_proto::limits::HANDSHAKE_TIMEOUT;
@@ -16,7 +18,7 @@ use peerchat_proto::wire::{self, client_message::Body, push, response, server_me
 use peerchat_proto::{Channel, ChannelWriter, IdentityKey, Role};
 use tokio::io::WriteHalf;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -107,7 +109,12 @@ impl fmt::Display for Closing {
 
 /// One logged-in or anonymous connection to the server under test.
 pub struct Client {
-    writer: ChannelWriter<WriteHalf<TcpStream>>,
+    /// Shared with the reader task, which answers the server's Pings.
+    writer: Arc<Mutex<ChannelWriter<WriteHalf<TcpStream>>>>,
+    /// Frames queued by [`Client::queue`], written by [`Client::flush`].
+    pending: Vec<wire::ClientMessage>,
+    /// Whether the reader task answers Pings (a well-behaved client SHOULD, SPEC.md §3.6).
+    auto_pong: Arc<AtomicBool>,
     rx: mpsc::UnboundedReceiver<Incoming>,
     backlog: VecDeque<Received>,
     end: Option<End>,
@@ -184,10 +191,22 @@ impl Client {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let mut reader = channel.reader;
+        let writer = Arc::new(Mutex::new(channel.writer));
+        let auto_pong = Arc::new(AtomicBool::new(true));
+        let (pong_writer, pong_flag) = (writer.clone(), auto_pong.clone());
         let task = tokio::spawn(async move {
             loop {
                 match reader.recv::<wire::ServerMessage>().await {
                     Ok(Some(m)) => {
+                        if let Some(server_message::Body::Ping(p)) = &m.body {
+                            if pong_flag.load(Ordering::Relaxed) {
+                                let pong = wire::ClientMessage {
+                                    request_id: 0,
+                                    body: Some(Body::Pong(wire::Pong { nonce: p.nonce })),
+                                };
+                                let _ = pong_writer.lock().await.send(&pong).await;
+                            }
+                        }
                         if tx.send(Incoming::Msg(m)).is_err() {
                             return;
                         }
@@ -204,7 +223,9 @@ impl Client {
             }
         });
         Ok(Self {
-            writer: channel.writer,
+            writer,
+            pending: Vec::new(),
+            auto_pong,
             rx,
             backlog: VecDeque::new(),
             end: None,
@@ -228,9 +249,8 @@ impl Client {
     /// # Errors
     /// [`ClientError::Send`].
     pub fn queue(&mut self, msg: &wire::ClientMessage) -> Result<(), ClientError> {
-        self.writer
-            .queue(msg)
-            .map_err(|e| ClientError::Send(e.to_string()))
+        self.pending.push(msg.clone());
+        Ok(())
     }
 
     /// Writes everything queued.
@@ -238,10 +258,19 @@ impl Client {
     /// # Errors
     /// [`ClientError::Send`].
     pub async fn flush(&mut self) -> Result<(), ClientError> {
-        self.writer
-            .flush()
+        let mut w = self.writer.lock().await;
+        for msg in self.pending.drain(..) {
+            w.queue(&msg)
+                .map_err(|e| ClientError::Send(e.to_string()))?;
+        }
+        w.flush()
             .await
             .map_err(|e| ClientError::Send(e.to_string()))
+    }
+
+    /// Stops (or resumes) answering the server's Pings, to play a client that went silent.
+    pub fn set_auto_pong(&self, on: bool) {
+        self.auto_pong.store(on, Ordering::Relaxed);
     }
 
     /// Sends one frame now.
@@ -530,7 +559,7 @@ impl Client {
 
     /// Shuts down the write side (the server sees EOF) without a Close frame.
     pub async fn shutdown_write(&mut self) {
-        let _ = self.writer.shutdown().await;
+        let _ = self.writer.lock().await.shutdown().await;
     }
 }
 

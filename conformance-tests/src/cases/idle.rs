@@ -31,6 +31,7 @@ fn need_idle(ctx: &Ctx) -> Result<(Duration, Duration), Verdict> {
 async fn server_pings(ctx: Ctx) -> CaseResult {
     let (ping_after, _) = need_idle(&ctx)?;
     let mut c = ctx.connect(ident::random_key()).await?;
+    c.set_auto_pong(false);
     let nonce = c.expect_ping(ping_after + GRACE).await?;
     c.send(&wire::ClientMessage {
         request_id: 0,
@@ -43,6 +44,7 @@ async fn server_pings(ctx: Ctx) -> CaseResult {
 async fn timeout_close(ctx: Ctx) -> CaseResult {
     let (_, timeout) = need_idle(&ctx)?;
     let (a, mut ac, _f, mut fc) = ctx.friends().await?;
+    ac.set_auto_pong(false);
     let started = tokio::time::Instant::now();
     let step = (timeout / 4).max(Duration::from_millis(200));
     let mut n = 0u64;
@@ -80,6 +82,8 @@ async fn timeout_close(ctx: Ctx) -> CaseResult {
 async fn keeps_alive(ctx: Ctx) -> CaseResult {
     let (ping_after, timeout) = need_idle(&ctx)?;
     let mut c = ctx.connect(ident::random_key()).await?;
+    // Only this client's own Pings count as activity here.
+    c.set_auto_pong(false);
     let step = ping_after / 2;
     let deadline = tokio::time::Instant::now() + timeout + timeout / 2;
     let mut n = 0;
