@@ -1003,6 +1003,7 @@ impl Core {
         let Some(t) = self.incoming.get_mut(&tkey) else {
             return;
         };
+        let fresh = resume.is_none();
         let (part, held) = match resume {
             Some((part, held)) => (part, held),
             None => {
@@ -1040,6 +1041,7 @@ impl Core {
             dir,
             name: t.name.clone(),
             held: offset,
+            fresh,
             size: offer.size,
             sha256: offer.sha256,
         };

@@ -196,6 +196,9 @@ pub struct WriteJob {
     pub name: String,
     /// Bytes already in the `.part` file that belong to this transfer.
     pub held: u64,
+    /// A new transfer: the `.part` file must not exist yet (created exclusively, so an
+    /// existing file is never opened, SPEC.md §8.4). False when resuming.
+    pub fresh: bool,
     /// The offered size.
     pub size: u64,
     /// The offered SHA-256.
@@ -259,12 +262,14 @@ fn write(
     if let Some(dir) = job.part.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&job.part)?;
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true);
+    if job.fresh {
+        opts.create_new(true);
+    } else {
+        opts.create(true).truncate(false);
+    }
+    let mut file = opts.open(&job.part)?;
     file.set_len(job.held)?;
     let mut hasher = Sha256::new();
     if job.held > 0 {
@@ -345,6 +350,7 @@ mod tests {
             dir: dir.to_owned(),
             name: "f.bin".into(),
             held,
+            fresh: held == 0,
             size: content.len() as u64,
             sha256: Sha256::digest(content).into(),
         }
