@@ -6,16 +6,14 @@
 //! Verification against an unknown account still spends one full hash on a dummy verifier,
 //! so response time does not reveal whether a userid exists.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString,
-};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use peerchat_proto::message::Secret;
 use tokio::sync::{OnceCell, Semaphore};
 
-/// argon2id memory cost in KiB (SPEC.md §5.1).
+/// argon2id memory cost in KiB (SPEC.md §5.1.5).
 pub const ARGON2_M_KIB: u32 = 19_456;
 /// argon2id iterations.
 pub const ARGON2_T: u32 = 2;
@@ -23,6 +21,9 @@ pub const ARGON2_T: u32 = 2;
 pub const ARGON2_P: u32 = 1;
 /// argon2id output length in bytes.
 pub const ARGON2_OUTPUT: usize = 32;
+/// Largest memory cost accepted from a stored hash (a corrupt row must not make the server
+/// allocate gigabytes): 16 times ours.
+const MAX_STORED_M_KIB: u32 = 16 * ARGON2_M_KIB;
 
 /// Hashing failed (never because of user input: the parameters are constants).
 #[derive(Debug, thiserror::Error)]
@@ -38,34 +39,110 @@ pub enum HashError {
     Closed,
 }
 
-fn argon2() -> Result<Argon2<'static>, HashError> {
-    let params = Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, Some(ARGON2_OUTPUT))
-        .map_err(|e| HashError::Argon2(e.to_string()))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-}
-
-fn hash_blocking(secret: &[u8]) -> Result<String, HashError> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2()?
-        .hash_password(secret, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError::Argon2(e.to_string()))
-}
-
-fn verify_blocking(secret: &[u8], phc: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(phc) else {
-        return false;
-    };
-    match argon2() {
-        Ok(a) => a.verify_password(secret, &parsed).is_ok(),
-        Err(_) => false,
+impl From<argon2::Error> for HashError {
+    fn from(e: argon2::Error) -> Self {
+        HashError::Argon2(e.to_string())
     }
 }
 
+impl From<argon2::password_hash::Error> for HashError {
+    fn from(e: argon2::password_hash::Error) -> Self {
+        HashError::Argon2(e.to_string())
+    }
+}
+
+fn params() -> Result<Params, HashError> {
+    Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, Some(ARGON2_OUTPUT))
+        .map_err(|e| HashError::Argon2(e.to_string()))
+}
+
+/// Runs argon2 in the caller's reusable `memory` (grown to the size `params` needs).
+fn compute(
+    params: &Params,
+    algorithm: Algorithm,
+    version: Version,
+    secret: &[u8],
+    salt: &[u8],
+    out_len: usize,
+    memory: &mut Vec<Block>,
+) -> Result<Output, HashError> {
+    let need = params.block_count();
+    if memory.len() < need {
+        memory.resize(need, Block::new());
+    }
+    let argon = Argon2::new(algorithm, version, params.clone());
+    Ok(Output::init_with(out_len, |out| {
+        argon
+            .hash_password_into_with_memory(secret, salt, out, &mut memory[..need])
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })?)
+}
+
+fn hash_blocking(secret: &[u8], memory: &mut Vec<Block>) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut raw = [0u8; 64];
+    let raw = salt.decode_b64(&mut raw)?;
+    let params = params()?;
+    let output = compute(
+        &params,
+        Algorithm::Argon2id,
+        Version::V0x13,
+        secret,
+        raw,
+        ARGON2_OUTPUT,
+        memory,
+    )?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+fn verify_blocking(secret: &[u8], phc: &str, memory: &mut Vec<Block>) -> bool {
+    let mut check = || -> Result<bool, HashError> {
+        let parsed = PasswordHash::new(phc)?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Ok(false);
+        };
+        let algorithm = Algorithm::try_from(parsed.algorithm)?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let params = Params::try_from(&parsed)?;
+        if params.m_cost() > MAX_STORED_M_KIB {
+            return Ok(false);
+        }
+        let mut raw = [0u8; 64];
+        let raw = salt.decode_b64(&mut raw)?;
+        // Output's equality is constant-time.
+        Ok(compute(
+            &params,
+            algorithm,
+            version,
+            secret,
+            raw,
+            expected.len(),
+            memory,
+        )? == expected)
+    };
+    check().unwrap_or(false)
+}
+
 /// Runs argon2id off the async runtime, at most one hash per core at a time.
+///
+/// Each running hash needs 19 MiB. The hasher keeps one reusable buffer per permit instead
+/// of allocating per hash: per-thread malloc arenas of the blocking pool otherwise keep tens
+/// of MiB each resident after the first few logins.
 #[derive(Clone, Debug)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    buffers: Arc<Mutex<Vec<Vec<Block>>>>,
     dummy: Arc<OnceCell<String>>,
 }
 
@@ -83,20 +160,36 @@ impl Hasher {
             .unwrap_or(1);
         Self {
             permits: Arc::new(Semaphore::new(cores)),
+            buffers: Arc::new(Mutex::new(Vec::new())),
             dummy: Arc::new(OnceCell::new()),
         }
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce() -> T + Send + 'static,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| HashError::Closed)?;
-        Ok(tokio::task::spawn_blocking(f).await?)
+        let buffers = Arc::clone(&self.buffers);
+        Ok(tokio::task::spawn_blocking(move || {
+            let lock = |b: &Mutex<Vec<Vec<Block>>>| {
+                b.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .pop()
+            };
+            let mut memory = lock(&buffers).unwrap_or_default();
+            let out = f(&mut memory);
+            buffers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(memory);
+            out
+        })
+        .await?)
     }
 
     /// The argon2id PHC string of `secret` with a fresh random salt.
@@ -105,7 +198,7 @@ impl Hasher {
     /// [`HashError`] if argon2 or the blocking pool fails.
     pub async fn hash(&self, secret: &Secret) -> Result<String, HashError> {
         let bytes = secret.expose().as_bytes().to_vec();
-        self.run(move || hash_blocking(&bytes)).await?
+        self.run(move |mem| hash_blocking(&bytes, mem)).await?
     }
 
     /// Whether `secret` matches `phc`. With `phc = None` (unknown account) it verifies against
@@ -119,7 +212,9 @@ impl Hasher {
             None => (self.dummy().await?, false),
         };
         let bytes = secret.expose().as_bytes().to_vec();
-        let ok = self.run(move || verify_blocking(&bytes, &phc)).await?;
+        let ok = self
+            .run(move |mem| verify_blocking(&bytes, &phc, mem))
+            .await?;
         Ok(ok && real)
     }
 

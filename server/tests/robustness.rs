@@ -351,3 +351,43 @@ async fn first_start_creates_and_then_reuses_the_identity_key() {
     s.shutdown().await;
     assert!(dir.path().join("peerchat.db").exists());
 }
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_cut_off_alone() {
+    let t = TestServer::start_with(|c| c.outbound_queue = 8).await;
+    let mut alice = t.user("alice", 0).await;
+    let mut bob = t.user("bob", 1).await;
+    befriend(&mut alice, &mut bob, "bob", "alice").await;
+    // Alice floods Pings (each answered with a Pong, no rate limit applies) and never reads:
+    // once the socket buffers are full her queue overflows and she is closed.
+    let ping = {
+        use prost::Message as _;
+        let m = peerchat_proto::wire::ClientMessage {
+            request_id: 0,
+            body: Some(peerchat_proto::wire::client_message::Body::Ping(
+                peerchat_proto::wire::Ping { nonce: 7 },
+            )),
+        };
+        let body = m.encode_to_vec();
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(&body);
+        f
+    };
+    let batch: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 100_000)
+        .collect();
+    for _ in 0..40 {
+        alice.send_raw_plaintext(&batch).await;
+        if t.server().online_count() < 2 {
+            break;
+        }
+    }
+    // Bob is told she is gone, and keeps being served.
+    bob.expect_push(|p| matches!(p, PushEvent::FriendOffline { userid } if userid == "alice"))
+        .await;
+    assert_eq!(bob.find("alice").await, (true, "alice".into()));
+    alice.expect_end().await;
+}
