@@ -36,7 +36,9 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
     let bob_profile = profile(work, "bob", 2);
     cli_account(&server.addr, &bob_profile, "bob");
     let mut bob = Cli::start(&server.addr, &bob_profile, "bob");
-    bob.wait_for("logged_in", |v| is_event(v, "logged_in", &[("userid", "bob")]));
+    bob.wait_for("logged_in", |v| {
+        is_event(v, "logged_in", &[("userid", "bob")])
+    });
 
     // alice uses the GUI with a fresh profile.
     let alice_profile = profile(work, "alice", 1);
@@ -69,52 +71,118 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
     gui.type_into(MAIN, "find_input", "bob");
     gui.key("Return");
     gui.click(MAIN, "send_request");
-    bob.wait_for("friend request from alice", |v| is_event(v, "friend_request_received", &[("from", "alice")]));
+    bob.wait_for("friend request from alice", |v| {
+        is_event(v, "friend_request_received", &[("from", "alice")])
+    });
     bob.send("/accept alice");
-    bob.wait_for("friend_added alice", |v| v["event"] == "friend_added" && v["friend"]["userid"] == "alice");
+    bob.wait_for("friend_added alice", |v| {
+        v["event"] == "friend_added" && v["friend"]["userid"] == "alice"
+    });
 
     // ---- bob appears in green (online) ------------------------------------------------------
     let friends_rect = gui.screen_rect(MAIN, "friends");
     let green_shot = work.join("2-friend-online.png");
-    wait_for_pixels(&x, &gui, &green_shot, friends_rect, "bob in green", |px| px.iter().filter(|p| is_green(**p)).count() > 10);
+    wait_for_pixels(&x, &gui, &green_shot, friends_rect, "bob in green", |px| {
+        px.iter().filter(|p| is_green(**p)).count() > 10
+    });
 
     // ---- chat both ways -----------------------------------------------------------------------
     gui.click_at(MAIN, "friends", Some((40, 12)), 1); // the first (only) friend
     gui.type_into(MAIN, "chat_input", "Hi bob, it's alice from the GUI!");
     gui.key("Return");
-    bob.wait_for("alice's message", |v| is_event(v, "message_received", &[("friend", "alice"), ("text", "Hi bob, it's alice from the GUI!")]));
+    bob.wait_for("alice's message", |v| {
+        is_event(
+            v,
+            "message_received",
+            &[
+                ("friend", "alice"),
+                ("text", "Hi bob, it's alice from the GUI!"),
+            ],
+        )
+    });
     bob.send("/msg alice Hello alice, the terminal here.");
-    bob.wait_for("ack of bob's message", |v| is_event(v, "message_acked", &[("friend", "alice")]));
+    bob.wait_for("ack of bob's message", |v| {
+        is_event(v, "message_acked", &[("friend", "alice")])
+    });
 
     // ---- send a file through "Send file…" ------------------------------------------------------
     gui.click(MAIN, "chat_send_file");
-    let done = bob.wait_for("file from alice", |v| is_event(v, "transfer_complete", &[("friend", "alice"), ("direction", "incoming")]));
+    let done = bob.wait_for("file from alice", |v| {
+        is_event(
+            v,
+            "transfer_complete",
+            &[("friend", "alice"), ("direction", "incoming")],
+        )
+    });
     let received = std::path::PathBuf::from(done["path"].as_str().unwrap());
-    let received = if received.is_absolute() { received } else { std::env::current_dir().unwrap().join(received) };
-    let expected = bob_profile.join("downloads").join("alice").join("notes for bob.txt");
-    assert_eq!(std::fs::read(&expected).unwrap(), std::fs::read(&to_send).unwrap(), "file under downloads/alice/ is byte-identical");
-    assert!(received.ends_with("downloads/alice/notes for bob.txt"), "reported path {received:?}");
+    let received = if received.is_absolute() {
+        received
+    } else {
+        std::env::current_dir().unwrap().join(received)
+    };
+    let expected = bob_profile
+        .join("downloads")
+        .join("alice")
+        .join("notes for bob.txt");
+    assert_eq!(
+        std::fs::read(&expected).unwrap(),
+        std::fs::read(&to_send).unwrap(),
+        "file under downloads/alice/ is byte-identical"
+    );
+    assert!(
+        received.ends_with("downloads/alice/notes for bob.txt"),
+        "reported path {received:?}"
+    );
 
     // ---- bob sends a file back; alice's `<File>` line opens the folder ---------------------------
     let from_bob = work.join("photo.bin");
     std::fs::write(&from_bob, vec![7u8; 300_000]).unwrap();
     bob.send(&format!("/send alice {}", from_bob.display()));
-    bob.wait_for("file to alice complete", |v| is_event(v, "transfer_complete", &[("friend", "alice"), ("direction", "outgoing")]));
-    let at_alice = alice_profile.join("downloads").join("bob").join("photo.bin");
-    assert_eq!(std::fs::read(&at_alice).unwrap(), std::fs::read(&from_bob).unwrap());
+    bob.wait_for("file to alice complete", |v| {
+        is_event(
+            v,
+            "transfer_complete",
+            &[("friend", "alice"), ("direction", "outgoing")],
+        )
+    });
+    let at_alice = alice_profile
+        .join("downloads")
+        .join("bob")
+        .join("photo.bin");
+    assert_eq!(
+        std::fs::read(&at_alice).unwrap(),
+        std::fs::read(&from_bob).unwrap()
+    );
+    // Its row offers "Show folder" (rows: the notes sent, then the photo received).
+    let opened = work.join("opened.txt");
+    gui.wait_until("photo row complete", |g| {
+        g.geometry(MAIN, "transfer2_first")
+            .is_some_and(|w| w.visible)
+    });
+    gui.click(MAIN, "transfer2_first");
+    gui.wait_until("folder opened", |_| {
+        std::fs::read_to_string(&opened)
+            .unwrap_or_default()
+            .trim_end()
+            .ends_with("downloads/bob")
+    });
 
     // ---- the window is not blank ----------------------------------------------------------------
     std::thread::sleep(std::time::Duration::from_millis(500));
     let full = work.join("3-chat.png");
     x.screenshot(&full);
     let colours = colour_count(&full);
-    assert!(colours > 50, "the screen has only {colours} colours: blank window?");
+    assert!(
+        colours > 50,
+        "the screen has only {colours} colours: blank window?"
+    );
 
     // ---- bob leaves: his name turns grey ----------------------------------------------------------
     bob.send("/quit");
     let grey_shot = work.join("4-friend-offline.png");
     wait_for_pixels(&x, &gui, &grey_shot, friends_rect, "bob in grey", |px| {
-        px.iter().filter(|p| is_green(**p)).count() == 0 && px.iter().filter(|p| is_grey(**p)).count() > 10
+        px.iter().filter(|p| is_green(**p)).count() == 0
+            && px.iter().filter(|p| is_grey(**p)).count() > 10
     });
 
     if let Some(dir) = keep {
@@ -126,7 +194,14 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
 }
 
 /// Takes screenshots until the pixels of `rect` satisfy `ok`.
-fn wait_for_pixels(x: &Xvfb, gui: &Gui, shot: &std::path::Path, rect: (i32, i32, i32, i32), what: &str, ok: impl Fn(&[(u8, u8, u8)]) -> bool) {
+fn wait_for_pixels(
+    x: &Xvfb,
+    gui: &Gui,
+    shot: &std::path::Path,
+    rect: (i32, i32, i32, i32),
+    what: &str,
+    ok: impl Fn(&[(u8, u8, u8)]) -> bool,
+) {
     let (rx, ry, rw, rh) = rect;
     gui.wait_until(what, |_| {
         x.screenshot(shot);

@@ -99,7 +99,14 @@ fn screenshots() {
     }
 
     // ---- alice and her friends, set up with the CLI -------------------------------------------------
-    let users = [("alice", 1), ("bob", 2), ("carol", 3), ("dave", 4), ("erin", 5), ("frank", 6)];
+    let users = [
+        ("alice", 1),
+        ("bob", 2),
+        ("carol", 3),
+        ("dave", 4),
+        ("erin", 5),
+        ("frank", 6),
+    ];
     let profiles: Vec<PathBuf> = users.iter().map(|(u, k)| profile(work, u, *k)).collect();
     for ((u, _), p) in users.iter().zip(&profiles) {
         cli_account(&addr, p, u);
@@ -126,7 +133,9 @@ fn screenshots() {
     settle();
     dave.send("/msg alice are you coming tonight?");
     dave.send("/msg alice bring the slides!");
-    gui.wait_until("dave's two messages acked", |_| dave.count(|v| v["event"] == "message_acked") >= 2);
+    gui.wait_until("dave's two messages acked", |_| {
+        dave.count(|v| v["event"] == "message_acked") >= 2
+    });
     std::thread::sleep(Duration::from_secs(2));
     snap(&gui, MAIN, "main-friends-and-requests.png");
 
@@ -134,23 +143,40 @@ fn screenshots() {
     gui.click_at(MAIN, "friends", Some((40, 12)), 1); // bob (online friends first, by name)
     gui.type_into(MAIN, "chat_input", "Hi bob! Did the build pass?");
     gui.key("Return");
-    bob.wait_for("alice's message", |v| is_event(v, "message_received", &[("friend", "alice")]));
+    bob.wait_for("alice's message", |v| {
+        is_event(v, "message_received", &[("friend", "alice")])
+    });
     bob.send("/msg alice Yes, all green. Sending you the log.");
-    bob.wait_for("ack", |v| is_event(v, "message_acked", &[("friend", "alice")]));
-    gui.type_into(MAIN, "chat_input", "Great, here are the slides for tonight.");
+    bob.wait_for("ack", |v| {
+        is_event(v, "message_acked", &[("friend", "alice")])
+    });
+    gui.type_into(
+        MAIN,
+        "chat_input",
+        "Great, here are the slides for tonight.",
+    );
     gui.key("Return");
     gui.click(MAIN, "chat_send_file");
-    bob.wait_for("slides arrived", |v| is_event(v, "transfer_complete", &[("direction", "incoming")]));
+    bob.wait_for("slides arrived", |v| {
+        is_event(v, "transfer_complete", &[("direction", "incoming")])
+    });
     let log = work.join("build.log");
     std::fs::write(&log, "ok\n".repeat(20_000)).unwrap();
     bob.send(&format!("/send alice {}", log.display()));
-    bob.wait_for("log sent", |v| is_event(v, "transfer_complete", &[("direction", "outgoing")]));
+    bob.wait_for("log sent", |v| {
+        is_event(v, "transfer_complete", &[("direction", "outgoing")])
+    });
     // A big file, to catch the progress bar on its way.
     let big = work.join("holiday-video.mkv");
-    std::fs::File::create(&big).unwrap().set_len(6 << 30).unwrap();
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(6 << 30)
+        .unwrap();
     bob.send(&format!("/send alice {}", big.display()));
     bob.wait_for("big file under way", |v| {
-        v["event"] == "transfer_progress" && v["size"].as_u64() == Some(6 << 30) && v["bytes"].as_u64().unwrap_or(0) > (6u64 << 30) / 100
+        v["event"] == "transfer_progress"
+            && v["size"].as_u64() == Some(6 << 30)
+            && v["bytes"].as_u64().unwrap_or(0) > (6u64 << 30) / 100
     });
     // bob starts typing (a typing frame counts for 6 s at the receiver).
     bob.send("/typing alice on");
@@ -171,7 +197,9 @@ fn screenshots() {
     gui.click_at(MAIN, "friends", Some((40, 12)), 1);
     bob.send("/msg alice The server is down, but we can still talk.");
     let acks = bob.count(|v| is_event(v, "message_acked", &[("friend", "alice")]));
-    gui.wait_until("ack while the server is down", |_| bob.count(|v| is_event(v, "message_acked", &[("friend", "alice")])) > acks);
+    gui.wait_until("ack while the server is down", |_| {
+        bob.count(|v| is_event(v, "message_acked", &[("friend", "alice")])) > acks
+    });
     std::thread::sleep(Duration::from_secs(3));
     snap(&gui, MAIN, "server-down.png");
 }

@@ -16,6 +16,7 @@ use peerchat_client::transfer::naming::sanitize_folder_name;
 use peerchat_client::Event;
 
 use super::backend::Backend;
+use super::confirm::confirm;
 use super::forgot::ForgotWindow;
 use super::format;
 use super::login::LoginWindow;
@@ -63,6 +64,8 @@ pub struct App {
     quitting: bool,
     /// Our identity key's fingerprint (shown in the status bar's tooltip).
     fingerprint: String,
+    /// The "server key changed" explanation was shown.
+    key_alert_shown: bool,
 }
 
 impl App {
@@ -99,6 +102,7 @@ impl App {
             typing_sent: None,
             quitting: false,
             fingerprint: String::new(),
+            key_alert_shown: false,
         })
     }
 
@@ -330,6 +334,19 @@ impl App {
                 self.main.show_send_request(false);
             }
         }
+        if let Event::Error { message } = &e {
+            // A changed server key is a security matter: say it once, in full (the core's
+            // text explains what to check and how to fix it).
+            if message.contains("pinned") && !self.key_alert_shown {
+                self.key_alert_shown = true;
+                let text = format!("The server's identity key has changed. Peerchat will not connect to it.\n\n{message}");
+                if self.main.win.shown() {
+                    dialog::alert_default(&format::wrap(&text, 90).replace('@', "@@"));
+                } else {
+                    say(&mut self.login.message, &text, theme::ERROR);
+                }
+            }
+        }
         let c = self.model.apply(&e, now_ms());
         if c.logged_in {
             let _ = std::fs::remove_file(self.profile.join(LOGGED_OUT_MARKER));
@@ -361,7 +378,12 @@ impl App {
             self.main.chat.show_nobody(!self.model.friends.is_empty());
         }
         if let Some(n) = c.notice {
-            self.set_notice(&n, theme::MUTED);
+            let color = if c.notice_is_error {
+                theme::ERROR
+            } else {
+                theme::MUTED
+            };
+            self.set_notice(&n, color);
         } else if c.status {
             self.show_status();
         }
@@ -748,10 +770,9 @@ impl App {
             return;
         };
         let name = self.model.display(&k);
-        let question = format!(
-            "Remove {name} from your friends?\n\nYou will no longer see each other online and cannot chat until one of you sends a new friend request."
-        );
-        if dialog::choice2_default(&question, "Cancel", "Unfriend", "") == Some(1) {
+        let question = format!("Remove {name} from your friends?");
+        let detail = "You will no longer see each other online and cannot chat until one of you sends a new friend request. The chat history stays on this computer.";
+        if confirm(&self.main.win, &question, detail, "Unfriend") {
             self.backend.send(Action::Unfriend(name));
         }
     }

@@ -39,6 +39,8 @@ pub struct ChatPane {
     styles: TextBuffer,
     /// What the history shows (for clicks on `<File>` lines).
     pub rendered: RenderedChat,
+    /// The history shows the "select a friend" hint, not a chat.
+    placeholder: bool,
     rows_col: Flex,
     rows: Vec<TransferRow>,
     typing: Frame,
@@ -150,6 +152,7 @@ impl ChatPane {
             buffer,
             styles,
             rendered: RenderedChat::default(),
+            placeholder: false,
             rows_col,
             rows: Vec::new(),
             typing,
@@ -178,6 +181,7 @@ impl ChatPane {
             "No friends yet.\n\nUse Find on the left to look up a userid and send a friend request."
         };
         self.rendered = RenderedChat::default();
+        self.placeholder = true;
         self.buffer.set_text(hint);
         self.styles.set_text(&"G".repeat(hint.len()));
         for w in [&mut self.send_file, &mut self.downloads, &mut self.send] {
@@ -246,9 +250,10 @@ impl ChatPane {
 
     fn render_history(&mut self, lines: &[super::model::Line], me: &str, friend: &str) {
         let r = format::render_chat(lines, me, friend);
-        if r == self.rendered {
+        if r == self.rendered && !self.placeholder {
             return;
         }
+        self.placeholder = false;
         self.buffer.set_text(&r.text);
         self.styles.set_text(&r.styles);
         self.rendered = r;

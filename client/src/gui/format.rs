@@ -45,6 +45,31 @@ pub fn rate(bytes_per_sec: u64) -> String {
     format!("{}/s", bytes(bytes_per_sec))
 }
 
+/// Breaks text into lines of at most `width` characters at spaces (for dialogs, which do
+/// not wrap by themselves). Existing line breaks are kept.
+pub fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    for (i, para) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut len = 0;
+        for word in para.split(' ') {
+            let w = word.chars().count();
+            if len > 0 && len + 1 + w > width {
+                out.push('\n');
+                len = 0;
+            } else if len > 0 {
+                out.push(' ');
+                len += 1;
+            }
+            out.push_str(word);
+            len += w;
+        }
+    }
+    out
+}
+
 /// The chat as text + styles, and for each text line the index of the model line it shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RenderedChat {
@@ -118,6 +143,16 @@ pub fn line_at(r: &RenderedChat, pos: usize) -> Option<usize> {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn wraps_at_spaces_and_keeps_breaks() {
+        assert_eq!(wrap("aaa bbb ccc", 7), "aaa bbb\nccc");
+        assert_eq!(wrap("one\n\ntwo three", 5), "one\n\ntwo\nthree");
+        assert_eq!(
+            wrap("averyveryverylongword x", 5),
+            "averyveryverylongword\nx"
+        );
+    }
 
     #[test]
     fn sizes_and_rates() {

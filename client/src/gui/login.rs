@@ -68,7 +68,7 @@ impl LoginWindow {
         let userid: Input = form_row(&mut col, "Userid", label_w);
         let password: SecretInput = form_row(&mut col, "Password", label_w);
 
-        let message = widgets::message(&mut col, 58);
+        let message = widgets::message(&mut col, 62);
 
         let mut buttons = Flex::default().row();
         let pad = Frame::default();

@@ -6,13 +6,14 @@
 //! over a channel; events and answers come back through FLTK's `app::channel` ([`msg`]).
 //!
 //! Files: [`login`], [`register`], [`forgot`], [`recovery`] (the account windows),
-//! [`main_window`] (friends, requests, find, status bar), [`chat_pane`] and [`transfers`]
+//! [`main_window`] (friends, requests, find, status bar), [`confirm`] (are you sure?), [`chat_pane`] and [`transfers`]
 //! (the conversation), [`model`] (pure state), [`format`] and [`wording`] (pure text),
 //! [`theme`] and [`widgets`] (look), [`test_hooks`] (automation only).
 
 pub mod app;
 pub mod backend;
 pub mod chat_pane;
+pub mod confirm;
 pub mod forgot;
 pub mod format;
 pub mod login;

@@ -249,6 +249,8 @@ pub struct Changes {
     pub transfers: HashSet<String>,
     /// A one-off message for the status bar ("bob refused your request").
     pub notice: Option<String>,
+    /// The notice reports a failure (shown in red).
+    pub notice_is_error: bool,
     /// We are logged in now (switch to the main window).
     pub logged_in: bool,
     /// We were logged out.
@@ -771,7 +773,10 @@ impl Model {
                 ));
             }
             Event::PeerRefused { .. } => {}
-            Event::Error { message } => c.notice = Some(message.clone()),
+            Event::Error { message } => {
+                c.notice = Some(message.clone());
+                c.notice_is_error = true;
+            }
         }
         c
     }

@@ -76,7 +76,10 @@ pub fn explain(err: &ClientError, doing: Doing, server: &str) -> Problem {
                 Doing::Login | Doing::Register | Doing::Reset => "Check the server address, or try again later.",
                 Doing::Other => "Direct chats with friends still work; the app keeps retrying.",
             };
-            problem(format!("Cannot reach the server at {server}."), format!("{tail} ({detail})"))
+            match short_reason(detail) {
+                Some(why) => problem(format!("Cannot reach the server at {server} ({why})."), tail),
+                None => problem(format!("Cannot reach the server at {server}."), tail),
+            }
         }
         ClientError::Pin(PinError::Changed { pinned, presented, file, .. }) => problem(
             format!("The server's identity key has changed. Not connecting to {server}."),
@@ -96,6 +99,24 @@ pub fn explain(err: &ClientError, doing: Doing, server: &str) -> Problem {
         ClientError::Identity(e) => problem("Your identity key cannot be used.", e.clone()),
         ClientError::Closed => problem("The app is shutting down.", ""),
     }
+}
+
+/// The gist of a connection failure reported by the core ("connection refused"), without
+/// the address and error-code noise around it.
+fn short_reason(detail: &str) -> Option<String> {
+    let mut d = detail.trim();
+    while let Some(rest) = d.strip_prefix("server unavailable:") {
+        d = rest.trim();
+    }
+    // The last "...: " separated part is the cause; drop "(os error 111)".
+    let cause = d.rsplit(": ").next().unwrap_or(d);
+    let cause = cause.split(" (os error").next().unwrap_or(cause).trim();
+    if cause.is_empty() || cause.len() > 80 {
+        return None;
+    }
+    let mut c = cause.chars();
+    c.next()
+        .map(|first| first.to_lowercase().collect::<String>() + c.as_str())
 }
 
 /// The userid rule, as shown next to the field (SPEC.md §5.1).
@@ -158,7 +179,10 @@ pub fn offline_status(reason: Option<&str>) -> (String, bool) {
     // The core reports a changed server key as text only (ServerStatus.reason); its
     // PinError wording says "pinned".
     if reason.contains("pinned") {
-        ("Server key changed — not connecting (see Log in for details). Direct chats still work.".to_owned(), true)
+        (
+            "Server key changed — not connecting to it. Direct chats still work.".to_owned(),
+            true,
+        )
     } else {
         (
             "Server unreachable — direct chats still work. Retrying…".to_owned(),
@@ -207,8 +231,19 @@ mod tests {
             Doing::Login,
             "10.0.0.1:7878",
         );
-        assert_eq!(p.headline, "Cannot reach the server at 10.0.0.1:7878.");
+        assert_eq!(
+            p.headline,
+            "Cannot reach the server at 10.0.0.1:7878 (refused)."
+        );
         assert!(p.detail.contains("Check the server address"));
+        let e = ClientError::ServerUnavailable(
+            "server unavailable: 127.0.0.1:1: i/o error: Connection refused (os error 111)".into(),
+        );
+        let p = explain(&e, Doing::Login, "127.0.0.1:1");
+        assert_eq!(
+            p.headline,
+            "Cannot reach the server at 127.0.0.1:1 (connection refused)."
+        );
         let pin = PinError::Changed {
             server: "s:1".into(),
             pinned: "SHA256:old".into(),

@@ -22,9 +22,22 @@ pub const PASSWORD: &str = "correct horse battery";
 pub fn missing_tools() -> Option<String> {
     let missing: Vec<&str> = ["Xvfb", "xdotool", "import", "convert"]
         .into_iter()
-        .filter(|t| Command::new("sh").arg("-c").arg(format!("command -v {t}")).stdout(Stdio::null()).status().map(|s| !s.success()).unwrap_or(true))
+        .filter(|t| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {t}"))
+                .stdout(Stdio::null())
+                .status()
+                .map(|s| !s.success())
+                .unwrap_or(true)
+        })
         .collect();
-    (!missing.is_empty()).then(|| format!("missing {} (install xvfb, xdotool and imagemagick: .ci/install-deps)", missing.join(", ")))
+    (!missing.is_empty()).then(|| {
+        format!(
+            "missing {} (install xvfb, xdotool and imagemagick: .ci/install-deps)",
+            missing.join(", ")
+        )
+    })
 }
 
 /// A child process killed when dropped (so a failing test leaves nothing behind).
@@ -46,11 +59,20 @@ pub struct Xvfb {
 impl Xvfb {
     pub fn start() -> Xvfb {
         for n in 90..400u32 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() || Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                || Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            {
                 continue;
             }
             let child = Command::new("Xvfb")
-                .args([format!(":{n}").as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+                .args([
+                    format!(":{n}").as_str(),
+                    "-screen",
+                    "0",
+                    "1280x800x24",
+                    "-nolisten",
+                    "tcp",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -63,9 +85,16 @@ impl Xvfb {
                 }
                 if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
                     let display = format!(":{n}");
-                    let ok = Command::new("xdotool").arg("getmouselocation").env("DISPLAY", &display).output().is_ok_and(|o| o.status.success());
+                    let ok = Command::new("xdotool")
+                        .arg("getmouselocation")
+                        .env("DISPLAY", &display)
+                        .output()
+                        .is_ok_and(|o| o.status.success());
                     if ok {
-                        return Xvfb { display, _proc: proc };
+                        return Xvfb {
+                            display,
+                            _proc: proc,
+                        };
                     }
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -76,28 +105,55 @@ impl Xvfb {
 
     /// `import -window root path`.
     pub fn screenshot(&self, path: &Path) {
-        let out = Command::new("import").args(["-window", "root"]).arg(path).env("DISPLAY", &self.display).output().expect("run import");
-        assert!(out.status.success(), "import failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("import")
+            .args(["-window", "root"])
+            .arg(path)
+            .env("DISPLAY", &self.display)
+            .output()
+            .expect("run import");
+        assert!(
+            out.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Runs xdotool with `args`, returning stdout.
     pub fn xdotool(&self, args: &[&str]) -> String {
-        let out = Command::new("xdotool").args(args).env("DISPLAY", &self.display).output().expect("run xdotool");
+        let out = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .expect("run xdotool");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
 /// Number of distinct colours in an image (`convert img -format %k info:`).
 pub fn colour_count(path: &Path) -> u64 {
-    let out = Command::new("convert").arg(path).args(["-format", "%k", "info:"]).output().expect("run convert");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    let out = Command::new("convert")
+        .arg(path)
+        .args(["-format", "%k", "info:"])
+        .output()
+        .expect("run convert");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 /// The pixels of a region of an image, as (r, g, b).
 pub fn region_pixels(path: &Path, x: i32, y: i32, w: i32, h: i32) -> Vec<(u8, u8, u8)> {
     let out = Command::new("convert")
         .arg(path)
-        .args(["-crop", &format!("{w}x{h}+{x}+{y}"), "+repage", "-depth", "8", "txt:-"])
+        .args([
+            "-crop",
+            &format!("{w}x{h}+{x}+{y}"),
+            "+repage",
+            "-depth",
+            "8",
+            "txt:-",
+        ])
         .output()
         .expect("run convert");
     String::from_utf8_lossy(&out.stdout)
@@ -125,11 +181,19 @@ pub fn is_grey((r, g, b): (u8, u8, u8)) -> bool {
 pub fn profile(root: &Path, name: &str, key: usize) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("identity.pem"), peerchat_proto::test_keys::pem(key)).unwrap();
+    std::fs::write(
+        dir.join("identity.pem"),
+        peerchat_proto::test_keys::pem(key),
+    )
+    .unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(dir.join("identity.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(
+            dir.join("identity.pem"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
     }
     dir
 }
@@ -153,7 +217,11 @@ pub fn cli_once(server: &str, profile: &Path, args: &[&str]) -> Output {
 
 /// Registers `userid` and logs in once (so later runs log in by key).
 pub fn cli_account(server: &str, profile: &Path, userid: &str) {
-    cli_once(server, profile, &["register", userid, &format!("{userid}@example.org")]);
+    cli_once(
+        server,
+        profile,
+        &["register", userid, &format!("{userid}@example.org")],
+    );
     cli_once(server, profile, &["login", userid]);
 }
 
@@ -169,7 +237,14 @@ pub struct Cli {
 impl Cli {
     pub fn start(server: &str, profile: &Path, name: &str) -> Cli {
         let mut child = Command::new(env!("CARGO_BIN_EXE_peerchat-cli"))
-            .args(["--server", server, "--json", "--peer-listen", "127.0.0.1:0", "--profile"])
+            .args([
+                "--server",
+                server,
+                "--json",
+                "--peer-listen",
+                "127.0.0.1:0",
+                "--profile",
+            ])
             .arg(profile)
             .arg("chat")
             .stdin(Stdio::piped())
@@ -193,7 +268,13 @@ impl Cli {
                 }
             }
         });
-        Cli { name: name.to_owned(), stdin, events: rx, seen: Vec::new(), _proc: Proc(child) }
+        Cli {
+            name: name.to_owned(),
+            stdin,
+            events: rx,
+            seen: Vec::new(),
+            _proc: Proc(child),
+        }
     }
 
     /// Sends one interactive command line (`/msg alice hi`).
@@ -211,7 +292,11 @@ impl Cli {
     }
 
     /// Waits for an event matching `pred` (also among those seen before).
-    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         if let Some(v) = self.seen.iter().find(|v| pred(v)) {
             return v.clone();
         }
@@ -225,7 +310,10 @@ impl Cli {
                         return v;
                     }
                 }
-                Err(_) => panic!("{}: no {what} within {WAIT:?}; events: {:#?}", self.name, self.seen),
+                Err(_) => panic!(
+                    "{}: no {what} within {WAIT:?}; events: {:#?}",
+                    self.name, self.seen
+                ),
             }
         }
     }
@@ -255,8 +343,18 @@ pub struct Gui<'x> {
 
 impl<'x> Gui<'x> {
     /// Starts `peerchat --server S --profile P` in the X server, with the test hooks on.
-    pub fn start(x: &'x Xvfb, server: &str, profile: &Path, work: &Path, file_to_send: Option<&Path>, extra_args: &[&str]) -> Gui<'x> {
-        let layout = work.join(format!("layout-{}.txt", profile.file_name().unwrap().to_string_lossy()));
+    pub fn start(
+        x: &'x Xvfb,
+        server: &str,
+        profile: &Path,
+        work: &Path,
+        file_to_send: Option<&Path>,
+        extra_args: &[&str],
+    ) -> Gui<'x> {
+        let layout = work.join(format!(
+            "layout-{}.txt",
+            profile.file_name().unwrap().to_string_lossy()
+        ));
         let _ = std::fs::remove_file(&layout);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_peerchat"));
         cmd.args(["--server", server, "--profile"])
@@ -272,7 +370,11 @@ impl<'x> Gui<'x> {
         }
         cmd.args(extra_args);
         let child = cmd.spawn().expect("start peerchat");
-        Gui { x, layout, _proc: Proc(child) }
+        Gui {
+            x,
+            layout,
+            _proc: Proc(child),
+        }
     }
 
     fn layout_lines(&self) -> Vec<Vec<String>> {
@@ -286,13 +388,16 @@ impl<'x> Gui<'x> {
 
     /// The geometry of `widget` in the window whose title ends with `window`.
     pub fn geometry(&self, window: &str, widget: &str) -> Option<Geometry> {
-        self.layout_lines().into_iter().find(|f| f[0].ends_with(window) && f[1] == widget).map(|f| Geometry {
-            x: f[2].parse().unwrap_or(0),
-            y: f[3].parse().unwrap_or(0),
-            w: f[4].parse().unwrap_or(0),
-            h: f[5].parse().unwrap_or(0),
-            visible: f[6] == "1",
-        })
+        self.layout_lines()
+            .into_iter()
+            .find(|f| f[0].ends_with(window) && f[1] == widget)
+            .map(|f| Geometry {
+                x: f[2].parse().unwrap_or(0),
+                y: f[3].parse().unwrap_or(0),
+                w: f[4].parse().unwrap_or(0),
+                h: f[5].parse().unwrap_or(0),
+                visible: f[6] == "1",
+            })
     }
 
     /// Polls until `cond` holds.
@@ -304,7 +409,10 @@ impl<'x> Gui<'x> {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("GUI: {what} did not happen within {WAIT:?}; layout:\n{}", std::fs::read_to_string(&self.layout).unwrap_or_default());
+        panic!(
+            "GUI: {what} did not happen within {WAIT:?}; layout:\n{}",
+            std::fs::read_to_string(&self.layout).unwrap_or_default()
+        );
     }
 
     /// Waits for a visible window whose title ends with `title` (by `xdotool search --name`)
@@ -312,7 +420,12 @@ impl<'x> Gui<'x> {
     pub fn window(&self, title: &str) -> String {
         let mut id = String::new();
         self.wait_until(&format!("window \"…{title}\" shown"), |g| {
-            id = g.x.xdotool(&["search", "--onlyvisible", "--name", &format!("{title}$")]).lines().last().unwrap_or("").to_owned();
+            id =
+                g.x.xdotool(&["search", "--onlyvisible", "--name", &format!("{title}$")])
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .to_owned();
             !id.is_empty() && g.geometry(title, "@window").is_some()
         });
         id
@@ -322,7 +435,9 @@ impl<'x> Gui<'x> {
     pub fn wait_widget(&self, window: &str, widget: &str) -> Geometry {
         let mut geo = None;
         self.wait_until(&format!("{widget} visible in {window}"), |g| {
-            geo = g.geometry(window, widget).filter(|w| w.visible && w.w > 0 && w.h > 0);
+            geo = g
+                .geometry(window, widget)
+                .filter(|w| w.visible && w.w > 0 && w.h > 0);
             geo.is_some()
         });
         geo.unwrap()
@@ -337,7 +452,8 @@ impl<'x> Gui<'x> {
         self.x.xdotool(&["mousemove", "--window", &id, &x, &y]);
         std::thread::sleep(Duration::from_millis(100));
         let n = clicks.to_string();
-        self.x.xdotool(&["click", "--repeat", &n, "--delay", "120", "1"]);
+        self.x
+            .xdotool(&["click", "--repeat", &n, "--delay", "120", "1"]);
         std::thread::sleep(Duration::from_millis(250));
     }
 
@@ -387,17 +503,38 @@ impl Drop for Server {
 
 impl Server {
     pub fn start(dir: &Path) -> Server {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let running = rt.block_on(peerchat_server::start(peerchat_server::Config::for_tests(dir.to_path_buf()))).expect("server starts");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = rt
+            .block_on(peerchat_server::start(peerchat_server::Config::for_tests(
+                dir.to_path_buf(),
+            )))
+            .expect("server starts");
         let addr = running.local_addr.to_string();
-        Server { addr, running: Some(running), rt }
+        Server {
+            addr,
+            running: Some(running),
+            rt,
+        }
     }
 }
 
 impl Xvfb {
     /// `import -window ID path`: one window only.
     pub fn screenshot_window(&self, id: &str, path: &Path) {
-        let out = Command::new("import").args(["-window", id]).arg(path).env("DISPLAY", &self.display).output().expect("run import");
-        assert!(out.status.success(), "import failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("import")
+            .args(["-window", id])
+            .arg(path)
+            .env("DISPLAY", &self.display)
+            .output()
+            .expect("run import");
+        assert!(
+            out.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
