@@ -17,7 +17,7 @@ use peerchat_proto::message::{
     Endpoint, FriendInfo, LoginSnapshot, PushEvent, Request, ResponseBody, ServerFrame,
 };
 use peerchat_proto::wire::{self, client_message, ChannelKind, CloseReason, ErrorCode};
-use peerchat_proto::{Channel, LocalIdentity};
+use peerchat_proto::{Channel, ChannelError, HandshakeError, LocalIdentity};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -225,12 +225,27 @@ impl ServerLink {
             .collect();
         let mut last = format!("{}: no address", self.settings.server);
         for addr in addrs {
-            match Channel::connect(addr, &self.local, ChannelKind::ClientServer).await {
+            // The pinned key is checked before handshake message 3, so a server with another
+            // key never learns who we are (SPEC.md §4.2 step 5, §12.3).
+            let pins = KnownServers::load(&self.settings.known_servers)?;
+            let server = self.settings.server.clone();
+            let accept = |k: &peerchat_proto::IdentityKey| {
+                pins.clone().check(&server, k.fingerprint()).is_ok()
+            };
+            match Channel::connect_verified(addr, &self.local, ChannelKind::ClientServer, accept)
+                .await
+            {
                 Ok(chan) => {
                     let fp = chan.remote.identity_key.fingerprint();
                     let mut pins = KnownServers::load(&self.settings.known_servers)?;
                     pins.check_and_save(&self.settings.server, fp)?;
                     return Ok(chan);
+                }
+                Err(ChannelError::Handshake(HandshakeError::UnexpectedRemoteKey(fp))) => {
+                    // Produces the explanatory PinError::Changed naming both fingerprints.
+                    KnownServers::load(&self.settings.known_servers)?
+                        .check(&self.settings.server, fp)?;
+                    last = format!("{addr}: server key {fp} rejected");
                 }
                 Err(e) => last = format!("{addr}: {e}"),
             }

@@ -135,13 +135,21 @@ pub fn spawn_dial(ctx: SessionContext, friend: String, addr: SocketAddr) {
                     friend: friend.clone(),
                     reason,
                 };
-                let chan = match Channel::connect(addr, &ctx.local, ChannelKind::Peer).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let _ = ctx.events.send(fail(format!("{addr}: {e}"))).await;
-                        return;
-                    }
-                };
+                // Only the friend being dialled may learn who we are: its key is checked
+                // before handshake message 3 (SPEC.md §4.2 step 5, §7.2).
+                let book = ctx.book();
+                let accept =
+                    |k: &peerchat_proto::IdentityKey| check_dialled_key(&book, &friend, k).is_ok();
+                let chan =
+                    match Channel::connect_verified(addr, &ctx.local, ChannelKind::Peer, accept)
+                        .await
+                    {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = ctx.events.send(fail(format!("{addr}: {e}"))).await;
+                            return;
+                        }
+                    };
                 if let Err(e) = run(chan, ctx.clone(), addr, Some(friend.clone())).await {
                     let _ = ctx.events.send(fail(format!("{addr}: {e}"))).await;
                 }
