@@ -77,3 +77,36 @@ pub fn file_chunks(a: &LocalIdentity, b: &LocalIdentity, total: u64) -> anyhow::
     }
     Ok(elapsed)
 }
+
+/// Average time of one RSA-PSS-SHA256 verification of a Noise static-key signature: as the
+/// protocol crate does it ([`peerchat_proto::IdentityKey::verify_static_key`], the `rsa`
+/// crate), and with ring on the same key and signature.
+///
+/// # Errors
+/// A signature fails to verify (a defect) or the key cannot be converted.
+pub fn rsa_verify(local: &LocalIdentity, count: u32) -> anyhow::Result<(Duration, Duration)> {
+    use rsa::pkcs1::EncodeRsaPublicKey as _;
+    use rsa::pkcs8::DecodePublicKey as _;
+    let key = local.public_key();
+    let static_key = local.static_public();
+    let sig = local.payload(ChannelKind::Peer).identity_sig;
+    let t0 = Instant::now();
+    for _ in 0..count {
+        key.verify_static_key(static_key, &sig)?;
+    }
+    let ours = t0.elapsed() / count.max(1);
+
+    let pkcs1 = rsa::RsaPublicKey::from_public_key_der(&key.to_der())?
+        .to_pkcs1_der()?
+        .into_vec();
+    let ring_key =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PSS_2048_8192_SHA256, pkcs1);
+    let msg = peerchat_proto::identity::signed_bytes(static_key);
+    let t0 = Instant::now();
+    for _ in 0..count {
+        ring_key
+            .verify(&msg, &sig)
+            .map_err(|_| anyhow::anyhow!("ring rejects the signature"))?;
+    }
+    Ok((ours, t0.elapsed() / count.max(1)))
+}

@@ -62,6 +62,14 @@ enum ChildCmd {
     /// Run the plain-TCP baseline server (child process).
     #[command(name = "__tcp-hold", hide = true)]
     TcpHold,
+    /// Repeat one in-memory protocol operation, for `perf record` (see docs/PERFORMANCE.md).
+    #[command(name = "__profile", hide = true)]
+    Profile {
+        /// `handshake` (both ends), `chunks` (FileChunk encode+seal+open+decode) or `rsa` (verify).
+        what: String,
+        /// Handshakes, or MiB of chunks.
+        count: u64,
+    },
 }
 
 /// What to run and how big.
@@ -76,6 +84,9 @@ struct BenchOpts {
     /// Scenario 2: messages for the round-trip run and again for the throughput run.
     #[arg(long, default_value_t = 100_000)]
     messages: usize,
+    /// Scenario 2: longest time, in seconds, for each phase (round trips, flood).
+    #[arg(long, default_value_t = 30.0)]
+    chat_seconds: f64,
     /// Scenario 2: chat text size in bytes.
     #[arg(long, default_value_t = 100)]
     payload: usize,
@@ -114,8 +125,36 @@ fn main() -> anyhow::Result<()> {
         Some(ChildCmd::Server(a)) => rt.block_on(server_proc::serve_main(a)),
         Some(ChildCmd::Peer(a)) => rt.block_on(peer_proc::peer_main(a)),
         Some(ChildCmd::TcpHold) => rt.block_on(tcp_hold::hold_main()),
+        Some(ChildCmd::Profile { what, count }) => profile(&what, count),
         None => rt.block_on(bench(cli.opts)),
     }
+}
+
+fn profile(what: &str, count: u64) -> anyhow::Result<()> {
+    let a = peerchat_proto::LocalIdentity::new(peerchat_proto::test_keys::identity(0))?;
+    let b = peerchat_proto::LocalIdentity::new(peerchat_proto::test_keys::identity(14))?;
+    let t0 = Instant::now();
+    match what {
+        "handshake" => {
+            for _ in 0..count {
+                cipher::handshake(&a, &b)?;
+            }
+            println!(
+                "{:.1} µs per handshake (both ends)",
+                t0.elapsed().as_secs_f64() * 1e6 / count.max(1) as f64
+            );
+        }
+        "chunks" => {
+            let t = cipher::file_chunks(&a, &b, count << 20)?;
+            println!("{:.3} GB/s", stats::gb_per_sec(count << 20, t));
+        }
+        "rsa" => {
+            let (ours, ring) = cipher::rsa_verify(&a, count as u32)?;
+            println!("RSA-PSS verify: protocol crate {ours:?}, ring {ring:?}");
+        }
+        other => anyhow::bail!("unknown profile target {other:?} (handshake, chunks, rsa)"),
+    }
+    Ok(())
 }
 
 async fn bench(opts: BenchOpts) -> anyhow::Result<()> {
@@ -167,8 +206,15 @@ async fn bench(opts: BenchOpts) -> anyhow::Result<()> {
                     flush(&rows);
                 }
                 if wanted.contains(&2) {
-                    if let Err(e) =
-                        scenario::chat::run(&mut fx, opts.messages, opts.payload, &mut rows).await
+                    if let Err(e) = scenario::chat::run(
+                        &mut fx,
+                        work.path(),
+                        opts.messages,
+                        opts.payload,
+                        Duration::from_secs_f64(opts.chat_seconds),
+                        &mut rows,
+                    )
+                    .await
                     {
                         failures.push(format!("scenario 2: {e:#}"));
                     }

@@ -8,7 +8,7 @@
 //!
 //! Commands (one line each; every command answers one line):
 //! `request U`, `accept-from U`, `wait-friend U`, `warm U N`, `send-file U PATH`,
-//! `expect-file`, `mem`, `reset-peak`, `chat-rtt U N BYTES`, `chat-flood U N BYTES`.
+//! `expect-file`, `mem`, `reset-peak`, `chat-rtt U N BYTES [SECS]`, `chat-flood U N BYTES [SECS]`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -200,8 +200,15 @@ async fn command(
         }
         "chat-rtt" => {
             let (friend, n, body) = (arg(1)?, number(words, 2)?, text(number(words, 3)?));
+            let cap = Duration::from_secs_f64(
+                words
+                    .get(4)
+                    .and_then(|w| w.parse().ok())
+                    .unwrap_or(f64::MAX / 4.0),
+            );
+            let started = Instant::now();
             let mut rtts = Vec::with_capacity(n);
-            for _ in 0..n {
+            while rtts.len() < n && started.elapsed() < cap {
                 let t0 = Instant::now();
                 let id = client.send_message(friend, &body).await?;
                 acked(events, id).await?;
@@ -213,28 +220,50 @@ async fn command(
             ))
         }
         "chat-flood" => {
+            // Sends without waiting until `n` messages or the time cap, then waits for the
+            // acks of everything sent. Answers: seconds to the last ack, seconds to the last
+            // send, messages sent.
             let (friend, n, body) = (
                 arg(1)?.to_owned(),
                 number(words, 2)?,
                 text(number(words, 3)?),
             );
+            let cap = Duration::from_secs_f64(
+                words
+                    .get(4)
+                    .and_then(|w| w.parse().ok())
+                    .unwrap_or(f64::MAX / 4.0),
+            );
             let sender = client.clone();
             let t0 = Instant::now();
-            let sending = tokio::spawn(async move {
-                for _ in 0..n {
+            let mut sending = tokio::spawn(async move {
+                let mut sent = 0usize;
+                while sent < n && t0.elapsed() < cap {
                     sender.send_message(&friend, &body).await?;
+                    sent += 1;
                 }
-                Ok::<_, peerchat_client::ClientError>(t0.elapsed())
+                Ok::<_, peerchat_client::ClientError>((sent, t0.elapsed()))
             });
-            let mut acks = 0;
-            while acks < n {
-                wait_for(events, |e| matches!(e, Event::MessageAcked { .. })).await?;
-                acks += 1;
+            let mut acks = 0usize;
+            let mut done: Option<(usize, Duration)> = None;
+            loop {
+                if let Some((sent, _)) = done {
+                    if acks >= sent {
+                        break;
+                    }
+                }
+                tokio::select! {
+                    r = &mut sending, if done.is_none() => done = Some(r??),
+                    e = wait_for(events, |e| matches!(e, Event::MessageAcked { .. })) => {
+                        e?;
+                        acks += 1;
+                    }
+                }
             }
             let all_acked = t0.elapsed();
-            let all_sent = sending.await??;
+            let (sent, all_sent) = done.context("sender finished")?;
             Ok(format!(
-                "FLOOD {} {}",
+                "FLOOD {} {} {sent}",
                 all_acked.as_secs_f64(),
                 all_sent.as_secs_f64()
             ))

@@ -1,8 +1,13 @@
 //! Plain TCP ping-pong over loopback: the baseline of scenario 2.
 //!
 //! Each "message" is a 4-byte length plus `payload` bytes; the other end answers each with
-//! a 20-byte "ack" (length plus a 16-byte id, the size of a MessageAck's id). No encryption,
-//! no storage. Both ends run in this process.
+//! a 20-byte "ack" (length plus a 16-byte id, the size of a MessageAck's id). No encryption.
+//! Both ends run in this process.
+//!
+//! Two receivers: the plain one stores nothing; the durable one appends every message to a
+//! file and `fdatasync`s it before acknowledging, the floor that durable-before-ack (SPEC.md
+//! §8.1) puts under any implementation on this disk. Under a flood it commits a whole burst
+//! with one sync ("group commit"), which is what lets durability and throughput coexist.
 
 use std::time::{Duration, Instant};
 
@@ -40,16 +45,73 @@ async fn echo_acks(sock: TcpStream) -> std::io::Result<()> {
     }
 }
 
-/// Runs `rtt_count` sequential round trips, then `flood_count` pipelined messages.
+/// The durable receiver, on a thread of its own with blocking I/O: reads every message
+/// already buffered, appends them all to `file`, syncs once, then acknowledges them all.
+fn durable_acks(sock: std::net::TcpStream, file: std::path::PathBuf) -> std::io::Result<()> {
+    use std::io::{Read as _, Write as _};
+    sock.set_nodelay(true)?;
+    let mut out = std::io::BufWriter::new(sock.try_clone()?);
+    let mut r = std::io::BufReader::with_capacity(1 << 20, sock);
+    let mut store = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)?;
+    let mut msg = Vec::new();
+    loop {
+        let mut pending = 0usize;
+        loop {
+            let mut len = [0u8; 4];
+            if let Err(e) = r.read_exact(&mut len) {
+                if pending == 0 {
+                    return if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    };
+                }
+                return Err(e);
+            }
+            msg.resize(u32::from_be_bytes(len) as usize, 0);
+            r.read_exact(&mut msg)?;
+            store.write_all(&msg)?;
+            pending += 1;
+            // Another complete header already here? Then it joins this commit.
+            if r.buffer().len() < 4 {
+                break;
+            }
+        }
+        store.sync_data()?;
+        for _ in 0..pending {
+            out.write_all(&16u32.to_be_bytes())?;
+            out.write_all(&[7u8; 16])?;
+        }
+        out.flush()?;
+    }
+}
+
+/// Runs `rtt_count` sequential round trips, then `flood_count` pipelined messages. With
+/// `durable = Some(file)` the receiver syncs every message (or burst) to `file` before acking.
 ///
 /// # Errors
 /// I/O errors.
-pub async fn run(rtt_count: usize, flood_count: usize, payload: usize) -> anyhow::Result<PingPong> {
+pub async fn run(
+    rtt_count: usize,
+    flood_count: usize,
+    payload: usize,
+    durable: Option<std::path::PathBuf>,
+) -> anyhow::Result<PingPong> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
         let (s, _) = listener.accept().await?;
-        echo_acks(s).await
+        match durable {
+            None => echo_acks(s).await,
+            Some(file) => {
+                let s = s.into_std()?;
+                s.set_nonblocking(false)?;
+                tokio::task::spawn_blocking(move || durable_acks(s, file)).await?
+            }
+        }
     });
     let sock = TcpStream::connect(addr).await?;
     sock.set_nodelay(true)?;

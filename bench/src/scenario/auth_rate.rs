@@ -181,6 +181,12 @@ pub async fn run(
             Row::new(SCENARIO, "handshake CPU, both ends in memory", per.as_secs_f64() * 1e6, "µs", Better::Lower)
                 .note(&format!("{:.0} handshakes/s on one core with no sockets", 1.0 / per.as_secs_f64())),
         );
+        let (ours, ring) = crate::cipher::rsa_verify(&local, 200)?;
+        rows.push(
+            Row::new(SCENARIO, "RSA-PSS verify (2 per handshake)", ours.as_secs_f64() * 1e6, "µs", Better::Lower)
+                .baseline("ring verify, same key and signature", ring.as_secs_f64() * 1e6)
+                .note("the protocol crate verifies with the rsa crate (num-bigint-dig); ring is already linked through snow"),
+        );
         Ok(rows)
     })
     .await??;
