@@ -137,13 +137,6 @@ pub async fn login(
         tracing::info!(userid = %account.userid, fingerprint = %conn.identity_key.fingerprint(), "identity key replaced by password login");
     }
 
-    // Everything that can fail is read before the session becomes visible, so an error
-    // leaves the connection cleanly in Authenticating.
-    let now = shared.now_ms();
-    let friends = shared.store.friends_of(account.id).await?;
-    let incoming = shared.store.incoming_requests(account.id, now).await?;
-    let outgoing = shared.store.outgoing_requests(account.id, now).await?;
-
     let endpoint = endpoint.map(|e| presence::effective(e, ip));
     let handle = Arc::new(SessionHandle::new(
         shared.next_session_id(),
@@ -154,14 +147,33 @@ pub async fn login(
         conn.outbox.clone(),
         shared.outbound_queue,
     ));
-    // Register first, then read others' presence: of two friends logging in at once, at least
-    // one sees the other (SPEC.md §6.6).
+    // The session becomes visible before the snapshot is read: a change made meanwhile by
+    // another connection is then pushed (held until LoginOk is out), so nothing falls between
+    // snapshot and pushes (SPEC.md §4.6 rule 5). Of two friends logging in at once, at least
+    // one sees the other online.
     if let Some(old) = shared.hub.insert(lower.clone(), Arc::clone(&handle)) {
         old.stop(Stop::Close(
             CloseReason::SessionReplaced,
             "this account logged in on another connection".into(),
         ));
     }
+    let now = shared.now_ms();
+    let read = async {
+        Ok::<_, crate::db::DbError>((
+            shared.store.friends_of(account.id).await?,
+            shared.store.incoming_requests(account.id, now).await?,
+            shared.store.outgoing_requests(account.id, now).await?,
+        ))
+    };
+    let (friends, incoming, outgoing) = match read.await {
+        Ok(r) => r,
+        Err(e) => {
+            // Nobody has been told anything yet: withdraw the session and stay Authenticating.
+            handle.close();
+            shared.hub.remove_if_current(&lower, handle.session_id);
+            return Err(internal(e));
+        }
+    };
     conn.login = Some(LoggedIn {
         account_id: account.id,
         userid_lower: lower,
