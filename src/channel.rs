@@ -127,7 +127,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
             writer: ChannelWriter {
                 io: w,
                 sealer,
-                out: BytesMut::with_capacity(64 * 1024),
+                out: BytesMut::new(),
             },
             remote,
         })

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::FrameError;
-use crate::limits::{MAX_FRAME, MAX_RECORD, MAX_RECORD_PLAINTEXT, NOISE_TAG_LEN};
-use crate::record::{put_record, RECORD_HEADER};
+use crate::limits::{MAX_FRAME, MAX_RECORD_PLAINTEXT, NOISE_TAG_LEN};
+use crate::record::RECORD_HEADER;
 
 /// Frame length-prefix size inside the decrypted stream.
 pub const FRAME_HEADER: usize = 4;
@@ -31,13 +31,11 @@ impl Transport {
                 state: state.clone(),
                 nonce: 0,
                 pending: BytesMut::new(),
-                scratch: vec![0u8; MAX_RECORD],
             },
             opener: Opener {
                 state,
                 nonce: 0,
                 stream: BytesMut::new(),
-                scratch: vec![0u8; MAX_RECORD],
                 max_frame: MAX_FRAME,
             },
         }
@@ -50,7 +48,6 @@ pub struct Sealer {
     nonce: u64,
     /// Plaintext stream (length-prefixed frames) not yet encrypted.
     pending: BytesMut,
-    scratch: Vec<u8>,
 }
 
 impl Sealer {
@@ -109,15 +106,28 @@ impl Sealer {
     /// # Errors
     /// [`FrameError::Encrypt`] if Noise fails (nonce space exhausted).
     pub fn flush(&mut self, out: &mut BytesMut) -> Result<(), FrameError> {
+        // Encrypts straight into `out`: no per-connection scratch buffer, so an idle
+        // connection costs kilobytes rather than the 64 KiB of a maximum record.
         while !self.pending.is_empty() {
             let take = self.pending.len().min(MAX_RECORD_PLAINTEXT);
-            let n = self
-                .state
-                .write_message(self.nonce, &self.pending[..take], &mut self.scratch)
-                .map_err(FrameError::Encrypt)?;
+            let body = take + NOISE_TAG_LEN;
+            let start = out.len();
+            out.resize(start + RECORD_HEADER + body, 0);
+            // `body` <= MAX_RECORD by construction, so it fits the u16 prefix.
+            out[start..start + RECORD_HEADER].copy_from_slice(&(body as u16).to_be_bytes());
+            let written = self.state.write_message(
+                self.nonce,
+                &self.pending[..take],
+                &mut out[start + RECORD_HEADER..],
+            );
+            match written {
+                Ok(n) => debug_assert_eq!(n, body),
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(FrameError::Encrypt(e));
+                }
+            }
             self.nonce += 1;
-            debug_assert_eq!(n, take + NOISE_TAG_LEN);
-            put_record(out, &self.scratch[..n])?;
             self.pending.advance(take);
         }
         Ok(())
@@ -144,7 +154,6 @@ pub struct Opener {
     nonce: u64,
     /// Decrypted stream not yet split into frames.
     stream: BytesMut,
-    scratch: Vec<u8>,
     max_frame: usize,
 }
 
@@ -160,12 +169,20 @@ impl Opener {
     /// [`FrameError::Decrypt`] if the record was tampered with, reordered or replayed;
     /// [`FrameError::FrameTooLarge`] as soon as a frame header announces too many bytes.
     pub fn open_record(&mut self, record: &[u8]) -> Result<(), FrameError> {
-        let n = self
+        // Decrypts straight into the frame stream (no scratch buffer, see Sealer::flush).
+        let start = self.stream.len();
+        self.stream.resize(start + record.len(), 0);
+        match self
             .state
-            .read_message(self.nonce, record, &mut self.scratch)
-            .map_err(|_| FrameError::Decrypt)?;
+            .read_message(self.nonce, record, &mut self.stream[start..])
+        {
+            Ok(n) => self.stream.truncate(start + n),
+            Err(_) => {
+                self.stream.truncate(start);
+                return Err(FrameError::Decrypt);
+            }
+        }
         self.nonce += 1;
-        self.stream.extend_from_slice(&self.scratch[..n]);
         self.check_header()
     }
 
