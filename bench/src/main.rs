@@ -111,6 +111,9 @@ struct BenchOpts {
     /// Write every result row, the machine and the options as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also write the rows as a Markdown table to this file.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
     /// Directory for the run's temporary files (default: the system's temp directory).
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
@@ -263,6 +266,11 @@ async fn bench(opts: BenchOpts) -> anyhow::Result<()> {
             },
         )
         .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &opts.markdown {
+        report::write_markdown(path, &machine, &rows)
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     if !failures.is_empty() {

@@ -232,3 +232,44 @@ mod tests {
         assert!(s.value.is_none() && s.ratio.is_none());
     }
 }
+
+/// Writes the rows as a Markdown table (what docs/PERFORMANCE.md shows).
+///
+/// # Errors
+/// I/O errors.
+pub fn write_markdown(
+    path: &Path,
+    machine: &crate::machine::Machine,
+    rows: &[Row],
+) -> anyhow::Result<()> {
+    let mut s = format!("Machine: {machine}\n\n");
+    s.push_str("| scenario | metric | peerchat | unit | baseline (same run) | baseline | ratio | target | note |\n");
+    s.push_str("|---|---|---:|---|---|---:|---:|---|---|\n");
+    for r in rows {
+        let target = r.target.as_ref().map(|t| {
+            format!(
+                "{} **{}**",
+                t.text,
+                match t.met {
+                    Some(true) => "met",
+                    Some(false) => "missed",
+                    None => "n/a",
+                }
+            )
+        });
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.scenario,
+            r.metric,
+            r.value.map(fmt_num).unwrap_or_else(|| "skipped".into()),
+            r.unit,
+            r.baseline_name.as_deref().unwrap_or(""),
+            r.baseline.map(fmt_num).unwrap_or_default(),
+            r.ratio.map(|x| format!("{x:.3}×")).unwrap_or_default(),
+            target.unwrap_or_default(),
+            r.note.replace('|', "/")
+        ));
+    }
+    std::fs::write(path, s)?;
+    Ok(())
+}
