@@ -3,8 +3,9 @@
 //! other user. The outcome is checked from outside the GUI: bob's JSON events, the files on
 //! disk, and screenshots (the window is not blank; bob's name is green, later grey).
 //!
-//! Skips (passes, saying why) only when Xvfb, xdotool or imagemagick are missing; CI
-//! installs them with `.ci/install-deps`. Run: `cargo test -p peerchat-client --features gui
+//! Skips (passes, saying why) only when Xvfb or xdotool are missing; fails without
+//! imagemagick, which the screenshot checks need. CI installs all three with
+//! `.ci/install-deps`. Run: `cargo test -p peerchat-client --features gui
 //! --test gui_e2e` (add `GUI_TEST_VERBOSE=1` to see bob's events, `GUI_TEST_KEEP=DIR` to
 //! keep the screenshots).
 
@@ -17,6 +18,7 @@ use gui_support::*;
 
 const LOGIN: &str = "Log in";
 const REGISTER: &str = "Create account";
+const FORGOT: &str = "Forgot password";
 /// Title suffixes (xdotool matches WM_NAME, where the em dash of "Peerchat — alice" may not survive).
 const MAIN: &str = " alice";
 
@@ -26,6 +28,7 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
         eprintln!("SKIPPED gui_e2e: {why}");
         return;
     }
+    require_imagemagick();
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
     let keep = std::env::var_os("GUI_TEST_KEEP").map(std::path::PathBuf::from);
@@ -60,6 +63,15 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
     let shot = work.join("1-recovery-code.png");
     x.screenshot(&shot);
     gui.click(REGISTER, "done");
+
+    // ---- Esc closes a dialog ------------------------------------------------------------------
+    gui.window(LOGIN);
+    gui.click(LOGIN, "forgot");
+    gui.window(FORGOT);
+    gui.key("Escape");
+    gui.wait_until("Forgot password closed by Esc", |g| {
+        g.geometry(FORGOT, "@window").is_none()
+    });
 
     // ---- log in ---------------------------------------------------------------------------
     gui.window(LOGIN);

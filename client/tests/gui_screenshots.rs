@@ -46,6 +46,7 @@ fn screenshots() {
     if let Some(why) = missing_tools() {
         panic!("cannot make screenshots: {why}");
     }
+    require_imagemagick();
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
     let mut server = Some(Server::start(&work.join("server")));

@@ -117,7 +117,7 @@ pub fn render_chat(lines: &[Line], me: &str, friend: &str) -> RenderedChat {
                     if *acked {
                         r.push("  ✓", style::ACKED);
                     } else {
-                        r.push("  ○ sending", style::HINT);
+                        r.push("  ○ waiting", style::HINT);
                     }
                 }
             }
@@ -199,7 +199,7 @@ mod tests {
         assert!(r
             .text
             .starts_with("alice: héllo  ✓\nbob: two\nlines\n<File> bob: 'a.txt'"));
-        assert!(r.text.contains("alice: wait  ○ sending\n"));
+        assert!(r.text.contains("alice: wait  ○ waiting\n"));
         assert_eq!(r.line_of, [0, 1, 1, 2, 3]);
         let file_pos = r.text.find("<File>").unwrap_or(0);
         assert_eq!(line_at(&r, file_pos + 3), Some(2));

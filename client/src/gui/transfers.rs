@@ -20,6 +20,9 @@ pub const ROW_H: i32 = 30;
 /// Rows shown at most (the newest); older finished ones stay in the chat as `<File>` lines.
 pub const MAX_ROWS: usize = 4;
 
+/// A button to show: its label and what it sends (None: hidden).
+type ButtonSpec = Option<(&'static str, Ui)>;
+
 /// The widgets of one row.
 pub struct TransferRow {
     /// The transfer shown.
@@ -114,52 +117,51 @@ impl TransferRow {
         self.bar.set_value(pct);
         self.bar.set_label(&format!("{pct:.0}%"));
         let id = t.id;
-        let (info, first, second): (String, Option<(&str, Ui)>, Option<(&str, Ui)>) =
-            match (&t.state, id) {
-                (TransferState::Preparing, _) => ("checking the file…".into(), None, None),
-                (TransferState::Waiting, Some(id)) => (
-                    match t.direction {
-                        Direction::Outgoing => "waiting for the friend…".into(),
-                        Direction::Incoming => "starting…".into(),
-                    },
-                    None,
-                    Some(("Cancel", Ui::CancelTransfer(id))),
+        let (info, first, second): (String, ButtonSpec, ButtonSpec) = match (&t.state, id) {
+            (TransferState::Preparing, _) => ("checking the file…".into(), None, None),
+            (TransferState::Waiting, Some(id)) => (
+                match t.direction {
+                    Direction::Outgoing => "waiting for the friend…".into(),
+                    Direction::Incoming => "starting…".into(),
+                },
+                None,
+                Some(("Cancel", Ui::CancelTransfer(id))),
+            ),
+            (TransferState::NeedsDecision, Some(id)) => (
+                format!("{} — accept?", format::bytes(t.size)),
+                Some(("Accept", Ui::AcceptFile(id))),
+                Some(("Decline", Ui::DeclineFile(id))),
+            ),
+            (TransferState::Running, Some(id)) => (
+                format!(
+                    "{} of {} · {}",
+                    format::bytes(t.bytes),
+                    format::bytes(t.size),
+                    format::rate(t.rate)
                 ),
-                (TransferState::NeedsDecision, Some(id)) => (
-                    format!("{} — accept?", format::bytes(t.size)),
-                    Some(("Accept", Ui::AcceptFile(id))),
-                    Some(("Decline", Ui::DeclineFile(id))),
-                ),
-                (TransferState::Running, Some(id)) => (
-                    format!(
-                        "{} of {} · {}",
-                        format::bytes(t.bytes),
-                        format::bytes(t.size),
-                        format::rate(t.rate)
-                    ),
-                    None,
-                    Some(("Cancel", Ui::CancelTransfer(id))),
-                ),
-                (TransferState::Complete, Some(id)) => {
-                    let open = t
-                        .path
-                        .as_ref()
-                        .and_then(|p| p.parent())
-                        .map(|d| ("Show folder", Ui::OpenFolder(d.to_path_buf())));
-                    let done = match t.direction {
-                        Direction::Outgoing => format!("sent · {}", format::bytes(t.size)),
-                        Direction::Incoming => format!("received · {}", format::bytes(t.size)),
-                    };
-                    (done, open, Some(("Dismiss", Ui::DismissTransfer(id))))
-                }
-                (TransferState::Stopped(why), Some(id)) => (
-                    why.clone(),
-                    None,
-                    Some(("Dismiss", Ui::DismissTransfer(id))),
-                ),
-                (TransferState::Stopped(why), None) => (why.clone(), None, None),
-                (_, None) => (String::new(), None, None),
-            };
+                None,
+                Some(("Cancel", Ui::CancelTransfer(id))),
+            ),
+            (TransferState::Complete, Some(id)) => {
+                let open = t
+                    .path
+                    .as_ref()
+                    .and_then(|p| p.parent())
+                    .map(|d| ("Show folder", Ui::OpenFolder(d.to_path_buf())));
+                let done = match t.direction {
+                    Direction::Outgoing => format!("sent · {}", format::bytes(t.size)),
+                    Direction::Incoming => format!("received · {}", format::bytes(t.size)),
+                };
+                (done, open, Some(("Dismiss", Ui::DismissTransfer(id))))
+            }
+            (TransferState::Stopped(why), Some(id)) => (
+                why.clone(),
+                None,
+                Some(("Dismiss", Ui::DismissTransfer(id))),
+            ),
+            (TransferState::Stopped(why), None) => (why.clone(), None, None),
+            (_, None) => (String::new(), None, None),
+        };
         let failed = matches!(t.state, TransferState::Stopped(_));
         self.info
             .set_label_color(if failed { theme::ERROR } else { theme::MUTED });

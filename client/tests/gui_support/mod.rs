@@ -18,26 +18,37 @@ use std::time::{Duration, Instant};
 pub const WAIT: Duration = Duration::from_secs(45);
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Why the GUI tests cannot run here (missing tools), if so.
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Why the GUI tests cannot run here (no X server or no xdotool), if so.
 pub fn missing_tools() -> Option<String> {
-    let missing: Vec<&str> = ["Xvfb", "xdotool", "import", "convert"]
+    let missing: Vec<&str> = ["Xvfb", "xdotool"]
         .into_iter()
-        .filter(|t| {
-            Command::new("sh")
-                .arg("-c")
-                .arg(format!("command -v {t}"))
-                .stdout(Stdio::null())
-                .status()
-                .map(|s| !s.success())
-                .unwrap_or(true)
-        })
+        .filter(|t| !have(t))
         .collect();
     (!missing.is_empty()).then(|| {
         format!(
-            "missing {} (install xvfb, xdotool and imagemagick: .ci/install-deps)",
+            "missing {} (install xvfb and xdotool: .ci/install-deps)",
             missing.join(", ")
         )
     })
+}
+
+/// Panics unless imagemagick is there (the screenshot checks need it; CI installs it).
+pub fn require_imagemagick() {
+    for t in ["import", "convert"] {
+        assert!(
+            have(t),
+            "`{t}` (imagemagick) is missing: install it (.ci/install-deps) to run the GUI tests"
+        );
+    }
 }
 
 /// A child process killed when dropped (so a failing test leaves nothing behind).
@@ -50,57 +61,76 @@ impl Drop for Proc {
     }
 }
 
-/// A private X server `Xvfb :N -screen 0 1280x800x24` on a free display number.
+/// A private X server, `Xvfb -screen 0 1280x800x24` on a display number it picks itself
+/// (`-displayfd`: no race with other tests), without resets when a client disconnects
+/// (`-noreset`: a reset would refuse the next client for a moment).
 pub struct Xvfb {
     pub display: String,
-    _proc: Proc,
+    proc: Proc,
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        // SIGTERM first, so Xvfb removes its lock file and socket.
+        let _ = Command::new("kill")
+            .arg(self.proc.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.proc.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Xvfb {
     pub fn start() -> Xvfb {
-        for n in 90..400u32 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                || Path::new(&format!("/tmp/.X{n}-lock")).exists()
-            {
-                continue;
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb");
+        let stdout = child.stdout.take().unwrap();
+        let proc = Proc(child);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let n = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("Xvfb reports its display number");
+        let display = format!(":{}", n.trim());
+        assert!(display.len() > 1, "Xvfb did not start");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let ok = Command::new("xdotool")
+                .arg("getmouselocation")
+                .env("DISPLAY", &display)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                return Xvfb { display, proc };
             }
-            let child = Command::new("Xvfb")
-                .args([
-                    format!(":{n}").as_str(),
-                    "-screen",
-                    "0",
-                    "1280x800x24",
-                    "-nolisten",
-                    "tcp",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start Xvfb");
-            let mut proc = Proc(child);
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = proc.0.try_wait() {
-                    break; // lost a race for this display: try the next one
-                }
-                if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-                    let display = format!(":{n}");
-                    let ok = Command::new("xdotool")
-                        .arg("getmouselocation")
-                        .env("DISPLAY", &display)
-                        .output()
-                        .is_ok_and(|o| o.status.success());
-                    if ok {
-                        return Xvfb {
-                            display,
-                            _proc: proc,
-                        };
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            assert!(
+                Instant::now() < deadline,
+                "Xvfb on {display} does not answer"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("no free X display found for Xvfb");
     }
 
     /// `import -window root path`.
