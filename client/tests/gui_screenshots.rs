@@ -137,7 +137,8 @@ fn screenshots() {
     gui.wait_until("dave's two messages acked", |_| {
         dave.count(|v| v["event"] == "message_acked") >= 2
     });
-    std::thread::sleep(Duration::from_secs(2));
+    // Let the start-up notices ("dave is now your friend") give way to the connection state.
+    std::thread::sleep(Duration::from_secs(9));
     snap(&gui, MAIN, "main-friends-and-requests.png");
 
     // ---- chat with bob: messages, ticks, typing, files, progress ----------------------------------

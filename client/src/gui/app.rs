@@ -330,7 +330,11 @@ impl App {
                 .eq_ignore_ascii_case(&friend.userid)
             {
                 self.main.find_input.set_value("");
-                self.main.find_result.set_label("");
+                say(
+                    &mut self.main.find_result,
+                    "Type a userid and press Enter.",
+                    theme::MUTED,
+                );
                 self.main.show_send_request(false);
             }
         }

@@ -92,9 +92,10 @@ impl MainWindow {
         left.fixed(&find_row, theme::ROW);
         let mut found_row = Flex::default().row();
         found_row.set_pad(6);
-        let mut find_result = Frame::default();
+        let mut find_result = Frame::default().with_label("Type a userid and press Enter.");
         find_result.set_align(Align::Left | Align::Inside | Align::Clip);
         find_result.set_label_size(theme::SMALL_SIZE + 1);
+        find_result.set_label_color(theme::MUTED);
         let mut send_request = Button::default().with_label("Send request");
         found_row.fixed(&send_request, 120);
         send_request.hide();

@@ -55,7 +55,7 @@ impl CodePage {
         page.fixed(&copied, 18);
 
         let mut warn = Frame::default().with_label(
-            "Write this code down and keep it somewhere safe. It is the only way to get back into your \
+            "⚠  Write this code down and keep it somewhere safe. It is the only way to get back into your \
              account if you forget your password, and it will not be shown again.",
         );
         warn.set_align(Align::Left | Align::Inside | Align::Wrap | Align::Top);
