@@ -215,24 +215,6 @@ pub fn write_json(path: &Path, report: &Report<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ratio_and_targets_follow_the_better_direction() {
-        let r = Row::new("1", "tput", 2.0, "GB/s", Better::Higher)
-            .baseline("tcp", 4.0)
-            .target_ratio("≥ 0.5×", 0.5);
-        assert_eq!(r.ratio, Some(0.5));
-        assert_eq!(r.target.as_ref().and_then(|t| t.met), Some(true));
-        let l = Row::new("2", "p99", 1.5, "ms", Better::Lower).target_value("< 1 ms", 1.0);
-        assert_eq!(l.target.as_ref().and_then(|t| t.met), Some(false));
-        let s = Row::skipped("1", "scp", "GB/s", "no sshd");
-        assert!(s.value.is_none() && s.ratio.is_none());
-    }
-}
-
 /// Writes the rows as a Markdown table (what docs/PERFORMANCE.md shows).
 ///
 /// # Errors
@@ -272,4 +254,23 @@ pub fn write_markdown(
     }
     std::fs::write(path, s)?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_and_targets_follow_the_better_direction() {
+        let r = Row::new("1", "tput", 2.0, "GB/s", Better::Higher)
+            .baseline("tcp", 4.0)
+            .target_ratio("≥ 0.5×", 0.5);
+        assert_eq!(r.ratio, Some(0.5));
+        assert_eq!(r.target.as_ref().and_then(|t| t.met), Some(true));
+        let l = Row::new("2", "p99", 1.5, "ms", Better::Lower).target_value("< 1 ms", 1.0);
+        assert_eq!(l.target.as_ref().and_then(|t| t.met), Some(false));
+        let s = Row::skipped("1", "scp", "GB/s", "no sshd");
+        assert!(s.value.is_none() && s.ratio.is_none());
+    }
 }

@@ -37,6 +37,7 @@ pub fn raise_nofile(want: u64) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn never_lowers_the_limit() {

@@ -66,6 +66,7 @@ pub fn gb_per_sec(bytes: u64, elapsed: Duration) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

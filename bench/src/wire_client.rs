@@ -155,11 +155,7 @@ pub async fn idle(
                 };
                 let _ = seen.send(PresenceSeen { friend, online, at });
             }
-            Some(server_message::Body::Ping(p)) => {
-                if pong(&mut ch, p.nonce).await.is_err() {
-                    return;
-                }
-            }
+            Some(server_message::Body::Ping(p)) if pong(&mut ch, p.nonce).await.is_err() => return,
             Some(server_message::Body::Close(_)) => return,
             _ => {}
         }

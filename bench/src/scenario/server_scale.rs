@@ -275,8 +275,10 @@ async fn peerchat(
 ) -> anyhow::Result<Side> {
     let n = opts.clients;
     let data = work.join("scale-server");
-    let mut plan = Seed::default();
-    plan.users = (0..n).map(|i| format!("user{i}")).collect();
+    let mut plan = Seed {
+        users: (0..n).map(|i| format!("user{i}")).collect(),
+        friendships: Vec::new(),
+    };
     plan.users
         .extend((0..opts.fanout_rounds).map(|h| format!("hub{h}")));
     for h in 0..opts.fanout_rounds {
