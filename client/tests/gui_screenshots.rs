@@ -89,6 +89,28 @@ fn screenshots() {
         gui.key("Return");
         std::thread::sleep(Duration::from_secs(2));
         snap(&gui, FORGOT, "forgot-password-error.png");
+
+        // olivia (registered elsewhere, code written down) resets her password for real.
+        let olivia = profile(work, "olivia", 9);
+        let out = cli_once(
+            &addr,
+            &olivia,
+            &["register", "olivia", "olivia@example.org"],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let code = text
+            .split_whitespace()
+            .find(|w| w.len() == 23 && w.matches('-').count() == 3)
+            .unwrap_or_else(|| panic!("no recovery code in {text:?}"))
+            .to_owned();
+        gui.replace_text(FORGOT, "userid", "olivia");
+        gui.replace_text(FORGOT, "email", "olivia@example.org");
+        gui.replace_text(FORGOT, "recovery", &code.to_lowercase());
+        gui.replace_text(FORGOT, "password", "olivia's new password");
+        gui.replace_text(FORGOT, "confirm", "olivia's new password");
+        gui.key("Return");
+        gui.wait_widget(FORGOT, "code");
+        snap(&gui, FORGOT, "forgot-password-new-code.png");
     }
 
     // ---- HiDPI: the login window at --scale 1.5 ---------------------------------------------------

@@ -157,6 +157,7 @@ impl ForgotWindow {
         self.recovery.set_value("");
         self.code.show_code(
             &format!("Password changed for \u{201c}{userid}\u{201d}"),
+            "Your new recovery code (the old one no longer works):",
             code,
         );
     }

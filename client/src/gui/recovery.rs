@@ -19,6 +19,8 @@ pub struct CodePage {
     pub page: Flex,
     /// "Account alice created." / "Password changed for alice."
     pub headline: Frame,
+    /// "Your recovery code:" / "Your new recovery code...".
+    intro: Frame,
     /// The code (read-only, selectable).
     pub code: Output,
     /// "Copied" feedback.
@@ -35,7 +37,7 @@ impl CodePage {
         page.set_pad(theme::GAP);
         let mut headline = widgets::heading(&mut page, "", theme::TITLE_SIZE, 36);
         headline.set_label_color(theme::SUCCESS);
-        let mut intro = Frame::default().with_label("Your recovery code:");
+        let mut intro = Frame::default();
         intro.set_align(Align::Left | Align::Inside);
         page.fixed(&intro, 24);
 
@@ -83,6 +85,7 @@ impl CodePage {
         Self {
             page,
             headline,
+            intro,
             code,
             copied,
             done,
@@ -90,8 +93,9 @@ impl CodePage {
     }
 
     /// Shows `code` with a headline.
-    pub fn show_code(&mut self, headline: &str, code: &str) {
+    pub fn show_code(&mut self, headline: &str, intro: &str, code: &str) {
         self.headline.set_label(headline);
+        self.intro.set_label(intro);
         self.code.set_value(code);
         self.copied.set_label("");
         self.page.show();

@@ -146,7 +146,10 @@ impl RegisterWindow {
         self.form.hide();
         self.password.set_value("");
         self.confirm.set_value("");
-        self.code
-            .show_code(&format!("Account \u{201c}{userid}\u{201d} created"), code);
+        self.code.show_code(
+            &format!("Account \u{201c}{userid}\u{201d} created"),
+            "Your recovery code:",
+            code,
+        );
     }
 }

@@ -497,6 +497,13 @@ impl<'x> Gui<'x> {
         self.type_text(text);
     }
 
+    /// Clicks an input, clears it (Ctrl+A, BackSpace) and types `text`.
+    pub fn replace_text(&self, window: &str, widget: &str, text: &str) {
+        self.click(window, widget);
+        self.x.xdotool(&["key", "ctrl+a", "BackSpace"]);
+        self.type_text(text);
+    }
+
     pub fn type_text(&self, text: &str) {
         self.x.xdotool(&["type", "--delay", "25", "--", text]);
         std::thread::sleep(Duration::from_millis(150));
