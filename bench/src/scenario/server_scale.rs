@@ -78,8 +78,9 @@ pub async fn run(
     let fd = crate::rlimit::raise_nofile(opts.clients as u64 * 2 + 4096);
     if fd < opts.clients as u64 + 1024 {
         bail!(
-            "RLIMIT_NOFILE is {fd}, too low for {} clients",
-            opts.clients
+            "RLIMIT_NOFILE is {fd} and could not be raised (raising the hard limit needs CAP_SYS_RESOURCE), too low for {} clients: use --clients {} or less, or raise the hard limit first (ulimit -Hn)",
+            opts.clients,
+            fd.saturating_sub(1100)
         );
     }
     let base = baseline(opts, k, work)
