@@ -204,7 +204,9 @@ impl Handshake {
         // Message 1 (initiator's first) carries no payload; messages 2 and 3 carry ours.
         let first = self.role == Role::Initiator && self.noise.get_remote_static().is_none();
         let payload: &[u8] = if first { &[] } else { &self.payload };
-        let mut out = vec![0u8; MAX_RECORD];
+        // Sized to the message (two X25519 keys, two tags, the payload), not to MAX_RECORD: a
+        // server doing thousands of handshakes should not fault in 64 KiB for each.
+        let mut out = vec![0u8; (payload.len() + 128).min(MAX_RECORD)];
         let n = self.noise.write_message(payload, &mut out)?;
         out.truncate(n);
         Ok(out)
@@ -218,7 +220,8 @@ impl Handshake {
         if self.is_my_turn() || self.is_finished() {
             return Err(HandshakeError::OutOfOrder);
         }
-        let mut payload = vec![0u8; MAX_RECORD];
+        // The payload is never longer than the message that carries it.
+        let mut payload = vec![0u8; message.len()];
         let n = self.noise.read_message(message, &mut payload)?;
         let payload = &payload[..n];
         match self.noise.get_remote_static() {
