@@ -37,10 +37,6 @@ pub const SHA256_LEN: usize = 32;
 pub const USERID_MIN_LEN: usize = 3;
 /// See [`USERID_MIN_LEN`].
 pub const USERID_MAX_LEN: usize = 32;
-/// Alias of [`USERID_MIN_LEN`].
-pub const USERID_MIN: usize = USERID_MIN_LEN;
-/// Alias of [`USERID_MAX_LEN`].
-pub const USERID_MAX: usize = USERID_MAX_LEN;
 /// Longest e-mail local part in bytes (SPEC.md §5.1.2).
 pub const EMAIL_LOCAL_MAX: usize = 64;
 /// Characters of a recovery code without dashes: 100 bits of base32 (SPEC.md §5.1.4).
@@ -87,8 +83,6 @@ pub const DEFAULT_REQUEST_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const REQUEST_BURST: u32 = 50;
 /// Per-connection request bucket: tokens added per second (SPEC.md `REQUEST_RATE`).
 pub const REQUEST_RATE: u32 = 20;
-/// Alias of [`REQUEST_RATE`].
-pub const REQUEST_RATE_PER_SEC: u32 = REQUEST_RATE;
 /// Consecutive rate-limited requests after which the server closes the connection.
 pub const RATE_LIMIT_DISCONNECT_AFTER: u32 = 200;
 /// Frames a server queues for one client before closing it with SLOW_CONSUMER.

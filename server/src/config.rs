@@ -164,7 +164,7 @@ impl Config {
             idle_timeout: limits::IDLE_TIMEOUT,
             outbound_queue: limits::OUTBOUND_QUEUE,
             request_burst: limits::REQUEST_BURST,
-            request_rate_per_sec: limits::REQUEST_RATE_PER_SEC,
+            request_rate_per_sec: limits::REQUEST_RATE,
             rate_limit_disconnect_after: limits::RATE_LIMIT_DISCONNECT_AFTER,
             login_policy: LoginPolicy::default(),
             identity: None,

@@ -4,7 +4,7 @@
 //! handlers only map a [`ValidationError`] to its wire error code.
 
 use peerchat_proto::limits::{
-    EMAIL_MAX, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, USERID_MAX, USERID_MIN,
+    EMAIL_MAX, PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS, USERID_MAX_LEN, USERID_MIN_LEN,
 };
 use peerchat_proto::wire::ErrorCode;
 
@@ -12,7 +12,7 @@ use peerchat_proto::wire::ErrorCode;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
     /// The userid breaks §5.1 (length, alphabet or first character).
-    #[error("userid must be {USERID_MIN} to {USERID_MAX} characters from A-Z a-z 0-9 _ . - and start with a letter or digit")]
+    #[error("userid must be {USERID_MIN_LEN} to {USERID_MAX_LEN} characters from A-Z a-z 0-9 _ . - and start with a letter or digit")]
     InvalidUserid,
     /// The e-mail address breaks §5.1.
     #[error("e-mail address is not valid: {0}")]
@@ -44,7 +44,7 @@ pub fn fold(s: &str) -> String {
 /// [`ValidationError::InvalidUserid`].
 pub fn userid(u: &str) -> Result<(), ValidationError> {
     // The alphabet is ASCII, so bytes == characters once every byte is checked.
-    let ok_len = (USERID_MIN..=USERID_MAX).contains(&u.len());
+    let ok_len = (USERID_MIN_LEN..=USERID_MAX_LEN).contains(&u.len());
     let ok_chars = u
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
