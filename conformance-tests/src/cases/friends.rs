@@ -279,6 +279,23 @@ async fn request_already_friends(ctx: Ctx) -> CaseResult {
     Ok("ALREADY_FRIENDS".into())
 }
 
+/// The friend an accept answer or push must carry: present, `who` (registered spelling),
+/// online, with `who`'s identity key (SPEC.md §6.2, §6.3).
+fn expect_friend(f: Option<wire::Friend>, what: &str, who: &User) -> Result<wire::Friend, Verdict> {
+    let f = f.ok_or_else(|| Verdict::Fail(format!("{what} has no friend")))?;
+    check!(
+        f.userid == who.userid && f.online,
+        "{what}: friend {:?} online {}",
+        f.userid,
+        f.online
+    );
+    check!(
+        f.identity_key == ident::public(who.key).to_der(),
+        "{what}: friend carries a wrong identity key"
+    );
+    Ok(f)
+}
+
 async fn request_duplicate(ctx: Ctx) -> CaseResult {
     let (_, mut ac) = ctx.online_user().await?;
     let b = ctx.new_user().await?;
@@ -299,19 +316,7 @@ async fn request_crossing(ctx: Ctx) -> CaseResult {
     )
     .await?;
     let ok = send_ok(&mut ac, &b.userid).await?;
-    let f = ok
-        .friend
-        .ok_or_else(|| Verdict::Fail("crossing SendFriendRequestOk has no friend".into()))?;
-    check!(
-        f.userid == b.userid && f.online,
-        "crossing Ok friend {:?} online {}",
-        f.userid,
-        f.online
-    );
-    check!(
-        f.identity_key == ident::public(b.key).to_der(),
-        "crossing Ok friend carries a wrong identity key"
-    );
+    expect_friend(ok.friend, "crossing SendFriendRequestOk", &b)?;
     let (_, p) = bc
         .expect_push(
             "FriendRequestAccepted",
@@ -322,14 +327,7 @@ async fn request_crossing(ctx: Ctx) -> CaseResult {
     let push::Body::FriendRequestAccepted(x) = p else {
         fail!("wrong push")
     };
-    let fa = x
-        .friend
-        .ok_or_else(|| Verdict::Fail("FriendRequestAccepted without friend".into()))?;
-    check!(
-        fa.online && fa.identity_key == ident::public(a.key).to_der(),
-        "FriendRequestAccepted friend online {} / key mismatch",
-        fa.online
-    );
+    expect_friend(x.friend, "FriendRequestAccepted", &a)?;
     Ok("crossing requests made them friends".into())
 }
 
@@ -427,19 +425,7 @@ async fn accept_ok(ctx: Ctx) -> CaseResult {
     .await?;
     let r = bc.request(req::accept(&a.userid)).await?;
     let acc = ok!(r, AcceptFriendRequest, "AcceptFriendRequest");
-    let f = acc
-        .friend
-        .ok_or_else(|| Verdict::Fail("AcceptFriendRequestOk without friend".into()))?;
-    check!(
-        f.userid == a.userid && f.online,
-        "Accept friend {:?} online {}",
-        f.userid,
-        f.online
-    );
-    check!(
-        f.identity_key == ident::public(a.key).to_der(),
-        "Accept friend carries a wrong identity key"
-    );
+    expect_friend(acc.friend, "AcceptFriendRequestOk", &a)?;
     let (_, p) = ac
         .expect_push(
             "FriendRequestAccepted",
@@ -450,14 +436,7 @@ async fn accept_ok(ctx: Ctx) -> CaseResult {
     let push::Body::FriendRequestAccepted(x) = p else {
         fail!("wrong push")
     };
-    let fb = x
-        .friend
-        .ok_or_else(|| Verdict::Fail("FriendRequestAccepted without friend".into()))?;
-    check!(
-        fb.online && fb.identity_key == ident::public(b.key).to_der(),
-        "pushed friend online {} / key mismatch",
-        fb.online
-    );
+    expect_friend(x.friend, "FriendRequestAccepted", &b)?;
     let online = |p: &push::Body| matches!(p, push::Body::FriendOnline(_));
     if let Some(p) = ac.find_push_within(QUIET_WINDOW, online).await {
         fail!(
