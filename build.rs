@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "peerchat/v1/presence.proto",
         "peerchat/v1/server.proto",
         "peerchat/v1/peer.proto",
+        "peerchat/v1/traversal.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(files, [&root])?;

@@ -27,6 +27,9 @@ pub struct Channel<S> {
     pub writer: ChannelWriter<WriteHalf<S>>,
     /// Who the other side proved to be.
     pub remote: RemoteIdentity,
+    /// This side's final handshake role: a peer dialler becomes `Responder` when it lost the
+    /// tie-break of a TCP simultaneous open (SPEC.md §4.7).
+    pub role: Role,
 }
 
 impl Channel<TcpStream> {
@@ -78,16 +81,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
         kind: ChannelKind,
         timeout: Duration,
     ) -> Result<Self, ChannelError> {
+        Self::handshake_verified(stream, BytesMut::new(), local, role, kind, timeout, |_| {
+            true
+        })
+        .await
+    }
+
+    /// Runs the handshake on `stream` whose first bytes, already read from it, are in
+    /// `already_read` (a relayed stream whose start arrived behind RelayOpenOk, SPEC.md §7.7).
+    /// As initiator, `expected` must accept the remote identity before this side reveals its
+    /// own (or, after a simultaneous open, before any frame flows, SPEC.md §4.7). Peer dialers
+    /// use this for sockets they connected themselves (hole punching from the listening port).
+    ///
+    /// # Errors
+    /// As [`Channel::handshake`], plus [`crate::HandshakeError::UnexpectedRemoteKey`].
+    pub async fn handshake_verified(
+        stream: S,
+        already_read: BytesMut,
+        local: &LocalIdentity,
+        role: Role,
+        kind: ChannelKind,
+        timeout: Duration,
+        expected: impl FnOnce(&crate::IdentityKey) -> bool,
+    ) -> Result<Self, ChannelError> {
         tokio::time::timeout(
             timeout,
-            Self::handshake_with(stream, local, role, kind, |_| true),
+            Self::handshake_buffered(stream, already_read, local, role, kind, expected),
         )
         .await
         .map_err(|_| ChannelError::HandshakeTimeout(timeout))?
     }
 
     async fn handshake_with(
+        stream: S,
+        local: &LocalIdentity,
+        role: Role,
+        kind: ChannelKind,
+        expected: impl FnOnce(&crate::IdentityKey) -> bool,
+    ) -> Result<Self, ChannelError> {
+        Self::handshake_buffered(stream, BytesMut::new(), local, role, kind, expected).await
+    }
+
+    async fn handshake_buffered(
         mut stream: S,
+        already_read: BytesMut,
         local: &LocalIdentity,
         role: Role,
         kind: ChannelKind,
@@ -95,7 +132,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
     ) -> Result<Self, ChannelError> {
         let mut hs = Handshake::new(local, role, kind)?;
         let mut expected = Some(expected);
-        let mut buf = BytesMut::with_capacity(4096);
+        let mut buf = already_read;
+        buf.reserve(4096);
         while !hs.is_finished() {
             if hs.is_my_turn() {
                 let msg = hs.write_message()?;
@@ -107,7 +145,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
                     .await?
                     .ok_or(ChannelError::ClosedDuringHandshake)?;
                 hs.read_message(&rec)?;
-                if let (Role::Initiator, Some(remote)) = (role, hs.remote()) {
+                if let (Role::Initiator, Some(remote)) = (hs.role(), hs.remote()) {
                     if let Some(check) = expected.take() {
                         if !check(&remote.identity_key) {
                             return Err(HandshakeError::UnexpectedRemoteKey(
@@ -117,6 +155,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
                         }
                     }
                 }
+            }
+        }
+        let final_role = hs.role();
+        // After a simultaneous open the former dialler answered as responder and saw the
+        // remote's identity only in message 3: check it now, before any frame flows.
+        if let (Some(check), Some(remote)) = (expected.take(), hs.remote()) {
+            if role == Role::Initiator && !check(&remote.identity_key) {
+                return Err(
+                    HandshakeError::UnexpectedRemoteKey(remote.identity_key.fingerprint()).into(),
+                );
             }
         }
         let (Transport { sealer, opener }, remote) = hs.finish()?;
@@ -130,6 +178,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
                 out: BytesMut::new(),
             },
             remote,
+            role: final_role,
         })
     }
 }
@@ -190,6 +239,18 @@ impl<R: AsyncRead + Unpin> ChannelReader<R> {
         }
     }
 
+    /// The read half and the raw bytes read from it that are not yet decrypted (see
+    /// [`Channel::into_inner`]).
+    ///
+    /// # Errors
+    /// [`ChannelError::DataAfterRelaySwitch`] if decrypted data is left over.
+    pub fn into_parts(self) -> Result<(R, BytesMut), ChannelError> {
+        if self.opener.has_partial_frame() {
+            return Err(ChannelError::DataAfterRelaySwitch);
+        }
+        Ok((self.io, self.buf))
+    }
+
     /// Lowers the largest frame this side accepts.
     pub fn set_max_frame(&mut self, max: usize) {
         self.opener.set_max_frame(max);
@@ -236,6 +297,17 @@ impl<W: AsyncWrite + Unpin> ChannelWriter<W> {
         self.flush().await
     }
 
+    /// The write half, once everything queued has been flushed.
+    ///
+    /// # Errors
+    /// [`ChannelError::DataAfterRelaySwitch`] if frames are still queued.
+    pub fn into_inner(self) -> Result<W, ChannelError> {
+        if self.sealer.pending_len() > 0 || !self.out.is_empty() {
+            return Err(ChannelError::DataAfterRelaySwitch);
+        }
+        Ok(self.io)
+    }
+
     /// Bytes queued but not yet flushed.
     pub fn pending_len(&self) -> usize {
         self.sealer.pending_len()
@@ -252,6 +324,18 @@ impl<W: AsyncWrite + Unpin> ChannelWriter<W> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
+    /// Ends this channel's encryption and hands back the byte stream with the raw bytes
+    /// already read from it but not yet used (SPEC.md §7.7: after RelayOpen / RelayOpenOk
+    /// the connection carries a relayed stream).
+    ///
+    /// # Errors
+    /// [`ChannelError::DataAfterRelaySwitch`] if decrypted data or unsent frames remain.
+    pub fn into_inner(self) -> Result<(S, BytesMut), ChannelError> {
+        let (r, leftover) = self.reader.into_parts()?;
+        let w = self.writer.into_inner()?;
+        Ok((r.unsplit(w), leftover))
+    }
+
     /// Sends one message.
     ///
     /// # Errors

@@ -40,6 +40,10 @@ pub enum HandshakeError {
     /// Noise did not report the remote static key after it should have been received.
     #[error("remote static key missing")]
     MissingRemoteStatic,
+    /// Both sides of a simultaneous open sent the same message 1 (SPEC.md §4.7): a replay or
+    /// a reflection, never two honest peers.
+    #[error("simultaneous open with identical handshake messages")]
+    SimultaneousOpenTie,
 }
 
 /// Errors of the record and frame layers (SPEC.md §3).
@@ -112,6 +116,10 @@ pub enum ChannelError {
     /// The remote closed the connection before the handshake finished.
     #[error("connection closed during the handshake")]
     ClosedDuringHandshake,
+    /// Encrypted data followed the frame after which the connection switches to a relayed
+    /// byte stream (SPEC.md §7.7): nothing may follow RelayOpen / RelayOpenOk.
+    #[error("data followed the last frame before the relay switch")]
+    DataAfterRelaySwitch,
 }
 
 impl ChannelError {

@@ -101,6 +101,10 @@ pub struct RemoteIdentity {
     pub identity_key: IdentityKey,
     /// The protocol version in use: the lower of both sides' versions.
     pub protocol_version: u32,
+    /// The channel kind the remote announced. Equal to the local kind, except on the server's
+    /// one port, where a responder expecting `ClientServer` also admits `Relay` (SPEC.md §4.4)
+    /// and must branch on this value.
+    pub channel_kind: ChannelKind,
 }
 
 /// Which side of the handshake this is.
@@ -112,6 +116,11 @@ pub enum Role {
     Responder,
 }
 
+/// Length of handshake message 1: one X25519 ephemeral key and an empty payload. Message 2
+/// is always longer (it also carries the encrypted static key and payload), which is what
+/// lets a peer initiator recognise a simultaneous open (SPEC.md §4.7).
+pub const MESSAGE_1_LEN: usize = 32;
+
 /// A handshake in progress.
 pub struct Handshake {
     noise: snow::HandshakeState,
@@ -119,6 +128,12 @@ pub struct Handshake {
     kind: ChannelKind,
     payload: Vec<u8>,
     remote: Option<RemoteIdentity>,
+    /// Kept to rebuild the state as responder after a simultaneous open.
+    local: LocalIdentity,
+    /// Our message 1, the tie-breaker of a simultaneous open.
+    sent_message_1: Option<Vec<u8>>,
+    /// A simultaneous open was already resolved on this connection (it happens at most once).
+    simultaneous: bool,
 }
 
 impl Handshake {
@@ -173,7 +188,23 @@ impl Handshake {
             kind,
             payload,
             remote: None,
+            local: local.clone(),
+            sent_message_1: None,
+            simultaneous: false,
         })
+    }
+
+    /// This side's role now. A peer initiator becomes the responder when it loses the
+    /// tie-break of a simultaneous open (SPEC.md §4.7); the caller uses the final role for
+    /// everything that depends on it (who sends PeerHello first, §7.2; who "initiated" the
+    /// connection for duplicate resolution, §7.3).
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// True if this handshake resolved a TCP simultaneous open (SPEC.md §4.7).
+    pub fn was_simultaneous(&self) -> bool {
+        self.simultaneous
     }
 
     /// True when it is this side's turn to send.
@@ -209,7 +240,53 @@ impl Handshake {
         let mut out = vec![0u8; (payload.len() + 128).min(MAX_RECORD)];
         let n = self.noise.write_message(payload, &mut out)?;
         out.truncate(n);
+        if first {
+            self.sent_message_1 = Some(out.clone());
+        }
         Ok(out)
+    }
+
+    /// SPEC.md §4.7: on a peer channel, an initiator waiting for message 2 that receives a
+    /// record of message 1's length is in a TCP simultaneous open: both sides dialled and
+    /// both sent message 1. The side whose message 1 (its ephemeral key) is lower,
+    /// compared as bytes, becomes the responder and answers the other's message 1; the
+    /// higher side ignores the message 1 it received and keeps waiting for message 2.
+    /// Returns `Ok(true)` when the record was consumed this way.
+    fn resolve_simultaneous_open(&mut self, message: &[u8]) -> Result<bool, HandshakeError> {
+        let waiting_for_message_2 =
+            self.role == Role::Initiator && self.noise.get_remote_static().is_none();
+        if self.kind != ChannelKind::Peer
+            || !waiting_for_message_2
+            || self.simultaneous
+            || message.len() != MESSAGE_1_LEN
+        {
+            return Ok(false);
+        }
+        let Some(mine) = self.sent_message_1.as_deref() else {
+            return Ok(false);
+        };
+        self.simultaneous = true;
+        match mine.cmp(message) {
+            std::cmp::Ordering::Equal => Err(HandshakeError::SimultaneousOpenTie),
+            // We stay the initiator: their message 1 is dropped, their message 2 follows.
+            std::cmp::Ordering::Greater => Ok(true),
+            std::cmp::Ordering::Less => {
+                let payload = std::mem::take(&mut self.payload);
+                let mut fresh = Self::build(
+                    &self.local.clone(),
+                    Role::Responder,
+                    self.kind,
+                    None,
+                    Some(payload),
+                )?;
+                fresh.simultaneous = true;
+                *self = fresh;
+                // Message 1 carries no payload: nothing to verify yet.
+                let mut scratch = [0u8; MESSAGE_1_LEN];
+                self.noise.read_message(message, &mut scratch)?;
+                Ok(true)
+            }
+        }
     }
 
     /// Consumes the remote's next handshake message, verifying its identity payload.
@@ -219,6 +296,9 @@ impl Handshake {
     pub fn read_message(&mut self, message: &[u8]) -> Result<(), HandshakeError> {
         if self.is_my_turn() || self.is_finished() {
             return Err(HandshakeError::OutOfOrder);
+        }
+        if self.resolve_simultaneous_open(message)? {
+            return Ok(());
         }
         // The payload is never longer than the message that carries it.
         let mut payload = vec![0u8; message.len()];
@@ -263,18 +343,38 @@ fn verify_payload(
     if p.protocol_version == 0 {
         return Err(HandshakeError::UnsupportedVersion(0));
     }
-    if p.channel_kind != expected as i32 {
+    let got = ChannelKind::try_from(p.channel_kind).ok();
+    if !kinds_compatible(expected, got) {
         return Err(HandshakeError::WrongChannelKind {
             expected,
             got: p.channel_kind,
         });
     }
+    let channel_kind = got.unwrap_or(expected);
     let identity_key = IdentityKey::from_der(&p.identity_key)?;
     identity_key.verify_static_key(remote_static, &p.identity_sig)?;
     Ok(RemoteIdentity {
         identity_key,
         protocol_version: p.protocol_version.min(PROTOCOL_VERSION),
+        channel_kind,
     })
+}
+
+/// Check V3 (SPEC.md §4.4): the kinds must match, except that the server's port serves both
+/// client-server and relay connections. The server, as responder, cannot know the kind before
+/// message 3, so it always says `ClientServer` in message 2; a relaying client accepts that,
+/// and the server accepts `Relay` from the initiator.
+fn kinds_compatible(expected: ChannelKind, got: Option<ChannelKind>) -> bool {
+    matches!(
+        (expected, got),
+        (
+            ChannelKind::ClientServer,
+            Some(ChannelKind::ClientServer | ChannelKind::Relay)
+        ) | (
+            ChannelKind::Relay,
+            Some(ChannelKind::ClientServer | ChannelKind::Relay)
+        ) | (ChannelKind::Peer, Some(ChannelKind::Peer))
+    )
 }
 
 #[cfg(test)]
@@ -388,5 +488,101 @@ mod tests {
             Err(HandshakeError::OutOfOrder)
         ));
         assert!(r.read_message(b"garbage").is_err());
+    }
+
+    /// Both sides dialled (TCP simultaneous open) and both sent message 1 (SPEC.md §4.7).
+    fn simultaneous(a: &LocalIdentity, b: &LocalIdentity) -> (Handshake, Handshake) {
+        let mut x = Handshake::new(a, Role::Initiator, ChannelKind::Peer).unwrap();
+        let mut y = Handshake::new(b, Role::Initiator, ChannelKind::Peer).unwrap();
+        let mx = x.write_message().unwrap();
+        let my = y.write_message().unwrap();
+        assert_eq!(mx.len(), MESSAGE_1_LEN);
+        x.read_message(&my).unwrap();
+        y.read_message(&mx).unwrap();
+        (x, y)
+    }
+
+    #[test]
+    fn simultaneous_open_resolves_to_one_initiator_and_completes() {
+        let a = LocalIdentity::new(test_keys::identity(0)).unwrap();
+        let b = LocalIdentity::new(test_keys::identity(1)).unwrap();
+        // Fresh ephemerals each round: both orders of the tie-break get exercised.
+        for _ in 0..8 {
+            let (mut x, mut y) = simultaneous(&a, &b);
+            assert_ne!(x.role(), y.role(), "exactly one side becomes the responder");
+            assert!(x.was_simultaneous() && y.was_simultaneous());
+            let (i, r) = if x.role() == Role::Initiator {
+                (&mut x, &mut y)
+            } else {
+                (&mut y, &mut x)
+            };
+            assert!(r.is_my_turn() && !i.is_my_turn());
+            let m2 = r.write_message().unwrap();
+            i.read_message(&m2).unwrap();
+            let m3 = i.write_message().unwrap();
+            r.read_message(&m3).unwrap();
+            let x_is_a = x.role() == Role::Initiator;
+            let (_, rx) = x.finish().unwrap();
+            let (_, ry) = y.finish().unwrap();
+            assert_eq!(rx.identity_key, *b.public_key());
+            assert_eq!(ry.identity_key, *a.public_key());
+            let _ = x_is_a;
+        }
+    }
+
+    #[test]
+    fn a_second_message_1_or_one_on_a_server_channel_is_an_error() {
+        let a = LocalIdentity::new(test_keys::identity(0)).unwrap();
+        let b = LocalIdentity::new(test_keys::identity(1)).unwrap();
+        // Server channels never resolve simultaneous opens: message 1 where message 2 is
+        // expected fails in Noise.
+        let mut x = Handshake::new(&a, Role::Initiator, ChannelKind::ClientServer).unwrap();
+        let mut y = Handshake::new(&b, Role::Initiator, ChannelKind::ClientServer).unwrap();
+        x.write_message().unwrap();
+        let my = y.write_message().unwrap();
+        assert!(x.read_message(&my).is_err());
+        // A peer initiator that stayed initiator does not accept a second message 1.
+        let (mut x, mut y) = simultaneous(&a, &b);
+        let stayed = if x.role() == Role::Initiator {
+            &mut x
+        } else {
+            &mut y
+        };
+        let mut other = Handshake::new(&b, Role::Initiator, ChannelKind::Peer).unwrap();
+        let again = other.write_message().unwrap();
+        assert!(stayed.read_message(&again).is_err());
+    }
+
+    #[test]
+    fn identical_message_1_is_refused() {
+        let a = LocalIdentity::new(test_keys::identity(0)).unwrap();
+        let mut x = Handshake::new(&a, Role::Initiator, ChannelKind::Peer).unwrap();
+        let m1 = x.write_message().unwrap();
+        assert!(matches!(
+            x.read_message(&m1),
+            Err(HandshakeError::SimultaneousOpenTie)
+        ));
+    }
+
+    #[test]
+    fn the_server_port_admits_relay_connections_and_says_which() {
+        let (mut i, mut r, _, _) = pair(ChannelKind::Relay, ChannelKind::ClientServer);
+        r.read_message(&i.write_message().unwrap()).unwrap();
+        i.read_message(&r.write_message().unwrap()).unwrap();
+        r.read_message(&i.write_message().unwrap()).unwrap();
+        let (_, seen_by_client) = i.finish().unwrap();
+        let (_, seen_by_server) = r.finish().unwrap();
+        assert_eq!(seen_by_client.channel_kind, ChannelKind::ClientServer);
+        assert_eq!(seen_by_server.channel_kind, ChannelKind::Relay);
+        // A peer port never admits a relay or server connection.
+        assert!(!kinds_compatible(
+            ChannelKind::Peer,
+            Some(ChannelKind::Relay)
+        ));
+        assert!(!kinds_compatible(
+            ChannelKind::Relay,
+            Some(ChannelKind::Peer)
+        ));
+        assert!(!kinds_compatible(ChannelKind::ClientServer, None));
     }
 }

@@ -99,3 +99,42 @@ pub const RSA_MIN_BITS: usize = 2048;
 pub const RSA_MAX_BITS: usize = 4096;
 /// Modulus size for newly generated identity keys.
 pub const RSA_DEFAULT_BITS: usize = 3072;
+
+// ---- NAT traversal and relay (SPEC.md §7.5–§7.8) ----
+
+/// Host candidates a client may announce in one PeerAnnouncement (SPEC.md §7.5).
+pub const MAX_HOST_CANDIDATES: usize = 8;
+/// How long a client's direct dial of one candidate may take before it counts as failed
+/// (SPEC.md §7.6).
+pub const DIRECT_DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a requester of a connection reversal waits for the friend's connection before it
+/// moves on to punching (SPEC.md §7.6).
+pub const REVERSE_WAIT: Duration = Duration::from_secs(5);
+/// Coordinated simultaneous-open attempts before a client falls back to the relay (SPEC.md §7.6).
+pub const PUNCH_ATTEMPTS: u32 = 3;
+/// How long each side keeps a punching connect() alive (the kernel retransmits the SYN
+/// meanwhile) (SPEC.md §7.6).
+pub const PUNCH_WINDOW: Duration = Duration::from_secs(5);
+/// Largest `dial_in_ms` the server sets (SPEC.md §7.6).
+pub const PUNCH_DELAY_MAX: Duration = Duration::from_millis(2000);
+/// ConnectPeer bucket per (requester, friend) pair: capacity (SPEC.md §7.6).
+pub const CONNECT_PEER_BURST: u32 = 6;
+/// ConnectPeer bucket refill: one request per this interval (SPEC.md §7.6).
+pub const CONNECT_PEER_INTERVAL: Duration = Duration::from_secs(10);
+/// Length of ConnectPeer attempt ids and relay tokens.
+pub const TRAVERSAL_ID_LEN: usize = 16;
+/// How long an opened relay waits for the invited friend to join (SPEC.md §7.7).
+pub const RELAY_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Relay connections (open, waiting or joined) one account may hold at the server (SPEC.md §7.7).
+pub const RELAY_LINKS_PER_USER: usize = 8;
+/// Default bytes per second the server relays per link and per direction (server-configurable)
+/// (SPEC.md §7.7).
+pub const RELAY_LINK_RATE: u64 = 8 * 1024 * 1024;
+/// Default bytes per second the server relays in total (server-configurable) (SPEC.md §7.7).
+pub const RELAY_SERVER_RATE: u64 = 64 * 1024 * 1024;
+/// A relayed link on which no byte moved in either direction for this long is closed
+/// (SPEC.md §7.7). Longer than IDLE_TIMEOUT, so the peers' own pings keep a live link open.
+pub const RELAY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often a client whose link with a friend is relayed tries again to punch a direct
+/// one (SPEC.md §7.8).
+pub const RELAY_UPGRADE_INTERVAL: Duration = Duration::from_secs(60);

@@ -71,6 +71,16 @@ proptest! {
         let (a, _) = identities();
         let mut i = Handshake::new(a, Role::Initiator, ChannelKind::Peer).unwrap();
         let _ = i.write_message().unwrap();
+        // A 32-byte record is a message 1 of a TCP simultaneous open (SPEC.md §4.7): it is
+        // consumed (as a tie-break) unless it equals ours; every other garbage is an error.
+        prop_assert_eq!(i.read_message(&msg).is_ok(), msg.len() == 32);
+    }
+
+    #[test]
+    fn server_initiator_rejects_every_garbage_message_two(msg in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let (a, _) = identities();
+        let mut i = Handshake::new(a, Role::Initiator, ChannelKind::ClientServer).unwrap();
+        let _ = i.write_message().unwrap();
         prop_assert!(i.read_message(&msg).is_err());
     }
 

@@ -65,6 +65,7 @@ pub fn key_login(userid: &str) -> Request {
     Request::KeyLogin {
         userid: userid.into(),
         endpoint: None,
+        announcement: Default::default(),
     }
 }
 
@@ -74,6 +75,7 @@ pub fn login(userid: &str, password: &str) -> Request {
         userid: userid.into(),
         password: Secret(password.into()),
         endpoint: None,
+        announcement: Default::default(),
     }
 }
 

@@ -268,6 +268,7 @@ impl Client {
             userid: userid.into(),
             password: Secret(password.into()),
             endpoint: None,
+            announcement: Default::default(),
         };
         match self.inner.server.request(req).await? {
             ResponseBody::Login(s) => Ok(s),
@@ -290,6 +291,7 @@ impl Client {
             .request(Request::KeyLogin {
                 userid,
                 endpoint: None,
+                announcement: Default::default(),
             })
             .await?
         {

@@ -1542,6 +1542,7 @@ impl Core {
                 userid,
                 endpoint,
                 identity_key,
+                ..
             } => {
                 let k = key(&userid);
                 let key_changed = self
@@ -1602,6 +1603,8 @@ impl Core {
                     });
                 }
             }
+            // NAT traversal (SPEC.md §7.6–§7.7): handled by the traversal work.
+            PushEvent::PeerConnectRequested(_) | PushEvent::RelayInvite { .. } => {}
         }
     }
 }

@@ -293,6 +293,7 @@ mod tests {
 
     fn info(userid: &str, n: usize, endpoint: Option<&str>) -> FriendInfo {
         FriendInfo {
+            candidates: vec![],
             userid: userid.into(),
             online: endpoint.is_some(),
             endpoint: endpoint.and_then(|e| e.parse().ok()),

@@ -267,6 +267,7 @@ impl ServerLink {
             let req = Request::KeyLogin {
                 userid,
                 endpoint: self.settings.peer_endpoint,
+                announcement: Default::default(),
             };
             out.push(req.into_message(next_id));
             pending.insert(next_id, Pending::Relogin);
@@ -364,17 +365,21 @@ impl ServerLink {
                 userid,
                 password,
                 endpoint: None,
+                announcement,
             } => Request::Login {
                 userid,
                 password,
                 endpoint: self.settings.peer_endpoint,
+                announcement,
             },
             Request::KeyLogin {
                 userid,
                 endpoint: None,
+                announcement,
             } => Request::KeyLogin {
                 userid,
                 endpoint: self.settings.peer_endpoint,
+                announcement,
             },
             other => other,
         }

@@ -588,6 +588,7 @@ pub mod req {
             userid: userid.into(),
             password: password.into(),
             peer_endpoint: endpoint,
+            announcement: None,
         })
     }
     /// KeyLogin.
@@ -595,6 +596,7 @@ pub mod req {
         Body::KeyLogin(wire::KeyLogin {
             userid: userid.into(),
             peer_endpoint: endpoint,
+            announcement: None,
         })
     }
     /// ForgotPassword.
@@ -644,6 +646,7 @@ pub mod req {
     pub fn set_endpoint(endpoint: Option<wire::PeerEndpoint>) -> Body {
         Body::SetPeerEndpoint(wire::SetPeerEndpoint {
             peer_endpoint: endpoint,
+            announcement: None,
         })
     }
     /// Ping.
@@ -694,6 +697,8 @@ pub fn describe(r: &response::Result) -> String {
         R::RefuseFriendRequest(_) => "RefuseFriendRequestOk".into(),
         R::Unfriend(_) => "UnfriendOk".into(),
         R::SetPeerEndpoint(s) => format!("SetPeerEndpointOk({:?})", s.peer_endpoint),
+        R::ConnectPeer(c) => format!("ConnectPeerOk({} candidates)", c.candidates.len()),
+        R::RelayOpen(_) => "RelayOpenOk".into(),
     }
 }
 
@@ -708,6 +713,8 @@ pub fn push_name(p: &push::Body) -> &'static str {
         push::Body::FriendOffline(_) => "FriendOffline",
         push::Body::Unfriended(_) => "Unfriended",
         push::Body::FriendKeyChanged(_) => "FriendKeyChanged",
+        push::Body::PeerConnectRequested(_) => "PeerConnectRequested",
+        push::Body::RelayInvite(_) => "RelayInvite",
     }
 }
 
@@ -726,6 +733,8 @@ pub fn push_subject(p: &push::Body) -> String {
         push::Body::FriendOffline(x) => x.userid.clone(),
         push::Body::Unfriended(x) => x.userid.clone(),
         push::Body::FriendKeyChanged(x) => x.userid.clone(),
+        push::Body::PeerConnectRequested(x) => x.userid.clone(),
+        push::Body::RelayInvite(x) => x.userid.clone(),
     }
 }
 

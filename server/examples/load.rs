@@ -89,6 +89,7 @@ async fn main() {
                     userid: user.clone(),
                     password: Secret(PW.into()),
                     endpoint: None,
+                    announcement: Default::default(),
                 },
             )
             .await
@@ -116,6 +117,7 @@ async fn main() {
                 Request::KeyLogin {
                     userid: user.clone(),
                     endpoint: None,
+                    announcement: Default::default(),
                 },
             )
             .await
@@ -159,6 +161,7 @@ async fn main() {
                 Request::KeyLogin {
                     userid: user,
                     endpoint: None,
+                    announcement: Default::default(),
                 },
             )
             .await

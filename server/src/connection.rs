@@ -110,6 +110,7 @@ pub async fn serve(
         mut reader,
         writer,
         remote,
+        ..
     } = channel;
     tracing::debug!(%peer, fingerprint = %remote.identity_key.fingerprint(), "connection established");
 

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
-use peerchat_proto::message::{PushEvent, ServerFrame};
+use peerchat_proto::message::{Candidate, PushEvent, ServerFrame};
 use peerchat_proto::wire::{self, CloseReason};
 use peerchat_proto::IdentityKey;
 use tokio::sync::{mpsc, watch};
@@ -116,6 +116,8 @@ pub struct SessionHandle {
     /// The identity key this session's channel proved (the account's current key).
     pub identity_key: IdentityKey,
     endpoint: Mutex<Option<SocketAddr>>,
+    /// Where friends may reach this session (SPEC.md §7.5), replaced with the endpoint.
+    candidates: Mutex<Vec<Candidate>>,
     outbox: Outbox,
     gate: Mutex<Gate>,
     gate_capacity: usize,
@@ -143,6 +145,7 @@ impl SessionHandle {
             userid,
             identity_key,
             endpoint: Mutex::new(endpoint),
+            candidates: Mutex::new(Vec::new()),
             outbox,
             gate: Mutex::new(Gate::Pending(Vec::new())),
             gate_capacity,
@@ -200,6 +203,16 @@ impl SessionHandle {
     /// Changes the peer endpoint (SetPeerEndpoint).
     pub fn set_endpoint(&self, endpoint: Option<SocketAddr>) {
         *lock(&self.endpoint) = endpoint;
+    }
+
+    /// The candidate list friends are told (SPEC.md §7.5).
+    pub fn candidates(&self) -> Vec<Candidate> {
+        lock(&self.candidates).clone()
+    }
+
+    /// Replaces the candidate list (Login, KeyLogin, SetPeerEndpoint).
+    pub fn set_candidates(&self, candidates: Vec<Candidate>) {
+        *lock(&self.candidates) = candidates;
     }
 }
 

@@ -97,10 +97,13 @@ async fn login_logout_and_state_machine() {
         Request::Unfriend {
             userid: "alice".into(),
         },
-        Request::SetPeerEndpoint(Endpoint {
-            host: None,
-            port: 5,
-        }),
+        Request::SetPeerEndpoint {
+            endpoint: Endpoint {
+                host: None,
+                port: 5,
+            },
+            announcement: Default::default(),
+        },
     ] {
         assert_eq!(c.error(req).await, ErrorCode::NotLoggedIn);
     }
@@ -136,10 +139,12 @@ async fn login_logout_and_state_machine() {
             userid: "alice".into(),
             password: Secret(PW.into()),
             endpoint: None,
+            announcement: Default::default(),
         },
         Request::KeyLogin {
             userid: "alice".into(),
             endpoint: None,
+            announcement: Default::default(),
         },
         Request::ForgotPassword {
             userid: "alice".into(),
@@ -210,6 +215,7 @@ async fn invalid_request_and_unsupported() {
                 userid: "alice".into(),
                 password: PW.into(),
                 peer_endpoint: Some(ep),
+                announcement: None,
             })),
         };
         c.send(&msg).await;
@@ -224,6 +230,7 @@ async fn invalid_request_and_unsupported() {
         body: Some(wire::client_message::Body::SetPeerEndpoint(
             wire::SetPeerEndpoint {
                 peer_endpoint: None,
+                announcement: None,
             },
         )),
     };
@@ -255,6 +262,7 @@ async fn invalid_request_and_unsupported() {
                 host: "x".into(),
                 port: 0,
             }),
+            announcement: None,
         })),
     };
     c.send(&bad_login).await;

@@ -38,10 +38,13 @@ async fn request_to_an_online_user_and_accept() {
     let mut alice = t.user("alice", 0).await;
     let mut bob = t.user("Bob", 1).await;
     alice
-        .request(Request::SetPeerEndpoint(Endpoint {
-            host: Some("10.1.2.3".parse().unwrap()),
-            port: 7000,
-        }))
+        .request(Request::SetPeerEndpoint {
+            endpoint: Endpoint {
+                host: Some("10.1.2.3".parse().unwrap()),
+                port: 7000,
+            },
+            announcement: Default::default(),
+        })
         .await
         .unwrap();
     assert_eq!(alice.send_friend_request("BOB").await.unwrap(), None);
@@ -202,6 +205,7 @@ async fn notices_are_delivered_after_login_ok_oldest_first() {
             userid: "alice".into(),
             password: peerchat_proto::message::Secret(PW.into()),
             endpoint: None,
+            announcement: Default::default(),
         })
         .await;
     let mut frames = Vec::new();
@@ -342,6 +346,7 @@ async fn presence_online_offline_and_endpoints() {
             userid,
             endpoint,
             identity_key,
+            ..
         } => {
             assert_eq!(userid, "alice");
             assert_eq!(endpoint, Some("127.0.0.1:5555".parse().unwrap()));
@@ -351,16 +356,26 @@ async fn presence_online_offline_and_endpoints() {
     }
     // Moving: SetPeerEndpoint answers the effective endpoint and friends are told again.
     let r = alice
-        .request(Request::SetPeerEndpoint(Endpoint {
-            host: Some("::1".parse().unwrap()),
-            port: 6000,
-        }))
+        .request(Request::SetPeerEndpoint {
+            endpoint: Endpoint {
+                host: Some("::1".parse().unwrap()),
+                port: 6000,
+            },
+            announcement: Default::default(),
+        })
         .await
         .unwrap();
-    assert_eq!(
-        r,
-        ResponseBody::SetPeerEndpoint("[::1]:6000".parse().unwrap())
-    );
+    match r {
+        ResponseBody::SetPeerEndpoint { endpoint, observed } => {
+            assert_eq!(endpoint, "[::1]:6000".parse().unwrap());
+            // The observed endpoint is this connection's source address (SPEC.md §7.5).
+            assert!(
+                observed.is_some_and(|o| o.ip().is_loopback()),
+                "{observed:?}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     match bob
         .expect_push(|p| matches!(p, PushEvent::FriendOnline { .. }))
         .await

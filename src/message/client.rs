@@ -1,6 +1,7 @@
 //! Client → server frames (SPEC.md §4.6, §5, §6).
 
 use super::common::{Endpoint, Secret, WireError};
+use super::traversal::{traversal_id, Announcement, ConnectMode, TraversalId};
 use crate::wire::{self, client_message::Body};
 
 /// A ClientMessage as the server sees it.
@@ -52,6 +53,8 @@ pub enum Request {
         password: Secret,
         /// Peer endpoint, if announced.
         endpoint: Option<Endpoint>,
+        /// Host candidates and observed-is-listener (SPEC.md §7.5).
+        announcement: Announcement,
     },
     /// SPEC.md §5.4.
     KeyLogin {
@@ -59,6 +62,8 @@ pub enum Request {
         userid: String,
         /// Peer endpoint, if announced.
         endpoint: Option<Endpoint>,
+        /// Host candidates and observed-is-listener (SPEC.md §7.5).
+        announcement: Announcement,
     },
     /// SPEC.md §5.5.
     ForgotPassword {
@@ -99,7 +104,28 @@ pub enum Request {
         userid: String,
     },
     /// SPEC.md §6.8.
-    SetPeerEndpoint(Endpoint),
+    SetPeerEndpoint {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// Host candidates and observed-is-listener (SPEC.md §7.5).
+        announcement: Announcement,
+    },
+    /// SPEC.md §7.6.
+    ConnectPeer {
+        /// The friend.
+        userid: String,
+        /// Reversal or punch.
+        mode: ConnectMode,
+    },
+    /// SPEC.md §7.7 (only on a relay channel).
+    RelayOpen {
+        /// Own userid.
+        userid: String,
+        /// The friend at the other end.
+        peer_userid: String,
+        /// `None` opens a relay; `Some` joins the one a RelayInvite named.
+        token: Option<TraversalId>,
+    },
 }
 
 impl Request {
@@ -116,7 +142,9 @@ impl Request {
             Request::AcceptFriendRequest { .. } => "AcceptFriendRequest",
             Request::RefuseFriendRequest { .. } => "RefuseFriendRequest",
             Request::Unfriend { .. } => "Unfriend",
-            Request::SetPeerEndpoint(_) => "SetPeerEndpoint",
+            Request::SetPeerEndpoint { .. } => "SetPeerEndpoint",
+            Request::ConnectPeer { .. } => "ConnectPeer",
+            Request::RelayOpen { .. } => "RelayOpen",
         }
     }
 
@@ -136,14 +164,21 @@ impl Request {
                 userid,
                 password,
                 endpoint,
+                announcement,
             } => Body::Login(wire::Login {
                 userid,
                 password: password.0,
                 peer_endpoint: endpoint.map(Into::into),
+                announcement: announce_to_wire(&announcement),
             }),
-            Request::KeyLogin { userid, endpoint } => Body::KeyLogin(wire::KeyLogin {
+            Request::KeyLogin {
+                userid,
+                endpoint,
+                announcement,
+            } => Body::KeyLogin(wire::KeyLogin {
                 userid,
                 peer_endpoint: endpoint.map(Into::into),
+                announcement: announce_to_wire(&announcement),
             }),
             Request::ForgotPassword {
                 userid,
@@ -168,8 +203,25 @@ impl Request {
                 Body::RefuseFriendRequest(wire::RefuseFriendRequest { userid })
             }
             Request::Unfriend { userid } => Body::Unfriend(wire::Unfriend { userid }),
-            Request::SetPeerEndpoint(e) => Body::SetPeerEndpoint(wire::SetPeerEndpoint {
-                peer_endpoint: Some(e.into()),
+            Request::SetPeerEndpoint {
+                endpoint,
+                announcement,
+            } => Body::SetPeerEndpoint(wire::SetPeerEndpoint {
+                peer_endpoint: Some(endpoint.into()),
+                announcement: announce_to_wire(&announcement),
+            }),
+            Request::ConnectPeer { userid, mode } => Body::ConnectPeer(wire::ConnectPeer {
+                userid,
+                mode: mode.to_wire(),
+            }),
+            Request::RelayOpen {
+                userid,
+                peer_userid,
+                token,
+            } => Body::RelayOpen(wire::RelayOpen {
+                userid,
+                peer_userid,
+                token: token.map(|t| t.to_vec().into()).unwrap_or_default(),
             }),
         }
     }
@@ -185,6 +237,18 @@ impl Request {
 
 fn endpoint(e: Option<&wire::PeerEndpoint>) -> Result<Option<Endpoint>, WireError> {
     e.map(Endpoint::try_from).transpose()
+}
+
+/// An absent announcement reads as the default (no host candidates, not from the listener).
+fn announcement(a: Option<&wire::PeerAnnouncement>) -> Result<Announcement, WireError> {
+    a.map(Announcement::try_from)
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// The default announcement is sent as an absent field (older servers see nothing new).
+fn announce_to_wire(a: &Announcement) -> Option<wire::PeerAnnouncement> {
+    (a != &Announcement::default()).then(|| a.into())
 }
 
 impl From<wire::ClientMessage> for ClientFrame {
@@ -205,19 +269,21 @@ impl From<wire::ClientMessage> for ClientFrame {
                 email: r.email,
                 password: Secret(r.password),
             }),
-            Some(Body::Login(r)) => {
-                endpoint(r.peer_endpoint.as_ref()).map(|endpoint| Request::Login {
+            Some(Body::Login(r)) => endpoint(r.peer_endpoint.as_ref()).and_then(|endpoint| {
+                Ok(Request::Login {
+                    announcement: announcement(r.announcement.as_ref())?,
                     userid: r.userid,
                     password: Secret(r.password),
                     endpoint,
                 })
-            }
-            Some(Body::KeyLogin(r)) => {
-                endpoint(r.peer_endpoint.as_ref()).map(|endpoint| Request::KeyLogin {
+            }),
+            Some(Body::KeyLogin(r)) => endpoint(r.peer_endpoint.as_ref()).and_then(|endpoint| {
+                Ok(Request::KeyLogin {
+                    announcement: announcement(r.announcement.as_ref())?,
                     userid: r.userid,
                     endpoint,
                 })
-            }
+            }),
             Some(Body::ForgotPassword(r)) => Ok(Request::ForgotPassword {
                 userid: r.userid,
                 email: r.email,
@@ -239,7 +305,32 @@ impl From<wire::ClientMessage> for ClientFrame {
                 .as_ref()
                 .ok_or(WireError::MissingField("set_peer_endpoint.peer_endpoint"))
                 .and_then(Endpoint::try_from)
-                .map(Request::SetPeerEndpoint),
+                .and_then(|endpoint| {
+                    Ok(Request::SetPeerEndpoint {
+                        endpoint,
+                        announcement: announcement(r.announcement.as_ref())?,
+                    })
+                }),
+            Some(Body::ConnectPeer(r)) => {
+                ConnectMode::from_wire(r.mode, "connect_peer.mode").map(|mode| {
+                    Request::ConnectPeer {
+                        userid: r.userid,
+                        mode,
+                    }
+                })
+            }
+            Some(Body::RelayOpen(r)) => {
+                let token = if r.token.is_empty() {
+                    Ok(None)
+                } else {
+                    traversal_id(&r.token, "relay_open.token").map(Some)
+                };
+                token.map(|token| Request::RelayOpen {
+                    userid: r.userid,
+                    peer_userid: r.peer_userid,
+                    token,
+                })
+            }
         };
         ClientFrame::Request { id, request }
     }
@@ -265,10 +356,15 @@ mod tests {
                 userid: "alice".into(),
                 password: Secret("pw".into()),
                 endpoint: ep,
+                announcement: Announcement::default(),
             },
             Request::KeyLogin {
                 userid: "alice".into(),
                 endpoint: None,
+                announcement: Announcement {
+                    host_candidates: vec!["198.19.1.10:4000".parse().unwrap()],
+                    observed_is_listener: true,
+                },
             },
             Request::ForgotPassword {
                 userid: "alice".into(),
@@ -292,10 +388,27 @@ mod tests {
             Request::Unfriend {
                 userid: "bob".into(),
             },
-            Request::SetPeerEndpoint(Endpoint {
-                host: Some("::1".parse().unwrap()),
-                port: 1,
-            }),
+            Request::SetPeerEndpoint {
+                endpoint: Endpoint {
+                    host: Some("::1".parse().unwrap()),
+                    port: 1,
+                },
+                announcement: Announcement::default(),
+            },
+            Request::ConnectPeer {
+                userid: "bob".into(),
+                mode: ConnectMode::Punch,
+            },
+            Request::RelayOpen {
+                userid: "alice".into(),
+                peer_userid: "bob".into(),
+                token: None,
+            },
+            Request::RelayOpen {
+                userid: "bob".into(),
+                peer_userid: "alice".into(),
+                token: Some([7; 16]),
+            },
         ]
     }
 
@@ -321,6 +434,7 @@ mod tests {
             request_id: 3,
             body: Some(Body::SetPeerEndpoint(wire::SetPeerEndpoint {
                 peer_endpoint: None,
+                announcement: None,
             })),
         };
         assert_eq!(

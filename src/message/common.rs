@@ -134,6 +134,8 @@ pub struct FriendInfo {
     pub endpoint: Option<SocketAddr>,
     /// Their current identity key.
     pub identity_key: IdentityKey,
+    /// Where they may be reachable, while online (SPEC.md §7.5).
+    pub candidates: Vec<super::traversal::Candidate>,
 }
 
 impl TryFrom<&wire::Friend> for FriendInfo {
@@ -151,6 +153,7 @@ impl TryFrom<&wire::Friend> for FriendInfo {
                 .map(|e| full_endpoint(e, "friend.peer_endpoint"))
                 .transpose()?,
             identity_key: identity_key(&f.identity_key, "friend.identity_key")?,
+            candidates: super::traversal::candidates(&f.candidates, "friend.candidates")?,
         })
     }
 }
@@ -162,6 +165,7 @@ impl From<&FriendInfo> for wire::Friend {
             online: f.online,
             peer_endpoint: f.endpoint.map(Into::into),
             identity_key: f.identity_key.to_der(),
+            candidates: super::traversal::candidates_to_wire(&f.candidates),
         }
     }
 }

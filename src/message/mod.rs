@@ -8,8 +8,13 @@ mod client;
 mod common;
 mod peer;
 mod server;
+mod traversal;
 
 pub use client::{ClientFrame, Request};
 pub use common::{Endpoint, FriendInfo, RequestError, Secret, WireError};
 pub use peer::{ChatFrame, FileOfferFrame, PeerFrame};
 pub use server::{LoginSnapshot, PendingRequest, PushEvent, ResponseBody, ServerFrame};
+pub use traversal::{
+    Announcement, Candidate, CandidateKind, ConnectMode, ConnectPeerOk, PeerConnectRequested,
+    TraversalId,
+};

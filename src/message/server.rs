@@ -6,6 +6,10 @@ use std::net::SocketAddr;
 use super::common::{
     close_reason, full_endpoint, identity_key, truncate_human, FriendInfo, RequestError, WireError,
 };
+use super::traversal::{
+    candidates, candidates_to_wire, dial_in, dial_in_ms, traversal_id, Candidate, ConnectMode,
+    ConnectPeerOk, PeerConnectRequested, TraversalId,
+};
 use crate::identity::IdentityKey;
 use crate::wire::{self, push, response, server_message};
 
@@ -72,7 +76,16 @@ pub enum ResponseBody {
     /// Unfriended.
     Unfriend,
     /// The effective endpoint.
-    SetPeerEndpoint(SocketAddr),
+    SetPeerEndpoint {
+        /// The effective endpoint.
+        endpoint: SocketAddr,
+        /// This connection's source address as the server sees it (SPEC.md §7.5).
+        observed: Option<SocketAddr>,
+    },
+    /// ConnectPeer accepted; the friend was asked.
+    ConnectPeer(ConnectPeerOk),
+    /// Both ends joined the relay: the connection now carries the relayed stream.
+    RelayOpen,
 }
 
 /// Everything LoginOk carries.
@@ -90,6 +103,8 @@ pub struct LoginSnapshot {
     pub endpoint: Option<SocketAddr>,
     /// Server clock.
     pub server_time_unix_ms: u64,
+    /// This connection's source address as the server sees it (SPEC.md §7.5).
+    pub observed: Option<SocketAddr>,
 }
 
 /// A pending friend request.
@@ -148,6 +163,8 @@ pub enum PushEvent {
         endpoint: Option<SocketAddr>,
         /// Their key.
         identity_key: IdentityKey,
+        /// Where they may be reachable (SPEC.md §7.5).
+        candidates: Vec<Candidate>,
     },
     /// A friend went offline.
     FriendOffline {
@@ -165,6 +182,15 @@ pub enum PushEvent {
         userid: String,
         /// New key.
         identity_key: IdentityKey,
+    },
+    /// A friend asks us to dial them or to punch (SPEC.md §7.6).
+    PeerConnectRequested(PeerConnectRequested),
+    /// A friend opened a relay and waits for us (SPEC.md §7.7).
+    RelayInvite {
+        /// Who.
+        userid: String,
+        /// Put it in RelayOpen.token.
+        token: TraversalId,
     },
 }
 
@@ -230,6 +256,11 @@ impl TryFrom<response::Result> for ResponseBody {
                     .map(|e| full_endpoint(e, "login.peer_endpoint"))
                     .transpose()?,
                 server_time_unix_ms: ok.server_time_unix_ms,
+                observed: ok
+                    .observed_endpoint
+                    .as_ref()
+                    .map(|e| full_endpoint(e, "login.observed_endpoint"))
+                    .transpose()?,
             }),
             R::ForgotPassword(ok) => ResponseBody::ForgotPassword {
                 recovery_code: ok.recovery_code,
@@ -247,10 +278,23 @@ impl TryFrom<response::Result> for ResponseBody {
             )?),
             R::RefuseFriendRequest(_) => ResponseBody::RefuseFriendRequest,
             R::Unfriend(_) => ResponseBody::Unfriend,
-            R::SetPeerEndpoint(ok) => ResponseBody::SetPeerEndpoint(full_endpoint(
-                required(&ok.peer_endpoint, "set_peer_endpoint.peer_endpoint")?,
-                "set_peer_endpoint.peer_endpoint",
-            )?),
+            R::SetPeerEndpoint(ok) => ResponseBody::SetPeerEndpoint {
+                endpoint: full_endpoint(
+                    required(&ok.peer_endpoint, "set_peer_endpoint.peer_endpoint")?,
+                    "set_peer_endpoint.peer_endpoint",
+                )?,
+                observed: ok
+                    .observed_endpoint
+                    .as_ref()
+                    .map(|e| full_endpoint(e, "set_peer_endpoint.observed_endpoint"))
+                    .transpose()?,
+            },
+            R::ConnectPeer(ok) => ResponseBody::ConnectPeer(ConnectPeerOk {
+                attempt_id: traversal_id(&ok.attempt_id, "connect_peer.attempt_id")?,
+                candidates: candidates(&ok.candidates, "connect_peer.candidates")?,
+                dial_in: dial_in(ok.dial_in_ms),
+            }),
+            R::RelayOpen(_) => ResponseBody::RelayOpen,
         })
     }
 }
@@ -277,12 +321,24 @@ impl TryFrom<push::Body> for PushEvent {
                     .map(|e| full_endpoint(e, "friend_online.peer_endpoint"))
                     .transpose()?,
                 identity_key: identity_key(&p.identity_key, "friend_online.identity_key")?,
+                candidates: candidates(&p.candidates, "friend_online.candidates")?,
                 userid: p.userid,
             },
             B::FriendOffline(p) => PushEvent::FriendOffline { userid: p.userid },
             B::Unfriended(p) => PushEvent::Unfriended { userid: p.userid },
             B::FriendKeyChanged(p) => PushEvent::FriendKeyChanged {
                 identity_key: identity_key(&p.identity_key, "friend_key_changed.identity_key")?,
+                userid: p.userid,
+            },
+            B::PeerConnectRequested(p) => PushEvent::PeerConnectRequested(PeerConnectRequested {
+                mode: ConnectMode::from_wire(p.mode, "peer_connect_requested.mode")?,
+                attempt_id: traversal_id(&p.attempt_id, "peer_connect_requested.attempt_id")?,
+                candidates: candidates(&p.candidates, "peer_connect_requested.candidates")?,
+                dial_in: dial_in(p.dial_in_ms),
+                userid: p.userid,
+            }),
+            B::RelayInvite(p) => PushEvent::RelayInvite {
+                token: traversal_id(&p.token, "relay_invite.token")?,
                 userid: p.userid,
             },
         })
@@ -319,10 +375,12 @@ impl From<&PushEvent> for push::Body {
                 userid,
                 endpoint,
                 identity_key,
+                candidates,
             } => B::FriendOnline(wire::FriendOnline {
                 userid: userid.clone(),
                 peer_endpoint: endpoint.map(Into::into),
                 identity_key: identity_key.to_der(),
+                candidates: candidates_to_wire(candidates),
             }),
             PushEvent::FriendOffline { userid } => B::FriendOffline(wire::FriendOffline {
                 userid: userid.clone(),
@@ -336,6 +394,19 @@ impl From<&PushEvent> for push::Body {
             } => B::FriendKeyChanged(wire::FriendKeyChanged {
                 userid: userid.clone(),
                 identity_key: identity_key.to_der(),
+            }),
+            PushEvent::PeerConnectRequested(p) => {
+                B::PeerConnectRequested(wire::PeerConnectRequested {
+                    userid: p.userid.clone(),
+                    mode: p.mode.to_wire(),
+                    attempt_id: p.attempt_id.to_vec().into(),
+                    candidates: candidates_to_wire(&p.candidates),
+                    dial_in_ms: dial_in_ms(p.dial_in),
+                })
+            }
+            PushEvent::RelayInvite { userid, token } => B::RelayInvite(wire::RelayInvite {
+                userid: userid.clone(),
+                token: token.to_vec().into(),
             }),
         }
     }
@@ -355,6 +426,7 @@ impl From<&ResponseBody> for response::Result {
                 outgoing_requests: s.outgoing.iter().map(Into::into).collect(),
                 peer_endpoint: s.endpoint.map(Into::into),
                 server_time_unix_ms: s.server_time_unix_ms,
+                observed_endpoint: s.observed.map(Into::into),
             }),
             ResponseBody::ForgotPassword { recovery_code } => {
                 R::ForgotPassword(wire::ForgotPasswordOk {
@@ -380,9 +452,18 @@ impl From<&ResponseBody> for response::Result {
                 R::RefuseFriendRequest(wire::RefuseFriendRequestOk {})
             }
             ResponseBody::Unfriend => R::Unfriend(wire::UnfriendOk {}),
-            ResponseBody::SetPeerEndpoint(a) => R::SetPeerEndpoint(wire::SetPeerEndpointOk {
-                peer_endpoint: Some((*a).into()),
+            ResponseBody::SetPeerEndpoint { endpoint, observed } => {
+                R::SetPeerEndpoint(wire::SetPeerEndpointOk {
+                    peer_endpoint: Some((*endpoint).into()),
+                    observed_endpoint: observed.map(Into::into),
+                })
+            }
+            ResponseBody::ConnectPeer(ok) => R::ConnectPeer(wire::ConnectPeerOk {
+                attempt_id: ok.attempt_id.to_vec().into(),
+                candidates: candidates_to_wire(&ok.candidates),
+                dial_in_ms: dial_in_ms(ok.dial_in),
             }),
+            ResponseBody::RelayOpen => R::RelayOpen(wire::RelayOpenOk {}),
         }
     }
 }
@@ -425,6 +506,14 @@ mod tests {
             online,
             endpoint: online.then(|| "127.0.0.1:4000".parse().unwrap()),
             identity_key: crate::test_keys::identity(n).public().clone(),
+            candidates: if online {
+                vec![
+                    Candidate::host("198.19.1.10:4000".parse().unwrap()),
+                    Candidate::observed("198.18.0.2:4000".parse().unwrap()),
+                ]
+            } else {
+                vec![]
+            },
         }
     }
 
@@ -450,6 +539,7 @@ mod tests {
                 outgoing: vec![req("y")],
                 endpoint: Some("10.0.0.1:5".parse().unwrap()),
                 server_time_unix_ms: 42,
+                observed: Some("198.18.0.2:5".parse().unwrap()),
             }),
             ResponseBody::ForgotPassword {
                 recovery_code: "x".into(),
@@ -466,7 +556,16 @@ mod tests {
             ResponseBody::AcceptFriendRequest(friend(5, true)),
             ResponseBody::RefuseFriendRequest,
             ResponseBody::Unfriend,
-            ResponseBody::SetPeerEndpoint("[::1]:9".parse().unwrap()),
+            ResponseBody::SetPeerEndpoint {
+                endpoint: "[::1]:9".parse().unwrap(),
+                observed: None,
+            },
+            ResponseBody::ConnectPeer(ConnectPeerOk {
+                attempt_id: [1; 16],
+                candidates: vec![Candidate::observed("198.18.0.3:7".parse().unwrap())],
+                dial_in: std::time::Duration::from_millis(120),
+            }),
+            ResponseBody::RelayOpen,
         ];
         let mut frames: Vec<ServerFrame> = bodies
             .into_iter()
@@ -493,12 +592,24 @@ mod tests {
                 userid: "o".into(),
                 endpoint: Some("127.0.0.2:7".parse().unwrap()),
                 identity_key: key.clone(),
+                candidates: vec![Candidate::host("127.0.0.2:7".parse().unwrap())],
             },
             PushEvent::FriendOffline { userid: "o".into() },
             PushEvent::Unfriended { userid: "u".into() },
             PushEvent::FriendKeyChanged {
                 userid: "k".into(),
                 identity_key: key.clone(),
+            },
+            PushEvent::PeerConnectRequested(PeerConnectRequested {
+                userid: "p".into(),
+                mode: ConnectMode::Reverse,
+                attempt_id: [2; 16],
+                candidates: vec![],
+                dial_in: std::time::Duration::ZERO,
+            }),
+            PushEvent::RelayInvite {
+                userid: "r".into(),
+                token: [3; 16],
             },
         ] {
             frames.push(ServerFrame::Push(p));

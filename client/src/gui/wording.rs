@@ -69,6 +69,8 @@ pub fn explain(err: &ClientError, doing: Doing, server: &str) -> Problem {
                     problem("The server did not understand the request.", format!("Server said: {}", e.message))
                 }
                 ErrorCode::Internal => problem(format!("The server had a problem. Please try again {wait}."), e.message.clone()),
+                ErrorCode::PeerOffline => problem("Your friend is not online.", "Messages wait until you are both online."),
+                ErrorCode::RelayExpired => problem("Your friend did not answer the relayed connection in time.", "The app tries again when there is something to deliver."),
             }
         }
         ClientError::ServerUnavailable(detail) => {

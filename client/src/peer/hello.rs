@@ -95,12 +95,14 @@ mod tests {
     fn book() -> FriendBook {
         let mut b = FriendBook::new();
         b.upsert(&FriendInfo {
+            candidates: vec![],
             userid: "Bob".into(),
             online: false,
             endpoint: None,
             identity_key: test_keys::identity(1).public().clone(),
         });
         b.upsert(&FriendInfo {
+            candidates: vec![],
             userid: "carol".into(),
             online: false,
             endpoint: None,

@@ -193,6 +193,7 @@ where
         mut reader,
         mut writer,
         remote,
+        ..
     } = chan;
     let book = ctx.book();
     let Some(me) = ctx.me() else {

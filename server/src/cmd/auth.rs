@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use peerchat_proto::limits::PASSWORD_MAX_BYTES;
 use peerchat_proto::message::{
-    Endpoint, LoginSnapshot, PendingRequest, PushEvent, ResponseBody, Secret,
+    Announcement, Endpoint, LoginSnapshot, PendingRequest, PushEvent, ResponseBody, Secret,
 };
 use peerchat_proto::wire::{CloseReason, ErrorCode};
 
@@ -90,6 +90,7 @@ pub async fn login(
     userid: String,
     password: Option<Secret>,
     endpoint: Option<Endpoint>,
+    announcement: Announcement,
 ) -> Reply {
     let lower = validate::fold(&userid);
     // Failures count against the userid only if it could name an account (SPEC.md §5.1.7).
@@ -146,6 +147,10 @@ pub async fn login(
         endpoint,
         conn.outbox.clone(),
         shared.outbound_queue,
+    ));
+    handle.set_candidates(presence::candidate_list(
+        &announcement,
+        presence::observed(conn),
     ));
     // The session becomes visible before the snapshot is read: a change made meanwhile by
     // another connection is then pushed (held until LoginOk is out), so nothing falls between
@@ -206,6 +211,7 @@ pub async fn login(
         outgoing: outgoing.into_iter().map(pending).collect(),
         endpoint,
         server_time_unix_ms: now,
+        observed: Some(presence::observed(conn)),
     };
     tracing::info!(userid = %account.userid, peer = %conn.peer_addr, key_login = password.is_none(), "logged in");
     Ok(ResponseBody::Login(snapshot))

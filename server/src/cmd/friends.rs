@@ -27,6 +27,7 @@ fn me_as_friend(login: &LoggedIn) -> FriendInfo {
         online: true,
         endpoint: login.handle.endpoint(),
         identity_key: login.handle.identity_key.clone(),
+        candidates: login.handle.candidates(),
     }
 }
 

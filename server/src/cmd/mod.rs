@@ -68,6 +68,10 @@ pub fn state_check(body: Option<&Body>, logged_in: bool) -> Result<(), RequestEr
         Some(Body::RefuseFriendRequest(_)) => ("RefuseFriendRequest", true),
         Some(Body::Unfriend(_)) => ("Unfriend", true),
         Some(Body::SetPeerEndpoint(_)) => ("SetPeerEndpoint", true),
+        Some(Body::ConnectPeer(_)) => ("ConnectPeer", true),
+        // Valid only as the first frame of a relay connection (SPEC.md §7.7); on a
+        // client-server connection it is answered INVALID_REQUEST by dispatch.
+        Some(Body::RelayOpen(_)) => return Ok(()),
     };
     match (needs_login, logged_in) {
         (true, false) => Err(err(
@@ -86,6 +90,12 @@ pub fn state_check(body: Option<&Body>, logged_in: bool) -> Result<(), RequestEr
 /// allows it (SPEC.md §4.6: NOT_LOGGED_IN / ALREADY_LOGGED_IN).
 pub async fn dispatch(shared: &Shared, conn: &mut ConnState, request: Request) -> Reply {
     let logged_in = conn.login.is_some();
+    if let Request::RelayOpen { .. } = request {
+        return Err(err(
+            ErrorCode::InvalidRequest,
+            "RelayOpen is valid only on a relay connection (SPEC.md §7.7)",
+        ));
+    }
     let needs_login = !matches!(
         request,
         Request::Register { .. }
@@ -115,10 +125,13 @@ pub async fn dispatch(shared: &Shared, conn: &mut ConnState, request: Request) -
             userid,
             password,
             endpoint,
-        } => auth::login(shared, conn, userid, Some(password), endpoint).await,
-        Request::KeyLogin { userid, endpoint } => {
-            auth::login(shared, conn, userid, None, endpoint).await
-        }
+            announcement,
+        } => auth::login(shared, conn, userid, Some(password), endpoint, announcement).await,
+        Request::KeyLogin {
+            userid,
+            endpoint,
+            announcement,
+        } => auth::login(shared, conn, userid, None, endpoint, announcement).await,
         Request::ForgotPassword {
             userid,
             email,
@@ -135,9 +148,19 @@ pub async fn dispatch(shared: &Shared, conn: &mut ConnState, request: Request) -
             friends::refuse_request(shared, conn, userid).await
         }
         Request::Unfriend { userid } => friends::unfriend(shared, conn, userid).await,
-        Request::SetPeerEndpoint(endpoint) => {
-            presence::set_peer_endpoint(shared, conn, endpoint).await
-        }
+        Request::SetPeerEndpoint {
+            endpoint,
+            announcement,
+        } => presence::set_peer_endpoint(shared, conn, endpoint, announcement).await,
+        // SPEC.md §7.6: implemented with the traversal work; until then not supported.
+        Request::ConnectPeer { .. } => Err(err(
+            ErrorCode::UnsupportedRequest,
+            "ConnectPeer is not implemented by this server yet",
+        )),
+        Request::RelayOpen { .. } => Err(err(
+            ErrorCode::InvalidRequest,
+            "RelayOpen is valid only on a relay connection (SPEC.md §7.7)",
+        )),
     }
 }
 
@@ -168,7 +191,8 @@ pub(crate) fn friend_info(
     Ok(FriendInfo {
         userid: account.userid.clone(),
         online: session.is_some(),
-        endpoint: session.and_then(|s| s.endpoint()),
+        endpoint: session.as_ref().and_then(|s| s.endpoint()),
+        candidates: session.map(|s| s.candidates()).unwrap_or_default(),
         identity_key,
     })
 }

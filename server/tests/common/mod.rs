@@ -409,6 +409,7 @@ impl Client {
             userid: userid.into(),
             password: Secret(password.into()),
             endpoint,
+            announcement: Default::default(),
         })
         .await
     }
@@ -429,6 +430,7 @@ impl Client {
         self.request(Request::KeyLogin {
             userid: userid.into(),
             endpoint,
+            announcement: Default::default(),
         })
         .await
     }
