@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+#[cfg(feature = "test-faults")]
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -57,30 +58,72 @@ impl Clock for OffsetClock {
     }
 }
 
-/// Deliberate defects, so that the conformance suite can prove it notices them. Never set in
-/// production; the CLI flag that sets them is hidden.
+/// Deliberate defects, so that the conformance suite can prove it notices them.
+///
+/// The switches exist only with the `test-faults` cargo feature, which release builds do not
+/// enable: without it every accessor is a constant `false`, the checks compile away and the
+/// binary has no `--test-fault` flag (issue #10: the switch that lets anyone log in as anyone
+/// must not ship).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Faults {
     /// FriendOffline is never sent.
+    #[cfg(feature = "test-faults")]
     pub no_offline_push: bool,
     /// Find always answers found = false.
+    #[cfg(feature = "test-faults")]
     pub find_reveals_nothing: bool,
     /// The per-connection request bucket is disabled.
+    #[cfg(feature = "test-faults")]
     pub no_rate_limit: bool,
     /// KeyLogin succeeds whatever key the channel proved.
+    #[cfg(feature = "test-faults")]
     pub accept_any_key_login: bool,
 }
 
 /// An unknown `--test-fault` name.
+#[cfg(feature = "test-faults")]
 #[derive(Debug, thiserror::Error)]
 #[error("unknown fault {0:?}; known: no-offline-push, find-reveals-nothing, no-rate-limit, accept-any-key-login")]
 pub struct UnknownFault(pub String);
 
 impl Faults {
+    /// FriendOffline is never sent.
+    pub fn no_offline_push(&self) -> bool {
+        #[cfg(feature = "test-faults")]
+        return self.no_offline_push;
+        #[cfg(not(feature = "test-faults"))]
+        false
+    }
+
+    /// Find always answers found = false.
+    pub fn find_reveals_nothing(&self) -> bool {
+        #[cfg(feature = "test-faults")]
+        return self.find_reveals_nothing;
+        #[cfg(not(feature = "test-faults"))]
+        false
+    }
+
+    /// The per-connection request bucket is disabled.
+    pub fn no_rate_limit(&self) -> bool {
+        #[cfg(feature = "test-faults")]
+        return self.no_rate_limit;
+        #[cfg(not(feature = "test-faults"))]
+        false
+    }
+
+    /// KeyLogin succeeds whatever key the channel proved.
+    pub fn accept_any_key_login(&self) -> bool {
+        #[cfg(feature = "test-faults")]
+        return self.accept_any_key_login;
+        #[cfg(not(feature = "test-faults"))]
+        false
+    }
+
     /// Switches on the fault called `name`.
     ///
     /// # Errors
     /// [`UnknownFault`].
+    #[cfg(feature = "test-faults")]
     pub fn enable(&mut self, name: &str) -> Result<(), UnknownFault> {
         match name {
             "no-offline-push" => self.no_offline_push = true,
@@ -93,6 +136,7 @@ impl Faults {
     }
 }
 
+#[cfg(feature = "test-faults")]
 impl FromStr for Faults {
     type Err = UnknownFault;
     /// Comma-separated fault names.

@@ -179,6 +179,7 @@ async fn key_login_needs_the_registered_key() {
     );
 }
 
+#[cfg(feature = "test-faults")]
 #[tokio::test]
 async fn fault_accept_any_key_login() {
     let t = TestServer::start_with(|c| c.faults.accept_any_key_login = true).await;

@@ -61,7 +61,7 @@ async fn target(
 /// syntax rules is simply not found.
 pub async fn find(shared: &Shared, userid: String) -> Reply {
     // Fault switch for the conformance suite's self-test.
-    if shared.faults.find_reveals_nothing {
+    if shared.faults.find_reveals_nothing() {
         return Ok(ResponseBody::Find {
             found: false,
             userid: String::new(),
