@@ -92,12 +92,16 @@ pub async fn login(
     endpoint: Option<Endpoint>,
 ) -> Reply {
     let lower = validate::fold(&userid);
-    // Failures count against the userid only if it could name an account (SPEC.md §5.1.7).
-    let account_key = validate::userid(&userid).is_ok().then_some(lower.as_str());
+    // Password failures count against the userid only if it could name an account; KeyLogin
+    // failures count per source address only: a wrong key proves nothing about the password
+    // and costs no argon2, so strangers cannot lock the owner out with it (SPEC.md §5.1.7).
+    let account_key = (password.is_some() && validate::userid(&userid).is_ok())
+        .then_some(lower.as_str());
     let ip = conn.peer_addr.ip();
-    shared
+    // The slot is taken before any work, so concurrent guesses see each other.
+    let attempt = shared
         .login_limits
-        .check(account_key, ip, Instant::now())
+        .reserve(account_key, ip, Instant::now())
         .map_err(rate_limited)?;
     let account = lookup(shared, &userid).await?;
     let channel_key = conn.identity_key.to_der();
@@ -116,16 +120,14 @@ pub async fn login(
         }),
     };
     let Some(mut account) = account.filter(|_| ok) else {
-        shared
-            .login_limits
-            .record_failure(account_key, ip, Instant::now());
+        attempt.failed(Instant::now());
         tracing::info!(peer = %conn.peer_addr, key_login = password.is_none(), "login failed");
         return Err(err(
             ErrorCode::BadCredentials,
             "unknown userid or wrong credentials",
         ));
     };
-    shared.login_limits.record_success(&lower);
+    attempt.succeeded();
 
     let key_changed = password.is_some() && account.identity_key[..] != channel_key[..];
     if key_changed {
@@ -269,9 +271,9 @@ pub async fn forgot_password(
     let lower = validate::fold(&userid);
     let account_key = validate::userid(&userid).is_ok().then_some(lower.as_str());
     let ip = conn.peer_addr.ip();
-    shared
+    let attempt = shared
         .login_limits
-        .check(account_key, ip, Instant::now())
+        .reserve(account_key, ip, Instant::now())
         .map_err(rate_limited)?;
     let account = lookup(shared, &userid)
         .await?
@@ -284,15 +286,13 @@ pub async fn forgot_password(
     };
     let ok = shared.hasher.verify(&secret, phc).await.map_err(internal)?;
     let Some(account) = account.filter(|_| ok) else {
-        shared
-            .login_limits
-            .record_failure(account_key, ip, Instant::now());
+        attempt.failed(Instant::now());
         return Err(err(
             ErrorCode::ResetRefused,
             "userid, e-mail address and recovery code do not match",
         ));
     };
-    shared.login_limits.record_success(&lower);
+    attempt.succeeded();
     let new_code = recovery::generate();
     let canonical = recovery::normalize(&new_code)
         .ok_or_else(|| internal("generated recovery code does not normalise"))?;
