@@ -87,6 +87,12 @@ pub const REQUEST_RATE: u32 = 20;
 pub const RATE_LIMIT_DISCONNECT_AFTER: u32 = 200;
 /// Frames a server queues for one client before closing it with SLOW_CONSUMER.
 pub const OUTBOUND_QUEUE: usize = 1024;
+/// Per-source-address registration bucket: burst size (SPEC.md §5.2, §10). At least 60 per
+/// minute must be allowed, so that test suites creating many accounts from one host work.
+pub const REGISTER_BURST: u32 = 60;
+/// Per-source-address registration bucket: tokens added per second (SPEC.md `REGISTER_RATE`,
+/// 60 per minute).
+pub const REGISTER_RATE: u32 = 1;
 /// Default cap on simultaneous server connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// A typing sender repeats Typing{active} at most this often (SPEC.md §8.2).

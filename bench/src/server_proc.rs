@@ -46,6 +46,7 @@ pub async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
     if args.relaxed_limits {
         config.request_burst = 1_000_000;
         config.request_rate_per_sec = 1_000_000;
+        config.register_burst = 1_000_000;
     }
     let server = peerchat_server::start(config).await?;
     println!("LISTEN {}", server.local_addr);

@@ -180,6 +180,11 @@ pub struct Config {
     pub rate_limit_disconnect_after: u32,
     /// Login-failure limits.
     pub login_policy: LoginPolicy,
+    /// Per-address registration bucket size (`REGISTER_BURST`; SPEC.md §10 requires that at
+    /// least 60 per minute be allowed).
+    pub register_burst: u32,
+    /// Per-address registration bucket refill per second (`REGISTER_RATE`).
+    pub register_rate_per_sec: u32,
     /// The server identity; `None` loads or creates `<data_dir>/server_key.pem` (3072 bits).
     pub identity: Option<IdentityKeyPair>,
     /// Wall clock for request times and expiry.
@@ -211,6 +216,8 @@ impl Config {
             request_rate_per_sec: limits::REQUEST_RATE,
             rate_limit_disconnect_after: limits::RATE_LIMIT_DISCONNECT_AFTER,
             login_policy: LoginPolicy::default(),
+            register_burst: limits::REGISTER_BURST,
+            register_rate_per_sec: limits::REGISTER_RATE,
             identity: None,
             clock: Arc::new(SystemClock),
             faults: Faults::default(),

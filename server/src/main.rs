@@ -29,6 +29,10 @@ struct Cli {
     /// Maximum simultaneous connections; more are closed at once.
     #[arg(long, value_name = "N", default_value_t = peerchat_proto::limits::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Registrations one source address (IPv6: /64) may make at once; refilled at one per
+    /// second (SPEC.md §5.2 REGISTER_BURST; at least 60 per minute are always allowed).
+    #[arg(long, value_name = "N", default_value_t = peerchat_proto::limits::REGISTER_BURST)]
+    register_burst: u32,
     /// Deliberate defect for the conformance suite's self-test (repeatable). Exists only in
     /// builds with the `test-faults` feature, never in a release build.
     #[cfg(feature = "test-faults")]
@@ -60,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     config.database_url = cli.database_url;
     config.request_ttl = cli.request_ttl;
     config.max_connections = cli.max_connections;
+    config.register_burst = cli.register_burst;
     #[cfg(feature = "test-faults")]
     {
         let mut faults = peerchat_server::Faults::default();

@@ -51,6 +51,49 @@ impl TokenBucket {
             Err(Duration::from_millis((wait * 1000.0).ceil() as u64))
         }
     }
+
+    /// Whether the bucket would be full at `now`.
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.rate >= self.capacity
+    }
+}
+
+/// Per-source-address registration limit (SPEC.md §5.2, §10: `REGISTER_BURST`,
+/// `REGISTER_RATE`): a token bucket per address key, taken before any validation or hashing,
+/// so that one address cannot create accounts (two argon2 hashes each) as fast as it can send.
+#[derive(Debug)]
+pub struct RegisterLimiter {
+    burst: u32,
+    rate_per_sec: u32,
+    buckets: DashMap<IpAddr, TokenBucket>,
+}
+
+impl RegisterLimiter {
+    /// `burst` registrations at once per address, refilled at `rate_per_sec`.
+    pub fn new(burst: u32, rate_per_sec: u32) -> Self {
+        Self {
+            burst,
+            rate_per_sec,
+            buckets: DashMap::new(),
+        }
+    }
+
+    /// Takes one registration token for `ip`.
+    ///
+    /// # Errors
+    /// The wait until the next token.
+    pub fn try_take(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        self.buckets
+            .entry(address_key(ip))
+            .or_insert_with(|| TokenBucket::new(self.burst, self.rate_per_sec, now))
+            .try_take(now)
+    }
+
+    /// Forgets buckets that have refilled completely (they equal a fresh one).
+    pub fn prune(&self, now: Instant) {
+        self.buckets.retain(|_, b| !b.is_full(now));
+    }
 }
 
 /// The numbers of the login-failure rules (SPEC.md §5.1.7, §10); [`LoginPolicy::default`] is
@@ -497,6 +540,36 @@ mod tests {
         assert!(l
             .check(None, "2001:db8:0:1::1".parse().unwrap(), now)
             .is_ok());
+    }
+
+    /// SPEC.md §10: at least 60 registrations per minute per address; then RATE_LIMITED
+    /// (issue #10: ~1,900 accounts in 100 s from one address).
+    #[test]
+    fn registrations_are_limited_per_address_above_the_floor() {
+        let l = RegisterLimiter::new(limits::REGISTER_BURST, limits::REGISTER_RATE);
+        let t0 = Instant::now();
+        // One a second for a minute, plus the burst: never refused.
+        for i in 0..60u64 {
+            let now = t0 + Duration::from_secs(i);
+            assert!(l.try_take(IP, now).is_ok(), "registration {i}");
+        }
+        let now = t0 + Duration::from_secs(60);
+        let mut served = 0;
+        while l.try_take(IP, now).is_ok() {
+            served += 1;
+        }
+        assert!(served >= 1 && served <= 61, "{served}");
+        assert_eq!(l.try_take(IP, now), Err(Duration::from_secs(1)));
+        // Another address, and the other half of an IPv6 /64 boundary, are separate.
+        assert!(l.try_take("10.0.0.1".parse().unwrap(), now).is_ok());
+        // A burst of 60 at once is allowed from a fresh address.
+        let fresh: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..60 {
+            assert!(l.try_take(fresh, now).is_ok());
+        }
+        assert!(l.try_take(fresh, now).is_err());
+        l.prune(now + Duration::from_secs(3600));
+        assert!(l.buckets.is_empty());
     }
 
     #[test]

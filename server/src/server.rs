@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, KEY_FILE};
 use crate::connection::{self, ConnSettings, Signals};
 use crate::db::{DbError, Store};
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::{LoginLimiter, RegisterLimiter};
 use crate::state::Shared;
 
 /// Why the server could not start.
@@ -113,6 +113,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let shared = Arc::new(Shared::new(
         store,
         LoginLimiter::new(config.login_policy),
+        RegisterLimiter::new(config.register_burst, config.register_rate_per_sec),
         config.clock.clone(),
         config.faults,
         config.request_ttl,

@@ -135,7 +135,11 @@ async fn send_request_errors_in_order() {
 
 #[tokio::test]
 async fn pending_outgoing_limit_is_enforced() {
-    let t = TestServer::start_with(|c| c.request_burst = 100_000).await;
+    let t = TestServer::start_with(|c| {
+        c.request_burst = 100_000;
+        c.register_burst = 1_000;
+    })
+    .await;
     let mut alice = t.user("alice", 0).await;
     let mut reg = t.client(1).await;
     for i in 0..=peerchat_proto::limits::MAX_PENDING_OUTGOING {

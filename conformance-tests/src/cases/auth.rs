@@ -17,6 +17,8 @@ pub fn cases() -> Vec<Case> {
     vec![
         // §5.2 Register
         Case::must("auth.register.ok", "5.2", "Register succeeds with a recovery code of the form XXXXX-XXXXX-XXXXX-XXXXX (base32).", |c| Box::pin(register_ok(c))),
+        Case::must("auth.register.rate-floor", "5.2", "60 Registers from one source address within a minute are all served (SPEC.md §10: a registration limit allows at least 60 per minute).", |c| Box::pin(register_rate(c, false))).timeout_secs(120),
+        Case::should("auth.register.rate-limit", "5.2", "Registers from one source address beyond REGISTER_BURST are answered RATE_LIMITED with retry_after_ms >= 1, after at least 60 were served.", |c| Box::pin(register_rate(c, true))).covers(&["ERROR_CODE_RATE_LIMITED"]).timeout_secs(120),
         Case::must("auth.register.does-not-log-in", "5.2", "After RegisterOk the connection is still Authenticating.", |c| Box::pin(register_not_logged_in(c))),
         Case::must("auth.register.userid-taken", "5.2", "Registering an existing userid is answered USERID_TAKEN.", |c| Box::pin(userid_taken(c, false))).covers(&["ERROR_CODE_USERID_TAKEN"]),
         Case::must("auth.register.userid-taken-case-insensitive", "5.1.1", "Registering an existing userid in another letter case is answered USERID_TAKEN.", |c| Box::pin(userid_taken(c, true))).covers(&["ERROR_CODE_USERID_TAKEN"]),
@@ -816,6 +818,50 @@ async fn forgot_session_unaffected(ctx: Ctx) -> CaseResult {
     let r = c.request(req::find(&u.userid)).await?;
     ok!(r, Find, "Find on the existing session after the reset");
     Ok("session unaffected".into())
+}
+
+/// Registers from one source address of the case's own: 60 must be served; with
+/// `until_limited`, continue (up to 200) until one is RATE_LIMITED.
+async fn register_rate(ctx: Ctx, until_limited: bool) -> CaseResult {
+    let Some(source) = ctx.source() else {
+        skip!("needs a loopback server: the case uses a source address of its own so that its registrations cannot limit other cases");
+    };
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(ctx.connect_from(ident::random_key(), Some(source)).await?);
+    }
+    let max = if until_limited { 200 } else { 60 };
+    for i in 0..max {
+        let userid = ident::userid();
+        let c = &mut conns[i % 3];
+        let r = c
+            .request(req::register(
+                &userid,
+                &format!("{userid}@example.test"),
+                &ident::password(),
+            ))
+            .await?;
+        match &r {
+            wire::response::Result::Register(_) => {}
+            wire::response::Result::Error(e) if e.code == ErrorCode::RateLimited as i32 => {
+                check!(
+                    i >= 60,
+                    "Register {} from one address within a minute was RATE_LIMITED; at least 60 per minute must be served",
+                    i + 1
+                );
+                check!(e.retry_after_ms >= 1, "RATE_LIMITED with retry_after_ms 0");
+                return Ok(format!(
+                    "{i} served, then RATE_LIMITED (retry_after_ms {})",
+                    e.retry_after_ms
+                ));
+            }
+            other => fail!("Register {}: {}", i + 1, describe(other)),
+        }
+    }
+    if until_limited {
+        fail!("{max} Registers from one address were all served: no registration limit");
+    }
+    Ok(format!("{max} Registers from {source} served"))
 }
 
 // ---------------------------------------------------------------- limits

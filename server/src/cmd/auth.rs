@@ -24,7 +24,7 @@ fn pending(v: PendingView) -> PendingRequest {
     }
 }
 
-/// Register (SPEC.md §5.2): checks in the order INVALID_USERID, INVALID_EMAIL, WEAK_PASSWORD,
+/// Register (SPEC.md §5.2): checks in the order RATE_LIMITED (per address), INVALID_USERID, INVALID_EMAIL, WEAK_PASSWORD,
 /// USERID_TAKEN, EMAIL_TAKEN. The identity key is the one the channel proved. Does not log in.
 pub async fn register(
     shared: &Shared,
@@ -33,6 +33,12 @@ pub async fn register(
     email: String,
     password: Secret,
 ) -> Reply {
+    // Before any work, whatever the outcome: one address cannot mint accounts (and argon2
+    // hashes) as fast as it can send (SPEC.md §5.2 error 2).
+    shared
+        .register_limits
+        .try_take(conn.peer_addr.ip(), Instant::now())
+        .map_err(rate_limited)?;
     validate::userid(&userid).map_err(|e| err(e.code(), e.to_string()))?;
     validate::email(&email).map_err(|e| err(e.code(), e.to_string()))?;
     validate::password(password.expose(), &userid).map_err(|e| err(e.code(), e.to_string()))?;
