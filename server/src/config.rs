@@ -164,6 +164,12 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// Cap on simultaneous connections; over it, new TCP connections are closed at once.
     pub max_connections: usize,
+    /// Cap on simultaneous connections from one source address (IPv6: one /64), loopback
+    /// included; over it, new TCP connections are closed at once, before the handshake.
+    pub max_connections_per_address: usize,
+    /// A connection not logged in this long after its handshake (or its LogoutOk) is closed
+    /// with IDLE_TIMEOUT, whatever it sends meanwhile.
+    pub login_deadline: Duration,
     /// The whole Noise handshake must finish within this.
     pub handshake_timeout: Duration,
     /// Send Ping after this long without receiving a frame.
@@ -208,6 +214,8 @@ impl Config {
             request_ttl: limits::DEFAULT_REQUEST_TTL,
             sweep_interval: Duration::from_secs(1),
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: limits::MAX_CONNECTIONS_PER_ADDRESS,
+            login_deadline: limits::LOGIN_DEADLINE,
             handshake_timeout: limits::HANDSHAKE_TIMEOUT,
             idle_ping_after: limits::IDLE_PING_AFTER,
             idle_timeout: limits::IDLE_TIMEOUT,

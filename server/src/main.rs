@@ -29,6 +29,10 @@ struct Cli {
     /// Maximum simultaneous connections; more are closed at once.
     #[arg(long, value_name = "N", default_value_t = peerchat_proto::limits::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Maximum simultaneous connections from one source address (IPv6: one /64), loopback
+    /// included; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = peerchat_proto::limits::MAX_CONNECTIONS_PER_ADDRESS)]
+    max_connections_per_address: usize,
     /// Registrations one source address (IPv6: /64) may make at once; refilled at one per
     /// second (SPEC.md §5.2 REGISTER_BURST; at least 60 per minute are always allowed).
     #[arg(long, value_name = "N", default_value_t = peerchat_proto::limits::REGISTER_BURST)]
@@ -65,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
     config.request_ttl = cli.request_ttl;
     config.max_connections = cli.max_connections;
     config.register_burst = cli.register_burst;
+    config.max_connections_per_address = cli.max_connections_per_address;
     #[cfg(feature = "test-faults")]
     {
         let mut faults = peerchat_server::Faults::default();

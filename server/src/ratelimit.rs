@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -56,6 +57,60 @@ impl TokenBucket {
     pub fn is_full(&self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens + elapsed * self.rate >= self.capacity
+    }
+}
+
+/// Connections held per source address (SPEC.md §4.2, §10 `MAX_CONNECTIONS_PER_ADDRESS`), so
+/// that one address cannot hold every connection slot (issue #10: 16,384 idle connections
+/// from one address refused every real client).
+#[derive(Debug)]
+pub struct AddressSlots {
+    max: usize,
+    held: DashMap<IpAddr, usize>,
+}
+
+/// One connection's place in [`AddressSlots`]; dropping it frees the place.
+#[derive(Debug)]
+pub struct AddressSlot {
+    slots: Arc<AddressSlots>,
+    key: IpAddr,
+}
+
+impl AddressSlots {
+    /// At most `max` connections per address key.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max: max.max(1),
+            held: DashMap::new(),
+        })
+    }
+
+    /// A place for a connection from `ip`, or `None` if the address holds `max` already.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let key = address_key(ip);
+        let mut n = self.held.entry(key).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            slots: Arc::clone(self),
+            key,
+        })
+    }
+
+    /// Connections held from `ip`'s address key.
+    pub fn held(&self, ip: IpAddr) -> usize {
+        self.held.get(&address_key(ip)).map_or(0, |n| *n)
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        self.slots.held.remove_if_mut(&self.key, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
     }
 }
 
@@ -570,6 +625,27 @@ mod tests {
         assert!(l.try_take(fresh, now).is_err());
         l.prune(now + Duration::from_secs(3600));
         assert!(l.buckets.is_empty());
+    }
+
+    #[test]
+    fn address_slots_cap_each_address_and_free_on_drop() {
+        let slots = AddressSlots::new(2);
+        let a = slots.try_acquire(IP).unwrap();
+        let b = slots.try_acquire("::ffff:127.0.0.1".parse().unwrap()).unwrap();
+        assert!(slots.try_acquire(IP).is_none(), "third from one address");
+        // IPv6 counts per /64.
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let _c = slots.try_acquire(v6).unwrap();
+        let _d = slots.try_acquire("2001:db8::2".parse().unwrap()).unwrap();
+        assert!(slots.try_acquire("2001:db8::ffff".parse().unwrap()).is_none());
+        assert!(slots.try_acquire("2001:db8:0:1::1".parse().unwrap()).is_some());
+        drop(a);
+        assert_eq!(slots.held(IP), 1);
+        let _e = slots.try_acquire(IP).unwrap();
+        drop(b);
+        drop(_e);
+        assert_eq!(slots.held(IP), 0);
+        assert!(!slots.held.contains_key(&IP), "empty entries are removed");
     }
 
     #[test]

@@ -88,6 +88,18 @@ pub struct ConnState {
     pub login: Option<LoggedIn>,
     /// Set by a successful login: after LoginOk is queued, deliver notices and open the gate.
     pub finish_login: bool,
+    /// Notices delivered but not yet acknowledged: deleted when the Pong with this nonce
+    /// arrives (SPEC.md §6.9).
+    pub notice_ack: Option<NoticeAck>,
+}
+
+/// Queued notices waiting for the client's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeAck {
+    /// Nonce of the Ping sent right after the notices.
+    pub nonce: u64,
+    /// Row ids of the notices to delete once acknowledged.
+    pub ids: Vec<i64>,
 }
 
 /// The LoggedIn state (SPEC.md §4.6).

@@ -171,3 +171,146 @@ async fn registrations_are_rate_limited_per_address() {
     // Logins from the same address are not affected.
     c.login("user0").await;
 }
+
+/// Sends a Ping every 100 ms, reading Pongs, until the server closes; returns the reason.
+/// Panics (after WAIT) if the pings keep the connection open.
+async fn ping_until_closed(c: &mut Client) -> peerchat_proto::wire::CloseReason {
+    use peerchat_proto::message::ServerFrame;
+    let started = tokio::time::Instant::now();
+    for n in 1.. {
+        assert!(
+            started.elapsed() < WAIT,
+            "pings kept a connection that never logged in open"
+        );
+        c.send(&peerchat_proto::wire::ClientMessage {
+            request_id: 0,
+            body: Some(peerchat_proto::wire::client_message::Body::Ping(
+                peerchat_proto::wire::Ping { nonce: n },
+            )),
+        })
+        .await;
+        loop {
+            match c.next().await {
+                Got::Frame(ServerFrame::Pong(p)) if p == n => break,
+                Got::Frame(ServerFrame::Close { reason, .. }) => return reason,
+                Got::Frame(_) => {}
+                other => panic!("connection ended without Close: {other:?}"),
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    unreachable!()
+}
+
+/// Issue #10 item 3: a connection that finished the handshake but never logs in lived for ever
+/// if it pinged. Now LOGIN_DEADLINE closes it with IDLE_TIMEOUT (here shrunk to 1 s), also
+/// after a Logout; a logged-in connection that pings stays.
+#[tokio::test]
+async fn pings_do_not_keep_an_unauthenticated_connection() {
+    use peerchat_proto::wire::CloseReason;
+    let t = TestServer::start_with(|c| c.login_deadline = std::time::Duration::from_secs(1)).await;
+    let mut idle = t.client(1).await;
+    assert_eq!(ping_until_closed(&mut idle).await, CloseReason::IdleTimeout);
+    assert!(idle.expect_end().await.is_some());
+    // Logged in: the deadline does not apply.
+    let mut alice = t.client(0).await;
+    alice.register("alice").await;
+    alice.login("alice").await;
+    let mut bystander = t.client(2).await;
+    // The bystander is closed by its own deadline while alice stays.
+    assert_eq!(
+        ping_until_closed(&mut bystander).await,
+        CloseReason::IdleTimeout
+    );
+    assert!(alice.find("alice").await.0);
+    // Logged out: back in Authenticating, the deadline runs again.
+    alice.logout().await;
+    assert_eq!(ping_until_closed(&mut alice).await, CloseReason::IdleTimeout);
+}
+
+/// Issue #10 item 3: 16,384 connections from one address held every slot. Now one address
+/// holds at most MAX_CONNECTIONS_PER_ADDRESS (here 4): the next is closed before the
+/// handshake, with nothing sent; a freed slot is reused.
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection_slot() {
+    use tokio::io::AsyncReadExt as _;
+    let t = TestServer::start_with(|c| c.max_connections_per_address = 4).await;
+    let mut held = Vec::new();
+    for i in 0..4 {
+        held.push(t.client(i).await);
+    }
+    assert_eq!(t.server().connection_count(), 4);
+    let mut extra = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, extra.read(&mut buf))
+        .await
+        .expect("the over-cap connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the server sent bytes to an over-cap connection");
+    // The held connections still work.
+    held[0].register("alice").await;
+    // A freed slot is reused once the server has noticed the close.
+    held.pop().unwrap().close().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while t.server().connection_count() > 3 {
+        assert!(tokio::time::Instant::now() < deadline, "slot not freed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut again = t.client(5).await;
+    again.login("alice").await;
+}
+
+/// Issue #10 item 8: queued notices were deleted as soon as they were enqueued, so a drop
+/// right after LoginOk lost them. Now the server follows them with a Ping and deletes them
+/// only when the Pong comes back: dropped before that, they come again at the next login.
+#[tokio::test]
+async fn notices_survive_a_drop_right_after_login_ok() {
+    use peerchat_proto::message::{PushEvent, ServerFrame};
+    let t = TestServer::start().await;
+    let mut alice = t.user("alice", 0).await;
+    let mut bob = t.user("bob", 1).await;
+    alice.send_friend_request("bob").await.unwrap();
+    alice.close().await;
+    bob.refuse("alice").await.unwrap();
+    let refused = |p: &PushEvent| matches!(p, PushEvent::FriendRequestRefused { userid } if userid == "bob");
+
+    // Log in, read the notice and the Ping after it, and vanish without answering.
+    let mut a1 = t.client(0).await;
+    let id = a1
+        .send_request(Request::Login {
+            userid: "alice".into(),
+            password: Secret(PW.into()),
+            endpoint: None,
+        })
+        .await;
+    let (mut got_notice, mut got_ping) = (false, false);
+    while !got_ping {
+        match a1.next_raw().await {
+            Got::Frame(ServerFrame::Response { request_id, result }) => {
+                assert_eq!(request_id, id);
+                assert!(result.is_ok());
+            }
+            Got::Frame(ServerFrame::Push(p)) if refused(&p) => got_notice = true,
+            Got::Frame(ServerFrame::Ping(_)) => got_ping = true,
+            Got::Frame(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(got_notice, "the notice comes before the Ping");
+    drop(a1);
+
+    // The next login gets it again; this client answers the Ping (inside barrier()).
+    let mut a2 = t.client(0).await;
+    a2.login("alice").await;
+    a2.expect_push(refused).await;
+    a2.barrier().await;
+    // Acknowledged: a later login gets nothing.
+    a2.logout().await;
+    a2.login("alice").await;
+    a2.barrier().await;
+    assert!(
+        !a2.pushes.iter().any(refused),
+        "acknowledged notice delivered again: {:?}",
+        a2.pushes
+    );
+}

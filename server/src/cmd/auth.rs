@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use peerchat_proto::limits::PASSWORD_MAX_BYTES;
 use peerchat_proto::message::{
-    Endpoint, LoginSnapshot, PendingRequest, PushEvent, ResponseBody, Secret,
+    Endpoint, LoginSnapshot, PendingRequest, PushEvent, ResponseBody, Secret, ServerFrame,
 };
 use peerchat_proto::wire::{CloseReason, ErrorCode};
 
@@ -13,7 +13,7 @@ use super::{err, friend_info, internal, lookup, presence, rate_limited, Reply};
 use crate::db::entity::notice::NoticeKind;
 use crate::db::{NewAccount, PendingView, RegisterConflict};
 use crate::hub::{SessionHandle, Stop};
-use crate::state::{ConnState, LoggedIn, Shared};
+use crate::state::{ConnState, LoggedIn, NoticeAck, Shared};
 use crate::{recovery, validate};
 
 fn pending(v: PendingView) -> PendingRequest {
@@ -219,16 +219,25 @@ pub async fn login(
     Ok(ResponseBody::Login(snapshot))
 }
 
+/// Nonces of the Pings that follow queued notices: the top bit set keeps them apart from the
+/// idle Pings' counter.
+const NOTICE_PING: u64 = 1 << 63;
+
 /// After LoginOk is queued: delivers the notices stored while the user was offline, oldest
-/// first, then lets held pushes through (SPEC.md §6.9).
+/// first, then a Ping, then lets held pushes through (SPEC.md §6.9). The notices stay stored
+/// until the Pong to that Ping arrives ([`acknowledge_notices`]): a client that drops right
+/// after LoginOk gets them again at its next login.
 pub async fn finish_login(shared: &Shared, conn: &mut ConnState) {
     conn.finish_login = false;
     let Some(login) = conn.login.clone() else {
         return;
     };
-    match shared.store.take_notices(login.account_id).await {
-        Ok(notices) => {
+    match shared.store.pending_notices(login.account_id).await {
+        Ok(notices) if !notices.is_empty() => {
+            let mut ids = Vec::with_capacity(notices.len());
             for n in notices {
+                // Delivered or discarded, it goes once acknowledged.
+                ids.push(n.id);
                 let ev = match n.kind {
                     NoticeKind::Accepted => {
                         // A friendship ended since is not announced: the snapshot already lacks it.
@@ -243,6 +252,7 @@ pub async fn finish_login(shared: &Shared, conn: &mut ConnState) {
                             Ok(false) => continue,
                             Err(e) => {
                                 tracing::error!(error = %e, "skipping notice");
+                                ids.pop();
                                 continue;
                             }
                         }
@@ -254,13 +264,31 @@ pub async fn finish_login(shared: &Shared, conn: &mut ConnState) {
                         userid: n.other.userid,
                     },
                 };
-                conn.outbox
-                    .send_frame(&peerchat_proto::message::ServerFrame::Push(ev));
+                conn.outbox.send_frame(&ServerFrame::Push(ev));
             }
+            let nonce = NOTICE_PING | (login.handle.session_id & !NOTICE_PING);
+            conn.outbox.send_frame(&ServerFrame::Ping(nonce));
+            conn.notice_ack = Some(NoticeAck { nonce, ids });
         }
+        Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not load queued notices"),
     }
     login.handle.open();
+}
+
+/// A Pong arrived: if it answers the Ping that followed the queued notices, the client has
+/// read them (frames are processed in order), so they are deleted (SPEC.md §6.9).
+pub async fn acknowledge_notices(shared: &Shared, conn: &mut ConnState, nonce: u64) {
+    if conn.notice_ack.as_ref().is_none_or(|a| a.nonce != nonce) {
+        return;
+    }
+    let Some(ack) = conn.notice_ack.take() else {
+        return;
+    };
+    if let Err(e) = shared.store.delete_notices(&ack.ids).await {
+        // They are delivered again at the next login: repeated notices are harmless.
+        tracing::error!(error = %e, "could not delete acknowledged notices");
+    }
 }
 
 /// ForgotPassword (SPEC.md §5.5): WEAK_PASSWORD first (cheap), then RATE_LIMITED, then
