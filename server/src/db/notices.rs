@@ -43,6 +43,23 @@ impl Store {
             .collect())
     }
 
+    /// Queues one notice for `to` about `other` (an event whose push could not be enqueued
+    /// because the session ended between the online check and the push).
+    ///
+    /// # Errors
+    /// [`DbError`].
+    pub async fn queue_notice(
+        &self,
+        to: i64,
+        kind: NoticeKind,
+        other: i64,
+        now: u64,
+    ) -> Result<(), DbError> {
+        let _w = self.writer().await;
+        super::friends::insert_notice(self.conn(), to, kind, other, now).await?;
+        Ok(())
+    }
+
     /// Deletes the notices with these row ids (delivered and acknowledged, or discarded).
     ///
     /// # Errors
