@@ -80,9 +80,7 @@ async fn main() {
     let (per_addr, deadline) = (cfg.max_connections_per_address, cfg.login_deadline);
     let server = Arc::new(peerchat_server::start(cfg).await.unwrap());
     let addr = server.local_addr;
-    println!(
-        "server {addr}: MAX_CONNECTIONS_PER_ADDRESS {per_addr}, LOGIN_DEADLINE {deadline:?}"
-    );
+    println!("server {addr}: MAX_CONNECTIONS_PER_ADDRESS {per_addr}, LOGIN_DEADLINE {deadline:?}");
     let attacker = Arc::new(LocalIdentity::new(test_keys::identity(0)).unwrap());
     let user = Arc::new(LocalIdentity::new(test_keys::identity(1)).unwrap());
 

@@ -336,7 +336,10 @@ impl LoginLimiter {
     ) -> Result<Attempt<'_>, Duration> {
         let p = &self.policy;
         let ip = address_key(ip);
-        let wait = |t: Instant| t.saturating_duration_since(now).max(Duration::from_millis(1));
+        let wait = |t: Instant| {
+            t.saturating_duration_since(now)
+                .max(Duration::from_millis(1))
+        };
         // Lock order: address entry, then account entry (different maps: no cycle).
         let mut ip_q = self.ips.entry(ip).or_default();
         expire(&mut ip_q, p.ip_window, now);
@@ -436,7 +439,10 @@ mod tests {
             };
             self.ips.entry(address_key(ip)).or_default().push_back(mark);
             if let Some(a) = account {
-                self.accounts.entry(a.to_owned()).or_default().push_back(mark);
+                self.accounts
+                    .entry(a.to_owned())
+                    .or_default()
+                    .push_back(mark);
             }
         }
 
@@ -500,7 +506,10 @@ mod tests {
             .collect();
         assert!(l.reserve(None, IP, now).is_err());
         drop(held);
-        assert!(l.reserve(None, IP, now).is_ok(), "unsettled attempts give back");
+        assert!(
+            l.reserve(None, IP, now).is_ok(),
+            "unsettled attempts give back"
+        );
     }
 
     #[test]
@@ -613,7 +622,7 @@ mod tests {
         while l.try_take(IP, now).is_ok() {
             served += 1;
         }
-        assert!(served >= 1 && served <= 61, "{served}");
+        assert!((1..=61).contains(&served), "{served}");
         assert_eq!(l.try_take(IP, now), Err(Duration::from_secs(1)));
         // Another address, and the other half of an IPv6 /64 boundary, are separate.
         assert!(l.try_take("10.0.0.1".parse().unwrap(), now).is_ok());
@@ -631,14 +640,20 @@ mod tests {
     fn address_slots_cap_each_address_and_free_on_drop() {
         let slots = AddressSlots::new(2);
         let a = slots.try_acquire(IP).unwrap();
-        let b = slots.try_acquire("::ffff:127.0.0.1".parse().unwrap()).unwrap();
+        let b = slots
+            .try_acquire("::ffff:127.0.0.1".parse().unwrap())
+            .unwrap();
         assert!(slots.try_acquire(IP).is_none(), "third from one address");
         // IPv6 counts per /64.
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         let _c = slots.try_acquire(v6).unwrap();
         let _d = slots.try_acquire("2001:db8::2".parse().unwrap()).unwrap();
-        assert!(slots.try_acquire("2001:db8::ffff".parse().unwrap()).is_none());
-        assert!(slots.try_acquire("2001:db8:0:1::1".parse().unwrap()).is_some());
+        assert!(slots
+            .try_acquire("2001:db8::ffff".parse().unwrap())
+            .is_none());
+        assert!(slots
+            .try_acquire("2001:db8:0:1::1".parse().unwrap())
+            .is_some());
         drop(a);
         assert_eq!(slots.held(IP), 1);
         let _e = slots.try_acquire(IP).unwrap();

@@ -32,7 +32,9 @@ async fn concurrently(
 }
 
 fn count(rs: &[Result<ResponseBody, ErrorCode>], code: ErrorCode) -> usize {
-    rs.iter().filter(|r| matches!(r, Err(c) if *c == code)).count()
+    rs.iter()
+        .filter(|r| matches!(r, Err(c) if *c == code))
+        .count()
 }
 
 fn wrong_login(userid: &str) -> Request {
@@ -73,8 +75,7 @@ async fn concurrent_guesses_from_one_address_are_evaluated_at_most_the_limit() {
     let t = TestServer::start().await;
     let rs = concurrently(&t, 60, 1, |i| wrong_login(&format!("user{i}"))).await;
     let rs2 = concurrently(&t, 20, 1, |i| wrong_login(&format!("other{i}"))).await;
-    let evaluated =
-        count(&rs, ErrorCode::BadCredentials) + count(&rs2, ErrorCode::BadCredentials);
+    let evaluated = count(&rs, ErrorCode::BadCredentials) + count(&rs2, ErrorCode::BadCredentials);
     assert!(
         evaluated <= LOGIN_FAIL_IP_MAX as usize,
         "{evaluated} of 80 concurrent guesses from one address were evaluated"
@@ -160,7 +161,10 @@ async fn registrations_are_rate_limited_per_address() {
         c.register(&format!("user{i}")).await;
     }
     // Even an invalid one is refused before validation: the token is taken first.
-    let e = c.register_with("user3", "user3@example.org", PW).await.unwrap_err();
+    let e = c
+        .register_with("user3", "user3@example.org", PW)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::RateLimited);
     let wait = e.retry_after.expect("retry hint");
     assert!(wait > std::time::Duration::ZERO);
@@ -225,7 +229,10 @@ async fn pings_do_not_keep_an_unauthenticated_connection() {
     assert!(alice.find("alice").await.0);
     // Logged out: back in Authenticating, the deadline runs again.
     alice.logout().await;
-    assert_eq!(ping_until_closed(&mut alice).await, CloseReason::IdleTimeout);
+    assert_eq!(
+        ping_until_closed(&mut alice).await,
+        CloseReason::IdleTimeout
+    );
 }
 
 /// Issue #10 item 3: 16,384 connections from one address held every slot. Now one address
@@ -272,7 +279,8 @@ async fn notices_survive_a_drop_right_after_login_ok() {
     alice.send_friend_request("bob").await.unwrap();
     alice.close().await;
     bob.refuse("alice").await.unwrap();
-    let refused = |p: &PushEvent| matches!(p, PushEvent::FriendRequestRefused { userid } if userid == "bob");
+    let refused =
+        |p: &PushEvent| matches!(p, PushEvent::FriendRequestRefused { userid } if userid == "bob");
 
     // Log in, read the notice and the Ping after it, and vanish without answering.
     let mut a1 = t.client(0).await;

@@ -1092,7 +1092,11 @@ async fn lockout_case(ctx: Ctx) -> CaseResult {
         )?;
     }
     let r = c
-        .request(req::login(&u.userid.to_ascii_uppercase(), &u.password, None))
+        .request(req::login(
+            &u.userid.to_ascii_uppercase(),
+            &u.password,
+            None,
+        ))
         .await?;
     expect_code(
         &r,

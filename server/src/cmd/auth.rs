@@ -101,8 +101,8 @@ pub async fn login(
     // Password failures count against the userid only if it could name an account; KeyLogin
     // failures count per source address only: a wrong key proves nothing about the password
     // and costs no argon2, so strangers cannot lock the owner out with it (SPEC.md §5.1.7).
-    let account_key = (password.is_some() && validate::userid(&userid).is_ok())
-        .then_some(lower.as_str());
+    let account_key =
+        (password.is_some() && validate::userid(&userid).is_ok()).then_some(lower.as_str());
     let ip = conn.peer_addr.ip();
     // The slot is taken before any work, so concurrent guesses see each other.
     let attempt = shared

@@ -329,9 +329,13 @@ mod tests {
                 notice_ack: None,
             };
             if id == 2 {
-                accept_request(&shared, &conn, "alice".into()).await.unwrap();
+                accept_request(&shared, &conn, "alice".into())
+                    .await
+                    .unwrap();
             } else {
-                refuse_request(&shared, &conn, "alice".into()).await.unwrap();
+                refuse_request(&shared, &conn, "alice".into())
+                    .await
+                    .unwrap();
             }
         }
         let notices = shared.store.pending_notices(alice.id).await.unwrap();
