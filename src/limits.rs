@@ -87,6 +87,18 @@ pub const REQUEST_RATE: u32 = 20;
 pub const RATE_LIMIT_DISCONNECT_AFTER: u32 = 200;
 /// Frames a server queues for one client before closing it with SLOW_CONSUMER.
 pub const OUTBOUND_QUEUE: usize = 1024;
+/// Per-source-address registration bucket: burst size (SPEC.md §5.2, §10). At least 60 per
+/// minute must be allowed, so that test suites creating many accounts from one host work.
+pub const REGISTER_BURST: u32 = 60;
+/// Per-source-address registration bucket: tokens added per second (SPEC.md `REGISTER_RATE`,
+/// 60 per minute).
+pub const REGISTER_RATE: u32 = 1;
+/// Default cap on simultaneous server connections from one source address (IPv6: one /64),
+/// all states; over it, new connections are closed before the handshake (SPEC.md §4.2, §10).
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+/// A server connection still not logged in this long after its handshake completed (or
+/// after its LogoutOk) is closed with IDLE_TIMEOUT; Pings do not extend it (SPEC.md §4.6).
+pub const LOGIN_DEADLINE: Duration = Duration::from_secs(30);
 /// Default cap on simultaneous server connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// A typing sender repeats Typing{active} at most this often (SPEC.md §8.2).

@@ -43,9 +43,12 @@ pub async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
     // A fixed key: generating the 3072-bit default would cost seconds per run.
     config.identity = Some(peerchat_proto::test_keys::identity(15));
     config.max_connections = args.max_connections;
+    // Every simulated user connects from loopback.
+    config.max_connections_per_address = args.max_connections;
     if args.relaxed_limits {
         config.request_burst = 1_000_000;
         config.request_rate_per_sec = 1_000_000;
+        config.register_burst = 1_000_000;
     }
     let server = peerchat_server::start(config).await?;
     println!("LISTEN {}", server.local_addr);

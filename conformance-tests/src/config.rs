@@ -28,6 +28,11 @@ pub struct SuiteConfig {
     /// The server's connection cap, when it was started with a small one: enables the
     /// TOO_MANY_CONNECTIONS case.
     pub max_connections: Option<usize>,
+    /// The server's per-address connection cap: enables the per-address cap case.
+    pub max_connections_per_address: Option<usize>,
+    /// The server's login deadline (SPEC.md §4.6 `LOGIN_DEADLINE`): enables the case that
+    /// waits for it.
+    pub login_deadline: Option<Duration>,
     /// The server's idle timers (ping after, close after), when the idle cases should run.
     /// `--slow` sets them to SPEC.md's values (30 s / 90 s).
     pub idle: Option<(Duration, Duration)>,
@@ -53,6 +58,8 @@ impl SuiteConfig {
             jobs: 8,
             request_ttl: None,
             max_connections: None,
+            max_connections_per_address: None,
+            login_deadline: None,
             idle: None,
             handshake_timeout: peerchat_proto::limits::HANDSHAKE_TIMEOUT,
             shutdown: None,

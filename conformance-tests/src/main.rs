@@ -45,6 +45,14 @@ struct Cli {
     /// max-connections case.
     #[arg(long)]
     max_connections: Option<usize>,
+    /// The server's per-address connection cap (SPEC.md's default is 64): enables the
+    /// max-connections-per-address case.
+    #[arg(long)]
+    max_connections_per_address: Option<usize>,
+    /// The server's login deadline in seconds, if shortened (`--slow`: SPEC.md's 30 s):
+    /// enables the login-deadline case.
+    #[arg(long)]
+    login_deadline_secs: Option<u64>,
     /// The server's handshake time-out in seconds, if shorter than SPEC.md's 10 s.
     #[arg(long)]
     handshake_timeout_secs: Option<u64>,
@@ -154,6 +162,13 @@ fn build_config(cli: &Cli) -> Result<SuiteConfig, String> {
     }
     cfg.request_ttl = cli.request_ttl_secs.map(Duration::from_secs);
     cfg.max_connections = cli.max_connections;
+    cfg.max_connections_per_address = cli.max_connections_per_address;
+    if cli.slow {
+        cfg.login_deadline = Some(peerchat_proto::limits::LOGIN_DEADLINE);
+    }
+    if let Some(s) = cli.login_deadline_secs {
+        cfg.login_deadline = Some(Duration::from_secs(s));
+    }
     if let Some(s) = cli.handshake_timeout_secs {
         cfg.handshake_timeout = Duration::from_secs(s);
     }

@@ -2,7 +2,7 @@
 //! running `peerchat-server`, keeps them connected, and reports login latencies.
 //!
 //! ```sh
-//! cargo run --release -p peerchat-server -- --data-dir /tmp/pc-load &
+//! cargo run --release -p peerchat-server -- --data-dir /tmp/pc-load --register-burst 100000 --max-connections-per-address 100000 &
 //! cargo run --release -p peerchat-server --example load --features test-keys -- 127.0.0.1:7878 2000
 //! ```
 //! Then read the server's RSS from /proc while the clients are connected.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+#[cfg(feature = "test-faults")]
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -57,30 +58,72 @@ impl Clock for OffsetClock {
     }
 }
 
-/// Deliberate defects, so that the conformance suite can prove it notices them. Never set in
-/// production; the CLI flag that sets them is hidden.
+/// Deliberate defects, so that the conformance suite can prove it notices them.
+///
+/// The switches exist only with the `test-faults` cargo feature, which release builds do not
+/// enable: without it every accessor is a constant `false`, the checks compile away and the
+/// binary has no `--test-fault` flag (issue #10: the switch that lets anyone log in as anyone
+/// must not ship).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Faults {
     /// FriendOffline is never sent.
+    #[cfg(feature = "test-faults")]
     pub no_offline_push: bool,
     /// Find always answers found = false.
+    #[cfg(feature = "test-faults")]
     pub find_reveals_nothing: bool,
     /// The per-connection request bucket is disabled.
+    #[cfg(feature = "test-faults")]
     pub no_rate_limit: bool,
     /// KeyLogin succeeds whatever key the channel proved.
+    #[cfg(feature = "test-faults")]
     pub accept_any_key_login: bool,
 }
 
 /// An unknown `--test-fault` name.
+#[cfg(feature = "test-faults")]
 #[derive(Debug, thiserror::Error)]
 #[error("unknown fault {0:?}; known: no-offline-push, find-reveals-nothing, no-rate-limit, accept-any-key-login")]
 pub struct UnknownFault(pub String);
 
 impl Faults {
+    /// FriendOffline is never sent.
+    pub fn no_offline_push(&self) -> bool {
+        #[cfg(feature = "test-faults")]
+        return self.no_offline_push;
+        #[cfg(not(feature = "test-faults"))]
+        false
+    }
+
+    /// Find always answers found = false.
+    pub fn find_reveals_nothing(&self) -> bool {
+        #[cfg(feature = "test-faults")]
+        return self.find_reveals_nothing;
+        #[cfg(not(feature = "test-faults"))]
+        false
+    }
+
+    /// The per-connection request bucket is disabled.
+    pub fn no_rate_limit(&self) -> bool {
+        #[cfg(feature = "test-faults")]
+        return self.no_rate_limit;
+        #[cfg(not(feature = "test-faults"))]
+        false
+    }
+
+    /// KeyLogin succeeds whatever key the channel proved.
+    pub fn accept_any_key_login(&self) -> bool {
+        #[cfg(feature = "test-faults")]
+        return self.accept_any_key_login;
+        #[cfg(not(feature = "test-faults"))]
+        false
+    }
+
     /// Switches on the fault called `name`.
     ///
     /// # Errors
     /// [`UnknownFault`].
+    #[cfg(feature = "test-faults")]
     pub fn enable(&mut self, name: &str) -> Result<(), UnknownFault> {
         match name {
             "no-offline-push" => self.no_offline_push = true,
@@ -93,6 +136,7 @@ impl Faults {
     }
 }
 
+#[cfg(feature = "test-faults")]
 impl FromStr for Faults {
     type Err = UnknownFault;
     /// Comma-separated fault names.
@@ -120,6 +164,12 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// Cap on simultaneous connections; over it, new TCP connections are closed at once.
     pub max_connections: usize,
+    /// Cap on simultaneous connections from one source address (IPv6: one /64), loopback
+    /// included; over it, new TCP connections are closed at once, before the handshake.
+    pub max_connections_per_address: usize,
+    /// A connection not logged in this long after its handshake (or its LogoutOk) is closed
+    /// with IDLE_TIMEOUT, whatever it sends meanwhile.
+    pub login_deadline: Duration,
     /// The whole Noise handshake must finish within this.
     pub handshake_timeout: Duration,
     /// Send Ping after this long without receiving a frame.
@@ -136,6 +186,11 @@ pub struct Config {
     pub rate_limit_disconnect_after: u32,
     /// Login-failure limits.
     pub login_policy: LoginPolicy,
+    /// Per-address registration bucket size (`REGISTER_BURST`; SPEC.md §10 requires that at
+    /// least 60 per minute be allowed).
+    pub register_burst: u32,
+    /// Per-address registration bucket refill per second (`REGISTER_RATE`).
+    pub register_rate_per_sec: u32,
     /// The server identity; `None` loads or creates `<data_dir>/server_key.pem` (3072 bits).
     pub identity: Option<IdentityKeyPair>,
     /// Wall clock for request times and expiry.
@@ -159,6 +214,8 @@ impl Config {
             request_ttl: limits::DEFAULT_REQUEST_TTL,
             sweep_interval: Duration::from_secs(1),
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: limits::MAX_CONNECTIONS_PER_ADDRESS,
+            login_deadline: limits::LOGIN_DEADLINE,
             handshake_timeout: limits::HANDSHAKE_TIMEOUT,
             idle_ping_after: limits::IDLE_PING_AFTER,
             idle_timeout: limits::IDLE_TIMEOUT,
@@ -167,6 +224,8 @@ impl Config {
             request_rate_per_sec: limits::REQUEST_RATE,
             rate_limit_disconnect_after: limits::RATE_LIMIT_DISCONNECT_AFTER,
             login_policy: LoginPolicy::default(),
+            register_burst: limits::REGISTER_BURST,
+            register_rate_per_sec: limits::REGISTER_RATE,
             identity: None,
             clock: Arc::new(SystemClock),
             faults: Faults::default(),

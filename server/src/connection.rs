@@ -37,6 +37,8 @@ const WRITE_BATCH_BYTES: usize = 256 * 1024;
 pub struct ConnSettings {
     /// Handshake deadline.
     pub handshake_timeout: Duration,
+    /// Longest time in Authenticating (after the handshake or a LogoutOk).
+    pub login_deadline: Duration,
     /// Ping after this much silence.
     pub idle_ping_after: Duration,
     /// Close after this much silence.
@@ -123,6 +125,7 @@ pub async fn serve(
         outbox,
         login: None,
         finish_login: false,
+        notice_ack: None,
     };
     let mut bucket = TokenBucket::new(
         settings.request_burst,
@@ -133,9 +136,18 @@ pub async fn serve(
     let mut last_rx = Instant::now();
     let mut next_ping = last_rx + settings.idle_ping_after;
     let mut ping_nonce: u64 = 0;
+    // LOGIN_DEADLINE (SPEC.md §4.6): runs while Authenticating, from the handshake or the
+    // LogoutOk; nothing but a login stops it, so Pings cannot keep an idle slot.
+    let mut login_by: Option<Instant> = None;
 
     let end = loop {
+        match (&conn.login, login_by) {
+            (Some(_), _) => login_by = None,
+            (None, None) => login_by = Some(Instant::now() + settings.login_deadline),
+            (None, Some(_)) => {}
+        }
         let deadline = next_ping.min(last_rx + settings.idle_timeout);
+        let deadline = login_by.map_or(deadline, |t| deadline.min(t));
         tokio::select! {
             biased;
             _ = signals.abort.cancelled() => break End::Abort,
@@ -168,7 +180,9 @@ pub async fn serve(
                     ClientFrame::Ping(nonce) => {
                         conn.outbox.send_frame(&ServerFrame::Pong(nonce));
                     }
-                    ClientFrame::Pong(_) => {}
+                    ClientFrame::Pong(nonce) => {
+                        cmd::auth::acknowledge_notices(&shared, &mut conn, nonce).await;
+                    }
                     ClientFrame::Close { reason, .. } => {
                         tracing::debug!(%peer, ?reason, "client closed");
                         conn.outbox.stop(Stop::Silent);
@@ -202,9 +216,16 @@ pub async fn serve(
                 }
             }
             _ = sleep_until(deadline) => {
+                if login_by.is_some_and(|t| Instant::now() >= t) {
+                    conn.outbox.stop(Stop::Close(CloseReason::IdleTimeout, "not logged in within the login deadline".into()));
+                    break End::Stopped;
+                }
                 if Instant::now() >= last_rx + settings.idle_timeout {
                     conn.outbox.stop(Stop::Close(CloseReason::IdleTimeout, "nothing received for too long".into()));
                     break End::Stopped;
+                }
+                if Instant::now() < next_ping {
+                    continue;
                 }
                 ping_nonce += 1;
                 conn.outbox.send_frame(&ServerFrame::Ping(ping_nonce));
@@ -252,7 +273,7 @@ fn admit(
     settings: ConnSettings,
 ) -> bool {
     // Fault switch for the conformance suite's self-test: no request bucket.
-    if shared.faults.no_rate_limit {
+    if shared.faults.no_rate_limit() {
         return true;
     }
     match bucket.try_take(std::time::Instant::now()) {

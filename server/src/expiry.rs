@@ -8,6 +8,7 @@ use std::time::Duration;
 use peerchat_proto::message::PushEvent;
 use tokio_util::sync::CancellationToken;
 
+use crate::db::entity::notice::NoticeKind;
 use crate::state::Shared;
 
 /// How often the login limiter forgets stale entries.
@@ -29,12 +30,17 @@ pub async fn sweep_once(shared: &Shared) -> usize {
     };
     for e in &expired {
         if !e.queued {
-            shared.hub.push(
-                &e.requester_lower,
+            crate::cmd::push_or_queue(
+                shared,
+                (&e.requester_lower, e.requester_id),
+                NoticeKind::Expired,
+                e.target_id,
                 &PushEvent::FriendRequestExpired {
                     userid: e.target_userid.clone(),
                 },
-            );
+                false,
+            )
+            .await;
         }
     }
     if !expired.is_empty() {
@@ -57,6 +63,7 @@ pub async fn run(shared: Arc<Shared>, interval: Duration, stop: CancellationToke
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = std::time::Instant::now();
             shared.login_limits.prune(last_prune);
+            shared.register_limits.prune(last_prune);
         }
     }
 }

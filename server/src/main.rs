@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use peerchat_server::{Config, Faults};
+use peerchat_server::Config;
 
 /// The Peerchat server: accounts, friends, friend requests and presence (SPEC.md §5, §6).
 #[derive(Debug, Parser)]
@@ -29,7 +29,17 @@ struct Cli {
     /// Maximum simultaneous connections; more are closed at once.
     #[arg(long, value_name = "N", default_value_t = peerchat_proto::limits::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
-    /// Deliberate defect for the conformance suite's self-test (repeatable).
+    /// Maximum simultaneous connections from one source address (IPv6: one /64), loopback
+    /// included; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = peerchat_proto::limits::MAX_CONNECTIONS_PER_ADDRESS)]
+    max_connections_per_address: usize,
+    /// Registrations one source address (IPv6: /64) may make at once; refilled at one per
+    /// second (SPEC.md §5.2 REGISTER_BURST; at least 60 per minute are always allowed).
+    #[arg(long, value_name = "N", default_value_t = peerchat_proto::limits::REGISTER_BURST)]
+    register_burst: u32,
+    /// Deliberate defect for the conformance suite's self-test (repeatable). Exists only in
+    /// builds with the `test-faults` feature, never in a release build.
+    #[cfg(feature = "test-faults")]
     #[arg(long = "test-fault", value_name = "NAME", hide = true)]
     test_fault: Vec<String>,
 }
@@ -53,21 +63,26 @@ async fn main() -> anyhow::Result<()> {
         Some(d) => d,
         None => default_data_dir()?,
     };
-    let mut faults = Faults::default();
-    for f in &cli.test_fault {
-        faults.enable(f)?;
-    }
     let mut config = Config::new(data_dir.clone());
     config.listen = cli.listen;
     config.database_url = cli.database_url;
     config.request_ttl = cli.request_ttl;
     config.max_connections = cli.max_connections;
-    config.faults = faults;
-    if faults != Faults::default() {
-        tracing::warn!(
-            ?faults,
-            "TEST FAULTS ENABLED: this server deliberately breaks the protocol"
-        );
+    config.register_burst = cli.register_burst;
+    config.max_connections_per_address = cli.max_connections_per_address;
+    #[cfg(feature = "test-faults")]
+    {
+        let mut faults = peerchat_server::Faults::default();
+        for f in &cli.test_fault {
+            faults.enable(f)?;
+        }
+        config.faults = faults;
+        if faults != peerchat_server::Faults::default() {
+            tracing::warn!(
+                ?faults,
+                "TEST FAULTS ENABLED: this server deliberately breaks the protocol"
+            );
+        }
     }
 
     let server = peerchat_server::start(config)

@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, KEY_FILE};
 use crate::connection::{self, ConnSettings, Signals};
 use crate::db::{DbError, Store};
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::{AddressSlots, LoginLimiter, RegisterLimiter};
 use crate::state::Shared;
 
 /// Why the server could not start.
@@ -65,6 +65,7 @@ pub struct RunningServer {
     /// Whether this start created the identity key.
     pub key_created: bool,
     shared: Arc<Shared>,
+    connections: Connections,
     signals: Signals,
     sweeper_stop: CancellationToken,
     tracker: TaskTracker,
@@ -113,6 +114,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let shared = Arc::new(Shared::new(
         store,
         LoginLimiter::new(config.login_policy),
+        RegisterLimiter::new(config.register_burst, config.register_rate_per_sec),
         config.clock.clone(),
         config.faults,
         config.request_ttl,
@@ -120,6 +122,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     ));
     let settings = ConnSettings {
         handshake_timeout: config.handshake_timeout,
+        login_deadline: config.login_deadline,
         idle_ping_after: config.idle_ping_after,
         idle_timeout: config.idle_timeout,
         outbound_queue: config.outbound_queue,
@@ -133,6 +136,12 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     };
     let sweeper_stop = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let connections = Connections {
+        permits: permits.clone(),
+        max: config.max_connections.max(1),
+        per_address: AddressSlots::new(config.max_connections_per_address),
+    };
 
     tracker.spawn(crate::expiry::run(
         shared.clone(),
@@ -145,7 +154,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         local,
         settings,
         signals.clone(),
-        Arc::new(Semaphore::new(config.max_connections.max(1))),
+        connections.clone(),
         tracker.clone(),
     ));
     tracing::info!(%local_addr, %fingerprint, "server started");
@@ -154,11 +163,21 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         fingerprint,
         key_created,
         shared,
+        connections,
         signals,
         sweeper_stop,
         tracker,
         accept: Some(accept),
     })
+}
+
+/// The connection caps: `MAX_CONNECTIONS` in all, `MAX_CONNECTIONS_PER_ADDRESS` per source
+/// address (SPEC.md §4.2, §10).
+#[derive(Debug, Clone)]
+struct Connections {
+    permits: Arc<Semaphore>,
+    max: usize,
+    per_address: Arc<AddressSlots>,
 }
 
 async fn accept_loop(
@@ -167,7 +186,7 @@ async fn accept_loop(
     local: LocalIdentity,
     settings: ConnSettings,
     signals: Signals,
-    permits: Arc<Semaphore>,
+    connections: Connections,
     tracker: TaskTracker,
 ) {
     loop {
@@ -185,7 +204,13 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        // Per address first: one address over its cap costs nobody else a slot.
+        let Some(slot) = connections.per_address.try_acquire(peer.ip()) else {
+            tracing::debug!(%peer, "per-address connection limit reached; closing new connection");
+            drop(stream);
+            continue;
+        };
+        let Ok(permit) = connections.permits.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; closing new connection");
             drop(stream);
             continue;
@@ -194,6 +219,7 @@ async fn accept_loop(
         tracker.spawn(async move {
             connection::serve(stream, peer, shared, local, settings, signals).await;
             drop(permit);
+            drop(slot);
         });
     }
 }
@@ -202,6 +228,13 @@ impl RunningServer {
     /// Number of logged-in sessions (for tests and benchmarks).
     pub fn online_count(&self) -> usize {
         self.shared.hub.len()
+    }
+
+    /// Number of TCP connections held, in every state (for tests and measurements).
+    pub fn connection_count(&self) -> usize {
+        self.connections
+            .max
+            .saturating_sub(self.connections.permits.available_permits())
     }
 
     /// Runs one expiry sweep now (tests with a manual clock use it instead of waiting).

@@ -12,7 +12,7 @@ use crate::config::{Clock, Faults};
 use crate::db::Store;
 use crate::hub::{Outbox, PresenceHub, SessionHandle};
 use crate::password::Hasher;
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::{LoginLimiter, RegisterLimiter};
 
 /// State shared by all connections of one server.
 #[derive(Debug)]
@@ -25,6 +25,8 @@ pub struct Shared {
     pub hasher: Hasher,
     /// Login-failure limits.
     pub login_limits: LoginLimiter,
+    /// Per-address registration limit.
+    pub register_limits: RegisterLimiter,
     /// Wall clock for request times.
     pub clock: Arc<dyn Clock>,
     /// Deliberate defects (conformance self-test only).
@@ -42,6 +44,7 @@ impl Shared {
     pub fn new(
         store: Store,
         login_limits: LoginLimiter,
+        register_limits: RegisterLimiter,
         clock: Arc<dyn Clock>,
         faults: Faults,
         request_ttl: Duration,
@@ -52,6 +55,7 @@ impl Shared {
             hub: PresenceHub::new(),
             hasher: Hasher::new(),
             login_limits,
+            register_limits,
             clock,
             faults,
             request_ttl,
@@ -84,6 +88,18 @@ pub struct ConnState {
     pub login: Option<LoggedIn>,
     /// Set by a successful login: after LoginOk is queued, deliver notices and open the gate.
     pub finish_login: bool,
+    /// Notices delivered but not yet acknowledged: deleted when the Pong with this nonce
+    /// arrives (SPEC.md §6.9).
+    pub notice_ack: Option<NoticeAck>,
+}
+
+/// Queued notices waiting for the client's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeAck {
+    /// Nonce of the Ping sent right after the notices.
+    pub nonce: u64,
+    /// Row ids of the notices to delete once acknowledged.
+    pub ids: Vec<i64>,
 }
 
 /// The LoggedIn state (SPEC.md §4.6).

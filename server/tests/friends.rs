@@ -25,6 +25,7 @@ async fn find_reveals_existence_only() {
     assert_eq!(alice.find("").await, (false, String::new()));
 }
 
+#[cfg(feature = "test-faults")]
 #[tokio::test]
 async fn fault_find_reveals_nothing() {
     let t = TestServer::start_with(|c| c.faults.find_reveals_nothing = true).await;
@@ -137,7 +138,11 @@ async fn send_request_errors_in_order() {
 
 #[tokio::test]
 async fn pending_outgoing_limit_is_enforced() {
-    let t = TestServer::start_with(|c| c.faults.no_rate_limit = true).await;
+    let t = TestServer::start_with(|c| {
+        c.request_burst = 100_000;
+        c.register_burst = 1_000;
+    })
+    .await;
     let mut alice = t.user("alice", 0).await;
     let mut reg = t.client(1).await;
     for i in 0..=peerchat_proto::limits::MAX_PENDING_OUTGOING {
@@ -422,6 +427,7 @@ async fn presence_online_offline_and_endpoints() {
         .all(|f| !f.online && f.endpoint.is_none()));
 }
 
+#[cfg(feature = "test-faults")]
 #[tokio::test]
 async fn fault_no_offline_push() {
     let t = TestServer::start_with(|c| c.faults.no_offline_push = true).await;

@@ -75,6 +75,7 @@ async fn request_bucket_limits_and_then_disconnects() {
     still_serving(&t, "after").await;
 }
 
+#[cfg(feature = "test-faults")]
 #[tokio::test]
 async fn fault_no_rate_limit_disables_the_bucket() {
     let t = TestServer::start_with(|c| c.faults.no_rate_limit = true).await;

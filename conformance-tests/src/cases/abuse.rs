@@ -24,6 +24,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("abuse.rate-limit.disconnect", "4.6", "After RATE_LIMIT_DISCONNECT_AFTER consecutive rejections the server closes with Close RATE_LIMITED; friends get FriendOffline.", |c| Box::pin(disconnect(c))).covers(&["CLOSE_REASON_RATE_LIMITED", "FriendOffline"]).timeout_secs(90),
         Case::must("abuse.slow-consumer", "4.6", "A client that never reads while the server must answer is closed (Close SLOW_CONSUMER, best effort).", |c| Box::pin(slow_consumer(c))).covers(&["CLOSE_REASON_SLOW_CONSUMER"]).timeout_secs(120),
         Case::must("abuse.max-connections", "10", "Over MAX_CONNECTIONS a new TCP connection is closed before the handshake; CLOSE_REASON_TOO_MANY_CONNECTIONS is never sent (needs --max-connections).", |c| Box::pin(max_connections(c))).covers(&["CLOSE_REASON_TOO_MANY_CONNECTIONS"]).exclusive().timeout_secs(120),
+        Case::must("abuse.max-connections-per-address", "4.2", "Over MAX_CONNECTIONS_PER_ADDRESS from one source address a new TCP connection is closed before the handshake; other addresses are still served, and a freed slot is reused (needs --max-connections-per-address and a loopback server).", |c| Box::pin(max_per_address(c))).timeout_secs(120),
     ]
 }
 
@@ -279,5 +280,56 @@ async fn max_connections(ctx: Ctx) -> CaseResult {
     )?;
     Ok(format!(
         "{max} served, the next closed silently ({end:?}), a freed slot is reused"
+    ))
+}
+
+async fn max_per_address(ctx: Ctx) -> CaseResult {
+    let Some(max) = ctx.cfg.max_connections_per_address else {
+        skip!("needs the server's per-address cap: --max-connections-per-address N");
+    };
+    let Some(source) = ctx.source() else {
+        skip!("needs a loopback server: the case fills the cap of a source address of its own");
+    };
+    let mut held = Vec::new();
+    for i in 0..max {
+        match ctx.connect_from(ident::random_key(), Some(source)).await {
+            Ok(c) => held.push(c),
+            Err(e) => fail!("connection {} of {max} from {source} failed: {e}", i + 1),
+        }
+    }
+    let mut extra = RawConn::connect(&ctx.cfg, Some(source))
+        .await
+        .map_err(Verdict::Fail)?;
+    let (end, n) = extra.wait_closed(GRACE).await;
+    check!(
+        end != RawEnd::StillOpen,
+        "connection {} from {source} was not closed",
+        max + 1
+    );
+    check!(
+        n == 0,
+        "the server sent {n} bytes to connection {} from one address (must close before the handshake)",
+        max + 1
+    );
+    // Another address is unaffected.
+    let mut other = ctx.connect(ident::random_key()).await?;
+    let r = other.request(req::find("x")).await?;
+    expect_code(&r, ErrorCode::NotLoggedIn, "request from another address")?;
+    // A freed slot is reused (the server may take a moment to notice the close).
+    held.pop();
+    let started = tokio::time::Instant::now();
+    let mut again = loop {
+        match ctx.connect_from(ident::random_key(), Some(source)).await {
+            Ok(c) => break c,
+            Err(_) if started.elapsed() < GRACE => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => fail!("no connection from {source} after one of {max} was closed: {e}"),
+        }
+    };
+    let r = again.request(req::find("x")).await?;
+    expect_code(&r, ErrorCode::NotLoggedIn, "request on a reused slot")?;
+    Ok(format!(
+        "{max} from {source} served, the next closed silently ({end:?}), a freed slot is reused"
     ))
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use peerchat_proto::limits::LOGIN_FAIL_ACCOUNT_MAX;
 use peerchat_proto::wire::{self, ErrorCode};
 
 use crate::case::{Case, CaseResult, Verdict};
@@ -16,6 +17,8 @@ pub fn cases() -> Vec<Case> {
     vec![
         // §5.2 Register
         Case::must("auth.register.ok", "5.2", "Register succeeds with a recovery code of the form XXXXX-XXXXX-XXXXX-XXXXX (base32).", |c| Box::pin(register_ok(c))),
+        Case::must("auth.register.rate-floor", "5.2", "60 Registers from one source address within a minute are all served (SPEC.md §10: a registration limit allows at least 60 per minute).", |c| Box::pin(register_rate(c, false))).timeout_secs(120),
+        Case::should("auth.register.rate-limit", "5.2", "Registers from one source address beyond REGISTER_BURST are answered RATE_LIMITED with retry_after_ms >= 1, after at least 60 were served.", |c| Box::pin(register_rate(c, true))).covers(&["ERROR_CODE_RATE_LIMITED"]).timeout_secs(120),
         Case::must("auth.register.does-not-log-in", "5.2", "After RegisterOk the connection is still Authenticating.", |c| Box::pin(register_not_logged_in(c))),
         Case::must("auth.register.userid-taken", "5.2", "Registering an existing userid is answered USERID_TAKEN.", |c| Box::pin(userid_taken(c, false))).covers(&["ERROR_CODE_USERID_TAKEN"]),
         Case::must("auth.register.userid-taken-case-insensitive", "5.1.1", "Registering an existing userid in another letter case is answered USERID_TAKEN.", |c| Box::pin(userid_taken(c, true))).covers(&["ERROR_CODE_USERID_TAKEN"]),
@@ -82,9 +85,11 @@ pub fn cases() -> Vec<Case> {
         Case::must("auth.forgot.session-unaffected", "5.5", "A reset does not end the account's session on another connection.", |c| Box::pin(forgot_session_unaffected(c))),
         // §5.1.7 limits
         Case::must("auth.limits.login-lockout", "5.1.7", "After 5 failed Logins even the right password is RATE_LIMITED with 0 < retry_after_ms <= 1000; it works after the wait.", |c| Box::pin(login_lockout(c))).covers(&["ERROR_CODE_RATE_LIMITED"]),
-        Case::must("auth.limits.keylogin-lockout", "5.1.7", "After 5 failed KeyLogins KeyLogin is RATE_LIMITED.", |c| Box::pin(keylogin_lockout(c))).covers(&["ERROR_CODE_RATE_LIMITED"]),
+        Case::must("auth.limits.keylogin-no-account-lock", "5.1.7", "15 concurrent KeyLogins with a wrong key do not lock the account: the owner's Login and KeyLogin succeed at once.", |c| Box::pin(keylogin_no_account_lock(c))),
+        Case::must("auth.limits.keylogin-ignores-lock", "5.1.7", "After 5 failed Logins the password is locked, but KeyLogin with the registered key still succeeds.", |c| Box::pin(keylogin_ignores_lock(c))).covers(&["ERROR_CODE_RATE_LIMITED"]),
+        Case::must("auth.limits.reserved-before-work", "5.1.7", "30 concurrent wrong Logins for one account (30 connections): at most 5 are answered BAD_CREDENTIALS, the rest RATE_LIMITED.", |c| Box::pin(reserved_before_work(c))).covers(&["ERROR_CODE_RATE_LIMITED"]),
         Case::must("auth.limits.forgot-lockout", "5.1.7", "After 5 refused ForgotPasswords ForgotPassword is RATE_LIMITED.", |c| Box::pin(forgot_lockout(c))).covers(&["ERROR_CODE_RATE_LIMITED"]),
-        Case::must("auth.limits.shared-counters", "5.1.7", "Login, KeyLogin and ForgotPassword failures share one counter per account.", |c| Box::pin(shared_counters(c))).covers(&["ERROR_CODE_RATE_LIMITED"]),
+        Case::must("auth.limits.shared-counters", "5.1.7", "Login and ForgotPassword failures share one counter per account.", |c| Box::pin(shared_counters(c))).covers(&["ERROR_CODE_RATE_LIMITED"]),
         Case::must("auth.limits.unknown-account", "5.1.7", "A syntactically valid but unknown userid is locked after 5 failures too (existence is not revealed).", |c| Box::pin(unknown_account_locked(c))).covers(&["ERROR_CODE_RATE_LIMITED"]),
         Case::must("auth.limits.case-insensitive", "5.1.7", "Failures count against the ASCII-lowercased userid, whatever the spelling.", |c| Box::pin(lockout_case(c))).covers(&["ERROR_CODE_RATE_LIMITED"]),
         Case::must("auth.limits.success-clears", "5.1.7", "A successful Login clears the account's failures.", |c| Box::pin(success_clears(c))),
@@ -815,6 +820,50 @@ async fn forgot_session_unaffected(ctx: Ctx) -> CaseResult {
     Ok("session unaffected".into())
 }
 
+/// Registers from one source address of the case's own: 60 must be served; with
+/// `until_limited`, continue (up to 200) until one is RATE_LIMITED.
+async fn register_rate(ctx: Ctx, until_limited: bool) -> CaseResult {
+    let Some(source) = ctx.source() else {
+        skip!("needs a loopback server: the case uses a source address of its own so that its registrations cannot limit other cases");
+    };
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(ctx.connect_from(ident::random_key(), Some(source)).await?);
+    }
+    let max = if until_limited { 200 } else { 60 };
+    for i in 0..max {
+        let userid = ident::userid();
+        let c = &mut conns[i % 3];
+        let r = c
+            .request(req::register(
+                &userid,
+                &format!("{userid}@example.test"),
+                &ident::password(),
+            ))
+            .await?;
+        match &r {
+            wire::response::Result::Register(_) => {}
+            wire::response::Result::Error(e) if e.code == ErrorCode::RateLimited as i32 => {
+                check!(
+                    i >= 60,
+                    "Register {} from one address within a minute was RATE_LIMITED; at least 60 per minute must be served",
+                    i + 1
+                );
+                check!(e.retry_after_ms >= 1, "RATE_LIMITED with retry_after_ms 0");
+                return Ok(format!(
+                    "{i} served, then RATE_LIMITED (retry_after_ms {})",
+                    e.retry_after_ms
+                ));
+            }
+            other => fail!("Register {}: {}", i + 1, describe(other)),
+        }
+    }
+    if until_limited {
+        fail!("{max} Registers from one address were all served: no registration limit");
+    }
+    Ok(format!("{max} Registers from {source} served"))
+}
+
 // ---------------------------------------------------------------- limits
 
 async fn fail_login(c: &mut Client, userid: &str, n: usize) -> Result<(), Verdict> {
@@ -860,21 +909,94 @@ async fn login_lockout(ctx: Ctx) -> CaseResult {
     ))
 }
 
-async fn keylogin_lockout(ctx: Ctx) -> CaseResult {
+async fn keylogin_no_account_lock(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
-    let mut c = ctx.connect(ident::other_key(u.key)).await?;
-    for i in 0..5 {
-        let r = c.request(req::key_login(&u.userid, None)).await?;
+    // A stranger with another key, from one address of its own, on 15 connections at once.
+    let source = ctx.source();
+    let mut strangers = Vec::new();
+    for _ in 0..15 {
+        strangers.push(ctx.connect_from(ident::other_key(u.key), source).await?);
+    }
+    let mut ids = Vec::new();
+    for s in &mut strangers {
+        ids.push(s.send_request(req::key_login(&u.userid, None)).await?);
+    }
+    for (i, (s, id)) in strangers.iter_mut().zip(ids).enumerate() {
+        let r = s.wait_response(id).await?.1;
         expect_code(
             &r,
             ErrorCode::BadCredentials,
-            &format!("failed KeyLogin {}", i + 1),
+            &format!("wrong-key KeyLogin {}", i + 1),
         )?;
     }
-    let r = c.request(req::key_login(&u.userid, None)).await?;
-    let e = expect_code(&r, ErrorCode::RateLimited, "6th KeyLogin")?;
-    check_retry(&e, 1000)?;
-    Ok(format!("RATE_LIMITED, retry_after_ms {}", e.retry_after_ms))
+    let mut c = ctx.connect(u.key).await?;
+    ok!(
+        c.request(req::login(&u.userid, &u.password, None)).await?,
+        Login,
+        "the owner's Login after 15 wrong-key KeyLogins"
+    );
+    ok!(c.request(req::logout()).await?, Logout, "Logout");
+    ok!(
+        c.request(req::key_login(&u.userid, None)).await?,
+        Login,
+        "the owner's KeyLogin after 15 wrong-key KeyLogins"
+    );
+    Ok("wrong keys did not lock the account".into())
+}
+
+async fn keylogin_ignores_lock(ctx: Ctx) -> CaseResult {
+    let u = ctx.new_user().await?;
+    let mut thief = ctx.connect(ident::other_key(u.key)).await?;
+    fail_login(&mut thief, &u.userid, 5).await?;
+    let r = thief
+        .request(req::login(&u.userid, &u.password, None))
+        .await?;
+    expect_code(
+        &r,
+        ErrorCode::RateLimited,
+        "Login with the right password after 5 failures",
+    )?;
+    let mut c = ctx.connect(u.key).await?;
+    ok!(
+        c.request(req::key_login(&u.userid, None)).await?,
+        Login,
+        "KeyLogin with the registered key while the password is locked"
+    );
+    Ok("password locked, KeyLogin served".into())
+}
+
+async fn reserved_before_work(ctx: Ctx) -> CaseResult {
+    let u = ctx.new_user().await?;
+    let mut conns = Vec::new();
+    for _ in 0..30 {
+        conns.push(ctx.connect(ident::random_key()).await?);
+    }
+    let mut ids = Vec::new();
+    for c in &mut conns {
+        ids.push(
+            c.send_request(req::login(&u.userid, "wrong-password-0", None))
+                .await?,
+        );
+    }
+    let (mut bad, mut limited) = (0, 0);
+    for (c, id) in conns.iter_mut().zip(ids) {
+        let r = c.wait_response(id).await?.1;
+        match &r {
+            wire::response::Result::Error(e) if e.code == ErrorCode::BadCredentials as i32 => {
+                bad += 1
+            }
+            wire::response::Result::Error(e) if e.code == ErrorCode::RateLimited as i32 => {
+                check_retry(e, 15 * 60 * 1000)?;
+                limited += 1
+            }
+            other => fail!("concurrent wrong Login: {}", describe(other)),
+        }
+    }
+    check!(
+        bad <= LOGIN_FAIL_ACCOUNT_MAX as usize,
+        "{bad} of 30 concurrent wrong Logins were evaluated (BAD_CREDENTIALS); at most {LOGIN_FAIL_ACCOUNT_MAX} may be"
+    );
+    Ok(format!("{bad} BAD_CREDENTIALS, {limited} RATE_LIMITED"))
 }
 
 async fn forgot_lockout(ctx: Ctx) -> CaseResult {
@@ -915,28 +1037,25 @@ async fn forgot_lockout(ctx: Ctx) -> CaseResult {
 async fn shared_counters(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let mut c = ctx.connect(u.key).await?;
-    let mut wrong = ctx.connect(ident::other_key(u.key)).await?;
-    fail_login(&mut c, &u.userid, 2).await?;
+    fail_login(&mut c, &u.userid, 3).await?;
     for _ in 0..2 {
-        let r = wrong.request(req::key_login(&u.userid, None)).await?;
-        expect_code(&r, ErrorCode::BadCredentials, "failed KeyLogin")?;
+        let r = c
+            .request(req::forgot(
+                &u.userid,
+                &u.email,
+                "AAAAA-AAAAA-AAAAA-AAAAA",
+                &ident::password(),
+            ))
+            .await?;
+        expect_code(&r, ErrorCode::ResetRefused, "refused ForgotPassword")?;
     }
-    let r = c
-        .request(req::forgot(
-            &u.userid,
-            &u.email,
-            "AAAAA-AAAAA-AAAAA-AAAAA",
-            &ident::password(),
-        ))
-        .await?;
-    expect_code(&r, ErrorCode::ResetRefused, "refused ForgotPassword")?;
-    let r = c.request(req::key_login(&u.userid, None)).await?;
+    let r = c.request(req::login(&u.userid, &u.password, None)).await?;
     expect_code(
         &r,
         ErrorCode::RateLimited,
-        "KeyLogin with the right key after 2+2+1 mixed failures",
+        "Login with the right password after 3+2 mixed failures",
     )?;
-    Ok("one counter for all three kinds".into())
+    Ok("one counter for Login and ForgotPassword".into())
 }
 
 async fn unknown_account_locked(ctx: Ctx) -> CaseResult {
@@ -973,12 +1092,16 @@ async fn lockout_case(ctx: Ctx) -> CaseResult {
         )?;
     }
     let r = c
-        .request(req::key_login(&u.userid.to_ascii_uppercase(), None))
+        .request(req::login(
+            &u.userid.to_ascii_uppercase(),
+            &u.password,
+            None,
+        ))
         .await?;
     expect_code(
         &r,
         ErrorCode::RateLimited,
-        "KeyLogin after 5 failures under different spellings",
+        "Login after 5 failures under different spellings",
     )?;
     Ok("failures counted case-insensitively".into())
 }
@@ -1006,11 +1129,11 @@ async fn backoff_doubles(ctx: Ctx) -> CaseResult {
     let u = ctx.new_user().await?;
     let mut c = ctx.connect(u.key).await?;
     fail_login(&mut c, &u.userid, 5).await?;
-    let r = c.request(req::key_login(&u.userid, None)).await?;
+    let r = c.request(req::login(&u.userid, &u.password, None)).await?;
     let e = expect_code(&r, ErrorCode::RateLimited, "attempt after 5 failures")?;
     tokio::time::sleep(Duration::from_millis(e.retry_after_ms + 100)).await;
     fail_login(&mut c, &u.userid, 1).await?;
-    let r = c.request(req::key_login(&u.userid, None)).await?;
+    let r = c.request(req::login(&u.userid, &u.password, None)).await?;
     let e = expect_code(&r, ErrorCode::RateLimited, "attempt after 6 failures")?;
     check!(
         e.retry_after_ms > 1000 && e.retry_after_ms <= 2000,

@@ -48,6 +48,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("friends.unfriend.offline-no-notice", "6.5", "Unfriending an offline friend queues nothing: its next LoginOk simply lacks the friend.", |c| Box::pin(unfriend_offline(c))),
         Case::must("friends.unfriend.then-request", "6.5", "After unfriending, either user may send a new request.", |c| Box::pin(unfriend_then_request(c))),
         Case::must("friends.notice.order", "6.9", "Queued notices are delivered after LoginOk, oldest first.", |c| Box::pin(notice_order(c))).covers(&["FriendRequestAccepted", "FriendRequestRefused"]),
+        Case::must("friends.notice.redelivered-until-acknowledged", "6.9", "Queued notices are followed by a Ping; dropped before the Pong, they come again after the next LoginOk; once the Pong is in, never again.", |c| Box::pin(notice_redelivered(c))).covers(&["FriendRequestRefused"]),
         Case::must("friends.notice.discarded-if-unfriended", "6.9", "A queued FriendRequestAccepted is discarded if the two are no longer friends at delivery.", |c| Box::pin(notice_discarded(c))),
         Case::must("friends.notice.current-presence", "6.9", "A queued FriendRequestAccepted carries the accepter as of delivery time (offline if it went offline).", |c| Box::pin(notice_current_presence(c))),
         Case::must("friends.snapshot.sorted", "5.3.1", "LoginOk.friends is in ASCII-lowercase order of userid.", |c| Box::pin(snapshot_sorted(c))),
@@ -729,6 +730,62 @@ async fn notice_order(ctx: Ctx) -> CaseResult {
         "notices out of order: Accepted frame {s1}, Refused frame {s2}"
     );
     Ok("after LoginOk, oldest first".into())
+}
+
+async fn notice_redelivered(ctx: Ctx) -> CaseResult {
+    let (a, mut ac) = ctx.online_user().await?;
+    let (b, mut bc) = ctx.online_user().await?;
+    send_ok(&mut ac, &b.userid).await?;
+    drop(ac);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ok!(
+        bc.request(req::refuse(&a.userid)).await?,
+        RefuseFriendRequest,
+        "Refuse"
+    );
+    // First login: read the notice and the Ping after it, never answer, drop.
+    let mut c1 = ctx.connect(a.key).await?;
+    c1.set_auto_pong(false);
+    let (seq, r) = c1
+        .request_seq(req::login(&a.userid, &a.password, None))
+        .await?;
+    ok!(r, Login, "first Login");
+    expect_after_login(
+        &mut c1,
+        seq,
+        "queued FriendRequestRefused",
+        is::refused_by(&b.userid),
+    )
+    .await?;
+    c1.expect_ping(PUSH_TIMEOUT).await?;
+    drop(c1);
+    // Second login: the same notice again; this client answers the Ping.
+    let (mut c2, _, seq) = login_seq(&ctx, &a).await?;
+    expect_after_login(
+        &mut c2,
+        seq,
+        "FriendRequestRefused again after a drop before the Pong",
+        is::refused_by(&b.userid),
+    )
+    .await?;
+    // The reader answered the server's Ping before handing it over; a round trip of our own
+    // then proves the server has processed that Pong.
+    c2.expect_ping(PUSH_TIMEOUT).await?;
+    c2.send(&wire::ClientMessage {
+        request_id: 0,
+        body: Some(req::ping(77)),
+    })
+    .await?;
+    c2.expect_pong(77, PUSH_TIMEOUT).await?;
+    drop(c2);
+    let (mut c3, _, _) = login_seq(&ctx, &a).await?;
+    if let Some(p) = c3
+        .find_push_within(QUIET_WINDOW, is::refused_by(&b.userid))
+        .await
+    {
+        fail!("an acknowledged notice came again: {}", describe_push(&p));
+    }
+    Ok("redelivered after a drop; gone once acknowledged".into())
 }
 
 async fn notice_discarded(ctx: Ctx) -> CaseResult {

@@ -16,6 +16,11 @@ pub const IDLE: (Duration, Duration) = (Duration::from_secs(2), Duration::from_s
 pub const HANDSHAKE: Duration = Duration::from_secs(3);
 /// Connection cap, large enough for 8 parallel cases, small enough to reach in one case.
 pub const MAX_CONNECTIONS: usize = 200;
+/// Per-address cap: above what any other case opens from one source address.
+pub const MAX_PER_ADDRESS: usize = 20;
+/// Login deadline of the short-timer server (above the idle cases' 1.5 x 5 s of activity
+/// on Authenticating connections would not matter: they log in).
+pub const LOGIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(6);
 
 /// A running server and its temp directory (kept alive as long as the server).
 pub struct TestServer {
@@ -48,6 +53,10 @@ pub async fn start_with(
     }
     cfg.handshake_timeout = HANDSHAKE;
     cfg.max_connections = MAX_CONNECTIONS;
+    cfg.max_connections_per_address = MAX_PER_ADDRESS;
+    if timers.is_some() {
+        cfg.login_deadline = LOGIN_DEADLINE;
+    }
     for f in faults {
         cfg.faults.enable(f).expect("known fault");
     }
@@ -69,6 +78,8 @@ impl TestServer {
         cfg.idle = self.timers.map(|t| t.1);
         cfg.handshake_timeout = HANDSHAKE;
         cfg.max_connections = Some(MAX_CONNECTIONS);
+        cfg.max_connections_per_address = Some(MAX_PER_ADDRESS);
+        cfg.login_deadline = self.timers.map(|_| LOGIN_DEADLINE);
         let server = self.server.clone();
         cfg.shutdown = Some(Arc::new(move || {
             let server = server.clone();

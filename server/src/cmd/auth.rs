@@ -6,6 +6,7 @@ use std::time::Instant;
 use peerchat_proto::limits::PASSWORD_MAX_BYTES;
 use peerchat_proto::message::{
     Announcement, Endpoint, LoginSnapshot, PendingRequest, PushEvent, ResponseBody, Secret,
+    ServerFrame,
 };
 use peerchat_proto::wire::{CloseReason, ErrorCode};
 
@@ -13,7 +14,7 @@ use super::{err, friend_info, internal, lookup, presence, rate_limited, Reply};
 use crate::db::entity::notice::NoticeKind;
 use crate::db::{NewAccount, PendingView, RegisterConflict};
 use crate::hub::{SessionHandle, Stop};
-use crate::state::{ConnState, LoggedIn, Shared};
+use crate::state::{ConnState, LoggedIn, NoticeAck, Shared};
 use crate::{recovery, validate};
 
 fn pending(v: PendingView) -> PendingRequest {
@@ -24,7 +25,7 @@ fn pending(v: PendingView) -> PendingRequest {
     }
 }
 
-/// Register (SPEC.md §5.2): checks in the order INVALID_USERID, INVALID_EMAIL, WEAK_PASSWORD,
+/// Register (SPEC.md §5.2): checks in the order RATE_LIMITED (per address), INVALID_USERID, INVALID_EMAIL, WEAK_PASSWORD,
 /// USERID_TAKEN, EMAIL_TAKEN. The identity key is the one the channel proved. Does not log in.
 pub async fn register(
     shared: &Shared,
@@ -33,6 +34,12 @@ pub async fn register(
     email: String,
     password: Secret,
 ) -> Reply {
+    // Before any work, whatever the outcome: one address cannot mint accounts (and argon2
+    // hashes) as fast as it can send (SPEC.md §5.2 error 2).
+    shared
+        .register_limits
+        .try_take(conn.peer_addr.ip(), Instant::now())
+        .map_err(rate_limited)?;
     validate::userid(&userid).map_err(|e| err(e.code(), e.to_string()))?;
     validate::email(&email).map_err(|e| err(e.code(), e.to_string()))?;
     validate::password(password.expose(), &userid).map_err(|e| err(e.code(), e.to_string()))?;
@@ -93,12 +100,16 @@ pub async fn login(
     announcement: Announcement,
 ) -> Reply {
     let lower = validate::fold(&userid);
-    // Failures count against the userid only if it could name an account (SPEC.md §5.1.7).
-    let account_key = validate::userid(&userid).is_ok().then_some(lower.as_str());
+    // Password failures count against the userid only if it could name an account; KeyLogin
+    // failures count per source address only: a wrong key proves nothing about the password
+    // and costs no argon2, so strangers cannot lock the owner out with it (SPEC.md §5.1.7).
+    let account_key =
+        (password.is_some() && validate::userid(&userid).is_ok()).then_some(lower.as_str());
     let ip = conn.peer_addr.ip();
-    shared
+    // The slot is taken before any work, so concurrent guesses see each other.
+    let attempt = shared
         .login_limits
-        .check(account_key, ip, Instant::now())
+        .reserve(account_key, ip, Instant::now())
         .map_err(rate_limited)?;
     let account = lookup(shared, &userid).await?;
     let channel_key = conn.identity_key.to_der();
@@ -113,20 +124,18 @@ pub async fn login(
             shared.hasher.verify(pw, phc).await.map_err(internal)?
         }
         None => account.as_ref().is_some_and(|a| {
-            a.identity_key[..] == channel_key[..] || shared.faults.accept_any_key_login
+            a.identity_key[..] == channel_key[..] || shared.faults.accept_any_key_login()
         }),
     };
     let Some(mut account) = account.filter(|_| ok) else {
-        shared
-            .login_limits
-            .record_failure(account_key, ip, Instant::now());
+        attempt.failed(Instant::now());
         tracing::info!(peer = %conn.peer_addr, key_login = password.is_none(), "login failed");
         return Err(err(
             ErrorCode::BadCredentials,
             "unknown userid or wrong credentials",
         ));
     };
-    shared.login_limits.record_success(&lower);
+    attempt.succeeded();
 
     let key_changed = password.is_some() && account.identity_key[..] != channel_key[..];
     if key_changed {
@@ -217,16 +226,25 @@ pub async fn login(
     Ok(ResponseBody::Login(snapshot))
 }
 
+/// Nonces of the Pings that follow queued notices: the top bit set keeps them apart from the
+/// idle Pings' counter.
+const NOTICE_PING: u64 = 1 << 63;
+
 /// After LoginOk is queued: delivers the notices stored while the user was offline, oldest
-/// first, then lets held pushes through (SPEC.md §6.9).
+/// first, then a Ping, then lets held pushes through (SPEC.md §6.9). The notices stay stored
+/// until the Pong to that Ping arrives ([`acknowledge_notices`]): a client that drops right
+/// after LoginOk gets them again at its next login.
 pub async fn finish_login(shared: &Shared, conn: &mut ConnState) {
     conn.finish_login = false;
     let Some(login) = conn.login.clone() else {
         return;
     };
-    match shared.store.take_notices(login.account_id).await {
-        Ok(notices) => {
+    match shared.store.pending_notices(login.account_id).await {
+        Ok(notices) if !notices.is_empty() => {
+            let mut ids = Vec::with_capacity(notices.len());
             for n in notices {
+                // Delivered or discarded, it goes once acknowledged.
+                ids.push(n.id);
                 let ev = match n.kind {
                     NoticeKind::Accepted => {
                         // A friendship ended since is not announced: the snapshot already lacks it.
@@ -241,6 +259,7 @@ pub async fn finish_login(shared: &Shared, conn: &mut ConnState) {
                             Ok(false) => continue,
                             Err(e) => {
                                 tracing::error!(error = %e, "skipping notice");
+                                ids.pop();
                                 continue;
                             }
                         }
@@ -252,13 +271,31 @@ pub async fn finish_login(shared: &Shared, conn: &mut ConnState) {
                         userid: n.other.userid,
                     },
                 };
-                conn.outbox
-                    .send_frame(&peerchat_proto::message::ServerFrame::Push(ev));
+                conn.outbox.send_frame(&ServerFrame::Push(ev));
             }
+            let nonce = NOTICE_PING | (login.handle.session_id & !NOTICE_PING);
+            conn.outbox.send_frame(&ServerFrame::Ping(nonce));
+            conn.notice_ack = Some(NoticeAck { nonce, ids });
         }
+        Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not load queued notices"),
     }
     login.handle.open();
+}
+
+/// A Pong arrived: if it answers the Ping that followed the queued notices, the client has
+/// read them (frames are processed in order), so they are deleted (SPEC.md §6.9).
+pub async fn acknowledge_notices(shared: &Shared, conn: &mut ConnState, nonce: u64) {
+    if conn.notice_ack.as_ref().is_none_or(|a| a.nonce != nonce) {
+        return;
+    }
+    let Some(ack) = conn.notice_ack.take() else {
+        return;
+    };
+    if let Err(e) = shared.store.delete_notices(&ack.ids).await {
+        // They are delivered again at the next login: repeated notices are harmless.
+        tracing::error!(error = %e, "could not delete acknowledged notices");
+    }
 }
 
 /// ForgotPassword (SPEC.md §5.5): WEAK_PASSWORD first (cheap), then RATE_LIMITED, then
@@ -275,9 +312,9 @@ pub async fn forgot_password(
     let lower = validate::fold(&userid);
     let account_key = validate::userid(&userid).is_ok().then_some(lower.as_str());
     let ip = conn.peer_addr.ip();
-    shared
+    let attempt = shared
         .login_limits
-        .check(account_key, ip, Instant::now())
+        .reserve(account_key, ip, Instant::now())
         .map_err(rate_limited)?;
     let account = lookup(shared, &userid)
         .await?
@@ -290,15 +327,13 @@ pub async fn forgot_password(
     };
     let ok = shared.hasher.verify(&secret, phc).await.map_err(internal)?;
     let Some(account) = account.filter(|_| ok) else {
-        shared
-            .login_limits
-            .record_failure(account_key, ip, Instant::now());
+        attempt.failed(Instant::now());
         return Err(err(
             ErrorCode::ResetRefused,
             "userid, e-mail address and recovery code do not match",
         ));
     };
-    shared.login_limits.record_success(&lower);
+    attempt.succeeded();
     let new_code = recovery::generate();
     let canonical = recovery::normalize(&new_code)
         .ok_or_else(|| internal("generated recovery code does not normalise"))?;

@@ -11,11 +11,12 @@ pub mod presence;
 
 use std::time::Duration;
 
-use peerchat_proto::message::{FriendInfo, Request, RequestError, ResponseBody};
+use peerchat_proto::message::{FriendInfo, PushEvent, Request, RequestError, ResponseBody};
 use peerchat_proto::wire::client_message::Body;
 use peerchat_proto::wire::ErrorCode;
 
 use crate::db::entity::account;
+use crate::db::entity::notice::NoticeKind;
 use crate::db::DbError;
 use crate::state::{ConnState, Shared};
 
@@ -161,6 +162,36 @@ pub async fn dispatch(shared: &Shared, conn: &mut ConnState, request: Request) -
             ErrorCode::InvalidRequest,
             "RelayOpen is valid only on a relay connection (SPEC.md §7.7)",
         )),
+    }
+}
+
+/// Delivers an event that SPEC.md §6.9 queues for an offline recipient
+/// (FriendRequestAccepted, FriendRequestRefused, FriendRequestExpired): pushed if the
+/// recipient's session takes it, else stored as a notice for its next login.
+///
+/// `queued` says the request's own transaction already stored the notice (the recipient was
+/// offline when it ran). Otherwise a push that cannot be enqueued — the session ended between
+/// that online check and now — is stored here, so a recipient who goes offline in between
+/// gets the notice instead of nothing.
+pub(crate) async fn push_or_queue(
+    shared: &Shared,
+    to: (&str, i64),
+    kind: NoticeKind,
+    other_id: i64,
+    event: &PushEvent,
+    queued: bool,
+) {
+    let (to_lower, to_id) = to;
+    if shared.hub.push(to_lower, event) || queued {
+        return;
+    }
+    tracing::debug!(to = %to_lower, ?kind, "recipient went offline before the push; queueing a notice");
+    if let Err(e) = shared
+        .store
+        .queue_notice(to_id, kind, other_id, shared.now_ms())
+        .await
+    {
+        tracing::error!(error = %e, "could not queue a notice for a missed push");
     }
 }
 

@@ -65,7 +65,7 @@ pub fn announce_online(shared: &Shared, session: &SessionHandle, friends: &[acco
 /// Tells every online friend of the ended session `login` FriendOffline.
 pub async fn announce_offline(shared: &Shared, login: &LoggedIn) {
     // Fault switch for the conformance suite's self-test: FriendOffline is never sent.
-    if shared.faults.no_offline_push {
+    if shared.faults.no_offline_push() {
         return;
     }
     let friends = match shared.store.friends_of(login.account_id).await {

@@ -71,6 +71,10 @@ impl From<sea_orm::DbErr> for FriendError {
 /// A request removed by the sweeper.
 #[derive(Debug, Clone)]
 pub struct ExpiredRequest {
+    /// The requester's account id (to queue a notice if the push cannot be delivered).
+    pub requester_id: i64,
+    /// The target's account id.
+    pub target_id: i64,
     /// The requester's lowercase userid (the hub key).
     pub requester_lower: String,
     /// The target's registered spelling (what FriendRequestExpired names).
@@ -139,7 +143,7 @@ async fn insert_friendship<C: ConnectionTrait>(
     Ok(())
 }
 
-async fn insert_notice<C: ConnectionTrait>(
+pub(super) async fn insert_notice<C: ConnectionTrait>(
     c: &C,
     to: i64,
     kind: NoticeKind,
@@ -314,6 +318,8 @@ impl Store {
                 insert_notice(&txn, requester.id, NoticeKind::Expired, target.id, now).await?;
             }
             expired.push(ExpiredRequest {
+                requester_id: requester.id,
+                target_id: target.id,
                 requester_lower: requester.userid_lower.clone(),
                 target_userid: target.userid.clone(),
                 queued,
@@ -458,6 +464,8 @@ impl Store {
                 insert_notice(&txn, from_id, NoticeKind::Expired, to_id, now).await?;
             }
             out.push(ExpiredRequest {
+                requester_id: from_id,
+                target_id: to_id,
                 requester_lower: from.userid_lower,
                 target_userid: to.userid,
                 queued,
