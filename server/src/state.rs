@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use peerchat_proto::IdentityKey;
 
+use crate::cmd::traversal::ConnectPeerLimiter;
 use crate::config::{Clock, Faults};
 use crate::db::Store;
 use crate::hub::{Outbox, PresenceHub, SessionHandle};
 use crate::password::Hasher;
-use crate::cmd::traversal::ConnectPeerLimiter;
 use crate::ratelimit::LoginLimiter;
 use crate::relay::Relays;
 

@@ -204,7 +204,10 @@ mod tests {
             (ms(80), ms(0)),
             "the nearer side waits half the difference"
         );
-        assert_eq!(punch_delays(p, Some(ms(300)), Some(ms(100))), (ms(0), ms(100)));
+        assert_eq!(
+            punch_delays(p, Some(ms(300)), Some(ms(100))),
+            (ms(0), ms(100))
+        );
         assert_eq!(punch_delays(p, Some(ms(50)), Some(ms(50))), (ms(0), ms(0)));
         assert_eq!(punch_delays(p, None, Some(ms(200))), (ms(0), ms(0)));
         assert_eq!(punch_delays(p, Some(ms(200)), None), (ms(0), ms(0)));

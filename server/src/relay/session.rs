@@ -106,17 +106,11 @@ pub async fn serve(
         }) => (userid, peer_userid, token),
         Ok(_) => return,
         Err(e) => {
-            refuse(
-                channel,
-                id,
-                err(ErrorCode::InvalidRequest, e.to_string()),
-            )
-            .await;
+            refuse(channel, id, err(ErrorCode::InvalidRequest, e.to_string())).await;
             return;
         }
     };
-    let admitted = match admit(&shared, &channel.remote.identity_key, &userid, &peer_userid).await
-    {
+    let admitted = match admit(&shared, &channel.remote.identity_key, &userid, &peer_userid).await {
         Ok(a) => a,
         Err(e) => {
             tracing::debug!(%peer, code = ?e.code, "relay refused");
@@ -149,9 +143,7 @@ async fn admit(
     }
     let session = shared.hub.get(&me.userid_lower).ok_or_else(bad)?;
     let not_friends = || err(ErrorCode::NotFriends, "this user is not your friend");
-    let friend = lookup(shared, peer_userid)
-        .await?
-        .ok_or_else(not_friends)?;
+    let friend = lookup(shared, peer_userid).await?.ok_or_else(not_friends)?;
     if friend.id == me.id || !shared.store.are_friends(me.id, friend.id).await? {
         return Err(not_friends());
     }

@@ -168,9 +168,7 @@ async fn pump(
         activity.touch();
         moved.fetch_add(n as u64, Ordering::Relaxed);
         let now = Instant::now();
-        let wait = bucket
-            .consume(n, now)
-            .max(params.server.consume(n, now));
+        let wait = bucket.consume(n, now).max(params.server.consume(n, now));
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }

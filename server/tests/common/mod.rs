@@ -198,10 +198,18 @@ impl Client {
         }
     }
 
+    /// This connection's local address: what the server observes (SPEC.md §7.5).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().unwrap()
+    }
+
     /// After RelayOpenOk: the socket and the raw bytes read past the server's last record
     /// (the start of the relayed stream, SPEC.md §7.7).
     pub fn into_relayed(self) -> (TcpStream, BytesMut) {
-        assert!(!self.opener.has_partial_frame(), "a frame after RelayOpenOk");
+        assert!(
+            !self.opener.has_partial_frame(),
+            "a frame after RelayOpenOk"
+        );
         (self.stream, self.inbuf)
     }
 
