@@ -57,6 +57,7 @@ pub async fn run(shared: Arc<Shared>, interval: Duration, stop: CancellationToke
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = std::time::Instant::now();
             shared.login_limits.prune(last_prune);
+            shared.connect_limits.prune(last_prune);
         }
     }
 }

@@ -29,6 +29,18 @@ struct Cli {
     /// Maximum simultaneous connections; more are closed at once.
     #[arg(long, value_name = "N", default_value_t = peerchat_proto::limits::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Relayed bytes per second per relay link and direction (SPEC.md §7.7 RELAY_LINK_RATE).
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = peerchat_proto::limits::RELAY_LINK_RATE)]
+    relay_link_rate: u64,
+    /// Relayed bytes per second for all relay links together (SPEC.md §7.7 RELAY_SERVER_RATE).
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = peerchat_proto::limits::RELAY_SERVER_RATE)]
+    relay_server_rate: u64,
+    /// TEST ONLY: append every relayed byte to files in DIR, one pair per link
+    /// (`<n>-opener-to-joiner.bin`, `<n>-joiner-to-opener.bin`). Built only with the
+    /// `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
+    #[arg(long, value_name = "DIR")]
+    relay_tap: Option<PathBuf>,
     /// Deliberate defect for the conformance suite's self-test (repeatable).
     #[arg(long = "test-fault", value_name = "NAME", hide = true)]
     test_fault: Vec<String>,
@@ -63,6 +75,15 @@ async fn main() -> anyhow::Result<()> {
     config.request_ttl = cli.request_ttl;
     config.max_connections = cli.max_connections;
     config.faults = faults;
+    config.relay.link_rate = cli.relay_link_rate;
+    config.relay.server_rate = cli.relay_server_rate;
+    #[cfg(feature = "test-hooks")]
+    if let Some(dir) = cli.relay_tap {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create relay tap directory {}", dir.display()))?;
+        tracing::warn!(dir = %dir.display(), "RELAY TAP ENABLED: relayed bytes are copied to disk (test only)");
+        config.relay.tap = Some(dir);
+    }
     if faults != Faults::default() {
         tracing::warn!(
             ?faults,

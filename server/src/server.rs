@@ -20,6 +20,7 @@ use crate::config::{Config, KEY_FILE};
 use crate::connection::{self, ConnSettings, Signals};
 use crate::db::{DbError, Store};
 use crate::ratelimit::LoginLimiter;
+use crate::relay::Relays;
 use crate::state::Shared;
 
 /// Why the server could not start.
@@ -110,14 +111,16 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         source,
     })?;
 
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         store,
         LoginLimiter::new(config.login_policy),
         config.clock.clone(),
         config.faults,
         config.request_ttl,
         config.outbound_queue,
-    ));
+    );
+    shared.relays = Relays::new(config.relay.clone());
+    let shared = Arc::new(shared);
     let settings = ConnSettings {
         handshake_timeout: config.handshake_timeout,
         idle_ping_after: config.idle_ping_after,
