@@ -22,6 +22,10 @@ pub struct FriendView {
     pub address: Option<String>,
     /// Fingerprint of their identity key, `SHA256:...`.
     pub fingerprint: String,
+    /// Where their current session may be reachable (SPEC.md §7.5), as `ADDR` strings;
+    /// empty while offline.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
     /// How the open link with them was made (SPEC.md §7.6 "Path"); absent without a link.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<LinkPath>,

@@ -48,6 +48,7 @@ impl CachedFriend {
             online: self.online,
             address: self.dial_addr().map(|a| a.to_string()),
             fingerprint: self.identity_key.fingerprint().to_string(),
+            candidates: self.candidates.iter().map(|c| c.addr.to_string()).collect(),
             path: None,
         }
     }

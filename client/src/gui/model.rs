@@ -824,6 +824,7 @@ mod tests {
             online,
             address: None,
             fingerprint: String::new(),
+            candidates: Vec::new(),
             path: None,
         }
     }

@@ -70,6 +70,8 @@ impl std::fmt::Display for LinkPath {
 pub struct TraversalConfig {
     /// Leave out the direct dials of step 1 (also in relay upgrades).
     pub skip_direct: bool,
+    /// Leave out the connection reversal of step 2.
+    pub skip_reverse: bool,
     /// Leave out the punches of step 3 (also in relay upgrades).
     pub skip_punch: bool,
 }
@@ -338,7 +340,9 @@ impl Traversal {
         let reach = self.reach;
         let next = match a.stage {
             Stage::Direct if !reach.server_online => None,
-            Stage::Direct if reach.reachable && !a.upgrade => Some(Later::Reverse),
+            Stage::Direct if reach.reachable && !a.upgrade && !self.config.skip_reverse => {
+                Some(Later::Reverse)
+            }
             Stage::Direct | Stage::Reverse => self.punch_or_relay(&a),
             Stage::Punch if !reach.server_online => None,
             Stage::Punch if a.punches_left > 1 => Some(Later::Punch),
@@ -908,9 +912,10 @@ mod tests {
         let now = t0();
         let mut t = Traversal::new(TraversalConfig {
             skip_direct: true,
+            skip_reverse: true,
             skip_punch: true,
         });
-        t.set_reach(online(false));
+        t.set_reach(online(true));
         let acts = t.start("bob", &cands(), None, now);
         assert!(matches!(acts[..], [Action::OpenRelay { .. }]), "{acts:?}");
     }
@@ -920,6 +925,7 @@ mod tests {
         let now = t0();
         let mut t = Traversal::new(TraversalConfig {
             skip_direct: true,
+            skip_reverse: true,
             skip_punch: true,
         });
         t.set_reach(online(false));
