@@ -27,7 +27,7 @@ use crate::peer::registry::{Admission, PeerRegistry};
 use crate::peer::relay::spawn_relay;
 use crate::peer::session::{spawn_dial, DialSpec, SessionContext};
 use crate::peer::traversal::{
-    is_reachable, Action, ConnectFailure, LinkPath, Reach, Traversal, TraversalConfig,
+    is_reachable, may_start, Action, ConnectFailure, LinkPath, Reach, Traversal, TraversalConfig,
 };
 use crate::peer::{ConnId, PeerEvent, PeerLink};
 use crate::profile::Profile;
@@ -571,10 +571,12 @@ impl Core {
     /// reset the back-off).
     fn ensure_connected(&mut self, k: &str) {
         let now = Instant::now();
-        if self.registry.active(k).is_some() || self.traversal.is_running(k) {
-            return;
-        }
-        if self.retry.get(k).is_some_and(|(at, _)| *at > now) {
+        if !may_start(
+            self.registry.active(k).is_some(),
+            self.traversal.is_running(k),
+            self.retry.get(k).map(|(at, _)| *at),
+            now,
+        ) {
             return;
         }
         if self.me.read().ok().and_then(|m| m.clone()).is_none() {

@@ -124,6 +124,7 @@ pub fn host_candidates(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -92,6 +92,20 @@ pub fn is_reachable(observed: Option<SocketAddr>, host_candidates: &[SocketAddr]
     observed.is_some_and(|o| host_candidates.iter().any(|h| h.ip() == o.ip()))
 }
 
+/// SPEC.md §7.4 rule 4 and §7.3 rule 5: whether a reason to connect (a queued message, a
+/// suspended transfer, a retry that came due) may start the connection order now. Not while a
+/// link is open or an attempt runs, and not before the back-off after a failed attempt ran
+/// out — so messages queued meanwhile do not each start a dial. (FriendOnline and an inbound
+/// link clear `backoff_until`.)
+pub fn may_start(
+    has_link: bool,
+    attempt_running: bool,
+    backoff_until: Option<Instant>,
+    now: Instant,
+) -> bool {
+    !has_link && !attempt_running && backoff_until.is_none_or(|at| at <= now)
+}
+
 /// Names one step of one attempt; results carry it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StepId(pub u64);
@@ -659,6 +673,7 @@ impl Traversal {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -694,6 +709,17 @@ mod tests {
             candidates: cands(),
             dial_in: Duration::from_millis(dial_in_ms),
         }
+    }
+
+    #[test]
+    fn queued_messages_wait_for_the_back_off() {
+        let now = t0();
+        let later = now + Duration::from_secs(4);
+        assert!(may_start(false, false, None, now));
+        assert!(!may_start(false, false, Some(later), now), "backing off");
+        assert!(may_start(false, false, Some(later), later), "back-off over");
+        assert!(!may_start(true, false, None, now), "a link is open");
+        assert!(!may_start(false, true, None, now), "an attempt runs");
     }
 
     #[test]
