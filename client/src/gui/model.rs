@@ -34,7 +34,7 @@ pub struct Friend {
     /// Direct connection up.
     pub connected: bool,
     /// How that connection was made (direct, reversed, punched, relayed; SPEC.md §7.6).
-    pub path: Option<crate::events::LinkPath>,
+    pub path: Option<peerchat_client::LinkPath>,
     /// Messages received while their chat was not shown.
     pub unread: u32,
     /// Typing right now.
@@ -884,7 +884,7 @@ mod tests {
         m.apply(
             &Event::PeerConnected {
                 friend: "bob".into(),
-                path: crate::events::LinkPath::Relayed,
+                path: peerchat_client::LinkPath::Relayed,
             },
             0,
         );

@@ -58,9 +58,14 @@ pub async fn connect_from(
             match bound {
                 Ok(s) => match s.connect(remote).await {
                     Ok(stream) => return Ok((stream, true)),
-                    // The four-tuple exists already (a punch that formed the other way):
-                    // try once from an ephemeral port instead.
-                    Err(e) if e.kind() == io::ErrorKind::AddrInUse => {}
+                    // The four-tuple exists already (a punch that formed the other way, or
+                    // the previous server connection still in TIME_WAIT): try once from an
+                    // ephemeral port instead.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::AddrInUse | io::ErrorKind::AddrNotAvailable
+                        ) => {}
                     Err(e) => return Err(e),
                 },
                 Err(e) => tracing::debug!(%local, error = %e, "cannot bind to the listening port"),
