@@ -112,6 +112,12 @@ pub const RSA_MAX_BITS: usize = 4096;
 /// Modulus size for newly generated identity keys.
 pub const RSA_DEFAULT_BITS: usize = 3072;
 
+/// A client's first delay before dialling a friend again after an attempt failed (SPEC.md
+/// §7.4 rule 4); it doubles per failure.
+pub const PEER_RETRY_MIN: Duration = Duration::from_secs(1);
+/// The longest delay between attempts to reach a friend (SPEC.md §7.4 rule 4).
+pub const PEER_RETRY_MAX: Duration = Duration::from_secs(60);
+
 // ---- NAT traversal and relay (SPEC.md §7.5–§7.8) ----
 
 /// Host candidates a client may announce in one PeerAnnouncement (SPEC.md §7.5).

@@ -23,8 +23,9 @@ use crate::friends::FriendBook;
 use crate::history::{History, HistoryEntry};
 use crate::ids::{MessageId, TransferId};
 use crate::peer::session::SessionContext;
+use crate::peer::traversal::TraversalConfig;
 use crate::profile::Profile;
-use crate::server_session::{self, ServerHandle, ServerSettings};
+use crate::server_session::{self, ServerHandle, ServerSettings, ServerTarget};
 use crate::transfer::disk::hash_file;
 
 /// Peer events a slow core may have queued before the connections wait.
@@ -49,6 +50,9 @@ pub struct ClientConfig {
     pub reconnect_min: Duration,
     /// Longest reconnect delay.
     pub reconnect_max: Duration,
+    /// Steps of the connection order (SPEC.md §7.6) to leave out; tests force the relay
+    /// on loopback with it.
+    pub traversal: TraversalConfig,
 }
 
 impl ClientConfig {
@@ -63,6 +67,7 @@ impl ClientConfig {
             auto_login: true,
             reconnect_min: peerchat_proto::limits::RECONNECT_BACKOFF_MIN,
             reconnect_max: peerchat_proto::limits::RECONNECT_BACKOFF_MAX,
+            traversal: TraversalConfig::default(),
         }
     }
 }
@@ -119,12 +124,13 @@ impl Client {
         // before (or without) a login, for example while the server is down.
         let me = Arc::new(RwLock::new(account.clone()));
 
-        let listener = tokio::net::TcpListener::bind(config.peer_listen)
-            .await
-            .map_err(|e| ClientError::Listen {
+        // Port reuse lets the server connection and punches leave from this port (SPEC.md §7.5).
+        let listener = crate::peer::net::bind_listener(config.peer_listen).map_err(|e| {
+            ClientError::Listen {
                 addr: config.peer_listen.to_string(),
                 source: e,
-            })?;
+            }
+        })?;
         let peer_addr = listener.local_addr().map_err(|e| ClientError::Listen {
             addr: config.peer_listen.to_string(),
             source: e,
@@ -147,22 +153,18 @@ impl Client {
             events: peer_tx,
             cancel: cancel.clone(),
             next_conn: Arc::new(AtomicU64::new(1)),
+            listen_addr: Some(peer_addr),
+            server: Arc::new(ServerTarget {
+                server: config.server.clone(),
+                known_servers: profile.known_servers_path(),
+            }),
         };
-        let core = Core::new(CoreSettings {
-            profile: profile.clone(),
-            history,
-            book,
-            me: me.clone(),
-            events: events_tx,
-            session_ctx: session_ctx.clone(),
-            auto_accept_max: config.auto_accept_max,
-        })
-        .await?;
         let server = server_session::spawn(
             ServerSettings {
                 server: config.server.clone(),
                 known_servers: profile.known_servers_path(),
                 peer_endpoint: Some(endpoint),
+                listen_addr: Some(peer_addr),
                 auto_login: if config.auto_login { account } else { None },
                 reconnect_min: config.reconnect_min,
                 reconnect_max: config.reconnect_max,
@@ -171,6 +173,18 @@ impl Client {
             server_tx,
             cancel.clone(),
         );
+        let core = Core::new(CoreSettings {
+            profile: profile.clone(),
+            history,
+            book,
+            me: me.clone(),
+            events: events_tx,
+            session_ctx: session_ctx.clone(),
+            auto_accept_max: config.auto_accept_max,
+            server: server.clone(),
+            traversal: config.traversal,
+        })
+        .await?;
         tokio::spawn(crate::peer::listener::run(listener, session_ctx));
         let core_task = tokio::spawn(core.run(
             CoreInputs {
@@ -201,6 +215,17 @@ impl Client {
     /// The address the peer listener is bound to.
     pub fn peer_addr(&self) -> SocketAddr {
         self.inner.peer_addr
+    }
+
+    /// Changes which steps of the connection order (SPEC.md §7.6) new attempts use.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] after shutdown.
+    pub fn set_traversal(&self, config: TraversalConfig) -> Result<(), ClientError> {
+        self.inner
+            .commands
+            .send(Command::SetTraversal { config })
+            .map_err(|_| ClientError::Closed)
     }
 
     /// Our identity key's fingerprint (`SHA256:...`).

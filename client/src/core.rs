@@ -24,10 +24,14 @@ use crate::friends::{key, FriendBook};
 use crate::history::{self, state, History, HistoryEntry, TransferRecord};
 use crate::ids::{MessageId, TransferId};
 use crate::peer::registry::{Admission, PeerRegistry};
-use crate::peer::session::{spawn_dial, SessionContext};
+use crate::peer::relay::spawn_relay;
+use crate::peer::session::{spawn_dial, DialSpec, SessionContext};
+use crate::peer::traversal::{
+    is_reachable, may_start, Action, ConnectFailure, LinkPath, Reach, Traversal, TraversalConfig,
+};
 use crate::peer::{ConnId, PeerEvent, PeerLink};
 use crate::profile::Profile;
-use crate::server_session::ServerEvent;
+use crate::server_session::{ServerEvent, ServerHandle};
 use crate::transfer::disk::{
     spawn_pump, spawn_writer, DiskEvent, PumpHandle, PumpJob, WriteFailure, WriteJob, WriterHandle,
 };
@@ -85,8 +89,10 @@ pub enum Command {
     },
     /// Friends and requests.
     Friends { reply: Reply<FriendsSnapshot> },
-    /// Is a direct connection to the friend up?
+    /// Is a connection to the friend up?
     IsConnected { friend: String, reply: Reply<bool> },
+    /// Which steps of the connection order to use from now on (SPEC.md §7.6).
+    SetTraversal { config: TraversalConfig },
     /// Close everything.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -130,7 +136,10 @@ pub struct Core {
     disk_rx: mpsc::UnboundedReceiver<DiskEvent>,
     registry: PeerRegistry,
     links: HashMap<ConnId, (String, PeerLink)>,
-    dialing: HashSet<String>,
+    /// The connection order toward each friend (SPEC.md §7.6–§7.8).
+    traversal: Traversal,
+    /// For ConnectPeer.
+    server: ServerHandle,
     retry: HashMap<String, (Instant, Backoff)>,
     outbox: Outbox,
     inbox: Inbox,
@@ -161,10 +170,14 @@ pub struct CoreSettings {
     pub session_ctx: SessionContext,
     /// Auto-accept limit (None = any size).
     pub auto_accept_max: Option<u64>,
+    /// The server link, for ConnectPeer (SPEC.md §7.6).
+    pub server: ServerHandle,
+    /// Steps of the connection order to leave out.
+    pub traversal: TraversalConfig,
 }
 
-const RETRY_MIN: Duration = peerchat_proto::limits::RECONNECT_BACKOFF_MIN;
-const RETRY_MAX: Duration = peerchat_proto::limits::RECONNECT_BACKOFF_MAX;
+const RETRY_MIN: Duration = peerchat_proto::limits::PEER_RETRY_MIN;
+const RETRY_MAX: Duration = peerchat_proto::limits::PEER_RETRY_MAX;
 
 impl Core {
     /// Builds the core and restores the outbox and unfinished outgoing transfers.
@@ -185,7 +198,8 @@ impl Core {
             disk_rx,
             registry: PeerRegistry::new(&me),
             links: HashMap::new(),
-            dialing: HashSet::new(),
+            traversal: Traversal::new(s.traversal),
+            server: s.server,
             retry: HashMap::new(),
             outbox: Outbox::new(),
             inbox: Inbox::default(),
@@ -364,7 +378,14 @@ impl Core {
                     .book
                     .read()
                     .map(|b| FriendsSnapshot {
-                        friends: b.views(),
+                        friends: b
+                            .views()
+                            .into_iter()
+                            .map(|mut v| {
+                                v.path = self.registry.path(&key(&v.userid));
+                                v
+                            })
+                            .collect(),
                         incoming_requests: b.incoming(),
                         outgoing_requests: b.outgoing(),
                     })
@@ -374,6 +395,7 @@ impl Core {
             Command::IsConnected { friend, reply } => {
                 let _ = reply.send(Ok(self.active_link(&key(&friend)).is_some()));
             }
+            Command::SetTraversal { config } => self.traversal.set_config(config),
             Command::Shutdown { reply } => {
                 let _ = reply.send(());
             }
@@ -543,23 +565,118 @@ impl Core {
                 .any(|o| o.friend == k && !o.sender.is_finished())
     }
 
-    /// Dials the friend unless a connection is up or being made.
+    /// Starts the connection order toward the friend (SPEC.md §7.6) unless a link is up, an
+    /// attempt is running, or the back-off after a failed attempt has not run out (§7.4:
+    /// messages queued meanwhile do not each start a dial; FriendOnline and an inbound link
+    /// reset the back-off).
     fn ensure_connected(&mut self, k: &str) {
-        if self.registry.active(k).is_some() || self.dialing.contains(k) {
+        let now = Instant::now();
+        if !may_start(
+            self.registry.active(k).is_some(),
+            self.traversal.is_running(k),
+            self.retry.get(k).map(|(at, _)| *at),
+            now,
+        ) {
             return;
         }
-        let Some((userid, addr)) = self.book.read().ok().and_then(|b| {
-            b.get(k)
-                .and_then(|f| Some((f.userid.clone(), f.dial_addr()?)))
-        }) else {
-            return;
-        };
         if self.me.read().ok().and_then(|m| m.clone()).is_none() {
             return;
         }
-        self.dialing.insert(k.to_owned());
-        tracing::debug!(friend = %userid, %addr, "dialling");
-        spawn_dial(self.session_ctx.clone(), userid, addr);
+        let Some((candidates, endpoint)) = self.targets(k) else {
+            return;
+        };
+        tracing::debug!(friend = %k, ?candidates, ?endpoint, "connecting");
+        let actions = self.traversal.start(k, &candidates, endpoint, now);
+        self.run_actions(actions);
+    }
+
+    /// A friend's candidates and the endpoint to dial (current, else last known).
+    fn targets(
+        &self,
+        k: &str,
+    ) -> Option<(
+        Vec<peerchat_proto::message::Candidate>,
+        Option<std::net::SocketAddr>,
+    )> {
+        self.book
+            .read()
+            .ok()
+            .and_then(|b| b.get(k).map(|f| (f.candidates.clone(), f.dial_addr())))
+    }
+
+    /// Carries out what the traversal machine decided.
+    fn run_actions(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Dial {
+                    friend,
+                    step,
+                    addrs,
+                    at,
+                    timeout,
+                    from_listener,
+                    path,
+                } => {
+                    let userid = self.display(&friend);
+                    tracing::debug!(friend = %userid, ?addrs, %path, "dialling");
+                    let spec = DialSpec {
+                        step,
+                        addrs,
+                        at: tokio::time::Instant::from_std(at),
+                        timeout,
+                        from_listener,
+                        path,
+                    };
+                    spawn_dial(self.session_ctx.clone(), userid, spec);
+                }
+                Action::ConnectPeer { friend, step, mode } => {
+                    let userid = self.display(&friend);
+                    let server = self.server.clone();
+                    let events = self.session_ctx.events.clone();
+                    tokio::spawn(async move {
+                        let result = match server
+                            .request(peerchat_proto::message::Request::ConnectPeer { userid, mode })
+                            .await
+                        {
+                            Ok(peerchat_proto::message::ResponseBody::ConnectPeer(ok)) => Ok(ok),
+                            Err(ClientError::Server(e))
+                                if e.code == peerchat_proto::wire::ErrorCode::PeerOffline =>
+                            {
+                                Err(ConnectFailure::PeerOffline)
+                            }
+                            Err(ClientError::Server(e))
+                                if e.code == peerchat_proto::wire::ErrorCode::NotLoggedIn =>
+                            {
+                                Err(ConnectFailure::ServerUnavailable)
+                            }
+                            Err(ClientError::Server(_)) | Ok(_) => Err(ConnectFailure::Other),
+                            Err(_) => Err(ConnectFailure::ServerUnavailable),
+                        };
+                        let _ = events
+                            .send(PeerEvent::ConnectPeerAnswer {
+                                friend,
+                                step,
+                                result,
+                            })
+                            .await;
+                    });
+                }
+                Action::OpenRelay { friend, step } => {
+                    let userid = self.display(&friend);
+                    tracing::debug!(friend = %userid, "opening a relay");
+                    spawn_relay(self.session_ctx.clone(), userid, None, Some(step));
+                }
+                Action::Failed { friend } => {
+                    tracing::info!(%friend, "no link could be made; backing off");
+                    self.schedule_retry(&friend);
+                }
+            }
+        }
+    }
+
+    /// Our own reachability changed (login, logout, server lost).
+    fn set_reach(&mut self, reach: Reach) {
+        self.traversal.set_reach(reach);
     }
 
     fn on_tick(&mut self) {
@@ -571,11 +688,18 @@ impl Core {
                 active: false,
             });
         }
+        let book = self.book.clone();
+        let actions = self.traversal.handle_timeout(now, |k| {
+            book.read()
+                .ok()
+                .and_then(|b| b.get(k).map(|f| (f.candidates.clone(), f.dial_addr())))
+        });
+        self.run_actions(actions);
         let due: Vec<String> = self
             .retry
             .iter()
             .filter(|(k, (at, _))| {
-                *at <= now && self.registry.active(k).is_none() && !self.dialing.contains(*k)
+                *at <= now && self.registry.active(k).is_none() && !self.traversal.is_running(k)
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -595,8 +719,14 @@ impl Core {
                 friend,
                 initiated_by_me,
                 addr,
+                path,
                 link,
-            } => self.on_up(conn, &friend, initiated_by_me, addr, link).await,
+            } => {
+                let path = path
+                    .unwrap_or_else(|| self.traversal.inbound_path(&key(&friend), Instant::now()));
+                self.on_up(conn, &friend, initiated_by_me, addr, path, link)
+                    .await
+            }
             PeerEvent::Frame { conn, frame } => {
                 let Some((k, _)) = self.links.get(&conn) else {
                     return;
@@ -610,6 +740,7 @@ impl Core {
                     return;
                 };
                 if self.registry.remove(&k, conn) {
+                    self.traversal.on_link_closed(&k);
                     self.on_link_lost(&k);
                     let friend = self.display(&k);
                     if self.typing.on_remote(&k, false, Instant::now()) {
@@ -624,11 +755,45 @@ impl Core {
                     }
                 }
             }
-            PeerEvent::DialFailed { friend, reason } => {
-                let k = key(&friend);
-                self.dialing.remove(&k);
+            PeerEvent::DialFailed {
+                friend,
+                step,
+                reason,
+            } => {
                 tracing::info!(%friend, %reason, "dial failed");
-                self.schedule_retry(&k);
+                let actions = self
+                    .traversal
+                    .on_dial_failed(&key(&friend), step, Instant::now());
+                self.run_actions(actions);
+            }
+            PeerEvent::ConnectPeerAnswer {
+                friend,
+                step,
+                result,
+            } => {
+                let now = Instant::now();
+                let actions = match result {
+                    Ok(ok) => self.traversal.on_connect_peer_ok(&friend, step, &ok, now),
+                    Err(why) => {
+                        tracing::info!(%friend, ?why, "ConnectPeer did not help");
+                        self.traversal
+                            .on_connect_peer_failed(&friend, step, why, now)
+                    }
+                };
+                self.run_actions(actions);
+            }
+            PeerEvent::RelayFailed {
+                friend,
+                step,
+                reason,
+            } => {
+                tracing::info!(%friend, %reason, "relay failed");
+                if let Some(step) = step {
+                    let actions =
+                        self.traversal
+                            .on_relay_failed(&key(&friend), step, Instant::now());
+                    self.run_actions(actions);
+                }
             }
             PeerEvent::Refused {
                 fingerprint,
@@ -658,13 +823,12 @@ impl Core {
         friend: &str,
         initiated_by_me: bool,
         addr: std::net::SocketAddr,
+        path: LinkPath,
         link: PeerLink,
     ) {
         let k = key(friend);
-        if initiated_by_me {
-            self.dialing.remove(&k);
-        }
-        match self.registry.admit(&k, conn, initiated_by_me) {
+        let old_path = self.registry.path(&k);
+        match self.registry.admit(&k, conn, initiated_by_me, path) {
             Admission::Duplicate => {
                 link.close(
                     CloseReason::DuplicateConnection,
@@ -684,12 +848,16 @@ impl Core {
                 }
                 self.links.insert(conn, (k.clone(), link.clone()));
                 self.retry.remove(&k);
-                if initiated_by_me {
+                self.traversal
+                    .on_link_open(&k, path, initiated_by_me, Instant::now());
+                if initiated_by_me && path != LinkPath::Relayed {
                     self.with_book(|b| b.set_last_addr(&k, addr));
                 }
-                if replaced.is_none() {
+                if replaced.is_none() || old_path != Some(path) {
+                    tracing::info!(%friend, %path, %addr, "peer link open");
                     self.emit(Event::PeerConnected {
                         friend: friend.to_owned(),
+                        path,
                     });
                 }
             }
@@ -1421,6 +1589,7 @@ impl Core {
                 reason: None,
             }),
             ServerEvent::Offline { reason } => {
+                self.set_reach(Reach::default());
                 self.with_book(FriendBook::all_offline);
                 self.emit(Event::ServerStatus {
                     online: false,
@@ -1469,7 +1638,21 @@ impl Core {
                     self.ensure_connected(&k);
                 }
             }
-            ServerEvent::LoggedOut => self.emit(Event::LoggedOut),
+            ServerEvent::Announced {
+                announcement,
+                observed,
+            } => {
+                let reachable = is_reachable(observed, &announcement.host_candidates);
+                tracing::info!(?observed, hosts = ?announcement.host_candidates, from_listener = announcement.observed_is_listener, reachable, "announced");
+                self.set_reach(Reach {
+                    server_online: true,
+                    reachable,
+                });
+            }
+            ServerEvent::LoggedOut => {
+                self.set_reach(Reach::default());
+                self.emit(Event::LoggedOut)
+            }
             ServerEvent::FriendAdded(f) => {
                 self.with_book(|b| b.upsert(&f));
                 let view = self
@@ -1503,6 +1686,7 @@ impl Core {
     fn friend_gone(&mut self, userid: &str) {
         let k = key(userid);
         let display = self.display(&k);
+        self.traversal.forget(&k);
         self.with_book(|b| b.remove(&k));
         if let Some(conn) = self.registry.active(&k) {
             if let Some((_, l)) = self.links.get(&conn) {
@@ -1542,7 +1726,7 @@ impl Core {
                 userid,
                 endpoint,
                 identity_key,
-                ..
+                candidates,
             } => {
                 let k = key(&userid);
                 let key_changed = self
@@ -1558,7 +1742,9 @@ impl Core {
                         l.close(CloseReason::NotAFriend, "your identity key changed");
                     }
                 }
-                if self.with_book(|b| b.set_online(&userid, endpoint, identity_key)) == Some(true) {
+                if self.with_book(|b| b.set_online(&userid, endpoint, &candidates, identity_key))
+                    == Some(true)
+                {
                     let friend = self.display(&k);
                     self.emit(Event::Presence {
                         friend,
@@ -1603,8 +1789,28 @@ impl Core {
                     });
                 }
             }
-            // NAT traversal (SPEC.md §7.6–§7.7): handled by the traversal work.
-            PushEvent::PeerConnectRequested(_) | PushEvent::RelayInvite { .. } => {}
+            PushEvent::PeerConnectRequested(req) => {
+                let k = key(&req.userid);
+                // Only friends may make us dial (SPEC.md §12.10 rule 4).
+                if !self.is_friend(&k) {
+                    return;
+                }
+                let has_direct = self
+                    .registry
+                    .path(&k)
+                    .is_some_and(|p| p != LinkPath::Relayed);
+                let actions = self.traversal.on_request(&req, has_direct, Instant::now());
+                self.run_actions(actions);
+            }
+            PushEvent::RelayInvite { userid, token } => {
+                let k = key(&userid);
+                if !self.is_friend(&k) || self.registry.active(&k).is_some() {
+                    return;
+                }
+                let friend = self.display(&k);
+                tracing::debug!(%friend, "joining a relay");
+                spawn_relay(self.session_ctx.clone(), friend, Some(token), None);
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ use peerchat_proto::message::PendingRequest;
 use serde::Serialize;
 
 use crate::ids::{MessageId, TransferId};
+pub use crate::peer::traversal::LinkPath;
 use crate::transfer::Direction;
 
 /// A friend as shown to the user.
@@ -21,6 +22,13 @@ pub struct FriendView {
     pub address: Option<String>,
     /// Fingerprint of their identity key, `SHA256:...`.
     pub fingerprint: String,
+    /// Where their current session may be reachable (SPEC.md §7.5), as `ADDR` strings;
+    /// empty while offline.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
+    /// How the open link with them was made (SPEC.md §7.6 "Path"); absent without a link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<LinkPath>,
 }
 
 /// A pending friend request as shown to the user.
@@ -110,12 +118,15 @@ pub enum Event {
         /// The new fingerprint.
         fingerprint: String,
     },
-    /// A direct connection to a friend is up.
+    /// A connection to a friend is up, or the one in use changed its path (a relayed link
+    /// upgraded, SPEC.md §7.8).
     PeerConnected {
         /// The friend.
         friend: String,
+        /// How it was made: direct, reversed, punched or relayed (SPEC.md §7.6 "Path").
+        path: LinkPath,
     },
-    /// The direct connection to a friend closed.
+    /// The connection to a friend closed.
     PeerDisconnected {
         /// The friend.
         friend: String,

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use peerchat_proto::message::{FriendInfo, PendingRequest};
+use peerchat_proto::message::{Candidate, FriendInfo, PendingRequest};
 use peerchat_proto::IdentityKey;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,9 @@ pub struct CachedFriend {
     pub endpoint: Option<SocketAddr>,
     /// The last endpoint we ever saw; used to dial while the server is unreachable.
     pub last_addr: Option<SocketAddr>,
+    /// Where the current session may be reachable (SPEC.md §7.5); empty while offline.
+    /// Not saved: candidates are only good while that session lasts.
+    pub candidates: Vec<Candidate>,
 }
 
 impl CachedFriend {
@@ -45,6 +48,8 @@ impl CachedFriend {
             online: self.online,
             address: self.dial_addr().map(|a| a.to_string()),
             fingerprint: self.identity_key.fingerprint().to_string(),
+            candidates: self.candidates.iter().map(|c| c.addr.to_string()).collect(),
+            path: None,
         }
     }
 }
@@ -97,12 +102,14 @@ impl FriendBook {
         &mut self,
         userid: &str,
         endpoint: Option<SocketAddr>,
+        candidates: &[Candidate],
         identity_key: IdentityKey,
     ) -> bool {
         match self.friends.get_mut(&key(userid)) {
             Some(c) => {
                 c.online = true;
                 c.endpoint = endpoint;
+                c.candidates = candidates.to_vec();
                 c.last_addr = endpoint.or(c.last_addr);
                 c.identity_key = identity_key;
                 true
@@ -118,6 +125,7 @@ impl FriendBook {
                 let was = c.online;
                 c.online = false;
                 c.endpoint = None;
+                c.candidates.clear();
                 was
             }
             None => false,
@@ -129,6 +137,7 @@ impl FriendBook {
         for c in self.friends.values_mut() {
             c.online = false;
             c.endpoint = None;
+            c.candidates.clear();
         }
     }
 
@@ -230,6 +239,7 @@ impl FriendBook {
                     identity_key,
                     online: false,
                     endpoint: None,
+                    candidates: Vec::new(),
                     last_addr: s.last_addr,
                 },
             );
@@ -266,6 +276,7 @@ fn from_info(f: &FriendInfo, last: Option<SocketAddr>) -> CachedFriend {
         online: f.online,
         endpoint: f.endpoint,
         last_addr: f.endpoint.or(last),
+        candidates: f.candidates.clone(),
     }
 }
 
@@ -337,7 +348,7 @@ mod tests {
         assert!(b.by_key(test_keys::identity(4).public()).is_some());
         assert!(b.remove("CAROL").is_some());
         assert!(b.get("carol").is_none());
-        assert!(!b.set_online("carol", None, test_keys::identity(4).public().clone()));
+        assert!(!b.set_online("carol", None, &[], test_keys::identity(4).public().clone()));
     }
 
     #[test]

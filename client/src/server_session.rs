@@ -12,12 +12,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use peerchat_proto::limits::HANDSHAKE_TIMEOUT;
 use peerchat_proto::limits::{IDLE_PING_AFTER, IDLE_TIMEOUT};
 use peerchat_proto::message::{
-    Endpoint, FriendInfo, LoginSnapshot, PushEvent, Request, ResponseBody, ServerFrame,
+    Announcement, Endpoint, FriendInfo, LoginSnapshot, PushEvent, Request, ResponseBody,
+    ServerFrame,
 };
 use peerchat_proto::wire::{self, client_message, ChannelKind, CloseReason, ErrorCode};
-use peerchat_proto::{Channel, ChannelError, HandshakeError, LocalIdentity};
+use peerchat_proto::{Channel, ChannelError, HandshakeError, LocalIdentity, Role};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +37,14 @@ pub enum ServerEvent {
     Offline {
         /// Why.
         reason: String,
+    },
+    /// What this connection announced and how the server sees it (SPEC.md §7.5); sent just
+    /// before every [`ServerEvent::LoggedIn`].
+    Announced {
+        /// Host candidates and observed-is-listener, as sent in the login.
+        announcement: Announcement,
+        /// `LoginOk.observed_endpoint`.
+        observed: Option<SocketAddr>,
     },
     /// Logged in (by the user, or again after a reconnect).
     LoggedIn(LoginSnapshot),
@@ -63,6 +73,9 @@ pub struct ServerSettings {
     pub known_servers: PathBuf,
     /// Announced in Login/KeyLogin.
     pub peer_endpoint: Option<Endpoint>,
+    /// The peer listener's local address: the server connection leaves from its port, and
+    /// host candidates carry it (SPEC.md §7.5). None: no listener.
+    pub listen_addr: Option<SocketAddr>,
     /// Log in with the key as this user on the first connection.
     pub auto_login: Option<String>,
     /// First reconnect delay.
@@ -124,6 +137,7 @@ pub fn spawn(
         to_core,
         rx,
         fatal: None,
+        announcement: Announcement::default(),
     };
     tokio::spawn(cancel.clone().run_until_cancelled_owned(link.run()));
     ServerHandle { tx }
@@ -139,6 +153,92 @@ struct ServerLink {
     login_as: Option<String>,
     /// A pin mismatch: no more connections until the user fixes it.
     fatal: Option<PinError>,
+    /// What the current connection announces in logins (SPEC.md §7.5).
+    announcement: Announcement,
+}
+
+/// Where the server is and which key it must have: what a relay connection (SPEC.md §7.7)
+/// needs to reach the same server as the session, with the same pinned-key check.
+#[derive(Debug, Clone)]
+pub struct ServerTarget {
+    /// `HOST:PORT` as configured; also the key of the pinned fingerprint.
+    pub server: String,
+    /// The pin file.
+    pub known_servers: PathBuf,
+}
+
+/// Connects to the server and runs the handshake as `kind`, checking the pinned key before
+/// handshake message 3 (SPEC.md §4.2 step 5, §12.3), so a server with another key never
+/// learns who we are. With `from`, the connection leaves from that local address (the peer
+/// listener's, SPEC.md §7.5); the returned flag says whether it did. Also returns the
+/// server address that answered.
+///
+/// # Errors
+/// [`ClientError::Pin`] when the server's key changed, [`ClientError::ServerUnavailable`]
+/// otherwise.
+pub async fn dial_server(
+    target: &ServerTarget,
+    local: &LocalIdentity,
+    kind: ChannelKind,
+    from: Option<SocketAddr>,
+) -> Result<(Channel<TcpStream>, bool, SocketAddr), ClientError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&target.server)
+        .await
+        .map_err(|e| ClientError::ServerUnavailable(format!("{}: {e}", target.server)))?
+        .collect();
+    let mut last = format!("{}: no address", target.server);
+    for addr in addrs {
+        let pins = KnownServers::load(&target.known_servers)?;
+        let server = target.server.clone();
+        let accept =
+            |k: &peerchat_proto::IdentityKey| pins.clone().check(&server, k.fingerprint()).is_ok();
+        let attempt = async {
+            let (stream, from_listener) =
+                crate::peer::net::connect_from(from, addr, HANDSHAKE_TIMEOUT).await?;
+            let chan = Channel::handshake_verified(
+                stream,
+                bytes::BytesMut::new(),
+                local,
+                Role::Initiator,
+                kind,
+                HANDSHAKE_TIMEOUT,
+                accept,
+            )
+            .await?;
+            Ok::<_, ChannelError>((chan, from_listener))
+        };
+        match attempt.await {
+            Ok((chan, from_listener)) => {
+                let fp = chan.remote.identity_key.fingerprint();
+                let mut pins = KnownServers::load(&target.known_servers)?;
+                pins.check_and_save(&target.server, fp)?;
+                return Ok((chan, from_listener, addr));
+            }
+            Err(ChannelError::Handshake(HandshakeError::UnexpectedRemoteKey(fp))) => {
+                // Produces the explanatory PinError::Changed naming both fingerprints.
+                KnownServers::load(&target.known_servers)?.check(&target.server, fp)?;
+                last = format!("{addr}: server key {fp} rejected");
+            }
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(ClientError::ServerUnavailable(last))
+}
+
+/// The announcement for a server connection that reached `server` (SPEC.md §7.5).
+fn announcement(
+    listen: Option<SocketAddr>,
+    server: SocketAddr,
+    from_listener: bool,
+) -> Announcement {
+    let Some(listen) = listen else {
+        return Announcement::default();
+    };
+    let source = crate::peer::net::route_source(server);
+    Announcement {
+        host_candidates: crate::peer::net::host_candidates(listen, source, server.ip()),
+        observed_is_listener: from_listener,
+    }
 }
 
 enum End {
@@ -219,38 +319,19 @@ impl ServerLink {
     }
 
     async fn connect(&mut self) -> Result<Channel<TcpStream>, ClientError> {
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&self.settings.server)
-            .await
-            .map_err(|e| ClientError::ServerUnavailable(format!("{}: {e}", self.settings.server)))?
-            .collect();
-        let mut last = format!("{}: no address", self.settings.server);
-        for addr in addrs {
-            // The pinned key is checked before handshake message 3, so a server with another
-            // key never learns who we are (SPEC.md §4.2 step 5, §12.3).
-            let pins = KnownServers::load(&self.settings.known_servers)?;
-            let server = self.settings.server.clone();
-            let accept = |k: &peerchat_proto::IdentityKey| {
-                pins.clone().check(&server, k.fingerprint()).is_ok()
-            };
-            match Channel::connect_verified(addr, &self.local, ChannelKind::ClientServer, accept)
-                .await
-            {
-                Ok(chan) => {
-                    let fp = chan.remote.identity_key.fingerprint();
-                    let mut pins = KnownServers::load(&self.settings.known_servers)?;
-                    pins.check_and_save(&self.settings.server, fp)?;
-                    return Ok(chan);
-                }
-                Err(ChannelError::Handshake(HandshakeError::UnexpectedRemoteKey(fp))) => {
-                    // Produces the explanatory PinError::Changed naming both fingerprints.
-                    KnownServers::load(&self.settings.known_servers)?
-                        .check(&self.settings.server, fp)?;
-                    last = format!("{addr}: server key {fp} rejected");
-                }
-                Err(e) => last = format!("{addr}: {e}"),
-            }
-        }
-        Err(ClientError::ServerUnavailable(last))
+        let target = ServerTarget {
+            server: self.settings.server.clone(),
+            known_servers: self.settings.known_servers.clone(),
+        };
+        let (chan, from_listener, server) = dial_server(
+            &target,
+            &self.local,
+            ChannelKind::ClientServer,
+            self.settings.listen_addr,
+        )
+        .await?;
+        self.announcement = announcement(self.settings.listen_addr, server, from_listener);
+        Ok(chan)
     }
 
     async fn serve(&mut self, chan: Channel<TcpStream>, first: Option<Command>) -> End {
@@ -267,7 +348,7 @@ impl ServerLink {
             let req = Request::KeyLogin {
                 userid,
                 endpoint: self.settings.peer_endpoint,
-                announcement: Default::default(),
+                announcement: self.announcement.clone(),
             };
             out.push(req.into_message(next_id));
             pending.insert(next_id, Pending::Relogin);
@@ -358,8 +439,16 @@ impl ServerLink {
         end
     }
 
-    /// Fills in what the caller leaves to the link: the peer endpoint of logins.
+    /// Fills in what the caller leaves to the link: the peer endpoint and the announcement
+    /// of logins (SPEC.md §7.1, §7.5).
     fn prepare(&self, request: Request) -> Request {
+        let fill = |a: Announcement| {
+            if a == Announcement::default() {
+                self.announcement.clone()
+            } else {
+                a
+            }
+        };
         match request {
             Request::Login {
                 userid,
@@ -370,7 +459,7 @@ impl ServerLink {
                 userid,
                 password,
                 endpoint: self.settings.peer_endpoint,
-                announcement,
+                announcement: fill(announcement),
             },
             Request::KeyLogin {
                 userid,
@@ -379,10 +468,18 @@ impl ServerLink {
             } => Request::KeyLogin {
                 userid,
                 endpoint: self.settings.peer_endpoint,
-                announcement,
+                announcement: fill(announcement),
             },
             other => other,
         }
+    }
+
+    fn logged_in(&self, snap: LoginSnapshot) {
+        let _ = self.to_core.send(ServerEvent::Announced {
+            announcement: self.announcement.clone(),
+            observed: snap.observed,
+        });
+        let _ = self.to_core.send(ServerEvent::LoggedIn(snap));
     }
 
     fn on_response(
@@ -393,9 +490,7 @@ impl ServerLink {
         match pending {
             None => tracing::warn!("response to an unknown request id"),
             Some(Pending::Relogin) => match result {
-                Ok(ResponseBody::Login(snap)) => {
-                    let _ = self.to_core.send(ServerEvent::LoggedIn(snap));
-                }
+                Ok(ResponseBody::Login(snap)) => self.logged_in(snap),
                 Ok(_) => {}
                 Err(e) => {
                     if e.code == ErrorCode::BadCredentials {
@@ -419,7 +514,8 @@ impl ServerLink {
         let event = match (request, body) {
             (Request::Login { .. } | Request::KeyLogin { .. }, ResponseBody::Login(snap)) => {
                 self.login_as = Some(snap.userid.clone());
-                ServerEvent::LoggedIn(snap.clone())
+                self.logged_in(snap.clone());
+                return;
             }
             (Request::Logout, _) => {
                 self.login_as = None;

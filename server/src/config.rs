@@ -14,6 +14,7 @@ use peerchat_proto::limits;
 use peerchat_proto::IdentityKeyPair;
 
 use crate::ratelimit::LoginPolicy;
+use crate::relay::RelaySettings;
 
 /// Wall-clock time as the server sees it, for request creation and expiry.
 ///
@@ -197,6 +198,8 @@ pub struct Config {
     pub clock: Arc<dyn Clock>,
     /// Deliberate defects for the conformance suite's self-test.
     pub faults: Faults,
+    /// The relay's rates and timers (SPEC.md §7.7, §10).
+    pub relay: RelaySettings,
 }
 
 /// File name of the server identity key inside the data directory.
@@ -229,6 +232,7 @@ impl Config {
             identity: None,
             clock: Arc::new(SystemClock),
             faults: Faults::default(),
+            relay: RelaySettings::default(),
         }
     }
 

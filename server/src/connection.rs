@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cmd;
 use crate::hub::{Outbox, Stop};
 use crate::ratelimit::TokenBucket;
+use crate::rtt::RttEstimator;
 use crate::state::{ConnState, Shared};
 
 /// How long a side keeps reading (and discarding) after sending Close, so that unread input
@@ -108,6 +109,11 @@ pub async fn serve(
             return;
         }
     };
+    if channel.remote.channel_kind == ChannelKind::Relay {
+        // SPEC.md §4.6: a relay connection never enters Authenticating (§7.7).
+        crate::relay::serve(channel, peer, shared, signals).await;
+        return;
+    }
     let Channel {
         mut reader,
         writer,
@@ -139,6 +145,7 @@ pub async fn serve(
     // LOGIN_DEADLINE (SPEC.md §4.6): runs while Authenticating, from the handshake or the
     // LogoutOk; nothing but a login stops it, so Pings cannot keep an idle slot.
     let mut login_by: Option<Instant> = None;
+    let mut rtt = RttEstimator::new();
 
     let end = loop {
         match (&conn.login, login_by) {
@@ -181,6 +188,7 @@ pub async fn serve(
                         conn.outbox.send_frame(&ServerFrame::Pong(nonce));
                     }
                     ClientFrame::Pong(nonce) => {
+                        note_pong(&conn, &mut rtt, nonce);
                         cmd::auth::acknowledge_notices(&shared, &mut conn, nonce).await;
                     }
                     ClientFrame::Close { reason, .. } => {
@@ -211,6 +219,7 @@ pub async fn serve(
                         respond(&conn, id, reply);
                         if conn.finish_login {
                             cmd::auth::finish_login(&shared, &mut conn).await;
+                            ping_after_login(&conn, &mut rtt, &mut ping_nonce);
                         }
                     }
                 }
@@ -229,6 +238,7 @@ pub async fn serve(
                 }
                 ping_nonce += 1;
                 conn.outbox.send_frame(&ServerFrame::Ping(ping_nonce));
+                rtt.ping_sent(ping_nonce, std::time::Instant::now());
                 next_ping += settings.idle_ping_after;
             }
         }
@@ -259,6 +269,27 @@ pub async fn serve(
         .await;
     } else {
         let _ = timeout(CLOSE_GRACE, writer_task).await;
+    }
+}
+
+/// Sends the Ping right after LoginOk that gives a new session its first round-trip time
+/// (SPEC.md §7.6), and hands the session any estimate the connection already has.
+fn ping_after_login(conn: &ConnState, rtt: &mut RttEstimator, ping_nonce: &mut u64) {
+    let Some(login) = &conn.login else {
+        return;
+    };
+    login.handle.set_rtt(rtt.estimate());
+    *ping_nonce += 1;
+    conn.outbox.send_frame(&ServerFrame::Ping(*ping_nonce));
+    rtt.ping_sent(*ping_nonce, std::time::Instant::now());
+}
+
+/// Times a Pong that answers one of our Pings and stores the estimate in the session.
+fn note_pong(conn: &ConnState, rtt: &mut RttEstimator, nonce: u64) {
+    if let Some(estimate) = rtt.pong_received(nonce, std::time::Instant::now()) {
+        if let Some(login) = &conn.login {
+            login.handle.set_rtt(Some(estimate));
+        }
     }
 }
 

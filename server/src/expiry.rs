@@ -64,6 +64,7 @@ pub async fn run(shared: Arc<Shared>, interval: Duration, stop: CancellationToke
             last_prune = std::time::Instant::now();
             shared.login_limits.prune(last_prune);
             shared.register_limits.prune(last_prune);
+            shared.connect_limits.prune(last_prune);
         }
     }
 }

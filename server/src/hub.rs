@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use peerchat_proto::message::{Candidate, PushEvent, ServerFrame};
@@ -118,6 +119,8 @@ pub struct SessionHandle {
     endpoint: Mutex<Option<SocketAddr>>,
     /// Where friends may reach this session (SPEC.md §7.5), replaced with the endpoint.
     candidates: Mutex<Vec<Candidate>>,
+    /// The connection's smoothed round-trip time, from the server's own Pings (SPEC.md §7.6).
+    rtt: Mutex<Option<Duration>>,
     outbox: Outbox,
     gate: Mutex<Gate>,
     gate_capacity: usize,
@@ -146,6 +149,7 @@ impl SessionHandle {
             identity_key,
             endpoint: Mutex::new(endpoint),
             candidates: Mutex::new(Vec::new()),
+            rtt: Mutex::new(None),
             outbox,
             gate: Mutex::new(Gate::Pending(Vec::new())),
             gate_capacity,
@@ -213,6 +217,16 @@ impl SessionHandle {
     /// Replaces the candidate list (Login, KeyLogin, SetPeerEndpoint).
     pub fn set_candidates(&self, candidates: Vec<Candidate>) {
         *lock(&self.candidates) = candidates;
+    }
+
+    /// The round-trip-time estimate, once a Pong has been timed (SPEC.md §7.6).
+    pub fn rtt(&self) -> Option<Duration> {
+        *lock(&self.rtt)
+    }
+
+    /// Records a new round-trip-time estimate.
+    pub fn set_rtt(&self, rtt: Option<Duration>) {
+        *lock(&self.rtt) = rtt;
     }
 }
 

@@ -6,10 +6,12 @@
 //! Where things are:
 //! - [`config`]: every setting ([`Config`]); [`server`]: start-up, accept loop, shutdown.
 //! - [`connection`]: one client connection (handshake, read loop, writer task).
-//! - [`cmd`]: one file per request family — `auth`, `friends`, `presence`.
+//! - [`cmd`]: one file per request family — `auth`, `friends`, `presence`, `traversal`.
+//! - [`relay`]: relay connections and the splice between two friends (SPEC.md §7.7).
 //! - [`hub`]: who is online and how to reach them; [`expiry`]: the request sweeper.
 //! - [`db`]: entities, migrations and the transactional operations.
-//! - Pure rules with unit tests: [`validate`], [`ratelimit`], [`recovery`], [`password`].
+//! - Pure rules with unit tests: [`validate`], [`ratelimit`], [`recovery`], [`password`],
+//!   [`rtt`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), peerchat_server::ServerError> {
@@ -31,6 +33,8 @@ pub mod hub;
 pub mod password;
 pub mod ratelimit;
 pub mod recovery;
+pub mod relay;
+pub mod rtt;
 pub mod server;
 pub mod state;
 pub mod validate;

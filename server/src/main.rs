@@ -37,6 +37,18 @@ struct Cli {
     /// second (SPEC.md §5.2 REGISTER_BURST; at least 60 per minute are always allowed).
     #[arg(long, value_name = "N", default_value_t = peerchat_proto::limits::REGISTER_BURST)]
     register_burst: u32,
+    /// Relayed bytes per second per relay link and direction (SPEC.md §7.7 RELAY_LINK_RATE).
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = peerchat_proto::limits::RELAY_LINK_RATE)]
+    relay_link_rate: u64,
+    /// Relayed bytes per second for all relay links together (SPEC.md §7.7 RELAY_SERVER_RATE).
+    #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = peerchat_proto::limits::RELAY_SERVER_RATE)]
+    relay_server_rate: u64,
+    /// TEST ONLY: append every relayed byte to files in DIR, one pair per link
+    /// (`<n>-opener-to-joiner.bin`, `<n>-joiner-to-opener.bin`). Built only with the
+    /// `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
+    #[arg(long, value_name = "DIR")]
+    relay_tap: Option<PathBuf>,
     /// Deliberate defect for the conformance suite's self-test (repeatable). Exists only in
     /// builds with the `test-faults` feature, never in a release build.
     #[cfg(feature = "test-faults")]
@@ -70,6 +82,15 @@ async fn main() -> anyhow::Result<()> {
     config.max_connections = cli.max_connections;
     config.register_burst = cli.register_burst;
     config.max_connections_per_address = cli.max_connections_per_address;
+    config.relay.link_rate = cli.relay_link_rate;
+    config.relay.server_rate = cli.relay_server_rate;
+    #[cfg(feature = "test-hooks")]
+    if let Some(dir) = cli.relay_tap {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create relay tap directory {}", dir.display()))?;
+        tracing::warn!(dir = %dir.display(), "RELAY TAP ENABLED: relayed bytes are copied to disk (test only)");
+        config.relay.tap = Some(dir);
+    }
     #[cfg(feature = "test-faults")]
     {
         let mut faults = peerchat_server::Faults::default();

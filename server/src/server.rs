@@ -20,6 +20,7 @@ use crate::config::{Config, KEY_FILE};
 use crate::connection::{self, ConnSettings, Signals};
 use crate::db::{DbError, Store};
 use crate::ratelimit::{AddressSlots, LoginLimiter, RegisterLimiter};
+use crate::relay::Relays;
 use crate::state::Shared;
 
 /// Why the server could not start.
@@ -111,7 +112,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         source,
     })?;
 
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         store,
         LoginLimiter::new(config.login_policy),
         RegisterLimiter::new(config.register_burst, config.register_rate_per_sec),
@@ -119,7 +120,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         config.faults,
         config.request_ttl,
         config.outbound_queue,
-    ));
+    );
+    shared.relays = Relays::new(config.relay.clone());
+    let shared = Arc::new(shared);
     let settings = ConnSettings {
         handshake_timeout: config.handshake_timeout,
         login_deadline: config.login_deadline,

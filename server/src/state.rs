@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use peerchat_proto::IdentityKey;
 
+use crate::cmd::traversal::ConnectPeerLimiter;
 use crate::config::{Clock, Faults};
 use crate::db::Store;
 use crate::hub::{Outbox, PresenceHub, SessionHandle};
 use crate::password::Hasher;
 use crate::ratelimit::{LoginLimiter, RegisterLimiter};
+use crate::relay::Relays;
 
 /// State shared by all connections of one server.
 #[derive(Debug)]
@@ -35,6 +37,11 @@ pub struct Shared {
     pub request_ttl: Duration,
     /// Size of each connection's outbound queue (also bounds pushes held during login).
     pub outbound_queue: usize,
+    /// ConnectPeer bucket per (requester, friend) pair (SPEC.md §7.6).
+    pub connect_limits: ConnectPeerLimiter,
+    /// Relay links, waiting relays and the relay's settings (SPEC.md §7.7). Replace it after
+    /// [`Shared::new`] to change the settings.
+    pub relays: Relays,
     next_session: AtomicU64,
 }
 
@@ -60,6 +67,8 @@ impl Shared {
             faults,
             request_ttl,
             outbound_queue,
+            connect_limits: ConnectPeerLimiter::default(),
+            relays: Relays::default(),
             next_session: AtomicU64::new(1),
         }
     }

@@ -126,8 +126,9 @@ impl Printer {
             CliRecord::Ok { command, target } => println!("{command} {target}: ok"),
             CliRecord::Friends(s) => {
                 for f in &s.friends {
+                    let link = f.path.map(|p| format!(" ({p})")).unwrap_or_default();
                     println!(
-                        "{} {} {}",
+                        "{} {}{link} {}",
                         if f.online { "online " } else { "offline" },
                         f.userid,
                         f.fingerprint

@@ -235,9 +235,9 @@ pub fn describe(e: &Event) -> String {
             friend,
             fingerprint,
         } => format!("! {friend}'s identity key changed: now {fingerprint}"),
-        Event::PeerConnected { friend } => format!("* direct connection to {friend}"),
+        Event::PeerConnected { friend, path } => format!("* connected to {friend} ({path})"),
         Event::PeerDisconnected { friend, reason } => {
-            format!("* direct connection to {friend} closed ({reason})")
+            format!("* connection to {friend} closed ({reason})")
         }
         Event::PeerRefused {
             fingerprint,

@@ -210,7 +210,10 @@ impl ChatPane {
             Some(f) => {
                 let p = f.presence(server_online);
                 (
-                    p.words(),
+                    match f.path_words() {
+                        Some(path) => format!("{} ({path})", p.words()),
+                        None => p.words().to_owned(),
+                    },
                     if p.is_green() {
                         theme::ONLINE
                     } else {
@@ -218,9 +221,9 @@ impl ChatPane {
                     },
                 )
             }
-            None => ("not your friend any more", theme::ERROR),
+            None => ("not your friend any more".to_owned(), theme::ERROR),
         };
-        self.state.set_label(state);
+        self.state.set_label(&state);
         self.state.set_label_color(color);
         let active = friend.is_some();
         for w in [&mut self.send_file, &mut self.send] {

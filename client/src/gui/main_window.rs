@@ -221,9 +221,14 @@ impl MainWindow {
             String::new()
         };
         let typing = if f.typing { "   typing…" } else { "" };
+        // How the link was made, as a quiet hint beside the name (SPEC.md §7.6 "Path").
+        let path = f
+            .path_words()
+            .map(|p| format!("  ({p})"))
+            .unwrap_or_default();
         let bold = if f.unread > 0 { "@b" } else { "" };
         format!(
-            "@C{}{bold}@.{dot} {}{unread}{typing}",
+            "@C{}{bold}@.{dot} {}{path}{unread}{typing}",
             color.bits(),
             f.userid
         )

@@ -33,6 +33,8 @@ pub struct Friend {
     pub online: bool,
     /// Direct connection up.
     pub connected: bool,
+    /// How that connection was made (direct, reversed, punched, relayed; SPEC.md §7.6).
+    pub path: Option<peerchat_client::LinkPath>,
     /// Messages received while their chat was not shown.
     pub unread: u32,
     /// Typing right now.
@@ -76,6 +78,11 @@ impl Presence {
 }
 
 impl Friend {
+    /// The connection's path for display ("relayed"), when connected.
+    pub fn path_words(&self) -> Option<&'static str> {
+        self.path.filter(|_| self.connected).map(|p| p.as_str())
+    }
+
     /// The presence to show. While the server is unreachable its last word on who is
     /// online is stale, so only direct connections count then.
     pub fn presence(&self, server_online: bool) -> Presence {
@@ -359,6 +366,7 @@ impl Model {
                     userid,
                     online,
                     connected: prev.is_some_and(|p| p.connected),
+                    path: prev.and_then(|p| p.path),
                     unread: prev.map_or(0, |p| p.unread),
                     typing: prev.is_some_and(|p| p.typing),
                 },
@@ -572,6 +580,7 @@ impl Model {
                         userid: friend.userid.clone(),
                         online: friend.online,
                         connected: prev.as_ref().is_some_and(|p| p.connected),
+                        path: prev.as_ref().and_then(|p| p.path),
                         unread: prev.as_ref().map_or(0, |p| p.unread),
                         typing: false,
                     },
@@ -606,10 +615,15 @@ impl Model {
                     c.friends = true;
                 }
             }
-            Event::PeerConnected { friend } | Event::PeerDisconnected { friend, .. } => {
+            Event::PeerConnected { friend, .. } | Event::PeerDisconnected { friend, .. } => {
                 let up = matches!(event, Event::PeerConnected { .. });
+                let path = match event {
+                    Event::PeerConnected { path, .. } => Some(*path),
+                    _ => None,
+                };
                 if let Some(f) = self.friends.get_mut(&key(friend)) {
                     f.connected = up;
+                    f.path = path;
                     if !up {
                         f.typing = false;
                     }
@@ -810,6 +824,8 @@ mod tests {
             online,
             address: None,
             fingerprint: String::new(),
+            candidates: Vec::new(),
+            path: None,
         }
     }
 
@@ -868,6 +884,7 @@ mod tests {
         m.apply(
             &Event::PeerConnected {
                 friend: "bob".into(),
+                path: peerchat_client::LinkPath::Relayed,
             },
             0,
         );

@@ -4,8 +4,11 @@
 
 pub mod hello;
 pub mod listener;
+pub mod net;
 pub mod registry;
+pub mod relay;
 pub mod session;
+pub mod traversal;
 
 pub use registry::ConnId;
 pub use session::{PeerEvent, PeerLink};

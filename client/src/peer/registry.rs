@@ -5,8 +5,13 @@
 //! whose userid is lower (ASCII-lowercase comparison) wins, the other is closed with
 //! DUPLICATE_CONNECTION. Two connections initiated by the same side can only mean the older
 //! one is stale (its user reconnected before we noticed the drop), so the newer one wins.
+//!
+//! One rule comes first (SPEC.md §7.8): a link that is not relayed always wins over a relayed
+//! one, so a punch that succeeds while a relayed link is up replaces it on both sides.
 
 use std::collections::HashMap;
+
+use super::traversal::LinkPath;
 
 /// Identifies one peer connection within this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,6 +21,7 @@ pub struct ConnId(pub u64);
 struct Active {
     conn: ConnId,
     initiated_by_me: bool,
+    path: LinkPath,
 }
 
 /// The registry's verdict on a connection that finished its hello exchange.
@@ -51,18 +57,29 @@ impl PeerRegistry {
         self.me = me.to_ascii_lowercase();
     }
 
-    /// Decides whether `conn` to `friend` becomes the active connection.
-    pub fn admit(&mut self, friend: &str, conn: ConnId, initiated_by_me: bool) -> Admission {
+    /// Decides whether `conn` to `friend`, made by `path`, becomes the active connection.
+    pub fn admit(
+        &mut self,
+        friend: &str,
+        conn: ConnId,
+        initiated_by_me: bool,
+        path: LinkPath,
+    ) -> Admission {
         let key = friend.to_ascii_lowercase();
         let new = Active {
             conn,
             initiated_by_me,
+            path,
         };
         let Some(old) = self.active.get(&key).copied() else {
             self.active.insert(key, new);
             return Admission::Admitted { replaced: None };
         };
-        let new_wins = if old.initiated_by_me == initiated_by_me {
+        let old_relayed = old.path == LinkPath::Relayed;
+        let new_relayed = path == LinkPath::Relayed;
+        let new_wins = if old_relayed != new_relayed {
+            old_relayed
+        } else if old.initiated_by_me == initiated_by_me {
             true
         } else {
             let i_am_lower = self.me < key;
@@ -90,6 +107,13 @@ impl PeerRegistry {
         }
     }
 
+    /// How the active connection to `friend` was made.
+    pub fn path(&self, friend: &str) -> Option<LinkPath> {
+        self.active
+            .get(&friend.to_ascii_lowercase())
+            .map(|a| a.path)
+    }
+
     /// The active connection to `friend`.
     pub fn active(&self, friend: &str) -> Option<ConnId> {
         self.active
@@ -102,6 +126,8 @@ impl PeerRegistry {
 mod tests {
     use super::*;
 
+    const D: LinkPath = LinkPath::Direct;
+
     /// Both sides see both connections, in opposite orders, and must keep the same one.
     #[test]
     fn simultaneous_open_resolves_the_same_way_on_both_sides() {
@@ -109,19 +135,19 @@ mod tests {
         let (a, b) = (ConnId(1), ConnId(2));
         let mut alice = PeerRegistry::new("Alice");
         assert_eq!(
-            alice.admit("bob", a, true),
+            alice.admit("bob", a, true, D),
             Admission::Admitted { replaced: None }
         );
-        assert_eq!(alice.admit("bob", b, false), Admission::Duplicate);
+        assert_eq!(alice.admit("bob", b, false, D), Admission::Duplicate);
         assert_eq!(alice.active("BOB"), Some(a));
 
         let mut bob = PeerRegistry::new("bob");
         assert_eq!(
-            bob.admit("alice", b, true),
+            bob.admit("alice", b, true, D),
             Admission::Admitted { replaced: None }
         );
         assert_eq!(
-            bob.admit("alice", a, false),
+            bob.admit("alice", a, false, D),
             Admission::Admitted { replaced: Some(b) }
         );
         assert_eq!(bob.active("alice"), Some(a));
@@ -129,31 +155,31 @@ mod tests {
         // And in the other arrival order.
         let mut alice2 = PeerRegistry::new("alice");
         assert_eq!(
-            alice2.admit("bob", b, false),
+            alice2.admit("bob", b, false, D),
             Admission::Admitted { replaced: None }
         );
         assert_eq!(
-            alice2.admit("bob", a, true),
+            alice2.admit("bob", a, true, D),
             Admission::Admitted { replaced: Some(b) }
         );
         let mut bob2 = PeerRegistry::new("bob");
         assert_eq!(
-            bob2.admit("alice", a, false),
+            bob2.admit("alice", a, false, D),
             Admission::Admitted { replaced: None }
         );
-        assert_eq!(bob2.admit("alice", b, true), Admission::Duplicate);
+        assert_eq!(bob2.admit("alice", b, true, D), Admission::Duplicate);
     }
 
     #[test]
     fn comparison_ignores_ascii_case() {
         let mut r = PeerRegistry::new("ZED");
         assert_eq!(
-            r.admit("adam", ConnId(1), true),
+            r.admit("adam", ConnId(1), true, D),
             Admission::Admitted { replaced: None }
         );
         // adam < zed: adam's dial wins over ours.
         assert_eq!(
-            r.admit("Adam", ConnId(2), false),
+            r.admit("Adam", ConnId(2), false, D),
             Admission::Admitted {
                 replaced: Some(ConnId(1))
             }
@@ -163,9 +189,9 @@ mod tests {
     #[test]
     fn newer_connection_from_the_same_side_replaces_a_stale_one() {
         let mut r = PeerRegistry::new("bob");
-        r.admit("alice", ConnId(1), false);
+        r.admit("alice", ConnId(1), false, D);
         assert_eq!(
-            r.admit("alice", ConnId(2), false),
+            r.admit("alice", ConnId(2), false, D),
             Admission::Admitted {
                 replaced: Some(ConnId(1))
             }
@@ -176,5 +202,39 @@ mod tests {
         );
         assert!(r.remove("alice", ConnId(2)));
         assert_eq!(r.active("alice"), None);
+    }
+
+    /// SPEC.md §7.8 rule 2: whatever the userids and initiators, a link that is not relayed
+    /// wins over a relayed one, on both sides, in either arrival order.
+    #[test]
+    fn a_link_that_is_not_relayed_beats_a_relayed_one() {
+        let (relayed, punched) = (ConnId(1), ConnId(2));
+        // alice opened the relay (initiator there); bob won the punch's tie-break. Without
+        // the rule, §7.3 would keep alice's (alice < bob) relayed link.
+        let mut alice = PeerRegistry::new("alice");
+        alice.admit("bob", relayed, true, LinkPath::Relayed);
+        assert_eq!(
+            alice.admit("bob", punched, false, LinkPath::Punched),
+            Admission::Admitted {
+                replaced: Some(relayed)
+            }
+        );
+        assert_eq!(alice.path("bob"), Some(LinkPath::Punched));
+        let mut bob = PeerRegistry::new("bob");
+        bob.admit("alice", punched, true, LinkPath::Punched);
+        assert_eq!(
+            bob.admit("alice", relayed, false, LinkPath::Relayed),
+            Admission::Duplicate
+        );
+        assert_eq!(bob.active("alice"), Some(punched));
+        // Two relayed links: §7.3 as usual (a stale relay replaced by a newer one).
+        let mut r = PeerRegistry::new("bob");
+        r.admit("alice", ConnId(5), false, LinkPath::Relayed);
+        assert_eq!(
+            r.admit("alice", ConnId(6), false, LinkPath::Relayed),
+            Admission::Admitted {
+                replaced: Some(ConnId(5))
+            }
+        );
     }
 }

@@ -11,16 +11,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use peerchat_proto::limits::{HANDSHAKE_TIMEOUT, IDLE_PING_AFTER, IDLE_TIMEOUT};
+use peerchat_proto::message::ConnectPeerOk;
 use peerchat_proto::message::PeerFrame;
 use peerchat_proto::wire::{self, peer_message::Body, ChannelKind, CloseReason};
-use peerchat_proto::{Channel, ChannelReader, ChannelWriter, LocalIdentity};
+use peerchat_proto::{Channel, ChannelReader, ChannelWriter, LocalIdentity, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::hello::{check_dialled_key, check_hello, friend_for_key, HelloError};
+use super::net::connect_from;
 use super::registry::ConnId;
+use super::traversal::{ConnectFailure, LinkPath, StepId};
 use crate::friends::FriendBook;
 
 /// File chunks a connection's writer may have queued before the pump waits.
@@ -35,10 +40,15 @@ pub enum PeerEvent {
         conn: ConnId,
         /// The friend (registered spelling).
         friend: String,
-        /// We dialled it.
+        /// We are the handshake initiator: we dialled it (or opened the relay) and did not
+        /// lose the tie-break of a simultaneous open (SPEC.md §4.7).
         initiated_by_me: bool,
-        /// The remote address (for a dialled connection: the friend's listening address).
+        /// The remote address (for a dialled connection: the address we dialled; for a
+        /// relayed one: the server's).
         addr: SocketAddr,
+        /// How it was made, when the connection knows (dials and relays); `None` for an
+        /// accepted connection, whose path the core decides (SPEC.md §7.6 "Path").
+        path: Option<LinkPath>,
         /// How to send on it.
         link: PeerLink,
     },
@@ -60,6 +70,27 @@ pub enum PeerEvent {
     DialFailed {
         /// The friend.
         friend: String,
+        /// The traversal step that asked for the dial.
+        step: StepId,
+        /// Why.
+        reason: String,
+    },
+    /// The server's answer to a ConnectPeer the traversal asked for (SPEC.md §7.6).
+    ConnectPeerAnswer {
+        /// The friend (lower-case key).
+        friend: String,
+        /// The traversal step.
+        step: StepId,
+        /// The answer.
+        result: Result<ConnectPeerOk, ConnectFailure>,
+    },
+    /// A relay could not be opened or joined, or its peer session failed before Open
+    /// (SPEC.md §7.7).
+    RelayFailed {
+        /// The friend.
+        friend: String,
+        /// The traversal step (None: joining a friend's relay).
+        step: Option<StepId>,
         /// Why.
         reason: String,
     },
@@ -113,49 +144,155 @@ pub struct SessionContext {
     pub cancel: CancellationToken,
     /// Connection id source.
     pub next_conn: Arc<AtomicU64>,
+    /// The peer listener's local address: punches leave from its port (SPEC.md §7.5).
+    pub listen_addr: Option<SocketAddr>,
+    /// How to reach the server for relay connections (SPEC.md §7.7).
+    pub server: Arc<crate::server_session::ServerTarget>,
 }
 
 impl SessionContext {
-    fn me(&self) -> Option<String> {
+    pub(crate) fn me(&self) -> Option<String> {
         self.me.read().ok().and_then(|m| m.clone())
     }
 
-    fn book(&self) -> FriendBook {
+    pub(crate) fn book(&self) -> FriendBook {
         self.book.read().map(|b| b.clone()).unwrap_or_default()
     }
 }
 
-/// Dials `friend` at `addr` in the background; reports Up or DialFailed.
-pub fn spawn_dial(ctx: SessionContext, friend: String, addr: SocketAddr) {
+/// One dial action of the traversal (SPEC.md §7.6).
+#[derive(Debug, Clone)]
+pub struct DialSpec {
+    /// The traversal step to report to.
+    pub step: StepId,
+    /// Addresses, tried in parallel; the first to finish its handshake wins.
+    pub addrs: Vec<SocketAddr>,
+    /// Not before.
+    pub at: tokio::time::Instant,
+    /// Per-address connect limit (DIRECT_DIAL_TIMEOUT, or PUNCH_WINDOW for a punch).
+    pub timeout: Duration,
+    /// Leave from the listening port and keep re-trying the connect for `timeout` (a punch).
+    pub from_listener: bool,
+    /// The path of a link made by this dial.
+    pub path: LinkPath,
+}
+
+/// How long a punch waits after a refused connect before trying again within its window.
+const PUNCH_RETRY: Duration = Duration::from_millis(250);
+
+/// Dials `friend` as `spec` says, in the background; reports Up or DialFailed.
+pub fn spawn_dial(ctx: SessionContext, friend: String, spec: DialSpec) {
     tokio::spawn(async move {
         let cancel = ctx.cancel.clone();
         cancel
             .run_until_cancelled(async {
+                tokio::time::sleep_until(spec.at).await;
+                let mut tries: FuturesUnordered<_> = spec
+                    .addrs
+                    .iter()
+                    .map(|&addr| dial_one(&ctx, &friend, addr, &spec))
+                    .collect();
+                let mut errors = Vec::new();
+                let won = loop {
+                    match tries.next().await {
+                        Some((addr, Ok(chan))) => break Some((addr, chan)),
+                        Some((addr, Err(e))) => errors.push(format!("{addr}: {e}")),
+                        None => break None,
+                    }
+                };
+                // The others are abandoned (SPEC.md §7.6 step 1).
+                drop(tries);
                 let fail = |reason: String| PeerEvent::DialFailed {
                     friend: friend.clone(),
+                    step: spec.step,
                     reason,
                 };
-                // Only the friend being dialled may learn who we are: its key is checked
-                // before handshake message 3 (SPEC.md §4.2 step 5, §7.2).
-                let book = ctx.book();
-                let accept =
-                    |k: &peerchat_proto::IdentityKey| check_dialled_key(&book, &friend, k).is_ok();
-                let chan =
-                    match Channel::connect_verified(addr, &ctx.local, ChannelKind::Peer, accept)
-                        .await
-                    {
-                        Ok(c) => c,
-                        Err(e) => {
-                            let _ = ctx.events.send(fail(format!("{addr}: {e}"))).await;
-                            return;
-                        }
+                let Some((addr, chan)) = won else {
+                    let reason = if errors.is_empty() {
+                        "no address to dial".to_owned()
+                    } else {
+                        errors.join("; ")
                     };
-                if let Err(e) = run(chan, ctx.clone(), addr, Some(friend.clone())).await {
+                    let _ = ctx.events.send(fail(reason)).await;
+                    return;
+                };
+                if let Err(e) = run(
+                    chan,
+                    ctx.clone(),
+                    addr,
+                    Some(friend.clone()),
+                    Some(spec.path),
+                )
+                .await
+                {
                     let _ = ctx.events.send(fail(format!("{addr}: {e}"))).await;
                 }
             })
             .await;
     });
+}
+
+/// Connects to one address and runs the handshake as initiator. Only the friend being
+/// dialled may learn who we are: its key is checked before handshake message 3 (SPEC.md
+/// §4.2 step 5, §7.2), or after message 3 when a simultaneous open made us the responder
+/// (§4.7).
+async fn dial_one(
+    ctx: &SessionContext,
+    friend: &str,
+    addr: SocketAddr,
+    spec: &DialSpec,
+) -> (SocketAddr, Result<Channel<TcpStream>, String>) {
+    let stream = if spec.from_listener {
+        punch_connect(ctx.listen_addr, addr, spec.timeout).await
+    } else {
+        connect_from(None, addr, spec.timeout)
+            .await
+            .map(|(s, _)| s)
+            .map_err(|e| e.to_string())
+    };
+    let stream = match stream {
+        Ok(s) => s,
+        Err(e) => return (addr, Err(e)),
+    };
+    let book = ctx.book();
+    let accept = |k: &peerchat_proto::IdentityKey| check_dialled_key(&book, friend, k).is_ok();
+    let chan = Channel::handshake_verified(
+        stream,
+        bytes::BytesMut::new(),
+        &ctx.local,
+        Role::Initiator,
+        ChannelKind::Peer,
+        HANDSHAKE_TIMEOUT,
+        accept,
+    )
+    .await
+    .map_err(|e| e.to_string());
+    (addr, chan)
+}
+
+/// A punching connect (SPEC.md §7.6): from the listening port, kept up to `window` while the
+/// kernel retransmits the SYN; a refusal (the friend's NAT or host answered with a reset
+/// before its own SYN left) is retried until the window closes.
+async fn punch_connect(
+    from: Option<SocketAddr>,
+    addr: SocketAddr,
+    window: Duration,
+) -> Result<TcpStream, String> {
+    let end = tokio::time::Instant::now() + window;
+    loop {
+        let left = end.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err("punch window closed".into());
+        }
+        match connect_from(from, addr, left).await {
+            Ok((s, _)) => return Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(e.to_string()),
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "punch connect failed; retrying");
+                tokio::time::sleep(PUNCH_RETRY.min(left)).await;
+            }
+        }
+    }
 }
 
 /// Runs an accepted connection (after its handshake).
@@ -164,7 +301,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let fingerprint = chan.remote.identity_key.fingerprint().to_string();
-    if let Err(e) = run(chan, ctx.clone(), addr, None).await {
+    if let Err(e) = run(chan, ctx.clone(), addr, None, None).await {
         tracing::info!(%addr, %fingerprint, error = %e, "peer refused");
         let _ = ctx
             .events
@@ -178,13 +315,15 @@ where
 }
 
 /// Hello exchange, then the reader loop (the writer runs in its own task). `dialled` is the
-/// friend we dialled, or None for an accepted connection. Errors are hello failures (the
-/// connection was closed with NOT_A_FRIEND or PROTOCOL_ERROR, or it broke).
-async fn run<S>(
+/// friend we dialled (or relay to), or None for an accepted connection; the handshake role
+/// decides who sends PeerHello first (SPEC.md §4.7 rule 5, §7.2). Errors are hello failures
+/// (the connection was closed with NOT_A_FRIEND or PROTOCOL_ERROR, or it broke).
+pub(crate) async fn run<S>(
     chan: Channel<S>,
     ctx: SessionContext,
     addr: SocketAddr,
     dialled: Option<String>,
+    path: Option<LinkPath>,
 ) -> Result<(), HelloError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -193,8 +332,9 @@ where
         mut reader,
         mut writer,
         remote,
-        ..
+        role,
     } = chan;
+    let initiator = role == Role::Initiator;
     let book = ctx.book();
     let Some(me) = ctx.me() else {
         return refuse(
@@ -217,9 +357,9 @@ where
         userid: me.clone(),
         to_userid: friend.clone(),
     });
-    // The dialler speaks first; the acceptor answers only after accepting its hello
+    // The initiator speaks first; the responder answers only after accepting its hello
     // (SPEC.md §7.2 rules 3-4).
-    if dialled.is_some() {
+    if initiator {
         writer
             .send(&hello)
             .await
@@ -268,7 +408,7 @@ where
             .await
         }
     }
-    if dialled.is_none() {
+    if !initiator {
         writer
             .send(&hello)
             .await
@@ -290,8 +430,9 @@ where
     let up = PeerEvent::Up {
         conn,
         friend,
-        initiated_by_me: dialled.is_some(),
+        initiated_by_me: initiator,
         addr,
+        path,
         link,
     };
     if ctx.events.send(up).await.is_err() {

@@ -367,6 +367,8 @@ pub async fn logout(shared: &Shared, conn: &mut ConnState) -> Reply {
 /// replaced by a newer login, removes it from the hub and tells friends FriendOffline.
 pub async fn end_session(shared: &Shared, login: &LoggedIn) {
     login.handle.close();
+    // Relay links live only as long as the session they were opened under (SPEC.md §7.7).
+    shared.relays.close_session(login.handle.session_id);
     if shared
         .hub
         .remove_if_current(&login.userid_lower, login.handle.session_id)

@@ -238,6 +238,10 @@ pub async fn unfriend(shared: &Shared, conn: &ConnState, userid: String) -> Repl
         .unfriend(login.account_id, other.id)
         .await
         .map_err(friend_error)?;
+    // A relay runs only between friends (SPEC.md §7.7 rule 1).
+    shared
+        .relays
+        .close_pair(&login.userid_lower, &other.userid_lower);
     shared.hub.push(
         &other.userid_lower,
         &PushEvent::Unfriended {

@@ -1,13 +1,16 @@
 //! Requests (SPEC.md §5, §6): the connection-state check, then one handler per request in
 //! the file of its family — [`auth`] (Register, Login, KeyLogin, ForgotPassword, Logout),
 //! [`friends`] (Find, SendFriendRequest, AcceptFriendRequest, RefuseFriendRequest, Unfriend)
-//! and [`presence`] (SetPeerEndpoint, and the FriendOnline/FriendOffline fan-out).
+//! [`presence`] (SetPeerEndpoint, and the FriendOnline/FriendOffline fan-out) and
+//! [`traversal`] (ConnectPeer). RelayOpen is valid only on a relay connection
+//! ([`crate::relay`]).
 //!
 //! Handlers return the response body or a [`RequestError`]; the connection queues it.
 
 pub mod auth;
 pub mod friends;
 pub mod presence;
+pub mod traversal;
 
 use std::time::Duration;
 
@@ -153,11 +156,9 @@ pub async fn dispatch(shared: &Shared, conn: &mut ConnState, request: Request) -
             endpoint,
             announcement,
         } => presence::set_peer_endpoint(shared, conn, endpoint, announcement).await,
-        // SPEC.md §7.6: implemented with the traversal work; until then not supported.
-        Request::ConnectPeer { .. } => Err(err(
-            ErrorCode::UnsupportedRequest,
-            "ConnectPeer is not implemented by this server yet",
-        )),
+        Request::ConnectPeer { userid, mode } => {
+            traversal::connect_peer(shared, conn, userid, mode).await
+        }
         Request::RelayOpen { .. } => Err(err(
             ErrorCode::InvalidRequest,
             "RelayOpen is valid only on a relay connection (SPEC.md §7.7)",

@@ -157,10 +157,15 @@ pub struct Client {
 impl Client {
     /// Connects and completes the handshake with fixed identity `key`.
     pub async fn connect(addr: SocketAddr, key: usize) -> Self {
+        Self::connect_kind(addr, key, ChannelKind::ClientServer).await
+    }
+
+    /// Connects with channel kind `kind` (a relay connection: `ChannelKind::Relay`).
+    pub async fn connect_kind(addr: SocketAddr, key: usize, kind: ChannelKind) -> Self {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
         let local = local(key);
-        let mut hs = Handshake::new(&local, Role::Initiator, ChannelKind::ClientServer).unwrap();
+        let mut hs = Handshake::new(&local, Role::Initiator, kind).unwrap();
         let mut inbuf = BytesMut::new();
         while !hs.is_finished() {
             if hs.is_my_turn() {
@@ -191,6 +196,21 @@ impl Client {
             closed: None,
             key,
         }
+    }
+
+    /// This connection's local address: what the server observes (SPEC.md §7.5).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().unwrap()
+    }
+
+    /// After RelayOpenOk: the socket and the raw bytes read past the server's last record
+    /// (the start of the relayed stream, SPEC.md §7.7).
+    pub fn into_relayed(self) -> (TcpStream, BytesMut) {
+        assert!(
+            !self.opener.has_partial_frame(),
+            "a frame after RelayOpenOk"
+        );
+        (self.stream, self.inbuf)
     }
 
     /// Sends one ClientMessage.
