@@ -76,6 +76,16 @@ impl HandshakeOptions {
     }
 }
 
+impl HandshakeOptions {
+    /// A correct handshake for a relay connection (SPEC.md §4.4, §7.7) with test key `key`.
+    pub fn relay(key: usize) -> Self {
+        Self {
+            kind: ChannelKind::Relay as i32,
+            ..Self::valid(key)
+        }
+    }
+}
+
 /// What the server proved in message 2.
 #[derive(Debug, Clone)]
 pub struct ServerHello {
@@ -445,6 +455,47 @@ impl RawSession {
                 other => return Err(format!("no Response to request {request_id}: {other:?}")),
             }
         }
+    }
+
+    /// Waits for the Response to `request_id` (other frames are skipped) until `timeout`.
+    ///
+    /// # Errors
+    /// Text describing what arrived instead.
+    pub async fn wait_response(
+        &mut self,
+        request_id: u64,
+        timeout: Duration,
+    ) -> Result<wire::response::Result, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.recv(deadline).await {
+                RawRecv::Msg(wire::ServerMessage {
+                    body: Some(wire::server_message::Body::Response(r)),
+                }) if r.request_id == request_id => {
+                    return r
+                        .result
+                        .ok_or_else(|| "Response without a result".to_string())
+                }
+                RawRecv::Msg(_) => {}
+                other => return Err(format!("no Response to request {request_id}: {other:?}")),
+            }
+        }
+    }
+
+    /// Ends this Noise session after `RelayOpenOk` (SPEC.md §7.7 "The switch"): the socket
+    /// and the raw bytes already read past the server's last record, which belong to the
+    /// relayed stream.
+    ///
+    /// # Errors
+    /// Decrypted bytes were left over: the server sent something after RelayOpenOk.
+    pub fn into_relayed(self) -> Result<(TcpStream, BytesMut), String> {
+        if !self.plain.is_empty() {
+            return Err(format!(
+                "{} bytes of frames followed RelayOpenOk in the server's Noise session",
+                self.plain.len()
+            ));
+        }
+        Ok((self.conn.stream, self.conn.buf))
     }
 
     /// Shuts down the sending direction (the server sees EOF).

@@ -23,6 +23,8 @@ const FAULTS: &[(&str, &[&str])] = &[
         &["abuse.rate-limit.burst", "abuse.rate-limit.disconnect"],
     ),
     ("accept-any-key-login", &["auth.keylogin.wrong-key"]),
+    ("relay-strangers", &["relay.not-friends"]),
+    ("relay-tamper", &["relay.opaque"]),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -79,12 +79,16 @@ pub struct Faults {
     /// KeyLogin succeeds whatever key the channel proved.
     #[cfg(feature = "test-faults")]
     pub accept_any_key_login: bool,
+    /// RelayOpen skips the friendship check: strangers can be relayed.
+    pub relay_strangers: bool,
+    /// The relay flips a bit in every read it forwards.
+    pub relay_tamper: bool,
 }
 
 /// An unknown `--test-fault` name.
 #[cfg(feature = "test-faults")]
 #[derive(Debug, thiserror::Error)]
-#[error("unknown fault {0:?}; known: no-offline-push, find-reveals-nothing, no-rate-limit, accept-any-key-login")]
+#[error("unknown fault {0:?}; known: no-offline-push, find-reveals-nothing, no-rate-limit, accept-any-key-login, relay-strangers, relay-tamper")]
 pub struct UnknownFault(pub String);
 
 impl Faults {
@@ -131,6 +135,8 @@ impl Faults {
             "find-reveals-nothing" => self.find_reveals_nothing = true,
             "no-rate-limit" => self.no_rate_limit = true,
             "accept-any-key-login" => self.accept_any_key_login = true,
+            "relay-strangers" => self.relay_strangers = true,
+            "relay-tamper" => self.relay_tamper = true,
             other => return Err(UnknownFault(other.to_owned())),
         }
         Ok(())

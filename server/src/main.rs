@@ -43,6 +43,14 @@ struct Cli {
     /// Relayed bytes per second for all relay links together (SPEC.md §7.7 RELAY_SERVER_RATE).
     #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = peerchat_proto::limits::RELAY_SERVER_RATE)]
     relay_server_rate: u64,
+    /// How long an opened relay waits for the invited friend (SPEC.md §10 RELAY_JOIN_TIMEOUT;
+    /// shorten only in test set-ups).
+    #[arg(long, value_name = "DURATION", hide = true, default_value = "10s", value_parser = humantime::parse_duration)]
+    relay_join_timeout: Duration,
+    /// A relayed link with no byte either way for this long is closed (SPEC.md §10
+    /// RELAY_IDLE_TIMEOUT; shorten only in test set-ups).
+    #[arg(long, value_name = "DURATION", hide = true, default_value = "120s", value_parser = humantime::parse_duration)]
+    relay_idle_timeout: Duration,
     /// TEST ONLY: append every relayed byte to files in DIR, one pair per link
     /// (`<n>-opener-to-joiner.bin`, `<n>-joiner-to-opener.bin`). Built only with the
     /// `test-hooks` feature.
@@ -84,6 +92,8 @@ async fn main() -> anyhow::Result<()> {
     config.max_connections_per_address = cli.max_connections_per_address;
     config.relay.link_rate = cli.relay_link_rate;
     config.relay.server_rate = cli.relay_server_rate;
+    config.relay.join_timeout = cli.relay_join_timeout;
+    config.relay.idle_timeout = cli.relay_idle_timeout;
     #[cfg(feature = "test-hooks")]
     if let Some(dir) = cli.relay_tap {
         std::fs::create_dir_all(&dir)

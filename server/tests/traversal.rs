@@ -707,3 +707,34 @@ async fn a_slow_relay_still_delivers_every_byte() {
     sent.unwrap();
     assert_eq!(got.unwrap(), Some(msg));
 }
+
+/// The test-only tap (feature `test-hooks`, on in workspace test builds through the client's
+/// dev-dependency) copies each direction of a link to its own file.
+#[cfg(feature = "test-hooks")]
+#[tokio::test]
+async fn relay_tap_copies_each_direction() {
+    use tokio::io::AsyncWriteExt;
+    let tap = tempfile::tempdir().unwrap();
+    let dir = tap.path().to_path_buf();
+    let t = TestServer::start_with(|c| c.relay.tap = Some(dir)).await;
+    let (_alice, mut bob) = friends(&t).await;
+    let (mut a, mut b) = relay_link(&t, &mut bob).await;
+    a.0.write_all(b"opener says hi").await.unwrap();
+    let mut got = vec![0u8; 14];
+    b.0.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"opener says hi");
+    b.0.write_all(b"joiner").await.unwrap();
+    let mut got = vec![0u8; 6];
+    a.0.read_exact(&mut got).await.unwrap();
+    // Each byte is in the tap file before it is forwarded.
+    let names: Vec<_> = std::fs::read_dir(tap.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let find = |suffix: &str| {
+        let name = names.iter().find(|n| n.ends_with(suffix)).unwrap();
+        std::fs::read(tap.path().join(name)).unwrap()
+    };
+    assert_eq!(find("-opener-to-joiner.bin"), b"opener says hi");
+    assert_eq!(find("-joiner-to-opener.bin"), b"joiner");
+}

@@ -18,6 +18,7 @@ pub mod idle;
 pub mod presence;
 pub mod shutdown;
 pub mod state;
+pub mod traversal;
 
 /// Every case, in report order.
 pub fn all() -> Vec<Case> {
@@ -28,6 +29,7 @@ pub fn all() -> Vec<Case> {
     v.extend(auth::cases());
     v.extend(friends::cases());
     v.extend(presence::cases());
+    v.extend(traversal::cases());
     v.extend(idle::cases());
     v.extend(abuse::cases());
     v.extend(shutdown::cases());

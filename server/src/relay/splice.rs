@@ -28,6 +28,8 @@ pub struct SpliceParams {
     pub idle_timeout: Duration,
     /// Test-only copy of the relayed bytes.
     pub tap: Tap,
+    /// Fault switch for the conformance suite's self-test: corrupt what is relayed.
+    pub tamper: bool,
 }
 
 /// Why a link ended.
@@ -163,6 +165,9 @@ async fn pump(
             n
         };
         activity.touch();
+        if params.tamper {
+            buf[0] ^= 0x01;
+        }
         tap.write(&buf[..n]).await;
         to.write_all(&buf[..n]).await?;
         activity.touch();

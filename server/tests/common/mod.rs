@@ -131,6 +131,7 @@ pub fn key_der(key: usize) -> Vec<u8> {
 }
 
 /// What the server sent, one frame at a time.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Got {
     Frame(ServerFrame),
