@@ -40,26 +40,15 @@ struct IfReq {
 
 /// Opens a new TAP interface `ifname` inside namespace `ns`.
 ///
-/// `setns` changes only the calling thread's namespace, so a short-lived thread enters the
-/// namespace, opens `/dev/net/tun` there (the interface is created in the namespace of the
-/// opener) and hands the descriptor back; the test's own threads never change namespace.
+/// A short-lived thread enters the namespace ([`Netns::within`]), opens `/dev/net/tun`
+/// there (the interface is created in the namespace of the opener) and hands the descriptor
+/// back; the test's own threads never change namespace.
 fn open_tap(ns: &Netns, ifname: &str) -> File {
-    let ns_path = format!("/run/netns/{}", ns.name());
-    let ifname = ifname.to_owned();
-    let opener = std::thread::spawn(move || -> Result<File, String> {
-        let ns_file = File::open(&ns_path).map_err(|e| format!("open {ns_path}: {e}"))?;
-        // SAFETY: setns on a valid namespace descriptor; affects this thread only.
-        if unsafe { libc::setns(ns_file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(format!(
-                "setns {ns_path}: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+    let opened = ns.within(|| -> std::io::Result<File> {
         let tun = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open("/dev/net/tun")
-            .map_err(|e| format!("open /dev/net/tun: {e}"))?;
+            .open("/dev/net/tun")?;
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
             flags: IFF_TAP | IFF_NO_PI,
@@ -74,10 +63,7 @@ fn open_tap(ns: &Netns, ifname: &str) -> File {
         }
         // SAFETY: TUNSETIFF reads and writes one `struct ifreq`, which `req` is.
         if unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF, &mut req) } != 0 {
-            return Err(format!(
-                "TUNSETIFF {ifname}: {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(std::io::Error::last_os_error());
         }
         // Non-blocking: a reader woken by poll never sleeps in read (EAGAIN just loops).
         // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
@@ -87,11 +73,7 @@ fn open_tap(ns: &Netns, ifname: &str) -> File {
         }
         Ok(tun)
     });
-    match opener.join() {
-        Ok(Ok(f)) => f,
-        Ok(Err(e)) => panic!("cannot make a TAP link in {}: {e}", ns.name()),
-        Err(_) => panic!("the TAP opener thread panicked"),
-    }
+    opened.unwrap_or_else(|e| panic!("cannot make TAP {ifname} in {}: {e}", ns.name()))
 }
 
 /// Waits until `fd` is readable or [`POLL`] passes; true if readable.

@@ -6,6 +6,7 @@
 //! - [`router`]: the NAT kinds (RFC 4787 table) and each router's nftables ruleset;
 //! - [`topology`]: the public bridge and the homes built on it;
 //! - [`process`]: processes inside namespaces, killed on drop, with JSON event reading;
+//! - [`probe`]: raw TCP sockets inside namespaces, to check the routers themselves;
 //! - this file: the pre-flight check, clean-up of earlier crashed runs, and the server.
 //!
 //! Needs root, `ip` (iproute2), `nft` (nftables) and `/dev/net/tun`; `.ci/install-deps`
@@ -15,6 +16,7 @@
 
 pub mod delay;
 pub mod ns;
+pub mod probe;
 pub mod process;
 pub mod router;
 pub mod topology;
@@ -88,9 +90,21 @@ pub fn lab_namespaces() -> Vec<String> {
         .collect()
 }
 
-/// This process's namespace-name prefix.
+/// A fresh namespace-name prefix, `pcnat<pid>-<n>-`: unique per lab, so tests of one
+/// process can build labs side by side.
 pub fn run_prefix() -> String {
-    format!("{NS_PREFIX}{}-", std::process::id())
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{NS_PREFIX}{}-{n}-", std::process::id())
+}
+
+/// Fails unless every namespace whose name starts with `prefix` is gone.
+pub fn assert_gone(prefix: &str) {
+    let left: Vec<String> = lab_namespaces()
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
 }
 
 /// The `peerchat-server` binary next to `peerchat-cli` (same target directory).

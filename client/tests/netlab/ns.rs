@@ -49,6 +49,35 @@ impl Netns {
         &self.name
     }
 
+    /// Moves the calling thread (only it: `setns` is per thread) into this namespace.
+    /// Sockets and TAP devices created afterwards belong to the namespace for their whole
+    /// life, whichever thread uses them later.
+    ///
+    /// # Errors
+    /// The namespace file cannot be opened or `setns` fails.
+    pub fn enter_this_thread(&self) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd as _;
+        let f = std::fs::File::open(format!("/run/netns/{}", self.name))?;
+        // SAFETY: setns on a valid namespace descriptor; affects the calling thread only.
+        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on a fresh thread inside this namespace (for creating sockets there).
+    pub fn within<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.enter_this_thread()
+                    .unwrap_or_else(|e| panic!("cannot enter {}: {e}", self.name));
+                f()
+            })
+            .join()
+            .unwrap_or_else(|_| panic!("a thread inside {} panicked", self.name))
+        })
+    }
+
     /// `ip -n NAME ARGS…` (ARGS split at whitespace), checked.
     pub fn ip(&self, args: &str) {
         run(Command::new("ip")

@@ -57,10 +57,15 @@ impl ChatProc {
         let (tx, events) = mpsc::channel();
         let verbose = std::env::var_os("PEERCHAT_NAT_LAB_VERBOSE").is_some();
         let who = name.to_owned();
+        // Every stdout line also goes to `<log>.events`, kept with the logs when a run fails.
+        let mut copy = std::fs::File::create(log.with_extension("events")).ok();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if verbose {
                     eprintln!("[{who}] {line}");
+                }
+                if let Some(f) = copy.as_mut() {
+                    let _ = writeln!(f, "{line}");
                 }
                 if let Ok(value) = serde_json::from_str::<Value>(&line) {
                     let s = Stamped {

@@ -49,6 +49,11 @@ impl Internet {
         }
     }
 
+    /// The prefix of every namespace name of this lab.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The namespace holding the bridge (and the server).
     pub fn ns(&self) -> &Netns {
         &self.ns
