@@ -818,9 +818,9 @@ fn lab_routers_map_and_filter_as_their_kind() {
 
 /// Hole-punch success over many fresh attempts per punchable pair (not in CI: long).
 /// `scripts/nat-sweep` runs it. Each attempt: fresh homes, fresh users, WAN delays drawn
-/// from 10–100 ms per side, one message each way; success on the first punch attempt counts
-/// when alice's `peer_connected` says `"attempt": 1` (or, if the client does not report
-/// the attempt, is shown as unknown).
+/// from 10–100 ms per side, one message each way. "connected": alice's first message was
+/// acknowledged; "punched": her `peer_connected` said `"path": "punched"`; "1st attempt":
+/// and `"attempt": 1` (shown as `? (n)` when the client does not report the attempt).
 #[test]
 #[ignore = "long: run by scripts/nat-sweep"]
 fn nat_sweep() {
@@ -855,14 +855,16 @@ fn nat_sweep() {
     drop(lab);
     netlab::assert_gone(&prefix);
 
-    eprintln!("\n== NAT sweep: {attempts} attempts per pair, WAN delays 10–100 ms");
+    eprintln!("\n== NAT sweep: {attempts} attempts per pair, WAN delays 10–100 ms per side");
     eprintln!(
-        "{:<22} {:>9} {:>9} {:>14} {:>13}  other paths",
-        "pair", "attempts", "punched", "1st attempt", "median 1st msg"
+        "{:<22} {:>8} {:>10} {:>8} {:>12} {:>10}  other outcomes",
+        "pair", "attempts", "connected", "punched", "1st attempt", "median msg"
     );
     for &pair in &pairs {
         let label = pair.to_string();
         let mine: Vec<&Outcome> = outcomes.iter().filter(|o| o.label == label).collect();
+        let pct = |k: usize| format!("{:.1}%", 100.0 * k as f64 / mine.len().max(1) as f64);
+        let connected = mine.iter().filter(|o| o.first_message.is_some()).count();
         let punched: Vec<&&Outcome> = mine
             .iter()
             .filter(|o| o.used.as_deref() == Some("punched"))
@@ -872,26 +874,29 @@ fn nat_sweep() {
         let mut times: Vec<Duration> = mine.iter().filter_map(|o| o.first_message).collect();
         times.sort();
         let median = times.get(times.len() / 2).copied();
-        let mut others: Vec<String> = mine
-            .iter()
-            .filter(|o| o.used.as_deref() != Some("punched"))
-            .map(|o| o.used.clone().unwrap_or_else(|| "failed".to_owned()))
-            .collect();
-        others.sort();
-        others.dedup_by(|a, b| a == b);
-        let pct = |k: usize| 100.0 * k as f64 / mine.len().max(1) as f64;
+        let mut others = std::collections::BTreeMap::<String, usize>::new();
+        for o in mine.iter().filter(|o| o.used.as_deref() != Some("punched")) {
+            let what = match (&o.used, o.first_message) {
+                (Some(u), _) => u.clone(),
+                (None, Some(_)) => "no path reported".to_owned(),
+                (None, None) => "failed".to_owned(),
+            };
+            *others.entry(what).or_default() += 1;
+        }
+        let others: Vec<String> = others.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
         eprintln!(
-            "{:<22} {:>9} {:>8.1}% {:>13} {:>13}  {}",
+            "{:<22} {:>8} {:>10} {:>8} {:>12} {:>10}  {}",
             label,
             mine.len(),
+            pct(connected),
             pct(punched.len()),
             if unknown > 0 {
-                format!("? ({unknown} unknown)")
+                format!("? ({unknown})")
             } else {
-                format!("{:.1}%", pct(first))
+                pct(first)
             },
             ms(median),
-            others.join(",")
+            others.join(", ")
         );
     }
     eprintln!("== end of sweep\n");
