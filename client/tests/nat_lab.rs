@@ -31,6 +31,9 @@
 //!
 //! Measured and printed, never asserted: time from alice's `/msg` to her `message_acked`,
 //! and file throughput. Every wait is for an event, with generous failure time-outs.
+//!
+//! `lab_routers_map_and_filter_as_their_kind` checks the lab itself (mappings, dropping,
+//! simultaneous open) with raw sockets, so a matrix failure points at Peerchat, not the lab.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -455,7 +458,7 @@ fn run_pair(lab: &Lab, plan: &Plan<'_>, out: &mut Outcome) {
     b.quit();
 
     if out.used.as_deref() == Some("relayed") {
-        check_relay_opacity(lab, &text, plan.file, out);
+        check_relay_opacity(lab, &[&text, &reply], plan.file, out);
     }
     match &out.used {
         Some(used) if *used == out.expected => {}
@@ -474,9 +477,9 @@ fn run_pair(lab: &Lab, plan: &Plan<'_>, out: &mut Outcome) {
     }
 }
 
-/// The server relayed ciphertext only: neither the chat text nor the file's marker is in
-/// what it relayed. Skipped, with a note, when the server has no relay tap.
-fn check_relay_opacity(lab: &Lab, text: &str, file: Option<&TestFile>, out: &mut Outcome) {
+/// The server relayed ciphertext only: neither chat text nor the file's marker is in what
+/// it relayed (every file of the tap directory, all pairs', searched whole). Skipped, with a note, when the server has no relay tap.
+fn check_relay_opacity(lab: &Lab, texts: &[&str], file: Option<&TestFile>, out: &mut Outcome) {
     let Some(dir) = &lab.server.relay_tap else {
         out.notes
             .push("relay opacity NOT checked (server without --relay-tap)".to_owned());
@@ -490,11 +493,13 @@ fn check_relay_opacity(lab: &Lab, text: &str, file: Option<&TestFile>, out: &mut
         dir.display()
     );
     for (p, bytes) in &files {
-        assert!(
-            !contains(bytes, text.as_bytes()),
-            "the chat text appears in clear in relayed bytes ({})",
-            p.display()
-        );
+        for text in texts {
+            assert!(
+                !contains(bytes, text.as_bytes()),
+                "the chat text {text:?} appears in clear in relayed bytes ({})",
+                p.display()
+            );
+        }
         if let Some(f) = file {
             assert!(
                 !contains(bytes, &f.marker),
@@ -505,6 +510,17 @@ fn check_relay_opacity(lab: &Lab, text: &str, file: Option<&TestFile>, out: &mut
     }
     out.notes
         .push(format!("relay opaque ({total} tapped bytes searched)"));
+}
+
+#[test]
+fn pairs_parse_and_every_pair_has_one_expected_path() {
+    assert_eq!(all_pairs().len(), 17);
+    for p in all_pairs() {
+        assert_eq!(p.to_string().parse::<Pair>(), Ok(p));
+        let _ = expected_path(p);
+    }
+    assert!("public:nat".parse::<Pair>().is_err());
+    assert!(contains(b"xxNATLABxx", b"NATLAB") && !contains(b"NATLA", b"NATLAB"));
 }
 
 /// Runs every plan, `jobs` at a time, each pair's failure caught so all pairs report.
