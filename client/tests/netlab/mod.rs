@@ -70,6 +70,15 @@ pub fn remove_stale_namespaces() {
             .and_then(|p| p.parse::<u32>().ok());
         if let Some(pid) = pid {
             if !Path::new(&format!("/proc/{pid}")).exists() {
+                // Processes left inside (a run killed outright) go first.
+                let pids = Command::new("ip")
+                    .args(["netns", "pids", &name])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                for p in pids.split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", p]).status();
+                }
                 let _ = Command::new("ip").args(["netns", "del", &name]).status();
             }
         }

@@ -87,9 +87,22 @@ impl Netns {
 
     /// A command that runs `program` inside this namespace (`ip netns exec`, which execs the
     /// program itself: the child's pid is the program's, so killing the child kills it).
+    ///
+    /// The child also gets SIGKILL when the thread that spawned it ends (`PR_SET_PDEATHSIG`,
+    /// kept across the exec), so a test killed outright leaves no process behind either.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        use std::os::unix::process::CommandExt as _;
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name]).arg(program);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         c
     }
 
