@@ -760,12 +760,13 @@ fn lab_routers_map_and_filter_as_their_kind() {
             .collect();
         let public = &homes[0].hosts[0].ns;
         for h in &homes[1..4] {
-            let r = dial(
-                public,
-                40_010,
-                SocketAddrV4::new(h.wan_ip, 40_002),
-                dropped_after,
-            );
+            // Expected to connect: wait patiently; expected to be dropped: 2 s of silence.
+            let wait = if h.kind == FullCone {
+                patient
+            } else {
+                dropped_after
+            };
+            let r = dial(public, 40_010, SocketAddrV4::new(h.wan_ip, 40_002), wait);
             match h.kind {
                 FullCone => {
                     r.unwrap_or_else(|e| panic!("fullcone forwards inbound peer ports: {e}"));
