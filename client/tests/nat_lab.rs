@@ -2,8 +2,10 @@
 //! home-router kinds reach each other through a real `peerchat-server`, chat both ways and
 //! send files, and the path the client reports is checked against [`expected_path`].
 //!
-//! The network (see `netlab/`) is built from Linux network namespaces, veth pairs, a bridge
-//! and nftables; each WAN link adds a delay (alice 20 ms, bob 60 ms round trip by default).
+//! The network (see `netlab/`) is built from Linux network namespaces, a bridge for the
+//! public side, veth pairs and a bridge on each LAN, and nftables on each router. Each WAN link
+//! is a user-space TAP delay line (this kernel has no `sch_netem`) that adds a round-trip
+//! delay: alice's 20 ms and bob's 60 ms by default.
 //! Router kinds, in RFC 4787 terms:
 //!
 //! | kind         | mapping                         | filtering                        | nft                                 |
@@ -331,8 +333,8 @@ fn run_pair(lab: &Lab, plan: &Plan<'_>, out: &mut Outcome) {
     let n = lab.next_user.fetch_add(1, Ordering::Relaxed);
     let server = lab.server.addr.as_str();
     let (da, db) = plan.delays;
-    // Field order of the locals does not matter: `homes` outlives the processes below,
-    // which are dropped first (declared later).
+    // Locals drop in reverse order: the client processes (declared below) die before
+    // `homes` removes their namespaces, also when a wait panics.
     let homes: Vec<Home> = match plan.pair {
         Pair::Kinds(a, b) => vec![lab.internet.home(a, 1, da), lab.internet.home(b, 1, db)],
         Pair::SameNat => vec![lab.internet.home(NatKind::Restricted, 2, da)],
