@@ -6,6 +6,7 @@
 //! public side, veth pairs and a bridge on each LAN, and nftables on each router. Each WAN link
 //! is a user-space TAP delay line (this kernel has no `sch_netem`) that adds a round-trip
 //! delay: alice's 20 ms and bob's 60 ms by default.
+//!
 //! Router kinds, in RFC 4787 terms:
 //!
 //! | kind         | mapping                         | filtering                        | nft                                 |
