@@ -30,6 +30,7 @@
 //! `scripts/nat-lab` and `scripts/nat-sweep`): `PEERCHAT_NAT_LAB_PAIRS=public:restricted,same-nat`
 //! (a subset), `PEERCHAT_NAT_LAB_DELAY_MS=20,60`, `PEERCHAT_NAT_LAB_FILE_MIB=50`,
 //! `PEERCHAT_NAT_LAB_JOBS=2` (pairs at once), `PEERCHAT_NAT_LAB_VERBOSE=1` (echo events),
+//! `PEERCHAT_NAT_LAB_SERVER=PATH` (another server binary),
 //! `PEERCHAT_NAT_SWEEP_ATTEMPTS=50` (the ignored `nat_sweep`).
 //!
 //! Measured and printed, never asserted: time from alice's `/msg` to her `message_acked`,

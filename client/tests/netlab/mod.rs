@@ -116,8 +116,12 @@ pub fn assert_gone(prefix: &str) {
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
 }
 
-/// The `peerchat-server` binary next to `peerchat-cli` (same target directory).
+/// The `peerchat-server` binary next to `peerchat-cli` (same target directory), or the one
+/// named by `PEERCHAT_NAT_LAB_SERVER` (to put another server implementation in the lab).
 pub fn server_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PEERCHAT_NAT_LAB_SERVER") {
+        return PathBuf::from(p);
+    }
     let cli = Path::new(env!("CARGO_BIN_EXE_peerchat-cli"));
     let bin = cli.with_file_name("peerchat-server");
     assert!(
