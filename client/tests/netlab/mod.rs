@@ -7,6 +7,7 @@
 //! - [`topology`]: the public bridge and the homes built on it;
 //! - [`process`]: processes inside namespaces, killed on drop, with JSON event reading;
 //! - [`probe`]: raw TCP sockets inside namespaces, to check the routers themselves;
+//! - [`scenario`]: one pair of Peerchat users in fresh homes, and many pairs two at a time;
 //! - this file: the pre-flight check, clean-up of earlier crashed runs, and the server.
 //!
 //! Needs root, `ip` (iproute2), `nft` (nftables) and `/dev/net/tun`; `.ci/install-deps`
@@ -19,6 +20,7 @@ pub mod ns;
 pub mod probe;
 pub mod process;
 pub mod router;
+pub mod scenario;
 pub mod topology;
 
 use std::io::{BufRead as _, BufReader};
