@@ -32,6 +32,10 @@ use std::time::Duration;
 use process::Proc;
 use topology::{Internet, SERVER_IP};
 
+/// The fixed test key of the lab's server. Users get the others: a user holding the server's
+/// own key is not a situation the lab means to test.
+pub const SERVER_KEY: usize = peerchat_proto::test_keys::COUNT - 1;
+
 /// The server's port on the public bridge.
 pub const SERVER_PORT: u16 = 7878;
 
@@ -148,12 +152,12 @@ pub struct LabServer {
 
 impl LabServer {
     /// Starts the server with a fresh data directory under `dir` (seeded with fixed test
-    /// key 15: no RSA key generation) and, if it accepts it, `--relay-tap <dir>/relay-tap`.
+    /// key [`SERVER_KEY`]: no RSA key generation) and, if it accepts it, `--relay-tap <dir>/relay-tap`.
     pub fn start(internet: &Internet, dir: &Path) -> LabServer {
         let data = dir.join("server-data");
         std::fs::create_dir_all(&data).unwrap();
         let key = data.join("server_key.pem");
-        std::fs::write(&key, peerchat_proto::test_keys::pem(15)).unwrap();
+        std::fs::write(&key, peerchat_proto::test_keys::pem(SERVER_KEY)).unwrap();
         {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -245,14 +245,8 @@ pub fn run_pair(lab: &Lab, plan: &Plan<'_>, out: &mut Outcome) {
     };
     let (alice, bob) = (format!("alice{n}"), format!("bob{n}"));
     let work = lab.dir.join(format!("pair{n}"));
-    let pa = profile(
-        &work.join("alice"),
-        (2 * n) % peerchat_proto::test_keys::COUNT,
-    );
-    let pb = profile(
-        &work.join("bob"),
-        (2 * n + 1) % peerchat_proto::test_keys::COUNT,
-    );
+    let pa = profile(&work.join("alice"), (2 * n) % super::SERVER_KEY);
+    let pb = profile(&work.join("bob"), (2 * n + 1) % super::SERVER_KEY);
     let (port_a, port_b) = (PEER_PORTS.start() + 1, PEER_PORTS.start() + 2);
 
     for (h, p, u) in [(ha, &pa, &alice), (hb, &pb, &bob)] {
