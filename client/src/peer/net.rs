@@ -52,32 +52,40 @@ pub async fn connect_from(
     remote: SocketAddr,
     timeout: Duration,
 ) -> io::Result<(TcpStream, bool)> {
-    let fut = async {
-        if let Some(local) = from.filter(|l| l.is_ipv4() == remote.is_ipv4()) {
-            let bound = reusable_socket(local).and_then(|s| s.bind(local).map(|()| s));
-            match bound {
-                Ok(s) => match s.connect(remote).await {
-                    Ok(stream) => return Ok((stream, true)),
-                    // The four-tuple exists already (a punch that formed the other way, or
-                    // the previous server connection still in TIME_WAIT): try once from an
-                    // ephemeral port instead.
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::AddrInUse | io::ErrorKind::AddrNotAvailable
-                        ) => {}
-                    Err(e) => return Err(e),
-                },
-                Err(e) => tracing::debug!(%local, error = %e, "cannot bind to the listening port"),
+    let deadline = tokio::time::Instant::now() + timeout;
+    if let Some(local) = from.filter(|l| l.is_ipv4() == remote.is_ipv4()) {
+        // Any failure from the listening port — the four-tuple still exists (a punch that
+        // formed the other way, our previous server connection in TIME_WAIT), or a NAT that
+        // still maps that tuple to a connection the server holds in TIME_WAIT and so never
+        // answers (seen in the NAT lab behind `masquerade random`) — falls back to an ephemeral
+        // port within the same time budget. Being reachable through the NAT is worth one try,
+        // never the connection.
+        let first = timeout.min(LISTENER_CONNECT_TIMEOUT);
+        match tokio::time::timeout(first, connect_bound(local, remote)).await {
+            Ok(Ok(stream)) => {
+                stream.set_nodelay(true)?;
+                return Ok((stream, true));
             }
+            Ok(Err(e)) => {
+                tracing::debug!(%local, %remote, error = %e, "cannot connect from the listening port")
+            }
+            Err(_) => tracing::debug!(%local, %remote, "connect from the listening port timed out"),
         }
-        TcpStream::connect(remote).await.map(|s| (s, false))
-    };
-    let (stream, from_listener) = tokio::time::timeout(timeout, fut)
+    }
+    let stream = tokio::time::timeout_at(deadline, TcpStream::connect(remote))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
-    Ok((stream, from_listener))
+    Ok((stream, false))
+}
+
+/// How long a connect from the listening port may take before the ephemeral fallback.
+const LISTENER_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn connect_bound(local: SocketAddr, remote: SocketAddr) -> io::Result<TcpStream> {
+    let s = reusable_socket(local)?;
+    s.bind(local)?;
+    s.connect(remote).await
 }
 
 /// The address of the interface the system would use to reach `server` (no packet is sent:
