@@ -35,8 +35,7 @@ impl Transport {
             opener: Opener {
                 state,
                 nonce: 0,
-                stream: BytesMut::new(),
-                max_frame: MAX_FRAME,
+                frames: FrameSplitter::new(MAX_FRAME),
             },
         }
     }
@@ -153,14 +152,13 @@ pub struct Opener {
     state: Arc<snow::StatelessTransportState>,
     nonce: u64,
     /// Decrypted stream not yet split into frames.
-    stream: BytesMut,
-    max_frame: usize,
+    frames: FrameSplitter,
 }
 
 impl Opener {
     /// Lowers the largest frame accepted (never above MAX_FRAME).
     pub fn set_max_frame(&mut self, max: usize) {
-        self.max_frame = max.min(MAX_FRAME);
+        self.frames.set_max_frame(max);
     }
 
     /// Decrypts one record (its body, without the length prefix) into the frame stream.
@@ -170,19 +168,73 @@ impl Opener {
     /// [`FrameError::FrameTooLarge`] as soon as a frame header announces too many bytes.
     pub fn open_record(&mut self, record: &[u8]) -> Result<(), FrameError> {
         // Decrypts straight into the frame stream (no scratch buffer, see Sealer::flush).
-        let start = self.stream.len();
-        self.stream.resize(start + record.len(), 0);
+        let stream = &mut self.frames.stream;
+        let start = stream.len();
+        stream.resize(start + record.len(), 0);
         match self
             .state
-            .read_message(self.nonce, record, &mut self.stream[start..])
+            .read_message(self.nonce, record, &mut stream[start..])
         {
-            Ok(n) => self.stream.truncate(start + n),
+            Ok(n) => stream.truncate(start + n),
             Err(_) => {
-                self.stream.truncate(start);
+                stream.truncate(start);
                 return Err(FrameError::Decrypt);
             }
         }
         self.nonce += 1;
+        self.frames.check_header()
+    }
+
+    /// The next complete frame, if one has arrived.
+    ///
+    /// # Errors
+    /// [`FrameError::FrameTooLarge`].
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        self.frames.next_frame()
+    }
+
+    /// True if part of a frame has arrived but not all of it (EOF now means truncation).
+    pub fn has_partial_frame(&self) -> bool {
+        self.frames.has_partial_frame()
+    }
+}
+
+/// Splits the decrypted byte stream into frames: `u32` big-endian length, then that many
+/// bytes (SPEC.md §3.3). It holds no keys, so the one piece of parsing every connection runs
+/// on attacker-chosen lengths can be fuzzed and tested on its own.
+#[derive(Debug)]
+pub struct FrameSplitter {
+    stream: BytesMut,
+    max_frame: usize,
+}
+
+impl Default for FrameSplitter {
+    fn default() -> Self {
+        Self::new(MAX_FRAME)
+    }
+}
+
+impl FrameSplitter {
+    /// A splitter accepting frames of at most `max_frame` bytes (never above MAX_FRAME).
+    pub fn new(max_frame: usize) -> Self {
+        Self {
+            stream: BytesMut::new(),
+            max_frame: max_frame.min(MAX_FRAME),
+        }
+    }
+
+    /// Lowers the largest frame accepted (never above MAX_FRAME).
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.max_frame = max.min(MAX_FRAME);
+    }
+
+    /// Appends decrypted bytes.
+    ///
+    /// # Errors
+    /// [`FrameError::FrameTooLarge`] as soon as a frame header announces too many bytes, so a
+    /// peer can never make this side buffer more than one maximal frame.
+    pub fn push(&mut self, plaintext: &[u8]) -> Result<(), FrameError> {
+        self.stream.extend_from_slice(plaintext);
         self.check_header()
     }
 
@@ -229,6 +281,11 @@ impl Opener {
     /// True if part of a frame has arrived but not all of it (EOF now means truncation).
     pub fn has_partial_frame(&self) -> bool {
         !self.stream.is_empty()
+    }
+
+    /// Bytes buffered and not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.stream.len()
     }
 }
 

@@ -26,9 +26,9 @@ const WINDOWS_DEVICES: [&str; 22] = [
 /// (`:*?"<>|`) and the bidirectional formatting characters (which can disguise an extension)
 /// become `_`; leading dots are removed (never `.`, `..` or a hidden file); any `..` left
 /// inside becomes `_` (decisions.md: "reject/replace .."); trailing dots and spaces (which
-/// Windows drops) are removed; a name longer than [`MAX_SAFE_NAME`] bytes is shortened keeping
-/// an extension of at most 16 bytes; an empty result becomes [`FALLBACK_NAME`]; a Windows
-/// device name (`CON`, `com1.txt`, ...) gets a `_` prefix.
+/// Windows drops) are removed; a Windows device name (`CON`, `com1.txt`, ...) gets a `_`
+/// prefix; a name longer than [`MAX_SAFE_NAME`] bytes is shortened keeping an extension of
+/// at most 16 bytes; an empty result becomes [`FALLBACK_NAME`].
 pub fn sanitize_file_name(untrusted: &str) -> String {
     let mapped: String = untrusted
         .chars()
@@ -44,13 +44,8 @@ pub fn sanitize_file_name(untrusted: &str) -> String {
         name = name.replace("..", "_");
     }
     let mut name = name.trim_end_matches(['.', ' ']).to_owned();
-    if name.len() > MAX_SAFE_NAME {
-        name = truncate_keeping_extension(&name, MAX_SAFE_NAME);
-        name = name.trim_end_matches(['.', ' ']).to_owned();
-    }
-    if name.is_empty() {
-        name = FALLBACK_NAME.to_owned();
-    }
+    // The device prefix comes before shortening (SPEC.md §8.4 step 5), so the result never
+    // exceeds MAX_SAFE_NAME and a second pass changes nothing.
     let stem_upper = name
         .split('.')
         .next()
@@ -59,7 +54,49 @@ pub fn sanitize_file_name(untrusted: &str) -> String {
     if WINDOWS_DEVICES.contains(&stem_upper.as_str()) {
         name.insert(0, '_');
     }
+    if name.len() > MAX_SAFE_NAME {
+        // The cut can join a '.' at the end of the stem to the extension's '.': steps 3 and
+        // 4 again (SPEC.md §8.4 step 6; found by the fuzzer).
+        name = truncate_keeping_extension(&name, MAX_SAFE_NAME);
+        while name.contains("..") {
+            name = name.replace("..", "_");
+        }
+        name = name.trim_end_matches(['.', ' ']).to_owned();
+    }
+    if name.is_empty() {
+        name = FALLBACK_NAME.to_owned();
+    }
     name
+}
+
+/// Fuzzing and corpus-replay entry point: sanitises `data` (as UTF-8, lossily) and panics
+/// if the result breaks a promise of [`sanitize_file_name`]: one plain, non-empty path
+/// component of bounded length with none of the forbidden characters, not a device name, and
+/// unchanged by a second pass.
+#[doc(hidden)]
+pub fn check_sanitised(data: &[u8]) {
+    let input = String::from_utf8_lossy(data);
+    let name = sanitize_file_name(&input);
+    assert!(!name.is_empty());
+    assert!(name.len() <= MAX_SAFE_NAME, "{} bytes", name.len());
+    assert!(!name.starts_with('.') && !name.ends_with('.') && !name.ends_with(' '));
+    assert!(!name.contains(".."));
+    assert!(!name.chars().any(|c| c.is_control()
+        || matches!(c, '/' | '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*')
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')));
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    assert!(!WINDOWS_DEVICES.contains(&stem.as_str()));
+    let joined = Path::new("downloads").join(&name);
+    let mut parts = joined.components().skip(1).collect::<Vec<_>>();
+    assert!(
+        matches!(parts.pop(), Some(std::path::Component::Normal(_))) && parts.is_empty(),
+        "{name:?} is not one plain path component"
+    );
+    assert_eq!(sanitize_file_name(&name), name, "not idempotent");
 }
 
 /// Sanitises a userid for use as a folder name. Userids are already restricted by the
@@ -80,8 +117,12 @@ fn truncate_keeping_extension(name: &str, max: usize) -> String {
     if name.len() <= max {
         return name.to_owned();
     }
-    let (stem, ext) = split_extension(name);
-    let ext = if ext.len() > 16 { "" } else { ext };
+    // SPEC.md §8.4 step 6: an "extension" over 16 bytes is no extension, and then the rest
+    // is the whole name (it is shortened, not dropped).
+    let (stem, ext) = match split_extension(name) {
+        (_, ext) if ext.len() > 16 => (name, ""),
+        split => split,
+    };
     let mut end = max - ext.len();
     while !stem.is_char_boundary(end.min(stem.len())) {
         end -= 1;
@@ -144,6 +185,32 @@ pub fn finalize_part(part: &Path, dir: &Path, name: &str) -> std::io::Result<Pat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzzer (fuzz/corpus/file_name): a device name at the length limit grew
+    /// past MAX_SAFE_NAME when the prefix was added last, and a second pass shortened it.
+    #[test]
+    fn a_long_device_name_stays_within_the_limit_and_is_stable() {
+        let long = format!("COM9.{}", "x".repeat(300));
+        let once = sanitize_file_name(&long);
+        assert!(once.starts_with("_COM9."));
+        assert_eq!(once.len(), MAX_SAFE_NAME);
+        assert_eq!(sanitize_file_name(&once), once);
+        check_sanitised(long.as_bytes());
+    }
+
+    /// Found by the fuzzer: shortening joined the stem's final '.' to the extension.
+    #[test]
+    fn shortening_never_forms_a_double_dot() {
+        let name = format!("{}..txt", "a".repeat(300));
+        let safe = sanitize_file_name(&name);
+        assert!(!safe.contains(".."), "{safe}");
+        let name = format!("x.{}.{}", "\u{FFFD}".repeat(70), "y");
+        check_sanitised(name.as_bytes());
+        check_sanitised(&std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/corpus/file_name/crash-fba299c4963de96da0d671ade5dfe3d967cf9f8c"
+        )).unwrap_or_default());
+    }
 
     #[test]
     fn hostile_names_are_neutralised() {
