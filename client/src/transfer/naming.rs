@@ -206,10 +206,13 @@ mod tests {
         assert!(!safe.contains(".."), "{safe}");
         let name = format!("x.{}.{}", "\u{FFFD}".repeat(70), "y");
         check_sanitised(name.as_bytes());
-        check_sanitised(&std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../fuzz/corpus/file_name/crash-fba299c4963de96da0d671ade5dfe3d967cf9f8c"
-        )).unwrap_or_default());
+        check_sanitised(
+            &std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../fuzz/corpus/file_name/crash-fba299c4963de96da0d671ade5dfe3d967cf9f8c"
+            ))
+            .unwrap_or_default(),
+        );
     }
 
     #[test]
