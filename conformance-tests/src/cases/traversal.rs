@@ -173,6 +173,29 @@ fn invite_from(u: &str) -> impl Fn(&push::Body) -> bool + '_ {
     move |p| matches!(p, push::Body::RelayInvite(x) if x.userid == u)
 }
 
+/// `a` opens a relay to `b` (RelayOpen with an empty token, SPEC.md §7.7) and waits no answer.
+async fn open_relay(ctx: &Ctx, a: &User, b: &User) -> Result<RawSession, Verdict> {
+    let mut r = relay_conn(ctx, a.key).await?;
+    r.send_msg(&wire::ClientMessage {
+        request_id: 1,
+        body: Some(relay_open(&a.userid, &b.userid, &[])),
+    })
+    .await
+    .map_err(Verdict::Fail)?;
+    Ok(r)
+}
+
+/// The RelayInvite from `from` that `c` receives.
+async fn expect_invite(c: &mut Client, from: &str) -> Result<wire::RelayInvite, Verdict> {
+    let (_, p) = c
+        .expect_push("RelayInvite", PUSH_TIMEOUT, invite_from(from))
+        .await?;
+    match p {
+        push::Body::RelayInvite(inv) => Ok(inv),
+        _ => fail!("not a RelayInvite"),
+    }
+}
+
 /// `a` opens a relay to `b`, `b` joins: both relayed streams (opener's first).
 async fn relayed_link(
     ctx: &Ctx,
@@ -180,19 +203,8 @@ async fn relayed_link(
     b: &User,
     bc: &mut Client,
 ) -> Result<((TcpStream, BytesMut), (TcpStream, BytesMut)), Verdict> {
-    let mut ra = relay_conn(ctx, a.key).await?;
-    ra.send_msg(&wire::ClientMessage {
-        request_id: 1,
-        body: Some(relay_open(&a.userid, &b.userid, &[])),
-    })
-    .await
-    .map_err(Verdict::Fail)?;
-    let (_, p) = bc
-        .expect_push("RelayInvite", PUSH_TIMEOUT, invite_from(&a.userid))
-        .await?;
-    let push::Body::RelayInvite(inv) = p else {
-        fail!("not a RelayInvite");
-    };
+    let mut ra = open_relay(ctx, a, b).await?;
+    let inv = expect_invite(bc, &a.userid).await?;
     check!(
         inv.token.len() == 16,
         "RelayInvite.token is {} bytes, not 16",
@@ -667,19 +679,8 @@ async fn relay_bad_token(ctx: Ctx) -> CaseResult {
         "RelayOpen with an unknown token",
     )?;
     // A opens to B; C (also A's friend) presents B's token.
-    let mut ra = relay_conn(&ctx, a.key).await?;
-    ra.send_msg(&wire::ClientMessage {
-        request_id: 1,
-        body: Some(relay_open(&a.userid, &b.userid, &[])),
-    })
-    .await
-    .map_err(Verdict::Fail)?;
-    let (_, p) = bc
-        .expect_push("RelayInvite", PUSH_TIMEOUT, invite_from(&a.userid))
-        .await?;
-    let push::Body::RelayInvite(inv) = p else {
-        fail!("not a RelayInvite");
-    };
+    let _ra = open_relay(&ctx, &a, &b).await?;
+    let inv = expect_invite(&mut bc, &a.userid).await?;
     let (_s, r) = relay_answer(&ctx, c.key, &c.userid, &a.userid, &inv.token).await?;
     expect_code(
         &r,
@@ -693,14 +694,7 @@ async fn relay_links_per_user(ctx: Ctx) -> CaseResult {
     let (a, _ac, b, mut bc) = ctx.friends().await?;
     let mut held = Vec::new();
     for _ in 0..RELAY_LINKS_PER_USER {
-        let mut s = relay_conn(&ctx, a.key).await?;
-        s.send_msg(&wire::ClientMessage {
-            request_id: 1,
-            body: Some(relay_open(&a.userid, &b.userid, &[])),
-        })
-        .await
-        .map_err(Verdict::Fail)?;
-        held.push(s);
+        held.push(open_relay(&ctx, &a, &b).await?);
     }
     // Each waiting relay has been admitted once its invitation is out.
     for i in 0..RELAY_LINKS_PER_USER {
@@ -726,15 +720,8 @@ async fn relay_links_per_user(ctx: Ctx) -> CaseResult {
 
 async fn relay_join_timeout(ctx: Ctx) -> CaseResult {
     let (a, _ac, b, mut bc) = ctx.friends().await?;
-    let mut ra = relay_conn(&ctx, a.key).await?;
-    ra.send_msg(&wire::ClientMessage {
-        request_id: 1,
-        body: Some(relay_open(&a.userid, &b.userid, &[])),
-    })
-    .await
-    .map_err(Verdict::Fail)?;
-    bc.expect_push("RelayInvite", PUSH_TIMEOUT, invite_from(&a.userid))
-        .await?;
+    let mut ra = open_relay(&ctx, &a, &b).await?;
+    expect_invite(&mut bc, &a.userid).await?;
     let r = ra
         .wait_response(1, RELAY_JOIN_TIMEOUT + GRACE)
         .await
