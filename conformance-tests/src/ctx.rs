@@ -3,15 +3,15 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use peerchat_proto::wire::{self, response};
 use rand::Rng;
 
-use crate::case::Verdict;
 use crate::client::{describe, is, req, Client, ClientError};
 use crate::config::SuiteConfig;
 use crate::ident;
+use crate::verdict::Verdict;
 use crate::{check, fail, ok};
 
 /// How long a case waits for a push the spec says is sent "immediately".
@@ -115,6 +115,18 @@ impl Ctx {
         let mut u = User::random();
         self.register(&mut u).await?;
         Ok(u)
+    }
+
+    /// Takes a logged-in client offline and returns once the server has done so: Logout is
+    /// answered only after the session has ended and friends were told FriendOffline (SPEC.md
+    /// §5.6), so the next step sees the offline state. Waiting for that fact instead of sleeping
+    /// after a drop keeps the cases fast and free of timing races.
+    ///
+    /// # Errors
+    /// FAIL if the server does not answer LogoutOk.
+    pub async fn go_offline(&self, mut c: Client) -> Result<(), Verdict> {
+        ok!(c.request(req::logout()).await?, Logout, "Logout");
+        Ok(())
     }
 
     /// Logs `u` in with its password on a fresh connection with its key.
@@ -287,4 +299,65 @@ pub fn is_recovery_code(code: &str) -> bool {
                 && g.bytes()
                     .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
         })
+}
+
+/// A not-logged-in connection for a run of Registers that may take longer than the server's
+/// LOGIN_DEADLINE (SPEC.md §4.6: a connection that does not log in is closed after it). It
+/// replaces its connection when half the deadline has passed, so a slow server (argon2 under
+/// load) cannot turn a registration-limit case into a login-deadline failure.
+pub struct Registrar {
+    ctx: Ctx,
+    source: Option<IpAddr>,
+    conn: Option<(Client, Instant)>,
+}
+
+impl Registrar {
+    /// Registers from `source` (or the suite's default address).
+    pub fn new(ctx: &Ctx, source: Option<IpAddr>) -> Self {
+        Registrar {
+            ctx: ctx.clone(),
+            source,
+            conn: None,
+        }
+    }
+
+    async fn conn(&mut self) -> Result<&mut Client, ClientError> {
+        let deadline = self
+            .ctx
+            .cfg
+            .login_deadline
+            .unwrap_or(peerchat_proto::limits::LOGIN_DEADLINE);
+        let conn = match self.conn.take() {
+            Some((c, opened)) if opened.elapsed() < deadline / 2 => (c, opened),
+            _ => (
+                self.ctx
+                    .connect_from(ident::random_key(), self.source)
+                    .await?,
+                Instant::now(),
+            ),
+        };
+        Ok(&mut self.conn.insert(conn).0)
+    }
+
+    /// Sends one request on a connection young enough to outlive it.
+    ///
+    /// # Errors
+    /// As [`Client::request`].
+    pub async fn request(
+        &mut self,
+        body: wire::client_message::Body,
+    ) -> Result<response::Result, ClientError> {
+        self.conn().await?.request(body).await
+    }
+
+    /// As [`Client::request_patiently`].
+    ///
+    /// # Errors
+    /// As [`Client::request_patiently`].
+    pub async fn request_patiently(
+        &mut self,
+        body: wire::client_message::Body,
+    ) -> Result<response::Result, ClientError> {
+        self.conn().await?.request_patiently(body).await
+    }
 }

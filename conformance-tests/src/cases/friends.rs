@@ -9,7 +9,7 @@ use peerchat_proto::wire::{self, push, ErrorCode};
 use super::GRACE;
 use crate::case::{Case, CaseResult, Verdict};
 use crate::client::{describe_push, is, req, Client};
-use crate::ctx::{expect_code, Ctx, User, PUSH_TIMEOUT, QUIET_WINDOW};
+use crate::ctx::{expect_code, Ctx, Registrar, User, PUSH_TIMEOUT, QUIET_WINDOW};
 use crate::ident;
 use crate::{check, fail, ok, skip};
 
@@ -214,8 +214,7 @@ async fn request_offline(ctx: Ctx) -> CaseResult {
         info.expires_at_unix_ms > info.created_at_unix_ms,
         "expires_at not after created_at"
     );
-    drop(ac);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    ctx.go_offline(ac).await?;
     let (_, al) = relogin(&ctx, &a).await?;
     check!(
         al.outgoing_requests.len() == 1 && al.outgoing_requests[0].userid == b.userid,
@@ -336,8 +335,7 @@ async fn request_crossing_offline(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut bc, &a.userid).await?;
-    drop(bc);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctx.go_offline(bc).await?;
     let ok = send_ok(&mut ac, &b.userid).await?;
     let f = ok
         .friend
@@ -378,7 +376,7 @@ async fn request_limit(ctx: Ctx) -> CaseResult {
     for part in 0..4 {
         let ctx = ctx.clone();
         handles.push(tokio::spawn(async move {
-            let mut c = ctx.connect(ident::random_key()).await?;
+            let mut c = Registrar::new(&ctx, ctx.source());
             let mut names = Vec::new();
             for _ in (part..n).step_by(4) {
                 let u = User::random();
@@ -456,8 +454,8 @@ async fn accept_ok(ctx: Ctx) -> CaseResult {
 
 async fn accept_snapshots(ctx: Ctx) -> CaseResult {
     let (a, ac, b, bc) = ctx.friends().await?;
-    drop((ac, bc));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    ctx.go_offline(ac).await?;
+    ctx.go_offline(bc).await?;
     let (_, al) = relogin(&ctx, &a).await?;
     check!(
         al.friends.iter().any(|f| f.userid == b.userid),
@@ -528,8 +526,7 @@ async fn accept_offline(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut ac, &b.userid).await?;
-    drop(ac);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctx.go_offline(ac).await?;
     let acc = ok!(
         bc.request(req::accept(&a.userid)).await?,
         AcceptFriendRequest,
@@ -586,8 +583,7 @@ async fn refuse_offline(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut ac, &b.userid).await?;
-    drop(ac);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctx.go_offline(ac).await?;
     ok!(
         bc.request(req::refuse(&a.userid)).await?,
         RefuseFriendRequest,
@@ -634,8 +630,8 @@ async fn unfriend_ok(ctx: Ctx) -> CaseResult {
         .await?;
     let r = ac.request(req::unfriend(&b.userid)).await?;
     expect_code(&r, ErrorCode::NotFriends, "second Unfriend")?;
-    drop((ac, bc));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    ctx.go_offline(ac).await?;
+    ctx.go_offline(bc).await?;
     let (_, al) = relogin(&ctx, &a).await?;
     check!(al.friends.is_empty(), "A's LoginOk still lists friends");
     Ok("Unfriended pushed; friendship gone".into())
@@ -655,8 +651,7 @@ async fn unfriend_err(ctx: Ctx, unknown: bool) -> CaseResult {
 
 async fn unfriend_offline(ctx: Ctx) -> CaseResult {
     let (a, mut ac, b, bc) = ctx.friends().await?;
-    drop(bc);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctx.go_offline(bc).await?;
     ok!(
         ac.request(req::unfriend(&b.userid)).await?,
         Unfriend,
@@ -697,8 +692,7 @@ async fn notice_order(ctx: Ctx) -> CaseResult {
     let (c, mut cc) = ctx.online_user().await?;
     send_ok(&mut ac, &b.userid).await?;
     send_ok(&mut ac, &c.userid).await?;
-    drop(ac);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctx.go_offline(ac).await?;
     ok!(
         bc.request(req::accept(&a.userid)).await?,
         AcceptFriendRequest,
@@ -736,8 +730,7 @@ async fn notice_redelivered(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut ac, &b.userid).await?;
-    drop(ac);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctx.go_offline(ac).await?;
     ok!(
         bc.request(req::refuse(&a.userid)).await?,
         RefuseFriendRequest,
@@ -792,8 +785,7 @@ async fn notice_discarded(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut ac, &b.userid).await?;
-    drop(ac);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctx.go_offline(ac).await?;
     ok!(
         bc.request(req::accept(&a.userid)).await?,
         AcceptFriendRequest,
@@ -820,8 +812,7 @@ async fn snapshot_sorted(ctx: Ctx) -> CaseResult {
         let (f, mut fc) = ctx.online_user().await?;
         ctx.befriend(&a, &mut ac, &f, &mut fc).await?;
     }
-    drop(ac);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    ctx.go_offline(ac).await?;
     let (_, l) = relogin(&ctx, &a).await?;
     let names: Vec<String> = l.friends.iter().map(|f| f.userid.clone()).collect();
     let mut sorted = names.clone();
@@ -926,7 +917,7 @@ async fn expiry_offline(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let b = ctx.new_user().await?;
     send_ok(&mut ac, &b.userid).await?;
-    drop(ac);
+    ctx.go_offline(ac).await?;
     tokio::time::sleep(ttl + Duration::from_secs(1) + Duration::from_millis(500)).await;
     let (_, bl) = relogin(&ctx, &b).await?;
     check!(
@@ -994,8 +985,7 @@ async fn notice_current_presence(ctx: Ctx) -> CaseResult {
     let (a, mut ac) = ctx.online_user().await?;
     let (b, mut bc) = ctx.online_user().await?;
     send_ok(&mut ac, &b.userid).await?;
-    drop(ac);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctx.go_offline(ac).await?;
     ok!(
         bc.request(req::accept(&a.userid)).await?,
         AcceptFriendRequest,

@@ -217,8 +217,7 @@ async fn snapshot_presence(ctx: Ctx) -> CaseResult {
         "SetPeerEndpoint"
     );
     drop(offc);
-    drop(ac);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctx.go_offline(ac).await?;
     let (_, l) = ctx.login(&a).await?;
     let fon = l
         .friends
@@ -518,8 +517,8 @@ async fn key_changed_online(ctx: Ctx) -> CaseResult {
 
 async fn key_changed_offline(ctx: Ctx) -> CaseResult {
     let (a, ac, f, fc) = ctx.friends().await?;
-    drop((ac, fc));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctx.go_offline(ac).await?;
+    ctx.go_offline(fc).await?;
     let new_key = ident::other_key(a.key);
     let (c, _) = ctx.login_with(&a, new_key, None).await?;
     drop(c);
