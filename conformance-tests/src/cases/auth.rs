@@ -8,7 +8,7 @@ use peerchat_proto::wire::{self, ErrorCode};
 
 use crate::case::{Case, CaseResult, Verdict};
 use crate::client::{describe, req, Client};
-use crate::ctx::{expect_code, is_recovery_code, Ctx, User};
+use crate::ctx::{expect_code, is_recovery_code, Ctx, Registrar, User};
 use crate::ident;
 use crate::{check, fail, ok, skip};
 
@@ -826,15 +826,14 @@ async fn register_rate(ctx: Ctx, until_limited: bool) -> CaseResult {
     let Some(source) = ctx.source() else {
         skip!("needs a loopback server: the case uses a source address of its own so that its registrations cannot limit other cases");
     };
-    let mut conns = Vec::new();
-    for _ in 0..3 {
-        conns.push(ctx.connect_from(ident::random_key(), Some(source)).await?);
-    }
+    // Three connections, so that the per-connection REQUEST_BURST is not what limits; each
+    // registrar renews its connection, since Registers may outlast LOGIN_DEADLINE on a slow
+    // server.
+    let mut regs: Vec<Registrar> = (0..3).map(|_| Registrar::new(&ctx, Some(source))).collect();
     let max = if until_limited { 200 } else { 60 };
     for i in 0..max {
         let userid = ident::userid();
-        let c = &mut conns[i % 3];
-        let r = c
+        let r = regs[i % 3]
             .request(req::register(
                 &userid,
                 &format!("{userid}@example.test"),
