@@ -38,17 +38,7 @@ pub enum Schedule {
     Last,
 }
 
-/// Why a case did not pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// The server departs from the spec (or did not answer in time).
-    Fail(String),
-    /// The case cannot run against this server configuration (say which flag enables it).
-    Skip(String),
-}
-
-/// What a case body returns: `Ok(reason)` for PASS.
-pub type CaseResult = Result<String, Verdict>;
+pub use crate::verdict::{CaseResult, Verdict};
 
 /// A boxed case body.
 pub type CaseFuture = Pin<Box<dyn Future<Output = CaseResult> + Send>>;
@@ -133,24 +123,6 @@ impl Case {
         self.schedule = Schedule::Last;
         self
     }
-}
-
-/// Returns `Err(Verdict::Fail(..))` from the enclosing case with a formatted reason.
-#[macro_export]
-macro_rules! fail {
-    ($($t:tt)*) => { return Err($crate::case::Verdict::Fail(format!($($t)*))) };
-}
-
-/// Returns `Err(Verdict::Skip(..))` from the enclosing case with a formatted reason.
-#[macro_export]
-macro_rules! skip {
-    ($($t:tt)*) => { return Err($crate::case::Verdict::Skip(format!($($t)*))) };
-}
-
-/// Fails the enclosing case unless `cond` holds.
-#[macro_export]
-macro_rules! check {
-    ($cond:expr, $($t:tt)*) => { if !$cond { $crate::fail!($($t)*) } };
 }
 
 /// Unwraps one success variant of a `response::Result`, failing the case otherwise.

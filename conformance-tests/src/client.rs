@@ -22,9 +22,9 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::case::Verdict;
 use crate::config::SuiteConfig;
 use crate::ident;
+use crate::verdict::Verdict;
 
 /// How long a request waits for its response before the case fails.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);

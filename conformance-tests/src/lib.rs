@@ -5,6 +5,7 @@
 //! and reports case by case, keyed to SPEC.md sections, where the server departs from the
 //! spec.
 //!
+//! - [`verdict`]: why a case did not pass (FAIL / SKIP) and the macros that return it.
 //! - [`case`]: what a case is (id, section, level, description, covered names).
 //! - [`cases`]: the registry of every case, one module per SPEC.md area.
 //! - [`client`]: a small test client over the proto crate's Noise channel.
@@ -23,6 +24,7 @@ pub mod ident;
 pub mod raw;
 pub mod report;
 pub mod runner;
+pub mod verdict;
 
 pub use case::{Case, Level, Verdict};
 pub use config::SuiteConfig;
