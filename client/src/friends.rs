@@ -14,8 +14,8 @@ use peerchat_proto::message::{Candidate, FriendInfo, PendingRequest};
 use peerchat_proto::IdentityKey;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file::write_atomically;
 use crate::events::{FriendView, RequestView};
-use crate::profile::write_atomically;
 
 /// One friend as last known.
 #[derive(Debug, Clone, PartialEq, Eq)]

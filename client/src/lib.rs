@@ -13,6 +13,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
 
+pub mod atomic_file;
 pub mod backoff;
 pub mod chat;
 pub mod cli;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use peerchat_proto::Fingerprint;
 
-use crate::profile::write_atomically;
+use crate::atomic_file::write_atomically;
 
 /// The outcome of a successful check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::atomic_file::write_atomically;
+
 use peerchat_proto::limits::RSA_DEFAULT_BITS;
 use peerchat_proto::IdentityKeyPair;
 
@@ -159,24 +161,6 @@ fn restrict_file(path: &Path) {
     }
     #[cfg(not(unix))]
     let _ = path;
-}
-
-/// Writes a file atomically: a temporary file in the same folder, then a rename, so a
-/// crash never leaves half a file behind.
-///
-/// # Errors
-/// I/O errors.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
