@@ -46,27 +46,38 @@ pub fn sanitize_file_name(untrusted: &str) -> String {
     let mut name = name.trim_end_matches(['.', ' ']).to_owned();
     // The device prefix comes before shortening (SPEC.md §8.4 step 5), so the result never
     // exceeds MAX_SAFE_NAME and a second pass changes nothing.
-    let stem_upper = name
-        .split('.')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    if WINDOWS_DEVICES.contains(&stem_upper.as_str()) {
-        name.insert(0, '_');
-    }
+    prefix_device_name(&mut name);
     if name.len() > MAX_SAFE_NAME {
-        // The cut can join a '.' at the end of the stem to the extension's '.': steps 3 and
-        // 4 again (SPEC.md §8.4 step 6; found by the fuzzer).
+        // The cut can join a '.' at the end of the stem to the extension's '.', and trimming
+        // the new end can eat back through dots and spaces to a bare device name
+        // (`LPT6` + spaces + `. .` + ...): steps 3, 4 and 5 again (SPEC.md §8.4 step 6; both
+        // found by the fuzzer). A prefix added here lands on a name of at most 4 bytes.
         name = truncate_keeping_extension(&name, MAX_SAFE_NAME);
         while name.contains("..") {
             name = name.replace("..", "_");
         }
         name = name.trim_end_matches(['.', ' ']).to_owned();
+        prefix_device_name(&mut name);
     }
     if name.is_empty() {
         name = FALLBACK_NAME.to_owned();
     }
     name
+}
+
+/// True if `name` would address a Windows device: the part before its first `.`, without
+/// trailing spaces (which Windows ignores there), is `CON`, `COM1`, ... in any case.
+fn is_device_name(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or_default();
+    let stem = stem.trim_end_matches(' ').to_ascii_uppercase();
+    WINDOWS_DEVICES.contains(&stem.as_str())
+}
+
+/// SPEC.md §8.4 step 5: a device name gets a `_` prefix.
+fn prefix_device_name(name: &mut String) {
+    if is_device_name(name) {
+        name.insert(0, '_');
+    }
 }
 
 /// Fuzzing and corpus-replay entry point: sanitises `data` (as UTF-8, lossily) and panics
@@ -84,12 +95,7 @@ pub fn check_sanitised(data: &[u8]) {
     assert!(!name.chars().any(|c| c.is_control()
         || matches!(c, '/' | '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*')
         || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')));
-    let stem = name
-        .split('.')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    assert!(!WINDOWS_DEVICES.contains(&stem.as_str()));
+    assert!(!is_device_name(&name), "{name:?} is a device name");
     let joined = Path::new("downloads").join(&name);
     let mut parts = joined.components().skip(1).collect::<Vec<_>>();
     assert!(
@@ -188,6 +194,17 @@ mod tests {
 
     /// Found by the fuzzer (fuzz/corpus/file_name): a device name at the length limit grew
     /// past MAX_SAFE_NAME when the prefix was added last, and a second pass shortened it.
+    #[test]
+    fn trimming_after_the_cut_cannot_uncover_a_device_name() {
+        // Found by the fuzzer: the cut leaves `LPT6` + spaces + `. .`, and trimming trailing
+        // dots and spaces then leaves the bare device name.
+        let name = format!("LPT6{}. .{}+. ", " ".repeat(67), " ".repeat(160));
+        assert_eq!(sanitize_file_name(&name), "_LPT6");
+        check_sanitised(name.as_bytes());
+        assert_eq!(sanitize_file_name("nul .txt"), "_nul .txt");
+        check_sanitised(b"nul .txt");
+    }
+
     #[test]
     fn a_long_device_name_stays_within_the_limit_and_is_stable() {
         let long = format!("COM9.{}", "x".repeat(300));
