@@ -930,6 +930,10 @@ impl Core {
                         friend,
                         message_id: id,
                     });
+                    // The window has room again (SPEC.md §7.9 rule 2).
+                    for frame in self.outbox.next_to_send(k) {
+                        self.send_to(k, PeerFrame::Chat(frame));
+                    }
                 }
             }
             PeerFrame::Typing(active_now) => {
