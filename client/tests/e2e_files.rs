@@ -174,7 +174,7 @@ async fn large_offers_wait_for_the_users_decision() {
     let addr = server.local_addr.to_string();
     let mut alice = client(&addr, tmp.path(), "alice", 0).await;
     let mut bob = client_with(&addr, tmp.path(), "bob", 1, |c| {
-        c.auto_accept_max = Some(10)
+        c.auto_accept = peerchat_client::AutoAccept::UpTo(10)
     })
     .await;
     register_login(&mut alice).await;
