@@ -125,6 +125,8 @@ pub struct PeerLink {
     /// Bulk queue for file chunks (bounded: the pump waits when the socket is slow).
     pub bulk: mpsc::Sender<wire::PeerMessage>,
     stop: CancellationToken,
+    /// Why we closed it, for the Down event.
+    why: Arc<Mutex<Option<String>>>,
 }
 
 impl PeerLink {
@@ -132,47 +134,45 @@ impl PeerLink {
     /// [`PEER_SEND_BUDGET`] is not queued: the friend does not read what we send, and the
     /// connection is closed with SLOW_CONSUMER instead (SPEC.md §7.9 rule 1).
     pub fn send(&self, frame: peerchat_proto::message::PeerFrame) {
-        queue(&self.ctl, &self.budget, &self.stop, frame.into());
+        if self.stop.is_cancelled() {
+            return;
+        }
+        let msg = wire::PeerMessage::from(frame);
+        let cost = frame_cost(msg.encoded_len());
+        if self.budget.try_reserve(cost) {
+            let _ = self.ctl.send((msg, cost));
+        } else {
+            tracing::warn!(
+                queued = self.budget.queued(),
+                "peer does not read what we send; closing as a slow consumer"
+            );
+            self.close(
+                CloseReason::SlowConsumer,
+                "slow consumer: the friend does not read, the send budget is full",
+            );
+        }
     }
 
     /// Sends Close{reason} and ends the connection.
     pub fn close(&self, reason: CloseReason, message: &str) {
+        if let Ok(mut why) = self.why.lock() {
+            why.get_or_insert_with(|| format!("closed locally: {message}"));
+        }
         let _ = self.ctl.send((close(reason, message), 0));
         self.stop.cancel();
+    }
+
+    fn close_reason(&self) -> String {
+        self.why
+            .lock()
+            .ok()
+            .and_then(|w| w.clone())
+            .unwrap_or_else(|| "closed locally".into())
     }
 
     /// Bytes queued on this connection and not yet written.
     pub fn queued_bytes(&self) -> usize {
         self.budget.queued()
-    }
-}
-
-/// Queues `msg` within `budget`, or closes the connection as a slow consumer.
-fn queue(
-    ctl: &mpsc::UnboundedSender<Queued>,
-    budget: &SendBudget,
-    stop: &CancellationToken,
-    msg: wire::PeerMessage,
-) {
-    if stop.is_cancelled() {
-        return;
-    }
-    let cost = frame_cost(msg.encoded_len());
-    if budget.try_reserve(cost) {
-        let _ = ctl.send((msg, cost));
-    } else {
-        tracing::warn!(
-            queued = budget.queued(),
-            "peer does not read what we send; closing as a slow consumer"
-        );
-        let _ = ctl.send((
-            close(
-                CloseReason::SlowConsumer,
-                "you did not read: the send budget is full",
-            ),
-            0,
-        ));
-        stop.cancel();
     }
 }
 
@@ -503,6 +503,7 @@ where
         budget,
         bulk: bulk_tx,
         stop: stop.clone(),
+        why: Arc::default(),
     };
     tracing::debug!(%addr, %friend, ?conn, "peer connection up");
     let link_for_reader = link.clone();
@@ -536,7 +537,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            () = stop.cancelled() => return "closed locally".into(),
+            () = stop.cancelled() => return link.close_reason(),
             r = reader.recv::<wire::PeerMessage>() => {
                 last = Instant::now();
                 pinged = false;
