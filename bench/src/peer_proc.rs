@@ -14,9 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use peerchat_client::{
-    AutoAccept, Client, ClientConfig, Direction, Event, EventStream, MessageId,
-};
+use peerchat_client::{AutoAccept, Client, ClientConfig, Direction, Event, EventStream, MessageId};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::child::ChildProc;

@@ -19,6 +19,7 @@ use crate::backoff::Backoff;
 use crate::chat::inbox::Inbox;
 use crate::chat::outbox::Outbox;
 use crate::chat::typing::TypingTracker;
+use crate::client::AutoAccept;
 use crate::error::ClientError;
 use crate::events::{Event, FriendView, RequestView};
 use crate::friends::{key, FriendBook};
@@ -33,7 +34,6 @@ use crate::peer::traversal::{
 use crate::peer::{ConnId, PeerEvent, PeerLink};
 use crate::profile::Profile;
 use crate::server_session::{ServerEvent, ServerHandle};
-use crate::client::AutoAccept;
 use crate::transfer::disk::{
     create_part, free_space, spawn_pump, spawn_writer, DiskEvent, PumpHandle, PumpJob,
     WriteFailure, WriteJob, WriterHandle,
@@ -1170,8 +1170,10 @@ impl Core {
                 // Resume after a restart: the .part file holds what arrived before, or the
                 // file was finished just before the restart (SPEC.md §8.3 rule 8).
                 let held = held_on_disk(&r.path, r.size);
-                self.incoming
-                    .insert(tkey, Incoming::new(FileReceiver::new(offer), r.name.clone()));
+                self.incoming.insert(
+                    tkey,
+                    Incoming::new(FileReceiver::new(offer), r.name.clone()),
+                );
                 self.start_receiving(k, id, Some((r.path, held))).await;
             }
             _ => {
@@ -1222,7 +1224,9 @@ impl Core {
         if in_flight >= MAX_OFFERS_IN_FLIGHT {
             return Some((
                 FileCancelReason::TooManyOffers,
-                format!("{in_flight} of your files are still unfinished here; offer it again later"),
+                format!(
+                    "{in_flight} of your files are still unfinished here; offer it again later"
+                ),
             ));
         }
         let free = free_space(self.profile.downloads());

@@ -106,7 +106,10 @@ impl KnownServers {
             let fp: Fingerprint = fp
                 .parse()
                 .map_err(|e| damaged(format!("not a fingerprint: {e}")))?;
-            if pins.insert(addr.to_owned(), fp).is_some_and(|old| old != fp) {
+            if pins
+                .insert(addr.to_owned(), fp)
+                .is_some_and(|old| old != fp)
+            {
                 return Err(damaged(format!("a second, different pin for {addr}")));
             }
         }
@@ -249,7 +252,11 @@ mod tests {
                 Err(e @ PinError::Damaged { line: l, .. }) => {
                     assert_eq!(l, line, "{text:?}");
                     let words = e.to_string();
-                    assert!(words.contains("/p/known_servers") && words.contains(&format!("line {line}")), "{words}");
+                    assert!(
+                        words.contains("/p/known_servers")
+                            && words.contains(&format!("line {line}")),
+                        "{words}"
+                    );
                 }
                 other => panic!("{text:?} gave {other:?}"),
             }

@@ -83,8 +83,7 @@ async fn flood(
             chan.writer.queue(&frame(i)).unwrap();
             i += 1;
         }
-        let flushed =
-            tokio::time::timeout(Duration::from_secs(60), chan.writer.flush()).await;
+        let flushed = tokio::time::timeout(Duration::from_secs(60), chan.writer.flush()).await;
         match flushed {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Some(i),
@@ -115,9 +114,11 @@ async fn drain_to_end(chan: &mut Channel<TcpStream>) -> Option<wire::CloseReason
 
 async fn mallory_is_dropped(alice: &mut TestClient, why: &str) -> String {
     let ev = alice
-        .wait_for(60, "mallory's link closed", |e| {
-            matches!(e, Event::PeerDisconnected { friend, .. } if friend == "mallory")
-        })
+        .wait_for(
+            60,
+            "mallory's link closed",
+            |e| matches!(e, Event::PeerDisconnected { friend, .. } if friend == "mallory"),
+        )
         .await;
     let Event::PeerDisconnected { reason, .. } = ev else {
         unreachable!()
@@ -138,7 +139,10 @@ async fn a_ping_flood_that_is_never_read_is_closed_and_others_are_still_served()
         PeerFrame::Ping(u64::from(i)).into()
     })
     .await;
-    assert!(written.is_some(), "alice closed the link before 2 000 000 Pings");
+    assert!(
+        written.is_some(),
+        "alice closed the link before 2 000 000 Pings"
+    );
     mallory_is_dropped(&mut alice, "Ping flood").await;
     // Whatever alice managed to send before closing ends the stream (Close or reset).
     let _ = drain_to_end(&mut chan).await;

@@ -20,9 +20,9 @@ use peerchat_proto::message::ConnectPeerOk;
 use peerchat_proto::message::PeerFrame;
 use peerchat_proto::wire::{self, peer_message::Body, ChannelKind, CloseReason};
 use peerchat_proto::{Channel, ChannelReader, ChannelWriter, LocalIdentity, Role};
+use prost::Message as _;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use prost::Message as _;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 

@@ -510,8 +510,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_file_finished_before_a_crash_is_recognised_not_fetched_again(
-    ) -> std::io::Result<()> {
+    async fn a_file_finished_before_a_crash_is_recognised_not_fetched_again() -> std::io::Result<()>
+    {
         let dir = tempfile::tempdir()?;
         // The crash came after the rename: no .part, the final file is complete.
         std::fs::write(dir.path().join("f.bin"), b"payload")?;

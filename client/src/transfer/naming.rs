@@ -378,8 +378,21 @@ mod tests {
     #[test]
     fn folder_names_are_injective() {
         let users = [
-            "alice", "alice.", "alice..", "alice_", "a..b", "a_b", "a.b", "con", "_con", "CON",
-            "con.x", "Alice", "bob-smith", "lpt1", "nul.",
+            "alice",
+            "alice.",
+            "alice..",
+            "alice_",
+            "a..b",
+            "a_b",
+            "a.b",
+            "con",
+            "_con",
+            "CON",
+            "con.x",
+            "Alice",
+            "bob-smith",
+            "lpt1",
+            "nul.",
         ];
         let mut seen = std::collections::HashMap::new();
         for u in users {
@@ -393,7 +406,10 @@ mod tests {
             // Case variants of one userid are one account; everything else must differ,
             // also on a case-insensitive file system.
             if let Some(other) = seen.insert(dir.to_lowercase(), u) {
-                assert!(other.eq_ignore_ascii_case(u), "{other:?} and {u:?} share {dir:?}");
+                assert!(
+                    other.eq_ignore_ascii_case(u),
+                    "{other:?} and {u:?} share {dir:?}"
+                );
             }
         }
         assert_eq!(sanitize_folder_name("alice"), "alice");
@@ -445,7 +461,10 @@ mod tests {
         ensure_real_dir(&downloads.join("bob"))?;
         ensure_real_dir(&downloads.join("bob"))?;
         std::os::unix::fs::symlink(root.path().join("nowhere"), downloads.join("bob/x.txt"))?;
-        assert!(occupied(&downloads.join("bob/x.txt")), "a dangling link is taken");
+        assert!(
+            occupied(&downloads.join("bob/x.txt")),
+            "a dangling link is taken"
+        );
         assert_eq!(
             free_destination(&downloads.join("bob"), "x.txt", occupied),
             Some(downloads.join("bob/x (1).txt"))
