@@ -42,7 +42,9 @@ use crate::transfer::naming::{
     ensure_real_dir, final_for_part, free_destination, occupied, part_path, sanitize_file_name,
     sanitize_folder_name,
 };
-use crate::transfer::receiver::{ChunkOutcome, FileReceiver, ReceiverState};
+use crate::transfer::receiver::{
+    is_silent, refuse_offer, ChunkOutcome, FileReceiver, ReceiverState,
+};
 use crate::transfer::sender::{AcceptStep, FileSender};
 use crate::transfer::{reason_name, Direction};
 
@@ -1221,25 +1223,18 @@ impl Core {
     /// Why a new offer of `size` bytes from `k` is refused, if it is (SPEC.md §8.3 rule 3).
     fn refuse_offer(&self, k: &str, size: u64) -> Option<(FileCancelReason, String)> {
         let in_flight = self.incoming.keys().filter(|(f, _)| f == k).count();
-        if in_flight >= MAX_OFFERS_IN_FLIGHT {
-            return Some((
-                FileCancelReason::TooManyOffers,
-                format!(
-                    "{in_flight} of your files are still unfinished here; offer it again later"
-                ),
-            ));
-        }
         let free = free_space(self.profile.downloads());
-        if free.is_some_and(|free| size > free) || size == u64::MAX {
-            return Some((
-                FileCancelReason::TooLarge,
-                format!(
-                    "{size} bytes do not fit: {} bytes free",
-                    free.unwrap_or_default()
-                ),
-            ));
-        }
-        None
+        let reason = refuse_offer(in_flight, size, free)?;
+        let why = match reason {
+            FileCancelReason::TooManyOffers => {
+                format!("{in_flight} of your files are still unfinished here; offer it again later")
+            }
+            _ => format!(
+                "{size} bytes do not fit: {} bytes free",
+                free.unwrap_or_default()
+            ),
+        };
+        Some((reason, why))
     }
 
     /// Accepts an incoming transfer: a fresh, empty `.part` file, or `resume` = (part, bytes
@@ -1310,8 +1305,12 @@ impl Core {
                     && t.conn.is_some()
                     && t.conn == self.registry.active(k)
                     && t.accepted_at.is_some_and(|at| {
-                        let last = self.last_chunk.get(k).map_or(at, |c| (*c).max(at));
-                        now.saturating_duration_since(last) >= self.offer_data_timeout
+                        is_silent(
+                            now,
+                            at,
+                            self.last_chunk.get(k).copied(),
+                            self.offer_data_timeout,
+                        )
                     })
             })
             .map(|(key, _)| key.clone())
