@@ -143,6 +143,7 @@ async fn a_ping_flood_that_is_never_read_is_closed_and_others_are_still_served()
         written.is_some(),
         "alice closed the link before 2 000 000 Pings"
     );
+    eprintln!("mallory wrote {written:?} Pings before alice closed the link");
     mallory_is_dropped(&mut alice, "Ping flood").await;
     // Whatever alice managed to send before closing ends the stream (Close or reset).
     let _ = drain_to_end(&mut chan).await;
@@ -168,8 +169,14 @@ async fn a_friend_that_never_reads_its_answers_is_closed_as_a_slow_consumer() {
 
     // The first MAX_OFFERS_IN_FLIGHT wait for alice's decision; every later one is answered
     // with a FileCancel that mallory never reads.
+    let rss_before = rss_kib();
     let written = flood(&mut chan, 5_000_000, |i| offer(i, 10)).await;
     assert!(written.is_some(), "alice closed the link");
+    eprintln!(
+        "mallory wrote {written:?} offers before alice closed the link; \
+         this process's RSS went from {rss_before:?} to {:?} KiB",
+        rss_kib()
+    );
     mallory_is_dropped(&mut alice, "slow consumer").await;
 
     chat(&mut bob, &mut alice, "still there?").await;
@@ -276,4 +283,17 @@ async fn next_cancel(chan: &mut Channel<TcpStream>) -> ([u8; 16], FileCancelReas
             return (id, reason);
         }
     }
+}
+
+/// This test process's resident memory (alice, bob and mallory together), for the log.
+fn rss_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
