@@ -35,11 +35,11 @@ use crate::peer::{ConnId, PeerEvent, PeerLink};
 use crate::profile::Profile;
 use crate::server_session::{ServerEvent, ServerHandle};
 use crate::transfer::disk::{
-    create_part, free_space, spawn_pump, spawn_writer, DiskEvent, PumpHandle, PumpJob,
-    WriteFailure, WriteJob, WriterHandle,
+    create_part, free_space, held_on_disk, spawn_pump, spawn_writer, DiskEvent, PumpHandle,
+    PumpJob, WriteFailure, WriteJob, WriterHandle,
 };
 use crate::transfer::naming::{
-    ensure_real_dir, final_for_part, free_destination, occupied, part_path, sanitize_file_name,
+    ensure_real_dir, free_destination, occupied, part_path, sanitize_file_name,
     sanitize_folder_name,
 };
 use crate::transfer::receiver::{
@@ -1939,20 +1939,6 @@ fn new_part(dir: &Path, name: &str) -> Result<PathBuf, String> {
         }
     }
     Err("no free file name".into())
-}
-
-/// The bytes a resumed transfer already holds: the `.part` file's length, or the whole size
-/// when the `.part` is gone and its final file is there with the right length (finished just
-/// before a restart; the writer checks its hash, SPEC.md §8.3 rule 8). A link is not ours.
-fn held_on_disk(part: &Path, size: u64) -> u64 {
-    match std::fs::symlink_metadata(part) {
-        Ok(m) if m.file_type().is_file() => m.len(),
-        Ok(_) => 0,
-        Err(_) => final_for_part(part)
-            .and_then(|f| std::fs::symlink_metadata(f).ok())
-            .filter(|m| m.file_type().is_file() && m.len() == size)
-            .map_or(0, |_| size),
-    }
 }
 
 fn write_job(

@@ -403,6 +403,21 @@ pub fn free_space(path: &Path) -> Option<u64> {
     }
 }
 
+/// The bytes a resumed transfer already holds: the `.part` file's length, or the whole size
+/// when the `.part` is gone and its final file is there with the right length (finished just
+/// before a restart; the writer checks its hash, SPEC.md §8.3 rule 8). A link is not ours:
+/// 0, and the writer refuses to open it.
+pub fn held_on_disk(part: &Path, size: u64) -> u64 {
+    match std::fs::symlink_metadata(part) {
+        Ok(m) if m.file_type().is_file() => m.len(),
+        Ok(_) => 0,
+        Err(_) => final_for_part(part)
+            .and_then(|f| std::fs::symlink_metadata(f).ok())
+            .filter(|m| m.file_type().is_file() && m.len() == size)
+            .map_or(0, |_| size),
+    }
+}
+
 /// SHA-256 and length of a whole file, streamed (for the offer).
 ///
 /// # Errors
@@ -507,6 +522,24 @@ mod tests {
         if cfg!(unix) {
             assert!(free.is_some_and(|f| f < u64::MAX));
         }
+    }
+
+    #[test]
+    fn held_bytes_after_a_restart() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let part = dir.path().join("f.bin.part");
+        assert_eq!(held_on_disk(&part, 7), 0, "nothing there: from the start");
+        std::fs::write(&part, b"pay")?;
+        assert_eq!(held_on_disk(&part, 7), 3, "the .part's length");
+        std::fs::remove_file(&part)?;
+        std::fs::write(dir.path().join("f.bin"), b"payload")?;
+        assert_eq!(held_on_disk(&part, 7), 7, "finished before the crash");
+        assert_eq!(
+            held_on_disk(&part, 8),
+            0,
+            "a final file of another size is not ours"
+        );
+        Ok(())
     }
 
     #[tokio::test]
