@@ -118,6 +118,26 @@ pub const PEER_RETRY_MIN: Duration = Duration::from_secs(1);
 /// The longest delay between attempts to reach a friend (SPEC.md §7.4 rule 4).
 pub const PEER_RETRY_MAX: Duration = Duration::from_secs(60);
 
+// ---- Peer resource budgets (SPEC.md §7.9) ----
+
+/// Bytes of encoded frames a side may have queued, unwritten, for one peer connection
+/// (besides the file chunks it streams itself); beyond it the connection is closed with
+/// SLOW_CONSUMER (SPEC.md §7.9 rule 1).
+pub const PEER_SEND_BUDGET: usize = 4 * 1024 * 1024;
+/// Bytes of chat text a sender keeps unacknowledged on one peer connection; the rest of the
+/// outbox follows as acknowledgements arrive (SPEC.md §7.9 rule 2).
+pub const OUTBOX_WINDOW: usize = 1024 * 1024;
+/// Ping bucket per peer connection: capacity (SPEC.md §7.9 rule 3).
+pub const PEER_PING_BURST: u32 = 10;
+/// Ping bucket per peer connection: tokens added per second (SPEC.md §7.9 rule 3).
+pub const PEER_PING_RATE: u32 = 10;
+/// Unfinished incoming transfers (offered or accepted) per friend; a new offer beyond it is
+/// refused with TOO_MANY_OFFERS, and senders keep within it (SPEC.md §8.3 rule 3).
+pub const MAX_OFFERS_IN_FLIGHT: usize = 32;
+/// An accepted transfer with no chunk from the friend for this long is cancelled with
+/// NO_DATA and its `.part` file removed (SPEC.md §8.3 rule 3a).
+pub const OFFER_DATA_TIMEOUT: Duration = Duration::from_secs(60);
+
 // ---- NAT traversal and relay (SPEC.md §7.5–§7.8) ----
 
 /// Host candidates a client may announce in one PeerAnnouncement (SPEC.md §7.5).

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use peerchat_client::{Client, ClientConfig, Direction, Event, EventStream, MessageId};
+use peerchat_client::{AutoAccept, Client, ClientConfig, Direction, Event, EventStream, MessageId};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::child::ChildProc;
@@ -58,7 +58,7 @@ pub async fn peer_main(args: PeerArgs) -> anyhow::Result<()> {
     let mut config = ClientConfig::new(&args.profile, args.server.clone());
     config.peer_listen = "127.0.0.1:0".parse()?;
     config.download_dir = args.download_dir.clone();
-    config.auto_accept_max = None;
+    config.auto_accept = AutoAccept::UpTo(u64::MAX);
     let (client, mut events) = Client::start(config).await?;
     let email = format!("{}@bench.example.org", args.userid);
     client.register(&args.userid, &email, PASSWORD).await?;

@@ -42,8 +42,8 @@ pub struct ClientConfig {
     pub peer_listen: SocketAddr,
     /// Where received files go (default: `<profile>/downloads`).
     pub download_dir: Option<PathBuf>,
-    /// Accept files from friends automatically up to this size; `None`: any size.
-    pub auto_accept_max: Option<u64>,
+    /// Which offered files are accepted without asking (default: none; SPEC.md §8.3 rule 3).
+    pub auto_accept: AutoAccept,
     /// On start, log in with the identity key as the profile's account, if it has one.
     pub auto_login: bool,
     /// First reconnect delay after the server went away.
@@ -53,7 +53,36 @@ pub struct ClientConfig {
     /// Steps of the connection order (SPEC.md §7.6) to leave out; tests force the relay
     /// on loopback with it.
     pub traversal: TraversalConfig,
+    /// `OFFER_DATA_TIMEOUT`, shortened by tests (SPEC.md §10 allows it); keep the default.
+    #[doc(hidden)]
+    pub offer_data_timeout: Duration,
 }
+
+/// Which offered files a client accepts without asking the user (SPEC.md §8.3 rule 3).
+/// Offers it does not accept wait for [`Client::accept_file`] or [`Client::decline_file`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutoAccept {
+    /// Every offer waits for the user's decision (the default, and the desktop app's).
+    #[default]
+    Never,
+    /// Offers of at most this many bytes are accepted at once (the CLI's
+    /// `--auto-accept-max`, default [`CLI_AUTO_ACCEPT_MAX`]).
+    UpTo(u64),
+}
+
+impl AutoAccept {
+    /// True if an offer of `size` bytes is accepted without asking.
+    pub fn allows(self, size: u64) -> bool {
+        match self {
+            AutoAccept::Never => false,
+            AutoAccept::UpTo(max) => size <= max,
+        }
+    }
+}
+
+/// The CLI's default for automatic accepting: files up to 100 MiB; larger ones wait for
+/// `/accept-file`.
+pub const CLI_AUTO_ACCEPT_MAX: u64 = 100 * 1024 * 1024;
 
 impl ClientConfig {
     /// Defaults for `profile_dir` and `server`.
@@ -63,11 +92,12 @@ impl ClientConfig {
             server: server.into(),
             peer_listen: SocketAddr::from(([0, 0, 0, 0], 0)),
             download_dir: None,
-            auto_accept_max: None,
+            auto_accept: AutoAccept::Never,
             auto_login: true,
             reconnect_min: peerchat_proto::limits::RECONNECT_BACKOFF_MIN,
             reconnect_max: peerchat_proto::limits::RECONNECT_BACKOFF_MAX,
             traversal: TraversalConfig::default(),
+            offer_data_timeout: peerchat_proto::limits::OFFER_DATA_TIMEOUT,
         }
     }
 }
@@ -180,7 +210,8 @@ impl Client {
             me: me.clone(),
             events: events_tx,
             session_ctx: session_ctx.clone(),
-            auto_accept_max: config.auto_accept_max,
+            auto_accept: config.auto_accept,
+            offer_data_timeout: config.offer_data_timeout,
             server: server.clone(),
             traversal: config.traversal,
         })

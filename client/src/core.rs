@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use peerchat_proto::limits::MAX_OFFERS_IN_FLIGHT;
 use peerchat_proto::message::{ChatFrame, FileOfferFrame, PeerFrame, PendingRequest, PushEvent};
 use peerchat_proto::wire::{CloseReason, FileCancelReason};
 use tokio::sync::{mpsc, oneshot};
@@ -18,6 +19,7 @@ use crate::backoff::Backoff;
 use crate::chat::inbox::Inbox;
 use crate::chat::outbox::Outbox;
 use crate::chat::typing::TypingTracker;
+use crate::client::AutoAccept;
 use crate::error::ClientError;
 use crate::events::{Event, FriendView, RequestView};
 use crate::friends::{key, FriendBook};
@@ -33,12 +35,16 @@ use crate::peer::{ConnId, PeerEvent, PeerLink};
 use crate::profile::Profile;
 use crate::server_session::{ServerEvent, ServerHandle};
 use crate::transfer::disk::{
-    spawn_pump, spawn_writer, DiskEvent, PumpHandle, PumpJob, WriteFailure, WriteJob, WriterHandle,
+    create_part, free_space, held_on_disk, spawn_pump, spawn_writer, DiskEvent, PumpHandle,
+    PumpJob, WriteFailure, WriteJob, WriterHandle,
 };
 use crate::transfer::naming::{
-    free_destination, part_path, sanitize_file_name, sanitize_folder_name,
+    ensure_real_dir, free_destination, occupied, part_path, sanitize_file_name,
+    sanitize_folder_name,
 };
-use crate::transfer::receiver::{ChunkOutcome, FileReceiver, ReceiverState};
+use crate::transfer::receiver::{
+    is_silent, refuse_offer, ChunkOutcome, FileReceiver, ReceiverState,
+};
 use crate::transfer::sender::{AcceptStep, FileSender};
 use crate::transfer::{reason_name, Direction};
 
@@ -109,10 +115,35 @@ struct Incoming {
     receiver: FileReceiver,
     /// Sanitised name.
     name: String,
+    /// The `.part` file, once accepted.
+    part: Option<PathBuf>,
+    /// Started at the first chunk, not at the accept: a waiting offer holds no thread and no
+    /// open file (SPEC.md §7.9 rule 4).
     writer: Option<WriterHandle>,
     /// The connection the current accept was sent on.
     conn: Option<ConnId>,
+    /// When the current accept was sent (OFFER_DATA_TIMEOUT runs from here, SPEC.md §8.3
+    /// rule 3a).
+    accepted_at: Option<Instant>,
 }
+
+impl Incoming {
+    fn new(receiver: FileReceiver, name: String) -> Self {
+        Self {
+            receiver,
+            name,
+            part: None,
+            writer: None,
+            conn: None,
+            accepted_at: None,
+        }
+    }
+}
+
+/// Incoming transfers that ended (or were never known) are remembered up to this many, so
+/// that their late frames are ignored; a friend sending chunks for ever new ids cannot grow
+/// the set without bound (forgetting only means one more FileCancel, which is ignored).
+const DEAD_TRANSFERS_MAX: usize = 4096;
 
 /// Channels into the core.
 pub struct CoreInputs {
@@ -146,7 +177,12 @@ pub struct Core {
     typing: TypingTracker,
     outgoing: HashMap<TransferId, Outgoing>,
     incoming: HashMap<(String, TransferId), Incoming>,
-    auto_accept_max: Option<u64>,
+    auto_accept: AutoAccept,
+    /// OFFER_DATA_TIMEOUT (shorter in tests).
+    offer_data_timeout: Duration,
+    /// When each friend's last FileChunk arrived: any file data keeps that friend's other
+    /// accepted transfers alive (SPEC.md §8.3 rule 3a).
+    last_chunk: HashMap<String, Instant>,
     next_generation: u64,
     /// Writer threads finishing after shutdown.
     finishing: Vec<tokio::task::JoinHandle<()>>,
@@ -168,8 +204,10 @@ pub struct CoreSettings {
     pub events: mpsc::UnboundedSender<Event>,
     /// For dialling.
     pub session_ctx: SessionContext,
-    /// Auto-accept limit (None = any size).
-    pub auto_accept_max: Option<u64>,
+    /// Which offers are accepted without asking.
+    pub auto_accept: AutoAccept,
+    /// OFFER_DATA_TIMEOUT (shorter in tests).
+    pub offer_data_timeout: Duration,
     /// The server link, for ConnectPeer (SPEC.md §7.6).
     pub server: ServerHandle,
     /// Steps of the connection order to leave out.
@@ -206,7 +244,9 @@ impl Core {
             typing: TypingTracker::default(),
             outgoing: HashMap::new(),
             incoming: HashMap::new(),
-            auto_accept_max: s.auto_accept_max,
+            auto_accept: s.auto_accept,
+            offer_data_timeout: s.offer_data_timeout,
+            last_chunk: HashMap::new(),
             next_generation: 1,
             finishing: Vec::new(),
             dead: HashSet::new(),
@@ -253,7 +293,10 @@ impl Core {
                     None => break,
                 },
                 Some(ev) = inputs.peers.recv() => self.on_peer(ev).await,
-                _ = tick.tick() => self.on_tick(),
+                _ = tick.tick() => {
+                    self.on_tick();
+                    self.expire_silent_transfers().await;
+                }
             }
         }
         self.close_all();
@@ -539,6 +582,7 @@ impl Core {
                 true,
             )
             .await;
+            self.offer_pending(&friend).await;
             return Ok(());
         }
         let k = self
@@ -890,8 +934,19 @@ impl Core {
             .map(|(id, _)| *id)
             .collect();
         ids.sort();
+        // Keep within the friend's MAX_OFFERS_IN_FLIGHT (SPEC.md §7.9 rule 2): the rest is
+        // offered as earlier transfers finish.
+        let mut in_flight = self
+            .outgoing
+            .values()
+            .filter(|o| o.friend == k && !o.sender.is_finished())
+            .filter(|o| *o.sender.state() != crate::transfer::sender::SenderState::Pending)
+            .count();
         let mut vanished = Vec::new();
         for id in ids {
+            if in_flight >= MAX_OFFERS_IN_FLIGHT {
+                break;
+            }
             let Some(o) = self.outgoing.get_mut(&id) else {
                 continue;
             };
@@ -905,6 +960,7 @@ impl Core {
             }
             if let Some(offer) = o.sender.offer() {
                 link.send(PeerFrame::FileOffer(offer));
+                in_flight += 1;
             }
         }
         for (id, path) in vanished {
@@ -930,6 +986,10 @@ impl Core {
                         friend,
                         message_id: id,
                     });
+                    // The window has room again (SPEC.md §7.9 rule 2).
+                    for frame in self.outbox.next_to_send(k) {
+                        self.send_to(k, PeerFrame::Chat(frame));
+                    }
                 }
             }
             PeerFrame::Typing(active_now) => {
@@ -1057,6 +1117,7 @@ impl Core {
                     });
                     if let Some(t) = self.incoming.get_mut(&tkey) {
                         t.conn = Some(conn);
+                        t.accepted_at = Some(Instant::now());
                     }
                     Some(PeerFrame::FileAccept { id: id.0, offset })
                 }
@@ -1108,20 +1169,23 @@ impl Core {
                     );
                     return;
                 }
-                // Resume after a restart: the .part file holds what arrived before.
-                let held = std::fs::metadata(&r.path).map(|m| m.len()).unwrap_or(0);
+                // Resume after a restart: the .part file holds what arrived before, or the
+                // file was finished just before the restart (SPEC.md §8.3 rule 8).
+                let held = held_on_disk(&r.path, r.size);
                 self.incoming.insert(
                     tkey,
-                    Incoming {
-                        receiver: FileReceiver::new(offer),
-                        name: r.name.clone(),
-                        writer: None,
-                        conn: None,
-                    },
+                    Incoming::new(FileReceiver::new(offer), r.name.clone()),
                 );
                 self.start_receiving(k, id, Some((r.path, held))).await;
             }
             _ => {
+                // Budgets first, before anything about the offer is stored (SPEC.md §8.3
+                // rule 3): a friend cannot make us keep more than MAX_OFFERS_IN_FLIGHT
+                // transfers, nor reserve more than the disk holds.
+                if let Some((reason, why)) = self.refuse_offer(k, offer.size) {
+                    self.send_to(k, Self::cancel_frame(id, reason, &why));
+                    return;
+                }
                 let name = sanitize_file_name(&offer.name);
                 if record.is_none() {
                     let rec = TransferRecord {
@@ -1139,16 +1203,9 @@ impl Core {
                     }
                 }
                 let size = offer.size;
-                self.incoming.insert(
-                    tkey,
-                    Incoming {
-                        receiver: FileReceiver::new(offer),
-                        name: name.clone(),
-                        writer: None,
-                        conn: None,
-                    },
-                );
-                if self.auto_accept_max.is_none_or(|max| size <= max) {
+                self.incoming
+                    .insert(tkey, Incoming::new(FileReceiver::new(offer), name.clone()));
+                if self.auto_accept.allows(size) {
                     self.start_receiving(k, id, None).await;
                 } else {
                     let friend = self.display(k);
@@ -1163,59 +1220,61 @@ impl Core {
         }
     }
 
-    /// Accepts an incoming transfer: a fresh `.part` file, or `resume` = (part, bytes held).
+    /// Why a new offer of `size` bytes from `k` is refused, if it is (SPEC.md §8.3 rule 3).
+    fn refuse_offer(&self, k: &str, size: u64) -> Option<(FileCancelReason, String)> {
+        let in_flight = self.incoming.keys().filter(|(f, _)| f == k).count();
+        let free = free_space(self.profile.downloads());
+        let reason = refuse_offer(in_flight, size, free)?;
+        let why = match reason {
+            FileCancelReason::TooManyOffers => {
+                format!("{in_flight} of your files are still unfinished here; offer it again later")
+            }
+            _ => format!(
+                "{size} bytes do not fit: {} bytes free",
+                free.unwrap_or_default()
+            ),
+        };
+        Some((reason, why))
+    }
+
+    /// Accepts an incoming transfer: a fresh, empty `.part` file, or `resume` = (part, bytes
+    /// held). The writer thread starts with the first chunk (or at once if every byte is
+    /// already there).
     async fn start_receiving(&mut self, k: &str, id: TransferId, resume: Option<(PathBuf, u64)>) {
         let tkey = (k.to_owned(), id);
         let friend = self.display(k);
         let dir = self.profile.downloads().join(sanitize_folder_name(&friend));
-        let Some(t) = self.incoming.get_mut(&tkey) else {
+        let Some(name) = self.incoming.get(&tkey).map(|t| t.name.clone()) else {
             return;
         };
-        let fresh = resume.is_none();
         let (part, held) = match resume {
             Some((part, held)) => (part, held),
-            None => {
-                if let Err(e) = std::fs::create_dir_all(&dir) {
-                    let msg = format!("{}: {e}", dir.display());
+            None => match new_part(&dir, &name) {
+                Ok(part) => (part, 0),
+                Err(msg) => {
                     self.stop_incoming(k, id, FileCancelReason::IoError, &msg, true)
                         .await;
                     return;
                 }
-                match free_destination(&dir, &t.name, |p| p.exists()) {
-                    Some(dest) => (part_path(&dest), 0),
-                    None => {
-                        self.stop_incoming(
-                            k,
-                            id,
-                            FileCancelReason::IoError,
-                            "no free file name",
-                            true,
-                        )
-                        .await;
-                        return;
-                    }
-                }
-            }
+            },
         };
-        let Ok((offset, _)) = t.receiver.accept(held) else {
+        let Some(t) = self.incoming.get_mut(&tkey) else {
+            return;
+        };
+        t.part = Some(part.clone());
+        let Ok((offset, outcome)) = t.receiver.accept(held) else {
             return;
         };
         let offer = t.receiver.offer().clone();
-        let dir = part.parent().map_or(dir, Path::to_path_buf);
-        let job = WriteJob {
-            friend: k.to_owned(),
-            id,
-            part: part.clone(),
-            dir,
-            name: t.name.clone(),
-            held: offset,
-            fresh,
-            size: offer.size,
-            sha256: offer.sha256,
-        };
-        t.writer = Some(spawn_writer(job, self.disk_tx.clone()));
         t.conn = self.registry.active(k);
-        let name = t.name.clone();
+        t.accepted_at = Some(Instant::now());
+        if outcome == ChunkOutcome::Last {
+            // Nothing to wait for: verify (or recognise the finished file) now.
+            t.writer = Some(spawn_writer(
+                write_job(k, id, &part, &t.name, offset, &offer),
+                self.disk_tx.clone(),
+            ));
+        }
         if let Err(e) = self
             .history
             .set_transfer_state(k, Direction::Incoming, id, state::ACTIVE, Some(&part))
@@ -1234,10 +1293,46 @@ impl Core {
         });
     }
 
+    /// Cancels accepted transfers that receive no data (SPEC.md §8.3 rule 3a): Open
+    /// connection, no chunk from the friend since the accept for OFFER_DATA_TIMEOUT.
+    async fn expire_silent_transfers(&mut self) {
+        let now = Instant::now();
+        let silent: Vec<(String, TransferId)> = self
+            .incoming
+            .iter()
+            .filter(|((k, _), t)| {
+                matches!(t.receiver.state(), ReceiverState::Receiving { .. })
+                    && t.conn.is_some()
+                    && t.conn == self.registry.active(k)
+                    && t.accepted_at.is_some_and(|at| {
+                        is_silent(
+                            now,
+                            at,
+                            self.last_chunk.get(k).copied(),
+                            self.offer_data_timeout,
+                        )
+                    })
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for (k, id) in silent {
+            let msg = format!(
+                "no data within {} s of the accept",
+                self.offer_data_timeout.as_secs()
+            );
+            self.stop_incoming(&k, id, FileCancelReason::NoData, &msg, true)
+                .await;
+        }
+    }
+
     async fn on_chunk(&mut self, k: &str, id: TransferId, offset: u64, data: bytes::Bytes) {
         let tkey = (k.to_owned(), id);
+        self.last_chunk.insert(k.to_owned(), Instant::now());
         let Some(t) = self.incoming.get_mut(&tkey) else {
             // Answered once; later chunks already in flight are dropped silently (§8.3 rule 12).
+            if self.dead.len() >= DEAD_TRANSFERS_MAX {
+                self.dead.clear();
+            }
             if self.dead.insert(tkey) {
                 self.send_to(
                     k,
@@ -1246,8 +1341,16 @@ impl Core {
             }
             return;
         };
+        let held = t.receiver.held();
         match t.receiver.on_chunk(offset, data.len()) {
             Ok(outcome) => {
+                if t.writer.is_none() {
+                    if let Some(part) = t.part.clone() {
+                        let job =
+                            write_job(k, id, &part, &t.name, held, &t.receiver.offer().clone());
+                        t.writer = Some(spawn_writer(job, self.disk_tx.clone()));
+                    }
+                }
                 let tx = t.writer.as_ref().map(|w| w.tx.clone());
                 let sent = match tx {
                     Some(tx) => tx.send(data).await.is_ok(),
@@ -1349,6 +1452,7 @@ impl Core {
             path: path.display().to_string(),
             size,
         });
+        self.offer_pending(k).await;
     }
 
     async fn on_cancel(
@@ -1360,6 +1464,7 @@ impl Core {
     ) {
         if self.outgoing.get(&id).is_some_and(|o| o.friend == k) {
             self.stop_outgoing(k, id, reason, &message, false).await;
+            self.offer_pending(k).await;
         } else if self.incoming.contains_key(&(k.to_owned(), id)) {
             self.stop_incoming(k, id, reason, &message, false).await;
         }
@@ -1422,6 +1527,9 @@ impl Core {
         t.receiver.on_cancel(reason);
         if let Some(w) = t.writer.take() {
             w.discard();
+        } else if let Some(part) = t.part.take() {
+            // Accepted but no chunk yet: the empty .part is all there is (SPEC.md §8.3 rule 10).
+            let _ = std::fs::remove_file(part);
         }
         if tell_peer {
             self.send_to(k, Self::cancel_frame(id, reason, message));
@@ -1812,5 +1920,44 @@ impl Core {
                 spawn_relay(self.session_ctx.clone(), friend, Some(token), None);
             }
         }
+    }
+}
+
+/// A new transfer's `.part` file in the friend's folder `dir`, created empty and exclusively
+/// at the first free candidate of `name` (SPEC.md §8.4); its path without the suffix is the
+/// final name, recorded with the transfer.
+fn new_part(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    ensure_real_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for _ in 0..16 {
+        let dest = free_destination(dir, name, occupied).ok_or("no free file name")?;
+        let part = part_path(&dest);
+        match create_part(&part) {
+            Ok(()) => return Ok(part),
+            // Taken between the check and the create: the next candidate.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("{}: {e}", part.display())),
+        }
+    }
+    Err("no free file name".into())
+}
+
+fn write_job(
+    k: &str,
+    id: TransferId,
+    part: &Path,
+    name: &str,
+    held: u64,
+    offer: &FileOfferFrame,
+) -> WriteJob {
+    WriteJob {
+        friend: k.to_owned(),
+        id,
+        part: part.to_owned(),
+        dir: part.parent().map(Path::to_path_buf).unwrap_or_default(),
+        name: name.to_owned(),
+        held,
+        fresh: false,
+        size: offer.size,
+        sha256: offer.sha256,
     }
 }

@@ -31,7 +31,7 @@ pub mod server_session;
 pub mod text;
 pub mod transfer;
 
-pub use client::{Client, ClientConfig, EventStream};
+pub use client::{AutoAccept, Client, ClientConfig, EventStream, CLI_AUTO_ACCEPT_MAX};
 pub use core::FriendsSnapshot;
 pub use error::ClientError;
 pub use events::{Event, FriendView, LinkPath, RequestView};

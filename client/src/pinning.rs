@@ -41,6 +41,25 @@ pub enum PinError {
         /// The pin file.
         file: String,
     },
+    /// A line of the pin file is neither blank, a comment nor `address fingerprint`. The
+    /// client connects to no server until it is repaired: the damaged line may have been the
+    /// pin of the very server being contacted, and pinning anew over it would trust whatever
+    /// key answers (SPEC.md §12.3).
+    #[error(
+        "server pin file {file}, line {line}, is damaged ({detail}): {text:?}. \
+         Not connecting, because it may be the pin for this server. Repair the line as \
+         `address SHA256:fingerprint` (ask the server operator for the fingerprint) or delete it"
+    )]
+    Damaged {
+        /// The pin file.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// The line as found (at most 200 bytes of it).
+        text: String,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The pin file could not be read or written.
     #[error("server pin file {file}: {detail}")]
     File {
@@ -59,31 +78,61 @@ pub struct KnownServers {
 }
 
 impl KnownServers {
-    /// Parses the pin file's text (sans-IO). Blank lines and `#` comments are skipped;
-    /// malformed lines too (they pin nothing).
-    pub fn parse(path: PathBuf, text: &str) -> Self {
-        let pins = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .filter_map(|l| {
-                let (addr, fp) = l.split_once(char::is_whitespace)?;
-                Some((addr.to_owned(), fp.trim().parse().ok()?))
-            })
-            .collect();
-        Self { path, pins }
+    /// Parses the pin file's text (sans-IO). Blank lines and `#` comments are skipped.
+    ///
+    /// # Errors
+    /// [`PinError::Damaged`] for the first line that is not `address fingerprint`: the
+    /// store fails closed (a skipped line would be pinned anew on the next connection).
+    pub fn parse(path: PathBuf, text: &str) -> Result<Self, PinError> {
+        let mut pins = BTreeMap::new();
+        for (n, raw) in text.lines().enumerate() {
+            let l = raw.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            let damaged = |detail: String| PinError::Damaged {
+                file: path.display().to_string(),
+                line: n + 1,
+                text: crate::text::truncate_at_boundary(l, 200).to_owned(),
+                detail,
+            };
+            let Some((addr, fp)) = l.split_once(char::is_whitespace) else {
+                return Err(damaged("no fingerprint after the address".into()));
+            };
+            let fp = fp.trim();
+            if fp.contains(char::is_whitespace) {
+                return Err(damaged("more than an address and a fingerprint".into()));
+            }
+            let fp: Fingerprint = fp
+                .parse()
+                .map_err(|e| damaged(format!("not a fingerprint: {e}")))?;
+            if pins
+                .insert(addr.to_owned(), fp)
+                .is_some_and(|old| old != fp)
+            {
+                return Err(damaged(format!("a second, different pin for {addr}")));
+            }
+        }
+        Ok(Self { path, pins })
+    }
+
+    /// An empty store at `path` (nothing pinned yet).
+    pub fn empty(path: PathBuf) -> Self {
+        Self {
+            path,
+            pins: BTreeMap::new(),
+        }
     }
 
     /// Loads the pin file (missing = nothing pinned yet).
     ///
     /// # Errors
-    /// [`PinError::File`] if it exists but cannot be read.
+    /// [`PinError::File`] if it exists but cannot be read, [`PinError::Damaged`] if a line
+    /// is damaged.
     pub fn load(path: &Path) -> Result<Self, PinError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Self::parse(path.to_owned(), &text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Self::parse(path.to_owned(), ""))
-            }
+            Ok(text) => Self::parse(path.to_owned(), &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::empty(path.to_owned())),
             Err(e) => Err(PinError::File {
                 file: path.display().to_string(),
                 detail: e.to_string(),
@@ -150,7 +199,7 @@ mod tests {
     #[test]
     fn first_use_pins_then_a_changed_key_is_refused_with_both_fingerprints() {
         let (a, b) = (Fingerprint([1; 32]), Fingerprint([2; 32]));
-        let mut k = KnownServers::parse(PathBuf::from("/p/known_servers"), "");
+        let mut k = KnownServers::empty(PathBuf::from("/p/known_servers"));
         assert_eq!(k.check("srv:1", a), Ok(PinCheck::FirstUse));
         assert_eq!(k.check("srv:1", a), Ok(PinCheck::Known));
         let err = k
@@ -174,15 +223,44 @@ mod tests {
     }
 
     #[test]
-    fn render_and_parse_round_trip() {
-        let mut k = KnownServers::parse(PathBuf::from("x"), "");
+    fn render_and_parse_round_trip() -> Result<(), PinError> {
+        let mut k = KnownServers::empty(PathBuf::from("x"));
         k.check("h:1", Fingerprint([3; 32])).ok();
         let text = k.render();
-        let mut again = KnownServers::parse(PathBuf::from("x"), &format!("{text}\ngarbage line\n"));
+        let mut again = KnownServers::parse(PathBuf::from("x"), &format!("{text}\n  \n# note\n"))?;
         assert_eq!(
             again.check("h:1", Fingerprint([3; 32])),
             Ok(PinCheck::Known)
         );
+        Ok(())
+    }
+
+    /// Issue #10: a damaged line used to be skipped, so the next connection pinned whatever
+    /// key answered (fail open). Now the file is refused, naming file and line.
+    #[test]
+    fn a_damaged_line_fails_closed_naming_file_and_line() {
+        let good = format!("h:1 {}", Fingerprint([3; 32]));
+        let truncated = format!("h:2 {}", &Fingerprint([4; 32]).to_string()[..20]);
+        for (text, line) in [
+            (format!("# pins\n{good}\n{truncated}\n"), 3),
+            (format!("{good}\nh:2\n"), 2),
+            (format!("garbage line\n{good}\n"), 1),
+            (format!("{good} trailing\n"), 1),
+            (format!("{good}\nh:1 {}\n", Fingerprint([5; 32])), 2),
+        ] {
+            match KnownServers::parse(PathBuf::from("/p/known_servers"), &text) {
+                Err(e @ PinError::Damaged { line: l, .. }) => {
+                    assert_eq!(l, line, "{text:?}");
+                    let words = e.to_string();
+                    assert!(
+                        words.contains("/p/known_servers")
+                            && words.contains(&format!("line {line}")),
+                        "{words}"
+                    );
+                }
+                other => panic!("{text:?} gave {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -5,11 +5,16 @@ use peerchat_proto::limits::MAX_HUMAN_TEXT;
 /// Cuts a human-readable text to MAX_HUMAN_TEXT bytes on a character boundary (Close and
 /// FileCancel messages, SPEC.md §10).
 pub fn truncate_human(s: &str) -> String {
-    let mut end = s.len().min(MAX_HUMAN_TEXT);
+    truncate_at_boundary(s, MAX_HUMAN_TEXT).to_owned()
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate_at_boundary(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_owned()
+    &s[..end]
 }
 
 #[cfg(test)]

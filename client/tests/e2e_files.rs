@@ -174,7 +174,7 @@ async fn large_offers_wait_for_the_users_decision() {
     let addr = server.local_addr.to_string();
     let mut alice = client(&addr, tmp.path(), "alice", 0).await;
     let mut bob = client_with(&addr, tmp.path(), "bob", 1, |c| {
-        c.auto_accept_max = Some(10)
+        c.auto_accept = peerchat_client::AutoAccept::UpTo(10)
     })
     .await;
     register_login(&mut alice).await;
@@ -229,6 +229,86 @@ async fn large_offers_wait_for_the_users_decision() {
     assert!(!bob.profile.join("downloads/alice/photo (1).jpg").exists());
 
     alice.client.shutdown().await;
+    bob.client.shutdown().await;
+    server.shutdown().await;
+}
+
+/// Issue #10 item 8: a friend named `alice.` got the same download folder as `alice`, and a
+/// symbolic link inside the downloads folder was followed (SPEC.md §8.4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_friend_has_its_own_folder_and_links_are_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(&tmp.path().join("server")).await;
+    let addr = server.local_addr.to_string();
+    let mut alice = client(&addr, tmp.path(), "alice", 4).await;
+    let mut alice_dot = client(&addr, tmp.path(), "alice.", 5).await;
+    let mut bob = client(&addr, tmp.path(), "bob", 6).await;
+    register_login(&mut alice).await;
+    register_login(&mut bob).await;
+    // "alice.@example.org" is no e-mail address; the userid is valid (SPEC.md §5.1.1).
+    alice_dot
+        .client
+        .register("alice.", "alice-dot@example.org", PASSWORD)
+        .await
+        .unwrap();
+    alice_dot.client.login("alice.", PASSWORD).await.unwrap();
+    alice_dot
+        .wait_for(10, "logged_in", |e| matches!(e, Event::LoggedIn { .. }))
+        .await;
+    befriend(&mut alice, &mut bob).await;
+    befriend(&mut alice_dot, &mut bob).await;
+    let src = tmp.path().join("same.txt");
+
+    let mut paths = Vec::new();
+    for (sender, text) in [(&mut alice, "from alice"), (&mut alice_dot, "from alice.")] {
+        std::fs::write(&src, text).unwrap();
+        let id = sender.client.send_file("bob", &src).await.unwrap();
+        let done = bob
+            .wait_for(
+                20,
+                text,
+                |e| matches!(e, Event::TransferComplete { transfer_id, .. } if *transfer_id == id),
+            )
+            .await;
+        let Event::TransferComplete { path, .. } = done else {
+            unreachable!()
+        };
+        assert!(path.ends_with("same.txt"), "{path}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        paths.push(std::path::PathBuf::from(path));
+    }
+    assert_ne!(
+        paths[0].parent(),
+        paths[1].parent(),
+        "one folder per friend"
+    );
+
+    // bob's folder for alice is replaced by a link to somewhere else: refused, not followed.
+    #[cfg(unix)]
+    {
+        let folder = bob.profile.join("downloads").join("alice");
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::remove_dir_all(&folder).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &folder).unwrap();
+        std::fs::write(&src, "through a link?").unwrap();
+        let id = alice.client.send_file("bob", &src).await.unwrap();
+        let cancelled = alice
+            .wait_for(
+                20,
+                "refused",
+                |e| matches!(e, Event::TransferCancelled { transfer_id, .. } if *transfer_id == id),
+            )
+            .await;
+        let Event::TransferCancelled { reason, .. } = cancelled else {
+            unreachable!()
+        };
+        assert_eq!(reason, "io_error");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    }
+
+    alice.client.shutdown().await;
+    alice_dot.client.shutdown().await;
     bob.client.shutdown().await;
     server.shutdown().await;
 }

@@ -150,6 +150,13 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
     let from_bob = work.join("photo.bin");
     std::fs::write(&from_bob, vec![7u8; 300_000]).unwrap();
     bob.send(&format!("/send alice {}", from_bob.display()));
+    // The desktop app accepts nothing on its own (SPEC.md §8.3 rule 3): the offer's row
+    // (rows: the notes sent, then the photo offered) has Accept as its first button.
+    gui.wait_until("photo offer row", |g| {
+        g.geometry(MAIN, "transfer2_first")
+            .is_some_and(|w| w.visible)
+    });
+    gui.click(MAIN, "transfer2_first");
     bob.wait_for("file to alice complete", |v| {
         is_event(
             v,

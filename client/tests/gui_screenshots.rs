@@ -187,6 +187,12 @@ fn screenshots() {
     let log = work.join("build.log");
     std::fs::write(&log, "ok\n".repeat(20_000)).unwrap();
     bob.send(&format!("/send alice {}", log.display()));
+    // The desktop app asks before accepting (SPEC.md §8.3 rule 3): Accept on the log's row.
+    gui.wait_until("log offer row", |g| {
+        g.geometry(MAIN, "transfer2_first")
+            .is_some_and(|w| w.visible)
+    });
+    gui.click(MAIN, "transfer2_first");
     bob.wait_for("log sent", |v| {
         is_event(v, "transfer_complete", &[("direction", "outgoing")])
     });
@@ -197,6 +203,11 @@ fn screenshots() {
         .set_len(6 << 30)
         .unwrap();
     bob.send(&format!("/send alice {}", big.display()));
+    gui.wait_until("video offer row", |g| {
+        g.geometry(MAIN, "transfer3_first")
+            .is_some_and(|w| w.visible)
+    });
+    gui.click(MAIN, "transfer3_first");
     bob.wait_for("big file under way", |v| {
         v["event"] == "transfer_progress"
             && v["size"].as_u64() == Some(6 << 30)

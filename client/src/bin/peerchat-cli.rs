@@ -10,7 +10,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use peerchat_client::cli::{describe, parse_line, CliRecord, LineCommand, HELP};
 use peerchat_client::profile::Profile;
-use peerchat_client::{Client, ClientConfig, ClientError, Direction, Event, EventStream};
+use peerchat_client::{
+    AutoAccept, Client, ClientConfig, ClientError, Direction, Event, EventStream,
+    CLI_AUTO_ACCEPT_MAX,
+};
 use serde::Serialize;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::broadcast;
@@ -40,9 +43,11 @@ struct Args {
     /// Where received files go (default: <profile>/downloads).
     #[arg(long)]
     download_dir: Option<PathBuf>,
-    /// Accept files automatically up to this many bytes (default: any size).
-    #[arg(long)]
-    auto_accept_max: Option<u64>,
+    /// Accept offered files automatically up to this many bytes (default 104857600, 100 MiB;
+    /// 0: accept none automatically). Larger offers wait for `/accept-file ID` or
+    /// `/decline-file ID`.
+    #[arg(long, default_value_t = CLI_AUTO_ACCEPT_MAX)]
+    auto_accept_max: u64,
     /// Seconds send-message waits for the acknowledgement, send-file for completion
     /// (0: send-file waits as long as it takes).
     #[arg(long, default_value_t = 60)]
@@ -224,7 +229,10 @@ async fn run(args: Args, printer: Printer) -> Result<ExitCode, ClientError> {
     let mut config = ClientConfig::new(&profile_dir, args.server.clone());
     config.peer_listen = args.peer_listen;
     config.download_dir = args.download_dir.clone();
-    config.auto_accept_max = args.auto_accept_max;
+    config.auto_accept = match args.auto_accept_max {
+        0 => AutoAccept::Never,
+        max => AutoAccept::UpTo(max),
+    };
     // The CLI logs in explicitly (below) so that it can report a failure.
     config.auto_login = false;
     let (client, events) = Client::start(config).await?;

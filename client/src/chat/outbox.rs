@@ -6,29 +6,74 @@
 //! ids it already stored ([`super::inbox`]), each message is shown exactly once, in order,
 //! whatever connections dropped in between. The database row for each entry is what makes
 //! the outbox survive a restart; this struct is its in-memory mirror.
+//!
+//! A connection carries at most [`OUTBOX_WINDOW`] bytes of unacknowledged text at a time
+//! (SPEC.md §7.9 rule 2): a long outbox goes out as acknowledgements come back, so our own
+//! burst never fills the connection's send budget.
 
 use std::collections::{HashMap, VecDeque};
 
+use peerchat_proto::limits::OUTBOX_WINDOW;
 use peerchat_proto::message::ChatFrame;
 
 use crate::ids::MessageId;
 
 /// Unacknowledged messages to every friend.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Outbox {
     queues: HashMap<String, FriendQueue>,
+    window: usize,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self::with_window(OUTBOX_WINDOW)
+    }
 }
 
 #[derive(Debug, Default)]
 struct FriendQueue {
     pending: VecDeque<ChatFrame>,
     connected: bool,
+    /// The first `in_flight` pending messages were sent on the current connection.
+    in_flight: usize,
+}
+
+impl FriendQueue {
+    /// The messages that fit the window now (at least one when nothing is in flight), marked
+    /// as sent.
+    fn fill(&mut self, window: usize) -> Vec<ChatFrame> {
+        let mut bytes: usize = self
+            .pending
+            .iter()
+            .take(self.in_flight)
+            .map(|m| m.text.len())
+            .sum();
+        let mut out = Vec::new();
+        while let Some(next) = self.pending.get(self.in_flight) {
+            if self.in_flight > 0 && bytes + next.text.len() > window {
+                break;
+            }
+            bytes += next.text.len();
+            self.in_flight += 1;
+            out.push(next.clone());
+        }
+        out
+    }
 }
 
 impl Outbox {
     /// An empty outbox.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An outbox with at most `window` bytes of text unacknowledged per connection.
+    pub fn with_window(window: usize) -> Self {
+        Self {
+            queues: HashMap::new(),
+            window,
+        }
     }
 
     /// Restores a message loaded from the database (in order) at start-up.
@@ -40,31 +85,39 @@ impl Outbox {
             .push_back(frame);
     }
 
-    /// Queues a new message. Returns it if it should be sent now (a connection is up);
-    /// otherwise it waits for [`Outbox::on_connected`].
+    /// Queues a new message. Returns it if it should be sent now (a connection is up and the
+    /// window has room); otherwise it waits for [`Outbox::on_connected`] or
+    /// [`Outbox::next_to_send`].
     pub fn enqueue(&mut self, friend: &str, frame: ChatFrame) -> Option<ChatFrame> {
+        let window = self.window;
         let q = self.queues.entry(friend.to_owned()).or_default();
-        q.pending.push_back(frame.clone());
-        q.connected.then_some(frame)
+        q.pending.push_back(frame);
+        if !q.connected {
+            return None;
+        }
+        q.fill(window).pop()
     }
 
-    /// A connection to `friend` became the active one: everything unacknowledged, in order,
-    /// to send on it.
+    /// A connection to `friend` became the active one: the unacknowledged messages, in
+    /// order, to send on it, as many as the window holds.
     pub fn on_connected(&mut self, friend: &str) -> Vec<ChatFrame> {
+        let window = self.window;
         let q = self.queues.entry(friend.to_owned()).or_default();
         q.connected = true;
-        q.pending.iter().cloned().collect()
+        q.in_flight = 0;
+        q.fill(window)
     }
 
     /// The active connection to `friend` is gone.
     pub fn on_disconnected(&mut self, friend: &str) {
         if let Some(q) = self.queues.get_mut(friend) {
             q.connected = false;
+            q.in_flight = 0;
         }
     }
 
     /// `friend` acknowledged `id`. True if it was pending (the first ack); later acks of
-    /// the same id (after a resend) return false.
+    /// the same id (after a resend) return false. Call [`Outbox::next_to_send`] afterwards.
     pub fn on_ack(&mut self, friend: &str, id: MessageId) -> bool {
         let Some(q) = self.queues.get_mut(friend) else {
             return false;
@@ -72,9 +125,21 @@ impl Outbox {
         match q.pending.iter().position(|m| m.id == id.0) {
             Some(i) => {
                 q.pending.remove(i);
+                if i < q.in_flight {
+                    q.in_flight -= 1;
+                }
                 true
             }
             None => false,
+        }
+    }
+
+    /// Messages that now fit the window of the connected friend (after acknowledgements).
+    pub fn next_to_send(&mut self, friend: &str) -> Vec<ChatFrame> {
+        let window = self.window;
+        match self.queues.get_mut(friend) {
+            Some(q) if q.connected => q.fill(window),
+            _ => Vec::new(),
         }
     }
 
@@ -143,6 +208,35 @@ mod tests {
         );
         assert_eq!(o.on_connected("bob"), vec![msg(2), msg(3)]);
         assert_eq!(o.friends_with_pending(), vec!["bob".to_owned()]);
+    }
+
+    #[test]
+    fn a_long_outbox_goes_out_as_acks_come_back() {
+        let mut o = Outbox::with_window(4);
+        for n in 1..=5 {
+            o.enqueue("bob", msg(n)); // "mN": 2 bytes each
+        }
+        assert_eq!(o.on_connected("bob"), vec![msg(1), msg(2)], "4 bytes fit");
+        assert_eq!(o.enqueue("bob", msg(6)), None, "the window is full");
+        assert!(o.next_to_send("bob").is_empty());
+        assert!(o.on_ack("bob", MessageId([1; 16])));
+        assert_eq!(o.next_to_send("bob"), vec![msg(3)]);
+        assert!(o.on_ack("bob", MessageId([2; 16])));
+        assert!(o.on_ack("bob", MessageId([3; 16])));
+        assert_eq!(o.next_to_send("bob"), vec![msg(4), msg(5)]);
+        o.on_disconnected("bob");
+        assert_eq!(
+            o.on_connected("bob"),
+            vec![msg(4), msg(5)],
+            "a new connection starts the window again, in order"
+        );
+        let mut big = Outbox::with_window(1);
+        big.enqueue("bob", msg(1));
+        assert_eq!(
+            big.on_connected("bob"),
+            vec![msg(1)],
+            "one message always goes, whatever its size"
+        );
     }
 
     /// Simulates lossy connections between an outbox and an inbox: whatever is lost, each

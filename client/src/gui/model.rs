@@ -804,6 +804,9 @@ pub fn cancel_words(reason: &str, message: &str) -> String {
         "hash_mismatch" => "failed: the file arrived damaged",
         "io_error" => "failed: disk error",
         "invalid" | "unknown_transfer" => "failed",
+        "too_many_offers" => "refused: too many unfinished files at once",
+        "too_large" => "refused: too large for the free disk space",
+        "no_data" => "stopped: no data arrived",
         other => other,
     };
     if message.is_empty() || reason == "cancelled" || reason == "declined" {

@@ -91,6 +91,7 @@ pub fn explain(err: &ClientError, doing: Doing, server: &str) -> Problem {
             ),
         ),
         ClientError::Pin(p @ PinError::File { .. }) => problem("Cannot read the list of known servers.", p.to_string()),
+        ClientError::Pin(p @ PinError::Damaged { .. }) => problem(format!("The list of known servers is damaged. Not connecting to {server}."), p.to_string()),
         ClientError::NotLoggedIn => problem("You are not logged in.", "Log in first."),
         ClientError::NotAFriend(u) => problem(format!("{u} is not your friend."), "Send them a friend request first."),
         ClientError::Invalid(m) => problem(m.clone(), ""),

@@ -2,6 +2,7 @@
 //! dialler, the per-connection session task, the PeerHello rules and the
 //! one-connection-per-pair registry.
 
+pub mod budget;
 pub mod hello;
 pub mod listener;
 pub mod net;

@@ -8,20 +8,25 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use peerchat_proto::limits::{HANDSHAKE_TIMEOUT, IDLE_PING_AFTER, IDLE_TIMEOUT};
+use peerchat_proto::limits::{
+    CLOSE_GRACE, HANDSHAKE_TIMEOUT, IDLE_PING_AFTER, IDLE_TIMEOUT, PEER_PING_BURST, PEER_PING_RATE,
+    PEER_SEND_BUDGET,
+};
 use peerchat_proto::message::ConnectPeerOk;
 use peerchat_proto::message::PeerFrame;
 use peerchat_proto::wire::{self, peer_message::Body, ChannelKind, CloseReason};
 use peerchat_proto::{Channel, ChannelReader, ChannelWriter, LocalIdentity, Role};
+use prost::Message as _;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::budget::{frame_cost, PingBucket, SendBudget};
 use super::hello::{check_dialled_key, check_hello, friend_for_key, HelloError};
 use super::net::connect_from;
 use super::registry::ConnId;
@@ -105,27 +110,90 @@ pub enum PeerEvent {
     },
 }
 
+/// A frame in a connection's control queue and the budget bytes it holds.
+type Queued = (wire::PeerMessage, usize);
+
 /// The sending side of a connection, held by the core.
 #[derive(Debug, Clone)]
 pub struct PeerLink {
     /// The connection.
     pub conn: ConnId,
-    ctl: mpsc::UnboundedSender<wire::PeerMessage>,
+    ctl: mpsc::UnboundedSender<Queued>,
+    /// Bytes queued on `ctl` and not yet written (SPEC.md §7.9 rule 1): the channel itself
+    /// is unbounded so that no sender ever waits, the budget bounds it.
+    budget: Arc<SendBudget>,
     /// Bulk queue for file chunks (bounded: the pump waits when the socket is slow).
     pub bulk: mpsc::Sender<wire::PeerMessage>,
     stop: CancellationToken,
+    /// Why we closed it, for the Down event.
+    why: Arc<Mutex<Option<String>>>,
 }
 
 impl PeerLink {
-    /// Queues a frame ahead of file chunks.
+    /// Queues a frame ahead of file chunks. A frame that does not fit the connection's
+    /// [`PEER_SEND_BUDGET`] is not queued: the friend does not read what we send, and the
+    /// connection is closed with SLOW_CONSUMER instead (SPEC.md §7.9 rule 1).
     pub fn send(&self, frame: peerchat_proto::message::PeerFrame) {
-        let _ = self.ctl.send(frame.into());
+        if self.stop.is_cancelled() {
+            return;
+        }
+        let msg = wire::PeerMessage::from(frame);
+        let cost = frame_cost(msg.encoded_len());
+        if self.budget.try_reserve(cost) {
+            let _ = self.ctl.send((msg, cost));
+        } else {
+            tracing::warn!(
+                queued = self.budget.queued(),
+                "peer does not read what we send; closing as a slow consumer"
+            );
+            self.close(
+                CloseReason::SlowConsumer,
+                "slow consumer: the friend does not read, the send budget is full",
+            );
+        }
     }
 
     /// Sends Close{reason} and ends the connection.
     pub fn close(&self, reason: CloseReason, message: &str) {
-        let _ = self.ctl.send(close(reason, message));
+        if let Ok(mut why) = self.why.lock() {
+            why.get_or_insert_with(|| format!("closed locally: {message}"));
+        }
+        let _ = self.ctl.send((close(reason, message), 0));
         self.stop.cancel();
+    }
+
+    fn close_reason(&self) -> String {
+        self.why
+            .lock()
+            .ok()
+            .and_then(|w| w.clone())
+            .unwrap_or_else(|| "closed locally".into())
+    }
+
+    /// Bytes queued on this connection and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.budget.queued()
+    }
+}
+
+/// The one Pong a connection may have waiting (SPEC.md §3.6 rule 2): a Ping that arrives
+/// while it is still unsent replaces its nonce.
+#[derive(Debug, Default)]
+struct PongSlot {
+    nonce: Mutex<Option<u64>>,
+    ready: Notify,
+}
+
+impl PongSlot {
+    fn answer(&self, nonce: u64) {
+        if let Ok(mut n) = self.nonce.lock() {
+            *n = Some(nonce);
+        }
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<u64> {
+        self.nonce.lock().ok().and_then(|mut n| n.take())
     }
 }
 
@@ -419,14 +487,26 @@ where
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (bulk_tx, bulk_rx) = mpsc::channel(BULK_QUEUE);
     let stop = ctx.cancel.child_token();
-    tokio::spawn(write_loop(writer, ctl_rx, bulk_rx));
+    let budget = Arc::new(SendBudget::new(PEER_SEND_BUDGET));
+    let pong = Arc::new(PongSlot::default());
+    tokio::spawn(write_loop(
+        writer,
+        ctl_rx,
+        bulk_rx,
+        budget.clone(),
+        pong.clone(),
+        stop.clone(),
+    ));
     let link = PeerLink {
         conn,
-        ctl: ctl_tx.clone(),
+        ctl: ctl_tx,
+        budget,
         bulk: bulk_tx,
         stop: stop.clone(),
+        why: Arc::default(),
     };
     tracing::debug!(%addr, %friend, ?conn, "peer connection up");
+    let link_for_reader = link.clone();
     let up = PeerEvent::Up {
         conn,
         friend,
@@ -438,7 +518,7 @@ where
     if ctx.events.send(up).await.is_err() {
         return Ok(());
     }
-    let reason = read_loop(reader, &ctx, conn, ctl_tx, stop).await;
+    let reason = read_loop(reader, &ctx, conn, &link_for_reader, &pong).await;
     let _ = ctx.events.send(PeerEvent::Down { conn, reason }).await;
     Ok(())
 }
@@ -447,15 +527,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut reader: ChannelReader<R>,
     ctx: &SessionContext,
     conn: ConnId,
-    ctl: mpsc::UnboundedSender<wire::PeerMessage>,
-    stop: CancellationToken,
+    link: &PeerLink,
+    pong: &PongSlot,
 ) -> String {
+    let stop = &link.stop;
     let mut last = Instant::now();
     let mut pinged = false;
+    let mut pings = PingBucket::new(PEER_PING_BURST, PEER_PING_RATE, last);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            () = stop.cancelled() => return "closed locally".into(),
+            () = stop.cancelled() => return link.close_reason(),
             r = reader.recv::<wire::PeerMessage>() => {
                 last = Instant::now();
                 pinged = false;
@@ -464,16 +546,22 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     Ok(None) => return "connection closed by the friend".into(),
                     Err(e) => {
                         if let Some(reason) = e.close_reason() {
-                            let _ = ctl.send(close(reason, &e.to_string()));
+                            link.close(reason, &e.to_string());
                         }
                         return e.to_string();
                     }
                 };
                 match PeerFrame::try_from(m) {
-                    Ok(PeerFrame::Ping(n)) => { let _ = ctl.send(PeerFrame::Pong(n).into()); }
+                    Ok(PeerFrame::Ping(n)) => {
+                        if !pings.take(last) {
+                            link.close(CloseReason::RateLimited, "too many Pings");
+                            return "closed: Ping flood".into();
+                        }
+                        pong.answer(n);
+                    }
                     Ok(PeerFrame::Pong(_) | PeerFrame::Unknown) => {}
                     Ok(PeerFrame::Hello { .. }) => {
-                        let _ = ctl.send(close(CloseReason::ProtocolError, "PeerHello sent twice"));
+                        link.close(CloseReason::ProtocolError, "PeerHello sent twice");
                         return "protocol error: PeerHello sent twice".into();
                     }
                     Ok(PeerFrame::Close { reason, message }) => return format!("closed by the friend: {reason:?} {message}"),
@@ -483,7 +571,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         }
                     }
                     Err(e) => {
-                        let _ = ctl.send(close(CloseReason::ProtocolError, &e.to_string()));
+                        link.close(CloseReason::ProtocolError, &e.to_string());
                         return format!("protocol error: {e}");
                     }
                 }
@@ -491,48 +579,77 @@ async fn read_loop<R: AsyncRead + Unpin>(
             _ = tick.tick() => {
                 let idle = last.elapsed();
                 if idle >= IDLE_TIMEOUT {
-                    let _ = ctl.send(close(CloseReason::IdleTimeout, "nothing received for too long"));
+                    link.close(CloseReason::IdleTimeout, "nothing received for too long");
                     return "idle timeout".into();
                 }
                 if idle >= IDLE_PING_AFTER && !pinged {
                     pinged = true;
-                    let _ = ctl.send(PeerFrame::Ping(rand::random()).into());
+                    link.send(PeerFrame::Ping(rand::random()));
                 }
             }
         }
     }
 }
 
-/// Sends control frames first, then file chunks; batches control frames into one flush;
-/// ends after sending a Close or when every sender is gone.
+/// Sends control frames first (and the one waiting Pong), then file chunks; batches
+/// control frames into one flush and frees their budget bytes once they are written; ends
+/// after sending a Close, when every sender is gone, or when the connection is stopped (a
+/// flush that the friend does not read then gets `CLOSE_GRACE` to finish, SPEC.md §7.9 rule 1).
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: ChannelWriter<W>,
-    mut ctl: mpsc::UnboundedReceiver<wire::PeerMessage>,
+    mut ctl: mpsc::UnboundedReceiver<Queued>,
     mut bulk: mpsc::Receiver<wire::PeerMessage>,
+    budget: Arc<SendBudget>,
+    pong: Arc<PongSlot>,
+    stop: CancellationToken,
 ) {
     loop {
-        let msg = tokio::select! {
+        let (msg, mut cost) = tokio::select! {
             biased;
             m = ctl.recv() => match m {
                 Some(m) => m,
                 None => break,
             },
-            Some(m) = bulk.recv() => m,
+            () = pong.ready.notified() => match pong.take() {
+                Some(n) => (PeerFrame::Pong(n).into(), 0),
+                None => continue,
+            },
+            () = stop.cancelled() => break,
+            Some(m) = bulk.recv() => (m, 0),
         };
         let mut closing = matches!(msg.body, Some(Body::Close(_)));
         if let Err(e) = writer.queue(&msg) {
             tracing::warn!(error = %e, "peer frame not sendable");
         }
         while !closing {
-            let Ok(m) = ctl.try_recv() else { break };
+            let Ok((m, c)) = ctl.try_recv() else { break };
             closing = matches!(m.body, Some(Body::Close(_)));
+            cost += c;
             let _ = writer.queue(&m);
         }
-        if writer.flush().await.is_err() || closing {
+        let flushed = flush_or_give_up(&mut writer, &stop).await;
+        budget.release(cost);
+        if !flushed || closing {
             break;
         }
     }
-    let _ = writer.shutdown().await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, writer.shutdown()).await;
+}
+
+/// Flushes; once the connection is stopped, gives the flush at most `CLOSE_GRACE` (a friend
+/// that does not read must not keep the socket and this task forever). False if the flush
+/// failed or was abandoned.
+async fn flush_or_give_up<W: AsyncWrite + Unpin>(
+    writer: &mut ChannelWriter<W>,
+    stop: &CancellationToken,
+) -> bool {
+    let flush = writer.flush();
+    tokio::pin!(flush);
+    tokio::select! {
+        r = &mut flush => return r.is_ok(),
+        () = stop.cancelled() => {}
+    }
+    matches!(tokio::time::timeout(CLOSE_GRACE, flush).await, Ok(Ok(())))
 }
 
 async fn refuse<W: AsyncWrite + Unpin>(

@@ -20,7 +20,7 @@ use peerchat_proto::wire::{self, peer_message::Body};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::naming::finalize_part;
+use super::naming::{final_for_part, finalize_part};
 use super::progress::ProgressMeter;
 use super::sender::chunk_ranges;
 use crate::ids::TransferId;
@@ -253,23 +253,86 @@ pub fn spawn_writer(job: WriteJob, events: mpsc::UnboundedSender<DiskEvent>) -> 
     WriterHandle { tx, discard, join }
 }
 
+/// Opens a file inside the downloads folder without following a symbolic link at its name
+/// (SPEC.md §8.4): `O_NOFOLLOW` where the system has it; `create_new` refuses any existing
+/// name, links included, everywhere.
+fn open_part(part: &Path, fresh: bool) -> std::io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true);
+    if fresh {
+        opts.create_new(true);
+    } else {
+        opts.create(true).truncate(false);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = opts.open(part)?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", part.display()),
+        ));
+    }
+    Ok(file)
+}
+
+/// Creates an empty `.part` file exclusively (a new transfer, SPEC.md §8.4): an existing
+/// name, a symbolic link included, is never opened.
+///
+/// # Errors
+/// I/O errors; `AlreadyExists` if the name is taken.
+pub fn create_part(part: &Path) -> std::io::Result<()> {
+    open_part(part, true).map(drop)
+}
+
+/// A transfer resumed with all bytes held but no `.part` file: the process died after
+/// moving the verified file to its final name and before recording it (SPEC.md §8.3 rule
+/// 8). The final file is this transfer's if it has the offered size and hash; anything else
+/// there is the user's and is left alone.
+fn finished_before(job: &WriteJob) -> std::io::Result<Option<PathBuf>> {
+    if job.held != job.size || std::fs::symlink_metadata(&job.part).is_ok() {
+        return Ok(None);
+    }
+    let Some(done) = final_for_part(&job.part).filter(|d| std::fs::symlink_metadata(d).is_ok())
+    else {
+        return Ok(None);
+    };
+    #[cfg(unix)]
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&done)?
+    };
+    #[cfg(not(unix))]
+    let mut file = File::open(&done)?;
+    let mut hasher = Sha256::new();
+    hash_prefix(&mut file, job.size, &mut hasher)?;
+    let digest: [u8; 32] = hasher.finalize().into();
+    if digest == job.sha256 && file.metadata()?.len() == job.size {
+        Ok(Some(done))
+    } else {
+        Err(std::io::Error::other(format!(
+            "{} is not the offered file; it is left as it is",
+            done.display()
+        )))
+    }
+}
+
 /// Ok(None): the feed stopped before the end (connection lost; keep the part).
 fn write(
     job: &WriteJob,
     mut rx: mpsc::Receiver<Bytes>,
     events: &mpsc::UnboundedSender<DiskEvent>,
 ) -> std::io::Result<Option<Result<PathBuf, WriteFailure>>> {
-    if let Some(dir) = job.part.parent() {
-        std::fs::create_dir_all(dir)?;
+    if let Some(done) = finished_before(job)? {
+        return Ok(Some(Ok(done)));
     }
-    let mut opts = OpenOptions::new();
-    opts.read(true).write(true);
-    if job.fresh {
-        opts.create_new(true);
-    } else {
-        opts.create(true).truncate(false);
-    }
-    let mut file = opts.open(&job.part)?;
+    let mut file = open_part(&job.part, job.fresh)?;
     file.set_len(job.held)?;
     let mut hasher = Sha256::new();
     if job.held > 0 {
@@ -316,6 +379,43 @@ fn hash_prefix(file: &mut File, len: u64, hasher: &mut Sha256) -> std::io::Resul
         left -= n as u64;
     }
     Ok(())
+}
+
+/// Bytes free for an unprivileged user on the volume holding `path` (or its nearest existing
+/// ancestor), if the system says; an offer larger than this is refused (SPEC.md §8.3 rule 3).
+pub fn free_space(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+        // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs that the
+        // call fills; nothing is kept past the call.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+        #[allow(clippy::unnecessary_cast)]
+        (r == 0).then(|| (st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = existing;
+        None
+    }
+}
+
+/// The bytes a resumed transfer already holds: the `.part` file's length, or the whole size
+/// when the `.part` is gone and its final file is there with the right length (finished just
+/// before a restart; the writer checks its hash, SPEC.md §8.3 rule 8). A link is not ours:
+/// 0, and the writer refuses to open it.
+pub fn held_on_disk(part: &Path, size: u64) -> u64 {
+    match std::fs::symlink_metadata(part) {
+        Ok(m) if m.file_type().is_file() => m.len(),
+        Ok(_) => 0,
+        Err(_) => final_for_part(part)
+            .and_then(|f| std::fs::symlink_metadata(f).ok())
+            .filter(|m| m.file_type().is_file() && m.len() == size)
+            .map_or(0, |_| size),
+    }
 }
 
 /// SHA-256 and length of a whole file, streamed (for the offer).
@@ -413,6 +513,75 @@ mod tests {
             .await
             .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         assert_eq!(std::fs::read(path)?, b"");
+        Ok(())
+    }
+
+    #[test]
+    fn free_space_is_known_and_finite() {
+        let free = free_space(Path::new("/definitely/not/here/but/root/is"));
+        if cfg!(unix) {
+            assert!(free.is_some_and(|f| f < u64::MAX));
+        }
+    }
+
+    #[test]
+    fn held_bytes_after_a_restart() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let part = dir.path().join("f.bin.part");
+        assert_eq!(held_on_disk(&part, 7), 0, "nothing there: from the start");
+        std::fs::write(&part, b"pay")?;
+        assert_eq!(held_on_disk(&part, 7), 3, "the .part's length");
+        std::fs::remove_file(&part)?;
+        std::fs::write(dir.path().join("f.bin"), b"payload")?;
+        assert_eq!(held_on_disk(&part, 7), 7, "finished before the crash");
+        assert_eq!(
+            held_on_disk(&part, 8),
+            0,
+            "a final file of another size is not ours"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_file_finished_before_a_crash_is_recognised_not_fetched_again() -> std::io::Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        // The crash came after the rename: no .part, the final file is complete.
+        std::fs::write(dir.path().join("f.bin"), b"payload")?;
+        let mut j = job(dir.path(), 7, b"payload");
+        j.fresh = false;
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let _w = spawn_writer(j.clone(), etx);
+        let path = finish(&mut erx)
+            .await
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        assert_eq!(path, dir.path().join("f.bin"));
+        assert!(!dir.path().join("f (1).bin").exists());
+
+        // A different file of that name is the user's: refused, and left alone.
+        std::fs::write(dir.path().join("f.bin"), b"PAYLOAD")?;
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let _w = spawn_writer(j, etx);
+        assert!(matches!(finish(&mut erx).await, Err(WriteFailure::Io(_))));
+        assert_eq!(std::fs::read(dir.path().join("f.bin"))?, b"PAYLOAD");
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_linked_part_file_is_not_followed() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let target = dir.path().join("victim.txt");
+        std::fs::write(&target, b"keep me")?;
+        std::os::unix::fs::symlink(&target, dir.path().join("f.bin.part"))?;
+        let mut j = job(dir.path(), 0, b"evil");
+        j.fresh = false;
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let w = spawn_writer(j, etx);
+        let _ = w.tx.send(Bytes::from_static(b"evil")).await;
+        assert!(matches!(finish(&mut erx).await, Err(WriteFailure::Io(_))));
+        assert_eq!(std::fs::read(&target)?, b"keep me");
+        assert!(create_part(&dir.path().join("f.bin.part")).is_err());
         Ok(())
     }
 

@@ -46,5 +46,8 @@ pub fn reason_name(reason: FileCancelReason) -> &'static str {
         FileCancelReason::IoError => "io_error",
         FileCancelReason::Invalid => "invalid",
         FileCancelReason::UnknownTransfer => "unknown_transfer",
+        FileCancelReason::TooManyOffers => "too_many_offers",
+        FileCancelReason::TooLarge => "too_large",
+        FileCancelReason::NoData => "no_data",
     }
 }

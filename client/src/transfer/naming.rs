@@ -105,10 +105,63 @@ pub fn check_sanitised(data: &[u8]) {
     assert_eq!(sanitize_file_name(&name), name, "not idempotent");
 }
 
-/// Sanitises a userid for use as a folder name. Userids are already restricted by the
-/// server (SPEC.md §5.1), but this folder name also comes from the network.
+/// The download folder name of a friend, `dir(X)` of SPEC.md §8.4: the userid itself when
+/// the sanitiser leaves it alone, else the sanitised userid, `~` and the hexadecimal of the
+/// case-folded userid.
+///
+/// It must be injective: the sanitiser alone maps `alice.` to `alice` and `a..b` to `a_b`
+/// (both other valid userids), which would put one friend's files in another's folder. `~`
+/// never occurs in a userid, so the escaped form cannot meet a plain one, and the hex makes
+/// escaped forms distinct. Userids differing only in case are one account, so they may (and
+/// on case-insensitive file systems do) share a folder.
 pub fn sanitize_folder_name(userid: &str) -> String {
-    sanitize_file_name(userid)
+    let safe = sanitize_file_name(userid);
+    if safe == userid {
+        return safe;
+    }
+    format!("{safe}~{}", hex::encode(userid.to_lowercase().as_bytes()))
+}
+
+/// True if something (a file, a folder, a symbolic link, even a dangling one) is at `path`.
+/// The link itself counts, never its target (SPEC.md §8.4 "Symbolic links").
+pub fn occupied(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+/// Makes sure `dir` (a friend's folder directly inside the downloads folder) is a real
+/// folder, creating it if needed; a symbolic link or a file there is refused, so nothing a
+/// friend sends is ever written through a link (SPEC.md §8.4).
+///
+/// # Errors
+/// I/O errors, and [`std::io::ErrorKind::InvalidInput`] for a link or a non-folder.
+pub fn ensure_real_dir(dir: &Path) -> std::io::Result<()> {
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.file_type().is_dir() {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} is a symbolic link or not a folder; not writing through it",
+                dir.display()
+            ),
+        ))
+    }
+}
+
+/// The final path a `.part` path stands for: the same path without the suffix (SPEC.md
+/// §8.4: the final name is chosen, and recorded, when the transfer is accepted).
+pub fn final_for_part(part: &Path) -> Option<PathBuf> {
+    let s = part.to_str()?;
+    s.strip_suffix(PART_SUFFIX).map(PathBuf::from)
 }
 
 /// Splits `name` into stem and extension (with its dot); a leading dot is not an extension.
@@ -160,15 +213,27 @@ pub fn free_destination(dir: &Path, name: &str, exists: impl Fn(&Path) -> bool) 
         .find(|p| !exists(p) && !exists(&part_path(p)))
 }
 
-/// Moves a verified `.part` file to the first free final name in `dir` starting from
-/// `name`, never overwriting: the link to a new name fails if the name exists, so a file
-/// that appeared meanwhile is skipped rather than replaced.
+/// Moves a verified `.part` file to its final name, never overwriting: first the name the
+/// `.part` path stands for ([`final_for_part`]), then the candidates of `name` in `dir`. The
+/// link to a new name fails if the name exists, so a file that appeared meanwhile is skipped
+/// rather than replaced.
+///
+/// Idempotent across a crash (SPEC.md §8.3 rule 8): if the process died between the link
+/// and the removal of the `.part` file, the final name already is this very file, and
+/// finishing again only removes the `.part` file instead of making `f (1).bin`.
 ///
 /// # Errors
 /// I/O errors other than "already exists".
 pub fn finalize_part(part: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
-    for n in 0..10_000 {
-        let dest = dir.join(candidate(name, n));
+    let intended = final_for_part(part).filter(|p| p.parent() == Some(dir));
+    let candidates = intended
+        .into_iter()
+        .chain((0..10_000).map(|n| dir.join(candidate(name, n))));
+    for dest in candidates {
+        if same_file(part, &dest) {
+            std::fs::remove_file(part)?;
+            return Ok(dest);
+        }
         match std::fs::hard_link(part, &dest) {
             Ok(()) => {
                 std::fs::remove_file(part)?;
@@ -177,7 +242,7 @@ pub fn finalize_part(part: &Path, dir: &Path, name: &str) -> std::io::Result<Pat
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(_) => {
                 // File systems without hard links: rename after checking (small race accepted).
-                if dest.exists() {
+                if occupied(&dest) {
                     continue;
                 }
                 std::fs::rename(part, &dest)?;
@@ -186,6 +251,28 @@ pub fn finalize_part(part: &Path, dir: &Path, name: &str) -> std::io::Result<Pat
         }
     }
     Err(std::io::Error::other("no free file name left"))
+}
+
+/// True if `a` and `b` are the same regular file (two hard links), neither a link.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+            (Ok(x), Ok(y)) => {
+                x.file_type().is_file()
+                    && y.file_type().is_file()
+                    && x.dev() == y.dev()
+                    && x.ino() == y.ino()
+            }
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
+    }
 }
 
 #[cfg(test)]
@@ -306,10 +393,107 @@ mod tests {
     }
 
     #[test]
+    fn folder_names_are_injective() {
+        let users = [
+            "alice",
+            "alice.",
+            "alice..",
+            "alice_",
+            "a..b",
+            "a_b",
+            "a.b",
+            "con",
+            "_con",
+            "CON",
+            "con.x",
+            "Alice",
+            "bob-smith",
+            "lpt1",
+            "nul.",
+        ];
+        let mut seen = std::collections::HashMap::new();
+        for u in users {
+            let dir = sanitize_folder_name(u);
+            assert_eq!(
+                Path::new(&dir).components().count(),
+                1,
+                "{u:?} -> {dir:?} is one component"
+            );
+            assert_eq!(sanitize_file_name(&dir), dir, "{u:?} -> {dir:?} is safe");
+            // Case variants of one userid are one account; everything else must differ,
+            // also on a case-insensitive file system.
+            if let Some(other) = seen.insert(dir.to_lowercase(), u) {
+                assert!(
+                    other.eq_ignore_ascii_case(u),
+                    "{other:?} and {u:?} share {dir:?}"
+                );
+            }
+        }
+        assert_eq!(sanitize_folder_name("alice"), "alice");
+        assert_eq!(sanitize_folder_name("Bob.Smith"), "Bob.Smith");
+        assert_eq!(sanitize_folder_name("alice."), "alice~616c6963652e");
+        assert_eq!(sanitize_folder_name("a..b"), "a_b~612e2e62");
+        assert_eq!(sanitize_folder_name("con"), "_con~636f6e");
+    }
+
+    #[test]
+    fn finalize_after_a_crash_between_link_and_unlink_keeps_one_copy() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let part = dir.path().join("f.bin.part");
+        std::fs::write(&part, b"done")?;
+        // The crash left both names on the same file.
+        std::fs::hard_link(&part, dir.path().join("f.bin"))?;
+        let dest = finalize_part(&part, dir.path(), "f.bin")?;
+        assert_eq!(dest, dir.path().join("f.bin"));
+        assert!(!part.exists());
+        assert!(!dir.path().join("f (1).bin").exists(), "no second copy");
+        Ok(())
+    }
+
+    #[test]
+    fn finalize_prefers_the_name_the_part_stands_for() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let part = dir.path().join("f (1).bin.part");
+        std::fs::write(&part, b"second")?;
+        // f.bin became free meanwhile; the recorded name f (1).bin is still the one used.
+        let dest = finalize_part(&part, dir.path(), "f.bin")?;
+        assert_eq!(dest, dir.path().join("f (1).bin"));
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_friend_folder_is_refused_and_links_count_as_taken() -> std::io::Result<()> {
+        let root = tempfile::tempdir()?;
+        let elsewhere = root.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere)?;
+        let downloads = root.path().join("downloads");
+        std::fs::create_dir(&downloads)?;
+        std::os::unix::fs::symlink(&elsewhere, downloads.join("alice"))?;
+        let err = ensure_real_dir(&downloads.join("alice")).err();
+        assert_eq!(
+            err.map(|e| e.kind()),
+            Some(std::io::ErrorKind::InvalidInput)
+        );
+        ensure_real_dir(&downloads.join("bob"))?;
+        ensure_real_dir(&downloads.join("bob"))?;
+        std::os::unix::fs::symlink(root.path().join("nowhere"), downloads.join("bob/x.txt"))?;
+        assert!(
+            occupied(&downloads.join("bob/x.txt")),
+            "a dangling link is taken"
+        );
+        assert_eq!(
+            free_destination(&downloads.join("bob"), "x.txt", occupied),
+            Some(downloads.join("bob/x (1).txt"))
+        );
+        Ok(())
+    }
+
+    #[test]
     fn finalize_never_overwrites() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("a.txt"), b"old")?;
-        let part = dir.path().join("x.part");
+        let part = dir.path().join("a.txt.part");
         std::fs::write(&part, b"new")?;
         let dest = finalize_part(&part, dir.path(), "a.txt")?;
         assert_eq!(dest, dir.path().join("a (1).txt"));

@@ -4,11 +4,40 @@
 //! next, and says when all bytes are in so that the I/O layer verifies the SHA-256. The
 //! bytes themselves never pass through it.
 
+use std::time::{Duration, Instant};
+
+use peerchat_proto::limits::MAX_OFFERS_IN_FLIGHT;
 use peerchat_proto::message::FileOfferFrame;
 use peerchat_proto::wire::FileCancelReason;
 
 use super::Violation;
 use crate::ids::TransferId;
+
+/// Whether a new offer fits the receiver's budgets (SPEC.md §8.3 rule 3): `in_flight`
+/// unfinished transfers from this friend already, `size` offered, `free` bytes on the
+/// download volume if known. `None`: it may be accepted (or asked about).
+pub fn refuse_offer(in_flight: usize, size: u64, free: Option<u64>) -> Option<FileCancelReason> {
+    if in_flight >= MAX_OFFERS_IN_FLIGHT {
+        Some(FileCancelReason::TooManyOffers)
+    } else if size == u64::MAX || free.is_some_and(|free| size > free) {
+        Some(FileCancelReason::TooLarge)
+    } else {
+        None
+    }
+}
+
+/// True if an accepted transfer has waited for data too long (SPEC.md §8.3 rule 3a): the
+/// clock runs from the accept or from the friend's last chunk of any transfer, whichever is
+/// later.
+pub fn is_silent(
+    now: Instant,
+    accepted_at: Instant,
+    friend_last_chunk: Option<Instant>,
+    timeout: Duration,
+) -> bool {
+    let since = friend_last_chunk.map_or(accepted_at, |c| c.max(accepted_at));
+    now.saturating_duration_since(since) >= timeout
+}
 
 /// Where an incoming transfer stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +264,44 @@ mod tests {
         let mut other = offer(10);
         other.sha256 = [0; 32];
         assert!(r.on_reoffer(&other).is_err());
+    }
+
+    #[test]
+    fn offers_beyond_the_cap_or_the_disk_are_refused() {
+        let cap = MAX_OFFERS_IN_FLIGHT;
+        assert_eq!(refuse_offer(0, 10, Some(100)), None);
+        assert_eq!(refuse_offer(cap - 1, 100, Some(100)), None, "exactly fits");
+        assert_eq!(
+            refuse_offer(cap, 1, Some(100)),
+            Some(FileCancelReason::TooManyOffers)
+        );
+        assert_eq!(
+            refuse_offer(0, 101, Some(100)),
+            Some(FileCancelReason::TooLarge)
+        );
+        assert_eq!(
+            refuse_offer(0, u64::MAX, None),
+            Some(FileCancelReason::TooLarge),
+            "2^64-1 bytes even when the free space is unknown"
+        );
+        assert_eq!(refuse_offer(0, 1 << 40, None), None, "unknown free space");
+    }
+
+    #[test]
+    fn silence_counts_from_the_accept_or_the_friends_last_chunk() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let limit = s(60);
+        assert!(!is_silent(t0 + s(59), t0, None, limit));
+        assert!(is_silent(t0 + s(60), t0, None, limit));
+        assert!(
+            !is_silent(t0 + s(100), t0, Some(t0 + s(50)), limit),
+            "the friend is streaming another file"
+        );
+        assert!(
+            !is_silent(t0 + s(30), t0, Some(t0 - s(500)), limit),
+            "an old chunk does not shorten a new accept's wait"
+        );
     }
 
     #[test]

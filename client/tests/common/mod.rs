@@ -6,7 +6,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use peerchat_client::{Client, ClientConfig, Event, EventStream};
+use peerchat_client::{AutoAccept, Client, ClientConfig, Event, EventStream};
 use peerchat_server::{Config, RunningServer};
 use sha2::{Digest, Sha256};
 
@@ -49,6 +49,8 @@ pub async fn client_with(
     config.peer_listen = "127.0.0.1:0".parse().unwrap();
     config.reconnect_min = Duration::from_millis(100);
     config.reconnect_max = Duration::from_millis(500);
+    // These tests move files without a user to click Accept.
+    config.auto_accept = AutoAccept::UpTo(u64::MAX);
     tweak(&mut config);
     let (client, events) = Client::start(config).await.expect("client starts");
     TestClient {

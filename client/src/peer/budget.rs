@@ -1,0 +1,149 @@
+//! What one peer connection may cost us (SPEC.md §7.9), without I/O.
+//!
+//! A friend's client is trusted to be the friend, not to be well-behaved. Two rules live
+//! here: the byte budget of a connection's send queue (a peer that does not read must not
+//! make our memory grow with our answers to it) and the Ping bucket (a Ping flood is closed
+//! with RATE_LIMITED). The session task applies them; the decisions are plain functions of
+//! counters and `now`, so they are tested row by row below.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Bookkeeping bytes counted per queued frame on top of its encoded length: a queue of
+/// tiny frames (acks, cancels) costs more memory than its wire bytes.
+pub const FRAME_OVERHEAD: usize = 64;
+
+/// The bytes queued for one connection and not yet written to its socket (SPEC.md §7.9
+/// rule 1). Shared by every sender on the connection and its writer task.
+#[derive(Debug)]
+pub struct SendBudget {
+    queued: AtomicUsize,
+    limit: usize,
+}
+
+impl SendBudget {
+    /// An empty queue allowed to hold `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            queued: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Reserves `cost` bytes for a frame about to be queued. False, and nothing reserved,
+    /// when that would exceed the limit: the caller closes the connection as a slow consumer.
+    pub fn try_reserve(&self, cost: usize) -> bool {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                q.checked_add(cost).filter(|n| *n <= self.limit)
+            })
+            .is_ok()
+    }
+
+    /// The writer wrote frames worth `cost` bytes to the socket.
+    pub fn release(&self, cost: usize) {
+        let _ = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(cost))
+            });
+    }
+
+    /// Bytes queued now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+/// The cost of queueing a frame of `encoded_len` bytes.
+pub fn frame_cost(encoded_len: usize) -> usize {
+    encoded_len + FRAME_OVERHEAD
+}
+
+/// The Ping bucket of one connection (SPEC.md §7.9 rule 3): `burst` tokens, refilled at
+/// `rate` per second; a Ping that finds it empty ends the connection.
+#[derive(Debug, Clone)]
+pub struct PingBucket {
+    tokens: f64,
+    burst: f64,
+    rate: f64,
+    at: Instant,
+}
+
+impl PingBucket {
+    /// A full bucket at `now`.
+    pub fn new(burst: u32, rate: u32, now: Instant) -> Self {
+        Self {
+            tokens: f64::from(burst),
+            burst: f64::from(burst),
+            rate: f64::from(rate),
+            at: now,
+        }
+    }
+
+    /// A Ping arrived at `now`: true if it is within the limit.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at);
+        self.at = now;
+        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long until a Ping would be accepted again (for logs).
+    pub fn wait(&self) -> Duration {
+        if self.tokens >= 1.0 || self.rate <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_refuses_what_does_not_fit_and_frees_what_was_written() {
+        let b = SendBudget::new(1000);
+        assert!(b.try_reserve(600));
+        assert!(!b.try_reserve(401), "1001 > 1000: refused");
+        assert_eq!(b.queued(), 600, "a refused frame reserves nothing");
+        assert!(b.try_reserve(400), "exactly the limit fits");
+        b.release(1000);
+        assert_eq!(b.queued(), 0);
+        b.release(5);
+        assert_eq!(b.queued(), 0, "never below zero");
+        assert!(!b.try_reserve(usize::MAX), "no overflow");
+    }
+
+    #[test]
+    fn tiny_frames_cost_their_bookkeeping_too() {
+        let b = SendBudget::new(frame_cost(10) * 3);
+        assert!((0..3).all(|_| b.try_reserve(frame_cost(10))));
+        assert!(!b.try_reserve(frame_cost(0)));
+    }
+
+    #[test]
+    fn a_ping_flood_empties_the_bucket_and_a_pinger_at_the_rate_never_does() {
+        let t0 = Instant::now();
+        let mut flood = PingBucket::new(10, 10, t0);
+        let accepted = (0..100).filter(|_| flood.take(t0)).count();
+        assert_eq!(accepted, 10, "a burst of 10 at one instant");
+        assert!(flood.wait() > Duration::ZERO);
+        assert!(
+            flood.take(t0 + Duration::from_millis(100)),
+            "one token back after 100 ms"
+        );
+
+        let mut polite = PingBucket::new(10, 10, t0);
+        for i in 1..1000u64 {
+            assert!(polite.take(t0 + Duration::from_secs(i)), "ping {i}");
+        }
+    }
+}
