@@ -885,6 +885,7 @@ mod tests {
             &Event::PeerConnected {
                 friend: "bob".into(),
                 path: peerchat_client::LinkPath::Relayed,
+                attempt: None,
             },
             0,
         );
