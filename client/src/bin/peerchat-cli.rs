@@ -10,7 +10,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use peerchat_client::cli::{describe, parse_line, CliRecord, LineCommand, HELP};
 use peerchat_client::profile::Profile;
-use peerchat_client::{Client, ClientConfig, ClientError, Direction, Event, EventStream};
+use peerchat_client::{
+    Client, ClientConfig, ClientError, Direction, Event, EventStream, TraversalConfig,
+};
 use serde::Serialize;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::broadcast;
@@ -37,6 +39,11 @@ struct Args {
     /// Where to accept direct connections from friends.
     #[arg(long, default_value = "0.0.0.0:0")]
     peer_listen: SocketAddr,
+    /// Reach friends only through the server's end-to-end-encrypted relay: never dial their
+    /// addresses, ask for a reversal or punch (SPEC.md §7.6 steps 1–3). Friends may still
+    /// dial this client.
+    #[arg(long)]
+    relay_only: bool,
     /// Where received files go (default: <profile>/downloads).
     #[arg(long)]
     download_dir: Option<PathBuf>,
@@ -223,6 +230,13 @@ async fn run(args: Args, printer: Printer) -> Result<ExitCode, ClientError> {
     };
     let mut config = ClientConfig::new(&profile_dir, args.server.clone());
     config.peer_listen = args.peer_listen;
+    if args.relay_only {
+        config.traversal = TraversalConfig {
+            skip_direct: true,
+            skip_reverse: true,
+            skip_punch: true,
+        };
+    }
     config.download_dir = args.download_dir.clone();
     config.auto_accept_max = args.auto_accept_max;
     // The CLI logs in explicitly (below) so that it can report a failure.
