@@ -266,12 +266,17 @@ fn dialer(test_key: usize, static_seed: u8, eph_seed: u8) -> (Dialer, LocalIdent
 fn compute_simultaneous() -> SimultaneousOpen {
     let (a, _, _) = dialer(2, 0x50, 0x70);
     let (b, _, _) = dialer(3, 0x60, 0x80);
-    let responder = if a.message1_hex < b.message1_hex { "a" } else { "b" };
+    let responder = if a.message1_hex < b.message1_hex {
+        "a"
+    } else {
+        "b"
+    };
     SimultaneousOpen {
-        description: "Peerchat v1 TCP simultaneous open (SPEC.md §4.7): both peers dialled, both sent \
+        description:
+            "Peerchat v1 TCP simultaneous open (SPEC.md §4.7): both peers dialled, both sent \
                       handshake message 1 as initiator on a CHANNEL_KIND_PEER connection. The side \
                       whose message 1 is lower (unsigned bytes) becomes the responder."
-            .into(),
+                .into(),
         noise_protocol: NOISE_PARAMS.into(),
         prologue_hex: hex::encode(PROLOGUE),
         channel_kind: "CHANNEL_KIND_PEER".into(),

@@ -161,7 +161,11 @@ fn screenshots() {
         dave.count(|v| v["event"] == "message_acked") >= 2
     });
     dave.wait_for("dave's link is relayed", |v| {
-        is_event(v, "peer_connected", &[("friend", "alice"), ("path", "relayed")])
+        is_event(
+            v,
+            "peer_connected",
+            &[("friend", "alice"), ("path", "relayed")],
+        )
     });
     // Let the start-up notices ("dave is now your friend") give way to the connection state.
     std::thread::sleep(Duration::from_secs(9));

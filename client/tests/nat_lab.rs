@@ -187,7 +187,11 @@ fn direct_vs_relayed(outcomes: &[Outcome]) -> Vec<String> {
     let group = |relayed: bool| -> Vec<&Outcome> {
         outcomes
             .iter()
-            .filter(|o| o.used.as_deref().is_some_and(|u| (u == "relayed") == relayed))
+            .filter(|o| {
+                o.used
+                    .as_deref()
+                    .is_some_and(|u| (u == "relayed") == relayed)
+            })
             .collect()
     };
     [("direct paths", false), ("relayed", true)]
@@ -570,7 +574,9 @@ fn nat_sweep() {
             o.delays.1.as_millis(),
             ms(o.first_message),
             o.failure.as_deref().unwrap_or(""),
-            o.work.as_ref().map_or(String::new(), |w| w.display().to_string())
+            o.work
+                .as_ref()
+                .map_or(String::new(), |w| w.display().to_string())
         );
     }
     if std::env::var("PEERCHAT_NAT_LAB_KEEP").is_ok_and(|v| v == "1") {
