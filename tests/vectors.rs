@@ -212,3 +212,145 @@ fn vectors_match_this_implementation() {
     assert_eq!(again.transport_record_hex, stored.transport_record_hex);
     assert_eq!(stored.prologue_hex, hex::encode(b"peerchat"));
 }
+
+// ---- SPEC.md §4.7: which side of a TCP simultaneous open becomes the responder ------------
+
+const SIMULTANEOUS_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/vectors/simultaneous_open.json"
+);
+
+/// One dialer of a simultaneous open: its fixed ephemeral key and the message 1 it sends.
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct Dialer {
+    /// Fixed test key number (testdata/keys) of its identity.
+    test_key: usize,
+    /// X25519 ephemeral private key (fixed for the vector only).
+    ephemeral_private_hex: String,
+    /// Its handshake message 1: the ephemeral public key, no payload (32 bytes).
+    message1_hex: String,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct SimultaneousOpen {
+    description: String,
+    noise_protocol: String,
+    prologue_hex: String,
+    channel_kind: String,
+    a: Dialer,
+    b: Dialer,
+    /// "a" or "b": the side whose message 1 is lower as unsigned bytes; it answers the
+    /// other's message 1 with message 2. The other stays the initiator.
+    responder: String,
+}
+
+fn dialer(test_key: usize, static_seed: u8, eph_seed: u8) -> (Dialer, LocalIdentity, Vec<u8>) {
+    let (_, local, eph) = side(test_key, static_seed, eph_seed, None);
+    let mut h = Handshake::new_for_test_vectors(
+        &local,
+        Role::Initiator,
+        ChannelKind::Peer,
+        &eph,
+        local.payload(ChannelKind::Peer).encode_to_vec(),
+    )
+    .unwrap();
+    let m1 = h.write_message().unwrap();
+    let d = Dialer {
+        test_key,
+        ephemeral_private_hex: hex::encode(&eph),
+        message1_hex: hex::encode(m1),
+    };
+    (d, local, eph)
+}
+
+fn compute_simultaneous() -> SimultaneousOpen {
+    let (a, _, _) = dialer(2, 0x50, 0x70);
+    let (b, _, _) = dialer(3, 0x60, 0x80);
+    let responder = if a.message1_hex < b.message1_hex {
+        "a"
+    } else {
+        "b"
+    };
+    SimultaneousOpen {
+        description:
+            "Peerchat v1 TCP simultaneous open (SPEC.md §4.7): both peers dialled, both sent \
+                      handshake message 1 as initiator on a CHANNEL_KIND_PEER connection. The side \
+                      whose message 1 is lower (unsigned bytes) becomes the responder."
+                .into(),
+        noise_protocol: NOISE_PARAMS.into(),
+        prologue_hex: hex::encode(PROLOGUE),
+        channel_kind: "CHANNEL_KIND_PEER".into(),
+        a,
+        b,
+        responder: responder.into(),
+    }
+}
+
+#[test]
+#[ignore = "writes testdata/vectors/simultaneous_open.json; run only when the protocol changes"]
+fn regenerate_simultaneous_open_vector() {
+    if std::env::var_os("PEERCHAT_REGEN_VECTORS").is_none() {
+        return;
+    }
+    let v = compute_simultaneous();
+    std::fs::write(
+        SIMULTANEOUS_PATH,
+        serde_json::to_string_pretty(&v).unwrap() + "\n",
+    )
+    .unwrap();
+}
+
+/// The stored vector: message 1 of each side from its fixed ephemeral key, the side named
+/// responder is the lower one, and two handshakes fed each other's message 1 (crossing on
+/// the wire) resolve to exactly that: the named side turns responder and answers, the other
+/// stays initiator, and the handshake completes with both identities verified.
+#[test]
+fn simultaneous_open_vector_names_the_responder() {
+    let text = std::fs::read_to_string(SIMULTANEOUS_PATH)
+        .expect("testdata/vectors/simultaneous_open.json exists");
+    let stored: SimultaneousOpen = serde_json::from_str(&text).unwrap();
+    assert_eq!(compute_simultaneous(), stored, "the stored vector is stale");
+    let lower = if stored.a.message1_hex < stored.b.message1_hex {
+        "a"
+    } else {
+        "b"
+    };
+    assert_eq!(stored.responder, lower);
+
+    let (_, la, ea) = dialer(2, 0x50, 0x70);
+    let (_, lb, eb) = dialer(3, 0x60, 0x80);
+    let start = |l: &LocalIdentity, e: &[u8]| {
+        Handshake::new_for_test_vectors(
+            l,
+            Role::Initiator,
+            ChannelKind::Peer,
+            e,
+            l.payload(ChannelKind::Peer).encode_to_vec(),
+        )
+        .unwrap()
+    };
+    let (mut a, mut b) = (start(&la, &ea), start(&lb, &eb));
+    let m1a = a.write_message().unwrap();
+    let m1b = b.write_message().unwrap();
+    assert_eq!(hex::encode(&m1a), stored.a.message1_hex);
+    assert_eq!(hex::encode(&m1b), stored.b.message1_hex);
+    // The two messages 1 cross on the wire.
+    a.read_message(&m1b).unwrap();
+    b.read_message(&m1a).unwrap();
+    let (mut resp, mut init, resp_local, init_local) = if stored.responder == "a" {
+        (a, b, &la, &lb)
+    } else {
+        (b, a, &lb, &la)
+    };
+    assert_eq!(resp.role(), Role::Responder);
+    assert_eq!(init.role(), Role::Initiator);
+    assert!(resp.was_simultaneous() && init.was_simultaneous());
+    let m2 = resp.write_message().unwrap();
+    init.read_message(&m2).unwrap();
+    let m3 = init.write_message().unwrap();
+    resp.read_message(&m3).unwrap();
+    let (_, seen_by_init) = init.finish().unwrap();
+    let (_, seen_by_resp) = resp.finish().unwrap();
+    assert_eq!(seen_by_init.identity_key, *resp_local.public_key());
+    assert_eq!(seen_by_resp.identity_key, *init_local.public_key());
+}

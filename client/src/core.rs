@@ -872,6 +872,11 @@ impl Core {
     ) {
         let k = key(friend);
         let old_path = self.registry.path(&k);
+        // Read before on_link_open ends the attempt.
+        let attempt = match path {
+            LinkPath::Punched => self.traversal.punch_attempt(&k),
+            _ => None,
+        };
         match self.registry.admit(&k, conn, initiated_by_me, path) {
             Admission::Duplicate => {
                 link.close(
@@ -898,10 +903,11 @@ impl Core {
                     self.with_book(|b| b.set_last_addr(&k, addr));
                 }
                 if replaced.is_none() || old_path != Some(path) {
-                    tracing::info!(%friend, %path, %addr, "peer link open");
+                    tracing::info!(%friend, %path, ?attempt, %addr, "peer link open");
                     self.emit(Event::PeerConnected {
                         friend: friend.to_owned(),
                         path,
+                        attempt,
                     });
                 }
             }

@@ -125,6 +125,11 @@ pub enum Event {
         friend: String,
         /// How it was made: direct, reversed, punched or relayed (SPEC.md §7.6 "Path").
         path: LinkPath,
+        /// For a link punched by this side's request: which punch attempt made it (1 is the
+        /// first, up to PUNCH_ATTEMPTS). None otherwise, also on the side that answered the
+        /// punch (it cannot tell a retry from a new request).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
     },
     /// The connection to a friend closed.
     PeerDisconnected {

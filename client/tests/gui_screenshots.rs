@@ -145,7 +145,8 @@ fn screenshots() {
 
     let mut bob = Cli::start(&addr, &p("bob"), "bob");
     bob.wait_for("bob logged in", |v| v["event"] == "logged_in");
-    let mut dave = Cli::start(&addr, &p("dave"), "dave");
+    // dave reaches alice only through the server's relay: the list and his chat say so.
+    let mut dave = Cli::start_with(&addr, &p("dave"), "dave", &["--relay-only"]);
     dave.wait_for("dave logged in", |v| v["event"] == "logged_in");
 
     let slides = work.join("slides.pdf");
@@ -159,9 +160,20 @@ fn screenshots() {
     gui.wait_until("dave's two messages acked", |_| {
         dave.count(|v| v["event"] == "message_acked") >= 2
     });
+    dave.wait_for("dave's link is relayed", |v| {
+        is_event(
+            v,
+            "peer_connected",
+            &[("friend", "alice"), ("path", "relayed")],
+        )
+    });
     // Let the start-up notices ("dave is now your friend") give way to the connection state.
     std::thread::sleep(Duration::from_secs(9));
     snap(&gui, MAIN, "main-friends-and-requests.png");
+
+    // ---- dave's chat: the header says the link is relayed ---------------------------------------
+    gui.click_at(MAIN, "friends", Some((40, 12 + 18)), 1); // dave: second online friend
+    snap(&gui, MAIN, "chat-relayed-friend.png");
 
     // ---- chat with bob: messages, ticks, typing, files, progress ----------------------------------
     gui.click_at(MAIN, "friends", Some((40, 12)), 1); // bob (online friends first, by name)

@@ -12,7 +12,7 @@ use peerchat_client::cli::{describe, parse_line, CliRecord, LineCommand, HELP};
 use peerchat_client::profile::Profile;
 use peerchat_client::{
     AutoAccept, Client, ClientConfig, ClientError, Direction, Event, EventStream,
-    CLI_AUTO_ACCEPT_MAX,
+    TraversalConfig, CLI_AUTO_ACCEPT_MAX,
 };
 use serde::Serialize;
 use tokio::io::AsyncBufReadExt as _;
@@ -40,6 +40,11 @@ struct Args {
     /// Where to accept direct connections from friends.
     #[arg(long, default_value = "0.0.0.0:0")]
     peer_listen: SocketAddr,
+    /// Reach friends only through the server's end-to-end-encrypted relay: never dial their
+    /// addresses, ask for a reversal or punch (SPEC.md §7.6 steps 1–3). Friends may still
+    /// dial this client.
+    #[arg(long)]
+    relay_only: bool,
     /// Where received files go (default: <profile>/downloads).
     #[arg(long)]
     download_dir: Option<PathBuf>,
@@ -228,6 +233,13 @@ async fn run(args: Args, printer: Printer) -> Result<ExitCode, ClientError> {
     };
     let mut config = ClientConfig::new(&profile_dir, args.server.clone());
     config.peer_listen = args.peer_listen;
+    if args.relay_only {
+        config.traversal = TraversalConfig {
+            skip_direct: true,
+            skip_reverse: true,
+            skip_punch: true,
+        };
+    }
     config.download_dir = args.download_dir.clone();
     config.auto_accept = match args.auto_accept_max {
         0 => AutoAccept::Never,

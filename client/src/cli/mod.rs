@@ -235,7 +235,14 @@ pub fn describe(e: &Event) -> String {
             friend,
             fingerprint,
         } => format!("! {friend}'s identity key changed: now {fingerprint}"),
-        Event::PeerConnected { friend, path } => format!("* connected to {friend} ({path})"),
+        Event::PeerConnected {
+            friend,
+            path,
+            attempt,
+        } => match attempt {
+            Some(n) => format!("* connected to {friend} ({path}, attempt {n})"),
+            None => format!("* connected to {friend} ({path})"),
+        },
         Event::PeerDisconnected { friend, reason } => {
             format!("* connection to {friend} closed ({reason})")
         }

@@ -210,10 +210,7 @@ impl ChatPane {
             Some(f) => {
                 let p = f.presence(server_online);
                 (
-                    match f.path_words() {
-                        Some(path) => format!("{} ({path})", p.words()),
-                        None => p.words().to_owned(),
-                    },
+                    f.header_words(server_online),
                     if p.is_green() {
                         theme::ONLINE
                     } else {

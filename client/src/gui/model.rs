@@ -83,6 +83,24 @@ impl Friend {
         self.path.filter(|_| self.connected).map(|p| p.as_str())
     }
 
+    /// The chat header's words: the presence, and for a link how it was made, so a user can
+    /// tell a direct link from one the server relays (SPEC.md §7.6 "Path"). A relayed link is
+    /// still end-to-end encrypted, and the words say so.
+    pub fn header_words(&self, server_online: bool) -> String {
+        use peerchat_client::LinkPath;
+        let p = self.presence(server_online);
+        let link = match self.path.filter(|_| self.connected) {
+            Some(LinkPath::Direct) | None => return p.words().to_owned(),
+            Some(LinkPath::Reversed) => "connected directly (reversed)",
+            Some(LinkPath::Punched) => "connected directly (hole-punched)",
+            Some(LinkPath::Relayed) => "relayed, end-to-end encrypted",
+        };
+        match p {
+            Presence::OnlineDirect => format!("● online · {link}"),
+            _ => format!("● {link}"),
+        }
+    }
+
     /// The presence to show. While the server is unreachable its last word on who is
     /// online is stale, so only direct connections count then.
     pub fn presence(&self, server_online: bool) -> Presence {
@@ -881,6 +899,59 @@ mod tests {
     }
 
     #[test]
+    fn the_header_and_the_list_say_how_a_friend_is_connected() {
+        use peerchat_client::LinkPath;
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let carol = |m: &Model| m.friends["carol"].clone();
+        assert_eq!(carol(&m).header_words(true), "● online");
+        assert_eq!(carol(&m).path_words(), None);
+        for (path, header, hint) in [
+            (LinkPath::Direct, "● online · connected directly", "direct"),
+            (
+                LinkPath::Reversed,
+                "● online · connected directly (reversed)",
+                "reversed",
+            ),
+            (
+                LinkPath::Punched,
+                "● online · connected directly (hole-punched)",
+                "punched",
+            ),
+            (
+                LinkPath::Relayed,
+                "● online · relayed, end-to-end encrypted",
+                "relayed",
+            ),
+        ] {
+            m.apply(
+                &Event::PeerConnected {
+                    friend: "carol".into(),
+                    path,
+                    attempt: None,
+                },
+                0,
+            );
+            assert_eq!(carol(&m).header_words(true), header);
+            assert_eq!(carol(&m).path_words(), Some(hint));
+        }
+        // The server goes away: the (relayed) link is all we know of.
+        assert_eq!(
+            carol(&m).header_words(false),
+            "● relayed, end-to-end encrypted"
+        );
+        m.apply(
+            &Event::PeerDisconnected {
+                friend: "carol".into(),
+                reason: "closed".into(),
+            },
+            0,
+        );
+        assert_eq!(carol(&m).path_words(), None);
+        assert_eq!(carol(&m).header_words(true), "● online");
+    }
+
+    #[test]
     fn presence_while_the_server_is_down_counts_only_direct_links() {
         let mut m = Model::new();
         logged_in(&mut m);
@@ -888,6 +959,7 @@ mod tests {
             &Event::PeerConnected {
                 friend: "bob".into(),
                 path: peerchat_client::LinkPath::Relayed,
+                attempt: None,
             },
             0,
         );

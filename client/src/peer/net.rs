@@ -79,6 +79,25 @@ pub async fn connect_from(
     Ok((stream, false))
 }
 
+/// Connects to `remote` within `timeout` from exactly `local` (the listening port, with port
+/// reuse), with no fallback: a hole punch from any other port would open a mapping the
+/// friend is not dialling (SPEC.md §7.6), so a failure is the caller's to retry or report.
+///
+/// # Errors
+/// Socket, bind and connect errors (a refusal as [`io::ErrorKind::ConnectionRefused`]) and
+/// [`io::ErrorKind::TimedOut`].
+pub async fn connect_from_port(
+    local: SocketAddr,
+    remote: SocketAddr,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    let stream = tokio::time::timeout(timeout, connect_bound(local, remote))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 /// How long a connect from the listening port may take before the ephemeral fallback.
 const LISTENER_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::budget::{frame_cost, PingBucket, SendBudget};
 use super::hello::{check_dialled_key, check_hello, friend_for_key, HelloError};
-use super::net::connect_from;
+use super::net::{connect_from, connect_from_port};
 use super::registry::ConnId;
 use super::traversal::{ConnectFailure, LinkPath, StepId};
 use crate::friends::FriendBook;
@@ -341,6 +341,10 @@ async fn dial_one(
 /// A punching connect (SPEC.md §7.6): from the listening port, kept up to `window` while the
 /// kernel retransmits the SYN; a refusal (the friend's NAT or host answered with a reset
 /// before its own SYN left) is retried until the window closes.
+///
+/// Never from another port: only the listening port's mapping is the one the friend dials
+/// (an ephemeral port's SYN opens a mapping nobody uses, and a fallback to one used to eat
+/// the whole window after an early refusal, so the retry below never ran).
 async fn punch_connect(
     from: Option<SocketAddr>,
     addr: SocketAddr,
@@ -352,8 +356,12 @@ async fn punch_connect(
         if left.is_zero() {
             return Err("punch window closed".into());
         }
-        match connect_from(from, addr, left).await {
-            Ok((s, _)) => return Ok(s),
+        let tried = match from.filter(|l| l.is_ipv4() == addr.is_ipv4()) {
+            Some(local) => connect_from_port(local, addr, left).await,
+            None => connect_from(None, addr, left).await.map(|(s, _)| s),
+        };
+        match tried {
+            Ok(s) => return Ok(s),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(e.to_string()),
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "punch connect failed; retrying");

@@ -545,6 +545,15 @@ impl Traversal {
         self.upgrades.remove(friend);
     }
 
+    /// Which punch attempt toward `friend` is running (1 for the first, up to
+    /// PUNCH_ATTEMPTS), if the current step of our attempt is a punch. Reported with the
+    /// punched link, so the NAT lab can count first-attempt successes.
+    pub fn punch_attempt(&self, friend: &str) -> Option<u32> {
+        let a = self.attempts.get(friend)?;
+        let total = if a.upgrade { 1 } else { PUNCH_ATTEMPTS };
+        (a.stage == Stage::Punch).then(|| total - a.punches_left + 1)
+    }
+
     /// The path of an inbound connection from `friend` that reached Open now.
     pub fn inbound_path(&self, friend: &str, now: Instant) -> LinkPath {
         if let Some(a) = self.attempts.get(friend) {
@@ -834,6 +843,7 @@ mod tests {
                 }]
             );
             assert_eq!(t.inbound_path("bob", clock), LinkPath::Punched);
+            assert_eq!(t.punch_attempt("bob"), Some(n + 1));
             clock += Duration::from_secs(1);
             acts = t.on_dial_failed("bob", step, clock);
         }

@@ -266,6 +266,11 @@ pub struct Cli {
 
 impl Cli {
     pub fn start(server: &str, profile: &Path, name: &str) -> Cli {
+        Cli::start_with(server, profile, name, &[])
+    }
+
+    /// Like [`Cli::start`], with more global options (`--relay-only`).
+    pub fn start_with(server: &str, profile: &Path, name: &str, options: &[&str]) -> Cli {
         let mut child = Command::new(env!("CARGO_BIN_EXE_peerchat-cli"))
             .args([
                 "--server",
@@ -276,6 +281,7 @@ impl Cli {
                 "--profile",
             ])
             .arg(profile)
+            .args(options)
             .arg("chat")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -96,6 +96,30 @@ impl ChatProc {
         Instant::now()
     }
 
+    /// The first event still to come (not among those seen) that matches `pred`: for an
+    /// event that repeats, like `message_acked`. Panics as [`ChatProc::wait_for`] does.
+    pub fn wait_for_next(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Stamped {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(s) => {
+                    self.seen.push(s.clone());
+                    if pred(&s.value) {
+                        return s;
+                    }
+                }
+                // Panics with every event seen and the log tail.
+                Err(_) => return self.wait_for(what, Duration::ZERO, |_| false),
+            }
+        }
+    }
+
     /// The first event, among those seen and those to come, that matches `pred`; panics
     /// with every event seen and the client's log after `timeout`.
     pub fn wait_for(

@@ -30,6 +30,9 @@ pub const WAIT: Duration = Duration::from_secs(120);
 /// A whole file transfer, relayed ones rate-limited by the server included.
 pub const FILE_WAIT: Duration = Duration::from_secs(900);
 
+/// Chat messages alice times, one at a time, once the link is open (the matrix only).
+pub const RTT_SAMPLES: usize = 9;
+
 /// Which homes alice and bob are in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pair {
@@ -158,9 +161,16 @@ pub struct Outcome {
     /// `attempt` in alice's `peer_connected`, if the client reports it.
     pub attempt: Option<u64>,
     pub first_message: Option<Duration>,
+    /// Median time from alice's `/msg` to its `message_acked` over [`RTT_SAMPLES`] messages
+    /// sent one after another on the open link: the chat round trip of the path used.
+    pub chat_rtt: Option<Duration>,
     pub throughput_mb_s: Option<f64>,
     pub notes: Vec<String>,
     pub failure: Option<String>,
+    /// The pair's directory (client logs and events; captures with PEERCHAT_NAT_LAB_PCAP=1).
+    pub work: Option<PathBuf>,
+    /// The WAN delays the pair ran with.
+    pub delays: (Duration, Duration),
 }
 
 pub fn profile(dir: &Path, key: usize) -> PathBuf {
@@ -245,6 +255,11 @@ pub fn run_pair(lab: &Lab, plan: &Plan<'_>, out: &mut Outcome) {
     };
     let (alice, bob) = (format!("alice{n}"), format!("bob{n}"));
     let work = lab.dir.join(format!("pair{n}"));
+    std::fs::create_dir_all(&work).unwrap();
+    out.work = Some(work.clone());
+    out.delays = plan.delays;
+    // Declared after `homes`, so the captures stop before their namespaces go.
+    let _captures = capture(&homes, &work);
     let pa = profile(&work.join("alice"), (2 * n) % super::SERVER_KEY);
     let pb = profile(&work.join("bob"), (2 * n + 1) % super::SERVER_KEY);
     let (port_a, port_b) = (PEER_PORTS.start() + 1, PEER_PORTS.start() + 2);
@@ -313,6 +328,20 @@ pub fn run_pair(lab: &Lab, plan: &Plan<'_>, out: &mut Outcome) {
         is(v, "message_received", &[("friend", &bob), ("text", &reply)])
     });
 
+    if plan.file.is_some() {
+        let mut rtts: Vec<Duration> = (0..RTT_SAMPLES)
+            .map(|i| {
+                let sent = a.say(&format!("/msg {bob} rtt probe {i}"));
+                let acked = a.wait_for_next("rtt probe ack", WAIT, |v| {
+                    is(v, "message_acked", &[("friend", &bob)])
+                });
+                acked.at.duration_since(sent)
+            })
+            .collect();
+        rtts.sort();
+        out.chat_rtt = rtts.get(rtts.len() / 2).copied();
+    }
+
     if let Some(file) = plan.file {
         let started = a.say(&format!("/send {bob} {}", file.path.display()));
         let done = b.wait_for("the big file", FILE_WAIT, |v| {
@@ -371,6 +400,31 @@ pub fn run_pair(lab: &Lab, plan: &Plan<'_>, out: &mut Outcome) {
             ));
         }
     }
+}
+
+/// With `PEERCHAT_NAT_LAB_PCAP=1` (and `tcpdump` installed): a packet capture of every
+/// router's (or public host's) interfaces into the pair's directory, `<ns>.pcap`, for a
+/// post-mortem; the test keeps the directory when the pair fails. A debugging aid only.
+fn capture(homes: &[Home], work: &Path) -> Vec<super::process::Proc> {
+    if !std::env::var("PEERCHAT_NAT_LAB_PCAP").is_ok_and(|v| v == "1") {
+        return Vec::new();
+    }
+    homes
+        .iter()
+        .map(|h| h.router().unwrap_or(&h.hosts[0].ns))
+        .filter_map(|ns| {
+            let file = work.join(format!("{}.pcap", ns.name()));
+            ns.command("tcpdump")
+                .args(["-U", "-n", "-s", "128", "-i", "any", "-w"])
+                .arg(&file)
+                .arg("tcp")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .ok()
+                .map(super::process::Proc)
+        })
+        .collect()
 }
 
 /// The server relayed ciphertext only: neither chat text nor the file's marker is in what

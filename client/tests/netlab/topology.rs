@@ -22,6 +22,8 @@ use super::router::{self, NatKind, LAN_IF, WAN_IF};
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PUBLIC_PREFIX: u8 = 16;
 const BRIDGE: &str = "br0";
+/// The public bridge's (the server's) MAC address: locally administered, fixed.
+pub const BRIDGE_MAC: &str = "02:00:c6:12:00:01";
 
 /// The public network: a namespace with a bridge that every home's WAN link plugs into.
 pub struct Internet {
@@ -35,7 +37,15 @@ impl Internet {
     /// Creates the public namespace `<prefix>pub` with bridge `br0` holding [`SERVER_IP`].
     pub fn create(prefix: &str) -> Internet {
         let ns = Netns::create(&format!("{prefix}pub"));
-        ns.ip(&format!("link add {BRIDGE} type bridge"));
+        // A fixed MAC address. A Linux bridge without one takes the lowest MAC of its ports
+        // and changes it whenever a home's link joins or leaves; hosts then keep sending to
+        // the server's old MAC (their ARP entry is still "reachable"), the bridge no longer
+        // takes those frames for itself, and the host's server connection goes silent for
+        // 15–30 s until its ARP entry is re-resolved. That was the "late pushes" of #11: a
+        // lab artefact (a real server's MAC does not change when other hosts come and go).
+        ns.ip(&format!(
+            "link add {BRIDGE} address {BRIDGE_MAC} type bridge"
+        ));
         ns.ip(&format!(
             "addr add {SERVER_IP}/{PUBLIC_PREFIX} dev {BRIDGE}"
         ));
@@ -47,6 +57,16 @@ impl Internet {
             next_home: AtomicU32::new(1),
             ns,
         }
+    }
+
+    /// The public bridge's MAC address as the kernel reports it now.
+    pub fn bridge_mac(&self) -> String {
+        let out = super::ns::run(self.ns.command("ip").args(["-br", "link", "show", BRIDGE]));
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// The prefix of every namespace name of this lab.
@@ -88,7 +108,10 @@ impl Internet {
         router.ip(&format!("link set {WAN_IF} up"));
         let (a, b) = ((h / 250) as u8, (h % 250) as u8);
         let gateway = Ipv4Addr::new(10, a, b, 1);
-        router.ip(&format!("link add {LAN_IF} type bridge"));
+        // Fixed for the same reason as the public bridge's (see Internet::create).
+        router.ip(&format!(
+            "link add {LAN_IF} address 02:00:0a:{a:02x}:{b:02x}:01 type bridge"
+        ));
         router.ip(&format!("addr add {gateway}/24 dev {LAN_IF}"));
         router.ip(&format!("link set {LAN_IF} up"));
         router.sysctl("net.ipv4.ip_forward", "1");
