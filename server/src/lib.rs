@@ -1,7 +1,7 @@
 //! # peerchat-server
 //!
 //! The Peerchat directory server (SPEC.md §5, §6): accounts, friendships, friend requests
-//! and presence, persisted with sea-orm on SQLite. It never sees a chat message or a file.
+//! and presence, persisted with sea-orm on SQLite (the default) or PostgreSQL. It never sees a chat message or a file.
 //!
 //! Where things are:
 //! - [`config`]: every setting ([`Config`]); [`server`]: start-up, accept loop, shutdown.
@@ -31,6 +31,8 @@ pub mod db;
 pub mod expiry;
 pub mod hub;
 pub mod password;
+#[cfg(feature = "test-postgres")]
+pub mod pg_harness;
 pub mod ratelimit;
 pub mod recovery;
 pub mod relay;

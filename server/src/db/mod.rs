@@ -1,5 +1,10 @@
 //! Persistence: accounts, friendships, pending friend requests and queued notices, through
-//! sea-orm (SQLite by default).
+//! sea-orm: SQLite by default, PostgreSQL with a `postgres://` URL.
+//!
+//! Everything goes through the query builder and the migrations' schema builder, so the same
+//! code runs on both engines: no raw SQL, 64-bit integers everywhere, case-insensitive lookups
+//! through the stored `*_lower` columns (never a collation or `ILIKE`), no upsert. Only the
+//! connection settings differ (the PRAGMAs below exist on SQLite alone).
 //!
 //! [`Store`] is the only way the rest of the server touches the database. Each method is one
 //! rule-level operation; every operation that changes more than one row runs in one
@@ -48,7 +53,7 @@ pub struct Store {
 impl Store {
     /// Connects to `url` and runs every pending migration.
     ///
-    /// For SQLite the connection uses WAL journaling (readers never block the writer),
+    /// `url` is `sqlite://…` or `postgres://…`. For SQLite the connection uses WAL journaling (readers never block the writer),
     /// `synchronous = FULL`, foreign keys on and a busy time-out.
     ///
     /// FULL, not NORMAL: with WAL, NORMAL survives a crash of the process but SQLite documents
@@ -62,15 +67,15 @@ impl Store {
     /// [`DbError::Db`] if the database cannot be opened or migrated.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
         let mut opts = ConnectOptions::new(url.to_owned());
-        opts.sqlx_logging(false)
-            .max_connections(8)
-            .min_connections(1)
-            .map_sqlx_sqlite_opts(|o| {
+        opts.sqlx_logging(false).max_connections(8).min_connections(1);
+        if url.starts_with("sqlite:") {
+            opts.map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
                     .busy_timeout(BUSY_TIMEOUT)
             });
+        }
         let db = Database::connect(opts).await?;
         migration::Migrator::up(&db, None).await?;
         Ok(Self {
