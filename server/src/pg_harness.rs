@@ -70,7 +70,10 @@ fn bindir() -> Result<PathBuf, PgHarnessError> {
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, b)| b).ok_or(PgHarnessError::NotInstalled)
+    versions
+        .pop()
+        .map(|(_, b)| b)
+        .ok_or(PgHarnessError::NotInstalled)
 }
 
 /// Whether we run as root (initdb refuses that; we switch to `postgres`).

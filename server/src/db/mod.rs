@@ -21,7 +21,9 @@ pub mod notices;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+};
 use sea_orm_migration::MigratorTrait as _;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -67,7 +69,9 @@ impl Store {
     /// [`DbError::Db`] if the database cannot be opened or migrated.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
         let mut opts = ConnectOptions::new(url.to_owned());
-        opts.sqlx_logging(false).max_connections(8).min_connections(1);
+        opts.sqlx_logging(false)
+            .max_connections(8)
+            .min_connections(1);
         if url.starts_with("sqlite:") {
             opts.map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
@@ -77,7 +81,11 @@ impl Store {
             });
         }
         let db = Database::connect(opts).await?;
-        migration::Migrator::up(&db, None).await?;
+        if db.get_database_backend() == DbBackend::Postgres {
+            migrate_locked(url).await?;
+        } else {
+            migration::Migrator::up(&db, None).await?;
+        }
         Ok(Self {
             db,
             write: Mutex::new(()),
@@ -103,6 +111,33 @@ impl Store {
     pub(crate) async fn writer(&self) -> MutexGuard<'_, ()> {
         self.write.lock().await
     }
+}
+
+/// Key of the PostgreSQL advisory locks the nodes of a cluster share: migrations and the
+/// request-expiry sweep each run on one node at a time.
+pub(crate) const CLUSTER_LOCK: i64 = 0x7065_6572_6368_6174; // "peerchat"
+
+/// Runs the migrations on PostgreSQL under a session advisory lock, on a connection of its
+/// own (the lock belongs to the connection): cluster nodes started together would otherwise
+/// race to create the same tables.
+async fn migrate_locked(url: &str) -> Result<(), DbErr> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .max_connections(1)
+        .min_connections(1);
+    let one = Database::connect(opts).await?;
+    let lock = |f: &str| {
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("SELECT {f}($1)"),
+            [CLUSTER_LOCK.into()],
+        )
+    };
+    one.execute(lock("pg_advisory_lock")).await?;
+    let migrated = migration::Migrator::up(&one, None).await;
+    one.execute(lock("pg_advisory_unlock")).await?;
+    one.close().await?;
+    migrated
 }
 
 /// Converts protocol time (u64 ms) to the stored form.
