@@ -292,6 +292,14 @@ pub async fn apply(shared: &Shared, me: &str, msg: BusMessage) {
                     peerchat_proto::wire::CloseReason::SessionReplaced,
                     "this account logged in on another connection".into(),
                 ));
+                // Nodes that recorded the old session drop it. If two nodes replaced each
+                // other at once (both logins within the bus latency), neither keeps a stale
+                // entry for the other's closed session.
+                shared.hub.publish(BusMessage::Offline {
+                    node: me.to_owned(),
+                    session: old.session_id,
+                    user: user.clone(),
+                });
             }
             shared.hub.set_remote(
                 user,
