@@ -321,6 +321,36 @@ async fn cluster_figures() {
         }
         lat.sort();
         let pct = |q: f64| lat[((lat.len() - 1) as f64 * q).round() as usize];
+        // A presence change without argon2: SetPeerEndpoint until the friend's FriendOnline
+        // carries the new port (what the bus adds per presence change, cross-node vs local).
+        let mut moved = Vec::new();
+        for r in 0..ROUNDS {
+            for ((m, b), a) in movers.iter_mut().zip(watchers.iter_mut()) {
+                let port = 4000 + u16::try_from(r).unwrap();
+                let t0 = std::time::Instant::now();
+                let id = b
+                    .send_request(peerchat_proto::message::Request::SetPeerEndpoint {
+                        endpoint: peerchat_proto::message::Endpoint { host: None, port },
+                        announcement: Default::default(),
+                    })
+                    .await;
+                a.expect_push(|p| {
+                    matches!(p, PushEvent::FriendOnline { userid, endpoint: Some(e), .. }
+                        if userid == m.as_str() && e.port() == port)
+                })
+                .await;
+                moved.push(t0.elapsed());
+                b.response(id).await.unwrap();
+            }
+        }
+        moved.sort();
+        let mpct = |q: f64| moved[((moved.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "nodes={nodes} SetPeerEndpoint -> friend's FriendOnline ({} samples): p50 {:?} p99 {:?}",
+            moved.len(),
+            mpct(0.5),
+            mpct(0.99)
+        );
         // Login throughput: every mover logs in again on a fresh connection, all at once.
         let mut conns = Vec::new();
         for i in 0..PAIRS {
