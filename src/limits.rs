@@ -65,6 +65,11 @@ pub const LOGIN_FAIL_IP_MAX: u32 = 50;
 pub const LOGIN_FAIL_IP_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// FriendOffline is enqueued within this time of the server noticing a session ended (SPEC.md §6.6).
 pub const OFFLINE_NOTIFY: Duration = Duration::from_secs(1);
+/// How often each node of a cluster writes its heartbeat to the database (SPEC.md §6.11).
+pub const NODE_HEARTBEAT: Duration = Duration::from_secs(1);
+/// A cluster node whose heartbeat is older than this is dead; its users' friends get
+/// FriendOffline within NODE_DEAD_AFTER + NODE_HEARTBEAT of its last beat (SPEC.md §6.11).
+pub const NODE_DEAD_AFTER: Duration = Duration::from_secs(5);
 /// Longest sanitised file name before collision suffixes (SPEC.md §8.4).
 pub const MAX_SAFE_NAME: usize = 200;
 /// Longest e-mail address in bytes (SPEC.md §5.1).

@@ -36,7 +36,8 @@ const PEER_EVENT_QUEUE: usize = 64;
 pub struct ClientConfig {
     /// The profile folder (identity key, pins, friend cache, history, downloads).
     pub profile_dir: PathBuf,
-    /// The server, `HOST:PORT`.
+    /// The server, `HOST:PORT`, or several nodes of one cluster, `HOST:PORT,HOST:PORT`,
+    /// tried in order at every (re)connect.
     pub server: String,
     /// Where to accept peer connections (`0.0.0.0:0`: any interface, a free port).
     pub peer_listen: SocketAddr,

@@ -182,11 +182,22 @@ pub async fn dial_server(
     kind: ChannelKind,
     from: Option<SocketAddr>,
 ) -> Result<(Channel<TcpStream>, bool, SocketAddr), ClientError> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&target.server)
-        .await
-        .map_err(|e| ClientError::ServerUnavailable(format!("{}: {e}", target.server)))?
-        .collect();
+    // `target.server` may list several nodes of one cluster, comma-separated
+    // ("a:7878,b:7878"): tried in order, each with every address it resolves to, so a dead
+    // node is skipped. They share one server key, so one pin covers them all (SPEC.md §6.11).
+    let mut addrs: Vec<SocketAddr> = Vec::new();
     let mut last = format!("{}: no address", target.server);
+    for host in target
+        .server
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+    {
+        match tokio::net::lookup_host(host).await {
+            Ok(a) => addrs.extend(a),
+            Err(e) => last = format!("{host}: {e}"),
+        }
+    }
     for addr in addrs {
         let pins = KnownServers::load(&target.known_servers)?;
         let server = target.server.clone();

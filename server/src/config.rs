@@ -165,6 +165,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Any sea-orm database URL; `None` means SQLite at `<data_dir>/peerchat.db`.
     pub database_url: Option<String>,
+    /// This node's name in a cluster of nodes sharing one PostgreSQL database
+    /// (SPEC.md §6.11); `None` for a single server.
+    pub cluster_node: Option<String>,
     /// Life of an unanswered friend request (SPEC.md §6.7).
     pub request_ttl: Duration,
     /// How often expired requests are swept.
@@ -220,6 +223,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             data_dir,
             database_url: None,
+            cluster_node: None,
             request_ttl: limits::DEFAULT_REQUEST_TTL,
             sweep_interval: Duration::from_secs(1),
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,

@@ -11,6 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use crate::cluster::{encode_push, BusMessage, Link, QueuedNotice};
 use peerchat_proto::message::{Candidate, PushEvent, ServerFrame};
 use peerchat_proto::wire::{self, CloseReason};
 use peerchat_proto::IdentityKey;
@@ -230,10 +234,31 @@ impl SessionHandle {
     }
 }
 
-/// Every live session, by lowercase userid.
+/// Recipients per fan-out bus message: 64 userids of at most 32 bytes keep a `NOTIFY`
+/// payload well under PostgreSQL's 8000 bytes beside a FriendOnline with its key.
+pub const FANOUT_CHUNK: usize = 64;
+
+/// A session held by another node of the cluster, as its `Online` bus message described it
+/// (see [`crate::cluster`]).
+#[derive(Debug, Clone)]
+pub struct RemoteSession {
+    /// The node that holds it.
+    pub node: String,
+    /// Its session id on that node.
+    pub session_id: u64,
+    /// Account row id.
+    pub account_id: i64,
+    /// The `FriendOnline` push describing it (endpoint, candidates, key).
+    pub online: PushEvent,
+}
+
+/// Every live session, by lowercase userid: this node's own, and in a cluster the other
+/// nodes' (a directory kept from the bus).
 #[derive(Debug, Default)]
 pub struct PresenceHub {
     sessions: DashMap<String, Arc<SessionHandle>>,
+    remote: DashMap<String, RemoteSession>,
+    link: OnceLock<Link>,
 }
 
 impl PresenceHub {
@@ -242,47 +267,199 @@ impl PresenceHub {
         Self::default()
     }
 
+    /// Connects the hub to the cluster bus (once, at start-up).
+    pub fn set_link(&self, link: Link) {
+        let _ = self.link.set(link);
+    }
+
+    /// Publishes `msg` on the cluster bus; nothing on a single node.
+    pub fn publish(&self, msg: BusMessage) {
+        if let Some(l) = self.link.get() {
+            l.publish(msg);
+        }
+    }
+
+    /// Tells the other nodes that `session` is this node's session of its user (login,
+    /// endpoint change). They record it, and close an older session of the user they hold.
+    pub fn publish_online(&self, session: &SessionHandle) {
+        if let Some(l) = self.link.get() {
+            l.publish(BusMessage::Online {
+                node: l.node.clone(),
+                session: session.session_id,
+                user: crate::validate::fold(&session.userid),
+                account_id: session.account_id,
+                online: encode_push(&PushEvent::FriendOnline {
+                    userid: session.userid.clone(),
+                    endpoint: session.endpoint(),
+                    identity_key: session.identity_key.clone(),
+                    candidates: session.candidates(),
+                }),
+            });
+        }
+    }
+
     /// Makes `handle` the session of `userid_lower`, returning the session it replaces.
     pub fn insert(
         &self,
         userid_lower: String,
         handle: Arc<SessionHandle>,
     ) -> Option<Arc<SessionHandle>> {
+        self.remote.remove(&userid_lower);
         self.sessions.insert(userid_lower, handle)
     }
 
     /// Removes the session of `userid_lower` only if it is still `session_id` (a replaced
     /// session must not remove its successor). Returns whether it did.
     pub fn remove_if_current(&self, userid_lower: &str, session_id: u64) -> bool {
-        self.sessions
+        let removed = self
+            .sessions
             .remove_if(userid_lower, |_, h| h.session_id == session_id)
-            .is_some()
+            .is_some();
+        if removed {
+            if let Some(l) = self.link.get() {
+                l.publish(BusMessage::Offline {
+                    node: l.node.clone(),
+                    session: session_id,
+                    user: userid_lower.to_owned(),
+                });
+            }
+        }
+        removed
     }
 
-    /// The live session of `userid_lower`. The map shard is released before returning, so the
-    /// caller may do anything with the handle without holding up other lookups.
+    /// Takes this node's session of `userid_lower` out of the hub (it was replaced on
+    /// another node); its end then announces nothing.
+    pub fn take_local(&self, userid_lower: &str) -> Option<Arc<SessionHandle>> {
+        self.sessions.remove(userid_lower).map(|(_, h)| h)
+    }
+
+    /// Every session of this node.
+    pub fn local_sessions(&self) -> Vec<Arc<SessionHandle>> {
+        self.sessions
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect()
+    }
+
+    /// Records another node's session of `userid_lower`.
+    pub fn set_remote(&self, userid_lower: String, session: RemoteSession) {
+        self.remote.insert(userid_lower, session);
+    }
+
+    /// Forgets another node's session if it is still the one recorded.
+    pub fn remove_remote(&self, userid_lower: &str, node: &str, session_id: u64) {
+        self.remote.remove_if(userid_lower, |_, r| {
+            r.node == node && r.session_id == session_id
+        });
+    }
+
+    /// Forgets every remote session whose node is not in `live`, returning them.
+    pub fn remove_remote_unless(&self, live: &HashSet<String>) -> Vec<(String, RemoteSession)> {
+        let dead: Vec<String> = self
+            .remote
+            .iter()
+            .filter(|e| !live.contains(&e.value().node))
+            .map(|e| e.key().clone())
+            .collect();
+        dead.into_iter()
+            .filter_map(|u| self.remote.remove_if(&u, |_, r| !live.contains(&r.node)))
+            .collect()
+    }
+
+    /// The `FriendOnline` describing `userid_lower`'s session on another node.
+    pub fn remote_presence(&self, userid_lower: &str) -> Option<PushEvent> {
+        self.remote.get(userid_lower).map(|r| r.online.clone())
+    }
+
+    /// The live session of `userid_lower` on this node. The map shard is released before
+    /// returning, so the caller may do anything with the handle without holding up other
+    /// lookups.
     pub fn get(&self, userid_lower: &str) -> Option<Arc<SessionHandle>> {
         self.sessions
             .get(userid_lower)
             .map(|h| Arc::clone(h.value()))
     }
 
-    /// Whether `userid_lower` is logged in.
+    /// Whether `userid_lower` is logged in, on this node or another.
     pub fn is_online(&self, userid_lower: &str) -> bool {
-        self.sessions.contains_key(userid_lower)
+        self.sessions.contains_key(userid_lower) || self.remote.contains_key(userid_lower)
     }
 
-    /// Pushes `event` to `userid_lower` if online. Returns whether it was queued.
+    /// Pushes `event` to `userid_lower` if online here or on another node. Returns whether it
+    /// was queued here or handed to the bus for a session the directory knows.
     pub fn push(&self, userid_lower: &str, event: &PushEvent) -> bool {
+        self.push_or_notice(userid_lower, event, None)
+    }
+
+    /// As [`PresenceHub::push`]; a push handed to the bus for a session on another node
+    /// carries `notice`, which that node (and only that one) stores if the session has ended
+    /// meanwhile (SPEC.md §6.9).
+    ///
+    /// In a cluster a push for a user not online here goes on the bus even when the
+    /// directory does not know the user: a login on another node may not have reached this
+    /// node yet, and its snapshot may already be read (SPEC.md §6.11). It then returns false,
+    /// so the caller queues the notice itself.
+    pub fn push_or_notice(
+        &self,
+        userid_lower: &str,
+        event: &PushEvent,
+        notice: Option<QueuedNotice>,
+    ) -> bool {
+        if self.push_local(userid_lower, event) {
+            return true;
+        }
+        let Some(l) = self.link.get() else {
+            return false;
+        };
+        let holder = self.remote.get(userid_lower).map(|r| r.node.clone());
+        let known = holder.is_some();
+        l.publish(BusMessage::Push {
+            node: l.node.clone(),
+            to: vec![userid_lower.to_owned()],
+            frame: encode_push(event),
+            notice: notice.filter(|_| known),
+            holder,
+        });
+        known
+    }
+
+    /// Pushes `event` to each of `users` online here or elsewhere (presence fan-out): local
+    /// sessions directly, the rest in bus messages of at most [`FANOUT_CHUNK`] recipients.
+    pub fn push_many<'a>(&self, users: impl IntoIterator<Item = &'a str>, event: &PushEvent) {
+        let rest: Vec<String> = users
+            .into_iter()
+            .filter(|u| !self.push_local(u, event))
+            .map(str::to_owned)
+            .collect();
+        let Some(l) = self.link.get() else {
+            return;
+        };
+        if rest.is_empty() {
+            return;
+        }
+        let frame = encode_push(event);
+        for chunk in rest.chunks(FANOUT_CHUNK) {
+            l.publish(BusMessage::Push {
+                node: l.node.clone(),
+                to: chunk.to_vec(),
+                frame: frame.clone(),
+                notice: None,
+                holder: None,
+            });
+        }
+    }
+
+    /// Pushes `event` to `userid_lower`'s session on this node only.
+    pub fn push_local(&self, userid_lower: &str, event: &PushEvent) -> bool {
         self.get(userid_lower).is_some_and(|h| h.push(event))
     }
 
-    /// Number of live sessions.
+    /// Number of live sessions on this node.
     pub fn len(&self) -> usize {
         self.sessions.len()
     }
 
-    /// Whether nobody is logged in.
+    /// Whether nobody is logged in on this node.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }

@@ -1,7 +1,7 @@
 //! # peerchat-server
 //!
 //! The Peerchat directory server (SPEC.md §5, §6): accounts, friendships, friend requests
-//! and presence, persisted with sea-orm on SQLite. It never sees a chat message or a file.
+//! and presence, persisted with sea-orm on SQLite (the default) or PostgreSQL. It never sees a chat message or a file.
 //!
 //! Where things are:
 //! - [`config`]: every setting ([`Config`]); [`server`]: start-up, accept loop, shutdown.
@@ -9,6 +9,7 @@
 //! - [`cmd`]: one file per request family — `auth`, `friends`, `presence`, `traversal`.
 //! - [`relay`]: relay connections and the splice between two friends (SPEC.md §7.7).
 //! - [`hub`]: who is online and how to reach them; [`expiry`]: the request sweeper.
+//! - [`cluster`]: several nodes on one PostgreSQL database (bus, heartbeats).
 //! - [`db`]: entities, migrations and the transactional operations.
 //! - Pure rules with unit tests: [`validate`], [`ratelimit`], [`recovery`], [`password`],
 //!   [`rtt`].
@@ -24,6 +25,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod connection;
@@ -31,6 +33,8 @@ pub mod db;
 pub mod expiry;
 pub mod hub;
 pub mod password;
+#[cfg(feature = "test-postgres")]
+pub mod pg_harness;
 pub mod ratelimit;
 pub mod recovery;
 pub mod relay;

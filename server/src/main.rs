@@ -23,6 +23,10 @@ struct Cli {
     /// Database URL (any sea-orm URL); overrides SQLite in the data directory.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// Join a cluster as node NAME (unique per node): needs a postgres:// --database-url
+    /// shared by every node, and the same server key file on every node (docs/DEPLOY.md).
+    #[arg(long, value_name = "NAME", requires = "database_url")]
+    cluster_node: Option<String>,
     /// Life of an unanswered friend request, e.g. "7d", "12h", "2s".
     #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
     request_ttl: Duration,
@@ -86,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::new(data_dir.clone());
     config.listen = cli.listen;
     config.database_url = cli.database_url;
+    config.cluster_node = cli.cluster_node;
     config.request_ttl = cli.request_ttl;
     config.max_connections = cli.max_connections;
     config.register_burst = cli.register_burst;

@@ -212,6 +212,45 @@ fn expire(q: &mut VecDeque<Mark>, window: Duration, now: Instant) {
     }
 }
 
+/// The rules of SPEC.md §5.1.7 (3, 4) over failure times in ms, for a limiter whose marks
+/// live elsewhere (the cluster's shared table, `crate::cluster::SharedLimiter`).
+/// `ip_marks` and `account_marks` are the failure times still inside their windows, oldest
+/// first.
+///
+/// # Errors
+/// How long to wait, when either limit is in force (the address check first).
+pub fn decide_ms(
+    policy: &LoginPolicy,
+    ip_marks: &[i64],
+    account_marks: &[i64],
+    now_ms: i64,
+) -> Result<(), Duration> {
+    let wait = |t: i64| Duration::from_millis(u64::try_from(t - now_ms).unwrap_or(0).max(1));
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    if ip_marks.len() >= policy.ip_failures {
+        let m = ip_marks[ip_marks.len() - policy.ip_failures];
+        return Err(wait(m + ms(policy.ip_window)));
+    }
+    let n = account_marks.len();
+    if let Some(&last) = account_marks
+        .last()
+        .filter(|_| n >= policy.account_failures)
+    {
+        let doublings = u32::try_from(n - policy.account_failures)
+            .unwrap_or(u32::MAX)
+            .min(30);
+        let lock = policy
+            .backoff_start
+            .saturating_mul(1u32 << doublings)
+            .min(policy.backoff_max);
+        let until = last + ms(lock);
+        if until > now_ms {
+            return Err(wait(until));
+        }
+    }
+    Ok(())
+}
+
 /// Login/KeyLogin/ForgotPassword failure limits (SPEC.md §5.1.7), per account key (lowercase
 /// userid) and per source address.
 ///
@@ -410,6 +449,29 @@ mod tests {
     use super::*;
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn shared_decision_follows_the_same_rules() {
+        let p = LoginPolicy::default();
+        // Four account failures: admitted; the fifth locks for 1 s from the last.
+        assert!(decide_ms(&p, &[], &[0, 1, 2, 3], 10).is_ok());
+        assert_eq!(
+            decide_ms(&p, &[], &[0, 1, 2, 3, 4], 10),
+            Err(Duration::from_millis(994))
+        );
+        assert!(decide_ms(&p, &[], &[0, 1, 2, 3, 4], 1004).is_ok());
+        // The sixth doubles it.
+        assert_eq!(
+            decide_ms(&p, &[], &[0, 1, 2, 3, 4, 5], 5),
+            Err(Duration::from_millis(2000))
+        );
+        // Fifty address failures: wait until the oldest leaves the window.
+        let ip: Vec<i64> = (0..50).collect();
+        assert_eq!(
+            decide_ms(&p, &ip, &[], 100),
+            Err(Duration::from_millis(300_000 - 100))
+        );
+    }
 
     #[test]
     fn bucket_allows_burst_then_refills() {

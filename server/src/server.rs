@@ -51,6 +51,9 @@ pub enum ServerError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The cluster could not be joined.
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// A start-up task panicked.
     #[error("start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -122,6 +125,12 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         config.outbound_queue,
     );
     shared.relays = Relays::new(config.relay.clone());
+    if config.cluster_node.is_some() {
+        shared.shared_limits = Some(crate::cluster::limits::SharedLimiter::new(
+            shared.store.conn().clone(),
+            config.login_policy,
+        ));
+    }
     let shared = Arc::new(shared);
     let settings = ConnSettings {
         handshake_timeout: config.handshake_timeout,
@@ -146,6 +155,16 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         per_address: AddressSlots::new(config.max_connections_per_address),
     };
 
+    if let Some(node) = config.cluster_node.clone() {
+        crate::cluster::join(
+            shared.clone(),
+            &database_url,
+            node,
+            sweeper_stop.clone(),
+            &tracker,
+        )
+        .await?;
+    }
     tracker.spawn(crate::expiry::run(
         shared.clone(),
         config.sweep_interval,

@@ -39,6 +39,9 @@ pub struct Shared {
     pub outbound_queue: usize,
     /// ConnectPeer bucket per (requester, friend) pair (SPEC.md §7.6).
     pub connect_limits: ConnectPeerLimiter,
+    /// In a cluster: the failure limits shared by every node (SPEC.md §6.11), checked after
+    /// `login_limits`. Set by `crate::cluster::join`.
+    pub shared_limits: Option<crate::cluster::limits::SharedLimiter>,
     /// Relay links, waiting relays and the relay's settings (SPEC.md §7.7). Replace it after
     /// [`Shared::new`] to change the settings.
     pub relays: Relays,
@@ -69,6 +72,7 @@ impl Shared {
             outbound_queue,
             connect_limits: ConnectPeerLimiter::default(),
             relays: Relays::default(),
+            shared_limits: None,
             next_session: AtomicU64::new(1),
         }
     }

@@ -33,6 +33,26 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
+/// `PEERCHAT_TEST_DATABASE=postgres` runs our server on PostgreSQL instead of SQLite: one
+/// throwaway cluster per test binary (`peerchat_server::pg_harness`, stopped when the binary
+/// exits), one fresh database per server. `bash scripts/test` runs the suite both ways.
+pub async fn database_url() -> Option<String> {
+    use peerchat_server::pg_harness::PgCluster;
+    static PG: tokio::sync::OnceCell<PgCluster> = tokio::sync::OnceCell::const_new();
+    if std::env::var("PEERCHAT_TEST_DATABASE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let pg = PG
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(PgCluster::start)
+                .await
+                .expect("join")
+                .expect("start PostgreSQL")
+        })
+        .await;
+    Some(pg.create_database().await.expect("create database"))
+}
+
 /// Starts our server on 127.0.0.1:0 with a temp database and the given test faults.
 pub async fn start(faults: &[&str]) -> TestServer {
     start_with(faults, None).await
@@ -46,6 +66,7 @@ pub async fn start_with(
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cfg = Config::for_tests(dir.path().to_path_buf());
     cfg.identity = Some(peerchat_proto::test_keys::identity(15));
+    cfg.database_url = database_url().await;
     if let Some((ttl, (ping, idle))) = timers {
         cfg.request_ttl = ttl;
         cfg.idle_ping_after = ping;

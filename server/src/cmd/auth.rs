@@ -111,6 +111,7 @@ pub async fn login(
         .login_limits
         .reserve(account_key, ip, Instant::now())
         .map_err(rate_limited)?;
+    let cluster_attempt = reserve_shared(shared, account_key, ip).await?;
     let account = lookup(shared, &userid).await?;
     let channel_key = conn.identity_key.to_der();
     let ok = match &password {
@@ -129,6 +130,9 @@ pub async fn login(
     };
     let Some(mut account) = account.filter(|_| ok) else {
         attempt.failed(Instant::now());
+        if let Some(a) = cluster_attempt {
+            a.failed(wall_ms()).await;
+        }
         tracing::info!(peer = %conn.peer_addr, key_login = password.is_none(), "login failed");
         return Err(err(
             ErrorCode::BadCredentials,
@@ -136,6 +140,9 @@ pub async fn login(
         ));
     };
     attempt.succeeded();
+    if let Some(a) = cluster_attempt {
+        a.succeeded().await;
+    }
 
     let key_changed = password.is_some() && account.identity_key[..] != channel_key[..];
     if key_changed {
@@ -200,9 +207,9 @@ pub async fn login(
             userid: account.userid.clone(),
             identity_key: conn.identity_key.clone(),
         };
-        for f in &friends {
-            shared.hub.push(&f.userid_lower, &ev);
-        }
+        shared
+            .hub
+            .push_many(friends.iter().map(|f| f.userid_lower.as_str()), &ev);
     }
     presence::announce_online(shared, &handle, &friends);
 
@@ -316,6 +323,7 @@ pub async fn forgot_password(
         .login_limits
         .reserve(account_key, ip, Instant::now())
         .map_err(rate_limited)?;
+    let cluster_attempt = reserve_shared(shared, account_key, ip).await?;
     let account = lookup(shared, &userid)
         .await?
         .filter(|a| a.email_lower == validate::fold(&email));
@@ -328,12 +336,18 @@ pub async fn forgot_password(
     let ok = shared.hasher.verify(&secret, phc).await.map_err(internal)?;
     let Some(account) = account.filter(|_| ok) else {
         attempt.failed(Instant::now());
+        if let Some(a) = cluster_attempt {
+            a.failed(wall_ms()).await;
+        }
         return Err(err(
             ErrorCode::ResetRefused,
             "userid, e-mail address and recovery code do not match",
         ));
     };
     attempt.succeeded();
+    if let Some(a) = cluster_attempt {
+        a.succeeded().await;
+    }
     let new_code = recovery::generate();
     let canonical = recovery::normalize(&new_code)
         .ok_or_else(|| internal("generated recovery code does not normalise"))?;
@@ -374,5 +388,30 @@ pub async fn end_session(shared: &Shared, login: &LoggedIn) {
         .remove_if_current(&login.userid_lower, login.handle.session_id)
     {
         presence::announce_offline(shared, login).await;
+    }
+}
+
+/// Wall-clock Unix ms: the shared limiter's marks are compared across machines.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// In a cluster, the reservation in the limits every node shares (SPEC.md §5.1.7, §6.11),
+/// taken after this node's own; `None` on a single server.
+async fn reserve_shared(
+    shared: &Shared,
+    account: Option<&str>,
+    ip: std::net::IpAddr,
+) -> Result<Option<crate::cluster::limits::SharedAttempt>, peerchat_proto::message::RequestError> {
+    let Some(limits) = &shared.shared_limits else {
+        return Ok(None);
+    };
+    match limits.reserve(account, ip, wall_ms()).await {
+        Ok(Ok(a)) => Ok(Some(a)),
+        Ok(Err(wait)) => Err(rate_limited(wait)),
+        Err(e) => Err(internal(e)),
     }
 }

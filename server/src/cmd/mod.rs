@@ -183,7 +183,13 @@ pub(crate) async fn push_or_queue(
     queued: bool,
 ) {
     let (to_lower, to_id) = to;
-    if shared.hub.push(to_lower, event) || queued {
+    // On another node, the receiving node stores the notice if the session ended meanwhile.
+    let notice = (!queued).then_some(crate::cluster::QueuedNotice {
+        to_id,
+        kind,
+        other_id,
+    });
+    if shared.hub.push_or_notice(to_lower, event, notice) || queued {
         return;
     }
     tracing::debug!(to = %to_lower, ?kind, "recipient went offline before the push; queueing a notice");
@@ -219,12 +225,29 @@ pub(crate) fn friend_info(
 ) -> Result<FriendInfo, DbError> {
     let identity_key = peerchat_proto::IdentityKey::from_der(&account.identity_key)
         .map_err(|e| DbError::Corrupt(format!("identity key of account {}: {e}", account.id)))?;
-    let session = shared.hub.get(&account.userid_lower);
+    if let Some(s) = shared.hub.get(&account.userid_lower) {
+        return Ok(FriendInfo {
+            userid: account.userid.clone(),
+            online: true,
+            endpoint: s.endpoint(),
+            candidates: s.candidates(),
+            identity_key,
+        });
+    }
+    // On another node of the cluster: as its last FriendOnline described it.
+    let (online, endpoint, candidates) = match shared.hub.remote_presence(&account.userid_lower) {
+        Some(PushEvent::FriendOnline {
+            endpoint,
+            candidates,
+            ..
+        }) => (true, endpoint, candidates),
+        _ => (false, None, Vec::new()),
+    };
     Ok(FriendInfo {
         userid: account.userid.clone(),
-        online: session.is_some(),
-        endpoint: session.as_ref().and_then(|s| s.endpoint()),
-        candidates: session.map(|s| s.candidates()).unwrap_or_default(),
+        online,
+        endpoint,
+        candidates,
         identity_key,
     })
 }

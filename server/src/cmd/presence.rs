@@ -56,10 +56,13 @@ fn online_event(session: &SessionHandle) -> PushEvent {
 
 /// Tells every online friend in `friends` that `session` is online (or moved).
 pub fn announce_online(shared: &Shared, session: &SessionHandle, friends: &[account::Model]) {
+    // The other nodes first: their directories then know the session before its friends
+    // there are told (and an older session of this user on another node is replaced).
+    shared.hub.publish_online(session);
     let ev = online_event(session);
-    for f in friends {
-        shared.hub.push(&f.userid_lower, &ev);
-    }
+    shared
+        .hub
+        .push_many(friends.iter().map(|f| f.userid_lower.as_str()), &ev);
 }
 
 /// Tells every online friend of the ended session `login` FriendOffline.
@@ -78,9 +81,9 @@ pub async fn announce_offline(shared: &Shared, login: &LoggedIn) {
     let ev = PushEvent::FriendOffline {
         userid: login.handle.userid.clone(),
     };
-    for f in &friends {
-        shared.hub.push(&f.userid_lower, &ev);
-    }
+    shared
+        .hub
+        .push_many(friends.iter().map(|f| f.userid_lower.as_str()), &ev);
 }
 
 /// SetPeerEndpoint (SPEC.md §6.8): an empty host means the connection's source IP. Online

@@ -444,6 +444,22 @@ impl Store {
         }
         let _w = self.writer().await;
         let txn = self.conn().begin().await?;
+        // In a cluster every node sweeps; one at a time holds this lock, the others skip
+        // this round (it is released at commit, after the rows are gone).
+        if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            let got = txn
+                .query_one(sea_orm::Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT pg_try_advisory_xact_lock($1)",
+                    [super::CLUSTER_LOCK.into()],
+                ))
+                .await?
+                .and_then(|r| r.try_get_by_index::<bool>(0).ok())
+                .unwrap_or(false);
+            if !got {
+                return Ok(Vec::new());
+            }
+        }
         let rows = friend_request::Entity::find()
             .filter(friend_request::Column::ExpiresAtMs.lte(ms(now)))
             .order_by_asc(friend_request::Column::ExpiresAtMs)
@@ -455,7 +471,11 @@ impl Store {
             let from = account::Entity::find_by_id(r.from_id).one(&txn).await?;
             let to = account::Entity::find_by_id(r.to_id).one(&txn).await?;
             let (from_id, to_id) = (r.from_id, r.to_id);
-            r.delete(&txn).await?;
+            // Already deleted by a concurrent transaction (another node replacing it, rule
+            // 5 of SPEC.md §6.7): that one notified.
+            if r.delete(&txn).await?.rows_affected == 0 {
+                continue;
+            }
             let (Some(from), Some(to)) = (from, to) else {
                 continue;
             };

@@ -1,5 +1,10 @@
 //! Persistence: accounts, friendships, pending friend requests and queued notices, through
-//! sea-orm (SQLite by default).
+//! sea-orm: SQLite by default, PostgreSQL with a `postgres://` URL.
+//!
+//! Everything goes through the query builder and the migrations' schema builder, so the same
+//! code runs on both engines: no raw SQL, 64-bit integers everywhere, case-insensitive lookups
+//! through the stored `*_lower` columns (never a collation or `ILIKE`), no upsert. Only the
+//! connection settings differ (the PRAGMAs below exist on SQLite alone).
 //!
 //! [`Store`] is the only way the rest of the server touches the database. Each method is one
 //! rule-level operation; every operation that changes more than one row runs in one
@@ -16,7 +21,9 @@ pub mod notices;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+};
 use sea_orm_migration::MigratorTrait as _;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -48,7 +55,7 @@ pub struct Store {
 impl Store {
     /// Connects to `url` and runs every pending migration.
     ///
-    /// For SQLite the connection uses WAL journaling (readers never block the writer),
+    /// `url` is `sqlite://…` or `postgres://…`. For SQLite the connection uses WAL journaling (readers never block the writer),
     /// `synchronous = FULL`, foreign keys on and a busy time-out.
     ///
     /// FULL, not NORMAL: with WAL, NORMAL survives a crash of the process but SQLite documents
@@ -64,15 +71,21 @@ impl Store {
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.sqlx_logging(false)
             .max_connections(8)
-            .min_connections(1)
-            .map_sqlx_sqlite_opts(|o| {
+            .min_connections(1);
+        if url.starts_with("sqlite:") {
+            opts.map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
                     .busy_timeout(BUSY_TIMEOUT)
             });
+        }
         let db = Database::connect(opts).await?;
-        migration::Migrator::up(&db, None).await?;
+        if db.get_database_backend() == DbBackend::Postgres {
+            migrate_locked(url).await?;
+        } else {
+            migration::Migrator::up(&db, None).await?;
+        }
         Ok(Self {
             db,
             write: Mutex::new(()),
@@ -98,6 +111,33 @@ impl Store {
     pub(crate) async fn writer(&self) -> MutexGuard<'_, ()> {
         self.write.lock().await
     }
+}
+
+/// Key of the PostgreSQL advisory locks the nodes of a cluster share: migrations and the
+/// request-expiry sweep each run on one node at a time.
+pub(crate) const CLUSTER_LOCK: i64 = 0x7065_6572_6368_6174; // "peerchat"
+
+/// Runs the migrations on PostgreSQL under a session advisory lock, on a connection of its
+/// own (the lock belongs to the connection): cluster nodes started together would otherwise
+/// race to create the same tables.
+async fn migrate_locked(url: &str) -> Result<(), DbErr> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.sqlx_logging(false)
+        .max_connections(1)
+        .min_connections(1);
+    let one = Database::connect(opts).await?;
+    let lock = |f: &str| {
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("SELECT {f}($1)"),
+            [CLUSTER_LOCK.into()],
+        )
+    };
+    one.execute(lock("pg_advisory_lock")).await?;
+    let migrated = migration::Migrator::up(&one, None).await;
+    one.execute(lock("pg_advisory_unlock")).await?;
+    one.close().await?;
+    migrated
 }
 
 /// Converts protocol time (u64 ms) to the stored form.

@@ -141,7 +141,18 @@ async fn admit(
     if me.identity_key[..] != key.to_der()[..] {
         return Err(bad());
     }
-    let session = shared.hub.get(&me.userid_lower).ok_or_else(bad)?;
+    let session = match shared.hub.get(&me.userid_lower) {
+        Some(s) => s,
+        // In a cluster the session may be on another node: a relay splices two connections
+        // of one node, so answer as if the friend were offline (SPEC.md §6.11 rule 7).
+        None if shared.hub.is_online(&me.userid_lower) => {
+            return Err(err(
+                ErrorCode::PeerOffline,
+                "your session is on another node of this cluster; no relay here",
+            ))
+        }
+        None => return Err(bad()),
+    };
     let not_friends = || err(ErrorCode::NotFriends, "this user is not your friend");
     let friend = lookup(shared, peer_userid).await?.ok_or_else(not_friends)?;
     // Fault switch for the conformance suite's self-test: relay strangers too.

@@ -39,6 +39,34 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub clock: Arc<OffsetClock>,
+    /// The PostgreSQL database in use (see [`database_url`]); `None` on SQLite.
+    pub database_url: Option<String>,
+}
+
+/// `PEERCHAT_TEST_DATABASE=postgres` runs every server these helpers start on PostgreSQL
+/// instead of SQLite: one throwaway cluster per test binary (`pg_harness`, stopped when the
+/// binary exits), one fresh database per server. `bash scripts/test` runs the server's
+/// integration tests both ways.
+pub async fn database_url() -> Option<String> {
+    if std::env::var("PEERCHAT_TEST_DATABASE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    #[cfg(feature = "test-postgres")]
+    {
+        use peerchat_server::pg_harness::PgCluster;
+        static PG: tokio::sync::OnceCell<PgCluster> = tokio::sync::OnceCell::const_new();
+        let pg = PG
+            .get_or_init(|| async {
+                tokio::task::spawn_blocking(PgCluster::start)
+                    .await
+                    .unwrap()
+                    .expect("start PostgreSQL")
+            })
+            .await;
+        Some(pg.create_database().await.expect("create database"))
+    }
+    #[cfg(not(feature = "test-postgres"))]
+    panic!("PEERCHAT_TEST_DATABASE=postgres needs the test-postgres feature")
 }
 
 /// A config for `dir` with the fixed server key and a clock tests can move.
@@ -60,7 +88,9 @@ impl TestServer {
         init_tracing();
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(OffsetClock::default());
+        let database_url = database_url().await;
         let mut c = config(dir.path(), clock.clone());
+        c.database_url.clone_from(&database_url);
         tweak(&mut c);
         let server = peerchat_server::start(c).await.unwrap();
         Self {
@@ -68,6 +98,7 @@ impl TestServer {
             server: Some(server),
             dir,
             clock,
+            database_url,
         }
     }
 
@@ -77,6 +108,7 @@ impl TestServer {
             s.shutdown().await;
         }
         let mut c = config(self.dir.path(), self.clock.clone());
+        c.database_url.clone_from(&self.database_url);
         tweak(&mut c);
         let server = peerchat_server::start(c).await.unwrap();
         self.addr = server.local_addr;

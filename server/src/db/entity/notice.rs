@@ -50,7 +50,8 @@ impl Related<super::account::Entity> for Entity {
 }
 
 /// What a notice reports; stored as a short string so the table stays readable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NoticeKind {
     /// The recipient's request to `other` was accepted.
     Accepted,

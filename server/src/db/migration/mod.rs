@@ -6,6 +6,8 @@ mod m20260101_000001_create_account;
 mod m20260101_000002_create_friendship;
 mod m20260101_000003_create_friend_request;
 mod m20260101_000004_create_notice;
+mod m20261201_000005_create_cluster_node;
+mod m20261201_000006_create_auth_attempt;
 
 /// All migrations of the server database.
 pub struct Migrator;
@@ -18,6 +20,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000002_create_friendship::Migration),
             Box::new(m20260101_000003_create_friend_request::Migration),
             Box::new(m20260101_000004_create_notice::Migration),
+            Box::new(m20261201_000005_create_cluster_node::Migration),
+            Box::new(m20261201_000006_create_auth_attempt::Migration),
         ]
     }
 }
