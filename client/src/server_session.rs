@@ -185,14 +185,19 @@ pub async fn dial_server(
     // `target.server` may list several nodes of one cluster, comma-separated
     // ("a:7878,b:7878"): tried in order, each with every address it resolves to, so a dead
     // node is skipped. They share one server key, so one pin covers them all (SPEC.md §6.11).
-    let mut addrs: Vec<SocketAddr> = Vec::new();
-    let mut last = format!("{}: no address", target.server);
-    for host in target
+    let hosts: Vec<&str> = target
         .server
         .split(',')
         .map(str::trim)
         .filter(|h| !h.is_empty())
-    {
+        .collect();
+    // The pin is stored under the list without spaces ("a:7878,b:7878"): a pin line is
+    // `address fingerprint`, so a space inside the address would make the line unreadable
+    // (and the pin file fails closed on a damaged line). One address keeps its plain key.
+    let pin_key = hosts.join(",");
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    let mut last = format!("{}: no address", target.server);
+    for &host in &hosts {
         match tokio::net::lookup_host(host).await {
             Ok(a) => addrs.extend(a),
             Err(e) => last = format!("{host}: {e}"),
@@ -200,9 +205,8 @@ pub async fn dial_server(
     }
     for addr in addrs {
         let pins = KnownServers::load(&target.known_servers)?;
-        let server = target.server.clone();
         let accept =
-            |k: &peerchat_proto::IdentityKey| pins.clone().check(&server, k.fingerprint()).is_ok();
+            |k: &peerchat_proto::IdentityKey| pins.clone().check(&pin_key, k.fingerprint()).is_ok();
         let attempt = async {
             let (stream, from_listener) =
                 crate::peer::net::connect_from(from, addr, HANDSHAKE_TIMEOUT).await?;
@@ -222,12 +226,12 @@ pub async fn dial_server(
             Ok((chan, from_listener)) => {
                 let fp = chan.remote.identity_key.fingerprint();
                 let mut pins = KnownServers::load(&target.known_servers)?;
-                pins.check_and_save(&target.server, fp)?;
+                pins.check_and_save(&pin_key, fp)?;
                 return Ok((chan, from_listener, addr));
             }
             Err(ChannelError::Handshake(HandshakeError::UnexpectedRemoteKey(fp))) => {
                 // Produces the explanatory PinError::Changed naming both fingerprints.
-                KnownServers::load(&target.known_servers)?.check(&target.server, fp)?;
+                KnownServers::load(&target.known_servers)?.check(&pin_key, fp)?;
                 last = format!("{addr}: server key {fp} rejected");
             }
             Err(e) => last = format!("{addr}: {e}"),

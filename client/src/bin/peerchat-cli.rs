@@ -11,8 +11,8 @@ use clap::{Parser, Subcommand};
 use peerchat_client::cli::{describe, parse_line, CliRecord, LineCommand, HELP};
 use peerchat_client::profile::Profile;
 use peerchat_client::{
-    AutoAccept, Client, ClientConfig, ClientError, Direction, Event, EventStream,
-    TraversalConfig, CLI_AUTO_ACCEPT_MAX,
+    AutoAccept, Client, ClientConfig, ClientError, Direction, Event, EventStream, TraversalConfig,
+    CLI_AUTO_ACCEPT_MAX,
 };
 use serde::Serialize;
 use tokio::io::AsyncBufReadExt as _;
