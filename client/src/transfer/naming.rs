@@ -47,11 +47,13 @@ pub fn sanitize_file_name(untrusted: &str) -> String {
     // The device prefix comes before shortening (SPEC.md §8.4 step 5), so the result never
     // exceeds MAX_SAFE_NAME and a second pass changes nothing.
     prefix_device_name(&mut name);
-    if name.len() > MAX_SAFE_NAME {
-        // The cut can join a '.' at the end of the stem to the extension's '.', and trimming
-        // the new end can eat back through dots and spaces to a bare device name
-        // (`LPT6` + spaces + `. .` + ...): steps 3, 4 and 5 again (SPEC.md §8.4 step 6; both
-        // found by the fuzzer). A prefix added here lands on a name of at most 4 bytes.
+    // SPEC.md §8.4 step 6, a loop: the cut can join a '.' at the end of the stem to the
+    // extension's '.', trimming the new end can eat back through dots and spaces to a bare
+    // device name (`LPT6` + spaces + `. .` + ...), and the cut can remove the first '.' so
+    // that `LPT9` + spaces becomes the part before the first '.'; so steps 3, 4 and 5 run
+    // again, and a prefix they add (201 bytes) is cut once more. A prefixed name is never a
+    // device name, so there are at most two rounds. All found by the fuzzer.
+    while name.len() > MAX_SAFE_NAME {
         name = truncate_keeping_extension(&name, MAX_SAFE_NAME);
         while name.contains("..") {
             name = name.replace("..", "_");
@@ -290,6 +292,16 @@ mod tests {
         check_sanitised(name.as_bytes());
         assert_eq!(sanitize_file_name("nul .txt"), "_nul .txt");
         check_sanitised(b"nul .txt");
+    }
+
+    #[test]
+    fn a_cut_that_removes_the_first_dot_and_uncovers_a_device_is_cut_again() {
+        // Found by the fuzzer: the cut leaves `LPT9` + 194 spaces + `.1`, whose part before
+        // the first dot is a device name; the prefix makes 201 bytes, so it is cut again.
+        let name = format!("LPT9{}..+.1 ", " ".repeat(200));
+        let safe = sanitize_file_name(&name);
+        assert_eq!(safe, format!("_LPT9{}.1", " ".repeat(193)));
+        check_sanitised(name.as_bytes());
     }
 
     #[test]
