@@ -33,7 +33,7 @@ pub mod transfer;
 pub use client::{Client, ClientConfig, EventStream};
 pub use core::FriendsSnapshot;
 pub use error::ClientError;
-pub use events::{Event, FriendView, LinkPath, RequestView};
+pub use events::{Event, FriendView, KeyDecision, LinkPath, LoginRetryReason, RequestView};
 pub use history::HistoryEntry;
 pub use ids::{MessageId, TransferId};
 pub use peer::traversal::TraversalConfig;
