@@ -1798,6 +1798,15 @@ impl Core {
                 self.with_book(|b| b.drop_request(&userid));
             }
             ServerEvent::Error(message) => self.error(message),
+            ServerEvent::LoginRetry {
+                reason,
+                retry_in,
+                attempt,
+            } => self.emit(Event::LoginRetry {
+                reason,
+                retry_in_ms: u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+                attempt,
+            }),
             ServerEvent::Push(p) => self.on_push(p),
         }
     }
