@@ -30,6 +30,7 @@ use crate::peer::traversal::{
     is_reachable, may_start, Action, ConnectFailure, LinkPath, Reach, Traversal, TraversalConfig,
 };
 use crate::peer::{ConnId, PeerEvent, PeerLink};
+use crate::notices::NoticeFilter;
 use crate::profile::Profile;
 use crate::server_session::{ServerEvent, ServerHandle};
 use crate::transfer::disk::{
@@ -161,6 +162,8 @@ pub struct Core {
     /// Pending key changes already reported to the UI, by friend: the presented key. A
     /// repeated notice of the same key is not reported again (SPEC.md §12.4).
     key_reports: HashMap<String, peerchat_proto::IdentityKey>,
+    /// Tells first deliveries of queued notices from repeats (SPEC.md §6.9).
+    notices: NoticeFilter,
 }
 
 /// Settings the core needs.
@@ -220,6 +223,7 @@ impl Core {
             finishing: Vec::new(),
             dead: HashSet::new(),
             key_reports: HashMap::new(),
+            notices: NoticeFilter::default(),
         };
         for (friend, frame) in core.history.outbox().await? {
             core.outbox.restore(&friend, frame);
@@ -1720,6 +1724,9 @@ impl Core {
                 if let Err(e) = self.profile.set_account(&snap.userid) {
                     self.error(e.to_string());
                 }
+                if let Ok(b) = self.book.read() {
+                    self.notices.before_snapshot(&b);
+                }
                 self.with_book(|b| b.apply_snapshot(&snap.friends, &snap.incoming, &snap.outgoing));
                 let (friends, incoming, outgoing) = self
                     .book
@@ -1772,6 +1779,7 @@ impl Core {
                 self.emit(Event::LoggedOut)
             }
             ServerEvent::FriendAdded(f) => {
+                self.notices.friend_added(&f.userid);
                 self.with_book(|b| b.upsert(&f));
                 self.sync_key_changes();
                 let view = self
@@ -1785,6 +1793,7 @@ impl Core {
             }
             ServerEvent::FriendRemoved(userid) => self.friend_gone(&userid),
             ServerEvent::RequestSent(userid) => {
+                self.notices.request_sent(&userid);
                 let now = history::now_ms();
                 self.with_book(|b| {
                     b.add_outgoing(PendingRequest {
@@ -1814,6 +1823,7 @@ impl Core {
     fn friend_gone(&mut self, userid: &str) {
         let k = key(userid);
         let display = self.display(&k);
+        self.notices.friend_gone(&k);
         self.traversal.forget(&k);
         self.with_book(|b| b.remove(&k));
         if let Some(conn) = self.registry.active(&k) {
@@ -1824,6 +1834,18 @@ impl Core {
         self.emit(Event::FriendRemoved { userid: display });
     }
 
+    /// Our request to `userid` was refused or expired; false for a repeated notice.
+    fn request_answered(&mut self, userid: &str) -> bool {
+        let k = key(userid);
+        let listed = self
+            .book
+            .read()
+            .map(|b| b.outgoing().iter().any(|r| key(&r.userid) == k))
+            .unwrap_or(false);
+        self.with_book(|b| b.drop_request(userid));
+        self.notices.answered(userid, listed)
+    }
+
     fn on_push(&mut self, p: PushEvent) {
         match p {
             PushEvent::FriendRequestReceived(r) => {
@@ -1832,8 +1854,13 @@ impl Core {
                 self.emit(Event::FriendRequestReceived { from });
             }
             PushEvent::FriendRequestAccepted(f) => {
+                // Queued notices may come twice (§6.9): a repeat changes nothing visible.
+                let news = self.notices.accepted(&f.userid) || !self.is_friend(&key(&f.userid));
                 self.with_book(|b| b.upsert(&f));
                 self.sync_key_changes();
+                if !news {
+                    return;
+                }
                 let view = self
                     .book
                     .read()
@@ -1844,12 +1871,14 @@ impl Core {
                 }
             }
             PushEvent::FriendRequestRefused { userid } => {
-                self.with_book(|b| b.drop_request(&userid));
-                self.emit(Event::FriendRequestRefused { userid });
+                if self.request_answered(&userid) {
+                    self.emit(Event::FriendRequestRefused { userid });
+                }
             }
             PushEvent::FriendRequestExpired { userid } => {
-                self.with_book(|b| b.drop_request(&userid));
-                self.emit(Event::FriendRequestExpired { userid });
+                if self.request_answered(&userid) {
+                    self.emit(Event::FriendRequestExpired { userid });
+                }
             }
             PushEvent::FriendOnline {
                 userid,

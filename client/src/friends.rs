@@ -293,6 +293,15 @@ impl FriendBook {
             return Self::new();
         };
         let mut book = Self::new();
+        book.outgoing = saved
+            .outgoing
+            .into_iter()
+            .map(|r| PendingRequest {
+                userid: r.userid,
+                created_at_unix_ms: r.created_at_unix_ms,
+                expires_at_unix_ms: r.expires_at_unix_ms,
+            })
+            .collect();
         for s in saved.friends {
             let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&s.identity_key) else {
                 continue;
@@ -342,6 +351,15 @@ impl FriendBook {
                         .presented_key
                         .as_ref()
                         .map(|k| base64::engine::general_purpose::STANDARD.encode(k.to_der())),
+                })
+                .collect(),
+            outgoing: self
+                .outgoing
+                .iter()
+                .map(|r| SavedRequest {
+                    userid: r.userid.clone(),
+                    created_at_unix_ms: r.created_at_unix_ms,
+                    expires_at_unix_ms: r.expires_at_unix_ms,
                 })
                 .collect(),
         };
@@ -399,6 +417,17 @@ fn decode_key(b64: &str) -> Option<IdentityKey> {
 #[derive(Serialize, Deserialize)]
 struct Saved {
     friends: Vec<SavedFriend>,
+    /// Our pending requests: which answers (queued notices) are still news after a
+    /// restart (see [`crate::notices`]).
+    #[serde(default)]
+    outgoing: Vec<SavedRequest>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedRequest {
+    userid: String,
+    created_at_unix_ms: u64,
+    expires_at_unix_ms: u64,
 }
 
 #[derive(Serialize, Deserialize)]

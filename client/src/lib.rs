@@ -23,6 +23,7 @@ pub mod events;
 pub mod friends;
 pub mod history;
 pub mod ids;
+pub mod notices;
 pub mod peer;
 pub mod pinning;
 pub mod profile;
