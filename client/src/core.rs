@@ -23,6 +23,7 @@ use crate::events::{Event, FriendView, KeyDecision, RequestView};
 use crate::friends::{key, FriendBook};
 use crate::history::{self, state, History, HistoryEntry, TransferRecord};
 use crate::ids::{MessageId, TransferId};
+use crate::notices::NoticeFilter;
 use crate::peer::registry::{Admission, PeerRegistry};
 use crate::peer::relay::spawn_relay;
 use crate::peer::session::{spawn_dial, DialSpec, SessionContext};
@@ -30,7 +31,6 @@ use crate::peer::traversal::{
     is_reachable, may_start, Action, ConnectFailure, LinkPath, Reach, Traversal, TraversalConfig,
 };
 use crate::peer::{ConnId, PeerEvent, PeerLink};
-use crate::notices::NoticeFilter;
 use crate::profile::Profile;
 use crate::server_session::{ServerEvent, ServerHandle};
 use crate::transfer::disk::{
@@ -643,10 +643,12 @@ impl Core {
 
     /// A friend's pending key change ended: say so and send what was held.
     fn key_change_ended(&mut self, k: &str, how: KeyDecision) {
-        let Some(fingerprint) = self.book.read().ok().and_then(|b| {
-            b.get(k)
-                .map(|f| f.identity_key.fingerprint().to_string())
-        }) else {
+        let Some(fingerprint) = self
+            .book
+            .read()
+            .ok()
+            .and_then(|b| b.get(k).map(|f| f.identity_key.fingerprint().to_string()))
+        else {
             return;
         };
         let friend = self.display(k);

@@ -515,7 +515,9 @@ mod tests {
     fn every_source_of_a_new_key_makes_the_same_pending_state() {
         type Source = fn(&mut FriendBook);
         let sources: [(&str, Source); 4] = [
-            ("login snapshot", |b| b.apply_snapshot(&[info("bob", 2, None)], &[], &[])),
+            ("login snapshot", |b| {
+                b.apply_snapshot(&[info("bob", 2, None)], &[], &[])
+            }),
             ("FriendOnline", |b| {
                 b.set_online("bob", None, &[], test_keys::identity(2).public().clone());
             }),
@@ -536,8 +538,14 @@ mod tests {
             );
             assert_eq!(pending_of(&b, "bob"), Some(fp(2)), "{name}");
             assert_eq!(c.view().presented_fingerprint, Some(fp(2)), "{name}");
-            assert!(b.by_key(test_keys::identity(1).public()).is_none(), "{name}");
-            assert!(b.by_key(test_keys::identity(2).public()).is_none(), "{name}");
+            assert!(
+                b.by_key(test_keys::identity(1).public()).is_none(),
+                "{name}"
+            );
+            assert!(
+                b.by_key(test_keys::identity(2).public()).is_none(),
+                "{name}"
+            );
         }
     }
 
@@ -590,8 +598,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_change_survives_a_restart_and_a_damaged_one_fails_closed(
-    ) -> std::io::Result<()> {
+    fn a_pending_change_survives_a_restart_and_a_damaged_one_fails_closed() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = cache_path(dir.path());
         let mut b = FriendBook::new();
@@ -610,7 +617,9 @@ mod tests {
         assert_ne!(text, damaged);
         std::fs::write(&path, damaged)?;
         let loaded = FriendBook::load(&path);
-        assert!(loaded.get("bob").is_some_and(CachedFriend::key_change_pending));
+        assert!(loaded
+            .get("bob")
+            .is_some_and(CachedFriend::key_change_pending));
         assert!(loaded.by_key(test_keys::identity(1).public()).is_none());
         Ok(())
     }

@@ -122,7 +122,10 @@ mod tests {
         let book = FriendBook::load(&path);
         let mut f = NoticeFilter::default();
         f.before_snapshot(&book);
-        assert!(!f.answered("dave", false), "its repeat after a restart is not");
+        assert!(
+            !f.answered("dave", false),
+            "its repeat after a restart is not"
+        );
         Ok(())
     }
 

@@ -357,7 +357,12 @@ impl ServerLink {
                 Some((_, after)) => login_retry_delay(after, step, self.settings.reconnect_max),
             };
             if let Some((reason, _)) = retry_after {
-                tracing::info!(?reason, ?delay, attempt = self.relogin_attempts, "automatic login failed; retrying");
+                tracing::info!(
+                    ?reason,
+                    ?delay,
+                    attempt = self.relogin_attempts,
+                    "automatic login failed; retrying"
+                );
                 let _ = self.to_core.send(ServerEvent::LoginRetry {
                     reason,
                     retry_in: delay,

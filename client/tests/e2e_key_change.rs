@@ -20,9 +20,11 @@ fn fingerprint(n: usize) -> String {
 /// Waits until `c` reports bob's key change and checks both fingerprints.
 async fn expect_key_change(c: &mut TestClient, pinned: &str, presented: &str) {
     let e = c
-        .wait_for(20, "friend_key_changed", |e| {
-            matches!(e, Event::FriendKeyChanged { friend, .. } if friend == "bob")
-        })
+        .wait_for(
+            20,
+            "friend_key_changed",
+            |e| matches!(e, Event::FriendKeyChanged { friend, .. } if friend == "bob"),
+        )
         .await;
     assert_eq!(
         e,
@@ -60,7 +62,11 @@ async fn new_key_is_refused(alice: &mut TestClient, thief: &mut TestClient, pres
 
 /// Accepting releases the held message: delivered once, in order, to the new key.
 async fn accept_and_deliver(alice: &mut TestClient, thief: &mut TestClient, presented: &str) {
-    alice.client.accept_friend_key("bob", presented).await.unwrap();
+    alice
+        .client
+        .accept_friend_key("bob", presented)
+        .await
+        .unwrap();
     let fp = presented.to_owned();
     alice
         .wait_for(20, "trusted", |e| {
@@ -121,8 +127,15 @@ async fn a_key_change_learned_at_login_holds_messages_until_accepted() {
     expect_key_change(&mut alice, &pinned, &presented).await;
     let bob_view = alice.client.friends().await.unwrap().friends.remove(0);
     assert_eq!(bob_view.fingerprint, pinned);
-    assert_eq!(bob_view.presented_fingerprint.as_deref(), Some(presented.as_str()));
-    alice.client.send_message("bob", "held for bob").await.unwrap();
+    assert_eq!(
+        bob_view.presented_fingerprint.as_deref(),
+        Some(presented.as_str())
+    );
+    alice
+        .client
+        .send_message("bob", "held for bob")
+        .await
+        .unwrap();
 
     // The pending state survives a restart and is shown again.
     let mut alice = alice.restart(&addr, tmp.path(), 0).await;
@@ -170,7 +183,11 @@ async fn a_key_change_pushed_while_online_closes_the_link_and_holds_messages() {
             |e| matches!(e, Event::PeerDisconnected { friend, .. } if friend == "bob"),
         )
         .await;
-    alice.client.send_message("bob", "held for bob").await.unwrap();
+    alice
+        .client
+        .send_message("bob", "held for bob")
+        .await
+        .unwrap();
     new_key_is_refused(&mut alice, &mut thief, &presented).await;
     // A duplicate of the same change (here: the FriendOnline that follows) is not a new
     // decision: accepting the fingerprint shown once is enough.

@@ -83,9 +83,11 @@ async fn a_rate_limited_automatic_login_is_retried_with_back_off_and_reported() 
     c.listen = listen;
     let server = peerchat_server::start(c).await.unwrap();
     alice
-        .wait_for(30, "logged in after the lock", |e| {
-            matches!(e, Event::LoggedIn { userid, .. } if userid == "alice")
-        })
+        .wait_for(
+            30,
+            "logged in after the lock",
+            |e| matches!(e, Event::LoggedIn { userid, .. } if userid == "alice"),
+        )
         .await;
 
     alice.client.shutdown().await;

@@ -229,8 +229,13 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
     thief.send("/msg alice it is me, new phone");
     gui.click(MAIN, "chat_review_key");
     gui.window(KEY_CHANGED);
-    let from_alice = |v: &serde_json::Value| is_event(v, "message_received", &[("friend", "alice")]);
-    assert_eq!(thief.count(from_alice), 0, "held messages reached the new key");
+    let from_alice =
+        |v: &serde_json::Value| is_event(v, "message_received", &[("friend", "alice")]);
+    assert_eq!(
+        thief.count(from_alice),
+        0,
+        "held messages reached the new key"
+    );
     // Accepting the new key releases the held message, once.
     gui.click(KEY_CHANGED, "key_accept");
     thief.wait_for("the held message", |v| {

@@ -218,7 +218,11 @@ fn screenshots() {
     snap(&gui, MAIN, "chat-offline-friend.png");
 
     // ---- carol's password is used on a new device: alice must decide ---------------------------------
-    cli_once(&addr, &profile(work, "carol-new-phone", 10), &["login", "carol"]);
+    cli_once(
+        &addr,
+        &profile(work, "carol-new-phone", 10),
+        &["login", "carol"],
+    );
     gui.wait_widget(KEY_CHANGED, "key_presented");
     snap(&gui, KEY_CHANGED, "key-change-dialog.png");
     gui.click(KEY_CHANGED, "key_not_now");

@@ -18,8 +18,8 @@ use peerchat_client::Event;
 use super::backend::Backend;
 use super::confirm::confirm;
 use super::forgot::ForgotWindow;
-use super::key_change::KeyChangeDialog;
 use super::format;
+use super::key_change::KeyChangeDialog;
 use super::login::LoginWindow;
 use super::main_window::MainWindow;
 use super::model::{key, Changes, Line, Model, ServerState};
@@ -391,7 +391,9 @@ impl App {
                     self.key_change.close();
                 }
                 // Changed again while shown: show the latest key.
-                Some(kc) if Some(&kc.presented) != self.key_change.showing.as_ref().map(|s| &s.1) => {
+                Some(kc)
+                    if Some(&kc.presented) != self.key_change.showing.as_ref().map(|s| &s.1) =>
+                {
                     self.ask_key_change(&k.clone());
                 }
                 Some(_) => {}

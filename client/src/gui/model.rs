@@ -987,8 +987,14 @@ mod tests {
         assert!(m.key_change("bob").is_none());
         // After a restart the first word of the change is the login snapshot: ask then.
         let mut fresh = Model::new();
-        assert_eq!(fresh.apply(&login, 0).ask_key_change.as_deref(), Some("bob"));
-        assert_eq!(short_fingerprint("SHA256:0123456789abcdefghij"), "SHA256:0123456789abc…");
+        assert_eq!(
+            fresh.apply(&login, 0).ask_key_change.as_deref(),
+            Some("bob")
+        );
+        assert_eq!(
+            short_fingerprint("SHA256:0123456789abcdefghij"),
+            "SHA256:0123456789abc…"
+        );
     }
 
     fn logged_in(m: &mut Model) {
