@@ -198,3 +198,54 @@ async fn a_key_change_pushed_while_online_closes_the_link_and_holds_messages() {
     thief.client.shutdown().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_changes_back_to_the_pinned_one_releases_held_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(&tmp.path().join("server")).await;
+    let addr = server.local_addr.to_string();
+    let mut alice = client(&addr, tmp.path(), "alice", 4).await;
+    let mut bob = client(&addr, tmp.path(), "bob", 5).await;
+    register_login(&mut alice).await;
+    register_login(&mut bob).await;
+    befriend(&mut alice, &mut bob).await;
+    chat(&mut alice, &mut bob, "before").await;
+
+    let thief = client(&addr, &tmp.path().join("thief"), "bob", 11).await;
+    thief.client.login("bob", PASSWORD).await.unwrap();
+    expect_key_change(&mut alice, &fingerprint(5), &fingerprint(11)).await;
+    alice
+        .client
+        .send_message("bob", "held for bob")
+        .await
+        .unwrap();
+
+    // The owner logs in with the password from his own device: the key is the pinned one
+    // again, the change is over without a decision, and the held message goes to him.
+    bob.client.login("bob", PASSWORD).await.unwrap();
+    let pinned = fingerprint(5);
+    alice
+        .wait_for(20, "reverted", |e| {
+            matches!(e, Event::FriendKeyTrusted { friend, fingerprint, how: KeyDecision::Reverted } if friend == "bob" && *fingerprint == pinned)
+        })
+        .await;
+    bob.wait_for(
+        30,
+        "the held message",
+        |e| matches!(e, Event::MessageReceived { text, .. } if text == "held for bob"),
+    )
+    .await;
+    assert!(alice
+        .client
+        .friends()
+        .await
+        .unwrap()
+        .friends
+        .iter()
+        .all(|f| f.presented_fingerprint.is_none()));
+
+    alice.client.shutdown().await;
+    bob.client.shutdown().await;
+    thief.client.shutdown().await;
+    server.shutdown().await;
+}
