@@ -522,6 +522,26 @@ impl Client {
             .map_err(|_| ClientError::Closed)
     }
 
+    /// Accepts a friend's new identity key after a key change (SPEC.md §12.4): the key whose
+    /// fingerprint is `presented_fingerprint` (as shown in [`Event::FriendKeyChanged`])
+    /// becomes the pin, and the messages and files held meanwhile go out, in order, once.
+    ///
+    /// # Errors
+    /// [`ClientError::KeyChange`] when no change is pending for the friend or the presented
+    /// key is no longer the one named (it changed again: show the new one and ask again).
+    pub async fn accept_friend_key(
+        &self,
+        friend: &str,
+        presented_fingerprint: &str,
+    ) -> Result<(), ClientError> {
+        self.command(|reply| Command::AcceptFriendKey {
+            friend: friend.to_owned(),
+            fingerprint: presented_fingerprint.to_owned(),
+            reply,
+        })
+        .await
+    }
+
     /// The last `limit` messages with a friend, oldest first. Local only.
     ///
     /// # Errors

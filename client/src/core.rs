@@ -21,10 +21,11 @@ use crate::chat::outbox::Outbox;
 use crate::chat::typing::TypingTracker;
 use crate::client::AutoAccept;
 use crate::error::ClientError;
-use crate::events::{Event, FriendView, RequestView};
+use crate::events::{Event, FriendView, KeyDecision, RequestView};
 use crate::friends::{key, FriendBook};
 use crate::history::{self, state, History, HistoryEntry, TransferRecord};
 use crate::ids::{MessageId, TransferId};
+use crate::notices::NoticeFilter;
 use crate::peer::registry::{Admission, PeerRegistry};
 use crate::peer::relay::spawn_relay;
 use crate::peer::session::{spawn_dial, DialSpec, SessionContext};
@@ -99,6 +100,12 @@ pub enum Command {
     IsConnected { friend: String, reply: Reply<bool> },
     /// Which steps of the connection order to use from now on (SPEC.md §7.6).
     SetTraversal { config: TraversalConfig },
+    /// Accept a friend's presented key (SPEC.md §12.4).
+    AcceptFriendKey {
+        friend: String,
+        fingerprint: String,
+        reply: Reply<()>,
+    },
     /// Close everything.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -188,6 +195,11 @@ pub struct Core {
     finishing: Vec<tokio::task::JoinHandle<()>>,
     /// Incoming transfers that ended (or were never known): their late frames are ignored.
     dead: HashSet<(String, TransferId)>,
+    /// Pending key changes already reported to the UI, by friend: the presented key. A
+    /// repeated notice of the same key is not reported again (SPEC.md §12.4).
+    key_reports: HashMap<String, peerchat_proto::IdentityKey>,
+    /// Tells first deliveries of queued notices from repeats (SPEC.md §6.9).
+    notices: NoticeFilter,
 }
 
 /// Settings the core needs.
@@ -250,6 +262,8 @@ impl Core {
             next_generation: 1,
             finishing: Vec::new(),
             dead: HashSet::new(),
+            key_reports: HashMap::new(),
+            notices: NoticeFilter::default(),
         };
         for (friend, frame) in core.history.outbox().await? {
             core.outbox.restore(&friend, frame);
@@ -270,6 +284,8 @@ impl Core {
                 },
             );
         }
+        // A key change still pending from the last run is shown again (SPEC.md §12.4).
+        core.sync_key_changes();
         Ok(core)
     }
 
@@ -439,6 +455,14 @@ impl Core {
                 let _ = reply.send(Ok(self.active_link(&key(&friend)).is_some()));
             }
             Command::SetTraversal { config } => self.traversal.set_config(config),
+            Command::AcceptFriendKey {
+                friend,
+                fingerprint,
+                reply,
+            } => {
+                let r = self.accept_friend_key(&friend, &fingerprint);
+                let _ = reply.send(r);
+            }
             Command::Shutdown { reply } => {
                 let _ = reply.send(());
             }
@@ -599,6 +623,91 @@ impl Core {
         Ok(())
     }
 
+    // ----- friend keys (SPEC.md §12.4) ------------------------------------------------
+
+    fn key_change_pending(&self, k: &str) -> bool {
+        self.book
+            .read()
+            .map(|b| b.get(k).is_some_and(|f| f.key_change_pending()))
+            .unwrap_or(true)
+    }
+
+    /// Makes the UI and the links agree with the book's pending key changes, whichever way
+    /// the book learned them: a newly pending (or again changed) key closes every link with
+    /// the friend and is reported once; a change that ended because the server presents the
+    /// pinned key again releases what was held.
+    fn sync_key_changes(&mut self) {
+        let pending = self
+            .book
+            .read()
+            .map(|b| b.pending_key_changes())
+            .unwrap_or_default();
+        let still: HashSet<String> = pending.iter().map(|(k, _, _)| k.clone()).collect();
+        for (k, pinned, presented) in pending {
+            if self.key_reports.get(&k) == Some(&presented) {
+                continue;
+            }
+            // Links authenticated with the old key end here (§7.2 "While Open").
+            for (_, (f, l)) in self.links.iter().filter(|(_, (f, _))| *f == k) {
+                tracing::info!(friend = %f, "closing a link: the friend's key changed");
+                l.close(CloseReason::NotAFriend, "your identity key changed");
+            }
+            self.traversal.forget(&k);
+            self.retry.remove(&k);
+            let friend = self.display(&k);
+            tracing::warn!(%friend, pinned = %pinned.fingerprint(), presented = %presented.fingerprint(), "friend key change pending");
+            self.emit(Event::FriendKeyChanged {
+                friend,
+                pinned: pinned.fingerprint().to_string(),
+                presented: presented.fingerprint().to_string(),
+            });
+            self.key_reports.insert(k, presented);
+        }
+        let ended: Vec<String> = self
+            .key_reports
+            .keys()
+            .filter(|k| !still.contains(*k))
+            .cloned()
+            .collect();
+        for k in ended {
+            self.key_reports.remove(&k);
+            self.key_change_ended(&k, KeyDecision::Reverted);
+        }
+    }
+
+    /// The user accepts `fingerprint` as `friend`'s key (SPEC.md §12.4).
+    fn accept_friend_key(&mut self, friend: &str, fingerprint: &str) -> Result<(), ClientError> {
+        let k = key(friend);
+        self.with_book(|b| b.accept_key(&k, fingerprint))
+            .ok_or(ClientError::Closed)??;
+        self.key_reports.remove(&k);
+        self.key_change_ended(&k, KeyDecision::Accepted);
+        Ok(())
+    }
+
+    /// A friend's pending key change ended: say so and send what was held.
+    fn key_change_ended(&mut self, k: &str, how: KeyDecision) {
+        let Some(fingerprint) = self
+            .book
+            .read()
+            .ok()
+            .and_then(|b| b.get(k).map(|f| f.identity_key.fingerprint().to_string()))
+        else {
+            return;
+        };
+        let friend = self.display(k);
+        tracing::info!(%friend, %fingerprint, ?how, "friend key trusted");
+        self.emit(Event::FriendKeyTrusted {
+            friend,
+            fingerprint,
+            how,
+        });
+        if self.has_pending(k) {
+            self.retry.remove(k);
+            self.ensure_connected(k);
+        }
+    }
+
     // ----- connections ----------------------------------------------------------------
 
     fn has_pending(&self, k: &str) -> bool {
@@ -614,6 +723,10 @@ impl Core {
     /// messages queued meanwhile do not each start a dial; FriendOnline and an inbound link
     /// reset the back-off).
     fn ensure_connected(&mut self, k: &str) {
+        // Held until the user decides on the friend's new key (SPEC.md §12.4).
+        if self.key_change_pending(k) {
+            return;
+        }
         let now = Instant::now();
         if !may_start(
             self.registry.active(k).is_some(),
@@ -871,6 +984,15 @@ impl Core {
         link: PeerLink,
     ) {
         let k = key(friend);
+        // The session checked the key before the book changed: admission is decided here
+        // again, so no link is made while the friend's key change is pending (§12.4).
+        if self.key_change_pending(&k) {
+            link.close(
+                CloseReason::NotAFriend,
+                "your identity key changed; waiting for the user to accept it",
+            );
+            return;
+        }
         let old_path = self.registry.path(&k);
         // Read before on_link_open ends the attempt.
         let attempt = match path {
@@ -1718,6 +1840,9 @@ impl Core {
                 if let Err(e) = self.profile.set_account(&snap.userid) {
                     self.error(e.to_string());
                 }
+                if let Ok(b) = self.book.read() {
+                    self.notices.before_snapshot(&b);
+                }
                 self.with_book(|b| b.apply_snapshot(&snap.friends, &snap.incoming, &snap.outgoing));
                 let (friends, incoming, outgoing) = self
                     .book
@@ -1742,6 +1867,8 @@ impl Core {
                     incoming_requests: incoming,
                     outgoing_requests: outgoing,
                 });
+                // After LoggedIn, so a UI has the friend list when it shows the change.
+                self.sync_key_changes();
                 let pending: Vec<String> = snap
                     .friends
                     .iter()
@@ -1768,7 +1895,9 @@ impl Core {
                 self.emit(Event::LoggedOut)
             }
             ServerEvent::FriendAdded(f) => {
+                self.notices.friend_added(&f.userid);
                 self.with_book(|b| b.upsert(&f));
+                self.sync_key_changes();
                 let view = self
                     .book
                     .read()
@@ -1780,6 +1909,7 @@ impl Core {
             }
             ServerEvent::FriendRemoved(userid) => self.friend_gone(&userid),
             ServerEvent::RequestSent(userid) => {
+                self.notices.request_sent(&userid);
                 let now = history::now_ms();
                 self.with_book(|b| {
                     b.add_outgoing(PendingRequest {
@@ -1793,6 +1923,15 @@ impl Core {
                 self.with_book(|b| b.drop_request(&userid));
             }
             ServerEvent::Error(message) => self.error(message),
+            ServerEvent::LoginRetry {
+                reason,
+                retry_in,
+                attempt,
+            } => self.emit(Event::LoginRetry {
+                reason,
+                retry_in_ms: u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+                attempt,
+            }),
             ServerEvent::Push(p) => self.on_push(p),
         }
     }
@@ -1800,6 +1939,7 @@ impl Core {
     fn friend_gone(&mut self, userid: &str) {
         let k = key(userid);
         let display = self.display(&k);
+        self.notices.friend_gone(&k);
         self.traversal.forget(&k);
         self.with_book(|b| b.remove(&k));
         if let Some(conn) = self.registry.active(&k) {
@@ -1810,6 +1950,18 @@ impl Core {
         self.emit(Event::FriendRemoved { userid: display });
     }
 
+    /// Our request to `userid` was refused or expired; false for a repeated notice.
+    fn request_answered(&mut self, userid: &str) -> bool {
+        let k = key(userid);
+        let listed = self
+            .book
+            .read()
+            .map(|b| b.outgoing().iter().any(|r| key(&r.userid) == k))
+            .unwrap_or(false);
+        self.with_book(|b| b.drop_request(userid));
+        self.notices.answered(userid, listed)
+    }
+
     fn on_push(&mut self, p: PushEvent) {
         match p {
             PushEvent::FriendRequestReceived(r) => {
@@ -1818,7 +1970,13 @@ impl Core {
                 self.emit(Event::FriendRequestReceived { from });
             }
             PushEvent::FriendRequestAccepted(f) => {
+                // Queued notices may come twice (§6.9): a repeat changes nothing visible.
+                let news = self.notices.accepted(&f.userid) || !self.is_friend(&key(&f.userid));
                 self.with_book(|b| b.upsert(&f));
+                self.sync_key_changes();
+                if !news {
+                    return;
+                }
                 let view = self
                     .book
                     .read()
@@ -1829,12 +1987,14 @@ impl Core {
                 }
             }
             PushEvent::FriendRequestRefused { userid } => {
-                self.with_book(|b| b.drop_request(&userid));
-                self.emit(Event::FriendRequestRefused { userid });
+                if self.request_answered(&userid) {
+                    self.emit(Event::FriendRequestRefused { userid });
+                }
             }
             PushEvent::FriendRequestExpired { userid } => {
-                self.with_book(|b| b.drop_request(&userid));
-                self.emit(Event::FriendRequestExpired { userid });
+                if self.request_answered(&userid) {
+                    self.emit(Event::FriendRequestExpired { userid });
+                }
             }
             PushEvent::FriendOnline {
                 userid,
@@ -1843,22 +2003,10 @@ impl Core {
                 candidates,
             } => {
                 let k = key(&userid);
-                let key_changed = self
-                    .book
-                    .read()
-                    .ok()
-                    .and_then(|b| b.get(&k).map(|f| f.identity_key != identity_key))
-                    .unwrap_or(false);
-                if key_changed {
-                    // A connection authenticated with the old key must not stay (§7.2).
-                    if let Some((_, l)) = self.registry.active(&k).and_then(|c| self.links.get(&c))
-                    {
-                        l.close(CloseReason::NotAFriend, "your identity key changed");
-                    }
-                }
-                if self.with_book(|b| b.set_online(&userid, endpoint, &candidates, identity_key))
-                    == Some(true)
-                {
+                let known =
+                    self.with_book(|b| b.set_online(&userid, endpoint, &candidates, identity_key));
+                self.sync_key_changes();
+                if known == Some(true) {
                     let friend = self.display(&k);
                     self.emit(Event::Presence {
                         friend,
@@ -1887,26 +2035,15 @@ impl Core {
                 userid,
                 identity_key,
             } => {
-                let k = key(&userid);
-                let fingerprint = identity_key.fingerprint().to_string();
-                if self.with_book(|b| b.set_key(&userid, identity_key)) == Some(true) {
-                    // The open connection proved the old key: drop it.
-                    if let Some(conn) = self.registry.active(&k) {
-                        if let Some((_, l)) = self.links.get(&conn) {
-                            l.close(CloseReason::NotAFriend, "your identity key changed");
-                        }
-                    }
-                    let friend = self.display(&k);
-                    self.emit(Event::FriendKeyChanged {
-                        friend,
-                        fingerprint,
-                    });
-                }
+                // Like every other way of learning a key, only a pending change (§12.4).
+                self.with_book(|b| b.set_key(&userid, identity_key));
+                self.sync_key_changes();
             }
             PushEvent::PeerConnectRequested(req) => {
                 let k = key(&req.userid);
-                // Only friends may make us dial (SPEC.md §12.10 rule 4).
-                if !self.is_friend(&k) {
+                // Only friends may make us dial (SPEC.md §12.10 rule 4), and not while their
+                // key change is pending (§12.4).
+                if !self.is_friend(&k) || self.key_change_pending(&k) {
                     return;
                 }
                 let has_direct = self
@@ -1918,7 +2055,10 @@ impl Core {
             }
             PushEvent::RelayInvite { userid, token } => {
                 let k = key(&userid);
-                if !self.is_friend(&k) || self.registry.active(&k).is_some() {
+                if !self.is_friend(&k)
+                    || self.key_change_pending(&k)
+                    || self.registry.active(&k).is_some()
+                {
                     return;
                 }
                 let friend = self.display(&k);

@@ -30,6 +30,10 @@ pub enum ClientError {
     /// The named user is not a friend (in the friend cache).
     #[error("{0} is not a friend")]
     NotAFriend(String),
+    /// A friend's new key could not be accepted (nothing pending, or the presented key is
+    /// not the one named: it may have changed again, SPEC.md §12.4).
+    #[error(transparent)]
+    KeyChange(#[from] crate::friends::AcceptKeyError),
     /// An argument is invalid (empty or too long text, not a file, unknown transfer...).
     #[error("{0}")]
     Invalid(String),

@@ -20,8 +20,12 @@ pub struct FriendView {
     pub online: bool,
     /// Where we would dial them (current or last known).
     pub address: Option<String>,
-    /// Fingerprint of their identity key, `SHA256:...`.
+    /// Fingerprint of their pinned identity key, `SHA256:...`.
     pub fingerprint: String,
+    /// While their key change awaits the user's decision (SPEC.md §12.4): the fingerprint
+    /// the server presents now. Messages and files to them are held meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presented_fingerprint: Option<String>,
     /// Where their current session may be reachable (SPEC.md §7.5), as `ADDR` strings;
     /// empty while offline.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -50,6 +54,29 @@ impl From<&PendingRequest> for RequestView {
             expires_at_unix_ms: r.expires_at_unix_ms,
         }
     }
+}
+
+/// How a pending key change ended (see [`Event::FriendKeyTrusted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyDecision {
+    /// The user accepted the presented key.
+    Accepted,
+    /// The server presents the pinned key again.
+    Reverted,
+}
+
+/// Why an automatic login is being retried (see [`Event::LoginRetry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginRetryReason {
+    /// The server answered `ERROR_CODE_RATE_LIMITED`: the account or our address is locked
+    /// after failed logins (SPEC.md §5.1.7).
+    Locked,
+    /// The server could not be reached or refused the connection.
+    Unreachable,
+    /// The server answered another error (for example `ERROR_CODE_INTERNAL`).
+    ServerError,
 }
 
 /// Everything the core reports.
@@ -111,12 +138,39 @@ pub enum Event {
         /// Their peer address, when online and announced.
         address: Option<String>,
     },
-    /// A friend's identity key changed (new device).
+    /// The server presents a key for a friend that differs from the pinned one (a new
+    /// device, a password thief or a lying server: SPEC.md §12.4). The friend is now in the
+    /// "key change pending" state: messages and files to them are held and no peer link is
+    /// made until the user calls [`crate::Client::accept_friend_key`] naming `presented`.
+    /// Reported once per presented key (and again after each restart while still pending).
     FriendKeyChanged {
         /// The friend.
         friend: String,
-        /// The new fingerprint.
+        /// Fingerprint of the pinned (trusted) key.
+        pinned: String,
+        /// Fingerprint of the key the server presents now.
+        presented: String,
+    },
+    /// A friend's key change is no longer pending: the user accepted `fingerprint`
+    /// (`accepted`), or the server presents the pinned key again (`reverted`). Held messages
+    /// and files go out again.
+    FriendKeyTrusted {
+        /// The friend.
+        friend: String,
+        /// Fingerprint of the pinned key now.
         fingerprint: String,
+        /// How the change ended.
+        how: KeyDecision,
+    },
+    /// The automatic login (KeyLogin after a reconnect or at start-up) did not get in; the
+    /// client tries again by itself in `retry_in_ms` (SPEC.md §6.10).
+    LoginRetry {
+        /// Why it failed.
+        reason: LoginRetryReason,
+        /// When the next attempt starts, ms from now.
+        retry_in_ms: u64,
+        /// Consecutive failed attempts so far (1 for the first).
+        attempt: u32,
     },
     /// A connection to a friend is up, or the one in use changed its path (a relayed link
     /// upgraded, SPEC.md §7.8).

@@ -24,8 +24,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
+use crate::backoff::{jittered, login_retry_delay, Backoff};
 use crate::error::ClientError;
+use crate::events::LoginRetryReason;
 use crate::pinning::{KnownServers, PinError};
 
 /// What the server link tells the core.
@@ -62,6 +63,15 @@ pub enum ServerEvent {
     RequestAnswered(String),
     /// An automatic step failed (re-login refused...).
     Error(String),
+    /// The automatic login did not get in and is tried again in `retry_in` (SPEC.md §6.10).
+    LoginRetry {
+        /// Why.
+        reason: LoginRetryReason,
+        /// Until the next attempt.
+        retry_in: Duration,
+        /// Consecutive failed attempts.
+        attempt: u32,
+    },
 }
 
 /// Settings of the server link.
@@ -138,6 +148,8 @@ pub fn spawn(
         rx,
         fatal: None,
         announcement: Announcement::default(),
+        relogin_refused: None,
+        relogin_attempts: 0,
     };
     tokio::spawn(cancel.clone().run_until_cancelled_owned(link.run()));
     ServerHandle { tx }
@@ -155,6 +167,11 @@ struct ServerLink {
     fatal: Option<PinError>,
     /// What the current connection announces in logins (SPEC.md §7.5).
     announcement: Announcement,
+    /// Set when the server refused our automatic KeyLogin for a reason that may pass
+    /// (rate limited, internal error): the connection ends and the login is tried again.
+    relogin_refused: Option<(LoginRetryReason, Option<Duration>)>,
+    /// Automatic login attempts that failed in a row (for the back-off and the event).
+    relogin_attempts: u32,
 }
 
 /// Where the server is and which key it must have: what a relay connection (SPEC.md §7.7)
@@ -261,6 +278,11 @@ enum End {
     Stop,
     /// The connection ended.
     Lost(String),
+    /// The server refused our automatic login; we closed the connection to try again later.
+    LoginRefused(LoginRetryReason, Option<Duration>),
+    /// The server closed an Authenticating connection we were not using (LOGIN_DEADLINE,
+    /// SPEC.md §4.6): connect again when there is something to ask.
+    Idle,
 }
 
 enum Pending {
@@ -287,16 +309,32 @@ impl ServerLink {
                     None => return,
                 }
             }
+            let mut retry_after = None;
             match self.connect().await {
                 Ok(chan) => {
                     self.backoff.reset();
                     let _ = self.to_core.send(ServerEvent::Online);
+                    reported_offline = false;
                     match self.serve(chan, first.take()).await {
                         End::Stop => return,
                         End::Lost(reason) => {
                             tracing::info!(server = %self.settings.server, %reason, "server connection lost");
                             let _ = self.to_core.send(ServerEvent::Offline { reason });
                             reported_offline = true;
+                        }
+                        End::Idle => {
+                            // Not an outage: nobody needed the connection. The next request
+                            // connects again (SPEC.md §4.6 "Login deadline").
+                            tracing::debug!("idle server connection closed by the login deadline");
+                            match self.rx.recv().await {
+                                Some(cmd) => first = Some(cmd),
+                                None => return,
+                            }
+                            continue;
+                        }
+                        End::LoginRefused(reason, after) => {
+                            self.relogin_attempts += 1;
+                            retry_after = Some((reason, after));
                         }
                     }
                 }
@@ -319,9 +357,33 @@ impl ServerLink {
                         });
                         reported_offline = true;
                     }
+                    if self.login_as.is_some() {
+                        self.relogin_attempts += 1;
+                        retry_after = Some((LoginRetryReason::Unreachable, None));
+                    }
                 }
             }
-            let delay = self.backoff.next_delay();
+            let step = jittered(
+                self.backoff.next_delay(),
+                rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..=1.0),
+            );
+            let delay = match retry_after {
+                Some((LoginRetryReason::Unreachable, _)) | None => step,
+                Some((_, after)) => login_retry_delay(after, step, self.settings.reconnect_max),
+            };
+            if let Some((reason, _)) = retry_after {
+                tracing::info!(
+                    ?reason,
+                    ?delay,
+                    attempt = self.relogin_attempts,
+                    "automatic login failed; retrying"
+                );
+                let _ = self.to_core.send(ServerEvent::LoginRetry {
+                    reason,
+                    retry_in: delay,
+                    attempt: self.relogin_attempts,
+                });
+            }
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 cmd = self.rx.recv() => match cmd {
@@ -413,7 +475,14 @@ impl ServerLink {
                         }
                     };
                     match ServerFrame::try_from(msg) {
-                        Ok(ServerFrame::Response { request_id, result }) => self.on_response(pending.remove(&request_id), result),
+                        Ok(ServerFrame::Response { request_id, result }) => {
+                            self.on_response(pending.remove(&request_id), result);
+                            if let Some((reason, after)) = self.relogin_refused.take() {
+                                let _ = writer.send(&close(CloseReason::Normal, "login refused; retrying later")).await;
+                                let _ = writer.shutdown().await;
+                                break End::LoginRefused(reason, after);
+                            }
+                        }
                         Ok(ServerFrame::Push(p)) => { let _ = self.to_core.send(ServerEvent::Push(p)); }
                         Ok(ServerFrame::Ping(n)) => out.push(wire::ClientMessage { request_id: 0, body: Some(client_message::Body::Pong(wire::Pong { nonce: n })) }),
                         Ok(ServerFrame::Pong(_)) | Ok(ServerFrame::Unknown) => {}
@@ -422,6 +491,9 @@ impl ServerLink {
                                 // Logging in again would only throw the other session out.
                                 self.login_as = None;
                                 break End::Lost(format!("session replaced by a login elsewhere ({message})"));
+                            }
+                            if reason == CloseReason::IdleTimeout && self.login_as.is_none() && pending.is_empty() {
+                                break End::Idle;
                             }
                             break End::Lost(format!("server closed the connection: {reason:?} {message}"));
                         }
@@ -505,15 +577,30 @@ impl ServerLink {
         match pending {
             None => tracing::warn!("response to an unknown request id"),
             Some(Pending::Relogin) => match result {
-                Ok(ResponseBody::Login(snap)) => self.logged_in(snap),
+                Ok(ResponseBody::Login(snap)) => {
+                    self.relogin_attempts = 0;
+                    self.logged_in(snap);
+                }
                 Ok(_) => {}
-                Err(e) => {
-                    if e.code == ErrorCode::BadCredentials {
-                        self.login_as = None;
-                    }
+                // Our key is no longer the account's (another device logged in with the
+                // password, §5.3): only the user can go on, with the password.
+                Err(e) if e.code == ErrorCode::BadCredentials => {
+                    self.login_as = None;
                     let _ = self
                         .to_core
                         .send(ServerEvent::Error(format!("automatic login failed: {e}")));
+                }
+                // Already logged in on this connection (a user login raced ours): fine.
+                Err(e) if e.code == ErrorCode::AlreadyLoggedIn => {}
+                // Locked out for now, or a server fault: try again later (§6.10).
+                Err(e) => {
+                    let reason = if e.code == ErrorCode::RateLimited {
+                        LoginRetryReason::Locked
+                    } else {
+                        LoginRetryReason::ServerError
+                    };
+                    tracing::info!(code = ?e.code, retry_after = ?e.retry_after, "automatic login refused");
+                    self.relogin_refused = Some((reason, e.retry_after));
                 }
             },
             Some(Pending::User { request, reply }) => {
@@ -529,6 +616,7 @@ impl ServerLink {
         let event = match (request, body) {
             (Request::Login { .. } | Request::KeyLogin { .. }, ResponseBody::Login(snap)) => {
                 self.login_as = Some(snap.userid.clone());
+                self.relogin_attempts = 0;
                 self.logged_in(snap.clone());
                 return;
             }

@@ -208,3 +208,70 @@ fn cli_processes_register_befriend_chat_and_send_files() {
         .iter()
         .any(|v| v["event"] == "history" && v["messages"].as_array().map(Vec::len) == Some(2)));
 }
+
+fn fingerprint(n: usize) -> String {
+    peerchat_proto::test_keys::identity(n)
+        .public()
+        .fingerprint()
+        .to_string()
+}
+
+/// A friend's key change (SPEC.md §12.4) as a script sees it: the `friend_key_changed` JSON
+/// event with both fingerprints, a held message, and `trust-key` naming the presented
+/// fingerprint (a wrong one is refused) releasing it.
+#[test]
+fn cli_reports_a_key_change_and_trust_key_releases_held_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(peerchat_server::start(peerchat_server::Config::for_tests(
+            tmp.path().join("server"),
+        )))
+        .unwrap();
+    let addr = server.local_addr.to_string();
+    let pa = profile(tmp.path(), "alice", 0);
+    let pb = profile(tmp.path(), "bob", 1);
+    run(&addr, &pa, &["register", "alice", "alice@example.org"]);
+    run(&addr, &pb, &["register", "bob", "bob@example.org"]);
+    run(&addr, &pa, &["login", "alice"]);
+    run(&addr, &pb, &["login", "bob"]);
+    run(&addr, &pa, &["add", "bob"]);
+    run(&addr, &pb, &["accept", "alice"]);
+    // alice's client sees (and pins) bob's key: the first key is trusted on first use.
+    run(&addr, &pa, &["friends"]);
+
+    // bob's password, another identity key.
+    let new_device = profile(tmp.path(), "bob-new-device", 9);
+    run(&addr, &new_device, &["login", "bob"]);
+
+    let mut alice = Interactive::start(&addr, &pa);
+    let e = alice.wait_for("friend_key_changed", |v| v["event"] == "friend_key_changed");
+    assert_eq!(e["friend"], "bob");
+    assert_eq!(e["pinned"], fingerprint(1).as_str());
+    assert_eq!(e["presented"], fingerprint(9).as_str());
+    alice.say("/msg bob held until trusted");
+    alice.wait_for("queued", |v| v["event"] == "message_sent");
+    alice.quit();
+
+    // Naming another fingerprint is refused; the presented one is accepted.
+    let wrong = base(&addr, &pa)
+        .args(["trust-key", "bob", &fingerprint(1)])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    let ok = run(&addr, &pa, &["trust-key", "bob", &fingerprint(9)]);
+    assert!(ok
+        .iter()
+        .any(|v| v["event"] == "ok" && v["command"] == "trust-key"));
+
+    let bob = Interactive::start(&addr, &new_device);
+    bob.wait_for("new device logged in", |v| v["event"] == "logged_in");
+    let alice = Interactive::start(&addr, &pa);
+    bob.wait_for("the held message", |v| {
+        v["event"] == "message_received" && v["text"] == "held until trusted"
+    });
+    alice.wait_for("ack", |v| v["event"] == "message_acked");
+    alice.quit();
+    bob.quit();
+    rt.block_on(server.shutdown());
+}

@@ -1,7 +1,9 @@
 //! End-to-end test of the desktop app in a private X server: a real server (in this
 //! process), the real `peerchat` GUI driven with xdotool, and `peerchat-cli --json` as the
 //! other user. The outcome is checked from outside the GUI: bob's JSON events, the files on
-//! disk, and screenshots (the window is not blank; bob's name is green, later grey).
+//! disk, and screenshots (the window is not blank; bob's name is green, later grey). Last,
+//! bob's password is used from a new identity key: the GUI must raise the key-change dialog
+//! and hold alice's message until she accepts the new key (SPEC.md §12.4).
 //!
 //! Skips (passes, saying why) only when Xvfb or xdotool are missing; fails without
 //! imagemagick, which the screenshot checks need. CI installs all three with
@@ -21,6 +23,7 @@ const REGISTER: &str = "Create account";
 const FORGOT: &str = "Forgot password";
 /// Title suffixes (xdotool matches WM_NAME, where the em dash of "Peerchat — alice" may not survive).
 const MAIN: &str = " alice";
+const KEY_CHANGED: &str = "Identity key changed";
 
 #[test]
 fn gui_create_account_befriend_chat_and_send_a_file() {
@@ -204,9 +207,61 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
             && px.iter().filter(|p| is_grey(**p)).count() > 10
     });
 
+    // ---- bob's password is used on a new device: a dialog, and messages are held ----------------
+    let new_device = profile(work, "bob-new-device", 10);
+    cli_once(&server.addr, &new_device, &["login", "bob"]);
+    gui.window(KEY_CHANGED);
+    gui.wait_widget(KEY_CHANGED, "key_presented");
+    gui.wait_widget(KEY_CHANGED, "key_pinned");
+    let key_shot = work.join("5-key-changed.png");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    x.screenshot(&key_shot);
+    gui.click(KEY_CHANGED, "key_not_now");
+    gui.wait_until("key dialog closed", |g| {
+        g.geometry(KEY_CHANGED, "@window").is_none()
+    });
+    // bob's chat (still selected) says that messages are held; one is written anyway.
+    gui.wait_widget(MAIN, "chat_key_banner");
+    gui.type_into(MAIN, "chat_input", "Is this really you, bob?");
+    gui.key("Return");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let held_shot = work.join("6-held.png");
+    x.screenshot(&held_shot);
+    let mut thief = Cli::start(&server.addr, &new_device, "bob-new-device");
+    thief.wait_for("new device logged in", |v| {
+        is_event(v, "logged_in", &[("userid", "bob")])
+    });
+    // The new device tries to reach alice (it has a message for her): refused, nothing
+    // arrives there while alice has not decided.
+    thief.send("/msg alice it is me, new phone");
+    gui.click(MAIN, "chat_review_key");
+    gui.window(KEY_CHANGED);
+    let from_alice =
+        |v: &serde_json::Value| is_event(v, "message_received", &[("friend", "alice")]);
+    assert_eq!(
+        thief.count(from_alice),
+        0,
+        "held messages reached the new key"
+    );
+    // Accepting the new key releases the held message, once.
+    gui.click(KEY_CHANGED, "key_accept");
+    thief.wait_for("the held message", |v| {
+        is_event(
+            v,
+            "message_received",
+            &[("friend", "alice"), ("text", "Is this really you, bob?")],
+        )
+    });
+    gui.wait_until("banner gone", |g| {
+        g.geometry(MAIN, "chat_key_banner")
+            .is_some_and(|w| !w.visible)
+    });
+    thief.send("/quit");
+    assert_eq!(thief.count(from_alice), 1, "delivered exactly once");
+
     if let Some(dir) = keep {
         std::fs::create_dir_all(&dir).unwrap();
-        for f in [&shot, &green_shot, &full, &grey_shot] {
+        for f in [&shot, &green_shot, &full, &grey_shot, &key_shot, &held_shot] {
             std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
         }
     }

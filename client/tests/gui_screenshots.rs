@@ -19,6 +19,7 @@ const LOGIN: &str = "Log in";
 const REGISTER: &str = "Create account";
 const FORGOT: &str = "Forgot password";
 const MAIN: &str = " alice";
+const KEY_CHANGED: &str = "Identity key changed";
 
 fn out_dir() -> PathBuf {
     let dir = std::env::var_os("PEERCHAT_SCREENSHOTS_DIR")
@@ -238,6 +239,19 @@ fn screenshots() {
     gui.type_into(MAIN, "chat_input", "See you on Monday, carol.");
     gui.key("Return");
     snap(&gui, MAIN, "chat-offline-friend.png");
+
+    // ---- carol's password is used on a new device: alice must decide ---------------------------------
+    cli_once(
+        &addr,
+        &profile(work, "carol-new-phone", 10),
+        &["login", "carol"],
+    );
+    gui.wait_widget(KEY_CHANGED, "key_presented");
+    snap(&gui, KEY_CHANGED, "key-change-dialog.png");
+    gui.click(KEY_CHANGED, "key_not_now");
+    gui.wait_widget(MAIN, "chat_key_banner"); // carol's chat is the one shown
+    x.xdotool(&["mousemove", "0", "0"]); // no tooltip over the chat in the picture
+    snap(&gui, MAIN, "key-change-messages-held.png");
 
     // ---- the server goes away: direct chats go on ------------------------------------------------------
     drop(server.take());

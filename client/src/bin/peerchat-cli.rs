@@ -89,6 +89,9 @@ enum Cmd {
         #[arg(long, default_value_t = 50)]
         limit: u64,
     },
+    /// Accept a friend's new identity key after a key change, naming the presented
+    /// fingerprint exactly as shown (releases the messages held for them).
+    TrustKey { friend: String, fingerprint: String },
     /// Interactive mode: commands on stdin (/msg, /send, /accept, ... /help), events on stdout.
     Chat,
 }
@@ -143,6 +146,12 @@ impl Printer {
                         f.userid,
                         f.fingerprint
                     );
+                    if let Some(p) = &f.presented_fingerprint {
+                        println!(
+                            "        KEY CHANGED: presents {p}; messages held until /trust-key {} {p}",
+                            f.userid
+                        );
+                    }
                 }
                 for r in &s.incoming_requests {
                     println!("request from {}", r.userid);
@@ -345,6 +354,18 @@ async fn command(
                 target: userid.clone(),
             });
         }
+        Cmd::TrustKey {
+            friend,
+            fingerprint,
+        } => {
+            // Logged in first, so the decision is checked against the latest presented key.
+            key_login(client, false).await?;
+            client.accept_friend_key(friend, fingerprint).await?;
+            printer.record(&CliRecord::Ok {
+                command: "trust-key".into(),
+                target: friend.clone(),
+            });
+        }
         Cmd::Friends => {
             key_login(client, false).await?;
             printer.record(&CliRecord::Friends(client.friends().await?));
@@ -506,6 +527,13 @@ async fn line_command(
         LineCommand::Unfriend(u) => {
             client.unfriend(&u).await?;
             ok("unfriend", &u);
+        }
+        LineCommand::TrustKey {
+            friend,
+            fingerprint,
+        } => {
+            client.accept_friend_key(&friend, &fingerprint).await?;
+            ok("trust-key", &friend);
         }
         LineCommand::Find(u) => {
             let found = client.find(&u).await?;

@@ -36,6 +36,8 @@ pub enum LineCommand {
     DeclineFile(TransferId),
     /// `/cancel ID`
     Cancel(TransferId),
+    /// `/trust-key FRIEND FINGERPRINT` (accept a friend's new identity key, SPEC.md §12.4)
+    TrustKey { friend: String, fingerprint: String },
     /// `/help`
     Help,
     /// `/quit`
@@ -45,7 +47,7 @@ pub enum LineCommand {
 /// The help text of interactive mode.
 pub const HELP: &str = "commands: /msg FRIEND TEXT | /send FRIEND PATH | /add USER | /accept USER | /refuse USER | \
 /unfriend USER | /find USER | /friends | /history FRIEND [N] | /typing FRIEND [on|off] | /accept-file ID | \
-/decline-file ID | /cancel ID | /help | /quit";
+/decline-file ID | /cancel ID | /trust-key FRIEND FINGERPRINT | /help | /quit";
 
 /// Parses one input line. Empty lines are `Ok(None)`.
 ///
@@ -118,6 +120,16 @@ pub fn parse_line(line: &str) -> Result<Option<LineCommand>, String> {
         "accept-file" => LineCommand::AcceptFile(id()?),
         "decline-file" => LineCommand::DeclineFile(id()?),
         "cancel" => LineCommand::Cancel(id()?),
+        "trust-key" => {
+            let mut it = args.split_whitespace();
+            match (it.next(), it.next(), it.next()) {
+                (Some(friend), Some(fingerprint), None) => LineCommand::TrustKey {
+                    friend: friend.to_owned(),
+                    fingerprint: fingerprint.to_owned(),
+                },
+                _ => return Err("usage: /trust-key FRIEND FINGERPRINT".into()),
+            }
+        }
         "help" => LineCommand::Help,
         "quit" | "exit" => LineCommand::Quit,
         other => return Err(format!("unknown command /{other} (try /help)")),
@@ -233,8 +245,41 @@ pub fn describe(e: &Event) -> String {
         ),
         Event::FriendKeyChanged {
             friend,
+            pinned,
+            presented,
+        } => format!(
+            "! {friend}'s identity key CHANGED: trusted {pinned}, server now presents {presented}. \
+             Messages and files to {friend} are held. A new device, or someone who stole their \
+             password: check the new fingerprint with {friend} in person or by phone, then \
+             /trust-key {friend} {presented}"
+        ),
+        Event::FriendKeyTrusted {
+            friend,
             fingerprint,
-        } => format!("! {friend}'s identity key changed: now {fingerprint}"),
+            how: crate::events::KeyDecision::Accepted,
+        } => format!("* {friend}'s new key {fingerprint} is trusted; held messages go out"),
+        Event::FriendKeyTrusted {
+            friend,
+            fingerprint,
+            how: crate::events::KeyDecision::Reverted,
+        } => format!("* {friend}'s key is the trusted {fingerprint} again; held messages go out"),
+        Event::LoginRetry {
+            reason,
+            retry_in_ms,
+            attempt,
+        } => {
+            let why = match reason {
+                crate::events::LoginRetryReason::Locked => {
+                    "login locked after failed attempts (rate limited)"
+                }
+                crate::events::LoginRetryReason::Unreachable => "server unreachable",
+                crate::events::LoginRetryReason::ServerError => "server error",
+            };
+            format!(
+                "! {why}; retrying in {} s (attempt {attempt})",
+                retry_in_ms.div_ceil(1000)
+            )
+        }
         Event::PeerConnected {
             friend,
             path,
@@ -374,6 +419,14 @@ mod tests {
             }))
         );
         assert_eq!(parse_line("/quit"), Ok(Some(LineCommand::Quit)));
+        assert_eq!(
+            parse_line("/trust-key bob SHA256:abc"),
+            Ok(Some(LineCommand::TrustKey {
+                friend: "bob".into(),
+                fingerprint: "SHA256:abc".into()
+            }))
+        );
+        assert!(parse_line("/trust-key bob").is_err());
         assert_eq!(parse_line(""), Ok(None));
         let id = TransferId([0xab; 16]);
         assert_eq!(
@@ -401,5 +454,21 @@ mod tests {
         })
         .unwrap_or_default();
         assert_eq!(v["event"], "find_result");
+    }
+
+    #[test]
+    fn a_key_change_names_both_fingerprints_and_the_command() {
+        let e = Event::FriendKeyChanged {
+            friend: "bob".into(),
+            pinned: "SHA256:old".into(),
+            presented: "SHA256:new".into(),
+        };
+        let line = describe(&e);
+        assert!(line.contains("SHA256:old") && line.contains("/trust-key bob SHA256:new"));
+        let v = serde_json::to_value(&e).unwrap_or_default();
+        assert_eq!(v["event"], "friend_key_changed");
+        assert_eq!(v["friend"], "bob");
+        assert_eq!(v["pinned"], "SHA256:old");
+        assert_eq!(v["presented"], "SHA256:new");
     }
 }

@@ -19,6 +19,7 @@ use super::backend::Backend;
 use super::confirm::confirm;
 use super::forgot::ForgotWindow;
 use super::format;
+use super::key_change::KeyChangeDialog;
 use super::login::LoginWindow;
 use super::main_window::MainWindow;
 use super::model::{key, Changes, Line, Model, ServerState};
@@ -50,6 +51,7 @@ pub struct App {
     register: RegisterWindow,
     forgot: ForgotWindow,
     main: MainWindow,
+    key_change: KeyChangeDialog,
     /// The server the core talks to.
     server: String,
     profile: PathBuf,
@@ -82,6 +84,7 @@ impl App {
         let register = RegisterWindow::new(tx);
         let forgot = ForgotWindow::new(tx);
         let main = MainWindow::new(tx);
+        let key_change = KeyChangeDialog::new(tx);
         let backend = Backend::start(server.clone(), profile.clone(), remembered, tx)?;
         Ok(Self {
             app: fltk_app,
@@ -93,6 +96,7 @@ impl App {
             register,
             forgot,
             main,
+            key_change,
             server,
             profile,
             hooks: TestHooks::from_env(),
@@ -186,6 +190,7 @@ impl App {
                     let text = match what {
                         "accept" => format!("You and {userid} are now friends."),
                         "refuse" => format!("Request from {userid} refused."),
+                        "trust key" => format!("You trust {userid}'s new key now."),
                         _ => format!("{userid} was removed from your friends."),
                     };
                     self.set_notice(&text, theme::SUCCESS);
@@ -365,8 +370,35 @@ impl App {
         self.refresh(c);
     }
 
+    /// Shows the key change dialog for `friend_key` (if its change is still pending).
+    fn ask_key_change(&mut self, friend_key: &str) {
+        let Some(change) = self.model.key_change(friend_key).cloned() else {
+            return;
+        };
+        let userid = self.model.display(friend_key);
+        self.key_change
+            .open(&self.main.win, friend_key, &userid, &change);
+    }
+
     /// Redraws what changed.
     fn refresh(&mut self, c: Changes) {
+        if let Some(k) = &c.ask_key_change {
+            self.ask_key_change(k);
+        } else if let Some((k, _)) = self.key_change.showing.clone() {
+            // The change ended (accepted elsewhere, or the key changed back): nothing to ask.
+            match self.model.key_change(&k) {
+                None => {
+                    self.key_change.close();
+                }
+                // Changed again while shown: show the latest key.
+                Some(kc)
+                    if Some(&kc.presented) != self.key_change.showing.as_ref().map(|s| &s.1) =>
+                {
+                    self.ask_key_change(&k.clone());
+                }
+                Some(_) => {}
+            }
+        }
         if c.friends {
             self.main.show_friends(&self.model);
         }
@@ -677,6 +709,28 @@ impl App {
                 }
                 self.quitting = true;
             }
+            Ui::KeyChangeAccept => {
+                if let Some((friend, fingerprint)) = self.key_change.close() {
+                    self.backend.send(Action::AcceptFriendKey {
+                        friend,
+                        fingerprint,
+                    });
+                }
+            }
+            Ui::KeyChangeNotNow => {
+                if let Some((friend, _)) = self.key_change.close() {
+                    let userid = self.model.display(&friend);
+                    self.set_notice(
+                        &format!("Messages to {userid} stay held until you accept their new key."),
+                        theme::WARNING,
+                    );
+                }
+            }
+            Ui::ReviewKeyChange => {
+                if let Some(k) = self.model.selected.clone() {
+                    self.ask_key_change(&k);
+                }
+            }
             Ui::Tick => self.tick(),
         }
     }
@@ -879,6 +933,7 @@ impl App {
             (&self.register.win, &self.register.named),
             (&self.forgot.win, &self.forgot.named),
             (&self.main.win, &main_named),
+            (&self.key_change.win, &self.key_change.named),
         ];
         self.hooks.dump_layout(&windows);
     }

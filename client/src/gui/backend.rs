@@ -265,6 +265,21 @@ async fn perform(client: Client, server: String, action: Action, ui: app::Sender
             });
             refresh(&client, ui).await;
         }
+        Action::AcceptFriendKey {
+            friend,
+            fingerprint,
+        } => {
+            let result = client
+                .accept_friend_key(&friend, &fingerprint)
+                .await
+                .map_err(|e| other(&e));
+            ui.send(Msg::FriendActionDone {
+                what: "trust key",
+                userid: friend,
+                result,
+            });
+            refresh(&client, ui).await;
+        }
         Action::RefreshFriends => refresh(&client, ui).await,
         Action::LoadHistory(friend) => {
             if let Ok(entries) = client.history(&friend, 500).await {

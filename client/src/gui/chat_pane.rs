@@ -41,6 +41,9 @@ pub struct ChatPane {
     pub rendered: RenderedChat,
     /// The history shows the "select a friend" hint, not a chat.
     placeholder: bool,
+    /// "Messages to X are held until you accept their new key" (SPEC.md §12.4).
+    key_banner: Flex,
+    key_banner_text: Frame,
     rows_col: Flex,
     rows: Vec<TransferRow>,
     typing: Frame,
@@ -73,6 +76,21 @@ impl ChatPane {
         header.end();
         header.fixed(&title, 160);
         pane.fixed(&header, theme::ROW + 2);
+
+        let mut key_banner = Flex::default().row();
+        key_banner.set_pad(theme::GAP);
+        key_banner.set_margins(8, 4, 8, 4);
+        key_banner.set_frame(fltk::enums::FrameType::FlatBox);
+        key_banner.set_color(theme::ERROR);
+        let mut key_banner_text = Frame::default();
+        key_banner_text.set_align(Align::Left | Align::Inside | Align::Wrap);
+        key_banner_text.set_label_color(fltk::enums::Color::White);
+        key_banner_text.set_label_font(Font::HelveticaBold);
+        let mut review = Button::default().with_label("Review new key…");
+        key_banner.fixed(&review, 140);
+        key_banner.end();
+        pane.fixed(&key_banner, 44);
+        key_banner.hide();
 
         let buffer = TextBuffer::default();
         let styles = TextBuffer::default();
@@ -121,6 +139,7 @@ impl ChatPane {
         send.set_callback(move |_| tx.send(Msg::Ui(Ui::SendMessage)));
         send_file.set_callback(move |_| tx.send(Msg::Ui(Ui::SendFile)));
         downloads.set_callback(move |_| tx.send(Msg::Ui(Ui::OpenDownloads)));
+        review.set_callback(move |_| tx.send(Msg::Ui(Ui::ReviewKeyChange)));
         // Files dropped on the history are sent; a double-click on a `<File>` line opens its folder.
         history.handle(move |h, ev| match ev {
             Event::DndEnter | Event::DndDrag | Event::DndRelease | Event::DndLeave => true,
@@ -141,6 +160,8 @@ impl ChatPane {
         name(named, "chat_history", &history);
         name(named, "chat_input", &input);
         name(named, "chat_send", &send);
+        name(named, "chat_key_banner", &key_banner_text);
+        name(named, "chat_review_key", &review);
         Self {
             pane,
             header,
@@ -153,6 +174,8 @@ impl ChatPane {
             styles,
             rendered: RenderedChat::default(),
             placeholder: false,
+            key_banner,
+            key_banner_text,
             rows_col,
             rows: Vec::new(),
             typing,
@@ -189,6 +212,7 @@ impl ChatPane {
         }
         self.input.deactivate();
         self.typing.set_label("");
+        self.show_key_banner(None, "");
         self.set_rows(app::Sender::get(), &[]);
     }
 
@@ -207,6 +231,10 @@ impl ChatPane {
         self.header.fixed(&self.title, w + 12);
         self.header.layout();
         let (state, color) = match friend {
+            // Presence says "delivered later", which is not true while the key is in doubt.
+            Some(f) if f.key_change.is_some() => {
+                ("key changed — messages held".to_owned(), theme::ERROR)
+            }
             Some(f) => {
                 let p = f.presence(server_online);
                 (
@@ -241,10 +269,41 @@ impl ChatPane {
         } else {
             String::new()
         });
+        self.show_key_banner(friend.and_then(|f| f.key_change.as_ref()), userid);
         let empty = Chat::default();
         let chat = chat.unwrap_or(&empty);
         self.render_history(&chat.lines, me, userid);
         self.set_rows(tx, &chat.transfers);
+        self.pane.redraw();
+    }
+
+    /// Shows the held-messages banner while the friend's key change is pending.
+    fn show_key_banner(&mut self, change: Option<&super::model::KeyChange>, userid: &str) {
+        match change {
+            Some(_) => {
+                self.key_banner_text.set_label(&format!(
+                    "{userid}'s identity key changed. Messages to {userid} are held until you accept their new key."
+                ).replace('@', "@@"));
+                if !self.key_banner.visible() {
+                    self.key_banner.show();
+                    self.relayout();
+                }
+            }
+            None => {
+                if self.key_banner.visible() {
+                    self.key_banner.hide();
+                    self.relayout();
+                }
+            }
+        }
+    }
+
+    /// Lays the pane out again after a row appeared or went, keeping the newest lines of the
+    /// history in view (a resized text display otherwise may show an empty page).
+    fn relayout(&mut self) {
+        self.pane.layout();
+        self.history.scroll(0, 0);
+        self.history.show_insert_position();
         self.pane.redraw();
     }
 

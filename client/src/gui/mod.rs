@@ -6,7 +6,8 @@
 //! over a channel; events and answers come back through FLTK's `app::channel` ([`msg`]).
 //!
 //! Files: [`login`], [`register`], [`forgot`], [`recovery`] (the account windows),
-//! [`main_window`] (friends, requests, find, status bar), [`confirm`] (are you sure?), [`chat_pane`] and [`transfers`]
+//! [`main_window`] (friends, requests, find, status bar), [`confirm`] (are you sure?),
+//! [`key_change`] (a friend's identity key changed: accept or not), [`chat_pane`] and [`transfers`]
 //! (the conversation), [`model`] (pure state), [`format`] and [`wording`] (pure text),
 //! [`theme`] and [`widgets`] (look), [`test_hooks`] (automation only).
 
@@ -16,6 +17,7 @@ pub mod chat_pane;
 pub mod confirm;
 pub mod forgot;
 pub mod format;
+pub mod key_change;
 pub mod login;
 pub mod main_window;
 pub mod model;

@@ -39,6 +39,17 @@ pub struct Friend {
     pub unread: u32,
     /// Typing right now.
     pub typing: bool,
+    /// Their key changed and we have not decided (SPEC.md §12.4): messages to them are held.
+    pub key_change: Option<KeyChange>,
+}
+
+/// A friend's key change awaiting the user's decision: the two fingerprints to compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChange {
+    /// The trusted (pinned) fingerprint.
+    pub pinned: String,
+    /// The fingerprint the server presents now.
+    pub presented: String,
 }
 
 /// How a friend's presence is shown (the list colour and the chat header).
@@ -280,6 +291,8 @@ pub struct Changes {
     pub logged_in: bool,
     /// We were logged out.
     pub logged_out: bool,
+    /// A friend's key changed: ask the user now (friend key; see [`Model::key_change`]).
+    pub ask_key_change: Option<String>,
 }
 
 impl Changes {
@@ -373,6 +386,25 @@ impl Model {
         c
     }
 
+    /// The pending key change of `friend`, if any.
+    pub fn key_change(&self, friend: &str) -> Option<&KeyChange> {
+        self.friends
+            .get(&key(friend))
+            .and_then(|f| f.key_change.as_ref())
+    }
+
+    /// Takes the pending key changes from friend views (a login or a refresh).
+    fn set_key_changes(&mut self, views: &[peerchat_client::FriendView]) {
+        for v in views {
+            if let Some(f) = self.friends.get_mut(&key(&v.userid)) {
+                f.key_change = v.presented_fingerprint.as_ref().map(|p| KeyChange {
+                    pinned: v.fingerprint.clone(),
+                    presented: p.clone(),
+                });
+            }
+        }
+    }
+
     fn set_friends(&mut self, friends: impl IntoIterator<Item = (String, bool)>) {
         let old = std::mem::take(&mut self.friends);
         for (userid, online) in friends {
@@ -387,6 +419,7 @@ impl Model {
                     path: prev.and_then(|p| p.path),
                     unread: prev.map_or(0, |p| p.unread),
                     typing: prev.is_some_and(|p| p.typing),
+                    key_change: prev.and_then(|p| p.key_change.clone()),
                 },
             );
         }
@@ -404,6 +437,7 @@ impl Model {
     /// Applies a snapshot of friends and requests.
     pub fn apply_snapshot(&mut self, s: &FriendsSnapshot) -> Changes {
         self.set_friends(s.friends.iter().map(|f| (f.userid.clone(), f.online)));
+        self.set_key_changes(&s.friends);
         self.set_requests(
             s.incoming_requests.iter().map(|r| r.userid.clone()),
             s.outgoing_requests.iter().map(|r| r.userid.clone()),
@@ -567,7 +601,22 @@ impl Model {
             } => {
                 self.me = Some(userid.clone());
                 self.server = ServerState::Online;
+                let before: HashMap<String, Option<KeyChange>> = self
+                    .friends
+                    .iter()
+                    .map(|(k, f)| (k.clone(), f.key_change.clone()))
+                    .collect();
                 self.set_friends(friends.iter().map(|f| (f.userid.clone(), f.online)));
+                self.set_key_changes(friends);
+                // A change still pending from the last run (or learned while we were away
+                // from this window) is asked about too, once.
+                c.ask_key_change = self
+                    .friends
+                    .iter()
+                    .find(|(k, f)| {
+                        f.key_change.is_some() && before.get(*k).cloned().flatten() != f.key_change
+                    })
+                    .map(|(k, _)| k.clone());
                 self.set_requests(
                     incoming_requests.iter().map(|r| r.userid.clone()),
                     outgoing_requests.iter().map(|r| r.userid.clone()),
@@ -601,6 +650,7 @@ impl Model {
                         path: prev.as_ref().and_then(|p| p.path),
                         unread: prev.as_ref().map_or(0, |p| p.unread),
                         typing: false,
+                        key_change: prev.and_then(|p| p.key_change),
                     },
                 );
                 self.incoming.retain(|u| key(u) != k);
@@ -799,10 +849,66 @@ impl Model {
                     c.transfer(&key(friend));
                 }
             }
-            Event::FriendKeyChanged { friend, .. } => {
+            Event::FriendKeyChanged {
+                friend,
+                pinned,
+                presented,
+            } => {
+                let k = key(friend);
+                if let Some(f) = self.friends.get_mut(&k) {
+                    f.key_change = Some(KeyChange {
+                        pinned: pinned.clone(),
+                        presented: presented.clone(),
+                    });
+                    f.connected = false;
+                    f.path = None;
+                    c.ask_key_change = Some(k.clone());
+                }
+                c.friends = true;
+                c.chat(&k);
                 c.notice = Some(format!(
-                    "{friend} now uses a new device (their identity key changed)."
+                    "{friend}'s identity key changed: messages to {friend} are held until you accept the new key."
                 ));
+                c.notice_is_error = true;
+            }
+            Event::FriendKeyTrusted {
+                friend,
+                fingerprint,
+                how,
+            } => {
+                let k = key(friend);
+                if let Some(f) = self.friends.get_mut(&k) {
+                    f.key_change = None;
+                }
+                c.friends = true;
+                c.chat(&k);
+                c.notice = Some(match how {
+                    peerchat_client::KeyDecision::Accepted => format!(
+                        "{friend}'s new key {} is trusted; held messages are sent.",
+                        short_fingerprint(fingerprint)
+                    ),
+                    peerchat_client::KeyDecision::Reverted => format!(
+                        "{friend}'s key is the one you trusted again; held messages are sent."
+                    ),
+                });
+            }
+            Event::LoginRetry {
+                reason,
+                retry_in_ms,
+                ..
+            } => {
+                let why = match reason {
+                    peerchat_client::LoginRetryReason::Locked => {
+                        "Login locked after failed attempts"
+                    }
+                    peerchat_client::LoginRetryReason::Unreachable => "Server unreachable",
+                    peerchat_client::LoginRetryReason::ServerError => "Login failed (server error)",
+                };
+                c.notice = Some(format!(
+                    "{why}, retrying in {} s…",
+                    retry_in_ms.div_ceil(1000)
+                ));
+                c.notice_is_error = true;
             }
             Event::PeerRefused { .. } => {}
             Event::Error { message } => {
@@ -811,6 +917,14 @@ impl Model {
             }
         }
         c
+    }
+}
+
+/// `SHA256:abcdef…` shortened for a status line (dialogs show the whole fingerprint).
+pub fn short_fingerprint(fp: &str) -> String {
+    match fp.char_indices().nth(19) {
+        Some((i, _)) => format!("{}…", &fp[..i]),
+        None => fp.to_owned(),
     }
 }
 
@@ -845,9 +959,63 @@ mod tests {
             online,
             address: None,
             fingerprint: String::new(),
+            presented_fingerprint: None,
             candidates: Vec::new(),
             path: None,
         }
+    }
+
+    #[test]
+    fn a_key_change_asks_once_shows_both_fingerprints_and_ends_on_trust() {
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let changed = Event::FriendKeyChanged {
+            friend: "Bob".into(),
+            pinned: "SHA256:old".into(),
+            presented: "SHA256:new".into(),
+        };
+        let c = m.apply(&changed, 0);
+        assert_eq!(c.ask_key_change.as_deref(), Some("bob"));
+        assert!(c.chats.contains("bob"), "the banner is redrawn");
+        assert_eq!(
+            m.key_change("BOB"),
+            Some(&KeyChange {
+                pinned: "SHA256:old".into(),
+                presented: "SHA256:new".into()
+            })
+        );
+        // A login snapshot that still lists the change keeps it and does not ask again.
+        let mut bob = fv("Bob", true);
+        bob.fingerprint = "SHA256:old".into();
+        bob.presented_fingerprint = Some("SHA256:new".into());
+        let login = Event::LoggedIn {
+            userid: "alice".into(),
+            friends: vec![bob],
+            incoming_requests: vec![],
+            outgoing_requests: vec![],
+        };
+        assert_eq!(m.apply(&login, 0).ask_key_change, None);
+        assert!(m.key_change("bob").is_some());
+        let c = m.apply(
+            &Event::FriendKeyTrusted {
+                friend: "Bob".into(),
+                fingerprint: "SHA256:new".into(),
+                how: peerchat_client::KeyDecision::Accepted,
+            },
+            0,
+        );
+        assert!(c.chats.contains("bob"));
+        assert!(m.key_change("bob").is_none());
+        // After a restart the first word of the change is the login snapshot: ask then.
+        let mut fresh = Model::new();
+        assert_eq!(
+            fresh.apply(&login, 0).ask_key_change.as_deref(),
+            Some("bob")
+        );
+        assert_eq!(
+            short_fingerprint("SHA256:0123456789abcdefghij"),
+            "SHA256:0123456789abc…"
+        );
     }
 
     fn logged_in(m: &mut Model) {

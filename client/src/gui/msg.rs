@@ -59,6 +59,8 @@ pub enum Action {
     DeclineFile(TransferId),
     /// Cancel a transfer.
     CancelTransfer(TransferId),
+    /// Trust a friend's new identity key, naming the fingerprint the user was shown.
+    AcceptFriendKey { friend: String, fingerprint: String },
     /// Close everything (the app is quitting).
     Shutdown,
 }
@@ -226,6 +228,12 @@ pub enum Ui {
     OpenFolder(PathBuf),
     /// Transfer row: hide a finished transfer.
     DismissTransfer(TransferId),
+    /// Key change dialog: accept the presented key.
+    KeyChangeAccept,
+    /// Key change dialog: not now (messages stay held).
+    KeyChangeNotNow,
+    /// Chat pane banner: show the key change dialog again.
+    ReviewKeyChange,
     /// The main window is closing: quit.
     Quit,
     /// Periodic tick (typing expiry, test hooks).

@@ -4,6 +4,7 @@
 //! something shorter first ("Wrong userid or password.") and keeps the technical detail as a
 //! second line. Everything here is pure, so the wording is unit-tested.
 
+use peerchat_client::friends::AcceptKeyError;
 use peerchat_client::pinning::PinError;
 use peerchat_client::ClientError;
 use peerchat_proto::wire::ErrorCode;
@@ -94,6 +95,11 @@ pub fn explain(err: &ClientError, doing: Doing, server: &str) -> Problem {
         ClientError::Pin(p @ PinError::Damaged { .. }) => problem(format!("The list of known servers is damaged. Not connecting to {server}."), p.to_string()),
         ClientError::NotLoggedIn => problem("You are not logged in.", "Log in first."),
         ClientError::NotAFriend(u) => problem(format!("{u} is not your friend."), "Send them a friend request first."),
+        ClientError::KeyChange(AcceptKeyError::FingerprintChanged { friend, presented, .. }) => problem(
+            format!("{friend}'s key changed again before you accepted it."),
+            format!("The server now presents {presented}. Compare that one with {friend} before you accept it."),
+        ),
+        ClientError::KeyChange(e) => problem(e.to_string(), ""),
         ClientError::Invalid(m) => problem(m.clone(), ""),
         ClientError::Io { context, source } => problem(format!("Cannot use {context}."), source.to_string()),
         ClientError::Profile(e) => problem("Your profile folder cannot be used.", e.to_string()),

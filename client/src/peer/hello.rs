@@ -28,6 +28,10 @@ pub enum HelloError {
         /// The fingerprint we got.
         got: String,
     },
+    /// The friend's key changed and the user has not decided yet (SPEC.md §12.4): no link
+    /// is admitted under either key.
+    #[error("{0}'s identity key changed; no connection until the new key is accepted")]
+    KeyChangePending(String),
     /// The first frame was not a hello.
     #[error("the first frame must be PeerHello")]
     NotHello,
@@ -37,6 +41,7 @@ pub enum HelloError {
 }
 
 /// The acceptor's first check, right after the handshake: the friend whose key this is.
+/// A friend whose key change is pending has no key that passes (SPEC.md §12.4).
 ///
 /// # Errors
 /// [`HelloError::UnknownKey`].
@@ -56,6 +61,7 @@ pub fn check_dialled_key(
     remote: &IdentityKey,
 ) -> Result<(), HelloError> {
     match book.get(friend) {
+        Some(f) if f.key_change_pending() => Err(HelloError::KeyChangePending(f.userid.clone())),
         Some(f) if &f.identity_key == remote => Ok(()),
         _ => Err(HelloError::UnexpectedKey {
             expected: friend.to_owned(),
@@ -78,7 +84,7 @@ pub fn check_hello(
 ) -> Result<String, HelloError> {
     let friend = book
         .get(hello_userid)
-        .filter(|f| &f.identity_key == remote)
+        .filter(|f| &f.identity_key == remote && !f.key_change_pending())
         .ok_or_else(|| HelloError::WrongUser(hello_userid.to_owned()))?;
     if !hello_to.eq_ignore_ascii_case(me) {
         return Err(HelloError::NotForUs(hello_to.to_owned()));
@@ -121,6 +127,31 @@ mod tests {
             Ok("Bob".into())
         );
         assert_eq!(check_dialled_key(&b, "bob", &bob), Ok(()));
+    }
+
+    #[test]
+    fn a_pending_key_change_admits_neither_key() {
+        let mut b = book();
+        let old = test_keys::identity(1).public().clone();
+        let new = test_keys::identity(5).public().clone();
+        assert!(b.set_key("bob", new.clone()));
+        for k in [&old, &new] {
+            assert!(matches!(
+                friend_for_key(&b, k),
+                Err(HelloError::UnknownKey(_))
+            ));
+            assert_eq!(
+                check_dialled_key(&b, "bob", k),
+                Err(HelloError::KeyChangePending("Bob".into()))
+            );
+            assert!(check_hello(&b, k, "alice", "bob", "alice").is_err());
+        }
+        // Accepted: only the new key passes.
+        let fp = new.fingerprint().to_string();
+        assert_eq!(b.accept_key("BOB", &fp), Ok(()));
+        assert_eq!(friend_for_key(&b, &new), Ok("Bob".into()));
+        assert!(friend_for_key(&b, &old).is_err());
+        assert_eq!(check_dialled_key(&b, "bob", &new), Ok(()));
     }
 
     #[test]

@@ -1,0 +1,95 @@
+//! End to end, real server on loopback: when the automatic login (KeyLogin at start-up or
+//! after a reconnect) is refused because the server rate-limits it (SPEC.md §5.1.7), the
+//! client does not give up: it tells the user (`Event::LoginRetry`) and tries again with
+//! back-off (§6.10) until it gets in.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use peerchat_client::{ClientError, Event, LoginRetryReason};
+use peerchat_proto::wire::ErrorCode;
+use peerchat_server::ratelimit::LoginPolicy;
+
+fn config(dir: &std::path::Path) -> peerchat_server::Config {
+    let mut c = peerchat_server::Config::for_tests(dir.to_path_buf());
+    // Two failures from an address lock it for ten minutes: the lock cannot end by itself
+    // while the test runs, so only the client's retries and the restart below let alice in.
+    c.login_policy = LoginPolicy {
+        ip_failures: 2,
+        ip_window: Duration::from_secs(600),
+        ..LoginPolicy::default()
+    };
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_automatic_login_is_retried_with_back_off_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("server");
+    let server = peerchat_server::start(config(&dir)).await.unwrap();
+    let listen = server.local_addr;
+    let addr = listen.to_string();
+    let mut alice = client(&addr, tmp.path(), "alice", 0).await;
+    register_login(&mut alice).await;
+    alice.client.shutdown().await;
+
+    // A stranger guesses keys for alice from the same address until it is locked.
+    let mallory = client(&addr, tmp.path(), "mallory", 8).await;
+    for _ in 0..2 {
+        let r = mallory.client.key_login(Some("alice")).await;
+        assert!(
+            matches!(&r, Err(ClientError::Server(e)) if e.code == ErrorCode::BadCredentials),
+            "{r:?}"
+        );
+    }
+    let r = mallory.client.key_login(Some("alice")).await;
+    assert!(
+        matches!(&r, Err(ClientError::Server(e)) if e.code == ErrorCode::RateLimited),
+        "{r:?}"
+    );
+    mallory.client.shutdown().await;
+
+    // Alice's client starts and logs in by itself: refused, reported, retried.
+    let mut alice = client(&addr, tmp.path(), "alice", 0).await;
+    for expected in 1..=2u32 {
+        let e = alice
+            .wait_for(20, "login_retry", |e| matches!(e, Event::LoginRetry { .. }))
+            .await;
+        let Event::LoginRetry {
+            reason,
+            retry_in_ms,
+            attempt,
+        } = e
+        else {
+            unreachable!()
+        };
+        assert_eq!(reason, LoginRetryReason::Locked);
+        assert_eq!(attempt, expected);
+        // The server's retry_after (minutes) is bounded by the reconnect cap (500 ms here).
+        assert!(retry_in_ms > 0 && retry_in_ms <= 500, "{retry_in_ms}");
+    }
+    let line = peerchat_client::cli::describe(&Event::LoginRetry {
+        reason: LoginRetryReason::Locked,
+        retry_in_ms: 1500,
+        attempt: 1,
+    });
+    assert!(line.contains("locked") && line.contains("2 s"), "{line}");
+
+    // The lock ends (the restarted server forgets it): the next retry gets alice in.
+    server.shutdown().await;
+    let mut c = config(&dir);
+    c.listen = listen;
+    let server = peerchat_server::start(c).await.unwrap();
+    alice
+        .wait_for(
+            30,
+            "logged in after the lock",
+            |e| matches!(e, Event::LoggedIn { userid, .. } if userid == "alice"),
+        )
+        .await;
+
+    alice.client.shutdown().await;
+    server.shutdown().await;
+}
