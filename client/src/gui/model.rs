@@ -920,7 +920,8 @@ impl Model {
     }
 }
 
-/// `SHA256:abcdef…` shortened for a status line (dialogs show the whole fingerprint).
+/// `SHA256:` and the first 12 characters of the fingerprint, for a status line (dialogs show
+/// the whole fingerprint).
 pub fn short_fingerprint(fp: &str) -> String {
     match fp.char_indices().nth(19) {
         Some((i, _)) => format!("{}…", &fp[..i]),
@@ -1014,7 +1015,7 @@ mod tests {
         );
         assert_eq!(
             short_fingerprint("SHA256:0123456789abcdefghij"),
-            "SHA256:0123456789abc…"
+            "SHA256:0123456789ab…"
         );
     }
 
