@@ -993,7 +993,7 @@ mod tests {
         );
         assert_eq!(
             short_fingerprint("SHA256:0123456789abcdefghij"),
-            "SHA256:0123456789abc…"
+            "SHA256:0123456789ab…"
         );
     }
 
