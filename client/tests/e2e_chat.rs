@@ -118,13 +118,7 @@ async fn friends_presence_and_chat_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_survives_the_server_and_new_sessions_use_the_cache() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start_server(&tmp.path().join("server")).await;
-    let addr = server.local_addr.to_string();
-    let mut alice = client(&addr, tmp.path(), "alice", 2).await;
-    let mut bob = client(&addr, tmp.path(), "bob", 3).await;
-    register_login(&mut alice).await;
-    register_login(&mut bob).await;
-    befriend(&mut alice, &mut bob).await;
+    let (server, addr, mut alice, mut bob) = friends_pair(tmp.path(), (2, 3)).await;
     chat(&mut alice, &mut bob, "before the crash").await;
 
     server.abort();
@@ -164,13 +158,7 @@ async fn chat_survives_the_server_and_new_sessions_use_the_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_to_an_offline_friend_arrive_once_in_order() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start_server(&tmp.path().join("server")).await;
-    let addr = server.local_addr.to_string();
-    let mut alice = client(&addr, tmp.path(), "alice", 4).await;
-    let mut bob = client(&addr, tmp.path(), "bob", 5).await;
-    register_login(&mut alice).await;
-    register_login(&mut bob).await;
-    befriend(&mut alice, &mut bob).await;
+    let (server, addr, mut alice, mut bob) = friends_pair(tmp.path(), (4, 5)).await;
     chat(&mut alice, &mut bob, "first").await;
 
     bob.client.shutdown().await;
@@ -235,13 +223,7 @@ async fn messages_to_an_offline_friend_arrive_once_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strangers_identity_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start_server(&tmp.path().join("server")).await;
-    let addr = server.local_addr.to_string();
-    let mut alice = client(&addr, tmp.path(), "alice", 6).await;
-    let mut bob = client(&addr, tmp.path(), "bob", 7).await;
-    register_login(&mut alice).await;
-    register_login(&mut bob).await;
-    befriend(&mut alice, &mut bob).await;
+    let (server, _addr, mut alice, mut bob) = friends_pair(tmp.path(), (6, 7)).await;
 
     // Mallory (not a friend) dials alice's peer port directly and claims to be bob.
     let mallory = LocalIdentity::new(peerchat_proto::test_keys::identity(8)).unwrap();

@@ -106,13 +106,7 @@ async fn accept_and_deliver(alice: &mut TestClient, thief: &mut TestClient, pres
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_change_learned_at_login_holds_messages_until_accepted() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start_server(&tmp.path().join("server")).await;
-    let addr = server.local_addr.to_string();
-    let mut alice = client(&addr, tmp.path(), "alice", 0).await;
-    let mut bob = client(&addr, tmp.path(), "bob", 1).await;
-    register_login(&mut alice).await;
-    register_login(&mut bob).await;
-    befriend(&mut alice, &mut bob).await;
+    let (server, addr, mut alice, mut bob) = friends_pair(tmp.path(), (0, 1)).await;
     chat(&mut alice, &mut bob, "before").await;
     let (pinned, presented) = (fingerprint(1), fingerprint(9));
 
@@ -160,13 +154,7 @@ async fn a_key_change_learned_at_login_holds_messages_until_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_change_pushed_while_online_closes_the_link_and_holds_messages() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start_server(&tmp.path().join("server")).await;
-    let addr = server.local_addr.to_string();
-    let mut alice = client(&addr, tmp.path(), "alice", 2).await;
-    let mut bob = client(&addr, tmp.path(), "bob", 3).await;
-    register_login(&mut alice).await;
-    register_login(&mut bob).await;
-    befriend(&mut alice, &mut bob).await;
+    let (server, addr, mut alice, mut bob) = friends_pair(tmp.path(), (2, 3)).await;
     chat(&mut alice, &mut bob, "before").await;
     assert!(alice.client.is_connected("bob").await.unwrap());
     let (pinned, presented) = (fingerprint(3), fingerprint(10));
@@ -202,13 +190,7 @@ async fn a_key_change_pushed_while_online_closes_the_link_and_holds_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_that_changes_back_to_the_pinned_one_releases_held_messages() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start_server(&tmp.path().join("server")).await;
-    let addr = server.local_addr.to_string();
-    let mut alice = client(&addr, tmp.path(), "alice", 4).await;
-    let mut bob = client(&addr, tmp.path(), "bob", 5).await;
-    register_login(&mut alice).await;
-    register_login(&mut bob).await;
-    befriend(&mut alice, &mut bob).await;
+    let (server, addr, mut alice, mut bob) = friends_pair(tmp.path(), (4, 5)).await;
     chat(&mut alice, &mut bob, "before").await;
 
     let thief = client(&addr, &tmp.path().join("thief"), "bob", 11).await;

@@ -99,6 +99,22 @@ impl TestClient {
 }
 
 /// Registers and logs in.
+/// A server and two registered, logged-in friends `alice` (test key `keys.0`) and `bob`
+/// (`keys.1`) with profiles under `root`: the set-up most end-to-end tests start from.
+pub async fn friends_pair(
+    root: &Path,
+    keys: (usize, usize),
+) -> (RunningServer, String, TestClient, TestClient) {
+    let server = start_server(&root.join("server")).await;
+    let addr = server.local_addr.to_string();
+    let mut alice = client(&addr, root, "alice", keys.0).await;
+    let mut bob = client(&addr, root, "bob", keys.1).await;
+    register_login(&mut alice).await;
+    register_login(&mut bob).await;
+    befriend(&mut alice, &mut bob).await;
+    (server, addr, alice, bob)
+}
+
 pub async fn register_login(c: &mut TestClient) {
     let email = format!("{}@example.org", c.userid);
     c.client
