@@ -182,6 +182,21 @@ impl Default for LoginPolicy {
     }
 }
 
+impl LoginPolicy {
+    /// How long an account with `failures` recent failures is locked (SPEC.md §5.1.7 rule 4):
+    /// none below `account_failures`, then `backoff_start` doubling per further failure up to
+    /// `backoff_max`. One rule for the single-node limiter and the cluster's shared one.
+    pub fn account_lock(&self, failures: usize) -> Option<Duration> {
+        let over = failures.checked_sub(self.account_failures)?;
+        let doublings = u32::try_from(over).unwrap_or(u32::MAX).min(30);
+        Some(
+            self.backoff_start
+                .saturating_mul(1u32 << doublings)
+                .min(self.backoff_max),
+        )
+    }
+}
+
 /// The key a source address is counted under: the IPv4 address, or the /64 prefix of an IPv6
 /// address (one host usually owns a whole /64), with IPv4-mapped IPv6 read as IPv4.
 pub fn address_key(ip: IpAddr) -> IpAddr {
@@ -231,18 +246,10 @@ pub fn decide_ms(
         let m = ip_marks[ip_marks.len() - policy.ip_failures];
         return Err(wait(m + ms(policy.ip_window)));
     }
-    let n = account_marks.len();
-    if let Some(&last) = account_marks
-        .last()
-        .filter(|_| n >= policy.account_failures)
-    {
-        let doublings = u32::try_from(n - policy.account_failures)
-            .unwrap_or(u32::MAX)
-            .min(30);
-        let lock = policy
-            .backoff_start
-            .saturating_mul(1u32 << doublings)
-            .min(policy.backoff_max);
+    if let (Some(&last), Some(lock)) = (
+        account_marks.last(),
+        policy.account_lock(account_marks.len()),
+    ) {
         let until = last + ms(lock);
         if until > now_ms {
             return Err(wait(until));
@@ -346,18 +353,7 @@ impl LoginLimiter {
 
     /// The lock on an account with `failures` recent failures, the latest at `last`.
     fn lock_until(&self, failures: usize, last: Instant) -> Option<Instant> {
-        let p = &self.policy;
-        if failures < p.account_failures {
-            return None;
-        }
-        let doublings = u32::try_from(failures - p.account_failures)
-            .unwrap_or(u32::MAX)
-            .min(30);
-        let lock = p
-            .backoff_start
-            .saturating_mul(1u32 << doublings)
-            .min(p.backoff_max);
-        Some(last + lock)
+        self.policy.account_lock(failures).map(|lock| last + lock)
     }
 
     /// Reserves a slot for an attempt from `ip` on `account` (the lowercase userid; `None` if

@@ -412,15 +412,10 @@ async fn announce_remote_offline(shared: &Shared, gone: &RemoteSession) {
     let PushEvent::FriendOnline { userid, .. } = &gone.online else {
         return;
     };
-    let friends = match shared.store.friends_of(gone.account_id).await {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot announce offline");
-            return;
-        }
-    };
-    let ev = PushEvent::FriendOffline {
-        userid: userid.clone(),
+    let Some((friends, ev)) =
+        crate::cmd::presence::offline_announcement(shared, gone.account_id, userid).await
+    else {
+        return;
     };
     // Only this node's sessions: every live node runs this for its own.
     for f in &friends {

@@ -71,19 +71,36 @@ pub async fn announce_offline(shared: &Shared, login: &LoggedIn) {
     if shared.faults.no_offline_push() {
         return;
     }
-    let friends = match shared.store.friends_of(login.account_id).await {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot announce offline");
-            return;
-        }
-    };
-    let ev = PushEvent::FriendOffline {
-        userid: login.handle.userid.clone(),
+    let Some((friends, ev)) =
+        offline_announcement(shared, login.account_id, &login.handle.userid).await
+    else {
+        return;
     };
     shared
         .hub
         .push_many(friends.iter().map(|f| f.userid_lower.as_str()), &ev);
+}
+
+/// Who must hear that `userid` (account `account_id`) went offline, and the push to send
+/// them; `None` (logged) when the database cannot say: the announcement is best effort.
+/// Shared by a session's own end and the cluster's announcement for a dead node's users.
+pub(crate) async fn offline_announcement(
+    shared: &Shared,
+    account_id: i64,
+    userid: &str,
+) -> Option<(Vec<crate::db::entity::account::Model>, PushEvent)> {
+    match shared.store.friends_of(account_id).await {
+        Ok(friends) => Some((
+            friends,
+            PushEvent::FriendOffline {
+                userid: userid.to_owned(),
+            },
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot announce offline");
+            None
+        }
+    }
 }
 
 /// SetPeerEndpoint (SPEC.md §6.8): an empty host means the connection's source IP. Online
