@@ -279,6 +279,14 @@ impl PresenceHub {
         }
     }
 
+    /// Waits until every bus message published so far has been sent; at once on a single
+    /// node.
+    pub async fn flush(&self) {
+        if let Some(l) = self.link.get() {
+            l.flush().await;
+        }
+    }
+
     /// Tells the other nodes that `session` is this node's session of its user (login,
     /// endpoint change). They record it, and close an older session of the user they hold.
     pub fn publish_online(&self, session: &SessionHandle) {

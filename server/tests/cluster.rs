@@ -231,12 +231,9 @@ impl Drop for Killed {
     }
 }
 
-/// A node killed with SIGKILL: its users are shown offline to friends on the other nodes
-/// within NODE_DEAD_AFTER + NODE_HEARTBEAT, and they log in again on another node.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_killed_node_s_users_go_offline_and_reconnect_elsewhere() {
-    let cl = Cluster::start(1).await;
-    // The third node is a process of its own, so that it can be killed.
+/// Starts node `name` of `cl`'s database as a process of its own (so that it can be killed
+/// or paused); returns it and its listening address.
+async fn spawn_node(cl: &Cluster, name: &str) -> (Killed, std::net::SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join(peerchat_server::config::KEY_FILE),
@@ -251,7 +248,7 @@ async fn a_killed_node_s_users_go_offline_and_reconnect_elsewhere() {
         .arg("--database-url")
         .arg(&cl.url)
         .arg("--cluster-node")
-        .arg("doomed")
+        .arg(name)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -268,7 +265,28 @@ async fn a_killed_node_s_users_go_offline_and_reconnect_elsewhere() {
             break a.trim().parse().unwrap();
         }
     };
-    let mut child = Killed(Some(child));
+    (Killed(Some(child)), addr, dir)
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to the node process.
+fn signal(node: &Killed, signal: &str) {
+    let pid = node.0.as_ref().and_then(|c| c.id()).expect("node running");
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal} {pid}");
+}
+
+/// A node killed with SIGKILL: its users are shown offline to friends on the other nodes
+/// within NODE_DEAD_AFTER + NODE_HEARTBEAT, and they log in again on another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_node_s_users_go_offline_and_reconnect_elsewhere() {
+    let cl = Cluster::start(1).await;
+    // The third node is a process of its own, so that it can be killed.
+    let (mut child, addr, _dir) = spawn_node(&cl, "doomed").await;
 
     let mut alice = cl.user(0, "alice", 0).await;
     let mut bob = Client::connect(addr, 1).await;
@@ -284,6 +302,44 @@ async fn a_killed_node_s_users_go_offline_and_reconnect_elsewhere() {
     let mut bob = cl.client(0, 1).await;
     bob.key_login("bob", None).await.unwrap();
     alice.expect_push(|p| online_of(p, "bob")).await;
+}
+
+/// A node paused longer than NODE_DEAD_AFTER (SIGSTOP, then SIGCONT) was declared dead by
+/// the others; when it resumes it ends its stale sessions with CLOSE_REASON_SERVER_SHUTDOWN,
+/// so its clients log in again and are shown online again (SPEC.md §6.11 rule 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resumed_node_ends_the_sessions_the_cluster_declared_offline() {
+    let cl = Cluster::start(1).await;
+    let (sleepy, addr, _dir) = spawn_node(&cl, "sleepy").await;
+    let mut alice = cl.user(0, "alice", 0).await;
+    let mut bob = Client::connect(addr, 1).await;
+    bob.register("bob").await;
+    bob.login("bob").await;
+    befriend(&mut alice, &mut bob, "bob", "alice").await;
+
+    signal(&sleepy, "STOP");
+    // WAIT (15 s) is above the SPEC bound NODE_DEAD_AFTER + NODE_HEARTBEAT (6 s).
+    alice.expect_push(|p| offline_of(p, "bob")).await;
+    signal(&sleepy, "CONT");
+    assert_eq!(bob.expect_close().await, CloseReason::ServerShutdown);
+
+    // Bob's client logs in again, here on the node that resumed.
+    let mut bob = Client::connect(addr, 1).await;
+    bob.key_login("bob", None).await.unwrap();
+    while !alice.pushes.iter().any(|p| online_of(p, "bob")) {
+        alice.next().await;
+    }
+    alice.barrier().await;
+    let last = alice
+        .pushes
+        .iter()
+        .rev()
+        .find(|p| online_of(p, "bob") || offline_of(p, "bob"));
+    assert!(
+        last.is_some_and(|p| online_of(p, "bob")),
+        "bob is online in the end: {:?}",
+        alice.pushes
+    );
 }
 
 /// Figures for docs/DEPLOY.md, not a check (no thresholds): cross-node presence latency
