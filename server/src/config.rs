@@ -168,6 +168,11 @@ pub struct Config {
     /// This node's name in a cluster of nodes sharing one PostgreSQL database
     /// (SPEC.md §6.11); `None` for a single server.
     pub cluster_node: Option<String>,
+    /// In a cluster: the address of this node's relay-link listener, which the other nodes
+    /// dial to splice a relay whose two halves reached different nodes (SPEC.md §6.11 rule 7).
+    /// It is announced as bound, so it must be reachable by the other nodes (not 0.0.0.0);
+    /// port 0 picks a free port. `None`: relays work only within one node.
+    pub cluster_listen: Option<SocketAddr>,
     /// Life of an unanswered friend request (SPEC.md §6.7).
     pub request_ttl: Duration,
     /// How often expired requests are swept.
@@ -224,6 +229,7 @@ impl Config {
             data_dir,
             database_url: None,
             cluster_node: None,
+            cluster_listen: None,
             request_ttl: limits::DEFAULT_REQUEST_TTL,
             sweep_interval: Duration::from_secs(1),
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,

@@ -54,6 +54,9 @@ pub enum ServerError {
     /// The cluster could not be joined.
     #[error("{0}")]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// `--cluster-listen` names no address the other nodes could dial.
+    #[error("--cluster-listen {0}: the other nodes dial this address as given; name the node's own address, not 0.0.0.0 or ::")]
+    ClusterListen(SocketAddr),
     /// A start-up task panicked.
     #[error("start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -100,6 +103,13 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         }
     };
     let fingerprint = keypair.public().fingerprint();
+    // The node-to-node relay links' key comes from the key every node shares.
+    let link_key = match (&config.cluster_node, config.cluster_listen) {
+        (Some(_), Some(_)) => Some(crate::cluster::link::LinkKey::derive(
+            &keypair.to_pkcs8_pem()?,
+        )),
+        _ => None,
+    };
     // The one RSA signature of this process (SPEC.md §4.3), off the runtime.
     let local = tokio::task::spawn_blocking(move || LocalIdentity::new(keypair)).await??;
 
@@ -131,6 +141,22 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             config.login_policy,
         ));
     }
+    let link_listener = match (link_key, config.cluster_listen) {
+        (Some(key), Some(addr)) => {
+            if addr.ip().is_unspecified() {
+                return Err(ServerError::ClusterListen(addr));
+            }
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            let bound = l
+                .local_addr()
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            shared.link = Some(crate::cluster::link::LinkConfig { key, addr: bound });
+            Some(l)
+        }
+        _ => None,
+    };
     let shared = Arc::new(shared);
     let settings = ConnSettings {
         handshake_timeout: config.handshake_timeout,
@@ -165,6 +191,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         )
         .await?;
     }
+    if let Some(l) = link_listener {
+        tracker.spawn(link_accept_loop(l, shared.clone(), signals.clone()));
+    }
     tracker.spawn(crate::expiry::run(
         shared.clone(),
         config.sweep_interval,
@@ -191,6 +220,26 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         tracker,
         accept: Some(accept),
     })
+}
+
+/// Accepts node-to-node relay links (SPEC.md §6.11 rule 7) until shutdown.
+async fn link_accept_loop(listener: TcpListener, shared: Arc<Shared>, signals: Signals) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = signals.shutdown.cancelled() => return,
+            _ = signals.abort.cancelled() => return,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay link accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(crate::relay::session::serve_link(stream, peer, shared.clone()));
+    }
 }
 
 /// The connection caps: `MAX_CONNECTIONS` in all, `MAX_CONNECTIONS_PER_ADDRESS` per source

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use peerchat_proto::message::PushEvent;
-use peerchat_proto::wire::{CloseReason, ErrorCode};
+use peerchat_proto::message::{ConnectMode, PushEvent, Request, ResponseBody};
+use peerchat_proto::wire::{ChannelKind, CloseReason, ErrorCode};
+use peerchat_proto::{test_keys, Channel, Role};
 use peerchat_server::pg_harness::PgCluster;
 use peerchat_server::{OffsetClock, RunningServer};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -40,6 +41,8 @@ impl Cluster {
             let mut c = config(dir.path(), clock.clone());
             c.database_url = Some(url.clone());
             c.cluster_node = Some(format!("node{i}"));
+            // Relay links between the nodes (SPEC.md §6.11 rule 7).
+            c.cluster_listen = Some("127.0.0.1:0".parse().unwrap());
             // Expiry is driven by sweep_now() on every node at once.
             c.sweep_interval = Duration::from_secs(3600);
             nodes.push(peerchat_server::start(c).await.unwrap());
@@ -154,6 +157,106 @@ async fn three_nodes_behave_as_one_server() {
     alice
         .expect_push(|p| matches!(p, PushEvent::Unfriended { userid } if userid == "bob"))
         .await;
+}
+
+/// ConnectPeer and the relay across nodes (SPEC.md §6.11 rule 7): the push reaches the friend
+/// on another node, and a relay whose two relay connections reach two nodes — neither of
+/// them holding the opener's session — is spliced node to node; the peers' own Noise
+/// handshake runs through it and proves both identity keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connect_peer_and_relay_span_nodes() {
+    let cl = Cluster::start(3).await;
+    let mut alice = cl.user(0, "alice", 0).await;
+    let mut bob = cl.user(1, "bob", 1).await;
+    befriend(&mut alice, &mut bob, "bob", "alice").await;
+
+    let ok = match alice
+        .request(Request::ConnectPeer {
+            userid: "bob".into(),
+            mode: ConnectMode::Reverse,
+        })
+        .await
+    {
+        Ok(ResponseBody::ConnectPeer(ok)) => ok,
+        other => panic!("ConnectPeer across nodes: {other:?}"),
+    };
+    let pushed = bob
+        .expect_push(|p| matches!(p, PushEvent::PeerConnectRequested(_)))
+        .await;
+    let PushEvent::PeerConnectRequested(pushed) = pushed else {
+        unreachable!()
+    };
+    assert_eq!(pushed.userid, "alice");
+    assert_eq!(pushed.attempt_id, ok.attempt_id);
+
+    // Alice's relay connection reaches node 2, Bob's node 0.
+    let mut ra = Client::connect_kind(cl.nodes[2].local_addr, 0, ChannelKind::Relay).await;
+    let id = ra
+        .send_request(Request::RelayOpen {
+            userid: "alice".into(),
+            peer_userid: "bob".into(),
+            token: None,
+        })
+        .await;
+    let token = match bob
+        .expect_push(|p| matches!(p, PushEvent::RelayInvite { .. }))
+        .await
+    {
+        PushEvent::RelayInvite { userid, token } => {
+            assert_eq!(userid, "alice");
+            token
+        }
+        _ => unreachable!(),
+    };
+    let mut rb = Client::connect_kind(cl.nodes[0].local_addr, 1, ChannelKind::Relay).await;
+    assert_eq!(
+        rb.request(Request::RelayOpen {
+            userid: "bob".into(),
+            peer_userid: "alice".into(),
+            token: Some(token),
+        })
+        .await,
+        Ok(ResponseBody::RelayOpen)
+    );
+    assert_eq!(ra.response(id).await, Ok(ResponseBody::RelayOpen));
+    let (a, b) = (ra.into_relayed(), rb.into_relayed());
+    let bob_key = test_keys::identity(1).public().clone();
+    let (la, lb) = (local(0), local(1));
+    let (ca, cb) = tokio::join!(
+        Channel::handshake_verified(
+            a.0,
+            a.1,
+            &la,
+            Role::Initiator,
+            ChannelKind::Peer,
+            WAIT,
+            |k| *k == bob_key
+        ),
+        Channel::handshake_verified(
+            b.0,
+            b.1,
+            &lb,
+            Role::Responder,
+            ChannelKind::Peer,
+            WAIT,
+            |_| true
+        ),
+    );
+    let (ca, cb) = (ca.unwrap(), cb.unwrap());
+    assert_eq!(ca.remote.identity_key, *test_keys::identity(1).public());
+    assert_eq!(cb.remote.identity_key, *test_keys::identity(0).public());
+
+    // A join under a token no node announced is refused.
+    let mut rb2 = Client::connect_kind(cl.nodes[1].local_addr, 1, ChannelKind::Relay).await;
+    let e = rb2
+        .request(Request::RelayOpen {
+            userid: "bob".into(),
+            peer_userid: "alice".into(),
+            token: Some([9; 16]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::RelayExpired);
 }
 
 /// Request expiry runs once however many nodes sweep at the same moment.

@@ -25,6 +25,7 @@
 //! payload limit, both far from what presence needs (SPEC.md §6.11, docs/DEPLOY.md).
 
 pub mod limits;
+pub mod link;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -90,6 +91,20 @@ pub enum BusMessage {
         notice: Option<QueuedNotice>,
         /// The node the sender's directory names as the recipient's (one recipient only).
         holder: Option<String>,
+    },
+    /// A relay opened on `node` waits for `invitee` under `token` (hex); a node that
+    /// receives the invitee's relay connection dials `addr` to join it (see [`link`]).
+    RelayWaiting {
+        /// Sending node.
+        node: String,
+        /// Hex of the relay token.
+        token: String,
+        /// The sending node's link listener.
+        addr: std::net::SocketAddr,
+        /// Lowercase userid of the opener.
+        opener: String,
+        /// Lowercase userid of the invited friend.
+        invitee: String,
     },
     /// `node` started: everyone announces their sessions again.
     Sync {
@@ -308,6 +323,13 @@ pub async fn apply(shared: &Shared, me: &str, msg: BusMessage) {
             let Some(event) = decode_push(&online) else {
                 return;
             };
+            // An older session of this user on another node ends with this one: so do the
+            // relay connections admitted here under it.
+            if let Some((n, s)) = shared.hub.remote_session(&user) {
+                if (n.as_str(), s) != (node.as_str(), session) {
+                    shared.relays.close_remote_session(&n, s);
+                }
+            }
             // A session of this user here is older: the login on `node` replaces it
             // (SPEC.md §6.10). Taken out of the hub first, so it ends without FriendOffline.
             if let Some(old) = shared.hub.take_local(&user) {
@@ -341,6 +363,30 @@ pub async fn apply(shared: &Shared, me: &str, msg: BusMessage) {
             user,
         } if node != me => {
             shared.hub.remove_remote(&user, &node, session);
+            shared.relays.close_remote_session(&node, session);
+        }
+        BusMessage::RelayWaiting {
+            node,
+            token,
+            addr,
+            opener,
+            invitee,
+        } if node != me => {
+            let Some(token) = hex::decode(&token)
+                .ok()
+                .and_then(|t| <[u8; 16]>::try_from(t).ok())
+            else {
+                return;
+            };
+            shared.relays.remote.insert(
+                token,
+                crate::relay::RemoteRelay {
+                    addr,
+                    opener,
+                    invitee,
+                },
+                shared.relays.settings.join_timeout,
+            );
         }
         BusMessage::Push {
             node,
@@ -444,6 +490,9 @@ async fn liveness(shared: Arc<Shared>, me: String, stop: CancellationToken) {
         };
         for (user, gone) in shared.hub.remove_remote_unless(&live) {
             tracing::info!(userid = %user, node = %gone.node, "node dead: user offline");
+            shared
+                .relays
+                .close_remote_session(&gone.node, gone.session_id);
             announce_remote_offline(&shared, &gone).await;
         }
     }
