@@ -173,6 +173,10 @@ pub struct Config {
     /// It is announced as bound, so it must be reachable by the other nodes (not 0.0.0.0);
     /// port 0 picks a free port. `None`: relays work only within one node.
     pub cluster_listen: Option<SocketAddr>,
+    /// Every connection to `listen` starts with a PROXY protocol header (v2 or v1) from a
+    /// load balancer; its client address replaces the socket's. Connections without a valid
+    /// header are closed (SPEC.md §10 `PROXY_HEADER_MAX`, docs/DEPLOY.md).
+    pub proxy_protocol: bool,
     /// Life of an unanswered friend request (SPEC.md §6.7).
     pub request_ttl: Duration,
     /// How often expired requests are swept.
@@ -230,6 +234,7 @@ impl Config {
             database_url: None,
             cluster_node: None,
             cluster_listen: None,
+            proxy_protocol: false,
             request_ttl: limits::DEFAULT_REQUEST_TTL,
             sweep_interval: Duration::from_secs(1),
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,

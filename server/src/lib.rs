@@ -33,6 +33,7 @@ pub mod db;
 pub mod expiry;
 pub mod hub;
 pub mod password;
+pub mod proxy_protocol;
 #[cfg(feature = "test-postgres")]
 pub mod pg_harness;
 pub mod ratelimit;

@@ -207,6 +207,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         signals.clone(),
         connections.clone(),
         tracker.clone(),
+        config.proxy_protocol,
     ));
     tracing::info!(%local_addr, %fingerprint, "server started");
     Ok(RunningServer {
@@ -259,6 +260,7 @@ async fn accept_loop(
     signals: Signals,
     connections: Connections,
     tracker: TaskTracker,
+    proxy_protocol: bool,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -275,6 +277,45 @@ async fn accept_loop(
                 continue;
             }
         };
+        if proxy_protocol {
+            // The client's address is in the balancer's PROXY header: read it first (under
+            // a global slot, so stalled headers cannot pile up), then the per-address cap.
+            let Ok(permit) = connections.permits.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "connection limit reached; closing new connection");
+                drop(stream);
+                continue;
+            };
+            let (shared, local, signals) = (shared.clone(), local.clone(), signals.clone());
+            let per_address = connections.per_address.clone();
+            tracker.spawn(async move {
+                let mut stream = stream;
+                let header = tokio::select! {
+                    h = crate::proxy_protocol::read_header(&mut stream, settings.handshake_timeout) => h,
+                    _ = signals.abort.cancelled() => return,
+                    _ = signals.shutdown.cancelled() => return,
+                };
+                let client = match header {
+                    Ok(h) => h.source.unwrap_or(peer),
+                    // A connect-and-close (a plain TCP health check) is no news.
+                    Err(e @ crate::proxy_protocol::ProxyError::Truncated(_)) => {
+                        tracing::debug!(%peer, error = %e, "PROXY protocol header incomplete; closing");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "PROXY protocol header refused; closing");
+                        return;
+                    }
+                };
+                let Some(slot) = per_address.try_acquire(client.ip()) else {
+                    tracing::debug!(%client, "per-address connection limit reached; closing new connection");
+                    return;
+                };
+                connection::serve(stream, client, shared, local, settings, signals).await;
+                drop(permit);
+                drop(slot);
+            });
+            continue;
+        }
         // Per address first: one address over its cap costs nobody else a slot.
         let Some(slot) = connections.per_address.try_acquire(peer.ip()) else {
             tracing::debug!(%peer, "per-address connection limit reached; closing new connection");
