@@ -33,9 +33,9 @@ pub mod db;
 pub mod expiry;
 pub mod hub;
 pub mod password;
-pub mod proxy_protocol;
 #[cfg(feature = "test-postgres")]
 pub mod pg_harness;
+pub mod proxy_protocol;
 pub mod ratelimit;
 pub mod recovery;
 pub mod relay;

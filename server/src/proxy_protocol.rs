@@ -284,10 +284,7 @@ mod tests {
         h.extend_from_slice(&u16::MAX.to_be_bytes());
         assert_eq!(parse(&h), Err(ProxyError::TooLong(V2_MAX)));
         let long = format!("PROXY TCP4 {}", "1".repeat(200));
-        assert_eq!(
-            parse(long.as_bytes()),
-            Err(ProxyError::TooLong(V1_MAX))
-        );
+        assert_eq!(parse(long.as_bytes()), Err(ProxyError::TooLong(V1_MAX)));
     }
 
     #[test]
@@ -351,7 +348,10 @@ mod tests {
         ));
         let mut v1 = &b"PROXY UNKNOWN\r\nNEXT"[..];
         assert_eq!(
-            read_header(&mut v1, Duration::from_secs(1)).await.unwrap().source,
+            read_header(&mut v1, Duration::from_secs(1))
+                .await
+                .unwrap()
+                .source,
             None
         );
         assert_eq!(v1, b"NEXT");

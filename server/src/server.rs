@@ -239,7 +239,11 @@ async fn link_accept_loop(listener: TcpListener, shared: Arc<Shared>, signals: S
             },
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(crate::relay::session::serve_link(stream, peer, shared.clone()));
+        tokio::spawn(crate::relay::session::serve_link(
+            stream,
+            peer,
+            shared.clone(),
+        ));
     }
 }
 

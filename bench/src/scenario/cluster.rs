@@ -348,7 +348,10 @@ async fn side(
     let deadline = up + ROUND_LIMIT;
     while counter.read().0 < s as u64 {
         if Instant::now() > deadline {
-            bail!("only {} of {s} Online announcements reached the bus", counter.read().0);
+            bail!(
+                "only {} of {s} Online announcements reached the bus",
+                counter.read().0
+            );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -367,8 +370,7 @@ async fn side(
     for h in 0..r {
         let hub = format!("hub{h}");
         let at_node = h % n;
-        let mut ch =
-            wire_client::connect(session_ip(s + h), addrs[at_node], local).await?;
+        let mut ch = wire_client::connect(session_ip(s + h), addrs[at_node], local).await?;
         while seen.try_recv().is_ok() {}
         let t0 = Instant::now();
         wire_client::request(&mut ch, 1, wire_client::key_login(&hub)).await?;

@@ -225,7 +225,10 @@ mod tests {
         let key = LinkKey::derive("server key A");
         let ch = [1u8; 16];
         let bytes = encode_request(&key, &ch, &req()).unwrap();
-        assert_eq!(read_request(&mut &bytes[..], &key, &ch).await.unwrap(), req());
+        assert_eq!(
+            read_request(&mut &bytes[..], &key, &ch).await.unwrap(),
+            req()
+        );
         let other = LinkKey::derive("server key B");
         assert!(matches!(
             read_request(&mut &bytes[..], &other, &ch).await,

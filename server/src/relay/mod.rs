@@ -360,7 +360,10 @@ mod tests {
         let r: RelayRegistry<()> = RelayRegistry::new(2);
         let a = r.admit("alice", "bob", SessionKey::Local(1)).unwrap();
         let b = r.admit("alice", "carol", SessionKey::Local(1)).unwrap();
-        assert_eq!(r.admit("alice", "bob", SessionKey::Local(1)).unwrap_err(), LimitExceeded);
+        assert_eq!(
+            r.admit("alice", "bob", SessionKey::Local(1)).unwrap_err(),
+            LimitExceeded
+        );
         // Other accounts have their own count.
         let _c = r.admit("bob", "alice", SessionKey::Local(2)).unwrap();
         assert_eq!(r.count("alice"), 2);

@@ -397,13 +397,15 @@ async fn open(
     // In a cluster the friend's relay connection may reach another node: tell every node
     // where this relay waits, before the invitation can reach the friend.
     if let (Some(cfg), Some(node)) = (&shared.link, shared.hub.node_name()) {
-        shared.hub.publish(crate::cluster::BusMessage::RelayWaiting {
-            node,
-            token: hex::encode(token),
-            addr: cfg.addr,
-            opener: a.me.userid_lower.clone(),
-            invitee: a.friend.userid_lower.clone(),
-        });
+        shared
+            .hub
+            .publish(crate::cluster::BusMessage::RelayWaiting {
+                node,
+                token: hex::encode(token),
+                addr: cfg.addr,
+                opener: a.me.userid_lower.clone(),
+                invitee: a.friend.userid_lower.clone(),
+            });
     }
     let invite = PushEvent::RelayInvite {
         userid: a.me.userid.clone(),
