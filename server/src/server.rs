@@ -179,6 +179,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         permits: permits.clone(),
         max: config.max_connections.max(1),
         per_address: AddressSlots::new(config.max_connections_per_address),
+        proxy_protocol: config.proxy_protocol,
     };
 
     if let Some(node) = config.cluster_node.clone() {
@@ -207,7 +208,6 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         signals.clone(),
         connections.clone(),
         tracker.clone(),
-        config.proxy_protocol,
     ));
     tracing::info!(%local_addr, %fingerprint, "server started");
     Ok(RunningServer {
@@ -254,6 +254,8 @@ struct Connections {
     permits: Arc<Semaphore>,
     max: usize,
     per_address: Arc<AddressSlots>,
+    /// Read a PROXY protocol header before anything else (`--proxy-protocol`).
+    proxy_protocol: bool,
 }
 
 async fn accept_loop(
@@ -264,7 +266,6 @@ async fn accept_loop(
     signals: Signals,
     connections: Connections,
     tracker: TaskTracker,
-    proxy_protocol: bool,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -281,7 +282,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        if proxy_protocol {
+        if connections.proxy_protocol {
             // The client's address is in the balancer's PROXY header: read it first (under
             // a global slot, so stalled headers cannot pile up), then the per-address cap.
             let Ok(permit) = connections.permits.clone().try_acquire_owned() else {

@@ -33,7 +33,7 @@ use crate::state::Shared;
 /// cluster) the link from the node that holds it (see [`crate::cluster::link`]).
 pub enum Joiner {
     /// The joiner's relay connection reached this node.
-    Local(LocalJoiner),
+    Local(Box<LocalJoiner>),
     /// The joiner's relay connection reached another node, which is linked to this one by
     /// this connection; its preamble is done. Write 1 once the opener is answered.
     Remote(TcpStream),
@@ -236,12 +236,12 @@ async fn join(
         return;
     };
     let (done, finished) = oneshot::channel::<()>();
-    let joiner = Joiner::Local(LocalJoiner {
+    let joiner = Joiner::Local(Box::new(LocalJoiner {
         channel,
         request_id: id,
         slot: a.slot,
         done,
-    });
+    }));
     match tx.send(joiner) {
         Ok(()) => {
             let _ = finished.await;
@@ -480,12 +480,13 @@ async fn open(
         .to_message()
     };
     let (other_end, other_slot, done) = match joiner {
-        Joiner::Local(LocalJoiner {
-            channel: mut other,
-            request_id: other_id,
-            slot: other_slot,
-            done,
-        }) => {
+        Joiner::Local(j) => {
+            let LocalJoiner {
+                channel: mut other,
+                request_id: other_id,
+                slot: other_slot,
+                done,
+            } = *j;
             let answered = timeout(settings.open_timeout, async {
                 channel.writer.send(&ok(id)).await?;
                 other.writer.send(&ok(other_id)).await
