@@ -1,6 +1,6 @@
 //! `peerchat-bench`: measures Peerchat beside baselines taken in the same run (issue 7).
 //!
-//! `cargo run --release -p peerchat-bench` runs all four scenarios with the defaults and
+//! `cargo run --release -p peerchat-bench` runs scenarios 1-4 with the defaults and
 //! prints one table row per figure; `--json FILE` writes every row. See docs/PERFORMANCE.md
 //! for a recorded run and how to read it.
 //!
