@@ -242,7 +242,7 @@ async fn connect_peer_and_relay_span_nodes() {
             |_| true
         ),
     );
-    let (ca, cb) = (ca.unwrap(), cb.unwrap());
+    let (mut ca, cb) = (ca.unwrap(), cb.unwrap());
     assert_eq!(ca.remote.identity_key, *test_keys::identity(1).public());
     assert_eq!(cb.remote.identity_key, *test_keys::identity(0).public());
 
@@ -257,6 +257,15 @@ async fn connect_peer_and_relay_span_nodes() {
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::RelayExpired);
+
+    // Bob's session (node 1) ends: node 0, which admitted his relay connection under it,
+    // hears it on the bus and closes the link; Alice's end of the relay ends.
+    bob.logout().await;
+    let end = tokio::time::timeout(WAIT, ca.reader.recv::<peerchat_proto::wire::PeerMessage>())
+        .await
+        .expect("the relay ends when the joiner's session on another node ends");
+    assert!(!matches!(end, Ok(Some(_))), "{end:?}");
+    drop(cb);
 }
 
 /// Request expiry runs once however many nodes sweep at the same moment.
