@@ -70,6 +70,12 @@ pub const NODE_HEARTBEAT: Duration = Duration::from_secs(1);
 /// A cluster node whose heartbeat is older than this is dead; its users' friends get
 /// FriendOffline within NODE_DEAD_AFTER + NODE_HEARTBEAT of its last beat (SPEC.md §6.11).
 pub const NODE_DEAD_AFTER: Duration = Duration::from_secs(5);
+/// Cluster (§6.11 rule 7): how long a node that receives a relay join waits for the bus to
+/// announce a relay opened on another node, before answering `ERROR_CODE_RELAY_EXPIRED`.
+pub const RELAY_REMOTE_LOOKUP: Duration = Duration::from_secs(2);
+/// Longest PROXY protocol v2 header a server behind a load balancer accepts (`--proxy-protocol`,
+/// SPEC.md §10); a v1 line is bounded by its own 107 bytes.
+pub const PROXY_HEADER_MAX: usize = 512;
 /// Longest sanitised file name before collision suffixes (SPEC.md §8.4).
 pub const MAX_SAFE_NAME: usize = 200;
 /// Longest e-mail address in bytes (SPEC.md §5.1).

@@ -1,13 +1,16 @@
 //! `peerchat-bench`: measures Peerchat beside baselines taken in the same run (issue 7).
 //!
-//! `cargo run --release -p peerchat-bench` runs all four scenarios with the defaults and
+//! `cargo run --release -p peerchat-bench` runs scenarios 1-4 with the defaults and
 //! prints one table row per figure; `--json FILE` writes every row. See docs/PERFORMANCE.md
 //! for a recorded run and how to read it.
 //!
 //! 1. file transfer between two client cores vs. a plain TCP copy (and scp if available);
 //! 2. chat round trips and messages per second vs. a plain TCP ping-pong;
 //! 3. server scale: N logged-in sessions, RSS per session, presence fan-out;
-//! 4. handshakes and logins per second vs. plain connects, Ping/Pong and raw argon2id.
+//! 4. handshakes and logins per second vs. plain connects, Ping/Pong and raw argon2id;
+//! 5. (only when asked, `--scenarios 5`: it starts a PostgreSQL of its own) a cluster of
+//!    server nodes vs. one node on the same database: cross-node presence, login rates and
+//!    the bus's cost per presence change.
 //!
 //! The server, each client core and the plain-TCP baseline server run as child processes
 //! of this same binary (hidden subcommands), so each one's memory is its own.
@@ -75,7 +78,8 @@ enum ChildCmd {
 /// What to run and how big.
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
 struct BenchOpts {
-    /// Scenarios to run, comma-separated (1 file, 2 chat, 3 scale, 4 rates).
+    /// Scenarios to run, comma-separated (1 file, 2 chat, 3 scale, 4 rates, 5 cluster: needs
+    /// PostgreSQL installed, not run by default).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
     scenarios: Vec<u8>,
     /// Scenario 1: size of the file sent (KiB/MiB/GiB suffixes).
@@ -108,6 +112,21 @@ struct BenchOpts {
     /// Scenario 4: connections in flight per client thread.
     #[arg(long, default_value_t = 4)]
     rate_conns: usize,
+    /// Scenario 5: server nodes of the cluster (the baseline is one node).
+    #[arg(long, default_value_t = 3)]
+    cluster_nodes: usize,
+    /// Scenario 5: logged-in sessions spread over the nodes.
+    #[arg(long, default_value_t = 1000)]
+    cluster_sessions: usize,
+    /// Scenario 5: online friends (spread over the nodes) of the user whose login is timed.
+    #[arg(long, default_value_t = 100)]
+    cluster_friends: usize,
+    /// Scenario 5: presence rounds (a login and a logout each).
+    #[arg(long, default_value_t = 30)]
+    cluster_rounds: usize,
+    /// Scenario 5: concurrent password Logins timed.
+    #[arg(long, default_value_t = 30)]
+    cluster_password_logins: usize,
     /// Write every result row, the machine and the options as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -247,6 +266,20 @@ async fn bench(opts: BenchOpts) -> anyhow::Result<()> {
         };
         if let Err(e) = scenario::auth_rate::run(&o, work.path(), &local, &mut rows).await {
             failures.push(format!("scenario 4: {e:#}"));
+        }
+        flush(&rows);
+    }
+    if wanted.contains(&5) {
+        let o = scenario::cluster::ClusterOpts {
+            nodes: opts.cluster_nodes,
+            sessions: opts.cluster_sessions,
+            friends: opts.cluster_friends,
+            rounds: opts.cluster_rounds,
+            password_logins: opts.cluster_password_logins,
+            concurrency: opts.concurrency,
+        };
+        if let Err(e) = scenario::cluster::run(&o, work.path(), &local, &mut rows).await {
+            failures.push(format!("scenario 5: {e:#}"));
         }
         flush(&rows);
     }

@@ -51,12 +51,25 @@ pub async fn seed(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)?;
     let url = peerchat_server::Config::new(data_dir.to_path_buf()).database_url();
+    seed_url(&url, seed, identity_der, phc).await
+}
+
+/// As [`seed`], into the database at `url` (SQLite or PostgreSQL, e.g. a cluster's).
+///
+/// # Errors
+/// Database errors.
+pub async fn seed_url(
+    url: &str,
+    seed: &Seed,
+    identity_der: &[u8],
+    phc: &str,
+) -> anyhow::Result<()> {
     // The server's own migrations, so the schema is exactly what it expects.
-    peerchat_server::db::Store::connect(&url)
+    peerchat_server::db::Store::connect(url)
         .await?
         .close()
         .await?;
-    let db = Database::connect(url.as_str()).await?;
+    let db = Database::connect(url).await?;
     let txn = db.begin().await?;
     for chunk in seed.users.chunks(BATCH) {
         let rows = chunk.iter().map(|u| account::ActiveModel {

@@ -25,6 +25,13 @@ pub struct ServeArgs {
     /// requests per second on few connections).
     #[arg(long)]
     pub relaxed_limits: bool,
+    /// Database URL instead of SQLite in the data directory (the cluster scenario's
+    /// PostgreSQL).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Join the cluster on `--database-url` as this node.
+    #[arg(long)]
+    pub cluster_node: Option<String>,
 }
 
 /// Body of the `__server` subcommand: serve until the parent closes our stdin.
@@ -50,6 +57,8 @@ pub async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
         config.request_rate_per_sec = 1_000_000;
         config.register_burst = 1_000_000;
     }
+    config.database_url = args.database_url;
+    config.cluster_node = args.cluster_node;
     let server = peerchat_server::start(config).await?;
     println!("LISTEN {}", server.local_addr);
     crate::child::wait_for_parent(None).await;
@@ -74,6 +83,20 @@ impl ServerProc {
         max_connections: usize,
         relaxed_limits: bool,
     ) -> anyhow::Result<Self> {
+        Self::spawn_node(data_dir, max_connections, relaxed_limits, None).await
+    }
+
+    /// As [`ServerProc::spawn`]; with `cluster = Some((database_url, node))` the server is
+    /// node `node` of the cluster on that (PostgreSQL) database.
+    ///
+    /// # Errors
+    /// The child does not start or does not report its address.
+    pub async fn spawn_node(
+        data_dir: &Path,
+        max_connections: usize,
+        relaxed_limits: bool,
+        cluster: Option<(&str, &str)>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let mut args = vec![
             "__server".to_owned(),
@@ -84,6 +107,14 @@ impl ServerProc {
         ];
         if relaxed_limits {
             args.push("--relaxed-limits".to_owned());
+        }
+        if let Some((url, node)) = cluster {
+            args.extend([
+                "--database-url".to_owned(),
+                url.to_owned(),
+                "--cluster-node".to_owned(),
+                node.to_owned(),
+            ]);
         }
         let mut proc = ChildProc::spawn(&args, &data_dir.join("server.log")).await?;
         let addr = proc

@@ -137,8 +137,25 @@ pub struct PresenceSeen {
 /// Keeps a logged-in connection alive (answering Pings) and reports every presence push to
 /// `seen`, until `stop` or the server closes.
 pub async fn idle(
-    mut ch: Channel<TcpStream>,
+    ch: Channel<TcpStream>,
     seen: mpsc::UnboundedSender<PresenceSeen>,
+    stop: CancellationToken,
+) {
+    idle_with(
+        ch,
+        move |p| {
+            let _ = seen.send(p);
+            true
+        },
+        stop,
+    )
+    .await;
+}
+
+/// As [`idle`], handing each presence push to `report` (which returns false to stop).
+pub async fn idle_with(
+    mut ch: Channel<TcpStream>,
+    mut report: impl FnMut(PresenceSeen) -> bool + Send,
     stop: CancellationToken,
 ) {
     loop {
@@ -155,7 +172,9 @@ pub async fn idle(
                     Some(push::Body::FriendOffline(f)) => (f.userid, false),
                     _ => continue,
                 };
-                let _ = seen.send(PresenceSeen { friend, online, at });
+                if !report(PresenceSeen { friend, online, at }) {
+                    return;
+                }
             }
             Some(server_message::Body::Ping(p)) if pong(&mut ch, p.nonce).await.is_err() => return,
             Some(server_message::Body::Close(_)) => return,

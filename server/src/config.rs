@@ -168,6 +168,15 @@ pub struct Config {
     /// This node's name in a cluster of nodes sharing one PostgreSQL database
     /// (SPEC.md §6.11); `None` for a single server.
     pub cluster_node: Option<String>,
+    /// In a cluster: the address of this node's relay-link listener, which the other nodes
+    /// dial to splice a relay whose two halves reached different nodes (SPEC.md §6.11 rule 7).
+    /// It is announced as bound, so it must be reachable by the other nodes (not 0.0.0.0);
+    /// port 0 picks a free port. `None`: relays work only within one node.
+    pub cluster_listen: Option<SocketAddr>,
+    /// Every connection to `listen` starts with a PROXY protocol header (v2 or v1) from a
+    /// load balancer; its client address replaces the socket's. Connections without a valid
+    /// header are closed (SPEC.md §10 `PROXY_HEADER_MAX`, docs/DEPLOY.md).
+    pub proxy_protocol: bool,
     /// Life of an unanswered friend request (SPEC.md §6.7).
     pub request_ttl: Duration,
     /// How often expired requests are swept.
@@ -224,6 +233,8 @@ impl Config {
             data_dir,
             database_url: None,
             cluster_node: None,
+            cluster_listen: None,
+            proxy_protocol: false,
             request_ttl: limits::DEFAULT_REQUEST_TTL,
             sweep_interval: Duration::from_secs(1),
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,

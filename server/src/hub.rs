@@ -279,6 +279,19 @@ impl PresenceHub {
         }
     }
 
+    /// This node's name in the cluster; `None` on a single node.
+    pub fn node_name(&self) -> Option<String> {
+        self.link.get().map(|l| l.node.clone())
+    }
+
+    /// Waits until every bus message published so far has been sent; at once on a single
+    /// node.
+    pub async fn flush(&self) {
+        if let Some(l) = self.link.get() {
+            l.flush().await;
+        }
+    }
+
     /// Tells the other nodes that `session` is this node's session of its user (login,
     /// endpoint change). They record it, and close an older session of the user they hold.
     pub fn publish_online(&self, session: &SessionHandle) {
@@ -364,6 +377,13 @@ impl PresenceHub {
         dead.into_iter()
             .filter_map(|u| self.remote.remove_if(&u, |_, r| !live.contains(&r.node)))
             .collect()
+    }
+
+    /// The node and session id of `userid_lower`'s session on another node.
+    pub fn remote_session(&self, userid_lower: &str) -> Option<(String, u64)> {
+        self.remote
+            .get(userid_lower)
+            .map(|r| (r.node.clone(), r.session_id))
     }
 
     /// The `FriendOnline` describing `userid_lower`'s session on another node.

@@ -35,6 +35,7 @@ pub mod hub;
 pub mod password;
 #[cfg(feature = "test-postgres")]
 pub mod pg_harness;
+pub mod proxy_protocol;
 pub mod ratelimit;
 pub mod recovery;
 pub mod relay;

@@ -27,6 +27,17 @@ struct Cli {
     /// shared by every node, and the same server key file on every node (docs/DEPLOY.md).
     #[arg(long, value_name = "NAME", requires = "database_url")]
     cluster_node: Option<String>,
+    /// This node's relay-link listener (e.g. 10.0.0.11:7879), which the other nodes dial to
+    /// splice a relay whose two halves reached different nodes. Must be reachable by them (not
+    /// 0.0.0.0), and on a private network: only the peers' ciphertext and an authenticated
+    /// preamble cross it (docs/DEPLOY.md).
+    #[arg(long, value_name = "ADDR", requires = "cluster_node")]
+    cluster_listen: Option<std::net::SocketAddr>,
+    /// Expect a PROXY protocol header (v2 or v1, e.g. HAProxy `send-proxy-v2`) on every
+    /// connection to --listen and use the client address it names; connections without a
+    /// valid header are closed. Only behind a balancer that always sends one.
+    #[arg(long)]
+    proxy_protocol: bool,
     /// Life of an unanswered friend request, e.g. "7d", "12h", "2s".
     #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
     request_ttl: Duration,
@@ -91,6 +102,8 @@ async fn main() -> anyhow::Result<()> {
     config.listen = cli.listen;
     config.database_url = cli.database_url;
     config.cluster_node = cli.cluster_node;
+    config.cluster_listen = cli.cluster_listen;
+    config.proxy_protocol = cli.proxy_protocol;
     config.request_ttl = cli.request_ttl;
     config.max_connections = cli.max_connections;
     config.register_burst = cli.register_burst;

@@ -54,6 +54,9 @@ pub enum ServerError {
     /// The cluster could not be joined.
     #[error("{0}")]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// `--cluster-listen` names no address the other nodes could dial.
+    #[error("--cluster-listen {0}: the other nodes dial this address as given; name the node's own address, not 0.0.0.0 or ::")]
+    ClusterListen(SocketAddr),
     /// A start-up task panicked.
     #[error("start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -100,6 +103,13 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         }
     };
     let fingerprint = keypair.public().fingerprint();
+    // The node-to-node relay links' key comes from the key every node shares.
+    let link_key = match (&config.cluster_node, config.cluster_listen) {
+        (Some(_), Some(_)) => Some(crate::cluster::link::LinkKey::derive(
+            &keypair.to_pkcs8_pem()?,
+        )),
+        _ => None,
+    };
     // The one RSA signature of this process (SPEC.md §4.3), off the runtime.
     let local = tokio::task::spawn_blocking(move || LocalIdentity::new(keypair)).await??;
 
@@ -131,6 +141,22 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             config.login_policy,
         ));
     }
+    let link_listener = match (link_key, config.cluster_listen) {
+        (Some(key), Some(addr)) => {
+            if addr.ip().is_unspecified() {
+                return Err(ServerError::ClusterListen(addr));
+            }
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            let bound = l
+                .local_addr()
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            shared.link = Some(crate::cluster::link::LinkConfig { key, addr: bound });
+            Some(l)
+        }
+        _ => None,
+    };
     let shared = Arc::new(shared);
     let settings = ConnSettings {
         handshake_timeout: config.handshake_timeout,
@@ -153,6 +179,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         permits: permits.clone(),
         max: config.max_connections.max(1),
         per_address: AddressSlots::new(config.max_connections_per_address),
+        proxy_protocol: config.proxy_protocol,
     };
 
     if let Some(node) = config.cluster_node.clone() {
@@ -164,6 +191,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             &tracker,
         )
         .await?;
+    }
+    if let Some(l) = link_listener {
+        tracker.spawn(link_accept_loop(l, shared.clone(), signals.clone()));
     }
     tracker.spawn(crate::expiry::run(
         shared.clone(),
@@ -193,6 +223,30 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     })
 }
 
+/// Accepts node-to-node relay links (SPEC.md §6.11 rule 7) until shutdown.
+async fn link_accept_loop(listener: TcpListener, shared: Arc<Shared>, signals: Signals) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = signals.shutdown.cancelled() => return,
+            _ = signals.abort.cancelled() => return,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay link accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(crate::relay::session::serve_link(
+            stream,
+            peer,
+            shared.clone(),
+        ));
+    }
+}
+
 /// The connection caps: `MAX_CONNECTIONS` in all, `MAX_CONNECTIONS_PER_ADDRESS` per source
 /// address (SPEC.md §4.2, §10).
 #[derive(Debug, Clone)]
@@ -200,6 +254,8 @@ struct Connections {
     permits: Arc<Semaphore>,
     max: usize,
     per_address: Arc<AddressSlots>,
+    /// Read a PROXY protocol header before anything else (`--proxy-protocol`).
+    proxy_protocol: bool,
 }
 
 async fn accept_loop(
@@ -226,6 +282,45 @@ async fn accept_loop(
                 continue;
             }
         };
+        if connections.proxy_protocol {
+            // The client's address is in the balancer's PROXY header: read it first (under
+            // a global slot, so stalled headers cannot pile up), then the per-address cap.
+            let Ok(permit) = connections.permits.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "connection limit reached; closing new connection");
+                drop(stream);
+                continue;
+            };
+            let (shared, local, signals) = (shared.clone(), local.clone(), signals.clone());
+            let per_address = connections.per_address.clone();
+            tracker.spawn(async move {
+                let mut stream = stream;
+                let header = tokio::select! {
+                    h = crate::proxy_protocol::read_header(&mut stream, settings.handshake_timeout) => h,
+                    _ = signals.abort.cancelled() => return,
+                    _ = signals.shutdown.cancelled() => return,
+                };
+                let client = match header {
+                    Ok(h) => h.source.unwrap_or(peer),
+                    // A connect-and-close (a plain TCP health check) is no news.
+                    Err(e @ crate::proxy_protocol::ProxyError::Truncated(_)) => {
+                        tracing::debug!(%peer, error = %e, "PROXY protocol header incomplete; closing");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "PROXY protocol header refused; closing");
+                        return;
+                    }
+                };
+                let Some(slot) = per_address.try_acquire(client.ip()) else {
+                    tracing::debug!(%client, "per-address connection limit reached; closing new connection");
+                    return;
+                };
+                connection::serve(stream, client, shared, local, settings, signals).await;
+                drop(permit);
+                drop(slot);
+            });
+            continue;
+        }
         // Per address first: one address over its cap costs nobody else a slot.
         let Some(slot) = connections.per_address.try_acquire(peer.ip()) else {
             tracing::debug!(%peer, "per-address connection limit reached; closing new connection");

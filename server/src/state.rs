@@ -45,6 +45,9 @@ pub struct Shared {
     /// Relay links, waiting relays and the relay's settings (SPEC.md §7.7). Replace it after
     /// [`Shared::new`] to change the settings.
     pub relays: Relays,
+    /// In a cluster with `--cluster-listen`: the node-to-node relay links' key and this
+    /// node's link address (SPEC.md §6.11 rule 7).
+    pub link: Option<crate::cluster::link::LinkConfig>,
     next_session: AtomicU64,
 }
 
@@ -73,6 +76,7 @@ impl Shared {
             connect_limits: ConnectPeerLimiter::default(),
             relays: Relays::default(),
             shared_limits: None,
+            link: None,
             next_session: AtomicU64::new(1),
         }
     }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use peerchat_proto::message::PushEvent;
-use peerchat_proto::wire::{CloseReason, ErrorCode};
+use peerchat_proto::message::{ConnectMode, PushEvent, Request, ResponseBody};
+use peerchat_proto::wire::{ChannelKind, CloseReason, ErrorCode};
+use peerchat_proto::{test_keys, Channel, Role};
 use peerchat_server::pg_harness::PgCluster;
 use peerchat_server::{OffsetClock, RunningServer};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -40,6 +41,8 @@ impl Cluster {
             let mut c = config(dir.path(), clock.clone());
             c.database_url = Some(url.clone());
             c.cluster_node = Some(format!("node{i}"));
+            // Relay links between the nodes (SPEC.md §6.11 rule 7).
+            c.cluster_listen = Some("127.0.0.1:0".parse().unwrap());
             // Expiry is driven by sweep_now() on every node at once.
             c.sweep_interval = Duration::from_secs(3600);
             nodes.push(peerchat_server::start(c).await.unwrap());
@@ -156,6 +159,115 @@ async fn three_nodes_behave_as_one_server() {
         .await;
 }
 
+/// ConnectPeer and the relay across nodes (SPEC.md §6.11 rule 7): the push reaches the friend
+/// on another node, and a relay whose two relay connections reach two nodes — neither of
+/// them holding the opener's session — is spliced node to node; the peers' own Noise
+/// handshake runs through it and proves both identity keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connect_peer_and_relay_span_nodes() {
+    let cl = Cluster::start(3).await;
+    let mut alice = cl.user(0, "alice", 0).await;
+    let mut bob = cl.user(1, "bob", 1).await;
+    befriend(&mut alice, &mut bob, "bob", "alice").await;
+
+    let ok = match alice
+        .request(Request::ConnectPeer {
+            userid: "bob".into(),
+            mode: ConnectMode::Reverse,
+        })
+        .await
+    {
+        Ok(ResponseBody::ConnectPeer(ok)) => ok,
+        other => panic!("ConnectPeer across nodes: {other:?}"),
+    };
+    let pushed = bob
+        .expect_push(|p| matches!(p, PushEvent::PeerConnectRequested(_)))
+        .await;
+    let PushEvent::PeerConnectRequested(pushed) = pushed else {
+        unreachable!()
+    };
+    assert_eq!(pushed.userid, "alice");
+    assert_eq!(pushed.attempt_id, ok.attempt_id);
+
+    // Alice's relay connection reaches node 2, Bob's node 0.
+    let mut ra = Client::connect_kind(cl.nodes[2].local_addr, 0, ChannelKind::Relay).await;
+    let id = ra
+        .send_request(Request::RelayOpen {
+            userid: "alice".into(),
+            peer_userid: "bob".into(),
+            token: None,
+        })
+        .await;
+    let token = match bob
+        .expect_push(|p| matches!(p, PushEvent::RelayInvite { .. }))
+        .await
+    {
+        PushEvent::RelayInvite { userid, token } => {
+            assert_eq!(userid, "alice");
+            token
+        }
+        _ => unreachable!(),
+    };
+    let mut rb = Client::connect_kind(cl.nodes[0].local_addr, 1, ChannelKind::Relay).await;
+    assert_eq!(
+        rb.request(Request::RelayOpen {
+            userid: "bob".into(),
+            peer_userid: "alice".into(),
+            token: Some(token),
+        })
+        .await,
+        Ok(ResponseBody::RelayOpen)
+    );
+    assert_eq!(ra.response(id).await, Ok(ResponseBody::RelayOpen));
+    let (a, b) = (ra.into_relayed(), rb.into_relayed());
+    let bob_key = test_keys::identity(1).public().clone();
+    let (la, lb) = (local(0), local(1));
+    let (ca, cb) = tokio::join!(
+        Channel::handshake_verified(
+            a.0,
+            a.1,
+            &la,
+            Role::Initiator,
+            ChannelKind::Peer,
+            WAIT,
+            |k| *k == bob_key
+        ),
+        Channel::handshake_verified(
+            b.0,
+            b.1,
+            &lb,
+            Role::Responder,
+            ChannelKind::Peer,
+            WAIT,
+            |_| true
+        ),
+    );
+    let (mut ca, cb) = (ca.unwrap(), cb.unwrap());
+    assert_eq!(ca.remote.identity_key, *test_keys::identity(1).public());
+    assert_eq!(cb.remote.identity_key, *test_keys::identity(0).public());
+
+    // A join under a token no node announced is refused.
+    let mut rb2 = Client::connect_kind(cl.nodes[1].local_addr, 1, ChannelKind::Relay).await;
+    let e = rb2
+        .request(Request::RelayOpen {
+            userid: "bob".into(),
+            peer_userid: "alice".into(),
+            token: Some([9; 16]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::RelayExpired);
+
+    // Bob's session (node 1) ends: node 0, which admitted his relay connection under it,
+    // hears it on the bus and closes the link; Alice's end of the relay ends.
+    bob.logout().await;
+    let end = tokio::time::timeout(WAIT, ca.reader.recv::<peerchat_proto::wire::PeerMessage>())
+        .await
+        .expect("the relay ends when the joiner's session on another node ends");
+    assert!(!matches!(end, Ok(Some(_))), "{end:?}");
+    drop(cb);
+}
+
 /// Request expiry runs once however many nodes sweep at the same moment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn request_expiry_runs_once() {
@@ -231,12 +343,9 @@ impl Drop for Killed {
     }
 }
 
-/// A node killed with SIGKILL: its users are shown offline to friends on the other nodes
-/// within NODE_DEAD_AFTER + NODE_HEARTBEAT, and they log in again on another node.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_killed_node_s_users_go_offline_and_reconnect_elsewhere() {
-    let cl = Cluster::start(1).await;
-    // The third node is a process of its own, so that it can be killed.
+/// Starts node `name` of `cl`'s database as a process of its own (so that it can be killed
+/// or paused); returns it and its listening address.
+async fn spawn_node(cl: &Cluster, name: &str) -> (Killed, std::net::SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join(peerchat_server::config::KEY_FILE),
@@ -251,7 +360,7 @@ async fn a_killed_node_s_users_go_offline_and_reconnect_elsewhere() {
         .arg("--database-url")
         .arg(&cl.url)
         .arg("--cluster-node")
-        .arg("doomed")
+        .arg(name)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -268,7 +377,28 @@ async fn a_killed_node_s_users_go_offline_and_reconnect_elsewhere() {
             break a.trim().parse().unwrap();
         }
     };
-    let mut child = Killed(Some(child));
+    (Killed(Some(child)), addr, dir)
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to the node process.
+fn signal(node: &Killed, signal: &str) {
+    let pid = node.0.as_ref().and_then(|c| c.id()).expect("node running");
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal} {pid}");
+}
+
+/// A node killed with SIGKILL: its users are shown offline to friends on the other nodes
+/// within NODE_DEAD_AFTER + NODE_HEARTBEAT, and they log in again on another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_node_s_users_go_offline_and_reconnect_elsewhere() {
+    let cl = Cluster::start(1).await;
+    // The third node is a process of its own, so that it can be killed.
+    let (mut child, addr, _dir) = spawn_node(&cl, "doomed").await;
 
     let mut alice = cl.user(0, "alice", 0).await;
     let mut bob = Client::connect(addr, 1).await;
@@ -284,6 +414,44 @@ async fn a_killed_node_s_users_go_offline_and_reconnect_elsewhere() {
     let mut bob = cl.client(0, 1).await;
     bob.key_login("bob", None).await.unwrap();
     alice.expect_push(|p| online_of(p, "bob")).await;
+}
+
+/// A node paused longer than NODE_DEAD_AFTER (SIGSTOP, then SIGCONT) was declared dead by
+/// the others; when it resumes it ends its stale sessions with CLOSE_REASON_SERVER_SHUTDOWN,
+/// so its clients log in again and are shown online again (SPEC.md §6.11 rule 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resumed_node_ends_the_sessions_the_cluster_declared_offline() {
+    let cl = Cluster::start(1).await;
+    let (sleepy, addr, _dir) = spawn_node(&cl, "sleepy").await;
+    let mut alice = cl.user(0, "alice", 0).await;
+    let mut bob = Client::connect(addr, 1).await;
+    bob.register("bob").await;
+    bob.login("bob").await;
+    befriend(&mut alice, &mut bob, "bob", "alice").await;
+
+    signal(&sleepy, "STOP");
+    // WAIT (15 s) is above the SPEC bound NODE_DEAD_AFTER + NODE_HEARTBEAT (6 s).
+    alice.expect_push(|p| offline_of(p, "bob")).await;
+    signal(&sleepy, "CONT");
+    assert_eq!(bob.expect_close().await, CloseReason::ServerShutdown);
+
+    // Bob's client logs in again, here on the node that resumed.
+    let mut bob = Client::connect(addr, 1).await;
+    bob.key_login("bob", None).await.unwrap();
+    while !alice.pushes.iter().any(|p| online_of(p, "bob")) {
+        alice.next().await;
+    }
+    alice.barrier().await;
+    let last = alice
+        .pushes
+        .iter()
+        .rev()
+        .find(|p| online_of(p, "bob") || offline_of(p, "bob"));
+    assert!(
+        last.is_some_and(|p| online_of(p, "bob")),
+        "bob is online in the end: {:?}",
+        alice.pushes
+    );
 }
 
 /// Figures for docs/DEPLOY.md, not a check (no thresholds): cross-node presence latency

@@ -17,7 +17,7 @@ use peerchat_proto::message::{
 };
 use peerchat_proto::wire::{self, ChannelKind, CloseReason, ErrorCode};
 use peerchat_proto::{test_keys, Channel, Role};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn announcement(hosts: &[&str], observed_is_listener: bool) -> Announcement {
@@ -178,6 +178,33 @@ async fn observed_endpoint_in_login_ok_and_set_peer_endpoint_ok() {
             observed: Some(c.local_addr()),
         })
     );
+}
+
+/// Behind a load balancer (`--proxy-protocol`): the PROXY v2 header's client address is the
+/// observed endpoint; a connection without a header is closed before the handshake.
+#[tokio::test]
+async fn proxy_protocol_header_names_the_observed_endpoint() {
+    let t = TestServer::start_with(|c| c.proxy_protocol = true).await;
+    let client: SocketAddr = "203.0.113.9:4444".parse().unwrap();
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    header.extend_from_slice(&[0x21, 0x11, 0, 12, 203, 0, 113, 9, 127, 0, 0, 1]);
+    header.extend_from_slice(&4444u16.to_be_bytes());
+    header.extend_from_slice(&t.addr.port().to_be_bytes());
+    let mut c = Client::connect_after(t.addr, 0, ChannelKind::ClientServer, &header).await;
+    c.register("alice").await;
+    let snap = c.login("alice").await;
+    assert_eq!(snap.observed, Some(client));
+
+    let mut raw = TcpStream::connect(t.addr).await.unwrap();
+    raw.write_all(b"no PROXY header, straight to a handshake")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, raw.read(&mut buf))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "nothing but the end of the connection");
 }
 
 #[tokio::test]

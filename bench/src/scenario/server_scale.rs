@@ -148,7 +148,7 @@ pub async fn run(
 
 /// Brings up `n` connections with `connect`, at most `concurrency` in flight, and returns
 /// how long it took until all had answered, plus the failures.
-async fn bring_up<F, Fut>(
+pub(crate) async fn bring_up<F, Fut>(
     n: usize,
     concurrency: usize,
     tasks: &mut JoinSet<()>,

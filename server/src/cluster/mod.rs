@@ -25,10 +25,11 @@
 //! payload limit, both far from what presence needs (SPEC.md §6.11, docs/DEPLOY.md).
 
 pub mod limits;
+pub mod link;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use peerchat_proto::message::{PushEvent, ServerFrame};
 use peerchat_proto::wire;
@@ -36,7 +37,7 @@ use prost::Message as _;
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::entity::notice::NoticeKind;
@@ -91,6 +92,20 @@ pub enum BusMessage {
         /// The node the sender's directory names as the recipient's (one recipient only).
         holder: Option<String>,
     },
+    /// A relay opened on `node` waits for `invitee` under `token` (hex); a node that
+    /// receives the invitee's relay connection dials `addr` to join it (see [`link`]).
+    RelayWaiting {
+        /// Sending node.
+        node: String,
+        /// Hex of the relay token.
+        token: String,
+        /// The sending node's link listener.
+        addr: std::net::SocketAddr,
+        /// Lowercase userid of the opener.
+        opener: String,
+        /// Lowercase userid of the invited friend.
+        invitee: String,
+    },
     /// `node` started: everyone announces their sessions again.
     Sync {
         /// Sending node.
@@ -109,19 +124,36 @@ pub struct QueuedNotice {
     pub other_id: i64,
 }
 
+/// What the publisher task is handed: a message, or a request to say when every message
+/// queued before it has been sent.
+#[derive(Debug)]
+enum Outgoing {
+    Msg(BusMessage),
+    Flush(oneshot::Sender<()>),
+}
+
 /// This node's end of the bus, held by the hub: publishing is a non-blocking send to the one
 /// publisher task, so messages leave in the order they were made.
 #[derive(Debug, Clone)]
 pub struct Link {
     /// This node's name (unique in the cluster).
     pub node: String,
-    tx: mpsc::UnboundedSender<BusMessage>,
+    tx: mpsc::UnboundedSender<Outgoing>,
 }
 
 impl Link {
     /// Queues `msg` for publication.
     pub fn publish(&self, msg: BusMessage) {
-        let _ = self.tx.send(msg);
+        let _ = self.tx.send(Outgoing::Msg(msg));
+    }
+
+    /// Returns once every message queued before this call has been handed to PostgreSQL
+    /// (its `NOTIFY` committed), or the publisher has stopped.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Outgoing::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 }
 
@@ -211,13 +243,20 @@ pub async fn join(
 /// Publishes queued messages one by one (one `NOTIFY` each), in order.
 async fn publisher(
     shared: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<BusMessage>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
     stop: CancellationToken,
 ) {
     loop {
         let msg = tokio::select! {
             _ = stop.cancelled() => return,
-            m = rx.recv() => match m { Some(m) => m, None => return },
+            m = rx.recv() => match m {
+                Some(Outgoing::Msg(m)) => m,
+                Some(Outgoing::Flush(done)) => {
+                    let _ = done.send(());
+                    continue;
+                }
+                None => return,
+            },
         };
         let payload = match serde_json::to_string(&msg) {
             Ok(p) => p,
@@ -284,6 +323,13 @@ pub async fn apply(shared: &Shared, me: &str, msg: BusMessage) {
             let Some(event) = decode_push(&online) else {
                 return;
             };
+            // An older session of this user on another node ends with this one: so do the
+            // relay connections admitted here under it.
+            if let Some((n, s)) = shared.hub.remote_session(&user) {
+                if (n.as_str(), s) != (node.as_str(), session) {
+                    shared.relays.close_remote_session(&n, s);
+                }
+            }
             // A session of this user here is older: the login on `node` replaces it
             // (SPEC.md §6.10). Taken out of the hub first, so it ends without FriendOffline.
             if let Some(old) = shared.hub.take_local(&user) {
@@ -317,6 +363,30 @@ pub async fn apply(shared: &Shared, me: &str, msg: BusMessage) {
             user,
         } if node != me => {
             shared.hub.remove_remote(&user, &node, session);
+            shared.relays.close_remote_session(&node, session);
+        }
+        BusMessage::RelayWaiting {
+            node,
+            token,
+            addr,
+            opener,
+            invitee,
+        } if node != me => {
+            let Some(token) = hex::decode(&token)
+                .ok()
+                .and_then(|t| <[u8; 16]>::try_from(t).ok())
+            else {
+                return;
+            };
+            shared.relays.remote.insert(
+                token,
+                crate::relay::RemoteRelay {
+                    addr,
+                    opener,
+                    invitee,
+                },
+                shared.relays.settings.join_timeout,
+            );
         }
         BusMessage::Push {
             node,
@@ -380,19 +450,37 @@ async fn live_nodes(shared: &Shared) -> Result<HashSet<String>, sea_orm::DbErr> 
         .collect())
 }
 
+/// Whether the other nodes may have declared this node dead: its heartbeat that just
+/// succeeded follows the previous successful one (written from `previous`) by
+/// [`NODE_DEAD_AFTER`] or more. Measured on the monotonic clock, which keeps running while
+/// the process is paused, up to when the new heartbeat was committed.
+pub fn presumed_dead(previous: Option<Instant>, committed: Instant) -> bool {
+    previous.is_some_and(|p| committed.saturating_duration_since(p) >= NODE_DEAD_AFTER)
+}
+
 /// Heartbeat, and `FriendOffline` for the users of nodes that stopped beating.
 async fn liveness(shared: Arc<Shared>, me: String, stop: CancellationToken) {
     let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the last heartbeat that succeeded was taken (its timestamp is at most this old).
+    let mut last_beat: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        let taken = Instant::now();
         if let Err(e) = heartbeat(&shared, &me).await {
             tracing::error!(error = %e, "cluster heartbeat failed");
             continue;
         }
+        if presumed_dead(last_beat, Instant::now()) {
+            // Paused (SIGSTOP, a VM freeze) or cut off from the database: the others have
+            // told our users' friends FriendOffline and forgotten our sessions.
+            tracing::warn!(node = %me, "this node's heartbeat lapsed: ending its sessions");
+            end_stale_sessions(&shared).await;
+        }
+        last_beat = Some(taken);
         let live = match live_nodes(&shared).await {
             Ok(l) => l,
             Err(e) => {
@@ -402,8 +490,47 @@ async fn liveness(shared: Arc<Shared>, me: String, stop: CancellationToken) {
         };
         for (user, gone) in shared.hub.remove_remote_unless(&live) {
             tracing::info!(userid = %user, node = %gone.node, "node dead: user offline");
+            shared
+                .relays
+                .close_remote_session(&gone.node, gone.session_id);
             announce_remote_offline(&shared, &gone).await;
         }
+    }
+}
+
+/// Ends every session of this node after its heartbeat lapsed (SPEC.md §6.11 rule 6): the
+/// other nodes may have declared it dead, so its sessions are offline to their users' friends
+/// there. Re-announcing them would be wrong — a client may already have logged in again on
+/// another node, and an `Online` for the old session would replace the newer one — so each
+/// session is announced offline (to the nodes that did not notice the lapse) and, once those
+/// announcements are on the bus, closed with `CLOSE_REASON_SERVER_SHUTDOWN`. The clients log
+/// in again, which announces them afresh; that `Online` is published after our `FriendOffline`,
+/// so every node sees the two in that order.
+pub async fn end_stale_sessions(shared: &Shared) {
+    let sessions = shared.hub.local_sessions();
+    for h in &sessions {
+        h.close();
+        shared.relays.close_session(h.session_id);
+        // Its connection's own end then finds it gone and announces nothing more.
+        if shared
+            .hub
+            .remove_if_current(&crate::validate::fold(&h.userid), h.session_id)
+        {
+            if let Some((friends, ev)) =
+                crate::cmd::presence::offline_announcement(shared, h.account_id, &h.userid).await
+            {
+                shared
+                    .hub
+                    .push_many(friends.iter().map(|f| f.userid_lower.as_str()), &ev);
+            }
+        }
+    }
+    shared.hub.flush().await;
+    for h in &sessions {
+        h.stop(Stop::Close(
+            peerchat_proto::wire::CloseReason::ServerShutdown,
+            "this server node lost contact with its cluster; log in again".into(),
+        ));
     }
 }
 
@@ -449,5 +576,17 @@ mod tests {
             unreachable!()
         };
         assert_eq!(decode_push(&frame), Some(ev));
+    }
+
+    #[test]
+    fn a_lapse_of_node_dead_after_means_presumed_dead() {
+        let t0 = Instant::now();
+        assert!(!presumed_dead(None, t0 + NODE_DEAD_AFTER * 2));
+        assert!(!presumed_dead(Some(t0), t0 + HEARTBEAT_INTERVAL));
+        assert!(!presumed_dead(
+            Some(t0),
+            t0 + NODE_DEAD_AFTER - Duration::from_millis(1)
+        ));
+        assert!(presumed_dead(Some(t0), t0 + NODE_DEAD_AFTER));
     }
 }

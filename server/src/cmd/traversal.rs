@@ -36,27 +36,44 @@ pub async fn connect_peer(
     {
         return Err(not_friends());
     }
-    let session = shared
-        .hub
-        .get(&friend.userid_lower)
-        .ok_or_else(|| err(ErrorCode::PeerOffline, "this friend is not logged in"))?;
+    // The friend's session: on this node, or (in a cluster) on another one, known from the
+    // directory; the push then travels on the bus (SPEC.md §6.11 rule 7).
+    let local = shared.hub.get(&friend.userid_lower);
+    let remote = match &local {
+        Some(_) => None,
+        None => shared.hub.remote_presence(&friend.userid_lower),
+    };
+    let (friend_rtt, friend_candidates) = match (&local, &remote) {
+        (Some(s), _) => (s.rtt(), s.candidates()),
+        (None, Some(PushEvent::FriendOnline { candidates, .. })) => (None, candidates.clone()),
+        _ => return Err(err(ErrorCode::PeerOffline, "this friend is not logged in")),
+    };
     shared
         .connect_limits
         .try_take(login.account_id, friend.id, Instant::now())
         .map_err(rate_limited)?;
     let attempt_id: TraversalId = rand::random();
-    let (mine, theirs) = punch_delays(mode, login.handle.rtt(), session.rtt());
-    session.push(&PushEvent::PeerConnectRequested(PeerConnectRequested {
+    // Across nodes the friend's round-trip time is not known here: both delays are then 0.
+    let (mine, theirs) = punch_delays(mode, login.handle.rtt(), friend_rtt);
+    let ev = PushEvent::PeerConnectRequested(PeerConnectRequested {
         userid: login.handle.userid.clone(),
         mode,
         attempt_id,
         candidates: login.handle.candidates(),
         dial_in: theirs,
-    }));
+    });
+    match &local {
+        Some(session) => {
+            session.push(&ev);
+        }
+        None => {
+            shared.hub.push(&friend.userid_lower, &ev);
+        }
+    }
     tracing::debug!(from = %login.handle.userid, to = %friend.userid, ?mode, "connect-peer relayed");
     Ok(ResponseBody::ConnectPeer(ConnectPeerOk {
         attempt_id,
-        candidates: session.candidates(),
+        candidates: friend_candidates,
         dial_in: mine,
     }))
 }

@@ -70,7 +70,56 @@ pub struct Relays {
     pub registry: RelayRegistry<session::Joiner>,
     /// `RELAY_SERVER_RATE`, shared by every pump.
     pub server_bucket: limits::SharedBucket,
+    /// In a cluster: relays waiting on other nodes, as their `RelayWaiting` announced them.
+    pub remote: RemoteWaiting,
     next_link: AtomicU64,
+}
+
+/// A relay waiting on another node of the cluster (SPEC.md §6.11 rule 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteRelay {
+    /// Where that node's link listener is.
+    pub addr: std::net::SocketAddr,
+    /// Lowercase userid of the opener.
+    pub opener: String,
+    /// Lowercase userid of the invited friend.
+    pub invitee: String,
+}
+
+/// Relays waiting on other nodes, by token, each forgotten after `RELAY_JOIN_TIMEOUT`.
+#[derive(Debug, Default)]
+pub struct RemoteWaiting {
+    map: Mutex<HashMap<TraversalId, (RemoteRelay, std::time::Instant)>>,
+    added: tokio::sync::Notify,
+}
+
+impl RemoteWaiting {
+    /// Records a relay another node announced (and forgets expired ones).
+    pub fn insert(&self, token: TraversalId, relay: RemoteRelay, ttl: Duration) {
+        let now = std::time::Instant::now();
+        let mut map = lock(&self.map);
+        map.retain(|_, (_, until)| *until > now);
+        map.insert(token, (relay, now + ttl));
+        drop(map);
+        self.added.notify_waiters();
+    }
+
+    /// Takes the relay `token` if one was announced, waiting up to `patience` for the
+    /// announcement (the invite may reach the joiner before the bus reaches this node).
+    pub async fn take(&self, token: &TraversalId, patience: Duration) -> Option<RemoteRelay> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let added = self.added.notified();
+            tokio::pin!(added);
+            added.as_mut().enable();
+            if let Some((r, _)) = lock(&self.map).remove(token) {
+                return Some(r);
+            }
+            if tokio::time::timeout_at(deadline, added).await.is_err() {
+                return None;
+            }
+        }
+    }
 }
 
 impl Relays {
@@ -79,6 +128,7 @@ impl Relays {
         Self {
             registry: RelayRegistry::new(settings.links_per_user),
             server_bucket: limits::SharedBucket::new(settings.server_rate),
+            remote: RemoteWaiting::default(),
             settings,
             next_link: AtomicU64::new(1),
         }
@@ -92,7 +142,14 @@ impl Relays {
     /// Closes every relay connection admitted under the session `session_id` (logout,
     /// replacement, drop; SPEC.md §7.7 rule 1).
     pub fn close_session(&self, session_id: u64) {
-        self.registry.close_session(session_id);
+        self.registry.close_session(&SessionKey::Local(session_id));
+    }
+
+    /// Closes every relay connection admitted here under session `session_id` of node `node`
+    /// (that session ended, was replaced, or its node died).
+    pub fn close_remote_session(&self, node: &str, session_id: u64) {
+        self.registry
+            .close_session(&SessionKey::Remote(node.to_owned(), session_id));
     }
 
     /// Closes every relay connection between `a` and `b` (lowercase userids): the friendship
@@ -108,11 +165,21 @@ impl Default for Relays {
     }
 }
 
+/// The logged-in session a relay connection was admitted under: on this node, or (in a
+/// cluster) on another one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionKey {
+    /// A session id of this node.
+    Local(u64),
+    /// Node name and its session id.
+    Remote(String, u64),
+}
+
 #[derive(Debug)]
 struct SlotInfo {
     user: String,
     peer: String,
-    session_id: u64,
+    session: SessionKey,
     stop: CancellationToken,
 }
 
@@ -178,11 +245,16 @@ impl<J> RelayRegistry<J> {
         }
     }
 
-    /// Admits a relay connection of `user` (to `peer`) under the session `session_id`.
+    /// Admits a relay connection of `user` (to `peer`) under the session `session`.
     ///
     /// # Errors
     /// [`LimitExceeded`] when `user` already holds `links_per_user` relay connections.
-    pub fn admit(&self, user: &str, peer: &str, session_id: u64) -> Result<Slot<J>, LimitExceeded> {
+    pub fn admit(
+        &self,
+        user: &str,
+        peer: &str,
+        session: SessionKey,
+    ) -> Result<Slot<J>, LimitExceeded> {
         let mut inner = lock(&self.inner);
         let held = inner.slots.values().filter(|s| s.user == user).count();
         if held >= self.links_per_user {
@@ -196,7 +268,7 @@ impl<J> RelayRegistry<J> {
             SlotInfo {
                 user: user.to_owned(),
                 peer: peer.to_owned(),
-                session_id,
+                session,
                 stop: stop.clone(),
             },
         );
@@ -260,10 +332,10 @@ impl<J> RelayRegistry<J> {
         lock(&self.inner).waiting.remove(token).is_some()
     }
 
-    /// Fires the stop switch of every relay connection admitted under `session_id`.
-    pub fn close_session(&self, session_id: u64) {
+    /// Fires the stop switch of every relay connection admitted under `session`.
+    pub fn close_session(&self, session: &SessionKey) {
         for s in lock(&self.inner).slots.values() {
-            if s.session_id == session_id {
+            if s.session == *session {
                 s.stop.cancel();
             }
         }
@@ -286,15 +358,18 @@ mod tests {
     #[test]
     fn links_per_user_counts_until_dropped() {
         let r: RelayRegistry<()> = RelayRegistry::new(2);
-        let a = r.admit("alice", "bob", 1).unwrap();
-        let b = r.admit("alice", "carol", 1).unwrap();
-        assert_eq!(r.admit("alice", "bob", 1).unwrap_err(), LimitExceeded);
+        let a = r.admit("alice", "bob", SessionKey::Local(1)).unwrap();
+        let b = r.admit("alice", "carol", SessionKey::Local(1)).unwrap();
+        assert_eq!(
+            r.admit("alice", "bob", SessionKey::Local(1)).unwrap_err(),
+            LimitExceeded
+        );
         // Other accounts have their own count.
-        let _c = r.admit("bob", "alice", 2).unwrap();
+        let _c = r.admit("bob", "alice", SessionKey::Local(2)).unwrap();
         assert_eq!(r.count("alice"), 2);
         drop(a);
         assert_eq!(r.count("alice"), 1);
-        let _d = r.admit("alice", "bob", 1).unwrap();
+        let _d = r.admit("alice", "bob", SessionKey::Local(1)).unwrap();
         drop(b);
     }
 
@@ -323,17 +398,19 @@ mod tests {
     #[test]
     fn session_end_and_unfriend_fire_the_right_switches() {
         let r: RelayRegistry<()> = RelayRegistry::new(8);
-        let a1 = r.admit("alice", "bob", 10).unwrap();
-        let a2 = r.admit("alice", "carol", 10).unwrap();
-        let b1 = r.admit("bob", "alice", 20).unwrap();
-        let c1 = r.admit("carol", "alice", 30).unwrap();
+        let a1 = r.admit("alice", "bob", SessionKey::Local(10)).unwrap();
+        let a2 = r.admit("alice", "carol", SessionKey::Local(10)).unwrap();
+        let b1 = r.admit("bob", "alice", SessionKey::Local(20)).unwrap();
+        let c1 = r.admit("carol", "alice", SessionKey::Local(30)).unwrap();
         r.close_pair("bob", "alice");
         assert!(a1.stop.is_cancelled() && b1.stop.is_cancelled());
         assert!(!a2.stop.is_cancelled() && !c1.stop.is_cancelled());
-        r.close_session(30);
+        r.close_session(&SessionKey::Local(30));
         assert!(c1.stop.is_cancelled());
         assert!(!a2.stop.is_cancelled());
-        r.close_session(10);
+        r.close_session(&SessionKey::Remote("n2".into(), 10));
+        assert!(!a2.stop.is_cancelled(), "another node's session 10");
+        r.close_session(&SessionKey::Local(10));
         assert!(a2.stop.is_cancelled());
     }
 }

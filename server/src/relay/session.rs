@@ -15,20 +15,32 @@ use peerchat_proto::message::{
 };
 use peerchat_proto::wire::{self, client_message::Body, CloseReason, ErrorCode};
 use peerchat_proto::{Channel, IdentityKey};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
 use super::splice::{self, SpliceParams, Tap};
-use super::Slot;
+use super::{SessionKey, Slot};
+use crate::cluster::link;
 use crate::cmd::{err, lookup};
 use crate::connection::{Signals, CLOSE_GRACE};
 use crate::db::entity::account;
 use crate::hub::SessionHandle;
 use crate::state::Shared;
 
-/// What a joining relay connection hands the waiting opener.
-pub struct Joiner {
+/// What a joiner hands the waiting opener: its relay connection on this node, or (in a
+/// cluster) the link from the node that holds it (see [`crate::cluster::link`]).
+pub enum Joiner {
+    /// The joiner's relay connection reached this node.
+    Local(Box<LocalJoiner>),
+    /// The joiner's relay connection reached another node, which is linked to this one by
+    /// this connection; its preamble is done. Write 1 once the opener is answered.
+    Remote(TcpStream),
+}
+
+/// A joining relay connection of this node.
+pub struct LocalJoiner {
     channel: Channel<TcpStream>,
     request_id: u64,
     slot: Slot<Joiner>,
@@ -39,10 +51,14 @@ pub struct Joiner {
 
 impl std::fmt::Debug for Joiner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Joiner")
-            .field("request_id", &self.request_id)
-            .field("user", &self.slot.user)
-            .finish_non_exhaustive()
+        match self {
+            Joiner::Local(j) => f
+                .debug_struct("Joiner::Local")
+                .field("request_id", &j.request_id)
+                .field("user", &j.slot.user)
+                .finish_non_exhaustive(),
+            Joiner::Remote(_) => f.write_str("Joiner::Remote"),
+        }
     }
 }
 
@@ -50,8 +66,20 @@ impl std::fmt::Debug for Joiner {
 struct Admitted {
     me: account::Model,
     friend: account::Model,
-    friend_session: Arc<SessionHandle>,
+    /// `None`: the friend's session is on another node of the cluster.
+    friend_session: Option<Arc<SessionHandle>>,
     slot: Slot<Joiner>,
+}
+
+/// The session `userid_lower` is logged in under: here, or on another node.
+fn session_key(shared: &Shared, userid_lower: &str) -> Option<SessionKey> {
+    match shared.hub.get(userid_lower) {
+        Some(s) => Some(SessionKey::Local(s.session_id)),
+        None => shared
+            .hub
+            .remote_session(userid_lower)
+            .map(|(node, id)| SessionKey::Remote(node, id)),
+    }
 }
 
 /// Serves a connection whose handshake said `CHANNEL_KIND_RELAY`, until its link ends.
@@ -119,7 +147,7 @@ pub async fn serve(
         }
     };
     match token {
-        Some(token) => join(channel, id, admitted, token, &shared).await,
+        Some(token) => join(channel, id, admitted, token, &shared, &signals).await,
         None => open(channel, id, admitted, &shared, &signals).await,
     }
 }
@@ -141,16 +169,17 @@ async fn admit(
     if me.identity_key[..] != key.to_der()[..] {
         return Err(bad());
     }
-    let session = match shared.hub.get(&me.userid_lower) {
-        Some(s) => s,
-        // In a cluster the session may be on another node: a relay splices two connections
-        // of one node, so answer as if the friend were offline (SPEC.md §6.11 rule 7).
-        None if shared.hub.is_online(&me.userid_lower) => {
+    // In a cluster the session may be on another node; without node-to-node links
+    // (`--cluster-listen`) a relay can only splice connections of this node, so answer as if
+    // the friend were offline (SPEC.md §6.11 rule 7).
+    let session = match session_key(shared, &me.userid_lower) {
+        Some(SessionKey::Remote(..)) if shared.link.is_none() => {
             return Err(err(
                 ErrorCode::PeerOffline,
                 "your session is on another node of this cluster; no relay here",
             ))
         }
+        Some(k) => k,
         None => return Err(bad()),
     };
     let not_friends = || err(ErrorCode::NotFriends, "this user is not your friend");
@@ -161,18 +190,21 @@ async fn admit(
     if friend.id == me.id || !friends {
         return Err(not_friends());
     }
-    let friend_session = shared
-        .hub
-        .get(&friend.userid_lower)
-        .ok_or_else(|| err(ErrorCode::PeerOffline, "this friend is not logged in"))?;
+    let offline = || err(ErrorCode::PeerOffline, "this friend is not logged in");
+    let friend_session = shared.hub.get(&friend.userid_lower);
+    if friend_session.is_none()
+        && (shared.link.is_none() || !shared.hub.is_online(&friend.userid_lower))
+    {
+        return Err(offline());
+    }
     let slot = shared
         .relays
         .registry
-        .admit(&me.userid_lower, &friend.userid_lower, session.session_id)
+        .admit(&me.userid_lower, &friend.userid_lower, session.clone())
         .map_err(|e| err(ErrorCode::LimitExceeded, e.to_string()))?;
     // A session that ended between the look-up and the admission fired its switches before
     // this slot existed: check again now that it does.
-    if shared.hub.get(&me.userid_lower).map(|s| s.session_id) != Some(session.session_id) {
+    if session_key(shared, &me.userid_lower) != Some(session) {
         return Err(bad());
     }
     Ok(Admitted {
@@ -184,42 +216,169 @@ async fn admit(
 }
 
 /// Joins the relay `token` opened by the friend: hands this connection to the opener's task
-/// and waits until the link ends.
+/// and waits until the link ends. A relay opened on another node is joined over a link to
+/// that node.
 async fn join(
     channel: Channel<TcpStream>,
     id: u64,
     a: Admitted,
     token: TraversalId,
     shared: &Shared,
+    signals: &Signals,
 ) {
-    let expired = || {
-        err(
-            ErrorCode::RelayExpired,
-            "no relay from this friend waits for you under this token",
-        )
-    };
     let Some(tx) =
         shared
             .relays
             .registry
             .take_waiting(&token, &a.me.userid_lower, &a.friend.userid_lower)
     else {
-        refuse(channel, id, expired()).await;
+        join_remote(channel, id, a, token, shared, signals).await;
         return;
     };
     let (done, finished) = oneshot::channel::<()>();
-    let joiner = Joiner {
+    let joiner = Joiner::Local(Box::new(LocalJoiner {
         channel,
         request_id: id,
         slot: a.slot,
         done,
-    };
+    }));
     match tx.send(joiner) {
         Ok(()) => {
             let _ = finished.await;
         }
         // The opener left at this very moment.
-        Err(j) => refuse(j.channel, id, expired()).await,
+        Err(Joiner::Local(j)) => refuse(j.channel, id, expired_join()).await,
+        Err(Joiner::Remote(_)) => {}
+    }
+}
+
+fn expired_join() -> RequestError {
+    err(
+        ErrorCode::RelayExpired,
+        "no relay from this friend waits for you under this token",
+    )
+}
+
+/// Joins relay `token` opened on another node: dials that node's link listener, and once it
+/// confirms, answers RelayOpenOk and splices this connection to the link.
+async fn join_remote(
+    mut channel: Channel<TcpStream>,
+    id: u64,
+    a: Admitted,
+    token: TraversalId,
+    shared: &Shared,
+    signals: &Signals,
+) {
+    let Some(cfg) = &shared.link else {
+        refuse(channel, id, expired_join()).await;
+        return;
+    };
+    let patience = peerchat_proto::limits::RELAY_REMOTE_LOOKUP;
+    let relay = match shared.relays.remote.take(&token, patience).await {
+        Some(r) if r.opener == a.friend.userid_lower && r.invitee == a.me.userid_lower => r,
+        _ => {
+            refuse(channel, id, expired_join()).await;
+            return;
+        }
+    };
+    let req = link::JoinRequest {
+        token,
+        joiner: a.me.userid_lower.clone(),
+        opener: a.friend.userid_lower.clone(),
+    };
+    let remote = match link::dial(relay.addr, &cfg.key, &req).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(error = %e, addr = %relay.addr, "relay link refused");
+            refuse(channel, id, expired_join()).await;
+            return;
+        }
+    };
+    let ok = ServerFrame::Response {
+        request_id: id,
+        result: Ok(ResponseBody::RelayOpen),
+    }
+    .to_message();
+    let settings = &shared.relays.settings;
+    if !matches!(
+        timeout(settings.open_timeout, channel.writer.send(&ok)).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
+    let Ok((joiner, joiner_left)) = channel.into_inner() else {
+        return;
+    };
+    let link_no = shared.relays.next_link();
+    tracing::info!(link = link_no, joiner = %a.me.userid, opener = %a.friend.userid, addr = %relay.addr, "relay link to another node open");
+    let stop = async {
+        tokio::select! {
+            _ = a.slot.stop.cancelled() => {}
+            _ = signals.shutdown.cancelled() => {}
+            _ = signals.abort.cancelled() => {}
+        }
+    };
+    let (ended, _, _) = splice::run(
+        splice::End {
+            stream: joiner,
+            leftover: joiner_left,
+        },
+        splice::End {
+            stream: remote,
+            leftover: bytes::BytesMut::new(),
+        },
+        splice_params(shared, link_no),
+        stop,
+    )
+    .await;
+    tracing::info!(link = link_no, ?ended, "relay link to another node ended");
+}
+
+/// The listener side of a node-to-node relay link (SPEC.md §6.11 rule 7): checks the
+/// preamble and hands the connection to the waiting opener, or answers 0.
+pub async fn serve_link(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let Some(cfg) = &shared.link else {
+        return;
+    };
+    let req = match link::accept(&mut stream, &cfg.key).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "relay link preamble refused");
+            return;
+        }
+    };
+    let Some(tx) = shared
+        .relays
+        .registry
+        .take_waiting(&req.token, &req.joiner, &req.opener)
+    else {
+        let _ = timeout(CLOSE_GRACE, stream.write_all(&[0])).await;
+        return;
+    };
+    if let Err(Joiner::Remote(mut s)) = tx.send(Joiner::Remote(stream)) {
+        let _ = timeout(CLOSE_GRACE, s.write_all(&[0])).await;
+    }
+}
+
+/// The rates, time-out and tap of relayed link number `link_no`.
+fn splice_params(shared: &Shared, link_no: u64) -> SpliceParams {
+    let settings = &shared.relays.settings;
+    #[cfg(feature = "test-hooks")]
+    let tap = match &settings.tap {
+        Some(dir) => Tap::to_dir(dir.clone(), link_no),
+        None => Tap::none(),
+    };
+    #[cfg(not(feature = "test-hooks"))]
+    let tap = {
+        let _ = link_no;
+        Tap::none()
+    };
+    SpliceParams {
+        link_rate: settings.link_rate,
+        server: shared.relays.server_bucket.clone(),
+        idle_timeout: settings.idle_timeout,
+        tap,
+        tamper: shared.faults.relay_tamper,
     }
 }
 
@@ -235,10 +394,31 @@ async fn open(
     let registry = &shared.relays.registry;
     let settings = &shared.relays.settings;
     let (token, mut rx) = registry.open(&a.me.userid_lower, &a.friend.userid_lower);
-    a.friend_session.push(&PushEvent::RelayInvite {
+    // In a cluster the friend's relay connection may reach another node: tell every node
+    // where this relay waits, before the invitation can reach the friend.
+    if let (Some(cfg), Some(node)) = (&shared.link, shared.hub.node_name()) {
+        shared
+            .hub
+            .publish(crate::cluster::BusMessage::RelayWaiting {
+                node,
+                token: hex::encode(token),
+                addr: cfg.addr,
+                opener: a.me.userid_lower.clone(),
+                invitee: a.friend.userid_lower.clone(),
+            });
+    }
+    let invite = PushEvent::RelayInvite {
         userid: a.me.userid.clone(),
         token,
-    });
+    };
+    match &a.friend_session {
+        Some(s) => {
+            s.push(&invite);
+        }
+        None => {
+            shared.hub.push(&a.friend.userid_lower, &invite);
+        }
+    }
     let expired = || {
         err(
             ErrorCode::RelayExpired,
@@ -292,12 +472,6 @@ async fn open(
         }
     };
 
-    let Joiner {
-        channel: mut other,
-        request_id: other_id,
-        slot: other_slot,
-        done,
-    } = joiner;
     let ok = |request_id| {
         ServerFrame::Response {
             request_id,
@@ -305,40 +479,62 @@ async fn open(
         }
         .to_message()
     };
-    let answered = timeout(settings.open_timeout, async {
-        channel.writer.send(&ok(id)).await?;
-        other.writer.send(&ok(other_id)).await
-    })
-    .await;
-    if !matches!(answered, Ok(Ok(()))) {
-        return;
-    }
-    // RelayOpenOk was the last record of the server's Noise session on both connections.
-    let (Ok((opener, opener_left)), Ok((joiner, joiner_left))) =
-        (channel.into_inner(), other.into_inner())
-    else {
+    let (other_end, other_slot, done) = match joiner {
+        Joiner::Local(j) => {
+            let LocalJoiner {
+                channel: mut other,
+                request_id: other_id,
+                slot: other_slot,
+                done,
+            } = *j;
+            let answered = timeout(settings.open_timeout, async {
+                channel.writer.send(&ok(id)).await?;
+                other.writer.send(&ok(other_id)).await
+            })
+            .await;
+            if !matches!(answered, Ok(Ok(()))) {
+                return;
+            }
+            // RelayOpenOk was the last record of the server's Noise session on both.
+            let Ok((stream, leftover)) = other.into_inner() else {
+                return;
+            };
+            (
+                splice::End { stream, leftover },
+                Some(other_slot),
+                Some(done),
+            )
+        }
+        Joiner::Remote(mut stream) => {
+            let answered = timeout(settings.open_timeout, async {
+                channel.writer.send(&ok(id)).await.is_ok() && stream.write_all(&[1]).await.is_ok()
+            })
+            .await;
+            if answered != Ok(true) {
+                return;
+            }
+            let end = splice::End {
+                stream,
+                leftover: bytes::BytesMut::new(),
+            };
+            (end, None, None)
+        }
+    };
+    let Ok((opener, opener_left)) = channel.into_inner() else {
         return;
     };
     let link = shared.relays.next_link();
-    #[cfg(feature = "test-hooks")]
-    let tap = match &settings.tap {
-        Some(dir) => Tap::to_dir(dir.clone(), link),
-        None => Tap::none(),
-    };
-    #[cfg(not(feature = "test-hooks"))]
-    let tap = Tap::none();
-    let params = SpliceParams {
-        link_rate: settings.link_rate,
-        server: shared.relays.server_bucket.clone(),
-        idle_timeout: settings.idle_timeout,
-        tap,
-        tamper: shared.faults.relay_tamper,
-    };
     tracing::info!(link, opener = %a.me.userid, joiner = %a.friend.userid, "relay link open");
     let stop = async {
+        let other_stop = async {
+            match &other_slot {
+                Some(s) => s.stop.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = a.slot.stop.cancelled() => {}
-            _ = other_slot.stop.cancelled() => {}
+            _ = other_stop => {}
             _ = signals.shutdown.cancelled() => {}
             _ = signals.abort.cancelled() => {}
         }
@@ -348,11 +544,8 @@ async fn open(
             stream: opener,
             leftover: opener_left,
         },
-        splice::End {
-            stream: joiner,
-            leftover: joiner_left,
-        },
-        params,
+        other_end,
+        splice_params(shared, link),
         stop,
     )
     .await;

@@ -195,8 +195,19 @@ impl Client {
 
     /// Connects with channel kind `kind` (a relay connection: `ChannelKind::Relay`).
     pub async fn connect_kind(addr: SocketAddr, key: usize, kind: ChannelKind) -> Self {
+        Self::connect_after(addr, key, kind, &[]).await
+    }
+
+    /// As [`Client::connect_kind`], sending `prefix` (e.g. a PROXY protocol header) first.
+    pub async fn connect_after(
+        addr: SocketAddr,
+        key: usize,
+        kind: ChannelKind,
+        prefix: &[u8],
+    ) -> Self {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
+        stream.write_all(prefix).await.unwrap();
         let local = local(key);
         let mut hs = Handshake::new(&local, Role::Initiator, kind).unwrap();
         let mut inbuf = BytesMut::new();
