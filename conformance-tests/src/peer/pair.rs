@@ -139,6 +139,21 @@ impl Pair {
         let mut login = sut::command(&target, &server, &profile, &extra);
         login.args(["login", &s.userid]);
         sut::run_once(login, "login").await?;
+        // That one-shot session came and went: its FriendOnline (with an endpoint nobody
+        // listens on any more) must not be mistaken for the chat session's.
+        fc.expect_push(
+            "FriendOffline after the login",
+            ANSWER,
+            crate::client::is::offline(&s.userid),
+        )
+        .await?;
+        let _ = fc
+            .expect_push(
+                "the login's FriendOnline",
+                Duration::from_millis(50),
+                crate::client::is::online(&s.userid),
+            )
+            .await;
         let mut chat = sut::command(&target, &server, &profile, &extra);
         chat.arg("chat");
         let mut client = Sut::spawn(chat)?;
