@@ -36,6 +36,7 @@ impl StartedServer {
             .arg("--data-dir")
             .arg(&dir)
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
