@@ -150,7 +150,9 @@ mod tests {
         let mut waits = Vec::new();
         for _ in 0..9 {
             r.on_attempt_failed("bob", t);
-            let at = r.not_before("bob").expect("a wait");
+            let Some(at) = r.not_before("bob") else {
+                panic!("a failed attempt sets a wait")
+            };
             waits.push((at - t).as_secs());
             assert!(!r.may_dial("bob", t), "no attempt inside the wait");
             t = at;
