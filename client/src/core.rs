@@ -578,12 +578,8 @@ impl Core {
                 "transfer {id} is not waiting for a decision"
             )));
         }
-        if self.active_link(&k.0).is_none() {
-            return Err(ClientError::Invalid(format!(
-                "{} is not connected; the offer comes again when they are",
-                self.display(&k.0)
-            )));
-        }
+        // With no link open the transfer is SUSPENDED with an empty .part file, and the
+        // re-offer is answered FileAccept{0} (SPEC.md §8.5.4 R41; audit D7).
         self.start_receiving(&k.0, id, None).await;
         Ok(())
     }
@@ -1513,6 +1509,20 @@ impl Core {
             .await
         {
             self.error(e.to_string());
+        }
+        if self.active_link(k).is_none() {
+            // R41: accepted while apart.
+            if let Some(t) = self.incoming.get_mut(&tkey) {
+                if t.receiver.suspend() {
+                    self.emit(Event::TransferSuspended {
+                        friend,
+                        transfer_id: id,
+                        direction: Direction::Incoming,
+                        bytes: offset,
+                    });
+                    return;
+                }
+            }
         }
         self.send_to(k, PeerFrame::FileAccept { id: id.0, offset });
         self.emit(Event::TransferStarted {

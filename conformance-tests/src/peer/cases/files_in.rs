@@ -47,6 +47,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.r31.cancel-unknown-ignored", "8.3", "a FileCancel for an unknown transfer (or with a bad id) is ignored; the link stays open", peer_case!(cancel_unknown)),
         Case::must("peer.r32.cancel-while-pending", "8.3", "the friend's FileCancel withdraws an offer the user has not answered", peer_case!(cancel_pending)).covers(&["FILE_CANCEL_REASON_CANCELLED"]),
         Case::must("peer.r33.cancel-while-receiving", "8.3", "the friend's FileCancel ends a running transfer", peer_case!(cancel_receiving)),
+        Case::must("peer.r41.accept-while-apart", "8.3", "an offer the user accepts while no link is open is answered FileAccept{0} when it is offered again, and finishes", peer_case!(accept_while_apart)),
         Case::must("peer.r4b.offer-too-large", "8.3", "an offer of 2^64-1 bytes is answered FileCancel(TOO_LARGE)", peer_case!(offer_too_large)).covers(&["FILE_CANCEL_REASON_TOO_LARGE"]),
     ]
 }
@@ -528,4 +529,50 @@ async fn offer_too_large(ctx: Ctx) -> CaseResult {
     still_open(&mut link, "an offer too large").await?;
     p.finish().await;
     Ok("FileCancel(TOO_LARGE)".into())
+}
+
+async fn accept_while_apart(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, ASK).await?;
+    let mut link = p.dial().await?;
+    let f = OfferedFile::random(3000);
+    link.send(f.offer()).await?;
+    offered(&mut p, &f).await?;
+    link.send(Body::Close(wire::Close {
+        reason: CloseReason::Normal as i32,
+        message: String::new(),
+    }))
+    .await?;
+    p.sut
+        .wait_event("peer_disconnected", ANSWER, event("peer_disconnected"))
+        .await?;
+    p.sut.say(&format!("/accept-file {}", f.hex())).await?;
+    let hex = f.hex();
+    let v = p
+        .sut
+        .wait_event("the accept taken while apart (R41)", ANSWER, |v| {
+            (v["event"] == "transfer_suspended" && v["transfer_id"] == hex.as_str())
+                || v["event"] == "command_failed"
+        })
+        .await?;
+    if v["event"] == "command_failed" {
+        fail!(
+            "R41: the client refused the accept while apart: {}",
+            v["message"]
+        );
+    }
+    let mut again = p.dial().await?;
+    again.send(f.offer()).await?;
+    again
+        .expect("FileAccept{0} (R41, R9)", ANSWER, accept_at(&f, 0))
+        .await?;
+    send_all(&mut again, &f, 0).await?;
+    again
+        .expect(
+            "FileComplete",
+            ANSWER,
+            |b| matches!(b, Body::FileComplete(c) if c.transfer_id.as_ref() == f.id),
+        )
+        .await?;
+    p.finish().await;
+    Ok("accepted while apart; FileAccept{0} on the re-offer".into())
 }
