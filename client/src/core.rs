@@ -202,6 +202,9 @@ pub struct Core {
     /// `FileCancel(CANCELLED)` goes out on the next link instead of the re-offer (SPEC.md
     /// §8.5.5 S32, S35; audit D6). Not yet persisted across a restart.
     cancels_to_send: HashMap<String, Vec<TransferId>>,
+    /// Friendships that ended in this server event: their transfers end after it
+    /// (SPEC.md §8.5 R54, S39, C23; audit D10).
+    gone_friends: Vec<String>,
     /// Pending key changes already reported to the UI, by friend: the presented key. A
     /// repeated notice of the same key is not reported again (SPEC.md §12.4).
     key_reports: HashMap<String, peerchat_proto::IdentityKey>,
@@ -270,6 +273,7 @@ impl Core {
             finishing: Vec::new(),
             dead: HashSet::new(),
             cancels_to_send: HashMap::new(),
+            gone_friends: Vec::new(),
             key_reports: HashMap::new(),
             notices: NoticeFilter::default(),
         };
@@ -2085,6 +2089,9 @@ impl Core {
             }),
             ServerEvent::Push(p) => self.on_push(p),
         }
+        for k in std::mem::take(&mut self.gone_friends) {
+            self.end_friendship_transfers(&k).await;
+        }
     }
 
     fn friend_gone(&mut self, userid: &str) {
@@ -2099,6 +2106,47 @@ impl Core {
             }
         }
         self.emit(Event::FriendRemoved { userid: display });
+        self.gone_friends.push(k);
+    }
+
+    /// R54, S39, C23: every unfinished transfer with a former friend ends as CANCELLED
+    /// (its `.part` deleted); its outbox entries are never sent.
+    async fn end_friendship_transfers(&mut self, k: &str) {
+        let incoming: Vec<TransferId> = self
+            .incoming
+            .iter()
+            .filter(|((f, _), t)| f == k && !t.receiver.is_finished())
+            .map(|((_, id), _)| *id)
+            .collect();
+        for id in incoming {
+            self.stop_incoming(
+                k,
+                id,
+                FileCancelReason::Cancelled,
+                "no longer friends",
+                false,
+            )
+            .await;
+        }
+        let outgoing: Vec<TransferId> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.friend == k)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in outgoing {
+            self.stop_outgoing(
+                k,
+                id,
+                FileCancelReason::Cancelled,
+                "no longer friends",
+                false,
+            )
+            .await;
+        }
+        self.cancels_to_send.remove(k);
+        self.outbox.forget(k);
+        self.redial.reset(k);
     }
 
     /// Our request to `userid` was refused or expired; false for a repeated notice.

@@ -48,6 +48,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.r32.cancel-while-pending", "8.3", "the friend's FileCancel withdraws an offer the user has not answered", peer_case!(cancel_pending)).covers(&["FILE_CANCEL_REASON_CANCELLED"]),
         Case::must("peer.r33.cancel-while-receiving", "8.3", "the friend's FileCancel ends a running transfer", peer_case!(cancel_receiving)),
         Case::must("peer.r41.accept-while-apart", "8.3", "an offer the user accepts while no link is open is answered FileAccept{0} when it is offered again, and finishes", peer_case!(accept_while_apart)),
+        Case::must("peer.r54.unfriend-ends-transfers", "8.3", "when the friendship ends the link is closed with NOT_A_FRIEND (L50) and every unfinished transfer with the friend ends (R54)", peer_case!(unfriend_ends)).covers(&["CLOSE_REASON_NOT_A_FRIEND"]),
         Case::must("peer.r4b.offer-too-large", "8.3", "an offer of 2^64-1 bytes is answered FileCancel(TOO_LARGE)", peer_case!(offer_too_large)).covers(&["FILE_CANCEL_REASON_TOO_LARGE"]),
     ]
 }
@@ -575,4 +576,24 @@ async fn accept_while_apart(ctx: Ctx) -> CaseResult {
         .await?;
     p.finish().await;
     Ok("accepted while apart; FileAccept{0} on the re-offer".into())
+}
+
+async fn unfriend_ends(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, AUTO).await?;
+    let f = OfferedFile::random(4000);
+    let mut link = receiving(&mut p, &f, 1000).await?;
+    let r = p
+        .friend_conn
+        .request(crate::client::req::unfriend(&p.sut_user.userid))
+        .await?;
+    crate::ok!(r, Unfriend, "Unfriend");
+    link.expect_close_with(CloseReason::NotAFriend, ANSWER)
+        .await?;
+    let ev = p
+        .sut
+        .wait_event("transfer_cancelled (R54)", ANSWER, cancelled(&f))
+        .await;
+    p.finish().await;
+    ev?;
+    Ok("link closed NOT_A_FRIEND; transfer ended".into())
 }
