@@ -349,6 +349,48 @@ mod tests {
     }
 
     #[test]
+    fn invalid_file_frames_keep_their_raw_id_and_hello_and_chat_are_not_among_them() {
+        let bad_id = Bytes::from_static(&[1, 2, 3]);
+        let offer = wire::PeerMessage {
+            body: Some(Body::FileOffer(wire::FileOffer {
+                transfer_id: bad_id.clone(),
+                name: String::new(),
+                size: 1,
+                sha256: Bytes::new(),
+            })),
+        };
+        assert!(PeerFrame::try_from(offer.clone()).is_err());
+        assert_eq!(
+            InvalidFileFrame::of(&offer),
+            Some(InvalidFileFrame::Offer { id: bad_id.clone() })
+        );
+        let accept = wire::PeerMessage {
+            body: Some(Body::FileAccept(wire::FileAccept {
+                transfer_id: bad_id.clone(),
+                offset: 0,
+            })),
+        };
+        assert_eq!(
+            InvalidFileFrame::of(&accept),
+            Some(InvalidFileFrame::Accept { id: bad_id.clone() })
+        );
+        let ack = wire::PeerMessage {
+            body: Some(Body::Ack(wire::MessageAck {
+                message_id: bad_id.clone(),
+            })),
+        };
+        assert_eq!(InvalidFileFrame::of(&ack), Some(InvalidFileFrame::Ignored));
+        let chat = wire::PeerMessage {
+            body: Some(Body::Chat(wire::ChatMessage {
+                message_id: bad_id,
+                sent_at_unix_ms: 0,
+                text: "x".into(),
+            })),
+        };
+        assert_eq!(InvalidFileFrame::of(&chat), None, "C3 closes the link");
+    }
+
+    #[test]
     fn invalid_peer_fields_are_typed_errors() {
         let chat = |text: String, id: Vec<u8>| wire::PeerMessage {
             body: Some(Body::Chat(wire::ChatMessage {
