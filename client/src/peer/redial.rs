@@ -9,9 +9,11 @@
 //!   messages are queued meanwhile.
 //! - The friend coming back resets it: `FriendOnline`, a changed endpoint or key, a new
 //!   friend list, and any link that reaches OPEN (an incoming one included).
-//! - A link that closes after being OPEN may be redialled at once when something is pending
-//!   (L30, L31, L32, L35), except after `Close{RATE_LIMITED}` (L34: a failed attempt's wait)
-//!   and `Close{NOT_A_FRIEND}` (L33: no dial until the friend list, key or endpoint changes).
+//! - A link the friend closed with `Close{NORMAL}`, `{IDLE_TIMEOUT}` or
+//!   `{DUPLICATE_CONNECTION}` may be redialled at once when something is pending (L30–L32);
+//!   after `Close{NOT_A_FRIEND}` no dial until the friend list, key or endpoint changes (L33);
+//!   after any other reason (L34, L35) or an end without `Close` (L6), no sooner than a failed
+//!   attempt's wait — a friend that keeps dropping our links is not redialled in a loop.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -82,9 +84,11 @@ impl Redial {
     /// `Close`, if it sent one.
     pub fn on_link_closed(&mut self, k: &str, now: Instant, friend_close: Option<CloseReason>) {
         match friend_close {
+            Some(
+                CloseReason::Normal | CloseReason::IdleTimeout | CloseReason::DuplicateConnection,
+            ) => {}
             Some(CloseReason::NotAFriend) => self.entry(k).refused = true,
-            Some(CloseReason::RateLimited) => self.on_attempt_failed(k, now),
-            _ => {}
+            _ => self.on_attempt_failed(k, now),
         }
     }
 
@@ -207,17 +211,31 @@ mod tests {
     }
 
     #[test]
-    fn l30_l31_l32_l35_a_closed_link_may_be_redialled_at_once() {
+    fn l30_l31_l32_a_link_closed_normally_may_be_redialled_at_once() {
         let (mut r, t) = policy();
         for reason in [
-            None,
-            Some(CloseReason::Normal),
-            Some(CloseReason::IdleTimeout),
-            Some(CloseReason::DuplicateConnection),
-            Some(CloseReason::ProtocolError),
+            CloseReason::Normal,
+            CloseReason::IdleTimeout,
+            CloseReason::DuplicateConnection,
         ] {
-            r.on_link_closed("bob", t, reason);
+            r.on_link_closed("bob", t, Some(reason));
             assert!(r.may_dial("bob", t), "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn l35_l6_other_reasons_and_a_dropped_link_wait_like_a_failed_attempt() {
+        for reason in [
+            None,
+            Some(CloseReason::ProtocolError),
+            Some(CloseReason::MalformedFrame),
+            Some(CloseReason::Unspecified),
+            Some(CloseReason::SlowConsumer),
+        ] {
+            let (mut r, t) = policy();
+            r.on_link_closed("bob", t, reason);
+            assert!(!r.may_dial("bob", t), "{reason:?}");
+            assert!(r.may_dial("bob", t + s(1)), "{reason:?}");
         }
     }
 
