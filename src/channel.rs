@@ -313,6 +313,15 @@ impl<W: AsyncWrite + Unpin> ChannelWriter<W> {
         self.sealer.pending_len()
     }
 
+    /// Queues raw bytes into the plaintext stream, without a frame header.
+    ///
+    /// Only for conformance and robustness tests, which must send what a correct
+    /// implementation never would (a length prefix over MAX_FRAME, a body that is not a
+    /// protobuf message); see [`Sealer::queue_raw_plaintext`].
+    pub fn queue_raw_plaintext(&mut self, bytes: &[u8]) {
+        self.sealer.queue_raw_plaintext(bytes);
+    }
+
     /// Shuts down the write side of the socket (after a Close frame).
     ///
     /// # Errors

@@ -57,6 +57,9 @@ pub struct ClientConfig {
     /// `OFFER_DATA_TIMEOUT`, shortened by tests (SPEC.md §10 allows it); keep the default.
     #[doc(hidden)]
     pub offer_data_timeout: Duration,
+    /// The §3.6 idle timers of peer links; tests shorten them (SPEC.md's by default).
+    #[doc(hidden)]
+    pub peer_idle: crate::peer::idle::IdleTimers,
 }
 
 /// Which offered files a client accepts without asking the user (SPEC.md §8.3 rule 3).
@@ -99,6 +102,7 @@ impl ClientConfig {
             reconnect_max: peerchat_proto::limits::RECONNECT_BACKOFF_MAX,
             traversal: TraversalConfig::default(),
             offer_data_timeout: peerchat_proto::limits::OFFER_DATA_TIMEOUT,
+            peer_idle: crate::peer::idle::IdleTimers::default(),
         }
     }
 }
@@ -189,6 +193,7 @@ impl Client {
                 server: config.server.clone(),
                 known_servers: profile.known_servers_path(),
             }),
+            idle: config.peer_idle,
         };
         let server = server_session::spawn(
             ServerSettings {

@@ -10,12 +10,13 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use peerchat_proto::limits::MAX_OFFERS_IN_FLIGHT;
-use peerchat_proto::message::{ChatFrame, FileOfferFrame, PeerFrame, PendingRequest, PushEvent};
+use peerchat_proto::message::{
+    ChatFrame, FileOfferFrame, InvalidFileFrame, PeerFrame, PendingRequest, PushEvent,
+};
 use peerchat_proto::wire::{CloseReason, FileCancelReason};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::chat::inbox::Inbox;
 use crate::chat::outbox::Outbox;
 use crate::chat::typing::TypingTracker;
@@ -26,6 +27,7 @@ use crate::friends::{key, FriendBook};
 use crate::history::{self, state, History, HistoryEntry, TransferRecord};
 use crate::ids::{MessageId, TransferId};
 use crate::notices::NoticeFilter;
+use crate::peer::redial::Redial;
 use crate::peer::registry::{Admission, PeerRegistry};
 use crate::peer::relay::spawn_relay;
 use crate::peer::session::{spawn_dial, DialSpec, SessionContext};
@@ -178,7 +180,8 @@ pub struct Core {
     traversal: Traversal,
     /// For ConnectPeer.
     server: ServerHandle,
-    retry: HashMap<String, (Instant, Backoff)>,
+    /// When to dial each friend again (SPEC.md §7.4 r4, §8.5.1 L30–L35).
+    redial: Redial,
     outbox: Outbox,
     inbox: Inbox,
     typing: TypingTracker,
@@ -195,6 +198,13 @@ pub struct Core {
     finishing: Vec<tokio::task::JoinHandle<()>>,
     /// Incoming transfers that ended (or were never known): their late frames are ignored.
     dead: HashSet<(String, TransferId)>,
+    /// Outgoing transfers the user cancelled while no link was open: their
+    /// `FileCancel(CANCELLED)` goes out on the next link instead of the re-offer (SPEC.md
+    /// §8.5.5 S32, S35; audit D6). Not yet persisted across a restart.
+    cancels_to_send: HashMap<String, Vec<TransferId>>,
+    /// Friendships that ended in this server event: their transfers end after it
+    /// (SPEC.md §8.5 R54, S39, C23; audit D10).
+    gone_friends: Vec<String>,
     /// Pending key changes already reported to the UI, by friend: the presented key. A
     /// repeated notice of the same key is not reported again (SPEC.md §12.4).
     key_reports: HashMap<String, peerchat_proto::IdentityKey>,
@@ -250,7 +260,7 @@ impl Core {
             links: HashMap::new(),
             traversal: Traversal::new(s.traversal),
             server: s.server,
-            retry: HashMap::new(),
+            redial: Redial::new(RETRY_MIN, RETRY_MAX),
             outbox: Outbox::new(),
             inbox: Inbox::default(),
             typing: TypingTracker::default(),
@@ -262,6 +272,8 @@ impl Core {
             next_generation: 1,
             finishing: Vec::new(),
             dead: HashSet::new(),
+            cancels_to_send: HashMap::new(),
+            gone_friends: Vec::new(),
             key_reports: HashMap::new(),
             notices: NoticeFilter::default(),
         };
@@ -570,12 +582,8 @@ impl Core {
                 "transfer {id} is not waiting for a decision"
             )));
         }
-        if self.active_link(&k.0).is_none() {
-            return Err(ClientError::Invalid(format!(
-                "{} is not connected; the offer comes again when they are",
-                self.display(&k.0)
-            )));
-        }
+        // With no link open the transfer is SUSPENDED with an empty .part file, and the
+        // re-offer is answered FileAccept{0} (SPEC.md §8.5.4 R41; audit D7).
         self.start_receiving(&k.0, id, None).await;
         Ok(())
     }
@@ -653,7 +661,7 @@ impl Core {
                 l.close(CloseReason::NotAFriend, "your identity key changed");
             }
             self.traversal.forget(&k);
-            self.retry.remove(&k);
+            self.redial.reset(&k);
             let friend = self.display(&k);
             tracing::warn!(%friend, pinned = %pinned.fingerprint(), presented = %presented.fingerprint(), "friend key change pending");
             self.emit(Event::FriendKeyChanged {
@@ -702,8 +710,8 @@ impl Core {
             fingerprint,
             how,
         });
+        self.redial.reset(k);
         if self.has_pending(k) {
-            self.retry.remove(k);
             self.ensure_connected(k);
         }
     }
@@ -728,12 +736,14 @@ impl Core {
             return;
         }
         let now = Instant::now();
-        if !may_start(
-            self.registry.active(k).is_some(),
-            self.traversal.is_running(k),
-            self.retry.get(k).map(|(at, _)| *at),
-            now,
-        ) {
+        if !self.redial.may_dial(k, now)
+            || !may_start(
+                self.registry.active(k).is_some(),
+                self.traversal.is_running(k),
+                self.redial.not_before(k),
+                now,
+            )
+        {
             return;
         }
         if self.me.read().ok().and_then(|m| m.clone()).is_none() {
@@ -825,7 +835,7 @@ impl Core {
                 }
                 Action::Failed { friend } => {
                     tracing::info!(%friend, "no link could be made; backing off");
-                    self.schedule_retry(&friend);
+                    self.redial.on_attempt_failed(&friend, Instant::now());
                 }
             }
         }
@@ -853,18 +863,16 @@ impl Core {
         });
         self.run_actions(actions);
         let due: Vec<String> = self
-            .retry
-            .iter()
-            .filter(|(k, (at, _))| {
-                *at <= now && self.registry.active(k).is_none() && !self.traversal.is_running(k)
-            })
-            .map(|(k, _)| k.clone())
+            .redial
+            .due(now)
+            .into_iter()
+            .filter(|k| self.registry.active(k).is_none() && !self.traversal.is_running(k))
             .collect();
         for k in due {
             if self.has_pending(&k) {
                 self.ensure_connected(&k);
             } else {
-                self.retry.remove(&k);
+                self.redial.settle(&k);
             }
         }
     }
@@ -892,7 +900,11 @@ impl Core {
                 let active = self.registry.active(&k) == Some(conn);
                 self.on_frame(&k, conn, active, frame).await;
             }
-            PeerEvent::Down { conn, reason } => {
+            PeerEvent::Down {
+                conn,
+                reason,
+                friend_close,
+            } => {
                 let Some((k, _)) = self.links.remove(&conn) else {
                     return;
                 };
@@ -907,9 +919,20 @@ impl Core {
                         });
                     }
                     self.emit(Event::PeerDisconnected { friend, reason });
+                    self.redial.on_link_closed(&k, Instant::now(), friend_close);
                     if self.has_pending(&k) {
-                        self.schedule_retry(&k);
+                        self.ensure_connected(&k);
                     }
+                }
+            }
+            PeerEvent::InvalidFileFrame { conn, frame, why } => {
+                let Some((k, _)) = self.links.get(&conn) else {
+                    return;
+                };
+                let k = k.clone();
+                // As for valid file frames: only on the link both sides keep.
+                if self.registry.active(&k) == Some(conn) {
+                    self.on_invalid_file_frame(&k, frame, &why).await;
                 }
             }
             PeerEvent::DialFailed {
@@ -966,14 +989,6 @@ impl Core {
         }
     }
 
-    fn schedule_retry(&mut self, k: &str) {
-        let entry = self
-            .retry
-            .entry(k.to_owned())
-            .or_insert_with(|| (Instant::now(), Backoff::new(RETRY_MIN, RETRY_MAX)));
-        entry.0 = Instant::now() + entry.1.next_delay();
-    }
-
     async fn on_up(
         &mut self,
         conn: ConnId,
@@ -1018,7 +1033,7 @@ impl Core {
                     self.on_link_lost(&k);
                 }
                 self.links.insert(conn, (k.clone(), link.clone()));
-                self.retry.remove(&k);
+                self.redial.reset(&k);
                 self.traversal
                     .on_link_open(&k, path, initiated_by_me, Instant::now());
                 if initiated_by_me && path != LinkPath::Relayed {
@@ -1037,17 +1052,47 @@ impl Core {
         for frame in self.outbox.on_connected(&k) {
             link.send(PeerFrame::Chat(frame));
         }
+        for id in self.cancels_to_send.remove(&k).unwrap_or_default() {
+            link.send(Self::cancel_frame(
+                id,
+                FileCancelReason::Cancelled,
+                "cancelled while we were apart",
+            ));
+        }
         self.offer_pending(&k).await;
     }
 
-    /// The active connection to `k` is gone: outgoing transfers wait for the next one.
+    /// The active connection to `k` is gone: transfers on it are SUSPENDED until the next
+    /// one (SPEC.md §8.5.4 R53, §8.5.5 S38).
     fn on_link_lost(&mut self, k: &str) {
         self.outbox.on_disconnected(k);
-        for o in self.outgoing.values_mut().filter(|o| o.friend == k) {
+        let mut suspended = Vec::new();
+        for (id, o) in self.outgoing.iter_mut().filter(|(_, o)| o.friend == k) {
             if let Some(p) = o.pump.take() {
                 p.stop();
             }
+            if !o.sender.is_finished()
+                && *o.sender.state() != crate::transfer::sender::SenderState::Pending
+            {
+                suspended.push((*id, Direction::Outgoing, 0));
+            }
             o.sender.on_disconnect();
+        }
+        for ((f, id), t) in self.incoming.iter_mut().filter(|((f, _), _)| f == k) {
+            let _ = f;
+            if t.receiver.suspend() {
+                t.conn = None;
+                suspended.push((*id, Direction::Incoming, t.receiver.held()));
+            }
+        }
+        let friend = self.display(k);
+        for (transfer_id, direction, bytes) in suspended {
+            self.emit(Event::TransferSuspended {
+                friend: friend.clone(),
+                transfer_id,
+                direction,
+                bytes,
+            });
         }
     }
 
@@ -1134,7 +1179,7 @@ impl Core {
             PeerFrame::FileOffer(offer) => self.on_offer(k, conn, offer).await,
             PeerFrame::FileAccept { id, offset } => self.on_accept(k, TransferId(id), offset).await,
             PeerFrame::FileChunk { id, offset, data } => {
-                self.on_chunk(k, TransferId(id), offset, data).await
+                self.on_chunk(k, conn, TransferId(id), offset, data).await
             }
             PeerFrame::FileComplete { id } => self.on_complete(k, TransferId(id)).await,
             PeerFrame::FileCancel {
@@ -1180,6 +1225,9 @@ impl Core {
                 }
             }
         }
+        if crate::faults::on("no-ack") {
+            return;
+        }
         if let Some(link) = self
             .active_link(k)
             .or_else(|| self.links.values().find(|(f, _)| f == k).map(|(_, l)| l))
@@ -1191,6 +1239,45 @@ impl Core {
     fn send_to(&self, k: &str, frame: PeerFrame) {
         if let Some(link) = self.active_link(k) {
             link.send(frame);
+        }
+    }
+
+    /// A file frame whose values are invalid (SPEC.md §8.5.3; audit D1): never a link
+    /// close. An offer or chunk naming an unfinished incoming transfer ends it with
+    /// `FileCancel(INVALID)` (R3, R25); otherwise an offer or chunk is answered
+    /// `FileCancel(INVALID)` (R2, R21) and an accept `FileCancel(UNKNOWN_TRANSFER)` (S2),
+    /// echoing the id as received; a bad `FileComplete`, `FileCancel` or `MessageAck` is
+    /// ignored.
+    async fn on_invalid_file_frame(&mut self, k: &str, frame: InvalidFileFrame, why: &str) {
+        let (raw, reason) = match frame {
+            InvalidFileFrame::Ignored => return,
+            InvalidFileFrame::Accept { id } => (id, FileCancelReason::UnknownTransfer),
+            InvalidFileFrame::Offer { id } | InvalidFileFrame::Chunk { id } => {
+                (id, FileCancelReason::Invalid)
+            }
+        };
+        if reason == FileCancelReason::Invalid {
+            if let Ok(id) = <[u8; 16]>::try_from(raw.as_ref()).map(TransferId) {
+                if self
+                    .incoming
+                    .get(&(k.to_owned(), id))
+                    .is_some_and(|t| !t.receiver.is_finished())
+                {
+                    self.stop_incoming(k, id, reason, why, true).await;
+                    return;
+                }
+            }
+        }
+        if let Some(link) = self.active_link(k) {
+            link.send_wire(peerchat_proto::wire::PeerMessage {
+                body: Some(peerchat_proto::wire::peer_message::Body::FileCancel(
+                    peerchat_proto::wire::FileCancel {
+                        transfer_id: raw,
+                        reason: reason as i32,
+                        message: crate::text::truncate_human(why),
+                    },
+                )),
+            });
         }
     }
 
@@ -1207,14 +1294,26 @@ impl Core {
         let tkey = (k.to_owned(), id);
         if let Some(t) = self.incoming.get(&tkey) {
             if t.receiver.on_reoffer(&offer).is_err() {
-                self.send_to(
-                    k,
-                    Self::cancel_frame(
+                // R6: the sender ends its side on our cancel, so ours ends too (audit D2).
+                if t.receiver.is_finished() {
+                    self.send_to(
+                        k,
+                        Self::cancel_frame(
+                            id,
+                            FileCancelReason::Invalid,
+                            "re-offer differs from the first offer",
+                        ),
+                    );
+                } else {
+                    self.stop_incoming(
+                        k,
                         id,
                         FileCancelReason::Invalid,
                         "re-offer differs from the first offer",
-                    ),
-                );
+                        true,
+                    )
+                    .await;
+                }
                 return;
             }
             if t.conn == Some(conn) && matches!(t.receiver.state(), ReceiverState::Receiving { .. })
@@ -1231,7 +1330,9 @@ impl Core {
                 return;
             }
             let reply = match t.receiver.state() {
-                ReceiverState::Receiving { .. } | ReceiverState::Verifying => {
+                ReceiverState::Receiving { .. }
+                | ReceiverState::Suspended { .. }
+                | ReceiverState::Verifying => {
                     let offset = t.receiver.held();
                     let (name, size) = (t.name.clone(), offer.size);
                     let friend = self.display(k);
@@ -1244,6 +1345,9 @@ impl Core {
                         offset,
                     });
                     if let Some(t) = self.incoming.get_mut(&tkey) {
+                        // R9 (and R11: a link lost but not yet noticed counts as lost).
+                        t.receiver.suspend();
+                        t.receiver.resume();
                         t.conn = Some(conn);
                         t.accepted_at = Some(Instant::now());
                     }
@@ -1410,6 +1514,20 @@ impl Core {
         {
             self.error(e.to_string());
         }
+        if self.active_link(k).is_none() {
+            // R41: accepted while apart.
+            if let Some(t) = self.incoming.get_mut(&tkey) {
+                if t.receiver.suspend() {
+                    self.emit(Event::TransferSuspended {
+                        friend,
+                        transfer_id: id,
+                        direction: Direction::Incoming,
+                        bytes: offset,
+                    });
+                    return;
+                }
+            }
+        }
         self.send_to(k, PeerFrame::FileAccept { id: id.0, offset });
         self.emit(Event::TransferStarted {
             friend,
@@ -1453,8 +1571,32 @@ impl Core {
         }
     }
 
-    async fn on_chunk(&mut self, k: &str, id: TransferId, offset: u64, data: bytes::Bytes) {
+    async fn on_chunk(
+        &mut self,
+        k: &str,
+        conn: ConnId,
+        id: TransferId,
+        offset: u64,
+        data: bytes::Bytes,
+    ) {
         let tkey = (k.to_owned(), id);
+        // R23: chunks come on the link of the transfer's last FileAccept; one on another
+        // link (a SUSPENDED transfer not yet re-offered) ends it (audit D8).
+        if self
+            .incoming
+            .get(&tkey)
+            .is_some_and(|t| t.conn.is_some_and(|c| c != conn) && !t.receiver.is_finished())
+        {
+            self.stop_incoming(
+                k,
+                id,
+                FileCancelReason::Invalid,
+                "chunk on another link",
+                true,
+            )
+            .await;
+            return;
+        }
         self.last_chunk.insert(k.to_owned(), Instant::now());
         let Some(t) = self.incoming.get_mut(&tkey) else {
             // Answered once; later chunks already in flight are dropped silently (§8.3 rule 12).
@@ -1614,7 +1756,15 @@ impl Core {
         }
         o.sender.on_cancel(reason);
         if tell_peer {
-            self.send_to(k, Self::cancel_frame(id, reason, message));
+            if self.active_link(k).is_some() {
+                self.send_to(k, Self::cancel_frame(id, reason, message));
+            } else if reason == FileCancelReason::Cancelled {
+                // S35: sent on the next link, instead of the re-offer (S32).
+                self.cancels_to_send
+                    .entry(k.to_owned())
+                    .or_default()
+                    .push(id);
+            }
         }
         let st = match reason {
             FileCancelReason::Declined => state::DECLINED,
@@ -1869,6 +2019,11 @@ impl Core {
                 });
                 // After LoggedIn, so a UI has the friend list when it shows the change.
                 self.sync_key_changes();
+                // A new friend list: every redial wait and NOT_A_FRIEND refusal starts over
+                // (§8.5.1 L33).
+                for f in &snap.friends {
+                    self.redial.reset(&key(&f.userid));
+                }
                 let pending: Vec<String> = snap
                     .friends
                     .iter()
@@ -1934,6 +2089,9 @@ impl Core {
             }),
             ServerEvent::Push(p) => self.on_push(p),
         }
+        for k in std::mem::take(&mut self.gone_friends) {
+            self.end_friendship_transfers(&k).await;
+        }
     }
 
     fn friend_gone(&mut self, userid: &str) {
@@ -1948,6 +2106,47 @@ impl Core {
             }
         }
         self.emit(Event::FriendRemoved { userid: display });
+        self.gone_friends.push(k);
+    }
+
+    /// R54, S39, C23: every unfinished transfer with a former friend ends as CANCELLED
+    /// (its `.part` deleted); its outbox entries are never sent.
+    async fn end_friendship_transfers(&mut self, k: &str) {
+        let incoming: Vec<TransferId> = self
+            .incoming
+            .iter()
+            .filter(|((f, _), t)| f == k && !t.receiver.is_finished())
+            .map(|((_, id), _)| *id)
+            .collect();
+        for id in incoming {
+            self.stop_incoming(
+                k,
+                id,
+                FileCancelReason::Cancelled,
+                "no longer friends",
+                false,
+            )
+            .await;
+        }
+        let outgoing: Vec<TransferId> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.friend == k)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in outgoing {
+            self.stop_outgoing(
+                k,
+                id,
+                FileCancelReason::Cancelled,
+                "no longer friends",
+                false,
+            )
+            .await;
+        }
+        self.cancels_to_send.remove(k);
+        self.outbox.forget(k);
+        self.redial.reset(k);
     }
 
     /// Our request to `userid` was refused or expired; false for a repeated notice.
@@ -2013,8 +2212,9 @@ impl Core {
                         online: true,
                         address: endpoint.map(|e| e.to_string()),
                     });
+                    // The friend is back (or moved): dial at once (§7.4 r4).
+                    self.redial.reset(&k);
                     if self.has_pending(&k) {
-                        self.retry.remove(&k);
                         self.ensure_connected(&k);
                     }
                 }

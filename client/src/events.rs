@@ -267,6 +267,19 @@ pub enum Event {
         /// Bytes per second since the previous report.
         rate_bytes_per_sec: u64,
     },
+    /// The link carrying a transfer closed: it waits, keeping every byte, and resumes when
+    /// a link with the friend is open again (SPEC.md §8.3 SUSPENDED); `TransferStarted`
+    /// follows when it does.
+    TransferSuspended {
+        /// The friend.
+        friend: String,
+        /// The transfer.
+        transfer_id: TransferId,
+        /// Which way.
+        direction: Direction,
+        /// Bytes the receiver holds.
+        bytes: u64,
+    },
     /// The file arrived and its SHA-256 matched.
     TransferComplete {
         /// The friend.

@@ -21,6 +21,7 @@ pub mod client;
 pub(crate) mod core;
 pub mod error;
 pub mod events;
+pub mod faults;
 pub mod friends;
 pub mod history;
 pub mod ids;

@@ -46,6 +46,9 @@ pub struct SuiteConfig {
     pub spread_sources: bool,
     /// Print each case's outcome as soon as it is known.
     pub verbose: bool,
+    /// The client under test of the peer suite (`peerchat-conformance peer`); the peer
+    /// cases SKIP without one.
+    pub peer: Option<Arc<crate::peer::PeerTarget>>,
 }
 
 impl SuiteConfig {
@@ -65,6 +68,7 @@ impl SuiteConfig {
             shutdown: None,
             spread_sources: true,
             verbose: false,
+            peer: None,
         }
     }
 }

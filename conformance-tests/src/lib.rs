@@ -10,6 +10,7 @@
 //! - [`cases`]: the registry of every case, one module per SPEC.md area.
 //! - [`client`]: a small test client over the proto crate's Noise channel.
 //! - [`raw`]: a raw Noise session written directly on `snow`, for abuse cases.
+//! - [`peer`]: the peer suite, which plays a friend against a client under test.
 //! - [`runner`]: runs cases concurrently with per-case time-outs.
 //! - [`report`]: text, JUnit XML and JSON output.
 
@@ -21,6 +22,7 @@ pub mod client;
 pub mod config;
 pub mod ctx;
 pub mod ident;
+pub mod peer;
 pub mod raw;
 pub mod report;
 pub mod runner;

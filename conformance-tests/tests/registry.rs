@@ -111,3 +111,41 @@ fn readme_table_is_generated_from_the_registry() {
         "README.md's case table is stale; regenerate it with `cargo run -p peerchat-conformance -- --list --markdown`"
     );
 }
+
+#[test]
+fn peer_case_ids_are_unique_keyed_to_a_row_and_a_section() {
+    let all = peerchat_conformance::peer::cases::all();
+    assert!(all.len() >= 60, "only {} peer cases", all.len());
+    let mut seen = HashSet::new();
+    for c in &all {
+        assert!(seen.insert(c.id), "duplicate id {}", c.id);
+        let parts: Vec<&str> = c.id.split('.').collect();
+        assert!(
+            parts.len() == 3 && parts[0] == "peer",
+            "peer ids are peer.<row>.<detail>: {}",
+            c.id
+        );
+        // The row of SPEC.md §8.5: a table letter and a number (L21b, R4a: a letter after).
+        let row = parts[1];
+        assert!(
+            row.starts_with(['l', 'c', 'r', 's'])
+                && row[1..].starts_with(|ch: char| ch.is_ascii_digit())
+                && row[1..]
+                    .chars()
+                    .all(|ch| ch.is_ascii_digit() || ch.is_ascii_lowercase()),
+            "bad §8.5 row in {}",
+            c.id
+        );
+        assert!(
+            c.section.split('.').all(|p| p.parse::<u32>().is_ok()),
+            "bad section {} in {}",
+            c.section,
+            c.id
+        );
+        assert!(!c.description.is_empty());
+    }
+    assert!(
+        cases::all().iter().all(|c| !seen.contains(c.id)),
+        "a peer case id is also a server case id"
+    );
+}

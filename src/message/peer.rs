@@ -96,6 +96,53 @@ pub enum PeerFrame {
     Unknown,
 }
 
+/// A file frame (or acknowledgement) whose field values fail the checks of
+/// [`PeerFrame::try_from`]. SPEC.md §8.5 (L26, C10; rows R2, R21, R25, S2, R31, S12, S21)
+/// answers these without closing the link, so the receiver of such a frame needs the id as
+/// it came (any length) to echo it in a `FileCancel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvalidFileFrame {
+    /// A `FileOffer`: answered `FileCancel(INVALID)` (R2), ending the transfer it names (R3).
+    Offer {
+        /// `transfer_id` as received.
+        id: Bytes,
+    },
+    /// A `FileAccept` (only its id can be wrong): answered `FileCancel(UNKNOWN_TRANSFER)`
+    /// (S2).
+    Accept {
+        /// `transfer_id` as received.
+        id: Bytes,
+    },
+    /// A `FileChunk` with a bad id or empty/oversized data: answered `FileCancel(INVALID)`
+    /// (R21), ending the transfer it names (R25).
+    Chunk {
+        /// `transfer_id` as received.
+        id: Bytes,
+    },
+    /// `FileComplete`, `FileCancel` or `MessageAck` with a bad id: ignored.
+    Ignored,
+}
+
+impl InvalidFileFrame {
+    /// What `m` would be if it fails validation: `None` for frames whose invalid values do
+    /// close the link (hello, chat) and for the others. Cheap (the id is reference-counted).
+    pub fn of(m: &wire::PeerMessage) -> Option<Self> {
+        Some(match m.body.as_ref()? {
+            Body::FileOffer(o) => InvalidFileFrame::Offer {
+                id: o.transfer_id.clone(),
+            },
+            Body::FileAccept(a) => InvalidFileFrame::Accept {
+                id: a.transfer_id.clone(),
+            },
+            Body::FileChunk(c) => InvalidFileFrame::Chunk {
+                id: c.transfer_id.clone(),
+            },
+            Body::FileComplete(_) | Body::FileCancel(_) | Body::Ack(_) => InvalidFileFrame::Ignored,
+            _ => return None,
+        })
+    }
+}
+
 fn id(b: &[u8], field: &'static str) -> Result<[u8; ID_LEN], WireError> {
     b.try_into()
         .map_err(|_| WireError::invalid(field, format!("must be {ID_LEN} bytes, got {}", b.len())))
@@ -299,6 +346,48 @@ mod tests {
                 f
             );
         }
+    }
+
+    #[test]
+    fn invalid_file_frames_keep_their_raw_id_and_hello_and_chat_are_not_among_them() {
+        let bad_id = Bytes::from_static(&[1, 2, 3]);
+        let offer = wire::PeerMessage {
+            body: Some(Body::FileOffer(wire::FileOffer {
+                transfer_id: bad_id.clone(),
+                name: String::new(),
+                size: 1,
+                sha256: Bytes::new(),
+            })),
+        };
+        assert!(PeerFrame::try_from(offer.clone()).is_err());
+        assert_eq!(
+            InvalidFileFrame::of(&offer),
+            Some(InvalidFileFrame::Offer { id: bad_id.clone() })
+        );
+        let accept = wire::PeerMessage {
+            body: Some(Body::FileAccept(wire::FileAccept {
+                transfer_id: bad_id.clone(),
+                offset: 0,
+            })),
+        };
+        assert_eq!(
+            InvalidFileFrame::of(&accept),
+            Some(InvalidFileFrame::Accept { id: bad_id.clone() })
+        );
+        let ack = wire::PeerMessage {
+            body: Some(Body::Ack(wire::MessageAck {
+                message_id: bad_id.clone(),
+            })),
+        };
+        assert_eq!(InvalidFileFrame::of(&ack), Some(InvalidFileFrame::Ignored));
+        let chat = wire::PeerMessage {
+            body: Some(Body::Chat(wire::ChatMessage {
+                message_id: bad_id,
+                sent_at_unix_ms: 0,
+                text: "x".into(),
+            })),
+        };
+        assert_eq!(InvalidFileFrame::of(&chat), None, "C3 closes the link");
     }
 
     #[test]

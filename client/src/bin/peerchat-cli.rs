@@ -57,6 +57,16 @@ struct Args {
     /// (0: send-file waits as long as it takes).
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// TEST ONLY (feature `test-hooks`): the peer links' §3.6 idle timers in milliseconds,
+    /// "PING,CLOSE", for the peer conformance suite's timer cases.
+    #[cfg(feature = "test-hooks")]
+    #[arg(long, hide = true, value_name = "PING,CLOSE")]
+    test_idle_ms: Option<String>,
+    /// TEST ONLY (feature `test-faults`): a deliberate defect (repeatable), for the peer
+    /// conformance suite's fault self-test (`peerchat_client::faults`).
+    #[cfg(feature = "test-faults")]
+    #[arg(long = "test-fault", hide = true, value_name = "NAME")]
+    test_fault: Vec<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -212,6 +222,11 @@ fn main() -> ExitCode {
         }
     };
     let printer = Printer { json: args.json };
+    #[cfg(feature = "test-faults")]
+    if let Err(message) = peerchat_client::faults::set(&args.test_fault) {
+        printer.record(&CliRecord::CommandFailed { message });
+        return ExitCode::FAILURE;
+    }
     match runtime.block_on(run(args, printer)) {
         Ok(code) => code,
         Err(e) => {
@@ -256,6 +271,10 @@ async fn run(args: Args, printer: Printer) -> Result<ExitCode, ClientError> {
     };
     // The CLI logs in explicitly (below) so that it can report a failure.
     config.auto_login = false;
+    #[cfg(feature = "test-hooks")]
+    if let Some(spec) = &args.test_idle_ms {
+        config.peer_idle = parse_idle_ms(spec)?;
+    }
     let (client, events) = Client::start(config).await?;
     // Every event is printed; commands that wait for one subscribe to the copy.
     let (tx, _) = broadcast::channel::<Event>(4096);
@@ -569,4 +588,17 @@ async fn line_command(
         LineCommand::Quit => {}
     }
     Ok(())
+}
+
+/// `--test-idle-ms PING,CLOSE` (test-only).
+#[cfg(feature = "test-hooks")]
+fn parse_idle_ms(spec: &str) -> Result<peerchat_client::peer::idle::IdleTimers, ClientError> {
+    let bad = || ClientError::Invalid(format!("--test-idle-ms takes PING,CLOSE in ms, not {spec}"));
+    let (p, c) = spec.split_once(',').ok_or_else(bad)?;
+    let p: u64 = p.trim().parse().map_err(|_| bad())?;
+    let c: u64 = c.trim().parse().map_err(|_| bad())?;
+    Ok(peerchat_client::peer::idle::IdleTimers {
+        ping_after: Duration::from_millis(p),
+        timeout: Duration::from_millis(c),
+    })
 }

@@ -143,6 +143,11 @@ impl Outbox {
         }
     }
 
+    /// The friendship with `friend` ended: its entries are never sent (SPEC.md §8.5.2 C23).
+    pub fn forget(&mut self, friend: &str) {
+        self.queues.remove(friend);
+    }
+
     /// Number of unacknowledged messages to `friend`.
     pub fn pending(&self, friend: &str) -> usize {
         self.queues.get(friend).map_or(0, |q| q.pending.len())

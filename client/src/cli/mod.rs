@@ -352,6 +352,9 @@ pub fn describe(e: &Event) -> String {
             message,
             ..
         } => format!("! transfer with {friend} stopped: {reason} {message}"),
+        Event::TransferSuspended { friend, bytes, .. } => {
+            format!("* transfer with {friend} suspended at {bytes} bytes; it resumes when you are both online")
+        }
         Event::Error { message } => format!("! {message}"),
     }
 }

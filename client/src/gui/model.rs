@@ -182,6 +182,8 @@ pub enum TransferState {
     NeedsDecision,
     /// Bytes flowing.
     Running,
+    /// Its link closed; it resumes when the friend is back (SPEC.md §8.3 SUSPENDED).
+    Suspended,
     /// Done.
     Complete,
     /// Stopped; why.
@@ -780,6 +782,19 @@ impl Model {
                 t.size = *size;
                 c.transfer(&key(friend));
             }
+            Event::TransferSuspended {
+                friend,
+                transfer_id,
+                bytes,
+                ..
+            } => {
+                if let Some(t) = self.chat_mut(friend).transfer_mut(*transfer_id) {
+                    t.state = TransferState::Suspended;
+                    t.bytes = *bytes;
+                    t.rate = 0;
+                    c.transfer(&key(friend));
+                }
+            }
             Event::TransferProgress {
                 friend,
                 transfer_id,
@@ -1208,6 +1223,35 @@ mod tests {
         };
         m.apply_history("bob", &[e]);
         assert_eq!(m.chats["bob"].lines.len(), 1);
+    }
+
+    #[test]
+    fn a_suspended_transfer_shows_suspended_and_resumes_running() {
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let id = TransferId([8; 16]);
+        let started = |offset| Event::TransferStarted {
+            friend: "bob".into(),
+            transfer_id: id,
+            direction: Direction::Incoming,
+            name: "a.bin".into(),
+            size: 100,
+            offset,
+        };
+        m.apply(&started(0), 0);
+        m.apply(
+            &Event::TransferSuspended {
+                friend: "bob".into(),
+                transfer_id: id,
+                direction: Direction::Incoming,
+                bytes: 40,
+            },
+            0,
+        );
+        let t = &m.chats["bob"].transfers[0];
+        assert_eq!((t.state.clone(), t.bytes), (TransferState::Suspended, 40));
+        m.apply(&started(40), 0);
+        assert_eq!(m.chats["bob"].transfers[0].state, TransferState::Running);
     }
 
     #[test]

@@ -142,6 +142,19 @@ impl TransferRow {
                 None,
                 Some(("Cancel", Ui::CancelTransfer(id))),
             ),
+            (TransferState::Suspended, Some(id)) => (
+                format!(
+                    "Suspended · {} of {} · resumes when {} is back",
+                    format::bytes(t.bytes),
+                    format::bytes(t.size),
+                    match t.direction {
+                        Direction::Outgoing => "the friend",
+                        Direction::Incoming => "the sender",
+                    }
+                ),
+                None,
+                Some(("Cancel", Ui::CancelTransfer(id))),
+            ),
             (TransferState::Complete, Some(id)) => {
                 let open = t
                     .path

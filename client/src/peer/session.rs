@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use peerchat_proto::limits::{
-    CLOSE_GRACE, HANDSHAKE_TIMEOUT, IDLE_PING_AFTER, IDLE_TIMEOUT, PEER_PING_BURST, PEER_PING_RATE,
-    PEER_SEND_BUDGET,
+    CLOSE_GRACE, HANDSHAKE_TIMEOUT, PEER_PING_BURST, PEER_PING_RATE, PEER_SEND_BUDGET,
 };
 use peerchat_proto::message::ConnectPeerOk;
-use peerchat_proto::message::PeerFrame;
+use peerchat_proto::message::{InvalidFileFrame, PeerFrame};
 use peerchat_proto::wire::{self, peer_message::Body, ChannelKind, CloseReason};
 use peerchat_proto::{Channel, ChannelReader, ChannelWriter, LocalIdentity, Role};
 use prost::Message as _;
@@ -28,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::budget::{frame_cost, PingBucket, SendBudget};
 use super::hello::{check_dialled_key, check_hello, friend_for_key, HelloError};
+use super::idle::IdleAction;
 use super::net::{connect_from, connect_from_port};
 use super::registry::ConnId;
 use super::traversal::{ConnectFailure, LinkPath, StepId};
@@ -68,8 +68,21 @@ pub enum PeerEvent {
     Down {
         /// The connection.
         conn: ConnId,
-        /// Why.
+        /// Why, for people.
         reason: String,
+        /// The reason of the friend's `Close`, if it sent one: SPEC.md §8.5.1 L30–L35 decide
+        /// the redial on it (L33: no redial after NOT_A_FRIEND).
+        friend_close: Option<CloseReason>,
+    },
+    /// A file frame or acknowledgement whose field values are invalid (SPEC.md §8.5.3):
+    /// the tables answer it; the link stays open.
+    InvalidFileFrame {
+        /// The connection.
+        conn: ConnId,
+        /// Which frame, with its id as received.
+        frame: InvalidFileFrame,
+        /// What was wrong.
+        why: String,
     },
     /// Dialling a friend failed.
     DialFailed {
@@ -134,10 +147,15 @@ impl PeerLink {
     /// [`PEER_SEND_BUDGET`] is not queued: the friend does not read what we send, and the
     /// connection is closed with SLOW_CONSUMER instead (SPEC.md §7.9 rule 1).
     pub fn send(&self, frame: peerchat_proto::message::PeerFrame) {
+        self.send_wire(wire::PeerMessage::from(frame));
+    }
+
+    /// As [`PeerLink::send`], for a frame the typed [`PeerFrame`] cannot hold (a
+    /// `FileCancel` echoing a transfer id of the wrong length, SPEC.md §8.5.3).
+    pub fn send_wire(&self, msg: wire::PeerMessage) {
         if self.stop.is_cancelled() {
             return;
         }
-        let msg = wire::PeerMessage::from(frame);
         let cost = frame_cost(msg.encoded_len());
         if self.budget.try_reserve(cost) {
             let _ = self.ctl.send((msg, cost));
@@ -216,6 +234,8 @@ pub struct SessionContext {
     pub listen_addr: Option<SocketAddr>,
     /// How to reach the server for relay connections (SPEC.md §7.7).
     pub server: Arc<crate::server_session::ServerTarget>,
+    /// The §3.6 idle timers of every link (SPEC.md's unless a test shortened them).
+    pub idle: super::idle::IdleTimers,
 }
 
 impl SessionContext {
@@ -441,20 +461,36 @@ where
             .await
             .map_err(|e| HelloError::Connection(e.to_string()))?;
     }
-    let first =
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.recv::<wire::PeerMessage>()).await {
-            Ok(Ok(Some(m))) => m,
-            Ok(Ok(None)) => return Err(HelloError::Connection("closed before PeerHello".into())),
-            Ok(Err(e)) => return Err(HelloError::Connection(e.to_string())),
-            Err(_) => {
-                return refuse(
-                    &mut writer,
-                    CloseReason::ProtocolError,
-                    HelloError::Connection("no PeerHello in time".into()),
-                )
-                .await
+    let first = match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.recv::<wire::PeerMessage>())
+        .await
+    {
+        Ok(Ok(Some(m))) => m,
+        Ok(Ok(None)) => return Err(HelloError::Connection("closed before PeerHello".into())),
+        Ok(Err(e)) => {
+            // SPEC.md §8.5.1 L4/L5 hold in AWAITING_HELLO too (audit D13).
+            if let Some(reason) = e.close_reason() {
+                return refuse(&mut writer, reason, HelloError::Connection(e.to_string())).await;
             }
-        };
+            return Err(HelloError::Connection(e.to_string()));
+        }
+        Err(_) => {
+            return refuse(
+                &mut writer,
+                CloseReason::ProtocolError,
+                HelloError::Connection("no PeerHello in time".into()),
+            )
+            .await
+        }
+    };
+    // An empty userid names no friend: NOT_A_FRIEND, not PROTOCOL_ERROR (§8.5.1 L13, D12).
+    if matches!(&first.body, Some(Body::Hello(h)) if h.userid.is_empty()) {
+        return refuse(
+            &mut writer,
+            CloseReason::NotAFriend,
+            HelloError::WrongUser(String::new()),
+        )
+        .await;
+    }
     match PeerFrame::try_from(first) {
         Ok(PeerFrame::Hello { userid, to_userid }) => {
             match check_hello(&book, &remote.identity_key, &me, &userid, &to_userid) {
@@ -526,8 +562,15 @@ where
     if ctx.events.send(up).await.is_err() {
         return Ok(());
     }
-    let reason = read_loop(reader, &ctx, conn, &link_for_reader, &pong).await;
-    let _ = ctx.events.send(PeerEvent::Down { conn, reason }).await;
+    let (reason, friend_close) = read_loop(reader, &ctx, conn, &link_for_reader, &pong).await;
+    let _ = ctx
+        .events
+        .send(PeerEvent::Down {
+            conn,
+            reason,
+            friend_close,
+        })
+        .await;
     Ok(())
 }
 
@@ -537,62 +580,82 @@ async fn read_loop<R: AsyncRead + Unpin>(
     conn: ConnId,
     link: &PeerLink,
     pong: &PongSlot,
-) -> String {
+) -> (String, Option<CloseReason>) {
     let stop = &link.stop;
     let mut last = Instant::now();
-    let mut pinged = false;
+    // Pings sent in the current silence (SPEC.md §8.5.1 L40–L43, `super::idle`).
+    let mut pings_sent = 0;
     let mut pings = PingBucket::new(PEER_PING_BURST, PEER_PING_RATE, last);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(ctx.idle.tick());
     loop {
         tokio::select! {
-            () = stop.cancelled() => return link.close_reason(),
+            () = stop.cancelled() => return (link.close_reason(), None),
             r = reader.recv::<wire::PeerMessage>() => {
                 last = Instant::now();
-                pinged = false;
+                pings_sent = 0;
                 let m = match r {
                     Ok(Some(m)) => m,
-                    Ok(None) => return "connection closed by the friend".into(),
+                    Ok(None) => return ("connection closed by the friend".into(), None),
                     Err(e) => {
                         if let Some(reason) = e.close_reason() {
                             link.close(reason, &e.to_string());
                         }
-                        return e.to_string();
+                        return (e.to_string(), None);
                     }
                 };
+                // Kept in case the frame's values are invalid: file frames are then answered
+                // by the tables, not by closing (SPEC.md §8.5.1 L26, audit D1).
+                let lenient = InvalidFileFrame::of(&m);
                 match PeerFrame::try_from(m) {
                     Ok(PeerFrame::Ping(n)) => {
                         if !pings.take(last) {
                             link.close(CloseReason::RateLimited, "too many Pings");
-                            return "closed: Ping flood".into();
+                            return ("closed: Ping flood".into(), None);
                         }
-                        pong.answer(n);
+                        if !crate::faults::on("no-pong") {
+                            pong.answer(n);
+                        }
                     }
                     Ok(PeerFrame::Pong(_) | PeerFrame::Unknown) => {}
                     Ok(PeerFrame::Hello { .. }) => {
                         link.close(CloseReason::ProtocolError, "PeerHello sent twice");
-                        return "protocol error: PeerHello sent twice".into();
+                        return ("protocol error: PeerHello sent twice".into(), None);
                     }
-                    Ok(PeerFrame::Close { reason, message }) => return format!("closed by the friend: {reason:?} {message}"),
+                    Ok(PeerFrame::Close { reason, message }) => {
+                        return (format!("closed by the friend: {reason:?} {message}"), Some(reason))
+                    }
                     Ok(frame) => {
                         if ctx.events.send(PeerEvent::Frame { conn, frame }).await.is_err() {
-                            return "client stopped".into();
+                            return ("client stopped".into(), None);
                         }
                     }
-                    Err(e) => {
-                        link.close(CloseReason::ProtocolError, &e.to_string());
-                        return format!("protocol error: {e}");
-                    }
+                    Err(e) => match lenient {
+                        Some(frame) => {
+                            let ev = PeerEvent::InvalidFileFrame { conn, frame, why: e.to_string() };
+                            if ctx.events.send(ev).await.is_err() {
+                                return ("client stopped".into(), None);
+                            }
+                        }
+                        None => {
+                            link.close(CloseReason::ProtocolError, &e.to_string());
+                            return (format!("protocol error: {e}"), None);
+                        }
+                    },
                 }
             }
             _ = tick.tick() => {
-                let idle = last.elapsed();
-                if idle >= IDLE_TIMEOUT {
-                    link.close(CloseReason::IdleTimeout, "nothing received for too long");
-                    return "idle timeout".into();
-                }
-                if idle >= IDLE_PING_AFTER && !pinged {
-                    pinged = true;
-                    link.send(PeerFrame::Ping(rand::random()));
+                match super::idle::decide(ctx.idle, last.elapsed(), pings_sent) {
+                    IdleAction::Close => {
+                        link.close(CloseReason::IdleTimeout, "nothing received for too long");
+                        return ("idle timeout".into(), None);
+                    }
+                    IdleAction::Ping => {
+                        pings_sent += 1;
+                        if !crate::faults::on("no-idle-ping") {
+                            link.send(PeerFrame::Ping(rand::random()));
+                        }
+                    }
+                    IdleAction::Wait => {}
                 }
             }
         }

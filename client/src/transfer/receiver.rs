@@ -49,6 +49,13 @@ pub enum ReceiverState {
         /// The expected offset of the next chunk.
         next: u64,
     },
+    /// Accepted, but the link it was receiving on closed (SPEC.md §8.3 SUSPENDED, §8.5.4
+    /// R53): the bytes held are kept, the identical re-offer resumes from `next` (R9), and a
+    /// chunk before that re-offer ends the transfer (R23).
+    Suspended {
+        /// Bytes held: the offset the re-offer is accepted from.
+        next: u64,
+    },
     /// All bytes are written; the hash is being checked.
     Verifying,
     /// Verified and moved to its final name.
@@ -100,7 +107,7 @@ impl FileReceiver {
     /// Bytes held so far.
     pub fn held(&self) -> u64 {
         match self.state {
-            ReceiverState::Receiving { next } => next,
+            ReceiverState::Receiving { next } | ReceiverState::Suspended { next } => next,
             ReceiverState::Verifying | ReceiverState::Complete => self.offer.size,
             _ => 0,
         }
@@ -186,6 +193,25 @@ impl FileReceiver {
         }
     }
 
+    /// Its link closed: RECEIVING becomes SUSPENDED (R53); true if it did.
+    pub fn suspend(&mut self) -> bool {
+        if let ReceiverState::Receiving { next } = self.state {
+            self.state = ReceiverState::Suspended { next };
+            return true;
+        }
+        false
+    }
+
+    /// The identical re-offer on a new link (R9): SUSPENDED becomes RECEIVING; returns the
+    /// offset to accept from.
+    pub fn resume(&mut self) -> Option<u64> {
+        if let ReceiverState::Suspended { next } = self.state {
+            self.state = ReceiverState::Receiving { next };
+            return Some(next);
+        }
+        None
+    }
+
     /// Stops the transfer for `reason` (from either side).
     pub fn on_cancel(&mut self, reason: FileCancelReason) {
         if !self.is_finished() {
@@ -223,6 +249,24 @@ mod tests {
         assert_eq!(r.held(), 10);
         r.on_verified(true);
         assert_eq!(r.state(), &ReceiverState::Complete);
+    }
+
+    #[test]
+    fn r53_a_lost_link_suspends_and_r9_the_reoffer_resumes_and_r23_chunks_in_between_fail() {
+        let mut r = FileReceiver::new(offer(10));
+        assert!(!r.suspend(), "nothing to suspend before the accept");
+        assert_eq!(r.accept(0), Ok((0, ChunkOutcome::More)));
+        assert_eq!(r.on_chunk(0, 4), Ok(ChunkOutcome::More));
+        assert!(r.suspend());
+        assert_eq!(r.state(), &ReceiverState::Suspended { next: 4 });
+        assert_eq!(r.held(), 4);
+        assert!(
+            r.clone().on_chunk(4, 1).is_err(),
+            "R23: a chunk while suspended"
+        );
+        assert_eq!(r.resume(), Some(4));
+        assert_eq!(r.on_chunk(4, 6), Ok(ChunkOutcome::Last));
+        assert_eq!(r.resume(), None);
     }
 
     #[test]
