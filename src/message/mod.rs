@@ -12,7 +12,7 @@ mod traversal;
 
 pub use client::{ClientFrame, Request};
 pub use common::{Endpoint, FriendInfo, RequestError, Secret, WireError};
-pub use peer::{ChatFrame, FileOfferFrame, PeerFrame};
+pub use peer::{ChatFrame, FileOfferFrame, PeerFeatures, PeerFrame, FEATURE_FILE_BLAKE3};
 pub use server::{LoginSnapshot, PendingRequest, PushEvent, ResponseBody, ServerFrame};
 pub use traversal::{
     Announcement, Candidate, CandidateKind, ConnectMode, ConnectPeerOk, PeerConnectRequested,
