@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use peerchat_proto::limits::MAX_FILE_CHUNK;
 use peerchat_proto::wire::{self, peer_message::Body};
 use sha2::{Digest, Sha256};
@@ -30,8 +30,11 @@ use super::progress::ProgressMeter;
 use super::sender::chunk_ranges;
 use crate::ids::TransferId;
 
-/// Chunks a receiver's writer thread may have queued before the connection waits.
-pub const WRITER_QUEUE: usize = 16;
+/// Chunks a receiver's writer thread may have queued before the connection waits. Four
+/// chunks (1 MiB) keep the disk busy (writes land in the page cache); each queued chunk can
+/// pin a whole received record buffer, and 16 of them were a large part of the receiver's
+/// peak RSS (docs/PERFORMANCE.md).
+pub const WRITER_QUEUE: usize = 4;
 
 /// What the disk threads report to the core.
 #[derive(Debug)]
@@ -177,8 +180,16 @@ fn pump(
         if stop.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let mut buf = BytesMut::zeroed(len);
-        file.read_exact(&mut buf)?;
+        // Read into spare capacity: zeroing each chunk first cost ~5 % of the sender's CPU
+        // (docs/PERFORMANCE.md); `read_to_end` fills uninitialised space.
+        let mut buf = Vec::with_capacity(len);
+        (&mut file).take(len as u64).read_to_end(&mut buf)?;
+        if buf.len() != len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file got shorter while it was sent",
+            ));
+        }
         if let Some(h) = hasher.as_mut() {
             h.update(&buf);
         }
@@ -186,7 +197,7 @@ fn pump(
             body: Some(Body::FileChunk(wire::FileChunk {
                 transfer_id: Bytes::copy_from_slice(&job.id.0),
                 offset,
-                data: buf.freeze(),
+                data: Bytes::from(buf),
             })),
         };
         if out.blocking_send(msg).is_err() {
