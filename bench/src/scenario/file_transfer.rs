@@ -7,10 +7,12 @@
 //! receives into tmpfs, which takes the disk out of the comparison and leaves the cipher and
 //! the code. Each end's peak RSS (VmHWM, reset before the transfer) is its own.
 //!
-//! Timing: from the sender's `send_file` call (which first hashes the file: the offer must
-//! carry its SHA-256) until the sender sees TransferComplete, i.e. until the receiver has
-//! written every byte, `sync_all`ed the file, matched the hash and said FileComplete. The
-//! baseline's receiver also `sync_all`s before it counts as done.
+//! Timing: from the sender's `send_file` call until the sender sees TransferComplete, i.e.
+//! until the receiver has written every byte, `sync_all`ed the file, matched the hash and
+//! said FileComplete. With `file-blake3` (SPEC.md §8.3.1) nothing is read before the offer;
+//! a version-1 pair hashes SHA-256 first. The baselines' receivers also `sync_all` before
+//! they count as done: the plain tokio TCP copy, and the peers of issue 14 (scp against a
+//! private sshd, socat, magic-wormhole with a local mailbox and relay) where installed.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
