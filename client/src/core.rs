@@ -1467,7 +1467,8 @@ impl Core {
             .incoming
             .iter()
             .filter(|((k, _), t)| {
-                matches!(t.receiver.state(), ReceiverState::Receiving { .. })
+                (matches!(t.receiver.state(), ReceiverState::Receiving { .. })
+                    || t.receiver.awaits_digest())
                     && t.conn.is_some()
                     && t.conn == self.registry.active(k)
                     && t.accepted_at.is_some_and(|at| {

@@ -19,9 +19,16 @@ const MALLORY_KEY: usize = 5;
 
 /// alice (a real client) and mallory (a friend of alice whose client is gone).
 async fn cast(tmp: &std::path::Path) -> (peerchat_server::RunningServer, TestClient) {
+    cast_with(tmp, |_| {}).await
+}
+
+async fn cast_with(
+    tmp: &std::path::Path,
+    tweak_alice: impl FnOnce(&mut peerchat_client::ClientConfig),
+) -> (peerchat_server::RunningServer, TestClient) {
     let server = start_server(&tmp.join("server")).await;
     let addr = server.local_addr.to_string();
-    let mut alice = client(&addr, tmp, "alice", 2).await;
+    let mut alice = client_with(&addr, tmp, "alice", 2, tweak_alice).await;
     let mut mallory = client(&addr, tmp, "mallory", MALLORY_KEY).await;
     register_login(&mut alice).await;
     register_login(&mut mallory).await;
@@ -264,6 +271,60 @@ async fn alice_verifies_a_streamed_file_against_its_digest() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, vec!["from-mallory-1.bin".to_owned()], "no part left");
+    alice.client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_that_never_comes_ends_the_transfer_as_no_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, mut alice) = cast_with(tmp.path(), |c| {
+        c.offer_data_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let (mut chan, _) = mallory_link(&mut alice, PeerFeatures::ALL).await;
+    let id = [3; 16];
+    let offer = PeerFrame::FileOffer(FileOfferFrame {
+        id,
+        name: "never.bin".into(),
+        size: 4,
+        sha256: None,
+    });
+    chan.send(&wire::PeerMessage::from(offer)).await.unwrap();
+    assert!(matches!(
+        next_frame(&mut chan).await,
+        PeerFrame::FileAccept { .. }
+    ));
+    let chunk = PeerFrame::FileChunk {
+        id,
+        offset: 0,
+        data: bytes::Bytes::from_static(b"data"),
+    };
+    chan.send(&wire::PeerMessage::from(chunk)).await.unwrap();
+    // All bytes are in; no FileDigest follows (SPEC.md §8.3.1 rule 4, §8.3 rule 3a).
+    match next_frame(&mut chan).await {
+        PeerFrame::FileCancel {
+            id: got, reason, ..
+        } => {
+            assert_eq!((got, reason), (id, FileCancelReason::NoData))
+        }
+        other => panic!("expected NO_DATA, got {other:?}"),
+    }
+    let folder = alice.profile.join("downloads").join("mallory");
+    alice
+        .wait_for(20, "the cancel", |e| {
+            matches!(e, Event::TransferCancelled { .. })
+        })
+        .await;
+    // The writer thread removes the part after the cancel: wait for that fact.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&folder).map_or(0, |d| d.count()) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the part file is removed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     alice.client.shutdown().await;
     server.shutdown().await;
 }

@@ -154,6 +154,12 @@ impl FileReceiver {
         self.offer.sha256.is_none()
     }
 
+    /// True while every byte is in but the streamed-hash transfer still waits for its
+    /// FileDigest: it counts as waiting for data (SPEC.md §8.3 rule 3a, §8.3.1 rule 4).
+    pub fn awaits_digest(&self) -> bool {
+        self.is_streamed() && self.state == ReceiverState::Verifying && !self.digest_seen
+    }
+
     /// A FileDigest arrived. `Ok(true)`: hand it to the writer; `Ok(false)`: a repeat while
     /// still verifying (the sender re-sent it after a reconnect): ignore it.
     ///
@@ -308,8 +314,11 @@ mod tests {
         assert!(r.is_streamed());
         assert_eq!(r.accept(0), Ok((0, ChunkOutcome::More)));
         assert!(r.on_digest().is_err(), "digest before the last byte");
+        assert!(!r.awaits_digest());
         assert_eq!(r.on_chunk(0, 10), Ok(ChunkOutcome::Last));
+        assert!(r.awaits_digest(), "silence is timed until the digest");
         assert_eq!(r.on_digest(), Ok(true));
+        assert!(!r.awaits_digest());
         assert_eq!(r.on_digest(), Ok(false), "a repeat is ignored");
         r.on_verified(true);
         assert!(r.on_digest().is_err(), "after the end");
