@@ -33,6 +33,12 @@ pub const MAX_FILE_CHUNK: usize = 262_144;
 pub const ID_LEN: usize = 16;
 /// Length of a SHA-256 digest.
 pub const SHA256_LEN: usize = 32;
+/// Length of a BLAKE3 digest as sent in FileDigest (SPEC.md §8.3.1).
+pub const BLAKE3_LEN: usize = 32;
+/// PeerHello feature names a receiver reads; the rest are ignored (SPEC.md §7.2 rule 9).
+pub const MAX_HELLO_FEATURES: usize = 16;
+/// Longest PeerHello feature name in bytes; longer names are ignored (SPEC.md §7.2 rule 9).
+pub const MAX_FEATURE_NAME: usize = 32;
 /// Userid length bounds in characters (SPEC.md §5.1.1).
 pub const USERID_MIN_LEN: usize = 3;
 /// See [`USERID_MIN_LEN`].

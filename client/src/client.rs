@@ -26,7 +26,6 @@ use crate::peer::session::SessionContext;
 use crate::peer::traversal::TraversalConfig;
 use crate::profile::Profile;
 use crate::server_session::{self, ServerHandle, ServerSettings, ServerTarget};
-use crate::transfer::disk::hash_file;
 
 /// Peer events a slow core may have queued before the connections wait.
 const PEER_EVENT_QUEUE: usize = 64;
@@ -566,8 +565,10 @@ impl Client {
 
     // ----- files -------------------------------------------------------------------------
 
-    /// Offers a file to a friend. Hashes it first (streamed; takes a while for big files),
-    /// then offers it now or when a connection is up; resumes by itself after drops.
+    /// Offers a file to a friend, now or when a connection is up; resumes by itself after
+    /// drops. Nothing is read before the offer: with a friend whose client names
+    /// `file-blake3` the file is hashed while it is sent; only for a version-1 friend the
+    /// core computes its SHA-256 first (SPEC.md §8.3.1).
     ///
     /// # Errors
     /// [`ClientError::Io`] if the file cannot be read, [`ClientError::NotAFriend`].
@@ -583,12 +584,8 @@ impl Client {
             )));
         }
         let name = offered_name(&path);
-        let p = path.clone();
-        let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&p))
+        self.offer_file(friend, &path, &name, meta.len(), None)
             .await
-            .map_err(|e| ClientError::Invalid(e.to_string()))?
-            .map_err(|e| ClientError::io(path.display().to_string(), e))?;
-        self.send_file_as(friend, &path, &name, size, sha256).await
     }
 
     /// Offers a file under a given name with a known size and hash (the caller vouches for
@@ -603,6 +600,18 @@ impl Client {
         name: &str,
         size: u64,
         sha256: [u8; 32],
+    ) -> Result<TransferId, ClientError> {
+        self.offer_file(friend, path, name, size, Some(sha256))
+            .await
+    }
+
+    async fn offer_file(
+        &self,
+        friend: &str,
+        path: &Path,
+        name: &str,
+        size: u64,
+        sha256: Option<[u8; 32]>,
     ) -> Result<TransferId, ClientError> {
         if name.is_empty() || name.len() > MAX_FILE_NAME {
             return Err(ClientError::Invalid(format!(

@@ -38,8 +38,8 @@ use crate::peer::{ConnId, PeerEvent, PeerLink};
 use crate::profile::Profile;
 use crate::server_session::{ServerEvent, ServerHandle};
 use crate::transfer::disk::{
-    create_part, free_space, held_on_disk, spawn_pump, spawn_writer, DiskEvent, PumpHandle,
-    PumpJob, WriteFailure, WriteJob, WriterHandle,
+    create_part, free_space, held_on_disk, spawn_pump, spawn_sha256, spawn_writer, DiskEvent,
+    PumpHandle, PumpJob, WriteFailure, WriteJob, WriterHandle,
 };
 use crate::transfer::naming::{
     ensure_real_dir, free_destination, occupied, part_path, sanitize_file_name,
@@ -48,7 +48,7 @@ use crate::transfer::naming::{
 use crate::transfer::receiver::{
     is_silent, refuse_offer, ChunkOutcome, FileReceiver, ReceiverState,
 };
-use crate::transfer::sender::{AcceptStep, FileSender};
+use crate::transfer::sender::{AcceptStep, FileSender, OfferStep};
 use crate::transfer::{reason_name, Direction};
 
 /// The friend list and pending requests, as the UI shows them.
@@ -75,13 +75,14 @@ pub enum Command {
     },
     /// Typing indicator.
     SetTyping { friend: String, active: bool },
-    /// Send a file (already hashed by the caller).
+    /// Send a file. `sha256` if the caller vouches for it; otherwise it is computed only if
+    /// the friend's client needs it (no `file-blake3`, SPEC.md §8.3.1).
     SendFile {
         friend: String,
         path: PathBuf,
         name: String,
         size: u64,
-        sha256: [u8; 32],
+        sha256: Option<[u8; 32]>,
         reply: Reply<TransferId>,
     },
     /// Accept an offered file.
@@ -118,6 +119,8 @@ struct Outgoing {
     path: PathBuf,
     generation: u64,
     pump: Option<PumpHandle>,
+    /// The SHA-256 for a version-1 offer is being computed (DiskEvent::Hashed).
+    hashing: bool,
 }
 
 struct Incoming {
@@ -293,6 +296,7 @@ impl Core {
                     path: t.path,
                     generation: 0,
                     pump: None,
+                    hashing: false,
                 },
             );
         }
@@ -531,7 +535,7 @@ impl Core {
         path: PathBuf,
         name: String,
         size: u64,
-        sha256: [u8; 32],
+        sha256: Option<[u8; 32]>,
     ) -> Result<TransferId, ClientError> {
         let k = key(friend);
         if !self.is_friend(&k) {
@@ -557,6 +561,7 @@ impl Core {
                 path,
                 generation: 0,
                 pump: None,
+                hashing: false,
             },
         );
         if self.active_link(&k).is_some() {
@@ -1116,6 +1121,7 @@ impl Core {
             .filter(|o| *o.sender.state() != crate::transfer::sender::SenderState::Pending)
             .count();
         let mut vanished = Vec::new();
+        let mut unsupported = Vec::new();
         for id in ids {
             if in_flight >= MAX_OFFERS_IN_FLIGHT {
                 break;
@@ -1131,14 +1137,29 @@ impl Core {
                 vanished.push((id, o.path.display().to_string()));
                 continue;
             }
-            if let Some(offer) = o.sender.offer() {
-                link.send(PeerFrame::FileOffer(offer));
-                in_flight += 1;
+            match o.sender.offer(link.features.file_blake3) {
+                OfferStep::Send(offer) => {
+                    link.send(PeerFrame::FileOffer(offer));
+                    in_flight += 1;
+                }
+                // A version-1 friend: the SHA-256 is computed now, once (SPEC.md §8.3.1).
+                OfferStep::NeedSha256 if !o.hashing => {
+                    o.hashing = true;
+                    spawn_sha256(id, o.path.clone(), self.disk_tx.clone());
+                }
+                OfferStep::Unsupported => unsupported.push(id),
+                OfferStep::NeedSha256 | OfferStep::Nothing => {}
             }
         }
         for (id, path) in vanished {
             let msg = format!("{path} is gone or changed size");
             self.stop_outgoing(k, id, FileCancelReason::IoError, &msg, true)
+                .await;
+        }
+        for id in unsupported {
+            let msg =
+                "the friend's client no longer takes streamed-hash transfers; send the file again";
+            self.stop_outgoing(k, id, FileCancelReason::Cancelled, msg, true)
                 .await;
         }
     }
@@ -1182,6 +1203,7 @@ impl Core {
                 self.on_chunk(k, conn, TransferId(id), offset, data).await
             }
             PeerFrame::FileComplete { id } => self.on_complete(k, TransferId(id)).await,
+            PeerFrame::FileDigest { id, blake3 } => self.on_digest(k, TransferId(id), blake3).await,
             PeerFrame::FileCancel {
                 id,
                 reason,
@@ -1292,6 +1314,22 @@ impl Core {
     async fn on_offer(&mut self, k: &str, conn: ConnId, offer: FileOfferFrame) {
         let id = TransferId(offer.id);
         let tkey = (k.to_owned(), id);
+        let streamed_ok = self
+            .links
+            .get(&conn)
+            .is_some_and(|(_, l)| l.features.file_blake3);
+        if offer.sha256.is_none() && !streamed_ok {
+            // A streamed-hash offer needs file-blake3 in both hellos (SPEC.md §8.3.1 rule 1).
+            let msg = "an offer without SHA-256 needs the file-blake3 feature";
+            if self.incoming.contains_key(&tkey) {
+                self.stop_incoming(k, id, FileCancelReason::Invalid, msg, true)
+                    .await;
+            } else {
+                self.dead.insert(tkey);
+                self.send_to(k, Self::cancel_frame(id, FileCancelReason::Invalid, msg));
+            }
+            return;
+        }
         if let Some(t) = self.incoming.get(&tkey) {
             if t.receiver.on_reoffer(&offer).is_err() {
                 // R6: the sender ends its side on our cancel, so ours ends too (audit D2).
@@ -1547,7 +1585,8 @@ impl Core {
             .incoming
             .iter()
             .filter(|((k, _), t)| {
-                matches!(t.receiver.state(), ReceiverState::Receiving { .. })
+                (matches!(t.receiver.state(), ReceiverState::Receiving { .. })
+                    || t.receiver.awaits_digest())
                     && t.conn.is_some()
                     && t.conn == self.registry.active(k)
                     && t.accepted_at.is_some_and(|at| {
@@ -1674,6 +1713,7 @@ impl Core {
                             path: o.path.clone(),
                             from,
                             size,
+                            digest: o.sender.streams_digest(),
                         };
                         o.pump = Some(spawn_pump(job, link.bulk.clone(), self.disk_tx.clone()));
                     }
@@ -1690,6 +1730,45 @@ impl Core {
             }
             Err(v) => {
                 self.stop_outgoing(k, id, FileCancelReason::Invalid, &v.0, true)
+                    .await
+            }
+        }
+    }
+
+    /// The sender's BLAKE3 of a streamed-hash transfer (SPEC.md §8.3.1): handed to the
+    /// writer, which compares it once every byte is on disk.
+    async fn on_digest(&mut self, k: &str, id: TransferId, blake3: [u8; 32]) {
+        let tkey = (k.to_owned(), id);
+        let Some(t) = self.incoming.get_mut(&tkey) else {
+            // Like a chunk for an unknown transfer: answered once (§8.3 rule 12).
+            if self.dead.len() >= DEAD_TRANSFERS_MAX {
+                self.dead.clear();
+            }
+            if self.dead.insert(tkey) {
+                self.send_to(
+                    k,
+                    Self::cancel_frame(id, FileCancelReason::Invalid, "no such transfer"),
+                );
+            }
+            return;
+        };
+        match t.receiver.on_digest() {
+            Ok(true) => match t.writer.as_mut() {
+                Some(w) => w.give_digest(blake3),
+                None => {
+                    self.stop_incoming(
+                        k,
+                        id,
+                        FileCancelReason::IoError,
+                        "the file writer stopped",
+                        true,
+                    )
+                    .await
+                }
+            },
+            Ok(false) => {}
+            Err(v) => {
+                self.stop_incoming(k, id, FileCancelReason::Invalid, &v.0, true)
                     .await
             }
         }
@@ -1871,6 +1950,31 @@ impl Core {
                 {
                     o.sender.on_stream_done();
                     o.pump = None;
+                }
+            }
+            DiskEvent::Hashed { id, result } => {
+                let Some(o) = self.outgoing.get_mut(&id) else {
+                    return;
+                };
+                o.hashing = false;
+                let k = o.friend.clone();
+                match result {
+                    Ok((sha256, len)) if len == o.sender.size() => {
+                        o.sender.set_sha256(sha256);
+                        if let Err(e) = self.history.set_transfer_sha256(id, sha256).await {
+                            self.error(e.to_string());
+                        }
+                        self.offer_pending(&k).await;
+                    }
+                    Ok(_) => {
+                        let msg = format!("{} changed size", o.path.display());
+                        self.stop_outgoing(&k, id, FileCancelReason::IoError, &msg, true)
+                            .await;
+                    }
+                    Err(e) => {
+                        self.stop_outgoing(&k, id, FileCancelReason::IoError, &e, true)
+                            .await
+                    }
                 }
             }
             DiskEvent::PumpFailed {

@@ -233,6 +233,7 @@ async fn a_strangers_identity_is_refused() {
     let hello: wire::PeerMessage = PeerFrame::Hello {
         userid: "bob".into(),
         to_userid: "alice".into(),
+        features: Default::default(),
     }
     .into();
     let _ = chan.send(&hello).await;

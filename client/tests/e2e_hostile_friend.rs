@@ -47,6 +47,8 @@ async fn mallory_link(alice: &TestClient) -> Channel<TcpStream> {
     let hello = PeerFrame::Hello {
         userid: "mallory".into(),
         to_userid: "alice".into(),
+        // A version-1 client's hello: no optional features.
+        features: Default::default(),
     };
     chan.send(&wire::PeerMessage::from(hello)).await.unwrap();
     let answer = chan.recv::<wire::PeerMessage>().await.unwrap().unwrap();
@@ -65,7 +67,7 @@ fn offer(n: u32, size: u64) -> wire::PeerMessage {
         id,
         name: format!("bait{n}.bin"),
         size,
-        sha256: [9; 32],
+        sha256: Some([9; 32]),
     })
     .into()
 }

@@ -134,6 +134,7 @@ fn hello(from: &str, to: &str) -> wire::PeerMessage {
         body: Some(wire::peer_message::Body::Hello(wire::PeerHello {
             userid: from.into(),
             to_userid: to.into(),
+            features: Vec::new(),
         })),
     }
 }

@@ -3,7 +3,10 @@
 use bytes::Bytes;
 
 use super::common::{close_reason, truncate_human, WireError};
-use crate::limits::{ID_LEN, MAX_CHAT_TEXT, MAX_FILE_CHUNK, MAX_FILE_NAME, SHA256_LEN};
+use crate::limits::{
+    BLAKE3_LEN, ID_LEN, MAX_CHAT_TEXT, MAX_FEATURE_NAME, MAX_FILE_CHUNK, MAX_FILE_NAME,
+    MAX_HELLO_FEATURES, SHA256_LEN,
+};
 use crate::wire::{self, peer_message::Body};
 
 /// A chat message (SPEC.md §8.1).
@@ -26,8 +29,53 @@ pub struct FileOfferFrame {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
-    /// SHA-256 of the content.
-    pub sha256: [u8; SHA256_LEN],
+    /// SHA-256 of the content; `None` for a streamed-hash offer, whose BLAKE3 follows in
+    /// FileDigest after the last chunk (SPEC.md §8.3.1, only with `file-blake3`).
+    pub sha256: Option<[u8; SHA256_LEN]>,
+}
+
+/// The PeerHello feature name of streamed-hash transfers (SPEC.md §7.2 rule 9, §8.3.1).
+pub const FEATURE_FILE_BLAKE3: &str = "file-blake3";
+
+/// Optional features named in a PeerHello (SPEC.md §7.2 rule 9). A feature is used on a
+/// connection only when both hellos name it: see [`PeerFeatures::common`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerFeatures {
+    /// `file-blake3`: offers may leave out the SHA-256 and send FileDigest (SPEC.md §8.3.1).
+    pub file_blake3: bool,
+}
+
+impl PeerFeatures {
+    /// What this implementation supports.
+    pub const ALL: PeerFeatures = PeerFeatures { file_blake3: true };
+
+    /// Reads the names of a hello: the first [`MAX_HELLO_FEATURES`], each at most
+    /// [`MAX_FEATURE_NAME`] bytes; unknown names are ignored.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Self {
+        let mut f = PeerFeatures::default();
+        for n in names.iter().take(MAX_HELLO_FEATURES).map(AsRef::as_ref) {
+            if n.len() <= MAX_FEATURE_NAME && n == FEATURE_FILE_BLAKE3 {
+                f.file_blake3 = true;
+            }
+        }
+        f
+    }
+
+    /// The names to put in a hello.
+    pub fn names(self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.file_blake3 {
+            v.push(FEATURE_FILE_BLAKE3.to_owned());
+        }
+        v
+    }
+
+    /// The features both ends named: what a connection may use.
+    pub fn common(self, other: PeerFeatures) -> PeerFeatures {
+        PeerFeatures {
+            file_blake3: self.file_blake3 && other.file_blake3,
+        }
+    }
 }
 
 /// A PeerMessage, validated.
@@ -39,6 +87,8 @@ pub enum PeerFrame {
         userid: String,
         /// Who the sender thinks it is talking to.
         to_userid: String,
+        /// Optional features the sender implements (SPEC.md §7.2 rule 9).
+        features: PeerFeatures,
     },
     /// Chat.
     Chat(ChatFrame),
@@ -66,6 +116,13 @@ pub enum PeerFrame {
         offset: u64,
         /// 1..=MAX_FILE_CHUNK bytes.
         data: Bytes,
+    },
+    /// The BLAKE3 of a streamed-hash transfer's whole file (SPEC.md §8.3.1).
+    FileDigest {
+        /// Transfer id.
+        id: [u8; ID_LEN],
+        /// BLAKE3 of bytes 0..size.
+        blake3: [u8; BLAKE3_LEN],
     },
     /// Receiver has the verified file.
     FileComplete {
@@ -160,6 +217,7 @@ impl TryFrom<wire::PeerMessage> for PeerFrame {
                 PeerFrame::Hello {
                     userid: h.userid,
                     to_userid: h.to_userid,
+                    features: PeerFeatures::from_names(&h.features),
                 }
             }
             Some(Body::Chat(c)) => {
@@ -186,11 +244,15 @@ impl TryFrom<wire::PeerMessage> for PeerFrame {
                         format!("{} bytes; allowed 1..={MAX_FILE_NAME}", o.name.len()),
                     ));
                 }
-                let sha256 = o
-                    .sha256
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| WireError::invalid("file_offer.sha256", "must be 32 bytes"))?;
+                // Empty: a streamed-hash offer (SPEC.md §8.3.1); whether the link allows it
+                // is the receiver's decision.
+                let sha256 = if o.sha256.is_empty() {
+                    None
+                } else {
+                    Some(o.sha256.as_ref().try_into().map_err(|_| {
+                        WireError::invalid("file_offer.sha256", "must be 32 bytes or empty")
+                    })?)
+                };
                 PeerFrame::FileOffer(FileOfferFrame {
                     id: id(&o.transfer_id, "file_offer.transfer_id")?,
                     name: o.name,
@@ -213,6 +275,14 @@ impl TryFrom<wire::PeerMessage> for PeerFrame {
                     id: id(&c.transfer_id, "file_chunk.transfer_id")?,
                     offset: c.offset,
                     data: c.data,
+                }
+            }
+            Some(Body::FileDigest(d)) => {
+                PeerFrame::FileDigest {
+                    id: id(&d.transfer_id, "file_digest.transfer_id")?,
+                    blake3: d.blake3.as_ref().try_into().map_err(|_| {
+                        WireError::invalid("file_digest.blake3", "must be 32 bytes")
+                    })?,
                 }
             }
             Some(Body::FileComplete(c)) => PeerFrame::FileComplete {
@@ -241,9 +311,15 @@ impl TryFrom<wire::PeerMessage> for PeerFrame {
 impl From<PeerFrame> for wire::PeerMessage {
     fn from(f: PeerFrame) -> Self {
         let body = match f {
-            PeerFrame::Hello { userid, to_userid } => {
-                Body::Hello(wire::PeerHello { userid, to_userid })
-            }
+            PeerFrame::Hello {
+                userid,
+                to_userid,
+                features,
+            } => Body::Hello(wire::PeerHello {
+                userid,
+                to_userid,
+                features: features.names(),
+            }),
             PeerFrame::Chat(c) => Body::Chat(wire::ChatMessage {
                 message_id: Bytes::copy_from_slice(&c.id),
                 sent_at_unix_ms: c.sent_at_unix_ms,
@@ -257,7 +333,9 @@ impl From<PeerFrame> for wire::PeerMessage {
                 transfer_id: Bytes::copy_from_slice(&o.id),
                 name: o.name,
                 size: o.size,
-                sha256: Bytes::copy_from_slice(&o.sha256),
+                sha256: o
+                    .sha256
+                    .map_or_else(Bytes::new, |h| Bytes::copy_from_slice(&h)),
             }),
             PeerFrame::FileAccept { id, offset } => Body::FileAccept(wire::FileAccept {
                 transfer_id: Bytes::copy_from_slice(&id),
@@ -267,6 +345,10 @@ impl From<PeerFrame> for wire::PeerMessage {
                 transfer_id: Bytes::copy_from_slice(&id),
                 offset,
                 data,
+            }),
+            PeerFrame::FileDigest { id, blake3 } => Body::FileDigest(wire::FileDigest {
+                transfer_id: Bytes::copy_from_slice(&id),
+                blake3: Bytes::copy_from_slice(&blake3),
             }),
             PeerFrame::FileComplete { id } => Body::FileComplete(wire::FileComplete {
                 transfer_id: Bytes::copy_from_slice(&id),
@@ -303,6 +385,12 @@ mod tests {
             PeerFrame::Hello {
                 userid: "alice".into(),
                 to_userid: "bob".into(),
+                features: PeerFeatures::default(),
+            },
+            PeerFrame::Hello {
+                userid: "alice".into(),
+                to_userid: "bob".into(),
+                features: PeerFeatures::ALL,
             },
             PeerFrame::Chat(ChatFrame {
                 id: [1; 16],
@@ -315,8 +403,18 @@ mod tests {
                 id: [2; 16],
                 name: "a.iso".into(),
                 size: 1 << 33,
-                sha256: [3; 32],
+                sha256: Some([3; 32]),
             }),
+            PeerFrame::FileOffer(FileOfferFrame {
+                id: [2; 16],
+                name: "streamed.iso".into(),
+                size: 1 << 33,
+                sha256: None,
+            }),
+            PeerFrame::FileDigest {
+                id: [2; 16],
+                blake3: [4; 32],
+            },
             PeerFrame::FileAccept {
                 id: [2; 16],
                 offset: 100,
@@ -411,5 +509,46 @@ mod tests {
             })),
         };
         assert!(PeerFrame::try_from(chunk).is_err());
+        let offer = |sha256: Vec<u8>| wire::PeerMessage {
+            body: Some(Body::FileOffer(wire::FileOffer {
+                transfer_id: vec![0u8; 16].into(),
+                name: "f".into(),
+                size: 1,
+                sha256: sha256.into(),
+            })),
+        };
+        assert!(PeerFrame::try_from(offer(vec![0; 31])).is_err());
+        assert!(PeerFrame::try_from(offer(vec![])).is_ok(), "streamed hash");
+        let digest = wire::PeerMessage {
+            body: Some(Body::FileDigest(wire::FileDigest {
+                transfer_id: vec![0u8; 16].into(),
+                blake3: vec![0u8; 31].into(),
+            })),
+        };
+        assert!(PeerFrame::try_from(digest).is_err());
+    }
+
+    #[test]
+    fn features_are_read_within_their_limits_and_unknown_names_ignored() {
+        assert_eq!(
+            PeerFeatures::from_names(&["x-future", FEATURE_FILE_BLAKE3]),
+            PeerFeatures::ALL
+        );
+        assert_eq!(
+            PeerFeatures::from_names::<&str>(&[]),
+            PeerFeatures::default()
+        );
+        let mut many = vec!["other"; MAX_HELLO_FEATURES];
+        many.push(FEATURE_FILE_BLAKE3);
+        assert_eq!(
+            PeerFeatures::from_names(&many),
+            PeerFeatures::default(),
+            "names past the first MAX_HELLO_FEATURES are not read"
+        );
+        assert_eq!(
+            PeerFeatures::ALL.common(PeerFeatures::default()),
+            PeerFeatures::default(),
+            "used only when both name it"
+        );
     }
 }

@@ -2,5 +2,7 @@
 //! Peerchat's protocol, encryption, database and client logic.
 
 pub mod scp;
+pub mod socat;
 pub mod tcp_copy;
 pub mod tcp_pingpong;
+pub mod wormhole;

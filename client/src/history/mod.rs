@@ -71,7 +71,7 @@ pub struct TransferRecord {
     /// Size.
     pub size: u64,
     /// SHA-256.
-    pub sha256: [u8; 32],
+    pub sha256: Option<[u8; 32]>,
     /// Source file, `.part` file or final file.
     pub path: PathBuf,
     /// State name.
@@ -297,7 +297,7 @@ impl History {
             direction: Set(t.direction.as_str().to_owned()),
             name: Set(t.name.clone()),
             size: Set(to_i64(t.size)),
-            sha256: Set(hex::encode(t.sha256)),
+            sha256: Set(t.sha256.map(hex::encode).unwrap_or_default()),
             path: Set(t.path.to_string_lossy().into_owned()),
             state: Set(t.state.clone()),
             created_at: Set(to_i64(now_ms())),
@@ -332,6 +332,28 @@ impl History {
         }
         q.filter(transfer::Column::Friend.eq(friend))
             .filter(transfer::Column::Direction.eq(direction.as_str()))
+            .filter(transfer::Column::TransferId.eq(id.to_hex()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the SHA-256 of an outgoing transfer once computed for a version-1 offer, so
+    /// that its re-offer after a restart is identical (SPEC.md §8.3 rule 15, §8.3.1).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn set_transfer_sha256(
+        &self,
+        id: TransferId,
+        sha256: [u8; 32],
+    ) -> Result<(), HistoryError> {
+        transfer::Entity::update_many()
+            .col_expr(
+                transfer::Column::Sha256,
+                sea_orm::sea_query::Expr::value(hex::encode(sha256)),
+            )
+            .filter(transfer::Column::Direction.eq(Direction::Outgoing.as_str()))
             .filter(transfer::Column::TransferId.eq(id.to_hex()))
             .exec(&self.db)
             .await?;
@@ -387,7 +409,13 @@ fn record(r: transfer::Model) -> Option<TransferRecord> {
         },
         name: r.name,
         size: u64::try_from(r.size).ok()?,
-        sha256: hex::decode(&r.sha256).ok()?.try_into().ok()?,
+        // Empty: a streamed-hash transfer (SPEC.md §8.3.1), or an outgoing one whose SHA-256
+        // was never needed.
+        sha256: if r.sha256.is_empty() {
+            None
+        } else {
+            Some(hex::decode(&r.sha256).ok()?.try_into().ok()?)
+        },
         path: PathBuf::from(r.path),
         state: r.state,
     })
@@ -465,7 +493,7 @@ mod tests {
             direction: Direction::Outgoing,
             name: "a.iso".into(),
             size: 5_000_000_000,
-            sha256: [1; 32],
+            sha256: Some([1; 32]),
             path: PathBuf::from("/tmp/a.iso"),
             state: state::PENDING.into(),
         };

@@ -16,7 +16,7 @@ use peerchat_proto::limits::{
     CLOSE_GRACE, HANDSHAKE_TIMEOUT, PEER_PING_BURST, PEER_PING_RATE, PEER_SEND_BUDGET,
 };
 use peerchat_proto::message::ConnectPeerOk;
-use peerchat_proto::message::{InvalidFileFrame, PeerFrame};
+use peerchat_proto::message::{InvalidFileFrame, PeerFeatures, PeerFrame};
 use peerchat_proto::wire::{self, peer_message::Body, ChannelKind, CloseReason};
 use peerchat_proto::{Channel, ChannelReader, ChannelWriter, LocalIdentity, Role};
 use prost::Message as _;
@@ -137,6 +137,8 @@ pub struct PeerLink {
     budget: Arc<SendBudget>,
     /// Bulk queue for file chunks (bounded: the pump waits when the socket is slow).
     pub bulk: mpsc::Sender<wire::PeerMessage>,
+    /// The optional features both hellos named (SPEC.md §7.2 rule 9).
+    pub features: PeerFeatures,
     stop: CancellationToken,
     /// Why we closed it, for the Down event.
     why: Arc<Mutex<Option<String>>>,
@@ -452,6 +454,7 @@ where
     let hello = wire::PeerMessage::from(PeerFrame::Hello {
         userid: me.clone(),
         to_userid: friend.clone(),
+        features: PeerFeatures::ALL,
     });
     // The initiator speaks first; the responder answers only after accepting its hello
     // (SPEC.md §7.2 rules 3-4).
@@ -491,21 +494,23 @@ where
         )
         .await;
     }
-    match PeerFrame::try_from(first) {
-        Ok(PeerFrame::Hello { userid, to_userid }) => {
-            match check_hello(&book, &remote.identity_key, &me, &userid, &to_userid) {
-                Ok(f) if f.eq_ignore_ascii_case(&friend) => {}
-                Ok(f) => {
-                    return refuse(
-                        &mut writer,
-                        CloseReason::NotAFriend,
-                        HelloError::WrongUser(f),
-                    )
-                    .await
-                }
-                Err(e) => return refuse(&mut writer, CloseReason::NotAFriend, e).await,
+    let features = match PeerFrame::try_from(first) {
+        Ok(PeerFrame::Hello {
+            userid,
+            to_userid,
+            features,
+        }) => match check_hello(&book, &remote.identity_key, &me, &userid, &to_userid) {
+            Ok(f) if f.eq_ignore_ascii_case(&friend) => PeerFeatures::ALL.common(features),
+            Ok(f) => {
+                return refuse(
+                    &mut writer,
+                    CloseReason::NotAFriend,
+                    HelloError::WrongUser(f),
+                )
+                .await
             }
-        }
+            Err(e) => return refuse(&mut writer, CloseReason::NotAFriend, e).await,
+        },
         Ok(PeerFrame::Close { reason, message }) => {
             return Err(HelloError::Connection(format!(
                 "closed by the remote: {reason:?} {message}"
@@ -519,7 +524,7 @@ where
             )
             .await
         }
-    }
+    };
     if !initiator {
         writer
             .send(&hello)
@@ -546,6 +551,7 @@ where
         ctl: ctl_tx,
         budget,
         bulk: bulk_tx,
+        features,
         stop: stop.clone(),
         why: Arc::default(),
     };

@@ -6,6 +6,11 @@
 //! waits on the bounded queue of the connection's writer, the receiver's connection waits on
 //! the bounded queue of the writer thread. They report to the client core through
 //! [`DiskEvent`]s and decide nothing themselves.
+//!
+//! Hashing happens while the bytes pass (SPEC.md §8.3.1): the pump of a streamed-hash
+//! transfer feeds every chunk it reads to BLAKE3 and ends with FileDigest; the writer feeds
+//! every chunk it writes to the hash the transfer uses (BLAKE3, or SHA-256 for a version-1
+//! offer). Only a resumed transfer reads its kept prefix again, once.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -14,19 +19,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use peerchat_proto::limits::MAX_FILE_CHUNK;
 use peerchat_proto::wire::{self, peer_message::Body};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::naming::{final_for_part, finalize_part};
 use super::progress::ProgressMeter;
 use super::sender::chunk_ranges;
 use crate::ids::TransferId;
 
-/// Chunks a receiver's writer thread may have queued before the connection waits.
-pub const WRITER_QUEUE: usize = 16;
+/// Chunks a receiver's writer thread may have queued before the connection waits. Four
+/// chunks (1 MiB) keep the disk busy (writes land in the page cache); each queued chunk can
+/// pin a whole received record buffer, and 16 of them were a large part of the receiver's
+/// peak RSS (docs/PERFORMANCE.md).
+pub const WRITER_QUEUE: usize = 4;
 
 /// What the disk threads report to the core.
 #[derive(Debug)]
@@ -48,6 +56,13 @@ pub enum DiskEvent {
         id: TransferId,
         /// Which pump.
         generation: u64,
+    },
+    /// The SHA-256 a version-1 offer needs is computed ([`spawn_sha256`]).
+    Hashed {
+        /// Transfer.
+        id: TransferId,
+        /// The hash and the length hashed, or why not.
+        result: Result<([u8; 32], u64), String>,
     },
     /// Reading the source file failed.
     PumpFailed {
@@ -83,7 +98,8 @@ pub enum DiskEvent {
 /// Why a received file was not kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteFailure {
-    /// The bytes do not hash to the offered SHA-256; the `.part` file was removed.
+    /// The bytes do not hash to the offered SHA-256 (or FileDigest's BLAKE3); the `.part`
+    /// file was removed.
     HashMismatch,
     /// A disk operation failed.
     Io(String),
@@ -115,10 +131,13 @@ pub struct PumpJob {
     pub from: u64,
     /// Size announced in the offer.
     pub size: u64,
+    /// A streamed-hash transfer: hash `0..size` with BLAKE3 while sending (the prefix
+    /// `0..from` first) and end with FileDigest (SPEC.md §8.3.1).
+    pub digest: bool,
 }
 
 /// Streams `job.from..job.size` of the file as FileChunk frames into `out` (the
-/// connection's bulk queue).
+/// connection's bulk queue), then FileDigest for a streamed-hash transfer.
 pub fn spawn_pump(
     job: PumpJob,
     out: mpsc::Sender<wire::PeerMessage>,
@@ -151,19 +170,34 @@ fn pump(
     stop: &AtomicBool,
 ) -> std::io::Result<bool> {
     let mut file = File::open(&job.path)?;
+    let mut hasher = job.digest.then(blake3::Hasher::new);
+    if let Some(h) = hasher.as_mut() {
+        hash_prefix(&mut file, job.from, &mut FileHasher::Blake3(h))?;
+    }
     file.seek(SeekFrom::Start(job.from))?;
     let mut meter = ProgressMeter::new(Instant::now(), job.from);
     for (offset, len) in chunk_ranges(job.from, job.size, MAX_FILE_CHUNK) {
         if stop.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        let mut buf = BytesMut::zeroed(len);
-        file.read_exact(&mut buf)?;
+        // Read into spare capacity: zeroing each chunk first cost ~5 % of the sender's CPU
+        // (docs/PERFORMANCE.md); `read_to_end` fills uninitialised space.
+        let mut buf = Vec::with_capacity(len);
+        (&mut file).take(len as u64).read_to_end(&mut buf)?;
+        if buf.len() != len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file got shorter while it was sent",
+            ));
+        }
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf);
+        }
         let msg = wire::PeerMessage {
             body: Some(Body::FileChunk(wire::FileChunk {
                 transfer_id: Bytes::copy_from_slice(&job.id.0),
                 offset,
-                data: buf.freeze(),
+                data: Bytes::from(buf),
             })),
         };
         if out.blocking_send(msg).is_err() {
@@ -178,7 +212,28 @@ fn pump(
             });
         }
     }
+    if let Some(h) = hasher {
+        // Behind the last chunk on the same queue, so it arrives after it (§8.3.1 rule 2).
+        let msg = wire::PeerMessage {
+            body: Some(Body::FileDigest(wire::FileDigest {
+                transfer_id: Bytes::copy_from_slice(&job.id.0),
+                blake3: Bytes::copy_from_slice(h.finalize().as_bytes()),
+            })),
+        };
+        if stop.load(Ordering::Relaxed) || out.blocking_send(msg).is_err() {
+            return Ok(false);
+        }
+    }
     Ok(true)
+}
+
+/// Computes the SHA-256 a version-1 offer needs, on the blocking pool; reports
+/// [`DiskEvent::Hashed`].
+pub fn spawn_sha256(id: TransferId, path: PathBuf, events: mpsc::UnboundedSender<DiskEvent>) {
+    tokio::task::spawn_blocking(move || {
+        let result = hash_file(&path).map_err(|e| format!("{}: {e}", path.display()));
+        let _ = events.send(DiskEvent::Hashed { id, result });
+    });
 }
 
 /// Where a writer writes.
@@ -201,8 +256,9 @@ pub struct WriteJob {
     pub fresh: bool,
     /// The offered size.
     pub size: u64,
-    /// The offered SHA-256.
-    pub sha256: [u8; 32],
+    /// The offered SHA-256; `None` for a streamed-hash offer, whose BLAKE3 comes through
+    /// [`WriterHandle::give_digest`] (SPEC.md §8.3.1).
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// Feeds a writer thread; dropping it without [`WriterHandle::discard`] leaves the `.part`
@@ -211,11 +267,20 @@ pub struct WriteJob {
 pub struct WriterHandle {
     /// Chunk data, in order.
     pub tx: mpsc::Sender<Bytes>,
+    digest: Option<oneshot::Sender<[u8; 32]>>,
     discard: Arc<AtomicBool>,
     join: tokio::task::JoinHandle<()>,
 }
 
 impl WriterHandle {
+    /// Hands over the sender's FileDigest (streamed-hash transfers); the writer compares it
+    /// once every byte is on disk. Later calls do nothing.
+    pub fn give_digest(&mut self, blake3: [u8; 32]) {
+        if let Some(tx) = self.digest.take() {
+            let _ = tx.send(blake3);
+        }
+    }
+
     /// Stops the writer and removes the `.part` file (cancelled transfer).
     pub fn discard(self) {
         self.discard.store(true, Ordering::Relaxed);
@@ -231,10 +296,11 @@ impl WriterHandle {
 /// Starts the writer thread of an accepted transfer.
 pub fn spawn_writer(job: WriteJob, events: mpsc::UnboundedSender<DiskEvent>) -> WriterHandle {
     let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+    let (digest_tx, digest_rx) = oneshot::channel();
     let discard = Arc::new(AtomicBool::new(false));
     let flag = discard.clone();
     let join = tokio::task::spawn_blocking(move || {
-        let outcome = write(&job, rx, &events);
+        let outcome = write(&job, rx, digest_rx, &events);
         if flag.load(Ordering::Relaxed) {
             let _ = std::fs::remove_file(&job.part);
             return;
@@ -250,7 +316,12 @@ pub fn spawn_writer(job: WriteJob, events: mpsc::UnboundedSender<DiskEvent>) -> 
             result,
         });
     });
-    WriterHandle { tx, discard, join }
+    WriterHandle {
+        tx,
+        digest: Some(digest_tx),
+        discard,
+        join,
+    }
 }
 
 /// Opens a file inside the downloads folder without following a symbolic link at its name
@@ -291,8 +362,12 @@ pub fn create_part(part: &Path) -> std::io::Result<()> {
 /// A transfer resumed with all bytes held but no `.part` file: the process died after
 /// moving the verified file to its final name and before recording it (SPEC.md §8.3 rule
 /// 8). The final file is this transfer's if it has the offered size and hash; anything else
-/// there is the user's and is left alone.
-fn finished_before(job: &WriteJob) -> std::io::Result<Option<PathBuf>> {
+/// there is the user's and is left alone. `Ok(Some(None))`: it may be ours, but the
+/// FileDigest to tell never came (the connection went): leave everything as it is.
+fn finished_before(
+    job: &WriteJob,
+    digest: &mut Option<oneshot::Receiver<[u8; 32]>>,
+) -> std::io::Result<Option<Option<PathBuf>>> {
     if job.held != job.size || std::fs::symlink_metadata(&job.part).is_ok() {
         return Ok(None);
     }
@@ -310,11 +385,14 @@ fn finished_before(job: &WriteJob) -> std::io::Result<Option<PathBuf>> {
     };
     #[cfg(not(unix))]
     let mut file = File::open(&done)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = FileHasher::for_job(job);
     hash_prefix(&mut file, job.size, &mut hasher)?;
-    let digest: [u8; 32] = hasher.finalize().into();
-    if digest == job.sha256 && file.metadata()?.len() == job.size {
-        Ok(Some(done))
+    let actual = hasher.finalize();
+    let Some(expected) = expected_hash(job, digest) else {
+        return Ok(Some(None));
+    };
+    if actual == expected && file.metadata()?.len() == job.size {
+        Ok(Some(Some(done)))
     } else {
         Err(std::io::Error::other(format!(
             "{} is not the offered file; it is left as it is",
@@ -327,14 +405,18 @@ fn finished_before(job: &WriteJob) -> std::io::Result<Option<PathBuf>> {
 fn write(
     job: &WriteJob,
     mut rx: mpsc::Receiver<Bytes>,
+    digest_rx: oneshot::Receiver<[u8; 32]>,
     events: &mpsc::UnboundedSender<DiskEvent>,
 ) -> std::io::Result<Option<Result<PathBuf, WriteFailure>>> {
-    if let Some(done) = finished_before(job)? {
-        return Ok(Some(Ok(done)));
+    let mut digest_rx = Some(digest_rx);
+    match finished_before(job, &mut digest_rx)? {
+        Some(Some(done)) => return Ok(Some(Ok(done))),
+        Some(None) => return Ok(None),
+        None => {}
     }
     let mut file = open_part(&job.part, job.fresh)?;
     file.set_len(job.held)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = FileHasher::for_job(job);
     if job.held > 0 {
         hash_prefix(&mut file, job.held, &mut hasher)?;
     }
@@ -360,15 +442,69 @@ fn write(
     }
     file.sync_all()?;
     drop(file);
-    let digest: [u8; 32] = hasher.finalize().into();
-    if digest != job.sha256 || written != job.size {
+    let actual = hasher.finalize();
+    let Some(expected) = expected_hash(job, &mut digest_rx) else {
+        // All bytes are on disk but FileDigest did not come: keep the part; the re-offer is
+        // answered with FileAccept{offset: size} and brings it (SPEC.md §8.3.1 rule 5).
+        return Ok(None);
+    };
+    if actual != expected || written != job.size {
         std::fs::remove_file(&job.part)?;
         return Ok(Some(Err(WriteFailure::HashMismatch)));
     }
     Ok(Some(Ok(finalize_part(&job.part, &job.dir, &job.name)?)))
 }
 
-fn hash_prefix(file: &mut File, len: u64, hasher: &mut Sha256) -> std::io::Result<()> {
+/// The hash a transfer is checked with: SHA-256 for an offer that carries one, BLAKE3 for a
+/// streamed-hash offer (SPEC.md §8.3.1).
+enum FileHasher<'a> {
+    Sha256(Box<Sha256>),
+    Blake3Owned(Box<blake3::Hasher>),
+    Blake3(&'a mut blake3::Hasher),
+}
+
+impl FileHasher<'_> {
+    fn for_job(job: &WriteJob) -> FileHasher<'static> {
+        match job.sha256 {
+            Some(_) => FileHasher::Sha256(Box::default()),
+            None => FileHasher::Blake3Owned(Box::default()),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            FileHasher::Sha256(h) => h.update(data),
+            FileHasher::Blake3Owned(h) => {
+                h.update(data);
+            }
+            FileHasher::Blake3(h) => {
+                h.update(data);
+            }
+        }
+    }
+
+    fn finalize(self) -> [u8; 32] {
+        match self {
+            FileHasher::Sha256(h) => h.finalize().into(),
+            FileHasher::Blake3Owned(h) => *h.finalize().as_bytes(),
+            FileHasher::Blake3(h) => *h.finalize().as_bytes(),
+        }
+    }
+}
+
+/// The hash to compare with: the offer's SHA-256, or the sender's FileDigest, waited for.
+/// `None`: the digest will not come on this writer (connection gone, transfer suspended).
+fn expected_hash(
+    job: &WriteJob,
+    digest: &mut Option<oneshot::Receiver<[u8; 32]>>,
+) -> Option<[u8; 32]> {
+    match job.sha256 {
+        Some(h) => Some(h),
+        None => digest.take()?.blocking_recv().ok(),
+    }
+}
+
+fn hash_prefix(file: &mut File, len: u64, hasher: &mut FileHasher<'_>) -> std::io::Result<()> {
     file.seek(SeekFrom::Start(0))?;
     let mut left = len;
     let mut buf = vec![0u8; 1 << 20];
@@ -452,7 +588,7 @@ mod tests {
             held,
             fresh: held == 0,
             size: content.len() as u64,
-            sha256: Sha256::digest(content).into(),
+            sha256: Some(Sha256::digest(content).into()),
         }
     }
 
@@ -513,6 +649,60 @@ mod tests {
             .await
             .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         assert_eq!(std::fs::read(path)?, b"");
+        Ok(())
+    }
+
+    fn streamed(dir: &Path, held: u64, content: &[u8]) -> WriteJob {
+        WriteJob {
+            sha256: None,
+            ..job(dir, held, content)
+        }
+    }
+
+    #[tokio::test]
+    async fn streamed_writer_resumes_and_checks_the_digest() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("f.bin.part"), &content[..40_000])?;
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let mut w = spawn_writer(streamed(dir.path(), 40_000, &content), etx);
+        w.tx.send(Bytes::copy_from_slice(&content[40_000..]))
+            .await
+            .map_err(std::io::Error::other)?;
+        w.give_digest(*blake3::hash(&content).as_bytes());
+        let path = finish(&mut erx)
+            .await
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        assert_eq!(std::fs::read(&path)?, content);
+
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let mut w = spawn_writer(streamed(dir.path(), 0, b"hello"), etx);
+        w.tx.send(Bytes::from_static(b"hello"))
+            .await
+            .map_err(std::io::Error::other)?;
+        w.give_digest(*blake3::hash(b"hellO").as_bytes());
+        assert_eq!(finish(&mut erx).await, Err(WriteFailure::HashMismatch));
+        assert!(!dir.path().join("f.bin.part").exists());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn streamed_writer_keeps_the_whole_part_when_the_digest_never_comes(
+    ) -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let w = spawn_writer(streamed(dir.path(), 0, b"hello"), etx);
+        w.tx.send(Bytes::from_static(b"hello"))
+            .await
+            .map_err(std::io::Error::other)?;
+        w.finish().await.map_err(std::io::Error::other)?;
+        while let Ok(ev) = erx.try_recv() {
+            assert!(
+                !matches!(ev, DiskEvent::Written { .. }),
+                "no verdict without the digest"
+            );
+        }
+        assert_eq!(std::fs::read(dir.path().join("f.bin.part"))?, b"hello");
         Ok(())
     }
 
@@ -604,21 +794,32 @@ mod tests {
                 path,
                 from,
                 size: content.len() as u64,
+                digest: true,
             },
             otx,
             etx,
         );
         let mut got = Vec::new();
         let mut expect = from;
+        let mut digest = None;
         while let Some(m) = orx.recv().await {
-            let Some(Body::FileChunk(c)) = m.body else {
-                panic!("not a chunk")
-            };
-            assert_eq!(c.offset, expect);
-            expect += c.data.len() as u64;
-            got.extend_from_slice(&c.data);
+            match m.body {
+                Some(Body::FileChunk(c)) => {
+                    assert!(digest.is_none(), "FileDigest comes after the last chunk");
+                    assert_eq!(c.offset, expect);
+                    expect += c.data.len() as u64;
+                    got.extend_from_slice(&c.data);
+                }
+                Some(Body::FileDigest(d)) => digest = Some(d.blake3),
+                other => panic!("unexpected {other:?}"),
+            }
         }
         assert_eq!(got, &content[from as usize..]);
+        assert_eq!(
+            digest.as_deref(),
+            Some(&blake3::hash(&content).as_bytes()[..]),
+            "the digest covers the whole file, the resumed prefix included"
+        );
         loop {
             match erx.recv().await {
                 Some(DiskEvent::PumpDone { generation: 1, .. }) => break,

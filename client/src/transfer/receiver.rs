@@ -1,8 +1,9 @@
 //! The receiving end of one file transfer, without I/O (SPEC.md §8.3).
 //!
 //! It decides which offset to accept from, checks every chunk against the byte it expects
-//! next, and says when all bytes are in so that the I/O layer verifies the SHA-256. The
-//! bytes themselves never pass through it.
+//! next, and says when all bytes are in so that the I/O layer verifies the hash: the offered
+//! SHA-256, or for a streamed-hash offer the BLAKE3 that FileDigest brings after the last
+//! chunk (SPEC.md §8.3.1). The bytes themselves never pass through it.
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,8 @@ pub enum ChunkOutcome {
 pub struct FileReceiver {
     offer: FileOfferFrame,
     state: ReceiverState,
+    /// A FileDigest was handed to the writer (streamed-hash offers only).
+    digest_seen: bool,
 }
 
 impl FileReceiver {
@@ -86,6 +89,7 @@ impl FileReceiver {
         Self {
             offer,
             state: ReceiverState::AwaitingDecision,
+            digest_seen: false,
         }
     }
 
@@ -150,6 +154,37 @@ impl FileReceiver {
             return Err(Violation("re-offer differs from the original offer".into()));
         }
         Ok(())
+    }
+
+    /// True for a streamed-hash offer: the hash comes in FileDigest (SPEC.md §8.3.1).
+    pub fn is_streamed(&self) -> bool {
+        self.offer.sha256.is_none()
+    }
+
+    /// True while every byte is in but the streamed-hash transfer still waits for its
+    /// FileDigest: it counts as waiting for data (SPEC.md §8.3 rule 3a, §8.3.1 rule 4).
+    pub fn awaits_digest(&self) -> bool {
+        self.is_streamed() && self.state == ReceiverState::Verifying && !self.digest_seen
+    }
+
+    /// A FileDigest arrived. `Ok(true)`: hand it to the writer; `Ok(false)`: a repeat while
+    /// still verifying (the sender re-sent it after a reconnect): ignore it.
+    ///
+    /// # Errors
+    /// [`Violation`] for an offer with a SHA-256, or before all bytes arrived (SPEC.md
+    /// §8.3.1 rule 4).
+    pub fn on_digest(&mut self) -> Result<bool, Violation> {
+        if !self.is_streamed() {
+            return Err(Violation(
+                "FileDigest for a transfer offered with a SHA-256".into(),
+            ));
+        }
+        if self.state != ReceiverState::Verifying {
+            return Err(Violation(format!("FileDigest in state {:?}", self.state)));
+        }
+        let first = !self.digest_seen;
+        self.digest_seen = true;
+        Ok(first)
     }
 
     /// A chunk of `len` bytes at `offset` arrived.
@@ -229,7 +264,7 @@ mod tests {
             id: [3; 16],
             name: "x".into(),
             size,
-            sha256: [7; 32],
+            sha256: Some([7; 32]),
         }
     }
 
@@ -306,8 +341,38 @@ mod tests {
         assert!(r.on_reoffer(&offer(10)).is_ok());
         assert!(r.on_reoffer(&offer(11)).is_err());
         let mut other = offer(10);
-        other.sha256 = [0; 32];
+        other.sha256 = Some([0; 32]);
         assert!(r.on_reoffer(&other).is_err());
+        other.sha256 = None;
+        assert!(
+            r.on_reoffer(&other).is_err(),
+            "a transfer keeps the kind of its first offer"
+        );
+    }
+
+    #[test]
+    fn a_streamed_offer_verifies_after_its_digest() {
+        let mut o = offer(10);
+        o.sha256 = None;
+        let mut r = FileReceiver::new(o);
+        assert!(r.is_streamed());
+        assert_eq!(r.accept(0), Ok((0, ChunkOutcome::More)));
+        assert!(r.on_digest().is_err(), "digest before the last byte");
+        assert!(!r.awaits_digest());
+        assert_eq!(r.on_chunk(0, 10), Ok(ChunkOutcome::Last));
+        assert!(r.awaits_digest(), "silence is timed until the digest");
+        assert_eq!(r.on_digest(), Ok(true));
+        assert!(!r.awaits_digest());
+        assert_eq!(r.on_digest(), Ok(false), "a repeat is ignored");
+        r.on_verified(true);
+        assert!(r.on_digest().is_err(), "after the end");
+
+        let mut sha = FileReceiver::new(offer(1));
+        assert!(sha.accept(1).is_ok());
+        assert!(
+            sha.on_digest().is_err(),
+            "no FileDigest for a SHA-256 offer"
+        );
     }
 
     #[test]

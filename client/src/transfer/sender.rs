@@ -4,6 +4,11 @@
 //! finished) and does what it answers: send an offer, start streaming from an offset, report
 //! completion. Resuming is the same path as a first offer: after a dropped connection the
 //! transfer returns to [`SenderState::Pending`] and the same id is offered again.
+//!
+//! Two kinds of offer (SPEC.md §8.3.1): with the SHA-256 of the file (version 1; the hash is
+//! computed by the I/O layer only when a connection without `file-blake3` needs it), or
+//! streamed-hash, where the pump hashes BLAKE3 while it sends and ends with FileDigest. A
+//! transfer keeps the kind of its first offer.
 
 use peerchat_proto::message::FileOfferFrame;
 use peerchat_proto::wire::FileCancelReason;
@@ -32,10 +37,38 @@ pub enum SenderState {
     Cancelled(FileCancelReason),
 }
 
+/// What the I/O layer must do to offer a pending transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfferStep {
+    /// Send this offer (state becomes `Offered`).
+    Send(FileOfferFrame),
+    /// The connection cannot take a streamed-hash offer and the SHA-256 is not known yet:
+    /// hash the file, give the result to [`FileSender::set_sha256`], then offer again.
+    NeedSha256,
+    /// A streamed-hash transfer cannot be re-offered on a connection without `file-blake3`
+    /// (the friend's client changed): cancel it; the user sends the file again (SPEC.md
+    /// §8.3.1 rule 1).
+    Unsupported,
+    /// Nothing to offer (not pending).
+    Nothing,
+}
+
+/// How an offer's hash is given (SPEC.md §8.3, §8.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashKind {
+    /// Not offered yet: decided at the first offer.
+    Undecided,
+    /// SHA-256 in the offer.
+    Sha256,
+    /// BLAKE3 in FileDigest after the last chunk.
+    Streamed,
+}
+
 /// What the I/O layer must do after an accepted offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcceptStep {
-    /// Stream bytes `from..size`.
+    /// Stream bytes `from..size` (for a streamed-hash transfer, hash `0..from` first and end
+    /// with FileDigest; `from` may then equal the size).
     Stream {
         /// First byte to send.
         from: u64,
@@ -50,20 +83,28 @@ pub struct FileSender {
     id: TransferId,
     name: String,
     size: u64,
-    sha256: [u8; 32],
+    sha256: Option<[u8; 32]>,
+    kind: HashKind,
     state: SenderState,
     /// Bytes the receiver holds according to its last FileAccept plus what we streamed since.
     sent: u64,
 }
 
 impl FileSender {
-    /// A transfer not yet offered.
-    pub fn new(id: TransferId, name: String, size: u64, sha256: [u8; 32]) -> Self {
+    /// A transfer not yet offered. `sha256`: the hash if the caller already has it (a
+    /// transfer restored from history, or a caller that vouches for it); such a transfer is
+    /// offered with it, so that a re-offer after a restart equals the first offer.
+    pub fn new(id: TransferId, name: String, size: u64, sha256: Option<[u8; 32]>) -> Self {
         Self {
             id,
             name,
             size,
             sha256,
+            kind: if sha256.is_some() {
+                HashKind::Sha256
+            } else {
+                HashKind::Undecided
+            },
             state: SenderState::Pending,
             sent: 0,
         }
@@ -102,18 +143,54 @@ impl FileSender {
         )
     }
 
-    /// The offer to send now, if the transfer waits for one (state becomes `Offered`).
-    pub fn offer(&mut self) -> Option<FileOfferFrame> {
+    /// How this transfer's hash is given.
+    pub fn kind(&self) -> HashKind {
+        self.kind
+    }
+
+    /// The SHA-256, if known.
+    pub fn sha256(&self) -> Option<[u8; 32]> {
+        self.sha256
+    }
+
+    /// The I/O layer computed the SHA-256 ([`OfferStep::NeedSha256`]).
+    pub fn set_sha256(&mut self, sha256: [u8; 32]) {
+        self.sha256 = Some(sha256);
+    }
+
+    /// What to do to offer the transfer on a connection where `streamed_ok` says whether
+    /// both hellos named `file-blake3`. A new transfer is offered streamed where it can be
+    /// (no pre-hash pass); one first offered with a SHA-256 keeps it (SPEC.md §8.3.1 rule 1).
+    pub fn offer(&mut self, streamed_ok: bool) -> OfferStep {
         if self.state != SenderState::Pending {
-            return None;
+            return OfferStep::Nothing;
         }
+        let kind = match self.kind {
+            HashKind::Undecided if streamed_ok => HashKind::Streamed,
+            HashKind::Undecided => HashKind::Sha256,
+            HashKind::Streamed if !streamed_ok => return OfferStep::Unsupported,
+            k => k,
+        };
+        let sha256 = match kind {
+            HashKind::Streamed => None,
+            _ => match self.sha256 {
+                Some(h) => Some(h),
+                None => return OfferStep::NeedSha256,
+            },
+        };
+        self.kind = kind;
         self.state = SenderState::Offered;
-        Some(FileOfferFrame {
+        OfferStep::Send(FileOfferFrame {
             id: self.id.0,
             name: self.name.clone(),
             size: self.size,
-            sha256: self.sha256,
+            sha256,
         })
+    }
+
+    /// True if this transfer's pump must hash and end with FileDigest.
+    pub fn streams_digest(&self) -> bool {
+        self.kind == HashKind::Streamed
     }
 
     /// The receiver accepted from `offset`.
@@ -131,7 +208,7 @@ impl FileSender {
             )));
         }
         self.sent = offset;
-        if offset == self.size {
+        if offset == self.size && self.kind != HashKind::Streamed {
             self.state = SenderState::AwaitingComplete;
             Ok(AcceptStep::NothingToSend)
         } else {
@@ -209,18 +286,29 @@ mod tests {
     use super::*;
 
     fn sender(size: u64) -> FileSender {
-        FileSender::new(TransferId([1; 16]), "a.bin".into(), size, [9; 32])
+        FileSender::new(TransferId([1; 16]), "a.bin".into(), size, Some([9; 32]))
+    }
+
+    fn sent(step: OfferStep) -> FileOfferFrame {
+        match step {
+            OfferStep::Send(o) => o,
+            other => panic!("expected an offer, got {other:?}"),
+        }
     }
 
     #[test]
     fn offer_accept_stream_complete() {
         let mut s = sender(1000);
-        let offer = s.offer().unwrap_or_else(|| panic!("offer"));
+        let offer = sent(s.offer(false));
         assert_eq!(
             (offer.size, offer.name.as_str(), offer.sha256),
-            (1000, "a.bin", [9; 32])
+            (1000, "a.bin", Some([9; 32]))
         );
-        assert_eq!(s.offer(), None, "offered only once per connection");
+        assert_eq!(
+            s.offer(false),
+            OfferStep::Nothing,
+            "offered only once per connection"
+        );
         assert_eq!(s.on_accept(0), Ok(AcceptStep::Stream { from: 0 }));
         s.on_streamed(600);
         assert_eq!(s.sent(), 600);
@@ -233,12 +321,12 @@ mod tests {
     #[test]
     fn resume_offers_the_same_id_and_streams_from_the_receivers_offset() {
         let mut s = sender(1000);
-        s.offer();
+        s.offer(false);
         assert!(s.on_accept(0).is_ok());
         s.on_streamed(300);
         s.on_disconnect();
         assert_eq!(s.state(), &SenderState::Pending);
-        let again = s.offer().unwrap_or_else(|| panic!("re-offer"));
+        let again = sent(s.offer(false));
         assert_eq!(again.id, [1; 16]);
         assert_eq!(s.on_accept(300), Ok(AcceptStep::Stream { from: 300 }));
         assert_eq!(s.sent(), 300);
@@ -248,7 +336,7 @@ mod tests {
     fn accept_rules() {
         let mut s = sender(10);
         assert!(s.on_accept(0).is_err(), "accept before offer");
-        s.offer();
+        s.offer(false);
         assert!(s.on_accept(11).is_err(), "offset beyond size");
         assert_eq!(s.on_accept(10), Ok(AcceptStep::NothingToSend));
         assert!(s.on_accept(0).is_err(), "second accept");
@@ -258,7 +346,7 @@ mod tests {
     #[test]
     fn empty_file_needs_no_chunks() {
         let mut s = sender(0);
-        s.offer();
+        s.offer(false);
         assert_eq!(s.on_accept(0), Ok(AcceptStep::NothingToSend));
         assert_eq!(chunk_ranges(0, 0, 4).count(), 0);
     }
@@ -266,7 +354,7 @@ mod tests {
     #[test]
     fn complete_after_reoffer_when_receiver_already_finished() {
         let mut s = sender(5);
-        s.offer();
+        s.offer(false);
         assert!(s.on_complete().is_ok());
         let mut fresh = sender(5);
         assert!(fresh.on_complete().is_err(), "complete before any offer");
@@ -275,14 +363,50 @@ mod tests {
     #[test]
     fn cancel_is_final() {
         let mut s = sender(5);
-        s.offer();
+        s.offer(false);
         s.on_cancel(FileCancelReason::Declined);
         s.on_disconnect();
         assert_eq!(
             s.state(),
             &SenderState::Cancelled(FileCancelReason::Declined)
         );
-        assert_eq!(s.offer(), None);
+        assert_eq!(s.offer(false), OfferStep::Nothing);
+    }
+
+    #[test]
+    fn streamed_offers_need_no_hash_and_keep_their_kind() {
+        let mut s = FileSender::new(TransferId([1; 16]), "a.bin".into(), 10, None);
+        assert_eq!(sent(s.offer(true)).sha256, None, "no pre-hash pass");
+        assert!(s.streams_digest());
+        assert_eq!(
+            s.on_accept(10),
+            Ok(AcceptStep::Stream { from: 10 }),
+            "all held: the pump still sends FileDigest"
+        );
+        s.on_disconnect();
+        assert_eq!(
+            s.offer(false),
+            OfferStep::Unsupported,
+            "a connection without the feature cannot take the streamed re-offer (SPEC.md \
+             §8.3.1 rule 1)"
+        );
+        assert_eq!(sent(s.offer(true)).sha256, None);
+    }
+
+    #[test]
+    fn sha256_offers_wait_for_the_hash_and_stay_sha256() {
+        let mut s = FileSender::new(TransferId([1; 16]), "a.bin".into(), 10, None);
+        assert_eq!(s.offer(false), OfferStep::NeedSha256);
+        assert_eq!(s.state(), &SenderState::Pending);
+        s.set_sha256([5; 32]);
+        assert_eq!(sent(s.offer(false)).sha256, Some([5; 32]));
+        s.on_disconnect();
+        assert_eq!(
+            sent(s.offer(true)).sha256,
+            Some([5; 32]),
+            "the re-offer is identical even where streaming is possible"
+        );
+        assert!(!s.streams_digest());
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub fn body_name(m: &wire::PeerMessage) -> String {
             Body::FileAccept(a) => format!("FileAccept{{offset {}}}", a.offset),
             Body::FileChunk(c) => format!("FileChunk{{offset {}}}", c.offset),
             Body::FileComplete(_) => "FileComplete".into(),
+            Body::FileDigest(_) => "FileDigest".into(),
             Body::FileCancel(c) => format!("FileCancel{{{}}}", cancel_name(c.reason)),
             Body::Ping(_) => "Ping".into(),
             Body::Pong(_) => "Pong".into(),

@@ -193,6 +193,8 @@ impl Pair {
         Body::Hello(wire::PeerHello {
             userid: self.friend.userid.clone(),
             to_userid: self.sut_user.userid.clone(),
+            // A version-1 friend: no optional features (SPEC.md §7.2 rule 9).
+            features: Vec::new(),
         })
     }
 

@@ -95,6 +95,8 @@ async fn hello_with(ctx: Ctx, userid: Option<&str>, to: Option<&str>, row: &str)
     link.send(Body::Hello(wire::PeerHello {
         userid: userid.map_or_else(|| p.friend.userid.clone(), str::to_owned),
         to_userid: to.map_or_else(|| p.sut_user.userid.clone(), str::to_owned),
+        // A version-1 friend: no optional features (SPEC.md §7.2 rule 9).
+        features: Vec::new(),
     }))
     .await?;
     let r = refused(&mut link, CloseReason::NotAFriend, row).await;
@@ -124,6 +126,8 @@ async fn initiator_other_userid(ctx: Ctx) -> CaseResult {
     link.send(Body::Hello(wire::PeerHello {
         userid: ident::userid(),
         to_userid: p.sut_user.userid.clone(),
+        // A version-1 friend: no optional features (SPEC.md §7.2 rule 9).
+        features: Vec::new(),
     }))
     .await?;
     let r = refused(&mut link, CloseReason::NotAFriend, "L14").await;
