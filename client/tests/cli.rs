@@ -198,15 +198,55 @@ fn cli_processes_register_befriend_chat_and_send_files() {
         .filter_map(|m| m["text"].as_str())
         .collect();
     assert_eq!(texts, vec!["hello from a script", "hi back from chat mode"]);
+
+    // /chat FRIEND: plain lines go to the friend.
+    alice.say("/chat bob");
+    alice.wait_for("chat target", |v| {
+        v["event"] == "chat_target" && v["friend"] == "bob"
+    });
+    alice.say("a plain line");
+    bob.wait_for("the plain line", |v| {
+        v["event"] == "message_received" && v["text"] == "a plain line"
+    });
+    // The link is up: "sent", not "queued".
+    alice.wait_for("sent", |v| {
+        v["event"] == "message_sent" && v["status"] == "sent"
+    });
+
+    // One-shot commands on bob's profile are carried out by his running session (its
+    // control socket) instead of a second client that would replace it.
+    let h = run(&addr, &pb, &["history", "alice", "--limit", "10"]);
+    assert!(h.iter().any(|v| v["event"] == "history"
+        && v["messages"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["text"] == "a plain line"))));
+    let sent = run(&addr, &pb, &["send-message", "alice", "through the session"]);
+    assert!(has(&sent, "message_sent"));
+    alice.wait_for("the forwarded message", |v| {
+        v["event"] == "message_received" && v["text"] == "through the session"
+    });
+    let login = base(&addr, &pb).arg("login").output().unwrap();
+    assert!(!login.status.success());
+    assert!(
+        String::from_utf8_lossy(&login.stdout).contains("session is running"),
+        "{}",
+        String::from_utf8_lossy(&login.stdout)
+    );
+    // bob's session is still logged in and linked.
+    bob.say("/msg alice still here");
+    alice.wait_for("bob still here", |v| {
+        v["event"] == "message_received" && v["text"] == "still here"
+    });
     alice.quit();
     bob.quit();
+    assert!(!pb.join("cli.sock").exists(), "the session removes its socket");
 
     // History is local: readable with the server gone.
     rt.block_on(server.shutdown());
     let h = run(&addr, &pb, &["history", "alice"]);
     assert!(h
         .iter()
-        .any(|v| v["event"] == "history" && v["messages"].as_array().map(Vec::len) == Some(2)));
+        .any(|v| v["event"] == "history" && v["messages"].as_array().map(Vec::len) == Some(5)));
 }
 
 fn fingerprint(n: usize) -> String {
