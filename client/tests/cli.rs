@@ -220,7 +220,11 @@ fn cli_processes_register_befriend_chat_and_send_files() {
         && v["messages"]
             .as_array()
             .is_some_and(|m| m.iter().any(|m| m["text"] == "a plain line"))));
-    let sent = run(&addr, &pb, &["send-message", "alice", "through the session"]);
+    let sent = run(
+        &addr,
+        &pb,
+        &["send-message", "alice", "through the session"],
+    );
     assert!(has(&sent, "message_sent"));
     alice.wait_for("the forwarded message", |v| {
         v["event"] == "message_received" && v["text"] == "through the session"
@@ -239,7 +243,10 @@ fn cli_processes_register_befriend_chat_and_send_files() {
     });
     alice.quit();
     bob.quit();
-    assert!(!pb.join("cli.sock").exists(), "the session removes its socket");
+    assert!(
+        !pb.join("cli.sock").exists(),
+        "the session removes its socket"
+    );
 
     // History is local: readable with the server gone.
     rt.block_on(server.shutdown());

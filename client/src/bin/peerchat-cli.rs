@@ -17,8 +17,8 @@ use peerchat_client::cli::{
 };
 use peerchat_client::profile::Profile;
 use peerchat_client::{
-    AutoAccept, Client, ClientConfig, ClientError, Direction, Event, EventStream, TraversalConfig,
-    TransferId, CLI_AUTO_ACCEPT_MAX,
+    AutoAccept, Client, ClientConfig, ClientError, Direction, Event, EventStream, TransferId,
+    TraversalConfig, CLI_AUTO_ACCEPT_MAX,
 };
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
@@ -681,8 +681,8 @@ impl ControlSocket {
             // Left by a session that died.
             let _ = std::fs::remove_file(&path);
         }
-        let listener =
-            UnixListener::bind(&path).map_err(|e| ClientError::io("opening the control socket", e))?;
+        let listener = UnixListener::bind(&path)
+            .map_err(|e| ClientError::io("opening the control socket", e))?;
         let guard = SocketGuard(path.clone());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| ClientError::io("restricting the control socket", e))?;
@@ -854,7 +854,12 @@ fn start_editor(
 }
 
 /// Handles one typed line; false when the session should end.
-async fn handle_line(client: &Client, printer: &Printer, state: &mut ChatState, line: &str) -> bool {
+async fn handle_line(
+    client: &Client,
+    printer: &Printer,
+    state: &mut ChatState,
+    line: &str,
+) -> bool {
     let cmd = match parse_line(line) {
         Ok(Some(c)) => c,
         Ok(None) => return true,

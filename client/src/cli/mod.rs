@@ -54,7 +54,8 @@ pub enum LineCommand {
 }
 
 /// The help text of interactive mode.
-pub const HELP: &str = "commands: /chat FRIEND (then plain lines go to FRIEND; /chat alone stops) | \
+pub const HELP: &str =
+    "commands: /chat FRIEND (then plain lines go to FRIEND; /chat alone stops) | \
 /msg FRIEND TEXT | /send FRIEND PATH | /add USER | /accept USER | /refuse USER | /unfriend USER | \
 /find USER | /friends | /history FRIEND [N] | /typing FRIEND [on|off] | /accept-file #N | \
 /decline-file #N | /cancel #N | /trust-key FRIEND FINGERPRINT | /help | /quit (or Ctrl-D)";
@@ -143,9 +144,7 @@ where
             .and_then(|ms| tz.timestamp_millis_opt(ms).single())
     };
     match (at(unix_ms), at(now_ms)) {
-        (Some(t), Some(now)) if t.date_naive() == now.date_naive() => {
-            t.format("%H:%M").to_string()
-        }
+        (Some(t), Some(now)) if t.date_naive() == now.date_naive() => t.format("%H:%M").to_string(),
         (Some(t), _) => t.format("%Y-%m-%d %H:%M").to_string(),
         _ => unix_ms.to_string(),
     }
@@ -344,7 +343,11 @@ pub enum DeliveryStatus {
 
 /// The human lines for a record: (is an error, text). `stamp` turns Unix milliseconds
 /// into a readable time.
-pub fn render(r: &CliRecord, h: &mut Handles, stamp: &dyn Fn(u64) -> String) -> Vec<(bool, String)> {
+pub fn render(
+    r: &CliRecord,
+    h: &mut Handles,
+    stamp: &dyn Fn(u64) -> String,
+) -> Vec<(bool, String)> {
     let line = |s: String| vec![(false, s)];
     match r {
         CliRecord::Registered {
@@ -566,7 +569,9 @@ pub fn describe(e: &Event, h: &mut Handles, stamp: &dyn Fn(u64) -> String) -> St
             size,
         } => {
             let t = h.label(*transfer_id);
-            format!("* {friend} offers {name} ({size} bytes): /accept-file {t} or /decline-file {t}")
+            format!(
+                "* {friend} offers {name} ({size} bytes): /accept-file {t} or /decline-file {t}"
+            )
         }
         Event::TransferStarted {
             friend,
@@ -821,8 +826,14 @@ mod tests {
         };
         assert_eq!(sent(DeliveryStatus::Sent), "sent to bob");
         assert_eq!(sent(DeliveryStatus::Delivered), "delivered to bob");
-        assert_eq!(sent(DeliveryStatus::Connecting), "sending to bob (connecting)");
-        assert_eq!(sent(DeliveryStatus::Queued), "queued until bob is reachable");
+        assert_eq!(
+            sent(DeliveryStatus::Connecting),
+            "sending to bob (connecting)"
+        );
+        assert_eq!(
+            sent(DeliveryStatus::Queued),
+            "queued until bob is reachable"
+        );
         let acked = Event::MessageAcked {
             friend: "bob".into(),
             message_id: crate::ids::MessageId([1; 16]),
