@@ -447,3 +447,50 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// `forgot-password`: the recovery code from registration and a new password (both from
+/// the environment here) reset the password; the new one logs in and a new code is shown.
+#[test]
+fn forgot_password_resets_with_the_recovery_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(peerchat_server::start(peerchat_server::Config::for_tests(
+            tmp.path().join("server"),
+        )))
+        .unwrap();
+    let addr = server.local_addr.to_string();
+    let pa = profile(tmp.path(), "alice", 0);
+    let reg = run(&addr, &pa, &["register", "alice", "alice@example.org"]);
+    let code = reg
+        .iter()
+        .find_map(|v| v["recovery_code"].as_str())
+        .unwrap()
+        .to_owned();
+    let new_password = "a brand new passphrase";
+    let out = base(&addr, &pa)
+        .args(["forgot-password", "alice", "ALICE@example.org"])
+        .env("PEERCHAT_RECOVERY_CODE", &code)
+        .env("PEERCHAT_PASSWORD", new_password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let reset: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "password_reset")
+        .expect("password_reset");
+    assert_ne!(reset["recovery_code"].as_str(), Some(code.as_str()));
+    let login = base(&addr, &pa)
+        .args(["login", "alice"])
+        .env("PEERCHAT_PASSWORD", new_password)
+        .output()
+        .unwrap();
+    assert!(login.status.success());
+    rt.block_on(server.shutdown());
+}
