@@ -640,14 +640,15 @@ async fn command(
         Cmd::Chat => {
             let control = ControlSocket::open(profile_dir).await?;
             key_login(client, false).await?;
-            let server = tokio::spawn(serve_control(
-                control.listener,
-                client.clone(),
-                printer.clone(),
-            ));
+            let server = control.map(|c| {
+                let task = tokio::spawn(serve_control(c.listener, client.clone(), printer.clone()));
+                (task, c.guard)
+            });
             interactive(client, printer, profile_dir).await;
-            server.abort();
-            drop(control.guard);
+            if let Some((task, guard)) = server {
+                task.abort();
+                drop(guard);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -669,7 +670,9 @@ struct ControlSocket {
 
 impl ControlSocket {
     /// Listens on the profile's control socket, mode 0600; refuses a second session.
-    async fn open(profile: &Path) -> Result<Self, ClientError> {
+    /// None (with a warning) where no socket can be made, e.g. a path too long for one:
+    /// chat still works, one-shot commands then start their own client.
+    async fn open(profile: &Path) -> Result<Option<Self>, ClientError> {
         let path = control::socket_path(profile);
         if path.exists() {
             if UnixStream::connect(&path).await.is_ok() {
@@ -681,20 +684,35 @@ impl ControlSocket {
             // Left by a session that died.
             let _ = std::fs::remove_file(&path);
         }
-        let listener = UnixListener::bind(&path)
-            .map_err(|e| ClientError::io("opening the control socket", e))?;
+        let listener = match UnixListener::bind(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "warning: no control socket at {} ({e}): one-shot commands on this \
+                     profile will start their own client while this session runs",
+                    path.display()
+                );
+                return Ok(None);
+            }
+        };
         let guard = SocketGuard(path.clone());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| ClientError::io("restricting the control socket", e))?;
-        Ok(ControlSocket { listener, guard })
+        Ok(Some(ControlSocket { listener, guard }))
     }
 }
 
 /// Answers one-shot commands from other peerchat-cli processes (see `cli::control`).
 async fn serve_control(listener: UnixListener, client: Client, printer: Printer) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let client = client.clone();
         let printer = printer.clone();
