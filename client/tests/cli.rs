@@ -208,10 +208,13 @@ fn cli_processes_register_befriend_chat_and_send_files() {
     bob.wait_for("the plain line", |v| {
         v["event"] == "message_received" && v["text"] == "a plain line"
     });
-    // The link is up: "sent", not "queued".
-    alice.wait_for("sent", |v| {
-        v["event"] == "message_sent" && v["status"] == "sent"
-    });
+    // bob is online: "sent" (or "connecting" if the link is being replaced just then),
+    // never "queued".
+    let sent = alice.wait_for("message_sent", |v| v["event"] == "message_sent");
+    assert!(
+        sent["status"] == "sent" || sent["status"] == "connecting",
+        "{sent}"
+    );
 
     // One-shot commands on bob's profile are carried out by his running session (its
     // control socket) instead of a second client that would replace it.
@@ -412,7 +415,17 @@ fn incoming_lines_print_above_the_prompt_and_keep_the_typed_text() {
         !s.contains("half typed<alice>") && !s.contains("half typed["),
         "the event was printed into the typed text:\n{s}"
     );
-    type_keys(&mut keys, "\r/quit\r");
+    type_keys(&mut keys, "\r");
+    wait_for("the send reported", &|s| {
+        s.contains("queued until alice is reachable")
+            || s.contains("sent to alice")
+            || s.contains("sending to alice")
+    });
+    wait_for("the next prompt", &|s| {
+        s.rfind("to alice")
+            .is_some_and(|at| s[at..].contains("alice> "))
+    });
+    type_keys(&mut keys, "/quit\r");
     // `script` ends when its input does.
     drop(keys);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -121,7 +121,8 @@ type EditorPrinter = Box<dyn rustyline::ExternalPrinter + Send>;
 
 /// What every printer of this process shares.
 struct Shared {
-    terminal: Mutex<Option<EditorPrinter>>,
+    /// Lines for the editor's printer thread, while the editor runs.
+    terminal: Mutex<Option<std::sync::mpsc::Sender<String>>>,
     handles: Mutex<Handles>,
 }
 
@@ -163,16 +164,31 @@ impl Printer {
     }
 
     /// Lines go above the prompt while the editor runs.
+    /// Lines go above the prompt while the editor runs. The editor's printer can block
+    /// (its queue holds one line until the editor reads it, and the editor reads only
+    /// inside `readline`), so it runs on its own thread: a caller never waits for it, and
+    /// the loop that hands the editor its next prompt is never stuck behind a print.
     fn set_editor(&self, p: Option<EditorPrinter>) {
+        let sender = p.map(|mut p| {
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            std::thread::spawn(move || {
+                for line in rx {
+                    if p.print(line.clone()).is_err() {
+                        print!("{line}");
+                    }
+                }
+            });
+            tx
+        });
         if let Ok(mut t) = self.shared.terminal.lock() {
-            *t = p;
+            *t = sender;
         }
     }
 
     fn terminal(&self, error: bool, line: String) {
-        if let Ok(mut t) = self.shared.terminal.lock() {
-            if let Some(p) = t.as_mut() {
-                if p.print(format!("{line}\n")).is_ok() {
+        if let Ok(t) = self.shared.terminal.lock() {
+            if let Some(tx) = t.as_ref() {
+                if tx.send(format!("{line}\n")).is_ok() {
                     return;
                 }
             }
