@@ -384,11 +384,19 @@ impl Client {
         }
     }
 
-    /// Logs out (peer connections stay open).
+    /// Logs out and makes this client unreachable until the next login: every peer link
+    /// (direct or relayed) closes and new ones are refused (SPEC.md §5.6). This happens
+    /// first and locally, so it holds even when the server is unreachable.
     ///
     /// # Errors
-    /// Server errors.
+    /// Server errors (the client is offline for friends all the same).
     pub async fn logout(&self) -> Result<(), ClientError> {
+        let (reply, done) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::GoOffline { reply })
+            .map_err(|_| ClientError::Closed)?;
+        done.await.map_err(|_| ClientError::Closed)?;
         self.inner.server.request(Request::Logout).await.map(|_| ())
     }
 

@@ -109,6 +109,8 @@ pub enum Command {
         fingerprint: String,
         reply: Reply<()>,
     },
+    /// The user logs out: become unreachable until the next login (SPEC.md §5.6).
+    GoOffline { reply: oneshot::Sender<()> },
     /// Close everything.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -479,10 +481,34 @@ impl Core {
                 let r = self.accept_friend_key(&friend, &fingerprint);
                 let _ = reply.send(r);
             }
+            Command::GoOffline { reply } => {
+                self.go_offline();
+                let _ = reply.send(());
+            }
             Command::Shutdown { reply } => {
                 let _ = reply.send(());
             }
         }
+    }
+
+    /// The user logged out: nobody reaches us until the next login (SPEC.md §5.6; issue #15
+    /// item 6, where a logged-out user went on receiving and the sender saw "delivered").
+    /// Without a userid every new session refuses at the hello, accepted, dialled or
+    /// relayed (peer/session.rs), and `ensure_connected` dials nobody; the links that are up
+    /// close here, and their `Down` events do the usual clean-up (outbox, transfers).
+    fn go_offline(&mut self) {
+        if let Ok(mut me) = self.me.write() {
+            *me = None;
+        }
+        self.set_reach(Reach::default());
+        self.redial.clear();
+        for (_, link) in self.links.values() {
+            link.close(CloseReason::Normal, "logged out");
+        }
+    }
+
+    fn logged_out(&self) -> bool {
+        self.me.read().map(|m| m.is_none()).unwrap_or(true)
     }
 
     async fn send_message(&mut self, friend: &str, text: String) -> Result<MessageId, ClientError> {
@@ -751,7 +777,7 @@ impl Core {
         {
             return;
         }
-        if self.me.read().ok().and_then(|m| m.clone()).is_none() {
+        if self.logged_out() {
             return;
         }
         let Some((candidates, endpoint)) = self.targets(k) else {
@@ -1004,6 +1030,11 @@ impl Core {
         link: PeerLink,
     ) {
         let k = key(friend);
+        // A session whose hello passed just before a logout.
+        if self.logged_out() {
+            link.close(CloseReason::Normal, "logged out");
+            return;
+        }
         // The session checked the key before the book changed: admission is decided here
         // again, so no link is made while the friend's key change is pending (§12.4).
         if self.key_change_pending(&k) {
@@ -2150,7 +2181,7 @@ impl Core {
                 });
             }
             ServerEvent::LoggedOut => {
-                self.set_reach(Reach::default());
+                self.go_offline();
                 self.emit(Event::LoggedOut)
             }
             ServerEvent::FriendAdded(f) => {

@@ -198,15 +198,65 @@ fn cli_processes_register_befriend_chat_and_send_files() {
         .filter_map(|m| m["text"].as_str())
         .collect();
     assert_eq!(texts, vec!["hello from a script", "hi back from chat mode"]);
+
+    // /chat FRIEND: plain lines go to the friend.
+    alice.say("/chat bob");
+    alice.wait_for("chat target", |v| {
+        v["event"] == "chat_target" && v["friend"] == "bob"
+    });
+    alice.say("a plain line");
+    bob.wait_for("the plain line", |v| {
+        v["event"] == "message_received" && v["text"] == "a plain line"
+    });
+    // bob is online: "sent" (or "connecting" if the link is being replaced just then),
+    // never "queued".
+    let sent = alice.wait_for("message_sent", |v| v["event"] == "message_sent");
+    assert!(
+        sent["status"] == "sent" || sent["status"] == "connecting",
+        "{sent}"
+    );
+
+    // One-shot commands on bob's profile are carried out by his running session (its
+    // control socket) instead of a second client that would replace it.
+    let h = run(&addr, &pb, &["history", "alice", "--limit", "10"]);
+    assert!(h.iter().any(|v| v["event"] == "history"
+        && v["messages"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["text"] == "a plain line"))));
+    let sent = run(
+        &addr,
+        &pb,
+        &["send-message", "alice", "through the session"],
+    );
+    assert!(has(&sent, "message_sent"));
+    alice.wait_for("the forwarded message", |v| {
+        v["event"] == "message_received" && v["text"] == "through the session"
+    });
+    let login = base(&addr, &pb).arg("login").output().unwrap();
+    assert!(!login.status.success());
+    assert!(
+        String::from_utf8_lossy(&login.stdout).contains("session is running"),
+        "{}",
+        String::from_utf8_lossy(&login.stdout)
+    );
+    // bob's session is still logged in and linked.
+    bob.say("/msg alice still here");
+    alice.wait_for("bob still here", |v| {
+        v["event"] == "message_received" && v["text"] == "still here"
+    });
     alice.quit();
     bob.quit();
+    assert!(
+        !pb.join("cli.sock").exists(),
+        "the session removes its socket"
+    );
 
     // History is local: readable with the server gone.
     rt.block_on(server.shutdown());
     let h = run(&addr, &pb, &["history", "alice"]);
     assert!(h
         .iter()
-        .any(|v| v["event"] == "history" && v["messages"].as_array().map(Vec::len) == Some(2)));
+        .any(|v| v["event"] == "history" && v["messages"].as_array().map(Vec::len) == Some(5)));
 }
 
 fn fingerprint(n: usize) -> String {
@@ -273,5 +323,183 @@ fn cli_reports_a_key_change_and_trust_key_releases_held_messages() {
     alice.wait_for("ack", |v| v["event"] == "message_acked");
     alice.quit();
     bob.quit();
+    rt.block_on(server.shutdown());
+}
+
+/// The line editor on a real terminal (a pty from util-linux `script`): a message that
+/// arrives while bob is typing prints above the prompt, and the half-typed line is drawn
+/// again after it, untouched (issue #15: events printed into what was being typed).
+#[test]
+fn incoming_lines_print_above_the_prompt_and_keep_the_typed_text() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(peerchat_server::start(peerchat_server::Config::for_tests(
+            tmp.path().join("server"),
+        )))
+        .unwrap();
+    let addr = server.local_addr.to_string();
+    let pa = profile(tmp.path(), "alice", 0);
+    let pb = profile(tmp.path(), "bob", 1);
+    run(&addr, &pa, &["register", "alice", "alice@example.org"]);
+    run(&addr, &pb, &["register", "bob", "bob@example.org"]);
+    run(&addr, &pa, &["login", "alice"]);
+    run(&addr, &pb, &["login", "bob"]);
+    run(&addr, &pa, &["add", "bob"]);
+    run(&addr, &pb, &["accept", "alice"]);
+
+    // Human output (no --json) on a pty.
+    let cmd = format!(
+        "{CLI} --server {addr} --peer-listen 127.0.0.1:0 --profile {} chat",
+        pb.display()
+    );
+    let mut child = KillOnDrop(
+        Command::new("script")
+            .args(["-qfec", &cmd, "/dev/null"])
+            .env("PEERCHAT_PASSWORD", PASSWORD)
+            .env("TERM", "xterm")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut keys = child.0.stdin.take().unwrap();
+    let mut out = child.0.stdout.take().unwrap();
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let wait_for = |what: &str, pred: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !pred(&screen.lock().unwrap()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{}",
+                screen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let type_keys = |keys: &mut std::process::ChildStdin, s: &str| {
+        keys.write_all(s.as_bytes()).unwrap();
+        keys.flush().unwrap();
+    };
+    wait_for("the login", &|s| s.contains("logged in as bob"));
+    type_keys(&mut keys, "/chat alice\r");
+    wait_for("the chat prompt", &|s| s.contains("alice> "));
+    type_keys(&mut keys, "half typed");
+    wait_for("the echo", &|s| s.contains("half typed"));
+
+    let sent = run(&addr, &pa, &["send-message", "bob", "ping from alice"]);
+    assert!(has(&sent, "message_sent"));
+    // The message line, then the prompt and the typed text drawn again below it.
+    wait_for("the message above the prompt", &|s| {
+        s.find("<alice> ping from alice")
+            .is_some_and(|at| s[at..].contains("alice> half typed"))
+    });
+    let s = screen.lock().unwrap().clone();
+    assert!(
+        !s.contains("half typed<alice>") && !s.contains("half typed["),
+        "the event was printed into the typed text:\n{s}"
+    );
+    // Enter and /quit in one burst: what is typed ahead is kept for the next prompt.
+    type_keys(&mut keys, "\r/quit\r");
+    wait_for("the send reported", &|s| {
+        s.contains("queued until alice is reachable")
+            || s.contains("sent to alice")
+            || s.contains("sending to alice")
+    });
+    // `script` ends when its input does.
+    drop(keys);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "chat did not end after /quit; screen:\n{}",
+                screen.lock().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    // The finished line was sent to alice (plain text in a chat).
+    let h = run(&addr, &pb, &["history", "alice"]);
+    assert!(h.iter().any(|v| v["event"] == "history"
+        && v["messages"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["text"] == "half typed"))));
+    rt.block_on(server.shutdown());
+}
+
+/// Ends `script` (and so the chat under its pty) when a test fails half-way.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `forgot-password`: the recovery code from registration and a new password (both from
+/// the environment here) reset the password; the new one logs in and a new code is shown.
+#[test]
+fn forgot_password_resets_with_the_recovery_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(peerchat_server::start(peerchat_server::Config::for_tests(
+            tmp.path().join("server"),
+        )))
+        .unwrap();
+    let addr = server.local_addr.to_string();
+    let pa = profile(tmp.path(), "alice", 0);
+    let reg = run(&addr, &pa, &["register", "alice", "alice@example.org"]);
+    let code = reg
+        .iter()
+        .find_map(|v| v["recovery_code"].as_str())
+        .unwrap()
+        .to_owned();
+    let new_password = "a brand new passphrase";
+    let out = base(&addr, &pa)
+        .args(["forgot-password", "alice", "ALICE@example.org"])
+        .env("PEERCHAT_RECOVERY_CODE", &code)
+        .env("PEERCHAT_PASSWORD", new_password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let reset: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "password_reset")
+        .expect("password_reset");
+    assert_ne!(reset["recovery_code"].as_str(), Some(code.as_str()));
+    let login = base(&addr, &pa)
+        .args(["login", "alice"])
+        .env("PEERCHAT_PASSWORD", new_password)
+        .output()
+        .unwrap();
+    assert!(login.status.success());
     rt.block_on(server.shutdown());
 }

@@ -70,11 +70,15 @@ async fn a_rate_limited_automatic_login_is_retried_with_back_off_and_reported() 
         // The server's retry_after (minutes) is bounded by the reconnect cap (500 ms here).
         assert!(retry_in_ms > 0 && retry_in_ms <= 500, "{retry_in_ms}");
     }
-    let line = peerchat_client::cli::describe(&Event::LoginRetry {
-        reason: LoginRetryReason::Locked,
-        retry_in_ms: 1500,
-        attempt: 1,
-    });
+    let line = peerchat_client::cli::describe(
+        &Event::LoginRetry {
+            reason: LoginRetryReason::Locked,
+            retry_in_ms: 1500,
+            attempt: 1,
+        },
+        &mut peerchat_client::cli::Handles::default(),
+        &|ms| ms.to_string(),
+    );
     assert!(line.contains("locked") && line.contains("2 s"), "{line}");
 
     // The lock ends (the restarted server forgets it): the next retry gets alice in.

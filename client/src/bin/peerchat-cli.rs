@@ -3,19 +3,26 @@
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use peerchat_client::cli::{describe, parse_line, CliRecord, LineCommand, HELP};
+use peerchat_client::cli::control::{self, ControlReply, ControlRequest};
+use peerchat_client::cli::{
+    describe, human_time, parse_line, render, CliRecord, DeliveryStatus, Handles, LineCommand,
+    TransferRef, HELP,
+};
 use peerchat_client::profile::Profile;
 use peerchat_client::{
-    AutoAccept, Client, ClientConfig, ClientError, Direction, Event, EventStream, TraversalConfig,
-    CLI_AUTO_ACCEPT_MAX,
+    AutoAccept, Client, ClientConfig, ClientError, Direction, Event, EventStream, TransferId,
+    TraversalConfig, CLI_AUTO_ACCEPT_MAX,
 };
 use serde::Serialize;
-use tokio::io::AsyncBufReadExt as _;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast;
 
 #[derive(Parser, Debug)]
@@ -102,105 +109,179 @@ enum Cmd {
     /// Accept a friend's new identity key after a key change, naming the presented
     /// fingerprint exactly as shown (releases the messages held for them).
     TrustKey { friend: String, fingerprint: String },
-    /// Interactive mode: commands on stdin (/msg, /send, /accept, ... /help), events on stdout.
+    /// Reset a forgotten password with the recovery code from registration (the new
+    /// password from --password or PEERCHAT_PASSWORD, else typed twice; prints the new
+    /// recovery code).
+    ForgotPassword {
+        userid: String,
+        email: String,
+        /// The recovery code (else PEERCHAT_RECOVERY_CODE, else a prompt).
+        #[arg(long, env = "PEERCHAT_RECOVERY_CODE", hide_env_values = true)]
+        recovery_code: Option<String>,
+    },
+    /// Interactive mode: a line editor with history; /chat FRIEND then plain lines go to
+    /// FRIEND; events print above the prompt (/help lists the commands). While it runs,
+    /// one-shot commands on the same profile are carried out by it.
     Chat,
 }
 
-/// Prints events and records, as JSON lines or human text.
-#[derive(Clone, Copy)]
+/// Where human lines go: straight to stdout, or, while the line editor runs, through its
+/// printer, which draws them above the prompt and redraws what is being typed.
+type EditorPrinter = Box<dyn rustyline::ExternalPrinter + Send>;
+
+/// What every printer of this process shares.
+struct Shared {
+    /// Lines for the editor's printer thread, while the editor runs.
+    terminal: Mutex<Option<std::sync::mpsc::Sender<String>>>,
+    handles: Mutex<Handles>,
+}
+
+/// Prints events and records, as JSON lines or human text. Records go to the terminal, or
+/// into `capture` when the command came through the control socket.
+#[derive(Clone)]
 struct Printer {
     json: bool,
+    shared: Arc<Shared>,
+    capture: Option<Arc<Mutex<Vec<ControlReply>>>>,
 }
 
 impl Printer {
+    fn new(json: bool) -> Self {
+        Printer {
+            json,
+            shared: Arc::new(Shared {
+                terminal: Mutex::new(None),
+                handles: Mutex::new(Handles::default()),
+            }),
+            capture: None,
+        }
+    }
+
+    /// A printer whose records are kept for a control-socket client.
+    fn capturing(&self, json: bool) -> Self {
+        Printer {
+            json,
+            shared: self.shared.clone(),
+            capture: Some(Arc::default()),
+        }
+    }
+
+    fn captured(&self) -> Vec<ControlReply> {
+        self.capture
+            .as_ref()
+            .and_then(|c| c.lock().ok().map(|mut v| std::mem::take(&mut *v)))
+            .unwrap_or_default()
+    }
+
+    /// Lines go above the prompt while the editor runs.
+    /// Lines go above the prompt while the editor runs. The editor's printer can block
+    /// (its queue holds one line until the editor reads it, and the editor reads only
+    /// inside `readline`), so it runs on its own thread: a caller never waits for it, and
+    /// the loop that hands the editor its next prompt is never stuck behind a print.
+    fn set_editor(&self, p: Option<EditorPrinter>) {
+        let sender = p.map(|mut p| {
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            std::thread::spawn(move || {
+                for line in rx {
+                    if p.print(line.clone()).is_err() {
+                        print!("{line}");
+                    }
+                }
+            });
+            tx
+        });
+        if let Ok(mut t) = self.shared.terminal.lock() {
+            *t = sender;
+        }
+    }
+
+    fn terminal(&self, error: bool, line: String) {
+        if let Ok(t) = self.shared.terminal.lock() {
+            if let Some(tx) = t.as_ref() {
+                if tx.send(format!("{line}\n")).is_ok() {
+                    return;
+                }
+            }
+        }
+        if error {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+
+    fn emit(&self, error: bool, line: String) {
+        match &self.capture {
+            Some(c) => {
+                if let Ok(mut v) = c.lock() {
+                    v.push(if error {
+                        ControlReply::Err(line)
+                    } else {
+                        ControlReply::Out(line)
+                    });
+                }
+            }
+            None => self.terminal(error, line),
+        }
+    }
+
     fn event(&self, e: &Event) {
         if self.json {
-            self.json_line(e);
-        } else {
-            println!("{}", describe(e));
+            if let Some(l) = json_line(e) {
+                self.terminal(false, l);
+            }
+        } else if let Ok(mut h) = self.shared.handles.lock() {
+            let line = describe(e, &mut h, &stamp);
+            drop(h);
+            self.terminal(false, line);
         }
     }
 
     fn record(&self, r: &CliRecord) {
         if self.json {
-            self.json_line(r);
+            if let Some(l) = json_line(r) {
+                self.emit(false, l);
+            }
             return;
         }
-        match r {
-            CliRecord::Registered {
-                userid,
-                recovery_code,
-            } => {
-                println!("registered {userid}. Recovery code (write it down, it is shown only once): {recovery_code}");
-            }
-            CliRecord::FindResult {
-                query,
-                found: true,
-                userid,
-            } => println!("{} exists", userid.as_deref().unwrap_or(query)),
-            CliRecord::FindResult { query, .. } => println!("{query}: no such user"),
-            CliRecord::FriendRequestSent {
-                userid,
-                now_friends: true,
-            } => println!("{userid} had asked you too: you are friends now"),
-            CliRecord::FriendRequestSent { userid, .. } => {
-                println!("friend request sent to {userid}")
-            }
-            CliRecord::Ok { command, target } => println!("{command} {target}: ok"),
-            CliRecord::Friends(s) => {
-                for f in &s.friends {
-                    let link = f.path.map(|p| format!(" ({p})")).unwrap_or_default();
-                    println!(
-                        "{} {}{link} {}",
-                        if f.online { "online " } else { "offline" },
-                        f.userid,
-                        f.fingerprint
-                    );
-                    if let Some(p) = &f.presented_fingerprint {
-                        println!(
-                            "        KEY CHANGED: presents {p}; messages held until /trust-key {} {p}",
-                            f.userid
-                        );
-                    }
-                }
-                for r in &s.incoming_requests {
-                    println!("request from {}", r.userid);
-                }
-                for r in &s.outgoing_requests {
-                    println!("request to {}", r.userid);
-                }
-            }
-            CliRecord::History { messages, friend } => {
-                for m in messages {
-                    let who = if m.direction == "in" {
-                        friend.as_str()
-                    } else {
-                        "me"
-                    };
-                    println!("[{}] <{who}> {}", m.sent_at_unix_ms, m.text);
-                }
-            }
-            CliRecord::MessageSent {
-                friend,
-                delivered: true,
-                ..
-            } => println!("delivered to {friend}"),
-            CliRecord::MessageSent { friend, .. } => {
-                println!("queued for {friend}; it is delivered when you are both online")
-            }
-            CliRecord::FileQueued {
-                friend,
-                path,
-                transfer_id,
-            } => println!("offering {path} to {friend} (transfer {transfer_id})"),
-            CliRecord::CommandFailed { message } => eprintln!("error: {message}"),
+        let lines = match self.shared.handles.lock() {
+            Ok(mut h) => render(r, &mut h, &stamp),
+            Err(_) => return,
+        };
+        for (error, line) in lines {
+            self.emit(error, line);
         }
     }
 
-    fn json_line<T: Serialize>(&self, v: &T) {
-        match serde_json::to_string(v) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("error: cannot encode output: {e}"),
+    fn fail(&self, message: String) {
+        self.record(&CliRecord::CommandFailed { message });
+    }
+
+    fn resolve(&self, t: TransferRef) -> Result<TransferId, ClientError> {
+        self.shared
+            .handles
+            .lock()
+            .map_err(|_| ClientError::Closed)?
+            .resolve(t)
+            .map_err(ClientError::Invalid)
+    }
+}
+
+/// Local time for people; `--json` keeps the Unix milliseconds.
+fn stamp(unix_ms: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    human_time(unix_ms, now, &chrono::Local)
+}
+
+fn json_line<T: Serialize>(v: &T) -> Option<String> {
+    match serde_json::to_string(v) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("error: cannot encode output: {e}");
+            None
         }
     }
 }
@@ -221,33 +302,100 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let printer = Printer { json: args.json };
+    let printer = Printer::new(args.json);
     #[cfg(feature = "test-faults")]
     if let Err(message) = peerchat_client::faults::set(&args.test_fault) {
-        printer.record(&CliRecord::CommandFailed { message });
+        printer.fail(message);
         return ExitCode::FAILURE;
     }
-    match runtime.block_on(run(args, printer)) {
+    match runtime.block_on(run(args, printer.clone())) {
         Ok(code) => code,
         Err(e) => {
-            printer.record(&CliRecord::CommandFailed {
-                message: e.to_string(),
-            });
+            printer.fail(e.to_string());
             ExitCode::FAILURE
         }
     }
 }
 
-fn password(args: &Args) -> Result<String, ClientError> {
-    if let Some(p) = &args.password {
+/// Reads a secret: the value given, else a prompt on the terminal.
+fn secret(given: Option<&String>, prompt: &str, what: &str) -> Result<String, ClientError> {
+    if let Some(p) = given {
         return Ok(p.clone());
     }
     if !std::io::stdin().is_terminal() {
-        return Err(ClientError::Invalid(
-            "no password: use --password, PEERCHAT_PASSWORD or a terminal".into(),
-        ));
+        return Err(ClientError::Invalid(format!(
+            "no {what}: give it as an option or in the environment, or run on a terminal"
+        )));
     }
-    rpassword::prompt_password("password: ").map_err(|e| ClientError::io("reading the password", e))
+    rpassword::prompt_password(prompt).map_err(|e| ClientError::io("reading the password", e))
+}
+
+/// A new password, typed twice when prompted.
+fn new_secret(given: Option<&String>, prompt: &str) -> Result<String, ClientError> {
+    if let Some(p) = given {
+        return Ok(p.clone());
+    }
+    let first = secret(None, prompt, "new password")?;
+    let again = secret(None, "again: ", "new password")?;
+    if first != again {
+        return Err(ClientError::Invalid("the two passwords differ".into()));
+    }
+    Ok(first)
+}
+
+/// Secrets a command needs, read before the client starts, so no event line is printed
+/// into a password prompt.
+#[derive(Default)]
+struct Secrets {
+    password: Option<String>,
+    new_password: Option<String>,
+    recovery_code: Option<String>,
+}
+
+fn secrets(args: &Args) -> Result<Secrets, ClientError> {
+    let mut s = Secrets::default();
+    match &args.command {
+        Cmd::Register { .. } | Cmd::Login { .. } => {
+            s.password = Some(secret(args.password.as_ref(), "password: ", "password")?);
+        }
+        Cmd::ForgotPassword {
+            recovery_code: code,
+            ..
+        } => {
+            s.recovery_code = Some(secret(code.as_ref(), "recovery code: ", "recovery code")?);
+            s.new_password = Some(new_secret(args.password.as_ref(), "new password: ")?);
+        }
+        _ => {}
+    }
+    Ok(s)
+}
+
+/// A one-shot command in the interactive syntax, for a running session; None for the
+/// commands only a fresh client can do.
+fn as_line(cmd: &Cmd) -> Result<Option<String>, ClientError> {
+    Ok(Some(match cmd {
+        Cmd::Find { userid } => format!("/find {userid}"),
+        Cmd::Add { userid } => format!("/add {userid}"),
+        Cmd::Accept { userid } => format!("/accept {userid}"),
+        Cmd::Refuse { userid } => format!("/refuse {userid}"),
+        Cmd::Unfriend { userid } => format!("/unfriend {userid}"),
+        Cmd::Friends => "/friends".into(),
+        Cmd::SendMessage { friend, text } => format!("/msg {friend} {text}"),
+        Cmd::SendFile { friend, path } => {
+            // The session runs in another folder.
+            let path = std::path::absolute(path)
+                .map_err(|e| ClientError::io("resolving the file's path", e))?;
+            format!("/send {friend} {}", path.display())
+        }
+        Cmd::History { friend, limit } => format!("/history {friend} {limit}"),
+        Cmd::TrustKey {
+            friend,
+            fingerprint,
+        } => format!("/trust-key {friend} {fingerprint}"),
+        Cmd::Register { .. } | Cmd::Login { .. } | Cmd::ForgotPassword { .. } | Cmd::Chat => {
+            return Ok(None)
+        }
+    }))
 }
 
 async fn run(args: Args, printer: Printer) -> Result<ExitCode, ClientError> {
@@ -255,6 +403,19 @@ async fn run(args: Args, printer: Printer) -> Result<ExitCode, ClientError> {
         Some(p) => p.clone(),
         None => Profile::default_dir()?,
     };
+    // A running `chat` session owns the account and the links: talk to it.
+    let socket = control::socket_path(&profile_dir);
+    if let Ok(stream) = UnixStream::connect(&socket).await {
+        return match as_line(&args.command)? {
+            Some(line) => forward(stream, args.json, line).await,
+            None => Err(ClientError::Invalid(format!(
+                "a `peerchat-cli chat` session is running for this profile ({}); leave it \
+                 (/quit) first, or run this command there",
+                profile_dir.display()
+            ))),
+        };
+    }
+    let secrets = secrets(&args)?;
     let mut config = ClientConfig::new(&profile_dir, args.server.clone());
     config.peer_listen = args.peer_listen;
     if args.relay_only {
@@ -278,11 +439,33 @@ async fn run(args: Args, printer: Printer) -> Result<ExitCode, ClientError> {
     let (client, events) = Client::start(config).await?;
     // Every event is printed; commands that wait for one subscribe to the copy.
     let (tx, _) = broadcast::channel::<Event>(4096);
-    let pump = tokio::spawn(print_events(events, printer, tx.clone()));
-    let result = command(&args, &client, printer, &tx).await;
+    let pump = tokio::spawn(print_events(events, printer.clone(), tx.clone()));
+    let result = command(&args, &secrets, &client, &printer, &tx, &profile_dir).await;
     client.shutdown().await;
     let _ = pump.await;
     result
+}
+
+/// Sends a one-shot command to the running session and prints its answer.
+async fn forward(stream: UnixStream, json: bool, line: String) -> Result<ExitCode, ClientError> {
+    let io = |e| ClientError::io("talking to the running chat session", e);
+    let (r, mut w) = stream.into_split();
+    let mut req = serde_json::to_string(&ControlRequest { json, line })
+        .map_err(|e| ClientError::Invalid(e.to_string()))?;
+    req.push('\n');
+    w.write_all(req.as_bytes()).await.map_err(io)?;
+    let mut lines = tokio::io::BufReader::new(r).lines();
+    while let Some(l) = lines.next_line().await.map_err(io)? {
+        match serde_json::from_str::<ControlReply>(&l) {
+            Ok(ControlReply::Out(o)) => println!("{o}"),
+            Ok(ControlReply::Err(e)) => eprintln!("{e}"),
+            Ok(ControlReply::Exit(code)) => return Ok(ExitCode::from(code)),
+            Err(_) => {}
+        }
+    }
+    Err(ClientError::Invalid(
+        "the running chat session ended before answering".into(),
+    ))
 }
 
 async fn print_events(mut events: EventStream, printer: Printer, tx: broadcast::Sender<Event>) {
@@ -310,14 +493,21 @@ async fn key_login(client: &Client, required: bool) -> Result<(), ClientError> {
 
 async fn command(
     args: &Args,
+    secrets: &Secrets,
     client: &Client,
-    printer: Printer,
+    printer: &Printer,
     tx: &broadcast::Sender<Event>,
+    profile_dir: &Path,
 ) -> Result<ExitCode, ClientError> {
+    let pw = || {
+        secrets
+            .password
+            .clone()
+            .ok_or_else(|| ClientError::Invalid("no password".into()))
+    };
     match &args.command {
         Cmd::Register { userid, email } => {
-            let pw = password(args)?;
-            let recovery_code = client.register(userid, email, &pw).await?;
+            let recovery_code = client.register(userid, email, &pw()?).await?;
             printer.record(&CliRecord::Registered {
                 userid: userid.clone(),
                 recovery_code,
@@ -328,9 +518,21 @@ async fn command(
                 .clone()
                 .or_else(|| client.profile().account())
                 .ok_or_else(|| ClientError::Invalid("login needs a USERID".into()))?;
-            let pw = password(args)?;
             // The snapshot is printed as the logged_in event.
-            client.login(&userid, &pw).await?;
+            client.login(&userid, &pw()?).await?;
+        }
+        Cmd::ForgotPassword {
+            userid,
+            email,
+            recovery_code: _,
+        } => {
+            let code = secrets.recovery_code.clone().unwrap_or_default();
+            let new = secrets.new_password.clone().unwrap_or_default();
+            let recovery_code = client.forgot_password(userid, email, &code, &new).await?;
+            printer.record(&CliRecord::PasswordReset {
+                userid: userid.clone(),
+                recovery_code,
+            });
         }
         Cmd::Find { userid } => {
             key_login(client, true).await?;
@@ -411,8 +613,19 @@ async fn command(
                 friend: friend.clone(),
                 message_id: id,
                 delivered,
+                status: if delivered {
+                    DeliveryStatus::Delivered
+                } else {
+                    DeliveryStatus::Queued
+                },
             });
             if !delivered {
+                if !printer.json {
+                    eprintln!(
+                        "(it is stored and goes out the next time peerchat-cli runs while \
+                         {friend} is reachable)"
+                    );
+                }
                 return Ok(ExitCode::from(2));
             }
         }
@@ -460,41 +673,323 @@ async fn command(
             });
         }
         Cmd::Chat => {
+            let control = ControlSocket::open(profile_dir).await?;
             key_login(client, false).await?;
-            interactive(client, printer).await;
+            let server = control.map(|c| {
+                let task = tokio::spawn(serve_control(c.listener, client.clone(), printer.clone()));
+                (task, c.guard)
+            });
+            interactive(client, printer, profile_dir).await;
+            if let Some((task, guard)) = server {
+                task.abort();
+                drop(guard);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn interactive(client: &Client, printer: Printer) {
-    if !printer.json {
-        println!("{HELP}");
+/// Removes the socket file when the session ends.
+struct SocketGuard(PathBuf);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let cmd = match parse_line(&line) {
-            Ok(Some(c)) => c,
-            Ok(None) => continue,
-            Err(message) => {
-                printer.record(&CliRecord::CommandFailed { message });
+}
+
+struct ControlSocket {
+    listener: UnixListener,
+    guard: SocketGuard,
+}
+
+impl ControlSocket {
+    /// Listens on the profile's control socket, mode 0600; refuses a second session.
+    /// None (with a warning) where no socket can be made, e.g. a path too long for one:
+    /// chat still works, one-shot commands then start their own client.
+    async fn open(profile: &Path) -> Result<Option<Self>, ClientError> {
+        let path = control::socket_path(profile);
+        if path.exists() {
+            if UnixStream::connect(&path).await.is_ok() {
+                return Err(ClientError::Invalid(format!(
+                    "a `peerchat-cli chat` session is already running for this profile ({})",
+                    profile.display()
+                )));
+            }
+            // Left by a session that died.
+            let _ = std::fs::remove_file(&path);
+        }
+        let listener = match UnixListener::bind(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "warning: no control socket at {} ({e}): one-shot commands on this \
+                     profile will start their own client while this session runs",
+                    path.display()
+                );
+                return Ok(None);
+            }
+        };
+        let guard = SocketGuard(path.clone());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| ClientError::io("restricting the control socket", e))?;
+        Ok(Some(ControlSocket { listener, guard }))
+    }
+}
+
+/// Answers one-shot commands from other peerchat-cli processes (see `cli::control`).
+async fn serve_control(listener: UnixListener, client: Client, printer: Printer) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        if cmd == LineCommand::Quit {
+        let client = client.clone();
+        let printer = printer.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let mut lines = tokio::io::BufReader::new(r).lines();
+            let Ok(Some(req)) = lines.next_line().await else {
+                return;
+            };
+            let Ok(req) = serde_json::from_str::<ControlRequest>(&req) else {
+                return;
+            };
+            let out = printer.capturing(req.json);
+            let ok = match parse_line(&req.line) {
+                Ok(Some(
+                    LineCommand::Chat(_)
+                    | LineCommand::Say(_)
+                    | LineCommand::Quit
+                    | LineCommand::Help,
+                ))
+                | Ok(None) => {
+                    out.fail("not a one-shot command".into());
+                    false
+                }
+                Ok(Some(cmd)) => match line_command(&client, &out, cmd).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        out.fail(e.to_string());
+                        false
+                    }
+                },
+                Err(message) => {
+                    out.fail(message);
+                    false
+                }
+            };
+            let mut replies = out.captured();
+            replies.push(ControlReply::Exit(if ok { 0 } else { 1 }));
+            for r in replies {
+                if let Ok(mut l) = serde_json::to_string(&r) {
+                    l.push('\n');
+                    if w.write_all(l.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The interactive session's state: where plain lines go.
+#[derive(Default)]
+struct ChatState {
+    target: Option<String>,
+}
+
+impl ChatState {
+    fn prompt(&self) -> String {
+        match &self.target {
+            Some(t) => format!("{t}> "),
+            None => "> ".into(),
+        }
+    }
+}
+
+/// A line the editor thread read, with where to send the next prompt (None: stop).
+enum Input {
+    Line(String, std::sync::mpsc::Sender<Option<String>>),
+    End,
+}
+
+async fn interactive(client: &Client, printer: &Printer, profile_dir: &Path) {
+    if !printer.json {
+        printer.terminal(false, HELP.into());
+    }
+    let mut state = ChatState::default();
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if !printer.json && tty {
+        if let Some((mut rx, editor)) = start_editor(printer, profile_dir) {
+            while let Some(input) = rx.recv().await {
+                match input {
+                    Input::Line(line, next) => {
+                        let go = handle_line(client, printer, &mut state, &line).await;
+                        let _ = next.send(go.then(|| state.prompt()));
+                        if !go {
+                            break;
+                        }
+                    }
+                    Input::End => break,
+                }
+            }
+            printer.set_editor(None);
+            let _ = tokio::task::spawn_blocking(move || editor.join()).await;
+            return;
+        }
+    }
+    // Scripts and pipes: plain lines, no editor.
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if !handle_line(client, printer, &mut state, &line).await {
             break;
         }
-        if let Err(e) = line_command(client, printer, cmd).await {
-            printer.record(&CliRecord::CommandFailed {
-                message: e.to_string(),
-            });
+    }
+}
+
+/// Runs the line editor on its own thread (it blocks on the terminal); events meanwhile
+/// print above the prompt through its printer. None if the terminal cannot do that.
+fn start_editor(
+    printer: &Printer,
+    profile_dir: &Path,
+) -> Option<(
+    tokio::sync::mpsc::Receiver<Input>,
+    std::thread::JoinHandle<()>,
+)> {
+    use rustyline::error::ReadlineError;
+    let config = rustyline::Config::builder()
+        .auto_add_history(false)
+        .max_history_size(1000)
+        .ok()?
+        .build();
+    let mut rl = rustyline::DefaultEditor::with_config(config).ok()?;
+    let history = profile_dir.join("cli_history");
+    let _ = rl.load_history(&history);
+    let ext = rl.create_external_printer().ok()?;
+    printer.set_editor(Some(Box::new(ext)));
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let thread = std::thread::spawn(move || {
+        let mut prompt = "> ".to_owned();
+        loop {
+            match rl.readline(&prompt) {
+                Ok(line) => {
+                    if !line.trim().is_empty() {
+                        let _ = rl.add_history_entry(line.as_str());
+                    }
+                    let (next_tx, next_rx) = std::sync::mpsc::channel();
+                    if tx.blocking_send(Input::Line(line, next_tx)).is_err() {
+                        break;
+                    }
+                    match next_rx.recv() {
+                        Ok(Some(p)) => prompt = p,
+                        _ => break,
+                    }
+                }
+                // Ctrl-C clears the line, as in a shell.
+                Err(ReadlineError::Interrupted) => {}
+                Err(_) => {
+                    let _ = tx.blocking_send(Input::End);
+                    break;
+                }
+            }
         }
+        let _ = rl.save_history(&history);
+        #[cfg(unix)]
+        let _ = std::fs::set_permissions(&history, std::fs::Permissions::from_mode(0o600));
+    });
+    Some((rx, thread))
+}
+
+/// Handles one typed line; false when the session should end.
+async fn handle_line(
+    client: &Client,
+    printer: &Printer,
+    state: &mut ChatState,
+    line: &str,
+) -> bool {
+    let cmd = match parse_line(line) {
+        Ok(Some(c)) => c,
+        Ok(None) => return true,
+        Err(message) => {
+            printer.fail(message);
+            return true;
+        }
+    };
+    let cmd = match cmd {
+        LineCommand::Quit => return false,
+        LineCommand::Help => {
+            if !printer.json {
+                printer.terminal(false, HELP.into());
+            }
+            return true;
+        }
+        LineCommand::Chat(friend) => {
+            if let Some(f) = &friend {
+                let known = client
+                    .friends()
+                    .await
+                    .map(|s| s.friends.iter().any(|v| v.userid.eq_ignore_ascii_case(f)))
+                    .unwrap_or(false);
+                if !known {
+                    printer.fail(format!("{f} is not your friend (/add {f} first)"));
+                    return true;
+                }
+            }
+            state.target = friend.clone();
+            printer.record(&CliRecord::ChatTarget { friend });
+            return true;
+        }
+        LineCommand::Say(text) => match &state.target {
+            Some(friend) => LineCommand::Msg {
+                friend: friend.clone(),
+                text,
+            },
+            None => {
+                printer.fail(
+                    "no chat open: /chat FRIEND first, or /msg FRIEND TEXT (/help lists commands)"
+                        .into(),
+                );
+                return true;
+            }
+        },
+        other => other,
+    };
+    if let Err(e) = line_command(client, printer, cmd).await {
+        printer.fail(e.to_string());
+    }
+    true
+}
+
+/// Where a just-queued message stands: honest words instead of "queued" every time.
+async fn delivery_status(client: &Client, friend: &str) -> DeliveryStatus {
+    if client.is_connected(friend).await.unwrap_or(false) {
+        return DeliveryStatus::Sent;
+    }
+    let online = client
+        .friends()
+        .await
+        .map(|s| {
+            s.friends
+                .iter()
+                .any(|f| f.online && f.userid.eq_ignore_ascii_case(friend))
+        })
+        .unwrap_or(false);
+    if online {
+        DeliveryStatus::Connecting
+    } else {
+        DeliveryStatus::Queued
     }
 }
 
 async fn line_command(
     client: &Client,
-    printer: Printer,
+    printer: &Printer,
     cmd: LineCommand,
 ) -> Result<(), ClientError> {
     let ok = |command: &str, target: &str| {
@@ -506,15 +1001,18 @@ async fn line_command(
     match cmd {
         LineCommand::Msg { friend, text } => {
             let message_id = client.send_message(&friend, &text).await?;
+            let status = delivery_status(client, &friend).await;
             printer.record(&CliRecord::MessageSent {
                 friend,
                 message_id,
                 delivered: false,
+                status,
             });
         }
         LineCommand::Send { friend, path } => {
             // Hashing a big file takes a while: do not block the prompt.
             let client = client.clone();
+            let printer = printer.clone();
             tokio::spawn(async move {
                 match client.send_file(&friend, Path::new(&path)).await {
                     Ok(transfer_id) => printer.record(&CliRecord::FileQueued {
@@ -522,9 +1020,7 @@ async fn line_command(
                         transfer_id,
                         path,
                     }),
-                    Err(e) => printer.record(&CliRecord::CommandFailed {
-                        message: e.to_string(),
-                    }),
+                    Err(e) => printer.fail(e.to_string()),
                 }
             });
         }
@@ -568,24 +1064,23 @@ async fn line_command(
             printer.record(&CliRecord::History { friend, messages });
         }
         LineCommand::Typing { friend, active } => client.set_typing(&friend, active).await?,
-        LineCommand::AcceptFile(id) => {
+        LineCommand::AcceptFile(t) => {
+            let id = printer.resolve(t)?;
             client.accept_file(id).await?;
             ok("accept-file", &id.to_string());
         }
-        LineCommand::DeclineFile(id) => {
+        LineCommand::DeclineFile(t) => {
+            let id = printer.resolve(t)?;
             client.decline_file(id).await?;
             ok("decline-file", &id.to_string());
         }
-        LineCommand::Cancel(id) => {
+        LineCommand::Cancel(t) => {
+            let id = printer.resolve(t)?;
             client.cancel_transfer(id).await?;
             ok("cancel", &id.to_string());
         }
-        LineCommand::Help => {
-            if !printer.json {
-                println!("{HELP}");
-            }
-        }
-        LineCommand::Quit => {}
+        // Handled by the interactive loop.
+        LineCommand::Chat(_) | LineCommand::Say(_) | LineCommand::Help | LineCommand::Quit => {}
     }
     Ok(())
 }

@@ -99,6 +99,12 @@ impl Redial {
         self.friends.remove(k);
     }
 
+    /// The user logged out: nothing is dialled until the next login, and every friend's
+    /// next attempt then starts from the shortest wait.
+    pub fn clear(&mut self) {
+        self.friends.clear();
+    }
+
     /// Friends whose wait ran out by `now` (the caller dials those with something pending,
     /// and calls [`Redial::settle`] for the others).
     pub fn due(&self, now: Instant) -> Vec<String> {
