@@ -94,6 +94,12 @@ pub enum Command {
         limit: u64,
         reply: Reply<Vec<HistoryEntry>>,
     },
+    /// Completed files with a friend (the chat's `<File>` lines).
+    FileHistory {
+        friend: String,
+        limit: u64,
+        reply: Reply<Vec<crate::history::FileEntry>>,
+    },
     /// Friends and requests.
     Friends { reply: Reply<FriendsSnapshot> },
     /// Is a connection to the friend up?
@@ -428,6 +434,18 @@ impl Core {
                 let r = self
                     .history
                     .messages(&key(&friend), limit)
+                    .await
+                    .map_err(ClientError::from);
+                let _ = reply.send(r);
+            }
+            Command::FileHistory {
+                friend,
+                limit,
+                reply,
+            } => {
+                let r = self
+                    .history
+                    .completed_files(&key(&friend), limit)
                     .await
                     .map_err(ClientError::from);
                 let _ = reply.send(r);

@@ -201,8 +201,12 @@ impl App {
                 let c = self.model.apply_snapshot(&s);
                 self.refresh(c);
             }
-            Msg::History { friend, entries } => {
-                let c = self.model.apply_history(&friend, &entries);
+            Msg::History {
+                friend,
+                entries,
+                files,
+            } => {
+                let c = self.model.apply_history(&friend, &entries, &files);
                 self.refresh(c);
             }
             Msg::MessageSent {
@@ -401,6 +405,12 @@ impl App {
         }
         if c.friends {
             self.main.show_friends(&self.model);
+            if self.model.me.is_some() {
+                let title = self.model.window_title();
+                if self.main.win.label() != title {
+                    self.main.win.set_label(&title);
+                }
+            }
         }
         if c.requests {
             self.main.show_requests(&self.model);
@@ -644,6 +654,11 @@ impl App {
                 {
                     let _ = self.main.chat.input.take_focus();
                 }
+            }
+            Ui::FriendListHover(inside) => {
+                let shown = inside.then(|| self.main.friend_keys.clone());
+                let c = self.model.freeze_list(shown);
+                self.refresh(c);
             }
             Ui::Unfriend => self.unfriend(),
             Ui::AcceptRequest => {

@@ -283,7 +283,12 @@ async fn perform(client: Client, server: String, action: Action, ui: app::Sender
         Action::RefreshFriends => refresh(&client, ui).await,
         Action::LoadHistory(friend) => {
             if let Ok(entries) = client.history(&friend, 500).await {
-                ui.send(Msg::History { friend, entries });
+                let files = client.file_history(&friend, 500).await.unwrap_or_default();
+                ui.send(Msg::History {
+                    friend,
+                    entries,
+                    files,
+                });
             }
         }
         Action::SendMessage { friend, text } => match client.send_message(&friend, &text).await {

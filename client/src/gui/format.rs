@@ -181,6 +181,7 @@ mod tests {
                 acked: false,
             },
             Line::File {
+                id: "f1".into(),
                 sender: "bob".into(),
                 name: "a.txt".into(),
                 path: PathBuf::from("/x/a.txt"),

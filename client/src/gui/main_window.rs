@@ -165,6 +165,15 @@ impl MainWindow {
         find_btn.set_callback(move |_| tx.send(Msg::Ui(Ui::Find)));
         send_request.set_callback(move |_| tx.send(Msg::Ui(Ui::SendRequestToFound)));
         friends.set_callback(move |_| tx.send(Msg::Ui(Ui::FriendSelected)));
+        // The list holds still while the pointer is over it (see `Model::freeze_list`).
+        friends.handle(move |_, ev| {
+            match ev {
+                Event::Enter => tx.send(Msg::Ui(Ui::FriendListHover(true))),
+                Event::Leave => tx.send(Msg::Ui(Ui::FriendListHover(false))),
+                _ => {}
+            }
+            false
+        });
         unfriend.set_callback(move |_| tx.send(Msg::Ui(Ui::Unfriend)));
         accept.set_callback(move |_| tx.send(Msg::Ui(Ui::AcceptRequest)));
         refuse.set_callback(move |_| tx.send(Msg::Ui(Ui::RefuseRequest)));
@@ -236,7 +245,7 @@ impl MainWindow {
 
     /// Redraws the friend list, keeping the selection.
     pub fn show_friends(&mut self, model: &Model) {
-        let sorted = model.friends_sorted();
+        let sorted = model.friends_in_list_order();
         let keys: Vec<String> = sorted
             .iter()
             .map(|f| super::model::key(&f.userid))

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
-use peerchat_client::{Direction, Event, FriendsSnapshot, HistoryEntry, MessageId, TransferId};
+use peerchat_client::{
+    Direction, Event, FileEntry, FriendsSnapshot, HistoryEntry, MessageId, TransferId,
+};
 
 /// The friend list key of a userid (lookups are case-insensitive, SPEC.md §5.1).
 pub fn key(userid: &str) -> String {
@@ -143,6 +145,8 @@ pub enum Line {
     },
     /// A file that arrived or was sent: `<File> sender: 'name'`.
     File {
+        /// The transfer id (hex), so the stored line and the live one are shown once.
+        id: String,
         /// Who sent it.
         sender: String,
         /// The file name.
@@ -223,6 +227,12 @@ pub struct Chat {
 }
 
 impl Chat {
+    fn has_file(&self, id: &str) -> bool {
+        self.lines
+            .iter()
+            .any(|l| matches!(l, Line::File { id: i, .. } if i == id))
+    }
+
     fn has_message(&self, id: &str) -> bool {
         self.lines
             .iter()
@@ -321,6 +331,9 @@ pub struct Model {
     pub chats: HashMap<String, Chat>,
     /// The friend whose chat is shown.
     pub selected: Option<String>,
+    /// The friend list order frozen while the pointer is over the list (keys), so a line
+    /// never moves under the mouse between aiming and clicking (issue #15 item 10).
+    frozen_order: Option<Vec<String>>,
 }
 
 impl Default for Model {
@@ -340,6 +353,50 @@ impl Model {
             outgoing: Vec::new(),
             chats: HashMap::new(),
             selected: None,
+            frozen_order: None,
+        }
+    }
+
+    /// The pointer entered the friend list (`Some(order shown)`) or left it (`None`). While
+    /// it is inside, [`Model::friends_in_list_order`] keeps the shown order; leaving sorts
+    /// again.
+    pub fn freeze_list(&mut self, shown: Option<Vec<String>>) -> Changes {
+        let was = self.frozen_order.is_some();
+        self.frozen_order = shown;
+        Changes {
+            friends: was && self.frozen_order.is_none(),
+            ..Changes::default()
+        }
+    }
+
+    /// The friend list as shown: sorted ([`Model::friends_sorted`]) unless frozen; frozen,
+    /// the lines keep their places, gone friends drop out and new ones go to the end.
+    pub fn friends_in_list_order(&self) -> Vec<&Friend> {
+        let sorted = self.friends_sorted();
+        let Some(order) = &self.frozen_order else {
+            return sorted;
+        };
+        let mut v: Vec<&Friend> = order.iter().filter_map(|k| self.friends.get(k)).collect();
+        for f in sorted {
+            if !order.contains(&key(&f.userid)) {
+                v.push(f);
+            }
+        }
+        v
+    }
+
+    /// Unread messages and files over all chats (the window title and the urgency hint).
+    pub fn total_unread(&self) -> u32 {
+        self.friends.values().map(|f| f.unread).sum()
+    }
+
+    /// The main window's title: the unread count first, so it shows in a task bar
+    /// (issue #15 item 7).
+    pub fn window_title(&self) -> String {
+        let me = self.me.as_deref().unwrap_or("");
+        match self.total_unread() {
+            0 => format!("Peerchat — {me}"),
+            n => format!("({n}) Peerchat — {me}"),
         }
     }
 
@@ -449,9 +506,38 @@ impl Model {
         }
     }
 
-    /// Merges stored history into a chat (messages already shown are kept once).
-    pub fn apply_history(&mut self, friend: &str, entries: &[HistoryEntry]) -> Changes {
+    /// Merges stored history into a chat: messages and completed files (the `<File>` lines
+    /// come back after a log-out or a restart too); lines already shown are kept once.
+    pub fn apply_history(
+        &mut self,
+        friend: &str,
+        entries: &[HistoryEntry],
+        files: &[FileEntry],
+    ) -> Changes {
+        let me = self.me.clone().unwrap_or_else(|| "me".to_owned());
+        let them = self.display(friend);
         let chat = self.chat_mut(friend);
+        for f in files {
+            if chat.has_file(&f.transfer_id) {
+                continue;
+            }
+            let incoming = f.direction == Direction::Incoming.as_str();
+            // Incoming files may have been renamed ("name (1).ext"): show the real name.
+            let shown = if incoming {
+                f.path
+                    .file_name()
+                    .map_or_else(|| f.name.clone(), |n| n.to_string_lossy().into_owned())
+            } else {
+                f.name.clone()
+            };
+            chat.push(Line::File {
+                id: f.transfer_id.clone(),
+                sender: if incoming { them.clone() } else { me.clone() },
+                name: shown,
+                path: f.path.clone(),
+                at_ms: f.at_unix_ms,
+            });
+        }
         chat.history_loaded = true;
         for e in entries {
             if chat.has_message(&e.message_id) {
@@ -761,7 +847,14 @@ impl Model {
                     self.chat_mut(friend)
                         .upsert(*transfer_id, Direction::Incoming, name, *size);
                 t.state = TransferState::NeedsDecision;
-                c.transfer(&key(friend));
+                let k = key(friend);
+                c.transfer(&k);
+                if self.selected.as_deref() != Some(k.as_str()) {
+                    if let Some(f) = self.friends.get_mut(&k) {
+                        f.unread += 1;
+                        c.friends = true;
+                    }
+                }
                 c.notice = Some(format!("{friend} wants to send you {name}."));
             }
             Event::TransferStarted {
@@ -828,12 +921,15 @@ impl Model {
                 t.state = TransferState::Complete;
                 t.bytes = *size;
                 t.path = Some(path.clone());
-                chat.push(Line::File {
-                    sender,
-                    name: shown,
-                    path,
-                    at_ms: now_ms,
-                });
+                if !chat.has_file(&transfer_id.to_hex()) {
+                    chat.push(Line::File {
+                        id: transfer_id.to_hex(),
+                        sender,
+                        name: shown,
+                        path,
+                        at_ms: now_ms,
+                    });
+                }
                 c.chat(&key(friend));
                 c.transfer(&key(friend));
             }
@@ -1206,7 +1302,7 @@ mod tests {
             sent_at_unix_ms: 5,
             acked: true,
         };
-        m.apply_history("bob", &[e]);
+        m.apply_history("bob", &[e], &[]);
         assert_eq!(m.chats["bob"].lines.len(), 1);
     }
 
@@ -1282,5 +1378,136 @@ mod tests {
             m.chats["bob"].transfers[0].state,
             TransferState::Stopped("declined".into())
         );
+    }
+
+    #[test]
+    fn file_lines_come_back_from_stored_history_once() {
+        // Issue #15 item 1: after a log-out/in or a restart the chat is rebuilt from the
+        // store, and the `<File>` lines must be part of it, in time order with the messages.
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let msg = |id: &str, at: u64| HistoryEntry {
+            message_id: id.into(),
+            direction: "in".into(),
+            text: "hi".into(),
+            sent_at_unix_ms: at,
+            acked: false,
+        };
+        let file = FileEntry {
+            transfer_id: TransferId([4; 16]).to_hex(),
+            direction: "in".into(),
+            name: "a.txt".into(),
+            path: PathBuf::from("/dl/Bob/a (1).txt"),
+            size: 3,
+            at_unix_ms: 20,
+        };
+        let sent = FileEntry {
+            transfer_id: TransferId([5; 16]).to_hex(),
+            direction: "out".into(),
+            name: "b.png".into(),
+            path: PathBuf::from("/home/a/b.png"),
+            size: 3,
+            at_unix_ms: 40,
+        };
+        m.apply_history(
+            "bob",
+            &[msg("01", 10), msg("02", 30)],
+            &[file.clone(), sent.clone()],
+        );
+        let kinds: Vec<String> = m.chats["bob"]
+            .lines
+            .iter()
+            .map(|l| match l {
+                Line::Message { id, .. } => id.clone(),
+                Line::File { sender, name, .. } => format!("{sender}:{name}"),
+                Line::Notice { text, .. } => text.clone(),
+            })
+            .collect();
+        assert_eq!(kinds, ["01", "Bob:a (1).txt", "02", "alice:b.png"]);
+        // Loading again, or the live completion of the same transfer, adds nothing.
+        m.apply_history("bob", &[msg("01", 10)], &[file]);
+        m.apply(
+            &Event::TransferComplete {
+                friend: "bob".into(),
+                transfer_id: TransferId([5; 16]),
+                direction: Direction::Outgoing,
+                path: "/home/a/b.png".into(),
+                size: 3,
+            },
+            99,
+        );
+        assert_eq!(m.chats["bob"].lines.len(), 4);
+    }
+
+    #[test]
+    fn the_list_keeps_its_order_while_the_pointer_is_over_it() {
+        // Issue #15 item 10: carol comes online while the user aims at Bob.
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let order = |m: &Model| -> Vec<String> {
+            m.friends_in_list_order()
+                .iter()
+                .map(|f| f.userid.clone())
+                .collect()
+        };
+        assert_eq!(order(&m), ["carol", "Bob"]);
+        m.freeze_list(Some(vec!["carol".into(), "bob".into()]));
+        m.apply(
+            &Event::Presence {
+                friend: "Bob".into(),
+                online: true,
+                address: None,
+            },
+            0,
+        );
+        m.apply(
+            &Event::Presence {
+                friend: "carol".into(),
+                online: false,
+                address: None,
+            },
+            0,
+        );
+        assert_eq!(order(&m), ["carol", "Bob"], "frozen while hovered");
+        m.apply(
+            &Event::FriendAdded {
+                friend: fv("Abe", true),
+            },
+            0,
+        );
+        assert_eq!(order(&m), ["carol", "Bob", "Abe"], "new friends at the end");
+        let c = m.freeze_list(None);
+        assert!(c.friends, "leaving the list redraws it");
+        assert_eq!(order(&m), ["Abe", "Bob", "carol"]);
+    }
+
+    #[test]
+    fn unread_messages_and_files_count_in_the_title() {
+        // Issue #15 item 7: the title carries the unread count; an offered file counts.
+        let mut m = Model::new();
+        logged_in(&mut m);
+        assert_eq!(m.window_title(), "Peerchat — alice");
+        m.apply(
+            &Event::FileOffered {
+                friend: "bob".into(),
+                transfer_id: TransferId([3; 16]),
+                name: "x.bin".into(),
+                size: 1,
+            },
+            0,
+        );
+        m.apply(
+            &Event::MessageReceived {
+                friend: "carol".into(),
+                message_id: MessageId([1; 16]),
+                text: "hi".into(),
+                sent_at_unix_ms: 0,
+            },
+            0,
+        );
+        assert_eq!(m.total_unread(), 2);
+        assert_eq!(m.window_title(), "(2) Peerchat — alice");
+        m.select(Some("Bob"));
+        assert_eq!(m.window_title(), "(1) Peerchat — alice");
     }
 }

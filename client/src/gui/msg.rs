@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use peerchat_client::{Event, FriendsSnapshot, HistoryEntry, MessageId, TransferId};
+use peerchat_client::{Event, FileEntry, FriendsSnapshot, HistoryEntry, MessageId, TransferId};
 
 /// What the UI asks the backend to do. Each one is answered by one or more [`Msg`]s.
 #[derive(Debug, Clone)]
@@ -133,10 +133,11 @@ pub enum Msg {
     },
     /// Friends and requests as the core knows them.
     Friends(FriendsSnapshot),
-    /// Stored history with a friend.
+    /// Stored history with a friend: messages and completed files.
     History {
         friend: String,
         entries: Vec<HistoryEntry>,
+        files: Vec<FileEntry>,
     },
     /// A message was stored and queued for delivery.
     MessageSent {
@@ -198,6 +199,8 @@ pub enum Ui {
     SendRequestToFound,
     /// Main window: a friend was selected in the list.
     FriendSelected,
+    /// Main window: the pointer entered (true) or left the friend list.
+    FriendListHover(bool),
     /// Main window: Unfriend the selected friend.
     Unfriend,
     /// Main window: accept the selected request.
