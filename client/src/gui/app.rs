@@ -28,7 +28,7 @@ use super::register::RegisterWindow;
 use super::test_hooks::TestHooks;
 use super::theme;
 use super::widgets::say;
-use super::wording::{check_email, check_new_password, check_userid, offline_status};
+use super::wording::{self, check_email, check_new_password, check_userid, offline_status};
 
 /// A notice in the status bar stays this long, then the connection state shows again.
 const NOTICE_FOR: Duration = Duration::from_secs(8);
@@ -690,13 +690,21 @@ impl App {
                     .filter(|d| d.is_dir());
                 self.open_folder(&dir.unwrap_or(downloads));
             }
-            Ui::HistoryClicked { pos } => {
+            Ui::HistoryClicked { pos, double } => {
                 let Some(friend) = self.model.selected.clone() else {
                     return;
                 };
-                let Some(idx) =
-                    format::line_at(&self.main.chat.rendered, usize::try_from(pos).unwrap_or(0))
-                else {
+                let pos = usize::try_from(pos).unwrap_or(0);
+                if let Some(t) = format::target_at(&self.main.chat.rendered, pos).cloned() {
+                    if !double {
+                        self.open_target(&t);
+                    }
+                    return;
+                }
+                if !double {
+                    return;
+                }
+                let Some(idx) = format::line_at(&self.main.chat.rendered, pos) else {
                     return;
                 };
                 if let Some(Line::File { path, .. }) = self.model.file_line(&friend, idx) {
@@ -926,11 +934,21 @@ impl App {
     }
 
     fn open_folder(&mut self, dir: &Path) {
-        if self.hooks.record_open(dir) {
+        self.open_target(&format::Target::Folder(dir.to_path_buf()));
+    }
+
+    /// Opens a link, a file or a folder with the desktop's opener (xdg-open).
+    fn open_target(&mut self, t: &format::Target) {
+        let what = match t {
+            format::Target::Url(u) => std::ffi::OsString::from(u),
+            format::Target::File(p) | format::Target::Folder(p) => p.clone().into_os_string(),
+        };
+        if self.hooks.record_open(Path::new(&what)) {
             return;
         }
-        if let Err(e) = open_in_file_manager(dir) {
-            self.set_notice(&format!("Cannot open {}: {e}", dir.display()), theme::ERROR);
+        if let Err(e) = open_with_desktop(&what) {
+            let text = wording::open_failed(&what.to_string_lossy(), &e);
+            self.set_notice(&text, theme::ERROR);
         }
     }
 
@@ -951,6 +969,7 @@ impl App {
             (&self.key_change.win, &self.key_change.named),
         ];
         self.hooks.dump_layout(&windows);
+        self.hooks.dump_chat(&self.main.chat.rendered.text);
     }
 }
 
@@ -982,8 +1001,8 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Opens a folder in the desktop's file manager, without waiting for it.
-fn open_in_file_manager(dir: &Path) -> std::io::Result<()> {
+/// Opens a folder, a file or a link with the desktop's opener, without waiting for it.
+fn open_with_desktop(dir: &std::ffi::OsStr) -> std::io::Result<()> {
     let program = if cfg!(target_os = "macos") {
         "open"
     } else if cfg!(windows) {

@@ -26,7 +26,6 @@ use super::widgets::{name, Named};
 pub struct ChatPane {
     /// The whole pane (a column).
     pub pane: Flex,
-    header: Flex,
     title: Frame,
     state: Frame,
     /// Send file….
@@ -60,22 +59,26 @@ impl ChatPane {
         pane.set_margins(12, 10, 12, 10);
         pane.set_pad(6);
 
-        let mut header = Flex::default().row();
-        header.set_pad(theme::GAP);
+        // Two lines: the name with "Received files", then the presence in full. One line
+        // cut the presence off below ~1000 px (issue #15 item 4).
+        let mut header = Flex::default().column();
+        header.set_pad(0);
+        let mut title_row = Flex::default().row();
+        title_row.set_pad(theme::GAP);
         let mut title = Frame::default();
         title.set_label_font(Font::HelveticaBold);
-        title.set_label_size(18);
-        title.set_align(Align::Left | Align::Inside);
+        title.set_label_size(17);
+        title.set_align(Align::Left | Align::Inside | Align::Clip);
+        let mut downloads = Button::default().with_label("Received files");
+        title_row.fixed(&downloads, 130);
+        title_row.end();
+        header.fixed(&title_row, theme::ROW);
         let mut state = Frame::default();
         state.set_align(Align::Left | Align::Inside | Align::Clip);
         state.set_label_size(theme::SMALL_SIZE + 1);
-        let mut send_file = Button::default().with_label("Send file…");
-        header.fixed(&send_file, 110);
-        let mut downloads = Button::default().with_label("Received files");
-        header.fixed(&downloads, 130);
+        header.fixed(&state, 18);
         header.end();
-        header.fixed(&title, 160);
-        pane.fixed(&header, theme::ROW + 2);
+        pane.fixed(&header, theme::ROW + 18);
 
         let mut key_banner = Flex::default().row();
         key_banner.set_pad(theme::GAP);
@@ -96,7 +99,7 @@ impl ChatPane {
         let styles = TextBuffer::default();
         let mut history = TextDisplay::default();
         history.set_buffer(buffer.clone());
-        history.set_highlight_data(styles.clone(), theme::chat_styles());
+        history.set_highlight_data_ext(styles.clone(), theme::chat_styles());
         history.wrap_mode(WrapMode::AtBounds, 0);
         history.set_text_size(theme::TEXT_SIZE);
         history.set_scrollbar_size(14);
@@ -122,6 +125,8 @@ impl ChatPane {
         let mut send = Button::default().with_label("Send");
         theme::primary(&mut send);
         input_row.fixed(&send, 90);
+        let mut send_file = Button::default().with_label("Send file…");
+        input_row.fixed(&send_file, 110);
         input_row.end();
         pane.fixed(&input_row, theme::ROW + 2);
         pane.end();
@@ -147,10 +152,12 @@ impl ChatPane {
                 tx.send(Msg::Ui(Ui::FilesDropped(app::event_text())));
                 true
             }
-            Event::Push if app::event_clicks() => {
+            Event::Push => {
                 let pos = h.xy_to_position(app::event_x(), app::event_y(), PositionType::Character);
-                tx.send(Msg::Ui(Ui::HistoryClicked { pos }));
-                true
+                let double = app::event_clicks();
+                tx.send(Msg::Ui(Ui::HistoryClicked { pos, double }));
+                // Let the display select text too (copying a message).
+                false
             }
             _ => false,
         });
@@ -164,7 +171,6 @@ impl ChatPane {
         name(named, "chat_review_key", &review);
         Self {
             pane,
-            header,
             title,
             state,
             send_file,
@@ -227,9 +233,7 @@ impl ChatPane {
         server_online: bool,
     ) {
         self.title.set_label(&userid.replace('@', "@@"));
-        let (w, _) = self.title.measure_label();
-        self.header.fixed(&self.title, w + 12);
-        self.header.layout();
+        self.title.set_tooltip(userid);
         let (state, color) = match friend {
             // Presence says "delivered later", which is not true while the key is in doubt.
             Some(f) if f.key_change.is_some() => {
@@ -308,7 +312,7 @@ impl ChatPane {
     }
 
     fn render_history(&mut self, lines: &[super::model::Line], me: &str, friend: &str) {
-        let r = format::render_chat(lines, me, friend);
+        let r = format::render_chat(lines, me, friend, format::Clock::local());
         if r == self.rendered && !self.placeholder {
             return;
         }
@@ -343,6 +347,9 @@ impl ChatPane {
             self.rows.push(TransferRow::new(tx, t));
         }
         self.rows_col.end();
+        // `end()` makes the pane the current group again: windows created later (the
+        // Unfriend confirmation) would become its children. Nothing is current outside a build.
+        fltk::group::Group::set_current(None::<&fltk::group::Group>);
         let h = shown.len() as i32 * (transfers::ROW_H + 2);
         if shown.is_empty() {
             self.rows_col.hide();

@@ -18,8 +18,7 @@ use super::msg::{Msg, Ui};
 use super::theme;
 use super::widgets::{self, name, Named};
 
-/// Width of the left column.
-const LEFT_W: i32 = 290;
+use super::layout;
 
 /// The main window.
 pub struct MainWindow {
@@ -132,7 +131,7 @@ impl MainWindow {
         outgoing.set_label_color(theme::MUTED);
         left.fixed(&outgoing, 34);
         left.end();
-        body.fixed(&left, LEFT_W);
+        body.fixed(&left, layout::left_width(1000));
 
         // A thin separator line between the columns.
         let mut sep = Frame::default();
@@ -158,7 +157,15 @@ impl MainWindow {
         outer.end();
         win.end();
         win.make_resizable(true);
-        win.size_range(760, 500, 0, 0);
+        win.size_range(layout::MIN_W, layout::MIN_H, 0, 0);
+        // The friend column grows with the window (a long userid fits), see `layout`.
+        {
+            let (mut body, left) = (body.clone(), left.clone());
+            win.resize_callback(move |_, _, _, w, _| {
+                body.fixed(&left, layout::left_width(w));
+                body.layout();
+            });
+        }
 
         find_input.set_trigger(CallbackTrigger::EnterKeyAlways);
         find_input.set_callback(move |_| tx.send(Msg::Ui(Ui::Find)));

@@ -219,8 +219,9 @@ pub enum Ui {
     FilesDropped(String),
     /// Chat: open the downloads folder of the current friend.
     OpenDownloads,
-    /// Chat: a click in the history (open the folder of a `<File>` line).
-    HistoryClicked { pos: i32 },
+    /// Chat: a click in the history: a link or a file name opens it; a double click on a
+    /// `<File>` line opens its folder.
+    HistoryClicked { pos: i32, double: bool },
     /// Transfer row: accept an offered file.
     AcceptFile(TransferId),
     /// Transfer row: decline an offered file.

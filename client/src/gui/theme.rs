@@ -3,7 +3,7 @@
 use fltk::app;
 use fltk::enums::{Color, Font, FrameType};
 use fltk::prelude::*;
-use fltk::text::StyleTableEntry;
+use fltk::text::{StyleTableEntryExt, TextAttr};
 
 /// Online friends, as in the original: green.
 pub const ONLINE: Color = Color::from_rgb(0, 140, 60);
@@ -78,19 +78,29 @@ pub fn link<B: ButtonExt>(b: &mut B) {
 }
 
 /// Style table of the chat view, in the order of `format::style` letters.
-pub fn chat_styles() -> Vec<StyleTableEntry> {
-    let e = |color, font| StyleTableEntry {
+pub fn chat_styles() -> Vec<StyleTableEntryExt> {
+    let e = |color, font, size| StyleTableEntryExt {
         color,
         font,
-        size: TEXT_SIZE,
+        size,
+        attr: TextAttr::None,
+        bgcolor: Color::Background2,
     };
     vec![
-        e(Color::from_rgb(25, 28, 33), Font::Helvetica),
-        e(ACCENT, Font::HelveticaBold),
-        e(FRIEND, Font::HelveticaBold),
-        e(ONLINE, Font::HelveticaBold),
-        e(OFFLINE, Font::Helvetica),
-        e(FILE, Font::HelveticaBold),
-        e(MUTED, Font::HelveticaItalic),
+        e(Color::from_rgb(25, 28, 33), Font::Helvetica, TEXT_SIZE),
+        e(ACCENT, Font::HelveticaBold, TEXT_SIZE),
+        e(FRIEND, Font::HelveticaBold, TEXT_SIZE),
+        e(ONLINE, Font::HelveticaBold, TEXT_SIZE),
+        e(OFFLINE, Font::Helvetica, TEXT_SIZE),
+        e(FILE, Font::HelveticaBold, TEXT_SIZE),
+        e(MUTED, Font::HelveticaItalic, TEXT_SIZE),
+        // LINK: underlined, as links are everywhere.
+        StyleTableEntryExt {
+            attr: TextAttr::Underline,
+            ..e(Color::from_rgb(20, 80, 200), Font::Helvetica, TEXT_SIZE)
+        },
+        // TIME, DAY.
+        e(MUTED, Font::Helvetica, SMALL_SIZE),
+        e(MUTED, Font::HelveticaBold, SMALL_SIZE),
     ]
 }

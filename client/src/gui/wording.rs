@@ -200,6 +200,18 @@ pub fn offline_status(reason: Option<&str>) -> (String, bool) {
     }
 }
 
+/// Why a file, folder or link did not open. With no opener installed the system error is
+/// "No such file or directory", which read as if the file were missing (issue #15 item 8).
+pub fn open_failed(what: &str, e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        format!(
+            "Cannot open {what}: no program to open files is installed (xdg-open was not found; install xdg-utils)."
+        )
+    } else {
+        format!("Cannot open {what}: {e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +299,13 @@ mod tests {
             .0
             .starts_with("Server unreachable — direct chats still work"));
         assert!(offline_status(Some("... but this profile pinned SHA256:x ...")).1);
+    }
+
+    #[test]
+    fn a_missing_opener_is_not_a_missing_file() {
+        let e = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let t = open_failed("/home/a/Downloads/bob/x.pdf", &e);
+        assert!(t.contains("xdg-open was not found"), "{t}");
+        assert!(!t.contains("No such file"), "{t}");
     }
 }

@@ -413,6 +413,11 @@ impl<'x> Gui<'x> {
         }
     }
 
+    /// The text of the chat the app shows (times, messages, `<File>` lines).
+    pub fn chat_text(&self) -> String {
+        std::fs::read_to_string(self.layout.with_extension("chat.txt")).unwrap_or_default()
+    }
+
     fn layout_lines(&self) -> Vec<Vec<String>> {
         std::fs::read_to_string(&self.layout)
             .unwrap_or_default()
