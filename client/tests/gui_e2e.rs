@@ -115,6 +115,18 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
             ],
         )
     });
+    // Shift+Enter breaks the line, Enter sends both lines as one message (issue #15 item 9).
+    gui.type_into(MAIN, "chat_input", "line one");
+    gui.key("shift+Return");
+    gui.type_text("line two");
+    gui.key("Return");
+    bob.wait_for("alice's two-line message", |v| {
+        is_event(
+            v,
+            "message_received",
+            &[("friend", "alice"), ("text", "line one\nline two")],
+        )
+    });
     bob.send("/msg alice Hello alice, the terminal here.");
     bob.wait_for("ack of bob's message", |v| {
         is_event(v, "message_acked", &[("friend", "alice")])

@@ -79,6 +79,7 @@ impl App {
         let fltk_app = app::App::default();
         theme::apply(scale);
         let (tx, rx) = app::channel::<Msg>();
+        app::add_handler(enter_presses_focused_button);
         let remembered = !profile.join(LOGGED_OUT_MARKER).exists();
         let login = LoginWindow::new(tx, &server);
         let register = RegisterWindow::new(tx);
@@ -637,23 +638,16 @@ impl App {
                     self.backend.send(Action::SendFriendRequest(u));
                 }
             }
+            Ui::Key(a) => self.on_key(a),
+            Ui::SearchNext => {
+                if !self.main.chat.search_next() {
+                    self.set_notice("Not found in this conversation.", theme::MUTED);
+                }
+            }
+            Ui::SearchClose => self.main.chat.close_search(),
             Ui::FriendSelected => {
                 let k = self.main.selected_friend();
-                let c = self.model.select(k.as_deref());
-                if let Some(k) = &k {
-                    if !self.model.chats.get(k).is_some_and(|c| c.history_loaded) {
-                        self.model.chat_mut(k).history_loaded = true;
-                        self.backend.send(Action::LoadHistory(k.clone()));
-                    }
-                }
-                self.refresh(Changes { friends: true, ..c });
-                self.show_selected_chat();
-                if k.is_some()
-                    && app::event_key() != fltk::enums::Key::Up
-                    && app::event_key() != fltk::enums::Key::Down
-                {
-                    let _ = self.main.chat.input.take_focus();
-                }
+                self.open_chat(k);
             }
             Ui::FriendListHover(inside) => {
                 let shown = inside.then(|| self.main.friend_keys.clone());
@@ -673,7 +667,10 @@ impl App {
             }
             Ui::Logout => self.backend.send(Action::Logout),
             Ui::SendMessage => self.send_message(),
-            Ui::InputChanged => self.typing(),
+            Ui::InputChanged => {
+                self.main.chat.fit_input();
+                self.typing();
+            }
             Ui::SendFile => self.pick_and_send_file(),
             Ui::FilesDropped(text) => {
                 for p in dropped_paths(&text) {
@@ -846,6 +843,52 @@ impl App {
         });
     }
 
+    /// Shows the chat with `k` (None: nobody), loading its stored history the first time.
+    fn open_chat(&mut self, k: Option<String>) {
+        let c = self.model.select(k.as_deref());
+        if let Some(k) = &k {
+            if !self.model.chats.get(k).is_some_and(|c| c.history_loaded) {
+                self.model.chat_mut(k).history_loaded = true;
+                self.backend.send(Action::LoadHistory(k.clone()));
+            }
+        }
+        self.refresh(Changes { friends: true, ..c });
+        self.show_selected_chat();
+        if k.is_some()
+            && app::event_key() != fltk::enums::Key::Up
+            && app::event_key() != fltk::enums::Key::Down
+        {
+            let _ = self.main.chat.input.take_focus();
+        }
+    }
+
+    /// A keyboard shortcut of the main window (see `keys`).
+    fn on_key(&mut self, a: super::keys::KeyAction) {
+        use super::keys::KeyAction;
+        if !self.main.win.shown() {
+            return;
+        }
+        match a {
+            KeyAction::MoveChat(d) => {
+                if let Some(k) = self.model.neighbour(d) {
+                    self.open_chat(Some(k));
+                    let _ = self.main.chat.input.take_focus();
+                }
+            }
+            KeyAction::OpenChat(n) => {
+                if let Some(k) = self.model.nth_in_list(n) {
+                    self.open_chat(Some(k));
+                }
+            }
+            KeyAction::Search => {
+                if self.model.selected.is_some() {
+                    self.main.chat.open_search();
+                }
+            }
+            KeyAction::Send | KeyAction::NewLine => {}
+        }
+    }
+
     fn unfriend(&mut self) {
         let Some(k) = self.model.selected.clone() else {
             return;
@@ -867,6 +910,7 @@ impl App {
             return;
         }
         self.main.chat.input.set_value("");
+        self.main.chat.fit_input();
         let friend = self.model.display(&k);
         self.backend.send(Action::SendMessage {
             friend: friend.clone(),
@@ -970,6 +1014,25 @@ impl App {
         ];
         self.hooks.dump_layout(&windows);
         self.hooks.dump_chat(&self.main.chat.rendered.text);
+    }
+}
+
+/// Enter on a focused button presses it, as Space does (FLTK buttons take only Space; issue
+/// #15 item 9). Called for key events no widget took.
+fn enter_presses_focused_button(ev: fltk::enums::Event) -> bool {
+    use fltk::enums::{Event, Key};
+    if ev != Event::Shortcut || !matches!(app::event_key(), Key::Enter | Key::KPEnter) {
+        return false;
+    }
+    let Some(focus) = app::focus() else {
+        return false;
+    };
+    match fltk::button::Button::from_dyn_widget(&focus) {
+        Some(mut b) if b.active_r() && b.visible_r() => {
+            b.do_callback();
+            true
+        }
+        _ => false,
     }
 }
 

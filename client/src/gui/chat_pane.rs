@@ -11,11 +11,12 @@ use fltk::button::Button;
 use fltk::enums::{Align, CallbackTrigger, Event, Font, Key};
 use fltk::frame::Frame;
 use fltk::group::Flex;
-use fltk::input::Input;
+use fltk::input::{Input, MultilineInput};
 use fltk::prelude::*;
 use fltk::text::{PositionType, TextBuffer, TextDisplay, WrapMode};
 
 use super::format::{self, RenderedChat};
+use super::keys::{self, KeyAction, KeyName, KeyPress};
 use super::model::{Chat, Friend};
 use super::msg::{Msg, Ui};
 use super::theme;
@@ -46,10 +47,35 @@ pub struct ChatPane {
     rows_col: Flex,
     rows: Vec<TransferRow>,
     typing: Frame,
-    /// The input line.
-    pub input: Input,
+    /// The message box (several lines).
+    pub input: MultilineInput,
+    input_row: Flex,
+    /// Search in the conversation (Ctrl+F).
+    search_row: Flex,
+    /// The search text.
+    pub search: Input,
     /// Send.
     pub send: Button,
+}
+
+/// The key of the current FLTK key event with its modifiers.
+pub fn key_press() -> KeyPress {
+    let k = app::event_key();
+    let key = match k {
+        Key::Enter | Key::KPEnter => KeyName::Enter,
+        Key::Up | Key::PageUp => KeyName::Up,
+        Key::Down | Key::PageDown => KeyName::Down,
+        _ => match char::from_u32(k.bits() as u32) {
+            Some(c @ '0'..='9') => KeyName::Digit(c as u8 - b'0'),
+            Some('f') => KeyName::F,
+            _ => KeyName::Other,
+        },
+    };
+    KeyPress {
+        key,
+        shift: app::is_event_shift(),
+        ctrl: app::is_event_ctrl(),
+    }
 }
 
 impl ChatPane {
@@ -95,6 +121,29 @@ impl ChatPane {
         pane.fixed(&key_banner, 44);
         key_banner.hide();
 
+        let mut search_row = Flex::default().row();
+        search_row.set_pad(theme::GAP);
+        let mut search = Input::default();
+        search.set_tooltip("Enter: next match · Esc: close");
+        let mut search_next = Button::default().with_label("Find next");
+        search_row.fixed(&search_next, 100);
+        let mut search_close = Button::default().with_label("Close");
+        search_row.fixed(&search_close, 70);
+        search_row.end();
+        pane.fixed(&search_row, theme::ROW);
+        search_row.hide();
+        search.set_trigger(CallbackTrigger::EnterKeyAlways);
+        search.set_callback(move |_| tx.send(Msg::Ui(Ui::SearchNext)));
+        search.handle(move |_, ev| {
+            if ev == Event::KeyDown && app::event_key() == Key::Escape {
+                tx.send(Msg::Ui(Ui::SearchClose));
+                return true;
+            }
+            false
+        });
+        search_next.set_callback(move |_| tx.send(Msg::Ui(Ui::SearchNext)));
+        search_close.set_callback(move |_| tx.send(Msg::Ui(Ui::SearchClose)));
+
         let buffer = TextBuffer::default();
         let styles = TextBuffer::default();
         let mut history = TextDisplay::default();
@@ -120,8 +169,11 @@ impl ChatPane {
 
         let mut input_row = Flex::default().row();
         input_row.set_pad(theme::GAP);
-        let mut input = Input::default();
-        input.set_tooltip("Type a message and press Enter");
+        let mut input = MultilineInput::default();
+        input.set_tooltip(
+            "Enter sends · Shift+Enter: new line · Ctrl+Up/Down: other chats · Ctrl+F: search",
+        );
+        input.set_wrap(true);
         let mut send = Button::default().with_label("Send");
         theme::primary(&mut send);
         input_row.fixed(&send, 90);
@@ -129,17 +181,37 @@ impl ChatPane {
         input_row.fixed(&send_file, 110);
         input_row.end();
         pane.fixed(&input_row, theme::ROW + 2);
+        // Send and Send file stay one row high at the bottom while the box grows.
+        input_row.set_margins(0, 0, 0, 0);
         pane.end();
 
-        input.set_trigger(CallbackTrigger::EnterKeyAlways);
-        input.set_callback(move |_| tx.send(Msg::Ui(Ui::SendMessage)));
-        input.handle(move |_, ev| {
-            if ev == Event::KeyDown
-                && !matches!(app::event_key(), Key::Enter | Key::KPEnter | Key::Tab)
-            {
-                tx.send(Msg::Ui(Ui::InputChanged));
+        // Our keys first: Enter must send, not reach the box as a new line.
+        input.super_handle_first(false);
+        input.handle(move |i, ev| {
+            if ev != Event::KeyDown {
+                return false;
             }
-            false
+            match keys::in_compose(key_press()) {
+                Some(KeyAction::Send) => {
+                    tx.send(Msg::Ui(Ui::SendMessage));
+                    true
+                }
+                Some(KeyAction::NewLine) => {
+                    let _ = i.insert("\n");
+                    tx.send(Msg::Ui(Ui::InputChanged));
+                    true
+                }
+                Some(a) => {
+                    tx.send(Msg::Ui(Ui::Key(a)));
+                    true
+                }
+                None => {
+                    if app::event_key() != Key::Tab {
+                        tx.send(Msg::Ui(Ui::InputChanged));
+                    }
+                    false
+                }
+            }
         });
         send.set_callback(move |_| tx.send(Msg::Ui(Ui::SendMessage)));
         send_file.set_callback(move |_| tx.send(Msg::Ui(Ui::SendFile)));
@@ -166,6 +238,7 @@ impl ChatPane {
         name(named, "chat_downloads", &downloads);
         name(named, "chat_history", &history);
         name(named, "chat_input", &input);
+        name(named, "chat_search", &search);
         name(named, "chat_send", &send);
         name(named, "chat_key_banner", &key_banner_text);
         name(named, "chat_review_key", &review);
@@ -186,7 +259,59 @@ impl ChatPane {
             rows: Vec::new(),
             typing,
             input,
+            input_row,
+            search_row,
+            search,
             send,
+        }
+    }
+
+    /// Grows or shrinks the message box with its lines (one to five).
+    pub fn fit_input(&mut self) {
+        let h = keys::compose_height(&self.input.value(), self.input.text_size() + 4);
+        let h = h.max(theme::ROW + 2);
+        if self.input_row.h() != h {
+            self.pane.fixed(&self.input_row, h);
+            self.relayout();
+        }
+    }
+
+    /// Shows the search row and puts the cursor in it (Ctrl+F).
+    pub fn open_search(&mut self) {
+        if !self.search_row.visible() {
+            self.search_row.show();
+            self.relayout();
+        }
+        let _ = self.search.take_focus();
+    }
+
+    /// Hides the search row.
+    pub fn close_search(&mut self) {
+        if self.search_row.visible() {
+            self.search_row.hide();
+            self.buffer.unselect();
+            self.relayout();
+        }
+        let _ = self.input.take_focus();
+    }
+
+    /// Selects the next match of the search text after the current one (wrapping around)
+    /// and scrolls to it; false when there is none.
+    pub fn search_next(&mut self) -> bool {
+        let from = self
+            .buffer
+            .selection_position()
+            .map_or(0, |(_, end)| usize::try_from(end).unwrap_or(0));
+        let text = self.buffer.text();
+        match format::find_next(&text, &self.search.value(), from) {
+            Some(r) => {
+                self.buffer.select(r.start as i32, r.end as i32);
+                self.history.set_insert_position(r.start as i32);
+                self.history.show_insert_position();
+                self.history.redraw();
+                true
+            }
+            None => false,
         }
     }
 

@@ -340,6 +340,23 @@ pub fn target_at(r: &RenderedChat, pos: usize) -> Option<&Target> {
         .map(|(_, t)| t)
 }
 
+/// The next match of `query` in `text` at or after byte `from`, wrapping to the start;
+/// case-insensitive for ASCII letters (Ctrl+F in a conversation).
+pub fn find_next(text: &str, query: &str, from: usize) -> Option<std::ops::Range<usize>> {
+    if query.is_empty() {
+        return None;
+    }
+    let hay = text.to_ascii_lowercase();
+    let needle = query.to_ascii_lowercase();
+    let from = from.min(hay.len());
+    let at = hay
+        .get(from..)
+        .and_then(|t| t.find(&needle))
+        .map(|i| i + from)
+        .or_else(|| hay.find(&needle))?;
+    Some(at..at + needle.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,5 +490,15 @@ mod tests {
             Some(&Target::Url("https://peerchat.example/docs".into()))
         );
         assert_eq!(&r.styles[at..at + 5], "HHHHH");
+    }
+
+    #[test]
+    fn search_finds_the_next_match_and_wraps() {
+        let t = "Hello bob\nhello again\nbye";
+        assert_eq!(find_next(t, "HELLO", 0), Some(0..5));
+        assert_eq!(find_next(t, "hello", 5), Some(10..15));
+        assert_eq!(find_next(t, "hello", 15), Some(0..5), "wraps around");
+        assert_eq!(find_next(t, "nothing", 0), None);
+        assert_eq!(find_next(t, "", 0), None);
     }
 }

@@ -45,9 +45,11 @@ pub fn transfer_columns(row_w: i32) -> TransferColumns {
             compact: false,
         }
     } else {
+        // Narrow: a short bar (it carries the percentage) and the short info text.
+        let bar = bar.min(56);
         TransferColumns {
             bar,
-            info: room.max(60),
+            info: (rest - rest * 4 / 10 - bar).max(60),
             compact: true,
         }
     }

@@ -185,6 +185,18 @@ impl MainWindow {
         accept.set_callback(move |_| tx.send(Msg::Ui(Ui::AcceptRequest)));
         refuse.set_callback(move |_| tx.send(Msg::Ui(Ui::RefuseRequest)));
         logout.set_callback(move |_| tx.send(Msg::Ui(Ui::Logout)));
+        // Logging out is a click, not a stop on the way through the window with Tab.
+        logout.clear_visible_focus();
+        // Window-wide shortcuts (Ctrl+Up/Down, Ctrl+1..9, Ctrl+F): see `keys`.
+        win.handle(move |_, ev| {
+            if matches!(ev, Event::KeyDown | Event::Shortcut) {
+                if let Some(a) = super::keys::shortcut(super::chat_pane::key_press()) {
+                    tx.send(Msg::Ui(Ui::Key(a)));
+                    return true;
+                }
+            }
+            false
+        });
         // Esc does not close the main window; the close box quits.
         win.set_callback(move |_| {
             if !(app::event() == Event::Shortcut && app::event_key() == Key::Escape) {

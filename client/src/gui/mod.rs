@@ -18,6 +18,7 @@ pub mod confirm;
 pub mod forgot;
 pub mod format;
 pub mod key_change;
+pub mod keys;
 pub mod layout;
 pub mod login;
 pub mod main_window;

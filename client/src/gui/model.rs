@@ -385,6 +385,31 @@ impl Model {
         v
     }
 
+    /// The friend `delta` places below the selected one in the list (Ctrl+Down/Up), staying
+    /// at the ends; with nothing selected, the first.
+    pub fn neighbour(&self, delta: i32) -> Option<String> {
+        let keys: Vec<String> = self
+            .friends_in_list_order()
+            .iter()
+            .map(|f| key(&f.userid))
+            .collect();
+        let last = keys.len().checked_sub(1)?;
+        let at = self
+            .selected
+            .as_ref()
+            .and_then(|s| keys.iter().position(|k| k == s));
+        let i = match at {
+            None => 0,
+            Some(i) => (i as i64 + i64::from(delta)).clamp(0, last as i64) as usize,
+        };
+        keys.get(i).cloned()
+    }
+
+    /// The n-th friend of the list (Ctrl+1..9), 0-based.
+    pub fn nth_in_list(&self, n: usize) -> Option<String> {
+        self.friends_in_list_order().get(n).map(|f| key(&f.userid))
+    }
+
     /// Unread messages and files over all chats (the window title and the urgency hint).
     pub fn total_unread(&self) -> u32 {
         self.friends.values().map(|f| f.unread).sum()
@@ -1509,5 +1534,31 @@ mod tests {
         assert_eq!(m.window_title(), "(2) Peerchat — alice");
         m.select(Some("Bob"));
         assert_eq!(m.window_title(), "(1) Peerchat — alice");
+    }
+
+    #[test]
+    fn keyboard_moves_through_the_list_as_shown() {
+        let mut m = Model::new();
+        logged_in(&mut m); // list: carol (online), Bob
+        assert_eq!(
+            m.neighbour(1).as_deref(),
+            Some("carol"),
+            "nothing selected: first"
+        );
+        m.select(Some("carol"));
+        assert_eq!(m.neighbour(1).as_deref(), Some("bob"));
+        assert_eq!(
+            m.neighbour(-1).as_deref(),
+            Some("carol"),
+            "stays at the top"
+        );
+        m.select(Some("bob"));
+        assert_eq!(
+            m.neighbour(5).as_deref(),
+            Some("bob"),
+            "stays at the bottom"
+        );
+        assert_eq!(m.nth_in_list(0).as_deref(), Some("carol"));
+        assert_eq!(m.nth_in_list(2), None);
     }
 }

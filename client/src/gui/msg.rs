@@ -213,6 +213,12 @@ pub enum Ui {
     SendMessage,
     /// Chat: the input line changed (typing indicator).
     InputChanged,
+    /// A keyboard shortcut (see `keys`).
+    Key(super::keys::KeyAction),
+    /// Chat search: the next match.
+    SearchNext,
+    /// Chat search: close it.
+    SearchClose,
     /// Chat: pick a file and send it.
     SendFile,
     /// Chat: files dropped on the chat (newline-separated paths or file:// URIs).

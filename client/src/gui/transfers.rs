@@ -127,6 +127,8 @@ impl TransferRow {
         };
         self.name
             .set_label(&format!("{arrow} {}", t.name).replace('@', "@@"));
+        // A narrow row cuts the name: the whole name is one hover away.
+        self.name.set_tooltip(&t.name);
         let pct = if t.size == 0 {
             100.0
         } else {
