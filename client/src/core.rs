@@ -1941,6 +1941,24 @@ impl Core {
                 self.with_book(|b| b.drop_request(&userid));
             }
             ServerEvent::Error(message) => self.error(message),
+            ServerEvent::SessionReplaced => self.emit(Event::SessionReplaced),
+            ServerEvent::PinFailed(p) => {
+                // A typed event for a security UI; the whole explanation as an error too.
+                if let crate::pinning::PinError::Changed {
+                    server,
+                    pinned,
+                    presented,
+                    ..
+                } = &p
+                {
+                    self.emit(Event::ServerKeyChanged {
+                        server: server.clone(),
+                        pinned: pinned.clone(),
+                        presented: presented.clone(),
+                    });
+                }
+                self.error(p.to_string());
+            }
             ServerEvent::LoginRetry {
                 reason,
                 retry_in,

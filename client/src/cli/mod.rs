@@ -291,6 +291,14 @@ pub fn describe(e: &Event) -> String {
         Event::PeerDisconnected { friend, reason } => {
             format!("* connection to {friend} closed ({reason})")
         }
+        Event::SessionReplaced => {
+            "! this account logged in on another device; this session was closed".into()
+        }
+        Event::ServerKeyChanged {
+            server,
+            pinned,
+            presented,
+        } => format!("! the server key of {server} changed: pinned {pinned}, presented {presented}"),
         Event::PeerRefused {
             fingerprint,
             address,

@@ -28,7 +28,7 @@ use super::register::RegisterWindow;
 use super::test_hooks::TestHooks;
 use super::theme;
 use super::widgets::say;
-use super::wording::{self, check_email, check_new_password, check_userid, offline_status};
+use super::wording::{self, check_new_password};
 
 /// A notice in the status bar stays this long, then the connection state shows again.
 const NOTICE_FOR: Duration = Duration::from_secs(8);
@@ -52,10 +52,12 @@ pub struct App {
     forgot: ForgotWindow,
     main: MainWindow,
     key_change: KeyChangeDialog,
+    settings: super::settings_window::SettingsWindow,
     /// The server the core talks to.
     server: String,
     profile: PathBuf,
     hooks: TestHooks,
+    notifier: super::notify::Notifier,
     /// Show the main window as soon as the core is up (the profile has an account and did
     /// not log out).
     remembered: bool,
@@ -64,10 +66,10 @@ pub struct App {
     notice: Option<(String, Color, Instant)>,
     typing_sent: Option<(String, Instant)>,
     quitting: bool,
+    /// An account was just created: log in with it when its recovery code page closes.
+    log_in_after_register: bool,
     /// Our identity key's fingerprint (shown in the status bar's tooltip).
     fingerprint: String,
-    /// The "server key changed" explanation was shown.
-    key_alert_shown: bool,
 }
 
 impl App {
@@ -86,6 +88,8 @@ impl App {
         let forgot = ForgotWindow::new(tx);
         let main = MainWindow::new(tx);
         let key_change = KeyChangeDialog::new(tx);
+        let settings = super::settings_window::SettingsWindow::new(tx);
+        theme::set_theme(super::settings::Settings::load(&profile).theme);
         let backend = Backend::start(server.clone(), profile.clone(), remembered, tx)?;
         Ok(Self {
             app: fltk_app,
@@ -98,16 +102,18 @@ impl App {
             forgot,
             main,
             key_change,
+            settings,
             server,
             profile,
             hooks: TestHooks::from_env(),
+            notifier: super::notify::Notifier::from_env(),
             remembered,
             started: false,
             notice: None,
             typing_sent: None,
             quitting: false,
+            log_in_after_register: false,
             fingerprint: String::new(),
-            key_alert_shown: false,
         })
     }
 
@@ -348,20 +354,16 @@ impl App {
                 self.main.show_send_request(false);
             }
         }
-        if let Event::Error { message } = &e {
-            // A changed server key is a security matter: say it once, in full (the core's
-            // text explains what to check and how to fix it).
-            if message.contains("pinned") && !self.key_alert_shown {
-                self.key_alert_shown = true;
-                let text = format!("The server's identity key has changed. Peerchat will not connect to it.\n\n{message}");
-                if self.main.win.shown() {
-                    dialog::alert_default(&format::wrap(&text, 90).replace('@', "@@"));
-                } else {
-                    say(&mut self.login.message, &text, theme::ERROR);
-                }
+        let c = self.model.apply(&e, now_ms());
+        if let (true, ServerState::KeyChanged(k)) = (c.server_key_changed, &self.model.server) {
+            // A security matter: said once, in full, in a dialog that cannot be missed.
+            let text = wording::server_key_changed(&self.server, &k.pinned, &k.presented);
+            if self.main.win.shown() {
+                dialog::alert_default(&format::wrap(&text, 90).replace('@', "@@"));
+            } else {
+                say(&mut self.login.message, &text, theme::ERROR);
             }
         }
-        let c = self.model.apply(&e, now_ms());
         if c.logged_in {
             let _ = std::fs::remove_file(self.profile.join(LOGGED_OUT_MARKER));
             self.remembered = true;
@@ -403,6 +405,16 @@ impl App {
                 }
                 Some(_) => {}
             }
+        }
+        if let Some(n) = &c.notify {
+            self.notifier.show(n);
+            if !self.model.window_active {
+                super::urgency::set_urgent(&self.main.win, true);
+            }
+        }
+        if c.status {
+            let offline = matches!(self.model.server, ServerState::Offline(_));
+            self.main.show_retry(offline);
         }
         if c.friends {
             self.main.show_friends(&self.model);
@@ -461,6 +473,8 @@ impl App {
     }
 
     fn show_status(&mut self) {
+        let offline = matches!(self.model.server, ServerState::Offline(_));
+        self.main.show_retry(offline);
         if let Some((text, color, until)) = &self.notice {
             if Instant::now() < *until {
                 let (t, c) = (text.clone(), *color);
@@ -479,17 +493,19 @@ impl App {
                 format!("● Connected to {} as {me}", self.server),
                 theme::ONLINE,
             ),
-            ServerState::Offline(reason) => {
-                let (t, key_changed) = offline_status(reason.as_deref());
-                (
-                    format!("● {t}"),
-                    if key_changed {
-                        theme::ERROR
-                    } else {
-                        theme::WARNING
-                    },
-                )
-            }
+            ServerState::Offline(_) => (
+                "● Server unreachable — direct chats still work. Retrying…".to_owned(),
+                theme::WARNING,
+            ),
+            ServerState::KeyChanged(_) => (
+                "● Server key changed — not connecting to it. Direct chats still work.".to_owned(),
+                theme::ERROR,
+            ),
+            ServerState::Replaced => (
+                "● Logged in on another device — this one is disconnected. Log out and in again to use it here."
+                    .to_owned(),
+                theme::ERROR,
+            ),
         };
         self.main.set_status(&text, color);
     }
@@ -521,13 +537,14 @@ impl App {
             Ok(code) => {
                 self.register.message.set_label("");
                 self.register.show_code(userid, &code);
+                // Closing the code page logs in with the new password: nobody should have
+                // to type it again right after choosing it (issue #15 item 11).
                 self.login.userid.set_value(userid);
-                self.login.password.set_value("");
+                self.login.password.set_value(&self.register.password.value());
+                self.log_in_after_register = true;
                 say(
                     &mut self.login.message,
-                    &format!(
-                        "Account \u{201c}{userid}\u{201d} created. Log in with your new password."
-                    ),
+                    &format!("Account \u{201c}{userid}\u{201d} created. Logging in…"),
                     theme::SUCCESS,
                 );
             }
@@ -600,6 +617,9 @@ impl App {
             Ui::RegisterClose => {
                 self.register.win.hide();
                 self.login.show();
+                if std::mem::take(&mut self.log_in_after_register) {
+                    self.submit_login();
+                }
             }
             Ui::ForgotSubmit => self.submit_forgot(),
             Ui::ForgotClose => {
@@ -666,6 +686,31 @@ impl App {
                 }
             }
             Ui::Logout => self.backend.send(Action::Logout),
+            Ui::RetryNow => {
+                self.backend.send(Action::RetryNow);
+                self.set_notice("Connecting to the server…", theme::MUTED);
+            }
+            Ui::OpenSettings => {
+                let s = super::settings::Settings::load(&self.profile);
+                self.settings.open(&self.main.win, &s);
+            }
+            Ui::SettingsSave => match self.settings.read() {
+                Ok(s) => match s.save(&self.profile) {
+                    Ok(()) => {
+                        theme::set_theme(s.theme);
+                        app::redraw();
+                        self.settings.win.hide();
+                        self.set_notice("Settings saved.", theme::MUTED);
+                    }
+                    Err(e) => say(
+                        &mut self.settings.message,
+                        &format!("Cannot save the settings: {e}"),
+                        theme::ERROR,
+                    ),
+                },
+                Err(why) => say(&mut self.settings.message, &why, theme::ERROR),
+            },
+            Ui::SettingsClose => self.settings.win.hide(),
             Ui::SendMessage => self.send_message(),
             Ui::InputChanged => {
                 self.main.chat.fit_input();
@@ -678,7 +723,7 @@ impl App {
                 }
             }
             Ui::OpenDownloads => {
-                let downloads = self.profile.join("downloads");
+                let downloads = super::settings::Settings::load(&self.profile).downloads();
                 let dir = self
                     .model
                     .selected
@@ -795,11 +840,10 @@ impl App {
         let userid = r.userid.value().trim().to_owned();
         let email = r.email.value().trim().to_owned();
         let (password, confirm) = (r.password.value(), r.confirm.value());
-        let problem = check_userid(&userid)
-            .or_else(|| check_email(&email))
-            .or_else(|| check_new_password(&userid, &password, &confirm));
-        if let Some(p) = problem {
-            say(&mut r.message, &p.text(), theme::ERROR);
+        let problems = wording::register_problems(&userid, &email, &password, &confirm);
+        if !problems.is_empty() {
+            let text: Vec<String> = problems.iter().map(|p| format!("• {}", p.headline)).collect();
+            say(&mut r.message, &text.join("\n"), theme::ERROR);
             return;
         }
         r.create.deactivate();
@@ -951,6 +995,10 @@ impl App {
                 let mut chooser =
                     dialog::NativeFileChooser::new(dialog::NativeFileChooserType::BrowseFile);
                 chooser.set_title("Send a file");
+                // Start in the home folder, not GTK's empty "Recently Used" (issue #15 item 12).
+                if let Some(home) = dirs::home_dir() {
+                    let _ = chooser.set_directory(&home);
+                }
                 chooser.show();
                 let p = chooser.filename();
                 (!p.as_os_str().is_empty()).then_some(p)
@@ -997,6 +1045,16 @@ impl App {
     }
 
     fn tick(&mut self) {
+        // FLTK drops the keyboard focus when its windows lose the X focus: no focus widget
+        // in the main window means the user looks elsewhere (notifications then).
+        self.model.window_active = self.main.win.shown()
+            && app::focus()
+                .and_then(|f| f.top_window())
+                .is_some_and(|w| w.as_widget_ptr() == self.main.win.as_widget_ptr());
+        if self.model.window_active {
+            // The user is back: the task bar stops asking for attention.
+            super::urgency::set_urgent(&self.main.win, false);
+        }
         if let Some((_, _, until)) = &self.notice {
             if Instant::now() >= *until {
                 self.notice = None;
@@ -1011,6 +1069,7 @@ impl App {
             (&self.forgot.win, &self.forgot.named),
             (&self.main.win, &main_named),
             (&self.key_change.win, &self.key_change.named),
+            (&self.settings.win, &self.settings.named),
         ];
         self.hooks.dump_layout(&windows);
         self.hooks.dump_chat(&self.main.chat.rendered.text);

@@ -53,6 +53,9 @@ pub struct MainWindow {
     pub chat: ChatPane,
     /// Status bar text.
     pub status: Frame,
+    /// "Retry now", shown while the server is unreachable.
+    pub retry: Button,
+    bar: Flex,
     /// Named widgets (test hook).
     pub named: Named,
 }
@@ -150,6 +153,11 @@ impl MainWindow {
         let mut status = Frame::default();
         status.set_align(Align::Left | Align::Inside | Align::Clip);
         status.set_label_size(theme::SMALL_SIZE + 1);
+        let mut retry = Button::default().with_label("Retry now");
+        bar.fixed(&retry, 100);
+        retry.hide();
+        let mut settings = Button::default().with_label("Settings…");
+        bar.fixed(&settings, 90);
         let mut logout = Button::default().with_label("Log out");
         bar.fixed(&logout, 90);
         bar.end();
@@ -185,6 +193,10 @@ impl MainWindow {
         accept.set_callback(move |_| tx.send(Msg::Ui(Ui::AcceptRequest)));
         refuse.set_callback(move |_| tx.send(Msg::Ui(Ui::RefuseRequest)));
         logout.set_callback(move |_| tx.send(Msg::Ui(Ui::Logout)));
+        settings.set_callback(move |_| tx.send(Msg::Ui(Ui::OpenSettings)));
+        retry.set_callback(move |_| tx.send(Msg::Ui(Ui::RetryNow)));
+        name(&mut named, "retry_now", &retry);
+        name(&mut named, "settings", &settings);
         // Logging out is a click, not a stop on the way through the window with Tab.
         logout.clear_visible_focus();
         // Window-wide shortcuts (Ctrl+Up/Down, Ctrl+1..9, Ctrl+F): see `keys`.
@@ -231,6 +243,8 @@ impl MainWindow {
             outgoing,
             chat,
             status,
+            retry,
+            bar,
             named,
         }
     }
@@ -374,6 +388,19 @@ impl MainWindow {
         }
         self.found_row.layout();
         self.found_row.redraw();
+    }
+
+    /// Shows "Retry now" while the server is unreachable (Flex lays out visible children).
+    pub fn show_retry(&mut self, show: bool) {
+        if show != self.retry.visible() {
+            if show {
+                self.retry.show();
+            } else {
+                self.retry.hide();
+            }
+            self.bar.layout();
+            self.bar.redraw();
+        }
     }
 
     /// Shows a status line (connection state or a notice).

@@ -24,6 +24,11 @@ pub enum ServerState {
     Online,
     /// Not reachable; the core retries.
     Offline(Option<String>),
+    /// The server presents another key than the pinned one: not connecting (a security
+    /// matter, never shown as "unreachable"; issue #15 item 5).
+    KeyChanged(KeyChange),
+    /// Our account logged in on another device, which took over this session.
+    Replaced,
 }
 
 /// One friend in the list.
@@ -303,7 +308,23 @@ pub struct Changes {
     pub logged_out: bool,
     /// A friend's key changed: ask the user now (friend key; see [`Model::key_change`]).
     pub ask_key_change: Option<String>,
+    /// Tell the user through a desktop notification (and the urgency hint).
+    pub notify: Option<Notification>,
+    /// The server's key changed: explain it in a dialog (once per change).
+    pub server_key_changed: bool,
 }
+
+/// A desktop notification: who, and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The summary line ("bob", "Peerchat").
+    pub title: String,
+    /// The text.
+    pub body: String,
+}
+
+/// At most this many characters of a message go into a notification.
+const NOTIFY_CHARS: usize = 140;
 
 impl Changes {
     fn chat(&mut self, k: &str) {
@@ -334,6 +355,8 @@ pub struct Model {
     /// The friend list order frozen while the pointer is over the list (keys), so a line
     /// never moves under the mouse between aiming and clicking (issue #15 item 10).
     frozen_order: Option<Vec<String>>,
+    /// The app window has the keyboard focus (the user is looking at it).
+    pub window_active: bool,
 }
 
 impl Default for Model {
@@ -354,7 +377,14 @@ impl Model {
             chats: HashMap::new(),
             selected: None,
             frozen_order: None,
+            window_active: true,
         }
+    }
+
+    /// Whether news in `friend`'s chat needs a notification: the user is not looking at
+    /// that chat (another one is shown, or the window is not active).
+    fn unseen(&self, friend_key: &str) -> bool {
+        !self.window_active || self.selected.as_deref() != Some(friend_key)
     }
 
     /// The pointer entered the friend list (`Some(order shown)`) or left it (`None`). While
@@ -696,10 +726,11 @@ impl Model {
         let mut c = Changes::default();
         match event {
             Event::ServerStatus { online, reason } => {
-                self.server = if *online {
-                    ServerState::Online
-                } else {
-                    ServerState::Offline(reason.clone())
+                self.server = match (&self.server, online) {
+                    (_, true) => ServerState::Online,
+                    // These say more than "offline": keep them.
+                    (s @ (ServerState::KeyChanged(_) | ServerState::Replaced), false) => s.clone(),
+                    (_, false) => ServerState::Offline(reason.clone()),
                 };
                 c.status = true;
                 c.friends = true; // the presence shown depends on the server link
@@ -748,6 +779,10 @@ impl Model {
                 }
                 c.requests = true;
                 c.notice = Some(format!("{from} wants to be your friend."));
+                c.notify = Some(Notification {
+                    title: "Peerchat".to_owned(),
+                    body: format!("{from} wants to be your friend."),
+                });
             }
             Event::FriendAdded { friend } => {
                 let k = key(&friend.userid);
@@ -827,6 +862,16 @@ impl Model {
                         acked: false,
                     });
                     c.chat(&k);
+                    if self.unseen(&k) {
+                        let mut body: String = text.chars().take(NOTIFY_CHARS).collect();
+                        if text.chars().count() > NOTIFY_CHARS {
+                            body.push('…');
+                        }
+                        c.notify = Some(Notification {
+                            title: self.display(friend),
+                            body,
+                        });
+                    }
                     if self.selected.as_deref() != Some(k.as_str()) {
                         if let Some(f) = self.friends.get_mut(&k) {
                             f.unread += 1;
@@ -874,6 +919,12 @@ impl Model {
                 t.state = TransferState::NeedsDecision;
                 let k = key(friend);
                 c.transfer(&k);
+                if self.unseen(&k) {
+                    c.notify = Some(Notification {
+                        title: self.display(friend),
+                        body: format!("wants to send you {name} ({})", super::format::bytes(*size)),
+                    });
+                }
                 if self.selected.as_deref() != Some(k.as_str()) {
                     if let Some(f) = self.friends.get_mut(&k) {
                         f.unread += 1;
@@ -991,6 +1042,10 @@ impl Model {
                     "{friend}'s identity key changed: messages to {friend} are held until you accept the new key."
                 ));
                 c.notice_is_error = true;
+                c.notify = Some(Notification {
+                    title: format!("{friend}'s identity key changed"),
+                    body: format!("Messages to {friend} are held until you compare and accept the new key."),
+                });
             }
             Event::FriendKeyTrusted {
                 friend,
@@ -1029,6 +1084,35 @@ impl Model {
                     "{why}, retrying in {} s…",
                     retry_in_ms.div_ceil(1000)
                 ));
+                c.notice_is_error = true;
+            }
+            Event::ServerKeyChanged {
+                pinned, presented, ..
+            } => {
+                self.server = ServerState::KeyChanged(KeyChange {
+                    pinned: pinned.clone(),
+                    presented: presented.clone(),
+                });
+                c.status = true;
+                c.friends = true;
+                c.server_key_changed = true;
+                c.notify = Some(Notification {
+                    title: "The server's identity key changed".to_owned(),
+                    body: "Peerchat does not connect to it until you check the new key.".to_owned(),
+                });
+            }
+            Event::SessionReplaced => {
+                self.server = ServerState::Replaced;
+                for f in self.friends.values_mut() {
+                    f.connected = false;
+                    f.path = None;
+                }
+                c.status = true;
+                c.friends = true;
+                c.notice = Some(
+                    "Your account logged in on another device; this one is disconnected. Log in again to use it here."
+                        .to_owned(),
+                );
                 c.notice_is_error = true;
             }
             Event::PeerRefused { .. } => {}
@@ -1560,5 +1644,91 @@ mod tests {
         );
         assert_eq!(m.nth_in_list(0).as_deref(), Some("carol"));
         assert_eq!(m.nth_in_list(2), None);
+    }
+
+    #[test]
+    fn notifications_for_what_the_user_does_not_see() {
+        // Issue #15 item 7: a message in another chat, or any chat while the window is in
+        // the background, and an offered file, are notified; the chat in front is not.
+        let mut m = Model::new();
+        logged_in(&mut m);
+        m.select(Some("bob"));
+        let msg = |n: u8, friend: &str| Event::MessageReceived {
+            friend: friend.into(),
+            message_id: MessageId([n; 16]),
+            text: "x".repeat(200),
+            sent_at_unix_ms: 0,
+        };
+        assert_eq!(m.apply(&msg(1, "bob"), 0).notify, None, "shown chat");
+        let n = m.apply(&msg(2, "carol"), 0).notify;
+        assert_eq!(n.as_ref().map(|n| n.title.as_str()), Some("carol"));
+        assert_eq!(n.map(|n| n.body.chars().count()), Some(NOTIFY_CHARS + 1));
+        m.window_active = false;
+        assert!(m.apply(&msg(3, "bob"), 0).notify.is_some(), "window behind");
+        assert_eq!(m.friends["bob"].unread, 0, "but the shown chat has no unread");
+        let n = m.apply(
+            &Event::FileOffered {
+                friend: "bob".into(),
+                transfer_id: TransferId([3; 16]),
+                name: "x.bin".into(),
+                size: 1500,
+            },
+            0,
+        );
+        assert_eq!(
+            n.notify.map(|n| n.body),
+            Some("wants to send you x.bin (1.5 KB)".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_changed_server_key_is_never_shown_as_unreachable() {
+        // Issue #15 item 5: a typed event, no matching on message text.
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let c = m.apply(
+            &Event::ServerKeyChanged {
+                server: "s:1".into(),
+                pinned: "SHA256:old".into(),
+                presented: "SHA256:new".into(),
+            },
+            0,
+        );
+        assert!(c.server_key_changed && c.notify.is_some());
+        m.apply(
+            &Event::ServerStatus {
+                online: false,
+                reason: Some("anything".into()),
+            },
+            0,
+        );
+        assert!(matches!(&m.server, ServerState::KeyChanged(k) if k.presented == "SHA256:new"));
+        m.apply(
+            &Event::ServerStatus {
+                online: true,
+                reason: None,
+            },
+            0,
+        );
+        assert_eq!(m.server, ServerState::Online);
+    }
+
+    #[test]
+    fn a_replaced_session_drops_the_links_and_says_so() {
+        let mut m = Model::new();
+        logged_in(&mut m);
+        m.apply(
+            &Event::PeerConnected {
+                friend: "bob".into(),
+                path: peerchat_client::LinkPath::Direct,
+                attempt: None,
+            },
+            0,
+        );
+        let c = m.apply(&Event::SessionReplaced, 0);
+        assert!(c.notice.is_some_and(|n| n.contains("another device")));
+        assert_eq!(m.server, ServerState::Replaced);
+        assert!(!m.friends["bob"].connected);
+        assert_eq!(m.friends["bob"].presence(m.server_online()), Presence::Unknown);
     }
 }

@@ -35,6 +35,8 @@ pub enum Action {
     Logout,
     /// Does this userid exist?
     Find(String),
+    /// Reconnect to the server now instead of after the back-off.
+    RetryNow,
     /// Ask a user to be friends.
     SendFriendRequest(String),
     /// Accept a request.
@@ -207,6 +209,14 @@ pub enum Ui {
     AcceptRequest,
     /// Main window: refuse the selected request.
     RefuseRequest,
+    /// Status bar: reconnect now.
+    RetryNow,
+    /// Main window: open the settings page.
+    OpenSettings,
+    /// Settings: save and close.
+    SettingsSave,
+    /// Settings: close without saving.
+    SettingsClose,
     /// Main window: log out.
     Logout,
     /// Chat: send the input line.

@@ -77,6 +77,23 @@ pub fn link<B: ButtonExt>(b: &mut B) {
     b.set_selection_color(Color::from_rgb(r, g, bl));
 }
 
+/// Switches between the light and the dark colours (settings page).
+pub fn set_theme(t: super::settings::Theme) {
+    match t {
+        super::settings::Theme::Light => {
+            let (r, g, b) = BACKGROUND;
+            app::background(r, g, b);
+            app::background2(255, 255, 255);
+            app::foreground(25, 28, 33);
+        }
+        super::settings::Theme::Dark => {
+            app::background(40, 42, 48);
+            app::background2(28, 30, 34);
+            app::foreground(225, 228, 234);
+        }
+    }
+}
+
 /// Style table of the chat view, in the order of `format::style` letters.
 pub fn chat_styles() -> Vec<StyleTableEntryExt> {
     let e = |color, font, size| StyleTableEntryExt {
@@ -87,7 +104,8 @@ pub fn chat_styles() -> Vec<StyleTableEntryExt> {
         bgcolor: Color::Background2,
     };
     vec![
-        e(Color::from_rgb(25, 28, 33), Font::Helvetica, TEXT_SIZE),
+        // The text follows the theme's foreground (dark or light).
+        e(Color::Foreground, Font::Helvetica, TEXT_SIZE),
         e(ACCENT, Font::HelveticaBold, TEXT_SIZE),
         e(FRIEND, Font::HelveticaBold, TEXT_SIZE),
         e(ONLINE, Font::HelveticaBold, TEXT_SIZE),
