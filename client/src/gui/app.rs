@@ -68,6 +68,8 @@ pub struct App {
     quitting: bool,
     /// An account was just created: log in with it when its recovery code page closes.
     log_in_after_register: bool,
+    /// The password of the account being created (the form clears it), for that login.
+    register_password: Option<String>,
     /// Our identity key's fingerprint (shown in the status bar's tooltip).
     fingerprint: String,
 }
@@ -113,6 +115,7 @@ impl App {
             typing_sent: None,
             quitting: false,
             log_in_after_register: false,
+            register_password: None,
             fingerprint: String::new(),
         })
     }
@@ -540,15 +543,20 @@ impl App {
                 // Closing the code page logs in with the new password: nobody should have
                 // to type it again right after choosing it (issue #15 item 11).
                 self.login.userid.set_value(userid);
-                self.login.password.set_value(&self.register.password.value());
-                self.log_in_after_register = true;
+                if let Some(pw) = self.register_password.take() {
+                    self.login.password.set_value(&pw);
+                    self.log_in_after_register = true;
+                }
                 say(
                     &mut self.login.message,
                     &format!("Account \u{201c}{userid}\u{201d} created. Logging in…"),
                     theme::SUCCESS,
                 );
             }
-            Err(p) => say(&mut self.register.message, &p.text(), theme::ERROR),
+            Err(p) => {
+                self.register_password = None;
+                say(&mut self.register.message, &p.text(), theme::ERROR);
+            }
         }
     }
 
@@ -848,6 +856,7 @@ impl App {
         }
         r.create.deactivate();
         say(&mut r.message, "Creating your account…", theme::MUTED);
+        self.register_password = Some(password.clone());
         let server = self.login.server.value().trim().to_owned();
         self.backend.send(Action::Register {
             server,
