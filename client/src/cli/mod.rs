@@ -298,7 +298,9 @@ pub fn describe(e: &Event) -> String {
             server,
             pinned,
             presented,
-        } => format!("! the server key of {server} changed: pinned {pinned}, presented {presented}"),
+        } => {
+            format!("! the server key of {server} changed: pinned {pinned}, presented {presented}")
+        }
         Event::PeerRefused {
             fingerprint,
             address,

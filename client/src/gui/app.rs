@@ -850,7 +850,10 @@ impl App {
         let (password, confirm) = (r.password.value(), r.confirm.value());
         let problems = wording::register_problems(&userid, &email, &password, &confirm);
         if !problems.is_empty() {
-            let text: Vec<String> = problems.iter().map(|p| format!("• {}", p.headline)).collect();
+            let text: Vec<String> = problems
+                .iter()
+                .map(|p| format!("• {}", p.headline))
+                .collect();
             say(&mut r.message, &text.join("\n"), theme::ERROR);
             return;
         }

@@ -1044,7 +1044,9 @@ impl Model {
                 c.notice_is_error = true;
                 c.notify = Some(Notification {
                     title: format!("{friend}'s identity key changed"),
-                    body: format!("Messages to {friend} are held until you compare and accept the new key."),
+                    body: format!(
+                        "Messages to {friend} are held until you compare and accept the new key."
+                    ),
                 });
             }
             Event::FriendKeyTrusted {
@@ -1665,7 +1667,10 @@ mod tests {
         assert_eq!(n.map(|n| n.body.chars().count()), Some(NOTIFY_CHARS + 1));
         m.window_active = false;
         assert!(m.apply(&msg(3, "bob"), 0).notify.is_some(), "window behind");
-        assert_eq!(m.friends["bob"].unread, 0, "but the shown chat has no unread");
+        assert_eq!(
+            m.friends["bob"].unread, 0,
+            "but the shown chat has no unread"
+        );
         let n = m.apply(
             &Event::FileOffered {
                 friend: "bob".into(),
@@ -1729,6 +1734,9 @@ mod tests {
         assert!(c.notice.is_some_and(|n| n.contains("another device")));
         assert_eq!(m.server, ServerState::Replaced);
         assert!(!m.friends["bob"].connected);
-        assert_eq!(m.friends["bob"].presence(m.server_online()), Presence::Unknown);
+        assert_eq!(
+            m.friends["bob"].presence(m.server_online()),
+            Presence::Unknown
+        );
     }
 }

@@ -93,7 +93,9 @@ pub fn default_download_dir(
 /// the app shows sizes). None for anything else.
 pub fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim().to_ascii_lowercase();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().ok()?;
     let mult = match unit.trim().trim_end_matches('b') {
@@ -155,9 +157,15 @@ mod tests {
         };
         s.save(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(Settings::load(dir.path()), s);
-        assert_eq!(s.auto_accept(), peerchat_client::AutoAccept::UpTo(10_000_000));
+        assert_eq!(
+            s.auto_accept(),
+            peerchat_client::AutoAccept::UpTo(10_000_000)
+        );
         std::fs::write(dir.path().join(FILE), b"{not json").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(Settings::load(dir.path()), Settings::default());
-        assert_eq!(Settings::default().auto_accept(), peerchat_client::AutoAccept::Never);
+        assert_eq!(
+            Settings::default().auto_accept(),
+            peerchat_client::AutoAccept::Never
+        );
     }
 }

@@ -156,7 +156,10 @@ impl SettingsWindow {
     /// The edited settings, or what is wrong with them.
     pub fn read(&self) -> Result<Settings, String> {
         let limit = super::settings::parse_size(&self.limit.value()).ok_or_else(|| {
-            format!("\"{}\" is not a size: write e.g. 0, 500 KB or 50 MB.", self.limit.value())
+            format!(
+                "\"{}\" is not a size: write e.g. 0, 500 KB or 50 MB.",
+                self.limit.value()
+            )
         })?;
         let dir = self.downloads.value();
         let dir = dir.trim();

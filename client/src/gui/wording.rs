@@ -311,7 +311,9 @@ mod tests {
     fn the_create_account_form_lists_every_problem_at_once() {
         let all = register_problems("x", "nope", "short", "other");
         assert_eq!(all.len(), 3, "{all:?}");
-        assert!(register_problems("alice", "a@example.org", "long enough pw", "long enough pw")
-            .is_empty());
+        assert!(
+            register_problems("alice", "a@example.org", "long enough pw", "long enough pw")
+                .is_empty()
+        );
     }
 }
