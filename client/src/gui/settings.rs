@@ -106,7 +106,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
         _ => return None,
     };
     let v = n * mult;
-    (v.is_finite() && v >= 0.0 && v < 1e18).then_some(v as u64)
+    (v.is_finite() && (0.0..1e18).contains(&v)).then_some(v as u64)
 }
 
 #[cfg(test)]
