@@ -571,6 +571,23 @@ impl Client {
         .await
     }
 
+    /// The last `limit` completed files with a friend, oldest first. Local only.
+    ///
+    /// # Errors
+    /// History errors.
+    pub async fn file_history(
+        &self,
+        friend: &str,
+        limit: u64,
+    ) -> Result<Vec<crate::history::FileEntry>, ClientError> {
+        self.command(|reply| Command::FileHistory {
+            friend: friend.into(),
+            limit,
+            reply,
+        })
+        .await
+    }
+
     // ----- files -------------------------------------------------------------------------
 
     /// Offers a file to a friend, now or when a connection is up; resumes by itself after

@@ -97,6 +97,12 @@ pub enum Command {
         limit: u64,
         reply: Reply<Vec<HistoryEntry>>,
     },
+    /// Completed files with a friend (the chat's `<File>` lines).
+    FileHistory {
+        friend: String,
+        limit: u64,
+        reply: Reply<Vec<crate::history::FileEntry>>,
+    },
     /// Friends and requests.
     Friends { reply: Reply<FriendsSnapshot> },
     /// Is a connection to the friend up?
@@ -446,6 +452,18 @@ impl Core {
                 let r = self
                     .history
                     .messages(&key(&friend), limit)
+                    .await
+                    .map_err(ClientError::from);
+                let _ = reply.send(r);
+            }
+            Command::FileHistory {
+                friend,
+                limit,
+                reply,
+            } => {
+                let r = self
+                    .history
+                    .completed_files(&key(&friend), limit)
                     .await
                     .map_err(ClientError::from);
                 let _ = reply.send(r);
@@ -2213,6 +2231,24 @@ impl Core {
                 self.with_book(|b| b.drop_request(&userid));
             }
             ServerEvent::Error(message) => self.error(message),
+            ServerEvent::SessionReplaced => self.emit(Event::SessionReplaced),
+            ServerEvent::PinFailed(p) => {
+                // A typed event for a security UI; the whole explanation as an error too.
+                if let crate::pinning::PinError::Changed {
+                    server,
+                    pinned,
+                    presented,
+                    ..
+                } = &p
+                {
+                    self.emit(Event::ServerKeyChanged {
+                        server: server.clone(),
+                        pinned: pinned.clone(),
+                        presented: presented.clone(),
+                    });
+                }
+                self.error(p.to_string());
+            }
             ServerEvent::LoginRetry {
                 reason,
                 retry_in,

@@ -162,6 +162,22 @@ pub enum Event {
         /// How the change ended.
         how: KeyDecision,
     },
+    /// Our account logged in on another device and the server closed this session for it
+    /// (SESSION_REPLACED): this device does not log in again by itself. Followed by an
+    /// offline [`Event::ServerStatus`].
+    SessionReplaced,
+    /// The server presents another identity key than the one pinned for its address (SPEC.md
+    /// §12.3): the client does not connect to it any more. A reinstalled server or an
+    /// interception; the user must compare fingerprints with the operator. Followed by an
+    /// [`Event::Error`] with the full explanation and an offline [`Event::ServerStatus`].
+    ServerKeyChanged {
+        /// The server address as configured.
+        server: String,
+        /// The pinned (trusted) fingerprint.
+        pinned: String,
+        /// The fingerprint presented now.
+        presented: String,
+    },
     /// The automatic login (KeyLogin after a reconnect or at start-up) did not get in; the
     /// client tries again by itself in `retry_in_ms` (SPEC.md §6.10).
     LoginRetry {

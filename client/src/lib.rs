@@ -37,7 +37,7 @@ pub use client::{AutoAccept, Client, ClientConfig, EventStream, CLI_AUTO_ACCEPT_
 pub use core::FriendsSnapshot;
 pub use error::ClientError;
 pub use events::{Event, FriendView, KeyDecision, LinkPath, LoginRetryReason, RequestView};
-pub use history::HistoryEntry;
+pub use history::{FileEntry, HistoryEntry};
 pub use ids::{MessageId, TransferId};
 pub use peer::traversal::TraversalConfig;
 pub use transfer::Direction;

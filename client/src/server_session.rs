@@ -63,6 +63,12 @@ pub enum ServerEvent {
     RequestAnswered(String),
     /// An automatic step failed (re-login refused...).
     Error(String),
+    /// The server's key is not the pinned one (or the pin file is unusable): no more
+    /// connections until the user fixes it (SPEC.md §12.3).
+    PinFailed(PinError),
+    /// The account logged in on another device, which replaced this session
+    /// this device stays logged out of the server (`CLOSE_REASON_SESSION_REPLACED`).
+    SessionReplaced,
     /// The automatic login did not get in and is tried again in `retry_in` (SPEC.md §6.10).
     LoginRetry {
         /// Why.
@@ -345,7 +351,7 @@ impl ServerLink {
                     }
                     if let ClientError::Pin(p) = &e {
                         self.fatal = Some(p.clone());
-                        let _ = self.to_core.send(ServerEvent::Error(p.to_string()));
+                        let _ = self.to_core.send(ServerEvent::PinFailed(p.clone()));
                         let _ = self.to_core.send(ServerEvent::Offline {
                             reason: p.to_string(),
                         });
@@ -490,6 +496,7 @@ impl ServerLink {
                             if reason == CloseReason::SessionReplaced {
                                 // Logging in again would only throw the other session out.
                                 self.login_as = None;
+                                let _ = self.to_core.send(ServerEvent::SessionReplaced);
                                 break End::Lost(format!("session replaced by a login elsewhere ({message})"));
                             }
                             if reason == CloseReason::IdleTimeout && self.login_as.is_none() && pending.is_empty() {

@@ -52,21 +52,6 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
     std::fs::write(&to_send, b"Hello bob, here are the notes.\n").unwrap();
     let gui = Gui::start(&x, &server.addr, &alice_profile, work, Some(&to_send), &[]);
 
-    // ---- create account -----------------------------------------------------------------
-    gui.window(LOGIN);
-    gui.click(LOGIN, "register");
-    gui.window(REGISTER);
-    gui.type_into(REGISTER, "userid", "alice");
-    gui.key("Tab");
-    gui.type_text("alice@example.org");
-    gui.type_into(REGISTER, "password", PASSWORD);
-    gui.type_into(REGISTER, "confirm", PASSWORD);
-    gui.key("Return");
-    gui.wait_widget(REGISTER, "code"); // the recovery code page
-    let shot = work.join("1-recovery-code.png");
-    x.screenshot(&shot);
-    gui.click(REGISTER, "done");
-
     // ---- Esc closes a dialog ------------------------------------------------------------------
     gui.window(LOGIN);
     gui.click(LOGIN, "forgot");
@@ -76,10 +61,29 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
         g.geometry(FORGOT, "@window").is_none()
     });
 
-    // ---- log in ---------------------------------------------------------------------------
+    // ---- create account: every problem at once, then logged in (issue #15 item 11) ----------
     gui.window(LOGIN);
-    gui.type_into(LOGIN, "password", PASSWORD);
+    gui.click(LOGIN, "register");
+    gui.window(REGISTER);
+    gui.type_into(REGISTER, "userid", "-x");
+    gui.key("Tab");
+    gui.type_text("not-an-address");
+    gui.type_into(REGISTER, "password", "short");
+    gui.type_into(REGISTER, "confirm", "other");
     gui.key("Return");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let all_errors_shot = work.join("0-register-errors.png");
+    x.screenshot(&all_errors_shot);
+    gui.replace_text(REGISTER, "userid", "alice");
+    gui.replace_text(REGISTER, "email", "alice@example.org");
+    gui.replace_text(REGISTER, "password", PASSWORD);
+    gui.replace_text(REGISTER, "confirm", PASSWORD);
+    gui.key("Return");
+    gui.wait_widget(REGISTER, "code"); // the recovery code page
+    let shot = work.join("1-recovery-code.png");
+    x.screenshot(&shot);
+    gui.click(REGISTER, "done");
+    // Logged in with the new password, no second typing.
     gui.window(MAIN);
 
     // ---- find bob and send a friend request; bob accepts ------------------------------------
@@ -113,6 +117,18 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
                 ("friend", "alice"),
                 ("text", "Hi bob, it's alice from the GUI!"),
             ],
+        )
+    });
+    // Shift+Enter breaks the line, Enter sends both lines as one message (issue #15 item 9).
+    gui.type_into(MAIN, "chat_input", "line one");
+    gui.key("shift+Return");
+    gui.type_text("line two");
+    gui.key("Return");
+    bob.wait_for("alice's two-line message", |v| {
+        is_event(
+            v,
+            "message_received",
+            &[("friend", "alice"), ("text", "line one\nline two")],
         )
     });
     bob.send("/msg alice Hello alice, the terminal here.");
@@ -189,6 +205,70 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
             .ends_with("downloads/bob")
     });
 
+    // ---- the chat shows times, and the file lines (issue #15 item 2) --------------------------------
+    gui.wait_until("times and <File> lines in the chat", |g| {
+        let t = g.chat_text();
+        t.contains("──  Today  ──")
+            && t.contains("<File> bob: 'photo.bin'")
+            && t.lines().any(|l| is_timed(l, "alice: Hi bob"))
+    });
+
+    // ---- the smallest window: nothing cut off or outside (issue #15 item 4) ------------------------
+    let main_id = gui.window(MAIN);
+    x.xdotool(&["windowsize", &main_id, "760", "500"]);
+    gui.wait_until("main window at 760x500", |g| {
+        g.geometry(MAIN, "@window")
+            .is_some_and(|w| w.w == 760 && w.h == 500)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let friends_w = gui.wait_widget(MAIN, "friends");
+    for name in [
+        "chat_send",
+        "chat_send_file",
+        "chat_downloads",
+        "chat_input",
+        "transfer1_second",
+        "transfer2_second",
+        "logout",
+    ] {
+        let g = gui.wait_widget(MAIN, name);
+        assert!(
+            g.x >= 0 && g.y >= 0 && g.x + g.w <= 760 && g.y + g.h <= 500,
+            "{name} outside the 760x500 window: {g:?}"
+        );
+        assert!(
+            g.x > friends_w.x + friends_w.w,
+            "{name} over the friend list: {g:?}"
+        );
+    }
+    let small_shot = work.join("3-chat-760x500.png");
+    x.screenshot(&small_shot);
+
+    // ---- Unfriend asks in a window of its own, and Esc keeps the friend (issue #15 item 3) ----------
+    gui.click(MAIN, "unfriend");
+    let mut confirm = String::new();
+    gui.wait_until("the Unfriend confirmation as a top-level window", |g| {
+        confirm =
+            g.x.xdotool(&["search", "--onlyvisible", "--name", "Confirm$"])
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_owned();
+        !confirm.is_empty()
+    });
+    let geo = x.xdotool(&["getwindowgeometry", &confirm]);
+    assert!(
+        geo.contains("Geometry: 460x190"),
+        "confirmation clipped: {geo}"
+    );
+    gui.key("Escape");
+    gui.wait_until("confirmation closed", |g| {
+        g.x.xdotool(&["search", "--onlyvisible", "--name", "Confirm$"])
+            .trim()
+            .is_empty()
+    });
+    x.xdotool(&["windowsize", &main_id, "1000", "660"]);
+
     // ---- the window is not blank ----------------------------------------------------------------
     std::thread::sleep(std::time::Duration::from_millis(500));
     let full = work.join("3-chat.png");
@@ -211,6 +291,13 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
     let new_device = profile(work, "bob-new-device", 10);
     cli_once(&server.addr, &new_device, &["login", "bob"]);
     gui.window(KEY_CHANGED);
+    // ... and a desktop notification says so (issue #15 item 7; the hook counts the calls).
+    gui.wait_until("key change notified", |_| {
+        std::fs::read_to_string(work.join("notified.txt"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("bob's identity key changed\t"))
+    });
     gui.wait_widget(KEY_CHANGED, "key_presented");
     gui.wait_widget(KEY_CHANGED, "key_pinned");
     let key_shot = work.join("5-key-changed.png");
@@ -259,12 +346,40 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
     thief.send("/quit");
     assert_eq!(thief.count(from_alice), 1, "delivered exactly once");
 
+    // ---- an app restart keeps the file lines (issue #15 item 1) -----------------------------------
+    drop(gui);
+    let gui = Gui::start(&x, &server.addr, &alice_profile, work, None, &[]);
+    gui.window(MAIN);
+    gui.click_at(MAIN, "friends", Some((40, 12)), 1);
+    gui.wait_until("file lines after the restart", |g| {
+        let t = g.chat_text();
+        t.contains("<File> alice: 'notes for bob.txt'") && t.contains("<File> bob: 'photo.bin'")
+    });
+
     if let Some(dir) = keep {
         std::fs::create_dir_all(&dir).unwrap();
-        for f in [&shot, &green_shot, &full, &grey_shot, &key_shot, &held_shot] {
+        for f in [
+            &all_errors_shot,
+            &shot,
+            &green_shot,
+            &small_shot,
+            &full,
+            &grey_shot,
+            &key_shot,
+            &held_shot,
+        ] {
             std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
         }
     }
+}
+
+/// `14:05  text…`: a chat line with its time.
+fn is_timed(line: &str, text: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 7
+        && b[..2].iter().chain(&b[3..5]).all(u8::is_ascii_digit)
+        && b[2] == b':'
+        && line[5..].trim_start().starts_with(text)
 }
 
 /// Takes screenshots until the pixels of `rect` satisfy `ok`.

@@ -68,6 +68,16 @@ fn screenshots() {
 
         gui.click(LOGIN, "register");
         gui.window(REGISTER);
+        // Every problem of the form at once (issue #15 item 11).
+        gui.type_into(REGISTER, "userid", "-x");
+        gui.type_into(REGISTER, "email", "newcomer");
+        gui.type_into(REGISTER, "password", "short");
+        gui.type_into(REGISTER, "confirm", "shorter");
+        gui.key("Return");
+        snap(&gui, REGISTER, "create-account-all-errors.png");
+        for f in ["userid", "email", "password", "confirm"] {
+            gui.replace_text(REGISTER, f, "");
+        }
         gui.type_into(REGISTER, "userid", "newcomer");
         gui.type_into(REGISTER, "email", "newcomer@example.org");
         gui.type_into(REGISTER, "password", PASSWORD);
@@ -78,6 +88,9 @@ fn screenshots() {
         gui.click(REGISTER, "copy");
         snap(&gui, REGISTER, "create-account-recovery-code.png");
         gui.click(REGISTER, "done");
+        // Logged in with the new password at once; log out for the next windows.
+        gui.window(" newcomer");
+        gui.click(" newcomer", "logout");
 
         gui.window(LOGIN);
         gui.click(LOGIN, "forgot");
@@ -192,7 +205,10 @@ fn screenshots() {
         "chat_input",
         "Great, here are the slides for tonight.",
     );
+    gui.key("shift+Return");
+    gui.type_text("Agenda: https://example.org/meetup");
     gui.key("Return");
+    bob.send("/msg alice 好的！See you there 🎉");
     gui.click(MAIN, "chat_send_file");
     bob.wait_for("slides arrived", |v| {
         is_event(v, "transfer_complete", &[("direction", "incoming")])
@@ -233,6 +249,49 @@ fn screenshots() {
     gui.click(MAIN, "transfer3_second");
     bob.wait_for("cancelled by alice", |v| v["event"] == "transfer_cancelled");
     bob.send("/typing alice off");
+
+    // ---- Ctrl+F: search in the conversation ----------------------------------------------------------
+    gui.key("ctrl+f");
+    gui.wait_widget(MAIN, "chat_search");
+    gui.type_text("slides");
+    gui.key("Return");
+    snap(&gui, MAIN, "chat-search.png");
+    gui.key("Escape");
+
+    // ---- the smallest window: nothing cut, nothing over the friend list ---------------------------
+    let main_id = gui.window(MAIN);
+    x.xdotool(&["windowsize", &main_id, "760", "500"]);
+    gui.wait_until("760x500", |g| {
+        g.geometry(MAIN, "@window")
+            .is_some_and(|w| w.w == 760 && w.h == 500)
+    });
+    snap(&gui, MAIN, "chat-minimum-size-760x500.png");
+    x.xdotool(&["windowsize", &main_id, "1000", "660"]);
+    gui.wait_until("1000x660", |g| {
+        g.geometry(MAIN, "@window")
+            .is_some_and(|w| w.w == 1000 && w.h == 660)
+    });
+
+    // ---- Unfriend asks in a window of its own (Esc: no) ---------------------------------------------
+    gui.click(MAIN, "unfriend");
+    settle();
+    let confirm = x
+        .xdotool(&["search", "--onlyvisible", "--name", "Confirm$"])
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_owned();
+    assert!(!confirm.is_empty(), "no confirmation window");
+    let path = out_dir().join("unfriend-confirm.png");
+    x.screenshot(&path);
+    eprintln!("wrote {}", path.display());
+    gui.key("Escape");
+
+    // ---- the settings page ------------------------------------------------------------------------
+    gui.click(MAIN, "settings");
+    gui.wait_widget("Settings", "settings_limit");
+    snap(&gui, "Settings", "settings.png");
+    gui.key("Escape");
 
     // ---- carol is offline: the message waits ---------------------------------------------------------
     gui.click_at(MAIN, "friends", Some((40, 12 + 2 * 18)), 1); // carol: third line

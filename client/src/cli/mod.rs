@@ -542,6 +542,16 @@ pub fn describe(e: &Event, h: &mut Handles, stamp: &dyn Fn(u64) -> String) -> St
         Event::PeerDisconnected { friend, reason } => {
             format!("* connection to {friend} closed ({reason})")
         }
+        Event::SessionReplaced => {
+            "! this account logged in on another device; this session was closed".into()
+        }
+        Event::ServerKeyChanged {
+            server,
+            pinned,
+            presented,
+        } => {
+            format!("! the server key of {server} changed: pinned {pinned}, presented {presented}")
+        }
         Event::PeerRefused {
             fingerprint,
             address,

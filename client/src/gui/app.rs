@@ -28,7 +28,7 @@ use super::register::RegisterWindow;
 use super::test_hooks::TestHooks;
 use super::theme;
 use super::widgets::say;
-use super::wording::{check_email, check_new_password, check_userid, offline_status};
+use super::wording::{self, check_new_password};
 
 /// A notice in the status bar stays this long, then the connection state shows again.
 const NOTICE_FOR: Duration = Duration::from_secs(8);
@@ -52,10 +52,12 @@ pub struct App {
     forgot: ForgotWindow,
     main: MainWindow,
     key_change: KeyChangeDialog,
+    settings: super::settings_window::SettingsWindow,
     /// The server the core talks to.
     server: String,
     profile: PathBuf,
     hooks: TestHooks,
+    notifier: super::notify::Notifier,
     /// Show the main window as soon as the core is up (the profile has an account and did
     /// not log out).
     remembered: bool,
@@ -64,10 +66,12 @@ pub struct App {
     notice: Option<(String, Color, Instant)>,
     typing_sent: Option<(String, Instant)>,
     quitting: bool,
+    /// An account was just created: log in with it when its recovery code page closes.
+    log_in_after_register: bool,
+    /// The password of the account being created (the form clears it), for that login.
+    register_password: Option<String>,
     /// Our identity key's fingerprint (shown in the status bar's tooltip).
     fingerprint: String,
-    /// The "server key changed" explanation was shown.
-    key_alert_shown: bool,
 }
 
 impl App {
@@ -79,12 +83,15 @@ impl App {
         let fltk_app = app::App::default();
         theme::apply(scale);
         let (tx, rx) = app::channel::<Msg>();
+        app::add_handler(enter_presses_focused_button);
         let remembered = !profile.join(LOGGED_OUT_MARKER).exists();
         let login = LoginWindow::new(tx, &server);
         let register = RegisterWindow::new(tx);
         let forgot = ForgotWindow::new(tx);
         let main = MainWindow::new(tx);
         let key_change = KeyChangeDialog::new(tx);
+        let settings = super::settings_window::SettingsWindow::new(tx);
+        theme::set_theme(super::settings::Settings::load(&profile).theme);
         let backend = Backend::start(server.clone(), profile.clone(), remembered, tx)?;
         Ok(Self {
             app: fltk_app,
@@ -97,16 +104,19 @@ impl App {
             forgot,
             main,
             key_change,
+            settings,
             server,
             profile,
             hooks: TestHooks::from_env(),
+            notifier: super::notify::Notifier::from_env(),
             remembered,
             started: false,
             notice: None,
             typing_sent: None,
             quitting: false,
+            log_in_after_register: false,
+            register_password: None,
             fingerprint: String::new(),
-            key_alert_shown: false,
         })
     }
 
@@ -201,8 +211,12 @@ impl App {
                 let c = self.model.apply_snapshot(&s);
                 self.refresh(c);
             }
-            Msg::History { friend, entries } => {
-                let c = self.model.apply_history(&friend, &entries);
+            Msg::History {
+                friend,
+                entries,
+                files,
+            } => {
+                let c = self.model.apply_history(&friend, &entries, &files);
                 self.refresh(c);
             }
             Msg::MessageSent {
@@ -343,20 +357,16 @@ impl App {
                 self.main.show_send_request(false);
             }
         }
-        if let Event::Error { message } = &e {
-            // A changed server key is a security matter: say it once, in full (the core's
-            // text explains what to check and how to fix it).
-            if message.contains("pinned") && !self.key_alert_shown {
-                self.key_alert_shown = true;
-                let text = format!("The server's identity key has changed. Peerchat will not connect to it.\n\n{message}");
-                if self.main.win.shown() {
-                    dialog::alert_default(&format::wrap(&text, 90).replace('@', "@@"));
-                } else {
-                    say(&mut self.login.message, &text, theme::ERROR);
-                }
+        let c = self.model.apply(&e, now_ms());
+        if let (true, ServerState::KeyChanged(k)) = (c.server_key_changed, &self.model.server) {
+            // A security matter: said once, in full, in a dialog that cannot be missed.
+            let text = wording::server_key_changed(&self.server, &k.pinned, &k.presented);
+            if self.main.win.shown() {
+                dialog::alert_default(&format::wrap(&text, 90).replace('@', "@@"));
+            } else {
+                say(&mut self.login.message, &text, theme::ERROR);
             }
         }
-        let c = self.model.apply(&e, now_ms());
         if c.logged_in {
             let _ = std::fs::remove_file(self.profile.join(LOGGED_OUT_MARKER));
             self.remembered = true;
@@ -399,8 +409,24 @@ impl App {
                 Some(_) => {}
             }
         }
+        if let Some(n) = &c.notify {
+            self.notifier.show(n);
+            if !self.model.window_active {
+                super::urgency::set_urgent(&self.main.win, true);
+            }
+        }
+        if c.status {
+            let offline = matches!(self.model.server, ServerState::Offline(_));
+            self.main.show_retry(offline);
+        }
         if c.friends {
             self.main.show_friends(&self.model);
+            if self.model.me.is_some() {
+                let title = self.model.window_title();
+                if self.main.win.label() != title {
+                    self.main.win.set_label(&title);
+                }
+            }
         }
         if c.requests {
             self.main.show_requests(&self.model);
@@ -450,6 +476,8 @@ impl App {
     }
 
     fn show_status(&mut self) {
+        let offline = matches!(self.model.server, ServerState::Offline(_));
+        self.main.show_retry(offline);
         if let Some((text, color, until)) = &self.notice {
             if Instant::now() < *until {
                 let (t, c) = (text.clone(), *color);
@@ -468,17 +496,19 @@ impl App {
                 format!("● Connected to {} as {me}", self.server),
                 theme::ONLINE,
             ),
-            ServerState::Offline(reason) => {
-                let (t, key_changed) = offline_status(reason.as_deref());
-                (
-                    format!("● {t}"),
-                    if key_changed {
-                        theme::ERROR
-                    } else {
-                        theme::WARNING
-                    },
-                )
-            }
+            ServerState::Offline(_) => (
+                "● Server unreachable — direct chats still work. Retrying…".to_owned(),
+                theme::WARNING,
+            ),
+            ServerState::KeyChanged(_) => (
+                "● Server key changed — not connecting to it. Direct chats still work.".to_owned(),
+                theme::ERROR,
+            ),
+            ServerState::Replaced => (
+                "● Logged in on another device — this one is disconnected. Log out and in again to use it here."
+                    .to_owned(),
+                theme::ERROR,
+            ),
         };
         self.main.set_status(&text, color);
     }
@@ -510,17 +540,23 @@ impl App {
             Ok(code) => {
                 self.register.message.set_label("");
                 self.register.show_code(userid, &code);
+                // Closing the code page logs in with the new password: nobody should have
+                // to type it again right after choosing it (issue #15 item 11).
                 self.login.userid.set_value(userid);
-                self.login.password.set_value("");
+                if let Some(pw) = self.register_password.take() {
+                    self.login.password.set_value(&pw);
+                    self.log_in_after_register = true;
+                }
                 say(
                     &mut self.login.message,
-                    &format!(
-                        "Account \u{201c}{userid}\u{201d} created. Log in with your new password."
-                    ),
+                    &format!("Account \u{201c}{userid}\u{201d} created. Logging in…"),
                     theme::SUCCESS,
                 );
             }
-            Err(p) => say(&mut self.register.message, &p.text(), theme::ERROR),
+            Err(p) => {
+                self.register_password = None;
+                say(&mut self.register.message, &p.text(), theme::ERROR);
+            }
         }
     }
 
@@ -589,6 +625,9 @@ impl App {
             Ui::RegisterClose => {
                 self.register.win.hide();
                 self.login.show();
+                if std::mem::take(&mut self.log_in_after_register) {
+                    self.submit_login();
+                }
             }
             Ui::ForgotSubmit => self.submit_forgot(),
             Ui::ForgotClose => {
@@ -627,23 +666,21 @@ impl App {
                     self.backend.send(Action::SendFriendRequest(u));
                 }
             }
+            Ui::Key(a) => self.on_key(a),
+            Ui::SearchNext => {
+                if !self.main.chat.search_next() {
+                    self.set_notice("Not found in this conversation.", theme::MUTED);
+                }
+            }
+            Ui::SearchClose => self.main.chat.close_search(),
             Ui::FriendSelected => {
                 let k = self.main.selected_friend();
-                let c = self.model.select(k.as_deref());
-                if let Some(k) = &k {
-                    if !self.model.chats.get(k).is_some_and(|c| c.history_loaded) {
-                        self.model.chat_mut(k).history_loaded = true;
-                        self.backend.send(Action::LoadHistory(k.clone()));
-                    }
-                }
-                self.refresh(Changes { friends: true, ..c });
-                self.show_selected_chat();
-                if k.is_some()
-                    && app::event_key() != fltk::enums::Key::Up
-                    && app::event_key() != fltk::enums::Key::Down
-                {
-                    let _ = self.main.chat.input.take_focus();
-                }
+                self.open_chat(k);
+            }
+            Ui::FriendListHover(inside) => {
+                let shown = inside.then(|| self.main.friend_keys.clone());
+                let c = self.model.freeze_list(shown);
+                self.refresh(c);
             }
             Ui::Unfriend => self.unfriend(),
             Ui::AcceptRequest => {
@@ -657,8 +694,36 @@ impl App {
                 }
             }
             Ui::Logout => self.backend.send(Action::Logout),
+            Ui::RetryNow => {
+                self.backend.send(Action::RetryNow);
+                self.set_notice("Connecting to the server…", theme::MUTED);
+            }
+            Ui::OpenSettings => {
+                let s = super::settings::Settings::load(&self.profile);
+                self.settings.open(&self.main.win, &s);
+            }
+            Ui::SettingsSave => match self.settings.read() {
+                Ok(s) => match s.save(&self.profile) {
+                    Ok(()) => {
+                        theme::set_theme(s.theme);
+                        app::redraw();
+                        self.settings.win.hide();
+                        self.set_notice("Settings saved.", theme::MUTED);
+                    }
+                    Err(e) => say(
+                        &mut self.settings.message,
+                        &format!("Cannot save the settings: {e}"),
+                        theme::ERROR,
+                    ),
+                },
+                Err(why) => say(&mut self.settings.message, &why, theme::ERROR),
+            },
+            Ui::SettingsClose => self.settings.win.hide(),
             Ui::SendMessage => self.send_message(),
-            Ui::InputChanged => self.typing(),
+            Ui::InputChanged => {
+                self.main.chat.fit_input();
+                self.typing();
+            }
             Ui::SendFile => self.pick_and_send_file(),
             Ui::FilesDropped(text) => {
                 for p in dropped_paths(&text) {
@@ -666,7 +731,7 @@ impl App {
                 }
             }
             Ui::OpenDownloads => {
-                let downloads = self.profile.join("downloads");
+                let downloads = super::settings::Settings::load(&self.profile).downloads();
                 let dir = self
                     .model
                     .selected
@@ -675,13 +740,21 @@ impl App {
                     .filter(|d| d.is_dir());
                 self.open_folder(&dir.unwrap_or(downloads));
             }
-            Ui::HistoryClicked { pos } => {
+            Ui::HistoryClicked { pos, double } => {
                 let Some(friend) = self.model.selected.clone() else {
                     return;
                 };
-                let Some(idx) =
-                    format::line_at(&self.main.chat.rendered, usize::try_from(pos).unwrap_or(0))
-                else {
+                let pos = usize::try_from(pos).unwrap_or(0);
+                if let Some(t) = format::target_at(&self.main.chat.rendered, pos).cloned() {
+                    if !double {
+                        self.open_target(&t);
+                    }
+                    return;
+                }
+                if !double {
+                    return;
+                }
+                let Some(idx) = format::line_at(&self.main.chat.rendered, pos) else {
                     return;
                 };
                 if let Some(Line::File { path, .. }) = self.model.file_line(&friend, idx) {
@@ -775,15 +848,18 @@ impl App {
         let userid = r.userid.value().trim().to_owned();
         let email = r.email.value().trim().to_owned();
         let (password, confirm) = (r.password.value(), r.confirm.value());
-        let problem = check_userid(&userid)
-            .or_else(|| check_email(&email))
-            .or_else(|| check_new_password(&userid, &password, &confirm));
-        if let Some(p) = problem {
-            say(&mut r.message, &p.text(), theme::ERROR);
+        let problems = wording::register_problems(&userid, &email, &password, &confirm);
+        if !problems.is_empty() {
+            let text: Vec<String> = problems
+                .iter()
+                .map(|p| format!("• {}", p.headline))
+                .collect();
+            say(&mut r.message, &text.join("\n"), theme::ERROR);
             return;
         }
         r.create.deactivate();
         say(&mut r.message, "Creating your account…", theme::MUTED);
+        self.register_password = Some(password.clone());
         let server = self.login.server.value().trim().to_owned();
         self.backend.send(Action::Register {
             server,
@@ -823,6 +899,52 @@ impl App {
         });
     }
 
+    /// Shows the chat with `k` (None: nobody), loading its stored history the first time.
+    fn open_chat(&mut self, k: Option<String>) {
+        let c = self.model.select(k.as_deref());
+        if let Some(k) = &k {
+            if !self.model.chats.get(k).is_some_and(|c| c.history_loaded) {
+                self.model.chat_mut(k).history_loaded = true;
+                self.backend.send(Action::LoadHistory(k.clone()));
+            }
+        }
+        self.refresh(Changes { friends: true, ..c });
+        self.show_selected_chat();
+        if k.is_some()
+            && app::event_key() != fltk::enums::Key::Up
+            && app::event_key() != fltk::enums::Key::Down
+        {
+            let _ = self.main.chat.input.take_focus();
+        }
+    }
+
+    /// A keyboard shortcut of the main window (see `keys`).
+    fn on_key(&mut self, a: super::keys::KeyAction) {
+        use super::keys::KeyAction;
+        if !self.main.win.shown() {
+            return;
+        }
+        match a {
+            KeyAction::MoveChat(d) => {
+                if let Some(k) = self.model.neighbour(d) {
+                    self.open_chat(Some(k));
+                    let _ = self.main.chat.input.take_focus();
+                }
+            }
+            KeyAction::OpenChat(n) => {
+                if let Some(k) = self.model.nth_in_list(n) {
+                    self.open_chat(Some(k));
+                }
+            }
+            KeyAction::Search => {
+                if self.model.selected.is_some() {
+                    self.main.chat.open_search();
+                }
+            }
+            KeyAction::Send | KeyAction::NewLine => {}
+        }
+    }
+
     fn unfriend(&mut self) {
         let Some(k) = self.model.selected.clone() else {
             return;
@@ -844,6 +966,7 @@ impl App {
             return;
         }
         self.main.chat.input.set_value("");
+        self.main.chat.fit_input();
         let friend = self.model.display(&k);
         self.backend.send(Action::SendMessage {
             friend: friend.clone(),
@@ -884,6 +1007,10 @@ impl App {
                 let mut chooser =
                     dialog::NativeFileChooser::new(dialog::NativeFileChooserType::BrowseFile);
                 chooser.set_title("Send a file");
+                // Start in the home folder, not GTK's empty "Recently Used" (issue #15 item 12).
+                if let Some(home) = dirs::home_dir() {
+                    let _ = chooser.set_directory(&home);
+                }
                 chooser.show();
                 let p = chooser.filename();
                 (!p.as_os_str().is_empty()).then_some(p)
@@ -911,15 +1038,35 @@ impl App {
     }
 
     fn open_folder(&mut self, dir: &Path) {
-        if self.hooks.record_open(dir) {
+        self.open_target(&format::Target::Folder(dir.to_path_buf()));
+    }
+
+    /// Opens a link, a file or a folder with the desktop's opener (xdg-open).
+    fn open_target(&mut self, t: &format::Target) {
+        let what = match t {
+            format::Target::Url(u) => std::ffi::OsString::from(u),
+            format::Target::File(p) | format::Target::Folder(p) => p.clone().into_os_string(),
+        };
+        if self.hooks.record_open(Path::new(&what)) {
             return;
         }
-        if let Err(e) = open_in_file_manager(dir) {
-            self.set_notice(&format!("Cannot open {}: {e}", dir.display()), theme::ERROR);
+        if let Err(e) = open_with_desktop(&what) {
+            let text = wording::open_failed(&what.to_string_lossy(), &e);
+            self.set_notice(&text, theme::ERROR);
         }
     }
 
     fn tick(&mut self) {
+        // FLTK drops the keyboard focus when its windows lose the X focus: no focus widget
+        // in the main window means the user looks elsewhere (notifications then).
+        self.model.window_active = self.main.win.shown()
+            && app::focus()
+                .and_then(|f| f.top_window())
+                .is_some_and(|w| w.as_widget_ptr() == self.main.win.as_widget_ptr());
+        if self.model.window_active {
+            // The user is back: the task bar stops asking for attention.
+            super::urgency::set_urgent(&self.main.win, false);
+        }
         if let Some((_, _, until)) = &self.notice {
             if Instant::now() >= *until {
                 self.notice = None;
@@ -934,8 +1081,29 @@ impl App {
             (&self.forgot.win, &self.forgot.named),
             (&self.main.win, &main_named),
             (&self.key_change.win, &self.key_change.named),
+            (&self.settings.win, &self.settings.named),
         ];
         self.hooks.dump_layout(&windows);
+        self.hooks.dump_chat(&self.main.chat.rendered.text);
+    }
+}
+
+/// Enter on a focused button presses it, as Space does (FLTK buttons take only Space; issue
+/// #15 item 9). Called for key events no widget took.
+fn enter_presses_focused_button(ev: fltk::enums::Event) -> bool {
+    use fltk::enums::{Event, Key};
+    if ev != Event::Shortcut || !matches!(app::event_key(), Key::Enter | Key::KPEnter) {
+        return false;
+    }
+    let Some(focus) = app::focus() else {
+        return false;
+    };
+    match fltk::button::Button::from_dyn_widget(&focus) {
+        Some(mut b) if b.active_r() && b.visible_r() => {
+            b.do_callback();
+            true
+        }
+        _ => false,
     }
 }
 
@@ -967,8 +1135,8 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Opens a folder in the desktop's file manager, without waiting for it.
-fn open_in_file_manager(dir: &Path) -> std::io::Result<()> {
+/// Opens a folder, a file or a link with the desktop's opener, without waiting for it.
+fn open_with_desktop(dir: &std::ffi::OsStr) -> std::io::Result<()> {
     let program = if cfg!(target_os = "macos") {
         "open"
     } else if cfg!(windows) {

@@ -92,6 +92,11 @@ async fn start_client(
     ui.send(Msg::Starting);
     let mut config = ClientConfig::new(profile, server);
     config.auto_login = auto_login;
+    // Received files go under the user's Downloads folder; small ones may be taken without
+    // asking if the user set a limit (settings page).
+    let settings = super::settings::Settings::load(profile);
+    config.download_dir = Some(settings.downloads());
+    config.auto_accept = settings.auto_accept();
     match Client::start(config).await {
         Ok((client, mut events)) => {
             ui.send(Msg::Ready {
@@ -223,6 +228,13 @@ async fn perform(client: Client, server: String, action: Action, ui: app::Sender
             let _ = tokio::time::timeout(Duration::from_secs(5), client.logout()).await;
             ui.send(Msg::LogoutDone);
         }
+        Action::RetryNow => {
+            // Any server request made while the link is down connects at once instead of
+            // waiting out the back-off (server_session: "try at once"); its answer does not
+            // matter, the ServerStatus event that follows does.
+            let me = client.userid().unwrap_or_else(|| "peerchat".to_owned());
+            let _ = client.find(&me).await;
+        }
         Action::Find(userid) => {
             let result = client.find(userid.trim()).await.map_err(|e| other(&e));
             ui.send(Msg::FindDone {
@@ -283,7 +295,12 @@ async fn perform(client: Client, server: String, action: Action, ui: app::Sender
         Action::RefreshFriends => refresh(&client, ui).await,
         Action::LoadHistory(friend) => {
             if let Ok(entries) = client.history(&friend, 500).await {
-                ui.send(Msg::History { friend, entries });
+                let files = client.file_history(&friend, 500).await.unwrap_or_default();
+                ui.send(Msg::History {
+                    friend,
+                    entries,
+                    files,
+                });
             }
         }
         Action::SendMessage { friend, text } => match client.send_message(&friend, &text).await {

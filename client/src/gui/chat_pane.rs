@@ -11,11 +11,12 @@ use fltk::button::Button;
 use fltk::enums::{Align, CallbackTrigger, Event, Font, Key};
 use fltk::frame::Frame;
 use fltk::group::Flex;
-use fltk::input::Input;
+use fltk::input::{Input, MultilineInput};
 use fltk::prelude::*;
 use fltk::text::{PositionType, TextBuffer, TextDisplay, WrapMode};
 
 use super::format::{self, RenderedChat};
+use super::keys::{self, KeyAction, KeyName, KeyPress};
 use super::model::{Chat, Friend};
 use super::msg::{Msg, Ui};
 use super::theme;
@@ -26,7 +27,6 @@ use super::widgets::{name, Named};
 pub struct ChatPane {
     /// The whole pane (a column).
     pub pane: Flex,
-    header: Flex,
     title: Frame,
     state: Frame,
     /// Send file….
@@ -47,10 +47,35 @@ pub struct ChatPane {
     rows_col: Flex,
     rows: Vec<TransferRow>,
     typing: Frame,
-    /// The input line.
-    pub input: Input,
+    /// The message box (several lines).
+    pub input: MultilineInput,
+    input_row: Flex,
+    /// Search in the conversation (Ctrl+F).
+    search_row: Flex,
+    /// The search text.
+    pub search: Input,
     /// Send.
     pub send: Button,
+}
+
+/// The key of the current FLTK key event with its modifiers.
+pub fn key_press() -> KeyPress {
+    let k = app::event_key();
+    let key = match k {
+        Key::Enter | Key::KPEnter => KeyName::Enter,
+        Key::Up | Key::PageUp => KeyName::Up,
+        Key::Down | Key::PageDown => KeyName::Down,
+        _ => match char::from_u32(k.bits() as u32) {
+            Some(c @ '0'..='9') => KeyName::Digit(c as u8 - b'0'),
+            Some('f') => KeyName::F,
+            _ => KeyName::Other,
+        },
+    };
+    KeyPress {
+        key,
+        shift: app::is_event_shift(),
+        ctrl: app::is_event_ctrl(),
+    }
 }
 
 impl ChatPane {
@@ -60,22 +85,26 @@ impl ChatPane {
         pane.set_margins(12, 10, 12, 10);
         pane.set_pad(6);
 
-        let mut header = Flex::default().row();
-        header.set_pad(theme::GAP);
+        // Two lines: the name with "Received files", then the presence in full. One line
+        // cut the presence off below ~1000 px (issue #15 item 4).
+        let mut header = Flex::default().column();
+        header.set_pad(0);
+        let mut title_row = Flex::default().row();
+        title_row.set_pad(theme::GAP);
         let mut title = Frame::default();
         title.set_label_font(Font::HelveticaBold);
-        title.set_label_size(18);
-        title.set_align(Align::Left | Align::Inside);
+        title.set_label_size(17);
+        title.set_align(Align::Left | Align::Inside | Align::Clip);
+        let mut downloads = Button::default().with_label("Received files");
+        title_row.fixed(&downloads, 130);
+        title_row.end();
+        header.fixed(&title_row, theme::ROW);
         let mut state = Frame::default();
         state.set_align(Align::Left | Align::Inside | Align::Clip);
         state.set_label_size(theme::SMALL_SIZE + 1);
-        let mut send_file = Button::default().with_label("Send file…");
-        header.fixed(&send_file, 110);
-        let mut downloads = Button::default().with_label("Received files");
-        header.fixed(&downloads, 130);
+        header.fixed(&state, 18);
         header.end();
-        header.fixed(&title, 160);
-        pane.fixed(&header, theme::ROW + 2);
+        pane.fixed(&header, theme::ROW + 18);
 
         let mut key_banner = Flex::default().row();
         key_banner.set_pad(theme::GAP);
@@ -92,11 +121,34 @@ impl ChatPane {
         pane.fixed(&key_banner, 44);
         key_banner.hide();
 
+        let mut search_row = Flex::default().row();
+        search_row.set_pad(theme::GAP);
+        let mut search = Input::default();
+        search.set_tooltip("Enter: next match · Esc: close");
+        let mut search_next = Button::default().with_label("Find next");
+        search_row.fixed(&search_next, 100);
+        let mut search_close = Button::default().with_label("Close");
+        search_row.fixed(&search_close, 70);
+        search_row.end();
+        pane.fixed(&search_row, theme::ROW);
+        search_row.hide();
+        search.set_trigger(CallbackTrigger::EnterKeyAlways);
+        search.set_callback(move |_| tx.send(Msg::Ui(Ui::SearchNext)));
+        search.handle(move |_, ev| {
+            if ev == Event::KeyDown && app::event_key() == Key::Escape {
+                tx.send(Msg::Ui(Ui::SearchClose));
+                return true;
+            }
+            false
+        });
+        search_next.set_callback(move |_| tx.send(Msg::Ui(Ui::SearchNext)));
+        search_close.set_callback(move |_| tx.send(Msg::Ui(Ui::SearchClose)));
+
         let buffer = TextBuffer::default();
         let styles = TextBuffer::default();
         let mut history = TextDisplay::default();
         history.set_buffer(buffer.clone());
-        history.set_highlight_data(styles.clone(), theme::chat_styles());
+        history.set_highlight_data_ext(styles.clone(), theme::chat_styles());
         history.wrap_mode(WrapMode::AtBounds, 0);
         history.set_text_size(theme::TEXT_SIZE);
         history.set_scrollbar_size(14);
@@ -117,24 +169,49 @@ impl ChatPane {
 
         let mut input_row = Flex::default().row();
         input_row.set_pad(theme::GAP);
-        let mut input = Input::default();
-        input.set_tooltip("Type a message and press Enter");
+        let mut input = MultilineInput::default();
+        input.set_tooltip(
+            "Enter sends · Shift+Enter: new line · Ctrl+Up/Down: other chats · Ctrl+F: search",
+        );
+        input.set_wrap(true);
         let mut send = Button::default().with_label("Send");
         theme::primary(&mut send);
         input_row.fixed(&send, 90);
+        let mut send_file = Button::default().with_label("Send file…");
+        input_row.fixed(&send_file, 110);
         input_row.end();
         pane.fixed(&input_row, theme::ROW + 2);
+        // Send and Send file stay one row high at the bottom while the box grows.
+        input_row.set_margins(0, 0, 0, 0);
         pane.end();
 
-        input.set_trigger(CallbackTrigger::EnterKeyAlways);
-        input.set_callback(move |_| tx.send(Msg::Ui(Ui::SendMessage)));
-        input.handle(move |_, ev| {
-            if ev == Event::KeyDown
-                && !matches!(app::event_key(), Key::Enter | Key::KPEnter | Key::Tab)
-            {
-                tx.send(Msg::Ui(Ui::InputChanged));
+        // Our keys first: Enter must send, not reach the box as a new line.
+        input.super_handle_first(false);
+        input.handle(move |i, ev| {
+            if ev != Event::KeyDown {
+                return false;
             }
-            false
+            match keys::in_compose(key_press()) {
+                Some(KeyAction::Send) => {
+                    tx.send(Msg::Ui(Ui::SendMessage));
+                    true
+                }
+                Some(KeyAction::NewLine) => {
+                    let _ = i.insert("\n");
+                    tx.send(Msg::Ui(Ui::InputChanged));
+                    true
+                }
+                Some(a) => {
+                    tx.send(Msg::Ui(Ui::Key(a)));
+                    true
+                }
+                None => {
+                    if app::event_key() != Key::Tab {
+                        tx.send(Msg::Ui(Ui::InputChanged));
+                    }
+                    false
+                }
+            }
         });
         send.set_callback(move |_| tx.send(Msg::Ui(Ui::SendMessage)));
         send_file.set_callback(move |_| tx.send(Msg::Ui(Ui::SendFile)));
@@ -147,10 +224,12 @@ impl ChatPane {
                 tx.send(Msg::Ui(Ui::FilesDropped(app::event_text())));
                 true
             }
-            Event::Push if app::event_clicks() => {
+            Event::Push => {
                 let pos = h.xy_to_position(app::event_x(), app::event_y(), PositionType::Character);
-                tx.send(Msg::Ui(Ui::HistoryClicked { pos }));
-                true
+                let double = app::event_clicks();
+                tx.send(Msg::Ui(Ui::HistoryClicked { pos, double }));
+                // Let the display select text too (copying a message).
+                false
             }
             _ => false,
         });
@@ -159,12 +238,12 @@ impl ChatPane {
         name(named, "chat_downloads", &downloads);
         name(named, "chat_history", &history);
         name(named, "chat_input", &input);
+        name(named, "chat_search", &search);
         name(named, "chat_send", &send);
         name(named, "chat_key_banner", &key_banner_text);
         name(named, "chat_review_key", &review);
         Self {
             pane,
-            header,
             title,
             state,
             send_file,
@@ -180,7 +259,59 @@ impl ChatPane {
             rows: Vec::new(),
             typing,
             input,
+            input_row,
+            search_row,
+            search,
             send,
+        }
+    }
+
+    /// Grows or shrinks the message box with its lines (one to five).
+    pub fn fit_input(&mut self) {
+        let h = keys::compose_height(&self.input.value(), self.input.text_size() + 4);
+        let h = h.max(theme::ROW + 2);
+        if self.input_row.h() != h {
+            self.pane.fixed(&self.input_row, h);
+            self.relayout();
+        }
+    }
+
+    /// Shows the search row and puts the cursor in it (Ctrl+F).
+    pub fn open_search(&mut self) {
+        if !self.search_row.visible() {
+            self.search_row.show();
+            self.relayout();
+        }
+        let _ = self.search.take_focus();
+    }
+
+    /// Hides the search row.
+    pub fn close_search(&mut self) {
+        if self.search_row.visible() {
+            self.search_row.hide();
+            self.buffer.unselect();
+            self.relayout();
+        }
+        let _ = self.input.take_focus();
+    }
+
+    /// Selects the next match of the search text after the current one (wrapping around)
+    /// and scrolls to it; false when there is none.
+    pub fn search_next(&mut self) -> bool {
+        let from = self
+            .buffer
+            .selection_position()
+            .map_or(0, |(_, end)| usize::try_from(end).unwrap_or(0));
+        let text = self.buffer.text();
+        match format::find_next(&text, &self.search.value(), from) {
+            Some(r) => {
+                self.buffer.select(r.start as i32, r.end as i32);
+                self.history.set_insert_position(r.start as i32);
+                self.history.show_insert_position();
+                self.history.redraw();
+                true
+            }
+            None => false,
         }
     }
 
@@ -227,9 +358,7 @@ impl ChatPane {
         server_online: bool,
     ) {
         self.title.set_label(&userid.replace('@', "@@"));
-        let (w, _) = self.title.measure_label();
-        self.header.fixed(&self.title, w + 12);
-        self.header.layout();
+        self.title.set_tooltip(userid);
         let (state, color) = match friend {
             // Presence says "delivered later", which is not true while the key is in doubt.
             Some(f) if f.key_change.is_some() => {
@@ -308,7 +437,7 @@ impl ChatPane {
     }
 
     fn render_history(&mut self, lines: &[super::model::Line], me: &str, friend: &str) {
-        let r = format::render_chat(lines, me, friend);
+        let r = format::render_chat(lines, me, friend, format::Clock::local());
         if r == self.rendered && !self.placeholder {
             return;
         }
@@ -343,6 +472,9 @@ impl ChatPane {
             self.rows.push(TransferRow::new(tx, t));
         }
         self.rows_col.end();
+        // `end()` makes the pane the current group again: windows created later (the
+        // Unfriend confirmation) would become its children. Nothing is current outside a build.
+        fltk::group::Group::set_current(None::<&fltk::group::Group>);
         let h = shown.len() as i32 * (transfers::ROW_H + 2);
         if shown.is_empty() {
             self.rows_col.hide();

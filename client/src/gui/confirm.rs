@@ -22,6 +22,10 @@ pub const TITLE: &str = "Peerchat — Confirm";
 /// Asks `question` (with `detail` below); true only if the user chose `action`.
 pub fn confirm(over: &Window, question: &str, detail: &str, action: &str) -> bool {
     let (w, h) = (460, 190);
+    // A window made while some group is "current" becomes a subwindow of it, drawn clipped
+    // inside the main window with its buttons off-screen (issue #15 item 3): this dialog is
+    // always a top-level window of its own.
+    fltk::group::Group::set_current(None::<&fltk::group::Group>);
     let mut win = Window::default().with_size(w, h).with_label(TITLE);
     let mut col = Flex::default_fill().column();
     col.set_margins(20, 16, 20, 16);

@@ -20,6 +20,12 @@ pub mod style {
     pub const FILE: char = 'F';
     /// Notices.
     pub const NOTICE: char = 'G';
+    /// A clickable link (web address, file name, "show folder").
+    pub const LINK: char = 'H';
+    /// The time of a line.
+    pub const TIME: char = 'I';
+    /// A day separator.
+    pub const DAY: char = 'J';
 }
 
 /// `1.5 MB`, `512 B`.
@@ -70,6 +76,17 @@ pub fn wrap(text: &str, width: usize) -> String {
     out
 }
 
+/// What a click on a span of the chat opens (issue #15 items 8 and 12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A web link in a message.
+    Url(String),
+    /// A received or sent file.
+    File(std::path::PathBuf),
+    /// The folder of a file.
+    Folder(std::path::PathBuf),
+}
+
 /// The chat as text + styles, and for each text line the index of the model line it shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RenderedChat {
@@ -77,14 +94,34 @@ pub struct RenderedChat {
     pub text: String,
     /// One style letter per byte of `text`.
     pub styles: String,
-    /// Text line number (0-based) → index into the chat's lines.
+    /// Text line number (0-based) → index into the chat's lines (`usize::MAX`: a day
+    /// separator).
     pub line_of: Vec<usize>,
+    /// Clickable spans: byte range in `text` and what a click opens.
+    pub links: Vec<(std::ops::Range<usize>, Target)>,
 }
 
 impl RenderedChat {
     fn push(&mut self, s: &str, style: char) {
         self.text.push_str(s);
         self.styles.extend(std::iter::repeat_n(style, s.len()));
+    }
+
+    fn push_link(&mut self, s: &str, target: Target) {
+        let start = self.text.len();
+        self.push(s, style::LINK);
+        self.links.push((start..self.text.len(), target));
+    }
+
+    /// Message text with its web links styled and clickable.
+    fn push_text(&mut self, text: &str) {
+        let mut rest = text;
+        while let Some((before, url, after)) = split_link(rest) {
+            self.push(before, style::TEXT);
+            self.push_link(url, Target::Url(url.to_owned()));
+            rest = after;
+        }
+        self.push(rest, style::TEXT);
     }
 
     fn end_line(&mut self, model_line: usize) {
@@ -95,10 +132,153 @@ impl RenderedChat {
     }
 }
 
-/// Renders a chat: `me: text ✓`, `bob: text`, `<File> bob: 'name'`, notices.
-pub fn render_chat(lines: &[Line], me: &str, friend: &str) -> RenderedChat {
+/// The first `http://` or `https://` link in `text`: (before, link, after). A link ends at
+/// white space, and trailing punctuation of the sentence is not part of it.
+pub fn split_link(text: &str) -> Option<(&str, &str, &str)> {
+    let start = ["https://", "http://"]
+        .iter()
+        .filter_map(|p| text.find(p))
+        .min()?;
+    let tail = &text[start..];
+    let mut len = tail.find(char::is_whitespace).unwrap_or(tail.len());
+    while len > 0 && tail[..len].ends_with(['.', ',', ';', ':', '!', '?', ')', '\'', '"']) {
+        len -= 1;
+    }
+    let scheme = if tail.starts_with("https://") { 8 } else { 7 };
+    if len <= scheme {
+        // "http://" alone: not a link; look after it.
+        let (b, l, a) = split_link(&tail[scheme..])?;
+        let cut = start + scheme + b.len();
+        return Some((&text[..cut], l, a));
+    }
+    Some((&text[..start], &tail[..len], &tail[len..]))
+}
+
+/// The local clock's offset from UTC in seconds at `at_ms` (0 where unknown).
+pub fn local_offset_s(at_ms: u64) -> i64 {
+    #[cfg(unix)]
+    {
+        let t = libc::time_t::try_from(at_ms / 1000).unwrap_or(0);
+        // SAFETY: `localtime_r` writes into the `tm` we own and reads only `t`.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = at_ms;
+        0
+    }
+}
+
+/// Days since 1970-01-01 of a local time, and the seconds into that day.
+fn local_day(at_ms: u64, offset_s: i64) -> (i64, i64) {
+    let t = i64::try_from(at_ms / 1000).unwrap_or(0) + offset_s;
+    (t.div_euclid(86_400), t.rem_euclid(86_400))
+}
+
+/// `14:05` (local time, 24 hours).
+pub fn clock(at_ms: u64, offset_s: i64) -> String {
+    let (_, secs) = local_day(at_ms, offset_s);
+    format!("{:02}:{:02}", secs / 3600, secs % 3600 / 60)
+}
+
+/// The civil date (year, month 1-12, day 1-31) of a day number (days since 1970-01-01;
+/// H. Hinnant's `civil_from_days`).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A day separator's words: `Today`, `Yesterday`, or `Tuesday 1 December 2026`.
+pub fn day_label(day: i64, today: i64) -> String {
+    const WEEKDAYS: [&str; 7] = [
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+    ];
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    match today - day {
+        0 => "Today".to_owned(),
+        1 => "Yesterday".to_owned(),
+        _ => {
+            let (y, m, d) = civil(day);
+            let wd = WEEKDAYS[day.rem_euclid(7) as usize];
+            format!("{wd} {d} {} {y}", MONTHS[(m - 1) as usize])
+        }
+    }
+}
+
+/// When the chat is rendered: now, and the local offset from UTC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// Now, Unix ms.
+    pub now_ms: u64,
+    /// Local offset from UTC, seconds.
+    pub offset_s: i64,
+}
+
+impl Clock {
+    /// The machine's clock and time zone now.
+    pub fn local() -> Self {
+        let now_ms = peerchat_client::history::now_ms();
+        Self {
+            now_ms,
+            offset_s: local_offset_s(now_ms),
+        }
+    }
+}
+
+/// Renders a chat: a separator line at each new day, then `14:05  me: text ✓`,
+/// `bob: text`, `<File> bob: 'name'  show folder`, notices. Web links and file names are
+/// clickable ([`RenderedChat::links`]).
+pub fn render_chat(lines: &[Line], me: &str, friend: &str, clock: Clock) -> RenderedChat {
     let mut r = RenderedChat::default();
+    let (today, _) = local_day(clock.now_ms, clock.offset_s);
+    let mut last_day = None;
     for (i, line) in lines.iter().enumerate() {
+        let at = match line {
+            Line::Message { at_ms, .. } | Line::File { at_ms, .. } | Line::Notice { at_ms, .. } => {
+                *at_ms
+            }
+        };
+        let (day, _) = local_day(at, clock.offset_s);
+        if last_day != Some(day) {
+            last_day = Some(day);
+            r.push(
+                &format!("──────  {}  ──────", day_label(day, today)),
+                style::DAY,
+            );
+            r.end_line(usize::MAX);
+        }
+        r.push(&format!("{}  ", clock_of(at, clock)), style::TIME);
         match line {
             Line::Message {
                 outgoing,
@@ -112,7 +292,7 @@ pub fn render_chat(lines: &[Line], me: &str, friend: &str) -> RenderedChat {
                     r.push(friend, style::FRIEND);
                 }
                 r.push(": ", style::TEXT);
-                r.push(text, style::TEXT);
+                r.push_text(text);
                 if *outgoing {
                     if *acked {
                         r.push("  ✓", style::ACKED);
@@ -121,9 +301,15 @@ pub fn render_chat(lines: &[Line], me: &str, friend: &str) -> RenderedChat {
                     }
                 }
             }
-            Line::File { sender, name, .. } => {
-                r.push(&format!("<File> {sender}: '{name}'"), style::FILE);
-                r.push("   (double-click: open folder)", style::HINT);
+            Line::File {
+                sender, name, path, ..
+            } => {
+                r.push(&format!("<File> {sender}: '"), style::FILE);
+                r.push_link(name, Target::File(path.clone()));
+                r.push("'   ", style::FILE);
+                if let Some(dir) = path.parent() {
+                    r.push_link("show folder", Target::Folder(dir.to_path_buf()));
+                }
             }
             Line::Notice { text, .. } => r.push(&format!("— {text}"), style::NOTICE),
         }
@@ -132,11 +318,43 @@ pub fn render_chat(lines: &[Line], me: &str, friend: &str) -> RenderedChat {
     r
 }
 
+fn clock_of(at_ms: u64, c: Clock) -> String {
+    clock(at_ms, c.offset_s)
+}
+
 /// The index of the model line shown at byte `pos` of a rendered chat.
 pub fn line_at(r: &RenderedChat, pos: usize) -> Option<usize> {
     let pos = pos.min(r.text.len());
     let text_line = r.text.get(..pos)?.matches('\n').count();
-    r.line_of.get(text_line).copied()
+    r.line_of
+        .get(text_line)
+        .copied()
+        .filter(|&l| l != usize::MAX)
+}
+
+/// What a click at byte `pos` opens, if it is on a link.
+pub fn target_at(r: &RenderedChat, pos: usize) -> Option<&Target> {
+    r.links
+        .iter()
+        .find(|(span, _)| span.contains(&pos))
+        .map(|(_, t)| t)
+}
+
+/// The next match of `query` in `text` at or after byte `from`, wrapping to the start;
+/// case-insensitive for ASCII letters (Ctrl+F in a conversation).
+pub fn find_next(text: &str, query: &str, from: usize) -> Option<std::ops::Range<usize>> {
+    if query.is_empty() {
+        return None;
+    }
+    let hay = text.to_ascii_lowercase();
+    let needle = query.to_ascii_lowercase();
+    let from = from.min(hay.len());
+    let at = hay
+        .get(from..)
+        .and_then(|t| t.find(&needle))
+        .map(|i| i + from)
+        .or_else(|| hay.find(&needle))?;
+    Some(at..at + needle.len())
 }
 
 #[cfg(test)]
@@ -181,6 +399,7 @@ mod tests {
                 acked: false,
             },
             Line::File {
+                id: "f1".into(),
                 sender: "bob".into(),
                 name: "a.txt".into(),
                 path: PathBuf::from("/x/a.txt"),
@@ -194,15 +413,92 @@ mod tests {
                 acked: false,
             },
         ];
-        let r = render_chat(&lines, "alice", "bob");
+        let r = render_chat(&lines, "alice", "bob", Clock::default());
         assert_eq!(r.text.len(), r.styles.len());
-        assert!(r
-            .text
-            .starts_with("alice: héllo  ✓\nbob: two\nlines\n<File> bob: 'a.txt'"));
+        assert!(r.text.starts_with(
+            "──────  Today  ──────\n00:00  alice: héllo  ✓\n00:00  bob: two\nlines\n00:00  <File> bob: 'a.txt'"
+        ));
         assert!(r.text.contains("alice: wait  ○ waiting\n"));
-        assert_eq!(r.line_of, [0, 1, 1, 2, 3]);
+        assert_eq!(r.line_of, [usize::MAX, 0, 1, 1, 2, 3]);
         let file_pos = r.text.find("<File>").unwrap_or(0);
         assert_eq!(line_at(&r, file_pos + 3), Some(2));
-        assert_eq!(line_at(&r, 0), Some(0));
+        assert_eq!(line_at(&r, 0), None, "the day separator is no line");
+        let name = r.text.find("a.txt").unwrap_or(0);
+        assert_eq!(
+            target_at(&r, name + 1),
+            Some(&Target::File(PathBuf::from("/x/a.txt")))
+        );
+        let folder = r.text.find("show folder").unwrap_or(0);
+        assert_eq!(
+            target_at(&r, folder),
+            Some(&Target::Folder(PathBuf::from("/x")))
+        );
+    }
+
+    #[test]
+    fn times_and_day_separators_in_local_time() {
+        // Issue #15 item 2. 2026-12-01 is a Tuesday; the zone is UTC+1.
+        let day = 20_788; // days from 1970-01-01 to 2026-12-01
+        assert_eq!(civil(day), (2026, 12, 1));
+        let ms = |d: i64, h: i64, m: i64| ((d * 86_400 + h * 3600 + m * 60) * 1000) as u64;
+        let c = Clock {
+            now_ms: ms(day, 9, 0),
+            offset_s: 3600,
+        };
+        assert_eq!(clock(ms(day, 13, 5), 3600), "14:05");
+        let msg = |id: &str, at: u64| Line::Message {
+            id: id.into(),
+            outgoing: false,
+            text: id.into(),
+            at_ms: at,
+            acked: false,
+        };
+        let lines = [
+            msg("a", ms(day - 40, 10, 0)),
+            msg("b", ms(day - 1, 22, 30)), // 23:30 local, yesterday
+            msg("c", ms(day - 1, 23, 30)), // 00:30 local, today
+        ];
+        let r = render_chat(&lines, "me", "bob", c);
+        assert_eq!(
+            r.text,
+            "──────  Thursday 22 October 2026  ──────\n11:00  bob: a\n\
+             ──────  Yesterday  ──────\n23:30  bob: b\n\
+             ──────  Today  ──────\n00:30  bob: c\n"
+        );
+        assert_eq!(r.text.len(), r.styles.len());
+    }
+
+    #[test]
+    fn web_links_are_found_without_trailing_punctuation() {
+        assert_eq!(
+            split_link("see https://example.org/a?b=1. ok"),
+            Some(("see ", "https://example.org/a?b=1", ". ok"))
+        );
+        assert_eq!(split_link("no link here"), None);
+        assert_eq!(split_link("(http://x.y)"), Some(("(", "http://x.y", ")")));
+        let lines = [Line::Message {
+            id: "1".into(),
+            outgoing: false,
+            text: "look: https://peerchat.example/docs".into(),
+            at_ms: 0,
+            acked: false,
+        }];
+        let r = render_chat(&lines, "me", "bob", Clock::default());
+        let at = r.text.find("https").unwrap_or(0);
+        assert_eq!(
+            target_at(&r, at + 5),
+            Some(&Target::Url("https://peerchat.example/docs".into()))
+        );
+        assert_eq!(&r.styles[at..at + 5], "HHHHH");
+    }
+
+    #[test]
+    fn search_finds_the_next_match_and_wraps() {
+        let t = "Hello bob\nhello again\nbye";
+        assert_eq!(find_next(t, "HELLO", 0), Some(0..5));
+        assert_eq!(find_next(t, "hello", 5), Some(10..15));
+        assert_eq!(find_next(t, "hello", 15), Some(0..5), "wraps around");
+        assert_eq!(find_next(t, "nothing", 0), None);
+        assert_eq!(find_next(t, "", 0), None);
     }
 }

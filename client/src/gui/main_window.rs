@@ -18,8 +18,7 @@ use super::msg::{Msg, Ui};
 use super::theme;
 use super::widgets::{self, name, Named};
 
-/// Width of the left column.
-const LEFT_W: i32 = 290;
+use super::layout;
 
 /// The main window.
 pub struct MainWindow {
@@ -54,6 +53,9 @@ pub struct MainWindow {
     pub chat: ChatPane,
     /// Status bar text.
     pub status: Frame,
+    /// "Retry now", shown while the server is unreachable.
+    pub retry: Button,
+    bar: Flex,
     /// Named widgets (test hook).
     pub named: Named,
 }
@@ -132,7 +134,7 @@ impl MainWindow {
         outgoing.set_label_color(theme::MUTED);
         left.fixed(&outgoing, 34);
         left.end();
-        body.fixed(&left, LEFT_W);
+        body.fixed(&left, layout::left_width(1000));
 
         // A thin separator line between the columns.
         let mut sep = Frame::default();
@@ -151,6 +153,11 @@ impl MainWindow {
         let mut status = Frame::default();
         status.set_align(Align::Left | Align::Inside | Align::Clip);
         status.set_label_size(theme::SMALL_SIZE + 1);
+        let mut retry = Button::default().with_label("Retry now");
+        bar.fixed(&retry, 100);
+        retry.hide();
+        let mut settings = Button::default().with_label("Settings…");
+        bar.fixed(&settings, 90);
         let mut logout = Button::default().with_label("Log out");
         bar.fixed(&logout, 90);
         bar.end();
@@ -158,17 +165,50 @@ impl MainWindow {
         outer.end();
         win.end();
         win.make_resizable(true);
-        win.size_range(760, 500, 0, 0);
+        win.size_range(layout::MIN_W, layout::MIN_H, 0, 0);
+        // The friend column grows with the window (a long userid fits), see `layout`.
+        {
+            let (mut body, left) = (body.clone(), left.clone());
+            win.resize_callback(move |_, _, _, w, _| {
+                body.fixed(&left, layout::left_width(w));
+                body.layout();
+            });
+        }
 
         find_input.set_trigger(CallbackTrigger::EnterKeyAlways);
         find_input.set_callback(move |_| tx.send(Msg::Ui(Ui::Find)));
         find_btn.set_callback(move |_| tx.send(Msg::Ui(Ui::Find)));
         send_request.set_callback(move |_| tx.send(Msg::Ui(Ui::SendRequestToFound)));
         friends.set_callback(move |_| tx.send(Msg::Ui(Ui::FriendSelected)));
+        // The list holds still while the pointer is over it (see `Model::freeze_list`).
+        friends.handle(move |_, ev| {
+            match ev {
+                Event::Enter => tx.send(Msg::Ui(Ui::FriendListHover(true))),
+                Event::Leave => tx.send(Msg::Ui(Ui::FriendListHover(false))),
+                _ => {}
+            }
+            false
+        });
         unfriend.set_callback(move |_| tx.send(Msg::Ui(Ui::Unfriend)));
         accept.set_callback(move |_| tx.send(Msg::Ui(Ui::AcceptRequest)));
         refuse.set_callback(move |_| tx.send(Msg::Ui(Ui::RefuseRequest)));
         logout.set_callback(move |_| tx.send(Msg::Ui(Ui::Logout)));
+        settings.set_callback(move |_| tx.send(Msg::Ui(Ui::OpenSettings)));
+        retry.set_callback(move |_| tx.send(Msg::Ui(Ui::RetryNow)));
+        name(&mut named, "retry_now", &retry);
+        name(&mut named, "settings", &settings);
+        // Logging out is a click, not a stop on the way through the window with Tab.
+        logout.clear_visible_focus();
+        // Window-wide shortcuts (Ctrl+Up/Down, Ctrl+1..9, Ctrl+F): see `keys`.
+        win.handle(move |_, ev| {
+            if matches!(ev, Event::KeyDown | Event::Shortcut) {
+                if let Some(a) = super::keys::shortcut(super::chat_pane::key_press()) {
+                    tx.send(Msg::Ui(Ui::Key(a)));
+                    return true;
+                }
+            }
+            false
+        });
         // Esc does not close the main window; the close box quits.
         win.set_callback(move |_| {
             if !(app::event() == Event::Shortcut && app::event_key() == Key::Escape) {
@@ -203,6 +243,8 @@ impl MainWindow {
             outgoing,
             chat,
             status,
+            retry,
+            bar,
             named,
         }
     }
@@ -236,7 +278,7 @@ impl MainWindow {
 
     /// Redraws the friend list, keeping the selection.
     pub fn show_friends(&mut self, model: &Model) {
-        let sorted = model.friends_sorted();
+        let sorted = model.friends_in_list_order();
         let keys: Vec<String> = sorted
             .iter()
             .map(|f| super::model::key(&f.userid))
@@ -346,6 +388,19 @@ impl MainWindow {
         }
         self.found_row.layout();
         self.found_row.redraw();
+    }
+
+    /// Shows "Retry now" while the server is unreachable (Flex lays out visible children).
+    pub fn show_retry(&mut self, show: bool) {
+        if show != self.retry.visible() {
+            if show {
+                self.retry.show();
+            } else {
+                self.retry.hide();
+            }
+            self.bar.layout();
+            self.bar.redraw();
+        }
     }
 
     /// Shows a status line (connection state or a notice).

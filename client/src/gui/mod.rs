@@ -9,7 +9,10 @@
 //! [`main_window`] (friends, requests, find, status bar), [`confirm`] (are you sure?),
 //! [`key_change`] (a friend's identity key changed: accept or not), [`chat_pane`] and [`transfers`]
 //! (the conversation), [`model`] (pure state), [`format`] and [`wording`] (pure text),
-//! [`theme`] and [`widgets`] (look), [`test_hooks`] (automation only).
+//! [`layout`] and [`keys`] (pure sizes and keyboard rules), [`settings`] and
+//! [`settings_window`] (the settings page), [`notify`] and [`urgency`] (desktop
+//! notifications, the task bar hint), [`theme`] and [`widgets`] (look), [`test_hooks`]
+//! (automation only).
 
 pub mod app;
 pub mod backend;
@@ -18,16 +21,22 @@ pub mod confirm;
 pub mod forgot;
 pub mod format;
 pub mod key_change;
+pub mod keys;
+pub mod layout;
 pub mod login;
 pub mod main_window;
 pub mod model;
 pub mod msg;
+pub mod notify;
 pub mod options;
 pub mod recovery;
 pub mod register;
+pub mod settings;
+pub mod settings_window;
 pub mod test_hooks;
 pub mod theme;
 pub mod transfers;
+pub mod urgency;
 pub mod widgets;
 pub mod wording;
 

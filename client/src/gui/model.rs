@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
-use peerchat_client::{Direction, Event, FriendsSnapshot, HistoryEntry, MessageId, TransferId};
+use peerchat_client::{
+    Direction, Event, FileEntry, FriendsSnapshot, HistoryEntry, MessageId, TransferId,
+};
 
 /// The friend list key of a userid (lookups are case-insensitive, SPEC.md §5.1).
 pub fn key(userid: &str) -> String {
@@ -22,6 +24,11 @@ pub enum ServerState {
     Online,
     /// Not reachable; the core retries.
     Offline(Option<String>),
+    /// The server presents another key than the pinned one: not connecting (a security
+    /// matter, never shown as "unreachable"; issue #15 item 5).
+    KeyChanged(KeyChange),
+    /// Our account logged in on another device, which took over this session.
+    Replaced,
 }
 
 /// One friend in the list.
@@ -143,6 +150,8 @@ pub enum Line {
     },
     /// A file that arrived or was sent: `<File> sender: 'name'`.
     File {
+        /// The transfer id (hex), so the stored line and the live one are shown once.
+        id: String,
         /// Who sent it.
         sender: String,
         /// The file name.
@@ -225,6 +234,12 @@ pub struct Chat {
 }
 
 impl Chat {
+    fn has_file(&self, id: &str) -> bool {
+        self.lines
+            .iter()
+            .any(|l| matches!(l, Line::File { id: i, .. } if i == id))
+    }
+
     fn has_message(&self, id: &str) -> bool {
         self.lines
             .iter()
@@ -295,7 +310,23 @@ pub struct Changes {
     pub logged_out: bool,
     /// A friend's key changed: ask the user now (friend key; see [`Model::key_change`]).
     pub ask_key_change: Option<String>,
+    /// Tell the user through a desktop notification (and the urgency hint).
+    pub notify: Option<Notification>,
+    /// The server's key changed: explain it in a dialog (once per change).
+    pub server_key_changed: bool,
 }
+
+/// A desktop notification: who, and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The summary line ("bob", "Peerchat").
+    pub title: String,
+    /// The text.
+    pub body: String,
+}
+
+/// At most this many characters of a message go into a notification.
+const NOTIFY_CHARS: usize = 140;
 
 impl Changes {
     fn chat(&mut self, k: &str) {
@@ -323,6 +354,11 @@ pub struct Model {
     pub chats: HashMap<String, Chat>,
     /// The friend whose chat is shown.
     pub selected: Option<String>,
+    /// The friend list order frozen while the pointer is over the list (keys), so a line
+    /// never moves under the mouse between aiming and clicking (issue #15 item 10).
+    frozen_order: Option<Vec<String>>,
+    /// The app window has the keyboard focus (the user is looking at it).
+    pub window_active: bool,
 }
 
 impl Default for Model {
@@ -342,6 +378,82 @@ impl Model {
             outgoing: Vec::new(),
             chats: HashMap::new(),
             selected: None,
+            frozen_order: None,
+            window_active: true,
+        }
+    }
+
+    /// Whether news in `friend`'s chat needs a notification: the user is not looking at
+    /// that chat (another one is shown, or the window is not active).
+    fn unseen(&self, friend_key: &str) -> bool {
+        !self.window_active || self.selected.as_deref() != Some(friend_key)
+    }
+
+    /// The pointer entered the friend list (`Some(order shown)`) or left it (`None`). While
+    /// it is inside, [`Model::friends_in_list_order`] keeps the shown order; leaving sorts
+    /// again.
+    pub fn freeze_list(&mut self, shown: Option<Vec<String>>) -> Changes {
+        let was = self.frozen_order.is_some();
+        self.frozen_order = shown;
+        Changes {
+            friends: was && self.frozen_order.is_none(),
+            ..Changes::default()
+        }
+    }
+
+    /// The friend list as shown: sorted ([`Model::friends_sorted`]) unless frozen; frozen,
+    /// the lines keep their places, gone friends drop out and new ones go to the end.
+    pub fn friends_in_list_order(&self) -> Vec<&Friend> {
+        let sorted = self.friends_sorted();
+        let Some(order) = &self.frozen_order else {
+            return sorted;
+        };
+        let mut v: Vec<&Friend> = order.iter().filter_map(|k| self.friends.get(k)).collect();
+        for f in sorted {
+            if !order.contains(&key(&f.userid)) {
+                v.push(f);
+            }
+        }
+        v
+    }
+
+    /// The friend `delta` places below the selected one in the list (Ctrl+Down/Up), staying
+    /// at the ends; with nothing selected, the first.
+    pub fn neighbour(&self, delta: i32) -> Option<String> {
+        let keys: Vec<String> = self
+            .friends_in_list_order()
+            .iter()
+            .map(|f| key(&f.userid))
+            .collect();
+        let last = keys.len().checked_sub(1)?;
+        let at = self
+            .selected
+            .as_ref()
+            .and_then(|s| keys.iter().position(|k| k == s));
+        let i = match at {
+            None => 0,
+            Some(i) => (i as i64 + i64::from(delta)).clamp(0, last as i64) as usize,
+        };
+        keys.get(i).cloned()
+    }
+
+    /// The n-th friend of the list (Ctrl+1..9), 0-based.
+    pub fn nth_in_list(&self, n: usize) -> Option<String> {
+        self.friends_in_list_order().get(n).map(|f| key(&f.userid))
+    }
+
+    /// Unread messages and files over all chats (the window title and the urgency hint).
+    pub fn total_unread(&self) -> u32 {
+        self.friends.values().map(|f| f.unread).sum()
+    }
+
+    /// The main window's title: the unread count first, so it shows in a task bar
+    /// (issue #15 item 7).
+    pub fn window_title(&self) -> String {
+        let me = self.me.as_deref().unwrap_or("");
+        match self.total_unread() {
+            0 => format!("Peerchat — {me}"),
+            n => format!("({n}) Peerchat — {me}"),
         }
     }
 
@@ -451,9 +563,38 @@ impl Model {
         }
     }
 
-    /// Merges stored history into a chat (messages already shown are kept once).
-    pub fn apply_history(&mut self, friend: &str, entries: &[HistoryEntry]) -> Changes {
+    /// Merges stored history into a chat: messages and completed files (the `<File>` lines
+    /// come back after a log-out or a restart too); lines already shown are kept once.
+    pub fn apply_history(
+        &mut self,
+        friend: &str,
+        entries: &[HistoryEntry],
+        files: &[FileEntry],
+    ) -> Changes {
+        let me = self.me.clone().unwrap_or_else(|| "me".to_owned());
+        let them = self.display(friend);
         let chat = self.chat_mut(friend);
+        for f in files {
+            if chat.has_file(&f.transfer_id) {
+                continue;
+            }
+            let incoming = f.direction == Direction::Incoming.as_str();
+            // Incoming files may have been renamed ("name (1).ext"): show the real name.
+            let shown = if incoming {
+                f.path
+                    .file_name()
+                    .map_or_else(|| f.name.clone(), |n| n.to_string_lossy().into_owned())
+            } else {
+                f.name.clone()
+            };
+            chat.push(Line::File {
+                id: f.transfer_id.clone(),
+                sender: if incoming { them.clone() } else { me.clone() },
+                name: shown,
+                path: f.path.clone(),
+                at_ms: f.at_unix_ms,
+            });
+        }
         chat.history_loaded = true;
         for e in entries {
             if chat.has_message(&e.message_id) {
@@ -587,10 +728,11 @@ impl Model {
         let mut c = Changes::default();
         match event {
             Event::ServerStatus { online, reason } => {
-                self.server = if *online {
-                    ServerState::Online
-                } else {
-                    ServerState::Offline(reason.clone())
+                self.server = match (&self.server, online) {
+                    (_, true) => ServerState::Online,
+                    // These say more than "offline": keep them.
+                    (s @ (ServerState::KeyChanged(_) | ServerState::Replaced), false) => s.clone(),
+                    (_, false) => ServerState::Offline(reason.clone()),
                 };
                 c.status = true;
                 c.friends = true; // the presence shown depends on the server link
@@ -639,6 +781,10 @@ impl Model {
                 }
                 c.requests = true;
                 c.notice = Some(format!("{from} wants to be your friend."));
+                c.notify = Some(Notification {
+                    title: "Peerchat".to_owned(),
+                    body: format!("{from} wants to be your friend."),
+                });
             }
             Event::FriendAdded { friend } => {
                 let k = key(&friend.userid);
@@ -718,6 +864,16 @@ impl Model {
                         acked: false,
                     });
                     c.chat(&k);
+                    if self.unseen(&k) {
+                        let mut body: String = text.chars().take(NOTIFY_CHARS).collect();
+                        if text.chars().count() > NOTIFY_CHARS {
+                            body.push('…');
+                        }
+                        c.notify = Some(Notification {
+                            title: self.display(friend),
+                            body,
+                        });
+                    }
                     if self.selected.as_deref() != Some(k.as_str()) {
                         if let Some(f) = self.friends.get_mut(&k) {
                             f.unread += 1;
@@ -763,7 +919,20 @@ impl Model {
                     self.chat_mut(friend)
                         .upsert(*transfer_id, Direction::Incoming, name, *size);
                 t.state = TransferState::NeedsDecision;
-                c.transfer(&key(friend));
+                let k = key(friend);
+                c.transfer(&k);
+                if self.unseen(&k) {
+                    c.notify = Some(Notification {
+                        title: self.display(friend),
+                        body: format!("wants to send you {name} ({})", super::format::bytes(*size)),
+                    });
+                }
+                if self.selected.as_deref() != Some(k.as_str()) {
+                    if let Some(f) = self.friends.get_mut(&k) {
+                        f.unread += 1;
+                        c.friends = true;
+                    }
+                }
                 c.notice = Some(format!("{friend} wants to send you {name}."));
             }
             Event::TransferStarted {
@@ -843,12 +1012,15 @@ impl Model {
                 t.state = TransferState::Complete;
                 t.bytes = *size;
                 t.path = Some(path.clone());
-                chat.push(Line::File {
-                    sender,
-                    name: shown,
-                    path,
-                    at_ms: now_ms,
-                });
+                if !chat.has_file(&transfer_id.to_hex()) {
+                    chat.push(Line::File {
+                        id: transfer_id.to_hex(),
+                        sender,
+                        name: shown,
+                        path,
+                        at_ms: now_ms,
+                    });
+                }
                 c.chat(&key(friend));
                 c.transfer(&key(friend));
             }
@@ -885,6 +1057,12 @@ impl Model {
                     "{friend}'s identity key changed: messages to {friend} are held until you accept the new key."
                 ));
                 c.notice_is_error = true;
+                c.notify = Some(Notification {
+                    title: format!("{friend}'s identity key changed"),
+                    body: format!(
+                        "Messages to {friend} are held until you compare and accept the new key."
+                    ),
+                });
             }
             Event::FriendKeyTrusted {
                 friend,
@@ -923,6 +1101,35 @@ impl Model {
                     "{why}, retrying in {} s…",
                     retry_in_ms.div_ceil(1000)
                 ));
+                c.notice_is_error = true;
+            }
+            Event::ServerKeyChanged {
+                pinned, presented, ..
+            } => {
+                self.server = ServerState::KeyChanged(KeyChange {
+                    pinned: pinned.clone(),
+                    presented: presented.clone(),
+                });
+                c.status = true;
+                c.friends = true;
+                c.server_key_changed = true;
+                c.notify = Some(Notification {
+                    title: "The server's identity key changed".to_owned(),
+                    body: "Peerchat does not connect to it until you check the new key.".to_owned(),
+                });
+            }
+            Event::SessionReplaced => {
+                self.server = ServerState::Replaced;
+                for f in self.friends.values_mut() {
+                    f.connected = false;
+                    f.path = None;
+                }
+                c.status = true;
+                c.friends = true;
+                c.notice = Some(
+                    "Your account logged in on another device; this one is disconnected. Log in again to use it here."
+                        .to_owned(),
+                );
                 c.notice_is_error = true;
             }
             Event::PeerRefused { .. } => {}
@@ -1221,7 +1428,7 @@ mod tests {
             sent_at_unix_ms: 5,
             acked: true,
         };
-        m.apply_history("bob", &[e]);
+        m.apply_history("bob", &[e], &[]);
         assert_eq!(m.chats["bob"].lines.len(), 1);
     }
 
@@ -1325,6 +1532,255 @@ mod tests {
         assert_eq!(
             m.chats["bob"].transfers[0].state,
             TransferState::Stopped("declined".into())
+        );
+    }
+
+    #[test]
+    fn file_lines_come_back_from_stored_history_once() {
+        // Issue #15 item 1: after a log-out/in or a restart the chat is rebuilt from the
+        // store, and the `<File>` lines must be part of it, in time order with the messages.
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let msg = |id: &str, at: u64| HistoryEntry {
+            message_id: id.into(),
+            direction: "in".into(),
+            text: "hi".into(),
+            sent_at_unix_ms: at,
+            acked: false,
+        };
+        let file = FileEntry {
+            transfer_id: TransferId([4; 16]).to_hex(),
+            direction: "in".into(),
+            name: "a.txt".into(),
+            path: PathBuf::from("/dl/Bob/a (1).txt"),
+            size: 3,
+            at_unix_ms: 20,
+        };
+        let sent = FileEntry {
+            transfer_id: TransferId([5; 16]).to_hex(),
+            direction: "out".into(),
+            name: "b.png".into(),
+            path: PathBuf::from("/home/a/b.png"),
+            size: 3,
+            at_unix_ms: 40,
+        };
+        m.apply_history(
+            "bob",
+            &[msg("01", 10), msg("02", 30)],
+            &[file.clone(), sent.clone()],
+        );
+        let kinds: Vec<String> = m.chats["bob"]
+            .lines
+            .iter()
+            .map(|l| match l {
+                Line::Message { id, .. } => id.clone(),
+                Line::File { sender, name, .. } => format!("{sender}:{name}"),
+                Line::Notice { text, .. } => text.clone(),
+            })
+            .collect();
+        assert_eq!(kinds, ["01", "Bob:a (1).txt", "02", "alice:b.png"]);
+        // Loading again, or the live completion of the same transfer, adds nothing.
+        m.apply_history("bob", &[msg("01", 10)], &[file]);
+        m.apply(
+            &Event::TransferComplete {
+                friend: "bob".into(),
+                transfer_id: TransferId([5; 16]),
+                direction: Direction::Outgoing,
+                path: "/home/a/b.png".into(),
+                size: 3,
+            },
+            99,
+        );
+        assert_eq!(m.chats["bob"].lines.len(), 4);
+    }
+
+    #[test]
+    fn the_list_keeps_its_order_while_the_pointer_is_over_it() {
+        // Issue #15 item 10: carol comes online while the user aims at Bob.
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let order = |m: &Model| -> Vec<String> {
+            m.friends_in_list_order()
+                .iter()
+                .map(|f| f.userid.clone())
+                .collect()
+        };
+        assert_eq!(order(&m), ["carol", "Bob"]);
+        m.freeze_list(Some(vec!["carol".into(), "bob".into()]));
+        m.apply(
+            &Event::Presence {
+                friend: "Bob".into(),
+                online: true,
+                address: None,
+            },
+            0,
+        );
+        m.apply(
+            &Event::Presence {
+                friend: "carol".into(),
+                online: false,
+                address: None,
+            },
+            0,
+        );
+        assert_eq!(order(&m), ["carol", "Bob"], "frozen while hovered");
+        m.apply(
+            &Event::FriendAdded {
+                friend: fv("Abe", true),
+            },
+            0,
+        );
+        assert_eq!(order(&m), ["carol", "Bob", "Abe"], "new friends at the end");
+        let c = m.freeze_list(None);
+        assert!(c.friends, "leaving the list redraws it");
+        assert_eq!(order(&m), ["Abe", "Bob", "carol"]);
+    }
+
+    #[test]
+    fn unread_messages_and_files_count_in_the_title() {
+        // Issue #15 item 7: the title carries the unread count; an offered file counts.
+        let mut m = Model::new();
+        logged_in(&mut m);
+        assert_eq!(m.window_title(), "Peerchat — alice");
+        m.apply(
+            &Event::FileOffered {
+                friend: "bob".into(),
+                transfer_id: TransferId([3; 16]),
+                name: "x.bin".into(),
+                size: 1,
+            },
+            0,
+        );
+        m.apply(
+            &Event::MessageReceived {
+                friend: "carol".into(),
+                message_id: MessageId([1; 16]),
+                text: "hi".into(),
+                sent_at_unix_ms: 0,
+            },
+            0,
+        );
+        assert_eq!(m.total_unread(), 2);
+        assert_eq!(m.window_title(), "(2) Peerchat — alice");
+        m.select(Some("Bob"));
+        assert_eq!(m.window_title(), "(1) Peerchat — alice");
+    }
+
+    #[test]
+    fn keyboard_moves_through_the_list_as_shown() {
+        let mut m = Model::new();
+        logged_in(&mut m); // list: carol (online), Bob
+        assert_eq!(
+            m.neighbour(1).as_deref(),
+            Some("carol"),
+            "nothing selected: first"
+        );
+        m.select(Some("carol"));
+        assert_eq!(m.neighbour(1).as_deref(), Some("bob"));
+        assert_eq!(
+            m.neighbour(-1).as_deref(),
+            Some("carol"),
+            "stays at the top"
+        );
+        m.select(Some("bob"));
+        assert_eq!(
+            m.neighbour(5).as_deref(),
+            Some("bob"),
+            "stays at the bottom"
+        );
+        assert_eq!(m.nth_in_list(0).as_deref(), Some("carol"));
+        assert_eq!(m.nth_in_list(2), None);
+    }
+
+    #[test]
+    fn notifications_for_what_the_user_does_not_see() {
+        // Issue #15 item 7: a message in another chat, or any chat while the window is in
+        // the background, and an offered file, are notified; the chat in front is not.
+        let mut m = Model::new();
+        logged_in(&mut m);
+        m.select(Some("bob"));
+        let msg = |n: u8, friend: &str| Event::MessageReceived {
+            friend: friend.into(),
+            message_id: MessageId([n; 16]),
+            text: "x".repeat(200),
+            sent_at_unix_ms: 0,
+        };
+        assert_eq!(m.apply(&msg(1, "bob"), 0).notify, None, "shown chat");
+        let n = m.apply(&msg(2, "carol"), 0).notify;
+        assert_eq!(n.as_ref().map(|n| n.title.as_str()), Some("carol"));
+        assert_eq!(n.map(|n| n.body.chars().count()), Some(NOTIFY_CHARS + 1));
+        m.window_active = false;
+        assert!(m.apply(&msg(3, "bob"), 0).notify.is_some(), "window behind");
+        assert_eq!(
+            m.friends["bob"].unread, 0,
+            "but the shown chat has no unread"
+        );
+        let n = m.apply(
+            &Event::FileOffered {
+                friend: "bob".into(),
+                transfer_id: TransferId([3; 16]),
+                name: "x.bin".into(),
+                size: 1500,
+            },
+            0,
+        );
+        assert_eq!(
+            n.notify.map(|n| n.body),
+            Some("wants to send you x.bin (1.5 KB)".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_changed_server_key_is_never_shown_as_unreachable() {
+        // Issue #15 item 5: a typed event, no matching on message text.
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let c = m.apply(
+            &Event::ServerKeyChanged {
+                server: "s:1".into(),
+                pinned: "SHA256:old".into(),
+                presented: "SHA256:new".into(),
+            },
+            0,
+        );
+        assert!(c.server_key_changed && c.notify.is_some());
+        m.apply(
+            &Event::ServerStatus {
+                online: false,
+                reason: Some("anything".into()),
+            },
+            0,
+        );
+        assert!(matches!(&m.server, ServerState::KeyChanged(k) if k.presented == "SHA256:new"));
+        m.apply(
+            &Event::ServerStatus {
+                online: true,
+                reason: None,
+            },
+            0,
+        );
+        assert_eq!(m.server, ServerState::Online);
+    }
+
+    #[test]
+    fn a_replaced_session_drops_the_links_and_says_so() {
+        let mut m = Model::new();
+        logged_in(&mut m);
+        m.apply(
+            &Event::PeerConnected {
+                friend: "bob".into(),
+                path: peerchat_client::LinkPath::Direct,
+                attempt: None,
+            },
+            0,
+        );
+        let c = m.apply(&Event::SessionReplaced, 0);
+        assert!(c.notice.is_some_and(|n| n.contains("another device")));
+        assert_eq!(m.server, ServerState::Replaced);
+        assert!(!m.friends["bob"].connected);
+        assert_eq!(
+            m.friends["bob"].presence(m.server_online()),
+            Presence::Unknown
         );
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use peerchat_client::{Event, FriendsSnapshot, HistoryEntry, MessageId, TransferId};
+use peerchat_client::{Event, FileEntry, FriendsSnapshot, HistoryEntry, MessageId, TransferId};
 
 /// What the UI asks the backend to do. Each one is answered by one or more [`Msg`]s.
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub enum Action {
     Logout,
     /// Does this userid exist?
     Find(String),
+    /// Reconnect to the server now instead of after the back-off.
+    RetryNow,
     /// Ask a user to be friends.
     SendFriendRequest(String),
     /// Accept a request.
@@ -133,10 +135,11 @@ pub enum Msg {
     },
     /// Friends and requests as the core knows them.
     Friends(FriendsSnapshot),
-    /// Stored history with a friend.
+    /// Stored history with a friend: messages and completed files.
     History {
         friend: String,
         entries: Vec<HistoryEntry>,
+        files: Vec<FileEntry>,
     },
     /// A message was stored and queued for delivery.
     MessageSent {
@@ -198,26 +201,43 @@ pub enum Ui {
     SendRequestToFound,
     /// Main window: a friend was selected in the list.
     FriendSelected,
+    /// Main window: the pointer entered (true) or left the friend list.
+    FriendListHover(bool),
     /// Main window: Unfriend the selected friend.
     Unfriend,
     /// Main window: accept the selected request.
     AcceptRequest,
     /// Main window: refuse the selected request.
     RefuseRequest,
+    /// Status bar: reconnect now.
+    RetryNow,
+    /// Main window: open the settings page.
+    OpenSettings,
+    /// Settings: save and close.
+    SettingsSave,
+    /// Settings: close without saving.
+    SettingsClose,
     /// Main window: log out.
     Logout,
     /// Chat: send the input line.
     SendMessage,
     /// Chat: the input line changed (typing indicator).
     InputChanged,
+    /// A keyboard shortcut (see `keys`).
+    Key(super::keys::KeyAction),
+    /// Chat search: the next match.
+    SearchNext,
+    /// Chat search: close it.
+    SearchClose,
     /// Chat: pick a file and send it.
     SendFile,
     /// Chat: files dropped on the chat (newline-separated paths or file:// URIs).
     FilesDropped(String),
     /// Chat: open the downloads folder of the current friend.
     OpenDownloads,
-    /// Chat: a click in the history (open the folder of a `<File>` line).
-    HistoryClicked { pos: i32 },
+    /// Chat: a click in the history: a link or a file name opens it; a double click on a
+    /// `<File>` line opens its folder.
+    HistoryClicked { pos: i32, double: bool },
     /// Transfer row: accept an offered file.
     AcceptFile(TransferId),
     /// Transfer row: decline an offered file.

@@ -72,7 +72,7 @@ impl RegisterWindow {
         hint_row(&mut form, PASSWORD_RULE, indent, 1);
         let confirm: SecretInput = form_row(&mut form, "Confirm", lw);
         hint_row(&mut form, "Type the password again.", indent, 1);
-        let message = widgets::message(&mut form, 52);
+        let message = widgets::message(&mut form, 64);
         widgets::spacer();
         let mut buttons = Flex::default().row();
         buttons.set_pad(theme::GAP);

@@ -6,6 +6,8 @@
 //! - `PEERCHAT_GUI_TEST_LAYOUT=path`: the app writes where its widgets are (window-relative
 //!   logical coordinates), so a test clicks the real widgets without hard-coding a layout.
 //!   Lines: `window-title <TAB> widget <TAB> x <TAB> y <TAB> w <TAB> h <TAB> visible`.
+//!   Beside it, `<layout>.chat.txt` holds the text of the chat shown (times, `<File>` lines),
+//!   so a test reads what the user reads.
 //! - `PEERCHAT_GUI_TEST_OPEN_LOG=path`: "Open folder" appends the folder to this file instead
 //!   of starting the desktop's file manager.
 
@@ -24,6 +26,7 @@ pub struct TestHooks {
     layout: Option<PathBuf>,
     open_log: Option<PathBuf>,
     last_layout: String,
+    last_chat: String,
 }
 
 impl TestHooks {
@@ -39,6 +42,7 @@ impl TestHooks {
             layout: path("PEERCHAT_GUI_TEST_LAYOUT"),
             open_log: path("PEERCHAT_GUI_TEST_OPEN_LOG"),
             last_layout: String::new(),
+            last_chat: String::new(),
         }
     }
 
@@ -60,6 +64,18 @@ impl TestHooks {
             let _ = writeln!(f, "{}", dir.display());
         }
         true
+    }
+
+    /// Writes the text of the chat shown if it changed.
+    pub fn dump_chat(&mut self, text: &str) {
+        let Some(path) = &self.layout else { return };
+        if text != self.last_chat {
+            let path = path.with_extension("chat.txt");
+            let tmp = path.with_extension("tmp2");
+            if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &path).is_ok() {
+                text.clone_into(&mut self.last_chat);
+            }
+        }
     }
 
     /// Writes the layout of the shown windows if it changed.

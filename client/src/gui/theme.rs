@@ -3,7 +3,7 @@
 use fltk::app;
 use fltk::enums::{Color, Font, FrameType};
 use fltk::prelude::*;
-use fltk::text::StyleTableEntry;
+use fltk::text::{StyleTableEntryExt, TextAttr};
 
 /// Online friends, as in the original: green.
 pub const ONLINE: Color = Color::from_rgb(0, 140, 60);
@@ -77,20 +77,48 @@ pub fn link<B: ButtonExt>(b: &mut B) {
     b.set_selection_color(Color::from_rgb(r, g, bl));
 }
 
+/// Switches between the light and the dark colours (settings page).
+pub fn set_theme(t: super::settings::Theme) {
+    match t {
+        super::settings::Theme::Light => {
+            let (r, g, b) = BACKGROUND;
+            app::background(r, g, b);
+            app::background2(255, 255, 255);
+            app::foreground(25, 28, 33);
+        }
+        super::settings::Theme::Dark => {
+            app::background(40, 42, 48);
+            app::background2(28, 30, 34);
+            app::foreground(225, 228, 234);
+        }
+    }
+}
+
 /// Style table of the chat view, in the order of `format::style` letters.
-pub fn chat_styles() -> Vec<StyleTableEntry> {
-    let e = |color, font| StyleTableEntry {
+pub fn chat_styles() -> Vec<StyleTableEntryExt> {
+    let e = |color, font, size| StyleTableEntryExt {
         color,
         font,
-        size: TEXT_SIZE,
+        size,
+        attr: TextAttr::None,
+        bgcolor: Color::Background2,
     };
     vec![
-        e(Color::from_rgb(25, 28, 33), Font::Helvetica),
-        e(ACCENT, Font::HelveticaBold),
-        e(FRIEND, Font::HelveticaBold),
-        e(ONLINE, Font::HelveticaBold),
-        e(OFFLINE, Font::Helvetica),
-        e(FILE, Font::HelveticaBold),
-        e(MUTED, Font::HelveticaItalic),
+        // The text follows the theme's foreground (dark or light).
+        e(Color::Foreground, Font::Helvetica, TEXT_SIZE),
+        e(ACCENT, Font::HelveticaBold, TEXT_SIZE),
+        e(FRIEND, Font::HelveticaBold, TEXT_SIZE),
+        e(ONLINE, Font::HelveticaBold, TEXT_SIZE),
+        e(OFFLINE, Font::Helvetica, TEXT_SIZE),
+        e(FILE, Font::HelveticaBold, TEXT_SIZE),
+        e(MUTED, Font::HelveticaItalic, TEXT_SIZE),
+        // LINK: underlined, as links are everywhere.
+        StyleTableEntryExt {
+            attr: TextAttr::Underline,
+            ..e(Color::from_rgb(20, 80, 200), Font::Helvetica, TEXT_SIZE)
+        },
+        // TIME, DAY.
+        e(MUTED, Font::Helvetica, SMALL_SIZE),
+        e(MUTED, Font::HelveticaBold, SMALL_SIZE),
     ]
 }

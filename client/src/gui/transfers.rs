@@ -11,6 +11,7 @@ use fltk::prelude::*;
 use peerchat_client::{Direction, TransferId};
 
 use super::format;
+use super::layout;
 use super::model::{Transfer, TransferState};
 use super::msg::{Msg, Ui};
 use super::theme;
@@ -59,15 +60,26 @@ impl TransferRow {
         bar.set_label_size(theme::SMALL_SIZE);
         bar.set_minimum(0.0);
         bar.set_maximum(100.0);
-        row.fixed(&bar, 150);
         let mut info = Frame::default();
-        info.set_align(Align::Left | Align::Inside);
+        info.set_align(Align::Left | Align::Inside | Align::Clip);
         info.set_label_size(theme::SMALL_SIZE);
         info.set_label_color(theme::MUTED);
-        row.fixed(&info, 150);
         let (_, first) = slot(&mut row, 100);
         let (_, second) = slot(&mut row, 80);
         row.end();
+        let w = row.w();
+        Self::fit(&mut row, &bar, &info, w);
+        // The bar and the info shrink with the pane so the name keeps its room and nothing
+        // spills over the friend list (issue #15 item 4).
+        let (b, i) = (bar.clone(), info.clone());
+        // `layout()` resizes the row again: act once per width, or this recursed forever.
+        let fitted = std::cell::Cell::new(w);
+        row.resize_callback(move |r, _, _, w, _| {
+            if fitted.replace(w) != w {
+                Self::fit(r, &b, &i, w);
+                r.layout();
+            }
+        });
         let mut r = Self {
             id: t.id,
             row,
@@ -79,6 +91,12 @@ impl TransferRow {
         };
         r.update(tx, t);
         r
+    }
+
+    fn fit(row: &mut Flex, bar: &Progress, info: &Frame, w: i32) {
+        let c = layout::transfer_columns(w);
+        row.fixed(bar, c.bar);
+        row.fixed(info, c.info);
     }
 
     /// The row's two buttons under test-hook names (`transfer1_first`, `transfer1_second`...).
@@ -109,6 +127,8 @@ impl TransferRow {
         };
         self.name
             .set_label(&format!("{arrow} {}", t.name).replace('@', "@@"));
+        // A narrow row cuts the name: the whole name is one hover away.
+        self.name.set_tooltip(&t.name);
         let pct = if t.size == 0 {
             100.0
         } else {
@@ -133,12 +153,16 @@ impl TransferRow {
                 Some(("Decline", Ui::DeclineFile(id))),
             ),
             (TransferState::Running, Some(id)) => (
-                format!(
-                    "{} of {} · {}",
-                    format::bytes(t.bytes),
-                    format::bytes(t.size),
+                if layout::transfer_columns(self.row.w()).compact {
                     format::rate(t.rate)
-                ),
+                } else {
+                    format!(
+                        "{} of {} · {}",
+                        format::bytes(t.bytes),
+                        format::bytes(t.size),
+                        format::rate(t.rate)
+                    )
+                },
                 None,
                 Some(("Cancel", Ui::CancelTransfer(id))),
             ),

@@ -182,21 +182,39 @@ pub fn check_email(email: &str) -> Option<Problem> {
     })
 }
 
-/// Words for the status bar while the server link is down; `reason` is the core's text.
-pub fn offline_status(reason: Option<&str>) -> (String, bool) {
-    let reason = reason.unwrap_or("");
-    // The core reports a changed server key as text only (ServerStatus.reason); its
-    // PinError wording says "pinned".
-    if reason.contains("pinned") {
-        (
-            "Server key changed — not connecting to it. Direct chats still work.".to_owned(),
-            true,
+/// Every local problem of the "Create account" form at once, so the user fixes them all in
+/// one go instead of meeting one per submit (issue #15 item 11); empty when all is fine.
+pub fn register_problems(userid: &str, email: &str, password: &str, confirm: &str) -> Vec<Problem> {
+    [
+        check_userid(userid),
+        check_email(email),
+        check_new_password(userid, password, confirm),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The dialog text for a changed server key: both fingerprints and what to do.
+pub fn server_key_changed(server: &str, pinned: &str, presented: &str) -> String {
+    format!(
+        "The server's identity key has changed. Peerchat will not connect to it.\n\n\
+         Server: {server}\nTrusted key:   {pinned}\nPresented key: {presented}\n\n\
+         Either the server was reinstalled with a new key, or someone is intercepting the \
+         connection. Ask the server operator for the server's fingerprint. Direct chats with \
+         friends still work meanwhile."
+    )
+}
+
+/// Why a file, folder or link did not open. With no opener installed the system error is
+/// "No such file or directory", which read as if the file were missing (issue #15 item 8).
+pub fn open_failed(what: &str, e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        format!(
+            "Cannot open {what}: no program to open files is installed (xdg-open was not found; install xdg-utils)."
         )
     } else {
-        (
-            "Server unreachable — direct chats still work. Retrying…".to_owned(),
-            false,
-        )
+        format!("Cannot open {what}: {e}")
     }
 }
 
@@ -282,10 +300,20 @@ mod tests {
     }
 
     #[test]
-    fn offline_status_detects_key_change() {
-        assert!(offline_status(Some("connection refused"))
-            .0
-            .starts_with("Server unreachable — direct chats still work"));
-        assert!(offline_status(Some("... but this profile pinned SHA256:x ...")).1);
+    fn a_missing_opener_is_not_a_missing_file() {
+        let e = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let t = open_failed("/home/a/Downloads/bob/x.pdf", &e);
+        assert!(t.contains("xdg-open was not found"), "{t}");
+        assert!(!t.contains("No such file"), "{t}");
+    }
+
+    #[test]
+    fn the_create_account_form_lists_every_problem_at_once() {
+        let all = register_problems("x", "nope", "short", "other");
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert!(
+            register_problems("alice", "a@example.org", "long enough pw", "long enough pw")
+                .is_empty()
+        );
     }
 }

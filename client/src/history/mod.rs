@@ -57,6 +57,23 @@ pub struct HistoryEntry {
     pub acked: bool,
 }
 
+/// A finished file, as the chat shows it (a `<File>` line that survives a restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileEntry {
+    /// The transfer id, hex.
+    pub transfer_id: String,
+    /// `in` or `out`.
+    pub direction: String,
+    /// The offered (outgoing) or sanitised (incoming) name.
+    pub name: String,
+    /// Outgoing: the source file; incoming: the received file.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub size: u64,
+    /// When the transfer was offered, Unix ms (for ordering among the messages).
+    pub at_unix_ms: u64,
+}
+
 /// A transfer row, as the core needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferRecord {
@@ -286,6 +303,37 @@ impl History {
             .collect())
     }
 
+    /// The last `limit` completed files with `friend`, oldest first: the chat's `<File>`
+    /// lines, which must come back after a log-out or a restart like the messages do.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn completed_files(
+        &self,
+        friend: &str,
+        limit: u64,
+    ) -> Result<Vec<FileEntry>, HistoryError> {
+        let mut rows = transfer::Entity::find()
+            .filter(transfer::Column::Friend.eq(friend))
+            .filter(transfer::Column::State.eq(state::COMPLETE))
+            .order_by_desc(transfer::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.reverse();
+        Ok(rows
+            .into_iter()
+            .map(|r| FileEntry {
+                transfer_id: r.transfer_id,
+                direction: r.direction,
+                name: r.name,
+                path: PathBuf::from(r.path),
+                size: u64::try_from(r.size).unwrap_or(0),
+                at_unix_ms: u64::try_from(r.created_at).unwrap_or(0),
+            })
+            .collect())
+    }
+
     /// Inserts a transfer row.
     ///
     /// # Errors
@@ -511,6 +559,47 @@ mod tests {
             .is_empty());
         let got = h.transfer("bob", Direction::Outgoing, t.id).await?;
         assert_eq!(got.map(|g| g.state), Some(state::COMPLETE.to_owned()));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn completed_files_survive_reopen_for_the_chat() -> Result<(), HistoryError> {
+        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
+            path: String::new(),
+            detail: e.to_string(),
+        })?;
+        let path = dir.path().join("h.db");
+        {
+            let h = History::open(&path).await?;
+            for (n, st) in [
+                (1u8, state::COMPLETE),
+                (2, state::CANCELLED),
+                (3, state::COMPLETE),
+            ] {
+                h.add_transfer(&TransferRecord {
+                    id: TransferId([n; 16]),
+                    friend: "bob".into(),
+                    direction: Direction::Incoming,
+                    name: format!("f{n}.txt"),
+                    size: u64::from(n),
+                    sha256: Some([n; 32]),
+                    path: PathBuf::from(format!("/dl/bob/f{n}.txt")),
+                    state: st.into(),
+                })
+                .await?;
+            }
+        }
+        let h = History::open(&path).await?;
+        let files = h.completed_files("bob", 10).await?;
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["f1.txt", "f3.txt"],
+            "only completed ones, oldest first"
+        );
+        assert_eq!(files[1].path, PathBuf::from("/dl/bob/f3.txt"));
+        assert_eq!(files[1].direction, "in");
+        assert!(h.completed_files("carol", 10).await?.is_empty());
         Ok(())
     }
 }

@@ -392,12 +392,20 @@ impl<'x> Gui<'x> {
             profile.file_name().unwrap().to_string_lossy()
         ));
         let _ = std::fs::remove_file(&layout);
+        // Received files stay inside the test's profile, not in the real ~/Downloads.
+        std::fs::create_dir_all(profile).unwrap();
+        let settings = profile.join("gui-settings.json");
+        if !settings.exists() {
+            let json = serde_json::json!({ "download_dir": profile.join("downloads") });
+            std::fs::write(&settings, json.to_string()).unwrap();
+        }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_peerchat"));
         cmd.args(["--server", server, "--profile"])
             .arg(profile)
             .env("DISPLAY", &x.display)
             .env("PEERCHAT_GUI_TEST_LAYOUT", &layout)
             .env("PEERCHAT_GUI_TEST_OPEN_LOG", work.join("opened.txt"))
+            .env("PEERCHAT_GUI_TEST_NOTIFY_LOG", work.join("notified.txt"))
             .env_remove("PEERCHAT_SERVER")
             .env_remove("PEERCHAT_PROFILE")
             .stdout(Stdio::null());
@@ -411,6 +419,11 @@ impl<'x> Gui<'x> {
             layout,
             _proc: Proc(child),
         }
+    }
+
+    /// The text of the chat the app shows (times, messages, `<File>` lines).
+    pub fn chat_text(&self) -> String {
+        std::fs::read_to_string(self.layout.with_extension("chat.txt")).unwrap_or_default()
     }
 
     fn layout_lines(&self) -> Vec<Vec<String>> {
