@@ -62,6 +62,22 @@ fn cancelled(f: &OfferedFile) -> impl Fn(&Value) -> bool + '_ {
     move |v| v["event"] == "transfer_cancelled" && v["transfer_id"] == hex.as_str()
 }
 
+/// Sends the rest of `f` from `from` and waits for the client's FileComplete (R51).
+async fn finish_file(
+    link: &mut FriendLink,
+    f: &OfferedFile,
+    from: usize,
+) -> Result<(), crate::Verdict> {
+    send_all(link, f, from).await?;
+    link.expect(
+        "FileComplete (R51)",
+        ANSWER,
+        |b| matches!(b, Body::FileComplete(c) if c.transfer_id.as_ref() == f.id),
+    )
+    .await
+    .map(|_| ())
+}
+
 async fn send_all(
     link: &mut FriendLink,
     f: &OfferedFile,
@@ -92,13 +108,7 @@ async fn receive_whole(ctx: Ctx) -> CaseResult {
     link.send(f.offer()).await?;
     link.expect("FileAccept{0} (R40)", ANSWER, accept_at(&f, 0))
         .await?;
-    send_all(&mut link, &f, 0).await?;
-    link.expect(
-        "FileComplete (R51)",
-        ANSWER,
-        |b| matches!(b, Body::FileComplete(c) if c.transfer_id.as_ref() == f.id),
-    )
-    .await?;
+    finish_file(&mut link, &f, 0).await?;
     let hex = f.hex();
     let done = p
         .sut
@@ -293,14 +303,7 @@ async fn resume(ctx: Ctx) -> CaseResult {
             accept_at(&f, MAX_FILE_CHUNK as u64),
         )
         .await?;
-    send_all(&mut again, &f, MAX_FILE_CHUNK).await?;
-    again
-        .expect(
-            "FileComplete",
-            ANSWER,
-            |b| matches!(b, Body::FileComplete(c) if c.transfer_id.as_ref() == f.id),
-        )
-        .await?;
+    finish_file(&mut again, &f, MAX_FILE_CHUNK).await?;
     p.finish().await;
     Ok("resumed from the bytes held".into())
 }
@@ -566,14 +569,7 @@ async fn accept_while_apart(ctx: Ctx) -> CaseResult {
     again
         .expect("FileAccept{0} (R41, R9)", ANSWER, accept_at(&f, 0))
         .await?;
-    send_all(&mut again, &f, 0).await?;
-    again
-        .expect(
-            "FileComplete",
-            ANSWER,
-            |b| matches!(b, Body::FileComplete(c) if c.transfer_id.as_ref() == f.id),
-        )
-        .await?;
+    finish_file(&mut again, &f, 0).await?;
     p.finish().await;
     Ok("accepted while apart; FileAccept{0} on the re-offer".into())
 }
