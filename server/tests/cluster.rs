@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::*;
 use peerchat_proto::message::{ConnectMode, PushEvent, Request, ResponseBody};
 use peerchat_proto::wire::{ChannelKind, CloseReason, ErrorCode};
-use peerchat_proto::{test_keys, Channel, Role};
 use peerchat_server::pg_harness::PgCluster;
 use peerchat_server::{OffsetClock, RunningServer};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -219,32 +218,7 @@ async fn connect_peer_and_relay_span_nodes() {
         Ok(ResponseBody::RelayOpen)
     );
     assert_eq!(ra.response(id).await, Ok(ResponseBody::RelayOpen));
-    let (a, b) = (ra.into_relayed(), rb.into_relayed());
-    let bob_key = test_keys::identity(1).public().clone();
-    let (la, lb) = (local(0), local(1));
-    let (ca, cb) = tokio::join!(
-        Channel::handshake_verified(
-            a.0,
-            a.1,
-            &la,
-            Role::Initiator,
-            ChannelKind::Peer,
-            WAIT,
-            |k| *k == bob_key
-        ),
-        Channel::handshake_verified(
-            b.0,
-            b.1,
-            &lb,
-            Role::Responder,
-            ChannelKind::Peer,
-            WAIT,
-            |_| true
-        ),
-    );
-    let (mut ca, cb) = (ca.unwrap(), cb.unwrap());
-    assert_eq!(ca.remote.identity_key, *test_keys::identity(1).public());
-    assert_eq!(cb.remote.identity_key, *test_keys::identity(0).public());
+    let (mut ca, cb) = peer_channels(ra.into_relayed(), rb.into_relayed()).await;
 
     // A join under a token no node announced is refused.
     let mut rb2 = Client::connect_kind(cl.nodes[1].local_addr, 1, ChannelKind::Relay).await;
@@ -377,6 +351,9 @@ async fn spawn_node(cl: &Cluster, name: &str) -> (Killed, std::net::SocketAddr, 
             break a.trim().parse().unwrap();
         }
     };
+    // Keep reading: a closed pipe would make the node's later writes to stdout fail (EPIPE),
+    // and a node that dies of it looks like a refused connection to the test.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (Killed(Some(child)), addr, dir)
 }
 

@@ -16,7 +16,6 @@ use peerchat_proto::message::{
     TraversalId,
 };
 use peerchat_proto::wire::{self, ChannelKind, CloseReason, ErrorCode};
-use peerchat_proto::{test_keys, Channel, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -94,39 +93,6 @@ async fn relay_link(
     );
     assert_eq!(ra.response(id).await, Ok(ResponseBody::RelayOpen));
     (ra.into_relayed(), rb.into_relayed())
-}
-
-/// Runs the peer handshake through the relay: the opener is the initiator (SPEC.md §7.7).
-async fn peer_channels(
-    a: (TcpStream, BytesMut),
-    b: (TcpStream, BytesMut),
-) -> (Channel<TcpStream>, Channel<TcpStream>) {
-    let bob_key = test_keys::identity(1).public().clone();
-    let (la, lb) = (local(0), local(1));
-    let (ca, cb) = tokio::join!(
-        Channel::handshake_verified(
-            a.0,
-            a.1,
-            &la,
-            Role::Initiator,
-            ChannelKind::Peer,
-            WAIT,
-            |k| *k == bob_key
-        ),
-        Channel::handshake_verified(
-            b.0,
-            b.1,
-            &lb,
-            Role::Responder,
-            ChannelKind::Peer,
-            WAIT,
-            |_| true
-        ),
-    );
-    let (ca, cb) = (ca.unwrap(), cb.unwrap());
-    assert_eq!(ca.remote.identity_key, *test_keys::identity(1).public());
-    assert_eq!(cb.remote.identity_key, *test_keys::identity(0).public());
-    (ca, cb)
 }
 
 fn hello(from: &str, to: &str) -> wire::PeerMessage {

@@ -603,3 +603,39 @@ async fn read_record(stream: &mut TcpStream, buf: &mut BytesMut) -> Option<Bytes
 pub fn decode_client(bytes: &[u8]) -> ClientFrame {
     ClientFrame::from(wire::ClientMessage::decode(bytes).unwrap())
 }
+
+/// Runs the peer handshake through the relay: the opener is the initiator (SPEC.md §7.7).
+pub async fn peer_channels(
+    a: (TcpStream, BytesMut),
+    b: (TcpStream, BytesMut),
+) -> (
+    peerchat_proto::Channel<TcpStream>,
+    peerchat_proto::Channel<TcpStream>,
+) {
+    let bob_key = test_keys::identity(1).public().clone();
+    let (la, lb) = (local(0), local(1));
+    let (ca, cb) = tokio::join!(
+        peerchat_proto::Channel::handshake_verified(
+            a.0,
+            a.1,
+            &la,
+            Role::Initiator,
+            ChannelKind::Peer,
+            WAIT,
+            |k| *k == bob_key
+        ),
+        peerchat_proto::Channel::handshake_verified(
+            b.0,
+            b.1,
+            &lb,
+            Role::Responder,
+            ChannelKind::Peer,
+            WAIT,
+            |_| true
+        ),
+    );
+    let (ca, cb) = (ca.unwrap(), cb.unwrap());
+    assert_eq!(ca.remote.identity_key, *test_keys::identity(1).public());
+    assert_eq!(cb.remote.identity_key, *test_keys::identity(0).public());
+    (ca, cb)
+}
