@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use peerchat_proto::message::{Candidate, FriendInfo, PendingRequest};
@@ -441,11 +441,6 @@ struct SavedFriend {
     presented_key: Option<String>,
 }
 
-/// Where the friend cache lives in a profile.
-pub fn cache_path(profile_dir: &Path) -> PathBuf {
-    profile_dir.join("friends.json")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,7 +472,7 @@ mod tests {
         );
 
         let dir = tempfile::tempdir()?;
-        let path = cache_path(dir.path());
+        let path = dir.path().join("friends.json");
         b.save(&path)?;
         let loaded = FriendBook::load(&path);
         let again = loaded.get("bob").cloned().unwrap_or_else(|| panic!("bob"));
@@ -600,7 +595,7 @@ mod tests {
     #[test]
     fn a_pending_change_survives_a_restart_and_a_damaged_one_fails_closed() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
-        let path = cache_path(dir.path());
+        let path = dir.path().join("friends.json");
         let mut b = FriendBook::new();
         b.upsert(&info("bob", 1, None));
         b.set_key("bob", test_keys::identity(2).public().clone());
@@ -641,7 +636,7 @@ mod tests {
     #[test]
     fn garbage_cache_is_an_empty_book() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
-        let path = cache_path(dir.path());
+        let path = dir.path().join("friends.json");
         std::fs::write(&path, b"{not json")?;
         assert_eq!(FriendBook::load(&path).friends().count(), 0);
         Ok(())

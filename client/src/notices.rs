@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn answers_survive_a_restart_through_the_saved_cache() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
-        let path = crate::friends::cache_path(dir.path());
+        let path = dir.path().join("friends.json");
         let mut book = FriendBook::new();
         book.add_outgoing(request("dave"));
         book.save(&path)?;

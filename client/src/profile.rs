@@ -80,9 +80,11 @@ impl Profile {
         self.dir.join("known_servers")
     }
 
-    /// The friend cache.
+    /// The friend cache (`friends::FriendBook::save`). The profile owns every file name of
+    /// its folder, so it depends on no module that stores there (no `profile` ↔ `friends`
+    /// cycle).
     pub fn friends_path(&self) -> PathBuf {
-        crate::friends::cache_path(&self.dir)
+        self.dir.join("friends.json")
     }
 
     /// The SQLite history database.

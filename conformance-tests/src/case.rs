@@ -124,39 +124,3 @@ impl Case {
         self
     }
 }
-
-/// Unwraps one success variant of a `response::Result`, failing the case otherwise.
-#[macro_export]
-macro_rules! ok {
-    ($res:expr, $variant:ident, $what:expr) => {
-        match $res {
-            peerchat_proto::wire::response::Result::$variant(x) => x,
-            other => $crate::fail!(
-                "{}: expected {} ok, got {}",
-                $what,
-                stringify!($variant),
-                $crate::client::describe(&other)
-            ),
-        }
-    };
-}
-
-/// Fails the case unless a `response::Result` is the error `code`.
-#[macro_export]
-macro_rules! want_err {
-    ($res:expr, $code:ident, $what:expr) => {
-        match &$res {
-            peerchat_proto::wire::response::Result::Error(e)
-                if e.code == peerchat_proto::wire::ErrorCode::$code as i32 =>
-            {
-                e.clone()
-            }
-            other => $crate::fail!(
-                "{}: expected {}, got {}",
-                $what,
-                peerchat_proto::wire::ErrorCode::$code.as_str_name(),
-                $crate::client::describe(other)
-            ),
-        }
-    };
-}

@@ -784,3 +784,42 @@ pub mod is {
         move |p| push_subject(p) == u
     }
 }
+
+/// Unwraps one success variant of a `response::Result`, failing the case otherwise.
+///
+/// Defined here, beside [`describe`] which it calls, so that the case context (`ctx`) can use
+/// it without depending on the case registry (`case`), which depends on `ctx`.
+#[macro_export]
+macro_rules! ok {
+    ($res:expr, $variant:ident, $what:expr) => {
+        match $res {
+            peerchat_proto::wire::response::Result::$variant(x) => x,
+            other => $crate::fail!(
+                "{}: expected {} ok, got {}",
+                $what,
+                stringify!($variant),
+                $crate::client::describe(&other)
+            ),
+        }
+    };
+}
+
+/// Fails the case unless a `response::Result` is the error `code`.
+#[macro_export]
+macro_rules! want_err {
+    ($res:expr, $code:ident, $what:expr) => {
+        match &$res {
+            peerchat_proto::wire::response::Result::Error(e)
+                if e.code == peerchat_proto::wire::ErrorCode::$code as i32 =>
+            {
+                e.clone()
+            }
+            other => $crate::fail!(
+                "{}: expected {}, got {}",
+                $what,
+                peerchat_proto::wire::ErrorCode::$code.as_str_name(),
+                $crate::client::describe(other)
+            ),
+        }
+    };
+}

@@ -1,6 +1,7 @@
 //! What the suite knows about the server under test and how to run.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +49,7 @@ pub struct SuiteConfig {
     pub verbose: bool,
     /// The client under test of the peer suite (`peerchat-conformance peer`); the peer
     /// cases SKIP without one.
-    pub peer: Option<Arc<crate::peer::PeerTarget>>,
+    pub peer: Option<Arc<PeerTarget>>,
 }
 
 impl SuiteConfig {
@@ -120,5 +121,31 @@ mod tests {
         assert!(!matches_filter("auth.*.ok", "auth.register.taken"));
         assert!(!matches_filter("friends.*", "auth.register.ok"));
         assert!(matches_filter("friends.*, auth.*", "auth.register.ok"));
+    }
+}
+
+/// The client under test: how to start it and what it supports.
+#[derive(Debug, Clone)]
+pub struct PeerTarget {
+    /// The program (default: `peerchat-cli`).
+    pub program: PathBuf,
+    /// Arguments put before the suite's own (e.g. `--test-fault NAME` for the self-test).
+    pub args: Vec<String>,
+    /// The client accepts `--test-idle-ms PING,CLOSE` (a test-only flag): enables the
+    /// idle-timer cases, which start it with these short timers.
+    pub idle: Option<(Duration, Duration)>,
+    /// Where profile folders are made (one per case, removed afterwards).
+    pub work_dir: PathBuf,
+}
+
+impl PeerTarget {
+    /// `program` with no extra arguments, profiles under the system temp folder.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            idle: None,
+            work_dir: std::env::temp_dir(),
+        }
     }
 }

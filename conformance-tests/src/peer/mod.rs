@@ -27,35 +27,10 @@ pub mod pair;
 pub mod server;
 pub mod sut;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 pub use link::{FriendLink, LinkEvent};
 pub use pair::{Pair, PairOptions};
 pub use sut::Sut;
 
-/// The client under test: how to start it and what it supports.
-#[derive(Debug, Clone)]
-pub struct PeerTarget {
-    /// The program (default: `peerchat-cli`).
-    pub program: PathBuf,
-    /// Arguments put before the suite's own (e.g. `--test-fault NAME` for the self-test).
-    pub args: Vec<String>,
-    /// The client accepts `--test-idle-ms PING,CLOSE` (a test-only flag): enables the
-    /// idle-timer cases, which start it with these short timers.
-    pub idle: Option<(Duration, Duration)>,
-    /// Where profile folders are made (one per case, removed afterwards).
-    pub work_dir: PathBuf,
-}
-
-impl PeerTarget {
-    /// `program` with no extra arguments, profiles under the system temp folder.
-    pub fn new(program: impl Into<PathBuf>) -> Self {
-        Self {
-            program: program.into(),
-            args: Vec::new(),
-            idle: None,
-            work_dir: std::env::temp_dir(),
-        }
-    }
-}
+/// Kept in [`crate::config`] (the suite configuration holds it), so that `config` does not
+/// depend on the peer suite that depends on it.
+pub use crate::config::PeerTarget;
