@@ -62,9 +62,19 @@ async fn peerchat_cli_passes_the_peer_suite() {
                     || !(o.id.starts_with("peer.l40.") || o.id.starts_with("peer.l41."))
             }
             Status::Fail => true,
+            // A case marked with the audit row of a known client defect (the report lists
+            // them as XFAIL lines, each naming its row).
+            Status::XFail => false,
         })
         .map(|o| o.line())
         .collect();
+    let xfail: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.status == Status::XFail)
+        .map(|o| o.line())
+        .collect();
+    println!("known failures ({}):\n{}", xfail.len(), xfail.join("\n"));
     assert!(
         bad.is_empty(),
         "peer cases that did not pass:\n{}",

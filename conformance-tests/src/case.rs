@@ -65,6 +65,10 @@ pub struct Case {
     pub schedule: Schedule,
     /// The body.
     pub run: CaseFn,
+    /// A known defect of the implementation under test that this case catches, named by its
+    /// id in the audit that found it (e.g. `D4` of docs/peer-table-audit.md): a FAIL is then
+    /// reported as XFAIL (and does not count as a failure) until the defect is fixed.
+    pub known_failure: Option<&'static str>,
 }
 
 impl Case {
@@ -84,6 +88,7 @@ impl Case {
             timeout: Duration::from_secs(30),
             schedule: Schedule::Parallel,
             run,
+            known_failure: None,
         }
     }
 
@@ -109,6 +114,13 @@ impl Case {
     /// Sets the overall time limit.
     pub fn timeout_secs(mut self, secs: u64) -> Self {
         self.timeout = Duration::from_secs(secs);
+        self
+    }
+
+    /// Marks the case as failing today because of audit row `row` (an XFAIL, listed in the
+    /// report); a PASS then says the mark can go.
+    pub fn known_failure(mut self, row: &'static str) -> Self {
+        self.known_failure = Some(row);
         self
     }
 
