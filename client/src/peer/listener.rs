@@ -40,6 +40,8 @@ pub async fn run(listener: TcpListener, ctx: SessionContext) {
 
 async fn accept_one(stream: tokio::net::TcpStream, addr: SocketAddr, ctx: SessionContext) {
     let _ = stream.set_nodelay(true);
+    // The hello is due HANDSHAKE_TIMEOUT after the accept (SPEC.md §8.5.1 L18, audit D14).
+    let hello_by = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     match Channel::handshake(
         stream,
         &ctx.local,
@@ -49,7 +51,7 @@ async fn accept_one(stream: tokio::net::TcpStream, addr: SocketAddr, ctx: Sessio
     )
     .await
     {
-        Ok(chan) => run_accepted(chan, ctx, addr).await,
+        Ok(chan) => run_accepted(chan, ctx, addr, hello_by).await,
         Err(e) => tracing::info!(%addr, error = %e, "peer handshake failed"),
     }
 }

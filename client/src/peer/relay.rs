@@ -104,6 +104,8 @@ async fn relay(
     } else {
         Role::Responder
     };
+    // The relayed stream starts here: its hello is due HANDSHAKE_TIMEOUT from now (L18).
+    let hello_by = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let book = ctx.book();
     let accept = |k: &peerchat_proto::IdentityKey| check_dialled_key(&book, friend, k).is_ok();
     let peer = Channel::handshake_verified(
@@ -123,6 +125,7 @@ async fn relay(
         server_addr,
         Some(friend.to_owned()),
         Some(LinkPath::Relayed),
+        hello_by,
     )
     .await
     .map_err(|e| e.to_string())

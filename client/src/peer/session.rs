@@ -297,7 +297,7 @@ pub fn spawn_dial(ctx: SessionContext, friend: String, spec: DialSpec) {
                     step: spec.step,
                     reason,
                 };
-                let Some((addr, chan)) = won else {
+                let Some((addr, (chan, hello_by))) = won else {
                     let reason = if errors.is_empty() {
                         "no address to dial".to_owned()
                     } else {
@@ -312,6 +312,7 @@ pub fn spawn_dial(ctx: SessionContext, friend: String, spec: DialSpec) {
                     addr,
                     Some(friend.clone()),
                     Some(spec.path),
+                    hello_by,
                 )
                 .await
                 {
@@ -331,7 +332,10 @@ async fn dial_one(
     friend: &str,
     addr: SocketAddr,
     spec: &DialSpec,
-) -> (SocketAddr, Result<Channel<TcpStream>, String>) {
+) -> (
+    SocketAddr,
+    Result<(Channel<TcpStream>, tokio::time::Instant), String>,
+) {
     let stream = if spec.from_listener {
         punch_connect(ctx.listen_addr, addr, spec.timeout).await
     } else {
@@ -344,6 +348,9 @@ async fn dial_one(
         Ok(s) => s,
         Err(e) => return (addr, Err(e)),
     };
+    // The hello must arrive within HANDSHAKE_TIMEOUT of the TCP connect (SPEC.md §8.5.1 L18,
+    // audit D14), not of the end of the Noise handshake.
+    let hello_by = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let book = ctx.book();
     let accept = |k: &peerchat_proto::IdentityKey| check_dialled_key(&book, friend, k).is_ok();
     let chan = Channel::handshake_verified(
@@ -356,6 +363,7 @@ async fn dial_one(
         accept,
     )
     .await
+    .map(|c| (c, hello_by))
     .map_err(|e| e.to_string());
     (addr, chan)
 }
@@ -393,13 +401,18 @@ async fn punch_connect(
     }
 }
 
-/// Runs an accepted connection (after its handshake).
-pub async fn run_accepted<S>(chan: Channel<S>, ctx: SessionContext, addr: SocketAddr)
-where
+/// Runs an accepted connection (after its handshake); its hello is due by `hello_by`
+/// (`HANDSHAKE_TIMEOUT` after the TCP accept, SPEC.md §8.5.1 L18).
+pub async fn run_accepted<S>(
+    chan: Channel<S>,
+    ctx: SessionContext,
+    addr: SocketAddr,
+    hello_by: tokio::time::Instant,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let fingerprint = chan.remote.identity_key.fingerprint().to_string();
-    if let Err(e) = run(chan, ctx.clone(), addr, None, None).await {
+    if let Err(e) = run(chan, ctx.clone(), addr, None, None, hello_by).await {
         tracing::info!(%addr, %fingerprint, error = %e, "peer refused");
         let _ = ctx
             .events
@@ -415,13 +428,16 @@ where
 /// Hello exchange, then the reader loop (the writer runs in its own task). `dialled` is the
 /// friend we dialled (or relay to), or None for an accepted connection; the handshake role
 /// decides who sends PeerHello first (SPEC.md §4.7 rule 5, §7.2). Errors are hello failures
-/// (the connection was closed with NOT_A_FRIEND or PROTOCOL_ERROR, or it broke).
+/// (the connection was closed with NOT_A_FRIEND or PROTOCOL_ERROR, or it broke). The
+/// other side's hello is due by `hello_by`: `HANDSHAKE_TIMEOUT` after the TCP connect or
+/// accept (SPEC.md §8.5.1 L18, audit D14).
 pub(crate) async fn run<S>(
     chan: Channel<S>,
     ctx: SessionContext,
     addr: SocketAddr,
     dialled: Option<String>,
     path: Option<LinkPath>,
+    hello_by: tokio::time::Instant,
 ) -> Result<(), HelloError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -436,6 +452,7 @@ where
     let book = ctx.book();
     let Some(me) = ctx.me() else {
         return refuse(
+            &mut reader,
             &mut writer,
             CloseReason::NotAFriend,
             HelloError::NotForUs("nobody: this client is not logged in".into()),
@@ -447,37 +464,46 @@ where
             .map(|()| book.get(f).map_or_else(|| f.clone(), |c| c.userid.clone())),
         None => friend_for_key(&book, &remote.identity_key),
     };
-    let friend = match expected {
+    // For an accepted link this is only L11 (the key is some friend's); the friend the link
+    // is for is the one the hello names (below).
+    let mut friend = match expected {
         Ok(f) => f,
-        Err(e) => return refuse(&mut writer, CloseReason::NotAFriend, e).await,
+        Err(e) => return refuse(&mut reader, &mut writer, CloseReason::NotAFriend, e).await,
     };
-    let hello = wire::PeerMessage::from(PeerFrame::Hello {
-        userid: me.clone(),
-        to_userid: friend.clone(),
-        features: PeerFeatures::ALL,
-    });
+    let hello = |to: &str| {
+        wire::PeerMessage::from(PeerFrame::Hello {
+            userid: me.clone(),
+            to_userid: to.to_owned(),
+            features: PeerFeatures::ALL,
+        })
+    };
     // The initiator speaks first; the responder answers only after accepting its hello
     // (SPEC.md §7.2 rules 3-4).
     if initiator {
         writer
-            .send(&hello)
+            .send(&hello(&friend))
             .await
             .map_err(|e| HelloError::Connection(e.to_string()))?;
     }
-    let first = match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.recv::<wire::PeerMessage>())
-        .await
-    {
+    let first = match tokio::time::timeout_at(hello_by, reader.recv::<wire::PeerMessage>()).await {
         Ok(Ok(Some(m))) => m,
         Ok(Ok(None)) => return Err(HelloError::Connection("closed before PeerHello".into())),
         Ok(Err(e)) => {
             // SPEC.md §8.5.1 L4/L5 hold in AWAITING_HELLO too (audit D13).
             if let Some(reason) = e.close_reason() {
-                return refuse(&mut writer, reason, HelloError::Connection(e.to_string())).await;
+                return refuse(
+                    &mut reader,
+                    &mut writer,
+                    reason,
+                    HelloError::Connection(e.to_string()),
+                )
+                .await;
             }
             return Err(HelloError::Connection(e.to_string()));
         }
         Err(_) => {
             return refuse(
+                &mut reader,
                 &mut writer,
                 CloseReason::ProtocolError,
                 HelloError::Connection("no PeerHello in time".into()),
@@ -488,6 +514,7 @@ where
     // An empty userid names no friend: NOT_A_FRIEND, not PROTOCOL_ERROR (§8.5.1 L13, D12).
     if matches!(&first.body, Some(Body::Hello(h)) if h.userid.is_empty()) {
         return refuse(
+            &mut reader,
             &mut writer,
             CloseReason::NotAFriend,
             HelloError::WrongUser(String::new()),
@@ -500,16 +527,23 @@ where
             to_userid,
             features,
         }) => match check_hello(&book, &remote.identity_key, &me, &userid, &to_userid) {
-            Ok(f) if f.eq_ignore_ascii_case(&friend) => PeerFeatures::ALL.common(features),
+            // A responder is Open for the friend the hello names: several friends may share
+            // the handshake key (SPEC.md §8.5.1 L12, Appendix C item 14; audit D11). An
+            // initiator only for the friend it dialled (L14).
+            Ok(f) if dialled.is_none() || f.eq_ignore_ascii_case(&friend) => {
+                friend = f;
+                PeerFeatures::ALL.common(features)
+            }
             Ok(f) => {
                 return refuse(
+                    &mut reader,
                     &mut writer,
                     CloseReason::NotAFriend,
                     HelloError::WrongUser(f),
                 )
                 .await
             }
-            Err(e) => return refuse(&mut writer, CloseReason::NotAFriend, e).await,
+            Err(e) => return refuse(&mut reader, &mut writer, CloseReason::NotAFriend, e).await,
         },
         Ok(PeerFrame::Close { reason, message }) => {
             return Err(HelloError::Connection(format!(
@@ -518,6 +552,7 @@ where
         }
         _ => {
             return refuse(
+                &mut reader,
                 &mut writer,
                 CloseReason::ProtocolError,
                 HelloError::NotHello,
@@ -527,7 +562,7 @@ where
     };
     if !initiator {
         writer
-            .send(&hello)
+            .send(&hello(&friend))
             .await
             .map_err(|e| HelloError::Connection(e.to_string()))?;
     }
@@ -568,7 +603,8 @@ where
     if ctx.events.send(up).await.is_err() {
         return Ok(());
     }
-    let (reason, friend_close) = read_loop(reader, &ctx, conn, &link_for_reader, &pong).await;
+    let (reason, friend_close, closed_here) =
+        read_loop(&mut reader, &ctx, conn, &link_for_reader, &pong).await;
     let _ = ctx
         .events
         .send(PeerEvent::Down {
@@ -577,16 +613,32 @@ where
             friend_close,
         })
         .await;
+    if closed_here {
+        drain(&mut reader).await;
+    }
     Ok(())
 }
 
+/// CLOSING (SPEC.md §3.7 rule 2, §8.5.1 L7 and L44; audit D16): after this side sent
+/// `Close`, read and discard until end-of-stream or `CLOSE_GRACE`. Closing a socket with
+/// unread input makes TCP send a reset, which can destroy the `Close` before the friend has
+/// read it.
+async fn drain<R: AsyncRead + Unpin>(reader: &mut ChannelReader<R>) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Ok(Some(_)) = reader.recv_frame().await {}
+    })
+    .await;
+}
+
+/// Returns why the link ended, the friend's `Close` reason if it sent one, and whether this
+/// side closed it (sent `Close` or was told to: the caller then drains, [`drain`]).
 async fn read_loop<R: AsyncRead + Unpin>(
-    mut reader: ChannelReader<R>,
+    reader: &mut ChannelReader<R>,
     ctx: &SessionContext,
     conn: ConnId,
     link: &PeerLink,
     pong: &PongSlot,
-) -> (String, Option<CloseReason>) {
+) -> (String, Option<CloseReason>, bool) {
     let stop = &link.stop;
     let mut last = Instant::now();
     // Pings sent in the current silence (SPEC.md §8.5.1 L40–L43, `super::idle`).
@@ -595,18 +647,22 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut tick = tokio::time::interval(ctx.idle.tick());
     loop {
         tokio::select! {
-            () = stop.cancelled() => return (link.close_reason(), None),
+            () = stop.cancelled() => return (link.close_reason(), None, true),
             r = reader.recv::<wire::PeerMessage>() => {
                 last = Instant::now();
                 pings_sent = 0;
                 let m = match r {
                     Ok(Some(m)) => m,
-                    Ok(None) => return ("connection closed by the friend".into(), None),
+                    Ok(None) => return ("connection closed by the friend".into(), None, false),
                     Err(e) => {
-                        if let Some(reason) = e.close_reason() {
-                            link.close(reason, &e.to_string());
-                        }
-                        return (e.to_string(), None);
+                        let closed_here = match e.close_reason() {
+                            Some(reason) => {
+                                link.close(reason, &e.to_string());
+                                true
+                            }
+                            None => false,
+                        };
+                        return (e.to_string(), None, closed_here);
                     }
                 };
                 // Kept in case the frame's values are invalid: file frames are then answered
@@ -616,7 +672,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     Ok(PeerFrame::Ping(n)) => {
                         if !pings.take(last) {
                             link.close(CloseReason::RateLimited, "too many Pings");
-                            return ("closed: Ping flood".into(), None);
+                            return ("closed: Ping flood".into(), None, true);
                         }
                         if !crate::faults::on("no-pong") {
                             pong.answer(n);
@@ -625,26 +681,26 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     Ok(PeerFrame::Pong(_) | PeerFrame::Unknown) => {}
                     Ok(PeerFrame::Hello { .. }) => {
                         link.close(CloseReason::ProtocolError, "PeerHello sent twice");
-                        return ("protocol error: PeerHello sent twice".into(), None);
+                        return ("protocol error: PeerHello sent twice".into(), None, true);
                     }
                     Ok(PeerFrame::Close { reason, message }) => {
-                        return (format!("closed by the friend: {reason:?} {message}"), Some(reason))
+                        return (format!("closed by the friend: {reason:?} {message}"), Some(reason), false)
                     }
                     Ok(frame) => {
                         if ctx.events.send(PeerEvent::Frame { conn, frame }).await.is_err() {
-                            return ("client stopped".into(), None);
+                            return ("client stopped".into(), None, false);
                         }
                     }
                     Err(e) => match lenient {
                         Some(frame) => {
                             let ev = PeerEvent::InvalidFileFrame { conn, frame, why: e.to_string() };
                             if ctx.events.send(ev).await.is_err() {
-                                return ("client stopped".into(), None);
+                                return ("client stopped".into(), None, false);
                             }
                         }
                         None => {
                             link.close(CloseReason::ProtocolError, &e.to_string());
-                            return (format!("protocol error: {e}"), None);
+                            return (format!("protocol error: {e}"), None, true);
                         }
                     },
                 }
@@ -653,7 +709,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 match super::idle::decide(ctx.idle, last.elapsed(), pings_sent) {
                     IdleAction::Close => {
                         link.close(CloseReason::IdleTimeout, "nothing received for too long");
-                        return ("idle timeout".into(), None);
+                        return ("idle timeout".into(), None, true);
                     }
                     IdleAction::Ping => {
                         pings_sent += 1;
@@ -729,13 +785,16 @@ async fn flush_or_give_up<W: AsyncWrite + Unpin>(
     matches!(tokio::time::timeout(CLOSE_GRACE, flush).await, Ok(Ok(())))
 }
 
-async fn refuse<W: AsyncWrite + Unpin>(
+/// Sends `Close{reason}` during the hello exchange, half-closes and drains (audit D16).
+async fn refuse<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    reader: &mut ChannelReader<R>,
     writer: &mut ChannelWriter<W>,
     reason: CloseReason,
     e: HelloError,
 ) -> Result<(), HelloError> {
     let _ = writer.send(&close(reason, &e.to_string())).await;
     let _ = writer.shutdown().await;
+    drain(reader).await;
     Err(e)
 }
 

@@ -13,6 +13,7 @@ use tokio::io::WriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::fail;
 use crate::verdict::Verdict;
 
 /// What the friend's side saw on the link.
@@ -28,7 +29,10 @@ pub enum LinkEvent {
 
 /// One peer link from the suite (the friend) to the client under test.
 pub struct FriendLink {
-    writer: ChannelWriter<WriteHalf<TcpStream>>,
+    /// `None` once [`FriendLink::send_tcp`] has taken the socket out of the channel.
+    writer: Option<ChannelWriter<WriteHalf<TcpStream>>>,
+    /// The bare write half after [`FriendLink::send_tcp`].
+    tcp: Option<WriteHalf<TcpStream>>,
     rx: mpsc::UnboundedReceiver<LinkEvent>,
     /// Frames received and not yet taken by an `expect`.
     pub backlog: Vec<wire::PeerMessage>,
@@ -85,7 +89,8 @@ impl FriendLink {
             }
         });
         Self {
-            writer,
+            writer: Some(writer),
+            tcp: None,
             rx,
             backlog: Vec::new(),
             ended: None,
@@ -152,10 +157,65 @@ impl FriendLink {
     /// # Errors
     /// FAIL if the connection is gone.
     pub async fn send_msg(&mut self, m: &wire::PeerMessage) -> Result<(), Verdict> {
-        self.writer
+        self.channel()?
             .send(m)
             .await
             .map_err(|e| Verdict::Fail(format!("cannot send {} to the client: {e}", body_name(m))))
+    }
+
+    fn channel(&mut self) -> Result<&mut ChannelWriter<WriteHalf<TcpStream>>, Verdict> {
+        self.writer.as_mut().ok_or_else(|| {
+            Verdict::Fail("the case wrote raw TCP bytes; the channel cannot send".into())
+        })
+    }
+
+    /// Writes `bytes` to the TCP connection as they are, below the Noise layer (a record
+    /// with a zero length, a record that does not decrypt). The link can then no longer send
+    /// frames; it still reads the client's.
+    ///
+    /// # Errors
+    /// FAIL if frames are still queued or the connection is gone.
+    pub async fn send_tcp(&mut self, bytes: &[u8]) -> Result<(), Verdict> {
+        use tokio::io::AsyncWriteExt as _;
+        if let Some(w) = self.writer.take() {
+            self.tcp = Some(
+                w.into_inner()
+                    .map_err(|e| Verdict::Fail(format!("cannot take the socket: {e}")))?,
+            );
+        }
+        let Some(tcp) = self.tcp.as_mut() else {
+            fail!("no socket");
+        };
+        tcp.write_all(bytes)
+            .await
+            .map_err(|e| Verdict::Fail(format!("cannot write to the client: {e}")))
+    }
+
+    /// Half-closes: end-of-stream towards the client (the suite keeps reading).
+    ///
+    /// # Errors
+    /// FAIL if the connection is gone.
+    pub async fn shutdown_write(&mut self) -> Result<(), Verdict> {
+        use tokio::io::AsyncWriteExt as _;
+        let r = match (self.writer.as_mut(), self.tcp.as_mut()) {
+            (Some(w), _) => w.shutdown().await.map_err(|e| e.to_string()),
+            (None, Some(t)) => t.shutdown().await.map_err(|e| e.to_string()),
+            (None, None) => Ok(()),
+        };
+        r.map_err(|e| Verdict::Fail(format!("cannot half-close: {e}")))
+    }
+
+    /// How the link ended, waiting at most `timeout`: `Eof` (an orderly end-of-stream),
+    /// `Broken` (a reset or a bad record), or `None` if it did not end. Frames are kept in
+    /// the backlog; the client's Pings are answered.
+    pub async fn wait_end(&mut self, timeout: Duration) -> Option<LinkEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.next(deadline, self.writer.is_some()).await? {
+                LinkEvent::Frame(m) => self.backlog.push(m),
+                end => return Some(end),
+            }
+        }
     }
 
     /// Sends one frame whose body is `bytes` (need not be a `PeerMessage`).
@@ -174,9 +234,9 @@ impl FriendLink {
     /// # Errors
     /// FAIL if the connection is gone.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), Verdict> {
-        self.writer.queue_raw_plaintext(bytes);
-        self.writer
-            .flush()
+        let w = self.channel()?;
+        w.queue_raw_plaintext(bytes);
+        w.flush()
             .await
             .map_err(|e| Verdict::Fail(format!("cannot write to the client: {e}")))
     }
@@ -395,4 +455,38 @@ impl FriendLink {
 /// A 16-byte id as `Bytes`.
 pub fn id_bytes(id: &[u8; 16]) -> Bytes {
     Bytes::copy_from_slice(id)
+}
+
+impl FriendLink {
+    /// Connects to the client at `addr`, holds the bare TCP connection quiet for `delay`,
+    /// then runs the Noise handshake as initiator (no hello): for the hello deadline, which
+    /// counts from the TCP connect (SPEC.md §8.5.1 L18).
+    ///
+    /// # Errors
+    /// FAIL if the connection or the handshake fails.
+    pub async fn dial_late(
+        addr: SocketAddr,
+        local: &LocalIdentity,
+        delay: Duration,
+    ) -> Result<Self, Verdict> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| Verdict::Fail(format!("cannot connect to the client at {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        tokio::time::sleep(delay).await;
+        let chan = Channel::handshake(
+            stream,
+            local,
+            Role::Initiator,
+            wire::ChannelKind::Peer,
+            peerchat_proto::limits::HANDSHAKE_TIMEOUT,
+        )
+        .await
+        .map_err(|e| {
+            Verdict::Fail(format!(
+                "the Noise handshake {delay:?} after the TCP connect failed: {e}"
+            ))
+        })?;
+        Ok(Self::from_channel(chan))
+    }
 }

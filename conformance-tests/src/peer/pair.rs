@@ -29,6 +29,12 @@ pub struct PairOptions {
     /// Start the client with the target's short idle timers (the case is skipped if the
     /// target has none).
     pub short_idle: bool,
+    /// The friend's hellos name `file-blake3` (SPEC.md §8.3.1): a streamed-hash friend
+    /// instead of a version-1 one.
+    pub blake3: bool,
+    /// A second friend of the client's account registered with the friend's own key
+    /// (Appendix C item 14: keys may be shared), for the cases of SPEC.md §8.5.1 L12.
+    pub twin: bool,
 }
 
 /// The friend (played by the suite) and the client under test.
@@ -49,6 +55,10 @@ pub struct Pair {
     pub idle: Option<(Duration, Duration)>,
     /// The case's folder (the client's profile and downloads), removed with the pair.
     pub dir: DirGuard,
+    /// The features the friend names in its hellos.
+    pub features: Vec<String>,
+    /// The second friend with the friend's key ([`PairOptions::twin`]); logged out.
+    pub twin: Option<User>,
 }
 
 fn target(ctx: &Ctx) -> Result<&PeerTarget, Verdict> {
@@ -104,6 +114,17 @@ impl Pair {
             )
             .await?;
         ctx.befriend(&friend, &mut fc, &s, &mut sc).await?;
+        let twin = if opts.twin {
+            let mut w = User::random();
+            w.key = friend.key;
+            ctx.register(&mut w).await?;
+            let (mut wc, _) = ctx.login(&w).await?;
+            ctx.befriend(&w, &mut wc, &s, &mut sc).await?;
+            ctx.go_offline(wc).await?;
+            Some(w)
+        } else {
+            None
+        };
         ctx.go_offline(sc).await?;
         fc.expect_push(
             "FriendOffline",
@@ -185,6 +206,12 @@ impl Pair {
             sut_addr,
             idle,
             dir: guard,
+            features: if opts.blake3 {
+                vec![peerchat_proto::message::FEATURE_FILE_BLAKE3.to_string()]
+            } else {
+                Vec::new()
+            },
+            twin,
         })
     }
 
@@ -193,8 +220,9 @@ impl Pair {
         Body::Hello(wire::PeerHello {
             userid: self.friend.userid.clone(),
             to_userid: self.sut_user.userid.clone(),
-            // A version-1 friend: no optional features (SPEC.md §7.2 rule 9).
-            features: Vec::new(),
+            // A version-1 friend names no optional feature (SPEC.md §7.2 rule 9); a
+            // streamed-hash one names `file-blake3` (PairOptions::blake3).
+            features: self.features.clone(),
         })
     }
 

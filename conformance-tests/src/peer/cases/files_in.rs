@@ -16,10 +16,14 @@ use crate::{fail, peer_case};
 const AUTO: PairOptions = PairOptions {
     auto_accept: 1 << 20,
     short_idle: false,
+    blake3: false,
+    twin: false,
 };
 const ASK: PairOptions = PairOptions {
     auto_accept: 0,
     short_idle: false,
+    blake3: false,
+    twin: false,
 };
 
 /// The Table R cases.

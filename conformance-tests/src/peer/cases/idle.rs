@@ -22,6 +22,8 @@ pub fn cases() -> Vec<Case> {
 const SHORT: PairOptions = PairOptions {
     auto_accept: 0,
     short_idle: true,
+    blake3: false,
+    twin: false,
 };
 
 /// Slack for a loaded machine on each timer.

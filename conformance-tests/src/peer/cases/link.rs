@@ -1,6 +1,8 @@
 //! Table L (SPEC.md §8.5.1): admission, hello, Ping/Pong, framing errors, Close.
 
-use peerchat_proto::limits::MAX_FRAME;
+use std::time::Duration;
+
+use peerchat_proto::limits::{HANDSHAKE_TIMEOUT, MAX_FRAME};
 use peerchat_proto::wire::{self, peer_message::Body, CloseReason};
 
 use super::{still_open, STEP};
@@ -9,6 +11,7 @@ use crate::ctx::Ctx;
 use crate::ident;
 use crate::peer::link::FriendLink;
 use crate::peer::pair::{Pair, PairOptions, ANSWER, QUIET};
+use crate::verdict::Verdict;
 use crate::{fail, peer_case};
 
 /// The Table L cases.
@@ -34,6 +37,14 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.l30.close-normal-then-redial", "7.4", "after the friend's Close NORMAL the client dials again when it has something to send", peer_case!(close_normal_redial)).covers(&["CLOSE_REASON_NORMAL"]),
         Case::should("peer.l33.not-a-friend-stops-dialling", "7.2", "after the friend's Close NOT_A_FRIEND the client does not dial it again while nothing changed", peer_case!(not_a_friend_no_redial)).covers(&["CLOSE_REASON_NOT_A_FRIEND"]),
         Case::must("peer.l52.duplicate-link-one-survives", "7.3", "a second link with the same friend: exactly one of the two is closed with DUPLICATE_CONNECTION", peer_case!(duplicate_link)).covers(&["CLOSE_REASON_DUPLICATE_CONNECTION"]),
+        Case::must("peer.l1.empty-record", "3.5", "a record with length 0 is answered with Close PROTOCOL_ERROR", peer_case!(empty_record)).covers(&["CLOSE_REASON_PROTOCOL_ERROR"]),
+        Case::must("peer.l2.undecryptable-record", "3.2", "a record that fails to decrypt ends the link silently (no Close)", peer_case!(undecryptable_record)),
+        Case::must("peer.l6.end-of-stream-drops-link", "3.7", "end-of-stream at a frame boundary without Close drops the link; the client dials again when it has something to send", peer_case!(eof_drops_link)),
+        Case::must("peer.l7.frames-after-close-discarded", "3.7", "after the client's Close, the friend's frames are discarded (a chat is not shown)", peer_case!(frames_after_close)),
+        Case::should("peer.l44.closing-drains-input", "3.7", "after its Close the client keeps reading and discarding for CLOSE_GRACE, so the friend's writes meet no reset", peer_case!(closing_drains)),
+        Case::must("peer.l18.hello-deadline-from-connect", "7.2", "no PeerHello within HANDSHAKE_TIMEOUT of the TCP connect (not of the Noise handshake's end): Close PROTOCOL_ERROR", peer_case!(hello_deadline)).timeout_secs(40),
+        Case::must("peer.l12.shared-key-responder", "7.2", "two friends share one key: a hello from either is answered with a PeerHello naming that friend", peer_case!(shared_key)).covers(&["PeerHello"]),
+        Case::must("peer.l51.key-change-closes-link", "12.4", "when the server presents another key for the friend (FriendKeyChanged), the link authenticated with the old key is closed with NOT_A_FRIEND", peer_case!(key_change_closes)).covers(&["FriendKeyChanged", "CLOSE_REASON_NOT_A_FRIEND"]),
     ]
 }
 
@@ -326,6 +337,200 @@ async fn duplicate_link(ctx: Ctx) -> CaseResult {
         Ok(None) => fail!("L52: the older link was dropped without Close"),
         Err(e) => Err(e),
     };
+    p.finish().await;
+    r
+}
+
+async fn empty_record(ctx: Ctx) -> CaseResult {
+    let p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    // The record header only: length 0 (SPEC.md §3.1).
+    link.send_tcp(&[0, 0]).await?;
+    let r = refused(&mut link, CloseReason::ProtocolError, "L1").await;
+    p.finish().await;
+    r
+}
+
+async fn undecryptable_record(ctx: Ctx) -> CaseResult {
+    let p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    // A 32-byte record of zeros: its tag cannot verify.
+    let mut rec = vec![0u8, 32];
+    rec.extend_from_slice(&[0u8; 32]);
+    link.send_tcp(&rec).await?;
+    let r = match link.expect_close(STEP).await? {
+        None => Ok("L2: dropped without a Close".into()),
+        Some(r) => fail!(
+            "L2: answered a record that does not decrypt with Close {} (its sender cannot be trusted to read it)",
+            r.as_str_name()
+        ),
+    };
+    p.finish().await;
+    r
+}
+
+async fn eof_drops_link(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    link.shutdown_write().await?;
+    p.sut
+        .wait_event(
+            "peer_disconnected (L6)",
+            ANSWER,
+            crate::peer::sut::event("peer_disconnected"),
+        )
+        .await?;
+    p.sut_says("after the end-of-stream").await?;
+    let mut again = p.accept().await?;
+    again
+        .expect(
+            "the ChatMessage on a new link",
+            ANSWER,
+            |b| matches!(b, Body::Chat(c) if c.text == "after the end-of-stream"),
+        )
+        .await?;
+    p.finish().await;
+    Ok("dropped; dialled again when needed".into())
+}
+
+fn chat(text: &str) -> Body {
+    Body::Chat(wire::ChatMessage {
+        message_id: super::new_id().to_vec().into(),
+        sent_at_unix_ms: 1,
+        text: text.into(),
+    })
+}
+
+async fn frames_after_close(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    // L20 makes the client close; the chat right behind the second hello reaches a CLOSING
+    // link and must be discarded, never processed (L7).
+    link.send(p.hello()).await?;
+    let _ = link.send(chat("after your close")).await;
+    let r = refused(&mut link, CloseReason::ProtocolError, "L20").await?;
+    let shown = p
+        .sut
+        .wait_event("message_received", QUIET, |v| {
+            v["event"] == "message_received" && v["text"] == "after your close"
+        })
+        .await;
+    p.finish().await;
+    if shown.is_ok() {
+        fail!("L7: a chat that arrived after the client's Close was processed and shown");
+    }
+    Ok(format!("{r}; the chat behind it was discarded"))
+}
+
+async fn closing_drains(ctx: Ctx) -> CaseResult {
+    let p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    link.send(p.hello()).await?;
+    refused(&mut link, CloseReason::ProtocolError, "L20").await?;
+    // The friend has not read the Close yet when it writes (a crossing): these frames must
+    // meet a reading peer for CLOSE_GRACE (L7, L44), not a socket closed with input unread,
+    // which answers with a reset.
+    let mut broke = None;
+    for i in 0..8 {
+        if let Err(e) = link
+            .send(Body::Typing(wire::Typing { active: i % 2 == 0 }))
+            .await
+        {
+            broke = Some(e);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let _ = link.shutdown_write().await;
+    p.finish().await;
+    match broke {
+        Some(Verdict::Fail(e)) | Some(Verdict::Skip(e)) => fail!(
+            "L44: within CLOSE_GRACE of its Close the client's socket no longer read (a reset): {e}"
+        ),
+        None => Ok("frames after the Close were read and discarded".into()),
+    }
+}
+
+async fn hello_deadline(ctx: Ctx) -> CaseResult {
+    let p = Pair::start(&ctx, PairOptions::default()).await?;
+    // 60 % of the deadline passes before the Noise handshake even starts; the rest of it
+    // (plus slack for a loaded machine) is all the client may wait for the hello.
+    let before = HANDSHAKE_TIMEOUT * 6 / 10;
+    let mut link =
+        FriendLink::dial_late(p.sut_addr, &ident::key(p.friend.key).local, before).await?;
+    let left = HANDSHAKE_TIMEOUT - before + Duration::from_secs(2);
+    let r = match link.expect_close(left).await {
+        Ok(Some(CloseReason::ProtocolError)) => Ok("Close PROTOCOL_ERROR within HANDSHAKE_TIMEOUT of the TCP connect".into()),
+        Ok(Some(r)) => fail!("L18: closed with {}, expected PROTOCOL_ERROR", r.as_str_name()),
+        Ok(None) => fail!("L18: dropped without Close PROTOCOL_ERROR"),
+        Err(_) => fail!(
+            "L18: no Close within HANDSHAKE_TIMEOUT ({HANDSHAKE_TIMEOUT:?}) of the TCP connect (+2 s): the client counts it from the end of the Noise handshake (audit D14)"
+        ),
+    };
+    p.finish().await;
+    r
+}
+
+async fn shared_key(ctx: Ctx) -> CaseResult {
+    let opts = PairOptions {
+        twin: true,
+        ..PairOptions::default()
+    };
+    let p = Pair::start(&ctx, opts).await?;
+    let Some(twin) = p.twin.clone() else {
+        fail!("no twin friend")
+    };
+    let key = ident::key(p.friend.key);
+    // Both friends, one after the other: whichever of them a client finds first by key, the
+    // other one's hello is the test.
+    let mut links = Vec::new();
+    for who in [&twin, &p.friend] {
+        let mut link = FriendLink::dial_raw(p.sut_addr, &key.local).await?;
+        link.send(Body::Hello(wire::PeerHello {
+            userid: who.userid.clone(),
+            to_userid: p.sut_user.userid.clone(),
+            features: Vec::new(),
+        }))
+        .await?;
+        let b = link
+            .expect("PeerHello", ANSWER, |b| matches!(b, Body::Hello(_)))
+            .await
+            .map_err(|e| match e {
+                Verdict::Fail(m) => Verdict::Fail(format!(
+                    "L12: a hello from {} (sharing its key with another friend) was not answered (audit D11): {m}",
+                    who.userid
+                )),
+                other => other,
+            })?;
+        if let Body::Hello(h) = b {
+            if h.to_userid != who.userid {
+                fail!(
+                    "L12: the client's hello names {} as the friend, expected {}",
+                    h.to_userid,
+                    who.userid
+                );
+            }
+        }
+        still_open(&mut link, "the hello exchange").await?;
+        links.push(link);
+    }
+    p.finish().await;
+    Ok("each friend sharing the key got its own link".into())
+}
+
+async fn key_change_closes(ctx: Ctx) -> CaseResult {
+    let p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    let mut new_key = ident::other_key(p.friend.key);
+    if new_key == p.sut_user.key {
+        new_key = ident::other_key(new_key);
+    }
+    if new_key == p.friend.key || new_key == p.sut_user.key {
+        crate::skip!("no third test key");
+    }
+    // The friend logs in from another key: the server tells the client FriendKeyChanged.
+    let (_c, _) = ctx.login_with(&p.friend, new_key, None).await?;
+    let r = refused(&mut link, CloseReason::NotAFriend, "L51").await;
     p.finish().await;
     r
 }
