@@ -54,6 +54,12 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.r41.accept-while-apart", "8.3", "an offer the user accepts while no link is open is answered FileAccept{0} when it is offered again, and finishes", peer_case!(accept_while_apart)),
         Case::must("peer.r54.unfriend-ends-transfers", "8.3", "when the friendship ends the link is closed with NOT_A_FRIEND (L50) and every unfinished transfer with the friend ends (R54)", peer_case!(unfriend_ends)).covers(&["CLOSE_REASON_NOT_A_FRIEND"]),
         Case::must("peer.r4b.offer-too-large", "8.3", "an offer of 2^64-1 bytes is answered FileCancel(TOO_LARGE)", peer_case!(offer_too_large)).covers(&["FILE_CANCEL_REASON_TOO_LARGE"]),
+        Case::must("peer.r3.invalid-reoffer-ends-pending", "8.3", "an invalid offer (empty name) naming a transfer the user is deciding on is answered FileCancel(INVALID) and ends it", peer_case!(invalid_reoffer_pending)),
+        Case::must("peer.r10.reoffer-while-receiving", "8.3", "an identical re-offer on the link the transfer is being received on is answered FileCancel(INVALID) and ends it", peer_case!(reoffer_receiving)),
+        Case::must("peer.r11.reoffer-on-second-link", "8.3", "an identical re-offer on a second link while receiving on the first is answered FileAccept{bytes held}, and the transfer finishes there", peer_case!(reoffer_second_link)),
+        Case::must("peer.r14.reoffer-declined", "8.3", "an identical re-offer of a declined transfer (on a later link) is answered FileCancel(DECLINED)", peer_case!(reoffer_declined)),
+        Case::must("peer.r14.reoffer-after-invalid", "8.3", "an identical re-offer of a transfer ended by FileCancel(INVALID) is answered with that reason", peer_case!(reoffer_after_invalid)).known_failure("D4"),
+        Case::must("peer.r14.reoffer-after-hash-mismatch", "8.3", "an identical re-offer of a transfer that failed its hash is answered FileCancel(HASH_MISMATCH)", peer_case!(reoffer_after_mismatch)).known_failure("D4"),
     ]
 }
 
@@ -596,4 +602,149 @@ async fn unfriend_ends(ctx: Ctx) -> CaseResult {
     p.finish().await;
     ev?;
     Ok("link closed NOT_A_FRIEND; transfer ended".into())
+}
+
+/// Ends `link` with Close NORMAL and opens the next one (ids of the old link's discard set are
+/// answered again on the new one, §8.5.3).
+async fn relink(p: &mut Pair, mut link: FriendLink) -> Result<FriendLink, crate::Verdict> {
+    link.send(Body::Close(wire::Close {
+        reason: CloseReason::Normal as i32,
+        message: String::new(),
+    }))
+    .await?;
+    p.sut
+        .wait_event("peer_disconnected", ANSWER, event("peer_disconnected"))
+        .await?;
+    p.dial().await
+}
+
+async fn invalid_reoffer_pending(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, ASK).await?;
+    let mut link = p.dial().await?;
+    let f = OfferedFile::random(1000);
+    link.send(f.offer()).await?;
+    offered(&mut p, &f).await?;
+    link.send(Body::FileOffer(wire::FileOffer {
+        name: String::new(),
+        ..offer_of(&f)
+    }))
+    .await?;
+    expect_cancel(&mut link, &f.id, R::Invalid, "R3").await?;
+    p.sut
+        .wait_event("transfer_cancelled (R3)", ANSWER, cancelled(&f))
+        .await?;
+    still_open(&mut link, "an invalid re-offer").await?;
+    p.finish().await;
+    Ok("FileCancel(INVALID); the pending offer ended".into())
+}
+
+async fn reoffer_receiving(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, AUTO).await?;
+    let mut link = p.dial().await?;
+    let f = OfferedFile::random(MAX_FILE_CHUNK * 3);
+    link.send(f.offer()).await?;
+    link.expect("FileAccept{0}", ANSWER, accept_at(&f, 0))
+        .await?;
+    link.send(f.chunk(0, MAX_FILE_CHUNK)).await?;
+    still_open(&mut link, "a chunk").await?;
+    link.send(f.offer()).await?;
+    expect_cancel(&mut link, &f.id, R::Invalid, "R10").await?;
+    p.sut
+        .wait_event("transfer_cancelled (R10)", ANSWER, cancelled(&f))
+        .await?;
+    p.finish().await;
+    Ok("FileCancel(INVALID); the transfer ended".into())
+}
+
+async fn reoffer_second_link(ctx: Ctx) -> CaseResult {
+    let p = Pair::start(&ctx, AUTO).await?;
+    let mut first = p.dial().await?;
+    let f = OfferedFile::random(MAX_FILE_CHUNK * 3);
+    first.send(f.offer()).await?;
+    first
+        .expect("FileAccept{0}", ANSWER, accept_at(&f, 0))
+        .await?;
+    first.send(f.chunk(0, MAX_FILE_CHUNK)).await?;
+    still_open(&mut first, "a chunk").await?;
+    // A second link (the newer wins, L52): the transfer was RECEIVING on the first.
+    let mut second = p.dial().await?;
+    second.send(f.offer()).await?;
+    second
+        .expect(
+            &format!("FileAccept{{{MAX_FILE_CHUNK}}} (R11)"),
+            ANSWER,
+            accept_at(&f, MAX_FILE_CHUNK as u64),
+        )
+        .await?;
+    finish_file(&mut second, &f, MAX_FILE_CHUNK).await?;
+    p.finish().await;
+    Ok("resumed on the second link from the bytes held".into())
+}
+
+async fn reoffer_declined(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, ASK).await?;
+    let mut link = p.dial().await?;
+    let f = OfferedFile::random(1000);
+    link.send(f.offer()).await?;
+    offered(&mut p, &f).await?;
+    p.sut.say(&format!("/decline-file {}", f.hex())).await?;
+    expect_cancel(&mut link, &f.id, R::Declined, "R42").await?;
+    let mut again = relink(&mut p, link).await?;
+    again.send(f.offer()).await?;
+    expect_cancel(&mut again, &f.id, R::Declined, "R14").await?;
+    p.finish().await;
+    Ok("FileCancel(DECLINED) again".into())
+}
+
+async fn reoffer_after_invalid(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, AUTO).await?;
+    let mut link = p.dial().await?;
+    let f = OfferedFile::random(MAX_FILE_CHUNK * 2);
+    link.send(f.offer()).await?;
+    link.expect("FileAccept{0}", ANSWER, accept_at(&f, 0))
+        .await?;
+    // A gap (R24) ends the transfer with INVALID.
+    link.send(f.chunk(MAX_FILE_CHUNK, MAX_FILE_CHUNK * 2))
+        .await?;
+    expect_cancel(&mut link, &f.id, R::Invalid, "R24").await?;
+    let mut again = relink(&mut p, link).await?;
+    again.send(f.offer()).await?;
+    let r = expect_cancel(
+        &mut again,
+        &f.id,
+        R::Invalid,
+        "R14: the reason that ended it",
+    )
+    .await;
+    p.finish().await;
+    r?;
+    Ok("FileCancel(INVALID) again".into())
+}
+
+async fn reoffer_after_mismatch(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, AUTO).await?;
+    let mut link = p.dial().await?;
+    let f = OfferedFile::random(5000);
+    let lie = OfferedFile::random(5000);
+    let offer = wire::FileOffer {
+        sha256: lie.sha256(),
+        ..offer_of(&f)
+    };
+    link.send(Body::FileOffer(offer.clone())).await?;
+    link.expect("FileAccept{0}", ANSWER, accept_at(&f, 0))
+        .await?;
+    send_all(&mut link, &f, 0).await?;
+    expect_cancel(&mut link, &f.id, R::HashMismatch, "R52").await?;
+    let mut again = relink(&mut p, link).await?;
+    again.send(Body::FileOffer(offer)).await?;
+    let r = expect_cancel(
+        &mut again,
+        &f.id,
+        R::HashMismatch,
+        "R14: the reason that ended it",
+    )
+    .await;
+    p.finish().await;
+    r?;
+    Ok("FileCancel(HASH_MISMATCH) again".into())
 }

@@ -27,6 +27,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.s30.reoffer-on-next-link", "8.3", "an offer whose link dropped is offered again, identically, on the next link", peer_case!(reoffer)),
         Case::must("peer.s32.cancel-while-suspended", "8.3", "a transfer the user cancels while no link is open is cancelled on the next link with FileCancel(CANCELLED), not re-offered", peer_case!(cancel_suspended)),
         Case::must("peer.s34.user-cancels", "8.3", "the user's cancel of an offered transfer sends FileCancel(CANCELLED)", peer_case!(user_cancels)),
+        Case::must("peer.s31.source-gone-cancels", "8.3", "a suspended transfer whose source file is gone is cancelled with FileCancel(IO_ERROR) on the next link instead of re-offered", peer_case!(source_gone)).covers(&["FILE_CANCEL_REASON_IO_ERROR"]),
     ]
 }
 
@@ -326,4 +327,39 @@ async fn user_cancels(ctx: Ctx) -> CaseResult {
     expect_cancel(&mut link, &id, R::Cancelled, "S34").await?;
     p.finish().await;
     Ok("FileCancel(CANCELLED)".into())
+}
+
+async fn source_gone(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    let src = source(&p, 5000)?;
+    let id = offer(&mut p, &mut link, &src).await?;
+    link.send(Body::Close(wire::Close {
+        reason: CloseReason::Normal as i32,
+        message: String::new(),
+    }))
+    .await?;
+    p.sut
+        .wait_event("peer_disconnected", ANSWER, event("peer_disconnected"))
+        .await?;
+    std::fs::remove_file(&src.path)
+        .map_err(|e| crate::Verdict::Fail(format!("cannot remove the source: {e}")))?;
+    let mut again = p.dial().await?;
+    let b = again
+        .expect("FileCancel(IO_ERROR) or a re-offer (S31)", ANSWER, |b| {
+            matches!(b, Body::FileOffer(o) if o.transfer_id == id)
+                || matches!(b, Body::FileCancel(c) if c.transfer_id == id)
+        })
+        .await?;
+    p.finish().await;
+    match b {
+        Body::FileCancel(c) if c.reason == R::IoError as i32 => {
+            Ok("FileCancel(IO_ERROR) instead of the offer".into())
+        }
+        Body::FileCancel(c) => fail!(
+            "S31: FileCancel({}) instead of IO_ERROR",
+            crate::peer::link::cancel_name(c.reason)
+        ),
+        _ => fail!("S31: the transfer was re-offered although its source file is gone"),
+    }
 }
