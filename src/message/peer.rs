@@ -194,6 +194,12 @@ impl InvalidFileFrame {
             Body::FileChunk(c) => InvalidFileFrame::Chunk {
                 id: c.transfer_id.clone(),
             },
+            // An invalid FileDigest (a blake3 that is not 32 bytes, a bad id) "is answered like
+            // a bad chunk" (SPEC.md §8.3.1 rule 4): FileCancel(INVALID), never a closed link
+            // (§8.5.1 L26).
+            Body::FileDigest(d) => InvalidFileFrame::Chunk {
+                id: d.transfer_id.clone(),
+            },
             Body::FileComplete(_) | Body::FileCancel(_) | Body::Ack(_) => InvalidFileFrame::Ignored,
             _ => return None,
         })
@@ -478,6 +484,20 @@ mod tests {
             })),
         };
         assert_eq!(InvalidFileFrame::of(&ack), Some(InvalidFileFrame::Ignored));
+        // §8.3.1 rule 4: a bad FileDigest is answered like a bad chunk.
+        let digest = wire::PeerMessage {
+            body: Some(Body::FileDigest(wire::FileDigest {
+                transfer_id: Bytes::from_static(&[7; 16]),
+                blake3: Bytes::from_static(&[0; 31]),
+            })),
+        };
+        assert!(PeerFrame::try_from(digest.clone()).is_err());
+        assert_eq!(
+            InvalidFileFrame::of(&digest),
+            Some(InvalidFileFrame::Chunk {
+                id: Bytes::from_static(&[7; 16])
+            })
+        );
         let chat = wire::PeerMessage {
             body: Some(Body::Chat(wire::ChatMessage {
                 message_id: bad_id,

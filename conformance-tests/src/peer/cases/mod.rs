@@ -18,6 +18,7 @@ pub mod files_in;
 pub mod files_out;
 pub mod idle;
 pub mod link;
+pub mod streamed;
 
 /// Every peer case, in report order.
 pub fn all() -> Vec<Case> {
@@ -27,6 +28,7 @@ pub fn all() -> Vec<Case> {
     v.extend(chat::cases());
     v.extend(files_in::cases());
     v.extend(files_out::cases());
+    v.extend(streamed::cases());
     v
 }
 
