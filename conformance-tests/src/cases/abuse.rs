@@ -269,9 +269,19 @@ async fn max_connections(ctx: Ctx) -> CaseResult {
         "the server sent {n} bytes to connection {} (must close before the handshake)",
         max + 1
     );
+    // A freed slot is reused: wait for that fact (a connection that completes its
+    // handshake) instead of a fixed sleep; the server may take a moment to notice the close.
     held.pop();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut again = ctx.connect(ident::random_key()).await?;
+    let started = tokio::time::Instant::now();
+    let mut again = loop {
+        match ctx.connect(ident::random_key()).await {
+            Ok(c) => break c,
+            Err(_) if started.elapsed() < GRACE => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => fail!("no connection after one of {max} was closed: {e}"),
+        }
+    };
     let r = again.request(req::find("x")).await?;
     expect_code(
         &r,

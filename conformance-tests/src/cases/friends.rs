@@ -698,7 +698,8 @@ async fn notice_order(ctx: Ctx) -> CaseResult {
         AcceptFriendRequest,
         "B accepts"
     );
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // B's AcceptOk means its notice is stored; notices are delivered in the order stored
+    // (SPEC.md §6.9), so C's refusal now comes after it with no pause between them.
     ok!(
         cc.request(req::refuse(&a.userid)).await?,
         RefuseFriendRequest,
