@@ -60,6 +60,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.r14.reoffer-declined", "8.3", "an identical re-offer of a declined transfer (on a later link) is answered FileCancel(DECLINED)", peer_case!(reoffer_declined)),
         Case::must("peer.r14.reoffer-after-invalid", "8.3", "an identical re-offer of a transfer ended by FileCancel(INVALID) is answered with that reason", peer_case!(reoffer_after_invalid)).known_failure("D4"),
         Case::must("peer.r14.reoffer-after-hash-mismatch", "8.3", "an identical re-offer of a transfer that failed its hash is answered FileCancel(HASH_MISMATCH)", peer_case!(reoffer_after_mismatch)).known_failure("D4"),
+        Case::must("peer.r4a.too-many-offers", "8.3", "an offer beyond MAX_OFFERS_IN_FLIGHT unfinished transfers from the friend is answered FileCancel(TOO_MANY_OFFERS)", peer_case!(too_many_offers)).covers(&["FILE_CANCEL_REASON_TOO_MANY_OFFERS"]).timeout_secs(60),
     ]
 }
 
@@ -747,4 +748,26 @@ async fn reoffer_after_mismatch(ctx: Ctx) -> CaseResult {
     p.finish().await;
     r?;
     Ok("FileCancel(HASH_MISMATCH) again".into())
+}
+
+async fn too_many_offers(ctx: Ctx) -> CaseResult {
+    let cap = peerchat_proto::limits::MAX_OFFERS_IN_FLIGHT;
+    let mut p = Pair::start(&ctx, ASK).await?;
+    let mut link = p.dial().await?;
+    let files: Vec<OfferedFile> = (0..=cap).map(|_| OfferedFile::random(100)).collect();
+    for f in &files[..cap] {
+        link.send(f.offer()).await?;
+    }
+    // Every one of them is pending the user's decision (R5) before the next is sent.
+    for f in &files[..cap] {
+        offered(&mut p, f).await?;
+    }
+    let last = &files[cap];
+    link.send(last.offer()).await?;
+    expect_cancel(&mut link, &last.id, R::TooManyOffers, "R4a").await?;
+    still_open(&mut link, "an offer over the cap").await?;
+    p.finish().await;
+    Ok(format!(
+        "{cap} pending, the next FileCancel(TOO_MANY_OFFERS)"
+    ))
 }

@@ -28,6 +28,8 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.s32.cancel-while-suspended", "8.3", "a transfer the user cancels while no link is open is cancelled on the next link with FileCancel(CANCELLED), not re-offered", peer_case!(cancel_suspended)),
         Case::must("peer.s34.user-cancels", "8.3", "the user's cancel of an offered transfer sends FileCancel(CANCELLED)", peer_case!(user_cancels)),
         Case::must("peer.s31.source-gone-cancels", "8.3", "a suspended transfer whose source file is gone is cancelled with FileCancel(IO_ERROR) on the next link instead of re-offered", peer_case!(source_gone)).covers(&["FILE_CANCEL_REASON_IO_ERROR"]),
+        Case::must("peer.s36.read-fails", "8.3", "a source file that got shorter after the offer cannot be read to its size: FileCancel(IO_ERROR)", peer_case!(read_fails)).covers(&["FILE_CANCEL_REASON_IO_ERROR"]),
+        Case::must("peer.s40.offers-in-flight-capped", "7.9", "files picked beyond MAX_OFFERS_IN_FLIGHT unfinished transfers to one friend are held back and offered when an earlier one ends", peer_case!(offers_capped)).timeout_secs(60),
     ]
 }
 
@@ -362,4 +364,71 @@ async fn source_gone(ctx: Ctx) -> CaseResult {
         ),
         _ => fail!("S31: the transfer was re-offered although its source file is gone"),
     }
+}
+
+async fn read_fails(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    let src = source(&p, 300_000)?;
+    let id = offer(&mut p, &mut link, &src).await?;
+    // The file shrinks between the offer and the accept: the sender reaches its end early.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&src.path)
+        .and_then(|f| f.set_len(1000))
+        .map_err(|e| crate::Verdict::Fail(format!("cannot truncate the source: {e}")))?;
+    link.send(accept(&id, 0)).await?;
+    expect_cancel(&mut link, &id, R::IoError, "S36").await?;
+    p.finish().await;
+    Ok("FileCancel(IO_ERROR)".into())
+}
+
+async fn offers_capped(ctx: Ctx) -> CaseResult {
+    let cap = peerchat_proto::limits::MAX_OFFERS_IN_FLIGHT;
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    for _ in 0..=cap {
+        let src = source(&p, 100)?;
+        p.sut
+            .say(&format!("/send {} {}", p.friend.userid, src.path.display()))
+            .await?;
+    }
+    let mut ids = Vec::new();
+    for i in 0..cap {
+        let b = link
+            .expect(&format!("FileOffer {} of {cap}", i + 1), ANSWER, |b| {
+                matches!(b, Body::FileOffer(_))
+            })
+            .await?;
+        if let Body::FileOffer(o) = b {
+            ids.push(o.transfer_id);
+        }
+    }
+    link.expect_quiet(QUIET, |b| matches!(b, Body::FileOffer(_)))
+        .await
+        .map_err(|e| match e {
+            crate::Verdict::Fail(m) => crate::Verdict::Fail(format!(
+                "S40: more than MAX_OFFERS_IN_FLIGHT ({cap}) offers unfinished at once: {m}"
+            )),
+            other => other,
+        })?;
+    // One ends (the friend declines it): the held-back file is offered.
+    link.send(Body::FileCancel(wire::FileCancel {
+        transfer_id: ids[0].clone(),
+        reason: R::Declined as i32,
+        message: String::new(),
+    }))
+    .await?;
+    let b = link
+        .expect("the held-back FileOffer (S40)", ANSWER, |b| {
+            matches!(b, Body::FileOffer(_))
+        })
+        .await?;
+    p.finish().await;
+    if let Body::FileOffer(o) = b {
+        if ids.contains(&o.transfer_id) {
+            fail!("S40: an offer already made came again instead of the held-back one");
+        }
+    }
+    Ok(format!("{cap} offered, the next one after one ended"))
 }
