@@ -91,10 +91,15 @@ pub async fn run_one(cfg: Arc<SuiteConfig>, case: Case) -> CaseOutcome {
     // A case marked with a known defect: its FAIL is expected (XFAIL, named by the audit
     // row); a PASS says the defect is gone and the mark should be removed.
     let (status, reason) = match (case.known_failure, status) {
-        (Some(row), Status::Fail) => (Status::XFail, format!("known failure, audit {row}: {reason}")),
+        (Some(row), Status::Fail) => (
+            Status::XFail,
+            format!("known failure, audit {row}: {reason}"),
+        ),
         (Some(row), Status::Pass) => (
             Status::Pass,
-            format!("passes although marked known failure (audit {row}): remove the mark; {reason}"),
+            format!(
+                "passes although marked known failure (audit {row}): remove the mark; {reason}"
+            ),
         ),
         _ => (status, reason),
     };

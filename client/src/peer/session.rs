@@ -623,12 +623,26 @@ where
 /// `Close`, read and discard until end-of-stream or `CLOSE_GRACE`. Closing a socket with
 /// unread input makes TCP send a reset, which can destroy the `Close` before the friend has
 /// read it.
+///
+/// At most [`DRAIN_CAP`] bytes: draining is for the frames a friend had in flight when our
+/// `Close` crossed them, not for a flood (a Ping flood closed with RATE_LIMITED would
+/// otherwise keep this task reading at full speed for the whole grace period).
 async fn drain<R: AsyncRead + Unpin>(reader: &mut ChannelReader<R>) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Ok(Some(_)) = reader.recv_frame().await {}
+        let mut read = 0;
+        while let Ok(Some(frame)) = reader.recv_frame().await {
+            read += frame.len() + 4;
+            if read > DRAIN_CAP {
+                break;
+            }
+        }
     })
     .await;
 }
+
+/// How much a closing link reads and discards at most ([`drain`]); an implementation
+/// choice, not a protocol limit: ending CLOSING early is what a reset would do anyway.
+const DRAIN_CAP: usize = 1 << 20;
 
 /// Returns why the link ended, the friend's `Close` reason if it sent one, and whether this
 /// side closed it (sent `Close` or was told to: the caller then drains, [`drain`]).
