@@ -384,6 +384,27 @@ impl Client {
         }
     }
 
+    /// Changes the logged-in account's password (SPEC.md §5.7). The session, the identity key
+    /// and the recovery code stay as they are; only `Login` from now on needs `new_password`.
+    ///
+    /// # Errors
+    /// [`ClientError::Server`] with BAD_CREDENTIALS (wrong current password), WEAK_PASSWORD,
+    /// RATE_LIMITED (too many wrong passwords, §5.1.7) or NOT_LOGGED_IN.
+    pub async fn change_password(
+        &self,
+        old_password: &str,
+        new_password: &str,
+    ) -> Result<(), ClientError> {
+        let req = Request::ChangePassword {
+            old_password: Secret(old_password.into()),
+            new_password: Secret(new_password.into()),
+        };
+        match self.inner.server.request(req).await? {
+            ResponseBody::ChangePassword => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Logs out and makes this client unreachable until the next login: every peer link
     /// (direct or relayed) closes and new ones are refused (SPEC.md §5.6). This happens
     /// first and locally, so it holds even when the server is unreachable.

@@ -503,3 +503,60 @@ fn forgot_password_resets_with_the_recovery_code() {
     assert!(login.status.success());
     rt.block_on(server.shutdown());
 }
+
+/// `change-password`: the current password (from PEERCHAT_PASSWORD here, a prompt without
+/// echo on a terminal) and the new one (PEERCHAT_NEW_PASSWORD) change the account's password:
+/// a wrong current one is refused, then the old password no longer logs in and the new one
+/// does.
+#[test]
+fn change_password_needs_the_current_one_and_replaces_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(peerchat_server::start(peerchat_server::Config::for_tests(
+            tmp.path().join("server"),
+        )))
+        .unwrap();
+    let addr = server.local_addr.to_string();
+    let pa = profile(tmp.path(), "carol", 2);
+    run(&addr, &pa, &["register", "carol", "carol@example.org"]);
+    run(&addr, &pa, &["login", "carol"]);
+    let new_password = "a fresh long passphrase";
+    let wrong = base(&addr, &pa)
+        .arg("change-password")
+        .env("PEERCHAT_PASSWORD", "not the password at all")
+        .env("PEERCHAT_NEW_PASSWORD", new_password)
+        .output()
+        .unwrap();
+    assert!(
+        !wrong.status.success(),
+        "a wrong current password is refused"
+    );
+    let no_new = base(&addr, &pa).arg("change-password").output().unwrap();
+    assert!(
+        !no_new.status.success(),
+        "without PEERCHAT_NEW_PASSWORD and no terminal to prompt on, nothing changes"
+    );
+    let out = base(&addr, &pa)
+        .arg("change-password")
+        .env("PEERCHAT_NEW_PASSWORD", new_password)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let record: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "password_changed")
+        .expect("password_changed");
+    assert_eq!(record["userid"], "carol");
+    let old = base(&addr, &pa).args(["login", "carol"]).output().unwrap();
+    assert!(!old.status.success(), "the old password no longer logs in");
+    let new = base(&addr, &pa)
+        .args(["login", "carol"])
+        .env("PEERCHAT_PASSWORD", new_password)
+        .output()
+        .unwrap();
+    assert!(new.status.success(), "the new password logs in");
+    rt.block_on(server.shutdown());
+}

@@ -608,6 +608,13 @@ pub mod req {
             new_password: new_password.into(),
         })
     }
+    /// ChangePassword (SPEC.md §5.7).
+    pub fn change_password(old_password: &str, new_password: &str) -> Body {
+        Body::ChangePassword(wire::ChangePassword {
+            old_password: old_password.into(),
+            new_password: new_password.into(),
+        })
+    }
     /// Logout.
     pub fn logout() -> Body {
         Body::Logout(wire::Logout {})
@@ -699,6 +706,7 @@ pub fn describe(r: &response::Result) -> String {
         R::SetPeerEndpoint(s) => format!("SetPeerEndpointOk({:?})", s.peer_endpoint),
         R::ConnectPeer(c) => format!("ConnectPeerOk({} candidates)", c.candidates.len()),
         R::RelayOpen(_) => "RelayOpenOk".into(),
+        R::ChangePassword(_) => "ChangePasswordOk".into(),
     }
 }
 

@@ -78,6 +78,13 @@ pub enum Request {
     },
     /// SPEC.md §5.6.
     Logout,
+    /// SPEC.md §5.7.
+    ChangePassword {
+        /// The current password, checked as in Login.
+        old_password: Secret,
+        /// The new password (SPEC.md §5.1.3).
+        new_password: Secret,
+    },
     /// SPEC.md §6.1.
     Find {
         /// Userid to look up.
@@ -137,6 +144,7 @@ impl Request {
             Request::KeyLogin { .. } => "KeyLogin",
             Request::ForgotPassword { .. } => "ForgotPassword",
             Request::Logout => "Logout",
+            Request::ChangePassword { .. } => "ChangePassword",
             Request::Find { .. } => "Find",
             Request::SendFriendRequest { .. } => "SendFriendRequest",
             Request::AcceptFriendRequest { .. } => "AcceptFriendRequest",
@@ -192,6 +200,13 @@ impl Request {
                 new_password: new_password.0,
             }),
             Request::Logout => Body::Logout(wire::Logout {}),
+            Request::ChangePassword {
+                old_password,
+                new_password,
+            } => Body::ChangePassword(wire::ChangePassword {
+                old_password: old_password.0,
+                new_password: new_password.0,
+            }),
             Request::Find { userid } => Body::Find(wire::Find { userid }),
             Request::SendFriendRequest { userid } => {
                 Body::SendFriendRequest(wire::SendFriendRequest { userid })
@@ -291,6 +306,10 @@ impl From<wire::ClientMessage> for ClientFrame {
                 new_password: Secret(r.new_password),
             }),
             Some(Body::Logout(_)) => Ok(Request::Logout),
+            Some(Body::ChangePassword(r)) => Ok(Request::ChangePassword {
+                old_password: Secret(r.old_password),
+                new_password: Secret(r.new_password),
+            }),
             Some(Body::Find(r)) => Ok(Request::Find { userid: r.userid }),
             Some(Body::SendFriendRequest(r)) => Ok(Request::SendFriendRequest { userid: r.userid }),
             Some(Body::AcceptFriendRequest(r)) => {
@@ -373,6 +392,10 @@ mod tests {
                 new_password: Secret("another one!".into()),
             },
             Request::Logout,
+            Request::ChangePassword {
+                old_password: Secret("old password".into()),
+                new_password: Secret("new password".into()),
+            },
             Request::Find {
                 userid: "bob".into(),
             },

@@ -57,6 +57,8 @@ pub enum ResponseBody {
     },
     /// Logout succeeded.
     Logout,
+    /// ChangePassword succeeded: the new password is in force.
+    ChangePassword,
     /// Find answer.
     Find {
         /// Whether the user exists.
@@ -266,6 +268,7 @@ impl TryFrom<response::Result> for ResponseBody {
                 recovery_code: ok.recovery_code,
             },
             R::Logout(_) => ResponseBody::Logout,
+            R::ChangePassword(_) => ResponseBody::ChangePassword,
             R::Find(ok) => ResponseBody::Find {
                 found: ok.found,
                 userid: ok.userid,
@@ -434,6 +437,7 @@ impl From<&ResponseBody> for response::Result {
                 })
             }
             ResponseBody::Logout => R::Logout(wire::LogoutOk {}),
+            ResponseBody::ChangePassword => R::ChangePassword(wire::ChangePasswordOk {}),
             ResponseBody::Find { found, userid } => R::Find(wire::FindOk {
                 found: *found,
                 userid: userid.clone(),
@@ -545,6 +549,7 @@ mod tests {
                 recovery_code: "x".into(),
             },
             ResponseBody::Logout,
+            ResponseBody::ChangePassword,
             ResponseBody::Find {
                 found: true,
                 userid: "Bob".into(),

@@ -119,6 +119,10 @@ enum Cmd {
         #[arg(long, env = "PEERCHAT_RECOVERY_CODE", hide_env_values = true)]
         recovery_code: Option<String>,
     },
+    /// Change the password of the profile's account (the current password from --password
+    /// or PEERCHAT_PASSWORD, else a prompt; the new one from PEERCHAT_NEW_PASSWORD, else
+    /// typed twice). The recovery code stays valid.
+    ChangePassword,
     /// Interactive mode: a line editor with history; /chat FRIEND then plain lines go to
     /// FRIEND; events print above the prompt (/help lists the commands). While it runs,
     /// one-shot commands on the same profile are carried out by it.
@@ -365,6 +369,15 @@ fn secrets(args: &Args) -> Result<Secrets, ClientError> {
             s.recovery_code = Some(secret(code.as_ref(), "recovery code: ", "recovery code")?);
             s.new_password = Some(new_secret(args.password.as_ref(), "new password: ")?);
         }
+        Cmd::ChangePassword => {
+            s.password = Some(secret(
+                args.password.as_ref(),
+                "current password: ",
+                "current password",
+            )?);
+            let given = std::env::var("PEERCHAT_NEW_PASSWORD").ok();
+            s.new_password = Some(new_secret(given.as_ref(), "new password: ")?);
+        }
         _ => {}
     }
     Ok(s)
@@ -392,9 +405,11 @@ fn as_line(cmd: &Cmd) -> Result<Option<String>, ClientError> {
             friend,
             fingerprint,
         } => format!("/trust-key {friend} {fingerprint}"),
-        Cmd::Register { .. } | Cmd::Login { .. } | Cmd::ForgotPassword { .. } | Cmd::Chat => {
-            return Ok(None)
-        }
+        Cmd::Register { .. }
+        | Cmd::Login { .. }
+        | Cmd::ForgotPassword { .. }
+        | Cmd::ChangePassword
+        | Cmd::Chat => return Ok(None),
     }))
 }
 
@@ -532,6 +547,14 @@ async fn command(
             printer.record(&CliRecord::PasswordReset {
                 userid: userid.clone(),
                 recovery_code,
+            });
+        }
+        Cmd::ChangePassword => {
+            key_login(client, true).await?;
+            let new = secrets.new_password.clone().unwrap_or_default();
+            client.change_password(&pw()?, &new).await?;
+            printer.record(&CliRecord::PasswordChanged {
+                userid: client.profile().account().unwrap_or_default(),
             });
         }
         Cmd::Find { userid } => {

@@ -311,6 +311,11 @@ pub enum CliRecord {
         /// The new recovery code (the old one no longer works).
         recovery_code: String,
     },
+    /// `change-password` succeeded.
+    PasswordChanged {
+        /// The userid.
+        userid: String,
+    },
     /// A file was offered.
     FileQueued {
         /// To whom.
@@ -362,6 +367,10 @@ pub fn render(
         } => line(format!(
             "password of {userid} reset. New recovery code (the old one no longer works; write \
              it down, it is shown only once): {recovery_code}"
+        )),
+        CliRecord::PasswordChanged { userid } => line(format!(
+            "password of {userid} changed: log in with the new one from now on (your recovery \
+             code and this device's key are unchanged)"
         )),
         CliRecord::FindResult {
             query,

@@ -11,6 +11,7 @@ use crate::raw::{HandshakeOptions, RawConn, RawEnd, RawSession};
 
 pub mod abuse;
 pub mod auth;
+pub mod change_password;
 pub mod framing;
 pub mod friends;
 pub mod handshake;
@@ -27,6 +28,7 @@ pub fn all() -> Vec<Case> {
     v.extend(framing::cases());
     v.extend(state::cases());
     v.extend(auth::cases());
+    v.extend(change_password::cases());
     v.extend(friends::cases());
     v.extend(presence::cases());
     v.extend(traversal::cases());

@@ -1,4 +1,5 @@
-//! Account requests (SPEC.md §5): Register, Login, KeyLogin, ForgotPassword, Logout.
+//! Account requests (SPEC.md §5): Register, Login, KeyLogin, ForgotPassword, Logout,
+//! ChangePassword.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -365,6 +366,67 @@ pub async fn forgot_password(
     Ok(ResponseBody::ForgotPassword {
         recovery_code: new_code,
     })
+}
+
+/// ChangePassword (SPEC.md §5.7): WEAK_PASSWORD first (cheap), then RATE_LIMITED (the
+/// login-failure limits, account key = the session's userid), then BAD_CREDENTIALS when the
+/// old password does not verify. Only the password hash changes: the session, the identity
+/// key and the recovery code stay.
+pub async fn change_password(
+    shared: &Shared,
+    conn: &ConnState,
+    old_password: Secret,
+    new_password: Secret,
+) -> Reply {
+    let Some(login) = conn.login.as_ref() else {
+        return Err(err(
+            ErrorCode::NotLoggedIn,
+            "ChangePassword needs a logged-in session",
+        ));
+    };
+    validate::password(new_password.expose(), &login.handle.userid)
+        .map_err(|e| err(e.code(), e.to_string()))?;
+    let lower = login.userid_lower.as_str();
+    let ip = conn.peer_addr.ip();
+    // A stolen session must not become an unlimited password oracle: same counters as Login.
+    let attempt = shared
+        .login_limits
+        .reserve(Some(lower), ip, Instant::now())
+        .map_err(rate_limited)?;
+    let cluster_attempt = reserve_shared(shared, Some(lower), ip).await?;
+    // Read afresh: a password login elsewhere may have replaced this session meanwhile, and
+    // the hash must be the one stored now.
+    let account = shared.store.account_by_id(login.account_id).await?;
+    let phc = account
+        .as_ref()
+        .filter(|_| old_password.expose().len() <= PASSWORD_MAX_BYTES)
+        .map(|a| a.password_hash.as_str());
+    let ok = shared
+        .hasher
+        .verify(&old_password, phc)
+        .await
+        .map_err(internal)?;
+    let Some(account) = account.filter(|_| ok) else {
+        attempt.failed(Instant::now());
+        if let Some(a) = cluster_attempt {
+            a.failed(wall_ms()).await;
+        }
+        tracing::info!(userid = %login.handle.userid, peer = %conn.peer_addr, "password change refused: wrong old password");
+        return Err(err(
+            ErrorCode::BadCredentials,
+            "the current password is wrong",
+        ));
+    };
+    // An error from here on is no failure for §5.1.7: the reservations are refunded when
+    // they drop unsettled (rule 5).
+    let password_hash = shared.hasher.hash(&new_password).await.map_err(internal)?;
+    shared.store.set_password(account.id, password_hash).await?;
+    attempt.succeeded();
+    if let Some(a) = cluster_attempt {
+        a.succeeded().await;
+    }
+    tracing::info!(userid = %account.userid, peer = %conn.peer_addr, "password changed");
+    Ok(ResponseBody::ChangePassword)
 }
 
 /// Logout (SPEC.md §5.6): friends get FriendOffline; the connection returns to

@@ -1,5 +1,6 @@
 //! Requests (SPEC.md §5, §6): the connection-state check, then one handler per request in
-//! the file of its family — [`auth`] (Register, Login, KeyLogin, ForgotPassword, Logout),
+//! the file of its family — [`auth`] (Register, Login, KeyLogin, ForgotPassword, Logout,
+//! ChangePassword),
 //! [`friends`] (Find, SendFriendRequest, AcceptFriendRequest, RefuseFriendRequest, Unfriend)
 //! [`presence`] (SetPeerEndpoint, and the FriendOnline/FriendOffline fan-out) and
 //! [`traversal`] (ConnectPeer). RelayOpen is valid only on a relay connection
@@ -66,6 +67,7 @@ pub fn state_check(body: Option<&Body>, logged_in: bool) -> Result<(), RequestEr
         Some(Body::KeyLogin(_)) => ("KeyLogin", false),
         Some(Body::ForgotPassword(_)) => ("ForgotPassword", false),
         Some(Body::Logout(_)) => ("Logout", true),
+        Some(Body::ChangePassword(_)) => ("ChangePassword", true),
         Some(Body::Find(_)) => ("Find", true),
         Some(Body::SendFriendRequest(_)) => ("SendFriendRequest", true),
         Some(Body::AcceptFriendRequest(_)) => ("AcceptFriendRequest", true),
@@ -143,6 +145,10 @@ pub async fn dispatch(shared: &Shared, conn: &mut ConnState, request: Request) -
             new_password,
         } => auth::forgot_password(shared, conn, userid, email, recovery_code, new_password).await,
         Request::Logout => auth::logout(shared, conn).await,
+        Request::ChangePassword {
+            old_password,
+            new_password,
+        } => auth::change_password(shared, conn, old_password, new_password).await,
         Request::Find { userid } => friends::find(shared, userid).await,
         Request::SendFriendRequest { userid } => friends::send_request(shared, conn, userid).await,
         Request::AcceptFriendRequest { userid } => {

@@ -154,6 +154,23 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Sets a new password and nothing else (ChangePassword, SPEC.md §5.7): the recovery code
+    /// stays valid, so knowing the password is not enough to take it from the owner.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    pub async fn set_password(&self, id: i64, password_hash: String) -> Result<(), DbError> {
+        let _w = self.writer().await;
+        account::ActiveModel {
+            id: Set(id),
+            password_hash: Set(password_hash),
+            ..Default::default()
+        }
+        .update(self.conn())
+        .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +222,13 @@ pub(crate) mod tests {
                 a2.recovery_hash.as_str()
             ),
             (vec![9], "p2", "r2")
+        );
+        s.set_password(a.id, "p3".into()).await.unwrap();
+        let a3 = s.account_by_id(a.id).await.unwrap().unwrap();
+        assert_eq!(
+            (a3.password_hash.as_str(), a3.recovery_hash.as_str()),
+            ("p3", "r2"),
+            "a password change keeps the recovery code"
         );
     }
 }
