@@ -48,6 +48,8 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.l10.dialled-key-mismatch", "7.2", "dialling the friend and reaching another key, the client abandons the handshake before message 3 (it never reveals itself)", peer_case!(dialled_key_mismatch)),
         Case::must("peer.l31.close-idle-timeout-then-redial", "7.4", "after the friend's Close IDLE_TIMEOUT the client dials again when it has something to send", peer_case!(close_idle_redial)).covers(&["CLOSE_REASON_IDLE_TIMEOUT"]),
         Case::must("peer.l32.duplicate-closed-other-kept", "7.3", "after the friend's Close DUPLICATE_CONNECTION on one of two links the client carries on, on the other", peer_case!(duplicate_closed_other_kept)),
+        Case::must("peer.l34.close-rate-limited-then-redial", "9.2", "after the friend's Close RATE_LIMITED the client dials again (after its back-off) when it has something to send", peer_case!(close_rate_limited_redial)).covers(&["CLOSE_REASON_RATE_LIMITED"]),
+        Case::must("peer.l35.close-protocol-error-then-redial", "9.2", "after the friend's Close PROTOCOL_ERROR (or an unknown reason) the client logs it and dials again (after its back-off) when it has something to send", peer_case!(close_protocol_error_redial)),
     ]
 }
 
@@ -605,4 +607,12 @@ async fn duplicate_closed_other_kept(ctx: Ctx) -> CaseResult {
         .await?;
     p.finish().await;
     Ok("carried on on the other link".into())
+}
+
+async fn close_rate_limited_redial(ctx: Ctx) -> CaseResult {
+    closed_then_redial(ctx, CloseReason::RateLimited, "L34").await
+}
+
+async fn close_protocol_error_redial(ctx: Ctx) -> CaseResult {
+    closed_then_redial(ctx, CloseReason::ProtocolError, "L35").await
 }
