@@ -83,6 +83,14 @@ pub fn other_key(other: usize) -> usize {
     (other + rand::thread_rng().gen_range(1..KEY_COUNT)) % KEY_COUNT
 }
 
+/// A random test key index that is none of `taken` (`None` only if every key is taken):
+/// for a third party's key, which must be neither the friend's nor the client's.
+pub fn key_other_than(taken: &[usize]) -> Option<usize> {
+    use rand::seq::SliceRandom as _;
+    let free: Vec<usize> = (0..KEY_COUNT).filter(|k| !taken.contains(k)).collect();
+    free.choose(&mut rand::thread_rng()).copied()
+}
+
 /// `n` random ASCII letters and digits.
 pub fn alnum(n: usize) -> String {
     rand::thread_rng()

@@ -61,6 +61,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.r14.reoffer-after-invalid", "8.3", "an identical re-offer of a transfer ended by FileCancel(INVALID) is answered with that reason", peer_case!(reoffer_after_invalid)).known_failure("D4"),
         Case::must("peer.r14.reoffer-after-hash-mismatch", "8.3", "an identical re-offer of a transfer that failed its hash is answered FileCancel(HASH_MISMATCH)", peer_case!(reoffer_after_mismatch)).known_failure("D4"),
         Case::must("peer.r4a.too-many-offers", "8.3", "an offer beyond MAX_OFFERS_IN_FLIGHT unfinished transfers from the friend is answered FileCancel(TOO_MANY_OFFERS)", peer_case!(too_many_offers)).covers(&["FILE_CANCEL_REASON_TOO_MANY_OFFERS"]).timeout_secs(60),
+        Case::must("peer.r1.reoffer-in-discard-set", "8.3", "a re-offer on the link where the transfer ended with a FileCancel is in that link's discard set: not answered", peer_case!(reoffer_discarded)).known_failure("D9"),
     ]
 }
 
@@ -770,4 +771,32 @@ async fn too_many_offers(ctx: Ctx) -> CaseResult {
     Ok(format!(
         "{cap} pending, the next FileCancel(TOO_MANY_OFFERS)"
     ))
+}
+
+async fn reoffer_discarded(ctx: Ctx) -> CaseResult {
+    let p = Pair::start(&ctx, AUTO).await?;
+    let mut link = p.dial().await?;
+    let f = OfferedFile::random(MAX_FILE_CHUNK * 2);
+    link.send(f.offer()).await?;
+    link.expect("FileAccept{0}", ANSWER, accept_at(&f, 0))
+        .await?;
+    // A gap (R24): FileCancel(INVALID); the id enters this link's discard set (§8.5.3).
+    link.send(f.chunk(MAX_FILE_CHUNK, MAX_FILE_CHUNK * 2))
+        .await?;
+    expect_cancel(&mut link, &f.id, R::Invalid, "R24").await?;
+    link.send(f.offer()).await?;
+    let r = link
+        .expect_quiet(QUIET, |b| {
+            matches!(b, Body::FileCancel(_) | Body::FileAccept(_))
+        })
+        .await
+        .map_err(|e| match e {
+            crate::Verdict::Fail(m) => crate::Verdict::Fail(format!(
+                "R1: a re-offer of an id in the discard set was answered: {m}"
+            )),
+            other => other,
+        });
+    p.finish().await;
+    r?;
+    Ok("discarded".into())
 }

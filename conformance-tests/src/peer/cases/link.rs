@@ -45,6 +45,11 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.l18.hello-deadline-from-connect", "7.2", "no PeerHello within HANDSHAKE_TIMEOUT of the TCP connect (not of the Noise handshake's end): Close PROTOCOL_ERROR", peer_case!(hello_deadline)).timeout_secs(40),
         Case::must("peer.l12.shared-key-responder", "7.2", "two friends share one key: a hello from either is answered with a PeerHello naming that friend", peer_case!(shared_key)).covers(&["PeerHello"]),
         Case::must("peer.l51.key-change-closes-link", "12.4", "when the server presents another key for the friend (FriendKeyChanged), the link authenticated with the old key is closed with NOT_A_FRIEND", peer_case!(key_change_closes)).covers(&["FriendKeyChanged", "CLOSE_REASON_NOT_A_FRIEND"]),
+        Case::must("peer.l10.dialled-key-mismatch", "7.2", "dialling the friend and reaching another key, the client abandons the handshake before message 3 (it never reveals itself)", peer_case!(dialled_key_mismatch)),
+        Case::must("peer.l31.close-idle-timeout-then-redial", "7.4", "after the friend's Close IDLE_TIMEOUT the client dials again when it has something to send", peer_case!(close_idle_redial)).covers(&["CLOSE_REASON_IDLE_TIMEOUT"]),
+        Case::must("peer.l32.duplicate-closed-other-kept", "7.3", "after the friend's Close DUPLICATE_CONNECTION on one of two links the client carries on, on the other", peer_case!(duplicate_closed_other_kept)),
+        Case::must("peer.l34.close-rate-limited-then-redial", "9.2", "after the friend's Close RATE_LIMITED the client dials again (after its back-off) when it has something to send", peer_case!(close_rate_limited_redial)).covers(&["CLOSE_REASON_RATE_LIMITED"]),
+        Case::must("peer.l35.close-protocol-error-then-redial", "9.2", "after the friend's Close PROTOCOL_ERROR (or an unknown reason) the client logs it and dials again (after its back-off) when it has something to send", peer_case!(close_protocol_error_redial)),
     ]
 }
 
@@ -84,15 +89,9 @@ async fn refused(link: &mut FriendLink, want: CloseReason, row: &str) -> CaseRes
 
 async fn stranger_key(ctx: Ctx) -> CaseResult {
     let p = Pair::start(&ctx, PairOptions::default()).await?;
-    let stranger = ident::other_key(p.friend.key);
-    let stranger = if stranger == p.sut_user.key {
-        ident::other_key(stranger)
-    } else {
-        stranger
-    };
-    if stranger == p.friend.key || stranger == p.sut_user.key {
+    let Some(stranger) = ident::key_other_than(&[p.friend.key, p.sut_user.key]) else {
         crate::skip!("no third test key");
-    }
+    };
     let mut link = FriendLink::dial_raw(p.sut_addr, &ident::key(stranger).local).await?;
     let _ = link.send(p.hello()).await;
     let r = refused(&mut link, CloseReason::NotAFriend, "L11").await;
@@ -521,16 +520,99 @@ async fn shared_key(ctx: Ctx) -> CaseResult {
 async fn key_change_closes(ctx: Ctx) -> CaseResult {
     let p = Pair::start(&ctx, PairOptions::default()).await?;
     let mut link = p.dial().await?;
-    let mut new_key = ident::other_key(p.friend.key);
-    if new_key == p.sut_user.key {
-        new_key = ident::other_key(new_key);
-    }
-    if new_key == p.friend.key || new_key == p.sut_user.key {
+    let Some(new_key) = ident::key_other_than(&[p.friend.key, p.sut_user.key]) else {
         crate::skip!("no third test key");
-    }
+    };
     // The friend logs in from another key: the server tells the client FriendKeyChanged.
     let (_c, _) = ctx.login_with(&p.friend, new_key, None).await?;
     let r = refused(&mut link, CloseReason::NotAFriend, "L51").await;
     p.finish().await;
     r
+}
+
+async fn dialled_key_mismatch(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let Some(stranger) = ident::key_other_than(&[p.friend.key, p.sut_user.key]) else {
+        crate::skip!("no third test key");
+    };
+    p.sut_says("who is there?").await?;
+    // The friend's listener answers with another key: message 2 proves the wrong identity.
+    let r = FriendLink::accept_raw(&p.listener, &ident::key(stranger).local, ANSWER).await;
+    p.finish().await;
+    match r {
+        Err(Verdict::Fail(e)) if e.contains("did not dial") => Err(Verdict::Fail(e)),
+        Err(_) => Ok("handshake abandoned after message 2".into()),
+        Ok(_) => {
+            fail!("L10: the client completed the handshake with a key that is not the friend's")
+        }
+    }
+}
+
+/// The friend closes with `reason`; the client must dial again for its next message.
+async fn closed_then_redial(ctx: Ctx, reason: CloseReason, row: &str) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    link.send(Body::Close(wire::Close {
+        reason: reason as i32,
+        message: String::new(),
+    }))
+    .await?;
+    p.sut
+        .wait_event(
+            "peer_disconnected",
+            ANSWER,
+            crate::peer::sut::event("peer_disconnected"),
+        )
+        .await?;
+    p.sut_says("after the close").await?;
+    let mut again = p.accept().await.map_err(|e| match e {
+        Verdict::Fail(m) => Verdict::Fail(format!("{row}: {m}")),
+        other => other,
+    })?;
+    again
+        .expect(
+            "the ChatMessage",
+            ANSWER,
+            |b| matches!(b, Body::Chat(c) if c.text == "after the close"),
+        )
+        .await?;
+    p.finish().await;
+    Ok(format!("{row}: dialled again when needed"))
+}
+
+async fn close_idle_redial(ctx: Ctx) -> CaseResult {
+    closed_then_redial(ctx, CloseReason::IdleTimeout, "L31").await
+}
+
+async fn duplicate_closed_other_kept(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut first = p.dial().await?;
+    let mut second = p.dial().await?;
+    // The client keeps the newer link (L52) and closes the first; if it has not yet, the
+    // friend's own DUPLICATE_CONNECTION on the first must leave the second in use (L32).
+    let _ = first
+        .send(Body::Close(wire::Close {
+            reason: CloseReason::DuplicateConnection as i32,
+            message: String::new(),
+        }))
+        .await;
+    still_open(&mut second, "a DUPLICATE_CONNECTION on the other link").await?;
+    p.sut_says("on the survivor").await?;
+    second
+        .expect(
+            "the ChatMessage on the remaining link (L32)",
+            ANSWER,
+            |b| matches!(b, Body::Chat(c) if c.text == "on the survivor"),
+        )
+        .await?;
+    p.finish().await;
+    Ok("carried on on the other link".into())
+}
+
+async fn close_rate_limited_redial(ctx: Ctx) -> CaseResult {
+    closed_then_redial(ctx, CloseReason::RateLimited, "L34").await
+}
+
+async fn close_protocol_error_redial(ctx: Ctx) -> CaseResult {
+    closed_then_redial(ctx, CloseReason::ProtocolError, "L35").await
 }

@@ -26,14 +26,14 @@ const B3: PairOptions = PairOptions {
 /// The streamed-hash cases.
 pub fn cases() -> Vec<Case> {
     vec![
-        Case::must("peer.b3.hello-names-feature", "8.3.1", "to a friend naming file-blake3 the client's PeerHello names it too", peer_case!(hello_names_feature)),
-        Case::must("peer.b3.r51.receive-with-digest", "8.3.1", "a streamed offer (no SHA-256) is accepted; after the last chunk a FileDigest with the right BLAKE3 gets FileComplete and the file is saved", peer_case!(receive_with_digest)).covers(&["FileDigest"]),
-        Case::must("peer.b3.r52.wrong-digest", "8.3.1", "a FileDigest whose BLAKE3 differs from the bytes received is answered FileCancel(HASH_MISMATCH)", peer_case!(wrong_digest)).covers(&["FILE_CANCEL_REASON_HASH_MISMATCH"]),
-        Case::must("peer.b3.digest-before-last-chunk", "8.3.1", "a FileDigest while bytes are still missing (RECEIVING) is answered FileCancel(INVALID) and ends the transfer", peer_case!(digest_early)),
-        Case::must("peer.b3.digest-bad-length", "8.3.1", "a FileDigest whose blake3 is not 32 bytes is answered FileCancel(INVALID)", peer_case!(digest_bad_length)),
-        Case::must("peer.b3.r2.streamed-offer-without-feature", "8.3.1", "an offer with an empty sha256 from a friend whose hello did not name file-blake3 is answered FileCancel(INVALID)", peer_case!(streamed_without_feature)),
-        Case::must("peer.b3.r12.reoffer-while-awaiting-digest", "8.3.1", "an identical re-offer while every byte is held and the digest has not come (VERIFYING) is answered FileAccept{size}; the digest then finishes it", peer_case!(reoffer_awaiting_digest)),
-        Case::must("peer.b3.s33.send-with-digest", "8.3.1", "sending to a file-blake3 friend, the client offers without SHA-256 and sends after the last chunk a FileDigest with the BLAKE3 of the file", peer_case!(send_with_digest)).covers(&["FileDigest"]),
+        Case::must("peer.l12.hello-names-file-blake3", "8.3.1", "to a friend naming file-blake3 the client's PeerHello names it too", peer_case!(hello_names_feature)),
+        Case::must("peer.r51.streamed-digest-valid", "8.3.1", "a streamed offer (no SHA-256) is accepted; after the last chunk a FileDigest with the right BLAKE3 gets FileComplete and the file is saved", peer_case!(receive_with_digest)).covers(&["FileDigest"]),
+        Case::must("peer.r52.streamed-digest-wrong", "8.3.1", "a FileDigest whose BLAKE3 differs from the bytes received is answered FileCancel(HASH_MISMATCH)", peer_case!(wrong_digest)).covers(&["FILE_CANCEL_REASON_HASH_MISMATCH"]),
+        Case::must("peer.r24.streamed-digest-early", "8.3.1", "a FileDigest while bytes are still missing (RECEIVING) is answered FileCancel(INVALID) and ends the transfer", peer_case!(digest_early)),
+        Case::must("peer.r25.streamed-digest-bad-length", "8.3.1", "a FileDigest whose blake3 is not 32 bytes is answered FileCancel(INVALID)", peer_case!(digest_bad_length)),
+        Case::must("peer.r2.streamed-offer-without-feature", "8.3.1", "an offer with an empty sha256 from a friend whose hello did not name file-blake3 is answered FileCancel(INVALID)", peer_case!(streamed_without_feature)),
+        Case::must("peer.r12.streamed-reoffer-awaiting-digest", "8.3.1", "an identical re-offer while every byte is held and the digest has not come (VERIFYING) is answered FileAccept{size}; the digest then finishes it", peer_case!(reoffer_awaiting_digest)),
+        Case::must("peer.s33.streamed-send-with-digest", "8.3.1", "sending to a file-blake3 friend, the client offers without SHA-256 and sends after the last chunk a FileDigest with the BLAKE3 of the file", peer_case!(send_with_digest)).covers(&["FileDigest"]),
     ]
 }
 
