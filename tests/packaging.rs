@@ -69,7 +69,12 @@ fn one<'a>(ini: &'a Ini, section: &str, key: &str) -> &'a str {
         .get(section)
         .and_then(|s| s.get(key))
         .unwrap_or_else(|| panic!("[{section}] has no {key}"));
-    assert_eq!(values.len(), 1, "[{section}] {key} given {} times", values.len());
+    assert_eq!(
+        values.len(),
+        1,
+        "[{section}] {key} given {} times",
+        values.len()
+    );
     &values[0]
 }
 
@@ -106,7 +111,9 @@ fn desktop_entry_is_valid_and_names_the_app() {
     let exec = one(&ini, "Desktop Entry", "Exec");
     let program = exec.split_whitespace().next().unwrap();
     assert!(
-        bins(&read("client/Cargo.toml")).iter().any(|b| b == program),
+        bins(&read("client/Cargo.toml"))
+            .iter()
+            .any(|b| b == program),
         "Exec={exec}: no such binary in client/Cargo.toml"
     );
     // The window's class (login.rs `set_xclass`) ties the window to this entry.
@@ -197,7 +204,12 @@ fn server_unit_is_hardened_and_verifies() {
 /// (width, height) from a PNG's IHDR chunk.
 fn png_size(path: &Path) -> (u32, u32) {
     let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert_eq!(
+        &b[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        path.display()
+    );
     assert_eq!(&b[12..16], b"IHDR");
     let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     (be(16), be(20))
@@ -205,7 +217,10 @@ fn png_size(path: &Path) -> (u32, u32) {
 
 #[test]
 fn deb_metadata_names_files_that_exist() {
-    for (manifest, dir) in [("client/Cargo.toml", "client"), ("server/Cargo.toml", "server")] {
+    for (manifest, dir) in [
+        ("client/Cargo.toml", "client"),
+        ("server/Cargo.toml", "server"),
+    ] {
         let text = read(manifest);
         let deb = text
             .split("[package.metadata.deb]")
@@ -230,7 +245,10 @@ fn deb_metadata_names_files_that_exist() {
     }
     let client = read("client/Cargo.toml");
     for font in ["fonts-noto-cjk", "fonts-noto-color-emoji"] {
-        assert!(client.contains(font), "the app's .deb must depend on {font}");
+        assert!(
+            client.contains(font),
+            "the app's .deb must depend on {font}"
+        );
     }
     for size in [16, 32, 48, 64, 128, 256] {
         let png = root().join(format!("packaging/icons/peerchat-{size}.png"));

@@ -23,6 +23,13 @@ const FAULTS: &[(&str, &[&str])] = &[
         &["abuse.rate-limit.burst", "abuse.rate-limit.disconnect"],
     ),
     ("accept-any-key-login", &["auth.keylogin.wrong-key"]),
+    (
+        "change-password-unchecked",
+        &[
+            "auth.change-password.wrong-old",
+            "auth.change-password.lockout",
+        ],
+    ),
     ("relay-strangers", &["relay.not-friends"]),
     ("relay-tamper", &["relay.opaque"]),
 ];

@@ -79,6 +79,9 @@ pub struct Faults {
     /// KeyLogin succeeds whatever key the channel proved.
     #[cfg(feature = "test-faults")]
     pub accept_any_key_login: bool,
+    /// ChangePassword skips the old-password check (any old password is accepted).
+    #[cfg(feature = "test-faults")]
+    pub change_password_unchecked: bool,
     /// RelayOpen skips the friendship check: strangers can be relayed.
     pub relay_strangers: bool,
     /// The relay flips a bit in every read it forwards.
@@ -88,7 +91,7 @@ pub struct Faults {
 /// An unknown `--test-fault` name.
 #[cfg(feature = "test-faults")]
 #[derive(Debug, thiserror::Error)]
-#[error("unknown fault {0:?}; known: no-offline-push, find-reveals-nothing, no-rate-limit, accept-any-key-login, relay-strangers, relay-tamper")]
+#[error("unknown fault {0:?}; known: no-offline-push, find-reveals-nothing, no-rate-limit, accept-any-key-login, change-password-unchecked, relay-strangers, relay-tamper")]
 pub struct UnknownFault(pub String);
 
 impl Faults {
@@ -124,6 +127,14 @@ impl Faults {
         false
     }
 
+    /// ChangePassword skips the old-password check.
+    pub fn change_password_unchecked(&self) -> bool {
+        #[cfg(feature = "test-faults")]
+        return self.change_password_unchecked;
+        #[cfg(not(feature = "test-faults"))]
+        false
+    }
+
     /// Switches on the fault called `name`.
     ///
     /// # Errors
@@ -135,6 +146,7 @@ impl Faults {
             "find-reveals-nothing" => self.find_reveals_nothing = true,
             "no-rate-limit" => self.no_rate_limit = true,
             "accept-any-key-login" => self.accept_any_key_login = true,
+            "change-password-unchecked" => self.change_password_unchecked = true,
             "relay-strangers" => self.relay_strangers = true,
             "relay-tamper" => self.relay_tamper = true,
             other => return Err(UnknownFault(other.to_owned())),

@@ -81,14 +81,16 @@ pub async fn serve(
     signals: Signals,
 ) {
     let _ = stream.set_nodelay(true);
-    let handshake = Channel::handshake(
+    // Boxed, like the request handlers below: a task's memory is its future's largest state,
+    // and these large states are short-lived, so they live on the heap only while they run
+    // instead of inflating every idle session (issue #14: RSS per session).
+    let mut handshake = Box::pin(Channel::handshake(
         stream,
         &local,
         Role::Responder,
         ChannelKind::ClientServer,
         settings.handshake_timeout,
-    );
-    tokio::pin!(handshake);
+    ));
     let channel = tokio::select! {
         r = &mut handshake => r,
         _ = signals.abort.cancelled() => return,
@@ -101,6 +103,7 @@ pub async fn serve(
             }
         }
     };
+    drop(handshake);
     let channel = match channel {
         Ok(c) => c,
         Err(e) => {
@@ -111,7 +114,7 @@ pub async fn serve(
     };
     if channel.remote.channel_kind == ChannelKind::Relay {
         // SPEC.md §4.6: a relay connection never enters Authenticating (§7.7).
-        crate::relay::serve(channel, peer, shared, signals).await;
+        Box::pin(crate::relay::serve(channel, peer, shared, signals)).await;
         return;
     }
     let Channel {
@@ -189,7 +192,7 @@ pub async fn serve(
                     }
                     ClientFrame::Pong(nonce) => {
                         note_pong(&conn, &mut rtt, nonce);
-                        cmd::auth::acknowledge_notices(&shared, &mut conn, nonce).await;
+                        Box::pin(cmd::auth::acknowledge_notices(&shared, &mut conn, nonce)).await;
                     }
                     ClientFrame::Close { reason, .. } => {
                         tracing::debug!(%peer, ?reason, "client closed");
@@ -213,12 +216,12 @@ pub async fn serve(
                         } else {
                             match request {
                                 Err(e) => Err(RequestError::new(ErrorCode::InvalidRequest, e.to_string())),
-                                Ok(req) => cmd::dispatch(&shared, &mut conn, req).await,
+                                Ok(req) => Box::pin(cmd::dispatch(&shared, &mut conn, req)).await,
                             }
                         };
                         respond(&conn, id, reply);
                         if conn.finish_login {
-                            cmd::auth::finish_login(&shared, &mut conn).await;
+                            Box::pin(cmd::auth::finish_login(&shared, &mut conn)).await;
                             ping_after_login(&conn, &mut rtt, &mut ping_nonce);
                         }
                     }
@@ -253,7 +256,7 @@ pub async fn serve(
             // Everyone is being disconnected: nobody is left to tell.
             login.handle.close();
         } else {
-            cmd::auth::end_session(&shared, &login).await;
+            Box::pin(cmd::auth::end_session(&shared, &login)).await;
         }
         tracing::info!(userid = %login.handle.userid, %peer, "session ended");
     }
@@ -335,7 +338,7 @@ fn respond(conn: &ConnState, request_id: u64, result: cmd::Reply) {
 /// senders are gone or the connection is stopped; then sends Close if asked to.
 async fn write_loop(
     mut w: ChannelWriter<WriteHalf<TcpStream>>,
-    mut rx: mpsc::Receiver<wire::ServerMessage>,
+    mut rx: mpsc::Receiver<crate::hub::Queued>,
     mut stop: watch::Receiver<Option<Stop>>,
 ) {
     loop {

@@ -29,19 +29,25 @@ pub enum Stop {
     Silent,
 }
 
+/// A frame in a connection's outbound queue, boxed: tokio's channel allocates its slots in
+/// blocks of 32 that live as long as the channel, so every idle connection would otherwise
+/// keep 32 whole `ServerMessage`s (several KiB) allocated (issue #14: RSS per session). A box
+/// costs one pointer per slot and is freed as soon as the frame is written.
+pub type Queued = Box<wire::ServerMessage>;
+
 /// The sending side of one connection: its bounded outbound queue and its stop switch.
 ///
 /// Cloned into the connection's [`SessionHandle`] so that other connections can push to it
 /// and stop it (session replaced, slow consumer).
 #[derive(Clone, Debug)]
 pub struct Outbox {
-    tx: mpsc::Sender<wire::ServerMessage>,
+    tx: mpsc::Sender<Queued>,
     stop: Arc<watch::Sender<Option<Stop>>>,
 }
 
 impl Outbox {
     /// A queue of `capacity` frames. The receiver goes to the connection's writer task.
-    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<wire::ServerMessage>) {
+    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<Queued>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let (stop, _) = watch::channel(None);
         (
@@ -56,7 +62,7 @@ impl Outbox {
     /// Queues a frame without waiting. Returns false if it was not queued: the connection is
     /// gone, or its queue is full, in which case the connection is stopped with SLOW_CONSUMER.
     pub fn send(&self, msg: wire::ServerMessage) -> bool {
-        match self.tx.try_send(msg) {
+        match self.tx.try_send(Box::new(msg)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.stop(Stop::Close(
@@ -495,14 +501,7 @@ mod tests {
         peerchat_proto::test_keys::identity(0).public().clone()
     }
 
-    fn session(
-        id: u64,
-        cap: usize,
-    ) -> (
-        Arc<SessionHandle>,
-        mpsc::Receiver<wire::ServerMessage>,
-        Outbox,
-    ) {
+    fn session(id: u64, cap: usize) -> (Arc<SessionHandle>, mpsc::Receiver<Queued>, Outbox) {
         let (outbox, rx) = Outbox::new(cap);
         (
             Arc::new(SessionHandle::new(
@@ -523,7 +522,7 @@ mod tests {
         PushEvent::FriendOffline { userid: u.into() }
     }
 
-    fn decode(m: wire::ServerMessage) -> ServerFrame {
+    fn decode(m: Queued) -> ServerFrame {
         ServerFrame::try_from(wire::ServerMessage::decode(&m.encode_to_vec()[..]).unwrap()).unwrap()
     }
 

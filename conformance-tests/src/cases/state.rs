@@ -328,8 +328,8 @@ async fn raw_unknown(s: &mut RawSession, frame: &[u8], id: u64) -> Result<(), Ve
 
 async fn unknown_body(ctx: Ctx) -> CaseResult {
     let mut s = raw_session(&ctx).await?;
-    // ClientMessage{request_id: 3, <field 15: empty message>}
-    raw_unknown(&mut s, &[0x08, 0x03, 0x7a, 0x00], 3).await?;
+    // ClientMessage{request_id: 3, <field 19: empty message>} (15 became ChangePassword)
+    raw_unknown(&mut s, &[0x08, 0x03, 0x9a, 0x01, 0x00], 3).await?;
     let r = s.request(4, req::find("x")).await.map_err(Verdict::Fail)?;
     expect_code(&r, ErrorCode::NotLoggedIn, "request after the unknown body")?;
     Ok("UNSUPPORTED_REQUEST echoing 3; connection usable".into())

@@ -405,7 +405,8 @@ pub async fn change_password(
         .hasher
         .verify(&old_password, phc)
         .await
-        .map_err(internal)?;
+        .map_err(internal)?
+        || shared.faults.change_password_unchecked();
     let Some(account) = account.filter(|_| ok) else {
         attempt.failed(Instant::now());
         if let Some(a) = cluster_attempt {
