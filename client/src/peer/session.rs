@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::budget::{frame_cost, PingBucket, SendBudget};
-use super::hello::{check_dialled_key, check_hello, friend_for_key, HelloError};
+use super::hello::{check_dialled_key, check_hello, friend_for_key, local_features, HelloError};
 use super::idle::IdleAction;
 use super::net::{connect_from, connect_from_port};
 use super::registry::ConnId;
@@ -451,10 +451,11 @@ where
         Ok(f) => f,
         Err(e) => return refuse(&mut writer, CloseReason::NotAFriend, e).await,
     };
+    let local = local_features();
     let hello = wire::PeerMessage::from(PeerFrame::Hello {
         userid: me.clone(),
         to_userid: friend.clone(),
-        features: PeerFeatures::ALL,
+        features: local,
     });
     // The initiator speaks first; the responder answers only after accepting its hello
     // (SPEC.md §7.2 rules 3-4).
@@ -499,18 +500,28 @@ where
             userid,
             to_userid,
             features,
-        }) => match check_hello(&book, &remote.identity_key, &me, &userid, &to_userid) {
-            Ok(f) if f.eq_ignore_ascii_case(&friend) => PeerFeatures::ALL.common(features),
-            Ok(f) => {
-                return refuse(
-                    &mut writer,
-                    CloseReason::NotAFriend,
-                    HelloError::WrongUser(f),
-                )
-                .await
+        }) => {
+            let common = local.common(features);
+            // The initiator has sent its hello and now read the responder's: from here both
+            // directions are AES-256-GCM, a refusing Close included (SPEC.md §3.2.1 rule 2).
+            if initiator && common.aes_gcm {
+                if let Err(e) = switch_to_aes_gcm(&mut reader, &mut writer) {
+                    return refuse(&mut writer, CloseReason::ProtocolError, e).await;
+                }
             }
-            Err(e) => return refuse(&mut writer, CloseReason::NotAFriend, e).await,
-        },
+            match check_hello(&book, &remote.identity_key, &me, &userid, &to_userid) {
+                Ok(f) if f.eq_ignore_ascii_case(&friend) => common,
+                Ok(f) => {
+                    return refuse(
+                        &mut writer,
+                        CloseReason::NotAFriend,
+                        HelloError::WrongUser(f),
+                    )
+                    .await
+                }
+                Err(e) => return refuse(&mut writer, CloseReason::NotAFriend, e).await,
+            }
+        }
         Ok(PeerFrame::Close { reason, message }) => {
             return Err(HelloError::Connection(format!(
                 "closed by the remote: {reason:?} {message}"
@@ -530,6 +541,12 @@ where
             .send(&hello)
             .await
             .map_err(|e| HelloError::Connection(e.to_string()))?;
+        // The responder's hello ended its record: both directions switch now (§3.2.1 r2).
+        if features.aes_gcm {
+            if let Err(e) = switch_to_aes_gcm(&mut reader, &mut writer) {
+                return refuse(&mut writer, CloseReason::ProtocolError, e).await;
+            }
+        }
     }
 
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
@@ -578,6 +595,21 @@ where
         })
         .await;
     Ok(())
+}
+
+/// Both directions to AES-256-GCM (SPEC.md §3.2.1), the sending side first so that a
+/// refusing Close is already sent with the new key.
+fn switch_to_aes_gcm<R, W>(
+    reader: &mut ChannelReader<R>,
+    writer: &mut ChannelWriter<W>,
+) -> Result<(), HelloError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let broken = |e: peerchat_proto::ChannelError| HelloError::Connection(e.to_string());
+    writer.switch_to_aes_gcm().map_err(broken)?;
+    reader.switch_to_aes_gcm().map_err(broken)
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
