@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::budget::{frame_cost, PingBucket, SendBudget};
+use super::budget::{frame_cost, PingBucket, RecvBudget, SendBudget, PEER_RECV_BUDGET};
 use super::hello::{check_dialled_key, check_hello, friend_for_key, local_features, HelloError};
 use super::idle::IdleAction;
 use super::net::{connect_from, connect_from_port};
@@ -625,12 +625,24 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut pings_sent = 0;
     let mut pings = PingBucket::new(PEER_PING_BURST, PEER_PING_RATE, last);
     let mut tick = tokio::time::interval(ctx.idle.tick());
+    let budget = RecvBudget::new(PEER_RECV_BUDGET);
     loop {
         tokio::select! {
             () = stop.cancelled() => return (link.close_reason(), None),
-            r = reader.recv::<wire::PeerMessage>() => {
+            r = reader.recv_frame() => {
                 last = Instant::now();
                 pings_sent = 0;
+                // Read no further while this link's received bytes fill the budget.
+                let r = match r {
+                    Ok(Some(f)) => tokio::select! {
+                        f = budget.hold(f) => wire::PeerMessage::decode(f)
+                            .map(Some)
+                            .map_err(peerchat_proto::ChannelError::from),
+                        () = stop.cancelled() => return (link.close_reason(), None),
+                    },
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                };
                 let m = match r {
                     Ok(Some(m)) => m,
                     Ok(None) => return ("connection closed by the friend".into(), None),
