@@ -55,7 +55,8 @@ impl Transport {
 /// AES-256-GCM after the switch of SPEC.md §3.2.1.
 enum Cipher {
     ChaChaPoly(Arc<snow::StatelessTransportState>),
-    AesGcm(AesGcm),
+    // Boxed: ring's expanded key is ~0.5 KiB, and most connections never switch.
+    AesGcm(Box<AesGcm>),
 }
 
 /// Whether a direction still uses ChaChaPoly or has switched (SPEC.md §3.2.1).
@@ -201,7 +202,7 @@ impl Sealer {
             return Err(FrameError::SwitchNotAtBoundary);
         }
         let key = self.aes_key.take().ok_or(FrameError::SwitchNotAtBoundary)?;
-        self.cipher = Cipher::AesGcm(AesGcm::new(&key));
+        self.cipher = Cipher::AesGcm(Box::new(AesGcm::new(&key)));
         self.nonce = 0;
         Ok(())
     }
@@ -284,7 +285,7 @@ impl Opener {
             return Err(FrameError::SwitchNotAtBoundary);
         }
         let key = self.aes_key.take().ok_or(FrameError::SwitchNotAtBoundary)?;
-        self.cipher = Cipher::AesGcm(AesGcm::new(&key));
+        self.cipher = Cipher::AesGcm(Box::new(AesGcm::new(&key)));
         self.nonce = 0;
         Ok(())
     }
