@@ -16,7 +16,7 @@ use crate::error::{ChannelError, FrameError, HandshakeError};
 use crate::handshake::{Handshake, LocalIdentity, RemoteIdentity, Role};
 use crate::limits::HANDSHAKE_TIMEOUT;
 use crate::record::{put_record, RecordCodec};
-use crate::transport::{Opener, Sealer, Transport};
+use crate::transport::{CipherKind, Opener, Sealer, Transport};
 use crate::wire::ChannelKind;
 
 /// An established, authenticated, encrypted connection.
@@ -255,6 +255,19 @@ impl<R: AsyncRead + Unpin> ChannelReader<R> {
     pub fn set_max_frame(&mut self, max: usize) {
         self.opener.set_max_frame(max);
     }
+
+    /// Decrypts the records after the remote's PeerHello with AES-256-GCM (SPEC.md §3.2.1).
+    ///
+    /// # Errors
+    /// [`FrameError::SwitchNotAtBoundary`] if the hello's record carried more bytes.
+    pub fn switch_to_aes_gcm(&mut self) -> Result<(), ChannelError> {
+        Ok(self.opener.switch_to_aes_gcm()?)
+    }
+
+    /// The cipher of the records received now.
+    pub fn cipher(&self) -> CipherKind {
+        self.opener.cipher()
+    }
 }
 
 /// The sending half of a channel.
@@ -311,6 +324,22 @@ impl<W: AsyncWrite + Unpin> ChannelWriter<W> {
     /// Bytes queued but not yet flushed.
     pub fn pending_len(&self) -> usize {
         self.sealer.pending_len()
+    }
+
+    /// Encrypts the records after this side's PeerHello with AES-256-GCM (SPEC.md §3.2.1).
+    ///
+    /// # Errors
+    /// [`FrameError::SwitchNotAtBoundary`] if frames are queued but not sent.
+    pub fn switch_to_aes_gcm(&mut self) -> Result<(), ChannelError> {
+        if !self.out.is_empty() {
+            return Err(FrameError::SwitchNotAtBoundary.into());
+        }
+        Ok(self.sealer.switch_to_aes_gcm()?)
+    }
+
+    /// The cipher of the records sent now.
+    pub fn cipher(&self) -> CipherKind {
+        self.sealer.cipher()
     }
 
     /// Queues raw bytes into the plaintext stream, without a frame header.

@@ -69,6 +69,13 @@ pub enum FrameError {
     /// Encryption failed (nonce exhausted).
     #[error("transport encryption failed: {0}")]
     Encrypt(snow::Error),
+    /// The AES-GCM record counter is used up (SPEC.md §3.2.1 rule 4; never in practice).
+    #[error("transport record counter exhausted")]
+    NonceExhausted,
+    /// The record cipher cannot switch here: the hello did not end its record, or frames
+    /// are still queued (SPEC.md §3.2.1 rule 2).
+    #[error("cipher switch not at a record boundary")]
+    SwitchNotAtBoundary,
     /// A frame is too large to send.
     #[error("refusing to send a frame of {len} bytes (maximum {max})")]
     SendTooLarge {
@@ -84,12 +91,15 @@ impl FrameError {
     pub fn close_reason(&self) -> Option<CloseReason> {
         match self {
             FrameError::FrameTooLarge { .. } => Some(CloseReason::FrameTooLarge),
-            FrameError::EmptyRecord => Some(CloseReason::ProtocolError),
+            FrameError::EmptyRecord | FrameError::SwitchNotAtBoundary => {
+                Some(CloseReason::ProtocolError)
+            }
             // After a decryption failure the stream cannot be trusted; after truncation the peer
             // is gone. Nothing is sent.
             FrameError::Truncated(_)
             | FrameError::Decrypt
             | FrameError::Encrypt(_)
+            | FrameError::NonceExhausted
             | FrameError::SendTooLarge { .. } => None,
         }
     }

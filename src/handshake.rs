@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use prost::Message as _;
 
+use crate::aes_gcm::{AesKeys, KEY_LEN};
 use crate::error::HandshakeError;
 use crate::identity::{IdentityKey, IdentityKeyPair};
 use crate::limits::{MAX_RECORD, PROTOCOL_VERSION};
@@ -319,6 +320,15 @@ impl Handshake {
         Ok(())
     }
 
+    /// Noise's Split() keys (initiator-to-responder, responder-to-initiator) and the final
+    /// handshake hash: the inputs of the AES-GCM key schedule (SPEC.md §3.2.1), for the test
+    /// vectors only (`tests/aes_gcm_vectors.rs`). Real code never sees raw keys.
+    #[doc(hidden)]
+    pub fn split_for_test_vectors(&mut self) -> ([u8; KEY_LEN], [u8; KEY_LEN], Vec<u8>) {
+        let (k1, k2) = self.noise.dangerously_get_raw_split();
+        (k1, k2, self.noise.get_handshake_hash().to_vec())
+    }
+
     /// Turns the finished handshake into a transport and the verified remote identity.
     ///
     /// # Errors
@@ -328,7 +338,17 @@ impl Handshake {
             return Err(HandshakeError::OutOfOrder);
         }
         let remote = self.remote.ok_or(HandshakeError::MissingRemoteStatic)?;
-        let transport = Transport::new(self.noise.into_stateless_transport_mode()?);
+        // The AES-256-GCM keys of the optional switch after the hellos (SPEC.md §3.2.1),
+        // derived now: the Split() keys are gone once snow has built its transport state.
+        let mut noise = self.noise;
+        let (k1, k2) = noise.dangerously_get_raw_split();
+        let aes = AesKeys::derive(&k1, &k2, noise.get_handshake_hash());
+        let (send, recv) = if noise.is_initiator() {
+            (aes.i2r, aes.r2i)
+        } else {
+            (aes.r2i, aes.i2r)
+        };
+        let transport = Transport::new(noise.into_stateless_transport_mode()?, send, recv);
         Ok((transport, remote))
     }
 }

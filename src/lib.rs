@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+pub mod aes_gcm;
 pub mod channel;
 pub mod error;
 #[cfg(feature = "fuzzing")]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::aes_gcm::{AesGcm, KEY_LEN};
 use crate::error::FrameError;
 use crate::limits::{MAX_FRAME, MAX_RECORD_PLAINTEXT, NOISE_TAG_LEN};
 use crate::record::RECORD_HEADER;
@@ -24,29 +25,66 @@ pub struct Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(state: snow::StatelessTransportState) -> Self {
+    /// `send_aes` / `recv_aes`: this side's AES-256-GCM keys for the optional switch after
+    /// the hellos (SPEC.md §3.2.1), unused unless [`Sealer::switch_to_aes_gcm`] and
+    /// [`Opener::switch_to_aes_gcm`] are called.
+    pub(crate) fn new(
+        state: snow::StatelessTransportState,
+        send_aes: [u8; KEY_LEN],
+        recv_aes: [u8; KEY_LEN],
+    ) -> Self {
         let state = Arc::new(state);
         Self {
             sealer: Sealer {
-                state: state.clone(),
+                cipher: Cipher::ChaChaPoly(state.clone()),
                 nonce: 0,
                 pending: BytesMut::new(),
+                aes_key: Some(send_aes),
             },
             opener: Opener {
-                state,
+                cipher: Cipher::ChaChaPoly(state),
                 nonce: 0,
                 frames: FrameSplitter::new(MAX_FRAME),
+                aes_key: Some(recv_aes),
             },
+        }
+    }
+}
+
+/// The record cipher of one direction: Noise's ChaChaPoly from the handshake, or
+/// AES-256-GCM after the switch of SPEC.md §3.2.1.
+enum Cipher {
+    ChaChaPoly(Arc<snow::StatelessTransportState>),
+    // Boxed: ring's expanded key is ~0.5 KiB, and most connections never switch.
+    AesGcm(Box<AesGcm>),
+}
+
+/// Whether a direction still uses ChaChaPoly or has switched (SPEC.md §3.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CipherKind {
+    /// Noise ChaChaPoly, the cipher of every connection's start.
+    ChaChaPoly,
+    /// AES-256-GCM after both hellos named `aes-gcm`.
+    Aes256Gcm,
+}
+
+impl Cipher {
+    fn kind(&self) -> CipherKind {
+        match self {
+            Cipher::ChaChaPoly(_) => CipherKind::ChaChaPoly,
+            Cipher::AesGcm(_) => CipherKind::Aes256Gcm,
         }
     }
 }
 
 /// The sending half: frames in, encrypted records out.
 pub struct Sealer {
-    state: Arc<snow::StatelessTransportState>,
+    cipher: Cipher,
     nonce: u64,
     /// Plaintext stream (length-prefixed frames) not yet encrypted.
     pending: BytesMut,
+    /// The AES-256-GCM key of this direction until the switch.
+    aes_key: Option<[u8; KEY_LEN]>,
 }
 
 impl Sealer {
@@ -114,17 +152,24 @@ impl Sealer {
             out.resize(start + RECORD_HEADER + body, 0);
             // `body` <= MAX_RECORD by construction, so it fits the u16 prefix.
             out[start..start + RECORD_HEADER].copy_from_slice(&(body as u16).to_be_bytes());
-            let written = self.state.write_message(
-                self.nonce,
-                &self.pending[..take],
-                &mut out[start + RECORD_HEADER..],
-            );
-            match written {
-                Ok(n) => debug_assert_eq!(n, body),
-                Err(e) => {
-                    out.truncate(start);
-                    return Err(FrameError::Encrypt(e));
+            let written = match &self.cipher {
+                Cipher::ChaChaPoly(state) => state
+                    .write_message(
+                        self.nonce,
+                        &self.pending[..take],
+                        &mut out[start + RECORD_HEADER..],
+                    )
+                    .map(|n| debug_assert_eq!(n, body))
+                    .map_err(FrameError::Encrypt),
+                Cipher::AesGcm(aes) => {
+                    let rec = &mut out[start + RECORD_HEADER..];
+                    rec[..take].copy_from_slice(&self.pending[..take]);
+                    aes.seal(self.nonce, rec)
                 }
+            };
+            if let Err(e) = written {
+                out.truncate(start);
+                return Err(e);
             }
             self.nonce += 1;
             self.pending.advance(take);
@@ -145,14 +190,37 @@ impl Sealer {
     pub fn pending_len(&self) -> usize {
         self.pending.len()
     }
+
+    /// Encrypts every later record with AES-256-GCM, counter from 0 (SPEC.md §3.2.1): call
+    /// it right after flushing this side's PeerHello, when both hellos named `aes-gcm`.
+    ///
+    /// # Errors
+    /// [`FrameError::SwitchNotAtBoundary`] if frames are queued but not flushed (they would
+    /// land on the wrong side of the switch) or the switch already happened.
+    pub fn switch_to_aes_gcm(&mut self) -> Result<(), FrameError> {
+        if !self.pending.is_empty() {
+            return Err(FrameError::SwitchNotAtBoundary);
+        }
+        let key = self.aes_key.take().ok_or(FrameError::SwitchNotAtBoundary)?;
+        self.cipher = Cipher::AesGcm(Box::new(AesGcm::new(&key)));
+        self.nonce = 0;
+        Ok(())
+    }
+
+    /// The cipher of the records this side sends now.
+    pub fn cipher(&self) -> CipherKind {
+        self.cipher.kind()
+    }
 }
 
 /// The receiving half: records in, frames out.
 pub struct Opener {
-    state: Arc<snow::StatelessTransportState>,
+    cipher: Cipher,
     nonce: u64,
     /// Decrypted stream not yet split into frames.
     frames: FrameSplitter,
+    /// The AES-256-GCM key of this direction until the switch.
+    aes_key: Option<[u8; KEY_LEN]>,
 }
 
 impl Opener {
@@ -170,15 +238,23 @@ impl Opener {
         // Decrypts straight into the frame stream (no scratch buffer, see Sealer::flush).
         let stream = &mut self.frames.stream;
         let start = stream.len();
-        stream.resize(start + record.len(), 0);
-        match self
-            .state
-            .read_message(self.nonce, record, &mut stream[start..])
-        {
+        let opened = match &self.cipher {
+            Cipher::ChaChaPoly(state) => {
+                stream.resize(start + record.len(), 0);
+                state
+                    .read_message(self.nonce, record, &mut stream[start..])
+                    .map_err(|_| FrameError::Decrypt)
+            }
+            Cipher::AesGcm(aes) => {
+                stream.extend_from_slice(record);
+                aes.open(self.nonce, &mut stream[start..])
+            }
+        };
+        match opened {
             Ok(n) => stream.truncate(start + n),
-            Err(_) => {
+            Err(e) => {
                 stream.truncate(start);
-                return Err(FrameError::Decrypt);
+                return Err(e);
             }
         }
         self.nonce += 1;
@@ -196,6 +272,27 @@ impl Opener {
     /// True if part of a frame has arrived but not all of it (EOF now means truncation).
     pub fn has_partial_frame(&self) -> bool {
         self.frames.has_partial_frame()
+    }
+
+    /// Decrypts every later record with AES-256-GCM, counter from 0 (SPEC.md §3.2.1): call
+    /// it right after taking the remote's PeerHello out, when both hellos named `aes-gcm`.
+    ///
+    /// # Errors
+    /// [`FrameError::SwitchNotAtBoundary`] if decrypted bytes follow the hello in its record
+    /// (the sender did not end the record there: rule 2), or the switch already happened.
+    pub fn switch_to_aes_gcm(&mut self) -> Result<(), FrameError> {
+        if self.frames.has_partial_frame() {
+            return Err(FrameError::SwitchNotAtBoundary);
+        }
+        let key = self.aes_key.take().ok_or(FrameError::SwitchNotAtBoundary)?;
+        self.cipher = Cipher::AesGcm(Box::new(AesGcm::new(&key)));
+        self.nonce = 0;
+        Ok(())
+    }
+
+    /// The cipher of the records this side receives now.
+    pub fn cipher(&self) -> CipherKind {
+        self.cipher.kind()
     }
 }
 

@@ -57,6 +57,10 @@ async fn peerchat_cli_passes_the_peer_suite() {
         .filter(|o| match o.status {
             Status::Pass => false,
             // Only the timer cases may skip, and only without `test-hooks`.
+            // The aes-gcm cases skip on a CPU without AES (SPEC.md §3.2.1 rule 1).
+            Status::Skip if o.id.starts_with("peer.l12.aes-gcm") => {
+                peerchat_proto::aes_gcm::hardware_available()
+            }
             Status::Skip => {
                 cfg!(feature = "test-hooks")
                     || !(o.id.starts_with("peer.l40.") || o.id.starts_with("peer.l41."))
@@ -80,6 +84,35 @@ async fn peerchat_cli_passes_the_peer_suite() {
         "peer cases that did not pass:\n{}",
         bad.join("\n")
     );
+}
+
+/// The test switch of SPEC.md §3.2.1 rule 1: with `PEERCHAT_NO_AES_GCM` in its environment
+/// the client names no `aes-gcm`, so the switch cases skip (nothing to switch) and a link
+/// with an AES-capable friend stays ChaChaPoly and works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_aes_gcm_the_client_stays_on_chachapoly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(tmp.path()).await;
+    let mut t = target(tmp.path(), &["PEERCHAT_NO_AES_GCM=1".into(), CLI.into()]);
+    t.program = "env".into();
+    let ids = [
+        "peer.l12.aes-gcm-friend-dials",
+        "peer.l12.aes-gcm-client-dials",
+        "peer.l12.v1-friend-keeps-chachapoly",
+    ];
+    let report = run(server.local_addr, t, Some(&ids)).await;
+    server.shutdown().await;
+    print!("{}", report.text());
+    assert_eq!(report.outcomes.len(), ids.len());
+    for o in &report.outcomes {
+        let want_pass = o.id == "peer.l12.v1-friend-keeps-chachapoly";
+        let ok = if want_pass {
+            matches!(o.status, Status::Pass)
+        } else {
+            matches!(o.status, Status::Skip)
+        };
+        assert!(ok, "unexpected: {}", o.line());
+    }
 }
 
 /// (fault, cases that must fail against it).

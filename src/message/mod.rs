@@ -13,7 +13,8 @@ mod traversal;
 pub use client::{ClientFrame, Request};
 pub use common::{Endpoint, FriendInfo, RequestError, Secret, WireError};
 pub use peer::{
-    ChatFrame, FileOfferFrame, InvalidFileFrame, PeerFeatures, PeerFrame, FEATURE_FILE_BLAKE3,
+    ChatFrame, FileOfferFrame, InvalidFileFrame, PeerFeatures, PeerFrame, FEATURE_AES_GCM,
+    FEATURE_FILE_BLAKE3,
 };
 pub use server::{LoginSnapshot, PendingRequest, PushEvent, ResponseBody, ServerFrame};
 pub use traversal::{

@@ -37,25 +37,48 @@ pub struct FileOfferFrame {
 /// The PeerHello feature name of streamed-hash transfers (SPEC.md §7.2 rule 9, §8.3.1).
 pub const FEATURE_FILE_BLAKE3: &str = "file-blake3";
 
+/// The PeerHello feature name of the AES-256-GCM record cipher (SPEC.md §3.2.1).
+pub const FEATURE_AES_GCM: &str = "aes-gcm";
+
 /// Optional features named in a PeerHello (SPEC.md §7.2 rule 9). A feature is used on a
 /// connection only when both hellos name it: see [`PeerFeatures::common`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerFeatures {
     /// `file-blake3`: offers may leave out the SHA-256 and send FileDigest (SPEC.md §8.3.1).
     pub file_blake3: bool,
+    /// `aes-gcm`: both directions switch to AES-256-GCM after the hellos (SPEC.md §3.2.1).
+    /// Named only by a side with AES hardware: see [`PeerFeatures::local`].
+    pub aes_gcm: bool,
 }
 
 impl PeerFeatures {
-    /// What this implementation supports.
-    pub const ALL: PeerFeatures = PeerFeatures { file_blake3: true };
+    /// Every feature this implementation knows.
+    pub const ALL: PeerFeatures = PeerFeatures {
+        file_blake3: true,
+        aes_gcm: true,
+    };
+
+    /// What this process names in its hellos: [`PeerFeatures::ALL`], without `aes-gcm` when
+    /// this machine has no AES hardware (SPEC.md §3.2.1 rule 1) or `no_aes_gcm` is set.
+    pub fn local(no_aes_gcm: bool) -> PeerFeatures {
+        PeerFeatures {
+            aes_gcm: !no_aes_gcm && crate::aes_gcm::hardware_available(),
+            ..PeerFeatures::ALL
+        }
+    }
 
     /// Reads the names of a hello: the first [`MAX_HELLO_FEATURES`], each at most
     /// [`MAX_FEATURE_NAME`] bytes; unknown names are ignored.
     pub fn from_names<S: AsRef<str>>(names: &[S]) -> Self {
         let mut f = PeerFeatures::default();
         for n in names.iter().take(MAX_HELLO_FEATURES).map(AsRef::as_ref) {
-            if n.len() <= MAX_FEATURE_NAME && n == FEATURE_FILE_BLAKE3 {
-                f.file_blake3 = true;
+            if n.len() > MAX_FEATURE_NAME {
+                continue;
+            }
+            match n {
+                FEATURE_FILE_BLAKE3 => f.file_blake3 = true,
+                FEATURE_AES_GCM => f.aes_gcm = true,
+                _ => {}
             }
         }
         f
@@ -67,6 +90,9 @@ impl PeerFeatures {
         if self.file_blake3 {
             v.push(FEATURE_FILE_BLAKE3.to_owned());
         }
+        if self.aes_gcm {
+            v.push(FEATURE_AES_GCM.to_owned());
+        }
         v
     }
 
@@ -74,6 +100,7 @@ impl PeerFeatures {
     pub fn common(self, other: PeerFeatures) -> PeerFeatures {
         PeerFeatures {
             file_blake3: self.file_blake3 && other.file_blake3,
+            aes_gcm: self.aes_gcm && other.aes_gcm,
         }
     }
 }
@@ -552,7 +579,19 @@ mod tests {
     fn features_are_read_within_their_limits_and_unknown_names_ignored() {
         assert_eq!(
             PeerFeatures::from_names(&["x-future", FEATURE_FILE_BLAKE3]),
+            PeerFeatures {
+                file_blake3: true,
+                aes_gcm: false
+            }
+        );
+        assert_eq!(
+            PeerFeatures::from_names(&[FEATURE_AES_GCM, FEATURE_FILE_BLAKE3]),
             PeerFeatures::ALL
+        );
+        assert_eq!(PeerFeatures::ALL.names(), ["file-blake3", "aes-gcm"]);
+        assert!(
+            !PeerFeatures::local(true).aes_gcm,
+            "the test switch turns it off"
         );
         assert_eq!(
             PeerFeatures::from_names::<&str>(&[]),

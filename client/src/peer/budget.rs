@@ -60,6 +60,64 @@ pub fn frame_cost(encoded_len: usize) -> usize {
     encoded_len + FRAME_OVERHEAD
 }
 
+/// Bytes of received frames one connection may have in memory between its reader and the
+/// disk: in the peer event queue, in the core, in a disk writer's queue. The reader stops
+/// reading (TCP then pushes back on the sender) until frames are dropped. Without it a
+/// fast sender filled the 64-event queue with 256 KiB chunks and the receiver's peak RSS
+/// was 51-62 MiB (docs/PERFORMANCE.md); 2 MiB is eight chunks, enough to keep the disk busy.
+pub const PEER_RECV_BUDGET: usize = 2 * 1024 * 1024;
+
+/// The receive byte budget of one connection ([`PEER_RECV_BUDGET`]). A frame's bytes carry
+/// its share of the budget and give it back when the last copy of them is dropped (after
+/// the disk writer wrote them), so the budget counts memory wherever the frame went.
+#[derive(Debug, Clone)]
+pub struct RecvBudget {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    limit: usize,
+}
+
+/// A frame's bytes and the budget they hold (see [`RecvBudget::hold`]).
+struct Held {
+    bytes: bytes::Bytes,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl RecvBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(limit)),
+            limit,
+        }
+    }
+
+    /// Waits until `frame` fits the budget, then returns the same bytes bound to their share
+    /// (a frame larger than the whole budget takes all of it).
+    pub async fn hold(&self, frame: bytes::Bytes) -> bytes::Bytes {
+        let cost = frame_cost(frame.len()).min(self.limit);
+        let n = u32::try_from(cost).unwrap_or(u32::MAX);
+        match self.permits.clone().acquire_many_owned(n).await {
+            Ok(permit) => bytes::Bytes::from_owner(Held {
+                bytes: frame,
+                _permit: permit,
+            }),
+            // The semaphore is never closed.
+            Err(_) => frame,
+        }
+    }
+
+    /// Bytes of the budget in use now.
+    pub fn in_use(&self) -> usize {
+        self.limit - self.permits.available_permits()
+    }
+}
+
 /// The Ping bucket of one connection (SPEC.md §7.9 rule 3): `burst` tokens, refilled at
 /// `rate` per second; a Ping that finds it empty ends the connection.
 #[derive(Debug, Clone)]
@@ -107,6 +165,30 @@ impl PingBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn received_bytes_hold_the_budget_until_their_last_copy_is_dropped() {
+        let b = RecvBudget::new(1000);
+        let a = b.hold(bytes::Bytes::from(vec![1u8; 400])).await;
+        let slice = a.slice(10..20);
+        drop(a);
+        assert_eq!(b.in_use(), 464, "a slice still pins the frame");
+        let c = b.hold(bytes::Bytes::from(vec![2u8; 400])).await;
+        assert_eq!(b.in_use(), 928);
+        // A third frame must wait for the first to go.
+        let third = b.hold(bytes::Bytes::from(vec![3u8; 100]));
+        tokio::pin!(third);
+        assert!(futures::poll!(third.as_mut()).is_pending());
+        drop(slice);
+        let t = third.await;
+        assert_eq!(&t[..], &[3u8; 100][..]);
+        drop((c, t));
+        assert_eq!(b.in_use(), 0);
+        // Bigger than the budget: takes all of it, never waits forever.
+        let big = b.hold(bytes::Bytes::from(vec![0u8; 5000])).await;
+        assert_eq!(b.in_use(), 1000);
+        drop(big);
+    }
 
     #[test]
     fn the_budget_refuses_what_does_not_fit_and_frees_what_was_written() {

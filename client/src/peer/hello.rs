@@ -4,6 +4,7 @@
 //! claims to be and whom it meant to reach. A connection is kept only if the key belongs to
 //! that friend (in the friend cache) and the hello names us.
 
+use peerchat_proto::message::PeerFeatures;
 use peerchat_proto::IdentityKey;
 
 use crate::friends::FriendBook;
@@ -38,6 +39,17 @@ pub enum HelloError {
     /// The connection broke (or timed out) during the hello exchange.
     #[error("connection failed during the hello exchange: {0}")]
     Connection(String),
+}
+
+/// Set (to anything) in a client's environment, it does not name `aes-gcm` even on AES
+/// hardware: for tests of the ChaChaPoly path against an AES peer, and for benchmarks.
+pub const NO_AES_GCM_ENV: &str = "PEERCHAT_NO_AES_GCM";
+
+/// The features this client names in its hellos (SPEC.md §7.2 rule 9): all it implements,
+/// without `aes-gcm` on a CPU without AES hardware (§3.2.1 rule 1) or with
+/// [`NO_AES_GCM_ENV`] set.
+pub fn local_features() -> PeerFeatures {
+    PeerFeatures::local(std::env::var_os(NO_AES_GCM_ENV).is_some())
 }
 
 /// The acceptor's first check, right after the handshake: the friend whose key this is.

@@ -25,8 +25,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::budget::{frame_cost, PingBucket, SendBudget};
-use super::hello::{check_dialled_key, check_hello, friend_for_key, HelloError};
+use super::budget::{frame_cost, PingBucket, RecvBudget, SendBudget, PEER_RECV_BUDGET};
+use super::hello::{check_dialled_key, check_hello, friend_for_key, local_features, HelloError};
 use super::idle::IdleAction;
 use super::net::{connect_from, connect_from_port};
 use super::registry::ConnId;
@@ -470,11 +470,12 @@ where
         Ok(f) => f,
         Err(e) => return refuse(&mut reader, &mut writer, CloseReason::NotAFriend, e).await,
     };
+    let local = local_features();
     let hello = |to: &str| {
         wire::PeerMessage::from(PeerFrame::Hello {
             userid: me.clone(),
             to_userid: to.to_owned(),
-            features: PeerFeatures::ALL,
+            features: local,
         })
     };
     // The initiator speaks first; the responder answers only after accepting its hello
@@ -526,25 +527,37 @@ where
             userid,
             to_userid,
             features,
-        }) => match check_hello(&book, &remote.identity_key, &me, &userid, &to_userid) {
-            // A responder is Open for the friend the hello names: several friends may share
-            // the handshake key (SPEC.md §8.5.1 L12, Appendix C item 14; audit D11). An
-            // initiator only for the friend it dialled (L14).
-            Ok(f) if dialled.is_none() || f.eq_ignore_ascii_case(&friend) => {
-                friend = f;
-                PeerFeatures::ALL.common(features)
+        }) => {
+            let common = local.common(features);
+            // The initiator has sent its hello and now read the responder's: from here both
+            // directions are AES-256-GCM, a refusing Close included (SPEC.md §3.2.1 rule 2).
+            if initiator && common.aes_gcm {
+                if let Err(e) = switch_to_aes_gcm(&mut reader, &mut writer) {
+                    return refuse(&mut reader, &mut writer, CloseReason::ProtocolError, e).await;
+                }
             }
-            Ok(f) => {
-                return refuse(
-                    &mut reader,
-                    &mut writer,
-                    CloseReason::NotAFriend,
-                    HelloError::WrongUser(f),
-                )
-                .await
+            match check_hello(&book, &remote.identity_key, &me, &userid, &to_userid) {
+                // A responder is Open for the friend the hello names: several friends may share
+                // the handshake key (SPEC.md §8.5.1 L12, Appendix C item 14; audit D11). An
+                // initiator only for the friend it dialled (L14).
+                Ok(f) if dialled.is_none() || f.eq_ignore_ascii_case(&friend) => {
+                    friend = f;
+                    common
+                }
+                Ok(f) => {
+                    return refuse(
+                        &mut reader,
+                        &mut writer,
+                        CloseReason::NotAFriend,
+                        HelloError::WrongUser(f),
+                    )
+                    .await
+                }
+                Err(e) => {
+                    return refuse(&mut reader, &mut writer, CloseReason::NotAFriend, e).await
+                }
             }
-            Err(e) => return refuse(&mut reader, &mut writer, CloseReason::NotAFriend, e).await,
-        },
+        }
         Ok(PeerFrame::Close { reason, message }) => {
             return Err(HelloError::Connection(format!(
                 "closed by the remote: {reason:?} {message}"
@@ -565,6 +578,12 @@ where
             .send(&hello(&friend))
             .await
             .map_err(|e| HelloError::Connection(e.to_string()))?;
+        // The responder's hello ended its record: both directions switch now (§3.2.1 r2).
+        if features.aes_gcm {
+            if let Err(e) = switch_to_aes_gcm(&mut reader, &mut writer) {
+                return refuse(&mut reader, &mut writer, CloseReason::ProtocolError, e).await;
+            }
+        }
     }
 
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
@@ -644,6 +663,21 @@ async fn drain<R: AsyncRead + Unpin>(reader: &mut ChannelReader<R>) {
 /// choice, not a protocol limit: ending CLOSING early is what a reset would do anyway.
 const DRAIN_CAP: usize = 1 << 20;
 
+/// Both directions to AES-256-GCM (SPEC.md §3.2.1), the sending side first so that a
+/// refusing Close is already sent with the new key.
+fn switch_to_aes_gcm<R, W>(
+    reader: &mut ChannelReader<R>,
+    writer: &mut ChannelWriter<W>,
+) -> Result<(), HelloError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let broken = |e: peerchat_proto::ChannelError| HelloError::Connection(e.to_string());
+    writer.switch_to_aes_gcm().map_err(broken)?;
+    reader.switch_to_aes_gcm().map_err(broken)
+}
+
 /// Returns why the link ended, the friend's `Close` reason if it sent one, and whether this
 /// side closed it (sent `Close` or was told to: the caller then drains, [`drain`]).
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -659,12 +693,24 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut pings_sent = 0;
     let mut pings = PingBucket::new(PEER_PING_BURST, PEER_PING_RATE, last);
     let mut tick = tokio::time::interval(ctx.idle.tick());
+    let budget = RecvBudget::new(PEER_RECV_BUDGET);
     loop {
         tokio::select! {
             () = stop.cancelled() => return (link.close_reason(), None, true),
-            r = reader.recv::<wire::PeerMessage>() => {
+            r = reader.recv_frame() => {
                 last = Instant::now();
                 pings_sent = 0;
+                // Read no further while this link's received bytes fill the budget.
+                let r = match r {
+                    Ok(Some(f)) => tokio::select! {
+                        f = budget.hold(f) => wire::PeerMessage::decode(f)
+                            .map(Some)
+                            .map_err(peerchat_proto::ChannelError::from),
+                        () = stop.cancelled() => return (link.close_reason(), None, true),
+                    },
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                };
                 let m = match r {
                     Ok(Some(m)) => m,
                     Ok(None) => return ("connection closed by the friend".into(), None, false),

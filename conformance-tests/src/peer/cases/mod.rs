@@ -14,6 +14,7 @@ use crate::check;
 use crate::verdict::Verdict;
 
 pub mod chat;
+pub mod cipher;
 pub mod files_in;
 pub mod files_out;
 pub mod idle;
@@ -24,6 +25,7 @@ pub mod streamed;
 pub fn all() -> Vec<Case> {
     let mut v = Vec::new();
     v.extend(link::cases());
+    v.extend(cipher::cases());
     v.extend(idle::cases());
     v.extend(chat::cases());
     v.extend(files_in::cases());
