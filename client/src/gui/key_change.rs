@@ -79,7 +79,7 @@ impl KeyChangeDialog {
         row.set_pad(theme::GAP);
         widgets::spacer();
         let mut accept = Button::default().with_label("Accept new key");
-        accept.set_color(theme::ERROR);
+        accept.set_color(theme::DANGER);
         accept.set_label_color(Color::White);
         row.fixed(&accept, 150);
         let mut not_now = ReturnButton::default().with_label("Not now");

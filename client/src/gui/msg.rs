@@ -63,6 +63,13 @@ pub enum Action {
     CancelTransfer(TransferId),
     /// Trust a friend's new identity key, naming the fingerprint the user was shown.
     AcceptFriendKey { friend: String, fingerprint: String },
+    /// New settings: where files go and which offers are taken without asking, at once.
+    UpdateSettings {
+        /// Received files go here.
+        download_dir: PathBuf,
+        /// Offers taken without asking.
+        auto_accept: peerchat_client::AutoAccept,
+    },
     /// Close everything (the app is quitting).
     Shutdown,
 }
@@ -254,6 +261,12 @@ pub enum Ui {
     KeyChangeNotNow,
     /// Chat pane banner: show the key change dialog again.
     ReviewKeyChange,
+    /// "Profile…" in the chat header: the selected friend's profile.
+    OpenProfile,
+    /// The profile's Verified box was ticked (true) or cleared.
+    ProfileVerified(bool),
+    /// The profile window closes.
+    ProfileClose,
     /// The main window is closing: quit.
     Quit,
     /// Periodic tick (typing expiry, test hooks).

@@ -154,7 +154,7 @@ impl SettingsWindow {
     }
 
     /// The edited settings, or what is wrong with them.
-    pub fn read(&self) -> Result<Settings, String> {
+    pub fn read(&self, base: Settings) -> Result<Settings, String> {
         let limit = super::settings::parse_size(&self.limit.value()).ok_or_else(|| {
             format!(
                 "\"{}\" is not a size: write e.g. 0, 500 KB or 50 MB.",
@@ -174,6 +174,8 @@ impl SettingsWindow {
             } else {
                 Theme::Light
             },
+            // What this page does not edit stays (the friends' verified marks).
+            ..base
         })
     }
 }
