@@ -54,6 +54,7 @@ pub struct App {
     key_change: KeyChangeDialog,
     settings: super::settings_window::SettingsWindow,
     profile_win: super::profile_window::ProfileWindow,
+    password_win: super::password_window::PasswordWindow,
     /// The server the core talks to.
     server: String,
     profile: PathBuf,
@@ -93,6 +94,7 @@ impl App {
         let key_change = KeyChangeDialog::new(tx);
         let settings = super::settings_window::SettingsWindow::new(tx);
         let profile_win = super::profile_window::ProfileWindow::new(tx);
+        let password_win = super::password_window::PasswordWindow::new(tx);
         let saved = super::settings::Settings::load(&profile);
         theme::set_theme(saved.theme);
         let mut model = Model::new();
@@ -111,6 +113,7 @@ impl App {
             key_change,
             settings,
             profile_win,
+            password_win,
             server,
             profile,
             hooks: TestHooks::from_env(),
@@ -269,6 +272,19 @@ impl App {
                 self.refresh(c);
             }
             Msg::TransferActionFailed(p) => self.set_notice(&p.headline, theme::ERROR),
+            Msg::PasswordChanged(r) => match r {
+                Ok(code) => {
+                    self.password_win.done(Ok(()));
+                    self.set_notice("Your password was changed.", theme::MUTED);
+                    if let Some(code) = code {
+                        fltk::dialog::message_title("Peerchat — New recovery code");
+                        fltk::dialog::message_default(&format!(
+                            "Your new recovery code (the old one no longer works):\n\n{code}\n\nWrite it down and keep it safe."
+                        ));
+                    }
+                }
+                Err(p) => self.password_win.done(Err(p.text())),
+            },
             Msg::ShutDown => {}
             Msg::Ui(ui) => self.on_ui(ui),
         }
@@ -865,6 +881,14 @@ impl App {
                 }
             }
             Ui::ProfileClose => self.profile_win.close(),
+            Ui::OpenPassword => self.password_win.open(&self.settings.win),
+            Ui::PasswordSubmit => {
+                let me = self.model.me.clone().unwrap_or_default();
+                if let Some((old, new)) = self.password_win.read(&me) {
+                    self.backend.send(Action::ChangePassword { old, new });
+                }
+            }
+            Ui::PasswordClose => self.password_win.win.hide(),
             Ui::ReviewKeyChange => {
                 if let Some(k) = self.model.selected.clone() {
                     self.ask_key_change(&k);
@@ -1158,6 +1182,7 @@ impl App {
             (&self.key_change.win, &self.key_change.named),
             (&self.settings.win, &self.settings.named),
             (&self.profile_win.win, &self.profile_win.named),
+            (&self.password_win.win, &self.password_win.named),
         ];
         self.hooks.dump_layout(&windows);
         self.hooks.dump_chat(&self.main.chat.rendered.text);

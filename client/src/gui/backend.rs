@@ -235,6 +235,15 @@ async fn perform(client: Client, server: String, action: Action, ui: app::Sender
                 ui.send(Msg::TransferActionFailed(other(&e)));
             }
         }
+        Action::ChangePassword { old, new } => {
+            // STUB until the `account` branch's Client::change_password is merged; then:
+            // let r = client.change_password(&old, &new).await.map(Some).map_err(|e| other(&e));
+            let _ = (old, new);
+            ui.send(Msg::PasswordChanged(Err(Problem {
+                headline: "This build cannot change passwords yet.".to_owned(),
+                detail: String::new(),
+            })));
+        }
         Action::UpdateSettings {
             download_dir,
             auto_accept,

@@ -643,6 +643,26 @@ impl Model {
             .and_then(|f| f.key_change.as_ref())
     }
 
+    /// Every friend's pending key change, before an update.
+    fn key_changes(&self) -> HashMap<String, Option<KeyChange>> {
+        self.friends
+            .iter()
+            .map(|(k, f)| (k.clone(), f.key_change.clone()))
+            .collect()
+    }
+
+    /// A pending key change that was not there `before` (a change still pending from the
+    /// last run, or learned while we were away): asked about once, whichever of the login
+    /// and the friend list (at start, from the cache) brings it first.
+    fn new_key_change(&self, before: &HashMap<String, Option<KeyChange>>) -> Option<String> {
+        self.friends
+            .iter()
+            .find(|(k, f)| {
+                f.key_change.is_some() && before.get(*k).cloned().flatten() != f.key_change
+            })
+            .map(|(k, _)| k.clone())
+    }
+
     /// Takes the pending key changes from friend views (a login or a refresh).
     fn set_key_changes(&mut self, views: &[peerchat_client::FriendView]) {
         for v in views {
@@ -689,8 +709,10 @@ impl Model {
 
     /// Applies a snapshot of friends and requests.
     pub fn apply_snapshot(&mut self, s: &FriendsSnapshot) -> Changes {
+        let before = self.key_changes();
         self.set_friends(&s.friends);
         self.set_key_changes(&s.friends);
+        let ask = self.new_key_change(&before);
         self.set_requests(
             s.incoming_requests.iter().map(|r| r.userid.clone()),
             s.outgoing_requests.iter().map(|r| r.userid.clone()),
@@ -698,6 +720,7 @@ impl Model {
         let mut c = Changes {
             friends: true,
             requests: true,
+            ask_key_change: ask,
             ..Changes::default()
         };
         self.check_verified(&mut c);
@@ -887,22 +910,10 @@ impl Model {
             } => {
                 self.me = Some(userid.clone());
                 self.server = ServerState::Online;
-                let before: HashMap<String, Option<KeyChange>> = self
-                    .friends
-                    .iter()
-                    .map(|(k, f)| (k.clone(), f.key_change.clone()))
-                    .collect();
+                let before = self.key_changes();
                 self.set_friends(friends);
                 self.set_key_changes(friends);
-                // A change still pending from the last run (or learned while we were away
-                // from this window) is asked about too, once.
-                c.ask_key_change = self
-                    .friends
-                    .iter()
-                    .find(|(k, f)| {
-                        f.key_change.is_some() && before.get(*k).cloned().flatten() != f.key_change
-                    })
-                    .map(|(k, _)| k.clone());
+                c.ask_key_change = self.new_key_change(&before);
                 self.set_requests(
                     incoming_requests.iter().map(|r| r.userid.clone()),
                     outgoing_requests.iter().map(|r| r.userid.clone()),
@@ -2150,5 +2161,40 @@ mod tests {
         assert_eq!(late, t);
         assert_eq!(t.state, TransferState::Stopped("cancelled".into()));
         assert_eq!((t.rate, t.speed(5_200)), (0, None));
+    }
+
+    #[test]
+    fn a_pending_key_change_is_asked_at_start_whichever_comes_first() {
+        let pending = FriendView {
+            presented_fingerprint: Some("SHA256:new".into()),
+            ..with_fingerprint("carol", "SHA256:old")
+        };
+        let snapshot = FriendsSnapshot {
+            friends: vec![pending.clone()],
+            incoming_requests: vec![],
+            outgoing_requests: vec![],
+        };
+        // The cached friend list first (a remembered account), then the login.
+        let mut m = Model::new();
+        assert_eq!(
+            m.apply_snapshot(&snapshot).ask_key_change.as_deref(),
+            Some("carol")
+        );
+        assert_eq!(
+            log_in_with(&mut m, vec![pending.clone()]).ask_key_change,
+            None
+        );
+        assert_eq!(
+            m.apply_snapshot(&snapshot).ask_key_change,
+            None,
+            "asked once"
+        );
+        // The login first.
+        let mut m = Model::new();
+        assert_eq!(
+            log_in_with(&mut m, vec![pending]).ask_key_change.as_deref(),
+            Some("carol")
+        );
+        assert_eq!(m.apply_snapshot(&snapshot).ask_key_change, None);
     }
 }

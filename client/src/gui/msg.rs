@@ -63,6 +63,8 @@ pub enum Action {
     CancelTransfer(TransferId),
     /// Trust a friend's new identity key, naming the fingerprint the user was shown.
     AcceptFriendKey { friend: String, fingerprint: String },
+    /// Settings › Change password: the current and the new password.
+    ChangePassword { old: String, new: String },
     /// New settings: where files go and which offers are taken without asking, at once.
     UpdateSettings {
         /// Received files go here.
@@ -175,6 +177,8 @@ pub enum Msg {
     },
     /// A transfer action (accept/decline/cancel) failed.
     TransferActionFailed(Problem),
+    /// The answer to ChangePassword: a new recovery code if the server issued one.
+    PasswordChanged(Result<Option<String>, Problem>),
     /// The backend finished shutting down.
     ShutDown,
 
@@ -261,6 +265,12 @@ pub enum Ui {
     KeyChangeNotNow,
     /// Chat pane banner: show the key change dialog again.
     ReviewKeyChange,
+    /// Settings › "Change password…".
+    OpenPassword,
+    /// The Change password form's Change button (or Enter).
+    PasswordSubmit,
+    /// The Change password form closes.
+    PasswordClose,
     /// "Profile…" in the chat header: the selected friend's profile.
     OpenProfile,
     /// The profile's Verified box was ticked (true) or cleared.

@@ -61,7 +61,7 @@ impl SettingsWindow {
         let limit: Input = widgets::form_row(&mut col, "Accept files up to", 170);
         widgets::hint_row(
             &mut col,
-            "Larger files ask first. 0 asks for every file; e.g. 50 MB. Applies from the next start.",
+            "Larger files ask first. 0 asks for every file; e.g. 50 MB. Applies to the next offer.",
             178,
             2,
         );
@@ -80,8 +80,7 @@ impl SettingsWindow {
         let pad = Frame::default();
         row.fixed(&pad, 170);
         let mut password = Button::default().with_label("Change password…");
-        password.deactivate();
-        password.set_tooltip("Coming with the next version of the client core");
+        password.set_callback(move |_| tx.send(Msg::Ui(Ui::OpenPassword)));
         row.fixed(&password, 170);
         widgets::spacer();
         row.end();

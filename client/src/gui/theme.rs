@@ -133,8 +133,9 @@ pub fn set_theme(t: super::settings::Theme) {
     }
 }
 
-/// The RGB of a themed colour in theme `t` (for tests and screenshots' checks).
-pub fn rgb(entry: Color, t: super::settings::Theme) -> Option<(u8, u8, u8)> {
+/// The RGB of a themed colour in theme `t`.
+#[cfg(test)]
+fn rgb(entry: Color, t: super::settings::Theme) -> Option<(u8, u8, u8)> {
     PALETTE
         .iter()
         .find(|(e, _, _)| *e == entry)
