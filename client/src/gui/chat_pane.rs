@@ -90,6 +90,9 @@ impl ChatPane {
     /// Builds the pane inside the current group.
     pub fn new(tx: app::Sender<Msg>, named: &mut Named) -> Self {
         let mut pane = Flex::default().column();
+        // Painted, not transparent: when a row opens or closes (search, banner, transfers)
+        // the gaps between the moved widgets are cleared instead of keeping stale pixels.
+        pane.set_frame(fltk::enums::FrameType::FlatBox);
         pane.set_margins(12, 10, 12, 10);
         pane.set_pad(6);
 
@@ -537,7 +540,7 @@ impl ChatPane {
             if let Some(e) = e {
                 fltk::draw::set_font(e.font, e.size);
             }
-            f64::from(fltk::draw::width(t))
+            fltk::draw::width(t)
         };
         format::hang_indent(&r, f64::from(width), &measure)
     }

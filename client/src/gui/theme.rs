@@ -46,8 +46,11 @@ pub const LINK: Color = Color::from_rgbi(30);
 /// The background of a warning banner or a dangerous button (white text on it).
 pub const DANGER: Color = Color::from_rgbi(31);
 
+/// An RGB triple.
+type Rgb = (u8, u8, u8);
+
 /// The RGB of each themed colour: (entry, light, dark).
-const PALETTE: [(Color, (u8, u8, u8), (u8, u8, u8)); 16] = [
+const PALETTE: [(Color, Rgb, Rgb); 16] = [
     (ONLINE, (0, 140, 60), (90, 205, 125)),
     (OFFLINE, (115, 117, 122), (150, 154, 162)),
     (ERROR, (180, 30, 30), (245, 110, 105)),
