@@ -421,6 +421,39 @@ impl Client {
         self.inner.server.request(Request::Logout).await.map(|_| ())
     }
 
+    // ----- connection and settings -------------------------------------------------------
+
+    /// "Retry now": every back-off wait ends at once — friends with messages or files
+    /// waiting are dialled and the server is reconnected now (a connected link is left as
+    /// it is). What happens shows up as events (`ServerStatus`, `PeerConnected`).
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] after shutdown.
+    pub fn retry_now(&self) -> Result<(), ClientError> {
+        self.inner
+            .commands
+            .send(Command::RetryNow)
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// Changes where received files go and which offers are accepted without asking; both
+    /// take effect for the next offer, without a restart.
+    ///
+    /// # Errors
+    /// [`ClientError::Profile`] when the folder cannot be created (the old settings stay).
+    pub async fn update_settings(
+        &self,
+        download_dir: &Path,
+        auto_accept: AutoAccept,
+    ) -> Result<(), ClientError> {
+        self.command(|reply| Command::UpdateSettings {
+            download_dir: download_dir.to_owned(),
+            auto_accept,
+            reply,
+        })
+        .await
+    }
+
     // ----- friends -----------------------------------------------------------------------
 
     /// Whether a user exists: their registered spelling, or None.

@@ -117,6 +117,18 @@ pub enum Command {
     },
     /// The user logs out: become unreachable until the next login (SPEC.md §5.6).
     GoOffline { reply: oneshot::Sender<()> },
+    /// The user pressed "Retry now": forget every redial back-off, dial the friends with
+    /// pending work, and reconnect the server now (issue #15 item 11).
+    RetryNow,
+    /// New settings take effect at once (no restart): where received files go and which
+    /// offers are accepted without asking.
+    UpdateSettings {
+        /// Received files go to `<this>/<sender>/`.
+        download_dir: PathBuf,
+        /// Offers accepted without asking from now on.
+        auto_accept: AutoAccept,
+        reply: Reply<()>,
+    },
     /// Close everything.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -503,6 +515,15 @@ impl Core {
                 self.go_offline();
                 let _ = reply.send(());
             }
+            Command::RetryNow => self.retry_now(),
+            Command::UpdateSettings {
+                download_dir,
+                auto_accept,
+                reply,
+            } => {
+                let r = self.update_settings(&download_dir, auto_accept);
+                let _ = reply.send(r);
+            }
             Command::Shutdown { reply } => {
                 let _ = reply.send(());
             }
@@ -763,6 +784,34 @@ impl Core {
         if self.has_pending(k) {
             self.ensure_connected(k);
         }
+    }
+
+    /// [`Command::RetryNow`]: no back-off is waited out, neither toward friends with
+    /// something to deliver nor toward the server.
+    fn retry_now(&mut self) {
+        self.redial.clear();
+        let waiting: Vec<String> = self
+            .book
+            .read()
+            .map(|b| b.friends().map(|f| key(&f.userid)).collect())
+            .unwrap_or_default();
+        for k in waiting {
+            if self.has_pending(&k) {
+                self.ensure_connected(&k);
+            }
+        }
+        self.server.retry_now();
+    }
+
+    /// [`Command::UpdateSettings`]: offers from now on use the new rule and folder.
+    fn update_settings(
+        &mut self,
+        download_dir: &Path,
+        auto_accept: AutoAccept,
+    ) -> Result<(), ClientError> {
+        self.profile = Profile::open(self.profile.dir(), Some(download_dir))?;
+        self.auto_accept = auto_accept;
+        Ok(())
     }
 
     // ----- connections ----------------------------------------------------------------

@@ -105,6 +105,8 @@ enum Command {
         request: Request,
         reply: oneshot::Sender<Result<ResponseBody, ClientError>>,
     },
+    /// Reconnect now if waiting out the back-off (the user pressed "Retry now").
+    RetryNow,
 }
 
 /// Sends requests to the server link.
@@ -117,6 +119,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Request { request, .. } => write!(f, "Request({})", request.name()),
+            Command::RetryNow => write!(f, "RetryNow"),
         }
     }
 }
@@ -134,6 +137,12 @@ impl ServerHandle {
             .send(Command::Request { request, reply })
             .map_err(|_| ClientError::Closed)?;
         rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Ends a back-off wait at once: the link connects now and its back-off starts over.
+    /// Does nothing while connected (or after a changed server key, which needs the user).
+    pub fn retry_now(&self) {
+        let _ = self.tx.send(Command::RetryNow);
     }
 }
 
@@ -312,6 +321,7 @@ impl ServerLink {
                         let _ = reply.send(Err(ClientError::Pin(err.clone())));
                         continue;
                     }
+                    Some(Command::RetryNow) => continue,
                     None => return,
                 }
             }
@@ -333,6 +343,7 @@ impl ServerLink {
                             // connects again (SPEC.md §4.6 "Login deadline").
                             tracing::debug!("idle server connection closed by the login deadline");
                             match self.rx.recv().await {
+                                Some(Command::RetryNow) => {}
                                 Some(cmd) => first = Some(cmd),
                                 None => return,
                             }
@@ -345,8 +356,7 @@ impl ServerLink {
                     }
                 }
                 Err(e) => {
-                    if let Some(cmd) = first.take() {
-                        let Command::Request { reply, .. } = cmd;
+                    if let Some(Command::Request { reply, .. }) = first.take() {
                         let _ = reply.send(Err(e.clone_for_caller()));
                     }
                     if let ClientError::Pin(p) = &e {
@@ -393,6 +403,8 @@ impl ServerLink {
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 cmd = self.rx.recv() => match cmd {
+                    // "Retry now": connect at once, and wait from the shortest step again.
+                    Some(Command::RetryNow) => self.backoff.reset(),
                     // A request while offline: try at once instead of waiting out the back-off.
                     Some(cmd) => first = Some(cmd),
                     None => return,
@@ -461,6 +473,8 @@ impl ServerLink {
                         pending.insert(next_id, Pending::User { request, reply });
                         next_id += 1;
                     }
+                    // Connected: nothing to retry.
+                    Some(Command::RetryNow) => {}
                     None => {
                         let _ = writer.send(&close(CloseReason::Normal, "client exiting")).await;
                         let _ = writer.shutdown().await;

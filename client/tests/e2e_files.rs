@@ -312,3 +312,57 @@ async fn each_friend_has_its_own_folder_and_links_are_not_followed() {
     bob.client.shutdown().await;
     server.shutdown().await;
 }
+
+/// Settings take effect at once (issue #15): an offer that waited for the user before
+/// `update_settings` is taken without asking after it, into the new folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_settings_apply_to_the_next_offer_without_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(&tmp.path().join("server")).await;
+    let addr = server.local_addr.to_string();
+    let mut alice = client(&addr, tmp.path(), "alice", 0).await;
+    let mut bob = client_with(&addr, tmp.path(), "bob", 1, |c| {
+        c.auto_accept = peerchat_client::AutoAccept::Never
+    })
+    .await;
+    register_login(&mut alice).await;
+    register_login(&mut bob).await;
+    befriend(&mut alice, &mut bob).await;
+    let src = tmp.path().join("notes.txt");
+    std::fs::write(&src, vec![3u8; 500]).unwrap();
+
+    let id = alice.client.send_file("bob", &src).await.unwrap();
+    bob.wait_for(
+        20,
+        "offer that asks",
+        |e| matches!(e, Event::FileOffered { transfer_id, .. } if *transfer_id == id),
+    )
+    .await;
+    bob.client.decline_file(id).await.unwrap();
+
+    let elsewhere = tmp.path().join("Elsewhere");
+    bob.client
+        .update_settings(&elsewhere, peerchat_client::AutoAccept::UpTo(1000))
+        .await
+        .unwrap();
+    let id2 = alice.client.send_file("bob", &src).await.unwrap();
+    let done = bob
+        .wait_for(20, "taken without asking", |e| {
+            matches!(e, Event::TransferComplete { transfer_id, .. } | Event::FileOffered { transfer_id, .. } if *transfer_id == id2)
+        })
+        .await;
+    let Event::TransferComplete { path, .. } = done else {
+        panic!("asked again: {done:?}")
+    };
+    assert_eq!(
+        std::path::PathBuf::from(path),
+        elsewhere.join("alice/notes.txt")
+    );
+    assert_eq!(
+        std::fs::read(elsewhere.join("alice/notes.txt")).unwrap(),
+        vec![3u8; 500]
+    );
+    alice.client.shutdown().await;
+    bob.client.shutdown().await;
+    server.shutdown().await;
+}

@@ -97,3 +97,45 @@ async fn a_rate_limited_automatic_login_is_retried_with_back_off_and_reported() 
     alice.client.shutdown().await;
     server.shutdown().await;
 }
+
+/// "Retry now" (issue #15): with a back-off of an hour after the server went away, the
+/// client reconnects to the restarted server only because the user asked it to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_now_reconnects_without_waiting_out_the_back_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("server");
+    let server = peerchat_server::start(peerchat_server::Config::for_tests(dir.clone()))
+        .await
+        .unwrap();
+    let listen = server.local_addr;
+    let addr = listen.to_string();
+    let hour = Duration::from_secs(3600);
+    let mut alice = client_with(&addr, tmp.path(), "alice", 0, |c| {
+        c.reconnect_min = hour;
+        c.reconnect_max = hour;
+    })
+    .await;
+    register_login(&mut alice).await;
+
+    server.shutdown().await;
+    alice
+        .wait_for(20, "offline", |e| {
+            matches!(e, Event::ServerStatus { online: false, .. })
+        })
+        .await;
+    // The link now waits at least half an hour (the back-off, jittered) before its next try.
+    let mut c = peerchat_server::Config::for_tests(dir);
+    c.listen = listen;
+    let server = peerchat_server::start(c).await.unwrap();
+    alice.client.retry_now().unwrap();
+    alice
+        .wait_for(
+            30,
+            "logged in again",
+            |e| matches!(e, Event::LoggedIn { userid, .. } if userid == "alice"),
+        )
+        .await;
+
+    alice.client.shutdown().await;
+    server.shutdown().await;
+}

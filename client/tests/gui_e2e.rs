@@ -24,6 +24,7 @@ const FORGOT: &str = "Forgot password";
 /// Title suffixes (xdotool matches WM_NAME, where the em dash of "Peerchat — alice" may not survive).
 const MAIN: &str = " alice";
 const KEY_CHANGED: &str = "Identity key changed";
+const PROFILE: &str = "Friend profile";
 
 #[test]
 fn gui_create_account_befriend_chat_and_send_a_file() {
@@ -135,6 +136,39 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
     bob.wait_for("ack of bob's message", |v| {
         is_event(v, "message_acked", &[("friend", "alice")])
     });
+    // The second line of the message hangs under its text, not under the time (issue #15).
+    gui.wait_until("the continuation line indented", |g| {
+        let t = g.chat_text();
+        let lines: Vec<&str> = t.lines().collect();
+        lines.windows(2).any(|w| {
+            is_timed(w[0], "alice: line one")
+                && w[1].trim_start().starts_with("line two")
+                && w[1].len() - w[1].trim_start().len() >= 8
+        })
+    });
+
+    // ---- bob's profile: fingerprint and the Verified mark (issue #15) ---------------------------
+    let settings_file = alice_profile.join("gui-settings.json");
+    let verified_mark = || -> Option<String> {
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&settings_file).ok()?).ok()?;
+        s["verified"]["bob"].as_str().map(str::to_owned)
+    };
+    gui.click(MAIN, "chat_profile");
+    gui.window(PROFILE);
+    gui.wait_widget(PROFILE, "profile_fingerprint");
+    let profile_shot = work.join("2-profile.png");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    x.screenshot(&profile_shot);
+    gui.click(PROFILE, "profile_verified");
+    gui.wait_until("the Verified mark saved with bob's key", |_| {
+        verified_mark().is_some_and(|fp| fp.starts_with("SHA256:"))
+    });
+    gui.click(PROFILE, "profile_close");
+    gui.wait_until("profile closed", |g| {
+        g.geometry(PROFILE, "@window").is_none()
+    });
+    gui.wait_widget(MAIN, "chat_verified");
 
     // ---- send a file through "Send file…" ------------------------------------------------------
     gui.click(MAIN, "chat_send_file");
@@ -345,6 +379,12 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
     });
     thief.send("/quit");
     assert_eq!(thief.count(from_alice), 1, "delivered exactly once");
+    // The key changed: bob is not "verified" any more, on screen or on disk.
+    gui.wait_until("the Verified badge gone", |g| {
+        g.geometry(MAIN, "chat_verified")
+            .is_some_and(|w| !w.visible)
+    });
+    assert_eq!(verified_mark(), None, "a key change kept the Verified mark");
 
     // ---- an app restart keeps the file lines (issue #15 item 1) -----------------------------------
     drop(gui);
@@ -367,6 +407,7 @@ fn gui_create_account_befriend_chat_and_send_a_file() {
             &grey_shot,
             &key_shot,
             &held_shot,
+            &profile_shot,
         ] {
             std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
         }

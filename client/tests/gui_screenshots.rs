@@ -20,6 +20,7 @@ const REGISTER: &str = "Create account";
 const FORGOT: &str = "Forgot password";
 const MAIN: &str = " alice";
 const KEY_CHANGED: &str = "Identity key changed";
+const PROFILE: &str = "Friend profile";
 
 fn out_dir() -> PathBuf {
     let dir = std::env::var_os("PEERCHAT_SCREENSHOTS_DIR")
@@ -34,11 +35,23 @@ fn settle() {
 }
 
 fn snap(gui: &Gui, window: &str, name: &str) {
+    // No tooltip in the picture (an undrawn tooltip window comes out as a black box); the
+    // pointer comes back afterwards, as keys go to the window under it (no window manager).
+    let at = gui.x.xdotool(&["getmouselocation", "--shell"]);
+    let coord = |k: &str| {
+        at.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or("0")
+            .to_owned()
+    };
+    let (px, py) = (coord("X="), coord("Y="));
+    gui.x.xdotool(&["mousemove", "0", "0"]);
     settle();
     let id = gui.window(window);
     let path = out_dir().join(name);
     gui.x.screenshot_window(&id, &path);
     eprintln!("wrote {}", path.display());
+    gui.x.xdotool(&["mousemove", &px, &py]);
 }
 
 #[test]
@@ -265,6 +278,8 @@ fn screenshots() {
         g.geometry(MAIN, "@window")
             .is_some_and(|w| w.w == 760 && w.h == 500)
     });
+    settle();
+    assert_nothing_cut_off(&gui, 760, 500);
     snap(&gui, MAIN, "chat-minimum-size-760x500.png");
     x.xdotool(&["windowsize", &main_id, "1000", "660"]);
     gui.wait_until("1000x660", |g| {
@@ -313,6 +328,102 @@ fn screenshots() {
     snap(&gui, MAIN, "key-change-messages-held.png");
 
     // ---- the server goes away: direct chats go on ------------------------------------------------------
+    // ---- bob's profile, with the Verified mark set (issue #15) -------------------------------
+    gui.click_at(MAIN, "friends", Some((40, 12)), 1);
+    gui.click(MAIN, "chat_profile");
+    gui.wait_widget(PROFILE, "profile_fingerprint");
+    gui.click(PROFILE, "profile_verified");
+    x.xdotool(&["mousemove", "0", "0"]);
+    snap(&gui, PROFILE, "friend-profile-verified.png");
+    gui.click(PROFILE, "profile_close");
+    gui.wait_until("profile closed", |g| {
+        g.geometry(PROFILE, "@window").is_none()
+    });
+
+    // ---- sizes from the minimum to 4K, at 1x and 2x (issue #15) -------------------------------
+    let main_id = gui.window(MAIN);
+    x.xdotool(&["windowmove", &main_id, "0", "0"]);
+    x.xdotool(&["windowsize", &main_id, "1280", "800"]);
+    gui.wait_until("1280x800", |g| {
+        g.geometry(MAIN, "@window")
+            .is_some_and(|w| w.w == 1280 && w.h == 800)
+    });
+    settle();
+    assert_nothing_cut_off(&gui, 1280, 800);
+    snap(&gui, MAIN, "layout-1280x800.png");
+    drop(gui);
+    {
+        let big = Xvfb::start_sized("3840x2160x24");
+        for (scale, name) in [
+            (None, "layout-3840x2160.png"),
+            (Some("2"), "layout-2x-scale.png"),
+        ] {
+            let args: Vec<&str> = scale.map(|s| vec!["--scale", s]).unwrap_or_default();
+            let g = Gui::start(&big, &addr, &p("alice"), work, None, &args);
+            let id = g.window(MAIN);
+            dismiss_key_change(&big, &g);
+            big.xdotool(&["windowmove", &id, "0", "0"]);
+            // 4K at 1x; at 2x the same screen is 1920x1080 logical pixels.
+            big.xdotool(&["windowsize", &id, "3840", "2160"]);
+            let (lw, lh) = if scale.is_some() {
+                (1920, 1080)
+            } else {
+                (3840, 2160)
+            };
+            g.wait_until("the window fills the 4K screen", |g| {
+                g.geometry(MAIN, "@window")
+                    .is_some_and(|w| w.w == lw && w.h == lh)
+            });
+            // Keys go to the window under the pointer (no window manager here).
+            big.xdotool(&["mousemove", "--window", &id, "1000", "1000"]);
+            g.key("ctrl+1"); // bob's chat, without aiming at scaled coordinates
+            g.wait_widget(MAIN, "chat_profile");
+            big.xdotool(&["mousemove", "0", "0"]);
+            settle();
+            assert_nothing_cut_off(&g, lw, lh);
+            snap(&g, MAIN, name);
+        }
+    }
+
+    // ---- the dark theme: status bar, lists, chat, dialogs (issue #15) ----------------------------
+    let settings_file = p("alice").join("gui-settings.json");
+    let mut s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings_file).unwrap()).unwrap();
+    s["theme"] = "dark".into();
+    std::fs::write(&settings_file, s.to_string()).unwrap();
+    {
+        let g = Gui::start(&x, &addr, &p("alice"), work, None, &[]);
+        let id = g.window(MAIN);
+        dismiss_key_change(&x, &g);
+        x.xdotool(&["windowsize", &id, "1000", "660"]);
+        g.wait_until("1000x660", |g| {
+            g.geometry(MAIN, "@window")
+                .is_some_and(|w| w.w == 1000 && w.h == 660)
+        });
+        g.click_at(MAIN, "friends", Some((40, 12)), 1);
+        g.type_into(MAIN, "chat_input", "A draft in the dark theme");
+        x.xdotool(&["mousemove", "0", "0"]);
+        snap(&g, MAIN, "dark-chat.png");
+        g.click(MAIN, "settings");
+        g.wait_widget("Settings", "settings_limit");
+        snap(&g, "Settings", "dark-settings.png");
+        g.key("Escape");
+        g.click(MAIN, "chat_profile");
+        g.wait_widget(PROFILE, "profile_fingerprint");
+        snap(&g, PROFILE, "dark-friend-profile.png");
+        g.click(PROFILE, "profile_close");
+    }
+    s["theme"] = "light".into();
+    std::fs::write(&settings_file, s.to_string()).unwrap();
+    let gui = Gui::start(&x, &addr, &p("alice"), work, None, &[]);
+    let main_id = gui.window(MAIN);
+    dismiss_key_change(&x, &gui);
+    x.xdotool(&["windowsize", &main_id, "1000", "660"]);
+    gui.wait_until("1000x660 again", |g| {
+        g.geometry(MAIN, "@window")
+            .is_some_and(|w| w.w == 1000 && w.h == 660)
+    });
+
     drop(server.take());
     gui.click_at(MAIN, "friends", Some((40, 12)), 1);
     bob.send("/msg alice The server is down, but we can still talk.");
@@ -322,4 +433,39 @@ fn screenshots() {
     });
     std::thread::sleep(Duration::from_secs(3));
     snap(&gui, MAIN, "server-down.png");
+}
+
+/// Every named widget of the main window that is shown lies inside the `w`×`h` window
+/// (logical pixels) with a size: nothing is cut off or pushed outside.
+fn assert_nothing_cut_off(gui: &Gui, w: i32, h: i32) {
+    for name in [
+        "friends",
+        "find_input",
+        "logout",
+        "settings",
+        "chat_send",
+        "chat_send_file",
+        "chat_downloads",
+        "chat_profile",
+        "chat_input",
+        "chat_history",
+    ] {
+        let g = gui.wait_widget(MAIN, name);
+        assert!(
+            g.x >= 0 && g.y >= 0 && g.x + g.w <= w && g.y + g.h <= h && g.w > 8 && g.h > 8,
+            "{name} cut off in the {w}x{h} window: {g:?}"
+        );
+    }
+}
+
+/// At start the app asks again about carol's pending key change: "Not now" (Esc), with the
+/// pointer on the dialog (keys go to the window under it; no window manager here), so the
+/// main window takes clicks and keys again.
+fn dismiss_key_change(x: &Xvfb, gui: &Gui) {
+    let id = gui.window(KEY_CHANGED);
+    x.xdotool(&["mousemove", "--window", &id, "20", "20"]);
+    gui.key("Escape");
+    gui.wait_until("key change dialog closed", |g| {
+        g.geometry(KEY_CHANGED, "@window").is_none()
+    });
 }

@@ -53,6 +53,8 @@ pub struct App {
     main: MainWindow,
     key_change: KeyChangeDialog,
     settings: super::settings_window::SettingsWindow,
+    profile_win: super::profile_window::ProfileWindow,
+    password_win: super::password_window::PasswordWindow,
     /// The server the core talks to.
     server: String,
     profile: PathBuf,
@@ -91,20 +93,27 @@ impl App {
         let main = MainWindow::new(tx);
         let key_change = KeyChangeDialog::new(tx);
         let settings = super::settings_window::SettingsWindow::new(tx);
-        theme::set_theme(super::settings::Settings::load(&profile).theme);
+        let profile_win = super::profile_window::ProfileWindow::new(tx);
+        let password_win = super::password_window::PasswordWindow::new(tx);
+        let saved = super::settings::Settings::load(&profile);
+        theme::set_theme(saved.theme);
+        let mut model = Model::new();
+        model.load_verified(saved.verified);
         let backend = Backend::start(server.clone(), profile.clone(), remembered, tx)?;
         Ok(Self {
             app: fltk_app,
             rx,
             tx,
             backend,
-            model: Model::new(),
+            model,
             login,
             register,
             forgot,
             main,
             key_change,
             settings,
+            profile_win,
+            password_win,
             server,
             profile,
             hooks: TestHooks::from_env(),
@@ -263,6 +272,19 @@ impl App {
                 self.refresh(c);
             }
             Msg::TransferActionFailed(p) => self.set_notice(&p.headline, theme::ERROR),
+            Msg::PasswordChanged(r) => match r {
+                Ok(code) => {
+                    self.password_win.done(Ok(()));
+                    self.set_notice("Your password was changed.", theme::MUTED);
+                    if let Some(code) = code {
+                        fltk::dialog::message_title("Peerchat — New recovery code");
+                        fltk::dialog::message_default(&format!(
+                            "Your new recovery code (the old one no longer works):\n\n{code}\n\nWrite it down and keep it safe."
+                        ));
+                    }
+                }
+                Err(p) => self.password_win.done(Err(p.text())),
+            },
             Msg::ShutDown => {}
             Msg::Ui(ui) => self.on_ui(ui),
         }
@@ -409,6 +431,18 @@ impl App {
                 Some(_) => {}
             }
         }
+        if c.verified {
+            self.save_verified();
+        }
+        if let Some(k) = self.profile_win.showing.clone() {
+            match self.model.friends.get(&k) {
+                Some(f) => {
+                    self.profile_win
+                        .update(f, self.model.server_online(), &self.fingerprint)
+                }
+                None => self.profile_win.close(),
+            }
+        }
         if let Some(n) = &c.notify {
             self.notifier.show(n);
             if !self.model.window_active {
@@ -448,6 +482,15 @@ impl App {
             self.set_notice(&n, color);
         } else if c.status {
             self.show_status();
+        }
+    }
+
+    /// Writes the verified marks into the settings file (the rest of it unchanged).
+    fn save_verified(&mut self) {
+        let mut s = super::settings::Settings::load(&self.profile);
+        s.verified = self.model.verified_marks().clone();
+        if let Err(e) = s.save(&self.profile) {
+            self.set_notice(&format!("Cannot save the Verified mark: {e}"), theme::ERROR);
         }
     }
 
@@ -702,9 +745,17 @@ impl App {
                 let s = super::settings::Settings::load(&self.profile);
                 self.settings.open(&self.main.win, &s);
             }
-            Ui::SettingsSave => match self.settings.read() {
+            Ui::SettingsSave => match self
+                .settings
+                .read(super::settings::Settings::load(&self.profile))
+            {
                 Ok(s) => match s.save(&self.profile) {
                     Ok(()) => {
+                        // The folder and the size limit apply to the next offer, no restart.
+                        self.backend.send(Action::UpdateSettings {
+                            download_dir: s.downloads(),
+                            auto_accept: s.auto_accept(),
+                        });
                         theme::set_theme(s.theme);
                         app::redraw();
                         self.settings.win.hide();
@@ -799,6 +850,45 @@ impl App {
                     );
                 }
             }
+            Ui::OpenProfile => {
+                if let Some(f) = self
+                    .model
+                    .selected
+                    .as_ref()
+                    .and_then(|k| self.model.friends.get(k))
+                {
+                    self.profile_win.open(
+                        &self.main.win,
+                        f,
+                        self.model.server_online(),
+                        &self.fingerprint,
+                    );
+                }
+            }
+            Ui::ProfileVerified(on) => {
+                if let Some(k) = self.profile_win.showing.clone() {
+                    match self.model.set_verified(&k, on) {
+                        Ok(c) => self.refresh(c),
+                        Err(why) => {
+                            self.set_notice(&why, theme::ERROR);
+                            let c = Changes {
+                                friends: true,
+                                ..Changes::default()
+                            };
+                            self.refresh(c);
+                        }
+                    }
+                }
+            }
+            Ui::ProfileClose => self.profile_win.close(),
+            Ui::OpenPassword => self.password_win.open(&self.settings.win),
+            Ui::PasswordSubmit => {
+                let me = self.model.me.clone().unwrap_or_default();
+                if let Some((old, new)) = self.password_win.read(&me) {
+                    self.backend.send(Action::ChangePassword { old, new });
+                }
+            }
+            Ui::PasswordClose => self.password_win.win.hide(),
             Ui::ReviewKeyChange => {
                 if let Some(k) = self.model.selected.clone() {
                     self.ask_key_change(&k);
@@ -1073,6 +1163,15 @@ impl App {
                 self.show_status();
             }
         }
+        if let Some(chat) = self
+            .model
+            .selected
+            .as_ref()
+            .and_then(|k| self.model.chats.get(k))
+        {
+            self.main.chat.tick_rows(self.tx, &chat.transfers);
+        }
+        self.main.chat.rewrap_if_resized();
         let mut main_named = self.main.named.clone();
         main_named.extend(self.main.chat.row_names());
         let windows = [
@@ -1082,6 +1181,8 @@ impl App {
             (&self.main.win, &main_named),
             (&self.key_change.win, &self.key_change.named),
             (&self.settings.win, &self.settings.named),
+            (&self.profile_win.win, &self.profile_win.named),
+            (&self.password_win.win, &self.password_win.named),
         ];
         self.hooks.dump_layout(&windows);
         self.hooks.dump_chat(&self.main.chat.rendered.text);

@@ -229,11 +229,28 @@ async fn perform(client: Client, server: String, action: Action, ui: app::Sender
             ui.send(Msg::LogoutDone);
         }
         Action::RetryNow => {
-            // Any server request made while the link is down connects at once instead of
-            // waiting out the back-off (server_session: "try at once"); its answer does not
-            // matter, the ServerStatus event that follows does.
-            let me = client.userid().unwrap_or_else(|| "peerchat".to_owned());
-            let _ = client.find(&me).await;
+            // Every back-off ends: the server and the friends with something waiting are
+            // dialled now; the ServerStatus and PeerConnected events that follow say how it went.
+            if let Err(e) = client.retry_now() {
+                ui.send(Msg::TransferActionFailed(other(&e)));
+            }
+        }
+        Action::ChangePassword { old, new } => {
+            // STUB until the `account` branch's Client::change_password is merged; then:
+            // let r = client.change_password(&old, &new).await.map(Some).map_err(|e| other(&e));
+            let _ = (old, new);
+            ui.send(Msg::PasswordChanged(Err(Problem {
+                headline: "This build cannot change passwords yet.".to_owned(),
+                detail: String::new(),
+            })));
+        }
+        Action::UpdateSettings {
+            download_dir,
+            auto_accept,
+        } => {
+            if let Err(e) = client.update_settings(&download_dir, auto_accept).await {
+                ui.send(Msg::TransferActionFailed(other(&e)));
+            }
         }
         Action::Find(userid) => {
             let result = client.find(userid.trim()).await.map_err(|e| other(&e));

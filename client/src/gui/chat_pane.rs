@@ -28,7 +28,12 @@ pub struct ChatPane {
     /// The whole pane (a column).
     pub pane: Flex,
     title: Frame,
+    /// "✓ Verified" beside the name while the friend's key is the one the user compared.
+    verified: Frame,
+    title_row: Flex,
     state: Frame,
+    /// The friend's profile (fingerprint, Verified).
+    pub profile: Button,
     /// Send file….
     pub send_file: Button,
     /// Open the friend's downloads folder.
@@ -41,6 +46,9 @@ pub struct ChatPane {
     pub rendered: RenderedChat,
     /// The history shows the "select a friend" hint, not a chat.
     placeholder: bool,
+    /// The chat before wrapping, and the width it was wrapped to (a resize wraps again).
+    unwrapped: RenderedChat,
+    wrapped_at: i32,
     /// "Messages to X are held until you accept their new key" (SPEC.md §12.4).
     key_banner: Flex,
     key_banner_text: Frame,
@@ -82,6 +90,9 @@ impl ChatPane {
     /// Builds the pane inside the current group.
     pub fn new(tx: app::Sender<Msg>, named: &mut Named) -> Self {
         let mut pane = Flex::default().column();
+        // Painted, not transparent: when a row opens or closes (search, banner, transfers)
+        // the gaps between the moved widgets are cleared instead of keeping stale pixels.
+        pane.set_frame(fltk::enums::FrameType::FlatBox);
         pane.set_margins(12, 10, 12, 10);
         pane.set_pad(6);
 
@@ -95,6 +106,16 @@ impl ChatPane {
         title.set_label_font(Font::HelveticaBold);
         title.set_label_size(17);
         title.set_align(Align::Left | Align::Inside | Align::Clip);
+        let mut verified = Frame::default().with_label("✓ Verified");
+        verified.set_label_font(Font::HelveticaBold);
+        verified.set_label_size(theme::SMALL_SIZE + 1);
+        verified.set_label_color(theme::ONLINE);
+        verified.set_tooltip("You compared this key's fingerprint with your friend");
+        title_row.fixed(&verified, 90);
+        verified.hide();
+        let mut profile = Button::default().with_label("Profile…");
+        profile.set_tooltip("Userid, key fingerprint, Verified");
+        title_row.fixed(&profile, 90);
         let mut downloads = Button::default().with_label("Received files");
         title_row.fixed(&downloads, 130);
         title_row.end();
@@ -110,7 +131,7 @@ impl ChatPane {
         key_banner.set_pad(theme::GAP);
         key_banner.set_margins(8, 4, 8, 4);
         key_banner.set_frame(fltk::enums::FrameType::FlatBox);
-        key_banner.set_color(theme::ERROR);
+        key_banner.set_color(theme::DANGER);
         let mut key_banner_text = Frame::default();
         key_banner_text.set_align(Align::Left | Align::Inside | Align::Wrap);
         key_banner_text.set_label_color(fltk::enums::Color::White);
@@ -216,6 +237,7 @@ impl ChatPane {
         send.set_callback(move |_| tx.send(Msg::Ui(Ui::SendMessage)));
         send_file.set_callback(move |_| tx.send(Msg::Ui(Ui::SendFile)));
         downloads.set_callback(move |_| tx.send(Msg::Ui(Ui::OpenDownloads)));
+        profile.set_callback(move |_| tx.send(Msg::Ui(Ui::OpenProfile)));
         review.set_callback(move |_| tx.send(Msg::Ui(Ui::ReviewKeyChange)));
         // Files dropped on the history are sent; a double-click on a `<File>` line opens its folder.
         history.handle(move |h, ev| match ev {
@@ -236,6 +258,8 @@ impl ChatPane {
 
         name(named, "chat_send_file", &send_file);
         name(named, "chat_downloads", &downloads);
+        name(named, "chat_profile", &profile);
+        name(named, "chat_verified", &verified);
         name(named, "chat_history", &history);
         name(named, "chat_input", &input);
         name(named, "chat_search", &search);
@@ -245,7 +269,10 @@ impl ChatPane {
         Self {
             pane,
             title,
+            verified,
+            title_row,
             state,
+            profile,
             send_file,
             downloads,
             history,
@@ -253,6 +280,8 @@ impl ChatPane {
             styles,
             rendered: RenderedChat::default(),
             placeholder: false,
+            unwrapped: RenderedChat::default(),
+            wrapped_at: 0,
             key_banner,
             key_banner_text,
             rows_col,
@@ -328,6 +357,8 @@ impl ChatPane {
     pub fn show_nobody(&mut self, have_friends: bool) {
         self.title.set_label("");
         self.state.set_label("");
+        self.show_verified(false);
+        self.profile.deactivate();
         let hint = if have_friends {
             "Select a friend on the left to chat.\n\nFriends in green are online; you can write to the others too: \
              messages wait and are delivered when you are both online."
@@ -379,7 +410,13 @@ impl ChatPane {
         };
         self.state.set_label(&state);
         self.state.set_label_color(color);
+        self.show_verified(friend.is_some_and(|f| f.verified));
         let active = friend.is_some();
+        if active {
+            self.profile.activate();
+        } else {
+            self.profile.deactivate();
+        }
         for w in [&mut self.send_file, &mut self.send] {
             if active {
                 w.activate();
@@ -404,6 +441,19 @@ impl ChatPane {
         self.render_history(&chat.lines, me, userid);
         self.set_rows(tx, &chat.transfers);
         self.pane.redraw();
+    }
+
+    /// Shows or hides the "✓ Verified" badge beside the name.
+    fn show_verified(&mut self, on: bool) {
+        if on != self.verified.visible() {
+            if on {
+                self.verified.show();
+            } else {
+                self.verified.hide();
+            }
+            self.title_row.layout();
+            self.title_row.redraw();
+        }
     }
 
     /// Shows the held-messages banner while the friend's key change is pending.
@@ -438,14 +488,77 @@ impl ChatPane {
 
     fn render_history(&mut self, lines: &[super::model::Line], me: &str, friend: &str) {
         let r = format::render_chat(lines, me, friend, format::Clock::local());
-        if r == self.rendered && !self.placeholder {
+        let width = self.wrap_width();
+        if r == self.unwrapped && width == self.wrapped_at && !self.placeholder {
             return;
         }
+        self.unwrapped = r.clone();
+        self.wrapped_at = width;
+        let r = self.hang(r, width);
         self.placeholder = false;
         self.buffer.set_text(&r.text);
         self.styles.set_text(&r.styles);
         self.rendered = r;
         // New lines scroll into view, as in every chat app.
+        let end = self.buffer.length();
+        self.history.set_insert_position(end);
+        self.history.show_insert_position();
+    }
+
+    /// Updates the rows of running transfers (called on the UI tick): a stalled one loses
+    /// its speed even when no event comes.
+    pub fn tick_rows(&mut self, tx: app::Sender<Msg>, all: &[super::model::Transfer]) {
+        if all
+            .iter()
+            .any(|t| t.state == super::model::TransferState::Running)
+        {
+            self.set_rows(tx, all);
+        }
+    }
+
+    /// The width the history's text gets: the display less its scroll bar and margins; 0
+    /// while it is not on screen (fonts cannot be measured then).
+    fn wrap_width(&self) -> i32 {
+        let shown = self.history.visible_r() && self.history.window().is_some_and(|w| w.shown());
+        if shown {
+            (self.history.w() - self.history.scrollbar_size().max(14) - 14).max(0)
+        } else {
+            0
+        }
+    }
+
+    /// Wraps the chat itself with a hanging indent (`format::hang_indent`); the display's
+    /// own wrapping then only breaks words longer than a line.
+    fn hang(&self, r: RenderedChat, width: i32) -> RenderedChat {
+        if width < 100 {
+            return r;
+        }
+        let table = theme::chat_styles();
+        let measure = |t: &str, st: char| {
+            let i = (st as usize).saturating_sub('A' as usize);
+            let e = table.get(i).or(table.first());
+            if let Some(e) = e {
+                fltk::draw::set_font(e.font, e.size);
+            }
+            fltk::draw::width(t)
+        };
+        format::hang_indent(&r, f64::from(width), &measure)
+    }
+
+    /// Wraps the history again after the pane changed width (the UI tick asks).
+    pub fn rewrap_if_resized(&mut self) {
+        if self.placeholder || self.unwrapped.text.is_empty() {
+            return;
+        }
+        let width = self.wrap_width();
+        if width == self.wrapped_at {
+            return;
+        }
+        self.wrapped_at = width;
+        let r = self.hang(self.unwrapped.clone(), width);
+        self.buffer.set_text(&r.text);
+        self.styles.set_text(&r.styles);
+        self.rendered = r;
         let end = self.buffer.length();
         self.history.set_insert_position(end);
         self.history.show_insert_position();

@@ -43,7 +43,7 @@ pub fn confirm(over: &Window, question: &str, detail: &str, action: &str) -> boo
     widgets::spacer();
     let mut act = Button::default().with_label(action);
     act.set_label_color(Color::White);
-    act.set_color(theme::ERROR);
+    act.set_color(theme::DANGER);
     row.fixed(&act, 120);
     let mut cancel = ReturnButton::default().with_label("Cancel");
     row.fixed(&cancel, 120);

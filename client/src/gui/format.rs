@@ -51,6 +51,41 @@ pub fn rate(bytes_per_sec: u64) -> String {
     format!("{}/s", bytes(bytes_per_sec))
 }
 
+/// A fingerprint in groups of four characters, six groups a line, for reading aloud and
+/// comparing by eye: `SHA256: abcd efgh … \n …`. Anything without the prefix is grouped
+/// the same way.
+pub fn fingerprint_groups(fp: &str) -> String {
+    let (prefix, body) = match fp.split_once(':') {
+        Some((p, b)) => (format!("{p}: "), b.trim()),
+        None => (String::new(), fp.trim()),
+    };
+    let chars: Vec<char> = body.chars().collect();
+    let groups: Vec<String> = chars.chunks(4).map(|c| c.iter().collect()).collect();
+    let lines: Vec<String> = groups.chunks(6).map(|g| g.join(" ")).collect();
+    let pad = " ".repeat(prefix.chars().count());
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("{prefix}{l}")
+            } else {
+                format!("{pad}{l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A time left for a row: `45 s`, `3 min`, `2 h 05 min`.
+pub fn duration_secs(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs} s"),
+        60..=3599 => format!("{} min", secs.div_ceil(60)),
+        _ => format!("{} h {:02} min", secs / 3600, (secs % 3600) / 60),
+    }
+}
+
 /// Breaks text into lines of at most `width` characters at spaces (for dialogs, which do
 /// not wrap by themselves). Existing line breaks are kept.
 pub fn wrap(text: &str, width: usize) -> String {
@@ -318,6 +353,147 @@ pub fn render_chat(lines: &[Line], me: &str, friend: &str, clock: Clock) -> Rend
     r
 }
 
+/// Wraps a rendered chat to `width` pixels with a hanging indent: a message's continuation
+/// lines (wrapped, or its own line breaks) start under its text, not under the time and
+/// name, so the time column stays clear (issue #15). `measure(text, style)` is the width of
+/// `text` in pixels in the font of `style`. Breaks go at spaces; a word wider than the line
+/// stays whole (the display then breaks it itself). Links and line numbers follow the text.
+pub fn hang_indent(
+    r: &RenderedChat,
+    width: f64,
+    measure: &dyn Fn(&str, char) -> f64,
+) -> RenderedChat {
+    let mut out = RenderedChat::default();
+    // Old byte index -> new byte index, for the links.
+    let mut map: Vec<usize> = Vec::with_capacity(r.text.len() + 1);
+    let space = measure(" ", style::TEXT).max(1.0);
+    let mut indent_cols = 0usize;
+    let mut start = 0usize;
+    for (line_no, line) in r.text.split_inclusive('\n').enumerate() {
+        let model_line = r.line_of.get(line_no).copied().unwrap_or(usize::MAX);
+        let styles = &r.styles[start..start + line.len()];
+        let body = line.trim_end_matches('\n');
+        let first_style = styles.chars().next().unwrap_or(style::TEXT);
+        if first_style == style::TIME {
+            // The head: the time, and for a message the name and ": ".
+            let head_end = head_len(body, styles);
+            indent_cols = (measure_run(&body[..head_end], &styles[..head_end], measure) / space)
+                .round() as usize;
+        } else if first_style == style::DAY {
+            indent_cols = 0;
+        }
+        let this_indent = if first_style == style::TIME || first_style == style::DAY {
+            0
+        } else {
+            indent_cols
+        };
+        // Lines that continue a message's own line breaks are indented too.
+        let pad = " ".repeat(this_indent);
+        if !pad.is_empty() {
+            out.push(&pad, style::TEXT);
+        }
+        let mut x = this_indent as f64 * space;
+        let mut i = 0;
+        while i < body.len() {
+            // The next word with the spaces before it.
+            let word_end = body[i..]
+                .find(|c: char| c != ' ')
+                .map(|j| i + j)
+                .and_then(|j| body[j..].find(' ').map(|k| j + k).or(Some(body.len())))
+                .unwrap_or(body.len());
+            let word = &body[i..word_end];
+            let w = measure_run(word, &styles[i..word_end], measure);
+            let leading = word.len() - word.trim_start_matches(' ').len();
+            if x + w > width && x > (indent_cols as f64 * space) + 0.5 && i > 0 {
+                // Break before the word; its leading spaces go.
+                out.line_of.push(model_line);
+                out.push("\n", style::TEXT);
+                out.push(&" ".repeat(indent_cols), style::TEXT);
+                x = indent_cols as f64 * space;
+                for _ in 0..leading {
+                    map.push(out.text.len());
+                }
+                let rest = &word[leading..];
+                for b in 0..rest.len() {
+                    map.push(out.text.len() + b);
+                }
+                out.text.push_str(rest);
+                out.styles.push_str(&styles[i + leading..word_end]);
+                x += measure_run(rest, &styles[i + leading..word_end], measure);
+            } else {
+                for b in 0..word.len() {
+                    map.push(out.text.len() + b);
+                }
+                out.text.push_str(word);
+                out.styles.push_str(&styles[i..word_end]);
+                x += w;
+            }
+            i = word_end;
+        }
+        if line.ends_with('\n') {
+            map.push(out.text.len());
+            out.line_of.push(model_line);
+            out.push("\n", style::TEXT);
+        }
+        start += line.len();
+    }
+    map.push(out.text.len());
+    out.links = r
+        .links
+        .iter()
+        .map(|(span, t)| {
+            let s = map.get(span.start).copied().unwrap_or(out.text.len());
+            let e = span
+                .end
+                .checked_sub(1)
+                .and_then(|l| map.get(l))
+                .map_or(s, |l| l + 1);
+            (s..e, t.clone())
+        })
+        .collect();
+    out
+}
+
+/// The width of `text` drawn with one style letter per byte.
+fn measure_run(text: &str, styles: &str, measure: &dyn Fn(&str, char) -> f64) -> f64 {
+    let mut total = 0.0;
+    let mut from = 0;
+    let sb = styles.as_bytes();
+    while from < text.len() {
+        let st = sb[from];
+        let mut to = from + 1;
+        while to < text.len() && (sb[to] == st || !text.is_char_boundary(to)) {
+            to += 1;
+        }
+        total += measure(&text[from..to], char::from(st));
+        from = to;
+    }
+    total
+}
+
+/// How many bytes of a chat line are its head: the time (style TIME) and, for a message,
+/// the name and the `": "` after it.
+fn head_len(body: &str, styles: &str) -> usize {
+    let sb = styles.as_bytes();
+    let time_end = sb
+        .iter()
+        .position(|&c| char::from(c) != style::TIME)
+        .unwrap_or(body.len());
+    let after = &sb[time_end..];
+    let name_style = after.first().map(|&c| char::from(c));
+    if matches!(name_style, Some(s) if s == style::ME || s == style::FRIEND) {
+        let name_end = time_end
+            + after
+                .iter()
+                .position(|&c| c != after[0])
+                .unwrap_or(after.len());
+        if body[name_end..].starts_with(": ") {
+            return name_end + 2;
+        }
+    }
+    time_end
+}
+
 fn clock_of(at_ms: u64, c: Clock) -> String {
     clock(at_ms, c.offset_s)
 }
@@ -500,5 +676,87 @@ mod tests {
         assert_eq!(find_next(t, "hello", 15), Some(0..5), "wraps around");
         assert_eq!(find_next(t, "nothing", 0), None);
         assert_eq!(find_next(t, "", 0), None);
+    }
+
+    #[test]
+    fn fingerprints_come_in_groups_to_read_aloud() {
+        let fp = "SHA256:abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ";
+        assert_eq!(
+            fingerprint_groups(fp),
+            "SHA256: abcd efgh ijkl mnop qrst uvwx\n        yzAB CDEF GHIJ KLMN OPQ"
+        );
+        assert_eq!(fingerprint_groups(""), "");
+        assert_eq!(duration_secs(45), "45 s");
+        assert_eq!(duration_secs(61), "2 min");
+        assert_eq!(duration_secs(7500), "2 h 05 min");
+    }
+
+    #[test]
+    fn wrapped_lines_hang_under_the_message_text() {
+        let clock = Clock {
+            now_ms: 1_000_000_000,
+            offset_s: 0,
+        };
+        let lines = vec![
+            Line::Message {
+                id: "1".into(),
+                outgoing: false,
+                text: "one two three four five six https://example.org/x seven".into(),
+                at_ms: 1_000_000_000,
+                acked: false,
+            },
+            Line::Message {
+                id: "2".into(),
+                outgoing: true,
+                text: "first line\nsecond line".into(),
+                at_ms: 1_000_000_000,
+                acked: true,
+            },
+        ];
+        let r = render_chat(&lines, "me", "bob", clock);
+        // One pixel a character: the arithmetic is easy to follow.
+        let measure = |t: &str, _: char| t.chars().count() as f64;
+        let w = hang_indent(&r, 30.0, &measure);
+        let text: Vec<&str> = w.text.lines().collect();
+        // "13:46  bob: " is 12 characters: continuation lines start in column 12.
+        assert!(text[1].starts_with("13:46  bob: one two three"), "{text:?}");
+        let indent = " ".repeat(12);
+        for cont in &text[2..5] {
+            assert!(cont.starts_with(&indent), "{cont:?} in {text:?}");
+            assert!(!cont[12..].starts_with(' '), "{cont:?}");
+            assert!(
+                cont.chars().count() <= 30 || !cont[12..].contains(' '),
+                "{cont:?}"
+            );
+        }
+        // The message's own line break is indented the same way (under "me: ").
+        let second = text
+            .iter()
+            .position(|l| l.contains("first line"))
+            .unwrap_or(0);
+        assert!(
+            text[second + 1].starts_with("           second line"),
+            "{text:?}"
+        );
+        assert_eq!(w.styles.len(), w.text.len());
+        assert_eq!(w.line_of.len(), w.text.matches('\n').count());
+        // Every wrapped text line still belongs to its message; the link still opens.
+        assert_eq!(line_at(&w, w.text.find("seven").unwrap_or(0)), Some(0));
+        assert_eq!(line_at(&w, w.text.find("second").unwrap_or(0)), Some(1));
+        let at = w.text.find("https://").unwrap_or(0);
+        assert_eq!(
+            target_at(&w, at + 3),
+            Some(&Target::Url("https://example.org/x".into()))
+        );
+        let (span, _) = &w.links[0];
+        assert_eq!(&w.text[span.clone()], "https://example.org/x");
+        // Wide enough: only the message's own second line moves (under its text).
+        let wide = hang_indent(&r, 1000.0, &measure);
+        assert_eq!(
+            wide.text,
+            r.text
+                .replace("\nsecond", &format!("\n{}second", " ".repeat(11)))
+        );
+        assert_eq!((wide.line_of, wide.links), (r.line_of, r.links));
     }
 }

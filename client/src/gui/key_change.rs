@@ -79,7 +79,7 @@ impl KeyChangeDialog {
         row.set_pad(theme::GAP);
         widgets::spacer();
         let mut accept = Button::default().with_label("Accept new key");
-        accept.set_color(theme::ERROR);
+        accept.set_color(theme::DANGER);
         accept.set_label_color(Color::White);
         row.fixed(&accept, 150);
         let mut not_now = ReturnButton::default().with_label("Not now");
@@ -120,8 +120,11 @@ impl KeyChangeDialog {
              nothing is sent until you accept the new key.\n\nCompare the new fingerprint \
              with {userid} in person or by phone before you accept it."
         )));
-        self.pinned.set_label(&esc(&change.pinned));
-        self.presented.set_label(&esc(&change.presented));
+        // In groups of four, as the profile shows them, to compare group by group.
+        self.pinned
+            .set_label(&esc(&super::format::fingerprint_groups(&change.pinned)));
+        self.presented
+            .set_label(&esc(&super::format::fingerprint_groups(&change.presented)));
         self.showing = Some((friend_key.to_owned(), change.presented.clone()));
         if !self.win.shown() {
             let (w, h) = (self.win.w(), self.win.h());

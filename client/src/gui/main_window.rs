@@ -107,7 +107,7 @@ impl MainWindow {
         section(&mut left, "FRIENDS");
         let mut friends = HoldBrowser::default();
         friends.set_text_size(theme::TEXT_SIZE + 1);
-        friends.set_selection_color(Color::from_rgb(214, 226, 250));
+        friends.set_selection_color(theme::LIST_SELECTION);
         friends.set_tooltip("Green: online · grey: offline");
         let mut unfriend_row = Flex::default().row();
         widgets::spacer();
@@ -119,7 +119,7 @@ impl MainWindow {
         let requests_heading = section(&mut left, "FRIEND REQUESTS");
         let mut requests = HoldBrowser::default();
         requests.set_text_size(theme::TEXT_SIZE);
-        requests.set_selection_color(Color::from_rgb(214, 226, 250));
+        requests.set_selection_color(theme::LIST_SELECTION);
         left.fixed(&requests, 92);
         let mut req_row = Flex::default().row();
         req_row.set_pad(6);
@@ -139,7 +139,7 @@ impl MainWindow {
         // A thin separator line between the columns.
         let mut sep = Frame::default();
         sep.set_frame(FrameType::FlatBox);
-        sep.set_color(Color::from_rgb(215, 218, 224));
+        sep.set_color(theme::SEPARATOR);
         body.fixed(&sep, 1);
 
         let chat = ChatPane::new(tx, &mut named);
@@ -269,8 +269,10 @@ impl MainWindow {
             .map(|p| format!("  ({p})"))
             .unwrap_or_default();
         let bold = if f.unread > 0 { "@b" } else { "" };
+        // The key the user compared with the friend: a badge beside the name.
+        let verified = if f.verified { " ✓" } else { "" };
         format!(
-            "@C{}{bold}@.{dot} {}{path}{unread}{typing}",
+            "@C{}{bold}@.{dot} {}{verified}{path}{unread}{typing}",
             color.bits(),
             f.userid
         )

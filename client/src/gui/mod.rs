@@ -29,6 +29,8 @@ pub mod model;
 pub mod msg;
 pub mod notify;
 pub mod options;
+pub mod password_window;
+pub mod profile_window;
 pub mod recovery;
 pub mod register;
 pub mod settings;

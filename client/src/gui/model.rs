@@ -48,6 +48,12 @@ pub struct Friend {
     pub typing: bool,
     /// Their key changed and we have not decided (SPEC.md §12.4): messages to them are held.
     pub key_change: Option<KeyChange>,
+    /// The fingerprint of their pinned identity key (`SHA256:...`; empty until known).
+    pub fingerprint: String,
+    /// The user compared this pinned key's fingerprint with the friend and marked it
+    /// verified. Never true while a key change is pending, nor for another key than the
+    /// one verified ([`Model::set_verified`]).
+    pub verified: bool,
 }
 
 /// A friend's key change awaiting the user's decision: the two fingerprints to compare.
@@ -96,6 +102,11 @@ impl Presence {
 }
 
 impl Friend {
+    /// The friend's lower-case userid (the list key).
+    pub fn key(&self) -> String {
+        key(&self.userid)
+    }
+
     /// The connection's path for display ("relayed"), when connected.
     pub fn path_words(&self) -> Option<&'static str> {
         self.path.filter(|_| self.connected).map(|p| p.as_str())
@@ -218,6 +229,52 @@ pub struct Transfer {
     pub state: TransferState,
     /// The file: the source (outgoing) or the received file (incoming, once complete).
     pub path: Option<PathBuf>,
+    /// When the last progress report came (ms), to tell a stalled transfer from a running
+    /// one: a receiver that died says nothing, and its old speed must not stay on screen.
+    pub progress_at_ms: u64,
+}
+
+/// A running transfer with no progress for this long is shown as stalled, without a speed.
+pub const STALLED_AFTER_MS: u64 = 5_000;
+
+impl Transfer {
+    /// The speed and time left, only while bytes are flowing (Running, with progress in
+    /// the last [`STALLED_AFTER_MS`]); None otherwise: a suspended, stopped, finished or
+    /// stalled row shows no speed or ETA.
+    pub fn speed(&self, now_ms: u64) -> Option<(u64, Option<u64>)> {
+        if self.state != TransferState::Running
+            || self.rate == 0
+            || now_ms.saturating_sub(self.progress_at_ms) > STALLED_AFTER_MS
+        {
+            return None;
+        }
+        let left = self.size.saturating_sub(self.bytes);
+        Some((self.rate, (left > 0).then(|| left.div_ceil(self.rate))))
+    }
+
+    /// The row's progress words while running: "3 MB of 10 MB · 1 MB/s · 7 s left", or
+    /// "… · stalled" when no progress came lately; `compact` keeps only the speed part.
+    pub fn running_words(&self, now_ms: u64, compact: bool) -> String {
+        let speed = match self.speed(now_ms) {
+            Some((rate, Some(eta))) => format!(
+                "{} · {} left",
+                super::format::rate(rate),
+                super::format::duration_secs(eta)
+            ),
+            Some((rate, None)) => super::format::rate(rate),
+            None if self.rate == 0 && self.bytes == 0 => "starting…".to_owned(),
+            None => "stalled — no data lately".to_owned(),
+        };
+        if compact {
+            speed
+        } else {
+            format!(
+                "{} of {} · {speed}",
+                super::format::bytes(self.bytes),
+                super::format::bytes(self.size)
+            )
+        }
+    }
 }
 
 /// The chat with one friend.
@@ -281,6 +338,7 @@ impl Chat {
             rate: 0,
             state: TransferState::Waiting,
             path: None,
+            progress_at_ms: 0,
         });
         let last = self.transfers.len() - 1;
         &mut self.transfers[last]
@@ -314,6 +372,8 @@ pub struct Changes {
     pub notify: Option<Notification>,
     /// The server's key changed: explain it in a dialog (once per change).
     pub server_key_changed: bool,
+    /// The friends' verification marks changed: save them ([`Model::verified_marks`]).
+    pub verified: bool,
 }
 
 /// A desktop notification: who, and what happened.
@@ -359,6 +419,9 @@ pub struct Model {
     frozen_order: Option<Vec<String>>,
     /// The app window has the keyboard focus (the user is looking at it).
     pub window_active: bool,
+    /// Which key the user verified for each friend: friend key -> fingerprint (saved in
+    /// the settings). A friend is shown verified only while this is their pinned key.
+    verified: BTreeMap<String, String>,
 }
 
 impl Default for Model {
@@ -380,6 +443,79 @@ impl Model {
             selected: None,
             frozen_order: None,
             window_active: true,
+            verified: BTreeMap::new(),
+        }
+    }
+
+    /// Takes the saved verification marks (friend key -> verified fingerprint) at start.
+    pub fn load_verified(&mut self, saved: BTreeMap<String, String>) {
+        self.verified = saved;
+        let mut c = Changes::default();
+        self.check_verified(&mut c);
+    }
+
+    /// The verification marks to save.
+    pub fn verified_marks(&self) -> &BTreeMap<String, String> {
+        &self.verified
+    }
+
+    /// The user marks `friend`'s current key as verified (compared in person or by phone),
+    /// or takes the mark away. A friend whose key change is pending, or whose key is not
+    /// known yet, cannot be marked: the user would verify a key we do not trust.
+    ///
+    /// # Errors
+    /// Why the mark cannot be set, in words for the user.
+    pub fn set_verified(&mut self, friend: &str, verified: bool) -> Result<Changes, String> {
+        let k = key(friend);
+        let f = self
+            .friends
+            .get(&k)
+            .ok_or_else(|| format!("{friend} is not your friend."))?;
+        if verified {
+            if f.key_change.is_some() {
+                return Err(format!(
+                    "{}'s key changed: decide on the new key first.",
+                    f.userid
+                ));
+            }
+            if f.fingerprint.is_empty() {
+                return Err(format!("{}'s key is not known yet.", f.userid));
+            }
+            self.verified.insert(k.clone(), f.fingerprint.clone());
+        } else {
+            self.verified.remove(&k);
+        }
+        let mut c = Changes {
+            friends: true,
+            verified: true,
+            ..Changes::default()
+        };
+        c.chat(&k);
+        self.check_verified(&mut c);
+        Ok(c)
+    }
+
+    /// Recomputes every friend's `verified` and drops marks of keys that are no longer the
+    /// pin or that are in doubt: a key change never keeps "verified" (not even when the
+    /// friend changes back to the verified key: verify again).
+    fn check_verified(&mut self, c: &mut Changes) {
+        let mut dropped = Vec::new();
+        for (k, f) in &mut self.friends {
+            let mark = self.verified.get(k);
+            let ok =
+                !f.fingerprint.is_empty() && f.key_change.is_none() && mark == Some(&f.fingerprint);
+            if mark.is_some() && !ok && !f.fingerprint.is_empty() {
+                dropped.push(k.clone());
+            }
+            if f.verified != ok {
+                f.verified = ok;
+                c.friends = true;
+                c.chats.insert(k.clone());
+            }
+        }
+        for k in dropped {
+            self.verified.remove(&k);
+            c.verified = true;
         }
     }
 
@@ -507,6 +643,26 @@ impl Model {
             .and_then(|f| f.key_change.as_ref())
     }
 
+    /// Every friend's pending key change, before an update.
+    fn key_changes(&self) -> HashMap<String, Option<KeyChange>> {
+        self.friends
+            .iter()
+            .map(|(k, f)| (k.clone(), f.key_change.clone()))
+            .collect()
+    }
+
+    /// A pending key change that was not there `before` (a change still pending from the
+    /// last run, or learned while we were away): asked about once, whichever of the login
+    /// and the friend list (at start, from the cache) brings it first.
+    fn new_key_change(&self, before: &HashMap<String, Option<KeyChange>>) -> Option<String> {
+        self.friends
+            .iter()
+            .find(|(k, f)| {
+                f.key_change.is_some() && before.get(*k).cloned().flatten() != f.key_change
+            })
+            .map(|(k, _)| k.clone())
+    }
+
     /// Takes the pending key changes from friend views (a login or a refresh).
     fn set_key_changes(&mut self, views: &[peerchat_client::FriendView]) {
         for v in views {
@@ -519,9 +675,10 @@ impl Model {
         }
     }
 
-    fn set_friends(&mut self, friends: impl IntoIterator<Item = (String, bool)>) {
+    fn set_friends(&mut self, friends: &[peerchat_client::FriendView]) {
         let old = std::mem::take(&mut self.friends);
-        for (userid, online) in friends {
+        for v in friends {
+            let (userid, online) = (v.userid.clone(), v.online);
             let k = key(&userid);
             let prev = old.get(&k);
             self.friends.insert(
@@ -534,6 +691,8 @@ impl Model {
                     unread: prev.map_or(0, |p| p.unread),
                     typing: prev.is_some_and(|p| p.typing),
                     key_change: prev.and_then(|p| p.key_change.clone()),
+                    fingerprint: v.fingerprint.clone(),
+                    verified: prev.is_some_and(|p| p.verified),
                 },
             );
         }
@@ -550,17 +709,22 @@ impl Model {
 
     /// Applies a snapshot of friends and requests.
     pub fn apply_snapshot(&mut self, s: &FriendsSnapshot) -> Changes {
-        self.set_friends(s.friends.iter().map(|f| (f.userid.clone(), f.online)));
+        let before = self.key_changes();
+        self.set_friends(&s.friends);
         self.set_key_changes(&s.friends);
+        let ask = self.new_key_change(&before);
         self.set_requests(
             s.incoming_requests.iter().map(|r| r.userid.clone()),
             s.outgoing_requests.iter().map(|r| r.userid.clone()),
         );
-        Changes {
+        let mut c = Changes {
             friends: true,
             requests: true,
+            ask_key_change: ask,
             ..Changes::default()
-        }
+        };
+        self.check_verified(&mut c);
+        c
     }
 
     /// Merges stored history into a chat: messages and completed files (the `<File>` lines
@@ -657,6 +821,7 @@ impl Model {
             rate: 0,
             state: TransferState::Preparing,
             path: Some(path),
+            progress_at_ms: 0,
         });
         let mut c = Changes::default();
         c.transfer(&key(friend));
@@ -745,22 +910,10 @@ impl Model {
             } => {
                 self.me = Some(userid.clone());
                 self.server = ServerState::Online;
-                let before: HashMap<String, Option<KeyChange>> = self
-                    .friends
-                    .iter()
-                    .map(|(k, f)| (k.clone(), f.key_change.clone()))
-                    .collect();
-                self.set_friends(friends.iter().map(|f| (f.userid.clone(), f.online)));
+                let before = self.key_changes();
+                self.set_friends(friends);
                 self.set_key_changes(friends);
-                // A change still pending from the last run (or learned while we were away
-                // from this window) is asked about too, once.
-                c.ask_key_change = self
-                    .friends
-                    .iter()
-                    .find(|(k, f)| {
-                        f.key_change.is_some() && before.get(*k).cloned().flatten() != f.key_change
-                    })
-                    .map(|(k, _)| k.clone());
+                c.ask_key_change = self.new_key_change(&before);
                 self.set_requests(
                     incoming_requests.iter().map(|r| r.userid.clone()),
                     outgoing_requests.iter().map(|r| r.userid.clone()),
@@ -798,7 +951,9 @@ impl Model {
                         path: prev.as_ref().and_then(|p| p.path),
                         unread: prev.as_ref().map_or(0, |p| p.unread),
                         typing: false,
+                        verified: prev.as_ref().is_some_and(|p| p.verified),
                         key_change: prev.and_then(|p| p.key_change),
+                        fingerprint: friend.fingerprint.clone(),
                     },
                 );
                 self.incoming.retain(|u| key(u) != k);
@@ -844,6 +999,20 @@ impl Model {
                         f.typing = false;
                     }
                     c.friends = true;
+                }
+                if !up {
+                    // The link is gone: nothing flows any more, whatever the last speed was
+                    // (the core's TransferSuspended says the same, with the offsets).
+                    let k = key(friend);
+                    if let Some(chat) = self.chats.get_mut(&k) {
+                        for t in &mut chat.transfers {
+                            if t.state == TransferState::Running {
+                                t.state = TransferState::Suspended;
+                                t.rate = 0;
+                                c.transfers.insert(k.clone());
+                            }
+                        }
+                    }
                 }
             }
             Event::MessageReceived {
@@ -949,17 +1118,22 @@ impl Model {
                 t.state = TransferState::Running;
                 t.bytes = *offset;
                 t.size = *size;
+                t.rate = 0;
+                t.progress_at_ms = now_ms;
                 c.transfer(&key(friend));
             }
             Event::TransferSuspended {
                 friend,
                 transfer_id,
+                direction,
                 bytes,
-                ..
             } => {
                 if let Some(t) = self.chat_mut(friend).transfer_mut(*transfer_id) {
                     t.state = TransferState::Suspended;
-                    t.bytes = *bytes;
+                    // The sender does not know what arrived (it says 0): keep what it sent.
+                    if *direction == Direction::Incoming || *bytes > 0 {
+                        t.bytes = *bytes;
+                    }
                     t.rate = 0;
                     c.transfer(&key(friend));
                 }
@@ -973,13 +1147,19 @@ impl Model {
                 ..
             } => {
                 if let Some(t) = self.chat_mut(friend).transfer_mut(*transfer_id) {
-                    t.bytes = *bytes;
-                    t.size = *size;
-                    t.rate = *rate_bytes_per_sec;
-                    if t.state == TransferState::Waiting {
+                    // A report that was on its way when the transfer ended must not bring
+                    // a speed back (a suspended one reports again only once it resumed).
+                    if matches!(
+                        t.state,
+                        TransferState::Waiting | TransferState::Running | TransferState::Suspended
+                    ) {
+                        t.bytes = *bytes;
+                        t.size = *size;
+                        t.rate = *rate_bytes_per_sec;
+                        t.progress_at_ms = now_ms;
                         t.state = TransferState::Running;
+                        c.transfer(&key(friend));
                     }
-                    c.transfer(&key(friend));
                 }
             }
             Event::TransferComplete {
@@ -1010,6 +1190,7 @@ impl Model {
                 };
                 let t = chat.upsert(*transfer_id, *direction, &name, *size);
                 t.state = TransferState::Complete;
+                t.rate = 0;
                 t.bytes = *size;
                 t.path = Some(path.clone());
                 if !chat.has_file(&transfer_id.to_hex()) {
@@ -1033,6 +1214,7 @@ impl Model {
             } => {
                 if let Some(t) = self.chat_mut(friend).transfer_mut(*transfer_id) {
                     t.state = TransferState::Stopped(cancel_words(reason, message));
+                    t.rate = 0;
                     c.transfer(&key(friend));
                 }
             }
@@ -1042,6 +1224,9 @@ impl Model {
                 presented,
             } => {
                 let k = key(friend);
+                if self.verified.remove(&k).is_some() {
+                    c.verified = true;
+                }
                 if let Some(f) = self.friends.get_mut(&k) {
                     f.key_change = Some(KeyChange {
                         pinned: pinned.clone(),
@@ -1072,6 +1257,7 @@ impl Model {
                 let k = key(friend);
                 if let Some(f) = self.friends.get_mut(&k) {
                     f.key_change = None;
+                    f.fingerprint = fingerprint.clone();
                 }
                 c.friends = true;
                 c.chat(&k);
@@ -1138,6 +1324,7 @@ impl Model {
                 c.notice_is_error = true;
             }
         }
+        self.check_verified(&mut c);
         c
     }
 }
@@ -1782,5 +1969,232 @@ mod tests {
             m.friends["bob"].presence(m.server_online()),
             Presence::Unknown
         );
+    }
+
+    fn with_fingerprint(u: &str, fp: &str) -> FriendView {
+        FriendView {
+            fingerprint: fp.into(),
+            ..fv(u, true)
+        }
+    }
+
+    fn log_in_with(m: &mut Model, friends: Vec<FriendView>) -> Changes {
+        m.apply(
+            &Event::LoggedIn {
+                userid: "alice".into(),
+                friends,
+                incoming_requests: vec![],
+                outgoing_requests: vec![],
+            },
+            0,
+        )
+    }
+
+    #[test]
+    fn verified_is_the_key_the_user_compared_and_survives_a_restart() {
+        let mut m = Model::new();
+        log_in_with(&mut m, vec![with_fingerprint("Bob", "SHA256:one")]);
+        assert!(!m.friends["bob"].verified);
+        let c = m
+            .set_verified("bob", true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.verified && c.friends, "saved and redrawn");
+        assert!(m.friends["bob"].verified);
+        assert_eq!(
+            m.verified_marks().get("bob").map(String::as_str),
+            Some("SHA256:one")
+        );
+        assert!(m.set_verified("nobody", true).is_err());
+
+        // A restart: the saved marks come back before the friends do.
+        let saved = m.verified_marks().clone();
+        let mut again = Model::new();
+        again.load_verified(saved);
+        log_in_with(&mut again, vec![with_fingerprint("bob", "SHA256:one")]);
+        assert!(again.friends["bob"].verified);
+        // Taking the mark away.
+        let c = again
+            .set_verified("Bob", false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.verified && !again.friends["bob"].verified);
+        assert!(again.verified_marks().is_empty());
+    }
+
+    #[test]
+    fn a_key_change_never_keeps_verified() {
+        let mut m = Model::new();
+        log_in_with(&mut m, vec![with_fingerprint("bob", "SHA256:one")]);
+        let _ = m.set_verified("bob", true);
+        let c = m.apply(
+            &Event::FriendKeyChanged {
+                friend: "bob".into(),
+                pinned: "SHA256:one".into(),
+                presented: "SHA256:two".into(),
+            },
+            0,
+        );
+        assert!(c.verified, "the dropped mark is saved");
+        assert!(!m.friends["bob"].verified);
+        assert!(m.verified_marks().is_empty());
+        assert!(
+            m.set_verified("bob", true).is_err(),
+            "no mark while the change is pending"
+        );
+        // Accepting the new key does not make it verified: that takes a new comparison.
+        m.apply(
+            &Event::FriendKeyTrusted {
+                friend: "bob".into(),
+                fingerprint: "SHA256:two".into(),
+                how: peerchat_client::KeyDecision::Accepted,
+            },
+            0,
+        );
+        assert!(!m.friends["bob"].verified);
+        assert_eq!(m.friends["bob"].fingerprint, "SHA256:two");
+        assert!(m.set_verified("bob", true).is_ok());
+        assert!(m.friends["bob"].verified);
+
+        // A mark saved for an older key (the pin moved while the app was closed) is dropped
+        // at the next login.
+        let mut later = Model::new();
+        later.load_verified([("bob".to_owned(), "SHA256:one".to_owned())].into());
+        let c = log_in_with(&mut later, vec![with_fingerprint("bob", "SHA256:two")]);
+        assert!(c.verified);
+        assert!(!later.friends["bob"].verified);
+        assert!(later.verified_marks().is_empty());
+        // A pending change at login: not verified either.
+        let mut pending = Model::new();
+        pending.load_verified([("bob".to_owned(), "SHA256:two".to_owned())].into());
+        log_in_with(
+            &mut pending,
+            vec![FriendView {
+                presented_fingerprint: Some("SHA256:three".into()),
+                ..with_fingerprint("bob", "SHA256:two")
+            }],
+        );
+        assert!(!pending.friends["bob"].verified);
+    }
+
+    #[test]
+    fn a_stopped_or_suspended_transfer_shows_no_speed() {
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let id = TransferId([9; 16]);
+        let out = |m: &mut Model, e: Event, at: u64| {
+            m.apply(&e, at);
+            m.chats["bob"].transfers[0].clone()
+        };
+        let progress = |bytes| Event::TransferProgress {
+            friend: "bob".into(),
+            transfer_id: id,
+            direction: Direction::Outgoing,
+            bytes,
+            size: 10_000_000,
+            rate_bytes_per_sec: 1_000_000,
+        };
+        out(
+            &mut m,
+            Event::TransferStarted {
+                friend: "bob".into(),
+                transfer_id: id,
+                direction: Direction::Outgoing,
+                name: "big.iso".into(),
+                size: 10_000_000,
+                offset: 0,
+            },
+            1_000,
+        );
+        let t = out(&mut m, progress(4_000_000), 2_000);
+        assert_eq!(t.speed(2_500), Some((1_000_000, Some(6))));
+        assert_eq!(
+            t.running_words(2_500, false),
+            "4.0 MB of 10 MB · 1.0 MB/s · 6 s left"
+        );
+        // No report for a while (the receiver died without a word): no old speed.
+        assert_eq!(t.speed(2_000 + STALLED_AFTER_MS + 1), None);
+        assert!(t
+            .running_words(2_000 + STALLED_AFTER_MS + 1, true)
+            .contains("stalled"));
+
+        // Suspended: the sender's event says 0 bytes; the row keeps what was sent.
+        let t = out(
+            &mut m,
+            Event::TransferSuspended {
+                friend: "bob".into(),
+                transfer_id: id,
+                direction: Direction::Outgoing,
+                bytes: 0,
+            },
+            3_000,
+        );
+        assert_eq!(
+            (t.state.clone(), t.bytes, t.rate),
+            (TransferState::Suspended, 4_000_000, 0)
+        );
+        assert_eq!(t.speed(3_000), None);
+        // Resumed, then the link drops without a TransferSuspended yet.
+        out(&mut m, progress(5_000_000), 4_000);
+        let t = out(
+            &mut m,
+            Event::PeerDisconnected {
+                friend: "bob".into(),
+                reason: String::new(),
+            },
+            4_100,
+        );
+        assert_eq!(t.state, TransferState::Suspended);
+        assert_eq!(t.speed(4_100), None);
+        // Cancelled: a report that was still on its way brings no speed back.
+        out(&mut m, progress(6_000_000), 5_000);
+        let t = out(
+            &mut m,
+            Event::TransferCancelled {
+                friend: "bob".into(),
+                transfer_id: id,
+                direction: Direction::Outgoing,
+                reason: "cancelled".into(),
+                message: String::new(),
+            },
+            5_100,
+        );
+        let late = out(&mut m, progress(7_000_000), 5_200);
+        assert_eq!(late, t);
+        assert_eq!(t.state, TransferState::Stopped("cancelled".into()));
+        assert_eq!((t.rate, t.speed(5_200)), (0, None));
+    }
+
+    #[test]
+    fn a_pending_key_change_is_asked_at_start_whichever_comes_first() {
+        let pending = FriendView {
+            presented_fingerprint: Some("SHA256:new".into()),
+            ..with_fingerprint("carol", "SHA256:old")
+        };
+        let snapshot = FriendsSnapshot {
+            friends: vec![pending.clone()],
+            incoming_requests: vec![],
+            outgoing_requests: vec![],
+        };
+        // The cached friend list first (a remembered account), then the login.
+        let mut m = Model::new();
+        assert_eq!(
+            m.apply_snapshot(&snapshot).ask_key_change.as_deref(),
+            Some("carol")
+        );
+        assert_eq!(
+            log_in_with(&mut m, vec![pending.clone()]).ask_key_change,
+            None
+        );
+        assert_eq!(
+            m.apply_snapshot(&snapshot).ask_key_change,
+            None,
+            "asked once"
+        );
+        // The login first.
+        let mut m = Model::new();
+        assert_eq!(
+            log_in_with(&mut m, vec![pending]).ask_key_change.as_deref(),
+            Some("carol")
+        );
+        assert_eq!(m.apply_snapshot(&snapshot).ask_key_change, None);
     }
 }

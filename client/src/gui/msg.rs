@@ -63,6 +63,15 @@ pub enum Action {
     CancelTransfer(TransferId),
     /// Trust a friend's new identity key, naming the fingerprint the user was shown.
     AcceptFriendKey { friend: String, fingerprint: String },
+    /// Settings › Change password: the current and the new password.
+    ChangePassword { old: String, new: String },
+    /// New settings: where files go and which offers are taken without asking, at once.
+    UpdateSettings {
+        /// Received files go here.
+        download_dir: PathBuf,
+        /// Offers taken without asking.
+        auto_accept: peerchat_client::AutoAccept,
+    },
     /// Close everything (the app is quitting).
     Shutdown,
 }
@@ -168,6 +177,8 @@ pub enum Msg {
     },
     /// A transfer action (accept/decline/cancel) failed.
     TransferActionFailed(Problem),
+    /// The answer to ChangePassword: a new recovery code if the server issued one.
+    PasswordChanged(Result<Option<String>, Problem>),
     /// The backend finished shutting down.
     ShutDown,
 
@@ -254,6 +265,18 @@ pub enum Ui {
     KeyChangeNotNow,
     /// Chat pane banner: show the key change dialog again.
     ReviewKeyChange,
+    /// Settings › "Change password…".
+    OpenPassword,
+    /// The Change password form's Change button (or Enter).
+    PasswordSubmit,
+    /// The Change password form closes.
+    PasswordClose,
+    /// "Profile…" in the chat header: the selected friend's profile.
+    OpenProfile,
+    /// The profile's Verified box was ticked (true) or cleared.
+    ProfileVerified(bool),
+    /// The profile window closes.
+    ProfileClose,
     /// The main window is closing: quit.
     Quit,
     /// Periodic tick (typing expiry, test hooks).

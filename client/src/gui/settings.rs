@@ -32,6 +32,9 @@ pub struct Settings {
     pub auto_accept_max: u64,
     /// The colours.
     pub theme: Theme,
+    /// The friends whose key the user compared and marked verified: friend key (lower-case
+    /// userid) -> the fingerprint compared. Only that key counts (`Model::set_verified`).
+    pub verified: std::collections::BTreeMap<String, String>,
 }
 
 impl Settings {
@@ -154,6 +157,7 @@ mod tests {
             download_dir: Some("/x/dl".into()),
             auto_accept_max: 10_000_000,
             theme: Theme::Dark,
+            verified: [("bob".to_owned(), "SHA256:abc".to_owned())].into(),
         };
         s.save(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(Settings::load(dir.path()), s);
@@ -161,6 +165,14 @@ mod tests {
             s.auto_accept(),
             peerchat_client::AutoAccept::UpTo(10_000_000)
         );
+        // A file from before the verified marks loads, with none.
+        std::fs::write(
+            dir.path().join(FILE),
+            br#"{"download_dir":null,"auto_accept_max":5,"theme":"dark"}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let old = Settings::load(dir.path());
+        assert_eq!((old.auto_accept_max, old.verified.len()), (5, 0));
         std::fs::write(dir.path().join(FILE), b"{not json").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(Settings::load(dir.path()), Settings::default());
         assert_eq!(

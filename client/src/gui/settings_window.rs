@@ -61,7 +61,7 @@ impl SettingsWindow {
         let limit: Input = widgets::form_row(&mut col, "Accept files up to", 170);
         widgets::hint_row(
             &mut col,
-            "Larger files ask first. 0 asks for every file; e.g. 50 MB. Applies from the next start.",
+            "Larger files ask first. 0 asks for every file; e.g. 50 MB. Applies to the next offer.",
             178,
             2,
         );
@@ -80,8 +80,7 @@ impl SettingsWindow {
         let pad = Frame::default();
         row.fixed(&pad, 170);
         let mut password = Button::default().with_label("Change password…");
-        password.deactivate();
-        password.set_tooltip("Coming with the next version of the client core");
+        password.set_callback(move |_| tx.send(Msg::Ui(Ui::OpenPassword)));
         row.fixed(&password, 170);
         widgets::spacer();
         row.end();
@@ -154,7 +153,7 @@ impl SettingsWindow {
     }
 
     /// The edited settings, or what is wrong with them.
-    pub fn read(&self) -> Result<Settings, String> {
+    pub fn read(&self, base: Settings) -> Result<Settings, String> {
         let limit = super::settings::parse_size(&self.limit.value()).ok_or_else(|| {
             format!(
                 "\"{}\" is not a size: write e.g. 0, 500 KB or 50 MB.",
@@ -174,6 +173,8 @@ impl SettingsWindow {
             } else {
                 Theme::Light
             },
+            // What this page does not edit stays (the friends' verified marks).
+            ..base
         })
     }
 }

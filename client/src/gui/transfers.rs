@@ -55,7 +55,7 @@ impl TransferRow {
         name.set_align(Align::Left | Align::Inside | Align::Clip);
         let mut bar = Progress::default();
         bar.set_selection_color(Color::from_rgb(45, 105, 220));
-        bar.set_color(Color::from_rgb(225, 228, 234));
+        bar.set_color(theme::TRACK);
         bar.set_frame(FrameType::FlatBox);
         bar.set_label_size(theme::SMALL_SIZE);
         bar.set_minimum(0.0);
@@ -153,16 +153,10 @@ impl TransferRow {
                 Some(("Decline", Ui::DeclineFile(id))),
             ),
             (TransferState::Running, Some(id)) => (
-                if layout::transfer_columns(self.row.w()).compact {
-                    format::rate(t.rate)
-                } else {
-                    format!(
-                        "{} of {} · {}",
-                        format::bytes(t.bytes),
-                        format::bytes(t.size),
-                        format::rate(t.rate)
-                    )
-                },
+                t.running_words(
+                    peerchat_client::history::now_ms(),
+                    layout::transfer_columns(self.row.w()).compact,
+                ),
                 None,
                 Some(("Cancel", Ui::CancelTransfer(id))),
             ),

@@ -87,13 +87,18 @@ impl Drop for Xvfb {
 
 impl Xvfb {
     pub fn start() -> Xvfb {
+        Self::start_sized("1280x800x24")
+    }
+
+    /// A private X server with a screen of `geometry` (`WxHxDEPTH`).
+    pub fn start_sized(geometry: &str) -> Xvfb {
         let mut child = Command::new("Xvfb")
             .args([
                 "-displayfd",
                 "1",
                 "-screen",
                 "0",
-                "1280x800x24",
+                geometry,
                 "-nolisten",
                 "tcp",
                 "-noreset",
