@@ -24,6 +24,7 @@ pub mod events;
 pub mod faults;
 pub mod friends;
 pub mod history;
+pub mod machine;
 pub mod ids;
 pub mod notices;
 pub mod peer;
