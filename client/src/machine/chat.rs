@@ -82,7 +82,10 @@ impl ClientMachine {
         };
         // C21: durably in the outbox first.
         self.chat.appending.insert((k.clone(), id), frame.clone());
-        self.push(Action::Persist(PersistOp::AppendOutbox { friend: k, frame }));
+        self.push(Action::Persist(PersistOp::AppendOutbox {
+            friend: k,
+            frame,
+        }));
         Ok(())
     }
 

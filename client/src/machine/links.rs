@@ -284,7 +284,13 @@ impl ClientMachine {
     }
 
     /// A frame arrived on `link` (already decoded; `unix_ms` is our wall clock at receipt).
-    pub fn handle_peer_frame(&mut self, link: LinkId, frame: PeerFrame, now: Instant, unix_ms: u64) {
+    pub fn handle_peer_frame(
+        &mut self,
+        link: LinkId,
+        frame: PeerFrame,
+        now: Instant,
+        unix_ms: u64,
+    ) {
         // L7: nothing is processed on a link that is not OPEN here.
         let Some(l) = self.links.get_mut(link) else {
             return;
@@ -316,7 +322,12 @@ impl ClientMachine {
 
     /// A file frame whose values failed validation arrived on `link` (R2, R3, R21, R25, S2;
     /// L26: the link stays).
-    pub fn handle_invalid_file_frame(&mut self, link: LinkId, frame: InvalidFileFrame, now: Instant) {
+    pub fn handle_invalid_file_frame(
+        &mut self,
+        link: LinkId,
+        frame: InvalidFileFrame,
+        now: Instant,
+    ) {
         let Some(l) = self.links.get_mut(link) else {
             return;
         };

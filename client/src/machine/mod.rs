@@ -31,9 +31,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use peerchat_proto::limits::{
-    MAX_FILE_CHUNK, OFFER_DATA_TIMEOUT, PEER_RETRY_MAX, PEER_RETRY_MIN,
-};
+use peerchat_proto::limits::{MAX_FILE_CHUNK, OFFER_DATA_TIMEOUT, PEER_RETRY_MAX, PEER_RETRY_MIN};
 use peerchat_proto::message::{ChatFrame, PeerFrame};
 use peerchat_proto::wire::{CloseReason, FileCancelReason};
 

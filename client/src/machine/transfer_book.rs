@@ -334,7 +334,11 @@ impl ClientMachine {
         Ok(())
     }
 
-    pub(crate) fn decline_file(&mut self, id: TransferId, now: Instant) -> Result<(), CommandError> {
+    pub(crate) fn decline_file(
+        &mut self,
+        id: TransferId,
+        now: Instant,
+    ) -> Result<(), CommandError> {
         let k = self
             .book
             .find_incoming(id)
@@ -349,7 +353,11 @@ impl ClientMachine {
         Ok(())
     }
 
-    pub(crate) fn cancel_transfer(&mut self, id: TransferId, now: Instant) -> Result<(), CommandError> {
+    pub(crate) fn cancel_transfer(
+        &mut self,
+        id: TransferId,
+        now: Instant,
+    ) -> Result<(), CommandError> {
         if let Some(o) = self.book.out.get(&id) {
             let k = o.friend.clone();
             let x = decide_send_local(o.state, o.key.size, SendLocal::UserCancel);
@@ -609,9 +617,10 @@ impl ClientMachine {
             if let Some(f) = frame {
                 self.send(link, f);
             }
-            let ends = x.next.is_some_and(|n| n.is_terminal()) && !prev.is_some_and(|p| p.is_terminal());
-            let answered_dead = matches!(x.answer, Answer::Cancel(_))
-                && prev.is_none_or(|p| p.is_terminal());
+            let ends =
+                x.next.is_some_and(|n| n.is_terminal()) && !prev.is_some_and(|p| p.is_terminal());
+            let answered_dead =
+                matches!(x.answer, Answer::Cancel(_)) && prev.is_none_or(|p| p.is_terminal());
             if x.discard || ends || answered_dead {
                 self.links.discard(link, &id.0);
             }
@@ -661,16 +670,15 @@ impl ClientMachine {
             _ => size,
         };
         match next {
-            RecvState::Receiving { .. } if matches!(x.row, Row::R9 | Row::R11 | Row::R40) => {
-                self.emit(Event::TransferStarted {
+            RecvState::Receiving { .. } if matches!(x.row, Row::R9 | Row::R11 | Row::R40) => self
+                .emit(Event::TransferStarted {
                     friend,
                     transfer_id: id,
                     direction: Direction::Incoming,
                     name,
                     size,
                     offset: held,
-                })
-            }
+                }),
             RecvState::Verifying { .. } if matches!(x.row, Row::R9 | Row::R40) => {
                 self.emit(Event::TransferStarted {
                     friend,
@@ -711,7 +719,13 @@ impl ClientMachine {
     }
 
     /// Carries out a Table S decision for `id` to `k`; `link` is where the answer goes.
-    fn apply_send(&mut self, k: &str, id: TransferId, x: Decision<SendState>, link: Option<LinkId>) {
+    fn apply_send(
+        &mut self,
+        k: &str,
+        id: TransferId,
+        x: Decision<SendState>,
+        link: Option<LinkId>,
+    ) {
         if let Some(link) = link {
             let frame = match x.answer {
                 Answer::Cancel(reason) => Some(cancel_frame(id.0, reason)),
@@ -722,9 +736,10 @@ impl ClientMachine {
                 self.send(link, f);
             }
             let prev = self.book.out_of(k, id).map(|o| o.state);
-            let ends = x.next.is_some_and(|n| n.is_terminal()) && !prev.is_some_and(|p| p.is_terminal());
-            let answered_dead = matches!(x.answer, Answer::Cancel(_))
-                && prev.is_none_or(|p| p.is_terminal());
+            let ends =
+                x.next.is_some_and(|n| n.is_terminal()) && !prev.is_some_and(|p| p.is_terminal());
+            let answered_dead =
+                matches!(x.answer, Answer::Cancel(_)) && prev.is_none_or(|p| p.is_terminal());
             if x.discard || ends || answered_dead {
                 self.links.discard(link, &id.0);
             }

@@ -148,7 +148,9 @@ impl SendState {
     pub fn in_flight(self) -> bool {
         matches!(
             self,
-            SendState::Offered { .. } | SendState::Sending { .. } | SendState::AwaitingComplete { .. }
+            SendState::Offered { .. }
+                | SendState::Sending { .. }
+                | SendState::AwaitingComplete { .. }
         )
     }
 
@@ -597,7 +599,11 @@ pub fn decide_recv_local(state: RecvState, size: u64, ev: RecvLocal) -> Decision
         }
         (St::Verifying { link: Some(link) }, RecvLocal::LinkClosed(closed)) if link == closed => {
             // VERIFYING does not depend on the link; only where its answer goes does.
-            d(Row::NoRow, Answer::Nothing, Some(St::Verifying { link: None }))
+            d(
+                Row::NoRow,
+                Answer::Nothing,
+                Some(St::Verifying { link: None }),
+            )
         }
         (s, RecvLocal::Unfriended) if !s.is_terminal() => d(
             Row::R54,
@@ -680,7 +686,11 @@ pub fn decide_send(
                         Some(St::Sending { link, next: offset }),
                     )
                 } else if offset == size {
-                    d(Row::S4, Answer::Nothing, Some(St::AwaitingComplete { link }))
+                    d(
+                        Row::S4,
+                        Answer::Nothing,
+                        Some(St::AwaitingComplete { link }),
+                    )
                 } else {
                     d(
                         Row::S5,
@@ -730,10 +740,19 @@ pub fn decide_send(
 pub fn decide_send_local(state: SendState, size: u64, ev: SendLocal) -> Decision<SendState> {
     use SendState as St;
     match (state, ev) {
-        (St::Suspended, SendLocal::LinkOpen { link, source_ok: true }) => {
-            d(Row::S30, Answer::Offer, Some(St::Offered { link }))
-        }
-        (St::Suspended, SendLocal::LinkOpen { source_ok: false, .. }) => d(
+        (
+            St::Suspended,
+            SendLocal::LinkOpen {
+                link,
+                source_ok: true,
+            },
+        ) => d(Row::S30, Answer::Offer, Some(St::Offered { link })),
+        (
+            St::Suspended,
+            SendLocal::LinkOpen {
+                source_ok: false, ..
+            },
+        ) => d(
             Row::S31,
             Answer::Cancel(FileCancelReason::IoError),
             Some(St::Cancelled {
@@ -741,7 +760,13 @@ pub fn decide_send_local(state: SendState, size: u64, ev: SendLocal) -> Decision
                 unsent: false,
             }),
         ),
-        (St::Cancelled { reason, unsent: true }, SendLocal::LinkOpen { .. }) => d(
+        (
+            St::Cancelled {
+                reason,
+                unsent: true,
+            },
+            SendLocal::LinkOpen { .. },
+        ) => d(
             Row::S32,
             Answer::Cancel(reason),
             Some(St::Cancelled {
@@ -776,9 +801,17 @@ pub fn decide_send_local(state: SendState, size: u64, ev: SendLocal) -> Decision
         (St::Sending { link, next }, SendLocal::ChunkSent { len }) => {
             let next = next + len;
             if next >= size {
-                d(Row::S37, Answer::Nothing, Some(St::AwaitingComplete { link }))
+                d(
+                    Row::S37,
+                    Answer::Nothing,
+                    Some(St::AwaitingComplete { link }),
+                )
             } else {
-                d(Row::NoRow, Answer::Nothing, Some(St::Sending { link, next }))
+                d(
+                    Row::NoRow,
+                    Answer::Nothing,
+                    Some(St::Sending { link, next }),
+                )
             }
         }
         (s, SendLocal::LinkClosed(closed)) if s.link() == Some(closed) => {
@@ -845,7 +878,10 @@ mod tests {
     #[test]
     fn r2_invalid_offer_for_unknown_id_records_nothing() {
         let x = decide_recv(None, RecvInput::InvalidOffer, on(A));
-        assert_eq!((x.row, x.answer, x.next, x.discard), (Row::R2, INV, None, true));
+        assert_eq!(
+            (x.row, x.answer, x.next, x.discard),
+            (Row::R2, INV, None, true)
+        );
         let k = key();
         let x = decide_recv(Some((RecvState::Done, &k)), RecvInput::InvalidOffer, on(A));
         assert_eq!((x.row, x.next), (Row::R2, None), "terminal stays as it is");
@@ -896,7 +932,11 @@ mod tests {
         );
         assert_eq!(
             (x.row, x.answer, x.next),
-            (Row::R4a, Answer::Cancel(FileCancelReason::TooManyOffers), None)
+            (
+                Row::R4a,
+                Answer::Cancel(FileCancelReason::TooManyOffers),
+                None
+            )
         );
     }
 
@@ -970,7 +1010,11 @@ mod tests {
     #[test]
     fn r9_suspended_resumes_from_the_part_length() {
         let k = key();
-        let x = decide_recv(Some((RecvState::Suspended { held: 40 }, &k)), offer(&k), on(B));
+        let x = decide_recv(
+            Some((RecvState::Suspended { held: 40 }, &k)),
+            offer(&k),
+            on(B),
+        );
         assert_eq!(
             (x.row, x.answer, x.next),
             (
@@ -979,8 +1023,16 @@ mod tests {
                 Some(RecvState::Receiving { link: B, held: 40 })
             )
         );
-        let x = decide_recv(Some((RecvState::Suspended { held: 400 }, &k)), offer(&k), on(B));
-        assert_eq!(x.answer, Answer::Accept { offset: 0 }, "a .part longer than size");
+        let x = decide_recv(
+            Some((RecvState::Suspended { held: 400 }, &k)),
+            offer(&k),
+            on(B),
+        );
+        assert_eq!(
+            x.answer,
+            Answer::Accept { offset: 0 },
+            "a .part longer than size"
+        );
     }
 
     #[test]
@@ -1034,7 +1086,10 @@ mod tests {
     fn r13_reoffer_of_a_done_transfer_completes_again() {
         let k = key();
         let x = decide_recv(Some((RecvState::Done, &k)), offer(&k), on(A));
-        assert_eq!((x.row, x.answer, x.next), (Row::R13, Answer::Complete, None));
+        assert_eq!(
+            (x.row, x.answer, x.next),
+            (Row::R13, Answer::Complete, None)
+        );
     }
 
     #[test]
@@ -1049,7 +1104,10 @@ mod tests {
             (RecvState::Failed, FileCancelReason::HashMismatch),
         ] {
             let x = decide_recv(Some((s, &k)), offer(&k), on(A));
-            assert_eq!((x.row, x.answer, x.next), (Row::R14, Answer::Cancel(r), None));
+            assert_eq!(
+                (x.row, x.answer, x.next),
+                (Row::R14, Answer::Cancel(r), None)
+            );
         }
     }
 
@@ -1065,7 +1123,10 @@ mod tests {
     #[test]
     fn r21_chunk_for_unknown_or_terminal() {
         let x = decide_recv(None, chunk(0, 1), on(A));
-        assert_eq!((x.row, x.answer, x.next, x.discard), (Row::R21, INV, None, true));
+        assert_eq!(
+            (x.row, x.answer, x.next, x.discard),
+            (Row::R21, INV, None, true)
+        );
         let k = key();
         let x = decide_recv(Some((RecvState::Done, &k)), chunk(0, 1), on(A));
         assert_eq!((x.row, x.next), (Row::R21, None));
@@ -1127,7 +1188,10 @@ mod tests {
         let c = RecvInput::Cancel(FileCancelReason::Cancelled);
         assert_eq!(decide_recv(None, c, discarded()).row, Row::R30);
         let x = decide_recv(None, c, on(A));
-        assert_eq!((x.row, x.answer, x.discard), (Row::R31, Answer::Nothing, false));
+        assert_eq!(
+            (x.row, x.answer, x.discard),
+            (Row::R31, Answer::Nothing, false)
+        );
         let k = key();
         assert_eq!(
             decide_recv(Some((RecvState::Failed, &k)), c, on(A)).next,
@@ -1186,7 +1250,11 @@ mod tests {
             0,
             RecvLocal::Accept { open: Some(A) },
         );
-        assert_eq!(x.next, Some(RecvState::Verifying { link: Some(A) }), "size 0");
+        assert_eq!(
+            x.next,
+            Some(RecvState::Verifying { link: Some(A) }),
+            "size 0"
+        );
         let x = decide_recv_local(
             RecvState::PendingDecision,
             100,
@@ -1194,7 +1262,11 @@ mod tests {
         );
         assert_eq!(
             (x.row, x.answer, x.next),
-            (Row::R41, Answer::Nothing, Some(RecvState::Suspended { held: 0 }))
+            (
+                Row::R41,
+                Answer::Nothing,
+                Some(RecvState::Suspended { held: 0 })
+            )
         );
     }
 
@@ -1213,7 +1285,11 @@ mod tests {
                 Some(RecvState::Declined)
             )
         );
-        let x = decide_recv_local(RecvState::PendingDecision, 1, RecvLocal::Decline { open: None });
+        let x = decide_recv_local(
+            RecvState::PendingDecision,
+            1,
+            RecvLocal::Decline { open: None },
+        );
         assert_eq!((x.row, x.answer), (Row::R42, Answer::Nothing));
     }
 
@@ -1282,7 +1358,11 @@ mod tests {
             1,
             RecvLocal::Verified { matched: true },
         );
-        assert_eq!((x.row, x.answer), (Row::R51, Answer::Nothing), "no link: R13 later");
+        assert_eq!(
+            (x.row, x.answer),
+            (Row::R51, Answer::Nothing),
+            "no link: R13 later"
+        );
     }
 
     #[test]
@@ -1380,7 +1460,12 @@ mod tests {
                 (Row::S6, INV, cancelled(FileCancelReason::Invalid))
             );
         }
-        let x = decide_send(Some(SendState::Done), 9, SendInput::Accept { offset: 0 }, on(A));
+        let x = decide_send(
+            Some(SendState::Done),
+            9,
+            SendInput::Accept { offset: 0 },
+            on(A),
+        );
         assert_eq!((x.row, x.answer, x.next), (Row::S7, INV, None));
     }
 
@@ -1407,7 +1492,10 @@ mod tests {
     fn s20_s21_s22_s23_cancel() {
         let c = SendInput::Cancel(FileCancelReason::Declined);
         assert_eq!(decide_send(None, 9, c, discarded()).row, Row::S20);
-        assert_eq!(decide_send(Some(SendState::Done), 9, c, on(A)).row, Row::S21);
+        assert_eq!(
+            decide_send(Some(SendState::Done), 9, c, on(A)).row,
+            Row::S21
+        );
         let x = decide_send(
             Some(SendState::AwaitingComplete { link: A }),
             9,
@@ -1442,7 +1530,11 @@ mod tests {
         let x = decide_send_local(SendState::Suspended, 9, open(true));
         assert_eq!(
             (x.row, x.answer, x.next),
-            (Row::S30, Answer::Offer, Some(SendState::Offered { link: B }))
+            (
+                Row::S30,
+                Answer::Offer,
+                Some(SendState::Offered { link: B })
+            )
         );
         let x = decide_send_local(SendState::Suspended, 9, open(false));
         assert_eq!(
