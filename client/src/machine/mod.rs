@@ -329,6 +329,9 @@ pub struct TransferRecord {
     pub end_reason: Option<FileCancelReason>,
     /// Bytes held (incoming) or acknowledged offset (outgoing).
     pub bytes: u64,
+    /// A sender's FileCancel still waits for a link (S35 → S32, audit D6): restored with
+    /// [`ClientMachine::restore_outgoing`] after a restart.
+    pub cancel_unsent: bool,
 }
 
 /// The result of a [`PersistOp`], fed back with [`ClientMachine::handle_persisted`].

@@ -761,7 +761,7 @@ impl ClientMachine {
             o.key.name.clone(),
             o.path.clone(),
         );
-        if next.spec_name() != prev.spec_name() {
+        if next.spec_name() != prev.spec_name() || row == Row::S32 {
             self.persist_out(id);
         }
         let friend = self.dir.display(&k);
@@ -1064,6 +1064,7 @@ impl ClientMachine {
             state: i.state.spec_name(),
             end_reason: i.state.end_reason(),
             bytes,
+            cancel_unsent: false,
         };
         self.push(Action::Persist(PersistOp::Transfer(rec)));
     }
@@ -1072,6 +1073,7 @@ impl ClientMachine {
         let Some(o) = self.book.out.get(&id) else {
             return;
         };
+        let cancel_unsent = matches!(o.state, SendState::Cancelled { unsent: true, .. });
         let (end_reason, bytes) = match o.state {
             SendState::Cancelled { reason, .. } => (Some(reason), 0),
             SendState::Failed => (Some(FileCancelReason::HashMismatch), 0),
@@ -1089,6 +1091,7 @@ impl ClientMachine {
             state: o.state.spec_name(),
             end_reason,
             bytes,
+            cancel_unsent,
         };
         self.push(Action::Persist(PersistOp::Transfer(rec)));
     }

@@ -294,6 +294,10 @@ fn s35_s32_cancel_while_suspended_goes_out_on_the_next_link() {
             unsent: true
         })
     );
+    assert!(
+        p.a.history.transfers[&id].cancel_unsent,
+        "D6: persisted until sent"
+    );
     p.reachable = true;
     p.advance(secs(2));
     assert_eq!(
@@ -301,6 +305,7 @@ fn s35_s32_cancel_while_suspended_goes_out_on_the_next_link() {
         Some(RecvState::Cancelled(FileCancelReason::Cancelled)),
         "R33"
     );
+    assert!(!p.a.history.transfers[&id].cancel_unsent);
     assert!(!p.b.disk.parts.contains_key(&id), ".part deleted");
 }
 
@@ -702,4 +707,155 @@ fn l50_unfriended_closes_and_cancels() {
         "R54"
     );
     let _ = LinkId(0);
+}
+
+#[test]
+fn d6_s32_cancel_to_deliver_survives_a_restart() {
+    let (mut p, id, data) = transfer_broken_after(2);
+    p.reachable = false;
+    p.command(Side::A, Command::CancelTransfer { id });
+    let rec = p.a.history.transfers[&id].clone();
+    assert!(rec.cancel_unsent);
+    // Alice restarts: a fresh machine restored from her history.
+    let config = p.a.m.config().clone();
+    p.a.m = super::ClientMachine::new(config);
+    let fb = p.b.fingerprint.clone();
+    p.server(
+        Side::A,
+        ServerInput::LoggedIn {
+            friends: vec![FriendEntry {
+                userid: "bob".into(),
+                fingerprint: fb,
+                online: true,
+            }],
+        },
+    );
+    p.a.m.restore_outgoing(
+        "bob",
+        id,
+        "/src/file1".into(),
+        super::transfers::OfferKey {
+            name: rec.offered_name.clone(),
+            size: rec.size,
+            sha256: rec.sha256,
+        },
+        rec.end_reason.filter(|_| rec.cancel_unsent),
+    );
+    assert_eq!(data.len() as u64, rec.size);
+    p.reachable = true;
+    p.command(Side::A, Command::RetryNow);
+    p.drive();
+    assert_eq!(
+        p.b.m.incoming_state("alice", id),
+        Some(RecvState::Cancelled(FileCancelReason::Cancelled))
+    );
+}
+
+#[test]
+fn r4_d21_offer_reusing_an_own_outgoing_id_is_refused() {
+    let (mut p, link) = Pair::connected();
+    let id = p.send_file(Side::A, 10, &content(5));
+    p.drive();
+    p.inject(
+        Side::A,
+        link,
+        PeerFrame::FileOffer(peerchat_proto::message::FileOfferFrame {
+            id: id.0,
+            name: "evil".into(),
+            size: 5,
+            sha256: Some([1; 32]),
+        }),
+    );
+    assert!(
+        p.a.m.incoming_state("bob", id).is_none(),
+        "nothing recorded"
+    );
+    assert!(p.a.sent().iter().any(|(_, _, f)| matches!(
+        f,
+        PeerFrame::FileCancel {
+            reason: FileCancelReason::Invalid,
+            ..
+        }
+    )));
+    assert!(
+        matches!(p.a.m.outgoing_state(id), Some(SendState::Offered { .. })),
+        "own transfer not affected"
+    );
+}
+
+#[test]
+fn r7_d5_differing_reoffer_of_a_done_transfer_is_invalid_not_complete() {
+    let (mut p, link) = Pair::connected();
+    let id = p.send_file(Side::A, 11, &content(5));
+    p.drive();
+    p.command(Side::B, Command::AcceptFile { id });
+    p.drive();
+    assert_eq!(p.b.m.incoming_state("alice", id), Some(RecvState::Done));
+    // On a new link (the old one's discard set would drop it, R1).
+    p.drop_link(link);
+    let link2 = p.open_link(Side::A);
+    p.inject(
+        Side::B,
+        link2,
+        PeerFrame::FileOffer(peerchat_proto::message::FileOfferFrame {
+            id: id.0,
+            name: "file11.BIN".into(),
+            size: 5,
+            sha256: Some([1; 32]),
+        }),
+    );
+    assert!(p.b.sent().iter().any(|(_, l, f)| *l == link2
+        && matches!(
+            f,
+            PeerFrame::FileCancel {
+                reason: FileCancelReason::Invalid,
+                ..
+            }
+        )));
+    assert_eq!(
+        p.b.m.incoming_state("alice", id),
+        Some(RecvState::Done),
+        "unchanged"
+    );
+}
+
+#[test]
+fn d9_discard_set_is_per_link_and_bounded() {
+    let (mut p, link) = Pair::connected();
+    for n in 0..(super::links::DISCARD_SET_MAX as u32 + 10) {
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&n.to_be_bytes());
+        p.inject(
+            Side::B,
+            link,
+            PeerFrame::FileChunk {
+                id,
+                offset: 0,
+                data: bytes::Bytes::from_static(b"x"),
+            },
+        );
+    }
+    assert_eq!(p.b.m.discard_len(link), super::links::DISCARD_SET_MAX);
+    p.drop_link(link);
+    let link2 = p.open_link(Side::A);
+    assert_eq!(p.b.m.discard_len(link2), 0, "dropped with its link");
+}
+
+#[test]
+fn l51_d18_login_snapshot_with_another_key_closes_the_link() {
+    let (mut p, link) = Pair::connected();
+    p.server(
+        Side::A,
+        ServerInput::LoggedIn {
+            friends: vec![FriendEntry {
+                userid: "bob".into(),
+                fingerprint: "SHA256:new-device".into(),
+                online: true,
+            }],
+        },
+    );
+    assert!(p
+        .a
+        .closes()
+        .contains(&(link, Some(CloseReason::NotAFriend))));
 }

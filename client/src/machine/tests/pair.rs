@@ -268,7 +268,7 @@ impl Pair {
         let now = self.now;
         let r = self.node(side).m.handle_command(cmd, now);
         assert_eq!(r, Ok(()));
-        self.collect(side);
+        self.run_actions();
     }
 
     /// A server event on `side`.
