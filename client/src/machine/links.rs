@@ -97,6 +97,8 @@ impl DiscardSet {
 pub(crate) struct Link {
     pub(crate) friend: String,
     fingerprint: String,
+    /// The features both hellos named (§7.2 r9).
+    features: PeerFeatures,
     last_rx: Instant,
     pings: u32,
     pub(crate) discard: DiscardSet,
@@ -143,6 +145,13 @@ impl Links {
         let mut v: Vec<LinkId> = self.links.keys().copied().collect();
         v.sort();
         v
+    }
+
+    /// Both hellos of `link` named `file-blake3` (§8.3.1).
+    pub(crate) fn blake3_ok(&self, link: LinkId) -> bool {
+        self.links
+            .get(&link)
+            .is_some_and(|l| l.features.file_blake3)
     }
 
     pub(crate) fn fingerprint(&self, link: LinkId) -> Option<&str> {
@@ -194,8 +203,16 @@ impl ClientMachine {
                 initiated_by_me,
                 path,
                 fingerprint,
-                features: _,
-            } => self.on_up(link, &friend, initiated_by_me, path, fingerprint, now),
+                features,
+            } => self.on_up(
+                link,
+                &friend,
+                initiated_by_me,
+                path,
+                fingerprint,
+                features,
+                now,
+            ),
             LinkEvent::Down { link, end } => {
                 let friend_close = match end {
                     LinkEnd::FriendClosed(r) => Some(Some(r)),
@@ -212,6 +229,7 @@ impl ClientMachine {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_up(
         &mut self,
         link: LinkId,
@@ -219,6 +237,7 @@ impl ClientMachine {
         initiated_by_me: bool,
         path: LinkPath,
         fingerprint: String,
+        features: PeerFeatures,
         now: Instant,
     ) {
         let k = key(friend);
@@ -256,6 +275,7 @@ impl ClientMachine {
                     Link {
                         friend: k.clone(),
                         fingerprint,
+                        features,
                         last_rx: now,
                         pings: 0,
                         discard: DiscardSet::default(),

@@ -203,12 +203,12 @@ pub enum DiskJob {
         /// What.
         data: Bytes,
     },
-    /// Hash the `.part` file; if it is `sha256`, rename it to its final name.
+    /// Hash the `.part` file; if it is `expect`, rename it to its final name.
     Verify {
         /// The transfer.
         id: TransferId,
-        /// The offered hash.
-        sha256: [u8; 32],
+        /// The hash it must have.
+        expect: Expected,
     },
     /// Delete the `.part` file.
     DeletePart {
@@ -235,6 +235,15 @@ pub enum DiskJob {
         /// The offered size.
         size: u64,
     },
+}
+
+/// The hash a received file must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// The offered SHA-256 (§8.3 r8).
+    Sha256([u8; 32]),
+    /// The BLAKE3 of the FileDigest (§8.3.1).
+    Blake3([u8; 32]),
 }
 
 /// The result of a [`DiskJob`].

@@ -19,7 +19,7 @@ use super::transfers::{
     OfferKey, RecvInput, RecvLocal, RecvState, Row, SendInput, SendLocal, SendState,
 };
 use super::{
-    cancel_frame, key, Action, ClientMachine, CommandError, DiskEvent, DiskJob, LinkId,
+    cancel_frame, key, Action, ClientMachine, CommandError, DiskEvent, DiskJob, Expected, LinkId,
     MachineConfig, PersistOp, TransferRecord,
 };
 use crate::events::Event;
@@ -51,6 +51,15 @@ pub(crate) struct Incoming {
     accepted_at: Option<Instant>,
     /// The final file, once verified.
     path: String,
+    /// The FileDigest of a streamed-hash transfer, once received (§8.3.1).
+    digest: Option<[u8; 32]>,
+}
+
+impl Incoming {
+    /// A streamed-hash transfer still waiting for its FileDigest.
+    fn awaits_digest(&self) -> bool {
+        self.key.streamed && self.digest.is_none()
+    }
 }
 
 /// Every transfer, both ways.
@@ -159,7 +168,12 @@ impl TransferBook {
     }
 
     fn no_data_deadline(&self, i: &Incoming, c: &MachineConfig) -> Option<Instant> {
-        if !matches!(i.state, RecvState::Receiving { .. }) {
+        let waiting = match i.state {
+            RecvState::Receiving { .. } => true,
+            RecvState::Verifying { .. } => i.awaits_digest(),
+            _ => false,
+        };
+        if !waiting {
             return None;
         }
         let from = match (i.accepted_at, self.last_chunk.get(&i.friend)) {
@@ -177,7 +191,7 @@ fn offer_frame(id: TransferId, k: &OfferKey) -> PeerFrame {
         id: id.0,
         name: k.name.clone(),
         size: k.size,
-        sha256: Some(k.sha256),
+        sha256: (!k.streamed).then_some(k.sha256),
     })
 }
 
@@ -243,6 +257,7 @@ impl ClientMachine {
                 state,
                 accepted_at: None,
                 path: String::new(),
+                digest: None,
             },
         );
     }
@@ -287,7 +302,12 @@ impl ClientMachine {
             return Err(CommandError::NotAFriend(friend.to_owned()));
         }
         self.book.seq += 1;
-        let key = OfferKey { name, size, sha256 };
+        let key = OfferKey {
+            name,
+            size,
+            sha256,
+            streamed: false,
+        };
         self.book.out.insert(
             id,
             Outgoing {
@@ -406,14 +426,14 @@ impl ClientMachine {
                 let key = OfferKey {
                     name: o.name,
                     size: o.size,
-                    // A streamed-hash offer (§8.3.1) is not handled by the machine yet: it
-                    // is answered as an invalid offer (R2/R3).
                     sha256: o.sha256.unwrap_or_default(),
+                    streamed: o.sha256.is_none(),
                 };
                 let ctx = self.ctx(link, &id.0);
                 let slot = (k.to_owned(), id);
                 let state = self.book.inc.get(&slot).map(|i| (i.state, &i.key));
-                let input = if o.sha256.is_none() {
+                // §8.3.1 r1: a streamed-hash offer needs the feature on this link.
+                let input = if key.streamed && !self.links.blake3_ok(link) {
                     RecvInput::InvalidOffer
                 } else {
                     RecvInput::Offer {
@@ -434,6 +454,7 @@ impl ClientMachine {
                             state: RecvState::PendingDecision,
                             accepted_at: None,
                             path: String::new(),
+                            digest: None,
                         },
                     );
                     self.persist_in(k, id);
@@ -508,8 +529,9 @@ impl ClientMachine {
                 let x = decide_send(state, size, SendInput::Complete, ctx);
                 self.apply_send(k, id, x, Some(link));
             }
-            // Streamed hashes (§8.3.1) are not offered or accepted by the machine: a digest
-            // names no transfer it knows.
+            PeerFrame::FileDigest { id, blake3 } => {
+                self.on_digest(link, k, TransferId(id), blake3, now)
+            }
             _ => {}
         }
     }
@@ -570,6 +592,43 @@ impl ClientMachine {
                 if x.discard {
                     self.links.discard(link, &raw);
                 }
+            }
+        }
+    }
+
+    /// A `FileDigest` (§8.3.1 r3, r4): the hash of a streamed-hash transfer in VERIFYING;
+    /// anything else is answered like a bad chunk.
+    fn on_digest(&mut self, link: LinkId, k: &str, id: TransferId, blake3: [u8; 32], now: Instant) {
+        let ctx = self.ctx(link, &id.0);
+        let slot = (k.to_owned(), id);
+        let verifying = self.book.inc.get(&slot).and_then(|i| match i.state {
+            RecvState::Verifying { .. } if i.key.streamed => Some(i.digest.is_some()),
+            _ => None,
+        });
+        match verifying {
+            _ if ctx.in_discard => {}
+            Some(true) => {} // a repeated digest: the first counts
+            Some(false) => {
+                if let Some(i) = self.book.inc.get_mut(&slot) {
+                    i.digest = Some(blake3);
+                }
+                self.push(Action::Disk(DiskJob::Verify {
+                    id,
+                    expect: Expected::Blake3(blake3),
+                }));
+            }
+            None => {
+                // Not awaited: as a bad chunk (R21/R23/R24 by state).
+                let state = self.book.inc.get(&slot).map(|i| (i.state, &i.key));
+                let x = decide_recv(
+                    state,
+                    RecvInput::Chunk {
+                        offset: u64::MAX,
+                        len: 0,
+                    },
+                    ctx,
+                );
+                self.apply_recv(k, id, x, Some(link), None, now);
             }
         }
     }
@@ -644,6 +703,11 @@ impl ClientMachine {
         };
         i.state = next;
         let (size, sha256, name) = (i.key.size, i.key.sha256, i.name.clone());
+        let expect = if i.key.streamed {
+            i.digest.map(Expected::Blake3)
+        } else {
+            Some(Expected::Sha256(sha256))
+        };
         let entered_receiving = matches!(next, RecvState::Receiving { .. })
             && !matches!(prev, RecvState::Receiving { .. });
         if matches!(x.row, Row::R9 | Row::R11 | Row::R40) || entered_receiving {
@@ -653,7 +717,10 @@ impl ClientMachine {
         if matches!(next, RecvState::Verifying { .. })
             && !matches!(prev, RecvState::Verifying { .. })
         {
-            self.push(Action::Disk(DiskJob::Verify { id, sha256 }));
+            // A streamed-hash transfer verifies when its FileDigest is there (§8.3.1 r3).
+            if let Some(expect) = expect {
+                self.push(Action::Disk(DiskJob::Verify { id, expect }));
+            }
         }
         if prev.holds_part() && matches!(next, RecvState::Cancelled(_) | RecvState::Failed) {
             self.push(Action::Disk(DiskJob::DeletePart { id }));
@@ -900,9 +967,22 @@ impl ClientMachine {
             self.apply_send(k, id, x, None);
         }
         for id in self.book.inc_ids(k) {
-            let Some(i) = self.book.inc.get(&(k.to_owned(), id)) else {
+            let Some(i) = self.book.inc.get_mut(&(k.to_owned(), id)) else {
                 continue;
             };
+            // §8.3.1 r5: VERIFYING without its digest becomes SUSPENDED with every byte.
+            if i.awaits_digest() && i.state == (RecvState::Verifying { link: Some(link) }) {
+                i.state = RecvState::Suspended { held: i.key.size };
+                let (size, friend) = (i.key.size, self.dir.display(k));
+                self.persist_in(k, id);
+                self.emit(Event::TransferSuspended {
+                    friend,
+                    transfer_id: id,
+                    direction: Direction::Incoming,
+                    bytes: size,
+                });
+                continue;
+            }
             let x = decide_recv_local(i.state, i.key.size, RecvLocal::LinkClosed(link));
             self.apply_recv(k, id, x, None, None, now);
         }
@@ -944,7 +1024,9 @@ impl ClientMachine {
                 continue;
             };
             let link = match i.state {
-                RecvState::Receiving { link, .. } => link,
+                RecvState::Receiving { link, .. } | RecvState::Verifying { link: Some(link) } => {
+                    link
+                }
                 _ => continue,
             };
             let x = decide_recv_local(i.state, i.key.size, RecvLocal::NoData);

@@ -22,8 +22,11 @@ pub struct OfferKey {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
-    /// SHA-256 of the content.
+    /// SHA-256 of the content (zero for a streamed-hash offer).
     pub sha256: [u8; 32],
+    /// A streamed-hash offer (§8.3.1): no SHA-256, a `FileDigest` follows the data. The kind
+    /// is part of the offer's identity (a re-offer of the other kind differs).
+    pub streamed: bool,
 }
 
 /// Receiver states (§8.3, §8.5.4).
@@ -449,14 +452,18 @@ pub fn decide_recv(
                 St::PendingDecision => d(Row::R8, Answer::Nothing, None),
                 St::Suspended { held } => {
                     let held = if held > first.size { 0 } else { held };
-                    d(
-                        Row::R9,
-                        Answer::Accept { offset: held },
-                        Some(St::Receiving {
+                    let next = if held == first.size {
+                        // R50 at once: every byte is held already.
+                        St::Verifying {
+                            link: Some(ctx.link),
+                        }
+                    } else {
+                        St::Receiving {
                             link: ctx.link,
                             held,
-                        }),
-                    )
+                        }
+                    };
+                    d(Row::R9, Answer::Accept { offset: held }, Some(next))
                 }
                 St::Receiving { link, .. } if link == ctx.link => d(
                     Row::R10,
@@ -610,7 +617,9 @@ pub fn decide_recv_local(state: RecvState, size: u64, ev: RecvLocal) -> Decision
             Answer::Nothing,
             Some(St::Cancelled(FileCancelReason::Cancelled)),
         ),
-        (St::Receiving { .. }, RecvLocal::NoData) => d(
+        // §8.3.1 r4: VERIFYING while the FileDigest is awaited counts as waiting for data
+        // (the machine only reports NoData for such a transfer).
+        (St::Receiving { .. } | St::Verifying { .. }, RecvLocal::NoData) => d(
             Row::R56,
             Answer::Cancel(FileCancelReason::NoData),
             Some(St::Cancelled(FileCancelReason::NoData)),
@@ -841,6 +850,7 @@ mod tests {
             name: "a.txt".into(),
             size: 100,
             sha256: [7; 32],
+            streamed: false,
         }
     }
     fn on(link: LinkId) -> FrameCtx {

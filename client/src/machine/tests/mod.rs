@@ -738,6 +738,7 @@ fn d6_s32_cancel_to_deliver_survives_a_restart() {
             name: rec.offered_name.clone(),
             size: rec.size,
             sha256: rec.sha256,
+            streamed: false,
         },
         rec.end_reason.filter(|_| rec.cancel_unsent),
     );
@@ -858,4 +859,75 @@ fn l51_d18_login_snapshot_with_another_key_closes_the_link() {
         .a
         .closes()
         .contains(&(link, Some(CloseReason::NotAFriend))));
+}
+
+fn streamed_offer(id: [u8; 16], size: u64) -> PeerFrame {
+    PeerFrame::FileOffer(peerchat_proto::message::FileOfferFrame {
+        id,
+        name: "s.bin".into(),
+        size,
+        sha256: None,
+    })
+}
+
+#[test]
+fn streamed_hash_offer_verifies_with_the_digest() {
+    let mut p = Pair::new();
+    p.features = peerchat_proto::message::PeerFeatures::ALL;
+    let link = p.open_link(Side::A);
+    p.run_actions();
+    let data = content(15);
+    let id = [12u8; 16];
+    p.inject(Side::B, link, streamed_offer(id, 15));
+    assert_eq!(
+        p.b.m.incoming_state("alice", TransferId(id)),
+        Some(RecvState::PendingDecision)
+    );
+    p.command(Side::B, Command::AcceptFile { id: TransferId(id) });
+    for (offset, part) in [(0u64, &data[..10]), (10, &data[10..])] {
+        p.inject(
+            Side::B,
+            link,
+            PeerFrame::FileChunk {
+                id,
+                offset,
+                data: bytes::Bytes::copy_from_slice(part),
+            },
+        );
+    }
+    assert!(matches!(
+        p.b.m.incoming_state("alice", TransferId(id)),
+        Some(RecvState::Verifying { .. })
+    ));
+    p.inject(
+        Side::B,
+        link,
+        PeerFrame::FileDigest {
+            id,
+            blake3: *blake3::hash(&data).as_bytes(),
+        },
+    );
+    assert_eq!(
+        p.b.m.incoming_state("alice", TransferId(id)),
+        Some(RecvState::Done)
+    );
+    assert_eq!(p.b.disk.done.get(&TransferId(id)), Some(&data));
+}
+
+#[test]
+fn streamed_hash_offer_without_the_feature_is_invalid() {
+    let (mut p, link) = Pair::connected();
+    p.inject(Side::B, link, streamed_offer([13; 16], 5));
+    assert!(p
+        .b
+        .m
+        .incoming_state("alice", TransferId([13; 16]))
+        .is_none());
+    assert!(p.b.sent().iter().any(|(_, _, f)| matches!(
+        f,
+        PeerFrame::FileCancel {
+            reason: FileCancelReason::Invalid,
+            ..
+        }
+    )));
 }

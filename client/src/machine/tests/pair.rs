@@ -12,8 +12,8 @@ use peerchat_proto::message::{PeerFeatures, PeerFrame};
 use sha2::{Digest as _, Sha256};
 
 use super::super::{
-    Action, ClientMachine, Command, DiskEvent, DiskJob, FriendEntry, LinkEnd, LinkEvent, LinkId,
-    MachineConfig, PersistOp, Persisted, ServerInput, TransferRecord,
+    Action, ClientMachine, Command, DiskEvent, DiskJob, Expected, FriendEntry, LinkEnd, LinkEvent,
+    LinkId, MachineConfig, PersistOp, Persisted, ServerInput, TransferRecord,
 };
 use crate::events::{Event, LinkPath};
 use crate::ids::{MessageId, TransferId};
@@ -148,6 +148,8 @@ pub struct Pair {
     pub reachable: bool,
     /// Frames sent by B are lost (a friend that went silent).
     pub mute_b: bool,
+    /// The features both hellos of a new link name.
+    pub features: PeerFeatures,
     actions: VecDeque<(Side, Action)>,
 }
 
@@ -165,6 +167,7 @@ impl Pair {
             wire: VecDeque::new(),
             reachable: true,
             mute_b: false,
+            features: PeerFeatures::default(),
             actions: VecDeque::new(),
         };
         let fa = p.a.fingerprint.clone();
@@ -219,7 +222,7 @@ impl Pair {
         self.next_link += 1;
         let link = LinkId(self.next_link);
         self.links.insert(link, from);
-        let now = self.now;
+        let (now, features) = (self.now, self.features);
         for side in [from, from.other()] {
             let peer_fp = self.node(side.other()).fingerprint.clone();
             let peer = self.node(side.other()).me.clone();
@@ -230,7 +233,7 @@ impl Pair {
                     initiated_by_me: side == from,
                     path: LinkPath::Direct,
                     fingerprint: peer_fp,
-                    features: PeerFeatures::default(),
+                    features,
                 },
                 now,
             );
@@ -512,9 +515,12 @@ impl Pair {
                 }
                 _ => Some(DiskEvent::WriteFailed { id }),
             },
-            DiskJob::Verify { id, sha256 } => {
+            DiskJob::Verify { id, expect } => {
                 let part = disk.parts.get(&id).cloned().unwrap_or_default();
-                let matched = <[u8; 32]>::from(Sha256::digest(&part)) == sha256;
+                let matched = match expect {
+                    Expected::Sha256(h) => <[u8; 32]>::from(Sha256::digest(&part)) == h,
+                    Expected::Blake3(h) => *blake3::hash(&part).as_bytes() == h,
+                };
                 disk.parts.remove(&id);
                 if matched {
                     disk.done.insert(id, part);
