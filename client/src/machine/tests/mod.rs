@@ -931,3 +931,41 @@ fn streamed_hash_offer_without_the_feature_is_invalid() {
         }
     )));
 }
+
+#[test]
+fn s40_offers_beyond_the_cap_wait_their_turn() {
+    use peerchat_proto::limits::MAX_OFFERS_IN_FLIGHT;
+    let (mut p, _) = Pair::connected();
+    let cap = MAX_OFFERS_IN_FLIGHT as u8;
+    for n in 0..cap + 2 {
+        p.send_file(Side::A, 100 + n, &content(3));
+    }
+    p.drive();
+    let offers = |p: &Pair| {
+        p.a.sent()
+            .iter()
+            .filter(|(_, _, f)| matches!(f, PeerFrame::FileOffer(_)))
+            .count()
+    };
+    assert_eq!(offers(&p), MAX_OFFERS_IN_FLIGHT);
+    assert_eq!(
+        p.a.m.outgoing_state(TransferId([100 + cap; 16])),
+        Some(SendState::Suspended)
+    );
+    p.command(
+        Side::B,
+        Command::DeclineFile {
+            id: TransferId([100; 16]),
+        },
+    );
+    p.drive();
+    assert_eq!(
+        offers(&p),
+        MAX_OFFERS_IN_FLIGHT + 1,
+        "the next one in order"
+    );
+    assert!(matches!(
+        p.a.m.outgoing_state(TransferId([100 + cap; 16])),
+        Some(SendState::Offered { .. })
+    ));
+}
