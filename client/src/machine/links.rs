@@ -187,7 +187,9 @@ impl Links {
         });
         let redial = wants
             .iter()
-            .filter(|k| !self.dialing.contains(*k) && self.active(k).is_none())
+            .filter(|k| {
+                !self.dialing.contains(*k) && self.active(k).is_none() && !self.redial.is_refused(k)
+            })
             .filter_map(|k| self.redial.not_before(k));
         idle.chain(redial).min()
     }

@@ -170,7 +170,8 @@ impl TransferBook {
     fn no_data_deadline(&self, i: &Incoming, c: &MachineConfig) -> Option<Instant> {
         let waiting = match i.state {
             RecvState::Receiving { .. } => true,
-            RecvState::Verifying { .. } => i.awaits_digest(),
+            // Only while its answer has a link to go on: otherwise nothing could fire.
+            RecvState::Verifying { link: Some(_) } => i.awaits_digest(),
             _ => false,
         };
         if !waiting {

@@ -969,3 +969,35 @@ fn s40_offers_beyond_the_cap_wait_their_turn() {
         Some(SendState::Offered { .. })
     ));
 }
+
+/// A driver sleeps until `poll_timeout`: it must never name a past instant that
+/// `handle_timeout` then leaves as it is (a busy loop).
+#[test]
+fn poll_timeout_is_never_stuck_in_the_past() {
+    let (mut p, link) = Pair::connected();
+    p.reachable = false;
+    p.drop_link(link);
+    p.say(Side::A, 1, "queued");
+    p.advance(secs(5));
+    // Bob then refuses Alice (L33) while she has a message pending.
+    p.reachable = true;
+    p.advance(secs(60));
+    let l2 = p.a.m.links.active("bob");
+    if let Some(l2) = l2 {
+        p.inject(
+            Side::A,
+            l2,
+            PeerFrame::Close {
+                reason: CloseReason::NotAFriend,
+                message: String::new(),
+            },
+        );
+    }
+    p.say(Side::A, 2, "refused");
+    p.run_actions();
+    let now = p.now;
+    p.a.m.handle_timeout(now);
+    if let Some(t) = p.a.m.poll_timeout() {
+        assert!(t > now, "a timer in the past would spin the driver");
+    }
+}
