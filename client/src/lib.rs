@@ -25,6 +25,7 @@ pub mod faults;
 pub mod friends;
 pub mod history;
 pub mod ids;
+pub mod machine;
 pub mod notices;
 pub mod peer;
 pub mod pinning;

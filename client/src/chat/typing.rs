@@ -41,6 +41,17 @@ impl TypingTracker {
         }
     }
 
+    /// `friend`'s indicator is hidden for another reason (a message from them, the link
+    /// closed: SPEC.md §8.5.2 C13).
+    pub fn hide(&mut self, friend: &str) {
+        self.remote_until.remove(friend);
+    }
+
+    /// When the next indicator expires (for a sans-IO caller's timer).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.remote_until.values().min().copied()
+    }
+
     /// Friends whose typing indicator expired at `now` (each reported once).
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
         let gone: Vec<String> = self

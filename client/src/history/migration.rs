@@ -8,7 +8,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20250101_000001_create_history::Migration)]
+        vec![
+            Box::new(m20250101_000001_create_history::Migration),
+            Box::new(m20261201_000002_transfer_spec_state::Migration),
+        ]
     }
 }
 
@@ -145,6 +148,88 @@ mod m20250101_000001_create_history {
             ] {
                 manager
                     .drop_table(Table::drop().table(t).to_owned())
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Transfer states as SPEC.md §8.3 names them, with the reason that ended a transfer and the
+/// offered name as received (issue #13 item 4; audit D3, D4, D20), and a sender's FileCancel
+/// still to deliver (D6). Nullable, so rows of older versions stay valid; the old `state`
+/// column stays for the code that still reads it.
+mod m20261201_000002_transfer_spec_state {
+    use sea_orm_migration::prelude::*;
+
+    pub struct Migration;
+
+    // Named by hand: `DeriveMigrationName` takes the file's name, which the first migration
+    // in this file already uses.
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261201_000002_transfer_spec_state"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum Transfer {
+        Table,
+        SpecState,
+        EndReason,
+        OfferedName,
+        CancelUnsent,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            // SQLite alters one column per statement.
+            for col in [
+                ColumnDef::new(Transfer::SpecState)
+                    .string()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(Transfer::EndReason)
+                    .integer()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(Transfer::OfferedName)
+                    .text()
+                    .null()
+                    .to_owned(),
+                ColumnDef::new(Transfer::CancelUnsent)
+                    .boolean()
+                    .not_null()
+                    .default(false)
+                    .to_owned(),
+            ] {
+                manager
+                    .alter_table(
+                        Table::alter()
+                            .table(Transfer::Table)
+                            .add_column(col)
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            for col in [
+                Transfer::SpecState,
+                Transfer::EndReason,
+                Transfer::OfferedName,
+                Transfer::CancelUnsent,
+            ] {
+                manager
+                    .alter_table(
+                        Table::alter()
+                            .table(Transfer::Table)
+                            .drop_column(col)
+                            .to_owned(),
+                    )
                     .await?;
             }
             Ok(())

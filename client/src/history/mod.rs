@@ -446,6 +446,97 @@ impl History {
     }
 }
 
+impl History {
+    /// Writes a transfer as the sans-IO machine reports it (`PersistOp::Transfer`): the SPEC
+    /// state name, the end reason and the raw offered name as typed columns. Inserts the row
+    /// if the transfer is new (its `path` is then empty until the driver sets it).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn record_machine_transfer(
+        &self,
+        t: &crate::machine::TransferRecord,
+    ) -> Result<(), HistoryError> {
+        let legacy = legacy_state(t.state);
+        let row = transfer::ActiveModel {
+            transfer_id: Set(t.id.to_hex()),
+            friend: Set(t.friend.clone()),
+            direction: Set(t.direction.as_str().to_owned()),
+            name: Set(t.offered_name.clone()),
+            size: Set(to_i64(t.size)),
+            sha256: Set(hex::encode(t.sha256)),
+            path: Set(String::new()),
+            state: Set(legacy.to_owned()),
+            created_at: Set(to_i64(now_ms())),
+            spec_state: Set(Some(t.state.to_owned())),
+            end_reason: Set(t.end_reason.map(|r| r as i32)),
+            offered_name: Set(Some(t.offered_name.clone())),
+            cancel_unsent: Set(t.cancel_unsent),
+            ..Default::default()
+        };
+        transfer::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([
+                    transfer::Column::Friend,
+                    transfer::Column::Direction,
+                    transfer::Column::TransferId,
+                ])
+                .update_columns([
+                    transfer::Column::State,
+                    transfer::Column::SpecState,
+                    transfer::Column::EndReason,
+                    transfer::Column::OfferedName,
+                    transfer::Column::CancelUnsent,
+                ])
+                .to_owned(),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// The typed state of a transfer written by [`History::record_machine_transfer`]: the
+    /// SPEC state name, the end reason and whether a cancel waits for a link.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn machine_transfer_state(
+        &self,
+        friend: &str,
+        direction: Direction,
+        id: TransferId,
+    ) -> Result<Option<(String, Option<peerchat_proto::wire::FileCancelReason>, bool)>, HistoryError>
+    {
+        let row = transfer::Entity::find()
+            .filter(transfer::Column::Friend.eq(friend))
+            .filter(transfer::Column::Direction.eq(direction.as_str()))
+            .filter(transfer::Column::TransferId.eq(id.to_hex()))
+            .one(&self.db)
+            .await?;
+        Ok(row.and_then(|r| {
+            let reason = r
+                .end_reason
+                .and_then(|n| peerchat_proto::wire::FileCancelReason::try_from(n).ok());
+            Some((r.spec_state?, reason, r.cancel_unsent))
+        }))
+    }
+}
+
+/// The pre-machine `state` column for a SPEC state name, so that code still reading it
+/// keeps working.
+fn legacy_state(spec: &str) -> &'static str {
+    match spec {
+        "OFFERED" | "SENDING" | "AWAITING_COMPLETE" => state::PENDING,
+        "PENDING_DECISION" => state::OFFERED,
+        "RECEIVING" | "VERIFYING" => state::ACTIVE,
+        "SUSPENDED" => state::PENDING,
+        "DONE" => state::COMPLETE,
+        "DECLINED" => state::DECLINED,
+        "FAILED" => state::FAILED,
+        _ => state::CANCELLED,
+    }
+}
+
 fn record(r: transfer::Model) -> Option<TransferRecord> {
     Some(TransferRecord {
         id: TransferId::from_slice(&hex::decode(&r.transfer_id).ok()?)?,
@@ -479,6 +570,47 @@ mod tests {
             sent_at_unix_ms: 1000 + u64::from(n),
             text: text.into(),
         }
+    }
+
+    #[tokio::test]
+    async fn machine_transfer_states_are_typed_columns() -> Result<(), HistoryError> {
+        use crate::machine::TransferRecord as Rec;
+        use peerchat_proto::wire::FileCancelReason;
+        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
+            path: String::new(),
+            detail: e.to_string(),
+        })?;
+        let path = dir.path().join("h.db");
+        let id = TransferId([5; 16]);
+        let mut rec = Rec {
+            friend: "bob".into(),
+            id,
+            direction: Direction::Outgoing,
+            offered_name: "a\u{202e}txt.exe".into(),
+            size: 10,
+            sha256: [1; 32],
+            state: "SUSPENDED",
+            end_reason: None,
+            bytes: 0,
+            cancel_unsent: false,
+        };
+        {
+            let h = History::open(&path).await?;
+            h.record_machine_transfer(&rec).await?;
+            rec.state = "CANCELLED";
+            rec.end_reason = Some(FileCancelReason::Cancelled);
+            rec.cancel_unsent = true;
+            h.record_machine_transfer(&rec).await?;
+        }
+        let h = History::open(&path).await?;
+        assert_eq!(
+            h.machine_transfer_state("bob", Direction::Outgoing, id)
+                .await?,
+            Some(("CANCELLED".into(), Some(FileCancelReason::Cancelled), true))
+        );
+        let old = h.transfer("bob", Direction::Outgoing, id).await?;
+        assert_eq!(old.map(|t| t.state), Some(state::CANCELLED.to_owned()));
+        Ok(())
     }
 
     #[tokio::test]

@@ -28,6 +28,16 @@ pub struct Model {
     pub state: String,
     /// Unix ms.
     pub created_at: i64,
+    /// The SPEC.md §8.3 state name (`OFFERED`, `SUSPENDED`, `DONE`, ...), written by the
+    /// sans-IO machine's `PersistOp::Transfer`; `None` on rows of older versions.
+    pub spec_state: Option<String>,
+    /// The `FileCancelReason` (proto number) that ended a CANCELLED, DECLINED or FAILED
+    /// transfer (audit D4, D20).
+    pub end_reason: Option<i32>,
+    /// The name exactly as offered, for comparing a re-offer byte for byte (audit D3).
+    pub offered_name: Option<String>,
+    /// A sender's FileCancel waits for the next link (audit D6).
+    pub cancel_unsent: bool,
 }
 
 /// No relations.
