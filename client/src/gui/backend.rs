@@ -236,13 +236,13 @@ async fn perform(client: Client, server: String, action: Action, ui: app::Sender
             }
         }
         Action::ChangePassword { old, new } => {
-            // STUB until the `account` branch's Client::change_password is merged; then:
-            // let r = client.change_password(&old, &new).await.map(Some).map_err(|e| other(&e));
-            let _ = (old, new);
-            ui.send(Msg::PasswordChanged(Err(Problem {
-                headline: "This build cannot change passwords yet.".to_owned(),
-                detail: String::new(),
-            })));
+            // The recovery code is kept (SPEC.md §5.7), so there is no new code to show.
+            let r = client
+                .change_password(&old, &new)
+                .await
+                .map(|()| None)
+                .map_err(|e| other(&e));
+            ui.send(Msg::PasswordChanged(r));
         }
         Action::UpdateSettings {
             download_dir,
