@@ -63,10 +63,14 @@ fn cluster_scenario_completes_at_a_tiny_size() {
             );
             continue;
         };
-        assert!(v.is_finite() && v > 0.0, "insane value in {r}");
+        // Process CPU comes from /proc in clock ticks (10 ms): at this tiny size a few
+        // presence rounds can take no tick at all, so a CPU figure may honestly be 0.
+        let cpu = r["metric"].as_str().is_some_and(|m| m.contains("CPU"));
+        let sane = |x: f64| x.is_finite() && (x > 0.0 || (cpu && x == 0.0));
+        assert!(sane(v), "insane value in {r}");
         let b = r["baseline"]
             .as_f64()
             .expect("every cluster row has the one-node baseline");
-        assert!(b.is_finite() && b > 0.0, "insane baseline in {r}");
+        assert!(sane(b), "insane baseline in {r}");
     }
 }
