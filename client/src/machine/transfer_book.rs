@@ -341,24 +341,24 @@ impl ClientMachine {
     }
 
     pub(crate) fn accept_file(&mut self, id: TransferId, now: Instant) -> Result<(), CommandError> {
-        let k = self
-            .book
-            .find_incoming(id)
-            .ok_or(CommandError::UnknownTransfer(id))?;
-        let i = &self.book.inc[&(k.clone(), id)];
-        if i.state != RecvState::PendingDecision {
-            return Err(CommandError::WrongState(id));
-        }
-        let open = self.links.active(&k);
-        let x = decide_recv_local(i.state, i.key.size, RecvLocal::Accept { open });
-        self.apply_recv(&k, id, x, open, None, now);
-        Ok(())
+        self.answer_pending(id, now, |open| RecvLocal::Accept { open })
     }
 
     pub(crate) fn decline_file(
         &mut self,
         id: TransferId,
         now: Instant,
+    ) -> Result<(), CommandError> {
+        self.answer_pending(id, now, |open| RecvLocal::Decline { open })
+    }
+
+    /// The user's answer to an offer that awaits it (accept or decline): only a transfer in
+    /// PENDING_DECISION can take one.
+    fn answer_pending(
+        &mut self,
+        id: TransferId,
+        now: Instant,
+        answer: impl FnOnce(Option<LinkId>) -> RecvLocal,
     ) -> Result<(), CommandError> {
         let k = self
             .book
@@ -369,7 +369,7 @@ impl ClientMachine {
             return Err(CommandError::WrongState(id));
         }
         let open = self.links.active(&k);
-        let x = decide_recv_local(i.state, i.key.size, RecvLocal::Decline { open });
+        let x = decide_recv_local(i.state, i.key.size, answer(open));
         self.apply_recv(&k, id, x, open, None, now);
         Ok(())
     }
