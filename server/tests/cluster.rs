@@ -336,7 +336,9 @@ async fn spawn_node(cl: &Cluster, name: &str) -> (Killed, std::net::SocketAddr, 
         .arg("--cluster-node")
         .arg(name)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // Kept in the node's directory: a node that dies shows up to the test only as a
+        // refused connection, and its log says why (see `assert_alive`).
+        .stderr(std::fs::File::create(dir.path().join(NODE_LOG)).unwrap())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -355,6 +357,27 @@ async fn spawn_node(cl: &Cluster, name: &str) -> (Killed, std::net::SocketAddr, 
     // and a node that dies of it looks like a refused connection to the test.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (Killed(Some(child)), addr, dir)
+}
+
+/// The node process's stderr, in its data directory.
+const NODE_LOG: &str = "node.stderr";
+
+/// Fails with the node's own log if its process has ended.
+fn assert_alive(node: &mut Killed, dir: &tempfile::TempDir) {
+    let child = node.0.as_mut().expect("node spawned");
+    if let Ok(Some(status)) = child.try_wait() {
+        let log = std::fs::read_to_string(dir.path().join(NODE_LOG)).unwrap_or_default();
+        let tail: String = log
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n");
+        panic!("the node process ended ({status}); its log ends with:\n{tail}");
+    }
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to the node process.
@@ -399,7 +422,7 @@ async fn a_killed_node_s_users_go_offline_and_reconnect_elsewhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resumed_node_ends_the_sessions_the_cluster_declared_offline() {
     let cl = Cluster::start(1).await;
-    let (sleepy, addr, _dir) = spawn_node(&cl, "sleepy").await;
+    let (mut sleepy, addr, dir) = spawn_node(&cl, "sleepy").await;
     let mut alice = cl.user(0, "alice", 0).await;
     let mut bob = Client::connect(addr, 1).await;
     bob.register("bob").await;
@@ -411,6 +434,8 @@ async fn a_resumed_node_ends_the_sessions_the_cluster_declared_offline() {
     alice.expect_push(|p| offline_of(p, "bob")).await;
     signal(&sleepy, "CONT");
     assert_eq!(bob.expect_close().await, CloseReason::ServerShutdown);
+    // A refused connection below was seen once in CI runs; if the node died, say why.
+    assert_alive(&mut sleepy, &dir);
 
     // Bob's client logs in again, here on the node that resumed.
     let mut bob = Client::connect(addr, 1).await;
