@@ -200,24 +200,30 @@ async fn store_incoming(
     fresh: &mut [Option<bool>],
 ) -> Result<(), HistoryError> {
     let incoming = Direction::Incoming.as_str();
-    let ids: Vec<String> = run
-        .iter()
-        .filter_map(|op| match op {
-            PersistOp::StoreIncoming { frame, .. } => Some(hex::encode(frame.id)),
-            _ => None,
-        })
-        .collect();
-    let stored: HashSet<(String, String)> = message::Entity::find()
-        .select_only()
-        .column(message::Column::Friend)
-        .column(message::Column::MessageId)
-        .filter(message::Column::Direction.eq(incoming))
-        .filter(message::Column::MessageId.is_in(ids))
-        .into_tuple::<(String, String)>()
-        .all(c)
-        .await?
-        .into_iter()
-        .collect();
+    // Per friend, so the lookup walks the unique index (friend, direction, message_id).
+    let mut by_friend: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for op in run {
+        if let PersistOp::StoreIncoming { friend, frame, .. } = op {
+            by_friend
+                .entry(friend)
+                .or_default()
+                .push(hex::encode(frame.id));
+        }
+    }
+    let mut stored: HashSet<(String, String)> = HashSet::new();
+    for (friend, ids) in by_friend {
+        let found = message::Entity::find()
+            .select_only()
+            .column(message::Column::Friend)
+            .column(message::Column::MessageId)
+            .filter(message::Column::Friend.eq(friend))
+            .filter(message::Column::Direction.eq(incoming))
+            .filter(message::Column::MessageId.is_in(ids))
+            .into_tuple::<(String, String)>()
+            .all(c)
+            .await?;
+        stored.extend(found);
+    }
     let mut seen = HashSet::new();
     let mut rows = Vec::new();
     for (slot, op) in fresh.iter_mut().zip(run) {
