@@ -221,13 +221,14 @@ pub fn aes_gcm_records(data: &[u8]) {
     }
     if !flipped {
         assert!(!failed);
-        let same = |a: &Result<bytes::Bytes, FrameError>, b: &Result<bytes::Bytes, FrameError>| {
-            match (a, b) {
+        let same =
+            |a: &Result<bytes::Bytes, FrameError>, b: &Result<bytes::Bytes, FrameError>| match (
+                a, b,
+            ) {
                 (Ok(x), Ok(y)) => x == y,
                 (Err(_), Err(_)) => true,
                 _ => false,
-            }
-        };
+            };
         assert_eq!(got.len(), want.len(), "frames differ from the plaintext's");
         assert!(got.iter().zip(&want).all(|(a, b)| same(a, b)));
     }

@@ -86,7 +86,12 @@ pub async fn run(n: u64, batch: usize) -> anyhow::Result<()> {
     };
     let single = ONE_BY_ONE.min(n);
     for (k, (side, ops_single, ops_batched, per_message)) in [
-        ("receiver: StoreIncoming", incoming(0..single), incoming(0..n), 1.0),
+        (
+            "receiver: StoreIncoming",
+            incoming(0..single),
+            incoming(0..n),
+            1.0,
+        ),
         (
             "sender: AppendOutbox + MarkDelivered",
             sending(0..single),

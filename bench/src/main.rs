@@ -190,7 +190,9 @@ fn profile(what: &str, count: u64) -> anyhow::Result<()> {
             let (ours, ring) = cipher::rsa_verify(&a, count as u32)?;
             println!("RSA-PSS verify: protocol crate {ours:?}, ring {ring:?}");
         }
-        other => anyhow::bail!("unknown profile target {other:?} (handshake, chunks, rsa, history)"),
+        other => {
+            anyhow::bail!("unknown profile target {other:?} (handshake, chunks, rsa, history)")
+        }
     }
     Ok(())
 }

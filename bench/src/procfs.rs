@@ -94,7 +94,10 @@ pub fn descendants(pid: u32) -> Vec<u32> {
             let Ok(text) = std::fs::read_to_string(t.path().join("children")) else {
                 continue;
             };
-            for c in text.split_whitespace().filter_map(|w| w.parse::<u32>().ok()) {
+            for c in text
+                .split_whitespace()
+                .filter_map(|w| w.parse::<u32>().ok())
+            {
                 if !out.contains(&c) {
                     out.push(c);
                     todo.push(c);

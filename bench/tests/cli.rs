@@ -22,7 +22,9 @@ fn cli() -> PathBuf {
     }
     // <target>/<profile>/peerchat-bench
     let profile_dir = bench.parent().expect("binary has a directory");
-    let target = profile_dir.parent().expect("profile has a target directory");
+    let target = profile_dir
+        .parent()
+        .expect("profile has a target directory");
     let mut build = Command::new(env!("CARGO"));
     build
         .args(["build", "-p", "peerchat-client", "--bin", "peerchat-cli"])
@@ -84,7 +86,11 @@ fn two_cli_processes_send_a_file_in_rounds() {
     };
     // The peers may be missing on this machine (their rows are then skipped, with the
     // reason); Peerchat's own figures are always there.
-    for m in ["to disk, two peerchat-cli vs", "sender peak RSS", "receiver peak RSS"] {
+    for m in [
+        "to disk, two peerchat-cli vs",
+        "sender peak RSS",
+        "receiver peak RSS",
+    ] {
         assert!(metric(m), "missing metric {m}: {report:#}");
     }
     for r in &mine {

@@ -140,12 +140,7 @@ impl PrivateSshd {
     ///
     /// # Errors
     /// scp failed.
-    pub fn copy(
-        &self,
-        src: &Path,
-        dst: &Path,
-        cipher: &str,
-    ) -> anyhow::Result<super::PeerRun> {
+    pub fn copy(&self, src: &Path, dst: &Path, cipher: &str) -> anyhow::Result<super::PeerRun> {
         let sshd = self.child.id();
         let before = crate::procfs::cpu_time_with_children(sshd)?;
         let peak = super::PeakSampler::start(sshd);

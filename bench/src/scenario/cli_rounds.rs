@@ -119,8 +119,9 @@ impl CliFixture {
         let mut keep = None;
         for (i, (place, dir, tmp)) in places.into_iter().enumerate() {
             let name = format!("rcv{i}{place}");
-            let p = CliProfile::register(cli, &addr, &work.join(format!("cli-{name}")), &name, 2 + i)
-                .await?;
+            let p =
+                CliProfile::register(cli, &addr, &work.join(format!("cli-{name}")), &name, 2 + i)
+                    .await?;
             cli_proc::befriend(&alice, &p).await?;
             let s = p
                 .session(&dir, &work.join(format!("cli-{name}.log")))
@@ -167,7 +168,9 @@ async fn cli_transfer(
     let cpu = |pid| crate::procfs::cpu_time(pid).context("CLI process gone");
     let (a0, b0) = (cpu(alice.pid)?, cpu(to.pid)?);
     let t0 = Instant::now();
-    alice.line(&format!("/send {} {}", to.userid, src.display())).await?;
+    alice
+        .line(&format!("/send {} {}", to.userid, src.display()))
+        .await?;
     alice
         .wait_event(|e| e["event"] == "transfer_complete" && e["direction"] == "outgoing")
         .await?;
@@ -189,7 +192,11 @@ async fn cli_transfer(
         },
         middle_cpu: Duration::ZERO,
     };
-    let path = PathBuf::from(got["path"].as_str().context("no path in transfer_complete")?);
+    let path = PathBuf::from(
+        got["path"]
+            .as_str()
+            .context("no path in transfer_complete")?,
+    );
     verify_and_remove(&path, want).await?;
     Ok(sample)
 }
@@ -226,12 +233,7 @@ fn loadavg() -> String {
 ///
 /// # Errors
 /// Set-up failures, or a Peerchat transfer that fails or arrives corrupted.
-pub async fn run(
-    o: &CliOpts,
-    work: &Path,
-    size: u64,
-    rows: &mut Vec<Row>,
-) -> anyhow::Result<()> {
+pub async fn run(o: &CliOpts, work: &Path, size: u64, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let metric_label = if size >= 1 << 30 {
         format!("{:.0} GiB", size as f64 / f64::from(1u32 << 30))
     } else {
@@ -280,13 +282,7 @@ pub async fn run(
 
 /// The contenders in this round's order.
 fn contenders(round: usize) -> Vec<&'static str> {
-    let mut all = vec![
-        PEERCHAT,
-        SCP_AES,
-        "scp chacha20",
-        "socat",
-        "magic-wormhole",
-    ];
+    let mut all = vec![PEERCHAT, SCP_AES, "scp chacha20", "socat", "magic-wormhole"];
     let n = all.len();
     all.rotate_left(round % n);
     all
@@ -311,7 +307,11 @@ async fn rounds(
         .collect();
     for round in 0..o.rounds {
         let load = loadavg();
-        log(format!("scenario 6: round {} of {}, load average {load}", round + 1, o.rounds));
+        log(format!(
+            "scenario 6: round {} of {}, load average {load}",
+            round + 1,
+            o.rounds
+        ));
         loads.push(load);
         for (pi, (place, dir)) in places.iter().enumerate() {
             for name in contenders(round) {
@@ -355,7 +355,10 @@ async fn rounds(
                     // Peerchat must work; a peer may be missing or fail.
                     Err(e) if name == PEERCHAT => return Err(e),
                     Err(e) => {
-                        log(format!("scenario 6: round {} {place} {name}: {e:#}", round + 1));
+                        log(format!(
+                            "scenario 6: round {} {place} {name}: {e:#}",
+                            round + 1
+                        ));
                         entry.samples.push(None);
                         entry.failure = Some(format!("{e:#}"));
                     }
@@ -424,13 +427,7 @@ fn values(s: &Series, f: impl Fn(&Sample) -> f64) -> Vec<f64> {
 }
 
 fn fmt_spread(s: &Spread, digits: usize) -> String {
-    format!(
-        "{:.d$} [{:.d$}–{:.d$}]",
-        s.median,
-        s.min,
-        s.max,
-        d = digits
-    )
+    format!("{:.d$} [{:.d$}–{:.d$}]", s.median, s.min, s.max, d = digits)
 }
 
 fn report(
@@ -499,12 +496,7 @@ fn report(
             if pairs.is_empty() {
                 continue;
             }
-            let r = Spread::of(
-                &pairs
-                    .iter()
-                    .map(|(a, b)| a / b)
-                    .collect::<Vec<_>>(),
-            );
+            let r = Spread::of(&pairs.iter().map(|(a, b)| a / b).collect::<Vec<_>>());
             let p_snd = Spread::of(&values(peer, |s| s.sender.cpu.as_secs_f64() / gb));
             let p_rcv = Spread::of(&values(peer, |s| s.receiver.cpu.as_secs_f64() / gb));
             let mid = Spread::of(&values(peer, |s| s.middle_cpu.as_secs_f64() / gb));
@@ -540,7 +532,10 @@ fn report(
         // Peak RSS of each end, beside scp aes128-gcm's ends.
         let scp = peers_here.iter().find(|s| s.contender == SCP_AES);
         for (end, pick) in [
-            ("sender", (|s: &Sample| s.sender.peak_rss) as fn(&Sample) -> u64),
+            (
+                "sender",
+                (|s: &Sample| s.sender.peak_rss) as fn(&Sample) -> u64,
+            ),
             ("receiver", |s: &Sample| s.receiver.peak_rss),
         ] {
             let v = Spread::of(&values(pc, |s| mib(pick(s))));

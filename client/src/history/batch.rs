@@ -438,8 +438,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn delivered_only_batch_commits_on_the_unsynced_connection() -> Result<(), HistoryError>
-    {
+    async fn delivered_only_batch_commits_on_the_unsynced_connection() -> Result<(), HistoryError> {
         let (_d, h) = open().await?;
         h.apply_batch(&[outgoing("bob", 1), outgoing("bob", 2)])
             .await;
