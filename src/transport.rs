@@ -296,6 +296,34 @@ impl Opener {
     }
 }
 
+#[cfg(feature = "fuzzing")]
+impl Sealer {
+    /// A sealer already switched to AES-256-GCM under `key`, without a handshake: for the
+    /// fuzz target of the AES record path (`fuzzing::aes_gcm_records`), which must not pay
+    /// for an RSA and X25519 handshake per input.
+    pub(crate) fn aes_gcm_only(key: &[u8; KEY_LEN]) -> Self {
+        Self {
+            cipher: Cipher::AesGcm(Box::new(AesGcm::new(key))),
+            nonce: 0,
+            pending: BytesMut::new(),
+            aes_key: None,
+        }
+    }
+}
+
+#[cfg(feature = "fuzzing")]
+impl Opener {
+    /// The receiving counterpart of [`Sealer::aes_gcm_only`].
+    pub(crate) fn aes_gcm_only(key: &[u8; KEY_LEN]) -> Self {
+        Self {
+            cipher: Cipher::AesGcm(Box::new(AesGcm::new(key))),
+            nonce: 0,
+            frames: FrameSplitter::new(MAX_FRAME),
+            aes_key: None,
+        }
+    }
+}
+
 /// Splits the decrypted byte stream into frames: `u32` big-endian length, then that many
 /// bytes (SPEC.md §3.3). It holds no keys, so the one piece of parsing every connection runs
 /// on attacker-chosen lengths can be fuzzed and tested on its own.

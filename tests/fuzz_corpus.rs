@@ -53,3 +53,8 @@ fn server_message_corpus() {
 fn peer_message_corpus() {
     replay("peer_message", peerchat_proto::fuzzing::peer_message);
 }
+
+#[test]
+fn aes_gcm_records_corpus() {
+    replay("aes_gcm_records", peerchat_proto::fuzzing::aes_gcm_records);
+}

@@ -10,7 +10,10 @@
 //! 4. handshakes and logins per second vs. plain connects, Ping/Pong and raw argon2id;
 //! 5. (only when asked, `--scenarios 5`: it starts a PostgreSQL of its own) a cluster of
 //!    server nodes vs. one node on the same database: cross-node presence, login rates and
-//!    the bus's cost per presence change.
+//!    the bus's cost per presence change;
+//! 6. (only when asked, `--scenarios 6`: it needs `peerchat-cli` built beside this binary)
+//!    a file between two real `peerchat-cli` processes in `--rounds` rounds interleaved with
+//!    scp, socat and magic-wormhole: medians, CPU-seconds per GB and peak RSS of each end.
 //!
 //! The server, each client core and the plain-TCP baseline server run as child processes
 //! of this same binary (hidden subcommands), so each one's memory is its own.
@@ -20,6 +23,8 @@
 mod baseline;
 mod child;
 mod cipher;
+mod cli_proc;
+mod history_bench;
 mod machine;
 mod peer_proc;
 mod procfs;
@@ -68,9 +73,10 @@ enum ChildCmd {
     /// Repeat one in-memory protocol operation, for `perf record` (see docs/PERFORMANCE.md).
     #[command(name = "__profile", hide = true)]
     Profile {
-        /// `handshake` (both ends), `chunks` (FileChunk encode+seal+open+decode) or `rsa` (verify).
+        /// `handshake` (both ends), `chunks` (FileChunk encode+seal+open+decode), `rsa`
+        /// (verify) or `history` (group commit vs one transaction per op, on disk).
         what: String,
-        /// Handshakes, or MiB of chunks.
+        /// Handshakes, MiB of chunks, RSA verifications or history ops.
         count: u64,
     },
 }
@@ -78,8 +84,9 @@ enum ChildCmd {
 /// What to run and how big.
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
 struct BenchOpts {
-    /// Scenarios to run, comma-separated (1 file, 2 chat, 3 scale, 4 rates, 5 cluster: needs
-    /// PostgreSQL installed, not run by default).
+    /// Scenarios to run, comma-separated (1 file, 2 chat, 3 scale, 4 rates; not run by
+    /// default: 5 cluster, needs PostgreSQL installed; 6 two real peerchat-cli processes
+    /// against the peers in rounds, needs peerchat-cli built).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
     scenarios: Vec<u8>,
     /// Scenario 1: size of the file sent (KiB/MiB/GiB suffixes).
@@ -127,6 +134,12 @@ struct BenchOpts {
     /// Scenario 5: concurrent password Logins timed.
     #[arg(long, default_value_t = 30)]
     cluster_password_logins: usize,
+    /// Scenario 6: interleaved rounds (the figures are their medians).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Scenario 6: the peerchat-cli executable (default: beside this one).
+    #[arg(long, value_name = "PATH")]
+    cli: Option<PathBuf>,
     /// Write every result row, the machine and the options as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -147,6 +160,9 @@ fn main() -> anyhow::Result<()> {
         Some(ChildCmd::Server(a)) => rt.block_on(server_proc::serve_main(a)),
         Some(ChildCmd::Peer(a)) => rt.block_on(peer_proc::peer_main(a)),
         Some(ChildCmd::TcpHold) => rt.block_on(tcp_hold::hold_main()),
+        Some(ChildCmd::Profile { what, count }) if what == "history" => {
+            rt.block_on(history_bench::run(count, 1000))
+        }
         Some(ChildCmd::Profile { what, count }) => profile(&what, count),
         None => rt.block_on(bench(cli.opts)),
     }
@@ -174,7 +190,9 @@ fn profile(what: &str, count: u64) -> anyhow::Result<()> {
             let (ours, ring) = cipher::rsa_verify(&a, count as u32)?;
             println!("RSA-PSS verify: protocol crate {ours:?}, ring {ring:?}");
         }
-        other => anyhow::bail!("unknown profile target {other:?} (handshake, chunks, rsa)"),
+        other => {
+            anyhow::bail!("unknown profile target {other:?} (handshake, chunks, rsa, history)")
+        }
     }
     Ok(())
 }
@@ -280,6 +298,17 @@ async fn bench(opts: BenchOpts) -> anyhow::Result<()> {
         };
         if let Err(e) = scenario::cluster::run(&o, work.path(), &local, &mut rows).await {
             failures.push(format!("scenario 5: {e:#}"));
+        }
+        flush(&rows);
+    }
+    if wanted.contains(&6) {
+        let o = scenario::cli_rounds::CliOpts {
+            rounds: opts.rounds,
+            cli: opts.cli.clone(),
+        };
+        if let Err(e) = scenario::cli_rounds::run(&o, work.path(), opts.file_size, &mut rows).await
+        {
+            failures.push(format!("scenario 6: {e:#}"));
         }
         flush(&rows);
     }

@@ -90,6 +90,14 @@ impl Row {
         self
     }
 
+    /// Replaces the ratio with one computed elsewhere: the median of the ratios of each
+    /// round (scenario 6), which a shared machine's drift between rounds moves less than
+    /// the ratio of the two medians.
+    pub fn ratio(mut self, ratio: f64) -> Self {
+        self.ratio = ratio.is_finite().then_some(ratio);
+        self
+    }
+
     /// Adds a target on the absolute value: met if the value is on the better side of `limit`.
     pub fn target_value(mut self, text: &str, limit: f64) -> Self {
         let met = self.value.map(|v| match self.better {

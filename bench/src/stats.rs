@@ -65,10 +65,60 @@ pub fn gb_per_sec(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / 1e9 / elapsed.as_secs_f64().max(1e-9)
 }
 
+/// The median and range of a few figures from repeated rounds (scenario 6): the median is
+/// what is reported, the range says how much the shared machine moved it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Middle value (mean of the two middle ones for an even count); 0 when empty.
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+    /// How many.
+    pub n: usize,
+}
+
+impl Spread {
+    /// Of `values` (NaNs are left out).
+    pub fn of(values: &[f64]) -> Self {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n == 0 {
+            return Self {
+                median: 0.0,
+                min: 0.0,
+                max: 0.0,
+                n,
+            };
+        }
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Self {
+            median,
+            min: v[0],
+            max: v[n - 1],
+            n,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn medians_and_ranges() {
+        let s = Spread::of(&[3.0, 1.0, 2.0, f64::NAN]);
+        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+        assert_eq!(Spread::of(&[4.0, 1.0]).median, 2.5);
+        assert_eq!(Spread::of(&[]).n, 0);
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

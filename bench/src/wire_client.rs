@@ -16,15 +16,24 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Connections per loopback source address. Spreading clients over 127.0.0.0/8 gives each
-/// address its own ephemeral-port range, so 50,000 connections (and the TIME_WAIT sockets
-/// of the rate scenario) never exhaust ports.
-const PER_SOURCE: usize = 200;
+/// Loopback source addresses the clients are spread over: 127.1.0.1 … 127.250.249.1.
+/// Each address has its own ephemeral-port range, so 50,000 connections (and the TIME_WAIT
+/// sockets of the rate scenario) never exhaust ports.
+const SOURCES: usize = 250 * 250;
 
-/// The loopback source address for connection number `i` (127.1.0.1, 127.1.1.1, ...).
+/// The loopback source address for connection number `i`: round robin over [`SOURCES`]
+/// addresses, so that consecutive connections come from different addresses.
+///
+/// Why round robin and not blocks of consecutive numbers: the server reserves a login
+/// attempt per source address *before* the work and counts it as a failure until it
+/// succeeds (SPEC.md §5.1.7 rules 3–4, `LOGIN_FAIL_IP_MAX` = 50 per address). When 200
+/// consecutive connections shared an address, the 64 KeyLogins scenario 3 keeps in flight
+/// all came from one address, and whenever more than 50 of them were at the server at once
+/// the rest were answered RATE_LIMITED — the "sometimes" of the earlier runs. Round robin
+/// puts at most ⌈64 / addresses⌉ of them on one address.
 pub fn source_ip(i: usize) -> Ipv4Addr {
-    let j = i / PER_SOURCE;
-    Ipv4Addr::new(127, 1 + (j / 250 % 250) as u8, (j % 250) as u8 + 1, 1)
+    let j = i % SOURCES;
+    Ipv4Addr::new(127, 1 + (j / 250) as u8, (j % 250) as u8 + 1, 1)
 }
 
 /// Opens a TCP connection from `src` (port chosen by the kernel) to `server`.
@@ -206,5 +215,22 @@ pub async fn ping(ch: &mut Channel<TcpStream>, nonce: u64) -> anyhow::Result<()>
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consecutive_connections_use_different_loopback_addresses() {
+        let a: std::collections::BTreeSet<Ipv4Addr> = (0..64).map(source_ip).collect();
+        assert_eq!(a.len(), 64, "64 in flight: 64 addresses");
+        for i in [0, 1, 249, 250, SOURCES - 1, SOURCES, 1_000_000] {
+            let ip = source_ip(i);
+            assert!(ip.is_loopback() && ip.octets()[1] >= 1, "{ip}");
+            assert_ne!(ip.octets()[3], 0);
+        }
+        assert_eq!(source_ip(SOURCES), source_ip(0));
     }
 }

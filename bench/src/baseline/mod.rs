@@ -6,3 +6,59 @@ pub mod socat;
 pub mod tcp_copy;
 pub mod tcp_pingpong;
 pub mod wormhole;
+
+use std::time::Duration;
+
+use crate::procfs::Usage;
+
+/// One copy by a peer program: its wall time and what each end used, so that the
+/// end-to-end row (scenario 6) can put CPU-seconds per GB and peak RSS of each end beside
+/// Peerchat's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerRun {
+    /// From starting the copy until the received file was synced.
+    pub wall: Duration,
+    /// The sending end (for scp: `scp` and the `ssh` it runs).
+    pub sender: Usage,
+    /// The receiving end (for scp: everything the private sshd forked for the copy).
+    pub receiver: Usage,
+    /// CPU of a third party the bytes went through (magic-wormhole's transit relay and
+    /// mailbox), counted in neither end.
+    pub middle_cpu: Duration,
+}
+
+/// Samples the largest VmHWM among the processes below `pid` until stopped: the peak RSS of
+/// an end whose processes are not our children (sshd's per-connection processes), read
+/// while they are alive. Every 10 ms; a process that lives shorter may be missed, which
+/// only matters for the peak of short set-up helpers.
+pub struct PeakSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl PeakSampler {
+    /// Starts sampling below `pid`.
+    pub fn start(pid: u32) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                for d in crate::procfs::descendants(pid) {
+                    if let Ok(m) = crate::procfs::memory(Some(d)) {
+                        peak = peak.max(m.hwm);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops and returns the largest VmHWM seen (0 if none).
+    pub fn finish(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}

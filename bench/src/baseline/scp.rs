@@ -128,21 +128,50 @@ impl PrivateSshd {
     }
 
     /// Copies `src` to `dst` with scp and `cipher`, then `fsync`s `dst` (so that it is
-    /// compared with a transfer that ends with a synced file); returns the wall time.
+    /// compared with a transfer that ends with a synced file); returns the wall time and
+    /// what each end used.
+    ///
+    /// The sending end is `scp` with the `ssh` it runs (`wait4` of `scp`); the receiving end
+    /// is whatever the private sshd forked for this connection (its privilege-separated
+    /// children and `scp -t`): their CPU is the growth of the daemon's children's time,
+    /// read once sshd has reaped them, their peak RSS is sampled while they run. Both ends
+    /// include the SSH key exchange and authentication (~0.1 s of a 2 GiB copy); the fsync
+    /// itself runs in the measuring process and counts for neither.
     ///
     /// # Errors
     /// scp failed.
-    pub fn copy(&self, src: &Path, dst: &Path, cipher: &str) -> anyhow::Result<Duration> {
+    pub fn copy(&self, src: &Path, dst: &Path, cipher: &str) -> anyhow::Result<super::PeerRun> {
+        let sshd = self.child.id();
+        let before = crate::procfs::cpu_time_with_children(sshd)?;
+        let peak = super::PeakSampler::start(sshd);
         let t0 = Instant::now();
-        let status = self
+        let child = self
             .ssh_command("scp", "-P")
             .args(["-q", "-c", cipher])
             .arg(src)
             .arg(format!("127.0.0.1:{}", dst.display()))
-            .status()?;
+            .spawn();
+        let waited = child.and_then(|c| crate::procfs::wait_with_usage(&c));
+        let receiver_peak = peak.finish();
+        let (status, sender) = waited?;
         anyhow::ensure!(status.success(), "scp exited with {status}");
         File::open(dst)?.sync_all()?;
-        Ok(t0.elapsed())
+        let wall = t0.elapsed();
+        // sshd reaps the connection's processes a moment after scp sees the end.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !crate::procfs::descendants(sshd).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let after = crate::procfs::cpu_time_with_children(sshd)?;
+        Ok(super::PeerRun {
+            wall,
+            sender,
+            receiver: crate::procfs::Usage {
+                cpu: after.saturating_sub(before),
+                peak_rss: receiver_peak,
+            },
+            middle_cpu: Duration::ZERO,
+        })
     }
 }
 

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::procfs::{wait_with_usage, Usage};
+
 /// Why socat cannot run here, or `None` if it can.
 pub fn unavailable() -> Option<String> {
     match Command::new("socat")
@@ -20,11 +22,13 @@ pub fn unavailable() -> Option<String> {
 }
 
 /// Copies `src` to `dst` through a socat listener and a socat sender on 127.0.0.1, then
-/// `fsync`s `dst`; returns the wall time from starting the sender until the sync.
+/// `fsync`s `dst`; returns the wall time from starting the sender until the sync, and what
+/// each socat used (`wait4`; the sender's failed connection attempts while the listener
+/// comes up are counted in, they cost next to nothing).
 ///
 /// # Errors
 /// Either socat failed.
-pub fn copy(src: &Path, dst: &Path) -> anyhow::Result<Duration> {
+pub fn copy(src: &Path, dst: &Path) -> anyhow::Result<super::PeerRun> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -38,14 +42,17 @@ pub fn copy(src: &Path, dst: &Path) -> anyhow::Result<Duration> {
     // the sender retries instead.
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(10);
+    let mut sender = Usage::default();
     loop {
-        let status = Command::new("socat")
+        let attempt = Command::new("socat")
             .arg("-u")
             .arg(format!("OPEN:{}", src.display()))
             .arg(format!("TCP:127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stderr(Stdio::null())
-            .status()?;
+            .spawn()?;
+        let (status, used) = wait_with_usage(&attempt)?;
+        sender = sender.and(used);
         if status.success() {
             break;
         }
@@ -56,8 +63,13 @@ pub fn copy(src: &Path, dst: &Path) -> anyhow::Result<Duration> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = listener.wait()?;
+    let (status, receiver) = wait_with_usage(&listener)?;
     anyhow::ensure!(status.success(), "socat listener exited with {status}");
     File::open(dst)?.sync_all()?;
-    Ok(t0.elapsed())
+    Ok(super::PeerRun {
+        wall: t0.elapsed(),
+        sender,
+        receiver,
+        middle_cpu: Duration::ZERO,
+    })
 }

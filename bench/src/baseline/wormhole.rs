@@ -12,6 +12,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::procfs::wait_with_usage;
+
 /// The mailbox and transit relay; stopped on drop.
 pub struct LocalWormhole {
     mailbox: Child,
@@ -107,31 +109,54 @@ impl LocalWormhole {
     }
 
     /// Sends `src` to `dst` (sender and receiver on this machine), then `fsync`s `dst`;
-    /// returns the wall time, code exchange included.
+    /// returns the wall time, code exchange included, what each end used (`wait4`), and the
+    /// CPU the local mailbox and transit relay used meanwhile.
     ///
     /// # Errors
     /// Either side failed.
-    pub fn copy(&self, src: &Path, dst: &Path) -> anyhow::Result<Duration> {
+    pub fn copy(&self, src: &Path, dst: &Path) -> anyhow::Result<super::PeerRun> {
         let code = "7-peerchat-bench";
+        let servers = || -> Duration {
+            [&self.mailbox, &self.relay]
+                .iter()
+                .filter_map(|c| crate::procfs::cpu_time(c.id()).ok())
+                .sum()
+        };
+        let servers_before = servers();
         let t0 = Instant::now();
         let mut sender = self
             .wormhole()
             .args(["send", "--no-listen", "--code", code])
             .arg(src)
             .spawn()?;
-        let status = self
+        let receiver = match self
             .wormhole()
             .args(["receive", "--no-listen", "--accept-file", "-o"])
             .arg(dst)
             .arg(code)
-            .status();
-        let sent = sender.wait();
-        let status = status?;
+            .spawn()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // The sender would wait for its receiver for ever.
+                let _ = sender.kill();
+                let _ = sender.wait();
+                return Err(e.into());
+            }
+        };
+        let received = wait_with_usage(&receiver);
+        let sent = wait_with_usage(&sender);
+        let (status, receiver) = received?;
         anyhow::ensure!(status.success(), "wormhole receive exited with {status}");
-        let sent = sent?;
-        anyhow::ensure!(sent.success(), "wormhole send exited with {sent}");
+        let (status, sender) = sent?;
+        anyhow::ensure!(status.success(), "wormhole send exited with {status}");
         File::open(dst)?.sync_all()?;
-        Ok(t0.elapsed())
+        Ok(super::PeerRun {
+            wall: t0.elapsed(),
+            sender,
+            receiver,
+            middle_cpu: servers().saturating_sub(servers_before),
+        })
     }
 }
 

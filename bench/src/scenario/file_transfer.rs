@@ -309,9 +309,9 @@ pub async fn run(
 fn peer_copy(
     size: u64,
     dst: &Path,
-    copy: impl FnOnce(&Path) -> anyhow::Result<Duration>,
+    copy: impl FnOnce(&Path) -> anyhow::Result<crate::baseline::PeerRun>,
 ) -> anyhow::Result<f64> {
-    let t = copy(dst)?;
+    let t = copy(dst)?.wall;
     let got = std::fs::metadata(dst)?.len();
     let _ = std::fs::remove_file(dst);
     ensure!(got == size, "{} has {got} bytes, not {size}", dst.display());

@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20250101_000001_create_history::Migration),
             Box::new(m20261201_000002_transfer_spec_state::Migration),
+            Box::new(m20261201_000003_outbox_lookup::Migration),
         ]
     }
 }
@@ -233,6 +234,55 @@ mod m20261201_000002_transfer_spec_state {
                     .await?;
             }
             Ok(())
+        }
+    }
+}
+
+/// An index on `outbox(friend, message_id)`: an acknowledgement removes its entry by friend
+/// and id, and without an index every removal scanned the whole outbox — quadratic in a
+/// burst of thousands of unacknowledged messages (group commit, issue 14).
+mod m20261201_000003_outbox_lookup {
+    use sea_orm_migration::prelude::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261201_000003_outbox_lookup"
+        }
+    }
+
+    #[derive(DeriveIden)]
+    enum Outbox {
+        Table,
+        Friend,
+        MessageId,
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_index(
+                    Index::create()
+                        .name("outbox_friend_message")
+                        .table(Outbox::Table)
+                        .col(Outbox::Friend)
+                        .col(Outbox::MessageId)
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_index(
+                    Index::drop()
+                        .name("outbox_friend_message")
+                        .table(Outbox::Table)
+                        .to_owned(),
+                )
+                .await
         }
     }
 }

@@ -4,8 +4,11 @@
 //! History stays on this device: nothing here is ever sent to the server, and to a friend
 //! only the messages and files themselves.
 
+mod batch;
 pub mod entity;
 pub mod migration;
+
+pub use batch::BatchResult;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -116,7 +119,12 @@ pub mod state {
 /// The history store.
 #[derive(Debug, Clone)]
 pub struct History {
+    /// Every commit synced (`synchronous = FULL`): what SPEC.md §8.1 promises durable.
     db: DatabaseConnection,
+    /// The same file, commits not synced (`synchronous = NORMAL`, one connection): for
+    /// batches of nothing but delivered marks, which need no sync of their own (see
+    /// [`History::apply_batch`]).
+    unsynced: DatabaseConnection,
 }
 
 /// Now, Unix ms.
@@ -144,17 +152,27 @@ impl History {
             // Durable before MessageAck (SPEC.md §8.1): every commit is synced.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(std::time::Duration::from_secs(10));
+        let open_err = |e: sea_orm::sqlx::Error| HistoryError::Open {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
-            .map_err(|e| HistoryError::Open {
-                path: path.display().to_string(),
-                detail: e.to_string(),
-            })?;
+            .map_err(open_err)?;
         let db = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
         migration::Migrator::up(&db, None).await?;
-        Ok(Self { db })
+        // In WAL mode a NORMAL commit appends to the log without fsync; the next FULL
+        // commit's fsync of the same log makes it durable too (SQLite's WAL is one file
+        // written in order), and a checkpoint syncs everything.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.synchronous(SqliteSynchronous::Normal))
+            .await
+            .map_err(open_err)?;
+        let unsynced = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
+        Ok(Self { db, unsynced })
     }
 
     /// Stores a message we wrote and puts it in the outbox, in one transaction.
@@ -226,11 +244,15 @@ impl History {
 
     /// Records the friend's acknowledgement: the message is acked and leaves the outbox.
     ///
+    /// Committed without a disk sync of its own (the `synchronous = NORMAL` connection):
+    /// a mark lost in a power cut only sends the message again, and the receiver
+    /// acknowledges it without showing it twice (SPEC.md §8.1 r7; see [`History::apply_batch`]).
+    ///
     /// # Errors
     /// Database errors.
     pub async fn mark_acked(&self, friend: &str, id: MessageId) -> Result<(), HistoryError> {
         let hex_id = id.to_hex();
-        let txn = self.db.begin().await?;
+        let txn = self.unsynced.begin().await?;
         message::Entity::update_many()
             .col_expr(
                 message::Column::Acked,
@@ -457,42 +479,7 @@ impl History {
         &self,
         t: &crate::machine::TransferRecord,
     ) -> Result<(), HistoryError> {
-        let legacy = legacy_state(t.state);
-        let row = transfer::ActiveModel {
-            transfer_id: Set(t.id.to_hex()),
-            friend: Set(t.friend.clone()),
-            direction: Set(t.direction.as_str().to_owned()),
-            name: Set(t.offered_name.clone()),
-            size: Set(to_i64(t.size)),
-            sha256: Set(hex::encode(t.sha256)),
-            path: Set(String::new()),
-            state: Set(legacy.to_owned()),
-            created_at: Set(to_i64(now_ms())),
-            spec_state: Set(Some(t.state.to_owned())),
-            end_reason: Set(t.end_reason.map(|r| r as i32)),
-            offered_name: Set(Some(t.offered_name.clone())),
-            cancel_unsent: Set(t.cancel_unsent),
-            ..Default::default()
-        };
-        transfer::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([
-                    transfer::Column::Friend,
-                    transfer::Column::Direction,
-                    transfer::Column::TransferId,
-                ])
-                .update_columns([
-                    transfer::Column::State,
-                    transfer::Column::SpecState,
-                    transfer::Column::EndReason,
-                    transfer::Column::OfferedName,
-                    transfer::Column::CancelUnsent,
-                ])
-                .to_owned(),
-            )
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        record_transfer(&self.db, t).await
     }
 
     /// The typed state of a transfer written by [`History::record_machine_transfer`]: the
@@ -520,6 +507,50 @@ impl History {
             Some((r.spec_state?, reason, r.cancel_unsent))
         }))
     }
+}
+
+/// The row of [`History::record_machine_transfer`], on any connection or transaction (a
+/// batch's, [`History::apply_batch`]).
+async fn record_transfer(
+    c: &impl sea_orm::ConnectionTrait,
+    t: &crate::machine::TransferRecord,
+) -> Result<(), HistoryError> {
+    let legacy = legacy_state(t.state);
+    let row = transfer::ActiveModel {
+        transfer_id: Set(t.id.to_hex()),
+        friend: Set(t.friend.clone()),
+        direction: Set(t.direction.as_str().to_owned()),
+        name: Set(t.offered_name.clone()),
+        size: Set(to_i64(t.size)),
+        sha256: Set(hex::encode(t.sha256)),
+        path: Set(String::new()),
+        state: Set(legacy.to_owned()),
+        created_at: Set(to_i64(now_ms())),
+        spec_state: Set(Some(t.state.to_owned())),
+        end_reason: Set(t.end_reason.map(|r| r as i32)),
+        offered_name: Set(Some(t.offered_name.clone())),
+        cancel_unsent: Set(t.cancel_unsent),
+        ..Default::default()
+    };
+    transfer::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                transfer::Column::Friend,
+                transfer::Column::Direction,
+                transfer::Column::TransferId,
+            ])
+            .update_columns([
+                transfer::Column::State,
+                transfer::Column::SpecState,
+                transfer::Column::EndReason,
+                transfer::Column::OfferedName,
+                transfer::Column::CancelUnsent,
+            ])
+            .to_owned(),
+        )
+        .exec(c)
+        .await?;
+    Ok(())
 }
 
 /// The pre-machine `state` column for a SPEC state name, so that code still reading it
