@@ -49,7 +49,7 @@ use crate::transfer::receiver::{
     is_silent, refuse_offer, ChunkOutcome, FileReceiver, ReceiverState,
 };
 use crate::transfer::sender::{AcceptStep, FileSender, OfferStep};
-use crate::transfer::{reason_name, Direction};
+use crate::transfer::Direction;
 
 /// The friend list and pending requests, as the UI shows them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -1962,7 +1962,7 @@ impl Core {
             friend,
             transfer_id: id,
             direction: Direction::Outgoing,
-            reason: reason_name(reason).into(),
+            reason,
             message: message.to_owned(),
         });
     }
@@ -2006,7 +2006,7 @@ impl Core {
             friend,
             transfer_id: id,
             direction: Direction::Incoming,
-            reason: reason_name(reason).into(),
+            reason,
             message: message.to_owned(),
         });
     }
@@ -2270,16 +2270,19 @@ impl Core {
                 let now = history::now_ms();
                 self.with_book(|b| {
                     b.add_outgoing(PendingRequest {
-                        userid,
+                        userid: userid.clone(),
                         created_at_unix_ms: now,
                         expires_at_unix_ms: 0,
                     })
                 });
+                self.emit(Event::FriendRequestSent { userid });
             }
-            ServerEvent::RequestAnswered(userid) => {
+            ServerEvent::RequestAnswered { userid, answer } => {
                 self.with_book(|b| b.drop_request(&userid));
+                self.emit(Event::FriendRequestAnswered { userid, answer });
             }
             ServerEvent::Error(message) => self.error(message),
+            ServerEvent::LoginRefused(code) => self.emit(Event::LoginRefused { code }),
             ServerEvent::SessionReplaced => self.emit(Event::SessionReplaced),
             ServerEvent::PinFailed(p) => {
                 // A typed event for a security UI; the whole explanation as an error too.
@@ -2300,10 +2303,12 @@ impl Core {
             }
             ServerEvent::LoginRetry {
                 reason,
+                code,
                 retry_in,
                 attempt,
             } => self.emit(Event::LoginRetry {
                 reason,
+                code,
                 retry_in_ms: u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
                 attempt,
             }),
@@ -2401,6 +2406,9 @@ impl Core {
                     .read()
                     .ok()
                     .and_then(|b| b.get(&f.userid).map(|c| c.view()));
+                self.emit(Event::FriendRequestAccepted {
+                    userid: f.userid.clone(),
+                });
                 if let Some(friend) = view {
                     self.emit(Event::FriendAdded { friend });
                 }

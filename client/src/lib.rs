@@ -37,7 +37,10 @@ pub mod transfer;
 pub use client::{AutoAccept, Client, ClientConfig, EventStream, CLI_AUTO_ACCEPT_MAX};
 pub use core::FriendsSnapshot;
 pub use error::ClientError;
-pub use events::{Event, FriendView, KeyDecision, LinkPath, LoginRetryReason, RequestView};
+pub use events::{
+    Event, FriendView, KeyDecision, LinkPath, LoginRetryReason, OfflineReason, PeerCloseReason,
+    RefuseReason, RequestAnswer, RequestView,
+};
 pub use history::{FileEntry, HistoryEntry};
 pub use ids::{MessageId, TransferId};
 pub use peer::traversal::TraversalConfig;

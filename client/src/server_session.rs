@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{jittered, login_retry_delay, Backoff};
 use crate::error::ClientError;
-use crate::events::LoginRetryReason;
+use crate::events::{LoginRetryReason, OfflineReason, RequestAnswer};
 use crate::pinning::{KnownServers, PinError};
 
 /// What the server link tells the core.
@@ -37,7 +37,7 @@ pub enum ServerEvent {
     /// Disconnected; reconnecting in the background.
     Offline {
         /// Why.
-        reason: String,
+        reason: OfflineReason,
     },
     /// What this connection announced and how the server sees it (SPEC.md §7.5); sent just
     /// before every [`ServerEvent::LoggedIn`].
@@ -59,10 +59,18 @@ pub enum ServerEvent {
     FriendRemoved(String),
     /// We sent a request that is now pending.
     RequestSent(String),
-    /// We answered (refused) a request.
-    RequestAnswered(String),
-    /// An automatic step failed (re-login refused...).
+    /// We answered a request made to us.
+    RequestAnswered {
+        /// Who had asked.
+        userid: String,
+        /// Accepted or refused.
+        answer: RequestAnswer,
+    },
+    /// An automatic step failed.
     Error(String),
+    /// The automatic login was refused with `code` and is not tried again (the user must
+    /// log in with the password).
+    LoginRefused(ErrorCode),
     /// The server's key is not the pinned one (or the pin file is unusable): no more
     /// connections until the user fixes it (SPEC.md §12.3).
     PinFailed(PinError),
@@ -73,6 +81,8 @@ pub enum ServerEvent {
     LoginRetry {
         /// Why.
         reason: LoginRetryReason,
+        /// The server's error code, if it answered one.
+        code: Option<ErrorCode>,
         /// Until the next attempt.
         retry_in: Duration,
         /// Consecutive failed attempts.
@@ -184,7 +194,7 @@ struct ServerLink {
     announcement: Announcement,
     /// Set when the server refused our automatic KeyLogin for a reason that may pass
     /// (rate limited, internal error): the connection ends and the login is tried again.
-    relogin_refused: Option<(LoginRetryReason, Option<Duration>)>,
+    relogin_refused: Option<Refusal>,
     /// Automatic login attempts that failed in a row (for the back-off and the event).
     relogin_attempts: u32,
 }
@@ -288,13 +298,21 @@ fn announcement(
     }
 }
 
+/// An automatic login the server refused for a reason that may pass.
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
+    reason: LoginRetryReason,
+    code: ErrorCode,
+    retry_after: Option<Duration>,
+}
+
 enum End {
     /// The caller side is gone: stop.
     Stop,
-    /// The connection ended.
-    Lost(String),
+    /// The connection ended (the detail is for the log).
+    Lost(OfflineReason, String),
     /// The server refused our automatic login; we closed the connection to try again later.
-    LoginRefused(LoginRetryReason, Option<Duration>),
+    LoginRefused(Refusal),
     /// The server closed an Authenticating connection we were not using (LOGIN_DEADLINE,
     /// SPEC.md §4.6): connect again when there is something to ask.
     Idle,
@@ -333,8 +351,8 @@ impl ServerLink {
                     reported_offline = false;
                     match self.serve(chan, first.take()).await {
                         End::Stop => return,
-                        End::Lost(reason) => {
-                            tracing::info!(server = %self.settings.server, %reason, "server connection lost");
+                        End::Lost(reason, detail) => {
+                            tracing::info!(server = %self.settings.server, %reason, %detail, "server connection lost");
                             let _ = self.to_core.send(ServerEvent::Offline { reason });
                             reported_offline = true;
                         }
@@ -349,9 +367,9 @@ impl ServerLink {
                             }
                             continue;
                         }
-                        End::LoginRefused(reason, after) => {
+                        End::LoginRefused(r) => {
                             self.relogin_attempts += 1;
-                            retry_after = Some((reason, after));
+                            retry_after = Some((r.reason, Some(r.code), r.retry_after));
                         }
                     }
                 }
@@ -362,20 +380,23 @@ impl ServerLink {
                     if let ClientError::Pin(p) = &e {
                         self.fatal = Some(p.clone());
                         let _ = self.to_core.send(ServerEvent::PinFailed(p.clone()));
-                        let _ = self.to_core.send(ServerEvent::Offline {
-                            reason: p.to_string(),
-                        });
+                        let reason = match p {
+                            PinError::Changed { .. } => OfflineReason::KeyChanged,
+                            _ => OfflineReason::PinFile,
+                        };
+                        let _ = self.to_core.send(ServerEvent::Offline { reason });
                         continue;
                     }
                     if !reported_offline {
+                        tracing::info!(server = %self.settings.server, error = %e, "server unreachable");
                         let _ = self.to_core.send(ServerEvent::Offline {
-                            reason: e.to_string(),
+                            reason: OfflineReason::Unreachable,
                         });
                         reported_offline = true;
                     }
                     if self.login_as.is_some() {
                         self.relogin_attempts += 1;
-                        retry_after = Some((LoginRetryReason::Unreachable, None));
+                        retry_after = Some((LoginRetryReason::Unreachable, None, None));
                     }
                 }
             }
@@ -384,10 +405,10 @@ impl ServerLink {
                 rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..=1.0),
             );
             let delay = match retry_after {
-                Some((LoginRetryReason::Unreachable, _)) | None => step,
-                Some((_, after)) => login_retry_delay(after, step, self.settings.reconnect_max),
+                Some((LoginRetryReason::Unreachable, ..)) | None => step,
+                Some((_, _, after)) => login_retry_delay(after, step, self.settings.reconnect_max),
             };
-            if let Some((reason, _)) = retry_after {
+            if let Some((reason, code, _)) = retry_after {
                 tracing::info!(
                     ?reason,
                     ?delay,
@@ -396,6 +417,7 @@ impl ServerLink {
                 );
                 let _ = self.to_core.send(ServerEvent::LoginRetry {
                     reason,
+                    code,
                     retry_in: delay,
                     attempt: self.relogin_attempts,
                 });
@@ -464,7 +486,7 @@ impl ServerLink {
                 }
             }
             if let Err(e) = writer.flush().await {
-                break End::Lost(e.to_string());
+                break End::Lost(OfflineReason::Lost, e.to_string());
             }
             tokio::select! {
                 cmd = self.rx.recv() => match cmd {
@@ -486,21 +508,22 @@ impl ServerLink {
                     pinged = false;
                     let msg = match frame {
                         Ok(Some(m)) => m,
-                        Ok(None) => break End::Lost("the server closed the connection".into()),
+                        Ok(None) => break End::Lost(OfflineReason::Lost, "end of stream".into()),
                         Err(e) => {
                             if let Some(reason) = e.close_reason() {
                                 let _ = writer.send(&close(reason, &e.to_string())).await;
+                                break End::Lost(OfflineReason::ProtocolError, e.to_string());
                             }
-                            break End::Lost(e.to_string());
+                            break End::Lost(OfflineReason::Lost, e.to_string());
                         }
                     };
                     match ServerFrame::try_from(msg) {
                         Ok(ServerFrame::Response { request_id, result }) => {
                             self.on_response(pending.remove(&request_id), result);
-                            if let Some((reason, after)) = self.relogin_refused.take() {
+                            if let Some(r) = self.relogin_refused.take() {
                                 let _ = writer.send(&close(CloseReason::Normal, "login refused; retrying later")).await;
                                 let _ = writer.shutdown().await;
-                                break End::LoginRefused(reason, after);
+                                break End::LoginRefused(r);
                             }
                         }
                         Ok(ServerFrame::Push(p)) => { let _ = self.to_core.send(ServerEvent::Push(p)); }
@@ -511,16 +534,16 @@ impl ServerLink {
                                 // Logging in again would only throw the other session out.
                                 self.login_as = None;
                                 let _ = self.to_core.send(ServerEvent::SessionReplaced);
-                                break End::Lost(format!("session replaced by a login elsewhere ({message})"));
+                                break End::Lost(OfflineReason::Replaced, message);
                             }
                             if reason == CloseReason::IdleTimeout && self.login_as.is_none() && pending.is_empty() {
                                 break End::Idle;
                             }
-                            break End::Lost(format!("server closed the connection: {reason:?} {message}"));
+                            break End::Lost(OfflineReason::ServerClosed(reason), message);
                         }
                         Err(e) => {
                             let _ = writer.send(&close(CloseReason::ProtocolError, &e.to_string())).await;
-                            break End::Lost(format!("server sent an invalid frame: {e}"));
+                            break End::Lost(OfflineReason::ProtocolError, e.to_string());
                         }
                     }
                 }
@@ -528,7 +551,7 @@ impl ServerLink {
                     let idle = last_rx.elapsed();
                     if idle >= IDLE_TIMEOUT {
                         let _ = writer.send(&close(CloseReason::IdleTimeout, "nothing received")).await;
-                        break End::Lost("server silent for too long".into());
+                        break End::Lost(OfflineReason::Silent, "nothing received".into());
                     }
                     if idle >= IDLE_PING_AFTER && !pinged {
                         pinged = true;
@@ -606,10 +629,9 @@ impl ServerLink {
                 // Our key is no longer the account's (another device logged in with the
                 // password, §5.3): only the user can go on, with the password.
                 Err(e) if e.code == ErrorCode::BadCredentials => {
+                    tracing::info!(code = ?e.code, message = %e.message, "automatic login refused for good");
                     self.login_as = None;
-                    let _ = self
-                        .to_core
-                        .send(ServerEvent::Error(format!("automatic login failed: {e}")));
+                    let _ = self.to_core.send(ServerEvent::LoginRefused(e.code));
                 }
                 // Already logged in on this connection (a user login raced ours): fine.
                 Err(e) if e.code == ErrorCode::AlreadyLoggedIn => {}
@@ -621,7 +643,11 @@ impl ServerLink {
                         LoginRetryReason::ServerError
                     };
                     tracing::info!(code = ?e.code, retry_after = ?e.retry_after, "automatic login refused");
-                    self.relogin_refused = Some((reason, e.retry_after));
+                    self.relogin_refused = Some(Refusal {
+                        reason,
+                        code: e.code,
+                        retry_after: e.retry_after,
+                    });
                 }
             },
             Some(Pending::User { request, reply }) => {
@@ -653,12 +679,17 @@ impl ServerLink {
                 Request::SendFriendRequest { userid },
                 ResponseBody::SendFriendRequest { friend: None },
             ) => ServerEvent::RequestSent(userid.clone()),
-            (Request::AcceptFriendRequest { .. }, ResponseBody::AcceptFriendRequest(f)) => {
-                ServerEvent::FriendAdded(f.clone())
+            (Request::AcceptFriendRequest { userid }, ResponseBody::AcceptFriendRequest(f)) => {
+                let _ = self.to_core.send(ServerEvent::FriendAdded(f.clone()));
+                ServerEvent::RequestAnswered {
+                    userid: userid.clone(),
+                    answer: RequestAnswer::Accepted,
+                }
             }
-            (Request::RefuseFriendRequest { userid }, _) => {
-                ServerEvent::RequestAnswered(userid.clone())
-            }
+            (Request::RefuseFriendRequest { userid }, _) => ServerEvent::RequestAnswered {
+                userid: userid.clone(),
+                answer: RequestAnswer::Refused,
+            },
             (Request::Unfriend { userid }, _) => ServerEvent::FriendRemoved(userid.clone()),
             _ => return,
         };

@@ -296,6 +296,18 @@ async fn a_changed_server_key_is_a_hard_error() {
         "{message}"
     );
     assert!(message.contains("known_servers"), "{message}");
+    // The status says why it is offline, typed (issue #13 item 4).
+    alice
+        .wait_for(10, "offline: key changed", |e| {
+            matches!(
+                e,
+                Event::ServerStatus {
+                    online: false,
+                    reason: Some(peerchat_client::OfflineReason::KeyChanged)
+                }
+            )
+        })
+        .await;
     let refused = alice.client.find("alice").await;
     assert!(
         matches!(refused, Err(peerchat_client::ClientError::Pin(_))),

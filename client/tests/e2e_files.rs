@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use peerchat_client::{Direction, Event};
+use peerchat_proto::wire::FileCancelReason;
 
 const GIB: u64 = 1 << 30;
 
@@ -225,7 +226,7 @@ async fn large_offers_wait_for_the_users_decision() {
     let Event::TransferCancelled { reason, .. } = cancelled else {
         unreachable!()
     };
-    assert_eq!(reason, "declined");
+    assert_eq!(reason, FileCancelReason::Declined);
     assert!(!bob.profile.join("downloads/alice/photo (1).jpg").exists());
 
     alice.client.shutdown().await;
@@ -303,7 +304,7 @@ async fn each_friend_has_its_own_folder_and_links_are_not_followed() {
         let Event::TransferCancelled { reason, .. } = cancelled else {
             unreachable!()
         };
-        assert_eq!(reason, "io_error");
+        assert_eq!(reason, FileCancelReason::IoError);
         assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 

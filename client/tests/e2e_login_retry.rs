@@ -59,6 +59,7 @@ async fn a_rate_limited_automatic_login_is_retried_with_back_off_and_reported() 
             .await;
         let Event::LoginRetry {
             reason,
+            code,
             retry_in_ms,
             attempt,
         } = e
@@ -66,6 +67,11 @@ async fn a_rate_limited_automatic_login_is_retried_with_back_off_and_reported() 
             unreachable!()
         };
         assert_eq!(reason, LoginRetryReason::Locked);
+        assert_eq!(
+            code,
+            Some(ErrorCode::RateLimited),
+            "the server's code comes along"
+        );
         assert_eq!(attempt, expected);
         // The server's retry_after (minutes) is bounded by the reconnect cap (500 ms here).
         assert!(retry_in_ms > 0 && retry_in_ms <= 500, "{retry_in_ms}");
@@ -73,6 +79,7 @@ async fn a_rate_limited_automatic_login_is_retried_with_back_off_and_reported() 
     let line = peerchat_client::cli::describe(
         &Event::LoginRetry {
             reason: LoginRetryReason::Locked,
+            code: Some(ErrorCode::RateLimited),
             retry_in_ms: 1500,
             attempt: 1,
         },

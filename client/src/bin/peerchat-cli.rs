@@ -230,6 +230,11 @@ impl Printer {
     }
 
     fn event(&self, e: &Event) {
+        // `add` prints its own `friend_request_sent` record (with `now_friends`); the event
+        // of the same name would only repeat it.
+        if matches!(e, Event::FriendRequestSent { .. }) {
+            return;
+        }
         if self.json {
             if let Some(l) = json_line(e) {
                 self.terminal(false, l);

@@ -472,7 +472,10 @@ pub fn describe(e: &Event, h: &mut Handles, stamp: &dyn Fn(u64) -> String) -> St
         Event::ServerStatus {
             online: false,
             reason,
-        } => format!("* server: offline ({})", reason.as_deref().unwrap_or("?")),
+        } => match reason {
+            Some(r) => format!("* server: offline ({r})"),
+            None => "* server: offline".into(),
+        },
         Event::LoggedIn {
             userid,
             friends,
@@ -494,6 +497,20 @@ pub fn describe(e: &Event, h: &mut Handles, stamp: &dyn Fn(u64) -> String) -> St
             "* {} is now your friend ({})",
             friend.userid, friend.fingerprint
         ),
+        Event::FriendRequestSent { userid } => {
+            format!("* friend request to {userid} sent; waiting for their answer")
+        }
+        Event::FriendRequestAccepted { userid } => {
+            format!("* {userid} accepted your friend request")
+        }
+        Event::FriendRequestAnswered {
+            userid,
+            answer: crate::events::RequestAnswer::Accepted,
+        } => format!("* you accepted {userid}'s friend request"),
+        Event::FriendRequestAnswered {
+            userid,
+            answer: crate::events::RequestAnswer::Refused,
+        } => format!("* you refused {userid}'s friend request"),
         Event::FriendRequestRefused { userid } => format!("* {userid} refused your friend request"),
         Event::FriendRequestExpired { userid } => {
             format!("* your friend request to {userid} expired")
@@ -527,6 +544,7 @@ pub fn describe(e: &Event, h: &mut Handles, stamp: &dyn Fn(u64) -> String) -> St
             reason,
             retry_in_ms,
             attempt,
+            ..
         } => {
             let why = match reason {
                 crate::events::LoginRetryReason::Locked => {
@@ -540,6 +558,10 @@ pub fn describe(e: &Event, h: &mut Handles, stamp: &dyn Fn(u64) -> String) -> St
                 retry_in_ms.div_ceil(1000)
             )
         }
+        Event::LoginRefused { code } => format!(
+            "! automatic login refused ({}): log in with your password",
+            crate::events::code_word(*code)
+        ),
         Event::PeerConnected {
             friend,
             path,
@@ -639,8 +661,9 @@ pub fn describe(e: &Event, h: &mut Handles, stamp: &dyn Fn(u64) -> String) -> St
             transfer_id,
             ..
         } => format!(
-            "! {} with {friend} stopped: {reason} {message}",
-            h.label(*transfer_id)
+            "! {} with {friend} stopped: {} {message}",
+            h.label(*transfer_id),
+            crate::transfer::reason_name(*reason)
         ),
         Event::TransferSuspended {
             friend,

@@ -352,11 +352,11 @@ impl App {
     // ----- core events ---------------------------------------------------------------------
 
     fn on_event(&mut self, e: Event) {
-        if let Event::Error { message } = &e {
-            // The core reports a refused automatic (key) login as text.
-            if message.starts_with("automatic login failed") && self.main.win.shown() {
+        if let Event::LoginRefused { code } = &e {
+            // The automatic (key) login was refused for good: back to the password.
+            if self.main.win.shown() {
                 self.model = Model::new();
-                let text = format!("Please log in with your password.\n({message})");
+                let text = wording::login_refused(*code);
                 self.show_login(Some((&text, theme::ERROR)));
                 return;
             }
@@ -539,10 +539,7 @@ impl App {
                 format!("● Connected to {} as {me}", self.server),
                 theme::ONLINE,
             ),
-            ServerState::Offline(_) => (
-                "● Server unreachable — direct chats still work. Retrying…".to_owned(),
-                theme::WARNING,
-            ),
+            ServerState::Offline(reason) => (wording::offline_status(*reason), theme::WARNING),
             ServerState::KeyChanged(_) => (
                 "● Server key changed — not connecting to it. Direct chats still work.".to_owned(),
                 theme::ERROR,

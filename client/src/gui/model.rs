@@ -7,8 +7,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use peerchat_client::{
-    Direction, Event, FileEntry, FriendsSnapshot, HistoryEntry, MessageId, TransferId,
+    Direction, Event, FileEntry, FriendsSnapshot, HistoryEntry, MessageId, OfflineReason,
+    TransferId,
 };
+
+use super::wording;
 
 /// The friend list key of a userid (lookups are case-insensitive, SPEC.md §5.1).
 pub fn key(userid: &str) -> String {
@@ -22,8 +25,9 @@ pub enum ServerState {
     Connecting,
     /// Connected.
     Online,
-    /// Not reachable; the core retries.
-    Offline(Option<String>),
+    /// Not reachable (or logged out, or refused), by the core's typed reason; the core
+    /// retries where retrying helps.
+    Offline(Option<OfflineReason>),
     /// The server presents another key than the pinned one: not connecting (a security
     /// matter, never shown as "unreachable"; issue #15 item 5).
     KeyChanged(KeyChange),
@@ -897,7 +901,7 @@ impl Model {
                     (_, true) => ServerState::Online,
                     // These say more than "offline": keep them.
                     (s @ (ServerState::KeyChanged(_) | ServerState::Replaced), false) => s.clone(),
-                    (_, false) => ServerState::Offline(reason.clone()),
+                    (_, false) => ServerState::Offline(*reason),
                 };
                 c.status = true;
                 c.friends = true; // the presence shown depends on the server link
@@ -962,6 +966,21 @@ impl Model {
                 c.requests = true;
                 c.notice = Some(format!("{} is now your friend.", friend.userid));
             }
+            Event::FriendRequestSent { userid } => {
+                if !self.outgoing.iter().any(|u| key(u) == key(userid)) {
+                    self.outgoing.push(userid.clone());
+                }
+                c.requests = true;
+            }
+            Event::FriendRequestAccepted { userid } => {
+                self.outgoing.retain(|u| key(u) != key(userid));
+                c.requests = true;
+                c.notice = Some(format!("{userid} accepted your friend request."));
+            }
+            Event::FriendRequestAnswered { userid, .. } => {
+                self.incoming.retain(|u| key(u) != key(userid));
+                c.requests = true;
+            }
             Event::FriendRequestRefused { userid } => {
                 self.outgoing.retain(|u| key(u) != key(userid));
                 c.requests = true;
@@ -987,6 +1006,10 @@ impl Model {
                 }
             }
             Event::PeerConnected { friend, .. } | Event::PeerDisconnected { friend, .. } => {
+                if let Event::PeerDisconnected { reason, .. } = event {
+                    c.notice = wording::peer_closed_notice(friend, *reason);
+                    c.notice_is_error = c.notice.is_some();
+                }
                 let up = matches!(event, Event::PeerConnected { .. });
                 let path = match event {
                     Event::PeerConnected { path, .. } => Some(*path),
@@ -1213,7 +1236,7 @@ impl Model {
                 ..
             } => {
                 if let Some(t) = self.chat_mut(friend).transfer_mut(*transfer_id) {
-                    t.state = TransferState::Stopped(cancel_words(reason, message));
+                    t.state = TransferState::Stopped(wording::cancel_words(*reason, message));
                     t.rate = 0;
                     c.transfer(&key(friend));
                 }
@@ -1318,6 +1341,10 @@ impl Model {
                 );
                 c.notice_is_error = true;
             }
+            Event::LoginRefused { code } => {
+                c.notice = Some(wording::login_refused(*code));
+                c.notice_is_error = true;
+            }
             Event::PeerRefused { .. } => {}
             Event::Error { message } => {
                 c.notice = Some(message.clone());
@@ -1338,30 +1365,11 @@ pub fn short_fingerprint(fp: &str) -> String {
     }
 }
 
-/// Why a transfer stopped, in words.
-pub fn cancel_words(reason: &str, message: &str) -> String {
-    let base = match reason {
-        "cancelled" => "cancelled",
-        "declined" => "declined",
-        "hash_mismatch" => "failed: the file arrived damaged",
-        "io_error" => "failed: disk error",
-        "invalid" | "unknown_transfer" => "failed",
-        "too_many_offers" => "refused: too many unfinished files at once",
-        "too_large" => "refused: too large for the free disk space",
-        "no_data" => "stopped: no data arrived",
-        other => other,
-    };
-    if message.is_empty() || reason == "cancelled" || reason == "declined" {
-        base.to_owned()
-    } else {
-        format!("{base} ({message})")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use peerchat_client::{FriendView, RequestView};
+    use peerchat_proto::wire::FileCancelReason;
 
     fn fv(u: &str, online: bool) -> FriendView {
         FriendView {
@@ -1521,7 +1529,7 @@ mod tests {
         m.apply(
             &Event::PeerDisconnected {
                 friend: "carol".into(),
-                reason: "closed".into(),
+                reason: peerchat_client::PeerCloseReason::Lost,
             },
             0,
         );
@@ -1552,7 +1560,7 @@ mod tests {
         m.apply(
             &Event::ServerStatus {
                 online: false,
-                reason: Some("refused".into()),
+                reason: Some(OfflineReason::Unreachable),
             },
             0,
         );
@@ -1711,7 +1719,7 @@ mod tests {
                 friend: "bob".into(),
                 transfer_id: id,
                 direction: Direction::Outgoing,
-                reason: "declined".into(),
+                reason: FileCancelReason::Declined,
                 message: String::new(),
             },
             0,
@@ -1934,7 +1942,7 @@ mod tests {
         m.apply(
             &Event::ServerStatus {
                 online: false,
-                reason: Some("anything".into()),
+                reason: Some(OfflineReason::KeyChanged),
             },
             0,
         );
@@ -2138,7 +2146,7 @@ mod tests {
             &mut m,
             Event::PeerDisconnected {
                 friend: "bob".into(),
-                reason: String::new(),
+                reason: peerchat_client::PeerCloseReason::Lost,
             },
             4_100,
         );
@@ -2152,7 +2160,7 @@ mod tests {
                 friend: "bob".into(),
                 transfer_id: id,
                 direction: Direction::Outgoing,
-                reason: "cancelled".into(),
+                reason: FileCancelReason::Cancelled,
                 message: String::new(),
             },
             5_100,
@@ -2196,5 +2204,253 @@ mod tests {
             Some("carol")
         );
         assert_eq!(m.apply_snapshot(&snapshot).ask_key_change, None);
+    }
+
+    // ----- typed reasons in words (issue #13 item 4) -------------------------------------
+
+    #[test]
+    fn each_offline_reason_has_its_own_status_words() {
+        use peerchat_proto::wire::{CloseReason, ErrorCode};
+        let cases = [
+            (
+                OfflineReason::Unreachable,
+                "● Server unreachable — direct chats still work. Retrying…",
+            ),
+            (
+                OfflineReason::Lost,
+                "● Connection to the server lost — direct chats still work. Retrying…",
+            ),
+            (
+                OfflineReason::Silent,
+                "● The server stopped answering — direct chats still work. Retrying…",
+            ),
+            (
+                OfflineReason::ServerClosed(CloseReason::ServerShutdown),
+                "● The server is shutting down — direct chats still work. Retrying…",
+            ),
+            (
+                OfflineReason::ServerClosed(CloseReason::TooManyConnections),
+                "● The server closed the connection (too_many_connections) — direct chats still work. Retrying…",
+            ),
+            (
+                OfflineReason::ProtocolError,
+                "● The server sent something this app cannot read — direct chats still work. Retrying…",
+            ),
+            (OfflineReason::PinFile, "● The list of known servers cannot be read — not connecting. Direct chats still work."),
+            (OfflineReason::LoggedOut, "● Logged out."),
+        ];
+        for (reason, words) in cases {
+            let mut m = Model::new();
+            logged_in(&mut m);
+            let c = m.apply(
+                &Event::ServerStatus {
+                    online: false,
+                    reason: Some(reason),
+                },
+                0,
+            );
+            assert!(c.status);
+            assert_eq!(m.server, ServerState::Offline(Some(reason)));
+            let ServerState::Offline(r) = m.server else {
+                unreachable!()
+            };
+            assert_eq!(wording::offline_status(r), words, "{reason:?}");
+        }
+        // A refusal names the code and sends the user to the password.
+        let refused = wording::offline_status(Some(OfflineReason::Refused(ErrorCode::Internal)));
+        assert!(
+            refused.contains("(internal)") && refused.contains("password"),
+            "{refused}"
+        );
+        assert_eq!(
+            wording::offline_status(None),
+            wording::offline_status(Some(OfflineReason::Unreachable))
+        );
+    }
+
+    #[test]
+    fn a_refused_automatic_login_is_an_error_naming_the_password() {
+        use peerchat_proto::wire::ErrorCode;
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let c = m.apply(
+            &Event::LoginRefused {
+                code: ErrorCode::BadCredentials,
+            },
+            0,
+        );
+        assert!(c.notice_is_error);
+        let n = c.notice.unwrap_or_default();
+        assert!(
+            n.starts_with("Please log in with your password") && n.contains("this device's key"),
+            "{n}"
+        );
+        let other = wording::login_refused(ErrorCode::UserNotFound);
+        assert!(other.contains("(user_not_found)"), "{other}");
+        // A retried refusal keeps its own words, by reason.
+        let c = m.apply(
+            &Event::LoginRetry {
+                reason: peerchat_client::LoginRetryReason::Locked,
+                code: Some(ErrorCode::RateLimited),
+                retry_in_ms: 2_500,
+                attempt: 1,
+            },
+            0,
+        );
+        assert_eq!(
+            c.notice.as_deref(),
+            Some("Login locked after failed attempts, retrying in 3 s…")
+        );
+    }
+
+    #[test]
+    fn only_peer_closes_worth_acting_on_make_a_notice() {
+        use peerchat_client::PeerCloseReason as P;
+        use peerchat_proto::wire::CloseReason as C;
+        let notice = |reason: P| {
+            let mut m = Model::new();
+            logged_in(&mut m);
+            let c = m.apply(
+                &Event::PeerDisconnected {
+                    friend: "Bob".into(),
+                    reason,
+                },
+                0,
+            );
+            assert_eq!(c.notice_is_error, c.notice.is_some());
+            c.notice
+        };
+        for quiet in [
+            P::Lost,
+            P::IoError,
+            P::IdleTimeout,
+            P::Replaced,
+            P::LoggedOut,
+            P::NotAFriend,
+            P::Friend(C::Normal),
+            P::Friend(C::IdleTimeout),
+            P::Friend(C::DuplicateConnection),
+            P::Local(C::Unspecified),
+        ] {
+            assert_eq!(notice(quiet), None, "{quiet:?}");
+        }
+        assert_eq!(
+            notice(P::Friend(C::NotAFriend)).as_deref(),
+            Some(
+                "Bob's app refused the connection: it does not know you as a friend (or your key)."
+            )
+        );
+        assert_eq!(
+            notice(P::Friend(C::ProtocolError)).as_deref(),
+            Some(
+                "Bob's app closed the connection (protocol_error); messages wait for the next one."
+            )
+        );
+        assert_eq!(
+            notice(P::Local(C::SlowConsumer)).as_deref(),
+            Some("The connection to Bob was closed: their app does not read what we send.")
+        );
+        assert_eq!(
+            notice(P::Local(C::RateLimited)).as_deref(),
+            Some("The connection to Bob was closed: their app sent too much too fast.")
+        );
+        assert_eq!(
+            notice(P::Local(C::MalformedFrame)).as_deref(),
+            Some(
+                "The connection to Bob was closed: their app broke the protocol (malformed_frame)."
+            )
+        );
+    }
+
+    #[test]
+    fn each_cancel_reason_reads_as_words() {
+        let cases = [
+            (FileCancelReason::Cancelled, "cancelled"),
+            (FileCancelReason::Unspecified, "cancelled"),
+            (FileCancelReason::Declined, "declined"),
+            (
+                FileCancelReason::HashMismatch,
+                "failed: the file arrived damaged (R51)",
+            ),
+            (FileCancelReason::IoError, "failed: disk error (R51)"),
+            (FileCancelReason::Invalid, "failed (R51)"),
+            (FileCancelReason::UnknownTransfer, "failed (R51)"),
+            (
+                FileCancelReason::TooManyOffers,
+                "refused: too many unfinished files at once (R51)",
+            ),
+            (
+                FileCancelReason::TooLarge,
+                "refused: too large for the free disk space (R51)",
+            ),
+            (FileCancelReason::NoData, "stopped: no data arrived (R51)"),
+        ];
+        for (reason, words) in cases {
+            let mut m = Model::new();
+            logged_in(&mut m);
+            let p = PathBuf::from("/nonexistent/x.bin");
+            let id = TransferId([3; 16]);
+            m.file_preparing("bob", p.clone());
+            m.file_queued("bob", &p, Some(id), None);
+            m.apply(
+                &Event::TransferCancelled {
+                    friend: "bob".into(),
+                    transfer_id: id,
+                    direction: Direction::Outgoing,
+                    reason,
+                    message: "R51".into(),
+                },
+                0,
+            );
+            assert_eq!(
+                m.chats["bob"].transfers[0].state,
+                TransferState::Stopped(words.into()),
+                "{reason:?}"
+            );
+        }
+        assert_eq!(
+            wording::cancel_words(FileCancelReason::IoError, ""),
+            "failed: disk error"
+        );
+    }
+
+    #[test]
+    fn request_events_keep_the_request_lists() {
+        let mut m = Model::new();
+        logged_in(&mut m);
+        let c = m.apply(
+            &Event::FriendRequestSent {
+                userid: "erin".into(),
+            },
+            0,
+        );
+        assert!(c.requests);
+        m.apply(
+            &Event::FriendRequestSent {
+                userid: "Erin".into(),
+            },
+            0,
+        );
+        assert_eq!(m.outgoing, vec!["erin".to_owned()], "listed once");
+        let c = m.apply(
+            &Event::FriendRequestAccepted {
+                userid: "erin".into(),
+            },
+            0,
+        );
+        assert!(m.outgoing.is_empty());
+        assert_eq!(
+            c.notice.as_deref(),
+            Some("erin accepted your friend request.")
+        );
+        assert_eq!(m.incoming, vec!["dave".to_owned()]);
+        let c = m.apply(
+            &Event::FriendRequestAnswered {
+                userid: "Dave".into(),
+                answer: peerchat_client::RequestAnswer::Refused,
+            },
+            0,
+        );
+        assert!(c.requests && m.incoming.is_empty());
     }
 }

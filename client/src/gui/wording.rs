@@ -4,10 +4,11 @@
 //! something shorter first ("Wrong userid or password.") and keeps the technical detail as a
 //! second line. Everything here is pure, so the wording is unit-tested.
 
+use peerchat_client::events::{close_word, code_word};
 use peerchat_client::friends::AcceptKeyError;
 use peerchat_client::pinning::PinError;
-use peerchat_client::ClientError;
-use peerchat_proto::wire::ErrorCode;
+use peerchat_client::{ClientError, OfflineReason, PeerCloseReason};
+use peerchat_proto::wire::{CloseReason, ErrorCode, FileCancelReason};
 
 use super::msg::Problem;
 
@@ -204,6 +205,105 @@ pub fn server_key_changed(server: &str, pinned: &str, presented: &str) -> String
          connection. Ask the server operator for the server's fingerprint. Direct chats with \
          friends still work meanwhile."
     )
+}
+
+/// The status bar while the server link is down, by its typed reason (issue #13 item 4).
+pub fn offline_status(reason: Option<OfflineReason>) -> String {
+    const TAIL: &str = "direct chats still work. Retrying…";
+    match reason {
+        None | Some(OfflineReason::Unreachable) => format!("● Server unreachable — {TAIL}"),
+        Some(OfflineReason::Lost) => format!("● Connection to the server lost — {TAIL}"),
+        Some(OfflineReason::Silent) => format!("● The server stopped answering — {TAIL}"),
+        Some(OfflineReason::ServerClosed(CloseReason::ServerShutdown)) => {
+            format!("● The server is shutting down — {TAIL}")
+        }
+        Some(OfflineReason::ServerClosed(code)) => format!(
+            "● The server closed the connection ({}) — {TAIL}",
+            close_word(code)
+        ),
+        Some(OfflineReason::ProtocolError) => {
+            format!("● The server sent something this app cannot read — {TAIL}")
+        }
+        Some(OfflineReason::KeyChanged) => {
+            "● Server key changed — not connecting to it. Direct chats still work.".to_owned()
+        }
+        Some(OfflineReason::PinFile) => {
+            "● The list of known servers cannot be read — not connecting. Direct chats still work."
+                .to_owned()
+        }
+        Some(OfflineReason::Refused(code)) => login_refused(code),
+        Some(OfflineReason::LoggedOut) => "● Logged out.".to_owned(),
+        Some(OfflineReason::Replaced) => {
+            "● Logged in on another device — this one is disconnected. Log out and in again to use it here."
+                .to_owned()
+        }
+    }
+}
+
+/// What to say when the server refused the automatic (key) login for good.
+pub fn login_refused(code: ErrorCode) -> String {
+    match code {
+        ErrorCode::BadCredentials => "Please log in with your password: the server no longer \
+             accepts this device's key (the account was logged in with the password elsewhere)."
+            .to_owned(),
+        other => format!(
+            "Please log in with your password: the server refused the automatic login ({}).",
+            code_word(other)
+        ),
+    }
+}
+
+/// A notice for a closed link with a friend, only when it says something the user may act
+/// on: an ordinary end (the friend went away, idle, replaced, logged out) says nothing.
+pub fn peer_closed_notice(friend: &str, reason: PeerCloseReason) -> Option<String> {
+    match reason {
+        PeerCloseReason::Friend(CloseReason::NotAFriend) => Some(format!(
+            "{friend}'s app refused the connection: it does not know you as a friend (or your key)."
+        )),
+        PeerCloseReason::Friend(
+            code @ (CloseReason::ProtocolError
+            | CloseReason::MalformedFrame
+            | CloseReason::FrameTooLarge
+            | CloseReason::UnsupportedVersion
+            | CloseReason::RateLimited
+            | CloseReason::SlowConsumer),
+        ) => Some(format!(
+            "{friend}'s app closed the connection ({}); messages wait for the next one.",
+            close_word(code)
+        )),
+        PeerCloseReason::Local(CloseReason::SlowConsumer) => Some(format!(
+            "The connection to {friend} was closed: their app does not read what we send."
+        )),
+        PeerCloseReason::Local(CloseReason::RateLimited) => Some(format!(
+            "The connection to {friend} was closed: their app sent too much too fast."
+        )),
+        PeerCloseReason::Local(code) if code != CloseReason::Unspecified => Some(format!(
+            "The connection to {friend} was closed: their app broke the protocol ({}).",
+            close_word(code)
+        )),
+        _ => None,
+    }
+}
+
+/// Why a transfer stopped, in words, from the proto reason (and the detail, for failures).
+pub fn cancel_words(reason: FileCancelReason, message: &str) -> String {
+    let base = match reason {
+        FileCancelReason::Cancelled | FileCancelReason::Unspecified => "cancelled",
+        FileCancelReason::Declined => "declined",
+        FileCancelReason::HashMismatch => "failed: the file arrived damaged",
+        FileCancelReason::IoError => "failed: disk error",
+        FileCancelReason::Invalid | FileCancelReason::UnknownTransfer => "failed",
+        FileCancelReason::TooManyOffers => "refused: too many unfinished files at once",
+        FileCancelReason::TooLarge => "refused: too large for the free disk space",
+        FileCancelReason::NoData => "stopped: no data arrived",
+    };
+    match reason {
+        FileCancelReason::Cancelled
+        | FileCancelReason::Unspecified
+        | FileCancelReason::Declined => base.to_owned(),
+        _ if message.is_empty() => base.to_owned(),
+        _ => format!("{base} ({message})"),
+    }
 }
 
 /// Why a file, folder or link did not open. With no opener installed the system error is

@@ -4,12 +4,12 @@
 //! until the user accepts the presented key or the server presents the pinned one again.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::time::Instant;
 
-use peerchat_proto::wire::{CloseReason, ErrorCode};
+use peerchat_proto::wire::CloseReason;
 
 use super::{key, Action, ClientMachine, CommandError};
+pub use crate::events::OfflineReason;
 use crate::events::{Event, KeyDecision};
 
 /// A friend as the server reports them (the driver converts the proto `Friend`).
@@ -21,30 +21,6 @@ pub struct FriendEntry {
     pub fingerprint: String,
     /// Logged in now.
     pub online: bool,
-}
-
-/// Why the server link is down: a typed reason, never a sentence to parse (issue #13 item 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OfflineReason {
-    /// The server could not be reached (or the connection dropped).
-    Unreachable,
-    /// The server refused the (automatic) login with this code.
-    Refused(ErrorCode),
-    /// The user logged out.
-    LoggedOut,
-    /// Another device logged in to the account (SESSION_REPLACED).
-    Replaced,
-}
-
-impl fmt::Display for OfflineReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OfflineReason::Unreachable => f.write_str("server unreachable"),
-            OfflineReason::Refused(code) => write!(f, "login refused: {}", code.as_str_name()),
-            OfflineReason::LoggedOut => f.write_str("logged out"),
-            OfflineReason::Replaced => f.write_str("session replaced by another device"),
-        }
-    }
 }
 
 /// What the server session reports (the driver converts `ServerEvent`s).
@@ -188,7 +164,7 @@ impl ClientMachine {
                 }
                 self.emit(Event::ServerStatus {
                     online: false,
-                    reason: Some(reason.to_string()),
+                    reason: Some(reason),
                 });
             }
         }

@@ -13,7 +13,7 @@ use peerchat_proto::message::{InvalidFileFrame, PeerFeatures, PeerFrame};
 use peerchat_proto::wire::CloseReason;
 
 use super::{key, Action, ClientMachine, LinkId, MachineConfig};
-use crate::events::{Event, LinkPath};
+use crate::events::{Event, LinkPath, PeerCloseReason};
 use crate::peer::idle::{self, IdleAction};
 use crate::peer::redial::Redial;
 use crate::peer::registry::{Admission, PeerRegistry};
@@ -216,12 +216,14 @@ impl ClientMachine {
                 now,
             ),
             LinkEvent::Down { link, end } => {
-                let friend_close = match end {
-                    LinkEnd::FriendClosed(r) => Some(Some(r)),
-                    LinkEnd::Dropped => Some(None),
-                    LinkEnd::WeClosed => None,
+                let (friend_close, why) = match end {
+                    LinkEnd::FriendClosed(r) => (Some(Some(r)), PeerCloseReason::Friend(r)),
+                    LinkEnd::Dropped => (Some(None), PeerCloseReason::Lost),
+                    // A close the machine did not ask for (the link's own send budget, say):
+                    // the driver does not say which code it sent.
+                    LinkEnd::WeClosed => (None, PeerCloseReason::Local(CloseReason::Unspecified)),
                 };
-                self.link_closed(link, friend_close, now);
+                self.link_closed(link, friend_close, why, now);
             }
             LinkEvent::DialFailed { friend } => {
                 let k = key(&friend);
@@ -328,7 +330,12 @@ impl ClientMachine {
             PeerFrame::Close { reason, .. } => {
                 // L30–L35: closed at once, nothing sent.
                 self.push(Action::CloseLink { link, reason: None });
-                self.link_closed(link, Some(Some(reason)), now);
+                self.link_closed(
+                    link,
+                    Some(Some(reason)),
+                    PeerCloseReason::Friend(reason),
+                    now,
+                );
             }
             PeerFrame::Chat(c) => self.on_chat(link, &k, c, now, unix_ms),
             PeerFrame::Ack { id } => self.on_ack(&k, id, now),
@@ -367,16 +374,17 @@ impl ClientMachine {
                 link,
                 reason: Some(reason),
             });
-            self.link_closed(link, None, now);
+            self.link_closed(link, None, PeerCloseReason::sent(reason), now);
         }
     }
 
     /// The effects of CLOSED (§8.5.1). `friend_close`: `Some(reason or None for a drop)`
-    /// when the friend ended it, `None` when we did.
+    /// when the friend ended it, `None` when we did; `why` is what the UI is told.
     fn link_closed(
         &mut self,
         link: LinkId,
         friend_close: Option<Option<CloseReason>>,
+        why: PeerCloseReason,
         now: Instant,
     ) {
         let Some(k) = self.forget_link(link, now) else {
@@ -387,11 +395,7 @@ impl ClientMachine {
         }
         self.emit(Event::PeerDisconnected {
             friend: self.dir.display(&k),
-            reason: match friend_close {
-                Some(Some(r)) => format!("closed by friend: {}", r.as_str_name()),
-                Some(None) => "connection lost".to_owned(),
-                None => "closed".to_owned(),
-            },
+            reason: why,
         });
         self.maybe_dial(&k, now);
     }

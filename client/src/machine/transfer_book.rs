@@ -25,7 +25,7 @@ use super::{
 use crate::events::Event;
 use crate::ids::TransferId;
 use crate::transfer::naming::sanitize_file_name;
-use crate::transfer::{reason_name, Direction};
+use crate::transfer::Direction;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
@@ -778,7 +778,7 @@ impl ClientMachine {
                     friend,
                     transfer_id: id,
                     direction: Direction::Incoming,
-                    reason: reason_name(reason).to_owned(),
+                    reason,
                     message: format!("{:?}", x.row),
                 })
             }
@@ -877,7 +877,7 @@ impl ClientMachine {
                     friend,
                     transfer_id: id,
                     direction: Direction::Outgoing,
-                    reason: reason_name(reason).to_owned(),
+                    reason,
                     message: format!("{row:?}"),
                 })
             }

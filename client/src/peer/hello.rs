@@ -7,6 +7,7 @@
 use peerchat_proto::message::PeerFeatures;
 use peerchat_proto::IdentityKey;
 
+use crate::events::RefuseReason;
 use crate::friends::FriendBook;
 
 /// Why a peer connection is refused with Close{NOT_A_FRIEND} or PROTOCOL_ERROR.
@@ -39,6 +40,21 @@ pub enum HelloError {
     /// The connection broke (or timed out) during the hello exchange.
     #[error("connection failed during the hello exchange: {0}")]
     Connection(String),
+}
+
+impl HelloError {
+    /// The typed reason an [`crate::Event::PeerRefused`] carries.
+    pub fn refuse_reason(&self) -> RefuseReason {
+        match self {
+            HelloError::UnknownKey(_) => RefuseReason::UnknownKey,
+            HelloError::WrongUser(_) => RefuseReason::WrongUser,
+            HelloError::NotForUs(_) => RefuseReason::NotForUs,
+            HelloError::UnexpectedKey { .. } => RefuseReason::UnexpectedKey,
+            HelloError::KeyChangePending(_) => RefuseReason::KeyChangePending,
+            HelloError::NotHello => RefuseReason::NotHello,
+            HelloError::Connection(_) => RefuseReason::Connection,
+        }
+    }
 }
 
 /// Set (to anything) in a client's environment, it does not name `aes-gcm` even on AES

@@ -31,6 +31,7 @@ use super::idle::IdleAction;
 use super::net::{connect_from, connect_from_port};
 use super::registry::ConnId;
 use super::traversal::{ConnectFailure, LinkPath, StepId};
+use crate::events::{PeerCloseReason, RefuseReason};
 use crate::friends::FriendBook;
 
 /// File chunks a connection's writer may have queued before the pump waits.
@@ -68,8 +69,8 @@ pub enum PeerEvent {
     Down {
         /// The connection.
         conn: ConnId,
-        /// Why, for people.
-        reason: String,
+        /// Why: the friend's `Close`, the code this side sent, or a broken connection.
+        reason: PeerCloseReason,
         /// The reason of the friend's `Close`, if it sent one: SPEC.md §8.5.1 L30–L35 decide
         /// the redial on it (L33: no redial after NOT_A_FRIEND).
         friend_close: Option<CloseReason>,
@@ -119,7 +120,7 @@ pub enum PeerEvent {
         /// The remote address.
         addr: SocketAddr,
         /// Why.
-        reason: String,
+        reason: RefuseReason,
     },
 }
 
@@ -140,8 +141,8 @@ pub struct PeerLink {
     /// The optional features both hellos named (SPEC.md §7.2 rule 9).
     pub features: PeerFeatures,
     stop: CancellationToken,
-    /// Why we closed it, for the Down event.
-    why: Arc<Mutex<Option<String>>>,
+    /// The code we closed it with, for the Down event.
+    why: Arc<Mutex<Option<CloseReason>>>,
 }
 
 impl PeerLink {
@@ -176,18 +177,19 @@ impl PeerLink {
     /// Sends Close{reason} and ends the connection.
     pub fn close(&self, reason: CloseReason, message: &str) {
         if let Ok(mut why) = self.why.lock() {
-            why.get_or_insert_with(|| format!("closed locally: {message}"));
+            why.get_or_insert(reason);
         }
         let _ = self.ctl.send((close(reason, message), 0));
         self.stop.cancel();
     }
 
-    fn close_reason(&self) -> String {
+    /// Stopped without a `Close` of ours: the client itself is stopping.
+    fn close_reason(&self) -> PeerCloseReason {
         self.why
             .lock()
             .ok()
-            .and_then(|w| w.clone())
-            .unwrap_or_else(|| "closed locally".into())
+            .and_then(|w| *w)
+            .map_or(PeerCloseReason::LoggedOut, PeerCloseReason::sent)
     }
 
     /// Bytes queued on this connection and not yet written.
@@ -419,7 +421,7 @@ pub async fn run_accepted<S>(
             .send(PeerEvent::Refused {
                 fingerprint,
                 addr,
-                reason: e.to_string(),
+                reason: e.refuse_reason(),
             })
             .await;
     }
@@ -686,7 +688,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     conn: ConnId,
     link: &PeerLink,
     pong: &PongSlot,
-) -> (String, Option<CloseReason>, bool) {
+) -> (PeerCloseReason, Option<CloseReason>, bool) {
     let stop = &link.stop;
     let mut last = Instant::now();
     // Pings sent in the current silence (SPEC.md §8.5.1 L40–L43, `super::idle`).
@@ -713,16 +715,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 };
                 let m = match r {
                     Ok(Some(m)) => m,
-                    Ok(None) => return ("connection closed by the friend".into(), None, false),
+                    Ok(None) => return (PeerCloseReason::Lost, None, false),
                     Err(e) => {
-                        let closed_here = match e.close_reason() {
+                        tracing::debug!(?conn, error = %e, "peer connection failed");
+                        return match e.close_reason() {
                             Some(reason) => {
                                 link.close(reason, &e.to_string());
-                                true
+                                (PeerCloseReason::sent(reason), None, true)
                             }
-                            None => false,
+                            None => (PeerCloseReason::IoError, None, false),
                         };
-                        return (e.to_string(), None, closed_here);
                     }
                 };
                 // Kept in case the frame's values are invalid: file frames are then answered
@@ -732,7 +734,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     Ok(PeerFrame::Ping(n)) => {
                         if !pings.take(last) {
                             link.close(CloseReason::RateLimited, "too many Pings");
-                            return ("closed: Ping flood".into(), None, true);
+                            return (PeerCloseReason::sent(CloseReason::RateLimited), None, true);
                         }
                         if !crate::faults::on("no-pong") {
                             pong.answer(n);
@@ -741,26 +743,27 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     Ok(PeerFrame::Pong(_) | PeerFrame::Unknown) => {}
                     Ok(PeerFrame::Hello { .. }) => {
                         link.close(CloseReason::ProtocolError, "PeerHello sent twice");
-                        return ("protocol error: PeerHello sent twice".into(), None, true);
+                        return (PeerCloseReason::sent(CloseReason::ProtocolError), None, true);
                     }
                     Ok(PeerFrame::Close { reason, message }) => {
-                        return (format!("closed by the friend: {reason:?} {message}"), Some(reason), false)
+                        tracing::debug!(?conn, ?reason, %message, "closed by the friend");
+                        return (PeerCloseReason::Friend(reason), Some(reason), false)
                     }
                     Ok(frame) => {
                         if ctx.events.send(PeerEvent::Frame { conn, frame }).await.is_err() {
-                            return ("client stopped".into(), None, false);
+                            return (PeerCloseReason::LoggedOut, None, false);
                         }
                     }
                     Err(e) => match lenient {
                         Some(frame) => {
                             let ev = PeerEvent::InvalidFileFrame { conn, frame, why: e.to_string() };
                             if ctx.events.send(ev).await.is_err() {
-                                return ("client stopped".into(), None, false);
+                                return (PeerCloseReason::LoggedOut, None, false);
                             }
                         }
                         None => {
                             link.close(CloseReason::ProtocolError, &e.to_string());
-                            return (format!("protocol error: {e}"), None, true);
+                            return (PeerCloseReason::sent(CloseReason::ProtocolError), None, true);
                         }
                     },
                 }
@@ -769,7 +772,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 match super::idle::decide(ctx.idle, last.elapsed(), pings_sent) {
                     IdleAction::Close => {
                         link.close(CloseReason::IdleTimeout, "nothing received for too long");
-                        return ("idle timeout".into(), None, true);
+                        return (PeerCloseReason::IdleTimeout, None, true);
                     }
                     IdleAction::Ping => {
                         pings_sent += 1;
