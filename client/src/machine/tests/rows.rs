@@ -422,6 +422,7 @@ fn c13_a_message_or_a_closed_link_hides_typing() {
     assert_eq!(hidden(&p), 1, "C1 hides it");
     p.inject(Side::B, link, PeerFrame::Typing(true));
     p.drop_link(link);
+    p.run_actions();
     assert_eq!(hidden(&p), 2, "the link CLOSED hides it");
 }
 
@@ -442,6 +443,7 @@ fn c21_c24_a_message_goes_out_on_the_open_link_or_dials_and_typing_is_never_queu
         .sent()
         .iter()
         .any(|(_, l, f)| *l == link && matches!(f, PeerFrame::Chat(_))));
+    p.drive();
     p.reachable = false;
     p.drop_link(link);
     p.command(
@@ -451,11 +453,13 @@ fn c21_c24_a_message_goes_out_on_the_open_link_or_dials_and_typing_is_never_queu
             active: true,
         },
     );
+    // Past the first redial wait (§7.4): typing alone never dials.
+    p.advance(secs(5));
     assert!(p.a.dials.is_empty(), "typing never dials");
     p.say(Side::A, 2, "later");
-    assert_eq!(p.a.dials.len(), 1, "a message dials");
+    assert_eq!(p.a.dials.len(), 1, "a message dials (the back-off allows it now)");
     p.reachable = true;
-    p.advance(secs(2));
+    p.advance(secs(5));
     assert_eq!(texts(&p), ["now", "later"]);
     assert_eq!(
         count(&p.a, |f| matches!(f, PeerFrame::Typing(_))),
@@ -1000,7 +1004,8 @@ fn r45_a_failed_write_cancels_with_io_error() {
 
 #[test]
 fn r53_s38_a_closed_link_suspends_both_sides_keeping_every_byte() {
-    let (p, id, _) = transfer_broken_after(3);
+    let (mut p, id, _) = transfer_broken_after(3);
+    p.run_actions();
     assert_eq!(
         p.b.m.incoming_state("alice", id),
         Some(RecvState::Suspended { held: 30 })
