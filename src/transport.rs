@@ -427,8 +427,8 @@ mod tests {
 
     use super::*;
     use crate::handshake::{Handshake, LocalIdentity, Role};
-    use crate::wire::ChannelKind;
     use crate::test_keys;
+    use crate::wire::ChannelKind;
 
     fn transports() -> (Transport, Transport) {
         let a = LocalIdentity::new(test_keys::identity(0)).unwrap();

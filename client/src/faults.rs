@@ -17,7 +17,10 @@ pub const ALL: &[(&str, &str)] = &[
         "pong-not-activity",
         "L43: a received Pong does not restart the silence",
     ),
-    ("no-close-normal", "L53: quitting drops links without Close NORMAL"),
+    (
+        "no-close-normal",
+        "L53: quitting drops links without Close NORMAL",
+    ),
 ];
 
 #[cfg(feature = "test-faults")]

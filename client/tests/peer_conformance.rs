@@ -71,8 +71,7 @@ async fn peerchat_cli_passes_the_peer_suite() {
                 peerchat_proto::aes_gcm::hardware_available()
             }
             Status::Skip => {
-                cfg!(feature = "test-hooks")
-                    || !SHORT_TIMER_CASES.contains(&o.id.as_str())
+                cfg!(feature = "test-hooks") || !SHORT_TIMER_CASES.contains(&o.id.as_str())
             }
             Status::Fail => true,
             // A case marked with the audit row of a known client defect (the report lists

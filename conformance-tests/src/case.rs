@@ -132,7 +132,11 @@ impl Case {
     /// given by [`Case::rows`]. Empty for a server case.
     pub fn spec_rows(&self) -> Vec<String> {
         let mut v: Vec<String> = Vec::new();
-        if let Some(row) = self.id.strip_prefix("peer.").and_then(|r| r.split('.').next()) {
+        if let Some(row) = self
+            .id
+            .strip_prefix("peer.")
+            .and_then(|r| r.split('.').next())
+        {
             // `l21b` → `L21b`: SPEC.md writes the letter in upper case, a variant in lower.
             let mut chars = row.chars();
             if let Some(first) = chars.next() {

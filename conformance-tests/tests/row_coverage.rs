@@ -109,7 +109,10 @@ fn test_names(src: &str) -> Vec<String> {
         if t.starts_with("#[") && (t.ends_with("test]") || t.contains("::test(")) {
             armed = true;
         } else if armed {
-            if let Some(rest) = t.strip_prefix("fn ").or_else(|| t.strip_prefix("async fn ")) {
+            if let Some(rest) = t
+                .strip_prefix("fn ")
+                .or_else(|| t.strip_prefix("async fn "))
+            {
                 out.push(rest.split('(').next().unwrap_or_default().to_string());
                 armed = false;
             }
@@ -130,9 +133,9 @@ fn pair_rows() -> BTreeMap<String, Vec<String>> {
         let src = std::fs::read_to_string(&path).expect("read");
         for name in test_names(&src) {
             for token in name.split('_') {
-                let audit = token.strip_prefix('d').is_some_and(|n| {
-                    !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())
-                });
+                let audit = token
+                    .strip_prefix('d')
+                    .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
                 if audit {
                     continue;
                 }
@@ -149,7 +152,9 @@ fn pair_rows() -> BTreeMap<String, Vec<String>> {
 #[test]
 fn spec_has_the_four_tables() {
     let rows = spec_rows();
-    for r in ["L1", "L21a", "L56", "C1", "C24", "R1", "R4b", "R56", "S1", "S40"] {
+    for r in [
+        "L1", "L21a", "L56", "C1", "C24", "R1", "R4b", "R56", "S1", "S40",
+    ] {
         assert!(rows.iter().any(|x| x == r), "{r} not read from SPEC.md");
     }
     let unique: BTreeSet<&String> = rows.iter().collect();
@@ -172,16 +177,16 @@ fn every_row_has_a_peer_case() {
         .filter(|(r, _)| !known.contains(*r))
         .map(|(r, ids)| format!("{r} (named by {ids:?})"))
         .collect();
-    assert!(strays.is_empty(), "cases name rows SPEC.md §8.5 does not have: {strays:?}");
+    assert!(
+        strays.is_empty(),
+        "cases name rows SPEC.md §8.5 does not have: {strays:?}"
+    );
     let listed: BTreeMap<&str, &str> = NO_PEER_CASE.iter().copied().collect();
     let missing: Vec<&String> = rows
         .iter()
         .filter(|r| !proved.contains_key(*r) && !listed.contains_key(r.as_str()))
         .collect();
-    let stale: Vec<&&str> = listed
-        .keys()
-        .filter(|r| proved.contains_key(**r))
-        .collect();
+    let stale: Vec<&&str> = listed.keys().filter(|r| proved.contains_key(**r)).collect();
     println!(
         "{} rows; {} with a peer case; without one, listed with a reason:",
         rows.len(),
@@ -194,7 +199,10 @@ fn every_row_has_a_peer_case() {
         missing.is_empty(),
         "rows with no peer case (name the row in a case id or in Case::rows): {missing:?}"
     );
-    assert!(stale.is_empty(), "rows in NO_PEER_CASE that have a case now: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "rows in NO_PEER_CASE that have a case now: {stale:?}"
+    );
 }
 
 #[test]
@@ -217,13 +225,19 @@ fn every_row_has_a_pair_test() {
             bad_refs.push(format!("{row}: no #[test] fn {name} in {file}"));
         }
     }
-    assert!(bad_refs.is_empty(), "OUTSIDE_THE_MACHINE names tests that do not exist: {bad_refs:?}");
+    assert!(
+        bad_refs.is_empty(),
+        "OUTSIDE_THE_MACHINE names tests that do not exist: {bad_refs:?}"
+    );
     let outside: BTreeSet<&str> = OUTSIDE_THE_MACHINE.iter().map(|(r, _, _)| *r).collect();
     let missing: Vec<&String> = rows
         .iter()
         .filter(|r| !proved.contains_key(*r) && !outside.contains(r.as_str()))
         .collect();
-    let both: Vec<&&str> = outside.iter().filter(|r| proved.contains_key(**r)).collect();
+    let both: Vec<&&str> = outside
+        .iter()
+        .filter(|r| proved.contains_key(**r))
+        .collect();
     let strays: Vec<&String> = proved.keys().filter(|r| !rows.contains(r)).collect();
     println!(
         "{} rows; {} with a Pair test; {} decided outside the machine",
@@ -231,10 +245,16 @@ fn every_row_has_a_pair_test() {
         proved.len(),
         outside.len()
     );
-    assert!(strays.is_empty(), "Pair tests name rows SPEC.md does not have: {strays:?}");
+    assert!(
+        strays.is_empty(),
+        "Pair tests name rows SPEC.md does not have: {strays:?}"
+    );
     assert!(
         missing.is_empty(),
         "rows with no Pair test (begin a test name with the row id): {missing:?}"
     );
-    assert!(both.is_empty(), "rows in OUTSIDE_THE_MACHINE that have a Pair test: {both:?}");
+    assert!(
+        both.is_empty(),
+        "rows in OUTSIDE_THE_MACHINE that have a Pair test: {both:?}"
+    );
 }

@@ -551,7 +551,10 @@ mod tests {
         chat.push(b'x');
         let mut ok = vec![0x12, chat.len() as u8];
         ok.extend_from_slice(&chat);
-        assert!(wire::PeerMessage::decode(&ok[..]).is_ok(), "the same frame with UTF-8 text");
+        assert!(
+            wire::PeerMessage::decode(&ok[..]).is_ok(),
+            "the same frame with UTF-8 text"
+        );
     }
 
     #[test]

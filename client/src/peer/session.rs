@@ -888,6 +888,10 @@ mod tests {
         assert_eq!(slot.take(), Some(2), "one Pong, with the newer nonce");
         assert_eq!(slot.take(), None, "and only one");
         slot.answer(3);
-        assert_eq!(slot.take(), Some(3), "once written, the next Ping gets its own Pong");
+        assert_eq!(
+            slot.take(),
+            Some(3),
+            "once written, the next Ping gets its own Pong"
+        );
     }
 }

@@ -216,7 +216,10 @@ fn l25_chat_ack_and_typing_go_to_table_c() {
     p.inject(Side::B, link, PeerFrame::Typing(true));
     p.drive();
     assert_eq!(texts(&p), ["hi"]);
-    assert!(p.a.history.delivered.is_empty(), "an ack for a message Alice never sent is C9");
+    assert!(
+        p.a.history.delivered.is_empty(),
+        "an ack for a message Alice never sent is C9"
+    );
     assert_eq!(count(&p.b, |f| matches!(f, PeerFrame::Ack { .. })), 1);
     assert!(p.b.events().contains(&Event::Typing {
         friend: "alice".into(),
@@ -238,7 +241,11 @@ fn l26_file_frames_never_close_the_link() {
         },
     );
     p.inject(Side::B, link, PeerFrame::FileComplete { id: [0x53; 16] });
-    p.inject(Side::B, link, cancel(TransferId([0x54; 16]), FileCancelReason::Cancelled));
+    p.inject(
+        Side::B,
+        link,
+        cancel(TransferId([0x54; 16]), FileCancelReason::Cancelled),
+    );
     p.inject_invalid(
         Side::B,
         link,
@@ -380,7 +387,10 @@ fn c9_c10_acks_matching_nothing_or_with_a_bad_id_are_ignored() {
     assert!(p.a.closes().is_empty());
     assert!(p.a.sent().len() >= sent);
     p.drive();
-    assert!(p.a.history.delivered.contains(&id), "the real ack still counts");
+    assert!(
+        p.a.history.delivered.contains(&id),
+        "the real ack still counts"
+    );
 }
 
 #[test]
@@ -457,7 +467,11 @@ fn c21_c24_a_message_goes_out_on_the_open_link_or_dials_and_typing_is_never_queu
     p.advance(secs(5));
     assert!(p.a.dials.is_empty(), "typing never dials");
     p.say(Side::A, 2, "later");
-    assert_eq!(p.a.dials.len(), 1, "a message dials (the back-off allows it now)");
+    assert_eq!(
+        p.a.dials.len(),
+        1,
+        "a message dials (the back-off allows it now)"
+    );
     p.reachable = true;
     p.advance(secs(5));
     assert_eq!(texts(&p), ["now", "later"]);
@@ -500,7 +514,11 @@ fn c23_s39_a_friendship_that_ends_drops_the_outbox_and_cancels_what_we_send() {
     let dials = p.a.dials.len();
     p.reachable = true;
     p.advance(secs(120));
-    assert_eq!(p.a.dials.len(), dials, "nothing is dialled for a former friend");
+    assert_eq!(
+        p.a.dials.len(),
+        dials,
+        "nothing is dialled for a former friend"
+    );
     assert!(p.b.history.incoming.is_empty());
 }
 
@@ -686,11 +704,12 @@ fn r11_a_reoffer_on_a_second_link_meets_r9_because_l52_closed_the_first() {
         "R53 on the loser, before the re-offer"
     );
     p.drive();
-    assert!(p
-        .b
-        .sent()
-        .iter()
-        .any(|(_, l, f)| *l == new && *f == PeerFrame::FileAccept { id: id.0, offset: 30 }));
+    assert!(p.b.sent().iter().any(|(_, l, f)| *l == new
+        && *f
+            == PeerFrame::FileAccept {
+                id: id.0,
+                offset: 30
+            }));
     assert_eq!(p.b.disk.done.get(&id), Some(&data));
 }
 
@@ -710,11 +729,12 @@ fn r12_a_reoffer_while_verifying_gets_accept_at_size_then_the_result() {
     // Alice reconnects (her newer link wins, L52): AWAITING_COMPLETE → SUSPENDED → re-offer.
     let new = p.open_link(Side::A);
     p.drive();
-    assert!(p
-        .b
-        .sent()
-        .iter()
-        .any(|(_, l, f)| *l == new && *f == PeerFrame::FileAccept { id: id.0, offset: 25 }));
+    assert!(p.b.sent().iter().any(|(_, l, f)| *l == new
+        && *f
+            == PeerFrame::FileAccept {
+                id: id.0,
+                offset: 25
+            }));
     assert!(matches!(
         p.b.m.incoming_state("alice", id),
         Some(RecvState::Verifying { .. })
@@ -835,7 +855,15 @@ fn r27_r40_r50_r51_s3_s33_s37_s11_a_whole_transfer_in_order() {
             .collect();
     assert_eq!(
         steps,
-        ["create", "accept 0", "append 0", "append 10", "append 20", "verify", "complete"]
+        [
+            "create",
+            "accept 0",
+            "append 0",
+            "append 10",
+            "append 20",
+            "verify",
+            "complete"
+        ]
     );
     // Alice: chunks from the accepted offset (S3).
     let offsets: Vec<u64> =
@@ -854,7 +882,11 @@ fn r30_r31_cancels_in_the_discard_set_or_for_unknown_ids_are_ignored() {
     let (mut p, link) = Pair::connected();
     let x = TransferId([0x30; 16]);
     p.inject(Side::B, link, chunk(x, 0, b"x"));
-    assert_eq!(cancels(&p.b, &x.0).len(), 1, "R21 put it in the discard set");
+    assert_eq!(
+        cancels(&p.b, &x.0).len(),
+        1,
+        "R21 put it in the discard set"
+    );
     let sent = p.b.sent().len();
     p.inject(Side::B, link, cancel(x, FileCancelReason::Cancelled));
     p.inject(
@@ -863,7 +895,11 @@ fn r30_r31_cancels_in_the_discard_set_or_for_unknown_ids_are_ignored() {
         cancel(TransferId([0x31; 16]), FileCancelReason::Cancelled),
     );
     assert_eq!(p.b.sent().len(), sent, "never answered");
-    assert!(p.b.m.incoming_state("alice", TransferId([0x31; 16])).is_none());
+    assert!(p
+        .b
+        .m
+        .incoming_state("alice", TransferId([0x31; 16]))
+        .is_none());
 }
 
 #[test]
@@ -914,7 +950,10 @@ fn r34_a_cancel_while_verifying_abandons_it() {
         p.b.m.incoming_state("alice", id),
         Some(RecvState::Cancelled(FileCancelReason::Cancelled))
     );
-    assert_eq!(count(&p.b, |f| matches!(f, PeerFrame::FileComplete { .. })), 0);
+    assert_eq!(
+        count(&p.b, |f| matches!(f, PeerFrame::FileComplete { .. })),
+        0
+    );
 }
 
 #[test]
@@ -1013,10 +1052,9 @@ fn r53_s38_a_closed_link_suspends_both_sides_keeping_every_byte() {
     assert_eq!(p.b.disk.parts[&id].len(), 30);
     assert_eq!(p.a.m.outgoing_state(id), Some(SendState::Suspended));
     for n in [&p.a, &p.b] {
-        assert!(n
-            .events()
-            .iter()
-            .any(|e| matches!(e, Event::TransferSuspended { transfer_id, .. } if *transfer_id == id)));
+        assert!(n.events().iter().any(
+            |e| matches!(e, Event::TransferSuspended { transfer_id, .. } if *transfer_id == id)
+        ));
     }
 }
 
@@ -1029,7 +1067,10 @@ fn r54_l50_a_friendship_that_ends_cancels_what_we_receive_and_closes_the_link() 
             userid: "alice".into(),
         },
     );
-    assert!(p.b.closes().contains(&(link, Some(CloseReason::NotAFriend))));
+    assert!(p
+        .b
+        .closes()
+        .contains(&(link, Some(CloseReason::NotAFriend))));
     assert_eq!(
         p.b.m.incoming_state("alice", id),
         Some(RecvState::Cancelled(FileCancelReason::Cancelled))
@@ -1094,7 +1135,14 @@ fn s1_s10_s20_frames_for_an_id_in_the_discard_set_are_discarded() {
     let ended = p.a.m.outgoing_state(id);
     assert!(matches!(ended, Some(SendState::Cancelled { .. })));
     let sent = p.a.sent().len();
-    p.inject(Side::A, link, PeerFrame::FileAccept { id: id.0, offset: 0 });
+    p.inject(
+        Side::A,
+        link,
+        PeerFrame::FileAccept {
+            id: id.0,
+            offset: 0,
+        },
+    );
     p.inject(Side::A, link, PeerFrame::FileComplete { id: id.0 });
     p.inject(Side::A, link, cancel(id, FileCancelReason::HashMismatch));
     assert_eq!(p.a.sent().len(), sent, "S1: not even UNKNOWN_TRANSFER");
@@ -1106,7 +1154,14 @@ fn s4_an_accept_at_size_sends_no_chunk() {
     let (mut p, link) = Pair::connected();
     let id = p.send_file(Side::A, 1, &content(10));
     p.drive();
-    p.inject(Side::A, link, PeerFrame::FileAccept { id: id.0, offset: 10 });
+    p.inject(
+        Side::A,
+        link,
+        PeerFrame::FileAccept {
+            id: id.0,
+            offset: 10,
+        },
+    );
     assert!(matches!(
         p.a.m.outgoing_state(id),
         Some(SendState::AwaitingComplete { .. })
@@ -1119,7 +1174,14 @@ fn s5_an_accept_past_the_size_is_invalid() {
     let (mut p, link) = Pair::connected();
     let id = p.send_file(Side::A, 1, &content(10));
     p.drive();
-    p.inject(Side::A, link, PeerFrame::FileAccept { id: id.0, offset: 11 });
+    p.inject(
+        Side::A,
+        link,
+        PeerFrame::FileAccept {
+            id: id.0,
+            offset: 11,
+        },
+    );
     assert_eq!(cancels(&p.a, &id.0), [FileCancelReason::Invalid]);
     assert!(matches!(
         p.a.m.outgoing_state(id),
@@ -1136,12 +1198,26 @@ fn s6_a_second_accept_while_sending_is_invalid() {
     p.a.disk.stall_reads = true;
     let id = p.send_file(Side::A, 1, &content(30));
     p.drive();
-    p.inject(Side::A, link, PeerFrame::FileAccept { id: id.0, offset: 0 });
+    p.inject(
+        Side::A,
+        link,
+        PeerFrame::FileAccept {
+            id: id.0,
+            offset: 0,
+        },
+    );
     assert!(matches!(
         p.a.m.outgoing_state(id),
         Some(SendState::Sending { .. })
     ));
-    p.inject(Side::A, link, PeerFrame::FileAccept { id: id.0, offset: 0 });
+    p.inject(
+        Side::A,
+        link,
+        PeerFrame::FileAccept {
+            id: id.0,
+            offset: 0,
+        },
+    );
     assert_eq!(cancels(&p.a, &id.0), [FileCancelReason::Invalid]);
     assert!(matches!(
         p.a.m.outgoing_state(id),
@@ -1159,7 +1235,14 @@ fn s7_s21_frames_for_a_finished_transfer_on_a_later_link() {
     let l2 = p.open_link(Side::B);
     p.inject(Side::A, l2, cancel(id, FileCancelReason::Cancelled));
     assert!(cancels(&p.a, &id.0).is_empty(), "S21: ignored");
-    p.inject(Side::A, l2, PeerFrame::FileAccept { id: id.0, offset: 0 });
+    p.inject(
+        Side::A,
+        l2,
+        PeerFrame::FileAccept {
+            id: id.0,
+            offset: 0,
+        },
+    );
     assert_eq!(cancels(&p.a, &id.0), [FileCancelReason::Invalid], "S7");
     assert_eq!(p.a.m.outgoing_state(id), Some(SendState::Done));
 }
@@ -1181,7 +1264,11 @@ fn s12_complete_for_an_unknown_or_suspended_transfer_is_ignored() {
         0,
         "never answered"
     );
-    assert_eq!(p.a.m.outgoing_state(id), Some(SendState::Done), "by the re-offer");
+    assert_eq!(
+        p.a.m.outgoing_state(id),
+        Some(SendState::Done),
+        "by the re-offer"
+    );
 }
 
 #[test]
@@ -1189,7 +1276,10 @@ fn s23_a_cancel_with_any_other_reason_ends_it_with_that_reason() {
     for (sent, kept) in [
         (FileCancelReason::IoError, FileCancelReason::IoError),
         (FileCancelReason::Invalid, FileCancelReason::Invalid),
-        (FileCancelReason::UnknownTransfer, FileCancelReason::UnknownTransfer),
+        (
+            FileCancelReason::UnknownTransfer,
+            FileCancelReason::UnknownTransfer,
+        ),
         (FileCancelReason::Unspecified, FileCancelReason::Cancelled),
     ] {
         let (mut p, link) = Pair::connected();

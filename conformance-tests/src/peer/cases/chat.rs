@@ -275,7 +275,10 @@ async fn outbox_order(ctx: Ctx) -> CaseResult {
 async fn typing_hidden(ctx: Ctx) -> CaseResult {
     let mut p = Pair::start(&ctx, PairOptions::default()).await?;
     let mut link = p.dial().await?;
-    for (n, end) in [(1u8, "a ChatMessage (C1, C13)"), (2, "the link closing (C13)")] {
+    for (n, end) in [
+        (1u8, "a ChatMessage (C1, C13)"),
+        (2, "the link closing (C13)"),
+    ] {
         link.send(Body::Typing(wire::Typing { active: true }))
             .await?;
         p.sut
@@ -307,14 +310,18 @@ async fn user_typing(ctx: Ctx) -> CaseResult {
     let mut link = p.dial().await?;
     let friend = p.friend.userid.clone();
     p.sut.say(&format!("/typing {friend} on")).await?;
-    link.expect("Typing{true} (C24)", ANSWER, |b| {
-        matches!(b, Body::Typing(t) if t.active)
-    })
+    link.expect(
+        "Typing{true} (C24)",
+        ANSWER,
+        |b| matches!(b, Body::Typing(t) if t.active),
+    )
     .await?;
     p.sut.say(&format!("/typing {friend} off")).await?;
-    link.expect("Typing{false} (C24)", ANSWER, |b| {
-        matches!(b, Body::Typing(t) if !t.active)
-    })
+    link.expect(
+        "Typing{false} (C24)",
+        ANSWER,
+        |b| matches!(b, Body::Typing(t) if !t.active),
+    )
     .await?;
     p.finish().await;
     Ok("Typing{true}, then Typing{false}".into())

@@ -869,11 +869,10 @@ async fn differing_reoffer_done(ctx: Ctx) -> CaseResult {
         }))
         .await?;
     let r = again
-        .expect(
-            "FileCancel(INVALID) (R7)",
-            ANSWER,
-            |b| matches!(b, Body::FileCancel(c) if c.transfer_id.as_ref() == f.id) || matches!(b, Body::FileComplete(c) if c.transfer_id.as_ref() == f.id),
-        )
+        .expect("FileCancel(INVALID) (R7)", ANSWER, |b| {
+            matches!(b, Body::FileCancel(c) if c.transfer_id.as_ref() == f.id)
+                || matches!(b, Body::FileComplete(c) if c.transfer_id.as_ref() == f.id)
+        })
         .await;
     p.finish().await;
     match r? {

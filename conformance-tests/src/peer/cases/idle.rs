@@ -120,7 +120,10 @@ async fn empty_records_not_activity(ctx: Ctx) -> CaseResult {
         match link.next_raw(Duration::from_millis(200)).await {
             None => link.send_empty_record().await?,
             Some(LinkEvent::Frame(m)) if matches!(m.body, Some(Body::Ping(_))) => {
-                r = Ok(format!("Ping after {:?} despite the empty records", start.elapsed()));
+                r = Ok(format!(
+                    "Ping after {:?} despite the empty records",
+                    start.elapsed()
+                ));
                 break;
             }
             Some(LinkEvent::Frame(_)) => {}

@@ -652,9 +652,11 @@ async fn ping_burst(ctx: Ctx) -> CaseResult {
     let mut pongs = Vec::new();
     while pongs.last() != Some(&n) {
         let b = link
-            .expect(&format!("a Pong ending with nonce {n} (L21, L21a)"), ANSWER, |b| {
-                matches!(b, Body::Pong(_))
-            })
+            .expect(
+                &format!("a Pong ending with nonce {n} (L21, L21a)"),
+                ANSWER,
+                |b| matches!(b, Body::Pong(_)),
+            )
             .await;
         match b {
             Ok(Body::Pong(pg)) => pongs.push(pg.nonce),
@@ -670,7 +672,10 @@ async fn ping_burst(ctx: Ctx) -> CaseResult {
     if !ordered || pongs.iter().any(|x| *x == 0 || *x > n) || pongs.len() as u64 > n {
         fail!("L21a: Pongs {pongs:?} for Pings 1..={n}: out of order, unknown nonces or more Pongs than Pings");
     }
-    Ok(format!("{} Pongs for {n} Pings, the last with nonce {n}", pongs.len()))
+    Ok(format!(
+        "{} Pongs for {n} Pings, the last with nonce {n}",
+        pongs.len()
+    ))
 }
 
 async fn key_change_pending(ctx: Ctx) -> CaseResult {
@@ -684,7 +689,10 @@ async fn key_change_pending(ctx: Ctx) -> CaseResult {
     let (_c, _) = ctx.login_with(&p.friend, new_key, None).await?;
     refused(&mut link, CloseReason::NotAFriend, "L51").await?;
     let mut r = Ok("neither key admitted".to_string());
-    for (key, which) in [(p.friend.key, "the old (pinned) key"), (new_key, "the presented key")] {
+    for (key, which) in [
+        (p.friend.key, "the old (pinned) key"),
+        (new_key, "the presented key"),
+    ] {
         let mut l = FriendLink::dial_raw(p.sut_addr, &ident::key(key).local).await?;
         let _ = l.send(p.hello()).await;
         if let Err(e) = refused(&mut l, CloseReason::NotAFriend, "L51a").await {
