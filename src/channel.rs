@@ -310,6 +310,18 @@ impl<W: AsyncWrite + Unpin> ChannelWriter<W> {
         self.flush().await
     }
 
+    /// Writes one record with an empty plaintext (after what is queued). Only for
+    /// conformance tests: SPEC.md §8.5 L3 says a receiver ignores it.
+    ///
+    /// # Errors
+    /// Encryption and I/O errors.
+    pub async fn send_empty_record(&mut self) -> Result<(), ChannelError> {
+        self.sealer.seal_empty_record(&mut self.out)?;
+        self.io.write_all(&self.out).await?;
+        self.out.clear();
+        Ok(())
+    }
+
     /// The write half, once everything queued has been flushed.
     ///
     /// # Errors

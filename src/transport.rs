@@ -177,6 +177,36 @@ impl Sealer {
         Ok(())
     }
 
+    /// Appends one record whose plaintext is empty (`P = 0`) to `out`, after flushing what
+    /// is queued (so the stream order is kept).
+    ///
+    /// Only for conformance and robustness tests: SPEC.md §3.2 rule 5 makes such a record
+    /// valid and meaningless (§8.5 L3), so a correct sender never needs one, and a receiver
+    /// must take it without a frame and without counting it as activity.
+    ///
+    /// # Errors
+    /// As [`Sealer::flush`].
+    pub fn seal_empty_record(&mut self, out: &mut BytesMut) -> Result<(), FrameError> {
+        self.flush(out)?;
+        let start = out.len();
+        out.resize(start + RECORD_HEADER + NOISE_TAG_LEN, 0);
+        // NOISE_TAG_LEN (16) fits the u16 prefix.
+        out[start..start + RECORD_HEADER].copy_from_slice(&(NOISE_TAG_LEN as u16).to_be_bytes());
+        let written = match &self.cipher {
+            Cipher::ChaChaPoly(state) => state
+                .write_message(self.nonce, &[], &mut out[start + RECORD_HEADER..])
+                .map(|_| ())
+                .map_err(FrameError::Encrypt),
+            Cipher::AesGcm(aes) => aes.seal(self.nonce, &mut out[start + RECORD_HEADER..]),
+        };
+        if let Err(e) = written {
+            out.truncate(start);
+            return Err(e);
+        }
+        self.nonce += 1;
+        Ok(())
+    }
+
     /// Queues `frame` and flushes: one frame in, its records out.
     ///
     /// # Errors
@@ -417,4 +447,60 @@ impl FrameSplitter {
 /// Size on the wire of a record carrying `plaintext` bytes.
 pub const fn record_wire_len(plaintext: usize) -> usize {
     RECORD_HEADER + plaintext + NOISE_TAG_LEN
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::handshake::{Handshake, LocalIdentity, Role};
+    use crate::test_keys;
+    use crate::wire::ChannelKind;
+
+    fn transports() -> (Transport, Transport) {
+        let a = LocalIdentity::new(test_keys::identity(0)).unwrap();
+        let b = LocalIdentity::new(test_keys::identity(1)).unwrap();
+        let mut i = Handshake::new(&a, Role::Initiator, ChannelKind::Peer).unwrap();
+        let mut r = Handshake::new(&b, Role::Responder, ChannelKind::Peer).unwrap();
+        r.read_message(&i.write_message().unwrap()).unwrap();
+        i.read_message(&r.write_message().unwrap()).unwrap();
+        r.read_message(&i.write_message().unwrap()).unwrap();
+        (i.finish().unwrap().0, r.finish().unwrap().0)
+    }
+
+    /// SPEC.md §8.5 L3: a record whose plaintext is empty (`P = 0`) is valid, yields no
+    /// frame and leaves no partial frame behind; the stream goes on with the next nonce.
+    /// (It is not activity either: the link task counts complete frames only, §3.6 r3.)
+    #[test]
+    fn an_empty_plaintext_record_yields_no_frame() {
+        let (mut a, mut b) = transports();
+        let mut rec = BytesMut::new();
+        a.sealer.seal_empty_record(&mut rec).unwrap();
+        assert_eq!(rec.len(), RECORD_HEADER + NOISE_TAG_LEN);
+        b.opener.open_record(&rec[RECORD_HEADER..]).unwrap();
+        assert!(b.opener.next_frame().unwrap().is_none());
+        assert!(!b.opener.has_partial_frame());
+        let mut wire = BytesMut::new();
+        a.sealer.seal_frame(b"after", &mut wire).unwrap();
+        b.opener.open_record(&wire[RECORD_HEADER..]).unwrap();
+        assert_eq!(&b.opener.next_frame().unwrap().unwrap()[..], b"after");
+    }
+
+    /// SPEC.md §8.5 L54 (§3.2 r6): the nonce 2^64 − 1 is never used. The sealer refuses
+    /// to write a record with it (a typed error, nothing written), so the link task ends
+    /// the link instead of sending under a reserved nonce.
+    #[test]
+    fn the_last_nonce_is_never_used() {
+        let (mut a, _) = transports();
+        a.sealer.nonce = u64::MAX - 1;
+        let mut wire = BytesMut::new();
+        a.sealer.seal_frame(b"last", &mut wire).unwrap();
+        let sent = wire.len();
+        assert!(matches!(
+            a.sealer.seal_frame(b"one too many", &mut wire),
+            Err(FrameError::Encrypt(_))
+        ));
+        assert_eq!(wire.len(), sent, "no record under the reserved nonce");
+    }
 }

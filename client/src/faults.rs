@@ -13,6 +13,14 @@ pub const ALL: &[(&str, &str)] = &[
         "L15: a PeerHello's to_userid is not checked",
     ),
     ("no-idle-ping", "L40: no Ping after a silence"),
+    (
+        "pong-not-activity",
+        "L43: a received Pong does not restart the silence",
+    ),
+    (
+        "no-close-normal",
+        "L53: quitting drops links without Close NORMAL",
+    ),
 ];
 
 #[cfg(feature = "test-faults")]

@@ -14,6 +14,15 @@ use peerchat_conformance::{Report, Status, SuiteConfig};
 
 const CLI: &str = env!("CARGO_BIN_EXE_peerchat-cli");
 
+/// The cases that need the client's short §3.6 timers (`--test-idle-ms`): they skip
+/// without `test-hooks`.
+const SHORT_TIMER_CASES: &[&str] = &[
+    "peer.l40.idle-ping",
+    "peer.l41.second-ping-then-timeout",
+    "peer.l3.empty-record-not-activity",
+    "peer.l43.any-frame-restarts-idle",
+];
+
 /// Short §3.6 timers for the idle cases (`--test-idle-ms`, feature `test-hooks`).
 const IDLE: (Duration, Duration) = (Duration::from_millis(1000), Duration::from_millis(3000));
 
@@ -62,8 +71,7 @@ async fn peerchat_cli_passes_the_peer_suite() {
                 peerchat_proto::aes_gcm::hardware_available()
             }
             Status::Skip => {
-                cfg!(feature = "test-hooks")
-                    || !(o.id.starts_with("peer.l40.") || o.id.starts_with("peer.l41."))
+                cfg!(feature = "test-hooks") || !SHORT_TIMER_CASES.contains(&o.id.as_str())
             }
             Status::Fail => true,
             // A case marked with the audit row of a known client defect (the report lists
@@ -122,6 +130,8 @@ const FAULTS: &[(&str, &[&str])] = &[
     ("no-pong", &["peer.l21.ping-pong"]),
     ("hello-ignores-to", &["peer.l15.hello-wrong-to-userid"]),
     ("no-idle-ping", &["peer.l40.idle-ping"]),
+    ("pong-not-activity", &["peer.l43.any-frame-restarts-idle"]),
+    ("no-close-normal", &["peer.l53.quit-closes-normal"]),
 ];
 
 #[cfg(feature = "test-faults")]

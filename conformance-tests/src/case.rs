@@ -69,6 +69,10 @@ pub struct Case {
     /// id in the audit that found it (e.g. `D4` of docs/peer-table-audit.md): a FAIL is then
     /// reported as XFAIL (and does not count as a failure) until the defect is fixed.
     pub known_failure: Option<&'static str>,
+    /// The SPEC.md §8.5 rows a peer case proves besides the one its id names
+    /// (`peer.<row>.<detail>`), upper case as SPEC.md writes them (`"L50"`, `"R53"`);
+    /// `tests/row_coverage.rs` checks that every row is proved by some case.
+    pub rows: &'static [&'static str],
 }
 
 impl Case {
@@ -89,6 +93,7 @@ impl Case {
             schedule: Schedule::Parallel,
             run,
             known_failure: None,
+            rows: &[],
         }
     }
 
@@ -115,6 +120,35 @@ impl Case {
     pub fn timeout_secs(mut self, secs: u64) -> Self {
         self.timeout = Duration::from_secs(secs);
         self
+    }
+
+    /// Declares the further §8.5 rows this case proves (besides the one in its id).
+    pub fn rows(mut self, rows: &'static [&'static str]) -> Self {
+        self.rows = rows;
+        self
+    }
+
+    /// The §8.5 rows this case proves: the one its id names (`peer.r9.…` → `R9`, `peer.l21b.…` → `L21b`) and those
+    /// given by [`Case::rows`]. Empty for a server case.
+    pub fn spec_rows(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        if let Some(row) = self
+            .id
+            .strip_prefix("peer.")
+            .and_then(|r| r.split('.').next())
+        {
+            // `l21b` → `L21b`: SPEC.md writes the letter in upper case, a variant in lower.
+            let mut chars = row.chars();
+            if let Some(first) = chars.next() {
+                v.push(first.to_ascii_uppercase().to_string() + chars.as_str());
+            }
+        }
+        for r in self.rows {
+            if !v.iter().any(|x| x == r) {
+                v.push((*r).to_string());
+            }
+        }
+        v
     }
 
     /// Marks the case as failing today because of audit row `row` (an XFAIL, listed in the

@@ -535,6 +535,28 @@ mod tests {
         assert_eq!(InvalidFileFrame::of(&chat), None, "C3 closes the link");
     }
 
+    /// SPEC.md §8.5 C6 (§2): a chat text that is not UTF-8 does not decode, so it is a
+    /// framing error (L5, Close MALFORMED_FRAME), never a `PeerFrame`.
+    #[test]
+    fn a_chat_text_that_is_not_utf8_does_not_decode() {
+        use prost::Message as _;
+        // PeerMessage.chat (field 2) { message_id (1): 16 bytes, text (3): 0xff }.
+        let mut chat = vec![0x0a, 16];
+        chat.extend_from_slice(&[7; 16]);
+        chat.extend_from_slice(&[0x1a, 1, 0xff]);
+        let mut frame = vec![0x12, chat.len() as u8];
+        frame.extend_from_slice(&chat);
+        assert!(wire::PeerMessage::decode(&frame[..]).is_err());
+        chat.truncate(chat.len() - 1);
+        chat.push(b'x');
+        let mut ok = vec![0x12, chat.len() as u8];
+        ok.extend_from_slice(&chat);
+        assert!(
+            wire::PeerMessage::decode(&ok[..]).is_ok(),
+            "the same frame with UTF-8 text"
+        );
+    }
+
     #[test]
     fn invalid_peer_fields_are_typed_errors() {
         let chat = |text: String, id: Vec<u8>| wire::PeerMessage {

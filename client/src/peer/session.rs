@@ -179,7 +179,9 @@ impl PeerLink {
         if let Ok(mut why) = self.why.lock() {
             why.get_or_insert(reason);
         }
-        let _ = self.ctl.send((close(reason, message), 0));
+        if !(reason == CloseReason::Normal && crate::faults::on("no-close-normal")) {
+            let _ = self.ctl.send((close(reason, message), 0));
+        }
         self.stop.cancel();
     }
 
@@ -700,6 +702,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         tokio::select! {
             () = stop.cancelled() => return (link.close_reason(), None, true),
             r = reader.recv_frame() => {
+                let before = (last, pings_sent);
                 last = Instant::now();
                 pings_sent = 0;
                 // Read no further while this link's received bytes fill the budget.
@@ -739,6 +742,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         if !crate::faults::on("no-pong") {
                             pong.answer(n);
                         }
+                    }
+                    Ok(PeerFrame::Pong(_)) if crate::faults::on("pong-not-activity") => {
+                        (last, pings_sent) = before;
                     }
                     Ok(PeerFrame::Pong(_) | PeerFrame::Unknown) => {}
                     Ok(PeerFrame::Hello { .. }) => {
@@ -867,5 +873,28 @@ fn close(reason: CloseReason, message: &str) -> wire::PeerMessage {
             reason: reason as i32,
             message: crate::text::truncate_human(message),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PongSlot;
+
+    /// SPEC.md §8.5 L21a (§3.6 r2, §7.9 r3): a Ping that arrives while the Pong for an
+    /// earlier one is still queued is not answered separately; the queued Pong now carries
+    /// the newer nonce, so a Ping flood costs one Pong, not one each.
+    #[test]
+    fn a_second_ping_while_a_pong_is_queued_updates_its_nonce() {
+        let slot = PongSlot::default();
+        slot.answer(1);
+        slot.answer(2);
+        assert_eq!(slot.take(), Some(2), "one Pong, with the newer nonce");
+        assert_eq!(slot.take(), None, "and only one");
+        slot.answer(3);
+        assert_eq!(
+            slot.take(),
+            Some(3),
+            "once written, the next Ping gets its own Pong"
+        );
     }
 }

@@ -229,6 +229,18 @@ impl FriendLink {
         self.send_raw(&framed).await
     }
 
+    /// Sends one record whose plaintext is empty (SPEC.md §8.5 L3: valid, carries no frame,
+    /// is not activity).
+    ///
+    /// # Errors
+    /// FAIL if the connection is gone.
+    pub async fn send_empty_record(&mut self) -> Result<(), Verdict> {
+        self.channel()?
+            .send_empty_record()
+            .await
+            .map_err(|e| Verdict::Fail(format!("cannot write to the client: {e}")))
+    }
+
     /// Puts `bytes` into the plaintext stream as they are (a frame header included or not).
     ///
     /// # Errors

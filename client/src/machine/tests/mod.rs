@@ -3,6 +3,7 @@
 //! tables have their own row tests in `transfers.rs`).
 
 mod pair;
+mod rows;
 
 use std::time::Duration;
 

@@ -47,6 +47,12 @@ pub struct MemDisk {
     pub stall_reads: bool,
     /// Held ReadChunk jobs.
     pub held_reads: Vec<DiskJob>,
+    /// Verify jobs are held (a verification still running, R34).
+    pub stall_verify: bool,
+    /// Held Verify jobs.
+    pub held_verify: Vec<DiskJob>,
+    /// Append jobs fail (a full disk, R45).
+    pub fail_writes: bool,
 }
 
 /// The history database of one node.
@@ -263,6 +269,19 @@ impl Pair {
     pub fn inject(&mut self, to: Side, link: LinkId, frame: PeerFrame) {
         let (now, ms) = (self.now, self.unix_ms());
         self.node(to).m.handle_peer_frame(link, frame, now, ms);
+        self.run_actions();
+    }
+
+    /// A file frame whose values failed validation arrives at `to` on `link` (R2, R3, R21,
+    /// R25, S2, C10).
+    pub fn inject_invalid(
+        &mut self,
+        to: Side,
+        link: LinkId,
+        frame: peerchat_proto::message::InvalidFileFrame,
+    ) {
+        let now = self.now;
+        self.node(to).m.handle_invalid_file_frame(link, frame, now);
         self.run_actions();
     }
 
@@ -486,6 +505,20 @@ impl Pair {
         }
     }
 
+    /// Releases the Verify jobs `side` held.
+    pub fn release_verify(&mut self, side: Side) {
+        let held = std::mem::take(&mut self.node(side).disk.held_verify);
+        self.node(side).disk.stall_verify = false;
+        let now = self.now;
+        for job in held {
+            if let Some(ev) = self.disk_job(side, job) {
+                self.node(side).m.handle_disk(ev, now);
+                self.collect(side);
+            }
+        }
+        self.drive();
+    }
+
     /// Releases the ReadChunk jobs `side` held.
     #[allow(dead_code)]
     pub fn release_reads(&mut self, side: Side) {
@@ -506,6 +539,11 @@ impl Pair {
         match job {
             DiskJob::CreatePart { id, .. } => {
                 disk.parts.insert(id, Vec::new());
+                None
+            }
+            DiskJob::Append { id, .. } if disk.fail_writes => Some(DiskEvent::WriteFailed { id }),
+            job @ DiskJob::Verify { .. } if disk.stall_verify => {
+                disk.held_verify.push(job);
                 None
             }
             DiskJob::Append { id, offset, data } => match disk.parts.get_mut(&id) {

@@ -15,7 +15,7 @@ use crate::{fail, peer_case};
 /// The Table C cases.
 pub fn cases() -> Vec<Case> {
     vec![
-        Case::must("peer.c1.chat-acked-and-shown", "8.1", "a valid new ChatMessage is shown and acknowledged with its id", peer_case!(chat_acked)).covers(&["ChatMessage", "MessageAck"]),
+        Case::must("peer.c1.chat-acked-and-shown", "8.1", "a valid new ChatMessage is shown and acknowledged with its id", peer_case!(chat_acked)).covers(&["ChatMessage", "MessageAck"]).rows(&["L25"]),
         Case::must("peer.c2.duplicate-acked-not-shown", "8.1", "a ChatMessage whose id was already received is acknowledged again but not shown twice", peer_case!(duplicate)).covers(&["MessageAck"]),
         Case::must("peer.c3.short-message-id", "8.1", "a ChatMessage whose id is not 16 bytes is answered with Close PROTOCOL_ERROR", peer_case!(short_id)).covers(&["CLOSE_REASON_PROTOCOL_ERROR"]),
         Case::must("peer.c4.empty-text", "8.1", "a ChatMessage with empty text is answered with Close PROTOCOL_ERROR", peer_case!(empty_text)).covers(&["CLOSE_REASON_PROTOCOL_ERROR"]),
@@ -24,8 +24,10 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.c8.ack-delivers", "8.1", "the friend's MessageAck marks the client's message delivered", peer_case!(ack_delivers)).covers(&["MessageAck"]),
         Case::must("peer.c9.unknown-ack-ignored", "8.1", "a MessageAck matching nothing is ignored; the link stays open", peer_case!(unknown_ack)),
         Case::must("peer.c10.short-ack-ignored", "8.1", "a MessageAck whose id is not 16 bytes is ignored; the link stays open", peer_case!(short_ack)),
-        Case::must("peer.c11.typing-shown-and-hidden", "8.2", "Typing{true} shows the indicator, Typing{false} hides it", peer_case!(typing)).covers(&["Typing"]),
-        Case::must("peer.c20.outbox-in-order", "8.1", "messages written while no link was open are sent in order once the link is open, and re-sent on the next link until acknowledged", peer_case!(outbox_order)),
+        Case::must("peer.c11.typing-shown-and-hidden", "8.2", "Typing{true} shows the indicator, Typing{false} hides it", peer_case!(typing)).covers(&["Typing"]).rows(&["C12"]),
+        Case::must("peer.c13.typing-hidden-by-message-and-close", "8.2", "the typing indicator is hidden by a ChatMessage from the friend and when the link closes", peer_case!(typing_hidden)),
+        Case::must("peer.c24.user-typing-sent", "8.2", "the user typing sends Typing{true} on the open link, and stopping sends Typing{false}", peer_case!(user_typing)).covers(&["Typing"]),
+        Case::must("peer.c20.outbox-in-order", "8.1", "messages written while no link was open are sent in order once the link is open, and re-sent on the next link until acknowledged", peer_case!(outbox_order)).rows(&["C21", "C22"]),
     ]
 }
 
@@ -268,4 +270,59 @@ async fn outbox_order(ctx: Ctx) -> CaseResult {
         fail!("C20: outbox order {got:?}, expected {want:?}");
     }
     Ok("in order, re-sent until acknowledged".into())
+}
+
+async fn typing_hidden(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    for (n, end) in [
+        (1u8, "a ChatMessage (C1, C13)"),
+        (2, "the link closing (C13)"),
+    ] {
+        link.send(Body::Typing(wire::Typing { active: true }))
+            .await?;
+        p.sut
+            .wait_event("typing active", ANSWER, |v| {
+                v["event"] == "typing" && v["active"] == true
+            })
+            .await?;
+        if n == 1 {
+            link.send(chat([n; 16], "typed")).await?;
+        } else {
+            link.send(Body::Close(wire::Close {
+                reason: CloseReason::Normal as i32,
+                message: String::new(),
+            }))
+            .await?;
+        }
+        p.sut
+            .wait_event(&format!("typing hidden by {end}"), ANSWER, |v| {
+                v["event"] == "typing" && v["active"] == false
+            })
+            .await?;
+    }
+    p.finish().await;
+    Ok("hidden by the message and by the close".into())
+}
+
+async fn user_typing(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    let friend = p.friend.userid.clone();
+    p.sut.say(&format!("/typing {friend} on")).await?;
+    link.expect(
+        "Typing{true} (C24)",
+        ANSWER,
+        |b| matches!(b, Body::Typing(t) if t.active),
+    )
+    .await?;
+    p.sut.say(&format!("/typing {friend} off")).await?;
+    link.expect(
+        "Typing{false} (C24)",
+        ANSWER,
+        |b| matches!(b, Body::Typing(t) if !t.active),
+    )
+    .await?;
+    p.finish().await;
+    Ok("Typing{true}, then Typing{false}".into())
 }

@@ -29,7 +29,7 @@ const ASK: PairOptions = PairOptions {
 /// The Table R cases.
 pub fn cases() -> Vec<Case> {
     vec![
-        Case::must("peer.r40.receive-whole-file", "8.3", "an accepted offer gets FileAccept{0}; chunks in order; FileComplete after the hash matched; the file is saved", peer_case!(receive_whole)).covers(&["FileOffer", "FileAccept", "FileChunk", "FileComplete"]),
+        Case::must("peer.r40.receive-whole-file", "8.3", "an accepted offer gets FileAccept{0}; chunks in order; FileComplete after the hash matched; the file is saved", peer_case!(receive_whole)).covers(&["FileOffer", "FileAccept", "FileChunk", "FileComplete"]).rows(&["R27", "R50", "R51", "L26"]),
         Case::must("peer.r5.offer-asks-the-user", "8.3", "a valid offer above the auto-accept size is shown to the user and not answered", peer_case!(offer_asks)),
         Case::must("peer.r42.decline", "8.3", "the user's decline is sent as FileCancel(DECLINED)", peer_case!(decline)).covers(&["FILE_CANCEL_REASON_DECLINED"]),
         Case::must("peer.r2.offer-short-id", "8.3", "an offer whose transfer_id is not 16 bytes is answered FileCancel(INVALID); the link stays open", peer_case!(offer_short_id)).covers(&["FILE_CANCEL_REASON_INVALID"]),
@@ -39,8 +39,8 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.r6.reoffer-differs", "8.3", "a re-offer differing from the first offer is answered FileCancel(INVALID) and ends the transfer", peer_case!(reoffer_differs)),
         Case::must("peer.r8.reoffer-identical-pending", "8.3", "an identical re-offer while the user decides is not answered and not asked again", peer_case!(reoffer_pending)),
         Case::must("peer.r13.reoffer-done", "8.3", "an identical re-offer of a finished transfer is answered FileComplete", peer_case!(reoffer_done)),
-        Case::must("peer.r9.resume-from-part", "8.3", "after a dropped link the identical re-offer is answered FileAccept{bytes held} and the transfer finishes", peer_case!(resume)).covers(&["FileAccept"]),
-        Case::must("peer.r21.chunk-unknown-id", "8.3", "a chunk for an unknown transfer is answered FileCancel(INVALID) once; the link stays open", peer_case!(chunk_unknown)),
+        Case::must("peer.r9.resume-from-part", "8.3", "after a dropped link the identical re-offer is answered FileAccept{bytes held} and the transfer finishes", peer_case!(resume)).covers(&["FileAccept"]).rows(&["R53"]),
+        Case::must("peer.r21.chunk-unknown-id", "8.3", "a chunk for an unknown transfer is answered FileCancel(INVALID) once; the link stays open", peer_case!(chunk_unknown)).rows(&["R20"]),
         Case::must("peer.r21.chunk-short-id", "8.3", "a chunk whose transfer_id is not 16 bytes is answered FileCancel(INVALID); the link stays open", peer_case!(chunk_short_id)),
         Case::must("peer.r22.chunk-before-accept", "8.3", "a chunk for an offer the user has not accepted is answered FileCancel(INVALID) and ends it", peer_case!(chunk_pending)),
         Case::must("peer.r23.chunk-on-new-link-before-reoffer", "8.3", "after the link dropped, a chunk on a new link before the re-offer is answered FileCancel(INVALID) and ends the transfer", peer_case!(chunk_suspended)),
@@ -48,11 +48,11 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.r25.chunk-empty-data", "8.3", "a chunk with no data is answered FileCancel(INVALID) and ends the transfer; the link stays open", peer_case!(chunk_empty)),
         Case::must("peer.r26.chunk-past-size", "8.3", "a chunk reaching beyond the offered size is answered FileCancel(INVALID)", peer_case!(chunk_past_size)),
         Case::must("peer.r52.hash-mismatch", "8.3", "a complete file whose SHA-256 differs is answered FileCancel(HASH_MISMATCH) and not saved", peer_case!(hash_mismatch)).covers(&["FILE_CANCEL_REASON_HASH_MISMATCH"]),
-        Case::must("peer.r31.cancel-unknown-ignored", "8.3", "a FileCancel for an unknown transfer (or with a bad id) is ignored; the link stays open", peer_case!(cancel_unknown)),
+        Case::must("peer.r31.cancel-unknown-ignored", "8.3", "a FileCancel for an unknown transfer (or with a bad id) is ignored; the link stays open", peer_case!(cancel_unknown)).rows(&["S12"]),
         Case::must("peer.r32.cancel-while-pending", "8.3", "the friend's FileCancel withdraws an offer the user has not answered", peer_case!(cancel_pending)).covers(&["FILE_CANCEL_REASON_CANCELLED"]),
         Case::must("peer.r33.cancel-while-receiving", "8.3", "the friend's FileCancel ends a running transfer", peer_case!(cancel_receiving)),
         Case::must("peer.r41.accept-while-apart", "8.3", "an offer the user accepts while no link is open is answered FileAccept{0} when it is offered again, and finishes", peer_case!(accept_while_apart)),
-        Case::must("peer.r54.unfriend-ends-transfers", "8.3", "when the friendship ends the link is closed with NOT_A_FRIEND (L50) and every unfinished transfer with the friend ends (R54)", peer_case!(unfriend_ends)).covers(&["CLOSE_REASON_NOT_A_FRIEND"]),
+        Case::must("peer.r54.unfriend-ends-transfers", "8.3", "when the friendship ends the link is closed with NOT_A_FRIEND (L50) and every unfinished transfer with the friend ends (R54)", peer_case!(unfriend_ends)).covers(&["CLOSE_REASON_NOT_A_FRIEND"]).rows(&["L50"]),
         Case::must("peer.r4b.offer-too-large", "8.3", "an offer of 2^64-1 bytes is answered FileCancel(TOO_LARGE)", peer_case!(offer_too_large)).covers(&["FILE_CANCEL_REASON_TOO_LARGE"]),
         Case::must("peer.r3.invalid-reoffer-ends-pending", "8.3", "an invalid offer (empty name) naming a transfer the user is deciding on is answered FileCancel(INVALID) and ends it", peer_case!(invalid_reoffer_pending)),
         Case::must("peer.r10.reoffer-while-receiving", "8.3", "an identical re-offer on the link the transfer is being received on is answered FileCancel(INVALID) and ends it", peer_case!(reoffer_receiving)),
@@ -61,6 +61,12 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.r14.reoffer-after-invalid", "8.3", "an identical re-offer of a transfer ended by FileCancel(INVALID) is answered with that reason", peer_case!(reoffer_after_invalid)).known_failure("D4"),
         Case::must("peer.r14.reoffer-after-hash-mismatch", "8.3", "an identical re-offer of a transfer that failed its hash is answered FileCancel(HASH_MISMATCH)", peer_case!(reoffer_after_mismatch)).known_failure("D4"),
         Case::must("peer.r4a.too-many-offers", "8.3", "an offer beyond MAX_OFFERS_IN_FLIGHT unfinished transfers from the friend is answered FileCancel(TOO_MANY_OFFERS)", peer_case!(too_many_offers)).covers(&["FILE_CANCEL_REASON_TOO_MANY_OFFERS"]).timeout_secs(60),
+        Case::must("peer.r4.offer-reusing-own-outgoing-id", "8.3", "an offer naming the id of the client's own transfer to the friend is answered FileCancel(INVALID); the client's own transfer goes on", peer_case!(offer_own_id)).known_failure("D21"),
+        Case::must("peer.r7.differing-reoffer-after-done", "8.3", "a re-offer of a finished transfer that differs from the first offer is answered FileCancel(INVALID), not FileComplete", peer_case!(differing_reoffer_done)).known_failure("D5"),
+        Case::must("peer.r30.cancel-in-discard-set-ignored", "8.3", "a FileCancel for an id the client just answered with FileCancel (its discard set) is not answered; the link stays open", peer_case!(cancel_in_discard_set)),
+        Case::must("peer.r43.user-cancels-receiving", "8.3", "the user's cancel of a running incoming transfer sends FileCancel(CANCELLED) and ends it", peer_case!(user_cancels_receiving)),
+        Case::must("peer.r44.cancel-while-suspended-answers-reoffer", "8.3", "a transfer the user cancels while its link is down sends nothing then; its re-offer is answered FileCancel(CANCELLED)", peer_case!(cancel_suspended_reoffer)),
+        Case::must("peer.r56.no-data-after-accept", "8.3", "an accepted offer with no FileChunk for OFFER_DATA_TIMEOUT (60 s) is ended with FileCancel(NO_DATA)", peer_case!(no_data)).covers(&["FILE_CANCEL_REASON_NO_DATA"]).timeout_secs(100),
         Case::must("peer.r1.reoffer-in-discard-set", "8.3", "a re-offer on the link where the transfer ended with a FileCancel is in that link's discard set: not answered", peer_case!(reoffer_discarded)).known_failure("D9"),
     ]
 }
@@ -799,4 +805,172 @@ async fn reoffer_discarded(ctx: Ctx) -> CaseResult {
     p.finish().await;
     r?;
     Ok("discarded".into())
+}
+
+async fn offer_own_id(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, AUTO).await?;
+    let mut link = p.dial().await?;
+    let path = p.dir.0.join("own.bin");
+    let data = vec![7u8; 3000];
+    std::fs::write(&path, &data)
+        .map_err(|e| crate::Verdict::Fail(format!("cannot write {}: {e}", path.display())))?;
+    p.sut
+        .say(&format!("/send {} {}", p.friend.userid, path.display()))
+        .await?;
+    let b = link
+        .expect("the client's FileOffer", ANSWER, |b| {
+            matches!(b, Body::FileOffer(_))
+        })
+        .await?;
+    let Body::FileOffer(own) = b else {
+        fail!("not an offer")
+    };
+    // The friend offers a file of its own under the client's transfer id.
+    let mine = OfferedFile::random(100);
+    link.send(Body::FileOffer(wire::FileOffer {
+        transfer_id: own.transfer_id.clone(),
+        ..offer_of(&mine)
+    }))
+    .await?;
+    let r = async {
+        expect_cancel(&mut link, &own.transfer_id, R::Invalid, "R4").await?;
+        link.send(Body::FileAccept(wire::FileAccept {
+            transfer_id: own.transfer_id.clone(),
+            offset: 0,
+        }))
+        .await?;
+        link.expect(
+            "a FileChunk of the client's own transfer (R4: not affected)",
+            ANSWER,
+            |b| matches!(b, Body::FileChunk(c) if c.transfer_id == own.transfer_id),
+        )
+        .await?;
+        Ok::<_, crate::Verdict>(())
+    }
+    .await;
+    p.finish().await;
+    r?;
+    Ok("FileCancel(INVALID); the own transfer went on".into())
+}
+
+async fn differing_reoffer_done(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, AUTO).await?;
+    let mut link = p.dial().await?;
+    let f = OfferedFile::random(3000);
+    link.send(f.offer()).await?;
+    link.expect("FileAccept{0}", ANSWER, accept_at(&f, 0))
+        .await?;
+    finish_file(&mut link, &f, 0).await?;
+    let mut again = relink(&mut p, link).await?;
+    again
+        .send(Body::FileOffer(wire::FileOffer {
+            name: format!("other-{}", f.name),
+            ..offer_of(&f)
+        }))
+        .await?;
+    let r = again
+        .expect("FileCancel(INVALID) (R7)", ANSWER, |b| {
+            matches!(b, Body::FileCancel(c) if c.transfer_id.as_ref() == f.id)
+                || matches!(b, Body::FileComplete(c) if c.transfer_id.as_ref() == f.id)
+        })
+        .await;
+    p.finish().await;
+    match r? {
+        Body::FileCancel(c) if c.reason == R::Invalid as i32 => {
+            Ok("FileCancel(INVALID); the outcome kept".into())
+        }
+        Body::FileCancel(c) => fail!(
+            "R7: FileCancel({}) instead of INVALID",
+            crate::peer::link::cancel_name(c.reason)
+        ),
+        _ => fail!("R7: a differing re-offer of a finished transfer was answered FileComplete (R13 is for identical ones only)"),
+    }
+}
+
+async fn cancel_in_discard_set(ctx: Ctx) -> CaseResult {
+    let p = Pair::start(&ctx, AUTO).await?;
+    let mut link = p.dial().await?;
+    let f = OfferedFile::random(100);
+    link.send(f.chunk(0, 50)).await?;
+    expect_cancel(&mut link, &f.id, R::Invalid, "R21").await?;
+    link.send(Body::FileCancel(wire::FileCancel {
+        transfer_id: f.tid(),
+        reason: R::Invalid as i32,
+        message: String::new(),
+    }))
+    .await?;
+    link.expect_quiet(QUIET, |b| matches!(b, Body::FileCancel(_)))
+        .await?;
+    still_open(&mut link, "a FileCancel for an id in the discard set").await?;
+    p.finish().await;
+    Ok("discarded".into())
+}
+
+async fn user_cancels_receiving(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, AUTO).await?;
+    let f = OfferedFile::random(4000);
+    let mut link = receiving(&mut p, &f, 1000).await?;
+    p.sut.say(&format!("/cancel {}", f.hex())).await?;
+    expect_cancel(&mut link, &f.id, R::Cancelled, "R43").await?;
+    p.sut
+        .wait_event("transfer_cancelled", ANSWER, cancelled(&f))
+        .await?;
+    p.finish().await;
+    Ok("FileCancel(CANCELLED)".into())
+}
+
+async fn cancel_suspended_reoffer(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, AUTO).await?;
+    let f = OfferedFile::random(4000);
+    let mut link = receiving(&mut p, &f, 1000).await?;
+    link.send(Body::Close(wire::Close {
+        reason: CloseReason::Normal as i32,
+        message: String::new(),
+    }))
+    .await?;
+    p.sut
+        .wait_event("peer_disconnected", ANSWER, event("peer_disconnected"))
+        .await?;
+    p.sut.say(&format!("/cancel {}", f.hex())).await?;
+    p.sut
+        .wait_event("transfer_cancelled", ANSWER, cancelled(&f))
+        .await?;
+    let mut again = p.dial().await?;
+    again.send(f.offer()).await?;
+    let r = expect_cancel(&mut again, &f.id, R::Cancelled, "R44, then R14").await;
+    p.finish().await;
+    r?;
+    Ok("nothing while apart; FileCancel(CANCELLED) for the re-offer".into())
+}
+
+async fn no_data(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, AUTO).await?;
+    let mut link = p.dial().await?;
+    let f = OfferedFile::random(1000);
+    link.send(f.offer()).await?;
+    link.expect("FileAccept{0}", ANSWER, accept_at(&f, 0))
+        .await?;
+    let limit = peerchat_proto::limits::OFFER_DATA_TIMEOUT;
+    let start = tokio::time::Instant::now();
+    // The friend sends nothing more (its link answers the client's idle Pings, so the link
+    // itself stays up).
+    let r = link
+        .expect(
+            "FileCancel(NO_DATA) (R56)",
+            limit + std::time::Duration::from_secs(20),
+            super::is_cancel(&f.id, R::NoData),
+        )
+        .await;
+    let took = start.elapsed();
+    let ev = p
+        .sut
+        .wait_event("transfer_cancelled (R56)", ANSWER, cancelled(&f))
+        .await;
+    p.finish().await;
+    r?;
+    ev?;
+    if took + std::time::Duration::from_secs(2) < limit {
+        fail!("R56: FileCancel(NO_DATA) after {took:?}, before OFFER_DATA_TIMEOUT ({limit:?})");
+    }
+    Ok(format!("FileCancel(NO_DATA) after {took:?}"))
 }

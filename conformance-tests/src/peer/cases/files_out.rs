@@ -16,7 +16,7 @@ use crate::{fail, peer_case};
 /// The Table S cases.
 pub fn cases() -> Vec<Case> {
     vec![
-        Case::must("peer.s33.send-whole-file", "8.3", "a file the user sends is offered with its name, size and SHA-256; FileAccept{0} gets every byte in order; FileComplete ends it", peer_case!(send_whole)).covers(&["FileOffer", "FileChunk"]),
+        Case::must("peer.s33.send-whole-file", "8.3", "a file the user sends is offered with its name, size and SHA-256; FileAccept{0} gets every byte in order; FileComplete ends it", peer_case!(send_whole)).covers(&["FileOffer", "FileChunk"]).rows(&["S11", "S37"]),
         Case::must("peer.s3.accept-from-offset", "8.3", "FileAccept{offset} makes the client send from that offset", peer_case!(accept_offset)),
         Case::must("peer.s4.accept-at-size", "8.3", "FileAccept{size} gets no chunk; FileComplete ends the transfer", peer_case!(accept_at_size)),
         Case::must("peer.s5.accept-past-size", "8.3", "FileAccept with an offset past the size is answered FileCancel(INVALID)", peer_case!(accept_past_size)),
@@ -24,11 +24,16 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.s2.accept-short-id", "8.3", "FileAccept whose transfer_id is not 16 bytes is answered FileCancel(UNKNOWN_TRANSFER); the link stays open", peer_case!(accept_short_id)),
         Case::must("peer.s23.declined", "8.3", "the friend's FileCancel(DECLINED) ends the offer", peer_case!(declined)),
         Case::must("peer.s22.hash-mismatch", "8.3", "the friend's FileCancel(HASH_MISMATCH) ends the transfer as failed", peer_case!(hash_mismatch)),
-        Case::must("peer.s30.reoffer-on-next-link", "8.3", "an offer whose link dropped is offered again, identically, on the next link", peer_case!(reoffer)),
-        Case::must("peer.s32.cancel-while-suspended", "8.3", "a transfer the user cancels while no link is open is cancelled on the next link with FileCancel(CANCELLED), not re-offered", peer_case!(cancel_suspended)),
+        Case::must("peer.s30.reoffer-on-next-link", "8.3", "an offer whose link dropped is offered again, identically, on the next link", peer_case!(reoffer)).rows(&["S38"]),
+        Case::must("peer.s32.cancel-while-suspended", "8.3", "a transfer the user cancels while no link is open is cancelled on the next link with FileCancel(CANCELLED), not re-offered", peer_case!(cancel_suspended)).rows(&["S35"]),
         Case::must("peer.s34.user-cancels", "8.3", "the user's cancel of an offered transfer sends FileCancel(CANCELLED)", peer_case!(user_cancels)),
         Case::must("peer.s31.source-gone-cancels", "8.3", "a suspended transfer whose source file is gone is cancelled with FileCancel(IO_ERROR) on the next link instead of re-offered", peer_case!(source_gone)).covers(&["FILE_CANCEL_REASON_IO_ERROR"]),
         Case::must("peer.s36.read-fails", "8.3", "a source file that got shorter after the offer cannot be read to its size: FileCancel(IO_ERROR)", peer_case!(read_fails)).covers(&["FILE_CANCEL_REASON_IO_ERROR"]),
+        Case::must("peer.s1.accept-in-discard-set", "8.3", "a FileAccept crossing the friend's own FileCancel on the same link is discarded (the id is in the link's discard set), not answered UNKNOWN_TRANSFER", peer_case!(accept_in_discard_set)).known_failure("D9"),
+        Case::must("peer.s6.second-accept-invalid", "8.3", "a second FileAccept for a transfer already sending is answered FileCancel(INVALID) and ends it", peer_case!(second_accept)),
+        Case::must("peer.s7.accept-after-complete", "8.3", "on a later link, a FileCancel for a finished transfer is ignored (S21) and a FileAccept for it is answered FileCancel(INVALID), or UNKNOWN_TRANSFER if it was forgotten (C-60)", peer_case!(accept_after_complete)).rows(&["S21"]),
+        Case::must("peer.s10.complete-and-cancel-in-discard-set", "8.3", "after the friend declined, its FileComplete (S10) and FileCancel (S20) for that id on the same link are not answered; the link stays open", peer_case!(frames_in_discard_set)).rows(&["S20"]),
+        Case::must("peer.s39.unfriend-ends-outgoing", "8.3", "when the friendship ends, the client's unfinished transfer to the friend ends", peer_case!(unfriend_ends_outgoing)).covers(&["CLOSE_REASON_NOT_A_FRIEND"]),
         Case::must("peer.s40.offers-in-flight-capped", "7.9", "files picked beyond MAX_OFFERS_IN_FLIGHT unfinished transfers to one friend are held back and offered when an earlier one ends", peer_case!(offers_capped)).timeout_secs(60),
     ]
 }
@@ -431,4 +436,181 @@ async fn offers_capped(ctx: Ctx) -> CaseResult {
         }
     }
     Ok(format!("{cap} offered, the next one after one ended"))
+}
+
+/// The client offers a file; the friend declines it on `link` (the id enters the link's
+/// discard set on both sides, §8.5.3).
+async fn declined_offer(p: &mut Pair, link: &mut FriendLink) -> Result<Bytes, crate::Verdict> {
+    let src = source(p, 5000)?;
+    let id = offer(p, link, &src).await?;
+    link.send(Body::FileCancel(wire::FileCancel {
+        transfer_id: id.clone(),
+        reason: R::Declined as i32,
+        message: String::new(),
+    }))
+    .await?;
+    p.sut
+        .wait_event("transfer_cancelled", ANSWER, ended(&id))
+        .await?;
+    Ok(id)
+}
+
+async fn accept_in_discard_set(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    let id = declined_offer(&mut p, &mut link).await?;
+    link.send(accept(&id, 0)).await?;
+    let r = link
+        .expect_quiet(QUIET, |b| {
+            matches!(b, Body::FileCancel(_) | Body::FileChunk(_))
+        })
+        .await
+        .map_err(|e| match e {
+            crate::Verdict::Fail(m) => crate::Verdict::Fail(format!(
+                "S1: a FileAccept for an id in the link's discard set was answered: {m}"
+            )),
+            other => other,
+        });
+    p.finish().await;
+    r?;
+    Ok("discarded".into())
+}
+
+async fn second_accept(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    let src = source(&p, 600_000)?;
+    let id = offer(&mut p, &mut link, &src).await?;
+    link.send(accept(&id, 0)).await?;
+    link.expect("a FileChunk", ANSWER, |b| matches!(b, Body::FileChunk(_)))
+        .await?;
+    link.send(accept(&id, 0)).await?;
+    expect_cancel(&mut link, &id, R::Invalid, "S6").await?;
+    let ev = p
+        .sut
+        .wait_event("transfer_cancelled (S6)", ANSWER, ended(&id))
+        .await;
+    p.finish().await;
+    let ev = ev?;
+    if ev["event"] != "transfer_cancelled" {
+        fail!("S6: the transfer ended as {}", ev["event"]);
+    }
+    Ok("FileCancel(INVALID); ended".into())
+}
+
+async fn accept_after_complete(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    let src = source(&p, 5000)?;
+    let id = offer(&mut p, &mut link, &src).await?;
+    link.send(accept(&id, 0)).await?;
+    receive(&mut link, &id, 0, 5000).await?;
+    link.send(Body::FileComplete(wire::FileComplete {
+        transfer_id: id.clone(),
+    }))
+    .await?;
+    p.sut
+        .wait_event("transfer_complete", ANSWER, ended(&id))
+        .await?;
+    link.send(Body::Close(wire::Close {
+        reason: CloseReason::Normal as i32,
+        message: String::new(),
+    }))
+    .await?;
+    p.sut
+        .wait_event("peer_disconnected", ANSWER, event("peer_disconnected"))
+        .await?;
+    let mut again = p.dial().await?;
+    again
+        .send(Body::FileCancel(wire::FileCancel {
+            transfer_id: id.clone(),
+            reason: R::Cancelled as i32,
+            message: String::new(),
+        }))
+        .await?;
+    let r = async {
+        again
+            .expect_quiet(QUIET, |b| matches!(b, Body::FileCancel(_)))
+            .await
+            .map_err(|e| match e {
+                crate::Verdict::Fail(m) => {
+                    crate::Verdict::Fail(format!("S21: a FileCancel was answered: {m}"))
+                }
+                other => other,
+            })?;
+        again.send(accept(&id, 0)).await?;
+        let b = again
+            .expect("FileCancel (S7)", ANSWER, |b| {
+                matches!(b, Body::FileCancel(c) if c.transfer_id == id)
+                    || matches!(b, Body::FileChunk(_))
+            })
+            .await?;
+        match b {
+            Body::FileCancel(c)
+                if c.reason == R::Invalid as i32 || c.reason == R::UnknownTransfer as i32 =>
+            {
+                Ok(crate::peer::link::cancel_name(c.reason))
+            }
+            Body::FileCancel(c) => fail!(
+                "S7: FileCancel({}) instead of INVALID (or UNKNOWN_TRANSFER)",
+                crate::peer::link::cancel_name(c.reason)
+            ),
+            _ => fail!("S7: a finished transfer was sent again"),
+        }
+    }
+    .await;
+    let cancelled = p
+        .sut
+        .find_within(QUIET, |v| {
+            v["event"] == "transfer_cancelled" && v["transfer_id"] == super::hex_id(&id).as_str()
+        })
+        .await;
+    p.finish().await;
+    let how = r?;
+    if cancelled.is_some() {
+        fail!("S21: a FileCancel after FileComplete changed the finished transfer");
+    }
+    Ok(format!("FileCancel ignored; FileAccept answered {how}"))
+}
+
+async fn frames_in_discard_set(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    let id = declined_offer(&mut p, &mut link).await?;
+    link.send(Body::FileComplete(wire::FileComplete {
+        transfer_id: id.clone(),
+    }))
+    .await?;
+    link.send(Body::FileCancel(wire::FileCancel {
+        transfer_id: id.clone(),
+        reason: R::Cancelled as i32,
+        message: String::new(),
+    }))
+    .await?;
+    link.expect_quiet(QUIET, |b| matches!(b, Body::FileCancel(_)))
+        .await?;
+    still_open(&mut link, "FileComplete and FileCancel in the discard set").await?;
+    p.finish().await;
+    Ok("discarded".into())
+}
+
+async fn unfriend_ends_outgoing(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    let src = source(&p, 5000)?;
+    let id = offer(&mut p, &mut link, &src).await?;
+    let r = p
+        .friend_conn
+        .request(crate::client::req::unfriend(&p.sut_user.userid))
+        .await?;
+    crate::ok!(r, Unfriend, "Unfriend");
+    let ev = p
+        .sut
+        .wait_event("transfer_cancelled (S39)", ANSWER, |v| {
+            v["event"] == "transfer_cancelled" && v["transfer_id"] == super::hex_id(&id).as_str()
+        })
+        .await;
+    p.finish().await;
+    ev?;
+    Ok("the outgoing transfer ended".into())
 }

@@ -18,7 +18,7 @@ use crate::{fail, peer_case};
 pub fn cases() -> Vec<Case> {
     vec![
         Case::must("peer.l12.hello-answered", "7.2", "a friend's valid PeerHello is answered with the client's own, naming both in their registered spellings", peer_case!(hello_answered)).covers(&["PeerHello"]),
-        Case::must("peer.l12.client-dials-and-speaks-first", "7.2", "a message sent with no link makes the client dial; as initiator it sends its PeerHello first, then the message", peer_case!(client_dials)).covers(&["PeerHello", "ChatMessage"]),
+        Case::must("peer.l12.client-dials-and-speaks-first", "7.2", "a message sent with no link makes the client dial; as initiator it sends its PeerHello first, then the message", peer_case!(client_dials)).covers(&["PeerHello", "ChatMessage"]).rows(&["C21"]),
         Case::must("peer.l11.stranger-key", "7.2", "a handshake with a key that is no friend's is refused with Close NOT_A_FRIEND", peer_case!(stranger_key)).covers(&["CLOSE_REASON_NOT_A_FRIEND"]),
         Case::must("peer.l13.hello-names-no-friend", "7.2", "a PeerHello whose userid names no friend with the handshake key is refused with NOT_A_FRIEND", peer_case!(hello_unknown_userid)).covers(&["CLOSE_REASON_NOT_A_FRIEND"]),
         Case::must("peer.l13.hello-empty-userid", "7.2", "a PeerHello with an empty userid is refused with NOT_A_FRIEND", peer_case!(hello_empty_userid)).covers(&["CLOSE_REASON_NOT_A_FRIEND"]),
@@ -46,6 +46,10 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.l12.shared-key-responder", "7.2", "two friends share one key: a hello from either is answered with a PeerHello naming that friend", peer_case!(shared_key)).covers(&["PeerHello"]),
         Case::must("peer.l51.key-change-closes-link", "12.4", "when the server presents another key for the friend (FriendKeyChanged), the link authenticated with the old key is closed with NOT_A_FRIEND", peer_case!(key_change_closes)).covers(&["FriendKeyChanged", "CLOSE_REASON_NOT_A_FRIEND"]),
         Case::must("peer.l10.dialled-key-mismatch", "7.2", "dialling the friend and reaching another key, the client abandons the handshake before message 3 (it never reveals itself)", peer_case!(dialled_key_mismatch)),
+        Case::must("peer.l3.empty-record-ignored", "3.2", "records whose plaintext is empty carry no frame: the client takes them and keeps serving the link", peer_case!(empty_plaintext)),
+        Case::must("peer.l21a.ping-burst-answered-last-nonce", "3.6", "Pings arriving together are answered in order, the last Pong carrying the last nonce (one queued Pong may answer several)", peer_case!(ping_burst)).covers(&["Pong"]),
+        Case::must("peer.l51a.key-change-pending-admits-neither-key", "12.4", "while the friend's key change is pending, a link under the old key and one under the presented key are both refused with NOT_A_FRIEND", peer_case!(key_change_pending)).covers(&["CLOSE_REASON_NOT_A_FRIEND"]),
+        Case::must("peer.l53.quit-closes-normal", "9.2", "when the user quits, the client closes its open link with Close NORMAL", peer_case!(quit_closes_normal)).covers(&["CLOSE_REASON_NORMAL"]),
         Case::must("peer.l31.close-idle-timeout-then-redial", "7.4", "after the friend's Close IDLE_TIMEOUT the client dials again when it has something to send", peer_case!(close_idle_redial)).covers(&["CLOSE_REASON_IDLE_TIMEOUT"]),
         Case::must("peer.l32.duplicate-closed-other-kept", "7.3", "after the friend's Close DUPLICATE_CONNECTION on one of two links the client carries on, on the other", peer_case!(duplicate_closed_other_kept)),
         Case::must("peer.l34.close-rate-limited-then-redial", "9.2", "after the friend's Close RATE_LIMITED the client dials again (after its back-off) when it has something to send", peer_case!(close_rate_limited_redial)).covers(&["CLOSE_REASON_RATE_LIMITED"]),
@@ -615,4 +619,99 @@ async fn close_rate_limited_redial(ctx: Ctx) -> CaseResult {
 
 async fn close_protocol_error_redial(ctx: Ctx) -> CaseResult {
     closed_then_redial(ctx, CloseReason::ProtocolError, "L35").await
+}
+
+async fn empty_plaintext(ctx: Ctx) -> CaseResult {
+    let p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    for _ in 0..3 {
+        link.send_empty_record().await?;
+    }
+    still_open(&mut link, "records with an empty plaintext (L3)").await?;
+    p.finish().await;
+    Ok("taken; the link is served".into())
+}
+
+async fn ping_burst(ctx: Ctx) -> CaseResult {
+    use bytes::BufMut as _;
+    use prost::Message as _;
+    let p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    // Fewer than PEER_PING_BURST (L21b), all in one record so that they arrive together.
+    let n = u64::from(peerchat_proto::limits::PEER_PING_BURST) - 2;
+    let mut bytes = Vec::new();
+    for nonce in 1..=n {
+        let m = wire::PeerMessage {
+            body: Some(Body::Ping(wire::Ping { nonce })),
+        };
+        bytes.put_u32(u32::try_from(m.encoded_len()).unwrap_or(u32::MAX));
+        m.encode(&mut bytes)
+            .map_err(|e| Verdict::Fail(format!("cannot encode a Ping: {e}")))?;
+    }
+    link.send_raw(&bytes).await?;
+    let mut pongs = Vec::new();
+    while pongs.last() != Some(&n) {
+        let b = link
+            .expect(
+                &format!("a Pong ending with nonce {n} (L21, L21a)"),
+                ANSWER,
+                |b| matches!(b, Body::Pong(_)),
+            )
+            .await;
+        match b {
+            Ok(Body::Pong(pg)) => pongs.push(pg.nonce),
+            Ok(_) => {}
+            Err(e) => {
+                p.finish().await;
+                return Err(e);
+            }
+        }
+    }
+    p.finish().await;
+    let ordered = pongs.windows(2).all(|w| w[0] < w[1]);
+    if !ordered || pongs.iter().any(|x| *x == 0 || *x > n) || pongs.len() as u64 > n {
+        fail!("L21a: Pongs {pongs:?} for Pings 1..={n}: out of order, unknown nonces or more Pongs than Pings");
+    }
+    Ok(format!(
+        "{} Pongs for {n} Pings, the last with nonce {n}",
+        pongs.len()
+    ))
+}
+
+async fn key_change_pending(ctx: Ctx) -> CaseResult {
+    let p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    let Some(new_key) = ident::key_other_than(&[p.friend.key, p.sut_user.key]) else {
+        crate::skip!("no third test key");
+    };
+    // The friend logs in from another key: the client learns of it (FriendKeyChanged) and
+    // the change is pending until its user decides (SPEC.md §12.4).
+    let (_c, _) = ctx.login_with(&p.friend, new_key, None).await?;
+    refused(&mut link, CloseReason::NotAFriend, "L51").await?;
+    let mut r = Ok("neither key admitted".to_string());
+    for (key, which) in [
+        (p.friend.key, "the old (pinned) key"),
+        (new_key, "the presented key"),
+    ] {
+        let mut l = FriendLink::dial_raw(p.sut_addr, &ident::key(key).local).await?;
+        let _ = l.send(p.hello()).await;
+        if let Err(e) = refused(&mut l, CloseReason::NotAFriend, "L51a").await {
+            r = Err(match e {
+                Verdict::Fail(m) => Verdict::Fail(format!("{m} (a link under {which})")),
+                other => other,
+            });
+            break;
+        }
+    }
+    p.finish().await;
+    r
+}
+
+async fn quit_closes_normal(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    p.sut.say("/quit").await?;
+    let r = refused(&mut link, CloseReason::Normal, "L53").await;
+    p.finish().await;
+    r
 }
