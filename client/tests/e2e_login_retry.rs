@@ -139,3 +139,91 @@ async fn retry_now_reconnects_without_waiting_out_the_back_off() {
     alice.client.shutdown().await;
     server.shutdown().await;
 }
+
+/// "Retry now", the friends half (issue #15; the deterministic proof is the machine test
+/// `retry_now_dials_a_friend_inside_a_long_back_off`): with the server gone, alice's
+/// message for bob waits while her dials toward bob's last address fail and the redial
+/// back-off grows (1, 2, 4, 8, then 16 s: SPEC.md §7.4 via `peer::redial`). bob comes back
+/// at that address, and nothing tells alice so (no server, no FriendOnline); "Retry now"
+/// dials him at once and the message goes through.
+///
+/// The one time comparison here is causal, not a speed limit: the first dial is no earlier
+/// than the send, so alice's next dial of her own cannot come before 1+2+4+8+16 = 31 s after
+/// it; a delivery before that was brought by `retry_now`. bob is back after 16 s, so the
+/// margin is a quarter of a minute for a loopback dial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_now_dials_a_friend_whose_redial_waits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(&tmp.path().join("server")).await;
+    let addr = server.local_addr.to_string();
+    let hour = Duration::from_secs(3600);
+    // bob listens on a fixed port, so that alice finds him there again without a server.
+    let bob_listen: std::net::SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let alice_config = |c: &mut peerchat_client::ClientConfig| {
+        c.reconnect_min = hour;
+        c.reconnect_max = hour;
+    };
+    let bob_config = move |c: &mut peerchat_client::ClientConfig| {
+        c.reconnect_min = hour;
+        c.reconnect_max = hour;
+        c.peer_listen = bob_listen;
+    };
+    let mut alice = client_with(&addr, tmp.path(), "alice", 0, alice_config).await;
+    let mut bob = client_with(&addr, tmp.path(), "bob", 1, bob_config).await;
+    register_login(&mut alice).await;
+    register_login(&mut bob).await;
+    befriend(&mut alice, &mut bob).await;
+    chat(&mut alice, &mut bob, "hello while all is well").await;
+
+    // The server goes away (and alice will not try it again for an hour); then bob quits.
+    server.shutdown().await;
+    alice
+        .wait_for(20, "server offline", |e| {
+            matches!(e, Event::ServerStatus { online: false, .. })
+        })
+        .await;
+    bob.client.shutdown().await;
+    alice
+        .wait_for(
+            20,
+            "bob's link gone",
+            |e| matches!(e, Event::PeerDisconnected { friend, .. } if friend == "bob"),
+        )
+        .await;
+
+    let sent_at = std::time::Instant::now();
+    let id = alice
+        .client
+        .send_message("bob", "only Retry now brings this")
+        .await
+        .unwrap();
+    // Dials at about 0, 1, 3, 7 and 15 s fail; the next would wait 16 s more.
+    tokio::time::sleep(Duration::from_secs(16)).await;
+
+    let mut bob = client_with(&addr, tmp.path(), "bob", 1, bob_config).await;
+    alice.client.retry_now().unwrap();
+    bob.wait_for(
+        20,
+        "the waiting message",
+        |e| matches!(e, Event::MessageReceived { text, .. } if text == "only Retry now brings this"),
+    )
+    .await;
+    let took = sent_at.elapsed();
+    assert!(
+        took < Duration::from_secs(31),
+        "delivered {took:?} after sending: alice's own redial could have done that"
+    );
+    alice
+        .wait_for(
+            20,
+            "the ack",
+            |e| matches!(e, Event::MessageAcked { message_id, .. } if *message_id == id),
+        )
+        .await;
+
+    alice.client.shutdown().await;
+    bob.client.shutdown().await;
+}
