@@ -140,17 +140,17 @@ async fn retry_now_reconnects_without_waiting_out_the_back_off() {
     server.shutdown().await;
 }
 
-/// "Retry now", the friends half (issue #15; the deterministic proof is the machine test
-/// `retry_now_dials_a_friend_inside_a_long_back_off`): with the server gone, alice's
-/// message for bob waits while her dials toward bob's last address fail and the redial
-/// back-off grows (1, 2, 4, 8, then 16 s: SPEC.md §7.4 via `peer::redial`). bob comes back
-/// at that address, and nothing tells alice so (no server, no FriendOnline); "Retry now"
-/// dials him at once and the message goes through.
+/// "Retry now", the friends half (issue #15), with real processes: with the server gone,
+/// alice's message for bob waits while her dials toward bob's last address fail; bob comes
+/// back at that address with nothing telling alice so (no server, no FriendOnline), and
+/// after `Client::retry_now` the message goes through.
 ///
-/// The one time comparison here is causal, not a speed limit: the first dial is no earlier
-/// than the send, so alice's next dial of her own cannot come before 1+2+4+8+16 = 31 s after
-/// it; a delivery before that was brought by `retry_now`. bob is back after 16 s, so the
-/// margin is a quarter of a minute for a loopback dial.
+/// What this does NOT prove: that only the call brought it. A control run without the call
+/// (by hand, session 6) delivered too, within the same 18 s: alice's own redials toward
+/// the last address were still coming (the back-off of a real client is 1 s doubling to 60 s,
+/// `PEER_RETRY_MIN/MAX`, not configurable from a test). The deterministic proof that Retry now
+/// dials inside a long back-off is the machine test
+/// `machine::tests::pair::retry_now_dials_a_friend_inside_a_long_back_off`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_now_dials_a_friend_whose_redial_waits() {
     let tmp = tempfile::tempdir().unwrap();
@@ -194,13 +194,12 @@ async fn retry_now_dials_a_friend_whose_redial_waits() {
         )
         .await;
 
-    let sent_at = std::time::Instant::now();
     let id = alice
         .client
         .send_message("bob", "only Retry now brings this")
         .await
         .unwrap();
-    // Dials at about 0, 1, 3, 7 and 15 s fail; the next would wait 16 s more.
+    // alice's dials toward bob's last address fail for a while (the back-off grows).
     tokio::time::sleep(Duration::from_secs(16)).await;
 
     let mut bob = client_with(&addr, tmp.path(), "bob", 1, bob_config).await;
@@ -211,11 +210,6 @@ async fn retry_now_dials_a_friend_whose_redial_waits() {
         |e| matches!(e, Event::MessageReceived { text, .. } if text == "only Retry now brings this"),
     )
     .await;
-    let took = sent_at.elapsed();
-    assert!(
-        took < Duration::from_secs(31),
-        "delivered {took:?} after sending: alice's own redial could have done that"
-    );
     alice
         .wait_for(
             20,
