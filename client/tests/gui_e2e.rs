@@ -503,8 +503,7 @@ fn gui_change_password() {
     gui.click(PW, "password_save");
     gui.wait_until("the password changed", |g| {
         g.geometry(PW, "@window").is_none()
-            && g
-                .label(MAIN, "status")
+            && g.label(MAIN, "status")
                 .is_some_and(|s| s.contains("password was changed"))
     });
     if let Some(id) = gui
@@ -606,13 +605,12 @@ fn gui_notification_reaches_a_real_daemon_and_urgency_follows_focus() {
     );
     let mut other_id = String::new();
     gui.wait_until("the other window shown", |g| {
-        other_id = g
-            .x
-            .xdotool(&["search", "--onlyvisible", "--class", "Xmessage"])
-            .lines()
-            .last()
-            .unwrap_or("")
-            .to_owned();
+        other_id =
+            g.x.xdotool(&["search", "--onlyvisible", "--class", "Xmessage"])
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_owned();
         !other_id.is_empty()
     });
     x.xdotool(&["mousemove", "--window", &other_id, "10", "10"]);

@@ -279,11 +279,7 @@ fn screenshots() {
     gui.wait_until("ack of the long link", |_| {
         bob.count(|v| is_event(v, "message_acked", &[("friend", "alice")])) > acks
     });
-    gui.type_into(
-        MAIN,
-        "chat_input",
-        &format!("So{}o good!", "o".repeat(150)),
-    );
+    gui.type_into(MAIN, "chat_input", &format!("So{}o good!", "o".repeat(150)));
     gui.key("Return");
     bob.wait_for("the long word", |v| {
         is_event(v, "message_received", &[("friend", "alice")])

@@ -833,11 +833,7 @@ mod tests {
         let text: Vec<&str> = w.text.lines().collect();
         // "13:46  bob: " is 12 columns; each line holds 40.
         let indent = " ".repeat(12);
-        let mine: Vec<&str> = text
-            .iter()
-            .copied()
-            .filter(|l| l.contains("xxx"))
-            .collect();
+        let mine: Vec<&str> = text.iter().copied().filter(|l| l.contains("xxx")).collect();
         assert!(mine[0].starts_with("13:46  bob: x"), "{text:?}");
         for l in &mine {
             assert!(l.chars().count() <= 40, "{l:?} is longer than the line");
@@ -847,13 +843,20 @@ mod tests {
             assert!(!l[12..].starts_with(' '), "{l:?}");
         }
         // Nothing is lost: all 200 letters, each line as full as it can be.
-        assert_eq!(mine.iter().map(|l| l.matches('x').count()).sum::<usize>(), 200);
+        assert_eq!(
+            mine.iter().map(|l| l.matches('x').count()).sum::<usize>(),
+            200
+        );
         assert_eq!(mine[0].matches('x').count(), 28);
         assert_eq!(mine.len(), 8, "{mine:?}");
         assert_eq!(w.line_of.len(), w.text.matches('\n').count());
         assert_eq!(w.styles.len(), w.text.len());
         let last_x = w.text.rfind("xxx").unwrap_or(0);
-        assert_eq!(line_at(&w, last_x), Some(0), "the cut word is still message 0");
+        assert_eq!(
+            line_at(&w, last_x),
+            Some(0),
+            "the cut word is still message 0"
+        );
         // The link is cut over lines: every piece opens it, the indent between does not.
         let pieces: Vec<_> = w
             .links

@@ -685,7 +685,10 @@ impl SessionBus {
             if up {
                 return proc;
             }
-            assert!(Instant::now() < deadline, "dunst does not answer on the bus");
+            assert!(
+                Instant::now() < deadline,
+                "dunst does not answer on the bus"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
