@@ -146,3 +146,85 @@ async fn retry_now_reconnects_without_waiting_out_the_back_off() {
     alice.client.shutdown().await;
     server.shutdown().await;
 }
+
+/// "Retry now", the friends half (issue #15), with real processes: with the server gone,
+/// alice's message for bob waits while her dials toward bob's last address fail; bob comes
+/// back at that address with nothing telling alice so (no server, no FriendOnline), and
+/// after `Client::retry_now` the message goes through.
+///
+/// What this does NOT prove: that only the call brought it. A control run without the call
+/// (by hand, session 6) delivered too, within the same 18 s: alice's own redials toward
+/// the last address were still coming (the back-off of a real client is 1 s doubling to 60 s,
+/// `PEER_RETRY_MIN/MAX`, not configurable from a test). The deterministic proof that Retry now
+/// dials inside a long back-off is the machine test
+/// `machine::tests::pair::retry_now_dials_a_friend_inside_a_long_back_off`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_now_dials_a_friend_whose_redial_waits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(&tmp.path().join("server")).await;
+    let addr = server.local_addr.to_string();
+    let hour = Duration::from_secs(3600);
+    // bob listens on a fixed port, so that alice finds him there again without a server.
+    let bob_listen: std::net::SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let alice_config = |c: &mut peerchat_client::ClientConfig| {
+        c.reconnect_min = hour;
+        c.reconnect_max = hour;
+    };
+    let bob_config = move |c: &mut peerchat_client::ClientConfig| {
+        c.reconnect_min = hour;
+        c.reconnect_max = hour;
+        c.peer_listen = bob_listen;
+    };
+    let mut alice = client_with(&addr, tmp.path(), "alice", 0, alice_config).await;
+    let mut bob = client_with(&addr, tmp.path(), "bob", 1, bob_config).await;
+    register_login(&mut alice).await;
+    register_login(&mut bob).await;
+    befriend(&mut alice, &mut bob).await;
+    chat(&mut alice, &mut bob, "hello while all is well").await;
+
+    // The server goes away (and alice will not try it again for an hour); then bob quits.
+    server.shutdown().await;
+    alice
+        .wait_for(20, "server offline", |e| {
+            matches!(e, Event::ServerStatus { online: false, .. })
+        })
+        .await;
+    bob.client.shutdown().await;
+    alice
+        .wait_for(
+            20,
+            "bob's link gone",
+            |e| matches!(e, Event::PeerDisconnected { friend, .. } if friend == "bob"),
+        )
+        .await;
+
+    let id = alice
+        .client
+        .send_message("bob", "only Retry now brings this")
+        .await
+        .unwrap();
+    // alice's dials toward bob's last address fail for a while (the back-off grows).
+    tokio::time::sleep(Duration::from_secs(16)).await;
+
+    let mut bob = client_with(&addr, tmp.path(), "bob", 1, bob_config).await;
+    alice.client.retry_now().unwrap();
+    bob.wait_for(
+        20,
+        "the waiting message",
+        |e| matches!(e, Event::MessageReceived { text, .. } if text == "only Retry now brings this"),
+    )
+    .await;
+    alice
+        .wait_for(
+            20,
+            "the ack",
+            |e| matches!(e, Event::MessageAcked { message_id, .. } if *message_id == id),
+        )
+        .await;
+
+    alice.client.shutdown().await;
+    bob.client.shutdown().await;
+}

@@ -271,6 +271,22 @@ fn screenshots() {
     snap(&gui, MAIN, "chat-search.png");
     gui.key("Escape");
 
+    // ---- words longer than a line wrap under the text too (issue #15) ----------------------------
+    let acks = bob.count(|v| is_event(v, "message_acked", &[("friend", "alice")]));
+    bob.send(
+        "/msg alice The full log: https://ci.example.org/peerchat/builds/2026-12-01/pipeline-4711/jobs/gui-e2e/artifacts/logs/full-output-with-every-line.txt",
+    );
+    gui.wait_until("ack of the long link", |_| {
+        bob.count(|v| is_event(v, "message_acked", &[("friend", "alice")])) > acks
+    });
+    gui.type_into(MAIN, "chat_input", &format!("So{}o good!", "o".repeat(150)));
+    gui.key("Return");
+    bob.wait_for("the long word", |v| {
+        is_event(v, "message_received", &[("friend", "alice")])
+            && v["text"].as_str().is_some_and(|t| t.len() > 150)
+    });
+    snap(&gui, MAIN, "chat-long-word.png");
+
     // ---- the smallest window: nothing cut, nothing over the friend list ---------------------------
     let main_id = gui.window(MAIN);
     x.xdotool(&["windowsize", &main_id, "760", "500"]);
@@ -354,9 +370,10 @@ fn screenshots() {
     drop(gui);
     {
         let big = Xvfb::start_sized("3840x2160x24");
+        // 4K at 1× (asked for), then as the app starts by itself on a 4K screen: at 2×.
         for (scale, name) in [
-            (None, "layout-3840x2160.png"),
-            (Some("2"), "layout-2x-scale.png"),
+            (Some("1"), "layout-3840x2160.png"),
+            (None, "layout-2x-scale.png"),
         ] {
             let args: Vec<&str> = scale.map(|s| vec!["--scale", s]).unwrap_or_default();
             let g = Gui::start(&big, &addr, &p("alice"), work, None, &args);
@@ -365,7 +382,7 @@ fn screenshots() {
             big.xdotool(&["windowmove", &id, "0", "0"]);
             // 4K at 1x; at 2x the same screen is 1920x1080 logical pixels.
             big.xdotool(&["windowsize", &id, "3840", "2160"]);
-            let (lw, lh) = if scale.is_some() {
+            let (lw, lh) = if scale.is_none() {
                 (1920, 1080)
             } else {
                 (3840, 2160)

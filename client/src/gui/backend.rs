@@ -241,7 +241,7 @@ async fn perform(client: Client, server: String, action: Action, ui: app::Sender
                 .change_password(&old, &new)
                 .await
                 .map(|()| None)
-                .map_err(|e| other(&e));
+                .map_err(|e| super::wording::change_password_failed(&e, &server));
             ui.send(Msg::PasswordChanged(r));
         }
         Action::UpdateSettings {

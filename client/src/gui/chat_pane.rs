@@ -527,8 +527,9 @@ impl ChatPane {
         }
     }
 
-    /// Wraps the chat itself with a hanging indent (`format::hang_indent`); the display's
-    /// own wrapping then only breaks words longer than a line.
+    /// Wraps the chat itself with a hanging indent (`format::hang_indent`, words longer than
+    /// a line included); the display's own wrapping stays on only as a safety net for a
+    /// measuring error of a pixel or two.
     fn hang(&self, r: RenderedChat, width: i32) -> RenderedChat {
         if width < 100 {
             return r;

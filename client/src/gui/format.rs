@@ -356,8 +356,9 @@ pub fn render_chat(lines: &[Line], me: &str, friend: &str, clock: Clock) -> Rend
 /// Wraps a rendered chat to `width` pixels with a hanging indent: a message's continuation
 /// lines (wrapped, or its own line breaks) start under its text, not under the time and
 /// name, so the time column stays clear (issue #15). `measure(text, style)` is the width of
-/// `text` in pixels in the font of `style`. Breaks go at spaces; a word wider than the line
-/// stays whole (the display then breaks it itself). Links and line numbers follow the text.
+/// `text` in pixels in the font of `style`. Breaks go at spaces; a word wider than a whole
+/// line is cut where the line ends and continues under the text too. Links and line numbers
+/// follow the text.
 pub fn hang_indent(
     r: &RenderedChat,
     width: f64,
@@ -393,6 +394,7 @@ pub fn hang_indent(
             out.push(&pad, style::TEXT);
         }
         let mut x = this_indent as f64 * space;
+        let indent_x = indent_cols as f64 * space;
         let mut i = 0;
         while i < body.len() {
             // The next word with the spaces before it.
@@ -404,29 +406,46 @@ pub fn hang_indent(
             let word = &body[i..word_end];
             let w = measure_run(word, &styles[i..word_end], measure);
             let leading = word.len() - word.trim_start_matches(' ').len();
-            if x + w > width && x > (indent_cols as f64 * space) + 0.5 && i > 0 {
-                // Break before the word; its leading spaces go.
-                out.line_of.push(model_line);
-                out.push("\n", style::TEXT);
-                out.push(&" ".repeat(indent_cols), style::TEXT);
-                x = indent_cols as f64 * space;
-                for _ in 0..leading {
-                    map.push(out.text.len());
-                }
-                let rest = &word[leading..];
-                for b in 0..rest.len() {
-                    map.push(out.text.len() + b);
-                }
-                out.text.push_str(rest);
-                out.styles.push_str(&styles[i + leading..word_end]);
-                x += measure_run(rest, &styles[i + leading..word_end], measure);
-            } else {
-                for b in 0..word.len() {
-                    map.push(out.text.len() + b);
-                }
-                out.text.push_str(word);
-                out.styles.push_str(&styles[i..word_end]);
+            let rest_w = measure_run(&word[leading..], &styles[i + leading..word_end], measure);
+            if x + w <= width {
+                // It fits where we are.
+                push_mapped(&mut out, &mut map, word, &styles[i..word_end]);
                 x += w;
+            } else if indent_x + rest_w <= width {
+                // It fits on a fresh line: break before it (unless the line holds nothing
+                // but the indent yet); its leading spaces go.
+                if x > indent_x + 0.5 && i > 0 {
+                    new_line(&mut out, model_line, indent_cols);
+                    x = indent_x;
+                    for _ in 0..leading {
+                        map.push(out.text.len());
+                    }
+                    let rest = &word[leading..];
+                    push_mapped(&mut out, &mut map, rest, &styles[i + leading..word_end]);
+                    x += rest_w;
+                } else {
+                    push_mapped(&mut out, &mut map, word, &styles[i..word_end]);
+                    x += w;
+                }
+            } else {
+                // Wider than any line (a long link, 200 letters without a space): it is
+                // cut where the line ends and goes on under the text, not at the left
+                // edge where the display would break it (issue #15).
+                for (j, c) in word.char_indices() {
+                    let (a, b) = (i + j, i + j + c.len_utf8());
+                    let cw = measure_run(&body[a..b], &styles[a..b], measure);
+                    if x + cw > width && x > indent_x + 0.5 {
+                        new_line(&mut out, model_line, indent_cols);
+                        x = indent_x;
+                        if c == ' ' {
+                            // A space at the break goes, as between words.
+                            map.push(out.text.len());
+                            continue;
+                        }
+                    }
+                    push_mapped(&mut out, &mut map, &body[a..b], &styles[a..b]);
+                    x += cw;
+                }
             }
             i = word_end;
         }
@@ -438,20 +457,46 @@ pub fn hang_indent(
         start += line.len();
     }
     map.push(out.text.len());
-    out.links = r
-        .links
-        .iter()
-        .map(|(span, t)| {
-            let s = map.get(span.start).copied().unwrap_or(out.text.len());
-            let e = span
-                .end
-                .checked_sub(1)
-                .and_then(|l| map.get(l))
-                .map_or(s, |l| l + 1);
-            (s..e, t.clone())
-        })
-        .collect();
+    // A link cut over lines becomes one span a line, so the indent between the pieces
+    // does not open it.
+    let mut links = Vec::with_capacity(r.links.len());
+    for (span, t) in &r.links {
+        let mut piece: Option<std::ops::Range<usize>> = None;
+        for old in span.clone() {
+            let Some(&new) = map.get(old) else { break };
+            piece = match piece {
+                Some(p) if new == p.end => Some(p.start..new + 1),
+                Some(p) if new < p.end => Some(p),
+                Some(p) => {
+                    links.push((p, t.clone()));
+                    Some(new..new + 1)
+                }
+                None => Some(new..new + 1),
+            };
+        }
+        if let Some(p) = piece {
+            links.push((p, t.clone()));
+        }
+    }
+    out.links = links;
     out
+}
+
+/// Appends `text` (drawn in `styles`) to `out`, recording where each byte went.
+fn push_mapped(out: &mut RenderedChat, map: &mut Vec<usize>, text: &str, styles: &str) {
+    for b in 0..text.len() {
+        map.push(out.text.len() + b);
+    }
+    out.text.push_str(text);
+    out.styles.push_str(styles);
+}
+
+/// Ends the line of `out` (it still belongs to model line `model_line`) and indents the next
+/// by `indent_cols` spaces.
+fn new_line(out: &mut RenderedChat, model_line: usize, indent_cols: usize) {
+    out.line_of.push(model_line);
+    out.push("\n", style::TEXT);
+    out.push(&" ".repeat(indent_cols), style::TEXT);
 }
 
 /// The width of `text` drawn with one style letter per byte.
@@ -721,13 +766,11 @@ mod tests {
         // "13:46  bob: " is 12 characters: continuation lines start in column 12.
         assert!(text[1].starts_with("13:46  bob: one two three"), "{text:?}");
         let indent = " ".repeat(12);
-        for cont in &text[2..5] {
+        // The link is wider than a line after the indent: it is cut where the line ends.
+        for cont in &text[2..4] {
             assert!(cont.starts_with(&indent), "{cont:?} in {text:?}");
             assert!(!cont[12..].starts_with(' '), "{cont:?}");
-            assert!(
-                cont.chars().count() <= 30 || !cont[12..].contains(' '),
-                "{cont:?}"
-            );
+            assert!(cont.chars().count() <= 30, "{cont:?}");
         }
         // The message's own line break is indented the same way (under "me: ").
         let second = text
@@ -748,8 +791,8 @@ mod tests {
             target_at(&w, at + 3),
             Some(&Target::Url("https://example.org/x".into()))
         );
-        let (span, _) = &w.links[0];
-        assert_eq!(&w.text[span.clone()], "https://example.org/x");
+        let pieces: String = w.links.iter().map(|(s, _)| &w.text[s.clone()]).collect();
+        assert_eq!(pieces, "https://example.org/x");
         // Wide enough: only the message's own second line moves (under its text).
         let wide = hang_indent(&r, 1000.0, &measure);
         assert_eq!(
@@ -758,5 +801,78 @@ mod tests {
                 .replace("\nsecond", &format!("\n{}second", " ".repeat(11)))
         );
         assert_eq!((wide.line_of, wide.links), (r.line_of, r.links));
+    }
+
+    #[test]
+    fn a_word_longer_than_the_line_wraps_under_the_text_too() {
+        let clock = Clock {
+            now_ms: 1_000_000_000,
+            offset_s: 0,
+        };
+        let long = "x".repeat(200);
+        let url = format!("https://example.org/{}", "a".repeat(60));
+        let lines = vec![
+            Line::Message {
+                id: "1".into(),
+                outgoing: false,
+                text: long.clone(),
+                at_ms: 1_000_000_000,
+                acked: false,
+            },
+            Line::Message {
+                id: "2".into(),
+                outgoing: false,
+                text: format!("see {url} now"),
+                at_ms: 1_000_000_000,
+                acked: false,
+            },
+        ];
+        let r = render_chat(&lines, "me", "bob", clock);
+        let measure = |t: &str, _: char| t.chars().count() as f64;
+        let w = hang_indent(&r, 40.0, &measure);
+        let text: Vec<&str> = w.text.lines().collect();
+        // "13:46  bob: " is 12 columns; each line holds 40.
+        let indent = " ".repeat(12);
+        let mine: Vec<&str> = text.iter().copied().filter(|l| l.contains("xxx")).collect();
+        assert!(mine[0].starts_with("13:46  bob: x"), "{text:?}");
+        for l in &mine {
+            assert!(l.chars().count() <= 40, "{l:?} is longer than the line");
+        }
+        for l in &mine[1..] {
+            assert!(l.starts_with(&indent), "{l:?} not under the text");
+            assert!(!l[12..].starts_with(' '), "{l:?}");
+        }
+        // Nothing is lost: all 200 letters, each line as full as it can be.
+        assert_eq!(
+            mine.iter().map(|l| l.matches('x').count()).sum::<usize>(),
+            200
+        );
+        assert_eq!(mine[0].matches('x').count(), 28);
+        assert_eq!(mine.len(), 8, "{mine:?}");
+        assert_eq!(w.line_of.len(), w.text.matches('\n').count());
+        assert_eq!(w.styles.len(), w.text.len());
+        let last_x = w.text.rfind("xxx").unwrap_or(0);
+        assert_eq!(
+            line_at(&w, last_x),
+            Some(0),
+            "the cut word is still message 0"
+        );
+        // The link is cut over lines: every piece opens it, the indent between does not.
+        let pieces: Vec<_> = w
+            .links
+            .iter()
+            .filter(|(_, t)| *t == Target::Url(url.clone()))
+            .collect();
+        assert!(pieces.len() >= 2, "{:?}", w.links);
+        let joined: String = pieces.iter().map(|(s, _)| &w.text[s.clone()]).collect();
+        assert_eq!(joined, url);
+        let second = pieces[1].0.start;
+        assert_eq!(target_at(&w, second), Some(&Target::Url(url.clone())));
+        assert_eq!(target_at(&w, second - 1), None, "the indent is not a link");
+        for (span, _) in &pieces {
+            assert!(!w.text[span.clone()].contains('\n'));
+        }
+        // "now" after the link is still there, under the text.
+        assert!(text.contains(&format!("{indent}now").as_str()), "{text:?}");
     }
 }

@@ -55,6 +55,40 @@ pub fn transfer_columns(row_w: i32) -> TransferColumns {
     }
 }
 
+/// Screens at least this many physical pixels wide get 2× when nobody chose a scale.
+pub const HIDPI_MIN_WIDTH: i32 = 3000;
+/// Screens with at least this many dots per inch get 2× when nobody chose a scale
+/// (96 dpi is 1×; 192 is the usual 2× laptop panel, and some report a little less).
+pub const HIDPI_MIN_DPI: f32 = 180.0;
+
+/// What one screen looks like at start-up, as FLTK reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScreenInfo {
+    /// The scale FLTK already uses there: 1 unless the desktop asked for another
+    /// (`Xft.dpi`, GNOME's scaling), which then wins over our guess.
+    pub current: f32,
+    /// Width in physical pixels.
+    pub width_px: i32,
+    /// Horizontal dots per inch (0 when the X server does not know).
+    pub dpi: f32,
+}
+
+/// The scale to set on a screen at start-up, or None to leave FLTK's (issue #15: a 4K
+/// screen at 1× makes the app tiny). The user's `--scale` wins; `FLTK_SCALING_FACTOR`
+/// (FLTK reads it itself) and a scale the desktop already set come next; otherwise a
+/// screen at least [`HIDPI_MIN_WIDTH`] wide or [`HIDPI_MIN_DPI`] dense gets 2×. A dpi
+/// above 600 is an X server reporting a bogus physical size, not a screen, and is ignored.
+pub fn start_scale(given: Option<f32>, env_scale_set: bool, screen: ScreenInfo) -> Option<f32> {
+    if given.is_some() {
+        return given;
+    }
+    if env_scale_set || (screen.current - 1.0).abs() > 0.01 {
+        return None;
+    }
+    let dense = screen.dpi >= HIDPI_MIN_DPI && screen.dpi <= 600.0;
+    (screen.width_px >= HIDPI_MIN_WIDTH || dense).then_some(2.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +117,33 @@ mod tests {
         assert!(transfer_columns(475).compact);
         assert!(!transfer_columns(1000).compact);
         assert_eq!(transfer_columns(3000).bar, 150);
+    }
+
+    #[test]
+    fn a_4k_or_dense_screen_starts_at_2x_unless_someone_chose() {
+        let screen = |width_px, dpi| ScreenInfo {
+            current: 1.0,
+            width_px,
+            dpi,
+        };
+        // Nobody chose: the screen decides.
+        assert_eq!(start_scale(None, false, screen(3840, 96.0)), Some(2.0));
+        assert_eq!(start_scale(None, false, screen(3000, 0.0)), Some(2.0));
+        assert_eq!(start_scale(None, false, screen(2880, 192.0)), Some(2.0));
+        assert_eq!(start_scale(None, false, screen(1920, 96.0)), None);
+        assert_eq!(start_scale(None, false, screen(2560, 109.0)), None);
+        assert_eq!(start_scale(None, false, screen(1366, 0.0)), None);
+        // A bogus physical size (a dpi no screen has) is not a reason.
+        assert_eq!(start_scale(None, false, screen(1280, 4000.0)), None);
+        // --scale wins, also below 2 on a 4K screen.
+        assert_eq!(start_scale(Some(1.0), false, screen(3840, 96.0)), Some(1.0));
+        assert_eq!(start_scale(Some(1.5), true, screen(1280, 96.0)), Some(1.5));
+        // FLTK_SCALING_FACTOR, or a scale the desktop set (Xft.dpi), is left alone.
+        assert_eq!(start_scale(None, true, screen(3840, 96.0)), None);
+        let desktop = ScreenInfo {
+            current: 1.25,
+            ..screen(3840, 120.0)
+        };
+        assert_eq!(start_scale(None, false, desktop), None);
     }
 }

@@ -17,7 +17,9 @@ pub struct Options {
     /// default, `<data dir>/peerchat/default`.
     #[arg(long, env = "PEERCHAT_PROFILE")]
     pub profile: Option<PathBuf>,
-    /// Scale the whole interface by this factor (for HiDPI screens), e.g. 1.5 or 2.
+    /// Scale the whole interface by this factor (for HiDPI screens), e.g. 1.5 or 2. Default:
+    /// `FLTK_SCALING_FACTOR` or the desktop's scale if set, else 2 on a screen at least 3000
+    /// pixels wide or 180 dpi, else 1.
     #[arg(long, value_parser = parse_scale)]
     pub scale: Option<f32>,
 }

@@ -72,6 +72,7 @@ impl PasswordWindow {
         name(&mut named, "password_new", &new);
         name(&mut named, "password_confirm", &confirm);
         name(&mut named, "password_save", &save);
+        name(&mut named, "password_message", &message);
         Self {
             win,
             old,

@@ -5,7 +5,8 @@
 //!   native file chooser (a GTK or KDE dialog that cannot be scripted reliably).
 //! - `PEERCHAT_GUI_TEST_LAYOUT=path`: the app writes where its widgets are (window-relative
 //!   logical coordinates), so a test clicks the real widgets without hard-coding a layout.
-//!   Lines: `window-title <TAB> widget <TAB> x <TAB> y <TAB> w <TAB> h <TAB> visible`.
+//!   Lines: `window-title <TAB> widget <TAB> x <TAB> y <TAB> w <TAB> h <TAB> visible <TAB>
+//!   label` (the label on one line: what a message or status line says).
 //!   Beside it, `<layout>.chat.txt` holds the text of the chat shown (times, `<File>` lines),
 //!   so a test reads what the user reads.
 //! - `PEERCHAT_GUI_TEST_OPEN_LOG=path`: "Open folder" appends the folder to this file instead
@@ -96,8 +97,14 @@ impl TestHooks {
             ));
             for (name, w) in named.iter() {
                 let visible = u8::from(w.visible_r());
+                // The label on one line: a test reads what a message says.
+                let label: String = w
+                    .label()
+                    .chars()
+                    .map(|c| if c == '\t' || c == '\n' { ' ' } else { c })
+                    .collect();
                 out.push_str(&format!(
-                    "{title}\t{name}\t{}\t{}\t{}\t{}\t{visible}\n",
+                    "{title}\t{name}\t{}\t{}\t{}\t{}\t{visible}\t{label}\n",
                     w.x(),
                     w.y(),
                     w.w(),

@@ -88,15 +88,28 @@ pub const ROW: i32 = 30;
 /// Gap between widgets.
 pub const GAP: i32 = 8;
 
-/// Sets the scheme, colours, font size and screen scale for the whole app.
+/// Sets the scheme, colours, font size and screen scale for the whole app (the scale: the
+/// user's, else one picked from each screen, `layout::start_scale`).
 pub fn apply(scale: Option<f32>) {
     app::set_scheme(app::Scheme::Gtk);
     set_theme(super::settings::Theme::Light);
     app::set_selection_color(45, 105, 220);
     app::set_font_size(TEXT_SIZE);
     app::set_visible_focus(true);
-    if let Some(f) = scale {
-        for n in 0..app::screen_count() {
+    // FLTK reads FLTK_SCALING_FACTOR itself; an empty value means unset.
+    let env_scale_set = std::env::var_os("FLTK_SCALING_FACTOR").is_some_and(|v| !v.is_empty());
+    for n in 0..app::screen_count() {
+        let current = app::screen_scale(n);
+        // Screen sizes come in FLTK units, that is physical pixels divided by the scale.
+        let (_, _, w, _) = app::screen_xywh(n);
+        let (dpi, _) = app::screen_dpi(n);
+        let screen = super::layout::ScreenInfo {
+            current,
+            width_px: (w as f32 * current).round() as i32,
+            dpi,
+        };
+        if let Some(f) = super::layout::start_scale(scale, env_scale_set, screen) {
+            tracing::debug!(screen = n, ?screen, scale = f, "screen scale");
             app::set_screen_scale(n, f);
         }
     }

@@ -168,6 +168,19 @@ pub fn check_new_password(userid: &str, password: &str, confirm: &str) -> Option
     }
 }
 
+/// Words for a failed password change: a wrong *current* password is said as such (the
+/// login wording, "wrong userid or password", would send the user to check a userid the form
+/// does not have); anything else as [`explain`] says it.
+pub fn change_password_failed(err: &ClientError, server: &str) -> Problem {
+    match err {
+        ClientError::Server(e) if e.code == ErrorCode::BadCredentials => problem(
+            "Your current password is wrong.",
+            "Type the password you log in with now. Nothing was changed.",
+        ),
+        _ => explain(err, Doing::Other, server),
+    }
+}
+
 /// Checks an e-mail address loosely (the server has the full rules); `None` if fine.
 pub fn check_email(email: &str) -> Option<Problem> {
     let parts: Vec<&str> = email.split('@').collect();
@@ -415,5 +428,13 @@ mod tests {
             register_problems("alice", "a@example.org", "long enough pw", "long enough pw")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_wrong_current_password_is_named_as_such() {
+        let p = change_password_failed(&server_err(ErrorCode::BadCredentials, None), "h:1");
+        assert_eq!(p.headline, "Your current password is wrong.");
+        let p = change_password_failed(&server_err(ErrorCode::WeakPassword, None), "h:1");
+        assert_eq!(p.headline, "That password is too weak.");
     }
 }

@@ -392,6 +392,23 @@ impl<'x> Gui<'x> {
         file_to_send: Option<&Path>,
         extra_args: &[&str],
     ) -> Gui<'x> {
+        Self::start_with(x, server, profile, work, extra_args, |cmd| {
+            if let Some(f) = file_to_send {
+                cmd.env("PEERCHAT_GUI_TEST_FILE", f);
+            }
+        })
+    }
+
+    /// [`Gui::start`] with a last word on the command (`tweak`): another environment, a
+    /// hook taken away.
+    pub fn start_with(
+        x: &'x Xvfb,
+        server: &str,
+        profile: &Path,
+        work: &Path,
+        extra_args: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Gui<'x> {
         let layout = work.join(format!(
             "layout-{}.txt",
             profile.file_name().unwrap().to_string_lossy()
@@ -414,10 +431,8 @@ impl<'x> Gui<'x> {
             .env_remove("PEERCHAT_SERVER")
             .env_remove("PEERCHAT_PROFILE")
             .stdout(Stdio::null());
-        if let Some(f) = file_to_send {
-            cmd.env("PEERCHAT_GUI_TEST_FILE", f);
-        }
         cmd.args(extra_args);
+        tweak(&mut cmd);
         let child = cmd.spawn().expect("start peerchat");
         Gui {
             x,
@@ -436,8 +451,17 @@ impl<'x> Gui<'x> {
             .unwrap_or_default()
             .lines()
             .map(|l| l.split('\t').map(str::to_owned).collect::<Vec<_>>())
-            .filter(|f| f.len() == 7)
+            .filter(|f| f.len() >= 7)
             .collect()
+    }
+
+    /// The label of `widget` in the window whose title ends with `window` (what a message
+    /// line or the status bar says), if it is listed.
+    pub fn label(&self, window: &str, widget: &str) -> Option<String> {
+        self.layout_lines()
+            .into_iter()
+            .find(|f| f[0].ends_with(window) && f[1] == widget)
+            .map(|f| f.get(7).cloned().unwrap_or_default())
     }
 
     /// The geometry of `widget` in the window whose title ends with `window`.
@@ -597,5 +621,75 @@ impl Xvfb {
             "import failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// A private D-Bus session bus (`dbus-daemon --session`), stopped when dropped, so a test's
+/// notifications reach its own daemon and nobody else's.
+pub struct SessionBus {
+    /// `DBUS_SESSION_BUS_ADDRESS` for the processes on it.
+    pub address: String,
+    _proc: Proc,
+}
+
+impl SessionBus {
+    pub fn start() -> SessionBus {
+        let mut child = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--nopidfile", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dbus-daemon");
+        let stdout = child.stdout.take().unwrap();
+        let proc = Proc(child);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let address = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("dbus-daemon prints its address")
+            .trim()
+            .to_owned();
+        assert!(!address.is_empty(), "dbus-daemon did not start");
+        SessionBus {
+            address,
+            _proc: proc,
+        }
+    }
+
+    /// Starts the dunst notification daemon on this bus and X server (with an empty config
+    /// of its own, not the user's), once it owns the notification service.
+    pub fn start_dunst(&self, x: &Xvfb, work: &Path) -> Proc {
+        let config = work.join("dunstrc");
+        std::fs::write(&config, "[global]\n    idle_threshold = 0\n").unwrap();
+        let child = Command::new("dunst")
+            .arg("-config")
+            .arg(&config)
+            .env("DISPLAY", &x.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dunst");
+        let proc = Proc(child);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let up = Command::new("dunstctl")
+                .arg("is-paused")
+                .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if up {
+                return proc;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dunst does not answer on the bus"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }

@@ -646,3 +646,58 @@ impl Pair {
         }
     }
 }
+
+/// "Retry now", the friends half (issue #15; the server half is
+/// `client/tests/e2e_login_retry.rs`): after a failed dial, a friend's redial back-off is an
+/// hour, so time alone does not bring a queued message through within the test; only
+/// `RetryNow` does, at once, on a dial of its own. (The harness's own tests live in
+/// `tests/mod.rs`; this one is here to keep clear of the files other work is changing.)
+#[test]
+fn retry_now_dials_a_friend_inside_a_long_back_off() {
+    let mut p = Pair::new();
+    let hour = Duration::from_secs(3600);
+    let mut config = p.a.m.config().clone();
+    config.redial_min = hour;
+    config.redial_max = hour;
+    p.a.m = ClientMachine::new(config);
+    let fb = p.b.fingerprint.clone();
+    p.server(
+        Side::A,
+        ServerInput::LoggedIn {
+            friends: vec![FriendEntry {
+                userid: "bob".into(),
+                fingerprint: fb,
+                online: true,
+            }],
+        },
+    );
+    p.drive();
+    assert!(p.a.dials.is_empty(), "nothing pending, nothing dialled");
+
+    // bob cannot be reached: the first dial fails and the next may start in an hour.
+    p.reachable = false;
+    let id = p.say(Side::A, 1, "only Retry now brings this");
+    p.drive();
+    assert_eq!(p.a.dials.len(), 1, "the message starts one dial");
+    let failed_at = p.now;
+    assert!(
+        p.a.m.poll_timeout().is_some_and(|t| t >= failed_at + hour),
+        "the redial waits out the hour"
+    );
+
+    // bob is reachable again, but nothing tells alice (no FriendOnline): 59 minutes pass
+    // with nothing dialled and nothing delivered.
+    p.reachable = true;
+    p.advance(Duration::from_secs(59 * 60));
+    assert_eq!(p.a.dials.len(), 1, "no dial inside the back-off");
+    assert!(p.b.history.incoming.is_empty());
+
+    // The user presses Retry now: one dial at once, and the message is delivered.
+    p.command(Side::A, Command::RetryNow);
+    p.drive();
+    assert_eq!(p.a.dials.len(), 2, "Retry now dials bob");
+    assert_eq!(p.a.dials[1], (p.now, "bob".to_owned()));
+    assert!(p.now < failed_at + hour, "inside the back-off");
+    assert_eq!(super::texts(&p), ["only Retry now brings this"]);
+    assert!(p.a.history.delivered.contains(&id), "and acknowledged");
+}
