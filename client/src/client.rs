@@ -26,6 +26,9 @@ use crate::peer::session::SessionContext;
 use crate::peer::traversal::TraversalConfig;
 use crate::profile::Profile;
 use crate::server_session::{self, ServerHandle, ServerSettings, ServerTarget};
+/// Moved to [`crate::transfer`] (the client machine needs it, and must not depend on this
+/// module); kept here under its old path.
+pub use crate::transfer::AutoAccept;
 
 /// Peer events a slow core may have queued before the connections wait.
 const PEER_EVENT_QUEUE: usize = 64;
@@ -59,28 +62,6 @@ pub struct ClientConfig {
     /// The §3.6 idle timers of peer links; tests shorten them (SPEC.md's by default).
     #[doc(hidden)]
     pub peer_idle: crate::peer::idle::IdleTimers,
-}
-
-/// Which offered files a client accepts without asking the user (SPEC.md §8.3 rule 3).
-/// Offers it does not accept wait for [`Client::accept_file`] or [`Client::decline_file`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AutoAccept {
-    /// Every offer waits for the user's decision (the default, and the desktop app's).
-    #[default]
-    Never,
-    /// Offers of at most this many bytes are accepted at once (the CLI's
-    /// `--auto-accept-max`, default [`CLI_AUTO_ACCEPT_MAX`]).
-    UpTo(u64),
-}
-
-impl AutoAccept {
-    /// True if an offer of `size` bytes is accepted without asking.
-    pub fn allows(self, size: u64) -> bool {
-        match self {
-            AutoAccept::Never => false,
-            AutoAccept::UpTo(max) => size <= max,
-        }
-    }
 }
 
 /// The CLI's default for automatic accepting: files up to 100 MiB; larger ones wait for
@@ -159,12 +140,11 @@ impl Client {
         let me = Arc::new(RwLock::new(account.clone()));
 
         // Port reuse lets the server connection and punches leave from this port (SPEC.md §7.5).
-        let listener = crate::peer::net::bind_listener(config.peer_listen).map_err(|e| {
-            ClientError::Listen {
+        let listener =
+            crate::net::bind_listener(config.peer_listen).map_err(|e| ClientError::Listen {
                 addr: config.peer_listen.to_string(),
                 source: e,
-            }
-        })?;
+            })?;
         let peer_addr = listener.local_addr().map_err(|e| ClientError::Listen {
             addr: config.peer_listen.to_string(),
             source: e,

@@ -20,7 +20,6 @@ use tokio_util::sync::CancellationToken;
 use crate::chat::inbox::Inbox;
 use crate::chat::outbox::Outbox;
 use crate::chat::typing::TypingTracker;
-use crate::client::AutoAccept;
 use crate::error::ClientError;
 use crate::events::{Event, FriendView, KeyDecision, RequestView};
 use crate::friends::{key, FriendBook};
@@ -49,6 +48,7 @@ use crate::transfer::receiver::{
     is_silent, refuse_offer, ChunkOutcome, FileReceiver, ReceiverState,
 };
 use crate::transfer::sender::{AcceptStep, FileSender, OfferStep};
+use crate::transfer::AutoAccept;
 use crate::transfer::Direction;
 
 /// The friend list and pending requests, as the UI shows them.

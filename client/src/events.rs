@@ -11,8 +11,42 @@ pub use peerchat_proto::wire::{CloseReason, ErrorCode, FileCancelReason};
 use serde::{Serialize, Serializer};
 
 use crate::ids::{MessageId, TransferId};
-pub use crate::peer::traversal::LinkPath;
 use crate::transfer::{reason_name, Direction};
+
+/// How a link with a friend was made (SPEC.md §7.6 "Path"). Local information only.
+///
+/// Defined here, not in `peer::traversal` which decides it, so that the events (which the
+/// friend book and the peer layer both use) depend on no layer above them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkPath {
+    /// A direct dial, or an inbound connection not caused by a request of ours.
+    Direct,
+    /// Formed while a connection reversal was pending.
+    Reversed,
+    /// Formed during a coordinated simultaneous open (hole punch).
+    Punched,
+    /// Through the server's relay (SPEC.md §7.7).
+    Relayed,
+}
+
+impl LinkPath {
+    /// The word shown to users: "direct", "reversed", "punched" or "relayed".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPath::Direct => "direct",
+            LinkPath::Reversed => "reversed",
+            LinkPath::Punched => "punched",
+            LinkPath::Relayed => "relayed",
+        }
+    }
+}
+
+impl std::fmt::Display for LinkPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A friend as shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -26,6 +26,7 @@ pub mod friends;
 pub mod history;
 pub mod ids;
 pub mod machine;
+pub mod net;
 pub mod notices;
 pub mod peer;
 pub mod pinning;

@@ -251,7 +251,7 @@ pub async fn dial_server(
             |k: &peerchat_proto::IdentityKey| pins.clone().check(&pin_key, k.fingerprint()).is_ok();
         let attempt = async {
             let (stream, from_listener) =
-                crate::peer::net::connect_from(from, addr, HANDSHAKE_TIMEOUT).await?;
+                crate::net::connect_from(from, addr, HANDSHAKE_TIMEOUT).await?;
             let chan = Channel::handshake_verified(
                 stream,
                 bytes::BytesMut::new(),
@@ -291,9 +291,9 @@ fn announcement(
     let Some(listen) = listen else {
         return Announcement::default();
     };
-    let source = crate::peer::net::route_source(server);
+    let source = crate::net::route_source(server);
     Announcement {
-        host_candidates: crate::peer::net::host_candidates(listen, source, server.ip()),
+        host_candidates: crate::net::host_candidates(listen, source, server.ip()),
         observed_is_listener: from_listener,
     }
 }

@@ -477,7 +477,7 @@ impl History {
     /// Database errors.
     pub async fn record_machine_transfer(
         &self,
-        t: &crate::machine::TransferRecord,
+        t: &crate::transfer::TransferRecord,
     ) -> Result<(), HistoryError> {
         record_transfer(&self.db, t).await
     }
@@ -605,7 +605,7 @@ mod tests {
 
     #[tokio::test]
     async fn machine_transfer_states_are_typed_columns() -> Result<(), HistoryError> {
-        use crate::machine::TransferRecord as Rec;
+        use crate::transfer::TransferRecord as Rec;
         use peerchat_proto::wire::FileCancelReason;
         let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
             path: String::new(),

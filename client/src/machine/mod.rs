@@ -35,11 +35,11 @@ use peerchat_proto::limits::{MAX_FILE_CHUNK, OFFER_DATA_TIMEOUT, PEER_RETRY_MAX,
 use peerchat_proto::message::{ChatFrame, PeerFrame};
 use peerchat_proto::wire::{CloseReason, FileCancelReason};
 
-use crate::client::AutoAccept;
 use crate::events::Event;
 use crate::ids::{MessageId, TransferId};
 use crate::peer::idle::IdleTimers;
-use crate::transfer::Direction;
+use crate::transfer::AutoAccept;
+pub use crate::transfer::TransferRecord;
 
 pub use crate::peer::ConnId as LinkId;
 pub use directory::{FriendEntry, OfflineReason, ServerInput};
@@ -315,32 +315,6 @@ pub enum PersistOp {
     },
     /// A transfer changed state (the SPEC §8.3 name and the end reason are typed columns).
     Transfer(TransferRecord),
-}
-
-/// One transfer's durable state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferRecord {
-    /// The friend.
-    pub friend: String,
-    /// The transfer.
-    pub id: TransferId,
-    /// Which way.
-    pub direction: Direction,
-    /// The name as offered (raw, audit D5).
-    pub offered_name: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// SHA-256.
-    pub sha256: [u8; 32],
-    /// The SPEC §8.3 state name.
-    pub state: &'static str,
-    /// Why it ended, for CANCELLED, DECLINED and FAILED (audit D4, D20).
-    pub end_reason: Option<FileCancelReason>,
-    /// Bytes held (incoming) or acknowledged offset (outgoing).
-    pub bytes: u64,
-    /// A sender's FileCancel still waits for a link (S35 → S32, audit D6): restored with
-    /// [`ClientMachine::restore_outgoing`] after a restart.
-    pub cancel_unsent: bool,
 }
 
 /// The result of a [`PersistOp`], fed back with [`ClientMachine::handle_persisted`].

@@ -6,7 +6,6 @@ pub mod budget;
 pub mod hello;
 pub mod idle;
 pub mod listener;
-pub mod net;
 pub mod redial;
 pub mod registry;
 pub mod relay;

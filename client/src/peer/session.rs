@@ -28,11 +28,11 @@ use tokio_util::sync::CancellationToken;
 use super::budget::{frame_cost, PingBucket, RecvBudget, SendBudget, PEER_RECV_BUDGET};
 use super::hello::{check_dialled_key, check_hello, friend_for_key, local_features, HelloError};
 use super::idle::IdleAction;
-use super::net::{connect_from, connect_from_port};
 use super::registry::ConnId;
 use super::traversal::{ConnectFailure, LinkPath, StepId};
 use crate::events::{PeerCloseReason, RefuseReason};
 use crate::friends::FriendBook;
+use crate::net::{connect_from, connect_from_port};
 
 /// File chunks a connection's writer may have queued before the pump waits.
 pub const BULK_QUEUE: usize = 8;

@@ -22,7 +22,6 @@ use peerchat_proto::limits::{
 use peerchat_proto::message::{
     Candidate, CandidateKind, ConnectMode, ConnectPeerOk, PeerConnectRequested,
 };
-use serde::Serialize;
 
 /// How long after a relayed link opens its requester first tries to upgrade it (SPEC.md §7.8
 /// says "soon"; long enough for the peers' own hello and outbox flush to go first).
@@ -32,37 +31,7 @@ pub const RELAY_UPGRADE_FIRST: Duration = Duration::from_secs(2);
 /// answers at once; this only bounds a lost answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
 
-/// How a link with a friend was made (SPEC.md §7.6 "Path"). Local information only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkPath {
-    /// A direct dial, or an inbound connection not caused by a request of ours.
-    Direct,
-    /// Formed while a connection reversal was pending.
-    Reversed,
-    /// Formed during a coordinated simultaneous open (hole punch).
-    Punched,
-    /// Through the server's relay (SPEC.md §7.7).
-    Relayed,
-}
-
-impl LinkPath {
-    /// The word shown to users: "direct", "reversed", "punched" or "relayed".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkPath::Direct => "direct",
-            LinkPath::Reversed => "reversed",
-            LinkPath::Punched => "punched",
-            LinkPath::Relayed => "relayed",
-        }
-    }
-}
-
-impl std::fmt::Display for LinkPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::events::LinkPath;
 
 /// Steps a client may leave out (tests force the relay on loopback this way; a user who does
 /// not want their addresses dialled could too).

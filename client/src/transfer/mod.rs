@@ -11,6 +11,8 @@ pub mod sender;
 use peerchat_proto::wire::FileCancelReason;
 use serde::Serialize;
 
+use crate::ids::TransferId;
+
 /// Which way a transfer goes, seen from this client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,4 +52,53 @@ pub fn reason_name(reason: FileCancelReason) -> &'static str {
         FileCancelReason::TooLarge => "too_large",
         FileCancelReason::NoData => "no_data",
     }
+}
+
+/// Which offered files a client accepts without asking the user (SPEC.md §8.3 rule 3).
+/// Offers it does not accept wait for [`crate::Client::accept_file`] or [`crate::Client::decline_file`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutoAccept {
+    /// Every offer waits for the user's decision (the default, and the desktop app's).
+    #[default]
+    Never,
+    /// Offers of at most this many bytes are accepted at once (the CLI's
+    /// `--auto-accept-max`, default [`crate::CLI_AUTO_ACCEPT_MAX`]).
+    UpTo(u64),
+}
+
+impl AutoAccept {
+    /// True if an offer of `size` bytes is accepted without asking.
+    pub fn allows(self, size: u64) -> bool {
+        match self {
+            AutoAccept::Never => false,
+            AutoAccept::UpTo(max) => size <= max,
+        }
+    }
+}
+
+/// One transfer's durable state, as the client machine persists it and the history stores it
+/// (here, below both, so that neither depends on the other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRecord {
+    /// The friend.
+    pub friend: String,
+    /// The transfer.
+    pub id: TransferId,
+    /// Which way.
+    pub direction: Direction,
+    /// The name as offered (raw, audit D5).
+    pub offered_name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256.
+    pub sha256: [u8; 32],
+    /// The SPEC §8.3 state name.
+    pub state: &'static str,
+    /// Why it ended, for CANCELLED, DECLINED and FAILED (audit D4, D20).
+    pub end_reason: Option<FileCancelReason>,
+    /// Bytes held (incoming) or acknowledged offset (outgoing).
+    pub bytes: u64,
+    /// A sender's FileCancel still waits for a link (S35 → S32, audit D6): restored with
+    /// [`crate::machine::ClientMachine::restore_outgoing`] after a restart.
+    pub cancel_unsent: bool,
 }

@@ -642,7 +642,7 @@ fn update_settings_auto_accepts_waiting_offers() {
         Side::B,
         Command::UpdateSettings {
             download_dir: "/elsewhere".into(),
-            auto_accept: crate::client::AutoAccept::UpTo(100),
+            auto_accept: crate::transfer::AutoAccept::UpTo(100),
         },
     );
     p.drive();

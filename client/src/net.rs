@@ -6,6 +6,9 @@
 //! `SO_REUSEADDR` and `SO_REUSEPORT` on every socket bound to the port, set before `bind`,
 //! which is why these are built with [`tokio::net::TcpSocket`] rather than
 //! `TcpListener::bind` / `TcpStream::connect`.
+//!
+//! A top-level module, not part of `peer`: the server session needs it too, and the peer
+//! layer uses the server session (relays), so living in either would make them a cycle.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
