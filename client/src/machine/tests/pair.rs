@@ -47,6 +47,10 @@ pub struct MemDisk {
     pub stall_reads: bool,
     /// Held ReadChunk jobs.
     pub held_reads: Vec<DiskJob>,
+    /// Verify jobs are held (a slow hash check).
+    pub stall_verify: bool,
+    /// Held Verify jobs.
+    pub held_verify: Vec<DiskJob>,
 }
 
 /// The history database of one node.
@@ -315,7 +319,7 @@ impl Pair {
                 path,
                 name: format!("file{n}.bin"),
                 size: content.len() as u64,
-                sha256: Sha256::digest(content).into(),
+                sha256: Some(Sha256::digest(content).into()),
             },
         );
         id
@@ -486,6 +490,21 @@ impl Pair {
         }
     }
 
+    /// Releases the Verify jobs `side` held.
+    #[allow(dead_code)]
+    pub fn release_verify(&mut self, side: Side) {
+        let held = std::mem::take(&mut self.node(side).disk.held_verify);
+        self.node(side).disk.stall_verify = false;
+        let now = self.now;
+        for job in held {
+            if let Some(ev) = self.disk_job(side, job) {
+                self.node(side).m.handle_disk(ev, now);
+                self.collect(side);
+            }
+        }
+        self.drive();
+    }
+
     /// Releases the ReadChunk jobs `side` held.
     #[allow(dead_code)]
     pub fn release_reads(&mut self, side: Side) {
@@ -515,22 +534,47 @@ impl Pair {
                 }
                 _ => Some(DiskEvent::WriteFailed { id }),
             },
+            job @ DiskJob::Verify { .. } if disk.stall_verify => {
+                disk.held_verify.push(job);
+                None
+            }
             DiskJob::Verify { id, expect } => {
                 let part = disk.parts.get(&id).cloned().unwrap_or_default();
                 let matched = match expect {
                     Expected::Sha256(h) => <[u8; 32]>::from(Sha256::digest(&part)) == h,
                     Expected::Blake3(h) => *blake3::hash(&part).as_bytes() == h,
                 };
-                disk.parts.remove(&id);
-                if matched {
-                    disk.done.insert(id, part);
+                if !matched {
+                    disk.parts.remove(&id);
                 }
-                Some(DiskEvent::Verified {
-                    id,
-                    matched,
-                    path: format!("/downloads/{id}"),
-                })
+                Some(DiskEvent::Verified { id, matched })
             }
+            DiskJob::Rename { id } => match disk.parts.remove(&id) {
+                Some(part) => {
+                    disk.done.insert(id, part);
+                    Some(DiskEvent::Renamed {
+                        id,
+                        path: format!("/downloads/{id}"),
+                    })
+                }
+                None => Some(DiskEvent::WriteFailed { id }),
+            },
+            DiskJob::HashSource { id, path, size } => Some(DiskEvent::SourceHashed {
+                id,
+                sha256: disk
+                    .files
+                    .get(&path)
+                    .filter(|f| f.len() as u64 == size)
+                    .map(|f| Sha256::digest(f).into()),
+            }),
+            DiskJob::Digest { id, path, size } => Some(DiskEvent::Digested {
+                id,
+                blake3: disk
+                    .files
+                    .get(&path)
+                    .filter(|f| f.len() as u64 == size)
+                    .map(|f| *blake3::hash(f).as_bytes()),
+            }),
             DiskJob::DeletePart { id } => {
                 disk.parts.remove(&id);
                 None
