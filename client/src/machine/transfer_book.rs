@@ -839,7 +839,8 @@ impl ClientMachine {
                     offset: size,
                 })
             }
-            RecvState::Suspended { held } if x.row == Row::R53 => {
+            // R41: accepted while apart, it waits for the re-offer like a dropped one.
+            RecvState::Suspended { held } if matches!(x.row, Row::R53 | Row::R41) => {
                 self.emit(Event::TransferSuspended {
                     friend,
                     transfer_id: id,
