@@ -60,7 +60,6 @@ impl Core {
                     }
                     tracing::info!(%friend, %path, %addr, "peer link open");
                 }
-                self.attempt_note = None;
             }
             PeerEvent::Frame { conn, frame } => {
                 if matches!(frame, PeerFrame::FileOffer(_)) {
@@ -89,7 +88,6 @@ impl Core {
                 self.down_note = Some(reason);
                 self.machine
                     .handle_link_event(LinkEvent::Down { link: conn, end }, now);
-                self.down_note = None;
             }
             PeerEvent::InvalidFileFrame { conn, frame, why } => {
                 tracing::debug!(?conn, %why, "invalid file frame");

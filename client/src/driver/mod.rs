@@ -323,6 +323,9 @@ impl Core {
                 () = sleep => self.on_timeout(),
             }
             self.drain().await;
+            // Notes for the events of this input only.
+            self.attempt_note = None;
+            self.down_note = None;
         }
         self.close_all();
         cancel.cancel();
