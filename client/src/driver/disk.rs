@@ -64,7 +64,11 @@ pub(super) enum Done {
     /// Writing a `.part` file failed.
     WriteFailed { id: TransferId, error: String },
     /// A writer has `bytes` on disk.
-    Progress { id: TransferId, bytes: u64, rate: u64 },
+    Progress {
+        id: TransferId,
+        bytes: u64,
+        rate: u64,
+    },
 }
 
 enum WriterMsg {
@@ -107,7 +111,9 @@ impl Reader {
             return None;
         }
         if streamed && offset == self.hashed_to {
-            self.blake3.get_or_insert_with(blake3::Hasher::new).update(&buf);
+            self.blake3
+                .get_or_insert_with(blake3::Hasher::new)
+                .update(&buf);
             self.hashed_to += len as u64;
         }
         Some(Bytes::from(buf))
@@ -516,7 +522,9 @@ impl Hasher {
     /// True if this hash is the one `expect` names and it matches.
     fn matches(self, expect: Expected) -> Option<bool> {
         match (self, expect) {
-            (Hasher::Sha256(h), Expected::Sha256(want)) => Some(<[u8; 32]>::from(h.finalize()) == want),
+            (Hasher::Sha256(h), Expected::Sha256(want)) => {
+                Some(<[u8; 32]>::from(h.finalize()) == want)
+            }
             (Hasher::Blake3(h), Expected::Blake3(want)) => Some(*h.finalize().as_bytes() == want),
             _ => None,
         }

@@ -242,20 +242,18 @@ impl Core {
                     let server = self.server.clone();
                     let events = self.session_ctx.events.clone();
                     tokio::spawn(async move {
-                        let result = match server
-                            .request(Request::ConnectPeer { userid, mode })
-                            .await
-                        {
-                            Ok(ResponseBody::ConnectPeer(ok)) => Ok(ok),
-                            Err(ClientError::Server(e)) if e.code == ErrorCode::PeerOffline => {
-                                Err(ConnectFailure::PeerOffline)
-                            }
-                            Err(ClientError::Server(e)) if e.code == ErrorCode::NotLoggedIn => {
-                                Err(ConnectFailure::ServerUnavailable)
-                            }
-                            Err(ClientError::Server(_)) | Ok(_) => Err(ConnectFailure::Other),
-                            Err(_) => Err(ConnectFailure::ServerUnavailable),
-                        };
+                        let result =
+                            match server.request(Request::ConnectPeer { userid, mode }).await {
+                                Ok(ResponseBody::ConnectPeer(ok)) => Ok(ok),
+                                Err(ClientError::Server(e)) if e.code == ErrorCode::PeerOffline => {
+                                    Err(ConnectFailure::PeerOffline)
+                                }
+                                Err(ClientError::Server(e)) if e.code == ErrorCode::NotLoggedIn => {
+                                    Err(ConnectFailure::ServerUnavailable)
+                                }
+                                Err(ClientError::Server(_)) | Ok(_) => Err(ConnectFailure::Other),
+                                Err(_) => Err(ConnectFailure::ServerUnavailable),
+                            };
                         let _ = events
                             .send(PeerEvent::ConnectPeerAnswer {
                                 friend,

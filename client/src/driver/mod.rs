@@ -432,10 +432,7 @@ impl Core {
 
     fn close_all(&mut self) {
         for (_, link) in self.links.drain() {
-            link.close(
-                peerchat_proto::wire::CloseReason::Normal,
-                "client exiting",
-            );
+            link.close(peerchat_proto::wire::CloseReason::Normal, "client exiting");
         }
     }
 
@@ -465,9 +462,7 @@ impl Core {
                 sha256,
                 reply,
             } => {
-                let r = self
-                    .send_file(&friend, path, name, size, sha256, now)
-                    .await;
+                let r = self.send_file(&friend, path, name, size, sha256, now).await;
                 let _ = reply.send(r);
             }
             Command::AcceptFile { id, reply } => {
@@ -560,9 +555,7 @@ impl Core {
     }
 
     fn machine_command(&mut self, cmd: machine::Command, now: Instant) -> Result<(), ClientError> {
-        self.machine
-            .handle_command(cmd, now)
-            .map_err(command_error)
+        self.machine.handle_command(cmd, now).map_err(command_error)
     }
 
     async fn send_message(

@@ -23,10 +23,8 @@ impl Core {
                         None
                     }
                 };
-                self.machine.handle_persisted(
-                    Persisted::Incoming { friend, id, fresh },
-                    Instant::now(),
-                );
+                self.machine
+                    .handle_persisted(Persisted::Incoming { friend, id, fresh }, Instant::now());
             }
             PersistOp::AppendOutbox { friend, frame } => {
                 let id = MessageId(frame.id);

@@ -1241,9 +1241,13 @@ impl ClientMachine {
                 };
                 let k = o.friend.clone();
                 match (o.state, blake3) {
-                    (SendState::AwaitingComplete { link }, Some(h)) => {
-                        self.send(link, PeerFrame::FileDigest { id: id.0, blake3: h })
-                    }
+                    (SendState::AwaitingComplete { link }, Some(h)) => self.send(
+                        link,
+                        PeerFrame::FileDigest {
+                            id: id.0,
+                            blake3: h,
+                        },
+                    ),
                     (state @ SendState::AwaitingComplete { link }, None) => {
                         let x = decide_send_local(state, o.key.size, SendLocal::ReadFailed);
                         self.apply_send(&k, id, x, Some(link));
@@ -1297,11 +1301,8 @@ impl ClientMachine {
                 }
                 i.renaming = false;
                 i.path = path;
-                let x = decide_recv_local(
-                    i.state,
-                    i.key.size,
-                    RecvLocal::Verified { matched: true },
-                );
+                let x =
+                    decide_recv_local(i.state, i.key.size, RecvLocal::Verified { matched: true });
                 self.apply_recv(&k, id, x, link, None, now);
             }
         }

@@ -1037,12 +1037,11 @@ fn unhashed_file_is_hashed_first_for_a_link_without_file_blake3() {
     let data = content(23);
     let id = send_unhashed(&mut p, 41, &data);
     p.drive();
-    let hashes = p
-        .a
-        .log
-        .iter()
-        .filter(|(_, a)| matches!(a, Action::Disk(super::DiskJob::HashSource { .. })))
-        .count();
+    let hashes =
+        p.a.log
+            .iter()
+            .filter(|(_, a)| matches!(a, Action::Disk(super::DiskJob::HashSource { .. })))
+            .count();
     assert_eq!(hashes, 1);
     use sha2::Digest as _;
     let want: [u8; 32] = sha2::Sha256::digest(&data).into();
