@@ -1018,7 +1018,7 @@ fn streamed_hash_offer_is_sent_when_the_link_has_file_blake3() {
     p.command(Side::B, Command::AcceptFile { id });
     p.drive();
     let frames: Vec<PeerFrame> = p.a.sent().into_iter().map(|(_, _, f)| f).collect();
-    let last_chunk = frames.iter().rposition(|f| is_chunk(f));
+    let last_chunk = frames.iter().rposition(is_chunk);
     let digest = frames
         .iter()
         .position(|f| matches!(f, PeerFrame::FileDigest { .. }));
