@@ -761,8 +761,11 @@ impl ClientMachine {
             }
             let ends =
                 x.next.is_some_and(|n| n.is_terminal()) && !prev.is_some_and(|p| p.is_terminal());
-            let answered_dead =
-                matches!(x.answer, Answer::Cancel(_)) && prev.is_none_or(|p| p.is_terminal());
+            // R4's id names our own transfer to the friend, which goes on: its FileAccept
+            // and FileComplete must not be discarded on this link (§8.5.3).
+            let answered_dead = matches!(x.answer, Answer::Cancel(_))
+                && x.row != Row::R4
+                && prev.is_none_or(|p| p.is_terminal());
             if x.discard || ends || answered_dead {
                 self.links.discard(link, &id.0);
             }
@@ -889,8 +892,11 @@ impl ClientMachine {
             let prev = self.book.out_of(k, id).map(|o| o.state);
             let ends =
                 x.next.is_some_and(|n| n.is_terminal()) && !prev.is_some_and(|p| p.is_terminal());
-            let answered_dead =
-                matches!(x.answer, Answer::Cancel(_)) && prev.is_none_or(|p| p.is_terminal());
+            // R4's id names our own transfer to the friend, which goes on: its FileAccept
+            // and FileComplete must not be discarded on this link (§8.5.3).
+            let answered_dead = matches!(x.answer, Answer::Cancel(_))
+                && x.row != Row::R4
+                && prev.is_none_or(|p| p.is_terminal());
             if x.discard || ends || answered_dead {
                 self.links.discard(link, &id.0);
             }
