@@ -659,3 +659,211 @@ fn write(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The writer and reader threads alone (the machine decides; these only move bytes):
+    //! resume from a `.part` file, hashing on the way, the verdict on a wrong hash, a
+    //! link at the `.part` name, a chunk out of order, and the sender's streamed BLAKE3.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn content() -> Vec<u8> {
+        (0..100_000u32).map(|i| (i % 251) as u8).collect()
+    }
+
+    fn sha(data: &[u8]) -> Expected {
+        Expected::Sha256(Sha256::digest(data).into())
+    }
+
+    const ID: TransferId = TransferId([5; 16]);
+
+    /// Runs a writer over `msgs` and returns what it reported last (Verified or WriteFailed).
+    async fn run_writer(
+        part: &Path,
+        start: u64,
+        streamed: bool,
+        size: u64,
+        msgs: Vec<WriterMsg>,
+    ) -> Option<Done> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let w = spawn_writer(ID, part.to_owned(), start, streamed, size, tx);
+        for m in msgs {
+            if w.tx.send(m).await.is_err() {
+                break;
+            }
+        }
+        drop(w.tx);
+        w.join.await.unwrap();
+        let mut last = None;
+        while let Ok(d) = rx.try_recv() {
+            if !matches!(d, Done::Progress { .. }) {
+                last = Some(d);
+            }
+        }
+        last
+    }
+
+    #[tokio::test]
+    async fn the_writer_resumes_from_a_part_file_and_verifies_without_reading_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("f.bin.part");
+        let c = content();
+        std::fs::write(&part, &c[..40_000]).unwrap();
+        let done = run_writer(
+            &part,
+            40_000,
+            false,
+            c.len() as u64,
+            vec![
+                WriterMsg::Append(40_000, Bytes::copy_from_slice(&c[40_000..70_000])),
+                WriterMsg::Append(70_000, Bytes::copy_from_slice(&c[70_000..])),
+                WriterMsg::Verify(sha(&c)),
+            ],
+        )
+        .await;
+        assert!(matches!(done, Some(Done::Verified { matched: true, .. })));
+        assert_eq!(
+            std::fs::read(&part).unwrap(),
+            c,
+            "the rename is a job of its own (D19)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_hash_is_a_verdict_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("f.bin.part");
+        create_part(&part).unwrap();
+        let done = run_writer(
+            &part,
+            0,
+            false,
+            5,
+            vec![
+                WriterMsg::Append(0, Bytes::from_static(b"hellO")),
+                WriterMsg::Verify(sha(b"hello")),
+            ],
+        )
+        .await;
+        assert!(matches!(done, Some(Done::Verified { matched: false, .. })));
+    }
+
+    #[tokio::test]
+    async fn a_streamed_transfer_resumes_and_checks_the_blake3_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("f.bin.part");
+        let c = content();
+        std::fs::write(&part, &c[..40_000]).unwrap();
+        let done = run_writer(
+            &part,
+            40_000,
+            true,
+            c.len() as u64,
+            vec![
+                WriterMsg::Append(40_000, Bytes::copy_from_slice(&c[40_000..])),
+                WriterMsg::Verify(Expected::Blake3(*blake3::hash(&c).as_bytes())),
+            ],
+        )
+        .await;
+        assert!(matches!(done, Some(Done::Verified { matched: true, .. })));
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_ends_without_a_verdict_keeps_every_byte_for_a_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("f.bin.part");
+        create_part(&part).unwrap();
+        let done = run_writer(
+            &part,
+            0,
+            true,
+            10,
+            vec![WriterMsg::Append(0, Bytes::from_static(b"hello"))],
+        )
+        .await;
+        assert!(done.is_none(), "suspended: nothing to report");
+        assert_eq!(std::fs::read(&part).unwrap(), b"hello");
+    }
+
+    #[tokio::test]
+    async fn discard_removes_the_part_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("f.bin.part");
+        create_part(&part).unwrap();
+        let done = run_writer(
+            &part,
+            0,
+            false,
+            10,
+            vec![
+                WriterMsg::Append(0, Bytes::from_static(b"hello")),
+                WriterMsg::Discard,
+            ],
+        )
+        .await;
+        assert!(done.is_none());
+        assert!(!part.exists());
+    }
+
+    #[tokio::test]
+    async fn a_chunk_out_of_order_fails_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("f.bin.part");
+        create_part(&part).unwrap();
+        let done = run_writer(
+            &part,
+            0,
+            false,
+            10,
+            vec![WriterMsg::Append(3, Bytes::from_static(b"lo"))],
+        )
+        .await;
+        assert!(matches!(done, Some(Done::WriteFailed { .. })));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_linked_part_file_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("victim.txt");
+        std::fs::write(&target, b"keep me").unwrap();
+        let part = dir.path().join("f.bin.part");
+        std::os::unix::fs::symlink(&target, &part).unwrap();
+        let done = run_writer(
+            &part,
+            0,
+            false,
+            4,
+            vec![WriterMsg::Append(0, Bytes::from_static(b"evil"))],
+        )
+        .await;
+        assert!(matches!(done, Some(Done::WriteFailed { .. })));
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn the_reader_hashes_as_it_reads_and_a_resumed_one_hashes_the_prefix_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        let c = content();
+        std::fs::write(&src, &c).unwrap();
+        let size = c.len() as u64;
+        let mut r = Reader::default();
+        let mut got = Vec::new();
+        for off in (0..c.len()).step_by(30_000) {
+            let len = (c.len() - off).min(30_000);
+            got.extend_from_slice(&r.read(&src, off as u64, len, true).unwrap());
+        }
+        assert_eq!(got, c);
+        assert_eq!(r.digest(&src, size), Some(*blake3::hash(&c).as_bytes()));
+        // Resumed at 40,000: the digest still covers the whole file.
+        let mut r = Reader::default();
+        let rest = r.read(&src, 40_000, c.len() - 40_000, true).unwrap();
+        assert_eq!(&rest[..], &c[40_000..]);
+        assert_eq!(r.digest(&src, size), Some(*blake3::hash(&c).as_bytes()));
+        // A file that got shorter while it was sent is not read past its end.
+        assert!(Reader::default().read(&src, size - 10, 20, false).is_none());
+    }
+}

@@ -164,6 +164,26 @@ async fn apply_in_one_transaction(
     ops: &[PersistOp],
 ) -> Result<Vec<Option<bool>>, HistoryError> {
     let txn = db.begin().await?;
+    match apply_ops(&txn, ops).await {
+        Ok(fresh) => {
+            txn.commit().await?;
+            Ok(fresh)
+        }
+        Err(e) => {
+            // Rolled back now, not when the pool gets round to the dropped transaction:
+            // the fallback that applies the ops one by one runs on another pooled
+            // connection at once, and must not find this one still holding the write lock.
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// The statements of [`apply_in_one_transaction`], inside its transaction.
+async fn apply_ops(
+    txn: &sea_orm::DatabaseTransaction,
+    ops: &[PersistOp],
+) -> Result<Vec<Option<bool>>, HistoryError> {
     let mut fresh = vec![None; ops.len()];
     let mut i = 0;
     while i < ops.len() {
@@ -174,20 +194,19 @@ async fn apply_in_one_transaction(
         }
         let run = &ops[i..j];
         match k {
-            Kind::Incoming => store_incoming(&txn, run, &mut fresh[i..j]).await?,
-            Kind::Outbox => append_outbox(&txn, run).await?,
-            Kind::Delivered => mark_delivered(&txn, run).await?,
+            Kind::Incoming => store_incoming(txn, run, &mut fresh[i..j]).await?,
+            Kind::Outbox => append_outbox(txn, run).await?,
+            Kind::Delivered => mark_delivered(txn, run).await?,
             Kind::Transfer => {
                 for op in run {
                     if let PersistOp::Transfer(t) = op {
-                        super::record_transfer(&txn, t).await?;
+                        super::record_transfer(txn, t).await?;
                     }
                 }
             }
         }
         i = j;
     }
-    txn.commit().await?;
     Ok(fresh)
 }
 

@@ -77,27 +77,6 @@ pub struct FileEntry {
     pub at_unix_ms: u64,
 }
 
-/// A transfer row, as the core needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferRecord {
-    /// The id.
-    pub id: TransferId,
-    /// Friend (lower-case).
-    pub friend: String,
-    /// Which way.
-    pub direction: Direction,
-    /// Name.
-    pub name: String,
-    /// Size.
-    pub size: u64,
-    /// SHA-256.
-    pub sha256: Option<[u8; 32]>,
-    /// Source file, `.part` file or final file.
-    pub path: PathBuf,
-    /// State name.
-    pub state: String,
-}
-
 /// States stored in `transfer.state`.
 pub mod state {
     /// Outgoing, not complete: offer again on every connection.
@@ -355,117 +334,6 @@ impl History {
             })
             .collect())
     }
-
-    /// Inserts a transfer row.
-    ///
-    /// # Errors
-    /// Database errors (including a duplicate id).
-    pub async fn add_transfer(&self, t: &TransferRecord) -> Result<(), HistoryError> {
-        transfer::ActiveModel {
-            transfer_id: Set(t.id.to_hex()),
-            friend: Set(t.friend.clone()),
-            direction: Set(t.direction.as_str().to_owned()),
-            name: Set(t.name.clone()),
-            size: Set(to_i64(t.size)),
-            sha256: Set(t.sha256.map(hex::encode).unwrap_or_default()),
-            path: Set(t.path.to_string_lossy().into_owned()),
-            state: Set(t.state.clone()),
-            created_at: Set(to_i64(now_ms())),
-            ..Default::default()
-        }
-        .insert(&self.db)
-        .await?;
-        Ok(())
-    }
-
-    /// Updates a transfer's state, and its path when given.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn set_transfer_state(
-        &self,
-        friend: &str,
-        direction: Direction,
-        id: TransferId,
-        state: &str,
-        path: Option<&Path>,
-    ) -> Result<(), HistoryError> {
-        let mut q = transfer::Entity::update_many().col_expr(
-            transfer::Column::State,
-            sea_orm::sea_query::Expr::value(state),
-        );
-        if let Some(p) = path {
-            q = q.col_expr(
-                transfer::Column::Path,
-                sea_orm::sea_query::Expr::value(p.to_string_lossy().into_owned()),
-            );
-        }
-        q.filter(transfer::Column::Friend.eq(friend))
-            .filter(transfer::Column::Direction.eq(direction.as_str()))
-            .filter(transfer::Column::TransferId.eq(id.to_hex()))
-            .exec(&self.db)
-            .await?;
-        Ok(())
-    }
-
-    /// Records the SHA-256 of an outgoing transfer once computed for a version-1 offer, so
-    /// that its re-offer after a restart is identical (SPEC.md §8.3 rule 15, §8.3.1).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn set_transfer_sha256(
-        &self,
-        id: TransferId,
-        sha256: [u8; 32],
-    ) -> Result<(), HistoryError> {
-        transfer::Entity::update_many()
-            .col_expr(
-                transfer::Column::Sha256,
-                sea_orm::sea_query::Expr::value(hex::encode(sha256)),
-            )
-            .filter(transfer::Column::Direction.eq(Direction::Outgoing.as_str()))
-            .filter(transfer::Column::TransferId.eq(id.to_hex()))
-            .exec(&self.db)
-            .await?;
-        Ok(())
-    }
-
-    /// One transfer.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn transfer(
-        &self,
-        friend: &str,
-        direction: Direction,
-        id: TransferId,
-    ) -> Result<Option<TransferRecord>, HistoryError> {
-        let row = transfer::Entity::find()
-            .filter(transfer::Column::Friend.eq(friend))
-            .filter(transfer::Column::Direction.eq(direction.as_str()))
-            .filter(transfer::Column::TransferId.eq(id.to_hex()))
-            .one(&self.db)
-            .await?;
-        Ok(row.and_then(record))
-    }
-
-    /// Transfers in `state` going `direction`, oldest first.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn transfers_in_state(
-        &self,
-        direction: Direction,
-        state: &str,
-    ) -> Result<Vec<TransferRecord>, HistoryError> {
-        let rows = transfer::Entity::find()
-            .filter(transfer::Column::Direction.eq(direction.as_str()))
-            .filter(transfer::Column::State.eq(state))
-            .order_by_asc(transfer::Column::Seq)
-            .all(&self.db)
-            .await?;
-        Ok(rows.into_iter().filter_map(record).collect())
-    }
 }
 
 impl History {
@@ -670,29 +538,6 @@ fn legacy_state(spec: &str) -> &'static str {
     }
 }
 
-fn record(r: transfer::Model) -> Option<TransferRecord> {
-    Some(TransferRecord {
-        id: TransferId::from_slice(&hex::decode(&r.transfer_id).ok()?)?,
-        friend: r.friend,
-        direction: if r.direction == Direction::Outgoing.as_str() {
-            Direction::Outgoing
-        } else {
-            Direction::Incoming
-        },
-        name: r.name,
-        size: u64::try_from(r.size).ok()?,
-        // Empty: a streamed-hash transfer (SPEC.md §8.3.1), or an outgoing one whose SHA-256
-        // was never needed.
-        sha256: if r.sha256.is_empty() {
-            None
-        } else {
-            Some(hex::decode(&r.sha256).ok()?.try_into().ok()?)
-        },
-        path: PathBuf::from(r.path),
-        state: r.state,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -741,8 +586,16 @@ mod tests {
                 .await?,
             Some(("CANCELLED".into(), Some(FileCancelReason::Cancelled), true))
         );
-        let old = h.transfer("bob", Direction::Outgoing, id).await?;
-        assert_eq!(old.map(|t| t.state), Some(state::CANCELLED.to_owned()));
+        let stored = h.stored_transfers(Direction::Outgoing).await?;
+        assert_eq!(stored.len(), 1);
+        assert_eq!(
+            (
+                stored[0].spec_state.as_str(),
+                stored[0].offered_name.as_str()
+            ),
+            ("CANCELLED", "a\u{202e}txt.exe"),
+            "the raw offered name (audit D5)"
+        );
         Ok(())
     }
 
@@ -793,6 +646,23 @@ mod tests {
         Ok(())
     }
 
+    fn rec(n: u8, direction: Direction, state: &'static str) -> crate::transfer::TransferRecord {
+        crate::transfer::TransferRecord {
+            friend: "bob".into(),
+            id: TransferId([n; 16]),
+            direction,
+            offered_name: format!("f{n}.txt"),
+            size: 5_000_000_000 + u64::from(n),
+            sha256: Some([n; 32]),
+            state,
+            end_reason: None,
+            bytes: 0,
+            cancel_unsent: false,
+        }
+    }
+
+    /// What the driver restores at start-up is what the machine recorded, with the path the
+    /// driver set; a streamed-hash transfer keeps "no SHA-256 yet".
     #[tokio::test]
     async fn transfers_round_trip() -> Result<(), HistoryError> {
         let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
@@ -800,30 +670,42 @@ mod tests {
             detail: e.to_string(),
         })?;
         let h = History::open(&dir.path().join("h.db")).await?;
-        let t = TransferRecord {
-            id: TransferId([9; 16]),
-            friend: "bob".into(),
-            direction: Direction::Outgoing,
-            name: "a.iso".into(),
-            size: 5_000_000_000,
-            sha256: Some([1; 32]),
-            path: PathBuf::from("/tmp/a.iso"),
-            state: state::PENDING.into(),
-        };
-        h.add_transfer(&t).await?;
-        assert_eq!(
-            h.transfers_in_state(Direction::Outgoing, state::PENDING)
-                .await?,
-            vec![t.clone()]
-        );
-        h.set_transfer_state("bob", Direction::Outgoing, t.id, state::COMPLETE, None)
+        let mut t = rec(9, Direction::Outgoing, "OFFERED");
+        h.record_machine_transfer(&t).await?;
+        h.set_transfer_path("bob", Direction::Outgoing, t.id, Path::new("/tmp/a.iso"))
             .await?;
-        assert!(h
-            .transfers_in_state(Direction::Outgoing, state::PENDING)
-            .await?
-            .is_empty());
-        let got = h.transfer("bob", Direction::Outgoing, t.id).await?;
-        assert_eq!(got.map(|g| g.state), Some(state::COMPLETE.to_owned()));
+        t.state = "SUSPENDED";
+        h.record_machine_transfer(&t).await?;
+        let mut streamed = rec(8, Direction::Outgoing, "SENDING");
+        streamed.sha256 = None;
+        h.record_machine_transfer(&streamed).await?;
+        let got = h.stored_transfers(Direction::Outgoing).await?;
+        let seen: Vec<(TransferId, &str, Option<[u8; 32]>, &Path, u64)> = got
+            .iter()
+            .map(|g| {
+                (
+                    g.id,
+                    g.spec_state.as_str(),
+                    g.sha256,
+                    g.path.as_path(),
+                    g.size,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    t.id,
+                    "SUSPENDED",
+                    Some([9; 32]),
+                    Path::new("/tmp/a.iso"),
+                    t.size
+                ),
+                (streamed.id, "SENDING", None, Path::new(""), streamed.size),
+            ]
+        );
+        assert!(h.stored_transfers(Direction::Incoming).await?.is_empty());
         Ok(())
     }
 
@@ -836,21 +718,15 @@ mod tests {
         let path = dir.path().join("h.db");
         {
             let h = History::open(&path).await?;
-            for (n, st) in [
-                (1u8, state::COMPLETE),
-                (2, state::CANCELLED),
-                (3, state::COMPLETE),
-            ] {
-                h.add_transfer(&TransferRecord {
-                    id: TransferId([n; 16]),
-                    friend: "bob".into(),
-                    direction: Direction::Incoming,
-                    name: format!("f{n}.txt"),
-                    size: u64::from(n),
-                    sha256: Some([n; 32]),
-                    path: PathBuf::from(format!("/dl/bob/f{n}.txt")),
-                    state: st.into(),
-                })
+            for (n, st) in [(1u8, "DONE"), (2, "CANCELLED"), (3, "DONE")] {
+                let t = rec(n, Direction::Incoming, st);
+                h.record_machine_transfer(&t).await?;
+                h.set_transfer_path(
+                    "bob",
+                    Direction::Incoming,
+                    t.id,
+                    Path::new(&format!("/dl/bob/f{n}.txt")),
+                )
                 .await?;
             }
         }

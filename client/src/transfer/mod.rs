@@ -1,12 +1,11 @@
-//! File transfer (SPEC.md §8.3, §8.4): the sans-IO state machines of both ends, the naming
-//! rules for received files, and the thin threads that move bytes between disk and
-//! connection.
+//! File transfer (SPEC.md §8.3, §8.4): the types both the client machine and the history
+//! share, the naming rules for received files, file helpers and the progress meter. The
+//! decisions are the machine's (`machine/transfers.rs`), the byte-moving threads the
+//! driver's (`driver/disk.rs`).
 
 pub mod disk;
 pub mod naming;
 pub mod progress;
-pub mod receiver;
-pub mod sender;
 
 use peerchat_proto::wire::FileCancelReason;
 use serde::Serialize;
@@ -32,12 +31,6 @@ impl Direction {
         }
     }
 }
-
-/// A frame from the other side that does not fit the transfer's state: answered with
-/// FileCancel{INVALID} for that transfer, the connection stays (SPEC.md §8.3).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("transfer protocol violation: {0}")]
-pub struct Violation(pub String);
 
 /// The snake_case name of a cancel reason, for events and logs.
 pub fn reason_name(reason: FileCancelReason) -> &'static str {
