@@ -247,6 +247,8 @@ mod tests {
     }
 
     #[test]
+    // Reaped by `wait_with_usage` (wait4), which clippy cannot see.
+    #[allow(clippy::zombie_processes)]
     fn wait_with_usage_reports_a_finished_child() {
         let child = std::process::Command::new("sh")
             .args(["-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"])

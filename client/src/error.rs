@@ -23,7 +23,7 @@ pub enum ClientError {
     Server(#[from] RequestError),
     /// The server cannot be reached now (the client keeps retrying in the background).
     #[error("server unavailable: {0}")]
-    ServerUnavailable(String),
+    ServerUnavailable(Unavailable),
     /// The request needs a login first.
     #[error("not logged in")]
     NotLoggedIn,
@@ -67,6 +67,68 @@ impl ClientError {
         ClientError::Io {
             context: context.into(),
             source,
+        }
+    }
+}
+
+/// Why the server could not be reached: typed, so that a UI words it without reading the
+/// text (issue #13 item 4). The last address tried decides.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// No address: the name did not resolve, or the list was empty.
+    #[error("{host}: no address ({detail})")]
+    NoAddress {
+        /// The name as configured.
+        host: String,
+        /// The resolver's words.
+        detail: String,
+    },
+    /// The TCP connection or the handshake failed with an I/O error of this kind
+    /// (refused, timed out, unreachable, reset...).
+    #[error("{addr}: {detail}")]
+    Io {
+        /// The address tried.
+        addr: String,
+        /// What the system said, as a kind.
+        kind: std::io::ErrorKind,
+        /// And in words, for logs.
+        detail: String,
+    },
+    /// The handshake did not finish in time.
+    #[error("{addr}: no handshake within the time limit")]
+    HandshakeTimeout {
+        /// The address tried.
+        addr: String,
+    },
+    /// The handshake failed for another reason (a broken or hostile server).
+    #[error("{addr}: {detail}")]
+    Handshake {
+        /// The address tried.
+        addr: String,
+        /// The channel's words, for logs.
+        detail: String,
+    },
+    /// The connection ended before the answer to a request came.
+    #[error("connection lost before the answer")]
+    ConnectionLost,
+}
+
+impl Unavailable {
+    /// The failure of a connection attempt to `addr`.
+    pub(crate) fn attempt(addr: impl std::fmt::Display, e: &peerchat_proto::ChannelError) -> Self {
+        use peerchat_proto::ChannelError;
+        let addr = addr.to_string();
+        match e {
+            ChannelError::Io(io) => Unavailable::Io {
+                addr,
+                kind: io.kind(),
+                detail: io.to_string(),
+            },
+            ChannelError::HandshakeTimeout(_) => Unavailable::HandshakeTimeout { addr },
+            other => Unavailable::Handshake {
+                addr,
+                detail: other.to_string(),
+            },
         }
     }
 }

@@ -642,7 +642,8 @@ pub enum Event {
         /// `too_large` or `no_data` (UNSPECIFIED counts as `cancelled`).
         #[serde(serialize_with = "ser_cancel_reason")]
         reason: FileCancelReason,
-        /// Detail.
+        /// Which rule decided, for logs and scripts: "SPEC.md §8.5 row R52". Words for
+        /// people come from `reason`.
         message: String,
     },
     /// Something failed in the background (the message says what).

@@ -39,7 +39,7 @@ pub mod transfer;
 
 pub use client::{AutoAccept, Client, ClientConfig, EventStream, CLI_AUTO_ACCEPT_MAX};
 pub use driver::FriendsSnapshot;
-pub use error::ClientError;
+pub use error::{ClientError, Unavailable};
 pub use events::{
     Event, FriendView, KeyDecision, LinkPath, LoginRetryReason, OfflineReason, PeerCloseReason,
     RefuseReason, RequestAnswer, RequestView,

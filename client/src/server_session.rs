@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{jittered, login_retry_delay, Backoff};
-use crate::error::ClientError;
+use crate::error::{ClientError, Unavailable};
 use crate::events::{LoginRetryReason, OfflineReason, RequestAnswer};
 use crate::pinning::{KnownServers, PinError};
 
@@ -238,11 +238,19 @@ pub async fn dial_server(
     // (and the pin file fails closed on a damaged line). One address keeps its plain key.
     let pin_key = hosts.join(",");
     let mut addrs: Vec<SocketAddr> = Vec::new();
-    let mut last = format!("{}: no address", target.server);
+    let mut last = Unavailable::NoAddress {
+        host: target.server.clone(),
+        detail: "no address listed".into(),
+    };
     for &host in &hosts {
         match tokio::net::lookup_host(host).await {
             Ok(a) => addrs.extend(a),
-            Err(e) => last = format!("{host}: {e}"),
+            Err(e) => {
+                last = Unavailable::NoAddress {
+                    host: host.to_owned(),
+                    detail: e.to_string(),
+                }
+            }
         }
     }
     for addr in addrs {
@@ -274,9 +282,12 @@ pub async fn dial_server(
             Err(ChannelError::Handshake(HandshakeError::UnexpectedRemoteKey(fp))) => {
                 // Produces the explanatory PinError::Changed naming both fingerprints.
                 KnownServers::load(&target.known_servers)?.check(&pin_key, fp)?;
-                last = format!("{addr}: server key {fp} rejected");
+                last = Unavailable::Handshake {
+                    addr: addr.to_string(),
+                    detail: format!("server key {fp} rejected"),
+                };
             }
-            Err(e) => last = format!("{addr}: {e}"),
+            Err(e) => last = Unavailable::attempt(addr, &e),
         }
     }
     Err(ClientError::ServerUnavailable(last))
@@ -563,7 +574,7 @@ impl ServerLink {
         for (_, p) in pending.drain() {
             if let Pending::User { reply, .. } = p {
                 let _ = reply.send(Err(ClientError::ServerUnavailable(
-                    "connection lost before the answer".into(),
+                    Unavailable::ConnectionLost,
                 )));
             }
         }
@@ -712,7 +723,11 @@ impl ClientError {
     fn clone_for_caller(&self) -> ClientError {
         match self {
             ClientError::Pin(p) => ClientError::Pin(p.clone()),
-            other => ClientError::ServerUnavailable(other.to_string()),
+            ClientError::ServerUnavailable(u) => ClientError::ServerUnavailable(u.clone()),
+            other => ClientError::ServerUnavailable(Unavailable::Handshake {
+                addr: String::new(),
+                detail: other.to_string(),
+            }),
         }
     }
 }

@@ -1232,11 +1232,10 @@ impl Model {
                 friend,
                 transfer_id,
                 reason,
-                message,
                 ..
             } => {
                 if let Some(t) = self.chat_mut(friend).transfer_mut(*transfer_id) {
-                    t.state = TransferState::Stopped(wording::cancel_words(*reason, message));
+                    t.state = TransferState::Stopped(wording::cancel_words(*reason));
                     t.rate = 0;
                     c.transfer(&key(friend));
                 }
@@ -2370,20 +2369,20 @@ mod tests {
             (FileCancelReason::Declined, "declined"),
             (
                 FileCancelReason::HashMismatch,
-                "failed: the file arrived damaged (R51)",
+                "failed: the file arrived damaged",
             ),
-            (FileCancelReason::IoError, "failed: disk error (R51)"),
-            (FileCancelReason::Invalid, "failed (R51)"),
-            (FileCancelReason::UnknownTransfer, "failed (R51)"),
+            (FileCancelReason::IoError, "failed: disk error"),
+            (FileCancelReason::Invalid, "failed"),
+            (FileCancelReason::UnknownTransfer, "failed"),
             (
                 FileCancelReason::TooManyOffers,
-                "refused: too many unfinished files at once (R51)",
+                "refused: too many unfinished files at once",
             ),
             (
                 FileCancelReason::TooLarge,
-                "refused: too large for the free disk space (R51)",
+                "refused: too large for the free disk space",
             ),
-            (FileCancelReason::NoData, "stopped: no data arrived (R51)"),
+            (FileCancelReason::NoData, "stopped: no data arrived"),
         ];
         for (reason, words) in cases {
             let mut m = Model::new();
@@ -2409,7 +2408,7 @@ mod tests {
             );
         }
         assert_eq!(
-            wording::cancel_words(FileCancelReason::IoError, ""),
+            wording::cancel_words(FileCancelReason::IoError),
             "failed: disk error"
         );
     }

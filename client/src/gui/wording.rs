@@ -7,7 +7,7 @@
 use peerchat_client::events::{close_word, code_word};
 use peerchat_client::friends::AcceptKeyError;
 use peerchat_client::pinning::PinError;
-use peerchat_client::{ClientError, OfflineReason, PeerCloseReason};
+use peerchat_client::{ClientError, OfflineReason, PeerCloseReason, Unavailable};
 use peerchat_proto::wire::{CloseReason, ErrorCode, FileCancelReason};
 
 use super::msg::Problem;
@@ -80,7 +80,7 @@ pub fn explain(err: &ClientError, doing: Doing, server: &str) -> Problem {
                 Doing::Login | Doing::Register | Doing::Reset => "Check the server address, or try again later.",
                 Doing::Other => "Direct chats with friends still work; the app keeps retrying.",
             };
-            match short_reason(detail) {
+            match unavailable_words(detail) {
                 Some(why) => problem(format!("Cannot reach the server at {server} ({why})."), tail),
                 None => problem(format!("Cannot reach the server at {server}."), tail),
             }
@@ -111,22 +111,28 @@ pub fn explain(err: &ClientError, doing: Doing, server: &str) -> Problem {
     }
 }
 
-/// The gist of a connection failure reported by the core ("connection refused"), without
-/// the address and error-code noise around it.
-fn short_reason(detail: &str) -> Option<String> {
-    let mut d = detail.trim();
-    while let Some(rest) = d.strip_prefix("server unavailable:") {
-        d = rest.trim();
-    }
-    // The last "...: " separated part is the cause; drop "(os error 111)".
-    let cause = d.rsplit(": ").next().unwrap_or(d);
-    let cause = cause.split(" (os error").next().unwrap_or(cause).trim();
-    if cause.is_empty() || cause.len() > 80 {
-        return None;
-    }
-    let mut c = cause.chars();
-    c.next()
-        .map(|first| first.to_lowercase().collect::<String>() + c.as_str())
+/// The gist of why the server could not be reached ("connection refused"), from the typed
+/// cause: no error text is parsed.
+fn unavailable_words(u: &Unavailable) -> Option<String> {
+    use std::io::ErrorKind as K;
+    Some(
+        match u {
+            Unavailable::NoAddress { .. } => "the address was not found",
+            Unavailable::Io { kind, .. } => match kind {
+                K::ConnectionRefused => "connection refused",
+                K::TimedOut => "no answer",
+                K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => "unreachable",
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                    "the connection was cut"
+                }
+                _ => return None,
+            },
+            Unavailable::HandshakeTimeout { .. } => "no answer",
+            Unavailable::Handshake { .. } => "the secure handshake failed",
+            Unavailable::ConnectionLost => "the connection was lost",
+        }
+        .to_owned(),
+    )
 }
 
 /// The userid rule, as shown next to the field (SPEC.md §5.1).
@@ -298,9 +304,10 @@ pub fn peer_closed_notice(friend: &str, reason: PeerCloseReason) -> Option<Strin
     }
 }
 
-/// Why a transfer stopped, in words, from the proto reason (and the detail, for failures).
-pub fn cancel_words(reason: FileCancelReason, message: &str) -> String {
-    let base = match reason {
+/// Why a transfer stopped, in words, from the proto reason alone: the event's `message` is
+/// the SPEC row that decided (for logs and the CLI's JSON), not words for people.
+pub fn cancel_words(reason: FileCancelReason) -> String {
+    match reason {
         FileCancelReason::Cancelled | FileCancelReason::Unspecified => "cancelled",
         FileCancelReason::Declined => "declined",
         FileCancelReason::HashMismatch => "failed: the file arrived damaged",
@@ -309,14 +316,8 @@ pub fn cancel_words(reason: FileCancelReason, message: &str) -> String {
         FileCancelReason::TooManyOffers => "refused: too many unfinished files at once",
         FileCancelReason::TooLarge => "refused: too large for the free disk space",
         FileCancelReason::NoData => "stopped: no data arrived",
-    };
-    match reason {
-        FileCancelReason::Cancelled
-        | FileCancelReason::Unspecified
-        | FileCancelReason::Declined => base.to_owned(),
-        _ if message.is_empty() => base.to_owned(),
-        _ => format!("{base} ({message})"),
     }
+    .to_owned()
 }
 
 /// Why a file, folder or link did not open. With no opener installed the system error is
@@ -367,23 +368,35 @@ mod tests {
         );
         assert!(p.headline.contains("in 10 minutes"), "{p:?}");
         let p = explain(
-            &ClientError::ServerUnavailable("refused".into()),
+            &ClientError::ServerUnavailable(Unavailable::HandshakeTimeout {
+                addr: "10.0.0.1:7878".into(),
+            }),
             Doing::Login,
             "10.0.0.1:7878",
         );
         assert_eq!(
             p.headline,
-            "Cannot reach the server at 10.0.0.1:7878 (refused)."
+            "Cannot reach the server at 10.0.0.1:7878 (no answer)."
         );
         assert!(p.detail.contains("Check the server address"));
-        let e = ClientError::ServerUnavailable(
-            "server unavailable: 127.0.0.1:1: i/o error: Connection refused (os error 111)".into(),
-        );
+        let e = ClientError::ServerUnavailable(Unavailable::Io {
+            addr: "127.0.0.1:1".into(),
+            kind: std::io::ErrorKind::ConnectionRefused,
+            detail: "Connection refused (os error 111)".into(),
+        });
         let p = explain(&e, Doing::Login, "127.0.0.1:1");
         assert_eq!(
             p.headline,
             "Cannot reach the server at 127.0.0.1:1 (connection refused)."
         );
+        // A kind with no words of its own: the headline alone, no guessing from the text.
+        let e = ClientError::ServerUnavailable(Unavailable::Io {
+            addr: "127.0.0.1:1".into(),
+            kind: std::io::ErrorKind::Other,
+            detail: "something odd".into(),
+        });
+        let p = explain(&e, Doing::Login, "127.0.0.1:1");
+        assert_eq!(p.headline, "Cannot reach the server at 127.0.0.1:1.");
         let pin = PinError::Changed {
             server: "s:1".into(),
             pinned: "SHA256:old".into(),

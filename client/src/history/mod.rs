@@ -680,7 +680,8 @@ mod tests {
         streamed.sha256 = None;
         h.record_machine_transfer(&streamed).await?;
         let got = h.stored_transfers(Direction::Outgoing).await?;
-        let seen: Vec<(TransferId, &str, Option<[u8; 32]>, &Path, u64)> = got
+        type Seen<'a> = (TransferId, &'a str, Option<[u8; 32]>, &'a Path, u64);
+        let seen: Vec<Seen<'_>> = got
             .iter()
             .map(|g| {
                 (

@@ -865,7 +865,7 @@ impl ClientMachine {
                     transfer_id: id,
                     direction: Direction::Incoming,
                     reason,
-                    message: format!("{:?}", x.row),
+                    message: format!("SPEC.md §8.5 row {:?}", x.row),
                 })
             }
             _ => {}
@@ -969,7 +969,7 @@ impl ClientMachine {
                     transfer_id: id,
                     direction: Direction::Outgoing,
                     reason,
-                    message: format!("{row:?}"),
+                    message: format!("SPEC.md §8.5 row {row:?}"),
                 })
             }
             _ => {}
