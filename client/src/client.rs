@@ -16,7 +16,7 @@ use peerchat_proto::LocalIdentity;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::core::{Command, Core, CoreInputs, CoreSettings, FriendsSnapshot};
+use crate::driver::{Command, Core, CoreInputs, CoreSettings, FriendsSnapshot};
 use crate::error::ClientError;
 use crate::events::Event;
 use crate::friends::FriendBook;

@@ -5,10 +5,12 @@
 //! down, and a local history. User interfaces (the `peerchat-cli` line client here, the
 //! FLTK GUI behind the `gui` feature) drive it through [`Client`] and read [`Event`]s.
 //!
-//! Layout: sans-IO decision makers ([`chat`], [`transfer::sender`],
-//! [`transfer::receiver`], [`transfer::naming`], [`peer::registry`], [`peer::hello`],
-//! [`pinning`], [`friends`], [`backoff`]) and a thin tokio layer ([`server_session`],
-//! [`peer::listener`], [`peer::session`], [`transfer::disk`], [`core`], [`client`]).
+//! Layout: the peer side's decisions in one sans-IO state machine ([`machine`], built from
+//! [`chat`], [`peer::registry`], [`peer::redial`] and the SPEC §8.3 tables), other pure
+//! decision makers ([`transfer::naming`], [`peer::hello`], [`peer::traversal`],
+//! [`pinning`], [`friends`], [`backoff`]) and a thin tokio layer that carries them out
+//! ([`server_session`], [`peer::listener`], [`peer::session`], [`transfer::disk`], the
+//! driver, [`client`]).
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![warn(missing_docs)]
@@ -18,7 +20,7 @@ pub mod backoff;
 pub mod chat;
 pub mod cli;
 pub mod client;
-pub(crate) mod core;
+pub(crate) mod driver;
 pub mod error;
 pub mod events;
 pub mod faults;
@@ -36,7 +38,7 @@ pub mod text;
 pub mod transfer;
 
 pub use client::{AutoAccept, Client, ClientConfig, EventStream, CLI_AUTO_ACCEPT_MAX};
-pub use core::FriendsSnapshot;
+pub use driver::FriendsSnapshot;
 pub use error::ClientError;
 pub use events::{
     Event, FriendView, KeyDecision, LinkPath, LoginRetryReason, OfflineReason, PeerCloseReason,

@@ -45,6 +45,9 @@ const OUTSIDE_THE_MACHINE: &[(&str, &str, &str)] = &[
     ("L18", "peer.l18.hello-deadline-from-connect", "the hello deadline runs in peer/session.rs from the TCP connect: proved by the peer case only"),
     ("L21a", "client/src/peer/session.rs::a_second_ping_while_a_pong_is_queued_updates_its_nonce", "the Pong slot lives in the link's write queue, which the machine does not see"),
     ("L21b", "client/src/peer/budget.rs::a_ping_flood_empties_the_bucket_and_a_pinger_at_the_rate_never_does", "the ping bucket is applied by the link task before frames reach the machine"),
+    ("L41", "client/src/peer/idle.rs::l41_second_ping_after_60_s_and_no_third", "§3.6 timers have one owner, the link task (peer::idle::decide, pure): the machine never sees Pings"),
+    ("L42", "client/src/peer/idle.rs::l42_close_at_90_s_whatever_was_sent", "§3.6 timers have one owner, the link task (peer::idle::decide, pure): the machine never sees Pings"),
+    ("L43", "client/src/peer/idle.rs::l43_a_frame_restarts_the_count", "§3.6 timers have one owner, the link task: every complete frame resets its silence before the machine sees it"),
     ("L44", "peer.l44.closing-drains-input", "CLOSING and its grace are the link task's (session::drain, async): proved by the peer case only"),
     ("L54", "src/transport.rs::the_last_nonce_is_never_used", "the nonce is the transport's; the machine never sees it"),
     ("L56", "client/src/peer/budget.rs::the_budget_refuses_what_does_not_fit_and_frees_what_was_written", "the send budget is the link's write queue"),
@@ -57,7 +60,7 @@ const NO_PEER_CASE: &[(&str, &str)] = &[
     ("L56", "the friend would have to stop reading while provoking over 4 MiB of answers; FriendLink reads in a task that never pauses"),
     ("C7", "needs the client's own storage to fail: no test hook for it in peerchat-cli"),
     ("C23", "an outbox entry for a friend who unfriends before any link: racy against the client's dial; the machine's Pair test proves it"),
-    ("R34", "a FileCancel during VERIFYING: the client verifies in milliseconds, so the window cannot be hit from outside (and D19 is open)"),
+    ("R34", "a FileCancel during VERIFYING: the client verifies in milliseconds, so the window cannot be hit from outside; the Pair test d19_cancel_during_verification_leaves_no_final_file proves it"),
     ("R45", "needs a write to the .part file to fail: no test hook for it in peerchat-cli"),
     ("R55", "a MAY after a period of the receiver's choosing: not observable without a hook"),
 ];

@@ -280,7 +280,7 @@ pub enum CliRecord {
         target: String,
     },
     /// `friends` answer.
-    Friends(crate::core::FriendsSnapshot),
+    Friends(crate::driver::FriendsSnapshot),
     /// `history` answer.
     History {
         /// With whom.

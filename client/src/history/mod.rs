@@ -513,7 +513,7 @@ impl History {
 /// batch's, [`History::apply_batch`]).
 async fn record_transfer(
     c: &impl sea_orm::ConnectionTrait,
-    t: &crate::machine::TransferRecord,
+    t: &crate::transfer::TransferRecord,
 ) -> Result<(), HistoryError> {
     let legacy = legacy_state(t.state);
     let row = transfer::ActiveModel {
@@ -522,7 +522,7 @@ async fn record_transfer(
         direction: Set(t.direction.as_str().to_owned()),
         name: Set(t.offered_name.clone()),
         size: Set(to_i64(t.size)),
-        sha256: Set(hex::encode(t.sha256)),
+        sha256: Set(t.sha256.map(hex::encode).unwrap_or_default()),
         path: Set(String::new()),
         state: Set(legacy.to_owned()),
         created_at: Set(to_i64(now_ms())),
@@ -540,6 +540,7 @@ async fn record_transfer(
                 transfer::Column::TransferId,
             ])
             .update_columns([
+                transfer::Column::Sha256,
                 transfer::Column::State,
                 transfer::Column::SpecState,
                 transfer::Column::EndReason,
@@ -551,6 +552,107 @@ async fn record_transfer(
         .exec(c)
         .await?;
     Ok(())
+}
+
+/// A transfer row as the driver restores it into the machine at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTransfer {
+    /// Friend (lower-case).
+    pub friend: String,
+    /// The id.
+    pub id: TransferId,
+    /// The name as offered (the raw name; older rows hold the sanitised one).
+    pub offered_name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256; `None` for a streamed-hash transfer or one not hashed yet.
+    pub sha256: Option<[u8; 32]>,
+    /// Source file (outgoing), `.part` or final file (incoming).
+    pub path: PathBuf,
+    /// The SPEC §8.3 state name (mapped from the older `state` column for older rows).
+    pub spec_state: String,
+    /// Why it ended.
+    pub end_reason: Option<peerchat_proto::wire::FileCancelReason>,
+    /// A sender's FileCancel still waits for a link (S32).
+    pub cancel_unsent: bool,
+}
+
+impl History {
+    /// Every transfer going `direction`, oldest first, for the machine's restore.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn stored_transfers(
+        &self,
+        direction: Direction,
+    ) -> Result<Vec<StoredTransfer>, HistoryError> {
+        let rows = transfer::Entity::find()
+            .filter(transfer::Column::Direction.eq(direction.as_str()))
+            .order_by_asc(transfer::Column::Seq)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let spec_state = r
+                    .spec_state
+                    .clone()
+                    .unwrap_or_else(|| spec_of_legacy(&r.state, direction).to_owned());
+                Some(StoredTransfer {
+                    friend: r.friend,
+                    id: TransferId::from_slice(&hex::decode(&r.transfer_id).ok()?)?,
+                    offered_name: r.offered_name.unwrap_or(r.name),
+                    size: u64::try_from(r.size).ok()?,
+                    sha256: hex::decode(&r.sha256)
+                        .ok()
+                        .and_then(|h| <[u8; 32]>::try_from(h).ok()),
+                    path: PathBuf::from(r.path),
+                    spec_state,
+                    end_reason: r
+                        .end_reason
+                        .and_then(|n| peerchat_proto::wire::FileCancelReason::try_from(n).ok()),
+                    cancel_unsent: r.cancel_unsent,
+                })
+            })
+            .collect())
+    }
+
+    /// Records where a transfer's file is: the source (outgoing), the `.part` file once
+    /// created, the final file once renamed (incoming).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn set_transfer_path(
+        &self,
+        friend: &str,
+        direction: Direction,
+        id: TransferId,
+        path: &Path,
+    ) -> Result<(), HistoryError> {
+        transfer::Entity::update_many()
+            .col_expr(
+                transfer::Column::Path,
+                sea_orm::sea_query::Expr::value(path.to_string_lossy().into_owned()),
+            )
+            .filter(transfer::Column::Friend.eq(friend))
+            .filter(transfer::Column::Direction.eq(direction.as_str()))
+            .filter(transfer::Column::TransferId.eq(id.to_hex()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The SPEC state of a row written before the machine (only the older `state` column).
+fn spec_of_legacy(state: &str, direction: Direction) -> &'static str {
+    match (state, direction) {
+        (state::PENDING, _) | (state::ACTIVE, _) => "SUSPENDED",
+        (state::OFFERED, _) => "PENDING_DECISION",
+        (state::COMPLETE, _) => "DONE",
+        (state::DECLINED, _) => "DECLINED",
+        (state::FAILED, _) => "FAILED",
+        _ => "CANCELLED",
+    }
 }
 
 /// The pre-machine `state` column for a SPEC state name, so that code still reading it
@@ -619,7 +721,7 @@ mod tests {
             direction: Direction::Outgoing,
             offered_name: "a\u{202e}txt.exe".into(),
             size: 10,
-            sha256: [1; 32],
+            sha256: Some([1; 32]),
             state: "SUSPENDED",
             end_reason: None,
             bytes: 0,

@@ -1,10 +1,15 @@
 //! SPEC.md §7 and Table L (§8.5.1) in the machine: links that reached OPEN, one per friend
-//! (L52), the frames of OPEN (L20–L35), the idle timers (L40–L43), the effects of CLOSED, and
-//! when to dial (§7.4: the back-off grows with failed attempts over time, 1 s → 60 s, and is
+//! (L52), the frames of OPEN (L20–L35), the effects of CLOSED, and when to dial (§7.4: the back-off grows with failed attempts over time, 1 s → 60 s, and is
 //! reset by presence, a new friend list, a key change and any link reaching OPEN).
 //!
 //! The handshake and the hello (L1–L18) happen in the driver's link task; the machine learns
 //! of a link when it is OPEN ([`LinkEvent::Up`]).
+//!
+//! The idle timers (§3.6, L21 and L40–L43) have one owner, the link task
+//! (`peer/session.rs`), which applies the pure [`crate::peer::idle::decide`]: silence is
+//! measured where the bytes arrive (a driver waiting on a slow disk must not make a busy link
+//! look silent), and a `Ping` is answered from the link's single Pong slot ahead of queued
+//! data and rate limited there (§3.6 r2). The machine never sees `Ping` or `Pong`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
@@ -14,7 +19,6 @@ use peerchat_proto::wire::CloseReason;
 
 use super::{key, Action, ClientMachine, LinkId, MachineConfig};
 use crate::events::{Event, LinkPath, PeerCloseReason};
-use crate::peer::idle::{self, IdleAction};
 use crate::peer::redial::Redial;
 use crate::peer::registry::{Admission, PeerRegistry};
 
@@ -99,8 +103,6 @@ pub(crate) struct Link {
     fingerprint: String,
     /// The features both hellos named (§7.2 r9).
     features: PeerFeatures,
-    last_rx: Instant,
-    pings: u32,
     pub(crate) discard: DiscardSet,
 }
 
@@ -111,7 +113,6 @@ pub(crate) struct Links {
     registry: PeerRegistry,
     pub(crate) redial: Redial,
     pub(crate) dialing: HashSet<String>,
-    nonce: u64,
 }
 
 impl Links {
@@ -121,8 +122,11 @@ impl Links {
             registry: PeerRegistry::new(&c.me),
             redial: Redial::new(c.redial_min, c.redial_max),
             dialing: HashSet::new(),
-            nonce: 0,
         }
+    }
+
+    pub(crate) fn set_me(&mut self, me: &str) {
+        self.registry.set_me(me);
     }
 
     /// The OPEN link with `k`.
@@ -174,28 +178,34 @@ impl Links {
         }
     }
 
-    /// The earliest idle deadline of any link, and the earliest redial of a friend that
-    /// wants a link and has none.
-    pub(crate) fn next_timeout(&self, c: &MachineConfig, wants: Vec<String>) -> Option<Instant> {
-        let idle = self.links.values().map(|l| {
-            let after = match l.pings {
-                0 => c.idle.ping_after,
-                1 => c.idle.ping_after * 2,
-                _ => c.idle.timeout,
-            };
-            l.last_rx + after.min(c.idle.timeout)
-        });
-        let redial = wants
+    /// The earliest redial of a friend that wants a link and has none.
+    pub(crate) fn next_timeout(&self, wants: Vec<String>) -> Option<Instant> {
+        wants
             .iter()
             .filter(|k| {
                 !self.dialing.contains(*k) && self.active(k).is_none() && !self.redial.is_refused(k)
             })
-            .filter_map(|k| self.redial.not_before(k));
-        idle.chain(redial).min()
+            .filter_map(|k| self.redial.not_before(k))
+            .min()
     }
 }
 
 impl ClientMachine {
+    /// The OPEN link both sides keep with `friend` (L52), if any.
+    pub fn active_link(&self, friend: &str) -> Option<LinkId> {
+        self.links.active(&key(friend))
+    }
+
+    /// How the active link with `friend` was made.
+    pub fn link_path(&self, friend: &str) -> Option<LinkPath> {
+        self.links.registry.path(&key(friend))
+    }
+
+    /// The friend of an OPEN link (lower-case key).
+    pub fn link_friend(&self, link: LinkId) -> Option<&str> {
+        self.links.links.get(&link).map(|l| l.friend.as_str())
+    }
+
     /// A link came up, went down, or a dial failed.
     pub fn handle_link_event(&mut self, ev: LinkEvent, now: Instant) {
         match ev {
@@ -245,9 +255,9 @@ impl ClientMachine {
         now: Instant,
     ) {
         let k = key(friend);
-        if initiated_by_me {
-            self.links.dialing.remove(&k);
-        }
+        // Any link reaching OPEN ends the attempt, ours or the friend's (a reversal or a
+        // punch the friend asked for comes in as an accepted link).
+        self.links.dialing.remove(&k);
         if self.logged_out {
             self.push(Action::CloseLink {
                 link,
@@ -280,8 +290,6 @@ impl ClientMachine {
                         friend: k.clone(),
                         fingerprint,
                         features,
-                        last_rx: now,
-                        pings: 0,
                         discard: DiscardSet::default(),
                     },
                 );
@@ -319,14 +327,11 @@ impl ClientMachine {
         let Some(l) = self.links.get_mut(link) else {
             return;
         };
-        // L43: every complete frame is activity.
-        l.last_rx = now;
-        l.pings = 0;
         let k = l.friend.clone();
         match frame {
             PeerFrame::Hello { .. } => self.close_link(link, CloseReason::ProtocolError, now),
-            PeerFrame::Ping(nonce) => self.send(link, PeerFrame::Pong(nonce)),
-            PeerFrame::Pong(_) | PeerFrame::Unknown => {}
+            // L21, L40–L43 belong to the link task (module docs).
+            PeerFrame::Ping(_) | PeerFrame::Pong(_) | PeerFrame::Unknown => {}
             PeerFrame::Close { reason, .. } => {
                 // L30–L35: closed at once, nothing sent.
                 self.push(Action::CloseLink { link, reason: None });
@@ -360,8 +365,6 @@ impl ClientMachine {
         let Some(l) = self.links.get_mut(link) else {
             return;
         };
-        l.last_rx = now;
-        l.pings = 0;
         let k = l.friend.clone();
         self.on_invalid_file_frame(link, &k, frame, now);
     }
@@ -439,25 +442,6 @@ impl ClientMachine {
                 self.maybe_dial(&k, now);
             } else {
                 self.links.redial.settle(&k);
-            }
-        }
-    }
-
-    pub(crate) fn links_timeout(&mut self, now: Instant) {
-        let timers = self.config.idle;
-        for link in self.links.all() {
-            let Some(l) = self.links.links.get_mut(&link) else {
-                continue;
-            };
-            match idle::decide(timers, now.saturating_duration_since(l.last_rx), l.pings) {
-                IdleAction::Wait => {}
-                IdleAction::Ping => {
-                    l.pings += 1;
-                    self.links.nonce += 1;
-                    let nonce = self.links.nonce;
-                    self.send(link, PeerFrame::Ping(nonce));
-                }
-                IdleAction::Close => self.close_link(link, CloseReason::IdleTimeout, now),
             }
         }
     }

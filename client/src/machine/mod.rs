@@ -10,8 +10,9 @@
 //! time of receipt) are inputs too.
 //!
 //! The machine is split by SPEC chapter:
-//! - [`links`] — §7 and Table L: links reaching OPEN, one link per friend (L52), idle pings
-//!   and time-out (L40–L43), Close frames (L30–L35), the redial policy of §7.4;
+//! - [`links`] — §7 and Table L: links reaching OPEN, one link per friend (L52), Close
+//!   frames (L30–L35), the redial policy of §7.4 (the idle timers of §3.6 belong to the link
+//!   task, see [`links`]);
 //! - [`chat`] — §8.1–§8.2 and Table C: outbox order, acks, dedupe, typing;
 //! - [`transfers`] — §8.3 and Tables R and S as pure functions, and [`transfer_book`] which
 //!   applies them to the transfers of every friend;
@@ -37,7 +38,6 @@ use peerchat_proto::wire::{CloseReason, FileCancelReason};
 
 use crate::events::Event;
 use crate::ids::{MessageId, TransferId};
-use crate::peer::idle::IdleTimers;
 use crate::transfer::AutoAccept;
 pub use crate::transfer::TransferRecord;
 
@@ -50,8 +50,6 @@ pub use links::{LinkEnd, LinkEvent};
 pub struct MachineConfig {
     /// Our userid (registered spelling), used for the L52 tie-break.
     pub me: String,
-    /// The §3.6 idle timers of peer links.
-    pub idle: IdleTimers,
     /// Shortest and longest wait between dial attempts (§7.4).
     pub redial_min: Duration,
     /// Longest wait between dial attempts.
@@ -71,7 +69,6 @@ impl MachineConfig {
     pub fn new(me: &str, download_dir: PathBuf) -> Self {
         Self {
             me: me.to_owned(),
-            idle: IdleTimers::default(),
             redial_min: PEER_RETRY_MIN,
             redial_max: PEER_RETRY_MAX,
             auto_accept: AutoAccept::Never,
@@ -104,7 +101,9 @@ pub enum Command {
         /// Typing or stopped.
         active: bool,
     },
-    /// Send a file whose size and SHA-256 the driver computed (S33).
+    /// Send a file of `size` bytes (S33). Without a SHA-256 the machine offers it with a
+    /// streamed hash when the link has `file-blake3` (§8.3.1, no pre-hash pass), and asks
+    /// for a [`DiskJob::HashSource`] otherwise.
     SendFile {
         /// To whom.
         friend: String,
@@ -116,8 +115,8 @@ pub enum Command {
         name: String,
         /// Size in bytes.
         size: u64,
-        /// SHA-256 of the content.
-        sha256: [u8; 32],
+        /// SHA-256 of the content, if the caller knows it.
+        sha256: Option<[u8; 32]>,
     },
     /// Accept an offered file (R40, R41).
     AcceptFile {
@@ -203,12 +202,20 @@ pub enum DiskJob {
         /// What.
         data: Bytes,
     },
-    /// Hash the `.part` file; if it is `expect`, rename it to its final name.
+    /// Hash the `.part` file and report whether it is `expect` ([`DiskEvent::Verified`]).
+    /// Nothing is renamed: the machine decides (R51; a cancel meanwhile wins, audit D19)
+    /// and then asks for [`DiskJob::Rename`].
     Verify {
         /// The transfer.
         id: TransferId,
         /// The hash it must have.
         expect: Expected,
+    },
+    /// Move the verified `.part` file to its final name (§8.4); [`DiskEvent::Renamed`] or
+    /// [`DiskEvent::WriteFailed`].
+    Rename {
+        /// The transfer.
+        id: TransferId,
     },
     /// Delete the `.part` file.
     DeletePart {
@@ -228,6 +235,27 @@ pub enum DiskJob {
     },
     /// Check that a source file still has `size` bytes (S30, S31).
     CheckSource {
+        /// The transfer.
+        id: TransferId,
+        /// The source file.
+        path: PathBuf,
+        /// The offered size.
+        size: u64,
+    },
+    /// Compute the SHA-256 of a source file for an offer on a link without `file-blake3`
+    /// (§8.3.1: only such a friend needs the pre-hash pass); [`DiskEvent::SourceHashed`].
+    HashSource {
+        /// The transfer.
+        id: TransferId,
+        /// The source file.
+        path: PathBuf,
+        /// The size it must have.
+        size: u64,
+    },
+    /// Compute the BLAKE3 of a source file for the `FileDigest` of a streamed-hash
+    /// transfer (§8.3.1 r2); [`DiskEvent::Digested`]. The driver sends the resulting frame
+    /// behind the file's last chunk.
+    Digest {
         /// The transfer.
         id: TransferId,
         /// The source file.
@@ -268,12 +296,17 @@ pub enum DiskEvent {
         /// The transfer.
         id: TransferId,
     },
-    /// A `Verify` result; `path` is the final file when it matched.
+    /// A `Verify` result.
     Verified {
         /// The transfer.
         id: TransferId,
-        /// The hash matched (and the file was renamed).
+        /// The hash matched.
         matched: bool,
+    },
+    /// A `Rename` result: the final file.
+    Renamed {
+        /// The transfer.
+        id: TransferId,
         /// The final file.
         path: String,
     },
@@ -283,6 +316,20 @@ pub enum DiskEvent {
         id: TransferId,
         /// The source still has the offered size.
         ok: bool,
+    },
+    /// A `HashSource` result: `None` if the file could not be read or has another size.
+    SourceHashed {
+        /// The transfer.
+        id: TransferId,
+        /// The SHA-256.
+        sha256: Option<[u8; 32]>,
+    },
+    /// A `Digest` result: `None` if the file could not be read.
+    Digested {
+        /// The transfer.
+        id: TransferId,
+        /// The BLAKE3.
+        blake3: Option<[u8; 32]>,
     },
 }
 
@@ -417,6 +464,12 @@ impl ClientMachine {
         &self.config
     }
 
+    /// Our userid became known (a login): the L52 tie-break uses it.
+    pub fn set_me(&mut self, me: &str) {
+        self.config.me = me.to_owned();
+        self.links.set_me(me);
+    }
+
     /// The next thing to do, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
@@ -425,7 +478,7 @@ impl ClientMachine {
     /// When [`ClientMachine::handle_timeout`] is due next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
-            self.links.next_timeout(&self.config, self.wants_links()),
+            self.links.next_timeout(self.wants_links()),
             self.chat.next_timeout(),
             self.book.next_timeout(&self.config),
         ]
@@ -434,9 +487,8 @@ impl ClientMachine {
         .min()
     }
 
-    /// Time passed: idle pings and time-outs, typing expiry, redials, OFFER_DATA_TIMEOUT.
+    /// Time passed: typing expiry, redials, OFFER_DATA_TIMEOUT.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.links_timeout(now);
         self.chat_timeout(now);
         self.transfers_timeout(now);
         self.redial_due(now);

@@ -38,6 +38,12 @@ pub(crate) struct Outgoing {
     checking: bool,
     /// A ReadChunk job runs.
     reading: bool,
+    /// `key.sha256` is the file's SHA-256 (given, restored or computed): the offer can
+    /// carry it. Without it, a link with `file-blake3` gets a streamed-hash offer and any
+    /// other link waits for a [`DiskJob::HashSource`] (§8.3.1).
+    sha_known: bool,
+    /// A HashSource job runs.
+    hashing: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +59,8 @@ pub(crate) struct Incoming {
     path: String,
     /// The FileDigest of a streamed-hash transfer, once received (§8.3.1).
     digest: Option<[u8; 32]>,
+    /// The hash matched and a Rename job runs (R51 waits for its result, audit D19).
+    renaming: bool,
 }
 
 impl Incoming {
@@ -98,7 +106,7 @@ impl TransferBook {
     fn offers_to(&self, k: &str) -> usize {
         self.out
             .values()
-            .filter(|o| o.friend == k && (o.state.in_flight() || o.checking))
+            .filter(|o| o.friend == k && (o.state.in_flight() || o.checking || o.hashing))
             .count()
     }
 
@@ -203,7 +211,8 @@ impl ClientMachine {
     }
 
     /// Restores an outgoing transfer of an earlier run: SUSPENDED (offered again on the next
-    /// link, S30) or CANCELLED with its FileCancel not yet sent (S32).
+    /// link, S30) or CANCELLED with its FileCancel not yet sent (S32). A `key` with
+    /// `streamed` set has no known SHA-256 (it was offered with a streamed hash, or not yet).
     pub fn restore_outgoing(
         &mut self,
         friend: &str,
@@ -224,12 +233,14 @@ impl ClientMachine {
             id,
             Outgoing {
                 friend: super::key(friend),
+                sha_known: !key.streamed,
                 key,
                 path,
                 state,
                 seq: self.book.seq,
                 checking: false,
                 reading: false,
+                hashing: false,
             },
         );
     }
@@ -259,8 +270,43 @@ impl ClientMachine {
                 accepted_at: None,
                 path: String::new(),
                 digest: None,
+                renaming: false,
             },
         );
+    }
+
+    /// The offer of an incoming transfer has a streamed hash (§8.3.1): the driver's writer
+    /// hashes with BLAKE3 instead of SHA-256 while it appends.
+    pub fn incoming_streamed(&self, id: TransferId) -> Option<bool> {
+        let k = self.book.find_incoming(id)?;
+        self.book.inc.get(&(k, id)).map(|i| i.key.streamed)
+    }
+
+    /// The outgoing transfer is offered with a streamed hash (§8.3.1): the driver's reader
+    /// may hash with BLAKE3 while it reads, so that the FileDigest needs no second pass.
+    pub fn outgoing_streamed(&self, id: TransferId) -> bool {
+        self.book.out.get(&id).is_some_and(|o| o.key.streamed)
+    }
+
+    /// The friend (lower-case key) of a transfer in either direction.
+    pub fn transfer_friend(&self, id: TransferId) -> Option<String> {
+        self.book
+            .out
+            .get(&id)
+            .map(|o| o.friend.clone())
+            .or_else(|| self.book.find_incoming(id))
+    }
+
+    /// Name, size and direction of a transfer (for the driver's progress events).
+    pub fn transfer_info(&self, id: TransferId) -> Option<(String, u64, Direction)> {
+        if let Some(o) = self.book.out.get(&id) {
+            return Some((o.friend.clone(), o.key.size, Direction::Outgoing));
+        }
+        let k = self.book.find_incoming(id)?;
+        self.book
+            .inc
+            .get(&(k.clone(), id))
+            .map(|i| (k, i.key.size, Direction::Incoming))
     }
 
     /// The state of a transfer (tests, the driver's list of transfers).
@@ -295,7 +341,7 @@ impl ClientMachine {
         path: PathBuf,
         name: String,
         size: u64,
-        sha256: [u8; 32],
+        sha256: Option<[u8; 32]>,
         now: Instant,
     ) -> Result<(), CommandError> {
         let k = key(friend);
@@ -306,7 +352,7 @@ impl ClientMachine {
         let key = OfferKey {
             name,
             size,
-            sha256,
+            sha256: sha256.unwrap_or_default(),
             streamed: false,
         };
         self.book.out.insert(
@@ -319,6 +365,8 @@ impl ClientMachine {
                 seq: self.book.seq,
                 checking: false,
                 reading: false,
+                sha_known: sha256.is_some(),
+                hashing: false,
             },
         );
         // S33 / S40: offered now if a link is OPEN and the cap allows; otherwise SUSPENDED.
@@ -326,10 +374,14 @@ impl ClientMachine {
             Some(link)
                 if self.dir.may_link(&k) && self.book.offers_to(&k) < MAX_OFFERS_IN_FLIGHT =>
             {
-                self.set_out(id, SendState::Offered { link }, Row::NoRow);
-                if let Some(o) = self.book.out.get(&id) {
-                    let f = offer_frame(id, &o.key);
-                    self.send(link, f);
+                if self.offer_kind(id, link) {
+                    self.set_out(id, SendState::Offered { link }, Row::NoRow);
+                    if let Some(o) = self.book.out.get(&id) {
+                        let f = offer_frame(id, &o.key);
+                        self.send(link, f);
+                    }
+                } else {
+                    self.persist_out(id);
                 }
             }
             _ => {
@@ -338,6 +390,35 @@ impl ClientMachine {
             }
         }
         Ok(())
+    }
+
+    /// Fixes the kind of the offer about to go out on `link` (§8.3.1): a known SHA-256 is
+    /// offered; otherwise a link with `file-blake3` gets a streamed-hash offer (no pre-hash
+    /// pass). False when neither applies: a [`DiskJob::HashSource`] is started and the offer
+    /// waits for its result.
+    fn offer_kind(&mut self, id: TransferId, link: LinkId) -> bool {
+        let blake3 = self.links.blake3_ok(link);
+        let Some(o) = self.book.out.get_mut(&id) else {
+            return false;
+        };
+        if o.sha_known {
+            o.key.streamed = false;
+            return true;
+        }
+        if blake3 {
+            o.key.streamed = true;
+            return true;
+        }
+        if !o.hashing {
+            o.hashing = true;
+            let job = DiskJob::HashSource {
+                id,
+                path: o.path.clone(),
+                size: o.key.size,
+            };
+            self.push(Action::Disk(job));
+        }
+        false
     }
 
     pub(crate) fn accept_file(&mut self, id: TransferId, now: Instant) -> Result<(), CommandError> {
@@ -456,6 +537,7 @@ impl ClientMachine {
                             accepted_at: None,
                             path: String::new(),
                             digest: None,
+                            renaming: false,
                         },
                     );
                     self.persist_in(k, id);
@@ -679,8 +761,11 @@ impl ClientMachine {
             }
             let ends =
                 x.next.is_some_and(|n| n.is_terminal()) && !prev.is_some_and(|p| p.is_terminal());
-            let answered_dead =
-                matches!(x.answer, Answer::Cancel(_)) && prev.is_none_or(|p| p.is_terminal());
+            // R4's id names our own transfer to the friend, which goes on: its FileAccept
+            // and FileComplete must not be discarded on this link (§8.5.3).
+            let answered_dead = matches!(x.answer, Answer::Cancel(_))
+                && x.row != Row::R4
+                && prev.is_none_or(|p| p.is_terminal());
             if x.discard || ends || answered_dead {
                 self.links.discard(link, &id.0);
             }
@@ -757,7 +842,8 @@ impl ClientMachine {
                     offset: size,
                 })
             }
-            RecvState::Suspended { held } if x.row == Row::R53 => {
+            // R41: accepted while apart, it waits for the re-offer like a dropped one.
+            RecvState::Suspended { held } if matches!(x.row, Row::R53 | Row::R41) => {
                 self.emit(Event::TransferSuspended {
                     friend,
                     transfer_id: id,
@@ -806,8 +892,11 @@ impl ClientMachine {
             let prev = self.book.out_of(k, id).map(|o| o.state);
             let ends =
                 x.next.is_some_and(|n| n.is_terminal()) && !prev.is_some_and(|p| p.is_terminal());
-            let answered_dead =
-                matches!(x.answer, Answer::Cancel(_)) && prev.is_none_or(|p| p.is_terminal());
+            // R4's id names our own transfer to the friend, which goes on: its FileAccept
+            // and FileComplete must not be discarded on this link (§8.5.3).
+            let answered_dead = matches!(x.answer, Answer::Cancel(_))
+                && x.row != Row::R4
+                && prev.is_none_or(|p| p.is_terminal());
             if x.discard || ends || answered_dead {
                 self.links.discard(link, &id.0);
             }
@@ -853,8 +942,10 @@ impl ClientMachine {
                     name,
                     size,
                     offset: size,
-                })
+                });
+                self.digest_if_streamed(id);
             }
+            SendState::AwaitingComplete { .. } if row == Row::S37 => self.digest_if_streamed(id),
             SendState::Suspended if row == Row::S38 => self.emit(Event::TransferSuspended {
                 friend,
                 transfer_id: id,
@@ -888,6 +979,19 @@ impl ClientMachine {
             if let Some(link) = self.links.active(&k) {
                 self.offer_waiting(&k, link);
             }
+        }
+    }
+
+    /// A streamed-hash transfer ends its data with `FileDigest` (§8.3.1 r2): after the last
+    /// chunk (S37), or at once when the receiver already holds every byte (S4).
+    fn digest_if_streamed(&mut self, id: TransferId) {
+        if let Some(o) = self.book.out.get(&id).filter(|o| o.key.streamed) {
+            let job = DiskJob::Digest {
+                id,
+                path: o.path.clone(),
+                size: o.key.size,
+            };
+            self.push(Action::Disk(job));
         }
     }
 
@@ -942,7 +1046,7 @@ impl ClientMachine {
             let Some(o) = self.book.out.get_mut(&id) else {
                 continue;
             };
-            if o.state == SendState::Suspended && !o.checking {
+            if o.state == SendState::Suspended && !o.checking && !o.hashing {
                 o.checking = true;
                 let job = DiskJob::CheckSource {
                     id,
@@ -1035,6 +1139,22 @@ impl ClientMachine {
         }
     }
 
+    /// S30/S31 for a transfer whose source was checked (and hashed, if it had to be).
+    fn source_ready(&mut self, k: &str, id: TransferId, link: LinkId, ok: bool) {
+        let Some(o) = self.book.out.get(&id) else {
+            return;
+        };
+        let x = decide_send_local(
+            o.state,
+            o.key.size,
+            SendLocal::LinkOpen {
+                link,
+                source_ok: ok,
+            },
+        );
+        self.apply_send(k, id, x, Some(link));
+    }
+
     pub(crate) fn on_disk(&mut self, ev: DiskEvent, now: Instant) {
         match ev {
             DiskEvent::ChunkRead { id, offset, data } => {
@@ -1088,18 +1208,59 @@ impl ClientMachine {
                 let Some(link) = self.links.active(&k) else {
                     return;
                 };
+                if ok && !self.offer_kind(id, link) {
+                    // The SHA-256 is being computed; SourceHashed offers it.
+                    return;
+                }
+                self.source_ready(&k, id, link, ok);
+            }
+            DiskEvent::SourceHashed { id, sha256 } => {
+                let Some(o) = self.book.out.get_mut(&id) else {
+                    return;
+                };
+                if !o.hashing {
+                    return;
+                }
+                o.hashing = false;
+                if let Some(h) = sha256 {
+                    o.key.sha256 = h;
+                    o.sha_known = true;
+                    o.key.streamed = false;
+                    // Recorded now, so that the re-offer after a restart is identical.
+                    self.persist_out(id);
+                }
                 let Some(o) = self.book.out.get(&id) else {
                     return;
                 };
-                let x = decide_send_local(
-                    o.state,
-                    o.key.size,
-                    SendLocal::LinkOpen {
+                let k = o.friend.clone();
+                match self.links.active(&k) {
+                    Some(link) if o.state == SendState::Suspended => {
+                        self.source_ready(&k, id, link, sha256.is_some())
+                    }
+                    // No link: offered (or found changed) when one is OPEN again (S30).
+                    _ => {}
+                }
+            }
+            DiskEvent::Digested { id, blake3 } => {
+                let Some(o) = self.book.out.get(&id) else {
+                    return;
+                };
+                let k = o.friend.clone();
+                match (o.state, blake3) {
+                    (SendState::AwaitingComplete { link }, Some(h)) => self.send(
                         link,
-                        source_ok: ok,
-                    },
-                );
-                self.apply_send(&k, id, x, Some(link));
+                        PeerFrame::FileDigest {
+                            id: id.0,
+                            blake3: h,
+                        },
+                    ),
+                    (state @ SendState::AwaitingComplete { link }, None) => {
+                        let x = decide_send_local(state, o.key.size, SendLocal::ReadFailed);
+                        self.apply_send(&k, id, x, Some(link));
+                    }
+                    // The link closed meanwhile: the re-offer and its accept ask again.
+                    _ => {}
+                }
             }
             DiskEvent::WriteFailed { id } => {
                 let Some(k) = self.book.find_incoming(id) else {
@@ -1110,19 +1271,44 @@ impl ClientMachine {
                 let x = decide_recv_local(i.state, i.key.size, RecvLocal::WriteFailed { open });
                 self.apply_recv(&k, id, x, open, None, now);
             }
-            DiskEvent::Verified { id, matched, path } => {
+            DiskEvent::Verified { id, matched } => {
                 let Some(k) = self.book.find_incoming(id) else {
                     return;
                 };
                 let Some(i) = self.book.inc.get_mut(&(k.clone(), id)) else {
                     return;
                 };
-                i.path = path;
-                let link = match i.state {
-                    RecvState::Verifying { link } => link,
-                    _ => None,
+                let RecvState::Verifying { link } = i.state else {
+                    // Cancelled (or failed) while the hash was computed: that decision
+                    // stands and its DeletePart removes the file (audit D19).
+                    return;
                 };
+                if matched {
+                    // R51 once the file is in its final place: the FileComplete promises it.
+                    i.renaming = true;
+                    self.push(Action::Disk(DiskJob::Rename { id }));
+                    return;
+                }
                 let x = decide_recv_local(i.state, i.key.size, RecvLocal::Verified { matched });
+                self.apply_recv(&k, id, x, link, None, now);
+            }
+            DiskEvent::Renamed { id, path } => {
+                let Some(k) = self.book.find_incoming(id) else {
+                    return;
+                };
+                let Some(i) = self.book.inc.get_mut(&(k.clone(), id)) else {
+                    return;
+                };
+                let RecvState::Verifying { link } = i.state else {
+                    return;
+                };
+                if !i.renaming {
+                    return;
+                }
+                i.renaming = false;
+                i.path = path;
+                let x =
+                    decide_recv_local(i.state, i.key.size, RecvLocal::Verified { matched: true });
                 self.apply_recv(&k, id, x, link, None, now);
             }
         }
@@ -1143,7 +1329,7 @@ impl ClientMachine {
             direction: Direction::Incoming,
             offered_name: i.key.name.clone(),
             size: i.key.size,
-            sha256: i.key.sha256,
+            sha256: (!i.key.streamed).then_some(i.key.sha256),
             state: i.state.spec_name(),
             end_reason: i.state.end_reason(),
             bytes,
@@ -1170,7 +1356,7 @@ impl ClientMachine {
             direction: Direction::Outgoing,
             offered_name: o.key.name.clone(),
             size: o.key.size,
-            sha256: o.key.sha256,
+            sha256: o.sha_known.then_some(o.key.sha256),
             state: o.state.spec_name(),
             end_reason,
             bytes,

@@ -379,7 +379,8 @@ pub enum RecvLocal {
         /// The open link.
         open: Option<LinkId>,
     },
-    /// The hash check finished.
+    /// The hash check finished; a match is reported once the file is in its final place
+    /// (the rename is a separate job, audit D19).
     Verified {
         /// It matched.
         matched: bool,
@@ -799,7 +800,8 @@ pub fn decide_send_local(state: SendState, size: u64, ev: SendLocal) -> Decision
                 unsent: true,
             }),
         ),
-        (St::Sending { .. }, SendLocal::ReadFailed) => d(
+        // Also while the FileDigest of a streamed-hash transfer is computed (§8.3.1 r2).
+        (St::Sending { .. } | St::AwaitingComplete { .. }, SendLocal::ReadFailed) => d(
             Row::S36,
             Answer::Cancel(FileCancelReason::IoError),
             Some(St::Cancelled {

@@ -140,6 +140,9 @@ pub struct PeerLink {
     pub bulk: mpsc::Sender<wire::PeerMessage>,
     /// The optional features both hellos named (SPEC.md §7.2 rule 9).
     pub features: PeerFeatures,
+    /// Fingerprint of the identity key the handshake authenticated (the machine admits the
+    /// link only if it is the friend's trusted key, audit D18).
+    pub fingerprint: String,
     stop: CancellationToken,
     /// The code we closed it with, for the Down event.
     why: Arc<Mutex<Option<CloseReason>>>,
@@ -453,6 +456,7 @@ where
         role,
     } = chan;
     let initiator = role == Role::Initiator;
+    let fingerprint = remote.identity_key.fingerprint().to_string();
     let book = ctx.book();
     let Some(me) = ctx.me() else {
         return refuse(
@@ -610,6 +614,7 @@ where
         budget,
         bulk: bulk_tx,
         features,
+        fingerprint,
         stop: stop.clone(),
         why: Arc::default(),
     };

@@ -327,7 +327,7 @@ pub fn spawn_writer(job: WriteJob, events: mpsc::UnboundedSender<DiskEvent>) -> 
 /// Opens a file inside the downloads folder without following a symbolic link at its name
 /// (SPEC.md §8.4): `O_NOFOLLOW` where the system has it; `create_new` refuses any existing
 /// name, links included, everywhere.
-fn open_part(part: &Path, fresh: bool) -> std::io::Result<File> {
+pub(crate) fn open_part(part: &Path, fresh: bool) -> std::io::Result<File> {
     let mut opts = OpenOptions::new();
     opts.read(true).write(true);
     if fresh {

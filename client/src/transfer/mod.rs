@@ -90,8 +90,8 @@ pub struct TransferRecord {
     pub offered_name: String,
     /// Size in bytes.
     pub size: u64,
-    /// SHA-256.
-    pub sha256: [u8; 32],
+    /// SHA-256; `None` for a streamed-hash transfer (§8.3.1) or one not hashed yet.
+    pub sha256: Option<[u8; 32]>,
     /// The SPEC §8.3 state name.
     pub state: &'static str,
     /// Why it ended, for CANCELLED, DECLINED and FAILED (audit D4, D20).

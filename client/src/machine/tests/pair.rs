@@ -334,7 +334,7 @@ impl Pair {
                 path,
                 name: format!("file{n}.bin"),
                 size: content.len() as u64,
-                sha256: Sha256::digest(content).into(),
+                sha256: Some(Sha256::digest(content).into()),
             },
         );
         id
@@ -559,16 +559,37 @@ impl Pair {
                     Expected::Sha256(h) => <[u8; 32]>::from(Sha256::digest(&part)) == h,
                     Expected::Blake3(h) => *blake3::hash(&part).as_bytes() == h,
                 };
-                disk.parts.remove(&id);
-                if matched {
-                    disk.done.insert(id, part);
+                if !matched {
+                    disk.parts.remove(&id);
                 }
-                Some(DiskEvent::Verified {
-                    id,
-                    matched,
-                    path: format!("/downloads/{id}"),
-                })
+                Some(DiskEvent::Verified { id, matched })
             }
+            DiskJob::Rename { id } => match disk.parts.remove(&id) {
+                Some(part) => {
+                    disk.done.insert(id, part);
+                    Some(DiskEvent::Renamed {
+                        id,
+                        path: format!("/downloads/{id}"),
+                    })
+                }
+                None => Some(DiskEvent::WriteFailed { id }),
+            },
+            DiskJob::HashSource { id, path, size } => Some(DiskEvent::SourceHashed {
+                id,
+                sha256: disk
+                    .files
+                    .get(&path)
+                    .filter(|f| f.len() as u64 == size)
+                    .map(|f| Sha256::digest(f).into()),
+            }),
+            DiskJob::Digest { id, path, size } => Some(DiskEvent::Digested {
+                id,
+                blake3: disk
+                    .files
+                    .get(&path)
+                    .filter(|f| f.len() as u64 == size)
+                    .map(|f| *blake3::hash(f).as_bytes()),
+            }),
             DiskJob::DeletePart { id } => {
                 disk.parts.remove(&id);
                 None

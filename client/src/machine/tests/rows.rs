@@ -169,32 +169,19 @@ fn l12_c20_s30_a_link_reaching_open_sends_the_outbox_then_the_offers() {
     );
 }
 
+/// The machine's half of L22/L23: a Pong, matching a Ping or not, is never answered and
+/// never closes the link. Sending Pings and treating a matching Pong as activity (L22, L43)
+/// are the link task's (`peer/session.rs`, `peer::idle::decide`; the peer suite's fault
+/// `pong-not-activity` proves the case fails without it).
 #[test]
 fn l22_l23_pongs_are_never_answered_and_keep_the_link() {
     let (mut p, link) = Pair::connected();
-    let t0 = p.now;
-    // L23: a Pong matching nothing.
     let sent = p.a.sent().len();
     p.inject(Side::A, link, PeerFrame::Pong(424242));
-    assert_eq!(p.a.sent().len(), sent);
-    // L22: Bob is silent, Alice pings at 30 s; the matching Pong arrives; it is activity
-    // (L43), so her IDLE_TIMEOUT now runs from 30 s: no close at 90 s.
-    p.mute_b = true;
-    p.advance(secs(30));
-    let nonce =
-        p.a.sent()
-            .iter()
-            .find_map(|(_, _, f)| match f {
-                PeerFrame::Ping(n) => Some(*n),
-                _ => None,
-            })
-            .expect("a Ping at 30 s");
-    let sent = p.a.sent().len();
-    p.inject(Side::A, link, PeerFrame::Pong(nonce));
+    p.inject(Side::A, link, PeerFrame::Pong(0));
+    p.drive();
     assert_eq!(p.a.sent().len(), sent, "a Pong is not answered");
-    p.advance(secs(70));
-    assert!(p.now.duration_since(t0) >= secs(100));
-    assert!(p.a.closes().is_empty(), "kept past 90 s");
+    assert!(p.a.closes().is_empty(), "a Pong keeps the link");
 }
 
 #[test]

@@ -38,7 +38,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.r2.offer-bad-sha256", "8.3", "an offer whose sha256 is not 32 bytes is answered FileCancel(INVALID); the link stays open", peer_case!(offer_bad_sha)),
         Case::must("peer.r6.reoffer-differs", "8.3", "a re-offer differing from the first offer is answered FileCancel(INVALID) and ends the transfer", peer_case!(reoffer_differs)),
         Case::must("peer.r8.reoffer-identical-pending", "8.3", "an identical re-offer while the user decides is not answered and not asked again", peer_case!(reoffer_pending)),
-        Case::must("peer.r13.reoffer-done", "8.3", "an identical re-offer of a finished transfer is answered FileComplete", peer_case!(reoffer_done)),
+        Case::must("peer.r13.reoffer-done", "8.3", "an identical re-offer of a finished transfer, on a later link, is answered FileComplete", peer_case!(reoffer_done)),
         Case::must("peer.r9.resume-from-part", "8.3", "after a dropped link the identical re-offer is answered FileAccept{bytes held} and the transfer finishes", peer_case!(resume)).covers(&["FileAccept"]).rows(&["R53"]),
         Case::must("peer.r21.chunk-unknown-id", "8.3", "a chunk for an unknown transfer is answered FileCancel(INVALID) once; the link stays open", peer_case!(chunk_unknown)).rows(&["R20"]),
         Case::must("peer.r21.chunk-short-id", "8.3", "a chunk whose transfer_id is not 16 bytes is answered FileCancel(INVALID); the link stays open", peer_case!(chunk_short_id)),
@@ -58,16 +58,16 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.r10.reoffer-while-receiving", "8.3", "an identical re-offer on the link the transfer is being received on is answered FileCancel(INVALID) and ends it", peer_case!(reoffer_receiving)),
         Case::must("peer.r11.reoffer-on-second-link", "8.3", "an identical re-offer on a second link while receiving on the first is answered FileAccept{bytes held}, and the transfer finishes there", peer_case!(reoffer_second_link)),
         Case::must("peer.r14.reoffer-declined", "8.3", "an identical re-offer of a declined transfer (on a later link) is answered FileCancel(DECLINED)", peer_case!(reoffer_declined)),
-        Case::must("peer.r14.reoffer-after-invalid", "8.3", "an identical re-offer of a transfer ended by FileCancel(INVALID) is answered with that reason", peer_case!(reoffer_after_invalid)).known_failure("D4"),
-        Case::must("peer.r14.reoffer-after-hash-mismatch", "8.3", "an identical re-offer of a transfer that failed its hash is answered FileCancel(HASH_MISMATCH)", peer_case!(reoffer_after_mismatch)).known_failure("D4"),
+        Case::must("peer.r14.reoffer-after-invalid", "8.3", "an identical re-offer of a transfer ended by FileCancel(INVALID) is answered with that reason", peer_case!(reoffer_after_invalid)),
+        Case::must("peer.r14.reoffer-after-hash-mismatch", "8.3", "an identical re-offer of a transfer that failed its hash is answered FileCancel(HASH_MISMATCH)", peer_case!(reoffer_after_mismatch)),
         Case::must("peer.r4a.too-many-offers", "8.3", "an offer beyond MAX_OFFERS_IN_FLIGHT unfinished transfers from the friend is answered FileCancel(TOO_MANY_OFFERS)", peer_case!(too_many_offers)).covers(&["FILE_CANCEL_REASON_TOO_MANY_OFFERS"]).timeout_secs(60),
-        Case::must("peer.r4.offer-reusing-own-outgoing-id", "8.3", "an offer naming the id of the client's own transfer to the friend is answered FileCancel(INVALID); the client's own transfer goes on", peer_case!(offer_own_id)).known_failure("D21"),
-        Case::must("peer.r7.differing-reoffer-after-done", "8.3", "a re-offer of a finished transfer that differs from the first offer is answered FileCancel(INVALID), not FileComplete", peer_case!(differing_reoffer_done)).known_failure("D5"),
+        Case::must("peer.r4.offer-reusing-own-outgoing-id", "8.3", "an offer naming the id of the client's own transfer to the friend is answered FileCancel(INVALID); the client's own transfer goes on", peer_case!(offer_own_id)),
+        Case::must("peer.r7.differing-reoffer-after-done", "8.3", "a re-offer of a finished transfer that differs from the first offer is answered FileCancel(INVALID), not FileComplete", peer_case!(differing_reoffer_done)),
         Case::must("peer.r30.cancel-in-discard-set-ignored", "8.3", "a FileCancel for an id the client just answered with FileCancel (its discard set) is not answered; the link stays open", peer_case!(cancel_in_discard_set)),
         Case::must("peer.r43.user-cancels-receiving", "8.3", "the user's cancel of a running incoming transfer sends FileCancel(CANCELLED) and ends it", peer_case!(user_cancels_receiving)),
         Case::must("peer.r44.cancel-while-suspended-answers-reoffer", "8.3", "a transfer the user cancels while its link is down sends nothing then; its re-offer is answered FileCancel(CANCELLED)", peer_case!(cancel_suspended_reoffer)),
         Case::must("peer.r56.no-data-after-accept", "8.3", "an accepted offer with no FileChunk for OFFER_DATA_TIMEOUT (60 s) is ended with FileCancel(NO_DATA)", peer_case!(no_data)).covers(&["FILE_CANCEL_REASON_NO_DATA"]).timeout_secs(100),
-        Case::must("peer.r1.reoffer-in-discard-set", "8.3", "a re-offer on the link where the transfer ended with a FileCancel is in that link's discard set: not answered", peer_case!(reoffer_discarded)).known_failure("D9"),
+        Case::must("peer.r1.reoffer-in-discard-set", "8.3", "a re-offer on the link where the transfer ended with a FileCancel is in that link's discard set: not answered", peer_case!(reoffer_discarded)),
     ]
 }
 
@@ -270,7 +270,7 @@ async fn reoffer_pending(ctx: Ctx) -> CaseResult {
 }
 
 async fn reoffer_done(ctx: Ctx) -> CaseResult {
-    let p = Pair::start(&ctx, AUTO).await?;
+    let mut p = Pair::start(&ctx, AUTO).await?;
     let mut link = p.dial().await?;
     let f = OfferedFile::random(5000);
     link.send(f.offer()).await?;
@@ -281,6 +281,17 @@ async fn reoffer_done(ctx: Ctx) -> CaseResult {
         matches!(b, Body::FileComplete(_))
     })
     .await?;
+    // On a new link: on this one the id is in the discard set now (§8.5.3, completion
+    // included), so a re-offer here is R1, not R13.
+    link.send(Body::Close(wire::Close {
+        reason: CloseReason::Normal as i32,
+        message: String::new(),
+    }))
+    .await?;
+    p.sut
+        .wait_event("peer_disconnected", ANSWER, event("peer_disconnected"))
+        .await?;
+    let mut link = p.dial().await?;
     link.send(f.offer()).await?;
     let r = link
         .expect(

@@ -1,0 +1,661 @@
+//! The machine's `DiskJob`s on blocking threads, with plain `std::fs`.
+//!
+//! Receiving: one writer thread per transfer appends the chunks in order to its `.part`
+//! file and hashes them as they pass (SHA-256, or BLAKE3 for a streamed-hash offer), so the
+//! `Verify` that follows the last chunk needs no second read of the file; the rename is its
+//! own job, asked for only after the machine accepted the result (audit D19).
+//!
+//! Sending: the machine asks for one chunk at a time. Each read first reserves a slot in the
+//! link's bounded bulk queue and only then reads, so a friend that reads slowly holds back
+//! the reads (and memory) instead of the driver; the chunk then goes into the slot it
+//! reserved. A streamed-hash transfer's reader feeds BLAKE3 as it reads, so its
+//! `FileDigest` needs no second pass either, and takes the next slot behind the last chunk.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use peerchat_proto::wire;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::OwnedPermit;
+
+use super::Core;
+use crate::events::Event;
+use crate::ids::TransferId;
+use crate::machine::{DiskEvent, DiskJob, Expected};
+use crate::transfer::disk::{create_part, hash_file, held_on_disk, open_part, WRITER_QUEUE};
+use crate::transfer::naming::{
+    ensure_real_dir, final_for_part, finalize_part, free_destination, occupied, part_path,
+    sanitize_folder_name,
+};
+use crate::transfer::progress::ProgressMeter;
+use crate::transfer::Direction;
+
+/// A slot in a link's bulk queue.
+type Slot = OwnedPermit<wire::PeerMessage>;
+
+/// What the disk threads report.
+pub(super) enum Done {
+    /// A chunk was read (or reading failed) into a reserved slot.
+    Chunk {
+        id: TransferId,
+        offset: u64,
+        data: Option<Bytes>,
+        slot: Slot,
+    },
+    /// A streamed-hash transfer's BLAKE3, with the slot for its FileDigest.
+    Digest {
+        id: TransferId,
+        blake3: Option<[u8; 32]>,
+        slot: Slot,
+    },
+    /// A source file's SHA-256 (`None`: unreadable or another size).
+    Hashed {
+        id: TransferId,
+        sha256: Option<[u8; 32]>,
+    },
+    /// A `.part` file's hash was compared.
+    Verified { id: TransferId, matched: bool },
+    /// Writing a `.part` file failed.
+    WriteFailed { id: TransferId, error: String },
+    /// A writer has `bytes` on disk.
+    Progress {
+        id: TransferId,
+        bytes: u64,
+        rate: u64,
+    },
+}
+
+enum WriterMsg {
+    Append(u64, Bytes),
+    Verify(Expected),
+    Discard,
+}
+
+struct Writer {
+    tx: mpsc::Sender<WriterMsg>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+/// A source file being read, and the BLAKE3 of its prefix `0..hashed_to`.
+#[derive(Default)]
+struct Reader {
+    file: Option<(PathBuf, File, u64)>,
+    blake3: Option<blake3::Hasher>,
+    hashed_to: u64,
+}
+
+impl Reader {
+    fn read(&mut self, path: &Path, offset: u64, len: usize, streamed: bool) -> Option<Bytes> {
+        if self.file.as_ref().is_none_or(|(p, _, _)| p != path) {
+            self.file = Some((path.to_owned(), File::open(path).ok()?, 0));
+        }
+        let (_, file, pos) = self.file.as_mut()?;
+        if *pos != offset {
+            file.seek(SeekFrom::Start(offset)).ok()?;
+        }
+        // Read into spare capacity: zeroing each chunk first cost ~5 % of the sender's CPU
+        // (docs/PERFORMANCE.md).
+        let mut buf = Vec::with_capacity(len);
+        Read::take(&mut *file, len as u64)
+            .read_to_end(&mut buf)
+            .ok()?;
+        *pos = offset + buf.len() as u64;
+        if buf.len() != len {
+            // The file got shorter while it was sent.
+            return None;
+        }
+        if streamed && offset == self.hashed_to {
+            self.blake3
+                .get_or_insert_with(blake3::Hasher::new)
+                .update(&buf);
+            self.hashed_to += len as u64;
+        }
+        Some(Bytes::from(buf))
+    }
+
+    fn digest(&self, path: &Path, size: u64) -> Option<[u8; 32]> {
+        match &self.blake3 {
+            Some(h) if self.hashed_to == size => Some(*h.finalize().as_bytes()),
+            _ if size == 0 => Some(*blake3::Hasher::new().finalize().as_bytes()),
+            _ => blake3_file(path, size),
+        }
+    }
+}
+
+/// Everything on disk the driver keeps track of.
+pub(super) struct Disk {
+    tx: mpsc::UnboundedSender<Done>,
+    /// `.part` files of incoming transfers.
+    parts: HashMap<TransferId, PathBuf>,
+    writers: HashMap<TransferId, Writer>,
+    readers: HashMap<TransferId, Arc<Mutex<Reader>>>,
+    slots: HashMap<TransferId, Slot>,
+    meters: HashMap<TransferId, ProgressMeter>,
+    /// Writers finishing after shutdown.
+    finishing: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Disk {
+    pub(super) fn new() -> (Self, mpsc::UnboundedReceiver<Done>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                tx,
+                parts: HashMap::new(),
+                writers: HashMap::new(),
+                readers: HashMap::new(),
+                slots: HashMap::new(),
+                meters: HashMap::new(),
+                finishing: Vec::new(),
+            },
+            rx,
+        )
+    }
+
+    /// A `.part` file of an earlier run; returns the bytes it holds (§8.3 r8).
+    pub(super) fn restore_part(&mut self, id: TransferId, part: PathBuf, size: u64) -> u64 {
+        let held = held_on_disk(&part, size);
+        self.parts.insert(id, part);
+        held
+    }
+
+    /// A transfer ended: its reader, slot and meter go; a writer still running was told by
+    /// the job that ended it (Verify, DeletePart).
+    pub(super) fn forget(&mut self, id: TransferId) {
+        self.readers.remove(&id);
+        self.slots.remove(&id);
+        self.meters.remove(&id);
+        if let Some(w) = self.writers.remove(&id) {
+            self.finishing.push(w.join);
+        }
+        self.parts.remove(&id);
+    }
+
+    /// Puts a file frame on the bulk queue, in the slot its read reserved.
+    pub(super) fn send_bulk(
+        &mut self,
+        id: TransferId,
+        msg: wire::PeerMessage,
+        bulk: &mpsc::Sender<wire::PeerMessage>,
+    ) {
+        match self.slots.remove(&id) {
+            Some(slot) => {
+                let _ = slot.send(msg);
+            }
+            None => {
+                if let Err(mpsc::error::TrySendError::Full(msg)) = bulk.try_send(msg) {
+                    let bulk = bulk.clone();
+                    tokio::spawn(async move {
+                        let _ = bulk.send(msg).await;
+                    });
+                }
+            }
+        }
+    }
+
+    /// Lets the writers finish what is queued (the `.part` files stay for a resume).
+    pub(super) async fn finish(&mut self) {
+        for (_, w) in self.writers.drain() {
+            self.finishing.push(w.join);
+        }
+        for j in self.finishing.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(30), j).await;
+        }
+    }
+}
+
+impl Core {
+    pub(super) async fn disk_job(&mut self, job: DiskJob) {
+        let now = Instant::now();
+        match job {
+            DiskJob::CreatePart {
+                friend,
+                id,
+                name,
+                dir,
+            } => {
+                // R9 from an empty file asks again: the `.part` file of the first accept
+                // is still there (nothing was written to it) and is used again.
+                if self
+                    .disk
+                    .parts
+                    .get(&id)
+                    .is_some_and(|p| std::fs::symlink_metadata(p).is_ok())
+                {
+                    return;
+                }
+                let folder = dir.join(sanitize_folder_name(&self.display(&friend)));
+                match new_part(&folder, &name) {
+                    Ok(part) => {
+                        if let Err(e) = self
+                            .history
+                            .set_transfer_path(&friend, Direction::Incoming, id, &part)
+                            .await
+                        {
+                            self.error(e.to_string());
+                        }
+                        self.disk.parts.insert(id, part);
+                    }
+                    Err(e) => {
+                        self.error(e);
+                        self.machine.handle_disk(DiskEvent::WriteFailed { id }, now);
+                    }
+                }
+            }
+            DiskJob::Append { id, offset, data } => {
+                if !self.disk.writers.contains_key(&id) {
+                    let Some(part) = self.disk.parts.get(&id).cloned() else {
+                        self.machine.handle_disk(DiskEvent::WriteFailed { id }, now);
+                        return;
+                    };
+                    let streamed = self.machine.incoming_streamed(id).unwrap_or(false);
+                    let size = self.machine.transfer_info(id).map_or(0, |(_, s, _)| s);
+                    let w = spawn_writer(id, part, offset, streamed, size, self.disk.tx.clone());
+                    self.disk.writers.insert(id, w);
+                }
+                let tx = self.disk.writers.get(&id).map(|w| w.tx.clone());
+                // The connection waits on the writer's bounded queue (backpressure).
+                let sent = match tx {
+                    Some(tx) => tx.send(WriterMsg::Append(offset, data)).await.is_ok(),
+                    None => false,
+                };
+                if !sent {
+                    self.disk.writers.remove(&id);
+                    self.machine.handle_disk(DiskEvent::WriteFailed { id }, now);
+                }
+            }
+            DiskJob::Verify { id, expect } => {
+                if let Some(w) = self.disk.writers.remove(&id) {
+                    if w.tx.send(WriterMsg::Verify(expect)).await.is_ok() {
+                        self.disk.finishing.push(w.join);
+                        return;
+                    }
+                }
+                // No writer (nothing was appended in this run): hash the file as it is.
+                let Some(part) = self.disk.parts.get(&id).cloned() else {
+                    self.machine
+                        .handle_disk(DiskEvent::Verified { id, matched: false }, now);
+                    return;
+                };
+                let tx = self.disk.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let matched = verify_file(&part, expect);
+                    let _ = tx.send(Done::Verified { id, matched });
+                });
+            }
+            DiskJob::Rename { id } => {
+                let renamed = self.disk.parts.get(&id).cloned().and_then(|part| {
+                    let done = final_for_part(&part)?;
+                    if std::fs::symlink_metadata(&part).is_err() {
+                        // Renamed just before a restart (§8.3 r8): the hash just matched it.
+                        return Some(done);
+                    }
+                    let dir = done.parent()?.to_path_buf();
+                    let name = done.file_name()?.to_string_lossy().into_owned();
+                    finalize_part(&part, &dir, &name).ok()
+                });
+                match renamed {
+                    Some(path) => {
+                        if let Some(friend) = self.machine.transfer_friend(id) {
+                            if let Err(e) = self
+                                .history
+                                .set_transfer_path(&friend, Direction::Incoming, id, &path)
+                                .await
+                            {
+                                self.error(e.to_string());
+                            }
+                        }
+                        self.disk.parts.remove(&id);
+                        let path = path.display().to_string();
+                        self.machine
+                            .handle_disk(DiskEvent::Renamed { id, path }, now);
+                    }
+                    None => self.machine.handle_disk(DiskEvent::WriteFailed { id }, now),
+                }
+            }
+            DiskJob::DeletePart { id } => {
+                match self.disk.writers.remove(&id) {
+                    // Behind what is queued: the writer removes the file itself.
+                    Some(w) => {
+                        let _ = w.tx.send(WriterMsg::Discard).await;
+                        self.disk.finishing.push(w.join);
+                    }
+                    None => {
+                        if let Some(part) = self.disk.parts.get(&id) {
+                            let _ = std::fs::remove_file(part);
+                        }
+                    }
+                }
+                self.disk.parts.remove(&id);
+            }
+            DiskJob::ReadChunk {
+                id,
+                path,
+                offset,
+                len,
+            } => {
+                let Some(bulk) = self.bulk_of(id) else {
+                    return;
+                };
+                let streamed = self.machine.outgoing_streamed(id);
+                let reader = self.disk.readers.entry(id).or_default().clone();
+                let tx = self.disk.tx.clone();
+                tokio::spawn(async move {
+                    // No slot: the link is gone, and so is the transfer's SENDING state.
+                    let Ok(slot) = bulk.reserve_owned().await else {
+                        return;
+                    };
+                    let data = tokio::task::spawn_blocking(move || {
+                        reader
+                            .lock()
+                            .ok()
+                            .and_then(|mut r| r.read(&path, offset, len, streamed))
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                    let _ = tx.send(Done::Chunk {
+                        id,
+                        offset,
+                        data,
+                        slot,
+                    });
+                });
+            }
+            DiskJob::CheckSource { id, path, size } => {
+                let ok = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == size);
+                self.machine
+                    .handle_disk(DiskEvent::SourceChecked { id, ok }, now);
+            }
+            DiskJob::HashSource { id, path, size } => {
+                let tx = self.disk.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let sha256 = hash_file(&path)
+                        .ok()
+                        .filter(|(_, len)| *len == size)
+                        .map(|(h, _)| h);
+                    let _ = tx.send(Done::Hashed { id, sha256 });
+                });
+            }
+            DiskJob::Digest { id, path, size } => {
+                let Some(bulk) = self.bulk_of(id) else {
+                    return;
+                };
+                let reader = self.disk.readers.entry(id).or_default().clone();
+                let tx = self.disk.tx.clone();
+                tokio::spawn(async move {
+                    let Ok(slot) = bulk.reserve_owned().await else {
+                        return;
+                    };
+                    let blake3 = tokio::task::spawn_blocking(move || {
+                        reader.lock().ok().and_then(|r| r.digest(&path, size))
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                    let _ = tx.send(Done::Digest { id, blake3, slot });
+                });
+            }
+        }
+    }
+
+    /// The bulk queue of the link an outgoing transfer runs on.
+    fn bulk_of(&self, id: TransferId) -> Option<mpsc::Sender<wire::PeerMessage>> {
+        let link = self.machine.outgoing_state(id)?.link()?;
+        self.links.get(&link).map(|l| l.bulk.clone())
+    }
+
+    pub(super) fn on_disk(&mut self, done: Done) {
+        let now = Instant::now();
+        let ev = match done {
+            Done::Chunk {
+                id,
+                offset,
+                data,
+                slot,
+            } => match data {
+                Some(data) => {
+                    self.disk.slots.insert(id, slot);
+                    DiskEvent::ChunkRead { id, offset, data }
+                }
+                None => DiskEvent::ReadFailed { id },
+            },
+            Done::Digest { id, blake3, slot } => {
+                self.disk.slots.insert(id, slot);
+                DiskEvent::Digested { id, blake3 }
+            }
+            Done::Hashed { id, sha256 } => DiskEvent::SourceHashed { id, sha256 },
+            Done::Verified { id, matched } => DiskEvent::Verified { id, matched },
+            Done::WriteFailed { id, error } => {
+                self.error(error);
+                self.disk.writers.remove(&id);
+                DiskEvent::WriteFailed { id }
+            }
+            Done::Progress { id, bytes, rate } => {
+                if let Some((k, size, direction)) = self.machine.transfer_info(id) {
+                    self.emit(Event::TransferProgress {
+                        friend: self.display(&k),
+                        transfer_id: id,
+                        direction,
+                        bytes,
+                        size,
+                        rate_bytes_per_sec: rate,
+                    });
+                }
+                return;
+            }
+        };
+        self.machine.handle_disk(ev, now);
+    }
+
+    /// Progress of an outgoing transfer: `bytes` handed to the link.
+    pub(super) fn progress_out(&mut self, id: TransferId, bytes: u64) {
+        let now = Instant::now();
+        let report = self
+            .disk
+            .meters
+            .entry(id)
+            .or_insert_with(|| ProgressMeter::new(now, bytes))
+            .update(now, bytes);
+        let Some(r) = report else { return };
+        if let Some((k, size, direction)) = self.machine.transfer_info(id) {
+            self.emit(Event::TransferProgress {
+                friend: self.display(&k),
+                transfer_id: id,
+                direction,
+                bytes: r.bytes,
+                size,
+                rate_bytes_per_sec: r.rate_bytes_per_sec,
+            });
+        }
+    }
+}
+
+/// A new transfer's `.part` file in the friend's folder `dir`, created empty and exclusively
+/// at the first free candidate of `name` (SPEC.md §8.4); its path without the suffix is the
+/// final name.
+fn new_part(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    ensure_real_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for _ in 0..16 {
+        let dest = free_destination(dir, name, occupied).ok_or("no free file name")?;
+        let part = part_path(&dest);
+        match create_part(&part) {
+            Ok(()) => return Ok(part),
+            // Taken between the check and the create: the next candidate.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("{}: {e}", part.display())),
+        }
+    }
+    Err("no free file name".into())
+}
+
+/// The hash a received file is checked with.
+enum Hasher {
+    Sha256(Box<Sha256>),
+    Blake3(Box<blake3::Hasher>),
+}
+
+impl Hasher {
+    fn new(streamed: bool) -> Self {
+        if streamed {
+            Hasher::Blake3(Box::default())
+        } else {
+            Hasher::Sha256(Box::default())
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Blake3(h) => {
+                h.update(data);
+            }
+        }
+    }
+
+    /// True if this hash is the one `expect` names and it matches.
+    fn matches(self, expect: Expected) -> Option<bool> {
+        match (self, expect) {
+            (Hasher::Sha256(h), Expected::Sha256(want)) => {
+                Some(<[u8; 32]>::from(h.finalize()) == want)
+            }
+            (Hasher::Blake3(h), Expected::Blake3(want)) => Some(*h.finalize().as_bytes() == want),
+            _ => None,
+        }
+    }
+}
+
+fn hash_prefix(file: &mut File, len: u64, hasher: &mut Hasher) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut left = len;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = (buf.len() as u64).min(left) as usize;
+        file.read_exact(&mut buf[..n])?;
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// Hashes a whole `.part` file (or, if it was renamed just before a restart, its final
+/// file) and compares.
+fn verify_file(part: &Path, expect: Expected) -> bool {
+    let path = if std::fs::symlink_metadata(part).is_ok() {
+        part.to_path_buf()
+    } else {
+        match final_for_part(part) {
+            Some(p) => p,
+            None => return false,
+        }
+    };
+    let Ok(mut file) = open_part(&path, false) else {
+        return false;
+    };
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    let mut h = Hasher::new(matches!(expect, Expected::Blake3(_)));
+    hash_prefix(&mut file, len, &mut h).is_ok() && h.matches(expect) == Some(true)
+}
+
+fn blake3_file(path: &Path, size: u64) -> Option<[u8; 32]> {
+    let mut file = File::open(path).ok()?;
+    if file.metadata().ok()?.len() != size {
+        return None;
+    }
+    let mut h = Hasher::new(true);
+    hash_prefix(&mut file, size, &mut h).ok()?;
+    match h {
+        Hasher::Blake3(h) => Some(*h.finalize().as_bytes()),
+        Hasher::Sha256(_) => None,
+    }
+}
+
+/// Starts the writer thread of a transfer whose `.part` file holds `start` bytes.
+fn spawn_writer(
+    id: TransferId,
+    part: PathBuf,
+    start: u64,
+    streamed: bool,
+    size: u64,
+    done: mpsc::UnboundedSender<Done>,
+) -> Writer {
+    let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+    let join = tokio::task::spawn_blocking(move || {
+        if let Err(e) = write(id, &part, start, streamed, size, rx, &done) {
+            let _ = done.send(Done::WriteFailed {
+                id,
+                error: format!("{}: {e}", part.display()),
+            });
+        }
+    });
+    Writer { tx, join }
+}
+
+fn write(
+    id: TransferId,
+    part: &Path,
+    start: u64,
+    streamed: bool,
+    size: u64,
+    mut rx: mpsc::Receiver<WriterMsg>,
+    done: &mpsc::UnboundedSender<Done>,
+) -> std::io::Result<()> {
+    let mut file = open_part(part, false)?;
+    file.set_len(start)?;
+    let mut hasher = Hasher::new(streamed);
+    if start > 0 {
+        hash_prefix(&mut file, start, &mut hasher)?;
+    }
+    file.seek(SeekFrom::Start(start))?;
+    let mut written = start;
+    let mut meter = ProgressMeter::new(Instant::now(), written);
+    loop {
+        let Some(msg) = rx.blocking_recv() else {
+            // The transfer was suspended or the client stops: keep the part for a resume.
+            file.sync_data()?;
+            return Ok(());
+        };
+        match msg {
+            WriterMsg::Append(offset, data) => {
+                if offset != written {
+                    return Err(std::io::Error::other(format!(
+                        "chunk at {offset}, file at {written}"
+                    )));
+                }
+                file.write_all(&data)?;
+                hasher.update(&data);
+                written += data.len() as u64;
+                if let Some(r) = meter.update(Instant::now(), written) {
+                    let _ = done.send(Done::Progress {
+                        id,
+                        bytes: r.bytes,
+                        rate: r.rate_bytes_per_sec,
+                    });
+                }
+            }
+            WriterMsg::Verify(expect) => {
+                file.sync_all()?;
+                drop(file);
+                let matched = match (written == size).then(|| hasher.matches(expect)).flatten() {
+                    Some(m) => m,
+                    None => verify_file(part, expect),
+                };
+                let _ = done.send(Done::Verified { id, matched });
+                return Ok(());
+            }
+            WriterMsg::Discard => {
+                drop(file);
+                let _ = std::fs::remove_file(part);
+                return Ok(());
+            }
+        }
+    }
+}

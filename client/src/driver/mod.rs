@@ -1,0 +1,669 @@
+//! The tokio driver of the client core (issue #13): it owns the sockets, the files, the
+//! database and the clock, and carries out what [`ClientMachine`] decides.
+//!
+//! Every decision of SPEC.md §6–§8 for the peer side (outbox and acks, the transfer tables R
+//! and S, one link per friend, when to dial) is made by the machine, which has no I/O. The
+//! driver turns what happens into machine inputs — server events into [`ServerInput`]s, link
+//! events into [`LinkEvent`]s, frames into `handle_peer_frame`, disk and database results
+//! into `handle_disk` / `handle_persisted`, commands into `handle_command` — and then carries
+//! out the machine's [`Action`]s in order. Time is read here only: the driver sleeps until
+//! `poll_timeout()` and calls `handle_timeout(now)`.
+//!
+//! What stays in the driver is what the machine does not model: the friend cache and
+//! requests the UI shows ([`FriendBook`], §6), the connection order that turns one `Dial`
+//! into direct dials, reversals, punches and relays (§7.6, [`Traversal`]), and the idle
+//! timers of each link (§3.6, owned by the link task in `peer/session.rs`).
+//!
+//! - [`links`]: peer events in, `SendFrame`/`CloseLink`/`Dial` out;
+//! - [`disk`]: `DiskJob`s on blocking threads;
+//! - [`persist`]: `PersistOp`s on the history database;
+//! - [`directory`]: server events and pushes, the friend book and what the machine learns of it.
+
+mod directory;
+mod disk;
+mod links;
+mod persist;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::transfer::AutoAccept;
+use crate::error::ClientError;
+use crate::events::{Event, FriendView, RequestView};
+use crate::friends::{key, FriendBook};
+use crate::history::{self, History, HistoryEntry};
+use crate::ids::{MessageId, TransferId};
+use crate::machine::transfers::{OfferKey, RecvState};
+use crate::machine::{self, Action, ClientMachine, CommandError, MachineConfig};
+use crate::notices::NoticeFilter;
+use crate::peer::session::SessionContext;
+use crate::peer::traversal::{Reach, Traversal, TraversalConfig};
+use crate::peer::{ConnId, PeerEvent, PeerLink};
+use crate::profile::Profile;
+use crate::server_session::{ServerEvent, ServerHandle};
+use crate::transfer::Direction;
+
+/// The friend list and pending requests, as the UI shows them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FriendsSnapshot {
+    /// Every friend (from the server, or the cache while offline).
+    pub friends: Vec<FriendView>,
+    /// Requests to us.
+    pub incoming_requests: Vec<RequestView>,
+    /// Requests from us.
+    pub outgoing_requests: Vec<RequestView>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
+
+/// What the [`crate::Client`] handle asks the core.
+#[derive(Debug)]
+pub enum Command {
+    /// Send a chat message.
+    SendMessage {
+        friend: String,
+        text: String,
+        reply: Reply<MessageId>,
+    },
+    /// Typing indicator.
+    SetTyping { friend: String, active: bool },
+    /// Send a file. `sha256` if the caller vouches for it; otherwise it is computed only if
+    /// the friend's client needs it (no `file-blake3`, SPEC.md §8.3.1).
+    SendFile {
+        friend: String,
+        path: PathBuf,
+        name: String,
+        size: u64,
+        sha256: Option<[u8; 32]>,
+        reply: Reply<TransferId>,
+    },
+    /// Accept an offered file.
+    AcceptFile { id: TransferId, reply: Reply<()> },
+    /// Decline an offered file.
+    DeclineFile { id: TransferId, reply: Reply<()> },
+    /// Cancel a transfer in either direction.
+    CancelTransfer { id: TransferId, reply: Reply<()> },
+    /// Recent history with a friend.
+    History {
+        friend: String,
+        limit: u64,
+        reply: Reply<Vec<HistoryEntry>>,
+    },
+    /// Completed files with a friend (the chat's `<File>` lines).
+    FileHistory {
+        friend: String,
+        limit: u64,
+        reply: Reply<Vec<crate::history::FileEntry>>,
+    },
+    /// Friends and requests.
+    Friends { reply: Reply<FriendsSnapshot> },
+    /// Is a connection to the friend up?
+    IsConnected { friend: String, reply: Reply<bool> },
+    /// Which steps of the connection order to use from now on (SPEC.md §7.6).
+    SetTraversal { config: TraversalConfig },
+    /// Accept a friend's presented key (SPEC.md §12.4).
+    AcceptFriendKey {
+        friend: String,
+        fingerprint: String,
+        reply: Reply<()>,
+    },
+    /// The user logs out: become unreachable until the next login (SPEC.md §5.6).
+    GoOffline { reply: oneshot::Sender<()> },
+    /// The user pressed "Retry now": forget every redial back-off, dial the friends with
+    /// pending work, and reconnect the server now (issue #15 item 11).
+    RetryNow,
+    /// New settings take effect at once (no restart): where received files go and which
+    /// offers are accepted without asking.
+    UpdateSettings {
+        /// Received files go to `<this>/<sender>/`.
+        download_dir: PathBuf,
+        /// Offers accepted without asking from now on.
+        auto_accept: AutoAccept,
+        reply: Reply<()>,
+    },
+    /// Close everything.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// Channels into the core.
+pub struct CoreInputs {
+    /// Commands.
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    /// Server link events.
+    pub server: mpsc::UnboundedReceiver<ServerEvent>,
+    /// Peer connection events.
+    pub peers: mpsc::Receiver<PeerEvent>,
+}
+
+/// Settings the core needs.
+pub struct CoreSettings {
+    /// The profile.
+    pub profile: Profile,
+    /// The history store.
+    pub history: History,
+    /// Shared friend cache.
+    pub book: Arc<RwLock<FriendBook>>,
+    /// Shared own userid.
+    pub me: Arc<RwLock<Option<String>>>,
+    /// Event sink.
+    pub events: mpsc::UnboundedSender<Event>,
+    /// For dialling.
+    pub session_ctx: SessionContext,
+    /// Which offers are accepted without asking.
+    pub auto_accept: AutoAccept,
+    /// OFFER_DATA_TIMEOUT (shorter in tests).
+    pub offer_data_timeout: Duration,
+    /// The server link, for ConnectPeer (SPEC.md §7.6).
+    pub server: ServerHandle,
+    /// Steps of the connection order to leave out.
+    pub traversal: TraversalConfig,
+}
+
+/// The driver: the machine and everything it does not own.
+pub struct Core {
+    machine: ClientMachine,
+    profile: Profile,
+    history: History,
+    book: Arc<RwLock<FriendBook>>,
+    me: Arc<RwLock<Option<String>>>,
+    events: mpsc::UnboundedSender<Event>,
+    session_ctx: SessionContext,
+    /// For ConnectPeer and RetryNow.
+    server: ServerHandle,
+    /// The connection order toward each friend (SPEC.md §7.6–§7.8).
+    traversal: Traversal,
+    /// Every link whose hello passed, by connection.
+    links: HashMap<ConnId, PeerLink>,
+    /// Friends the machine asked to dial whose attempt has not ended yet: when the
+    /// traversal gives up (or never started), the machine hears `DialFailed`.
+    dialing: HashSet<String>,
+    /// What the machine was told of each friend's key: the presented fingerprint.
+    told_keys: HashMap<String, String>,
+    disk: disk::Disk,
+    disk_rx: mpsc::UnboundedReceiver<disk::Done>,
+    /// Messages whose `AppendOutbox` failed, by id (the `SendMessage` reply says so).
+    outbox_failed: HashMap<MessageId, String>,
+    /// A punched link's attempt number and a link's end as the session saw it, for the
+    /// machine's next PeerConnected / PeerDisconnected event.
+    attempt_note: Option<u32>,
+    down_note: Option<crate::events::PeerCloseReason>,
+    /// Tells first deliveries of queued notices from repeats (SPEC.md §6.9).
+    notices: NoticeFilter,
+}
+
+impl Core {
+    /// Builds the driver, tells the machine the cached friends, and restores the outbox and
+    /// the unfinished transfers of an earlier run.
+    ///
+    /// # Errors
+    /// History errors.
+    pub async fn new(s: CoreSettings) -> Result<Self, ClientError> {
+        let me = s.me.read().ok().and_then(|m| m.clone()).unwrap_or_default();
+        let mut config = MachineConfig::new(&me, s.profile.downloads().to_path_buf());
+        config.auto_accept = s.auto_accept;
+        config.offer_data_timeout = s.offer_data_timeout;
+        let (disk, disk_rx) = disk::Disk::new();
+        let mut core = Core {
+            machine: ClientMachine::new(config),
+            profile: s.profile,
+            history: s.history,
+            book: s.book,
+            me: s.me,
+            events: s.events,
+            session_ctx: s.session_ctx,
+            server: s.server,
+            traversal: Traversal::new(s.traversal),
+            links: HashMap::new(),
+            dialing: HashSet::new(),
+            told_keys: HashMap::new(),
+            disk,
+            disk_rx,
+            outbox_failed: HashMap::new(),
+            attempt_note: None,
+            down_note: None,
+            notices: NoticeFilter::default(),
+        };
+        // The cached friends first (a key change still pending from the last run is shown
+        // again, SPEC.md §12.4), then what waits for them.
+        core.sync_directory();
+        core.restore().await?;
+        core.drain().await;
+        Ok(core)
+    }
+
+    /// Restores the outbox and the transfers (audit D6: also a cancel still to deliver).
+    /// Received message ids are not loaded: the database stores a message only if its id
+    /// is new and says so (`fresh`), which answers a re-sent one (C2) after a restart.
+    async fn restore(&mut self) -> Result<(), ClientError> {
+        for (friend, frame) in self.history.outbox().await? {
+            self.machine.restore_outbox(&friend, frame);
+        }
+        for t in self.history.stored_transfers(Direction::Outgoing).await? {
+            let cancel = match t.spec_state.as_str() {
+                "OFFERED" | "SENDING" | "AWAITING_COMPLETE" | "SUSPENDED" => None,
+                "CANCELLED" if t.cancel_unsent => Some(
+                    t.end_reason
+                        .unwrap_or(peerchat_proto::wire::FileCancelReason::Cancelled),
+                ),
+                _ => continue,
+            };
+            let key = OfferKey {
+                name: t.offered_name,
+                size: t.size,
+                sha256: t.sha256.unwrap_or_default(),
+                streamed: t.sha256.is_none(),
+            };
+            self.machine
+                .restore_outgoing(&t.friend, t.id, t.path, key, cancel);
+        }
+        for t in self.history.stored_transfers(Direction::Incoming).await? {
+            let reason = t
+                .end_reason
+                .unwrap_or(peerchat_proto::wire::FileCancelReason::Cancelled);
+            let state = match t.spec_state.as_str() {
+                "PENDING_DECISION" => RecvState::PendingDecision,
+                "RECEIVING" | "VERIFYING" | "SUSPENDED" => {
+                    let held = if t.path.as_os_str().is_empty() {
+                        0
+                    } else {
+                        self.disk.restore_part(t.id, t.path.clone(), t.size)
+                    };
+                    RecvState::Suspended { held }
+                }
+                "DONE" => RecvState::Done,
+                "DECLINED" => RecvState::Declined,
+                "FAILED" => RecvState::Failed,
+                _ => RecvState::Cancelled(reason),
+            };
+            let key = OfferKey {
+                name: t.offered_name,
+                size: t.size,
+                sha256: t.sha256.unwrap_or_default(),
+                streamed: t.sha256.is_none(),
+            };
+            self.machine.restore_incoming(&t.friend, t.id, key, state);
+        }
+        Ok(())
+    }
+
+    /// Runs until shut down or cancelled.
+    pub async fn run(mut self, mut inputs: CoreInputs, cancel: CancellationToken) {
+        loop {
+            let due = [self.machine.poll_timeout(), self.traversal.next_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            let sleep = async move {
+                match due {
+                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                // Server events first: a caller that got an answer finds its effect applied.
+                biased;
+                () = cancel.cancelled() => break,
+                Some(ev) = inputs.server.recv() => self.on_server(ev).await,
+                Some(done) = self.disk_rx.recv() => self.on_disk(done),
+                cmd = inputs.commands.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => {
+                        self.close_all();
+                        let _ = reply.send(());
+                        break;
+                    }
+                    Some(cmd) => self.on_command(cmd).await,
+                    None => break,
+                },
+                Some(ev) = inputs.peers.recv() => self.on_peer(ev),
+                () = sleep => self.on_timeout(),
+            }
+            self.drain().await;
+            // Notes for the events of this input only.
+            self.attempt_note = None;
+            self.down_note = None;
+        }
+        self.close_all();
+        cancel.cancel();
+        self.disk.finish().await;
+    }
+
+    /// Time passed: the machine's timers, then the connection order's.
+    fn on_timeout(&mut self) {
+        let now = Instant::now();
+        self.machine.handle_timeout(now);
+        let book = self.book.clone();
+        let actions = self.traversal.handle_timeout(now, |k| {
+            book.read()
+                .ok()
+                .and_then(|b| b.get(k).map(|f| (f.candidates.clone(), f.dial_addr())))
+        });
+        self.run_traversal(actions);
+    }
+
+    /// Carries out the machine's actions in order, until it has nothing more to do (a
+    /// result fed back, such as a database answer, may queue more).
+    async fn drain(&mut self) {
+        while let Some(a) = self.machine.poll_action() {
+            match a {
+                Action::SendFrame { link, frame } => self.send_frame(link, frame),
+                Action::SendRawCancel {
+                    link,
+                    transfer_id,
+                    reason,
+                } => self.send_raw_cancel(link, transfer_id, reason),
+                Action::CloseLink { link, reason } => self.close_link(link, reason),
+                Action::Dial { friend } => self.dial(&friend),
+                Action::ConnectServer => self.server.retry_now(),
+                Action::Disk(job) => self.disk_job(job).await,
+                Action::Persist(op) => self.persist(op).await,
+                Action::Emit(e) => self.emit_from_machine(e),
+            }
+        }
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    fn error(&self, message: String) {
+        tracing::warn!(%message);
+        self.emit(Event::Error { message });
+    }
+
+    /// An event of the machine, completed with what only the driver knows; the directory
+    /// events (presence, removal) are the driver's own, with the addresses the machine
+    /// does not track.
+    fn emit_from_machine(&mut self, e: Event) {
+        let e = match e {
+            Event::Presence { .. } | Event::FriendRemoved { .. } | Event::ServerStatus { .. } => {
+                return
+            }
+            Event::PeerConnected {
+                friend,
+                path,
+                attempt,
+            } => Event::PeerConnected {
+                friend,
+                path,
+                attempt: attempt.or(self.attempt_note.take()),
+            },
+            Event::PeerDisconnected { friend, reason } => Event::PeerDisconnected {
+                friend,
+                reason: self.down_note.take().unwrap_or(reason),
+            },
+            Event::TransferComplete { transfer_id, .. }
+            | Event::TransferCancelled { transfer_id, .. } => {
+                self.disk.forget(transfer_id);
+                e
+            }
+            e => e,
+        };
+        self.emit(e);
+    }
+
+    fn display(&self, friend_key: &str) -> String {
+        self.book
+            .read()
+            .ok()
+            .and_then(|b| b.get(friend_key).map(|f| f.userid.clone()))
+            .unwrap_or_else(|| friend_key.to_owned())
+    }
+
+    fn save_book(&self) {
+        let r = self
+            .book
+            .read()
+            .map(|b| b.save(&self.profile.friends_path()));
+        if let Ok(Err(e)) = r {
+            self.error(format!("saving the friend cache: {e}"));
+        }
+    }
+
+    fn with_book<T>(&self, f: impl FnOnce(&mut FriendBook) -> T) -> Option<T> {
+        let r = self.book.write().ok().map(|mut b| f(&mut b));
+        self.save_book();
+        r
+    }
+
+    fn close_all(&mut self) {
+        for (_, link) in self.links.drain() {
+            link.close(peerchat_proto::wire::CloseReason::Normal, "client exiting");
+        }
+    }
+
+    // ----- commands -------------------------------------------------------------------
+
+    async fn on_command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::SendMessage {
+                friend,
+                text,
+                reply,
+            } => {
+                let r = self.send_message(&friend, text, now).await;
+                let _ = reply.send(r);
+            }
+            Command::SetTyping { friend, active } => {
+                let _ = self
+                    .machine
+                    .handle_command(machine::Command::SetTyping { friend, active }, now);
+            }
+            Command::SendFile {
+                friend,
+                path,
+                name,
+                size,
+                sha256,
+                reply,
+            } => {
+                let r = self.send_file(&friend, path, name, size, sha256, now).await;
+                let _ = reply.send(r);
+            }
+            Command::AcceptFile { id, reply } => {
+                let r = self.machine_command(machine::Command::AcceptFile { id }, now);
+                let _ = reply.send(r);
+            }
+            Command::DeclineFile { id, reply } => {
+                let r = self.machine_command(machine::Command::DeclineFile { id }, now);
+                let _ = reply.send(r);
+            }
+            Command::CancelTransfer { id, reply } => {
+                let r = self.machine_command(machine::Command::CancelTransfer { id }, now);
+                let _ = reply.send(r);
+            }
+            Command::History {
+                friend,
+                limit,
+                reply,
+            } => {
+                let r = self
+                    .history
+                    .messages(&key(&friend), limit)
+                    .await
+                    .map_err(ClientError::from);
+                let _ = reply.send(r);
+            }
+            Command::FileHistory {
+                friend,
+                limit,
+                reply,
+            } => {
+                let r = self
+                    .history
+                    .completed_files(&key(&friend), limit)
+                    .await
+                    .map_err(ClientError::from);
+                let _ = reply.send(r);
+            }
+            Command::Friends { reply } => {
+                let snap = self
+                    .book
+                    .read()
+                    .map(|b| FriendsSnapshot {
+                        friends: b
+                            .views()
+                            .into_iter()
+                            .map(|mut v| {
+                                v.path = self.machine.link_path(&v.userid);
+                                v
+                            })
+                            .collect(),
+                        incoming_requests: b.incoming(),
+                        outgoing_requests: b.outgoing(),
+                    })
+                    .map_err(|_| ClientError::Closed);
+                let _ = reply.send(snap);
+            }
+            Command::IsConnected { friend, reply } => {
+                let _ = reply.send(Ok(self.machine.active_link(&friend).is_some()));
+            }
+            Command::SetTraversal { config } => self.traversal.set_config(config),
+            Command::AcceptFriendKey {
+                friend,
+                fingerprint,
+                reply,
+            } => {
+                let r = self.accept_friend_key(&friend, &fingerprint, now);
+                let _ = reply.send(r);
+            }
+            Command::GoOffline { reply } => {
+                self.go_offline(now);
+                self.drain().await;
+                let _ = reply.send(());
+            }
+            Command::RetryNow => {
+                let _ = self.machine.handle_command(machine::Command::RetryNow, now);
+            }
+            Command::UpdateSettings {
+                download_dir,
+                auto_accept,
+                reply,
+            } => {
+                let r = self.update_settings(download_dir, auto_accept, now);
+                let _ = reply.send(r);
+            }
+            Command::Shutdown { reply } => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn machine_command(&mut self, cmd: machine::Command, now: Instant) -> Result<(), ClientError> {
+        self.machine.handle_command(cmd, now).map_err(command_error)
+    }
+
+    async fn send_message(
+        &mut self,
+        friend: &str,
+        text: String,
+        now: Instant,
+    ) -> Result<MessageId, ClientError> {
+        if text.is_empty() || text.len() > peerchat_proto::limits::MAX_CHAT_TEXT {
+            return Err(ClientError::Invalid(format!(
+                "a message must have 1..={} bytes",
+                peerchat_proto::limits::MAX_CHAT_TEXT
+            )));
+        }
+        let id = MessageId::random();
+        self.machine_command(
+            machine::Command::SendMessage {
+                friend: friend.to_owned(),
+                id,
+                text,
+                sent_at_unix_ms: history::now_ms(),
+            },
+            now,
+        )?;
+        // C21: the reply follows the outbox write (and says if it failed).
+        self.drain().await;
+        match self.outbox_failed.remove(&id) {
+            Some(e) => Err(ClientError::Invalid(format!("message not stored: {e}"))),
+            None => Ok(id),
+        }
+    }
+
+    async fn send_file(
+        &mut self,
+        friend: &str,
+        path: PathBuf,
+        name: String,
+        size: u64,
+        sha256: Option<[u8; 32]>,
+        now: Instant,
+    ) -> Result<TransferId, ClientError> {
+        let id = TransferId::random();
+        self.machine_command(
+            machine::Command::SendFile {
+                friend: friend.to_owned(),
+                id,
+                path: path.clone(),
+                name,
+                size,
+                sha256,
+            },
+            now,
+        )?;
+        // The row exists once the machine's first record is written; the source path is the
+        // driver's to keep (restored after a restart).
+        self.drain().await;
+        if let Err(e) = self
+            .history
+            .set_transfer_path(&key(friend), Direction::Outgoing, id, &path)
+            .await
+        {
+            self.error(e.to_string());
+        }
+        Ok(id)
+    }
+
+    fn update_settings(
+        &mut self,
+        download_dir: PathBuf,
+        auto_accept: AutoAccept,
+        now: Instant,
+    ) -> Result<(), ClientError> {
+        self.profile = Profile::open(self.profile.dir(), Some(download_dir.as_path()))?;
+        self.machine_command(
+            machine::Command::UpdateSettings {
+                download_dir: self.profile.downloads().to_path_buf(),
+                auto_accept,
+            },
+            now,
+        )
+    }
+
+    /// The user logged out: nobody reaches us until the next login (SPEC.md §5.6; issue #15
+    /// item 6). Without a userid every new session refuses at the hello, and the machine
+    /// closes the links that are up (L53) and dials nobody.
+    fn go_offline(&mut self, now: Instant) {
+        if let Ok(mut me) = self.me.write() {
+            *me = None;
+        }
+        self.traversal.set_reach(Reach::default());
+        let _ = self
+            .machine
+            .handle_command(machine::Command::GoOffline, now);
+    }
+}
+
+/// The answer to a refused machine command.
+fn command_error(e: CommandError) -> ClientError {
+    match e {
+        CommandError::NotAFriend(f) => ClientError::NotAFriend(f),
+        CommandError::UnknownTransfer(id) => ClientError::Invalid(format!("no transfer {id}")),
+        CommandError::WrongState(id) => {
+            ClientError::Invalid(format!("transfer {id} is not waiting for that"))
+        }
+        CommandError::KeyMismatch {
+            friend,
+            fingerprint,
+        } => ClientError::Invalid(format!("{friend} presents another key than {fingerprint}")),
+        CommandError::Offline => ClientError::NotLoggedIn,
+    }
+}
