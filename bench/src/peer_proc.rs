@@ -236,11 +236,28 @@ async fn command(
             );
             let sender = client.clone();
             let t0 = Instant::now();
+            // Up to FLOOD_IN_FLIGHT sends are outstanding at once, as a program (or many
+            // windows of one user) handing messages over faster than one disk sync each
+            // would: the client may then write a burst of them with one sync (group
+            // commit, issue #14). Each send still returns only once its message is durable.
             let mut sending = tokio::spawn(async move {
+                use futures::stream::{FuturesOrdered, StreamExt};
                 let mut sent = 0usize;
-                while sent < n && t0.elapsed() < cap {
-                    sender.send_message(&friend, &body).await?;
-                    sent += 1;
+                let mut issued = 0usize;
+                let mut pending = FuturesOrdered::new();
+                loop {
+                    while issued < n && pending.len() < FLOOD_IN_FLIGHT && t0.elapsed() < cap {
+                        let (c, f, b) = (sender.clone(), friend.clone(), body.clone());
+                        pending.push_back(async move { c.send_message(&f, &b).await });
+                        issued += 1;
+                    }
+                    match pending.next().await {
+                        Some(r) => {
+                            r?;
+                            sent += 1;
+                        }
+                        None => break,
+                    }
                 }
                 Ok::<_, peerchat_client::ClientError>((sent, t0.elapsed()))
             });
@@ -271,6 +288,9 @@ async fn command(
         other => bail!("unknown command {other:?}"),
     }
 }
+
+/// Sends a chat flood keeps outstanding at once (see `chat-flood`).
+const FLOOD_IN_FLIGHT: usize = 1024;
 
 /// A `__peer` child, seen from the parent.
 pub struct PeerProc {

@@ -317,3 +317,63 @@ async fn a_changed_server_key_is_a_hard_error() {
     alice.client.shutdown().await;
     impostor.shutdown().await;
 }
+
+/// Group commit (issue #14): 2,000 messages handed over at once — far more than one turn of
+/// the driver gathers — arrive exactly once, in the order they were sent, every one is
+/// acknowledged, and both histories hold them all. Proves the batching keeps SPEC.md §8.1
+/// (order, store before ack, outbox before send), not its speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_burst_arrives_once_in_order_and_is_acked() {
+    use futures::stream::{FuturesOrdered, StreamExt};
+    const N: usize = 2000;
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, _addr, mut alice, mut bob) = friends_pair(tmp.path(), (0, 1)).await;
+    chat(&mut alice, &mut bob, "warm-up").await;
+
+    let mut sends: FuturesOrdered<_> = (0..N)
+        .map(|i| {
+            let c = alice.client.clone();
+            async move { c.send_message("bob", &format!("burst {i}")).await }
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(N);
+    while let Some(r) = sends.next().await {
+        ids.push(r.expect("stored and queued"));
+    }
+
+    let mut got = Vec::with_capacity(N);
+    while got.len() < N {
+        let e = bob
+            .wait_for(
+                60,
+                "burst message",
+                |e| matches!(e, Event::MessageReceived { text, .. } if text.starts_with("burst ")),
+            )
+            .await;
+        if let Event::MessageReceived { text, .. } = e {
+            got.push(text);
+        }
+    }
+    let want: Vec<String> = (0..N).map(|i| format!("burst {i}")).collect();
+    assert_eq!(got, want, "exactly once, in order");
+    let mut acked = std::collections::HashSet::new();
+    while acked.len() < N {
+        let e = alice
+            .wait_for(60, "burst ack", |e| matches!(e, Event::MessageAcked { .. }))
+            .await;
+        if let Event::MessageAcked { message_id, .. } = e {
+            if ids.contains(&message_id) {
+                acked.insert(message_id);
+            }
+        }
+    }
+    let h = bob.client.history("alice", N as u64 + 10).await.unwrap();
+    assert_eq!(
+        h.iter().filter(|e| e.text.starts_with("burst ")).count(),
+        N,
+        "the receiver's history holds each once"
+    );
+    alice.client.shutdown().await;
+    bob.client.shutdown().await;
+    server.shutdown().await;
+}

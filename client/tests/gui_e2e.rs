@@ -682,3 +682,129 @@ fn dunst_history(bus: &SessionBus) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
 }
+
+/// SPEC.md §8.3 SUSPENDED in the app (issue #13): alice sends bob a large file; bob's
+/// `peerchat-cli` is killed (SIGKILL) while the file is on its way, so the link drops with
+/// no Close. Alice's transfer row must say "Suspended", keeping the bytes bob holds; when
+/// bob's CLI starts again on the same profile, the transfer resumes from its `.part` file
+/// and the row ends "sent", with the file byte-identical at bob.
+#[test]
+fn gui_shows_a_suspended_transfer_and_its_resume() {
+    if let Some(why) = missing_tools() {
+        eprintln!("SKIPPED gui_suspended: {why}");
+        return;
+    }
+    const SIZE: u64 = 1 << 30;
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let server = Server::start(&work.join("server"));
+    let x = Xvfb::start();
+    let alice_profile = profile(work, "alice", 1);
+    let bob_profile = profile(work, "bob", 2);
+    cli_account(&server.addr, &alice_profile, "alice");
+    cli_account(&server.addr, &bob_profile, "bob");
+    cli_once(&server.addr, &alice_profile, &["add", "bob"]);
+    cli_once(&server.addr, &bob_profile, &["accept", "alice"]);
+    let take_all = ["--auto-accept-max", "18446744073709551615"];
+    let mut bob = Cli::start_with(&server.addr, &bob_profile, "bob", &take_all);
+    bob.wait_for("logged_in", |v| {
+        is_event(v, "logged_in", &[("userid", "bob")])
+    });
+
+    // 1 GiB with a pattern (so a misplaced byte changes the hash), written in 1 MiB blocks.
+    let to_send = work.join("big.bin");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&to_send).unwrap());
+        let mut block = vec![0u8; 1 << 20];
+        for i in 0..(SIZE >> 20) {
+            for (j, b) in block.iter_mut().enumerate() {
+                *b = (i as usize).wrapping_mul(31).wrapping_add(j) as u8;
+            }
+            f.write_all(&block).unwrap();
+        }
+    }
+    let gui = Gui::start(&x, &server.addr, &alice_profile, work, Some(&to_send), &[]);
+    gui.window(MAIN);
+    let friends_rect = gui.screen_rect(MAIN, "friends");
+    let green = work.join("suspend-0-online.png");
+    wait_for_pixels(&x, &gui, &green, friends_rect, "bob in green", |px| {
+        px.iter().filter(|p| is_green(**p)).count() > 10
+    });
+    gui.click_at(MAIN, "friends", Some((40, 12)), 1);
+    gui.click(MAIN, "chat_send_file");
+
+    // Part of the file is at bob: kill him there.
+    bob.wait_for("bytes arriving", |v| {
+        v["event"] == "transfer_progress"
+            && v["direction"] == "incoming"
+            && v["bytes"].as_u64().is_some_and(|b| b > 0 && b < SIZE)
+    });
+    drop(bob);
+    let info = |g: &Gui| g.label(MAIN, "transfer1_info").unwrap_or_default();
+    gui.wait_until("the row says Suspended", |g| {
+        info(g).starts_with("Suspended")
+    });
+    let suspended = info(&gui);
+    assert!(
+        suspended.contains("resumes when the friend is back"),
+        "{suspended:?}"
+    );
+    let shot = work.join("suspend-1-suspended.png");
+    x.screenshot(&shot);
+
+    // bob is back: the transfer resumes from what he holds and finishes.
+    let mut bob = Cli::start_with(&server.addr, &bob_profile, "bob", &take_all);
+    let started = bob.wait_for("resumed", |v| {
+        v["event"] == "transfer_started" && v["direction"] == "incoming"
+    });
+    assert!(
+        started["offset"].as_u64().is_some_and(|o| o > 0),
+        "resumed from the .part file, not from 0: {started}"
+    );
+    bob.wait_for("file complete at bob", |v| {
+        is_event(
+            v,
+            "transfer_complete",
+            &[("friend", "alice"), ("direction", "incoming")],
+        )
+    });
+    gui.wait_until("the row says sent", |g| info(g).starts_with("sent"));
+    let at_bob = bob_profile.join("downloads").join("alice").join("big.bin");
+    assert!(
+        files_equal(&at_bob, &to_send),
+        "the resumed file is byte-identical"
+    );
+    if let Some(keep) = std::env::var_os("GUI_TEST_KEEP") {
+        let keep = std::path::PathBuf::from(keep);
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::copy(&shot, keep.join("suspend-1-suspended.png")).unwrap();
+    }
+}
+
+/// Compares two files block by block (1 GiB is not read into memory twice).
+fn files_equal(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::io::Read;
+    let (Ok(fa), Ok(fb)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
+        return false;
+    };
+    let (mut ra, mut rb) = (std::io::BufReader::new(fa), std::io::BufReader::new(fb));
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let na = ra.read(&mut ba).unwrap();
+        let mut nb = 0;
+        while nb < na {
+            let n = rb.read(&mut bb[nb..na]).unwrap();
+            if n == 0 {
+                return false;
+            }
+            nb += n;
+        }
+        if na == 0 {
+            return rb.read(&mut bb).unwrap() == 0;
+        }
+        if ba[..na] != bb[..na] {
+            return false;
+        }
+    }
+}

@@ -25,6 +25,7 @@ mod links;
 mod persist;
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -32,20 +33,20 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::transfer::AutoAccept;
 use crate::error::ClientError;
 use crate::events::{Event, FriendView, RequestView};
 use crate::friends::{key, FriendBook};
 use crate::history::{self, History, HistoryEntry};
 use crate::ids::{MessageId, TransferId};
 use crate::machine::transfers::{OfferKey, RecvState};
-use crate::machine::{self, Action, ClientMachine, CommandError, MachineConfig};
+use crate::machine::{self, Action, ClientMachine, CommandError, MachineConfig, PersistOp};
 use crate::notices::NoticeFilter;
 use crate::peer::session::SessionContext;
 use crate::peer::traversal::{Reach, Traversal, TraversalConfig};
 use crate::peer::{ConnId, PeerEvent, PeerLink};
 use crate::profile::Profile;
 use crate::server_session::{ServerEvent, ServerHandle};
+use crate::transfer::AutoAccept;
 use crate::transfer::Direction;
 
 /// The friend list and pending requests, as the UI shows them.
@@ -60,6 +61,23 @@ pub struct FriendsSnapshot {
 }
 
 type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
+
+/// How many waiting inputs of one kind (received frames, messages to send) one turn of
+/// the driver gathers into one batch of history writes. Bounded so that a flood of frames
+/// cannot keep commands and timers waiting; 256 frames of the largest chat text are a few
+/// MiB, and one sync per 256 messages is already far below the disk's cost per message.
+const MAX_GATHERED: usize = 256;
+
+/// How long a shutdown waits for the links' `Close` frames to be written: the write task
+/// gives a stuck socket `CLOSE_GRACE` (1 s); a little more covers its shutdown.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// An input taken from its channel while gathering a batch, that could not join it.
+#[derive(Debug)]
+enum Stashed {
+    Peer(PeerEvent),
+    Command(Command),
+}
 
 /// What the [`crate::Client`] handle asks the core.
 #[derive(Debug)]
@@ -192,6 +210,10 @@ pub struct Core {
     /// machine's next PeerConnected / PeerDisconnected event.
     attempt_note: Option<u32>,
     down_note: Option<crate::events::PeerCloseReason>,
+    /// `SendMessage` replies waiting for the batch that writes their outbox entries (C21).
+    send_replies: Vec<(MessageId, Reply<MessageId>)>,
+    /// An input taken while gathering a batch that could not join it: handled next.
+    stash: Option<Stashed>,
     /// Tells first deliveries of queued notices from repeats (SPEC.md §6.9).
     notices: NoticeFilter,
 }
@@ -226,6 +248,8 @@ impl Core {
             outbox_failed: HashMap::new(),
             attempt_note: None,
             down_note: None,
+            send_replies: Vec::new(),
+            stash: None,
             notices: NoticeFilter::default(),
         };
         // The cached friends first (a key change still pending from the last run is shown
@@ -294,6 +318,21 @@ impl Core {
     /// Runs until shut down or cancelled.
     pub async fn run(mut self, mut inputs: CoreInputs, cancel: CancellationToken) {
         loop {
+            match self.stash.take() {
+                Some(Stashed::Peer(ev)) => {
+                    self.on_peer(ev);
+                    self.end_of_input().await;
+                    continue;
+                }
+                Some(Stashed::Command(cmd)) => {
+                    if self.command(cmd).await.is_break() {
+                        break;
+                    }
+                    self.end_of_input().await;
+                    continue;
+                }
+                None => {}
+            }
             let due = [self.machine.poll_timeout(), self.traversal.next_timeout()]
                 .into_iter()
                 .flatten()
@@ -311,25 +350,91 @@ impl Core {
                 Some(ev) = inputs.server.recv() => self.on_server(ev).await,
                 Some(done) = self.disk_rx.recv() => self.on_disk(done),
                 cmd = inputs.commands.recv() => match cmd {
-                    Some(Command::Shutdown { reply }) => {
-                        self.close_all();
-                        let _ = reply.send(());
-                        break;
+                    Some(cmd) => {
+                        let sending = matches!(cmd, Command::SendMessage { .. });
+                        if self.command(cmd).await.is_break() {
+                            break;
+                        }
+                        if sending {
+                            self.gather_sends(&mut inputs.commands);
+                        }
                     }
-                    Some(cmd) => self.on_command(cmd).await,
                     None => break,
                 },
-                Some(ev) = inputs.peers.recv() => self.on_peer(ev),
+                Some(ev) = inputs.peers.recv() => {
+                    let frame = matches!(ev, PeerEvent::Frame { .. });
+                    self.on_peer(ev);
+                    if frame {
+                        self.gather_frames(&mut inputs.peers);
+                    }
+                }
                 () = sleep => self.on_timeout(),
             }
-            self.drain().await;
-            // Notes for the events of this input only.
-            self.attempt_note = None;
-            self.down_note = None;
+            self.end_of_input().await;
         }
-        self.close_all();
+        self.close_all_and_wait().await;
         cancel.cancel();
         self.disk.finish().await;
+    }
+
+    /// One command; `Break` after a shutdown.
+    async fn command(&mut self, cmd: Command) -> ControlFlow<()> {
+        match cmd {
+            Command::Shutdown { reply } => {
+                self.close_all_and_wait().await;
+                let _ = reply.send(());
+                ControlFlow::Break(())
+            }
+            cmd => {
+                self.on_command(cmd).await;
+                ControlFlow::Continue(())
+            }
+        }
+    }
+
+    /// Carries out what the input asked for, then forgets the notes that belonged to it.
+    async fn end_of_input(&mut self) {
+        self.drain().await;
+        self.answer_sends();
+        // Notes for the events of this input only.
+        self.attempt_note = None;
+        self.down_note = None;
+    }
+
+    /// Group commit, receiving side (issue #14): frames already waiting behind the one just
+    /// handled are fed to the machine too, so their `StoreIncoming`s meet in one batch (one
+    /// transaction, one sync) before any of their acks leave (§8.1 r8). Only frames join: an
+    /// input with notes of its own (a link up or down) waits in the stash for the next turn.
+    fn gather_frames(&mut self, peers: &mut mpsc::Receiver<PeerEvent>) {
+        for _ in 1..MAX_GATHERED {
+            match peers.try_recv() {
+                Ok(ev @ PeerEvent::Frame { .. }) => self.on_peer(ev),
+                Ok(ev) => {
+                    self.stash = Some(Stashed::Peer(ev));
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Group commit, sending side: messages the user queued meanwhile join one batch of
+    /// `AppendOutbox`es (§8.1 r2: each is durable before it is sent, and before its reply).
+    fn gather_sends(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
+        for _ in 1..MAX_GATHERED {
+            match commands.try_recv() {
+                Ok(Command::SendMessage {
+                    friend,
+                    text,
+                    reply,
+                }) => self.queue_message(&friend, text, reply, Instant::now()),
+                Ok(cmd) => {
+                    self.stash = Some(Stashed::Command(cmd));
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
     }
 
     /// Time passed: the machine's timers, then the connection order's.
@@ -347,8 +452,42 @@ impl Core {
 
     /// Carries out the machine's actions in order, until it has nothing more to do (a
     /// result fed back, such as a database answer, may queue more).
+    ///
+    /// Consecutive `Persist` actions are applied as one batch ([`History::apply_batch`]:
+    /// one transaction, one sync), and their results fed back, before the next action of
+    /// another kind — so the order the machine asked for holds, and what waits for a write
+    /// (an ack, a send) is queued only after it. Events the machine emits among the writes
+    /// are held until the batch is written: the UI never hears of what is not stored yet.
     async fn drain(&mut self) {
-        while let Some(a) = self.machine.poll_action() {
+        let mut batch: Vec<PersistOp> = Vec::new();
+        let mut held: Vec<Event> = Vec::new();
+        loop {
+            let next = self.machine.poll_action();
+            match next {
+                Some(Action::Persist(op)) => {
+                    batch.push(op);
+                    continue;
+                }
+                Some(Action::Emit(e)) if !batch.is_empty() => {
+                    held.push(e);
+                    continue;
+                }
+                _ => {}
+            }
+            let wrote = !batch.is_empty();
+            if wrote {
+                self.persist_batch(std::mem::take(&mut batch)).await;
+                for e in held.drain(..) {
+                    self.emit_from_machine(e);
+                }
+            }
+            let Some(a) = next else {
+                if wrote {
+                    // The results may have queued more (acks, sends).
+                    continue;
+                }
+                break;
+            };
             match a {
                 Action::SendFrame { link, frame } => self.send_frame(link, frame),
                 Action::SendRawCancel {
@@ -360,7 +499,7 @@ impl Core {
                 Action::Dial { friend } => self.dial(&friend),
                 Action::ConnectServer => self.server.retry_now(),
                 Action::Disk(job) => self.disk_job(job).await,
-                Action::Persist(op) => self.persist(op).await,
+                Action::Persist(_) => {}
                 Action::Emit(e) => self.emit_from_machine(e),
             }
         }
@@ -430,10 +569,24 @@ impl Core {
         r
     }
 
-    fn close_all(&mut self) {
-        for (_, link) in self.links.drain() {
+    fn close_all(&mut self) -> Vec<PeerLink> {
+        let links: Vec<PeerLink> = self.links.drain().map(|(_, l)| l).collect();
+        for link in &links {
             link.close(peerchat_proto::wire::CloseReason::Normal, "client exiting");
         }
+        links
+    }
+
+    /// Closes every link NORMAL and waits until each `Close` is written (L53), at most
+    /// [`EXIT_GRACE`]: the process may end right after the driver does.
+    async fn close_all_and_wait(&mut self) {
+        let links = self.close_all();
+        let _ = tokio::time::timeout(EXIT_GRACE, async {
+            for l in &links {
+                l.written().await;
+            }
+        })
+        .await;
     }
 
     // ----- commands -------------------------------------------------------------------
@@ -446,8 +599,7 @@ impl Core {
                 text,
                 reply,
             } => {
-                let r = self.send_message(&friend, text, now).await;
-                let _ = reply.send(r);
+                self.queue_message(&friend, text, reply, now);
             }
             Command::SetTyping { friend, active } => {
                 let _ = self
@@ -558,20 +710,18 @@ impl Core {
         self.machine.handle_command(cmd, now).map_err(command_error)
     }
 
-    async fn send_message(
-        &mut self,
-        friend: &str,
-        text: String,
-        now: Instant,
-    ) -> Result<MessageId, ClientError> {
+    /// Hands a message to the machine; the reply waits in `send_replies` until the batch
+    /// holding its `AppendOutbox` is written (C21: the reply says if that failed).
+    fn queue_message(&mut self, friend: &str, text: String, reply: Reply<MessageId>, now: Instant) {
         if text.is_empty() || text.len() > peerchat_proto::limits::MAX_CHAT_TEXT {
-            return Err(ClientError::Invalid(format!(
+            let _ = reply.send(Err(ClientError::Invalid(format!(
                 "a message must have 1..={} bytes",
                 peerchat_proto::limits::MAX_CHAT_TEXT
-            )));
+            ))));
+            return;
         }
         let id = MessageId::random();
-        self.machine_command(
+        match self.machine_command(
             machine::Command::SendMessage {
                 friend: friend.to_owned(),
                 id,
@@ -579,12 +729,22 @@ impl Core {
                 sent_at_unix_ms: history::now_ms(),
             },
             now,
-        )?;
-        // C21: the reply follows the outbox write (and says if it failed).
-        self.drain().await;
-        match self.outbox_failed.remove(&id) {
-            Some(e) => Err(ClientError::Invalid(format!("message not stored: {e}"))),
-            None => Ok(id),
+        ) {
+            Ok(()) => self.send_replies.push((id, reply)),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// Answers the `SendMessage`s whose outbox writes are done.
+    fn answer_sends(&mut self) {
+        for (id, reply) in std::mem::take(&mut self.send_replies) {
+            let r = match self.outbox_failed.remove(&id) {
+                Some(e) => Err(ClientError::Invalid(format!("message not stored: {e}"))),
+                None => Ok(id),
+            };
+            let _ = reply.send(r);
         }
     }
 

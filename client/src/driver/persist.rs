@@ -1,52 +1,41 @@
-//! `PersistOp`s on the history database. Each is awaited before the next action, so that
-//! what the machine orders — history first, then the ack (C1); the outbox first, then the
-//! send (C21) — holds on disk too; results go back through `handle_persisted`.
+//! `PersistOp`s on the history database, in batches (issue #14, group commit): the driver
+//! hands over every `Persist` action the machine queued in a row, [`History::apply_batch`]
+//! writes them in one transaction with one sync, and only then are the results fed back
+//! through `handle_persisted` — so what the machine orders, history first and then the ack
+//! (C1), the outbox first and then the send (C21), holds on disk too, with one sync per
+//! burst instead of one per message.
+//!
+//! [`History::apply_batch`]: crate::history::History::apply_batch
 
 use std::time::Instant;
 
+use peerchat_proto::message::ChatFrame;
+
 use super::Core;
 use crate::ids::MessageId;
-use crate::machine::{PersistOp, Persisted};
+use crate::machine::PersistOp;
 
 impl Core {
-    pub(super) async fn persist(&mut self, op: PersistOp) {
-        match op {
-            PersistOp::StoreIncoming { friend, frame, .. } => {
-                let id = MessageId(frame.id);
-                // Insert-if-absent: `fresh` tells a first delivery from a repeat, also one
-                // stored by an earlier run (C2).
-                let fresh = match self.history.add_incoming(&friend, &frame).await {
-                    Ok(new) => Some(new),
-                    Err(e) => {
-                        // C7: not stored, so not acknowledged; the friend sends it again.
-                        self.error(e.to_string());
-                        None
+    pub(super) async fn persist_batch(&mut self, ops: Vec<PersistOp>) {
+        let results = self.history.apply_batch(&ops).await;
+        let now = Instant::now();
+        for (op, r) in ops.iter().zip(results) {
+            if let Some(e) = r.error {
+                match op {
+                    // The SendMessage reply says so (C21); nothing was sent.
+                    PersistOp::AppendOutbox {
+                        frame: ChatFrame { id, .. },
+                        ..
+                    } => {
+                        self.outbox_failed.insert(MessageId(*id), e.to_string());
                     }
-                };
-                self.machine
-                    .handle_persisted(Persisted::Incoming { friend, id, fresh }, Instant::now());
-            }
-            PersistOp::AppendOutbox { friend, frame } => {
-                let id = MessageId(frame.id);
-                let ok = match self.history.add_outgoing(&friend, &frame).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        self.outbox_failed.insert(id, e.to_string());
-                        false
-                    }
-                };
-                self.machine
-                    .handle_persisted(Persisted::Outbox { friend, id, ok }, Instant::now());
-            }
-            PersistOp::MarkDelivered { friend, id } => {
-                if let Err(e) = self.history.mark_acked(&friend, id).await {
-                    self.error(e.to_string());
+                    // C7: an incoming message not stored is not acknowledged; the friend
+                    // sends it again. A lost transfer row or delivered mark is logged.
+                    _ => self.error(e.to_string()),
                 }
             }
-            PersistOp::Transfer(rec) => {
-                if let Err(e) = self.history.record_machine_transfer(&rec).await {
-                    self.error(e.to_string());
-                }
+            if let Some(p) = r.persisted {
+                self.machine.handle_persisted(p, now);
             }
         }
     }

@@ -99,7 +99,8 @@ impl TransferRow {
         row.fixed(info, c.info);
     }
 
-    /// The row's two buttons under test-hook names (`transfer1_first`, `transfer1_second`...).
+    /// The row's two buttons and its state line under test-hook names (`transfer1_first`,
+    /// `transfer1_second`, `transfer1_info`...).
     pub fn named(&self, index: usize, named: &mut super::widgets::Named) {
         const FIRST: [&str; MAX_ROWS] = [
             "transfer1_first",
@@ -113,9 +114,17 @@ impl TransferRow {
             "transfer3_second",
             "transfer4_second",
         ];
-        if let (Some(f), Some(s)) = (FIRST.get(index), SECOND.get(index)) {
+        const INFO: [&str; MAX_ROWS] = [
+            "transfer1_info",
+            "transfer2_info",
+            "transfer3_info",
+            "transfer4_info",
+        ];
+        if let (Some(f), Some(s), Some(i)) = (FIRST.get(index), SECOND.get(index), INFO.get(index))
+        {
             super::widgets::name(named, f, &self.first);
             super::widgets::name(named, s, &self.second);
+            super::widgets::name(named, i, &self.info);
         }
     }
 

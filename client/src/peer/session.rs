@@ -144,6 +144,9 @@ pub struct PeerLink {
     /// link only if it is the friend's trusted key, audit D18).
     pub fingerprint: String,
     stop: CancellationToken,
+    /// Cancelled when the write task has ended: what was queued (a `Close` above all) is
+    /// written and the socket shut down, or given up after `CLOSE_GRACE`.
+    written: CancellationToken,
     /// The code we closed it with, for the Down event.
     why: Arc<Mutex<Option<CloseReason>>>,
 }
@@ -186,6 +189,13 @@ impl PeerLink {
             let _ = self.ctl.send((close(reason, message), 0));
         }
         self.stop.cancel();
+    }
+
+    /// Waits until the write task has ended (after [`PeerLink::close`]: the `Close` is on
+    /// the wire). A client that exits right after closing its links must wait for this,
+    /// or the runtime drops the task before the `Close` is written (SPEC.md §8.5.1 L53).
+    pub async fn written(&self) {
+        self.written.cancelled().await;
     }
 
     /// Stopped without a `Close` of ours: the client itself is stopping.
@@ -600,14 +610,13 @@ where
     let stop = ctx.cancel.child_token();
     let budget = Arc::new(SendBudget::new(PEER_SEND_BUDGET));
     let pong = Arc::new(PongSlot::default());
-    tokio::spawn(write_loop(
-        writer,
-        ctl_rx,
-        bulk_rx,
-        budget.clone(),
-        pong.clone(),
-        stop.clone(),
-    ));
+    let (budget_w, pong_w, stop_w) = (budget.clone(), pong.clone(), stop.clone());
+    let written = CancellationToken::new();
+    let done = written.clone();
+    tokio::spawn(async move {
+        let _written = done.drop_guard();
+        write_loop(writer, ctl_rx, bulk_rx, budget_w, pong_w, stop_w).await;
+    });
     let link = PeerLink {
         conn,
         ctl: ctl_tx,
@@ -616,6 +625,7 @@ where
         features,
         fingerprint,
         stop: stop.clone(),
+        written,
         why: Arc::default(),
     };
     tracing::debug!(%addr, %friend, ?conn, "peer connection up");

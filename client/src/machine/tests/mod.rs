@@ -755,10 +755,21 @@ fn r4_d21_offer_reusing_an_own_outgoing_id_is_refused() {
         matches!(p.a.m.outgoing_state(id), Some(SendState::Offered { .. })),
         "own transfer not affected"
     );
-    assert_eq!(p.a.m.discard_len(link), 0, "the id stays out of the discard set");
+    assert_eq!(
+        p.a.m.discard_len(link),
+        0,
+        "the id stays out of the discard set"
+    );
     // A FileAccept for the own transfer on the same link is heard: Alice starts sending.
     // (Injected: Bob's own machine took the FileCancel for its injected offer.)
-    p.inject(Side::A, link, PeerFrame::FileAccept { id: id.0, offset: 0 });
+    p.inject(
+        Side::A,
+        link,
+        PeerFrame::FileAccept {
+            id: id.0,
+            offset: 0,
+        },
+    );
     assert!(
         !matches!(p.a.m.outgoing_state(id), Some(SendState::Offered { .. })),
         "the FileAccept moved the own transfer on"
