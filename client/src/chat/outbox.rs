@@ -37,24 +37,21 @@ struct FriendQueue {
     connected: bool,
     /// The first `in_flight` pending messages were sent on the current connection.
     in_flight: usize,
+    /// Their text bytes, kept as they change: summing them on every acknowledgement made
+    /// a long outbox quadratic (about 10,000 small messages fill the window).
+    in_flight_bytes: usize,
 }
 
 impl FriendQueue {
     /// The messages that fit the window now (at least one when nothing is in flight), marked
     /// as sent.
     fn fill(&mut self, window: usize) -> Vec<ChatFrame> {
-        let mut bytes: usize = self
-            .pending
-            .iter()
-            .take(self.in_flight)
-            .map(|m| m.text.len())
-            .sum();
         let mut out = Vec::new();
         while let Some(next) = self.pending.get(self.in_flight) {
-            if self.in_flight > 0 && bytes + next.text.len() > window {
+            if self.in_flight > 0 && self.in_flight_bytes + next.text.len() > window {
                 break;
             }
-            bytes += next.text.len();
+            self.in_flight_bytes += next.text.len();
             self.in_flight += 1;
             out.push(next.clone());
         }
@@ -105,6 +102,7 @@ impl Outbox {
         let q = self.queues.entry(friend.to_owned()).or_default();
         q.connected = true;
         q.in_flight = 0;
+        q.in_flight_bytes = 0;
         q.fill(window)
     }
 
@@ -113,6 +111,7 @@ impl Outbox {
         if let Some(q) = self.queues.get_mut(friend) {
             q.connected = false;
             q.in_flight = 0;
+            q.in_flight_bytes = 0;
         }
     }
 
@@ -124,9 +123,11 @@ impl Outbox {
         };
         match q.pending.iter().position(|m| m.id == id.0) {
             Some(i) => {
-                q.pending.remove(i);
-                if i < q.in_flight {
-                    q.in_flight -= 1;
+                if let Some(m) = q.pending.remove(i) {
+                    if i < q.in_flight {
+                        q.in_flight -= 1;
+                        q.in_flight_bytes = q.in_flight_bytes.saturating_sub(m.text.len());
+                    }
                 }
                 true
             }
@@ -197,6 +198,30 @@ mod tests {
             "ack from someone else"
         );
         assert_eq!(o.pending("bob"), 2);
+    }
+
+    /// The window's byte count is kept as messages go out and acks come back (in or out of
+    /// order, or after a reconnect), not re-summed: what fits is what the SPEC's window says.
+    #[test]
+    fn the_window_counts_the_bytes_in_flight_across_acks_and_reconnects() {
+        let mut o = Outbox::with_window(6); // three 2-byte texts ("m1".."m9")
+        o.on_connected("bob");
+        for n in 1..=5 {
+            o.enqueue("bob", msg(n));
+        }
+        assert!(o.on_ack("bob", MessageId([2; 16])), "out of order");
+        assert_eq!(o.next_to_send("bob"), vec![msg(4)]);
+        assert!(o.on_ack("bob", MessageId([1; 16])));
+        assert_eq!(o.next_to_send("bob"), vec![msg(5)]);
+        assert!(o.next_to_send("bob").is_empty(), "nothing left to send");
+        o.on_disconnected("bob");
+        o.enqueue("bob", msg(6));
+        o.enqueue("bob", msg(7));
+        // m3, m4, m5, m6, m7 pending: a new connection sends what fits 6 bytes.
+        assert_eq!(o.on_connected("bob"), vec![msg(3), msg(4), msg(5)]);
+        assert!(o.on_ack("bob", MessageId([3; 16])));
+        assert!(o.on_ack("bob", MessageId([4; 16])));
+        assert_eq!(o.next_to_send("bob"), vec![msg(6), msg(7)]);
     }
 
     #[test]
