@@ -309,6 +309,12 @@ async fn user_typing(ctx: Ctx) -> CaseResult {
     let mut p = Pair::start(&ctx, PairOptions::default()).await?;
     let mut link = p.dial().await?;
     let friend = p.friend.userid.clone();
+    // Typing is not queued (§8.2): wait until the client itself counts the link as open.
+    // Its hello is sent a moment before its core admits the link, so a /typing typed in
+    // between finds no link and rightly goes nowhere (the case failed that way once).
+    p.sut
+        .wait_event("peer_connected", ANSWER, event("peer_connected"))
+        .await?;
     p.sut.say(&format!("/typing {friend} on")).await?;
     link.expect(
         "Typing{true} (C24)",
