@@ -325,7 +325,7 @@ impl Core {
                     continue;
                 }
                 Some(Stashed::Command(cmd)) => {
-                    if self.command(cmd).await.is_break() {
+                    if self.command(cmd, &mut inputs.peers).await.is_break() {
                         break;
                     }
                     self.end_of_input().await;
@@ -352,7 +352,7 @@ impl Core {
                 cmd = inputs.commands.recv() => match cmd {
                     Some(cmd) => {
                         let sending = matches!(cmd, Command::SendMessage { .. });
-                        if self.command(cmd).await.is_break() {
+                        if self.command(cmd, &mut inputs.peers).await.is_break() {
                             break;
                         }
                         if sending {
@@ -378,9 +378,14 @@ impl Core {
     }
 
     /// One command; `Break` after a shutdown.
-    async fn command(&mut self, cmd: Command) -> ControlFlow<()> {
+    async fn command(
+        &mut self,
+        cmd: Command,
+        peers: &mut mpsc::Receiver<PeerEvent>,
+    ) -> ControlFlow<()> {
         match cmd {
             Command::Shutdown { reply } => {
+                self.take_unadmitted(peers);
                 self.close_all_and_wait().await;
                 let _ = reply.send(());
                 ControlFlow::Break(())
@@ -388,6 +393,18 @@ impl Core {
             cmd => {
                 self.on_command(cmd).await;
                 ControlFlow::Continue(())
+            }
+        }
+    }
+
+    /// Links whose hello exchange finished but whose `Up` this loop has not handled yet
+    /// (commands go first): a shutdown closes them NORMAL too and waits for their `Close`
+    /// (L53), instead of dropping them. The peer case `peer.l53.quit-closes-normal` quits
+    /// right after its hello exchange and failed in that window.
+    fn take_unadmitted(&mut self, peers: &mut mpsc::Receiver<PeerEvent>) {
+        while let Ok(ev) = peers.try_recv() {
+            if let PeerEvent::Up { conn, link, .. } = ev {
+                self.links.insert(conn, link);
             }
         }
     }

@@ -710,6 +710,15 @@ async fn key_change_pending(ctx: Ctx) -> CaseResult {
 async fn quit_closes_normal(ctx: Ctx) -> CaseResult {
     let mut p = Pair::start(&ctx, PairOptions::default()).await?;
     let mut link = p.dial().await?;
+    // Quit once the client itself counts the link as open (its hello goes out a moment
+    // before its core admits the link; see docs/peer-conformance.md "Still open").
+    p.sut
+        .wait_event(
+            "peer_connected",
+            ANSWER,
+            crate::peer::sut::event("peer_connected"),
+        )
+        .await?;
     p.sut.say("/quit").await?;
     let r = refused(&mut link, CloseReason::Normal, "L53").await;
     p.finish().await;
