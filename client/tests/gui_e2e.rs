@@ -568,12 +568,7 @@ fn gui_notification_reaches_a_real_daemon_and_urgency_follows_focus() {
     let _dunst = bus.start_dunst(&x, work);
 
     // alice and bob are friends already (one-shot CLI commands); bob stays online.
-    let alice_profile = profile(work, "alice", 1);
-    let bob_profile = profile(work, "bob", 2);
-    cli_account(&server.addr, &alice_profile, "alice");
-    cli_account(&server.addr, &bob_profile, "bob");
-    cli_once(&server.addr, &alice_profile, &["add", "bob"]);
-    cli_once(&server.addr, &bob_profile, &["accept", "alice"]);
+    let (alice_profile, bob_profile) = cli_friends(&server.addr, work);
     let mut bob = Cli::start(&server.addr, &bob_profile, "bob");
     bob.wait_for("logged_in", |v| {
         is_event(v, "logged_in", &[("userid", "bob")])
@@ -699,12 +694,7 @@ fn gui_shows_a_suspended_transfer_and_its_resume() {
     let work = tmp.path();
     let server = Server::start(&work.join("server"));
     let x = Xvfb::start();
-    let alice_profile = profile(work, "alice", 1);
-    let bob_profile = profile(work, "bob", 2);
-    cli_account(&server.addr, &alice_profile, "alice");
-    cli_account(&server.addr, &bob_profile, "bob");
-    cli_once(&server.addr, &alice_profile, &["add", "bob"]);
-    cli_once(&server.addr, &bob_profile, &["accept", "alice"]);
+    let (alice_profile, bob_profile) = cli_friends(&server.addr, work);
     let take_all = ["--auto-accept-max", "18446744073709551615"];
     let mut bob = Cli::start_with(&server.addr, &bob_profile, "bob", &take_all);
     bob.wait_for("logged_in", |v| {

@@ -260,6 +260,18 @@ pub fn cli_account(server: &str, profile: &Path, userid: &str) {
     cli_once(server, profile, &["login", userid]);
 }
 
+/// alice (test key 1) and bob (test key 2), registered and friends (one-shot CLI commands):
+/// their profile folders under `root`.
+pub fn cli_friends(server: &str, root: &Path) -> (PathBuf, PathBuf) {
+    let alice = profile(root, "alice", 1);
+    let bob = profile(root, "bob", 2);
+    cli_account(server, &alice, "alice");
+    cli_account(server, &bob, "bob");
+    cli_once(server, &alice, &["add", "bob"]);
+    cli_once(server, &bob, &["accept", "alice"]);
+    (alice, bob)
+}
+
 /// A `peerchat-cli --json chat` process: commands in, JSON events out.
 pub struct Cli {
     pub name: String,
