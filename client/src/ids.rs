@@ -25,6 +25,23 @@ macro_rules! id_type {
                 Self(b)
             }
 
+            /// A fresh id whose first 6 bytes are `unix_ms` big-endian and whose other 10
+            /// come from the operating system's CSPRNG (SPEC.md §8.1 r1, like a UUIDv7).
+            ///
+            /// Why: ids are keys of the history's indexes on both ends. Random keys land
+            /// on a random B-tree page each, so a burst of n messages dirtied ~n pages per
+            /// index (one 4 KiB WAL frame each) and read back pages that no longer fit the
+            /// cache; ids that grow with time append to the same few pages (issue #14). The
+            /// 80 random bits keep ids unguessable and unique; the time is the same one the
+            /// message carries in `sent_at_unix_ms` anyway.
+            pub fn time_ordered(unix_ms: u64) -> Self {
+                let mut b = [0u8; ID_LEN];
+                rand::rngs::OsRng.fill_bytes(&mut b[6..]);
+                let ms = unix_ms.to_be_bytes();
+                b[..6].copy_from_slice(&ms[2..]);
+                Self(b)
+            }
+
             /// The id from raw bytes, if there are exactly 16 of them.
             pub fn from_slice(b: &[u8]) -> Option<Self> {
                 b.try_into().ok().map(Self)
@@ -97,5 +114,23 @@ mod tests {
         assert_eq!(json, format!("\"{}\"", id.to_hex()));
         assert!("abc".parse::<TransferId>().is_err());
         assert_ne!(MessageId::random(), MessageId::random());
+    }
+
+    #[test]
+    fn time_ordered_ids_sort_by_time_and_stay_unique() {
+        let t = 1_764_600_000_000u64;
+        let a = MessageId::time_ordered(t);
+        let b = MessageId::time_ordered(t + 1);
+        assert!(a < b, "a later millisecond sorts after");
+        assert_eq!(
+            &a.0[..6],
+            &t.to_be_bytes()[2..],
+            "the time, big-endian, first"
+        );
+        assert_ne!(
+            MessageId::time_ordered(t),
+            MessageId::time_ordered(t),
+            "10 random bytes"
+        );
     }
 }

@@ -22,6 +22,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("peer.c5.text-too-long", "8.1", "a ChatMessage longer than MAX_CHAT_TEXT bytes is answered with Close PROTOCOL_ERROR", peer_case!(long_text)).covers(&["CLOSE_REASON_PROTOCOL_ERROR"]),
         Case::must("peer.c6.text-not-utf8", "2", "a ChatMessage whose text is not UTF-8 is answered with Close MALFORMED_FRAME", peer_case!(bad_utf8)).covers(&["CLOSE_REASON_MALFORMED_FRAME"]),
         Case::must("peer.c8.ack-delivers", "8.1", "the friend's MessageAck marks the client's message delivered", peer_case!(ack_delivers)).covers(&["MessageAck"]),
+        Case::should("peer.c21.message-id-time-ordered", "8.1", "the client's message ids are time-ordered: bytes 0-5 are its sent_at_unix_ms, big-endian", peer_case!(time_ordered_id)).covers(&["ChatMessage"]),
         Case::must("peer.c9.unknown-ack-ignored", "8.1", "a MessageAck matching nothing is ignored; the link stays open", peer_case!(unknown_ack)),
         Case::must("peer.c10.short-ack-ignored", "8.1", "a MessageAck whose id is not 16 bytes is ignored; the link stays open", peer_case!(short_ack)),
         Case::must("peer.c11.typing-shown-and-hidden", "8.2", "Typing{true} shows the indicator, Typing{false} hides it", peer_case!(typing)).covers(&["Typing"]).rows(&["C12"]),
@@ -184,6 +185,45 @@ async fn ack_delivers(ctx: Ctx) -> CaseResult {
         .await?;
     p.finish().await;
     Ok("delivered".into())
+}
+
+/// §8.1 r1 (SHOULD): two messages' ids each carry their `sent_at_unix_ms` in bytes 0–5,
+/// so the second sorts after the first when it was written a millisecond later or more.
+async fn time_ordered_id(ctx: Ctx) -> CaseResult {
+    let mut p = Pair::start(&ctx, PairOptions::default()).await?;
+    let mut link = p.dial().await?;
+    let mut ids = Vec::new();
+    for text in ["first of two", "second of two"] {
+        p.sut_says(text).await?;
+        let b = link
+            .expect(
+                "the ChatMessage",
+                ANSWER,
+                |b| matches!(b, Body::Chat(c) if c.text == text),
+            )
+            .await?;
+        let Body::Chat(c) = b else {
+            fail!("not a chat")
+        };
+        let Ok(id) = <[u8; 16]>::try_from(c.message_id.as_ref()) else {
+            fail!("message_id of {} bytes", c.message_id.len())
+        };
+        let mut head = [0u8; 8];
+        head[2..].copy_from_slice(&id[..6]);
+        if u64::from_be_bytes(head) != c.sent_at_unix_ms & 0xffff_ffff_ffff {
+            fail!(
+                "bytes 0-5 of {} are not sent_at_unix_ms {}",
+                super::hex_id(&c.message_id),
+                c.sent_at_unix_ms
+            )
+        }
+        ids.push(id);
+    }
+    if ids[0] == ids[1] {
+        fail!("two messages with one id")
+    }
+    p.finish().await;
+    Ok("bytes 0-5 carry sent_at_unix_ms".into())
 }
 
 async fn unknown_ack(ctx: Ctx) -> CaseResult {
