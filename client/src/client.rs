@@ -30,8 +30,11 @@ use crate::server_session::{self, ServerHandle, ServerSettings, ServerTarget};
 /// module); kept here under its old path.
 pub use crate::transfer::AutoAccept;
 
-/// Peer events a slow core may have queued before the connections wait.
-const PEER_EVENT_QUEUE: usize = 64;
+/// Peer events a slow core may have queued before the connections wait. As many as one
+/// driver turn gathers ([`crate::driver::MAX_GATHERED`]): the frames that arrive while a
+/// batch syncs form the next batch, so this bounds the group commit's batch size. The bytes
+/// they hold are bounded per link by its receive budget (SPEC.md §7.9).
+const PEER_EVENT_QUEUE: usize = crate::driver::MAX_GATHERED;
 
 /// How to start a client.
 #[derive(Debug, Clone)]

@@ -373,6 +373,18 @@ async fn a_pipelined_burst_arrives_once_in_order_and_is_acked() {
         N,
         "the receiver's history holds each once"
     );
+    // The delivered marks ride in batches of their own kind (the driver lets the window's
+    // next sends pass them); an ack event is only emitted once its mark is written.
+    let sent = alice.client.history("bob", N as u64 + 10).await.unwrap();
+    let burst: Vec<_> = sent
+        .iter()
+        .filter(|e| e.text.starts_with("burst "))
+        .collect();
+    assert_eq!(burst.len(), N, "the sender's history holds each once");
+    assert!(
+        burst.iter().all(|e| e.acked),
+        "every acked message is marked delivered"
+    );
     alice.client.shutdown().await;
     bob.client.shutdown().await;
     server.shutdown().await;

@@ -64,9 +64,12 @@ type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 
 /// How many waiting inputs of one kind (received frames, messages to send) one turn of
 /// the driver gathers into one batch of history writes. Bounded so that a flood of frames
-/// cannot keep commands and timers waiting; 256 frames of the largest chat text are a few
-/// MiB, and one sync per 256 messages is already far below the disk's cost per message.
-const MAX_GATHERED: usize = 256;
+/// cannot keep commands and timers waiting for long: a turn of 1,024 chat messages is a few
+/// milliseconds of work and one sync. Why this many: while one batch syncs (1–5 ms on the
+/// benchmark's disk under load), the next one queues up, and the batch size is what a sync
+/// buys — with 64 the receiver of a flood was sync-bound near 10,000 messages/s (issue #14).
+/// Memory stays bounded by each link's receive budget (`PEER_RECV_BUDGET`), not by this.
+pub(crate) const MAX_GATHERED: usize = 1024;
 
 /// How long a shutdown waits for the links' `Close` frames to be written: the write task
 /// gives a stuck socket `CLOSE_GRACE` (1 s); a little more covers its shutdown.
@@ -357,6 +360,7 @@ impl Core {
                         }
                         if sending {
                             self.gather_sends(&mut inputs.commands);
+                            self.gather_frames(&mut inputs.peers);
                         }
                     }
                     None => break,
@@ -366,6 +370,7 @@ impl Core {
                     self.on_peer(ev);
                     if frame {
                         self.gather_frames(&mut inputs.peers);
+                        self.gather_sends(&mut inputs.commands);
                     }
                 }
                 () = sleep => self.on_timeout(),
@@ -422,7 +427,16 @@ impl Core {
     /// handled are fed to the machine too, so their `StoreIncoming`s meet in one batch (one
     /// transaction, one sync) before any of their acks leave (§8.1 r8). Only frames join: an
     /// input with notes of its own (a link up or down) waits in the stash for the next turn.
+    ///
+    /// A turn of messages to send gathers the frames waiting too, and a turn of frames the
+    /// messages waiting (each while the one-slot stash is free): one transaction then holds
+    /// both, and neither kind waits for the other to run dry. Why: commands go before frames
+    /// in the loop, so a flood of sends kept the friend's acknowledgements waiting; with no
+    /// acks the outbox window stayed full and the friend sat idle for seconds (issue #14).
     fn gather_frames(&mut self, peers: &mut mpsc::Receiver<PeerEvent>) {
+        if self.stash.is_some() {
+            return;
+        }
         for _ in 1..MAX_GATHERED {
             match peers.try_recv() {
                 Ok(ev @ PeerEvent::Frame { .. }) => self.on_peer(ev),
@@ -438,6 +452,9 @@ impl Core {
     /// Group commit, sending side: messages the user queued meanwhile join one batch of
     /// `AppendOutbox`es (§8.1 r2: each is durable before it is sent, and before its reply).
     fn gather_sends(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
+        if self.stash.is_some() {
+            return;
+        }
         for _ in 1..MAX_GATHERED {
             match commands.try_recv() {
                 Ok(Command::SendMessage {
@@ -475,31 +492,48 @@ impl Core {
     /// another kind — so the order the machine asked for holds, and what waits for a write
     /// (an ack, a send) is queued only after it. Events the machine emits among the writes
     /// are held until the batch is written: the UI never hears of what is not stored yet.
+    ///
+    /// Delivered marks are the exception: nothing waits for them (SPEC.md §8.1 r3: removing
+    /// the outbox entry need not be durable, and nothing the machine sends depends on it), so
+    /// they do not end a batch, and frames to send pass them. They are written with the next
+    /// batch, or on their own before any other action or at the end of the drain. Why: every acknowledgement also lets the next
+    /// outbox message into the window (a `SendFrame` right after the mark), and a mark that
+    /// ended its batch made one transaction per acknowledgement — 93,000 transactions of one
+    /// op for a 100,000-message flood, the flood's bottleneck (issue #14).
     async fn drain(&mut self) {
         let mut batch: Vec<PersistOp> = Vec::new();
+        let mut marks: Vec<PersistOp> = Vec::new();
         let mut held: Vec<Event> = Vec::new();
         loop {
             let next = self.machine.poll_action();
             match next {
+                Some(Action::Persist(op @ PersistOp::MarkDelivered { .. })) => {
+                    marks.push(op);
+                    continue;
+                }
                 Some(Action::Persist(op)) => {
                     batch.push(op);
                     continue;
                 }
-                Some(Action::Emit(e)) if !batch.is_empty() => {
+                Some(Action::Emit(e)) if !batch.is_empty() || !marks.is_empty() => {
                     held.push(e);
                     continue;
                 }
                 _ => {}
             }
-            let wrote = !batch.is_empty();
-            if wrote {
+            // A batch is written before the next action of another kind; marks alone let
+            // frames pass (the window's next messages) and are written before anything else.
+            let write = !batch.is_empty()
+                || (!marks.is_empty() && !matches!(next, Some(Action::SendFrame { .. })));
+            if write {
+                batch.append(&mut marks);
                 self.persist_batch(std::mem::take(&mut batch)).await;
                 for e in held.drain(..) {
                     self.emit_from_machine(e);
                 }
             }
             let Some(a) = next else {
-                if wrote {
+                if write {
                     // The results may have queued more (acks, sends).
                     continue;
                 }
@@ -737,13 +771,14 @@ impl Core {
             ))));
             return;
         }
-        let id = MessageId::random();
+        let sent_at_unix_ms = history::now_ms();
+        let id = MessageId::time_ordered(sent_at_unix_ms);
         match self.machine_command(
             machine::Command::SendMessage {
                 friend: friend.to_owned(),
                 id,
                 text,
-                sent_at_unix_ms: history::now_ms(),
+                sent_at_unix_ms,
             },
             now,
         ) {
