@@ -12,17 +12,20 @@
 //! which releases the acks and sends), keeps the rule with one sync per burst.
 //!
 //! Durability levels, and why:
-//! - A batch holding any `StoreIncoming`, `AppendOutbox` or `Transfer` op commits on the
-//!   `synchronous = FULL` connection: one WAL fsync for the whole batch, before any of its
-//!   acks leave (§8.1 r2, r8).
+//! - A batch holding any `StoreIncoming`, `AppendOutbox` or `Transfer` op commits with
+//!   `synchronous = FULL`: one WAL fsync for the whole batch, before any of its acks leave
+//!   (§8.1 r2, r8).
 //! - `MarkDelivered` has no durability promise (§8.1 r3 only says the entry leaves the
 //!   outbox): if a mark is lost in a power cut, the message is still in the outbox, is sent
 //!   again on the next link, and the receiver acknowledges it again without showing it twice
-//!   (§8.1 r7). So a batch of nothing but delivered marks commits on the
-//!   `synchronous = NORMAL` connection, without a sync of its own; in a mixed batch the
+//!   (§8.1 r7). So a batch of nothing but delivered marks commits with
+//!   `synchronous = NORMAL`, without a sync of its own; in a mixed batch the
 //!   marks ride along in the batch's one sync. In WAL mode a NORMAL commit survives a crash
 //!   of the process (it is in the log), and the next FULL commit's sync of the same log makes
 //!   it durable against power loss too.
+//!
+//! All batches run on one connection, the history's writer, whose level is set before each
+//! transaction that needs another one (see `History::writer` for why one connection).
 //!
 //! Within a batch, runs of consecutive ops of one kind become multi-row statements (an
 //! `INSERT` of up to [`ROWS_PER_STATEMENT`] rows, an `UPDATE … WHERE message_id IN (…)`), so
@@ -38,7 +41,7 @@ use sea_orm::{
 };
 
 use super::entity::{message, outbox};
-use super::{to_i64, History, HistoryError};
+use super::{to_i64, History, HistoryError, Writer};
 use crate::ids::MessageId;
 use crate::machine::{PersistOp, Persisted};
 use crate::transfer::Direction;
@@ -94,7 +97,19 @@ impl History {
         if ops.is_empty() {
             return Vec::new();
         }
-        match apply_in_one_transaction(self.connection_for(ops), ops).await {
+        let started = std::time::Instant::now();
+        let level = level_for(ops);
+        let result = match self.writer(level).await {
+            Ok((_reserved, writer)) => apply_in_one_transaction(writer, ops).await,
+            Err(e) => Err(e),
+        };
+        tracing::debug!(
+            ops = ops.len(),
+            synced = level == Writer::Synced,
+            micros = started.elapsed().as_micros() as u64,
+            "history batch"
+        );
+        match result {
             Ok(fresh) => ops
                 .iter()
                 .zip(fresh)
@@ -106,25 +121,27 @@ impl History {
                 let mut out = Vec::with_capacity(ops.len());
                 for op in ops {
                     let one = std::slice::from_ref(op);
-                    out.push(
-                        match apply_in_one_transaction(self.connection_for(one), one).await {
-                            Ok(f) => succeeded(op, f.into_iter().next().flatten()),
-                            Err(e) => failed(op, e),
-                        },
-                    );
+                    let r = match self.writer(level_for(one)).await {
+                        Ok((_reserved, writer)) => apply_in_one_transaction(writer, one).await,
+                        Err(e) => Err(e),
+                    };
+                    out.push(match r {
+                        Ok(f) => succeeded(op, f.into_iter().next().flatten()),
+                        Err(e) => failed(op, e),
+                    });
                 }
                 out
             }
         }
     }
+}
 
-    /// The synced connection unless every op is a delivered mark.
-    fn connection_for(&self, ops: &[PersistOp]) -> &DatabaseConnection {
-        if ops.iter().all(|op| kind(op) == Kind::Delivered) {
-            &self.unsynced
-        } else {
-            &self.db
-        }
+/// Synced unless every op is a delivered mark.
+fn level_for(ops: &[PersistOp]) -> Writer {
+    if ops.iter().all(|op| kind(op) == Kind::Delivered) {
+        Writer::Unsynced
+    } else {
+        Writer::Synced
     }
 }
 
@@ -457,23 +474,50 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn delivered_only_batch_commits_on_the_unsynced_connection() -> Result<(), HistoryError> {
+    async fn delivered_only_batch_commits_unsynced() -> Result<(), HistoryError> {
         let (_d, h) = open().await?;
         h.apply_batch(&[outgoing("bob", 1), outgoing("bob", 2)])
             .await;
         let ops = [delivered("bob", 1), delivered("bob", 9)];
-        assert!(std::ptr::eq(h.connection_for(&ops), &h.unsynced));
-        assert!(std::ptr::eq(
-            h.connection_for(&[delivered("bob", 1), incoming("bob", 3)]),
-            &h.db
-        ));
+        assert_eq!(level_for(&ops), Writer::Unsynced);
+        assert_eq!(
+            level_for(&[delivered("bob", 1), incoming("bob", 3)]),
+            Writer::Synced
+        );
         let r = h.apply_batch(&ops).await;
         assert!(r.iter().all(|b| b.persisted.is_none() && b.error.is_none()));
+        assert_eq!(*h.writer_mode.lock().await, Writer::Unsynced);
         let out = h.outbox().await?;
         assert_eq!(out.len(), 1, "an ack of an unknown id is ignored (§8.1 r3)");
-        // What the unsynced connection wrote is what the synced one reads.
+        // What the writer wrote unsynced is what the other connections read.
         let msgs = h.messages("bob", 10).await?;
         assert!(msgs[0].acked && !msgs[1].acked);
+        // The next durable batch sets the level back before its transaction.
+        h.apply_batch(&[outgoing("bob", 3)]).await;
+        assert_eq!(*h.writer_mode.lock().await, Writer::Synced);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_writer_level_is_what_the_connection_reports() -> Result<(), HistoryError> {
+        use sea_orm::{ConnectionTrait as _, Statement};
+        let (_d, h) = open().await?;
+        for want in [Writer::Unsynced, Writer::Synced, Writer::Unsynced] {
+            let (_g, w) = h.writer(want).await?;
+            let row = w
+                .query_one(Statement::from_string(
+                    w.get_database_backend(),
+                    "PRAGMA synchronous",
+                ))
+                .await?;
+            let level: i32 = row
+                .map(|r| r.try_get_by_index(0))
+                .transpose()?
+                .unwrap_or(-1);
+            // SQLite: 1 = NORMAL, 2 = FULL.
+            let expected = if want == Writer::Synced { 2 } else { 1 };
+            assert_eq!(level, expected, "{want:?}");
+        }
         Ok(())
     }
 

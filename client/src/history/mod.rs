@@ -99,11 +99,40 @@ pub mod state {
 #[derive(Debug, Clone)]
 pub struct History {
     /// Every commit synced (`synchronous = FULL`): what SPEC.md §8.1 promises durable.
+    /// Reads and the occasional single write.
     db: DatabaseConnection,
-    /// The same file, commits not synced (`synchronous = NORMAL`, one connection): for
-    /// batches of nothing but delivered marks, which need no sync of their own (see
-    /// [`History::apply_batch`]).
-    unsynced: DatabaseConnection,
+    /// One connection for the batches of the group commit ([`History::apply_batch`]) and the
+    /// delivered marks. Why one: in WAL mode a connection drops its whole page cache whenever
+    /// another connection has written, so batches that alternated between a synced and an
+    /// unsynced connection re-read their index pages from the file on every transaction. On
+    /// one connection the cache stays warm; its `synchronous` level is set per transaction
+    /// instead (see [`Writer`]).
+    writer: DatabaseConnection,
+    /// The writer connection's current `synchronous` level; held across the level's
+    /// `PRAGMA` and the transaction that relies on it, so that no other transaction slips in
+    /// between on that connection.
+    writer_mode: std::sync::Arc<tokio::sync::Mutex<Writer>>,
+}
+
+/// The `synchronous` level the writer connection is set to, if known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Writer {
+    /// Unknown: a `PRAGMA` failed; the next batch sets its level again.
+    Unknown,
+    /// `synchronous = FULL`: each commit syncs the WAL (durable, §8.1 r2, r8).
+    Synced,
+    /// `synchronous = NORMAL`: commits append to the WAL without a sync; the next synced
+    /// commit's sync of the same log, or a checkpoint, makes them durable too.
+    Unsynced,
+}
+
+impl Writer {
+    fn pragma(self) -> &'static str {
+        match self {
+            Writer::Unsynced => "PRAGMA synchronous = NORMAL",
+            Writer::Synced | Writer::Unknown => "PRAGMA synchronous = FULL",
+        }
+    }
 }
 
 /// Now, Unix ms.
@@ -142,16 +171,35 @@ impl History {
             .map_err(open_err)?;
         let db = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
         migration::Migrator::up(&db, None).await?;
-        // In WAL mode a NORMAL commit appends to the log without fsync; the next FULL
-        // commit's fsync of the same log makes it durable too (SQLite's WAL is one file
-        // written in order), and a checkpoint syncs everything.
+        // A pool of one: every batch runs on the same connection (see `writer`).
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.synchronous(SqliteSynchronous::Normal))
+            .connect_with(opts)
             .await
             .map_err(open_err)?;
-        let unsynced = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
-        Ok(Self { db, unsynced })
+        let writer = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
+        Ok(Self {
+            db,
+            writer,
+            writer_mode: std::sync::Arc::new(tokio::sync::Mutex::new(Writer::Synced)),
+        })
+    }
+
+    /// The writer connection, set to `want` and reserved for the caller until the guard is
+    /// dropped.
+    pub(crate) async fn writer(
+        &self,
+        want: Writer,
+    ) -> Result<(tokio::sync::MutexGuard<'_, Writer>, &DatabaseConnection), HistoryError> {
+        use sea_orm::ConnectionTrait as _;
+        let mut mode = self.writer_mode.lock().await;
+        if *mode != want {
+            // Outside any transaction: SQLite refuses to change the level inside one.
+            *mode = Writer::Unknown;
+            self.writer.execute_unprepared(want.pragma()).await?;
+            *mode = want;
+        }
+        Ok((mode, &self.writer))
     }
 
     /// Stores a message we wrote and puts it in the outbox, in one transaction.
@@ -223,7 +271,7 @@ impl History {
 
     /// Records the friend's acknowledgement: the message is acked and leaves the outbox.
     ///
-    /// Committed without a disk sync of its own (the `synchronous = NORMAL` connection):
+    /// Committed without a disk sync of its own (`synchronous = NORMAL`):
     /// a mark lost in a power cut only sends the message again, and the receiver
     /// acknowledges it without showing it twice (SPEC.md §8.1 r7; see [`History::apply_batch`]).
     ///
@@ -231,7 +279,8 @@ impl History {
     /// Database errors.
     pub async fn mark_acked(&self, friend: &str, id: MessageId) -> Result<(), HistoryError> {
         let hex_id = id.to_hex();
-        let txn = self.unsynced.begin().await?;
+        let (_reserved, writer) = self.writer(Writer::Unsynced).await?;
+        let txn = writer.begin().await?;
         message::Entity::update_many()
             .col_expr(
                 message::Column::Acked,
