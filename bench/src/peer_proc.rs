@@ -50,6 +50,16 @@ pub struct PeerArgs {
 /// # Errors
 /// Start-up, registration or login failures.
 pub async fn peer_main(args: PeerArgs) -> anyhow::Result<()> {
+    // Silent unless PEERCHAT_LOG asks (e.g. `peerchat_client::history=debug` for the group
+    // commit's batch sizes); the log goes to this peer's stderr log in the work directory.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PEERCHAT_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init()
+        .ok();
     std::fs::create_dir_all(&args.profile)?;
     std::fs::write(
         args.profile.join("identity.pem"),
