@@ -40,7 +40,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::entity::{message, outbox};
+use super::entity::message;
 use super::{to_i64, History, HistoryError, Writer};
 use crate::ids::MessageId;
 use crate::machine::{PersistOp, Persisted};
@@ -310,44 +310,31 @@ async fn store_incoming(
 /// the order given (the outbox's sending order, §8.1 r4).
 async fn append_outbox(c: &impl ConnectionTrait, run: &[PersistOp]) -> Result<(), HistoryError> {
     let now = to_i64(super::now_ms());
-    let mut messages = Vec::with_capacity(run.len());
-    let mut entries = Vec::with_capacity(run.len());
-    for op in run {
-        let PersistOp::AppendOutbox { friend, frame } = op else {
-            continue;
-        };
-        let id = hex::encode(frame.id);
-        messages.push(message::ActiveModel {
-            message_id: Set(id.clone()),
-            friend: Set(friend.clone()),
-            direction: Set(Direction::Outgoing.as_str().to_owned()),
-            text: Set(frame.text.clone()),
-            sent_at: Set(to_i64(frame.sent_at_unix_ms)),
-            acked: Set(false),
-            stored_at: Set(now),
-            ..Default::default()
-        });
-        entries.push(outbox::ActiveModel {
-            friend: Set(friend.clone()),
-            message_id: Set(id),
-            text: Set(frame.text.clone()),
-            sent_at: Set(to_i64(frame.sent_at_unix_ms)),
-            ..Default::default()
-        });
-    }
+    let messages: Vec<message::ActiveModel> = run
+        .iter()
+        .filter_map(|op| match op {
+            PersistOp::AppendOutbox { friend, frame } => Some(message::ActiveModel {
+                message_id: Set(hex::encode(frame.id)),
+                friend: Set(friend.clone()),
+                direction: Set(Direction::Outgoing.as_str().to_owned()),
+                text: Set(frame.text.clone()),
+                sent_at: Set(to_i64(frame.sent_at_unix_ms)),
+                // Not acked: this row is also the outbox entry (`History::outbox`).
+                acked: Set(false),
+                stored_at: Set(now),
+                ..Default::default()
+            }),
+            _ => None,
+        })
+        .collect();
     if !messages.is_empty() {
         message::Entity::insert_many(messages)
-            .exec_without_returning(c)
-            .await?;
-        outbox::Entity::insert_many(entries)
             .exec_without_returning(c)
             .await?;
     }
     Ok(())
 }
 
-/// Acknowledged messages: marked acked and out of the outbox, one `UPDATE` and one
-/// `DELETE` per friend in the run.
 async fn mark_delivered(c: &impl ConnectionTrait, run: &[PersistOp]) -> Result<(), HistoryError> {
     let mut by_friend: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for op in run {
@@ -356,16 +343,12 @@ async fn mark_delivered(c: &impl ConnectionTrait, run: &[PersistOp]) -> Result<(
         }
     }
     for (friend, ids) in by_friend {
+        // Acked is also "out of the outbox" (`History::outbox`).
         message::Entity::update_many()
             .col_expr(message::Column::Acked, Expr::value(true))
             .filter(message::Column::Friend.eq(friend))
             .filter(message::Column::Direction.eq(Direction::Outgoing.as_str()))
-            .filter(message::Column::MessageId.is_in(ids.clone()))
-            .exec(c)
-            .await?;
-        outbox::Entity::delete_many()
-            .filter(outbox::Column::Friend.eq(friend))
-            .filter(outbox::Column::MessageId.is_in(ids))
+            .filter(message::Column::MessageId.is_in(ids))
             .exec(c)
             .await?;
     }

@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000001_create_history::Migration),
             Box::new(m20261201_000002_transfer_spec_state::Migration),
             Box::new(m20261201_000003_outbox_lookup::Migration),
+            Box::new(m20261201_000004_outbox_in_messages::Migration),
         ]
     }
 }
@@ -283,6 +284,71 @@ mod m20261201_000003_outbox_lookup {
                         .to_owned(),
                 )
                 .await
+        }
+    }
+}
+
+/// The outbox becomes the outgoing messages not yet acknowledged (issue 14): the `outbox`
+/// table held a second copy of each unacknowledged message's text, so a sent message cost two
+/// inserts and its acknowledgement an update and a delete — the sender's half of a chat flood
+/// was its history. Every outbox row had its `message` row (both were written in one
+/// transaction, and removed from the outbox in the transaction that marked the message
+/// acked), so `direction = 'out' AND NOT acked` in `seq` order is the same list in the same
+/// order. A partial index keeps that list cheap to read at start-up and costs an
+/// acknowledgement one index entry instead of a row and its index entry.
+mod m20261201_000004_outbox_in_messages {
+    use sea_orm_migration::prelude::*;
+
+    pub struct Migration;
+
+    impl MigrationName for Migration {
+        fn name(&self) -> &str {
+            "m20261201_000004_outbox_in_messages"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for Migration {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            // An outbox row without its message row cannot be written by this client; kept
+            // anyway, as an unacknowledged outgoing message, so that nothing is lost.
+            db.execute_unprepared(
+                "INSERT INTO message (message_id, friend, direction, text, sent_at, acked, stored_at) \
+                 SELECT o.message_id, o.friend, 'out', o.text, o.sent_at, 0, o.sent_at FROM outbox o \
+                 WHERE NOT EXISTS (SELECT 1 FROM message m WHERE m.friend = o.friend \
+                 AND m.direction = 'out' AND m.message_id = o.message_id) ORDER BY o.seq",
+            )
+            .await?;
+            db.execute_unprepared(
+                "CREATE INDEX IF NOT EXISTS message_outbox ON message (seq) \
+                 WHERE direction = 'out' AND acked = 0",
+            )
+            .await?;
+            db.execute_unprepared("DROP TABLE outbox").await?;
+            Ok(())
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            let db = manager.get_connection();
+            db.execute_unprepared(
+                "CREATE TABLE outbox (seq INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \
+                 friend VARCHAR NOT NULL, message_id VARCHAR NOT NULL, text TEXT NOT NULL, \
+                 sent_at BIGINT NOT NULL)",
+            )
+            .await?;
+            db.execute_unprepared(
+                "INSERT INTO outbox (friend, message_id, text, sent_at) \
+                 SELECT friend, message_id, text, sent_at FROM message \
+                 WHERE direction = 'out' AND acked = 0 ORDER BY seq",
+            )
+            .await?;
+            db.execute_unprepared(
+                "CREATE INDEX outbox_friend_message ON outbox (friend, message_id)",
+            )
+            .await?;
+            db.execute_unprepared("DROP INDEX message_outbox").await?;
+            Ok(())
         }
     }
 }

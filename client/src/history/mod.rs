@@ -20,12 +20,12 @@ use sea_orm::sqlx::sqlite::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlxSqliteConnector, TransactionTrait,
+    QuerySelect, Set, SqlxSqliteConnector,
 };
 use sea_orm_migration::MigratorTrait;
 use serde::Serialize;
 
-use self::entity::{message, outbox, transfer};
+use self::entity::{message, transfer};
 use crate::ids::{MessageId, TransferId};
 use crate::transfer::Direction;
 
@@ -202,15 +202,13 @@ impl History {
         Ok((mode, &self.writer))
     }
 
-    /// Stores a message we wrote and puts it in the outbox, in one transaction.
+    /// Stores a message we wrote; unacknowledged, it is in the outbox ([`History::outbox`]).
     ///
     /// # Errors
     /// Database errors.
     pub async fn add_outgoing(&self, friend: &str, frame: &ChatFrame) -> Result<(), HistoryError> {
-        let txn = self.db.begin().await?;
-        let id = hex::encode(frame.id);
         message::ActiveModel {
-            message_id: Set(id.clone()),
+            message_id: Set(hex::encode(frame.id)),
             friend: Set(friend.to_owned()),
             direction: Set(Direction::Outgoing.as_str().to_owned()),
             text: Set(frame.text.clone()),
@@ -219,18 +217,8 @@ impl History {
             stored_at: Set(to_i64(now_ms())),
             ..Default::default()
         }
-        .insert(&txn)
+        .insert(&self.db)
         .await?;
-        outbox::ActiveModel {
-            friend: Set(friend.to_owned()),
-            message_id: Set(id),
-            text: Set(frame.text.clone()),
-            sent_at: Set(to_i64(frame.sent_at_unix_ms)),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        txn.commit().await?;
         Ok(())
     }
 
@@ -278,9 +266,7 @@ impl History {
     /// # Errors
     /// Database errors.
     pub async fn mark_acked(&self, friend: &str, id: MessageId) -> Result<(), HistoryError> {
-        let hex_id = id.to_hex();
         let (_reserved, writer) = self.writer(Writer::Unsynced).await?;
-        let txn = writer.begin().await?;
         message::Entity::update_many()
             .col_expr(
                 message::Column::Acked,
@@ -288,25 +274,22 @@ impl History {
             )
             .filter(message::Column::Friend.eq(friend))
             .filter(message::Column::Direction.eq(Direction::Outgoing.as_str()))
-            .filter(message::Column::MessageId.eq(hex_id.clone()))
-            .exec(&txn)
+            .filter(message::Column::MessageId.eq(id.to_hex()))
+            .exec(writer)
             .await?;
-        outbox::Entity::delete_many()
-            .filter(outbox::Column::Friend.eq(friend))
-            .filter(outbox::Column::MessageId.eq(hex_id))
-            .exec(&txn)
-            .await?;
-        txn.commit().await?;
         Ok(())
     }
 
-    /// The whole outbox, in sending order.
+    /// The whole outbox, in sending order: the outgoing messages not acknowledged, in the
+    /// order they were stored (the partial index `message_outbox` serves this query).
     ///
     /// # Errors
     /// Database errors.
     pub async fn outbox(&self) -> Result<Vec<(String, ChatFrame)>, HistoryError> {
-        let rows = outbox::Entity::find()
-            .order_by_asc(outbox::Column::Seq)
+        let rows = message::Entity::find()
+            .filter(message::Column::Direction.eq(Direction::Outgoing.as_str()))
+            .filter(message::Column::Acked.eq(false))
+            .order_by_asc(message::Column::Seq)
             .all(&self.db)
             .await?;
         Ok(rows
@@ -675,6 +658,49 @@ mod tests {
         assert_eq!(msgs.len(), 2);
         assert!(msgs[0].acked && !msgs[1].acked);
         assert_eq!(msgs[0].text, "one");
+        Ok(())
+    }
+
+    /// A database written before the outbox moved into `message` (migration 4): its outbox
+    /// rows, in their order, are the outbox after the upgrade, an orphan row included, and
+    /// the acknowledged message stays out of it.
+    #[tokio::test]
+    async fn the_old_outbox_table_becomes_the_unacked_messages() -> Result<(), HistoryError> {
+        use sea_orm::ConnectionTrait as _;
+        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
+            path: String::new(),
+            detail: e.to_string(),
+        })?;
+        let path = dir.path().join("h.db");
+        {
+            let url = format!("sqlite://{}?mode=rwc", path.display());
+            let db = sea_orm::Database::connect(url).await?;
+            migration::Migrator::up(&db, Some(3)).await?;
+            let one = hex::encode([1u8; 16]);
+            let two = hex::encode([2u8; 16]);
+            let orphan = hex::encode([3u8; 16]);
+            for sql in [
+                format!("INSERT INTO message (message_id, friend, direction, text, sent_at, acked, stored_at) VALUES ('{one}', 'bob', 'out', 'one', 1, 1, 1)"),
+                format!("INSERT INTO message (message_id, friend, direction, text, sent_at, acked, stored_at) VALUES ('{two}', 'bob', 'out', 'two', 2, 0, 2)"),
+                format!("INSERT INTO outbox (friend, message_id, text, sent_at) VALUES ('carol', '{orphan}', 'three', 3)"),
+                format!("INSERT INTO outbox (friend, message_id, text, sent_at) VALUES ('bob', '{two}', 'two', 2)"),
+            ] {
+                db.execute_unprepared(&sql).await?;
+            }
+            db.close().await?;
+        }
+        let h = History::open(&path).await?;
+        let mut f2 = frame(2, "two");
+        f2.sent_at_unix_ms = 2;
+        let mut f3 = frame(3, "three");
+        f3.sent_at_unix_ms = 3;
+        // The orphan's message row is written by the migration, after every stored one.
+        let out = h.outbox().await?;
+        assert_eq!(out.len(), 2);
+        assert!(out.contains(&("bob".to_owned(), f2)));
+        assert!(out.contains(&("carol".to_owned(), f3)));
+        h.mark_acked("bob", MessageId([2; 16])).await?;
+        assert_eq!(h.outbox().await?.len(), 1);
         Ok(())
     }
 

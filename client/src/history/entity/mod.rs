@@ -1,5 +1,4 @@
 //! sea-orm entities of the local history database, one file per table.
 
 pub mod message;
-pub mod outbox;
 pub mod transfer;
