@@ -183,6 +183,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Channel<S> {
     }
 }
 
+/// Spare room a read gets when the buffer is (nearly) full. Small, because an idle
+/// connection waits inside a read with this much allocated; a buffer that keeps filling
+/// grows by doubling (BytesMut's reserve), so bulk reads still become large.
+const MIN_READ_SPACE: usize = 512;
+
 /// Reads one record, or `None` on EOF at a record boundary.
 async fn read_record<R: AsyncRead + Unpin>(
     io: &mut R,
@@ -191,6 +196,10 @@ async fn read_record<R: AsyncRead + Unpin>(
     loop {
         if let Some(rec) = RecordCodec.decode(buf)? {
             return Ok(Some(rec));
+        }
+        if buf.capacity() - buf.len() < 64 {
+            // Without this, `read_buf` on a full BytesMut reserves only 64 bytes.
+            buf.reserve(MIN_READ_SPACE);
         }
         if io.read_buf(buf).await? == 0 {
             return Ok(RecordCodec.decode_eof(buf)?);
@@ -249,6 +258,16 @@ impl<R: AsyncRead + Unpin> ChannelReader<R> {
             return Err(ChannelError::DataAfterRelaySwitch);
         }
         Ok((self.io, self.buf))
+    }
+
+    /// Frees the read and decryption buffers if they hold no partial record or frame. A
+    /// server calls it between requests: the buffers keep the capacity of the largest record
+    /// ever read (at least the handshake's 4 KiB), which an idle session would otherwise hold
+    /// for its whole life (issue #14: RSS per session). The next read allocates
+    /// `MIN_READ_SPACE` again.
+    pub fn release_idle_buffers(&mut self) {
+        crate::transport::release_if_empty(&mut self.buf);
+        self.opener.release_idle_buffer();
     }
 
     /// Lowers the largest frame this side accepts.
@@ -336,6 +355,13 @@ impl<W: AsyncWrite + Unpin> ChannelWriter<W> {
     /// Bytes queued but not yet flushed.
     pub fn pending_len(&self) -> usize {
         self.sealer.pending_len()
+    }
+
+    /// Frees the plaintext and ciphertext buffers if nothing is queued (see
+    /// [`ChannelReader::release_idle_buffers`]); the next flush allocates what it needs.
+    pub fn release_idle_buffers(&mut self) {
+        crate::transport::release_if_empty(&mut self.out);
+        self.sealer.release_idle_buffer();
     }
 
     /// Encrypts the records after this side's PeerHello with AES-256-GCM (SPEC.md §3.2.1).

@@ -14,6 +14,7 @@ use crate::identity::{IdentityKey, IdentityKeyPair};
 use crate::limits::{MAX_RECORD, PROTOCOL_VERSION};
 use crate::transport::Transport;
 use crate::wire::{ChannelKind, HandshakePayload};
+use crate::x25519::{NoiseResolver, StaticKey};
 
 /// The Noise protocol name (SPEC.md §4.1).
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_SHA256";
@@ -24,6 +25,13 @@ fn params() -> snow::params::NoiseParams {
     // The constant is a valid Noise name; parsing it cannot fail at run time.
     #[allow(clippy::expect_used)]
     NOISE_PARAMS.parse().expect("valid noise parameters")
+}
+
+/// A snow builder on Peerchat's resolver: ring for every primitive, X25519 included, and the
+/// local static key's public half taken from `static_key` instead of derived again
+/// (`crate::x25519`; X25519 was most of a handshake's CPU).
+fn builder<'a>(static_key: Option<Arc<StaticKey>>) -> snow::Builder<'a> {
+    snow::Builder::with_resolver(params(), Box::new(NoiseResolver::new(static_key)))
 }
 
 /// This process's identity as used in handshakes: the RSA key pair, one X25519 static key
@@ -37,6 +45,9 @@ struct LocalInner {
     keypair: IdentityKeyPair,
     static_private: Vec<u8>,
     static_public: Vec<u8>,
+    /// The static key with its public half derived once, so that a handshake does not
+    /// re-derive it (`None` only for a malformed test key; snow then reports the error).
+    static_key: Option<Arc<StaticKey>>,
     signature: Vec<u8>,
 }
 
@@ -46,7 +57,7 @@ impl LocalIdentity {
     /// # Errors
     /// [`HandshakeError::Noise`] if the X25519 key cannot be generated.
     pub fn new(keypair: IdentityKeyPair) -> Result<Self, HandshakeError> {
-        let kp = snow::Builder::new(params()).generate_keypair()?;
+        let kp = builder(None).generate_keypair()?;
         let signature = keypair.sign_static_key(&kp.public);
         Ok(Self::from_parts(keypair, kp.private, kp.public, signature))
     }
@@ -61,6 +72,7 @@ impl LocalIdentity {
         Self {
             inner: Arc::new(LocalInner {
                 keypair,
+                static_key: StaticKey::derive(&static_private).map(Arc::new),
                 static_private,
                 static_public,
                 signature,
@@ -172,7 +184,7 @@ impl Handshake {
         ephemeral: Option<&[u8]>,
         payload: Option<Vec<u8>>,
     ) -> Result<Self, HandshakeError> {
-        let mut builder = snow::Builder::new(params())
+        let mut builder = builder(local.inner.static_key.clone())
             .local_private_key(&local.inner.static_private)
             .prologue(PROLOGUE);
         if let Some(e) = ephemeral {

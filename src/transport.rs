@@ -221,6 +221,13 @@ impl Sealer {
         self.pending.len()
     }
 
+    /// Frees the plaintext buffer if nothing is queued: it keeps the capacity of the largest
+    /// batch ever flushed (a LoginOk with many friends is kilobytes), which an idle server
+    /// session would otherwise hold for its whole life (issue #14: RSS per session).
+    pub fn release_idle_buffer(&mut self) {
+        release_if_empty(&mut self.pending);
+    }
+
     /// Encrypts every later record with AES-256-GCM, counter from 0 (SPEC.md §3.2.1): call
     /// it right after flushing this side's PeerHello, when both hellos named `aes-gcm`.
     ///
@@ -304,6 +311,12 @@ impl Opener {
         self.frames.has_partial_frame()
     }
 
+    /// Frees the decrypted-stream buffer if no partial frame is in it (see
+    /// [`Sealer::release_idle_buffer`]).
+    pub fn release_idle_buffer(&mut self) {
+        release_if_empty(&mut self.frames.stream);
+    }
+
     /// Decrypts every later record with AES-256-GCM, counter from 0 (SPEC.md §3.2.1): call
     /// it right after taking the remote's PeerHello out, when both hellos named `aes-gcm`.
     ///
@@ -351,6 +364,18 @@ impl Opener {
             frames: FrameSplitter::new(MAX_FRAME),
             aes_key: None,
         }
+    }
+}
+
+/// Capacity an empty buffer may keep when asked to release it: below this, freeing and
+/// allocating again would cost more than it saves.
+pub const IDLE_BUFFER_KEEP: usize = 256;
+
+/// Replaces `buf` by an unallocated buffer if it is empty and holds more than
+/// [`IDLE_BUFFER_KEEP`] bytes of capacity.
+pub fn release_if_empty(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > IDLE_BUFFER_KEEP {
+        *buf = BytesMut::new();
     }
 }
 

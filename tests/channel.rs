@@ -260,3 +260,58 @@ async fn an_invalid_protobuf_is_a_decode_error() {
     assert!(matches!(err, ChannelError::Decode(_)), "{err}");
     assert_eq!(err.close_reason(), Some(wire::CloseReason::MalformedFrame));
 }
+
+/// Releasing the idle buffers (what the server does between requests, issue #14) never loses
+/// bytes: a frame already read behind the one taken stays, and a maximum-size frame still
+/// arrives whole through buffers that start small again.
+#[tokio::test]
+async fn releasing_idle_buffers_keeps_buffered_frames_and_large_frames_work_after() {
+    let (l, addr) = listener().await;
+    let server = serve_one(l, local(1), ChannelKind::ClientServer);
+    let client_id = local(0);
+    let mut client = Channel::connect(addr, &client_id, ChannelKind::ClientServer)
+        .await
+        .unwrap();
+    let mut server = server.await.unwrap().unwrap();
+    let ping = |n: u64| wire::ClientMessage {
+        request_id: n,
+        body: Some(wire::client_message::Body::Find(wire::Find {
+            userid: format!("user{n}"),
+        })),
+    };
+    // Two frames in one record: after the first is taken, the second waits decrypted.
+    client.writer.queue(&ping(1)).unwrap();
+    client.writer.queue(&ping(2)).unwrap();
+    client.writer.flush().await.unwrap();
+    client.writer.release_idle_buffers();
+    assert_eq!(
+        server.reader.recv::<wire::ClientMessage>().await.unwrap(),
+        Some(ping(1))
+    );
+    server.reader.release_idle_buffers();
+    assert_eq!(
+        server.reader.recv::<wire::ClientMessage>().await.unwrap(),
+        Some(ping(2))
+    );
+    server.reader.release_idle_buffers();
+
+    let big = wire::PeerMessage {
+        body: Some(wire::peer_message::Body::FileChunk(wire::FileChunk {
+            transfer_id: vec![1u8; 16].into(),
+            offset: 0,
+            data: vec![0xcdu8; peerchat_proto::limits::MAX_FRAME - 32].into(),
+        })),
+    };
+    server.writer.send(&big).await.unwrap();
+    server.writer.release_idle_buffers();
+    client.reader.release_idle_buffers();
+    assert_eq!(
+        client.reader.recv::<wire::PeerMessage>().await.unwrap(),
+        Some(big)
+    );
+    client.send(&ping(3)).await.unwrap();
+    assert_eq!(
+        server.recv::<wire::ClientMessage>().await.unwrap(),
+        Some(ping(3))
+    );
+}

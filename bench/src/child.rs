@@ -30,7 +30,23 @@ impl ChildProc {
         let exe = std::env::current_exe().context("cannot find this benchmark's executable")?;
         let log = std::fs::File::create(stderr_log)
             .with_context(|| format!("cannot create {}", stderr_log.display()))?;
-        let mut child = Command::new(exe)
+        // PEERCHAT_BENCH_SERVER_WRAPPER="heaptrack -o FILE" (split on spaces) runs the server
+        // child under that command, to see what each session keeps (docs/PERFORMANCE.md).
+        let wrapper = std::env::var("PEERCHAT_BENCH_SERVER_WRAPPER")
+            .ok()
+            .filter(|_| args.first().is_some_and(|a| a == "__server"));
+        let mut command = match wrapper.as_deref().map(str::split_whitespace) {
+            Some(mut words) => match words.next() {
+                Some(program) => {
+                    let mut c = Command::new(program);
+                    c.args(words).arg(&exe);
+                    c
+                }
+                None => Command::new(&exe),
+            },
+            None => Command::new(&exe),
+        };
+        let mut child = command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// Join the cluster on `--database-url` as this node.
     #[arg(long)]
     pub cluster_node: Option<String>,
+    /// The server's KeyLogin account cache size (0: off), to measure what the cache buys
+    /// with one build; set it for a whole run through the environment, which the server
+    /// child inherits.
+    #[arg(long, env = "PEERCHAT_BENCH_KEY_LOGIN_CACHE", default_value_t = peerchat_server::db::key_cache::DEFAULT_KEY_LOGIN_CACHE)]
+    pub key_login_cache: usize,
 }
 
 /// Body of the `__server` subcommand: serve until the parent closes our stdin.
@@ -59,6 +64,7 @@ pub async fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
     }
     config.database_url = args.database_url;
     config.cluster_node = args.cluster_node;
+    config.key_login_cache = args.key_login_cache;
     let server = peerchat_server::start(config).await?;
     println!("LISTEN {}", server.local_addr);
     crate::child::wait_for_parent(None).await;

@@ -230,6 +230,10 @@ pub struct Config {
     pub faults: Faults,
     /// The relay's rates and timers (SPEC.md §7.7, §10).
     pub relay: RelaySettings,
+    /// Accounts whose KeyLogin data the server keeps in memory (`crate::db::key_cache`);
+    /// 0 turns the cache off. Ignored in a cluster, which never caches (another node may
+    /// replace a key unseen).
+    pub key_login_cache: usize,
 }
 
 /// File name of the server identity key inside the data directory.
@@ -266,6 +270,7 @@ impl Config {
             clock: Arc::new(SystemClock),
             faults: Faults::default(),
             relay: RelaySettings::default(),
+            key_login_cache: crate::db::key_cache::DEFAULT_KEY_LOGIN_CACHE,
         }
     }
 

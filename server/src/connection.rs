@@ -151,6 +151,8 @@ pub async fn serve(
     let mut rtt = RttEstimator::new();
 
     let end = loop {
+        // Between requests an idle session holds no read buffer (issue #14: RSS per session).
+        reader.release_idle_buffers();
         match (&conn.login, login_by) {
             (Some(_), _) => login_by = None,
             (None, None) => login_by = Some(Instant::now() + settings.login_deadline),
@@ -380,7 +382,13 @@ async fn write_loop(
                     }
                 };
                 match flushed {
-                    Some(true) => {}
+                    Some(true) => {
+                        if rx.is_empty() {
+                            // Nothing more to write for now: an idle session keeps no write
+                            // buffers (issue #14: RSS per session).
+                            w.release_idle_buffers();
+                        }
+                    }
                     Some(false) => return,
                     None => break,
                 }

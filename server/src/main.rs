@@ -58,6 +58,11 @@ struct Cli {
     /// Relayed bytes per second for all relay links together (SPEC.md §7.7 RELAY_SERVER_RATE).
     #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = peerchat_proto::limits::RELAY_SERVER_RATE)]
     relay_server_rate: u64,
+    /// Accounts whose KeyLogin data (id, spelling, key digest; ~150 bytes each) stay in
+    /// memory, so a KeyLogin needs no database read for them; 0 turns it off. Not used with
+    /// --cluster-node: another node may replace a key unseen (docs/DEPLOY.md).
+    #[arg(long, value_name = "N", default_value_t = peerchat_server::db::key_cache::DEFAULT_KEY_LOGIN_CACHE)]
+    key_login_cache: usize,
     /// How long an opened relay waits for the invited friend (SPEC.md §10 RELAY_JOIN_TIMEOUT;
     /// shorten only in test set-ups).
     #[arg(long, value_name = "DURATION", hide = true, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -108,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
     config.max_connections = cli.max_connections;
     config.register_burst = cli.register_burst;
     config.max_connections_per_address = cli.max_connections_per_address;
+    config.key_login_cache = cli.key_login_cache;
     config.relay.link_rate = cli.relay_link_rate;
     config.relay.server_rate = cli.relay_server_rate;
     config.relay.join_timeout = cli.relay_join_timeout;

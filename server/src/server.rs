@@ -113,7 +113,12 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     // The one RSA signature of this process (SPEC.md §4.3), off the runtime.
     let local = tokio::task::spawn_blocking(move || LocalIdentity::new(keypair)).await??;
 
-    let store = Store::connect(&database_url).await?;
+    let mut store = Store::connect(&database_url).await?;
+    // A single server is the only writer of its accounts, so a cache of what KeyLogin reads
+    // stays exact; a cluster node is not (crate::db::key_cache).
+    if config.cluster_node.is_none() {
+        store.cache_key_logins(config.key_login_cache);
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {

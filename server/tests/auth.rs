@@ -438,6 +438,14 @@ async fn password_login_from_a_new_key_replaces_the_key() {
     alice.logout().await;
     bob.expect_push(|p| matches!(p, PushEvent::FriendOffline { userid } if userid == "alice"))
         .await;
+    // One KeyLogin with the old key first, so the server's account cache holds it: the
+    // replacement below must still end it (server/src/db/key_cache.rs).
+    assert!(alice.key_login("alice", None).await.is_ok());
+    bob.expect_push(|p| matches!(p, PushEvent::FriendOnline { userid, .. } if userid == "alice"))
+        .await;
+    alice.logout().await;
+    bob.expect_push(|p| matches!(p, PushEvent::FriendOffline { userid } if userid == "alice"))
+        .await;
     // Alice's new device: key 2.
     let mut alice2 = t.client(2).await;
     alice2.login("alice").await;

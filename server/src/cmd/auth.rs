@@ -11,8 +11,11 @@ use peerchat_proto::message::{
 };
 use peerchat_proto::wire::{CloseReason, ErrorCode};
 
-use super::{err, friend_info, internal, lookup, presence, rate_limited, Reply};
+use super::{
+    err, friend_info, internal, lookup, lookup_for_key_login, presence, rate_limited, Reply,
+};
 use crate::db::entity::notice::NoticeKind;
+use crate::db::key_cache::{key_digest, KeyLoginAccount};
 use crate::db::{NewAccount, PendingView, RegisterConflict};
 use crate::hub::{SessionHandle, Stop};
 use crate::state::{ConnState, LoggedIn, NoticeAck, Shared};
@@ -113,23 +116,35 @@ pub async fn login(
         .reserve(account_key, ip, Instant::now())
         .map_err(rate_limited)?;
     let cluster_attempt = reserve_shared(shared, account_key, ip).await?;
-    let account = lookup(shared, &userid).await?;
     let channel_key = conn.identity_key.to_der();
-    let ok = match &password {
+    let channel_digest = key_digest(&channel_key);
+    let (account, ok) = match &password {
         // Unknown user: verify against a dummy hash anyway, so timing reveals nothing.
         // A password over the length limit never matches; it still costs one verification.
         Some(pw) => {
+            let account = lookup(shared, &userid).await?;
             let phc = account
                 .as_ref()
                 .filter(|_| pw.expose().len() <= PASSWORD_MAX_BYTES)
                 .map(|a| a.password_hash.as_str());
-            shared.hasher.verify(pw, phc).await.map_err(internal)?
+            let ok = shared.hasher.verify(pw, phc).await.map_err(internal)?;
+            let account = account.map(|a| KeyLoginAccount {
+                id: a.id,
+                key: key_digest(&a.identity_key),
+                userid: a.userid,
+            });
+            (account, ok)
         }
-        None => account.as_ref().is_some_and(|a| {
-            a.identity_key[..] == channel_key[..] || shared.faults.accept_any_key_login()
-        }),
+        // KeyLogin: from the account cache where this server keeps one (db::key_cache).
+        None => {
+            let account = lookup_for_key_login(shared, &userid).await?;
+            let ok = account
+                .as_ref()
+                .is_some_and(|a| a.key == channel_digest || shared.faults.accept_any_key_login());
+            (account, ok)
+        }
     };
-    let Some(mut account) = account.filter(|_| ok) else {
+    let Some(account) = account.filter(|_| ok) else {
         attempt.failed(Instant::now());
         if let Some(a) = cluster_attempt {
             a.failed(wall_ms()).await;
@@ -145,13 +160,12 @@ pub async fn login(
         a.succeeded().await;
     }
 
-    let key_changed = password.is_some() && account.identity_key[..] != channel_key[..];
+    let key_changed = password.is_some() && account.key != channel_digest;
     if key_changed {
         shared
             .store
             .set_identity_key(account.id, channel_key.to_vec())
             .await?;
-        account.identity_key = channel_key.to_vec();
         tracing::info!(userid = %account.userid, fingerprint = %conn.identity_key.fingerprint(), "identity key replaced by password login");
     }
 

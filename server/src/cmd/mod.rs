@@ -223,6 +223,21 @@ pub(crate) async fn lookup(
         .await
 }
 
+/// What KeyLogin needs of the account a userid as typed names (memory first where the
+/// server keeps the account cache); like [`lookup`], a malformed userid names nobody.
+pub(crate) async fn lookup_for_key_login(
+    shared: &Shared,
+    userid: &str,
+) -> Result<Option<crate::db::key_cache::KeyLoginAccount>, DbError> {
+    if crate::validate::userid(userid).is_err() {
+        return Ok(None);
+    }
+    shared
+        .store
+        .key_login_account(&crate::validate::fold(userid))
+        .await
+}
+
 /// `account` as a Friend entry: presence and endpoint from the hub, key from the database
 /// (SPEC.md §6: only friends ever receive this).
 pub(crate) fn friend_info(

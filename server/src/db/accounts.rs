@@ -4,6 +4,7 @@
 use sea_orm::{ActiveModelTrait as _, ColumnTrait as _, EntityTrait as _, QueryFilter as _, Set};
 
 use super::entity::account;
+use super::key_cache::{key_digest, KeyLoginAccount};
 use super::{DbError, Store};
 
 /// A validated, hashed registration, ready to store.
@@ -56,6 +57,36 @@ impl Store {
             .filter(account::Column::UseridLower.eq(userid_lower))
             .one(self.conn())
             .await?)
+    }
+
+    /// What KeyLogin needs of the account whose lowercase userid is `userid_lower`: from the
+    /// cache when this store has one and holds the account, else from the database (and then
+    /// cached). See [`super::key_cache`] for why this is coherent on a single server.
+    ///
+    /// # Errors
+    /// [`DbError`].
+    pub async fn key_login_account(
+        &self,
+        userid_lower: &str,
+    ) -> Result<Option<KeyLoginAccount>, DbError> {
+        let epoch = match self.key_cache().map(|c| c.get(userid_lower)) {
+            Some(Ok(hit)) => return Ok(Some(hit)),
+            Some(Err(epoch)) => Some(epoch),
+            None => None,
+        };
+        let Some(row) = self.account_by_userid(userid_lower).await? else {
+            // Unknown userids are not cached: strangers cannot fill the cache with them.
+            return Ok(None);
+        };
+        let account = KeyLoginAccount {
+            id: row.id,
+            userid: row.userid,
+            key: key_digest(&row.identity_key),
+        };
+        if let (Some(cache), Some(epoch)) = (self.key_cache(), epoch) {
+            cache.insert(userid_lower, &account, epoch);
+        }
+        Ok(Some(account))
     }
 
     /// The account with internal id `id`.
@@ -123,13 +154,22 @@ impl Store {
     /// [`DbError`].
     pub async fn set_identity_key(&self, id: i64, der: Vec<u8>) -> Result<(), DbError> {
         let _w = self.writer().await;
-        account::ActiveModel {
+        // Before: no KeyLogin takes the old key from the cache once the change has begun.
+        // After: a read that saw the old row cannot cache it (super::key_cache).
+        if let Some(c) = self.key_cache() {
+            c.invalidate(id);
+        }
+        let written = account::ActiveModel {
             id: Set(id),
             identity_key: Set(der),
             ..Default::default()
         }
         .update(self.conn())
-        .await?;
+        .await;
+        if let Some(c) = self.key_cache() {
+            c.invalidate(id);
+        }
+        written?;
         Ok(())
     }
 
@@ -187,6 +227,51 @@ pub(crate) mod tests {
             identity_key: vec![1, 2, 3],
             created_at_ms: 5,
         }
+    }
+
+    /// With the cache, a KeyLogin lookup is served from memory after the first, and a key
+    /// replaced through the store is never answered from the cache afterwards.
+    #[tokio::test]
+    async fn key_login_cache_follows_key_changes() {
+        let (mut s, _d) = temp_store().await;
+        s.cache_key_logins(16);
+        let a = s
+            .create_account(new_account("Alice", "a@example.org"))
+            .await
+            .unwrap();
+        assert_eq!(s.key_login_account("nobody").await.unwrap(), None);
+        let first = s.key_login_account("alice").await.unwrap().unwrap();
+        assert_eq!(
+            (first.id, first.userid.as_str(), first.key),
+            (a.id, "Alice", key_digest(&[1, 2, 3]))
+        );
+        let cache = s.key_cache().unwrap();
+        assert_eq!(
+            cache.len(),
+            1,
+            "known accounts are cached, unknown ones not"
+        );
+        assert_eq!(cache.get("alice"), Ok(first.clone()));
+
+        s.set_identity_key(a.id, vec![9]).await.unwrap();
+        assert!(s.key_cache().unwrap().get("alice").is_err(), "invalidated");
+        let after = s.key_login_account("alice").await.unwrap().unwrap();
+        assert_eq!(after.key, key_digest(&[9]));
+        assert_eq!(s.key_cache().unwrap().get("alice"), Ok(after));
+    }
+
+    /// Without the cache (a cluster), every lookup reads the database.
+    #[tokio::test]
+    async fn key_login_without_cache_reads_the_database() {
+        let (s, _d) = temp_store().await;
+        let a = s
+            .create_account(new_account("bob", "b@example.org"))
+            .await
+            .unwrap();
+        assert!(s.key_cache().is_none());
+        s.set_identity_key(a.id, vec![4]).await.unwrap();
+        let got = s.key_login_account("bob").await.unwrap().unwrap();
+        assert_eq!(got.key, key_digest(&[4]));
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod entity;
 pub mod friends;
+pub mod key_cache;
 pub mod migration;
 pub mod notices;
 
@@ -50,6 +51,8 @@ pub enum DbError {
 pub struct Store {
     db: DatabaseConnection,
     write: Mutex<()>,
+    /// KeyLogin's view of accounts, on a single server only ([`Store::cache_key_logins`]).
+    keys: Option<key_cache::AccountKeyCache>,
 }
 
 impl Store {
@@ -89,6 +92,7 @@ impl Store {
         Ok(Self {
             db,
             write: Mutex::new(()),
+            keys: None,
         })
     }
 
@@ -100,6 +104,18 @@ impl Store {
         // Closing a clone closes the shared pool.
         self.db.clone().close().await?;
         Ok(())
+    }
+
+    /// Keeps what KeyLogin reads of up to `limit` accounts in memory
+    /// ([`key_cache`]). Only for a process that is the only writer of the database: never in
+    /// a cluster, where another node may replace a key unseen.
+    pub fn cache_key_logins(&mut self, limit: usize) {
+        self.keys = (limit > 0).then(|| key_cache::AccountKeyCache::new(limit));
+    }
+
+    /// The KeyLogin cache, if this store has one.
+    pub(crate) fn key_cache(&self) -> Option<&key_cache::AccountKeyCache> {
+        self.keys.as_ref()
     }
 
     /// The pool, for reads.
