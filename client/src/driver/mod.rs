@@ -496,10 +496,13 @@ impl Core {
     /// Delivered marks are the exception: nothing waits for them (SPEC.md §8.1 r3: removing
     /// the outbox entry need not be durable, and nothing the machine sends depends on it), so
     /// they do not end a batch, and frames to send pass them. They are written with the next
-    /// batch, or on their own before any other action or at the end of the drain. Why: every acknowledgement also lets the next
-    /// outbox message into the window (a `SendFrame` right after the mark), and a mark that
-    /// ended its batch made one transaction per acknowledgement — 93,000 transactions of one
-    /// op for a 100,000-message flood, the flood's bottleneck (issue #14).
+    /// batch, or on their own before any other action or at the end of the drain. Why: every
+    /// acknowledgement also lets the next outbox message into the window (a `SendFrame` right
+    /// after the mark), and a mark that ended its batch made one transaction per
+    /// acknowledgement — 93,000 transactions of one op for a 100,000-message flood, the
+    /// flood's bottleneck (issue #14). Events pass pending marks too: `MessageAcked` says the
+    /// friend stored the message (that is durable on the friend's side, §8.1 r8); the mark is
+    /// bookkeeping that a crash may lose anyway (r3), so the user is not kept waiting for it.
     async fn drain(&mut self) {
         let mut batch: Vec<PersistOp> = Vec::new();
         let mut marks: Vec<PersistOp> = Vec::new();
@@ -515,7 +518,7 @@ impl Core {
                     batch.push(op);
                     continue;
                 }
-                Some(Action::Emit(e)) if !batch.is_empty() || !marks.is_empty() => {
+                Some(Action::Emit(e)) if !batch.is_empty() => {
                     held.push(e);
                     continue;
                 }

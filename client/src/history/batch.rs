@@ -34,6 +34,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use peerchat_proto::message::ChatFrame;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
@@ -100,7 +101,10 @@ impl History {
         let started = std::time::Instant::now();
         let level = level_for(ops);
         let result = match self.writer(level).await {
-            Ok((_reserved, writer)) => apply_in_one_transaction(writer, ops).await,
+            Ok((_reserved, writer)) => match ops {
+                [op] if kind(op) != Kind::Transfer => apply_alone(writer, op).await,
+                _ => apply_in_one_transaction(writer, ops).await,
+            },
             Err(e) => Err(e),
         };
         tracing::debug!(
@@ -196,6 +200,56 @@ async fn apply_in_one_transaction(
     }
 }
 
+/// The history row of a received message.
+fn incoming_row(friend: &str, frame: &ChatFrame, received_at_unix_ms: u64) -> message::ActiveModel {
+    message::ActiveModel {
+        message_id: Set(hex::encode(frame.id)),
+        friend: Set(friend.to_owned()),
+        direction: Set(Direction::Incoming.as_str().to_owned()),
+        text: Set(frame.text.clone()),
+        sent_at: Set(to_i64(frame.sent_at_unix_ms)),
+        acked: Set(true),
+        stored_at: Set(to_i64(received_at_unix_ms)),
+        ..Default::default()
+    }
+}
+
+/// One chat op as one statement in SQLite's autocommit: atomic and, on the synced level,
+/// durable by itself. Why: a round trip is a batch of one on each side, and `BEGIN` and
+/// `COMMIT` were two more hand-offs to the database thread each (issue #14, RTT).
+async fn apply_alone(
+    c: &DatabaseConnection,
+    op: &PersistOp,
+) -> Result<Vec<Option<bool>>, HistoryError> {
+    let one = std::slice::from_ref(op);
+    match op {
+        PersistOp::StoreIncoming {
+            friend,
+            frame,
+            received_at_unix_ms,
+        } => {
+            // The duplicate rule (§8.1 r7) by the unique index: no row inserted, not fresh.
+            let inserted =
+                message::Entity::insert(incoming_row(friend, frame, *received_at_unix_ms))
+                    .on_conflict(
+                        OnConflict::columns([
+                            message::Column::Friend,
+                            message::Column::Direction,
+                            message::Column::MessageId,
+                        ])
+                        .do_nothing()
+                        .to_owned(),
+                    )
+                    .exec_without_returning(c)
+                    .await?;
+            Ok(vec![Some(inserted > 0)])
+        }
+        PersistOp::AppendOutbox { .. } => append_outbox(c, one).await.map(|()| vec![None]),
+        PersistOp::MarkDelivered { .. } => mark_delivered(c, one).await.map(|()| vec![None]),
+        PersistOp::Transfer(_) => apply_in_one_transaction(c, one).await,
+    }
+}
+
 /// The statements of [`apply_in_one_transaction`], inside its transaction.
 async fn apply_ops(
     txn: &sea_orm::DatabaseTransaction,
@@ -275,16 +329,7 @@ async fn store_incoming(
         let new = !stored.contains(&key) && seen.insert(key.clone());
         *slot = Some(new);
         if new {
-            rows.push(message::ActiveModel {
-                message_id: Set(key.1),
-                friend: Set(key.0),
-                direction: Set(incoming.to_owned()),
-                text: Set(frame.text.clone()),
-                sent_at: Set(to_i64(frame.sent_at_unix_ms)),
-                acked: Set(true),
-                stored_at: Set(to_i64(*received_at_unix_ms)),
-                ..Default::default()
-            });
+            rows.push(incoming_row(friend, frame, *received_at_unix_ms));
         }
     }
     if !rows.is_empty() {
@@ -306,24 +351,16 @@ async fn store_incoming(
     Ok(())
 }
 
-/// Messages we wrote: history rows and outbox entries, each as one multi-row insert, in
-/// the order given (the outbox's sending order, §8.1 r4).
+/// Messages we wrote, as one multi-row insert in the order given (the outbox's sending
+/// order, §8.1 r4): unacknowledged, each row is also its outbox entry.
 async fn append_outbox(c: &impl ConnectionTrait, run: &[PersistOp]) -> Result<(), HistoryError> {
     let now = to_i64(super::now_ms());
     let messages: Vec<message::ActiveModel> = run
         .iter()
         .filter_map(|op| match op {
-            PersistOp::AppendOutbox { friend, frame } => Some(message::ActiveModel {
-                message_id: Set(hex::encode(frame.id)),
-                friend: Set(friend.clone()),
-                direction: Set(Direction::Outgoing.as_str().to_owned()),
-                text: Set(frame.text.clone()),
-                sent_at: Set(to_i64(frame.sent_at_unix_ms)),
-                // Not acked: this row is also the outbox entry (`History::outbox`).
-                acked: Set(false),
-                stored_at: Set(now),
-                ..Default::default()
-            }),
+            PersistOp::AppendOutbox { friend, frame } => {
+                Some(super::outgoing_row(friend, frame, now))
+            }
             _ => None,
         })
         .collect();

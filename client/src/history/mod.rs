@@ -143,6 +143,21 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The history row of a message we wrote, stored at `now`; not acked, so it is also the
+/// message's outbox entry ([`History::outbox`]).
+fn outgoing_row(friend: &str, frame: &ChatFrame, now: i64) -> message::ActiveModel {
+    message::ActiveModel {
+        message_id: Set(hex::encode(frame.id)),
+        friend: Set(friend.to_owned()),
+        direction: Set(Direction::Outgoing.as_str().to_owned()),
+        text: Set(frame.text.clone()),
+        sent_at: Set(to_i64(frame.sent_at_unix_ms)),
+        acked: Set(false),
+        stored_at: Set(now),
+        ..Default::default()
+    }
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -207,18 +222,9 @@ impl History {
     /// # Errors
     /// Database errors.
     pub async fn add_outgoing(&self, friend: &str, frame: &ChatFrame) -> Result<(), HistoryError> {
-        message::ActiveModel {
-            message_id: Set(hex::encode(frame.id)),
-            friend: Set(friend.to_owned()),
-            direction: Set(Direction::Outgoing.as_str().to_owned()),
-            text: Set(frame.text.clone()),
-            sent_at: Set(to_i64(frame.sent_at_unix_ms)),
-            acked: Set(false),
-            stored_at: Set(to_i64(now_ms())),
-            ..Default::default()
-        }
-        .insert(&self.db)
-        .await?;
+        outgoing_row(friend, frame, to_i64(now_ms()))
+            .insert(&self.db)
+            .await?;
         Ok(())
     }
 
