@@ -35,9 +35,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use peerchat_proto::message::ChatFrame;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
     TransactionTrait,
 };
 
@@ -200,18 +200,14 @@ async fn apply_in_one_transaction(
     }
 }
 
-/// The history row of a received message.
+/// The history row of a received message, stored at `received_at_unix_ms`.
 fn incoming_row(friend: &str, frame: &ChatFrame, received_at_unix_ms: u64) -> message::ActiveModel {
-    message::ActiveModel {
-        message_id: Set(hex::encode(frame.id)),
-        friend: Set(friend.to_owned()),
-        direction: Set(Direction::Incoming.as_str().to_owned()),
-        text: Set(frame.text.clone()),
-        sent_at: Set(to_i64(frame.sent_at_unix_ms)),
-        acked: Set(true),
-        stored_at: Set(to_i64(received_at_unix_ms)),
-        ..Default::default()
-    }
+    super::message_row(
+        friend,
+        frame,
+        Direction::Incoming,
+        to_i64(received_at_unix_ms),
+    )
 }
 
 /// One chat op as one statement in SQLite's autocommit: atomic and, on the synced level,
@@ -231,15 +227,7 @@ async fn apply_alone(
             // The duplicate rule (§8.1 r7) by the unique index: no row inserted, not fresh.
             let inserted =
                 message::Entity::insert(incoming_row(friend, frame, *received_at_unix_ms))
-                    .on_conflict(
-                        OnConflict::columns([
-                            message::Column::Friend,
-                            message::Column::Direction,
-                            message::Column::MessageId,
-                        ])
-                        .do_nothing()
-                        .to_owned(),
-                    )
+                    .on_conflict(super::already_stored())
                     .exec_without_returning(c)
                     .await?;
             Ok(vec![Some(inserted > 0)])
@@ -336,15 +324,7 @@ async fn store_incoming(
         // DO NOTHING keeps a row a concurrent writer stored meanwhile (there is none in the
         // client: one driver writes) from failing the batch.
         message::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::columns([
-                    message::Column::Friend,
-                    message::Column::Direction,
-                    message::Column::MessageId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
+            .on_conflict(super::already_stored())
             .exec_without_returning(c)
             .await?;
     }
@@ -359,7 +339,7 @@ async fn append_outbox(c: &impl ConnectionTrait, run: &[PersistOp]) -> Result<()
         .iter()
         .filter_map(|op| match op {
             PersistOp::AppendOutbox { friend, frame } => {
-                Some(super::outgoing_row(friend, frame, now))
+                Some(super::message_row(friend, frame, Direction::Outgoing, now))
             }
             _ => None,
         })

@@ -143,19 +143,37 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The history row of a message we wrote, stored at `now`; not acked, so it is also the
-/// message's outbox entry ([`History::outbox`]).
-fn outgoing_row(friend: &str, frame: &ChatFrame, now: i64) -> message::ActiveModel {
+/// The history row of a message in `direction`, stored at `stored_at` (Unix ms). A received
+/// message counts as acked; one we wrote is not until the friend acks it, and until then the
+/// row is also its outbox entry ([`History::outbox`]).
+fn message_row(
+    friend: &str,
+    frame: &ChatFrame,
+    direction: Direction,
+    stored_at: i64,
+) -> message::ActiveModel {
     message::ActiveModel {
         message_id: Set(hex::encode(frame.id)),
         friend: Set(friend.to_owned()),
-        direction: Set(Direction::Outgoing.as_str().to_owned()),
+        direction: Set(direction.as_str().to_owned()),
         text: Set(frame.text.clone()),
         sent_at: Set(to_i64(frame.sent_at_unix_ms)),
-        acked: Set(false),
-        stored_at: Set(now),
+        acked: Set(direction == Direction::Incoming),
+        stored_at: Set(stored_at),
         ..Default::default()
     }
+}
+
+/// `ON CONFLICT DO NOTHING` on the duplicate rule's unique index (friend, direction, id):
+/// SPEC.md §8.1 r7, a message id is stored once per friend and direction.
+fn already_stored() -> OnConflict {
+    OnConflict::columns([
+        message::Column::Friend,
+        message::Column::Direction,
+        message::Column::MessageId,
+    ])
+    .do_nothing()
+    .to_owned()
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -222,7 +240,7 @@ impl History {
     /// # Errors
     /// Database errors.
     pub async fn add_outgoing(&self, friend: &str, frame: &ChatFrame) -> Result<(), HistoryError> {
-        outgoing_row(friend, frame, to_i64(now_ms()))
+        message_row(friend, frame, Direction::Outgoing, to_i64(now_ms()))
             .insert(&self.db)
             .await?;
         Ok(())
@@ -238,28 +256,15 @@ impl History {
         friend: &str,
         frame: &ChatFrame,
     ) -> Result<bool, HistoryError> {
-        let row = message::ActiveModel {
-            message_id: Set(hex::encode(frame.id)),
-            friend: Set(friend.to_owned()),
-            direction: Set(Direction::Incoming.as_str().to_owned()),
-            text: Set(frame.text.clone()),
-            sent_at: Set(to_i64(frame.sent_at_unix_ms)),
-            acked: Set(true),
-            stored_at: Set(to_i64(now_ms())),
-            ..Default::default()
-        };
-        let res = message::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([
-                    message::Column::Friend,
-                    message::Column::Direction,
-                    message::Column::MessageId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(&self.db)
-            .await?;
+        let res = message::Entity::insert(message_row(
+            friend,
+            frame,
+            Direction::Incoming,
+            to_i64(now_ms()),
+        ))
+        .on_conflict(already_stored())
+        .exec_without_returning(&self.db)
+        .await?;
         Ok(res > 0)
     }
 
