@@ -352,6 +352,8 @@ async fn append_outbox(c: &impl ConnectionTrait, run: &[PersistOp]) -> Result<()
     Ok(())
 }
 
+/// Acknowledged messages: marked acked, which also takes them out of the outbox
+/// (`History::outbox`); one `UPDATE` per friend in the run.
 async fn mark_delivered(c: &impl ConnectionTrait, run: &[PersistOp]) -> Result<(), HistoryError> {
     let mut by_friend: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for op in run {
@@ -360,7 +362,6 @@ async fn mark_delivered(c: &impl ConnectionTrait, run: &[PersistOp]) -> Result<(
         }
     }
     for (friend, ids) in by_friend {
-        // Acked is also "out of the outbox" (`History::outbox`).
         message::Entity::update_many()
             .col_expr(message::Column::Acked, Expr::value(true))
             .filter(message::Column::Friend.eq(friend))
@@ -429,7 +430,10 @@ mod tests {
     async fn incoming_batch_reports_fresh_per_op_and_stores_each_once() -> Result<(), HistoryError>
     {
         let (_d, h) = open().await?;
-        assert!(h.add_incoming("bob", &frame(1, "hi")).await?);
+        assert_eq!(
+            fresh_flags(&h.apply_batch(&[incoming("bob", 1)]).await),
+            vec![Some(true)]
+        );
         let r = h
             .apply_batch(&[
                 incoming("bob", 1),   // stored before the batch

@@ -19,8 +19,8 @@ use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlxSqliteConnector,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    SqlxSqliteConnector,
 };
 use sea_orm_migration::MigratorTrait;
 use serde::Serialize;
@@ -233,62 +233,6 @@ impl History {
             *mode = want;
         }
         Ok((mode, &self.writer))
-    }
-
-    /// Stores a message we wrote; unacknowledged, it is in the outbox ([`History::outbox`]).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn add_outgoing(&self, friend: &str, frame: &ChatFrame) -> Result<(), HistoryError> {
-        message_row(friend, frame, Direction::Outgoing, to_i64(now_ms()))
-            .insert(&self.db)
-            .await?;
-        Ok(())
-    }
-
-    /// Stores a received message unless the same id from the same friend is already
-    /// stored. True if it was new.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn add_incoming(
-        &self,
-        friend: &str,
-        frame: &ChatFrame,
-    ) -> Result<bool, HistoryError> {
-        let res = message::Entity::insert(message_row(
-            friend,
-            frame,
-            Direction::Incoming,
-            to_i64(now_ms()),
-        ))
-        .on_conflict(already_stored())
-        .exec_without_returning(&self.db)
-        .await?;
-        Ok(res > 0)
-    }
-
-    /// Records the friend's acknowledgement: the message is acked and leaves the outbox.
-    ///
-    /// Committed without a disk sync of its own (`synchronous = NORMAL`):
-    /// a mark lost in a power cut only sends the message again, and the receiver
-    /// acknowledges it without showing it twice (SPEC.md §8.1 r7; see [`History::apply_batch`]).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn mark_acked(&self, friend: &str, id: MessageId) -> Result<(), HistoryError> {
-        let (_reserved, writer) = self.writer(Writer::Unsynced).await?;
-        message::Entity::update_many()
-            .col_expr(
-                message::Column::Acked,
-                sea_orm::sea_query::Expr::value(true),
-            )
-            .filter(message::Column::Friend.eq(friend))
-            .filter(message::Column::Direction.eq(Direction::Outgoing.as_str()))
-            .filter(message::Column::MessageId.eq(id.to_hex()))
-            .exec(writer)
-            .await?;
-        Ok(())
     }
 
     /// The whole outbox, in sending order: the outgoing messages not acknowledged, in the
@@ -584,6 +528,41 @@ fn legacy_state(spec: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::machine::PersistOp;
+
+    /// What the driver does when the user sends `frame`: its `AppendOutbox` in a batch.
+    async fn send(h: &History, friend: &str, frame: ChatFrame) -> Result<(), HistoryError> {
+        let op = PersistOp::AppendOutbox {
+            friend: friend.into(),
+            frame,
+        };
+        match h.apply_batch(&[op]).await.pop().and_then(|r| r.error) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// A received `frame` stored as the driver stores it; true if it was new.
+    async fn receive(h: &History, friend: &str, frame: ChatFrame) -> Option<bool> {
+        let op = PersistOp::StoreIncoming {
+            friend: friend.into(),
+            frame,
+            received_at_unix_ms: now_ms(),
+        };
+        match h.apply_batch(&[op]).await.pop()?.persisted? {
+            crate::machine::Persisted::Incoming { fresh, .. } => fresh,
+            crate::machine::Persisted::Outbox { .. } => None,
+        }
+    }
+
+    /// The friend's acknowledgement of `id`, marked as the driver marks it.
+    async fn ack(h: &History, friend: &str, id: MessageId) {
+        let op = PersistOp::MarkDelivered {
+            friend: friend.into(),
+            id,
+        };
+        h.apply_batch(&[op]).await;
+    }
 
     fn frame(n: u8, text: &str) -> ChatFrame {
         ChatFrame {
@@ -651,10 +630,10 @@ mod tests {
         let path = dir.path().join("h.db");
         {
             let h = History::open(&path).await?;
-            h.add_outgoing("bob", &frame(1, "one")).await?;
-            h.add_outgoing("bob", &frame(2, "two")).await?;
-            h.add_outgoing("carol", &frame(3, "three")).await?;
-            h.mark_acked("bob", MessageId([1; 16])).await?;
+            send(&h, "bob", frame(1, "one")).await?;
+            send(&h, "bob", frame(2, "two")).await?;
+            send(&h, "carol", frame(3, "three")).await?;
+            ack(&h, "bob", MessageId([1; 16])).await;
         }
         let h = History::open(&path).await?;
         let out = h.outbox().await?;
@@ -710,7 +689,7 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert!(out.contains(&("bob".to_owned(), f2)));
         assert!(out.contains(&("carol".to_owned(), f3)));
-        h.mark_acked("bob", MessageId([2; 16])).await?;
+        ack(&h, "bob", MessageId([2; 16])).await;
         assert_eq!(h.outbox().await?.len(), 1);
         Ok(())
     }
@@ -722,10 +701,11 @@ mod tests {
             detail: e.to_string(),
         })?;
         let h = History::open(&dir.path().join("h.db")).await?;
-        assert!(h.add_incoming("bob", &frame(7, "hi")).await?);
-        assert!(!h.add_incoming("bob", &frame(7, "hi")).await?);
-        assert!(
-            h.add_incoming("carol", &frame(7, "hi")).await?,
+        assert_eq!(receive(&h, "bob", frame(7, "hi")).await, Some(true));
+        assert_eq!(receive(&h, "bob", frame(7, "hi")).await, Some(false));
+        assert_eq!(
+            receive(&h, "carol", frame(7, "hi")).await,
+            Some(true),
             "same id from someone else"
         );
         assert_eq!(h.messages("bob", 10).await?.len(), 1);
