@@ -28,29 +28,20 @@
 //! transaction that needs another one (see `History::writer` for why one connection).
 //!
 //! Within a batch, runs of consecutive ops of one kind become multi-row statements (an
-//! `INSERT` of up to [`ROWS_PER_STATEMENT`] rows, an `UPDATE … WHERE message_id IN (…)`), so
-//! a burst of a thousand messages is a handful of statements, not thousands; the order
-//! between kinds is kept.
+//! `INSERT` of up to 100 rows, an `UPDATE … WHERE message_id IN (…)`), so a burst of a
+//! thousand messages is a handful of statements, not thousands; the order between kinds is
+//! kept. The statements are SQL text bound to borrowed values (`sql.rs` says why).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use peerchat_proto::message::ChatFrame;
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::sqlx::sqlite::{SqliteConnection, SqlitePool};
 
-use super::entity::message;
+use super::sql::{self, MessageRow};
 use super::{to_i64, History, HistoryError, Writer};
 use crate::ids::MessageId;
 use crate::machine::{PersistOp, Persisted};
 use crate::transfer::Direction;
-
-/// Rows per multi-row statement. SQLite binds at most 32,766 values per statement (999
-/// before 3.32); 100 rows of 7 columns stays below either limit, and larger statements gain
-/// nothing measurable.
-const ROWS_PER_STATEMENT: usize = 100;
 
 /// The outcome of one [`PersistOp`] of a batch, in the order of the ops.
 #[derive(Debug)]
@@ -102,7 +93,7 @@ impl History {
         let level = level_for(ops);
         let result = match self.writer(level).await {
             Ok((_reserved, writer)) => match ops {
-                [op] if kind(op) != Kind::Transfer => apply_alone(writer, op).await,
+                [op] => apply_alone(writer, op).await,
                 _ => apply_in_one_transaction(writer, ops).await,
             },
             Err(e) => Err(e),
@@ -181,66 +172,58 @@ fn feedback(op: &PersistOp, fresh: Option<bool>, ok: bool) -> Option<Persisted> 
 
 /// One transaction over all of `ops`; per op, `Some(fresh)` for a `StoreIncoming`.
 async fn apply_in_one_transaction(
-    db: &DatabaseConnection,
+    db: &SqlitePool,
     ops: &[PersistOp],
 ) -> Result<Vec<Option<bool>>, HistoryError> {
-    let txn = db.begin().await?;
-    match apply_ops(&txn, ops).await {
+    let mut txn = db.begin().await?;
+    match apply_ops(&mut txn, ops).await {
         Ok(fresh) => {
             txn.commit().await?;
             Ok(fresh)
         }
         Err(e) => {
             // Rolled back now, not when the pool gets round to the dropped transaction:
-            // the fallback that applies the ops one by one runs on another pooled
-            // connection at once, and must not find this one still holding the write lock.
+            // the fallback that applies the ops one by one runs on the same connection at
+            // once, and must not find it still inside this transaction.
             let _ = txn.rollback().await;
             Err(e)
         }
     }
 }
 
-/// The history row of a received message, stored at `received_at_unix_ms`.
-fn incoming_row(friend: &str, frame: &ChatFrame, received_at_unix_ms: u64) -> message::ActiveModel {
-    super::message_row(
+/// The history row of a message in `direction`, stored at `stored_at` (Unix ms). A received
+/// message counts as acked; one we wrote is not until the friend acks it, and until then the
+/// row is also its outbox entry ([`History::outbox`]).
+fn message_row<'a>(
+    friend: &'a str,
+    frame: &'a ChatFrame,
+    direction: Direction,
+    stored_at: i64,
+) -> MessageRow<'a> {
+    MessageRow {
+        id_hex: hex::encode(frame.id),
         friend,
-        frame,
-        Direction::Incoming,
-        to_i64(received_at_unix_ms),
-    )
+        direction: direction.as_str(),
+        text: &frame.text,
+        sent_at: to_i64(frame.sent_at_unix_ms),
+        acked: direction == Direction::Incoming,
+        stored_at,
+    }
 }
 
-/// One chat op as one statement in SQLite's autocommit: atomic and, on the synced level,
-/// durable by itself. Why: a round trip is a batch of one on each side, and `BEGIN` and
-/// `COMMIT` were two more hand-offs to the database thread each (issue #14, RTT).
-async fn apply_alone(
-    c: &DatabaseConnection,
-    op: &PersistOp,
-) -> Result<Vec<Option<bool>>, HistoryError> {
-    let one = std::slice::from_ref(op);
-    match op {
-        PersistOp::StoreIncoming {
-            friend,
-            frame,
-            received_at_unix_ms,
-        } => {
-            // The duplicate rule (§8.1 r7) by the unique index: no row inserted, not fresh.
-            let inserted =
-                message::Entity::insert(incoming_row(friend, frame, *received_at_unix_ms))
-                    .on_conflict(super::already_stored())
-                    .exec_without_returning(c)
-                    .await?;
-            Ok(vec![Some(inserted > 0)])
-        }
-        PersistOp::AppendOutbox { .. } => append_outbox(c, one).await.map(|()| vec![None]),
-        PersistOp::MarkDelivered { .. } => mark_delivered(c, one).await.map(|()| vec![None]),
-        PersistOp::Transfer(_) => apply_in_one_transaction(c, one).await,
-    }
+/// One op as one statement in SQLite's autocommit: atomic and, on the synced level, durable
+/// by itself. Why: a round trip is a batch of one on each side, and `BEGIN` and `COMMIT`
+/// were two more hand-offs to the database thread each (issue #14, RTT).
+async fn apply_alone(db: &SqlitePool, op: &PersistOp) -> Result<Vec<Option<bool>>, HistoryError> {
+    let mut c = db.acquire().await?;
+    let mut fresh = [None];
+    apply_run(&mut c, std::slice::from_ref(op), &mut fresh).await?;
+    Ok(fresh.to_vec())
 }
 
 /// The statements of [`apply_in_one_transaction`], inside its transaction.
 async fn apply_ops(
-    txn: &sea_orm::DatabaseTransaction,
+    c: &mut SqliteConnection,
     ops: &[PersistOp],
 ) -> Result<Vec<Option<bool>>, HistoryError> {
     let mut fresh = vec![None; ops.len()];
@@ -248,113 +231,92 @@ async fn apply_ops(
     while i < ops.len() {
         let k = kind(&ops[i]);
         let mut j = i + 1;
-        while j < ops.len() && kind(&ops[j]) == k && j - i < ROWS_PER_STATEMENT {
+        while j < ops.len() && kind(&ops[j]) == k {
             j += 1;
         }
-        let run = &ops[i..j];
-        match k {
-            Kind::Incoming => store_incoming(txn, run, &mut fresh[i..j]).await?,
-            Kind::Outbox => append_outbox(txn, run).await?,
-            Kind::Delivered => mark_delivered(txn, run).await?,
-            Kind::Transfer => {
-                for op in run {
-                    if let PersistOp::Transfer(t) = op {
-                        super::record_transfer(txn, t).await?;
-                    }
-                }
-            }
-        }
+        apply_run(c, &ops[i..j], &mut fresh[i..j]).await?;
         i = j;
     }
     Ok(fresh)
 }
 
-/// Received messages, each unless already stored from that friend (§8.1 r7): one query for
-/// the ids already there, one multi-row insert of the new ones. A second copy of an id in
-/// the same run counts as already stored.
-async fn store_incoming(
-    c: &impl ConnectionTrait,
+/// A run of ops of one kind (see [`kind`]).
+async fn apply_run(
+    c: &mut SqliteConnection,
     run: &[PersistOp],
     fresh: &mut [Option<bool>],
 ) -> Result<(), HistoryError> {
-    let incoming = Direction::Incoming.as_str();
-    // Per friend, so the lookup walks the unique index (friend, direction, message_id).
-    let mut by_friend: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for op in run {
-        if let PersistOp::StoreIncoming { friend, frame, .. } = op {
-            by_friend
-                .entry(friend)
-                .or_default()
-                .push(hex::encode(frame.id));
+    let Some(first) = run.first() else {
+        return Ok(());
+    };
+    match kind(first) {
+        Kind::Incoming => store_incoming(c, run, fresh).await,
+        Kind::Outbox => append_outbox(c, run).await,
+        Kind::Delivered => mark_delivered(c, run).await,
+        Kind::Transfer => {
+            for op in run {
+                if let PersistOp::Transfer(t) = op {
+                    sql::upsert_transfer(c, t).await?;
+                }
+            }
+            Ok(())
         }
     }
-    let mut stored: HashSet<(String, String)> = HashSet::new();
-    for (friend, ids) in by_friend {
-        let found = message::Entity::find()
-            .select_only()
-            .column(message::Column::Friend)
-            .column(message::Column::MessageId)
-            .filter(message::Column::Friend.eq(friend))
-            .filter(message::Column::Direction.eq(incoming))
-            .filter(message::Column::MessageId.is_in(ids))
-            .into_tuple::<(String, String)>()
-            .all(c)
-            .await?;
-        stored.extend(found);
-    }
-    let mut seen = HashSet::new();
-    let mut rows = Vec::new();
-    for (slot, op) in fresh.iter_mut().zip(run) {
-        let PersistOp::StoreIncoming {
-            friend,
-            frame,
-            received_at_unix_ms,
-        } = op
-        else {
-            continue;
-        };
-        let key = (friend.clone(), hex::encode(frame.id));
-        let new = !stored.contains(&key) && seen.insert(key.clone());
-        *slot = Some(new);
-        if new {
-            rows.push(incoming_row(friend, frame, *received_at_unix_ms));
-        }
-    }
-    if !rows.is_empty() {
-        // DO NOTHING keeps a row a concurrent writer stored meanwhile (there is none in the
-        // client: one driver writes) from failing the batch.
-        message::Entity::insert_many(rows)
-            .on_conflict(super::already_stored())
-            .exec_without_returning(c)
-            .await?;
+}
+
+/// Received messages, each unless already stored from that friend (§8.1 r7): multi-row
+/// inserts that skip what the unique index already holds and say what they inserted. A
+/// second copy of an id in the same run counts as already stored.
+async fn store_incoming(
+    c: &mut SqliteConnection,
+    run: &[PersistOp],
+    fresh: &mut [Option<bool>],
+) -> Result<(), HistoryError> {
+    let rows: Vec<MessageRow<'_>> = run
+        .iter()
+        .filter_map(|op| match op {
+            PersistOp::StoreIncoming {
+                friend,
+                frame,
+                received_at_unix_ms,
+            } => Some(message_row(
+                friend,
+                frame,
+                Direction::Incoming,
+                to_i64(*received_at_unix_ms),
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut inserted = sql::insert_new_messages(c, &rows).await?;
+    // `rows` holds one row per op of the run, in order (the run is all StoreIncoming).
+    for (slot, row) in fresh.iter_mut().zip(&rows) {
+        // Removed when seen, so a second copy in the run is not fresh.
+        *slot = Some(inserted.remove(&(row.friend.to_owned(), row.id_hex.clone())));
     }
     Ok(())
 }
 
-/// Messages we wrote, as one multi-row insert in the order given (the outbox's sending
-/// order, §8.1 r4): unacknowledged, each row is also its outbox entry.
-async fn append_outbox(c: &impl ConnectionTrait, run: &[PersistOp]) -> Result<(), HistoryError> {
+/// Messages we wrote, as multi-row inserts in the order given (the outbox's sending order,
+/// §8.1 r4): unacknowledged, each row is also its outbox entry.
+async fn append_outbox(c: &mut SqliteConnection, run: &[PersistOp]) -> Result<(), HistoryError> {
     let now = to_i64(super::now_ms());
-    let messages: Vec<message::ActiveModel> = run
+    let rows: Vec<MessageRow<'_>> = run
         .iter()
         .filter_map(|op| match op {
             PersistOp::AppendOutbox { friend, frame } => {
-                Some(super::message_row(friend, frame, Direction::Outgoing, now))
+                Some(message_row(friend, frame, Direction::Outgoing, now))
             }
             _ => None,
         })
         .collect();
-    if !messages.is_empty() {
-        message::Entity::insert_many(messages)
-            .exec_without_returning(c)
-            .await?;
-    }
+    sql::insert_messages(c, &rows).await?;
     Ok(())
 }
 
 /// Acknowledged messages: marked acked, which also takes them out of the outbox
-/// (`History::outbox`); one `UPDATE` per friend in the run.
-async fn mark_delivered(c: &impl ConnectionTrait, run: &[PersistOp]) -> Result<(), HistoryError> {
+/// (`History::outbox`); per friend in the run.
+async fn mark_delivered(c: &mut SqliteConnection, run: &[PersistOp]) -> Result<(), HistoryError> {
     let mut by_friend: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for op in run {
         if let PersistOp::MarkDelivered { friend, id } = op {
@@ -362,13 +324,7 @@ async fn mark_delivered(c: &impl ConnectionTrait, run: &[PersistOp]) -> Result<(
         }
     }
     for (friend, ids) in by_friend {
-        message::Entity::update_many()
-            .col_expr(message::Column::Acked, Expr::value(true))
-            .filter(message::Column::Friend.eq(friend))
-            .filter(message::Column::Direction.eq(Direction::Outgoing.as_str()))
-            .filter(message::Column::MessageId.is_in(ids))
-            .exec(c)
-            .await?;
+        sql::mark_acked(c, friend, Direction::Outgoing.as_str(), &ids).await?;
     }
     Ok(())
 }
@@ -504,20 +460,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_writer_level_is_what_the_connection_reports() -> Result<(), HistoryError> {
-        use sea_orm::{ConnectionTrait as _, Statement};
         let (_d, h) = open().await?;
         for want in [Writer::Unsynced, Writer::Synced, Writer::Unsynced] {
             let (_g, w) = h.writer(want).await?;
-            let row = w
-                .query_one(Statement::from_string(
-                    w.get_database_backend(),
-                    "PRAGMA synchronous",
-                ))
+            let level: i32 = sea_orm::sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(w)
                 .await?;
-            let level: i32 = row
-                .map(|r| r.try_get_by_index(0))
-                .transpose()?
-                .unwrap_or(-1);
             // SQLite: 1 = NORMAL, 2 = FULL.
             let expected = if want == Writer::Synced { 2 } else { 1 };
             assert_eq!(level, expected, "{want:?}");

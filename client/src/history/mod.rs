@@ -7,6 +7,7 @@
 mod batch;
 pub mod entity;
 pub mod migration;
+mod sql;
 
 pub use batch::BatchResult;
 
@@ -14,12 +15,11 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use peerchat_proto::message::ChatFrame;
-use sea_orm::sea_query::OnConflict;
 use sea_orm::sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     SqlxSqliteConnector,
 };
 use sea_orm_migration::MigratorTrait;
@@ -35,6 +35,9 @@ pub enum HistoryError {
     /// The database failed.
     #[error("history database: {0}")]
     Db(#[from] DbErr),
+    /// A statement of the group commit (`sql.rs`) failed.
+    #[error("history database: {0}")]
+    Sql(#[from] sea_orm::sqlx::Error),
     /// The database could not be opened.
     #[error("history database {path}: {detail}")]
     Open {
@@ -107,7 +110,8 @@ pub struct History {
     /// unsynced connection re-read their index pages from the file on every transaction. On
     /// one connection the cache stays warm; its `synchronous` level is set per transaction
     /// instead (see [`Writer`]).
-    writer: DatabaseConnection,
+    /// Driven through sqlx directly, not sea-orm: its statements are the hot ones (`sql.rs`).
+    writer: SqlitePool,
     /// The writer connection's current `synchronous` level; held across the level's
     /// `PRAGMA` and the transaction that relies on it, so that no other transaction slips in
     /// between on that connection.
@@ -143,39 +147,6 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The history row of a message in `direction`, stored at `stored_at` (Unix ms). A received
-/// message counts as acked; one we wrote is not until the friend acks it, and until then the
-/// row is also its outbox entry ([`History::outbox`]).
-fn message_row(
-    friend: &str,
-    frame: &ChatFrame,
-    direction: Direction,
-    stored_at: i64,
-) -> message::ActiveModel {
-    message::ActiveModel {
-        message_id: Set(hex::encode(frame.id)),
-        friend: Set(friend.to_owned()),
-        direction: Set(direction.as_str().to_owned()),
-        text: Set(frame.text.clone()),
-        sent_at: Set(to_i64(frame.sent_at_unix_ms)),
-        acked: Set(direction == Direction::Incoming),
-        stored_at: Set(stored_at),
-        ..Default::default()
-    }
-}
-
-/// `ON CONFLICT DO NOTHING` on the duplicate rule's unique index (friend, direction, id):
-/// SPEC.md §8.1 r7, a message id is stored once per friend and direction.
-fn already_stored() -> OnConflict {
-    OnConflict::columns([
-        message::Column::Friend,
-        message::Column::Direction,
-        message::Column::MessageId,
-    ])
-    .do_nothing()
-    .to_owned()
-}
-
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -205,12 +176,11 @@ impl History {
         let db = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
         migration::Migrator::up(&db, None).await?;
         // A pool of one: every batch runs on the same connection (see `writer`).
-        let pool = SqlitePoolOptions::new()
+        let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts)
             .await
             .map_err(open_err)?;
-        let writer = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
         Ok(Self {
             db,
             writer,
@@ -223,13 +193,14 @@ impl History {
     pub(crate) async fn writer(
         &self,
         want: Writer,
-    ) -> Result<(tokio::sync::MutexGuard<'_, Writer>, &DatabaseConnection), HistoryError> {
-        use sea_orm::ConnectionTrait as _;
+    ) -> Result<(tokio::sync::MutexGuard<'_, Writer>, &SqlitePool), HistoryError> {
         let mut mode = self.writer_mode.lock().await;
         if *mode != want {
             // Outside any transaction: SQLite refuses to change the level inside one.
             *mode = Writer::Unknown;
-            self.writer.execute_unprepared(want.pragma()).await?;
+            sea_orm::sqlx::query(want.pragma())
+                .execute(&self.writer)
+                .await?;
             *mode = want;
         }
         Ok((mode, &self.writer))
@@ -334,7 +305,10 @@ impl History {
         &self,
         t: &crate::transfer::TransferRecord,
     ) -> Result<(), HistoryError> {
-        record_transfer(&self.db, t).await
+        let (_reserved, writer) = self.writer(Writer::Synced).await?;
+        let mut c = writer.acquire().await?;
+        sql::upsert_transfer(&mut c, t).await?;
+        Ok(())
     }
 
     /// The typed state of a transfer written by [`History::record_machine_transfer`]: the
@@ -362,51 +336,6 @@ impl History {
             Some((r.spec_state?, reason, r.cancel_unsent))
         }))
     }
-}
-
-/// The row of [`History::record_machine_transfer`], on any connection or transaction (a
-/// batch's, [`History::apply_batch`]).
-async fn record_transfer(
-    c: &impl sea_orm::ConnectionTrait,
-    t: &crate::transfer::TransferRecord,
-) -> Result<(), HistoryError> {
-    let legacy = legacy_state(t.state);
-    let row = transfer::ActiveModel {
-        transfer_id: Set(t.id.to_hex()),
-        friend: Set(t.friend.clone()),
-        direction: Set(t.direction.as_str().to_owned()),
-        name: Set(t.offered_name.clone()),
-        size: Set(to_i64(t.size)),
-        sha256: Set(t.sha256.map(hex::encode).unwrap_or_default()),
-        path: Set(String::new()),
-        state: Set(legacy.to_owned()),
-        created_at: Set(to_i64(now_ms())),
-        spec_state: Set(Some(t.state.to_owned())),
-        end_reason: Set(t.end_reason.map(|r| r as i32)),
-        offered_name: Set(Some(t.offered_name.clone())),
-        cancel_unsent: Set(t.cancel_unsent),
-        ..Default::default()
-    };
-    transfer::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([
-                transfer::Column::Friend,
-                transfer::Column::Direction,
-                transfer::Column::TransferId,
-            ])
-            .update_columns([
-                transfer::Column::Sha256,
-                transfer::Column::State,
-                transfer::Column::SpecState,
-                transfer::Column::EndReason,
-                transfer::Column::OfferedName,
-                transfer::Column::CancelUnsent,
-            ])
-            .to_owned(),
-        )
-        .exec(c)
-        .await?;
-    Ok(())
 }
 
 /// A transfer row as the driver restores it into the machine at start-up.
