@@ -19,12 +19,17 @@ use peerchat_proto::message::ChatFrame;
 /// to finish in seconds at ~1 ms per sync.
 const ONE_BY_ONE: u64 = 1000;
 
+/// Message `n` of a burst, with a time-ordered id as the client makes them
+/// (`MessageId::time_ordered`, SPEC.md §8.1 r1): ten messages per millisecond, the low bytes
+/// unique (the client's are random).
 fn frame(n: u64) -> ChatFrame {
+    let sent_at_unix_ms = 1_700_000_000_000 + n / 10;
     let mut id = [0u8; 16];
-    id[..8].copy_from_slice(&n.to_le_bytes());
+    id[..6].copy_from_slice(&sent_at_unix_ms.to_be_bytes()[2..]);
+    id[8..].copy_from_slice(&n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
     ChatFrame {
         id,
-        sent_at_unix_ms: 1_700_000_000_000 + n,
+        sent_at_unix_ms,
         text: "x".repeat(100),
     }
 }
@@ -33,8 +38,19 @@ async fn fresh_history(dir: &tempfile::TempDir, name: &str) -> anyhow::Result<Hi
     Ok(History::open(&dir.path().join(name)).await?)
 }
 
-/// Applies `ops` in batches of `batch` (1: one transaction each); ops per second.
-async fn apply(h: &History, ops: &[PersistOp], batch: usize) -> anyhow::Result<f64> {
+/// What [`apply`] measured.
+struct Applied {
+    /// Ops per second of wall-clock time (disk syncs included).
+    per_sec: f64,
+    /// CPU time of this process per op, µs (all threads: the async side and SQLite's):
+    /// steadier than the wall clock on a shared machine whose disk syncs vary.
+    cpu_us_per_op: f64,
+}
+
+/// Applies `ops` in batches of `batch` (1: one transaction each).
+async fn apply(h: &History, ops: &[PersistOp], batch: usize) -> anyhow::Result<Applied> {
+    let me = std::process::id();
+    let cpu0 = crate::procfs::cpu_time(me)?;
     let t0 = Instant::now();
     for chunk in ops.chunks(batch.max(1)) {
         for r in h.apply_batch(chunk).await {
@@ -43,7 +59,13 @@ async fn apply(h: &History, ops: &[PersistOp], batch: usize) -> anyhow::Result<f
             }
         }
     }
-    Ok(ops.len() as f64 / t0.elapsed().max(Duration::from_nanos(1)).as_secs_f64())
+    let wall = t0.elapsed().max(Duration::from_nanos(1));
+    let cpu = crate::procfs::cpu_time(me)?.saturating_sub(cpu0);
+    let n = ops.len().max(1) as f64;
+    Ok(Applied {
+        per_sec: n / wall.as_secs_f64(),
+        cpu_us_per_op: cpu.as_secs_f64() * 1e6 / n,
+    })
 }
 
 /// Runs both sides, `n` ops batched by `batch` against [`ONE_BY_ONE`] ops one at a time,
@@ -107,10 +129,13 @@ pub async fn run(n: u64, batch: usize) -> anyhow::Result<()> {
         let h = fresh_history(&dir, &format!("batch-{k}.db")).await?;
         let many = apply(&h, &ops_batched, batch).await?;
         println!(
-            "{side:40} one by one {one:>10.0} ops/s ({:>8.0} msg/s)   batched {many:>10.0} ops/s ({:>8.0} msg/s)   {:.0}×",
-            one / per_message,
-            many / per_message,
-            many / one
+            "{side:40} one by one {:>10.0} ops/s ({:>8.0} msg/s)   batched {:>10.0} ops/s ({:>8.0} msg/s, {:.1} CPU µs/op)   {:.0}×",
+            one.per_sec,
+            one.per_sec / per_message,
+            many.per_sec,
+            many.per_sec / per_message,
+            many.cpu_us_per_op,
+            many.per_sec / one.per_sec
         );
     }
     Ok(())

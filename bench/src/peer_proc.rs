@@ -310,6 +310,11 @@ pub struct PeerProc {
 }
 
 impl PeerProc {
+    /// The child's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
     /// Starts a client child, registered and logged in (log in `<profile>.log`).
     ///
     /// # Errors

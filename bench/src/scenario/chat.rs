@@ -16,6 +16,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use crate::baseline::tcp_pingpong;
 use crate::report::{Better, Row};
 use crate::scenario::file_transfer::PeerFixture;
@@ -59,6 +61,13 @@ pub async fn run(
             )
             .await?,
     )?;
+    // CPU time of each client over the flood: on a shared 2-core machine the rate swings
+    // with whatever else runs, CPU per message much less (issue #14's flood goal).
+    let cpu = |p: &crate::peer_proc::PeerProc| -> anyhow::Result<Duration> {
+        let pid = p.pid().context("client exited")?;
+        Ok(crate::procfs::cpu_time(pid)?)
+    };
+    let cpu_before = (cpu(&fx.alice)?, cpu(&fx.bob)?);
     let flood = fx
         .alice
         .call(
@@ -73,6 +82,13 @@ pub async fn run(
     let [acked_s, sent_s, sent] = f[..] else {
         anyhow::bail!("bad FLOOD answer {flood:?}");
     };
+    let per_msg_us = |after: Duration, before: Duration| {
+        after.saturating_sub(before).as_secs_f64() * 1e6 / sent.max(1.0)
+    };
+    let (alice_us, bob_us) = (
+        per_msg_us(cpu(&fx.alice)?, cpu_before.0),
+        per_msg_us(cpu(&fx.bob)?, cpu_before.1),
+    );
 
     let (mut p, mut d) = (plain.rtts, durable.rtts);
     let (p, d) = (Percentiles::of(&mut p), Percentiles::of(&mut d));
@@ -134,6 +150,20 @@ pub async fn run(
         )
         .baseline("TCP + fdatasync per burst", durable.flood_per_sec)
         .note("the floor commits every burst that has arrived with one sync (group commit)"),
+    );
+    rows.push(
+        Row::new(
+            SCENARIO,
+            "flood CPU per message, both clients",
+            alice_us + bob_us,
+            "µs",
+            Better::Lower,
+        )
+        .note(&format!(
+            "sender {alice_us:.1} µs + receiver {bob_us:.1} µs of CPU (user + system, all threads) per message; \
+             both on 2 cores allow at most {:.0} msg/s",
+            2e6 / (alice_us + bob_us).max(f64::MIN_POSITIVE)
+        )),
     );
     Ok(())
 }
