@@ -408,6 +408,27 @@ mod tests {
         Ok(())
     }
 
+    /// A run longer than one statement (here chunks of 100, 100, 1, 1, 1, 1 rows): a copy of
+    /// an id in the same chunk or in a later one is not fresh; every other op is, once.
+    #[tokio::test]
+    async fn duplicates_across_statement_chunks_are_not_fresh() -> Result<(), HistoryError> {
+        let (_d, h) = open().await?;
+        let mut ops: Vec<PersistOp> = (0..=200).map(|n| incoming("bob", n)).collect();
+        ops[50] = incoming("bob", 10); // same as op 10, in the same 100-row chunk
+        ops.push(incoming("bob", 3)); // op 201: same as op 3, in a later chunk
+        ops.push(incoming("bob", 201));
+        ops.push(incoming("bob", 201)); // op 203: same as op 202
+        let r = h.apply_batch(&ops).await;
+        assert!(r.iter().all(|b| b.error.is_none()));
+        let mut want = vec![Some(true); 201];
+        want[50] = Some(false);
+        want.extend([Some(false), Some(true), Some(false)]);
+        assert_eq!(fresh_flags(&r), want);
+        // Ids 0..=200 but 50, and 201.
+        assert_eq!(h.messages("bob", 1000).await?.len(), 201);
+        Ok(())
+    }
+
     #[tokio::test]
     async fn outbox_and_delivered_marks_in_one_batch_keep_order() -> Result<(), HistoryError> {
         let (_d, h) = open().await?;
