@@ -119,6 +119,10 @@ struct BenchOpts {
     /// Scenario 4: connections in flight per client thread.
     #[arg(long, default_value_t = 4)]
     rate_conns: usize,
+    /// Scenario 4: friends (offline accounts) of each account that logs in, so the KeyLogin
+    /// rate shows what a login's friend list costs.
+    #[arg(long, default_value_t = 0)]
+    rate_friends: usize,
     /// Scenario 5: server nodes of the cluster (the baseline is one node).
     #[arg(long, default_value_t = 3)]
     cluster_nodes: usize,
@@ -281,6 +285,7 @@ async fn bench(opts: BenchOpts) -> anyhow::Result<()> {
         let o = scenario::auth_rate::RateOpts {
             duration: Duration::from_secs_f64(opts.rate_seconds),
             per_thread: opts.rate_conns,
+            friends: opts.rate_friends,
         };
         if let Err(e) = scenario::auth_rate::run(&o, work.path(), &local, &mut rows).await {
             failures.push(format!("scenario 4: {e:#}"));

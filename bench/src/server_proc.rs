@@ -32,7 +32,7 @@ pub struct ServeArgs {
     /// Join the cluster on `--database-url` as this node.
     #[arg(long)]
     pub cluster_node: Option<String>,
-    /// The server's KeyLogin account cache size (0: off), to measure what the cache buys
+    /// The server's KeyLogin cache size (accounts and their login views; 0: off), to measure what the cache buys
     /// with one build; set it for a whole run through the environment, which the server
     /// child inherits.
     #[arg(long, env = "PEERCHAT_BENCH_KEY_LOGIN_CACHE", default_value_t = peerchat_server::db::key_cache::DEFAULT_KEY_LOGIN_CACHE)]

@@ -15,6 +15,7 @@ use peerchat_proto::message::{Endpoint, LoginSnapshot, Request, ResponseBody, Se
 use peerchat_proto::LocalIdentity;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::driver::{Command, Core, CoreInputs, CoreSettings, FriendsSnapshot};
 use crate::error::ClientError;
@@ -176,6 +177,7 @@ impl Client {
                 known_servers: profile.known_servers_path(),
             }),
             idle: config.peer_idle,
+            links: TaskTracker::new(),
         };
         let server = server_session::spawn(
             ServerSettings {

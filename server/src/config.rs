@@ -230,9 +230,9 @@ pub struct Config {
     pub faults: Faults,
     /// The relay's rates and timers (SPEC.md §7.7, §10).
     pub relay: RelaySettings,
-    /// Accounts whose KeyLogin data the server keeps in memory (`crate::db::key_cache`);
-    /// 0 turns the cache off. Ignored in a cluster, which never caches (another node may
-    /// replace a key unseen).
+    /// Accounts whose KeyLogin data (account and login view) the server keeps in memory
+    /// (`crate::db::key_cache`); 0 turns the cache off. Ignored in a cluster, which never
+    /// caches (another node may write unseen).
     pub key_login_cache: usize,
 }
 

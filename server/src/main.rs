@@ -58,9 +58,10 @@ struct Cli {
     /// Relayed bytes per second for all relay links together (SPEC.md §7.7 RELAY_SERVER_RATE).
     #[arg(long, value_name = "BYTES_PER_SEC", default_value_t = peerchat_proto::limits::RELAY_SERVER_RATE)]
     relay_server_rate: u64,
-    /// Accounts whose KeyLogin data (id, spelling, key digest; ~150 bytes each) stay in
-    /// memory, so a KeyLogin needs no database read for them; 0 turns it off. Not used with
-    /// --cluster-node: another node may replace a key unseen (docs/DEPLOY.md).
+    /// Accounts whose KeyLogin data (id, spelling, key digest, ~150 bytes; friends, pending
+    /// requests and notices, at most N KiB for all accounts together) stay in memory, so a
+    /// KeyLogin and its Logout need no database read for them; 0 turns it off. Not used with
+    /// --cluster-node: another node may write unseen (docs/DEPLOY.md).
     #[arg(long, value_name = "N", default_value_t = peerchat_server::db::key_cache::DEFAULT_KEY_LOGIN_CACHE)]
     key_login_cache: usize,
     /// How long an opened relay waits for the invited friend (SPEC.md §10 RELAY_JOIN_TIMEOUT;

@@ -115,6 +115,8 @@ pub struct ConnState {
 pub struct NoticeAck {
     /// Nonce of the Ping sent right after the notices.
     pub nonce: u64,
+    /// The account the notices were queued for.
+    pub account_id: i64,
     /// Row ids of the notices to delete once acknowledged.
     pub ids: Vec<i64>,
 }

@@ -42,6 +42,8 @@ pub struct RateOpts {
     pub duration: Duration,
     /// Connections in flight per client thread.
     pub per_thread: usize,
+    /// Friends of each account that logs in (accounts of their own, never online).
+    pub friends: usize,
 }
 
 /// Source addresses for scenario 4 start here, away from scenario 3's.
@@ -63,9 +65,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let accounts = 2 * opts.per_thread;
     let data = work.join("rate-server");
+    // The friends are shared: every account that logs in has the same `opts.friends`.
     let plan = Seed {
-        users: (0..accounts).map(|i| format!("pw{i}")).collect(),
-        friendships: Vec::new(),
+        users: (0..accounts)
+            .map(|i| format!("pw{i}"))
+            .chain((0..opts.friends).map(|j| format!("fr{j}")))
+            .collect(),
+        friendships: (0..accounts)
+            .flat_map(|i| (0..opts.friends).map(move |j| (i, accounts + j)))
+            .collect(),
     };
     let phc = seed::password_phc().await?;
     seed::seed(&data, &plan, &local.public_key().to_der(), &phc).await?;
@@ -142,7 +150,7 @@ pub async fn run(
             rows.push(
                 Row::new(SCENARIO, &format!("KeyLogins/s (+Logout), {t}"), key, "1/s", Better::Higher)
                     .baseline("Ping/Pong round trips/s", pings)
-                    .note(&format!("{} established connections; a KeyLogin reads account, friends and requests from SQLite", threads * n)),
+                    .note(&format!("{} established connections; {} offline friends per account; with the KeyLogin cache on (the default), a KeyLogin + Logout of a cached account reads nothing from SQLite", threads * n, o.friends)),
             );
 
             let pw = measure(threads, n, d, connected, |c: &mut Conn| {

@@ -379,6 +379,7 @@ impl Core {
         }
         self.close_all_and_wait().await;
         cancel.cancel();
+        self.wait_for_link_tasks().await;
         self.disk.finish().await;
     }
 
@@ -641,6 +642,15 @@ impl Core {
             }
         })
         .await;
+    }
+
+    /// After the cancel, every link task this loop never admitted (between its hello and its
+    /// `Up`) closes NORMAL by itself (L53); waits for all of them, at most [`EXIT_GRACE`], so
+    /// that the process does not end before their `Close` is written.
+    async fn wait_for_link_tasks(&self) {
+        let links = &self.session_ctx.links;
+        links.close();
+        let _ = tokio::time::timeout(EXIT_GRACE, links.wait()).await;
     }
 
     // ----- commands -------------------------------------------------------------------

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use peerchat_proto::limits::HANDSHAKE_TIMEOUT;
 use peerchat_proto::wire::ChannelKind;
 use peerchat_proto::{Channel, Role};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use super::session::{run_accepted, SessionContext};
 
@@ -29,16 +29,27 @@ pub async fn run(listener: TcpListener, ctx: SessionContext) {
             }
         };
         let ctx = ctx.clone();
-        tokio::spawn(async move {
+        ctx.links.clone().spawn(async move {
             let cancel = ctx.cancel.clone();
-            cancel
-                .run_until_cancelled(accept_one(stream, addr, ctx))
-                .await;
+            // A shutdown drops the handshake; after it the session closes NORMAL itself
+            // (SPEC.md §8.5.1 L53).
+            let Some(Some((chan, hello_by))) = cancel
+                .run_until_cancelled(handshake(stream, addr, &ctx))
+                .await
+            else {
+                return;
+            };
+            run_accepted(chan, ctx, addr, hello_by).await;
         });
     }
 }
 
-async fn accept_one(stream: tokio::net::TcpStream, addr: SocketAddr, ctx: SessionContext) {
+/// The responder's Noise handshake; the channel and when the friend's hello is due.
+async fn handshake(
+    stream: TcpStream,
+    addr: SocketAddr,
+    ctx: &SessionContext,
+) -> Option<(Channel<TcpStream>, tokio::time::Instant)> {
     let _ = stream.set_nodelay(true);
     // The hello is due HANDSHAKE_TIMEOUT after the accept (SPEC.md §8.5.1 L18, audit D14).
     let hello_by = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
@@ -51,7 +62,10 @@ async fn accept_one(stream: tokio::net::TcpStream, addr: SocketAddr, ctx: Sessio
     )
     .await
     {
-        Ok(chan) => run_accepted(chan, ctx, addr, hello_by).await,
-        Err(e) => tracing::info!(%addr, error = %e, "peer handshake failed"),
+        Ok(chan) => Some((chan, hello_by)),
+        Err(e) => {
+            tracing::info!(%addr, error = %e, "peer handshake failed");
+            None
+        }
     }
 }

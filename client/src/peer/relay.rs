@@ -6,12 +6,14 @@
 //! The opener (empty token) is the peer handshake's initiator, the joiner (the token of a
 //! `RelayInvite`) its responder, exactly as if the opener had dialled the joiner.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use peerchat_proto::limits::{HANDSHAKE_TIMEOUT, RELAY_JOIN_TIMEOUT};
 use peerchat_proto::message::{Request, ResponseBody, ServerFrame, TraversalId};
 use peerchat_proto::wire::{self, ChannelKind};
 use peerchat_proto::{Channel, Role};
+use tokio::net::TcpStream;
 
 use super::hello::check_dialled_key;
 use super::session::{run, PeerEvent, SessionContext};
@@ -29,31 +31,51 @@ pub fn spawn_relay(
     token: Option<TraversalId>,
     step: Option<StepId>,
 ) {
-    tokio::spawn(async move {
+    ctx.links.clone().spawn(async move {
         let cancel = ctx.cancel.clone();
-        cancel
-            .run_until_cancelled(async {
-                if let Err(reason) = relay(&ctx, &friend, token).await {
-                    tracing::info!(%friend, %reason, "relay failed");
-                    let _ = ctx
-                        .events
-                        .send(PeerEvent::RelayFailed {
-                            friend: friend.clone(),
-                            step,
-                            reason,
-                        })
-                        .await;
-                }
-            })
-            .await;
+        let failed = |reason: String| {
+            tracing::info!(%friend, %reason, "relay failed");
+            PeerEvent::RelayFailed {
+                friend: friend.clone(),
+                step,
+                reason,
+            }
+        };
+        // A shutdown drops the relay until its peer handshake is done; after it the session
+        // closes NORMAL itself (SPEC.md §8.5.1 L53).
+        let opened = match cancel.run_until_cancelled(open(&ctx, &friend, token)).await {
+            None => return,
+            Some(Ok(opened)) => opened,
+            Some(Err(reason)) => {
+                let _ = ctx.events.send(failed(reason)).await;
+                return;
+            }
+        };
+        let (peer, server_addr, hello_by) = opened;
+        let ran = run(
+            peer,
+            ctx.clone(),
+            server_addr,
+            Some(friend.clone()),
+            Some(LinkPath::Relayed),
+            hello_by,
+        )
+        .await;
+        if let Err(e) = ran {
+            if !cancel.is_cancelled() {
+                let _ = ctx.events.send(failed(e.to_string())).await;
+            }
+        }
     });
 }
 
-async fn relay(
+/// Opens or joins the relay and runs the peer handshake through it: the channel, the
+/// server's address and when the friend's hello is due.
+async fn open(
     ctx: &SessionContext,
     friend: &str,
     token: Option<TraversalId>,
-) -> Result<(), String> {
+) -> Result<(Channel<TcpStream>, SocketAddr, tokio::time::Instant), String> {
     let me = ctx.me().ok_or("not logged in")?;
     let (mut chan, _, server_addr) = dial_server(&ctx.server, &ctx.local, ChannelKind::Relay, None)
         .await
@@ -119,14 +141,5 @@ async fn relay(
     )
     .await
     .map_err(|e| format!("peer handshake through the relay: {e}"))?;
-    run(
-        peer,
-        ctx.clone(),
-        server_addr,
-        Some(friend.to_owned()),
-        Some(LinkPath::Relayed),
-        hello_by,
-    )
-    .await
-    .map_err(|e| e.to_string())
+    Ok((peer, server_addr, hello_by))
 }

@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::budget::{frame_cost, PingBucket, RecvBudget, SendBudget, PEER_RECV_BUDGET};
 use super::hello::{check_dialled_key, check_hello, friend_for_key, local_features, HelloError};
@@ -255,6 +256,10 @@ pub struct SessionContext {
     pub server: Arc<crate::server_session::ServerTarget>,
     /// The §3.6 idle timers of every link (SPEC.md's unless a test shortened them).
     pub idle: super::idle::IdleTimers,
+    /// Every link task (dialled, accepted, relayed) and its writer: after `cancel` each one
+    /// past the Noise handshake closes NORMAL by itself, and the shutdown waits for them
+    /// (SPEC.md §8.5.1 L53), whether or not the driver ever admitted the link.
+    pub links: TaskTracker,
 }
 
 impl SessionContext {
@@ -289,9 +294,16 @@ const PUNCH_RETRY: Duration = Duration::from_millis(250);
 
 /// Dials `friend` as `spec` says, in the background; reports Up or DialFailed.
 pub fn spawn_dial(ctx: SessionContext, friend: String, spec: DialSpec) {
-    tokio::spawn(async move {
+    ctx.links.clone().spawn(async move {
         let cancel = ctx.cancel.clone();
-        cancel
+        let fail = |reason: String| PeerEvent::DialFailed {
+            friend: friend.clone(),
+            step: spec.step,
+            reason,
+        };
+        // Until a handshake is done a shutdown just drops the dial: there is no channel to
+        // send Close on. From then on `run` closes NORMAL itself (L53).
+        let won = cancel
             .run_until_cancelled(async {
                 tokio::time::sleep_until(spec.at).await;
                 let mut tries: FuturesUnordered<_> = spec
@@ -309,34 +321,34 @@ pub fn spawn_dial(ctx: SessionContext, friend: String, spec: DialSpec) {
                 };
                 // The others are abandoned (SPEC.md §7.6 step 1).
                 drop(tries);
-                let fail = |reason: String| PeerEvent::DialFailed {
-                    friend: friend.clone(),
-                    step: spec.step,
-                    reason,
-                };
-                let Some((addr, (chan, hello_by))) = won else {
+                if won.is_none() {
                     let reason = if errors.is_empty() {
                         "no address to dial".to_owned()
                     } else {
                         errors.join("; ")
                     };
                     let _ = ctx.events.send(fail(reason)).await;
-                    return;
-                };
-                if let Err(e) = run(
-                    chan,
-                    ctx.clone(),
-                    addr,
-                    Some(friend.clone()),
-                    Some(spec.path),
-                    hello_by,
-                )
-                .await
-                {
-                    let _ = ctx.events.send(fail(format!("{addr}: {e}"))).await;
                 }
+                won
             })
             .await;
+        let Some(Some((addr, (chan, hello_by)))) = won else {
+            return;
+        };
+        let ran = run(
+            chan,
+            ctx.clone(),
+            addr,
+            Some(friend.clone()),
+            Some(spec.path),
+            hello_by,
+        )
+        .await;
+        if let Err(e) = ran {
+            if !cancel.is_cancelled() {
+                let _ = ctx.events.send(fail(format!("{addr}: {e}"))).await;
+            }
+        }
     });
 }
 
@@ -504,7 +516,11 @@ where
             .await
             .map_err(|e| HelloError::Connection(e.to_string()))?;
     }
-    let first = match tokio::time::timeout_at(hello_by, reader.recv::<wire::PeerMessage>()).await {
+    let hello_due = tokio::time::timeout_at(hello_by, reader.recv::<wire::PeerMessage>());
+    let first = match tokio::select! {
+        r = hello_due => r,
+        () = ctx.cancel.cancelled() => return quit_before_up(&mut reader, &mut writer).await,
+    } {
         Ok(Ok(Some(m))) => m,
         Ok(Ok(None)) => return Err(HelloError::Connection("closed before PeerHello".into())),
         Ok(Err(e)) => {
@@ -607,16 +623,22 @@ where
     let conn = ConnId(ctx.next_conn.fetch_add(1, Ordering::Relaxed));
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (bulk_tx, bulk_rx) = mpsc::channel(BULK_QUEUE);
-    let stop = ctx.cancel.child_token();
+    // Not a child of `ctx.cancel`: on shutdown this task queues Close NORMAL first and then
+    // stops the writer (`PeerLink::close`), so the writer cannot end before the Close.
+    let stop = CancellationToken::new();
     let budget = Arc::new(SendBudget::new(PEER_SEND_BUDGET));
     let pong = Arc::new(PongSlot::default());
     let (budget_w, pong_w, stop_w) = (budget.clone(), pong.clone(), stop.clone());
     let written = CancellationToken::new();
     let done = written.clone();
-    tokio::spawn(async move {
+    ctx.links.spawn(async move {
         let _written = done.drop_guard();
         write_loop(writer, ctl_rx, bulk_rx, budget_w, pong_w, stop_w).await;
     });
+    // However this task ends, its writer ends too once what is queued is written: it must
+    // not outlive the link after a shutdown (which waits for it) while an unadmitted `Up`
+    // in the driver's queue still holds a sender.
+    let _stop_writer = stop.clone().drop_guard();
     let link = PeerLink {
         conn,
         ctl: ctl_tx,
@@ -638,19 +660,30 @@ where
         path,
         link,
     };
-    if ctx.events.send(up).await.is_err() {
+    let admitted = tokio::select! {
+        sent = ctx.events.send(up) => sent.is_ok(),
+        () = ctx.cancel.cancelled() => false,
+    };
+    if !admitted {
+        // The driver stopped (or is stopping) before it took this link: nobody else will
+        // close it, so it closes NORMAL itself (L53) and waits until the Close is written.
+        close_for_exit(&link_for_reader);
+        link_for_reader.written().await;
+        drain(&mut reader).await;
         return Ok(());
     }
     let (reason, friend_close, closed_here) =
         read_loop(&mut reader, &ctx, conn, &link_for_reader, &pong).await;
-    let _ = ctx
-        .events
-        .send(PeerEvent::Down {
-            conn,
-            reason,
-            friend_close,
-        })
-        .await;
+    let down = PeerEvent::Down {
+        conn,
+        reason,
+        friend_close,
+    };
+    // After a shutdown the driver reads no more events: never wait on a full queue then.
+    tokio::select! {
+        _ = ctx.events.send(down) => {}
+        () = ctx.cancel.cancelled() => {}
+    }
     if closed_here {
         drain(&mut reader).await;
     }
@@ -676,6 +709,30 @@ async fn drain<R: AsyncRead + Unpin>(reader: &mut ChannelReader<R>) {
         }
     })
     .await;
+}
+
+/// The client is shutting down (SPEC.md §8.5.1 L53): Close NORMAL, unless the link is
+/// already closing with a reason of its own (the driver's `close_all` got there first).
+fn close_for_exit(link: &PeerLink) {
+    if !link.stop.is_cancelled() {
+        link.close(CloseReason::Normal, "client exiting");
+    }
+}
+
+/// A shutdown during the hello exchange, after the Noise handshake: Close NORMAL (L53),
+/// half-close and drain, as a refusal does, but no refusal is reported: nothing went wrong.
+async fn quit_before_up<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    reader: &mut ChannelReader<R>,
+    writer: &mut ChannelWriter<W>,
+) -> Result<(), HelloError> {
+    // The fault that the conformance self-test uses to prove L53's case can fail.
+    if !crate::faults::on("no-close-normal") {
+        let bye = close(CloseReason::Normal, "client exiting");
+        let _ = tokio::time::timeout(CLOSE_GRACE, writer.send(&bye)).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, writer.shutdown()).await;
+    drain(reader).await;
+    Ok(())
 }
 
 /// How much a closing link reads and discards at most ([`drain`]); an implementation
@@ -716,6 +773,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
     loop {
         tokio::select! {
             () = stop.cancelled() => return (link.close_reason(), None, true),
+            () = ctx.cancel.cancelled() => {
+                close_for_exit(link);
+                return (link.close_reason(), None, true);
+            }
             r = reader.recv_frame() => {
                 let before = (last, pings_sent);
                 last = Instant::now();
@@ -727,6 +788,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
                             .map(Some)
                             .map_err(peerchat_proto::ChannelError::from),
                         () = stop.cancelled() => return (link.close_reason(), None, true),
+                        () = ctx.cancel.cancelled() => {
+                            close_for_exit(link);
+                            return (link.close_reason(), None, true);
+                        }
                     },
                     Ok(None) => Ok(None),
                     Err(e) => Err(e),
@@ -894,6 +959,174 @@ fn close(reason: CloseReason, message: &str) -> wire::PeerMessage {
 #[cfg(test)]
 mod tests {
     use super::PongSlot;
+
+    /// SPEC.md §8.5.1 L53 in every state after the Noise handshake: a link task closes
+    /// NORMAL by itself when the client shuts down, whether the driver has admitted it or
+    /// not, and the shutdown can wait for it. Over in-memory streams, with a friend that
+    /// speaks the wire by hand.
+    mod shutdown {
+        #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+        use std::sync::atomic::AtomicU64;
+        use std::sync::{Arc, RwLock};
+        use std::time::Duration;
+
+        use peerchat_proto::message::{FriendInfo, PeerFeatures, PeerFrame};
+        use peerchat_proto::wire::{self, ChannelKind, CloseReason};
+        use peerchat_proto::{test_keys, Channel, LocalIdentity, Role};
+        use tokio::io::DuplexStream;
+        use tokio::sync::mpsc;
+        use tokio_util::sync::CancellationToken;
+        use tokio_util::task::TaskTracker;
+
+        use super::super::{run_accepted, PeerEvent, SessionContext};
+        use crate::events::RefuseReason;
+        use crate::friends::FriendBook;
+        use crate::server_session::ServerTarget;
+
+        /// Where the test stops the friend's side before the client shuts down.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Window {
+            /// Handshake done, the friend's hello never sent: AWAITING_HELLO.
+            BeforeHello,
+            /// Hellos exchanged; the driver's event queue is full, so the link task waits
+            /// to report `Up`.
+            BeforeUp,
+            /// `Up` reported, but the driver never took it (it is shutting down).
+            UpNotAdmitted,
+        }
+
+        const ME: usize = 1;
+        const FRIEND: usize = 2;
+
+        fn context(events: mpsc::Sender<PeerEvent>) -> SessionContext {
+            let mut book = FriendBook::new();
+            book.upsert(&FriendInfo {
+                userid: "bob".into(),
+                online: true,
+                endpoint: None,
+                identity_key: test_keys::identity(FRIEND).public().clone(),
+                candidates: Vec::new(),
+            });
+            SessionContext {
+                local: LocalIdentity::new(test_keys::identity(ME)).unwrap(),
+                book: Arc::new(RwLock::new(book)),
+                me: Arc::new(RwLock::new(Some("alice".into()))),
+                events,
+                cancel: CancellationToken::new(),
+                next_conn: Arc::new(AtomicU64::new(1)),
+                listen_addr: None,
+                server: Arc::new(ServerTarget {
+                    server: "127.0.0.1:1".into(),
+                    known_servers: "unused".into(),
+                }),
+                idle: crate::peer::idle::IdleTimers::default(),
+                links: TaskTracker::new(),
+            }
+        }
+
+        /// Runs the client's accepted side up to `window`, shuts it down, and returns the
+        /// first frame the friend reads afterwards.
+        async fn close_seen_by_friend(window: Window) -> Option<PeerFrame> {
+            let (mine, theirs) = tokio::io::duplex(1 << 16);
+            let (events, mut driver) = mpsc::channel(1);
+            if window == Window::BeforeUp {
+                let filler = PeerEvent::Refused {
+                    fingerprint: String::new(),
+                    addr: "127.0.0.1:1".parse().unwrap(),
+                    reason: RefuseReason::UnknownKey,
+                };
+                events.try_send(filler).unwrap();
+            }
+            let ctx = context(events);
+            let local = ctx.local.clone();
+            let client = {
+                let ctx = ctx.clone();
+                ctx.links.clone().spawn(async move {
+                    let kind = ChannelKind::Peer;
+                    let chan = Channel::handshake(mine, &local, Role::Responder, kind, WAIT)
+                        .await
+                        .unwrap();
+                    let hello_by = tokio::time::Instant::now() + WAIT;
+                    let addr = "127.0.0.1:2".parse().unwrap();
+                    run_accepted(chan, ctx, addr, hello_by).await;
+                })
+            };
+            let friend = LocalIdentity::new(test_keys::identity(FRIEND)).unwrap();
+            let mut bob =
+                Channel::handshake(theirs, &friend, Role::Initiator, ChannelKind::Peer, WAIT)
+                    .await
+                    .unwrap();
+            if window != Window::BeforeHello {
+                let hello = PeerFrame::Hello {
+                    userid: "bob".into(),
+                    to_userid: "alice".into(),
+                    // No aes-gcm: both directions stay on the handshake's cipher.
+                    features: PeerFeatures::default(),
+                };
+                bob.writer
+                    .send(&wire::PeerMessage::from(hello))
+                    .await
+                    .unwrap();
+                let answer = read(&mut bob).await;
+                assert!(
+                    matches!(answer, Some(PeerFrame::Hello { .. })),
+                    "{answer:?}"
+                );
+            }
+            if window == Window::UpNotAdmitted {
+                let up = tokio::time::timeout(WAIT, driver.recv()).await.unwrap();
+                assert!(matches!(up, Some(PeerEvent::Up { .. })), "{up:?}");
+            }
+            // The client shuts down: the driver's part (closing the links it admitted) has
+            // nothing to do here; what is left is the cancel and the wait.
+            ctx.cancel.cancel();
+            let frame = read(&mut bob).await;
+            // Gone after reading the Close, as a friend is: the client's drain then ends.
+            drop(bob);
+            ctx.links.close();
+            tokio::time::timeout(WAIT, ctx.links.wait())
+                .await
+                .expect("every link task ends after the shutdown");
+            assert!(client.is_finished());
+            drop(driver);
+            frame
+        }
+
+        const WAIT: Duration = Duration::from_secs(5);
+
+        async fn read(bob: &mut Channel<DuplexStream>) -> Option<PeerFrame> {
+            let m = tokio::time::timeout(WAIT, bob.reader.recv::<wire::PeerMessage>())
+                .await
+                .ok()?
+                .ok()??;
+            PeerFrame::try_from(m).ok()
+        }
+
+        fn is_normal_close(f: &Option<PeerFrame>) -> bool {
+            matches!(f, Some(PeerFrame::Close { reason, .. }) if *reason == CloseReason::Normal)
+        }
+
+        #[tokio::test]
+        async fn a_shutdown_while_awaiting_the_hello_closes_normal() {
+            let f = close_seen_by_friend(Window::BeforeHello).await;
+            assert!(is_normal_close(&f), "{f:?}");
+        }
+
+        /// The remaining window of L53 (docs/peer-conformance.md): hello done, `Up` not yet
+        /// reported. Before the fix the task was dropped here and the friend got no Close.
+        #[tokio::test]
+        async fn a_shutdown_between_hello_and_up_closes_normal() {
+            let f = close_seen_by_friend(Window::BeforeUp).await;
+            assert!(is_normal_close(&f), "{f:?}");
+        }
+
+        #[tokio::test]
+        async fn a_shutdown_before_the_driver_admits_the_link_closes_normal() {
+            let f = close_seen_by_friend(Window::UpNotAdmitted).await;
+            assert!(is_normal_close(&f), "{f:?}");
+        }
+    }
 
     /// SPEC.md §8.5 L21a (§3.6 r2, §7.9 r3): a Ping that arrives while the Pong for an
     /// earlier one is still queued is not answered separately; the queued Pong now carries

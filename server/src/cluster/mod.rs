@@ -521,7 +521,7 @@ pub async fn end_stale_sessions(shared: &Shared) {
             {
                 shared
                     .hub
-                    .push_many(friends.iter().map(|f| f.userid_lower.as_str()), &ev);
+                    .push_many(friends.iter().map(String::as_str), &ev);
             }
         }
     }
@@ -546,7 +546,7 @@ async fn announce_remote_offline(shared: &Shared, gone: &RemoteSession) {
     };
     // Only this node's sessions: every live node runs this for its own.
     for f in &friends {
-        shared.hub.push_local(&f.userid_lower, &ev);
+        shared.hub.push_local(f, &ev);
     }
 }
 

@@ -194,15 +194,10 @@ pub async fn login(
         ));
     }
     let now = shared.now_ms();
-    let read = async {
-        Ok::<_, crate::db::DbError>((
-            shared.store.friends_of(account.id).await?,
-            shared.store.incoming_requests(account.id, now).await?,
-            shared.store.outgoing_requests(account.id, now).await?,
-        ))
-    };
-    let (friends, incoming, outgoing) = match read.await {
-        Ok(r) => r,
+    // Friends and pending requests: from memory where this server keeps the account's view
+    // (db::key_cache), so a KeyLogin of a cached account makes no database round trip.
+    let view = match shared.store.login_view(account.id).await {
+        Ok(v) => v,
         Err(e) => {
             // Nobody has been told anything yet: withdraw the session and stay Authenticating.
             handle.close();
@@ -224,13 +219,18 @@ pub async fn login(
         };
         shared
             .hub
-            .push_many(friends.iter().map(|f| f.userid_lower.as_str()), &ev);
+            .push_many(view.friends.iter().map(|f| f.userid_lower.as_str()), &ev);
     }
-    presence::announce_online(shared, &handle, &friends);
+    presence::announce_online(
+        shared,
+        &handle,
+        view.friends.iter().map(|f| f.userid_lower.as_str()),
+    );
 
     let snapshot = LoginSnapshot {
         userid: account.userid.clone(),
-        friends: friends
+        friends: view
+            .friends
             .iter()
             .filter_map(|f| {
                 friend_info(shared, f)
@@ -238,8 +238,8 @@ pub async fn login(
                     .ok()
             })
             .collect(),
-        incoming: incoming.into_iter().map(pending).collect(),
-        outgoing: outgoing.into_iter().map(pending).collect(),
+        incoming: view.incoming(now).cloned().map(pending).collect(),
+        outgoing: view.outgoing(now).cloned().map(pending).collect(),
         endpoint,
         server_time_unix_ms: now,
         observed: Some(presence::observed(conn)),
@@ -256,12 +256,24 @@ const NOTICE_PING: u64 = 1 << 63;
 /// first, then a Ping, then lets held pushes through (SPEC.md §6.9). The notices stay stored
 /// until the Pong to that Ping arrives ([`acknowledge_notices`]): a client that drops right
 /// after LoginOk gets them again at its next login.
+///
+/// Notices and friendships come from the account's cached view when the server holds one:
+/// read now, it is what the database holds now (db::key_cache), so the common case, no
+/// notices, costs no database round trip.
 pub async fn finish_login(shared: &Shared, conn: &mut ConnState) {
     conn.finish_login = false;
     let Some(login) = conn.login.clone() else {
         return;
     };
-    match shared.store.pending_notices(login.account_id).await {
+    let view = shared
+        .store
+        .cached_login_view(login.account_id)
+        .filter(|v| v.notices.is_some());
+    let notices = match view.as_ref().and_then(|v| v.notices.as_ref()) {
+        Some(cached) => Ok(cached.clone()),
+        None => shared.store.pending_notices(login.account_id).await,
+    };
+    match notices {
         Ok(notices) if !notices.is_empty() => {
             let mut ids = Vec::with_capacity(notices.len());
             for n in notices {
@@ -270,7 +282,11 @@ pub async fn finish_login(shared: &Shared, conn: &mut ConnState) {
                 let ev = match n.kind {
                     NoticeKind::Accepted => {
                         // A friendship ended since is not announced: the snapshot already lacks it.
-                        match shared.store.are_friends(login.account_id, n.other.id).await {
+                        let friends = match &view {
+                            Some(v) => Ok(v.is_friend(n.other.id)),
+                            None => shared.store.are_friends(login.account_id, n.other.id).await,
+                        };
+                        match friends {
                             Ok(true) => match friend_info(shared, &n.other) {
                                 Ok(f) => PushEvent::FriendRequestAccepted(f),
                                 Err(e) => {
@@ -297,7 +313,11 @@ pub async fn finish_login(shared: &Shared, conn: &mut ConnState) {
             }
             let nonce = NOTICE_PING | (login.handle.session_id & !NOTICE_PING);
             conn.outbox.send_frame(&ServerFrame::Ping(nonce));
-            conn.notice_ack = Some(NoticeAck { nonce, ids });
+            conn.notice_ack = Some(NoticeAck {
+                nonce,
+                account_id: login.account_id,
+                ids,
+            });
         }
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not load queued notices"),
@@ -314,7 +334,7 @@ pub async fn acknowledge_notices(shared: &Shared, conn: &mut ConnState, nonce: u
     let Some(ack) = conn.notice_ack.take() else {
         return;
     };
-    if let Err(e) = shared.store.delete_notices(&ack.ids).await {
+    if let Err(e) = shared.store.delete_notices(ack.account_id, &ack.ids).await {
         // They are delivered again at the next login: repeated notices are harmless.
         tracing::error!(error = %e, "could not delete acknowledged notices");
     }

@@ -152,7 +152,7 @@ pub async fn send_request(shared: &Shared, conn: &ConnState, userid: String) -> 
             )
             .await;
             Ok(ResponseBody::SendFriendRequest {
-                friend: Some(friend_info(shared, &target)?),
+                friend: Some(friend_info(shared, &(&target).into())?),
             })
         }
     }
@@ -187,7 +187,8 @@ pub async fn accept_request(shared: &Shared, conn: &ConnState, userid: String) -
     )
     .await;
     Ok(ResponseBody::AcceptFriendRequest(friend_info(
-        shared, &requester,
+        shared,
+        &requester.into(),
     )?))
 }
 

@@ -21,7 +21,7 @@ use peerchat_proto::wire::ErrorCode;
 
 use crate::db::entity::account;
 use crate::db::entity::notice::NoticeKind;
-use crate::db::DbError;
+use crate::db::{Contact, DbError};
 use crate::state::{ConnState, Shared};
 
 /// A handler's result.
@@ -240,10 +240,7 @@ pub(crate) async fn lookup_for_key_login(
 
 /// `account` as a Friend entry: presence and endpoint from the hub, key from the database
 /// (SPEC.md §6: only friends ever receive this).
-pub(crate) fn friend_info(
-    shared: &Shared,
-    account: &account::Model,
-) -> Result<FriendInfo, DbError> {
+pub(crate) fn friend_info(shared: &Shared, account: &Contact) -> Result<FriendInfo, DbError> {
     let identity_key = peerchat_proto::IdentityKey::from_der(&account.identity_key)
         .map_err(|e| DbError::Corrupt(format!("identity key of account {}: {e}", account.id)))?;
     if let Some(s) = shared.hub.get(&account.userid_lower) {

@@ -7,7 +7,6 @@ use peerchat_proto::message::{Announcement, Candidate, Endpoint, PushEvent, Resp
 use peerchat_proto::wire::ErrorCode;
 
 use super::{err, Reply};
-use crate::db::entity::account;
 use crate::hub::SessionHandle;
 use crate::state::{ConnState, LoggedIn, Shared};
 
@@ -54,15 +53,18 @@ fn online_event(session: &SessionHandle) -> PushEvent {
     }
 }
 
-/// Tells every online friend in `friends` that `session` is online (or moved).
-pub fn announce_online(shared: &Shared, session: &SessionHandle, friends: &[account::Model]) {
+/// Tells every online friend in `friends` (lowercase userids) that `session` is online (or
+/// moved).
+pub fn announce_online<'a>(
+    shared: &Shared,
+    session: &SessionHandle,
+    friends: impl IntoIterator<Item = &'a str>,
+) {
     // The other nodes first: their directories then know the session before its friends
     // there are told (and an older session of this user on another node is replaced).
     shared.hub.publish_online(session);
     let ev = online_event(session);
-    shared
-        .hub
-        .push_many(friends.iter().map(|f| f.userid_lower.as_str()), &ev);
+    shared.hub.push_many(friends, &ev);
 }
 
 /// Tells every online friend of the ended session `login` FriendOffline.
@@ -78,18 +80,19 @@ pub async fn announce_offline(shared: &Shared, login: &LoggedIn) {
     };
     shared
         .hub
-        .push_many(friends.iter().map(|f| f.userid_lower.as_str()), &ev);
+        .push_many(friends.iter().map(String::as_str), &ev);
 }
 
-/// Who must hear that `userid` (account `account_id`) went offline, and the push to send
-/// them; `None` (logged) when the database cannot say: the announcement is best effort.
-/// Shared by a session's own end and the cluster's announcement for a dead node's users.
+/// Who must hear that `userid` (account `account_id`) went offline (their lowercase
+/// userids), and the push to send them; `None` (logged) when the database cannot say: the
+/// announcement is best effort. Shared by a session's own end and the cluster's announcement
+/// for a dead node's users. A single server answers from the account's cached view.
 pub(crate) async fn offline_announcement(
     shared: &Shared,
     account_id: i64,
     userid: &str,
-) -> Option<(Vec<crate::db::entity::account::Model>, PushEvent)> {
-    match shared.store.friends_of(account_id).await {
+) -> Option<(Vec<String>, PushEvent)> {
+    match shared.store.friend_lowers(account_id).await {
         Ok(friends) => Some((
             friends,
             PushEvent::FriendOffline {
@@ -120,8 +123,8 @@ pub async fn set_peer_endpoint(
     login
         .handle
         .set_candidates(candidate_list(&announcement, observed));
-    let friends = shared.store.friends_of(login.account_id).await?;
-    announce_online(shared, &login.handle, &friends);
+    let friends = shared.store.friend_lowers(login.account_id).await?;
+    announce_online(shared, &login.handle, friends.iter().map(String::as_str));
     Ok(ResponseBody::SetPeerEndpoint {
         endpoint: effective,
         observed: Some(observed),

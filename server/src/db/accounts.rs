@@ -154,22 +154,17 @@ impl Store {
     /// [`DbError`].
     pub async fn set_identity_key(&self, id: i64, der: Vec<u8>) -> Result<(), DbError> {
         let _w = self.writer().await;
-        // Before: no KeyLogin takes the old key from the cache once the change has begun.
-        // After: a read that saw the old row cannot cache it (super::key_cache).
-        if let Some(c) = self.key_cache() {
-            c.invalidate(id);
-        }
-        let written = account::ActiveModel {
+        // Now: no KeyLogin takes the old key from the cache once the change has begun, and no
+        // login shows it to a friend. On drop, after the UPDATE: a read that saw the old row
+        // cannot cache it (super::key_cache).
+        let _cached = self.cache_key_write(id);
+        account::ActiveModel {
             id: Set(id),
             identity_key: Set(der),
             ..Default::default()
         }
         .update(self.conn())
-        .await;
-        if let Some(c) = self.key_cache() {
-            c.invalidate(id);
-        }
-        written?;
+        .await?;
         Ok(())
     }
 

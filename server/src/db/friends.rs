@@ -198,10 +198,13 @@ impl Store {
         Ok(friendship_row(self.conn(), x, y).await?.is_some())
     }
 
-    async fn pending(
+    /// Requests sent to (`incoming`) or by account `id`, oldest first: those still pending
+    /// at `now`, or every stored one when `now` is `None` (a [`super::LoginView`] filters
+    /// when it is used).
+    pub(super) async fn requests(
         &self,
         id: i64,
-        now: u64,
+        now: Option<u64>,
         incoming: bool,
     ) -> Result<Vec<PendingView>, DbError> {
         let (mine, other) = if incoming {
@@ -209,9 +212,11 @@ impl Store {
         } else {
             (friend_request::Column::FromId, friend_request::Relation::To)
         };
-        let rows = friend_request::Entity::find()
-            .filter(mine.eq(id))
-            .filter(friend_request::Column::ExpiresAtMs.gt(ms(now)))
+        let mut query = friend_request::Entity::find().filter(mine.eq(id));
+        if let Some(now) = now {
+            query = query.filter(friend_request::Column::ExpiresAtMs.gt(ms(now)));
+        }
+        let rows = query
             .select_also(account::Entity)
             .join(JoinType::LeftJoin, other.def())
             .order_by_asc(friend_request::Column::CreatedAtMs)
@@ -235,7 +240,7 @@ impl Store {
     /// # Errors
     /// [`DbError`].
     pub async fn incoming_requests(&self, id: i64, now: u64) -> Result<Vec<PendingView>, DbError> {
-        self.pending(id, now, true).await
+        self.requests(id, Some(now), true).await
     }
 
     /// Unexpired requests sent by `id`, oldest first.
@@ -243,7 +248,7 @@ impl Store {
     /// # Errors
     /// [`DbError`].
     pub async fn outgoing_requests(&self, id: i64, now: u64) -> Result<Vec<PendingView>, DbError> {
-        self.pending(id, now, false).await
+        self.requests(id, Some(now), false).await
     }
 
     /// SendFriendRequest from `from` to `to` (distinct, existing accounts), with the checks
@@ -265,6 +270,8 @@ impl Store {
         is_online: impl Fn(&str) -> bool,
     ) -> Result<(SendOutcome, Vec<ExpiredRequest>), FriendError> {
         let _w = self.writer().await;
+        // Every row this writes (requests, friendship, notices) belongs to one of the two.
+        let _cached = self.cache_write(vec![from.id, to.id]);
         let txn = self.conn().begin().await?;
         if friendship_row(&txn, from.id, to.id).await?.is_some() {
             return Err(FriendError::AlreadyFriends);
@@ -368,6 +375,7 @@ impl Store {
         queue_notice: bool,
     ) -> Result<(), FriendError> {
         let _w = self.writer().await;
+        let _cached = self.cache_write(vec![accepter, requester]);
         let txn = self.conn().begin().await?;
         let req = request_row(&txn, requester, accepter)
             .await?
@@ -397,6 +405,7 @@ impl Store {
         queue_notice: bool,
     ) -> Result<(), FriendError> {
         let _w = self.writer().await;
+        let _cached = self.cache_write(vec![refuser, requester]);
         let txn = self.conn().begin().await?;
         let req = request_row(&txn, requester, refuser)
             .await?
@@ -416,6 +425,7 @@ impl Store {
     /// [`FriendError::NotFriends`], database errors.
     pub async fn unfriend(&self, x: i64, y: i64) -> Result<(), FriendError> {
         let _w = self.writer().await;
+        let _cached = self.cache_write(vec![x, y]);
         let row = friendship_row(self.conn(), x, y)
             .await?
             .ok_or(FriendError::NotFriends)?;
@@ -466,6 +476,9 @@ impl Store {
             .order_by_asc(friend_request::Column::Id)
             .all(&txn)
             .await?;
+        // Before the first delete, and again after the commit (or rollback): both ends of
+        // every swept request, and the requester's notice.
+        let _cached = self.cache_write(rows.iter().flat_map(|r| [r.from_id, r.to_id]).collect());
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let from = account::Entity::find_by_id(r.from_id).one(&txn).await?;

@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod entity;
 pub mod friends;
 pub mod key_cache;
+pub mod login_view;
 pub mod migration;
 pub mod notices;
 
@@ -30,6 +31,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 pub use accounts::{NewAccount, RegisterConflict};
 pub use friends::{ExpiredRequest, FriendError, PendingView, SendOutcome};
+pub use login_view::{Contact, LoginView};
 pub use notices::Notice;
 
 /// How long SQLite waits for a lock held by another connection before failing.
@@ -51,8 +53,8 @@ pub enum DbError {
 pub struct Store {
     db: DatabaseConnection,
     write: Mutex<()>,
-    /// KeyLogin's view of accounts, on a single server only ([`Store::cache_key_logins`]).
-    keys: Option<key_cache::AccountKeyCache>,
+    /// What KeyLogin reads, on a single server only ([`Store::cache_key_logins`]).
+    keys: Option<key_cache::LoginCache>,
 }
 
 impl Store {
@@ -106,16 +108,42 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps what KeyLogin reads of up to `limit` accounts in memory
-    /// ([`key_cache`]). Only for a process that is the only writer of the database: never in
-    /// a cluster, where another node may replace a key unseen.
+    /// Keeps what KeyLogin reads of up to `limit` accounts in memory: the account and its
+    /// [`LoginView`] ([`key_cache`]). Only for a process that is the only writer of the
+    /// database: never in a cluster, where another node may write unseen.
     pub fn cache_key_logins(&mut self, limit: usize) {
-        self.keys = (limit > 0).then(|| key_cache::AccountKeyCache::new(limit));
+        self.keys = (limit > 0).then(|| key_cache::LoginCache::new(limit));
     }
 
     /// The KeyLogin cache, if this store has one.
-    pub(crate) fn key_cache(&self) -> Option<&key_cache::AccountKeyCache> {
+    pub(crate) fn key_cache(&self) -> Option<&key_cache::LoginCache> {
         self.keys.as_ref()
+    }
+
+    /// Invalidates the cached entries of accounts `ids` now and again when the returned guard
+    /// drops: hold it from before a write's first statement until after its commit (or
+    /// rollback), so that nothing read before or during the write is served or cached after
+    /// it ([`key_cache`]).
+    pub(crate) fn cache_write(&self, ids: Vec<i64>) -> CacheWrite<'_> {
+        let w = CacheWrite {
+            cache: self.key_cache(),
+            ids,
+            key_change: false,
+        };
+        w.invalidate();
+        w
+    }
+
+    /// [`Store::cache_write`] for a change of account `id`'s identity key, which every view
+    /// showing that key must forget too.
+    pub(crate) fn cache_key_write(&self, id: i64) -> CacheWrite<'_> {
+        let w = CacheWrite {
+            cache: self.key_cache(),
+            ids: vec![id],
+            key_change: true,
+        };
+        w.invalidate();
+        w
     }
 
     /// The pool, for reads.
@@ -126,6 +154,33 @@ impl Store {
     /// Exclusive right to write; hold it across a whole write transaction.
     pub(crate) async fn writer(&self) -> MutexGuard<'_, ()> {
         self.write.lock().await
+    }
+}
+
+/// A write in progress, as the KeyLogin cache sees it: see [`Store::cache_write`].
+#[must_use = "the cache is invalidated again when this drops: hold it across the write"]
+pub(crate) struct CacheWrite<'a> {
+    cache: Option<&'a key_cache::LoginCache>,
+    ids: Vec<i64>,
+    key_change: bool,
+}
+
+impl CacheWrite<'_> {
+    fn invalidate(&self) {
+        let Some(cache) = self.cache else {
+            return;
+        };
+        if self.key_change {
+            self.ids.iter().for_each(|id| cache.invalidate_key(*id));
+        } else {
+            cache.invalidate(&self.ids);
+        }
+    }
+}
+
+impl Drop for CacheWrite<'_> {
+    fn drop(&mut self) {
+        self.invalidate();
     }
 }
 

@@ -6,17 +6,18 @@ use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder a
 
 use super::entity::notice::NoticeKind;
 use super::entity::{account, notice};
+use super::login_view::Contact;
 use super::{DbError, Store};
 
 /// One queued notice, joined with the other user's account.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     /// Row id, to delete exactly the notices that were delivered.
     pub id: i64,
     /// What happened.
     pub kind: NoticeKind,
     /// The other user as they are now (for an accepted request: the new friend).
-    pub other: account::Model,
+    pub other: Contact,
 }
 
 impl Store {
@@ -37,7 +38,7 @@ impl Store {
                 Some(Notice {
                     id: n.id,
                     kind: NoticeKind::parse(&n.kind)?,
-                    other: other?,
+                    other: other?.into(),
                 })
             })
             .collect())
@@ -56,20 +57,25 @@ impl Store {
         now: u64,
     ) -> Result<(), DbError> {
         let _w = self.writer().await;
+        let _cached = self.cache_write(vec![to]);
         super::friends::insert_notice(self.conn(), to, kind, other, now).await?;
         Ok(())
     }
 
-    /// Deletes the notices with these row ids (delivered and acknowledged, or discarded).
+    /// Deletes the notices of account `to` with these row ids (delivered and acknowledged, or
+    /// discarded). The account is named so that its cached view can be invalidated, and
+    /// limits the deletion to its own notices.
     ///
     /// # Errors
     /// [`DbError`].
-    pub async fn delete_notices(&self, ids: &[i64]) -> Result<(), DbError> {
+    pub async fn delete_notices(&self, to: i64, ids: &[i64]) -> Result<(), DbError> {
         if ids.is_empty() {
             return Ok(());
         }
         let _w = self.writer().await;
+        let _cached = self.cache_write(vec![to]);
         notice::Entity::delete_many()
+            .filter(notice::Column::AccountId.eq(to))
             .filter(notice::Column::Id.is_in(ids.iter().copied()))
             .exec(self.conn())
             .await?;
@@ -82,7 +88,7 @@ impl Store {
     /// Pending notices, then deleted (the old one-step form, for the store's own tests).
     pub(crate) async fn take_notices(&self, id: i64) -> Result<Vec<Notice>, DbError> {
         let n = self.pending_notices(id).await?;
-        self.delete_notices(&n.iter().map(|n| n.id).collect::<Vec<_>>())
+        self.delete_notices(id, &n.iter().map(|n| n.id).collect::<Vec<_>>())
             .await?;
         Ok(n)
     }
