@@ -93,6 +93,20 @@ impl IdentityKey {
         self.der.clone()
     }
 
+    /// Heap bytes this value holds beyond its own size: the DER buffer and the modulus digits
+    /// (the exponent 65537 fits inline), plus the shared header a cloned `Bytes` allocates.
+    ///
+    /// Why: the server caches parsed friend keys ([`IdentityKey`] clones share the DER but
+    /// not the modulus), and its cache bound counts bytes, so it needs this figure rather than
+    /// the DER length alone.
+    pub fn heap_bytes(&self) -> usize {
+        // num-bigint-dig keeps up to 8 (64-bit platforms) or 4 digits inline; more go to the
+        // heap, as every allowed modulus (2048..=4096 bits) does.
+        const BYTES_SHARED_HEADER: usize = 32;
+        let modulus_digits = self.key.n().bits().div_ceil(64);
+        self.der.len() + modulus_digits * 8 + BYTES_SHARED_HEADER
+    }
+
     /// The key's fingerprint, shown to users and pinned by clients.
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint(Sha256::digest(&self.der).into())
@@ -319,6 +333,16 @@ mod tests {
         ));
         let other = crate::test_keys::identity(1);
         assert!(other.public().verify_static_key(&[1u8; 32], &sig).is_err());
+    }
+
+    #[test]
+    fn heap_bytes_counts_der_and_modulus() {
+        let key = crate::test_keys::identity(0).public().clone();
+        let modulus_bytes = key.key.n().bits().div_ceil(64) * 8;
+        assert_eq!(key.heap_bytes(), key.to_der().len() + modulus_bytes + 32);
+        if key.key.n().bits() == 2048 {
+            assert_eq!(key.heap_bytes(), 294 + 256 + 32);
+        }
     }
 
     #[test]

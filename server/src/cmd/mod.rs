@@ -238,11 +238,16 @@ pub(crate) async fn lookup_for_key_login(
         .await
 }
 
-/// `account` as a Friend entry: presence and endpoint from the hub, key from the database
-/// (SPEC.md §6: only friends ever receive this).
+/// `account` as a Friend entry: presence and endpoint from the hub, key as parsed when the
+/// account was read (SPEC.md §6: only friends ever receive this).
+///
+/// # Errors
+/// [`DbError::Corrupt`] when the stored key did not parse.
 pub(crate) fn friend_info(shared: &Shared, account: &Contact) -> Result<FriendInfo, DbError> {
-    let identity_key = peerchat_proto::IdentityKey::from_der(&account.identity_key)
-        .map_err(|e| DbError::Corrupt(format!("identity key of account {}: {e}", account.id)))?;
+    let identity_key = account
+        .identity_key
+        .clone()
+        .map_err(|e| DbError::Corrupt(e.to_string()))?;
     if let Some(s) = shared.hub.get(&account.userid_lower) {
         return Ok(FriendInfo {
             userid: account.userid.clone(),

@@ -34,9 +34,10 @@
 //! **Size.** At most `limit` accounts and `limit` views (`--key-login-cache`, default
 //! [`DEFAULT_KEY_LOGIN_CACHE`]). An account entry costs about 150 bytes (the key is kept as
 //! its SHA-256: 32 bytes instead of ~300-550 of DER). A view's size grows with its rows: about
-//! 100 bytes when empty, plus about 400 bytes per friend (spelling, lowercase spelling and the
-//! key's DER, 294 bytes for RSA-2048, 550 for RSA-4096) and about 60 per pending request, so
-//! views are also bounded in bytes: all of them together hold at most
+//! 100 bytes when empty, plus about 800 bytes per friend with an RSA-2048 key (spelling,
+//! lowercase spelling, and the key parsed: its DER, 294 bytes, and its modulus, 256; about
+//! 1,300 for RSA-4096; parsed once here rather than at every login) and about 60 per pending
+//! request, so views are also bounded in bytes: all of them together hold at most
 //! [`VIEW_BYTES_PER_ENTRY`] × `limit` bytes (64 MiB at the default), and a view of more than
 //! [`VIEW_MAX_ROWS`] rows is never cached (such a user's logins read the database). Over a
 //! bound an arbitrary entry is dropped: a miss only costs the database reads the server did
@@ -54,7 +55,7 @@ use super::login_view::LoginView;
 pub const DEFAULT_KEY_LOGIN_CACHE: usize = 65_536;
 
 /// Bytes of views allowed per unit of the entry limit: an average view may be 1 KiB (an
-/// account with two friends); larger ones displace others.
+/// account with one friend); larger ones displace others.
 pub const VIEW_BYTES_PER_ENTRY: usize = 1024;
 
 /// Rows (friends, pending requests and notices together) above which a view is not cached:

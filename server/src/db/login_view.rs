@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use peerchat_proto::IdentityKey;
+
 use super::entity::account;
 use super::friends::PendingView;
 use super::notices::Notice;
@@ -23,17 +25,57 @@ pub struct Contact {
     pub userid: String,
     /// Lowercase userid (the hub key).
     pub userid_lower: String,
-    /// Identity key DER as stored (parsed when a Friend entry is built).
-    pub identity_key: Vec<u8>,
+    /// Identity key, parsed once when the row is read: a cached view then serves every
+    /// login's Friend entries without parsing DER again (parsing and re-encoding 20 friends'
+    /// keys was about a third of a cached KeyLogin's server CPU, docs/PERFORMANCE.md). A
+    /// stored key that does not parse stays here as its error, so only the Friend entry that
+    /// would show it is left out, as when keys were parsed at use.
+    pub identity_key: Result<IdentityKey, CorruptKey>,
+}
+
+/// A stored identity key that does not parse as SPEC.md §4.3 requires (a damaged database).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("identity key of account {account}: {reason}")]
+pub struct CorruptKey {
+    /// Account row id.
+    pub account: i64,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+impl CorruptKey {
+    /// Heap bytes held, for the cache's byte bound.
+    fn heap_bytes(&self) -> usize {
+        self.reason.len()
+    }
+}
+
+/// Parses account `id`'s stored key.
+fn parse_key(id: i64, der: &[u8]) -> Result<IdentityKey, CorruptKey> {
+    IdentityKey::from_der(der).map_err(|e| CorruptKey {
+        account: id,
+        reason: e.to_string(),
+    })
+}
+
+impl Contact {
+    /// Estimated heap and inline bytes, for the cache's byte bound.
+    pub(crate) fn approx_bytes(&self) -> usize {
+        let key = match &self.identity_key {
+            Ok(k) => k.heap_bytes(),
+            Err(e) => e.heap_bytes(),
+        };
+        std::mem::size_of::<Self>() + self.userid.len() + self.userid_lower.len() + key
+    }
 }
 
 impl From<account::Model> for Contact {
     fn from(a: account::Model) -> Self {
         Self {
+            identity_key: parse_key(a.id, &a.identity_key),
             id: a.id,
             userid: a.userid,
             userid_lower: a.userid_lower,
-            identity_key: a.identity_key,
         }
     }
 }
@@ -44,7 +86,7 @@ impl From<&account::Model> for Contact {
             id: a.id,
             userid: a.userid.clone(),
             userid_lower: a.userid_lower.clone(),
-            identity_key: a.identity_key.clone(),
+            identity_key: parse_key(a.id, &a.identity_key),
         }
     }
 }
@@ -95,9 +137,7 @@ impl LoginView {
     /// Estimated heap and inline bytes, for the cache's byte bound.
     pub(crate) fn approx_bytes(&self) -> usize {
         use std::mem::size_of;
-        let contact = |c: &Contact| {
-            size_of::<Contact>() + c.userid.len() + c.userid_lower.len() + c.identity_key.len()
-        };
+        let contact = Contact::approx_bytes;
         let pending = |p: &PendingView| size_of::<PendingView>() + p.userid.len();
         size_of::<LoginView>()
             + 2 * size_of::<usize>() // the Arc's counters
@@ -187,7 +227,7 @@ pub(crate) mod tests {
             id,
             userid: userid.into(),
             userid_lower: userid.to_ascii_lowercase(),
-            identity_key: vec![7; 294],
+            identity_key: Ok(peerchat_proto::test_keys::identity(0).public().clone()),
         }
     }
 
@@ -198,6 +238,45 @@ pub(crate) mod tests {
             outgoing: Vec::new(),
             notices: Some(Vec::new()),
         })
+    }
+
+    /// A key is parsed when its row is read, once; a key that does not parse is kept as its
+    /// error, naming the account, so a login leaves out that one Friend entry.
+    #[test]
+    fn contacts_hold_parsed_keys_or_why_not() {
+        let key = peerchat_proto::test_keys::identity(1).public().clone();
+        let mut row = account::Model {
+            id: 9,
+            userid: "Bob".into(),
+            userid_lower: "bob".into(),
+            email: "b@x.org".into(),
+            email_lower: "b@x.org".into(),
+            password_hash: "p".into(),
+            recovery_hash: "r".into(),
+            identity_key: key.to_der().to_vec(),
+            created_at_ms: 5,
+        };
+        assert_eq!(Contact::from(&row).identity_key, Ok(key));
+        row.identity_key = vec![1, 2, 3];
+        let bad = Contact::from(row).identity_key.unwrap_err();
+        assert_eq!(bad.account, 9);
+        assert!(bad.to_string().starts_with("identity key of account 9: "));
+    }
+
+    /// The byte bound counts what a parsed key holds (DER and modulus), not the DER alone.
+    #[test]
+    fn approx_bytes_counts_the_parsed_key() {
+        let key = peerchat_proto::test_keys::identity(0).public().clone();
+        let empty = view_with(&[]).approx_bytes();
+        let one = view_with(&[contact(2, "bob")]).approx_bytes();
+        assert_eq!(
+            one - empty,
+            std::mem::size_of::<Contact>() + 2 * "bob".len() + key.heap_bytes()
+        );
+        assert!(
+            key.heap_bytes() > key.to_der().len() + 200,
+            "modulus counted"
+        );
     }
 
     #[test]
@@ -271,7 +350,10 @@ pub(crate) mod tests {
             .as_ref()
             .unwrap()
             .is_empty());
-        s.set_identity_key(b, vec![4, 5]).await.unwrap();
+        let bobs_new_key = peerchat_proto::test_keys::identity(2).public().clone();
+        s.set_identity_key(b, bobs_new_key.to_der().to_vec())
+            .await
+            .unwrap();
         assert!(
             s.cached_login_view(a).is_none(),
             "alice's view showed bob's key"
@@ -279,7 +361,8 @@ pub(crate) mod tests {
         check(&s, ids, "bob's key changed").await;
         assert_eq!(
             s.login_view(a).await.unwrap().friends[0].identity_key,
-            [4, 5]
+            Ok(bobs_new_key),
+            "the view holds the new key, parsed"
         );
         s.unfriend(a, b).await.unwrap();
         check(&s, ids, "unfriended").await;
