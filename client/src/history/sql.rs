@@ -29,19 +29,18 @@ use crate::transfer::TransferRecord;
 /// 100, then tens, then ones.
 pub(super) const CHUNK_SIZES: [usize; 3] = [100, 10, 1];
 
-/// Splits `rows` into consecutive chunks whose lengths are in [`CHUNK_SIZES`].
-pub(super) fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+/// Splits `rows` into consecutive chunks whose lengths are in [`CHUNK_SIZES`], each with the
+/// index of its length there (which is also the index of its statement text).
+pub(super) fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = (usize, &[T])> {
     std::iter::from_fn(move || {
-        let size = CHUNK_SIZES.into_iter().find(|&s| s <= rows.len())?;
+        let (i, size) = CHUNK_SIZES
+            .into_iter()
+            .enumerate()
+            .find(|&(_, s)| s <= rows.len())?;
         let (chunk, rest) = rows.split_at(size);
         rows = rest;
-        Some(chunk)
+        Some((i, chunk))
     })
-}
-
-/// The index of `size` in [`CHUNK_SIZES`].
-fn size_index(size: usize) -> Option<usize> {
-    CHUNK_SIZES.iter().position(|&s| s == size)
 }
 
 /// One statement text per chunk size, built by `make(rows)`.
@@ -114,13 +113,6 @@ pub(super) struct MessageRow<'a> {
     pub stored_at: i64,
 }
 
-/// The statement text for a chunk, which [`chunks`] guarantees has a prepared size.
-fn text_for(texts: &[String; 3], size: usize) -> Result<&str, sqlx::Error> {
-    size_index(size)
-        .map(|i| texts[i].as_str())
-        .ok_or_else(|| sqlx::Error::Protocol(format!("no statement for {size} rows")))
-}
-
 fn bind_rows<'q>(
     mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     rows: &'q [MessageRow<'_>],
@@ -143,8 +135,8 @@ pub(super) async fn insert_messages(
     c: &mut SqliteConnection,
     rows: &[MessageRow<'_>],
 ) -> Result<(), sqlx::Error> {
-    for chunk in chunks(rows) {
-        let q = sqlx::query(text_for(&INSERT_MESSAGES, chunk.len())?);
+    for (i, chunk) in chunks(rows) {
+        let q = sqlx::query(&INSERT_MESSAGES[i]);
         bind_rows(q, chunk).execute(&mut *c).await?;
     }
     Ok(())
@@ -157,8 +149,8 @@ pub(super) async fn insert_new_messages(
     rows: &[MessageRow<'_>],
 ) -> Result<HashSet<(String, String)>, sqlx::Error> {
     let mut inserted = HashSet::with_capacity(rows.len());
-    for chunk in chunks(rows) {
-        let q = sqlx::query(text_for(&INSERT_NEW_MESSAGES, chunk.len())?);
+    for (i, chunk) in chunks(rows) {
+        let q = sqlx::query(&INSERT_NEW_MESSAGES[i]);
         for row in bind_rows(q, chunk).fetch_all(&mut *c).await? {
             inserted.insert((row.try_get(0)?, row.try_get(1)?));
         }
@@ -174,10 +166,8 @@ pub(super) async fn mark_acked(
     direction: &str,
     ids_hex: &[String],
 ) -> Result<(), sqlx::Error> {
-    for chunk in chunks(ids_hex) {
-        let mut q = sqlx::query(text_for(&MARK_ACKED, chunk.len())?)
-            .bind(friend)
-            .bind(direction);
+    for (i, chunk) in chunks(ids_hex) {
+        let mut q = sqlx::query(&MARK_ACKED[i]).bind(friend).bind(direction);
         for id in chunk {
             q = q.bind(id.as_str());
         }
@@ -218,13 +208,13 @@ mod tests {
     fn chunks_use_only_prepared_sizes_and_keep_order() {
         for n in [0usize, 1, 9, 10, 11, 99, 100, 101, 257, 1024] {
             let rows: Vec<usize> = (0..n).collect();
-            let parts: Vec<&[usize]> = chunks(&rows).collect();
-            assert!(parts.iter().all(|p| size_index(p.len()).is_some()), "{n}");
-            let joined: Vec<usize> = parts.concat();
+            let parts: Vec<(usize, &[usize])> = chunks(&rows).collect();
+            assert!(parts.iter().all(|(i, p)| CHUNK_SIZES[*i] == p.len()), "{n}");
+            let joined: Vec<usize> = parts.iter().flat_map(|(_, p)| p.iter().copied()).collect();
             assert_eq!(joined, rows, "{n}");
         }
         let rows = [0u8; 257];
-        let lens: Vec<usize> = chunks(&rows).map(<[u8]>::len).collect();
+        let lens: Vec<usize> = chunks(&rows).map(|(_, p)| p.len()).collect();
         assert_eq!(lens, [100, 100, 10, 10, 10, 10, 10, 1, 1, 1, 1, 1, 1, 1]);
     }
 
