@@ -3,7 +3,9 @@
 //! Receiving: one writer thread per transfer appends the chunks in order to its `.part`
 //! file and hashes them as they pass (SHA-256, or BLAKE3 for a streamed-hash offer), so the
 //! `Verify` that follows the last chunk needs no second read of the file; the rename is its
-//! own job, asked for only after the machine accepted the result (audit D19).
+//! own job, asked for only after the machine accepted the result (audit D19). The writer
+//! starts each 8 MiB window's writeback as soon as it is full ([`Writeback`]), so the disk
+//! works while the next chunks arrive and the closing sync has little left to write.
 //!
 //! Sending: the machine asks for one chunk at a time. Each read first reserves a slot in the
 //! link's bounded bulk queue and only then reads, so a friend that reads slowly holds back
@@ -34,6 +36,7 @@ use crate::transfer::naming::{
     sanitize_folder_name,
 };
 use crate::transfer::progress::ProgressMeter;
+use crate::transfer::writeback::Writeback;
 use crate::transfer::Direction;
 
 /// A slot in a link's bulk queue.
@@ -617,6 +620,7 @@ fn write(
     file.seek(SeekFrom::Start(start))?;
     let mut written = start;
     let mut meter = ProgressMeter::new(Instant::now(), written);
+    let mut writeback = Writeback::new(written);
     loop {
         let Some(msg) = rx.blocking_recv() else {
             // The transfer was suspended or the client stops: keep the part for a resume.
@@ -633,6 +637,7 @@ fn write(
                 file.write_all(&data)?;
                 hasher.update(&data);
                 written += data.len() as u64;
+                writeback.after_write(&file, written);
                 if let Some(r) = meter.update(Instant::now(), written) {
                     let _ = done.send(Done::Progress {
                         id,

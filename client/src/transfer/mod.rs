@@ -6,6 +6,7 @@
 pub mod disk;
 pub mod naming;
 pub mod progress;
+pub mod writeback;
 
 use peerchat_proto::wire::FileCancelReason;
 use serde::Serialize;
