@@ -46,6 +46,13 @@ impl ChildProc {
             },
             None => Command::new(&exe),
         };
+        // A `__peer` child stands for peerchat-cli, which runs on mimalloc; the others for
+        // binaries on the system allocator (alloc.rs).
+        if args.first().is_some_and(|a| a == "__peer") {
+            command.env(crate::alloc::ENV, "mimalloc");
+        } else {
+            command.env_remove(crate::alloc::ENV);
+        }
         let mut child = command
             .args(args)
             .stdin(Stdio::piped())

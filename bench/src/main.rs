@@ -20,6 +20,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod alloc;
 mod baseline;
 mod child;
 mod cipher;
@@ -47,6 +48,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::report::Row;
+
+/// Each child on its binary's allocator (see `alloc.rs`).
+#[global_allocator]
+static ALLOC: alloc::Dispatch = alloc::Dispatch;
 
 /// Peerchat benchmarks, each figure beside a baseline measured in the same run.
 #[derive(Debug, Parser)]

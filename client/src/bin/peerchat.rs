@@ -12,6 +12,12 @@ mod gui;
 
 use clap::Parser as _;
 
+/// mimalloc, not glibc's malloc: the core hands many small buffers between threads (frames
+/// from link tasks to the driver, rows to SQLite's thread); with mimalloc the two clients of
+/// a chat flood spent 0.82x the CPU per message (issue #14, docs/PERFORMANCE.md, session 10).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let options = gui::options::Options::parse();
     match gui::run(options) {
