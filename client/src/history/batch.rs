@@ -288,11 +288,10 @@ async fn store_incoming(
             _ => None,
         })
         .collect();
-    let mut inserted = sql::insert_new_messages(c, &rows).await?;
+    let inserted = sql::insert_new_messages(c, &rows).await?;
     // `rows` holds one row per op of the run, in order (the run is all StoreIncoming).
-    for (slot, row) in fresh.iter_mut().zip(&rows) {
-        // Removed when seen, so a second copy in the run is not fresh.
-        *slot = Some(inserted.remove(&(row.friend.to_owned(), row.id_hex.clone())));
+    for (slot, new) in fresh.iter_mut().zip(inserted) {
+        *slot = Some(new);
     }
     Ok(())
 }

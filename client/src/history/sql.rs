@@ -68,17 +68,22 @@ static INSERT_MESSAGES: LazyLock<[String; 3]> = LazyLock::new(|| {
 });
 
 /// Multi-row insert that skips a row already stored (the duplicate rule, SPEC.md §8.1 r7, by
-/// the unique index on friend, direction and id) and returns the rows it did insert.
+/// the unique index on friend, direction and id). It returns no rows: see
+/// [`insert_new_messages`] for how the inserted ones are told apart.
 static INSERT_NEW_MESSAGES: LazyLock<[String; 3]> = LazyLock::new(|| {
     per_size(|n| {
         format!(
             "INSERT INTO message ({MESSAGE_COLUMNS}) VALUES {} \
-             ON CONFLICT (friend, direction, message_id) DO NOTHING \
-             RETURNING friend, message_id",
+             ON CONFLICT (friend, direction, message_id) DO NOTHING",
             placeholders(n, MESSAGE_COLUMN_COUNT)
         )
     })
 });
+
+/// The newest `?` message rows, by `seq`: after an [`INSERT_NEW_MESSAGES`] that inserted
+/// that many, exactly the rows it inserted (see [`insert_new_messages`]).
+const NEWEST_MESSAGES: &str =
+    "SELECT friend, direction, message_id FROM message ORDER BY seq DESC LIMIT ?";
 
 /// Marks messages of one friend and direction acknowledged, by id.
 static MARK_ACKED: LazyLock<[String; 3]> = LazyLock::new(|| {
@@ -142,20 +147,48 @@ pub(super) async fn insert_messages(
     Ok(())
 }
 
-/// Inserts those of `rows` not stored yet, in their order, and returns the (friend, id hex)
-/// of each row inserted. A second copy of a row in `rows` is not inserted again.
+/// Inserts those of `rows` not stored yet, in their order, and says for each row whether it
+/// was inserted. A second copy of a row in `rows` is not inserted again.
+///
+/// How the inserted rows are told apart: when a chunk inserted all its rows (a flood has no
+/// duplicates) the statement's count says so, and nothing else is read. Otherwise the chunk
+/// inserted the newest `count` rows by `seq`: `seq` is an `AUTOINCREMENT` key, so each new
+/// row gets a larger one than every row before it, and this connection is the only writer
+/// inside its transaction. Why not `RETURNING`: it streamed one row per message from
+/// SQLite's thread and cost two strings and a set entry per message, for an answer that is
+/// almost always "all of them".
 pub(super) async fn insert_new_messages(
     c: &mut SqliteConnection,
     rows: &[MessageRow<'_>],
-) -> Result<HashSet<(String, String)>, sqlx::Error> {
-    let mut inserted = HashSet::with_capacity(rows.len());
+) -> Result<Vec<bool>, sqlx::Error> {
+    let mut fresh = Vec::with_capacity(rows.len());
     for (i, chunk) in chunks(rows) {
         let q = sqlx::query(&INSERT_NEW_MESSAGES[i]);
-        for row in bind_rows(q, chunk).fetch_all(&mut *c).await? {
-            inserted.insert((row.try_get(0)?, row.try_get(1)?));
+        let count = bind_rows(q, chunk).execute(&mut *c).await?.rows_affected();
+        if count == chunk.len() as u64 {
+            fresh.extend(std::iter::repeat_n(true, chunk.len()));
+            continue;
+        }
+        let newest = sqlx::query(NEWEST_MESSAGES)
+            .bind(i64::try_from(count).unwrap_or(i64::MAX))
+            .fetch_all(&mut *c)
+            .await?;
+        let mut inserted = HashSet::with_capacity(newest.len());
+        for row in newest {
+            let key: (String, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            inserted.insert(key);
+        }
+        for r in chunk {
+            // Removed when seen, so a second copy in the chunk is not fresh.
+            let key = (
+                r.friend.to_owned(),
+                r.direction.to_owned(),
+                r.id_hex.clone(),
+            );
+            fresh.push(inserted.remove(&key));
         }
     }
-    Ok(inserted)
+    Ok(fresh)
 }
 
 /// Marks the messages `ids_hex` of `friend` in `direction` acknowledged; ids not stored are
