@@ -230,7 +230,7 @@ mod tests {
         let mut wb = Writeback::new(0);
         let chunk = vec![7u8; 1 << 20];
         let mut written = 0u64;
-        for _ in 0..(WINDOW * (IN_FLIGHT + 2) >> 20) {
+        for _ in 0..((WINDOW * (IN_FLIGHT + 2)) >> 20) {
             f.write_all(&chunk).unwrap();
             written += chunk.len() as u64;
             wb.after_write(&f, written);
