@@ -131,6 +131,11 @@ impl Usage {
 
 /// Waits for `child` and returns its exit status with what it used (`wait4`).
 ///
+/// The CPU time is exact; the peak is the kernel's `ru_maxrss`, which for a child spawned
+/// with `vfork` (as `std::process::Command` does) includes this process's own high-water
+/// mark at the `exec`. Callers that report a peak sample VmHWM instead
+/// (`baseline::PeakSampler`).
+///
 /// Why not `Child::wait`: the standard library discards the `rusage` that the kernel
 /// hands back with the exit status, and after the child is reaped its `/proc` entry is
 /// gone. The `Child` must not be waited for again afterwards.

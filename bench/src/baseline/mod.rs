@@ -31,20 +31,36 @@ pub struct PeerRun {
 /// an end whose processes are not our children (sshd's per-connection processes), read
 /// while they are alive. Every 10 ms; a process that lives shorter may be missed, which
 /// only matters for the peak of short set-up helpers.
+///
+/// Also the peak of a program we spawn ([`PeakSampler::start_tree`]), because `wait4`'s
+/// `ru_maxrss` is wrong for it: the standard library spawns with `vfork`, and at `exec`
+/// Linux carries the high-water mark of the memory it leaves (this benchmark's, hundreds of
+/// MiB after scenarios 1–4) into the child's `ru_maxrss`. VmHWM belongs to the new image.
 pub struct PeakSampler {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<u64>,
+    /// `None` once finished.
+    thread: Option<std::thread::JoinHandle<u64>>,
 }
 
 impl PeakSampler {
     /// Starts sampling below `pid`.
     pub fn start(pid: u32) -> Self {
+        Self::sample(pid, false)
+    }
+
+    /// Starts sampling `pid` and the processes below it.
+    pub fn start_tree(pid: u32) -> Self {
+        Self::sample(pid, true)
+    }
+
+    fn sample(pid: u32, with_root: bool) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut peak = 0;
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                for d in crate::procfs::descendants(pid) {
+                let root = with_root.then_some(pid);
+                for d in root.into_iter().chain(crate::procfs::descendants(pid)) {
                     if let Ok(m) = crate::procfs::memory(Some(d)) {
                         peak = peak.max(m.hwm);
                     }
@@ -53,12 +69,30 @@ impl PeakSampler {
             }
             peak
         });
-        Self { stop, thread }
+        Self {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Stops and returns the largest VmHWM seen (0 if none).
-    pub fn finish(self) -> u64 {
+    pub fn finish(mut self) -> u64 {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().unwrap_or(0)
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
+    }
+
+    /// Stops, and puts the largest VmHWM seen in `usage` in place of its `ru_maxrss`.
+    pub fn into_usage(self, usage: Usage) -> Usage {
+        Usage {
+            peak_rss: self.finish(),
+            ..usage
+        }
+    }
+}
+
+impl Drop for PeakSampler {
+    /// A copy that failed half-way drops its samplers: their threads stop too.
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -131,7 +131,8 @@ impl PrivateSshd {
     /// compared with a transfer that ends with a synced file); returns the wall time and
     /// what each end used.
     ///
-    /// The sending end is `scp` with the `ssh` it runs (`wait4` of `scp`); the receiving end
+    /// The sending end is `scp` with the `ssh` it runs (CPU from `wait4` of `scp`, peak RSS
+    /// sampled: see [`super::PeakSampler`]); the receiving end
     /// is whatever the private sshd forked for this connection (its privilege-separated
     /// children and `scp -t`): their CPU is the growth of the daemon's children's time,
     /// read once sshd has reaped them, their peak RSS is sampled while they run. Both ends
@@ -151,7 +152,11 @@ impl PrivateSshd {
             .arg(src)
             .arg(format!("127.0.0.1:{}", dst.display()))
             .spawn();
-        let waited = child.and_then(|c| crate::procfs::wait_with_usage(&c));
+        let waited = child.and_then(|c| {
+            let sender_peak = super::PeakSampler::start_tree(c.id());
+            let (status, used) = crate::procfs::wait_with_usage(&c)?;
+            Ok((status, sender_peak.into_usage(used)))
+        });
         let receiver_peak = peak.finish();
         let (status, sender) = waited?;
         anyhow::ensure!(status.success(), "scp exited with {status}");

@@ -23,7 +23,7 @@ pub fn unavailable() -> Option<String> {
 
 /// Copies `src` to `dst` through a socat listener and a socat sender on 127.0.0.1, then
 /// `fsync`s `dst`; returns the wall time from starting the sender until the sync, and what
-/// each socat used (`wait4`; the sender's failed connection attempts while the listener
+/// each socat used (CPU from `wait4`, peak RSS sampled: see [`super::PeakSampler`]; the sender's failed connection attempts while the listener
 /// comes up are counted in, they cost next to nothing).
 ///
 /// # Errors
@@ -38,6 +38,7 @@ pub fn copy(src: &Path, dst: &Path) -> anyhow::Result<super::PeerRun> {
         .arg(format!("OPEN:{},creat,trunc", dst.display()))
         .stdin(Stdio::null())
         .spawn()?;
+    let listener_peak = super::PeakSampler::start_tree(listener.id());
     // The listener is up when a connect succeeds; probing would consume its one accept, so
     // the sender retries instead.
     let t0 = Instant::now();
@@ -51,8 +52,9 @@ pub fn copy(src: &Path, dst: &Path) -> anyhow::Result<super::PeerRun> {
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
+        let peak = super::PeakSampler::start_tree(attempt.id());
         let (status, used) = wait_with_usage(&attempt)?;
-        sender = sender.and(used);
+        sender = sender.and(peak.into_usage(used));
         if status.success() {
             break;
         }
@@ -64,6 +66,7 @@ pub fn copy(src: &Path, dst: &Path) -> anyhow::Result<super::PeerRun> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let (status, receiver) = wait_with_usage(&listener)?;
+    let receiver = listener_peak.into_usage(receiver);
     anyhow::ensure!(status.success(), "socat listener exited with {status}");
     File::open(dst)?.sync_all()?;
     Ok(super::PeerRun {

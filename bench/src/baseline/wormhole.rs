@@ -109,7 +109,8 @@ impl LocalWormhole {
     }
 
     /// Sends `src` to `dst` (sender and receiver on this machine), then `fsync`s `dst`;
-    /// returns the wall time, code exchange included, what each end used (`wait4`), and the
+    /// returns the wall time, code exchange included, what each end used (CPU from `wait4`,
+    /// peak RSS sampled: see [`super::PeakSampler`]), and the
     /// CPU the local mailbox and transit relay used meanwhile.
     ///
     /// # Errors
@@ -129,6 +130,7 @@ impl LocalWormhole {
             .args(["send", "--no-listen", "--code", code])
             .arg(src)
             .spawn()?;
+        let sender_peak = super::PeakSampler::start_tree(sender.id());
         let receiver = match self
             .wormhole()
             .args(["receive", "--no-listen", "--accept-file", "-o"])
@@ -144,11 +146,22 @@ impl LocalWormhole {
                 return Err(e.into());
             }
         };
+        let receiver_peak = super::PeakSampler::start_tree(receiver.id());
         let received = wait_with_usage(&receiver);
+        let receiver_peak = receiver_peak.finish();
         let sent = wait_with_usage(&sender);
+        let sender_peak = sender_peak.finish();
         let (status, receiver) = received?;
+        let receiver = crate::procfs::Usage {
+            peak_rss: receiver_peak,
+            ..receiver
+        };
         anyhow::ensure!(status.success(), "wormhole receive exited with {status}");
         let (status, sender) = sent?;
+        let sender = crate::procfs::Usage {
+            peak_rss: sender_peak,
+            ..sender
+        };
         anyhow::ensure!(status.success(), "wormhole send exited with {status}");
         File::open(dst)?.sync_all()?;
         Ok(super::PeerRun {

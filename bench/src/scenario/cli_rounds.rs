@@ -552,7 +552,7 @@ fn report(
             }
             rows.push(
                 row.target_value("< 32 MiB", 32.0).note(&format!(
-                    "largest of {} rounds (median {:.1} MiB); VmHWM of the CLI process, reset before each transfer; scp's end: the largest process of it (ru_maxrss, sshd's side sampled)",
+                    "largest of {} rounds (median {:.1} MiB); VmHWM of the CLI process, reset before each transfer; scp's end: the largest VmHWM among its processes, sampled every 10 ms",
                     v.n,
                     v.median
                 )),
