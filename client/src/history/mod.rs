@@ -175,10 +175,13 @@ impl History {
             .map_err(open_err)?;
         let db = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
         migration::Migrator::up(&db, None).await?;
-        // A pool of one: every batch runs on the same connection (see `writer`).
+        // A pool of one: every batch runs on the same connection (see `writer`). Its
+        // statement journals stay in memory: a batch's multi-row statements each keep one
+        // (they may abort inside a longer transaction), and on disk that was a temporary
+        // file taking ~480 bytes of `pwrite`s per sent message (issue #14, session 10).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts)
+            .connect_with(opts.pragma("temp_store", "memory"))
             .await
             .map_err(open_err)?;
         Ok(Self {
