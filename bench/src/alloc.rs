@@ -48,50 +48,35 @@ fn mimalloc_chosen() -> bool {
     }
 }
 
+/// The allocator this process chose.
+fn chosen() -> &'static dyn GlobalAlloc {
+    if mimalloc_chosen() {
+        &MiMalloc
+    } else {
+        &System
+    }
+}
+
 // SAFETY: every call goes to one of two sound allocators, the same one for the whole life of
 // the process, so a block is always freed or resized by the allocator that allocated it.
 unsafe impl GlobalAlloc for Dispatch {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
-        unsafe {
-            if mimalloc_chosen() {
-                MiMalloc.alloc(layout)
-            } else {
-                System.alloc(layout)
-            }
-        }
+        unsafe { chosen().alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as above.
-        unsafe {
-            if mimalloc_chosen() {
-                MiMalloc.alloc_zeroed(layout)
-            } else {
-                System.alloc_zeroed(layout)
-            }
-        }
+        unsafe { chosen().alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: as above.
-        unsafe {
-            if mimalloc_chosen() {
-                MiMalloc.dealloc(ptr, layout)
-            } else {
-                System.dealloc(ptr, layout)
-            }
-        }
+        unsafe { chosen().dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: as above.
-        unsafe {
-            if mimalloc_chosen() {
-                MiMalloc.realloc(ptr, layout, new_size)
-            } else {
-                System.realloc(ptr, layout, new_size)
-            }
-        }
+        unsafe { chosen().realloc(ptr, layout, new_size) }
     }
 }

@@ -148,20 +148,12 @@ impl LocalWormhole {
         };
         let receiver_peak = super::PeakSampler::start_tree(receiver.id());
         let received = wait_with_usage(&receiver);
-        let receiver_peak = receiver_peak.finish();
         let sent = wait_with_usage(&sender);
-        let sender_peak = sender_peak.finish();
         let (status, receiver) = received?;
-        let receiver = crate::procfs::Usage {
-            peak_rss: receiver_peak,
-            ..receiver
-        };
+        let receiver = receiver_peak.into_usage(receiver);
         anyhow::ensure!(status.success(), "wormhole receive exited with {status}");
         let (status, sender) = sent?;
-        let sender = crate::procfs::Usage {
-            peak_rss: sender_peak,
-            ..sender
-        };
+        let sender = sender_peak.into_usage(sender);
         anyhow::ensure!(status.success(), "wormhole send exited with {status}");
         File::open(dst)?.sync_all()?;
         Ok(super::PeerRun {
