@@ -30,7 +30,7 @@ use super::Core;
 use crate::events::Event;
 use crate::ids::TransferId;
 use crate::machine::{DiskEvent, DiskJob, Expected};
-use crate::transfer::disk::{create_part, hash_file, held_on_disk, open_part, WRITER_QUEUE};
+use crate::transfer::disk::{create_part, hash_file, held_on_disk, open_part};
 use crate::transfer::naming::{
     ensure_real_dir, final_for_part, finalize_part, free_destination, occupied, part_path,
     sanitize_folder_name,
@@ -80,8 +80,18 @@ enum WriterMsg {
     Discard,
 }
 
+/// A receiving transfer's writer thread and its queue.
+///
+/// The queue is unbounded on purpose: the driver must never wait on one transfer's disk,
+/// or every other input (chat from other friends, the user's commands, the server) waits
+/// behind a chunk's write whenever the disk is slower than the link. What bounds the queue
+/// is the connection the chunks came on: each chunk's bytes hold their share of that
+/// connection's receive budget until the writer has written and dropped them
+/// ([`crate::peer::budget::RecvBudget`], `PEER_RECV_BUDGET`), so the link stops reading
+/// (and TCP pushes back on the friend) once its chunks fill the budget, whether they wait
+/// in the event queue, in the machine or here.
 struct Writer {
-    tx: mpsc::Sender<WriterMsg>,
+    tx: mpsc::UnboundedSender<WriterMsg>,
     join: tokio::task::JoinHandle<()>,
 }
 
@@ -262,12 +272,12 @@ impl Core {
                     let w = spawn_writer(id, part, offset, streamed, size, self.disk.tx.clone());
                     self.disk.writers.insert(id, w);
                 }
-                let tx = self.disk.writers.get(&id).map(|w| w.tx.clone());
-                // The connection waits on the writer's bounded queue (backpressure).
-                let sent = match tx {
-                    Some(tx) => tx.send(WriterMsg::Append(offset, data)).await.is_ok(),
-                    None => false,
-                };
+                // Never waits: the connection's receive budget is the backpressure (`Writer`).
+                let sent = self
+                    .disk
+                    .writers
+                    .get(&id)
+                    .is_some_and(|w| w.tx.send(WriterMsg::Append(offset, data)).is_ok());
                 if !sent {
                     self.disk.writers.remove(&id);
                     self.machine.handle_disk(DiskEvent::WriteFailed { id }, now);
@@ -275,7 +285,7 @@ impl Core {
             }
             DiskJob::Verify { id, expect } => {
                 if let Some(w) = self.disk.writers.remove(&id) {
-                    if w.tx.send(WriterMsg::Verify(expect)).await.is_ok() {
+                    if w.tx.send(WriterMsg::Verify(expect)).is_ok() {
                         self.disk.finishing.push(w.join);
                         return;
                     }
@@ -326,7 +336,7 @@ impl Core {
                 match self.disk.writers.remove(&id) {
                     // Behind what is queued: the writer removes the file itself.
                     Some(w) => {
-                        let _ = w.tx.send(WriterMsg::Discard).await;
+                        let _ = w.tx.send(WriterMsg::Discard);
                         self.disk.finishing.push(w.join);
                     }
                     None => {
@@ -590,7 +600,7 @@ fn spawn_writer(
     size: u64,
     done: mpsc::UnboundedSender<Done>,
 ) -> Writer {
-    let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+    let (tx, rx) = mpsc::unbounded_channel();
     let join = tokio::task::spawn_blocking(move || {
         if let Err(e) = write(id, &part, start, streamed, size, rx, &done) {
             let _ = done.send(Done::WriteFailed {
@@ -608,7 +618,7 @@ fn write(
     start: u64,
     streamed: bool,
     size: u64,
-    mut rx: mpsc::Receiver<WriterMsg>,
+    mut rx: mpsc::UnboundedReceiver<WriterMsg>,
     done: &mpsc::UnboundedSender<Done>,
 ) -> std::io::Result<()> {
     let mut file = open_part(part, false)?;
@@ -695,7 +705,7 @@ mod tests {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let w = spawn_writer(ID, part.to_owned(), start, streamed, size, tx);
         for m in msgs {
-            if w.tx.send(m).await.is_err() {
+            if w.tx.send(m).is_err() {
                 break;
             }
         }
@@ -734,6 +744,45 @@ mod tests {
             c,
             "the rename is a job of its own (D19)"
         );
+    }
+
+    /// The writer's queue is unbounded so that the driver never waits on a disk; this is
+    /// what still bounds it: queued chunks keep their connection's receive budget until the
+    /// writer has written them, so a connection can have no more than `PEER_RECV_BUDGET` of
+    /// chunks waiting for the disk, and its reader stops there.
+    #[tokio::test]
+    async fn queued_chunks_hold_their_connections_receive_budget_until_written() {
+        use crate::peer::budget::{frame_cost, RecvBudget};
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("f.bin.part");
+        let c = content();
+        let budget = RecvBudget::new(1 << 20);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut held = 0;
+        for (i, piece) in c.chunks(25_000).enumerate() {
+            let data = budget.hold(Bytes::copy_from_slice(piece)).await;
+            held += frame_cost(piece.len());
+            // A send on the queue is not async: nothing here can wait on the disk.
+            tx.send(WriterMsg::Append((i * 25_000) as u64, data))
+                .unwrap();
+        }
+        tx.send(WriterMsg::Verify(sha(&c))).unwrap();
+        // No writer has run yet: every queued byte still counts against the connection.
+        assert_eq!(budget.in_use(), held);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let size = c.len() as u64;
+        tokio::task::spawn_blocking(move || write(ID, &part, 0, false, size, rx, &done_tx))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(budget.in_use(), 0, "written chunks give their budget back");
+        let mut verdict = None;
+        while let Ok(d) = done_rx.try_recv() {
+            if let Done::Verified { matched, .. } = d {
+                verdict = Some(matched);
+            }
+        }
+        assert_eq!(verdict, Some(true));
     }
 
     #[tokio::test]

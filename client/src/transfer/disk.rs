@@ -11,12 +11,6 @@ use sha2::{Digest, Sha256};
 
 use super::naming::final_for_part;
 
-/// Chunks a receiver's writer thread may have queued before the connection waits. Four
-/// chunks (1 MiB) keep the disk busy (writes land in the page cache); each queued chunk can
-/// pin a whole received record buffer, and 16 of them were a large part of the receiver's
-/// peak RSS (docs/PERFORMANCE.md).
-pub const WRITER_QUEUE: usize = 4;
-
 /// Opens a file inside the downloads folder without following a symbolic link at its name
 /// (SPEC.md §8.4): `O_NOFOLLOW` where the system has it; `create_new` refuses any existing
 /// name, links included, everywhere.
