@@ -8,6 +8,11 @@
 //! file and `fdatasync`s it before acknowledging, the floor that durable-before-ack (SPEC.md
 //! §8.1) puts under any implementation on this disk. Under a flood it commits a whole burst
 //! with one sync ("group commit"), which is what lets durability and throughput coexist.
+//!
+//! With a sender's file as well ([`Durable::Both`]), the sender appends and syncs each
+//! message before sending it: the floor of a round trip as SPEC.md §8.1 orders it (the
+//! outbox entry durable before the send, rule 2; the receiver's copy durable before the
+//! ack, rule 8), two syncs in sequence.
 
 use std::time::{Duration, Instant};
 
@@ -89,8 +94,20 @@ fn durable_acks(sock: std::net::TcpStream, file: std::path::PathBuf) -> std::io:
     }
 }
 
-/// Runs `rtt_count` sequential round trips, then `flood_count` pipelined messages. With
-/// `durable = Some(file)` the receiver syncs every message (or burst) to `file` before acking.
+/// Which ends sync what they store.
+#[derive(Debug, Clone)]
+pub enum Durable {
+    /// Nothing is stored.
+    No,
+    /// The receiver syncs every message (or burst) to this file before acking.
+    Receiver(std::path::PathBuf),
+    /// As `Receiver`, and the sender syncs each round trip's message to the second file
+    /// before sending it (round trips only: the flood is not run).
+    Both(std::path::PathBuf, std::path::PathBuf),
+}
+
+/// Runs `rtt_count` sequential round trips, then `flood_count` pipelined messages, with
+/// `durable` saying which ends sync.
 ///
 /// # Errors
 /// I/O errors.
@@ -98,8 +115,20 @@ pub async fn run(
     rtt_count: usize,
     flood_count: usize,
     payload: usize,
-    durable: Option<std::path::PathBuf>,
+    durable: Durable,
 ) -> anyhow::Result<PingPong> {
+    let (durable, mut outbox) = match durable {
+        Durable::No => (None, None),
+        Durable::Receiver(f) => (Some(f), None),
+        Durable::Both(receiver, sender) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(sender)?;
+            (Some(receiver), Some(f))
+        }
+    };
+    let flood_count = if outbox.is_some() { 0 } else { flood_count };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
@@ -123,6 +152,12 @@ pub async fn run(
     let mut rtts = Vec::with_capacity(rtt_count);
     for _ in 0..rtt_count {
         let t0 = Instant::now();
+        if let Some(f) = outbox.as_mut() {
+            // Blocks this thread for the sync, as a sender that waits for its outbox does;
+            // the receiver runs on a thread of its own.
+            std::io::Write::write_all(f, &msg)?;
+            f.sync_data()?;
+        }
         w.write_u32(payload as u32).await?;
         w.write_all(&msg).await?;
         w.flush().await?;
