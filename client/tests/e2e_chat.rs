@@ -389,3 +389,35 @@ async fn a_pipelined_burst_arrives_once_in_order_and_is_acked() {
     bob.client.shutdown().await;
     server.shutdown().await;
 }
+
+/// Delivered marks wait a little to ride with a later write (`MARKS_DELAY`, issue #14), but
+/// not for more input: with the sender left alone after the acknowledgement, its outbox on
+/// disk (read through a second connection, as after a crash) empties by itself, and the
+/// history it shows has the message delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivered_mark_reaches_the_disk_without_further_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(&tmp.path().join("server")).await;
+    let addr = server.local_addr.to_string();
+    let mut alice = client(&addr, tmp.path(), "alice", 0).await;
+    let mut bob = client(&addr, tmp.path(), "bob", 1).await;
+    register_login(&mut alice).await;
+    register_login(&mut bob).await;
+    befriend(&mut alice, &mut bob).await;
+    chat(&mut alice, &mut bob, "marked soon").await;
+
+    let history_path = alice.profile.join("history.db");
+    let on_disk = peerchat_client::history::History::open(&history_path)
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !on_disk.outbox().await.unwrap().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the delivered mark was never written");
+    let h = alice.client.history("bob", 10).await.unwrap();
+    assert!(h.len() == 1 && h[0].acked, "{h:?}");
+    drop(server);
+}

@@ -71,6 +71,15 @@ type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 /// Memory stays bounded by each link's receive budget (`PEER_RECV_BUDGET`), not by this.
 pub(crate) const MAX_GATHERED: usize = 1024;
 
+/// How long delivered marks may wait for a batch to ride with (`Core::marks`). Why they
+/// wait at all: nothing waits for a mark (SPEC.md §8.1 r3: removing the outbox entry need not
+/// be durable; the UI heard `MessageAcked` already), but a mark written on its own after each
+/// acknowledgement cost a conversation's sender a second transaction per message, and a
+/// switch of the writer's `synchronous` level before and after it (issue #14). A crash within
+/// the delay loses the marks, which r3 allows: those messages are sent again on the next
+/// connection and acknowledged without being shown twice.
+const MARKS_DELAY: Duration = Duration::from_millis(50);
+
 /// How long a shutdown waits for the links' `Close` frames to be written: the write task
 /// gives a stuck socket `CLOSE_GRACE` (1 s); a little more covers its shutdown.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -215,6 +224,12 @@ pub struct Core {
     down_note: Option<crate::events::PeerCloseReason>,
     /// `SendMessage` replies waiting for the batch that writes their outbox entries (C21).
     send_replies: Vec<(MessageId, Reply<MessageId>)>,
+    /// Delivered marks not written yet, and when they are written at the latest
+    /// ([`MARKS_DELAY`] after the first). They join the next batch of several writes (a
+    /// flood's), or are written on their own when due or before a command other than
+    /// sending (so a history the UI reads shows them) and at shutdown.
+    marks: Vec<PersistOp>,
+    marks_due: Option<Instant>,
     /// An input taken while gathering a batch that could not join it: handled next.
     stash: Option<Stashed>,
     /// Tells first deliveries of queued notices from repeats (SPEC.md §6.9).
@@ -252,6 +267,8 @@ impl Core {
             attempt_note: None,
             down_note: None,
             send_replies: Vec::new(),
+            marks: Vec::new(),
+            marks_due: None,
             stash: None,
             notices: NoticeFilter::default(),
         };
@@ -336,10 +353,14 @@ impl Core {
                 }
                 None => {}
             }
-            let due = [self.machine.poll_timeout(), self.traversal.next_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
+            let due = [
+                self.machine.poll_timeout(),
+                self.traversal.next_timeout(),
+                self.marks_due,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let sleep = async move {
                 match due {
                     Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
@@ -377,6 +398,7 @@ impl Core {
             }
             self.end_of_input().await;
         }
+        self.write_marks().await;
         self.close_all_and_wait().await;
         cancel.cancel();
         self.wait_for_link_tasks().await;
@@ -389,6 +411,9 @@ impl Core {
         cmd: Command,
         peers: &mut mpsc::Receiver<PeerEvent>,
     ) -> ControlFlow<()> {
+        if !matches!(cmd, Command::SendMessage { .. } | Command::SetTyping { .. }) {
+            self.write_marks().await;
+        }
         match cmd {
             Command::Shutdown { reply } => {
                 self.take_unadmitted(peers);
@@ -418,6 +443,9 @@ impl Core {
     /// Carries out what the input asked for, then forgets the notes that belonged to it.
     async fn end_of_input(&mut self) {
         self.drain().await;
+        if self.marks_due.is_some_and(|t| t <= Instant::now()) {
+            self.write_marks().await;
+        }
         self.answer_sends();
         // Notes for the events of this input only.
         self.attempt_note = None;
@@ -496,23 +524,26 @@ impl Core {
     ///
     /// Delivered marks are the exception: nothing waits for them (SPEC.md §8.1 r3: removing
     /// the outbox entry need not be durable, and nothing the machine sends depends on it), so
-    /// they do not end a batch, and frames to send pass them. They are written with the next
-    /// batch, or on their own before any other action or at the end of the drain. Why: every
+    /// they do not end a batch, and every action passes them. They wait in `Core::marks` for
+    /// the next batch of several writes, or are written on their own once due
+    /// ([`MARKS_DELAY`]), before a command other than sending, and at shutdown. Why: every
     /// acknowledgement also lets the next outbox message into the window (a `SendFrame` right
     /// after the mark), and a mark that ended its batch made one transaction per
     /// acknowledgement — 93,000 transactions of one op for a 100,000-message flood, the
-    /// flood's bottleneck (issue #14). Events pass pending marks too: `MessageAcked` says the
+    /// flood's bottleneck (issue #14); and a mark written at the end of each drain still cost a
+    /// conversation one transaction per message more (session 11). Events pass marks too: `MessageAcked` says the
     /// friend stored the message (that is durable on the friend's side, §8.1 r8); the mark is
     /// bookkeeping that a crash may lose anyway (r3), so the user is not kept waiting for it.
     async fn drain(&mut self) {
         let mut batch: Vec<PersistOp> = Vec::new();
-        let mut marks: Vec<PersistOp> = Vec::new();
         let mut held: Vec<Event> = Vec::new();
         loop {
             let next = self.machine.poll_action();
             match next {
                 Some(Action::Persist(op @ PersistOp::MarkDelivered { .. })) => {
-                    marks.push(op);
+                    self.marks.push(op);
+                    self.marks_due
+                        .get_or_insert_with(|| Instant::now() + MARKS_DELAY);
                     continue;
                 }
                 Some(Action::Persist(op)) => {
@@ -525,12 +556,14 @@ impl Core {
                 }
                 _ => {}
             }
-            // A batch is written before the next action of another kind; marks alone let
-            // frames pass (the window's next messages) and are written before anything else.
-            let write = !batch.is_empty()
-                || (!marks.is_empty() && !matches!(next, Some(Action::SendFrame { .. })));
+            // A batch is written before the next action of another kind. Waiting marks join
+            // a batch that is a transaction of several writes anyway (see `marks`).
+            let write = !batch.is_empty();
             if write {
-                batch.append(&mut marks);
+                if batch.len() > 1 {
+                    batch.append(&mut self.marks);
+                    self.marks_due = None;
+                }
                 self.persist_batch(std::mem::take(&mut batch)).await;
                 for e in held.drain(..) {
                     self.emit_from_machine(e);

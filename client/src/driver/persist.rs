@@ -16,6 +16,15 @@ use crate::ids::MessageId;
 use crate::machine::PersistOp;
 
 impl Core {
+    /// Writes the waiting delivered marks on their own (`Core::marks`).
+    pub(super) async fn write_marks(&mut self) {
+        self.marks_due = None;
+        if !self.marks.is_empty() {
+            let marks = std::mem::take(&mut self.marks);
+            self.persist_batch(marks).await;
+        }
+    }
+
     pub(super) async fn persist_batch(&mut self, ops: Vec<PersistOp>) {
         let results = self.history.apply_batch(&ops).await;
         let now = Instant::now();
