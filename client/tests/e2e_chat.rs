@@ -397,13 +397,7 @@ async fn a_pipelined_burst_arrives_once_in_order_and_is_acked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivered_mark_reaches_the_disk_without_further_input() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = start_server(&tmp.path().join("server")).await;
-    let addr = server.local_addr.to_string();
-    let mut alice = client(&addr, tmp.path(), "alice", 0).await;
-    let mut bob = client(&addr, tmp.path(), "bob", 1).await;
-    register_login(&mut alice).await;
-    register_login(&mut bob).await;
-    befriend(&mut alice, &mut bob).await;
+    let (server, _addr, mut alice, mut bob) = friends_pair(tmp.path(), (0, 1)).await;
     chat(&mut alice, &mut bob, "marked soon").await;
 
     let history_path = alice.profile.join("history.db");

@@ -530,10 +530,11 @@ impl Core {
     /// acknowledgement also lets the next outbox message into the window (a `SendFrame` right
     /// after the mark), and a mark that ended its batch made one transaction per
     /// acknowledgement — 93,000 transactions of one op for a 100,000-message flood, the
-    /// flood's bottleneck (issue #14); and a mark written at the end of each drain still cost a
-    /// conversation one transaction per message more (session 11). Events pass marks too: `MessageAcked` says the
-    /// friend stored the message (that is durable on the friend's side, §8.1 r8); the mark is
-    /// bookkeeping that a crash may lose anyway (r3), so the user is not kept waiting for it.
+    /// flood's bottleneck (issue #14); and a mark written at the end of each drain still cost
+    /// a conversation one transaction per message more (session 11). Events pass marks too:
+    /// `MessageAcked` says the friend stored the message (that is durable on the friend's
+    /// side, §8.1 r8); the mark is bookkeeping that a crash may lose anyway (r3), so the user
+    /// is not kept waiting for it.
     async fn drain(&mut self) {
         let mut batch: Vec<PersistOp> = Vec::new();
         let mut held: Vec<Event> = Vec::new();
