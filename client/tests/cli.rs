@@ -560,3 +560,70 @@ fn change_password_needs_the_current_one_and_replaces_it() {
     assert!(new.status.success(), "the new password logs in");
     rt.block_on(server.shutdown());
 }
+
+/// Killed (SIGKILL) right after a message's acknowledgement, before or after its delivered
+/// mark reached the disk (marks wait up to `MARKS_DELAY` to ride with a later write, issue
+/// #14): whichever it was, after a restart the friend has shown the message once, the
+/// sender's history holds it once, and it is marked delivered (SPEC.md §8.1 r3, r7: a lost
+/// mark means the message is sent again and acknowledged without being shown twice).
+#[test]
+fn a_sender_killed_right_after_an_ack_shows_the_message_once_delivered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(peerchat_server::start(peerchat_server::Config::for_tests(
+            tmp.path().join("server"),
+        )))
+        .unwrap();
+    let addr = server.local_addr.to_string();
+    let pa = profile(tmp.path(), "alice", 2);
+    let pb = profile(tmp.path(), "bob", 3);
+    run(&addr, &pa, &["register", "alice", "alice@example.org"]);
+    run(&addr, &pb, &["register", "bob", "bob@example.org"]);
+    run(&addr, &pa, &["login", "alice"]);
+    run(&addr, &pb, &["login", "bob"]);
+    run(&addr, &pa, &["add", "bob"]);
+    run(&addr, &pb, &["accept", "alice"]);
+
+    let bob = Interactive::start(&addr, &pb);
+    bob.wait_for("bob logged in", |v| v["event"] == "logged_in");
+    let mut alice = Interactive::start(&addr, &pa);
+    alice.wait_for("alice logged in", |v| v["event"] == "logged_in");
+    alice.say("/msg bob killed after the ack");
+    alice.wait_for("ack", |v| v["event"] == "message_acked");
+    let mut crashed = alice.child;
+    crashed.kill().unwrap();
+    crashed.wait().unwrap();
+
+    let mut alice = Interactive::start(&addr, &pa);
+    alice.wait_for("alice logged in again", |v| v["event"] == "logged_in");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mine = loop {
+        alice.say("/history bob");
+        let h = alice.wait_for("history", |v| v["event"] == "history");
+        let mine: Vec<Value> = h["messages"].as_array().unwrap().clone();
+        if mine.iter().all(|m| m["acked"] == true) {
+            break mine;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never marked delivered: {mine:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    // A re-sent copy, if any, has been acknowledged by now: bob showed the message once.
+    alice.quit();
+    let shown: Vec<Value> = bob.lines.try_iter().collect();
+    let received = shown
+        .iter()
+        .filter(|v| v["event"] == "message_received")
+        .count();
+    assert_eq!(received, 1, "{shown:?}");
+    let mut bob = bob;
+    bob.say("/history alice");
+    let h = bob.wait_for("bob's history", |v| v["event"] == "history");
+    assert_eq!(h["messages"].as_array().map(Vec::len), Some(1), "{h}");
+    bob.quit();
+    rt.block_on(server.shutdown());
+}
