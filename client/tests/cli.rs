@@ -55,6 +55,30 @@ fn has(lines: &[Value], event: &str) -> bool {
     lines.iter().any(|v| v["event"] == event)
 }
 
+/// A server and two registered, logged-in profiles that are friends: alice (fixed test key
+/// `keys.0`) and bob (`keys.1`).
+fn befriended(
+    root: &Path,
+    rt: &tokio::runtime::Runtime,
+    keys: (usize, usize),
+) -> (peerchat_server::RunningServer, String, PathBuf, PathBuf) {
+    let server = rt
+        .block_on(peerchat_server::start(peerchat_server::Config::for_tests(
+            root.join("server"),
+        )))
+        .unwrap();
+    let addr = server.local_addr.to_string();
+    let pa = profile(root, "alice", keys.0);
+    let pb = profile(root, "bob", keys.1);
+    run(&addr, &pa, &["register", "alice", "alice@example.org"]);
+    run(&addr, &pb, &["register", "bob", "bob@example.org"]);
+    run(&addr, &pa, &["login", "alice"]);
+    run(&addr, &pb, &["login", "bob"]);
+    run(&addr, &pa, &["add", "bob"]);
+    run(&addr, &pb, &["accept", "alice"]);
+    (server, addr, pa, pb)
+}
+
 /// An interactive `chat` process whose stdout lines arrive on a channel.
 struct Interactive {
     child: Child,
@@ -273,20 +297,7 @@ fn fingerprint(n: usize) -> String {
 fn cli_reports_a_key_change_and_trust_key_releases_held_messages() {
     let tmp = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt
-        .block_on(peerchat_server::start(peerchat_server::Config::for_tests(
-            tmp.path().join("server"),
-        )))
-        .unwrap();
-    let addr = server.local_addr.to_string();
-    let pa = profile(tmp.path(), "alice", 0);
-    let pb = profile(tmp.path(), "bob", 1);
-    run(&addr, &pa, &["register", "alice", "alice@example.org"]);
-    run(&addr, &pb, &["register", "bob", "bob@example.org"]);
-    run(&addr, &pa, &["login", "alice"]);
-    run(&addr, &pb, &["login", "bob"]);
-    run(&addr, &pa, &["add", "bob"]);
-    run(&addr, &pb, &["accept", "alice"]);
+    let (server, addr, pa, _pb) = befriended(tmp.path(), &rt, (0, 1));
     // alice's client sees (and pins) bob's key: the first key is trusted on first use.
     run(&addr, &pa, &["friends"]);
 
@@ -337,20 +348,7 @@ fn incoming_lines_print_above_the_prompt_and_keep_the_typed_text() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt
-        .block_on(peerchat_server::start(peerchat_server::Config::for_tests(
-            tmp.path().join("server"),
-        )))
-        .unwrap();
-    let addr = server.local_addr.to_string();
-    let pa = profile(tmp.path(), "alice", 0);
-    let pb = profile(tmp.path(), "bob", 1);
-    run(&addr, &pa, &["register", "alice", "alice@example.org"]);
-    run(&addr, &pb, &["register", "bob", "bob@example.org"]);
-    run(&addr, &pa, &["login", "alice"]);
-    run(&addr, &pb, &["login", "bob"]);
-    run(&addr, &pa, &["add", "bob"]);
-    run(&addr, &pb, &["accept", "alice"]);
+    let (server, addr, pa, pb) = befriended(tmp.path(), &rt, (0, 1));
 
     // Human output (no --json) on a pty.
     let cmd = format!(
@@ -570,20 +568,7 @@ fn change_password_needs_the_current_one_and_replaces_it() {
 fn a_sender_killed_right_after_an_ack_shows_the_message_once_delivered() {
     let tmp = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt
-        .block_on(peerchat_server::start(peerchat_server::Config::for_tests(
-            tmp.path().join("server"),
-        )))
-        .unwrap();
-    let addr = server.local_addr.to_string();
-    let pa = profile(tmp.path(), "alice", 2);
-    let pb = profile(tmp.path(), "bob", 3);
-    run(&addr, &pa, &["register", "alice", "alice@example.org"]);
-    run(&addr, &pb, &["register", "bob", "bob@example.org"]);
-    run(&addr, &pa, &["login", "alice"]);
-    run(&addr, &pb, &["login", "bob"]);
-    run(&addr, &pa, &["add", "bob"]);
-    run(&addr, &pb, &["accept", "alice"]);
+    let (server, addr, pa, pb) = befriended(tmp.path(), &rt, (2, 3));
 
     let bob = Interactive::start(&addr, &pb);
     bob.wait_for("bob logged in", |v| v["event"] == "logged_in");
