@@ -178,6 +178,7 @@ impl Client {
             }),
             idle: config.peer_idle,
             links: TaskTracker::new(),
+            recv_budgets: Default::default(),
         };
         let server = server_session::spawn(
             ServerSettings {

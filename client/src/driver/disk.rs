@@ -85,11 +85,11 @@ enum WriterMsg {
 /// The queue is unbounded on purpose: the driver must never wait on one transfer's disk,
 /// or every other input (chat from other friends, the user's commands, the server) waits
 /// behind a chunk's write whenever the disk is slower than the link. What bounds the queue
-/// is the connection the chunks came on: each chunk's bytes hold their share of that
-/// connection's receive budget until the writer has written and dropped them
-/// ([`crate::peer::budget::RecvBudget`], `PEER_RECV_BUDGET`), so the link stops reading
-/// (and TCP pushes back on the friend) once its chunks fill the budget, whether they wait
-/// in the event queue, in the machine or here.
+/// is the friend the chunks came from: each chunk's bytes hold their share of that friend's
+/// receive budget, shared by all its connections, until the writer has written and dropped
+/// them ([`crate::peer::budget::RecvBudgets`], `PEER_RECV_BUDGET`), so the friend's links
+/// stop reading (and TCP pushes back on that friend) once its chunks fill the budget,
+/// whether they wait in the event queue, in the machine or here — even across reconnects.
 struct Writer {
     tx: mpsc::UnboundedSender<WriterMsg>,
     join: tokio::task::JoinHandle<()>,
@@ -272,7 +272,7 @@ impl Core {
                     let w = spawn_writer(id, part, offset, streamed, size, self.disk.tx.clone());
                     self.disk.writers.insert(id, w);
                 }
-                // Never waits: the connection's receive budget is the backpressure (`Writer`).
+                // Never waits: the friend's receive budget is the backpressure (`Writer`).
                 let sent = self
                     .disk
                     .writers
@@ -747,11 +747,11 @@ mod tests {
     }
 
     /// The writer's queue is unbounded so that the driver never waits on a disk; this is
-    /// what still bounds it: queued chunks keep their connection's receive budget until the
-    /// writer has written them, so a connection can have no more than `PEER_RECV_BUDGET` of
-    /// chunks waiting for the disk, and its reader stops there.
+    /// what still bounds it: queued chunks keep their friend's receive budget until the
+    /// writer has written them, so a friend can have no more than `PEER_RECV_BUDGET` of
+    /// chunks waiting for the disk, and its readers stop there.
     #[tokio::test]
-    async fn queued_chunks_hold_their_connections_receive_budget_until_written() {
+    async fn queued_chunks_hold_their_friends_receive_budget_until_written() {
         use crate::peer::budget::{frame_cost, RecvBudget};
         let dir = tempfile::tempdir().unwrap();
         let part = dir.path().join("f.bin.part");
@@ -767,7 +767,7 @@ mod tests {
                 .unwrap();
         }
         tx.send(WriterMsg::Verify(sha(&c))).unwrap();
-        // No writer has run yet: every queued byte still counts against the connection.
+        // No writer has run yet: every queued byte still counts against the friend.
         assert_eq!(budget.in_use(), held);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let size = c.len() as u64;

@@ -60,14 +60,14 @@ pub fn frame_cost(encoded_len: usize) -> usize {
     encoded_len + FRAME_OVERHEAD
 }
 
-/// Bytes of received frames one connection may have in memory between its reader and the
-/// disk: in the peer event queue, in the core, in a disk writer's queue. The reader stops
-/// reading (TCP then pushes back on the sender) until frames are dropped. Without it a
+/// Bytes of received frames one friend's connections may have in memory between their
+/// readers and the disk: in the peer event queue, in the core, in a disk writer's queue.
+/// The readers stop reading (TCP then pushes back on the friend) until frames are dropped. Without it a
 /// fast sender filled the 64-event queue with 256 KiB chunks and the receiver's peak RSS
 /// was 51-62 MiB (docs/PERFORMANCE.md); 2 MiB is eight chunks, enough to keep the disk busy.
 pub const PEER_RECV_BUDGET: usize = 2 * 1024 * 1024;
 
-/// The receive byte budget of one connection ([`PEER_RECV_BUDGET`]). A frame's bytes carry
+/// A receive byte budget ([`PEER_RECV_BUDGET`]; one per friend, [`RecvBudgets`]). A frame's bytes carry
 /// its share of the budget and give it back when the last copy of them is dropped (after
 /// the disk writer wrote them), so the budget counts memory wherever the frame went.
 #[derive(Debug, Clone)]
@@ -118,6 +118,35 @@ impl RecvBudget {
     }
 }
 
+/// The receive budgets of every friend, each shared by all of that friend's connections.
+///
+/// Why per friend and not per connection: a received chunk keeps its share until the disk
+/// writer has written it, which may be after its connection closed (the driver never waits
+/// on a writer, so the writer's queue is bounded only by these budgets). With a fresh budget
+/// per connection, a friend that reconnected as fast as it could, sending a budget's worth
+/// of chunks on each connection, could make the queue behind a slow disk grow by a budget
+/// per connection. Shared, everything one friend has in flight stays within one budget; a
+/// duplicate connection during the overlap of §7.3 waits for the other's chunks to drain.
+#[derive(Debug, Clone, Default)]
+pub struct RecvBudgets(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, RecvBudget>>>,
+);
+
+impl RecvBudgets {
+    /// The budget of `friend`'s connections (created at the first).
+    pub fn of(&self, friend: &str) -> RecvBudget {
+        match self.0.lock() {
+            Ok(mut map) => map
+                .entry(friend.to_owned())
+                .or_insert_with(|| RecvBudget::new(PEER_RECV_BUDGET))
+                .clone(),
+            // Poisoned (a panic elsewhere while holding it): a budget of its own still
+            // bounds this connection.
+            Err(_) => RecvBudget::new(PEER_RECV_BUDGET),
+        }
+    }
+}
+
 /// The Ping bucket of one connection (SPEC.md §7.9 rule 3): `burst` tokens, refilled at
 /// `rate` per second; a Ping that finds it empty ends the connection.
 #[derive(Debug, Clone)]
@@ -165,6 +194,25 @@ impl PingBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_friends_connections_share_one_receive_budget() {
+        let budgets = RecvBudgets::default();
+        let (first, second) = (budgets.of("bob"), budgets.of("bob"));
+        let held = first.hold(bytes::Bytes::from(vec![0u8; 1000])).await;
+        assert_eq!(
+            second.in_use(),
+            frame_cost(1000),
+            "a reconnect sees what is held"
+        );
+        assert_eq!(
+            budgets.of("carol").in_use(),
+            0,
+            "another friend has its own"
+        );
+        drop(held);
+        assert_eq!(second.in_use(), 0);
+    }
 
     #[tokio::test]
     async fn received_bytes_hold_the_budget_until_their_last_copy_is_dropped() {

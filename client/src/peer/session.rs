@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::budget::{frame_cost, PingBucket, RecvBudget, SendBudget, PEER_RECV_BUDGET};
+use super::budget::{frame_cost, PingBucket, RecvBudget, RecvBudgets, SendBudget};
 use super::hello::{check_dialled_key, check_hello, friend_for_key, local_features, HelloError};
 use super::idle::IdleAction;
 use super::registry::ConnId;
@@ -260,6 +260,8 @@ pub struct SessionContext {
     /// past the Noise handshake closes NORMAL by itself, and the shutdown waits for them
     /// (SPEC.md §8.5.1 L53), whether or not the driver ever admitted the link.
     pub links: TaskTracker,
+    /// What each friend's received frames may hold in memory, shared by its connections.
+    pub recv_budgets: RecvBudgets,
 }
 
 impl SessionContext {
@@ -651,6 +653,7 @@ where
         why: Arc::default(),
     };
     tracing::debug!(%addr, %friend, ?conn, "peer connection up");
+    let recv_budget = ctx.recv_budgets.of(&friend);
     let link_for_reader = link.clone();
     let up = PeerEvent::Up {
         conn,
@@ -672,8 +675,15 @@ where
         drain(&mut reader).await;
         return Ok(());
     }
-    let (reason, friend_close, closed_here) =
-        read_loop(&mut reader, &ctx, conn, &link_for_reader, &pong).await;
+    let (reason, friend_close, closed_here) = read_loop(
+        &mut reader,
+        &ctx,
+        conn,
+        &link_for_reader,
+        &pong,
+        recv_budget,
+    )
+    .await;
     let down = PeerEvent::Down {
         conn,
         reason,
@@ -762,6 +772,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     conn: ConnId,
     link: &PeerLink,
     pong: &PongSlot,
+    budget: RecvBudget,
 ) -> (PeerCloseReason, Option<CloseReason>, bool) {
     let stop = &link.stop;
     let mut last = Instant::now();
@@ -769,7 +780,6 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut pings_sent = 0;
     let mut pings = PingBucket::new(PEER_PING_BURST, PEER_PING_RATE, last);
     let mut tick = tokio::time::interval(ctx.idle.tick());
-    let budget = RecvBudget::new(PEER_RECV_BUDGET);
     loop {
         tokio::select! {
             () = stop.cancelled() => return (link.close_reason(), None, true),
@@ -1022,6 +1032,7 @@ mod tests {
                 }),
                 idle: crate::peer::idle::IdleTimers::default(),
                 links: TaskTracker::new(),
+                recv_budgets: Default::default(),
             }
         }
 
