@@ -2,8 +2,9 @@
 //! hands over every `Persist` action the machine queued in a row, [`History::apply_batch`]
 //! writes them in one transaction with one sync, and only then are the results fed back
 //! through `handle_persisted` — so what the machine orders, history first and then the ack
-//! (C1), the outbox first and then the send (C21), holds on disk too, with one sync per
-//! burst instead of one per message.
+//! (C1), the outbox entry written before the message counts as delivered (C8), holds on disk
+//! too, with one sync per burst instead of one per message. (Our own messages do not wait
+//! for their outbox write to be sent, §8.1 r2: see `Core::drain`.)
 //!
 //! [`History::apply_batch`]: crate::history::History::apply_batch
 
@@ -31,7 +32,8 @@ impl Core {
         for (op, r) in ops.iter().zip(results) {
             if let Some(e) = r.error {
                 match op {
-                    // The SendMessage reply says so (C21); nothing was sent.
+                    // The SendMessage reply says so (C21). The message stays in the
+                    // machine's outbox: it may be on its way already.
                     PersistOp::AppendOutbox {
                         frame: ChatFrame { id, .. },
                         ..

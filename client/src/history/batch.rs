@@ -2,19 +2,20 @@
 //! with one disk sync.
 //!
 //! Why: SPEC.md §8.1 asks for a message to be durable before it is acknowledged (receiver,
-//! rule 8) and before it is sent (sender, rule 2). One transaction per message costs one
-//! disk sync per message on each side — 0.5–2 ms on the benchmark's virtual disk, so
-//! ~450 messages/s whatever the CPU. The durability rule says *before the ack*, not *alone*:
+//! rule 8) and before it counts as delivered (sender, rules 2–3). One transaction per
+//! message costs one disk sync per message on each side — 0.5–2 ms on the benchmark's
+//! virtual disk, so ~450 messages/s whatever the CPU. The durability rule says *before the ack*, not *alone*:
 //! a driver that collects every `Action::Persist` the machine produced in one turn (all
 //! frames one read of the link delivered, all messages the user queued meanwhile), applies
 //! them here in one transaction and only then feeds the results back
 //! ([`ClientMachine::handle_persisted`](crate::machine::ClientMachine::handle_persisted),
-//! which releases the acks and sends), keeps the rule with one sync per burst.
+//! which releases the acks and the "delivered" reports), keeps the rule with one sync per
+//! burst.
 //!
 //! Durability levels, and why:
 //! - A batch holding any `StoreIncoming`, `AppendOutbox` or `Transfer` op commits with
 //!   `synchronous = FULL`: one WAL fsync for the whole batch, before any of its acks leave
-//!   (§8.1 r2, r8).
+//!   (§8.1 r8) and before any of its outgoing messages counts as delivered (r2–r3).
 //! - `MarkDelivered` has no durability promise (§8.1 r3 only says the entry leaves the
 //!   outbox): if a mark is lost in a power cut, the message is still in the outbox, is sent
 //!   again on the next link, and the receiver acknowledges it again without showing it twice

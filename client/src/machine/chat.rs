@@ -1,5 +1,6 @@
-//! SPEC.md §8.1–§8.2 and Table C (§8.5.2) in the machine: the outbox (made durable before a
-//! message is sent, C21; re-sent in order on every link that reaches OPEN, C20), the inbox
+//! SPEC.md §8.1–§8.2 and Table C (§8.5.2) in the machine: the outbox (written as the message
+//! is sent, delivered only once durable, C21 and C8; re-sent in order on every link that
+//! reaches OPEN, C20), the inbox
 //! (stored durably before the ack, C1; acked again but not shown for a known id, C2; no ack
 //! when storing fails, C7), acks (C8–C10) and typing (C11–C13, C24).
 
@@ -22,8 +23,9 @@ pub(crate) struct Chat {
     inbox: Inbox,
     /// Received messages waiting for their `StoreIncoming` result.
     storing: HashMap<(String, MessageId), ChatFrame>,
-    /// Our messages waiting for their `AppendOutbox` result.
-    appending: HashMap<(String, MessageId), ChatFrame>,
+    /// Our messages whose `AppendOutbox` result has not come back: sent already, but not
+    /// delivered until it does (§8.1 r2–r3), with `true` once the friend's ack came first.
+    unstored: HashMap<(String, MessageId), bool>,
     typing: TypingTracker,
     typing_shown: HashSet<String>,
 }
@@ -70,6 +72,7 @@ impl ClientMachine {
         id: MessageId,
         text: String,
         sent_at_unix_ms: u64,
+        now: Instant,
     ) -> Result<(), CommandError> {
         let k = key(friend);
         if !self.dir.is_friend(&k) {
@@ -80,35 +83,46 @@ impl ClientMachine {
             sent_at_unix_ms,
             text,
         };
-        // C21: durably in the outbox first.
-        self.chat.appending.insert((k.clone(), id), frame.clone());
+        // C21: into the outbox, and out at once if a link is open. The write goes first in
+        // the queue, but the driver lets the `ChatMessage` pass its batch: the sync runs
+        // while the message travels and the friend stores it (§8.1 r2). What waits for the
+        // write is "delivered" (`on_ack`, `on_outbox_stored`).
+        self.chat.unstored.insert((k.clone(), id), false);
         self.push(Action::Persist(PersistOp::AppendOutbox {
-            friend: k,
-            frame,
+            friend: k.clone(),
+            frame: frame.clone(),
         }));
-        Ok(())
-    }
-
-    pub(crate) fn on_outbox_stored(&mut self, k: &str, id: MessageId, ok: bool, now: Instant) {
-        let k = key(k);
-        let Some(frame) = self.chat.appending.remove(&(k.clone(), id)) else {
-            return;
-        };
-        if !ok {
-            self.emit(Event::Error {
-                message: format!("message {id} could not be stored; not sent"),
-            });
-            return;
-        }
         self.chat.typing.stopped(&k);
         if !self.dir.may_link(&k) {
             // Held while a key change is pending (L51a): queued, sent after it ends.
             self.chat.outbox.restore(&k, frame);
-            return;
+            return Ok(());
         }
         match (self.chat.outbox.enqueue(&k, frame), self.links.active(&k)) {
             (Some(f), Some(link)) => self.send(link, PeerFrame::Chat(f)),
             _ => self.maybe_dial(&k, now),
+        }
+        Ok(())
+    }
+
+    /// The outbox entry of a message is written (`ok`) or could not be. Either way the message
+    /// stays in the outbox of this run; an ack that came first is now reported (C8).
+    pub(crate) fn on_outbox_stored(&mut self, k: &str, id: MessageId, ok: bool, _now: Instant) {
+        let k = key(k);
+        let Some(acked) = self.chat.unstored.remove(&(k.clone(), id)) else {
+            return;
+        };
+        if !ok {
+            // It may be on its way already, so it is neither withdrawn nor dropped: it is
+            // delivered if this run lasts, and only a restart loses it.
+            self.emit(Event::Error {
+                message: format!(
+                    "message {id} could not be stored in the history; it stays queued, but a restart loses it"
+                ),
+            });
+        }
+        if acked {
+            self.delivered(&k, id);
         }
     }
 
@@ -168,12 +182,27 @@ impl ClientMachine {
         }
     }
 
-    /// C8–C10.
+    /// C8–C10. An ack that comes before the message's own outbox entry is written (the
+    /// send did not wait for it, §8.1 r2) frees the window at once but is reported when the
+    /// write is done: "delivered" means stored at both ends.
     pub(crate) fn on_ack(&mut self, k: &str, id: [u8; 16], _now: Instant) {
         let id = MessageId(id);
         if !self.chat.outbox.on_ack(k, id) {
             return;
         }
+        match self.chat.unstored.get_mut(&(k.to_owned(), id)) {
+            Some(acked) => *acked = true,
+            None => self.delivered(k, id),
+        }
+        if let Some(link) = self.links.active(k) {
+            for f in self.chat.outbox.next_to_send(k) {
+                self.send(link, PeerFrame::Chat(f));
+            }
+        }
+    }
+
+    /// The friend stored a message whose outbox entry is written too.
+    fn delivered(&mut self, k: &str, id: MessageId) {
         self.push(Action::Persist(PersistOp::MarkDelivered {
             friend: k.to_owned(),
             id,
@@ -182,11 +211,6 @@ impl ClientMachine {
             friend: self.dir.display(k),
             message_id: id,
         });
-        if let Some(link) = self.links.active(k) {
-            for f in self.chat.outbox.next_to_send(k) {
-                self.send(link, PeerFrame::Chat(f));
-            }
-        }
     }
 
     /// C11–C12.

@@ -334,7 +334,8 @@ pub enum DiskEvent {
 }
 
 /// What the driver must make durable. The machine asks before it acknowledges (C1: history
-/// first, then ack) and before it sends (C21: the outbox first).
+/// first, then ack) and before it reports one of our messages delivered (C8: its outbox
+/// entry is written, though its send did not wait, C21).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PersistOp {
     /// Store a received message unless its id from this friend is stored already.
@@ -346,7 +347,8 @@ pub enum PersistOp {
         /// Our wall clock at receipt, Unix ms.
         received_at_unix_ms: u64,
     },
-    /// Append a message to the outbox (history) before it is sent.
+    /// Append a message to the outbox (history). Queued before the message's send, which
+    /// the driver lets pass it (§8.1 r2).
     AppendOutbox {
         /// To whom.
         friend: String,
@@ -505,7 +507,7 @@ impl ClientMachine {
                 id,
                 text,
                 sent_at_unix_ms,
-            } => self.send_message(&friend, id, text, sent_at_unix_ms),
+            } => self.send_message(&friend, id, text, sent_at_unix_ms, now),
             Command::SetTyping { friend, active } => {
                 self.set_typing(&friend, active, now);
                 Ok(())

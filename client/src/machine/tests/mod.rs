@@ -78,7 +78,8 @@ fn c1_history_first_then_ack() {
             })
             .collect();
     assert_eq!(kinds, ["store", "ack"]);
-    // And on the sending side: the outbox row before the ChatMessage.
+    // And on the sending side: the outbox write is queued before the ChatMessage (the
+    // driver lets the message pass it, §8.1 r2), and "delivered" comes after both.
     let first =
         p.a.log
             .iter()
@@ -93,6 +94,62 @@ fn c1_history_first_then_ack() {
         )
     });
     assert!(first < sent && sent.is_some());
+}
+
+fn acked(p: &Pair) -> usize {
+    p.a.events()
+        .iter()
+        .filter(|e| matches!(e, Event::MessageAcked { .. }))
+        .count()
+}
+
+/// §8.1 r2–r3, C8, C21: the message leaves while its outbox entry is still being written; the
+/// friend's ack frees the window at once but "delivered" (the event, the mark) waits for the
+/// write.
+#[test]
+fn c21_sent_before_its_outbox_write_is_done_delivered_only_after() {
+    let (mut p, _) = Pair::connected();
+    p.a.history.hold_outbox = true;
+    let id = p.say(Side::A, 1, "hi");
+    p.drive();
+    assert_eq!(
+        texts(&p),
+        ["hi"],
+        "sent and stored by the friend before our write is done"
+    );
+    assert!(p.a.history.outbox.is_empty(), "our write is still running");
+    assert_eq!(
+        p.a.m.chat.pending("bob"),
+        0,
+        "the ack took it out of the window"
+    );
+    assert_eq!(acked(&p), 0, "not delivered before it is stored here too");
+    assert!(p.a.history.delivered.is_empty());
+
+    p.release_outbox(Side::A);
+    assert_eq!(acked(&p), 1);
+    assert!(p.a.history.delivered.contains(&id));
+}
+
+/// An outbox write that fails after the message left: the message is not withdrawn (the
+/// friend may show it already), the user hears that the history lacks it, and the ack is
+/// still reported.
+#[test]
+fn c21_a_failed_outbox_write_is_reported_and_the_message_still_delivered() {
+    let (mut p, _) = Pair::connected();
+    p.a.history.hold_outbox = true;
+    p.a.history.fail_outbox = true;
+    p.say(Side::A, 1, "hi");
+    p.drive();
+    p.release_outbox(Side::A);
+    assert_eq!(texts(&p), ["hi"]);
+    let errors =
+        p.a.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Error { .. }))
+            .count();
+    assert_eq!(errors, 1);
+    assert_eq!(acked(&p), 1);
 }
 
 #[test]

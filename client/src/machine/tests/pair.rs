@@ -69,6 +69,13 @@ pub struct MemHistory {
     pub transfers: HashMap<TransferId, TransferRecord>,
     /// StoreIncoming fails (C7).
     pub fail_store: bool,
+    /// AppendOutbox results are held (a sync still running while the message travels,
+    /// §8.1 r2), until [`Pair::release_outbox`].
+    pub hold_outbox: bool,
+    /// Held AppendOutbox ops.
+    pub held_outbox: Vec<PersistOp>,
+    /// AppendOutbox fails (a full disk).
+    pub fail_outbox: bool,
 }
 
 /// One client: its machine and what its driver would own.
@@ -505,6 +512,21 @@ impl Pair {
         }
     }
 
+    /// Writes the AppendOutbox ops `side` held and feeds their results back.
+    pub fn release_outbox(&mut self, side: Side) {
+        let h = &mut self.node(side).history;
+        h.hold_outbox = false;
+        let held = std::mem::take(&mut h.held_outbox);
+        let now = self.now;
+        for op in held {
+            if let Some(done) = self.persist(side, op) {
+                self.node(side).m.handle_persisted(done, now);
+                self.collect(side);
+            }
+        }
+        self.drive();
+    }
+
     /// Releases the Verify jobs `side` held.
     pub fn release_verify(&mut self, side: Side) {
         let held = std::mem::take(&mut self.node(side).disk.held_verify);
@@ -647,13 +669,19 @@ impl Pair {
                     fresh: Some(fresh),
                 })
             }
+            op @ PersistOp::AppendOutbox { .. } if h.hold_outbox => {
+                h.held_outbox.push(op);
+                None
+            }
             PersistOp::AppendOutbox { friend, frame } => {
                 let id = MessageId(frame.id);
-                h.outbox.push((friend.clone(), id));
+                if !h.fail_outbox {
+                    h.outbox.push((friend.clone(), id));
+                }
                 Some(Persisted::Outbox {
                     friend,
                     id,
-                    ok: true,
+                    ok: !h.fail_outbox,
                 })
             }
             PersistOp::MarkDelivered { id, .. } => {
