@@ -548,7 +548,6 @@ impl Core {
     async fn drain(&mut self) {
         let mut batch: Vec<PersistOp> = Vec::new();
         let mut held: Vec<Event> = Vec::new();
-        let mut passed = false;
         loop {
             let next = self.machine.poll_action();
             match next {
@@ -572,7 +571,6 @@ impl Core {
                 }) if !batch.is_empty() => {
                     // Sent while its outbox entry is written (§8.1 r2, see above).
                     self.send_frame(link, frame);
-                    passed = true;
                     continue;
                 }
                 _ => {}
@@ -584,14 +582,6 @@ impl Core {
                 if batch.len() > 1 {
                     batch.append(&mut self.marks);
                     self.marks_due = None;
-                }
-                if std::mem::take(&mut passed) {
-                    // The link's writer task was woken by the send; one turn of the
-                    // scheduler lets it hand the message to the kernel before this task
-                    // waits on SQLite's thread. Without it the writer sometimes ran only
-                    // after the commit, and the round trip paid both syncs again (RTT p50
-                    // 0.43–0.86 ms against 0.28–0.34 in the same minutes, issue #14).
-                    tokio::task::yield_now().await;
                 }
                 self.persist_batch(std::mem::take(&mut batch)).await;
                 for e in held.drain(..) {
