@@ -217,13 +217,11 @@ pub struct Core {
     told_keys: HashMap<String, String>,
     disk: disk::Disk,
     disk_rx: mpsc::UnboundedReceiver<disk::Done>,
-    /// Messages whose `AppendOutbox` failed, by id (the `SendMessage` reply says so).
-    outbox_failed: HashMap<MessageId, String>,
     /// A punched link's attempt number and a link's end as the session saw it, for the
     /// machine's next PeerConnected / PeerDisconnected event.
     attempt_note: Option<u32>,
     down_note: Option<crate::events::PeerCloseReason>,
-    /// `SendMessage` replies waiting for the batch that writes their outbox entries (C21).
+    /// `SendMessage` replies waiting for the batch that writes their outbox entries.
     send_replies: Vec<(MessageId, Reply<MessageId>)>,
     /// Delivered marks not written yet, and when they are written at the latest
     /// ([`MARKS_DELAY`] after the first). They join the next batch of several writes (a
@@ -264,7 +262,6 @@ impl Core {
             told_keys: HashMap::new(),
             disk,
             disk_rx,
-            outbox_failed: HashMap::new(),
             attempt_note: None,
             down_note: None,
             send_replies: Vec::new(),
@@ -827,7 +824,10 @@ impl Core {
     }
 
     /// Hands a message to the machine; the reply waits in `send_replies` until the batch
-    /// holding its `AppendOutbox` is written (C21: the reply says if that failed).
+    /// holding its `AppendOutbox` is written, so a caller that reads the history next finds
+    /// the message. A write that fails does not fail the reply: the message is queued and
+    /// may be on its way already (§8.1 r2); the machine's `Error` event says the history
+    /// lacks it.
     fn queue_message(&mut self, friend: &str, text: String, reply: Reply<MessageId>, now: Instant) {
         if text.is_empty() || text.len() > peerchat_proto::limits::MAX_CHAT_TEXT {
             let _ = reply.send(Err(ClientError::Invalid(format!(
@@ -857,11 +857,7 @@ impl Core {
     /// Answers the `SendMessage`s whose outbox writes are done.
     fn answer_sends(&mut self) {
         for (id, reply) in std::mem::take(&mut self.send_replies) {
-            let r = match self.outbox_failed.remove(&id) {
-                Some(e) => Err(ClientError::Invalid(format!("message not stored: {e}"))),
-                None => Ok(id),
-            };
-            let _ = reply.send(r);
+            let _ = reply.send(Ok(id));
         }
     }
 

@@ -10,10 +10,7 @@
 
 use std::time::Instant;
 
-use peerchat_proto::message::ChatFrame;
-
 use super::Core;
-use crate::ids::MessageId;
 use crate::machine::PersistOp;
 
 impl Core {
@@ -32,13 +29,11 @@ impl Core {
         for (op, r) in ops.iter().zip(results) {
             if let Some(e) = r.error {
                 match op {
-                    // The SendMessage reply says so (C21). The message stays in the
-                    // machine's outbox: it may be on its way already.
-                    PersistOp::AppendOutbox {
-                        frame: ChatFrame { id, .. },
-                        ..
-                    } => {
-                        self.outbox_failed.insert(MessageId(*id), e.to_string());
+                    // The machine tells the user (its result says `ok: false`). The message
+                    // stays in its outbox and is delivered in this run: it may be on its way
+                    // already (§8.1 r2), so it is neither withdrawn nor reported as failed.
+                    PersistOp::AppendOutbox { .. } => {
+                        tracing::warn!(error = %e, "outbox entry not written");
                     }
                     // C7: an incoming message not stored is not acknowledged; the friend
                     // sends it again. A lost transfer row or delivered mark is logged.

@@ -1,8 +1,8 @@
-//! SPEC.md §8.1–§8.2 and Table C (§8.5.2) in the machine: the outbox (written as the message
-//! is sent, delivered only once durable, C21 and C8; re-sent in order on every link that
-//! reaches OPEN, C20), the inbox
-//! (stored durably before the ack, C1; acked again but not shown for a known id, C2; no ack
-//! when storing fails, C7), acks (C8–C10) and typing (C11–C13, C24).
+//! SPEC.md §8.1–§8.2 and Table C (§8.5.2) in the machine: the outbox (written while the
+//! message is sent, delivered only once written, C21 and C8; re-sent in order on every link
+//! that reaches OPEN, C20), the inbox (stored durably before the ack, C1; acked again but
+//! not shown for a known id, C2; no ack when storing fails, C7), acks (C8–C10) and typing
+//! (C11–C13, C24).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -23,8 +23,8 @@ pub(crate) struct Chat {
     inbox: Inbox,
     /// Received messages waiting for their `StoreIncoming` result.
     storing: HashMap<(String, MessageId), ChatFrame>,
-    /// Our messages whose `AppendOutbox` result has not come back: sent already, but not
-    /// delivered until it does (§8.1 r2–r3), with `true` once the friend's ack came first.
+    /// Our messages whose `AppendOutbox` result has not come back: maybe sent already, but
+    /// not delivered until it does (§8.1 r2–r3); `true` once the friend's ack came first.
     unstored: HashMap<(String, MessageId), bool>,
     typing: TypingTracker,
     typing_shown: HashSet<String>,

@@ -502,13 +502,17 @@ impl Pair {
                     self.collect(side);
                 }
             }
-            Action::Persist(op) => {
-                if let Some(done) = self.persist(side, op) {
-                    self.node(side).m.handle_persisted(done, now);
-                    self.collect(side);
-                }
-            }
+            Action::Persist(op) => self.write(side, op),
             Action::Emit(_) => {}
+        }
+    }
+
+    /// Applies `op` to `side`'s history and feeds its result, if any, back.
+    fn write(&mut self, side: Side, op: PersistOp) {
+        if let Some(done) = self.persist(side, op) {
+            let now = self.now;
+            self.node(side).m.handle_persisted(done, now);
+            self.collect(side);
         }
     }
 
@@ -516,13 +520,8 @@ impl Pair {
     pub fn release_outbox(&mut self, side: Side) {
         let h = &mut self.node(side).history;
         h.hold_outbox = false;
-        let held = std::mem::take(&mut h.held_outbox);
-        let now = self.now;
-        for op in held {
-            if let Some(done) = self.persist(side, op) {
-                self.node(side).m.handle_persisted(done, now);
-                self.collect(side);
-            }
+        for op in std::mem::take(&mut h.held_outbox) {
+            self.write(side, op);
         }
         self.drive();
     }
