@@ -9,8 +9,9 @@
 //! durable-before-ack puts a disk sync under every acknowledgement, a second baseline shows
 //! that floor: the same ping-pong with the receiver appending each message to a file and
 //! syncing it before the ack (one sync per burst under the flood). A third syncs at both
-//! ends, the sender before it sends (SPEC.md §8.1 r2) and the receiver before it acks (r8):
-//! the floor of a round trip as the spec orders it, two syncs in sequence.
+//! ends in sequence, the sender before it sends and the receiver before it acks (r8): the
+//! floor of a round trip as version 1 of SPEC.md §8.1 r2 ordered it. Since r2 lets the
+//! sender's sync overlap the round trip, the one-sync floor is the one the goal binds to.
 //!
 //! Each phase stops at `messages` or after `cap` seconds, whichever comes first, so that a
 //! slow build still finishes in minutes; the rows say how many messages were measured.

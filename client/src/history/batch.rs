@@ -2,15 +2,14 @@
 //! with one disk sync.
 //!
 //! Why: SPEC.md §8.1 asks for a message to be durable before it is acknowledged (receiver,
-//! rule 8) and before it counts as delivered (sender, rules 2–3). One transaction per
-//! message costs one disk sync per message on each side — 0.5–2 ms on the benchmark's
-//! virtual disk, so ~450 messages/s whatever the CPU. The durability rule says *before the ack*, not *alone*:
-//! a driver that collects every `Action::Persist` the machine produced in one turn (all
-//! frames one read of the link delivered, all messages the user queued meanwhile), applies
-//! them here in one transaction and only then feeds the results back
-//! ([`ClientMachine::handle_persisted`](crate::machine::ClientMachine::handle_persisted),
-//! which releases the acks and the "delivered" reports), keeps the rule with one sync per
-//! burst.
+//! rule 8) and before it counts as delivered (sender, rules 2–3). One transaction per message
+//! costs one disk sync per message on each side — 0.5–2 ms on the benchmark's virtual disk,
+//! so ~450 messages/s whatever the CPU. The durability rule says *before the ack*, not
+//! *alone*: a driver that collects every `Action::Persist` the machine produced in one turn
+//! (all frames one read of the link delivered, all messages the user queued meanwhile),
+//! applies them here in one transaction and only then feeds the results back
+//! ([`ClientMachine::handle_persisted`](crate::machine::ClientMachine::handle_persisted), which
+//! releases the acks and the "delivered" reports), keeps the rule with one sync per burst.
 //!
 //! Durability levels, and why:
 //! - A batch holding any `StoreIncoming`, `AppendOutbox` or `Transfer` op commits with

@@ -60,16 +60,16 @@ pub fn frame_cost(encoded_len: usize) -> usize {
     encoded_len + FRAME_OVERHEAD
 }
 
-/// Bytes of received frames one friend's connections may have in memory between their
-/// readers and the disk: in the peer event queue, in the core, in a disk writer's queue.
-/// The readers stop reading (TCP then pushes back on the friend) until frames are dropped. Without it a
-/// fast sender filled the 64-event queue with 256 KiB chunks and the receiver's peak RSS
-/// was 51-62 MiB (docs/PERFORMANCE.md); 2 MiB is eight chunks, enough to keep the disk busy.
+/// Bytes of received frames one friend's connections may have in memory between their readers
+/// and the disk: in the peer event queue, in the core, in a disk writer's queue. The readers
+/// stop reading (TCP then pushes back on the friend) until frames are dropped. Without it a
+/// fast sender filled the 64-event queue with 256 KiB chunks and the receiver's peak RSS was
+/// 51-62 MiB (docs/PERFORMANCE.md); 2 MiB is eight chunks, enough to keep the disk busy.
 pub const PEER_RECV_BUDGET: usize = 2 * 1024 * 1024;
 
-/// A receive byte budget ([`PEER_RECV_BUDGET`]; one per friend, [`RecvBudgets`]). A frame's bytes carry
-/// its share of the budget and give it back when the last copy of them is dropped (after
-/// the disk writer wrote them), so the budget counts memory wherever the frame went.
+/// A receive byte budget ([`PEER_RECV_BUDGET`]; one per friend, [`RecvBudgets`]). A frame's
+/// bytes carry its share of the budget and give it back when the last copy of them is dropped
+/// (after the disk writer wrote them), so the budget counts memory wherever the frame went.
 #[derive(Debug, Clone)]
 pub struct RecvBudget {
     permits: std::sync::Arc<tokio::sync::Semaphore>,
