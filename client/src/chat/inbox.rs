@@ -5,8 +5,7 @@
 //! answers from memory for ids seen in this run, so duplicates after a reconnect cost no
 //! query.
 
-use std::collections::HashSet;
-
+use super::by_friend::ByFriend;
 use crate::ids::MessageId;
 
 /// What to do with an incoming chat message.
@@ -21,7 +20,7 @@ pub struct InboxAction {
 /// (friend, id) pairs of messages already stored, seen in this run.
 #[derive(Debug, Default)]
 pub struct Inbox {
-    seen: HashSet<(String, MessageId)>,
+    seen: ByFriend<()>,
 }
 
 impl Inbox {
@@ -29,19 +28,19 @@ impl Inbox {
     /// for ids from earlier runs and recorded them with [`Inbox::remember`]).
     pub fn on_chat(&mut self, friend: &str, id: MessageId) -> InboxAction {
         InboxAction {
-            store: self.seen.insert((friend.to_owned(), id)),
+            store: self.seen.insert(friend, id, ()).is_none(),
             ack: id,
         }
     }
 
     /// Records an id known to be stored.
     pub fn remember(&mut self, friend: &str, id: MessageId) {
-        self.seen.insert((friend.to_owned(), id));
+        self.seen.insert(friend, id, ());
     }
 
     /// True if `id` is known to be stored.
     pub fn contains(&self, friend: &str, id: MessageId) -> bool {
-        self.seen.contains(&(friend.to_owned(), id))
+        self.seen.contains(friend, id)
     }
 }
 

@@ -43,6 +43,16 @@ struct FriendQueue {
 }
 
 impl FriendQueue {
+    /// Queues `frame` last; returns it to send now if the friend is connected and the
+    /// window has room.
+    fn push(&mut self, frame: ChatFrame, window: usize) -> Option<ChatFrame> {
+        self.pending.push_back(frame);
+        if !self.connected {
+            return None;
+        }
+        self.fill(window).pop()
+    }
+
     /// The messages that fit the window now (at least one when nothing is in flight), marked
     /// as sent.
     fn fill(&mut self, window: usize) -> Vec<ChatFrame> {
@@ -87,12 +97,15 @@ impl Outbox {
     /// [`Outbox::next_to_send`].
     pub fn enqueue(&mut self, friend: &str, frame: ChatFrame) -> Option<ChatFrame> {
         let window = self.window;
-        let q = self.queues.entry(friend.to_owned()).or_default();
-        q.pending.push_back(frame);
-        if !q.connected {
-            return None;
+        // Found by `&str` first: `entry` would allocate the friend's name for every
+        // message sent (issue #14).
+        if let Some(q) = self.queues.get_mut(friend) {
+            return q.push(frame, window);
         }
-        q.fill(window).pop()
+        self.queues
+            .entry(friend.to_owned())
+            .or_default()
+            .push(frame, window)
     }
 
     /// A connection to `friend` became the active one: the unacknowledged messages, in

@@ -4,12 +4,13 @@
 //! not shown for a known id, C2; no ack when storing fails, C7), acks (C8–C10) and typing
 //! (C11–C13, C24).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use peerchat_proto::message::{ChatFrame, PeerFrame};
 
 use super::{key, Action, ClientMachine, CommandError, LinkId, PersistOp};
+use crate::chat::by_friend::ByFriend;
 use crate::chat::inbox::Inbox;
 use crate::chat::outbox::Outbox;
 use crate::chat::typing::TypingTracker;
@@ -22,10 +23,10 @@ pub(crate) struct Chat {
     outbox: Outbox,
     inbox: Inbox,
     /// Received messages waiting for their `StoreIncoming` result.
-    storing: HashMap<(String, MessageId), ChatFrame>,
+    storing: ByFriend<ChatFrame>,
     /// Our messages whose `AppendOutbox` result has not come back: maybe sent already, but
     /// not delivered until it does (§8.1 r2–r3); `true` once the friend's ack came first.
-    unstored: HashMap<(String, MessageId), bool>,
+    unstored: ByFriend<bool>,
     typing: TypingTracker,
     typing_shown: HashSet<String>,
 }
@@ -87,7 +88,7 @@ impl ClientMachine {
         // the queue, but the driver lets the `ChatMessage` pass its batch: the sync runs
         // while the message travels and the friend stores it (§8.1 r2). What waits for the
         // write is "delivered" (`on_ack`, `on_outbox_stored`).
-        self.chat.unstored.insert((k.clone(), id), false);
+        self.chat.unstored.insert(&k, id, false);
         self.push(Action::Persist(PersistOp::AppendOutbox {
             friend: k.clone(),
             frame: frame.clone(),
@@ -109,7 +110,7 @@ impl ClientMachine {
     /// stays in the outbox of this run; an ack that came first is now reported (C8).
     pub(crate) fn on_outbox_stored(&mut self, k: &str, id: MessageId, ok: bool, _now: Instant) {
         let k = key(k);
-        let Some(acked) = self.chat.unstored.remove(&(k.clone(), id)) else {
+        let Some(acked) = self.chat.unstored.remove(&k, id) else {
             return;
         };
         if !ok {
@@ -140,12 +141,11 @@ impl ClientMachine {
             self.send(link, PeerFrame::Ack { id: id.0 });
             return;
         }
-        let slot = (k.to_owned(), id);
-        if self.chat.storing.contains_key(&slot) {
+        if self.chat.storing.contains(k, id) {
             // Being stored: its ack follows the store.
             return;
         }
-        self.chat.storing.insert(slot, frame.clone());
+        self.chat.storing.insert(k, id, frame.clone());
         self.push(Action::Persist(PersistOp::StoreIncoming {
             friend: k.to_owned(),
             frame,
@@ -161,7 +161,7 @@ impl ClientMachine {
         _now: Instant,
     ) {
         let k = key(k);
-        let Some(frame) = self.chat.storing.remove(&(k.clone(), id)) else {
+        let Some(frame) = self.chat.storing.remove(&k, id) else {
             return;
         };
         // C7: not stored, not acked; the friend re-sends it on its next link.
@@ -190,7 +190,7 @@ impl ClientMachine {
         if !self.chat.outbox.on_ack(k, id) {
             return;
         }
-        match self.chat.unstored.get_mut(&(k.to_owned(), id)) {
+        match self.chat.unstored.get_mut(k, id) {
             Some(acked) => *acked = true,
             None => self.delivered(k, id),
         }
