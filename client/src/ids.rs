@@ -26,7 +26,10 @@ macro_rules! id_type {
             }
 
             /// A fresh id whose first 6 bytes are `unix_ms` big-endian and whose other 10
-            /// come from the operating system's CSPRNG (SPEC.md §8.1 r1, like a UUIDv7).
+            /// come from a CSPRNG (SPEC.md §8.1 r1, like a UUIDv7): `rand`'s thread-local
+            /// ChaCha generator, seeded and periodically reseeded from the operating system.
+            /// Why not the OS generator directly, as [`Self::random`]: that is a `getrandom`
+            /// system call per message, a visible cost of a chat flood (issue #14).
             ///
             /// Why: ids are keys of the history's indexes on both ends. Random keys land
             /// on a random B-tree page each, so a burst of n messages dirtied ~n pages per
@@ -36,7 +39,7 @@ macro_rules! id_type {
             /// message carries in `sent_at_unix_ms` anyway.
             pub fn time_ordered(unix_ms: u64) -> Self {
                 let mut b = [0u8; ID_LEN];
-                rand::rngs::OsRng.fill_bytes(&mut b[6..]);
+                rand::thread_rng().fill_bytes(&mut b[6..]);
                 let ms = unix_ms.to_be_bytes();
                 b[..6].copy_from_slice(&ms[2..]);
                 Self(b)
@@ -48,8 +51,16 @@ macro_rules! id_type {
             }
 
             /// Lower-case hex, as shown to users and stored in the history database.
+            ///
+            /// Encoded through a table into a buffer: `hex::encode` pushes one `char` at a
+            /// time, which a chat flood paid for twice per message (issue #14).
             pub fn to_hex(&self) -> String {
-                hex::encode(self.0)
+                let mut buf = [0u8; 2 * ID_LEN];
+                // Cannot fail: the buffer is exactly twice the id's length, and hex is ASCII.
+                if hex::encode_to_slice(self.0, &mut buf).is_err() {
+                    return hex::encode(self.0);
+                }
+                std::str::from_utf8(&buf).map_or_else(|_| hex::encode(self.0), str::to_owned)
             }
         }
 
@@ -114,6 +125,17 @@ mod tests {
         assert_eq!(json, format!("\"{}\"", id.to_hex()));
         assert!("abc".parse::<TransferId>().is_err());
         assert_ne!(MessageId::random(), MessageId::random());
+    }
+
+    /// The stored form must not change: history rows written before are found by it.
+    #[test]
+    fn hex_is_lower_case_and_as_hex_encode_made_it() {
+        let id = MessageId([
+            0x00, 0x01, 0x09, 0x0a, 0x0f, 0x10, 0x7f, 0x80, 0xa5, 0xab, 0xcd, 0xef, 0xf0, 0xfe,
+            0xff, 0x42,
+        ]);
+        assert_eq!(id.to_hex(), "0001090a0f107f80a5abcdeff0feff42");
+        assert_eq!(id.to_hex(), hex::encode(id.0));
     }
 
     #[test]

@@ -201,7 +201,7 @@ fn message_row<'a>(
     stored_at: i64,
 ) -> MessageRow<'a> {
     MessageRow {
-        id_hex: hex::encode(frame.id),
+        id_hex: MessageId(frame.id).to_hex(),
         friend,
         direction: direction.as_str(),
         text: &frame.text,
