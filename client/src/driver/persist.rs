@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use super::Core;
-use crate::machine::PersistOp;
+use crate::machine::{PersistOp, Persisted};
 
 impl Core {
     /// Writes the waiting delivered marks on their own (`Core::marks`).
@@ -24,15 +24,15 @@ impl Core {
     }
 
     pub(super) async fn persist_batch(&mut self, ops: Vec<PersistOp>) {
-        let results = self.history.apply_batch(&ops).await;
+        let results = self.history.apply_batch(ops).await;
         let now = Instant::now();
-        for (op, r) in ops.iter().zip(results) {
+        for r in results {
             if let Some(e) = r.error {
-                match op {
+                match r.persisted {
                     // The machine tells the user (its result says `ok: false`). The message
                     // stays in its outbox and is delivered in this run: it may be on its way
                     // already (§8.1 r2), so it is neither withdrawn nor reported as failed.
-                    PersistOp::AppendOutbox { .. } => {
+                    Some(Persisted::Outbox { .. }) => {
                         tracing::warn!(error = %e, "outbox entry not written");
                     }
                     // C7: an incoming message not stored is not acknowledged; the friend

@@ -24,8 +24,8 @@
 //!   of the process (it is in the log), and the next FULL commit's sync of the same log makes
 //!   it durable against power loss too.
 //!
-//! All batches run on one connection, the history's writer, whose level is set before each
-//! transaction that needs another one (see `History::writer` for why one connection).
+//! All batches run on one connection, the history's writer, on a thread of its own
+//! (`writer.rs` says why), whose level is set before each transaction that needs another one.
 //!
 //! Within a batch, runs of consecutive ops of one kind become multi-row statements (an
 //! `INSERT` of up to 100 rows, an `UPDATE … WHERE message_id IN (…)`), so a burst of a
@@ -33,9 +33,10 @@
 //! kept. The statements are SQL text bound to borrowed values (`sql.rs` says why).
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use peerchat_proto::message::ChatFrame;
-use sea_orm::sqlx::sqlite::{SqliteConnection, SqlitePool};
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::sql::{self, MessageRow};
 use super::{to_i64, History, HistoryError, Writer};
@@ -76,7 +77,7 @@ fn kind(op: &PersistOp) -> Kind {
 
 impl History {
     /// Applies `ops` in order, in one transaction with (at most) one disk sync, and returns
-    /// one [`BatchResult`] per op.
+    /// one [`BatchResult`] per op. The ops go to the writer thread and come back as results.
     ///
     /// A batch of nothing but `MarkDelivered` is committed without a sync (see the module
     /// documentation for why that keeps SPEC.md §8.1). If the transaction fails, each op is
@@ -85,50 +86,81 @@ impl History {
     ///
     /// The driver must not send an acknowledgement or a message of this batch before this
     /// returns (that is what the results fed back to the machine release).
-    pub async fn apply_batch(&self, ops: &[PersistOp]) -> Vec<BatchResult> {
+    pub async fn apply_batch(&self, ops: Vec<PersistOp>) -> Vec<BatchResult> {
         if ops.is_empty() {
             return Vec::new();
         }
-        let started = std::time::Instant::now();
-        let level = level_for(ops);
-        let result = match self.writer(level).await {
-            Ok((_reserved, writer)) => match ops {
-                [op] => apply_alone(writer, op).await,
-                _ => apply_in_one_transaction(writer, ops).await,
-            },
-            Err(e) => Err(e),
-        };
-        tracing::debug!(
-            ops = ops.len(),
-            synced = level == Writer::Synced,
-            micros = started.elapsed().as_micros() as u64,
-            "history batch"
-        );
-        match result {
-            Ok(fresh) => ops
-                .iter()
-                .zip(fresh)
-                .map(|(op, f)| succeeded(op, f))
-                .collect(),
-            Err(e) if ops.len() == 1 => vec![failed(&ops[0], e)],
-            Err(e) => {
-                tracing::warn!(error = %e, ops = ops.len(), "history batch failed; applying its ops one by one");
-                let mut out = Vec::with_capacity(ops.len());
-                for op in ops {
-                    let one = std::slice::from_ref(op);
-                    let r = match self.writer(level_for(one)).await {
-                        Ok((_reserved, writer)) => apply_in_one_transaction(writer, one).await,
-                        Err(e) => Err(e),
-                    };
-                    out.push(match r {
-                        Ok(f) => succeeded(op, f.into_iter().next().flatten()),
-                        Err(e) => failed(op, e),
-                    });
-                }
-                out
-            }
+        self.writer.apply(ops).await
+    }
+}
+
+impl BatchResult {
+    /// `op` failed because the writer thread is gone.
+    pub(super) fn writer_gone(op: &PersistOp) -> Self {
+        failed(op, HistoryError::WriterGone)
+    }
+
+    /// An op whose batch the writer thread took but never answered: no feedback.
+    pub(super) fn unanswered() -> Self {
+        Self {
+            persisted: None,
+            error: Some(HistoryError::WriterGone),
         }
     }
+}
+
+/// [`History::apply_batch`] on the writer thread: `level` is the connection's `synchronous`
+/// level, kept up to date here.
+pub(super) fn apply(
+    conn: &mut Connection,
+    level: &mut Writer,
+    ops: &[PersistOp],
+) -> Vec<BatchResult> {
+    let started = Instant::now();
+    let want = level_for(ops);
+    let result = set_level(conn, level, want).and_then(|()| match ops {
+        [op] => apply_alone(conn, op),
+        _ => apply_in_one_transaction(conn, ops),
+    });
+    tracing::debug!(
+        ops = ops.len(),
+        synced = want == Writer::Synced,
+        micros = started.elapsed().as_micros() as u64,
+        "history batch"
+    );
+    match result {
+        Ok(fresh) => ops
+            .iter()
+            .zip(fresh)
+            .map(|(op, f)| succeeded(op, f))
+            .collect(),
+        Err(e) if ops.len() == 1 => vec![failed(&ops[0], e)],
+        Err(e) => {
+            tracing::warn!(error = %e, ops = ops.len(), "history batch failed; applying its ops one by one");
+            ops.iter()
+                .map(|op| {
+                    let one = std::slice::from_ref(op);
+                    let r = set_level(conn, level, level_for(one))
+                        .and_then(|()| apply_in_one_transaction(conn, one));
+                    match r {
+                        Ok(f) => succeeded(op, f.into_iter().next().flatten()),
+                        Err(e) => failed(op, e),
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// Sets the connection's `synchronous` level to `want` unless it is there already; outside
+/// any transaction, as SQLite refuses to change it inside one.
+fn set_level(conn: &Connection, level: &mut Writer, want: Writer) -> Result<(), HistoryError> {
+    if *level != want {
+        *level = Writer::Unknown;
+        conn.pragma_update(None, "synchronous", want.pragma_value())?;
+        *level = want;
+    }
+    Ok(())
 }
 
 /// Synced unless every op is a delivered mark.
@@ -171,24 +203,18 @@ fn feedback(op: &PersistOp, fresh: Option<bool>, ok: bool) -> Option<Persisted> 
 }
 
 /// One transaction over all of `ops`; per op, `Some(fresh)` for a `StoreIncoming`.
-async fn apply_in_one_transaction(
-    db: &SqlitePool,
+/// `IMMEDIATE`: the write lock is taken (or waited for) at the start, so another
+/// connection's write can never make this one fail half-way as a busy snapshot.
+fn apply_in_one_transaction(
+    conn: &mut Connection,
     ops: &[PersistOp],
 ) -> Result<Vec<Option<bool>>, HistoryError> {
-    let mut txn = db.begin().await?;
-    match apply_ops(&mut txn, ops).await {
-        Ok(fresh) => {
-            txn.commit().await?;
-            Ok(fresh)
-        }
-        Err(e) => {
-            // Rolled back now, not when the pool gets round to the dropped transaction:
-            // the fallback that applies the ops one by one runs on the same connection at
-            // once, and must not find it still inside this transaction.
-            let _ = txn.rollback().await;
-            Err(e)
-        }
-    }
+    let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // On an error the transaction rolls back as `txn` is dropped, before the fallback that
+    // applies the ops one by one uses the connection again.
+    let fresh = apply_ops(&txn, ops)?;
+    txn.commit()?;
+    Ok(fresh)
 }
 
 /// The history row of a message in `direction`, stored at `stored_at` (Unix ms). A received
@@ -213,19 +239,15 @@ fn message_row<'a>(
 
 /// One op as one statement in SQLite's autocommit: atomic and, on the synced level, durable
 /// by itself. Why: a round trip is a batch of one on each side, and `BEGIN` and `COMMIT`
-/// were two more hand-offs to the database thread each (issue #14, RTT).
-async fn apply_alone(db: &SqlitePool, op: &PersistOp) -> Result<Vec<Option<bool>>, HistoryError> {
-    let mut c = db.acquire().await?;
+/// were two more statements each (issue #14, RTT).
+fn apply_alone(c: &Connection, op: &PersistOp) -> Result<Vec<Option<bool>>, HistoryError> {
     let mut fresh = [None];
-    apply_run(&mut c, std::slice::from_ref(op), &mut fresh).await?;
+    apply_run(c, std::slice::from_ref(op), &mut fresh)?;
     Ok(fresh.to_vec())
 }
 
 /// The statements of [`apply_in_one_transaction`], inside its transaction.
-async fn apply_ops(
-    c: &mut SqliteConnection,
-    ops: &[PersistOp],
-) -> Result<Vec<Option<bool>>, HistoryError> {
+fn apply_ops(c: &Connection, ops: &[PersistOp]) -> Result<Vec<Option<bool>>, HistoryError> {
     let mut fresh = vec![None; ops.len()];
     let mut i = 0;
     while i < ops.len() {
@@ -234,15 +256,15 @@ async fn apply_ops(
         while j < ops.len() && kind(&ops[j]) == k {
             j += 1;
         }
-        apply_run(c, &ops[i..j], &mut fresh[i..j]).await?;
+        apply_run(c, &ops[i..j], &mut fresh[i..j])?;
         i = j;
     }
     Ok(fresh)
 }
 
 /// A run of ops of one kind (see [`kind`]).
-async fn apply_run(
-    c: &mut SqliteConnection,
+fn apply_run(
+    c: &Connection,
     run: &[PersistOp],
     fresh: &mut [Option<bool>],
 ) -> Result<(), HistoryError> {
@@ -250,13 +272,13 @@ async fn apply_run(
         return Ok(());
     };
     match kind(first) {
-        Kind::Incoming => store_incoming(c, run, fresh).await,
-        Kind::Outbox => append_outbox(c, run).await,
-        Kind::Delivered => mark_delivered(c, run).await,
+        Kind::Incoming => store_incoming(c, run, fresh),
+        Kind::Outbox => append_outbox(c, run),
+        Kind::Delivered => mark_delivered(c, run),
         Kind::Transfer => {
             for op in run {
                 if let PersistOp::Transfer(t) = op {
-                    sql::upsert_transfer(c, t).await?;
+                    sql::upsert_transfer(c, t)?;
                 }
             }
             Ok(())
@@ -267,8 +289,8 @@ async fn apply_run(
 /// Received messages, each unless already stored from that friend (§8.1 r7): multi-row
 /// inserts that skip what the unique index already holds and say what they inserted. A
 /// second copy of an id in the same run counts as already stored.
-async fn store_incoming(
-    c: &mut SqliteConnection,
+fn store_incoming(
+    c: &Connection,
     run: &[PersistOp],
     fresh: &mut [Option<bool>],
 ) -> Result<(), HistoryError> {
@@ -288,7 +310,7 @@ async fn store_incoming(
             _ => None,
         })
         .collect();
-    let inserted = sql::insert_new_messages(c, &rows).await?;
+    let inserted = sql::insert_new_messages(c, &rows)?;
     // `rows` holds one row per op of the run, in order (the run is all StoreIncoming).
     for (slot, new) in fresh.iter_mut().zip(inserted) {
         *slot = Some(new);
@@ -298,7 +320,7 @@ async fn store_incoming(
 
 /// Messages we wrote, as multi-row inserts in the order given (the outbox's sending order,
 /// §8.1 r4): unacknowledged, each row is also its outbox entry.
-async fn append_outbox(c: &mut SqliteConnection, run: &[PersistOp]) -> Result<(), HistoryError> {
+fn append_outbox(c: &Connection, run: &[PersistOp]) -> Result<(), HistoryError> {
     let now = to_i64(super::now_ms());
     let rows: Vec<MessageRow<'_>> = run
         .iter()
@@ -309,13 +331,13 @@ async fn append_outbox(c: &mut SqliteConnection, run: &[PersistOp]) -> Result<()
             _ => None,
         })
         .collect();
-    sql::insert_messages(c, &rows).await?;
+    sql::insert_messages(c, &rows)?;
     Ok(())
 }
 
 /// Acknowledged messages: marked acked, which also takes them out of the outbox
 /// (`History::outbox`); per friend in the run.
-async fn mark_delivered(c: &mut SqliteConnection, run: &[PersistOp]) -> Result<(), HistoryError> {
+fn mark_delivered(c: &Connection, run: &[PersistOp]) -> Result<(), HistoryError> {
     let mut by_friend: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for op in run {
         if let PersistOp::MarkDelivered { friend, id } = op {
@@ -323,7 +345,7 @@ async fn mark_delivered(c: &mut SqliteConnection, run: &[PersistOp]) -> Result<(
         }
     }
     for (friend, ids) in by_friend {
-        sql::mark_acked(c, friend, Direction::Outgoing.as_str(), &ids).await?;
+        sql::mark_acked(c, friend, Direction::Outgoing.as_str(), &ids)?;
     }
     Ok(())
 }
@@ -386,11 +408,11 @@ mod tests {
     {
         let (_d, h) = open().await?;
         assert_eq!(
-            fresh_flags(&h.apply_batch(&[incoming("bob", 1)]).await),
+            fresh_flags(&h.apply_batch(vec![incoming("bob", 1)]).await),
             vec![Some(true)]
         );
         let r = h
-            .apply_batch(&[
+            .apply_batch(vec![
                 incoming("bob", 1),   // stored before the batch
                 incoming("bob", 2),   // new
                 incoming("bob", 2),   // the same again in this batch
@@ -417,7 +439,7 @@ mod tests {
         ops.push(incoming("bob", 3)); // op 201: same as op 3, in a later chunk
         ops.push(incoming("bob", 201));
         ops.push(incoming("bob", 201)); // op 203: same as op 202
-        let r = h.apply_batch(&ops).await;
+        let r = h.apply_batch(ops.clone()).await;
         assert!(r.iter().all(|b| b.error.is_none()));
         let mut want = vec![Some(true); 201];
         want[50] = Some(false);
@@ -435,7 +457,7 @@ mod tests {
         // Acks of some, in the same batch, after their appends.
         ops.extend((1..=100).map(|n| delivered("bob", n)));
         ops.push(outgoing("carol", 251));
-        let r = h.apply_batch(&ops).await;
+        let r = h.apply_batch(ops.clone()).await;
         assert_eq!(r.len(), ops.len());
         assert!(r.iter().all(|b| b.error.is_none()));
         let oks = r
@@ -456,50 +478,63 @@ mod tests {
     #[tokio::test]
     async fn delivered_only_batch_commits_unsynced() -> Result<(), HistoryError> {
         let (_d, h) = open().await?;
-        h.apply_batch(&[outgoing("bob", 1), outgoing("bob", 2)])
+        h.apply_batch(vec![outgoing("bob", 1), outgoing("bob", 2)])
             .await;
-        let ops = [delivered("bob", 1), delivered("bob", 9)];
+        let ops = vec![delivered("bob", 1), delivered("bob", 9)];
         assert_eq!(level_for(&ops), Writer::Unsynced);
         assert_eq!(
             level_for(&[delivered("bob", 1), incoming("bob", 3)]),
             Writer::Synced
         );
-        let r = h.apply_batch(&ops).await;
+        let r = h.apply_batch(ops).await;
         assert!(r.iter().all(|b| b.persisted.is_none() && b.error.is_none()));
-        assert_eq!(*h.writer_mode.lock().await, Writer::Unsynced);
+        // SQLite: 1 = NORMAL, 2 = FULL, as the writer's own connection reports it.
+        assert_eq!(h.writer.level().await?, 1);
         let out = h.outbox().await?;
         assert_eq!(out.len(), 1, "an ack of an unknown id is ignored (§8.1 r3)");
         // What the writer wrote unsynced is what the other connections read.
         let msgs = h.messages("bob", 10).await?;
         assert!(msgs[0].acked && !msgs[1].acked);
         // The next durable batch sets the level back before its transaction.
-        h.apply_batch(&[outgoing("bob", 3)]).await;
-        assert_eq!(*h.writer_mode.lock().await, Writer::Synced);
+        h.apply_batch(vec![outgoing("bob", 3)]).await;
+        assert_eq!(h.writer.level().await?, 2);
         Ok(())
     }
 
+    /// A transfer written on its own (`record_machine_transfer`) is a durable write too.
     #[tokio::test]
-    async fn the_writer_level_is_what_the_connection_reports() -> Result<(), HistoryError> {
+    async fn a_transfer_alone_is_written_synced() -> Result<(), HistoryError> {
         let (_d, h) = open().await?;
-        for want in [Writer::Unsynced, Writer::Synced, Writer::Unsynced] {
-            let (_g, w) = h.writer(want).await?;
-            let level: i32 = sea_orm::sqlx::query_scalar("PRAGMA synchronous")
-                .fetch_one(w)
-                .await?;
-            // SQLite: 1 = NORMAL, 2 = FULL.
-            let expected = if want == Writer::Synced { 2 } else { 1 };
-            assert_eq!(level, expected, "{want:?}");
-        }
+        h.apply_batch(vec![delivered("bob", 1)]).await;
+        assert_eq!(h.writer.level().await?, 1);
+        let t = crate::transfer::TransferRecord {
+            friend: "bob".into(),
+            id: crate::ids::TransferId([3; 16]),
+            direction: Direction::Outgoing,
+            offered_name: "a.txt".into(),
+            size: 5,
+            sha256: None,
+            state: "OFFERED",
+            end_reason: None,
+            bytes: 0,
+            cancel_unsent: false,
+        };
+        h.record_machine_transfer(&t).await?;
+        assert_eq!(h.writer.level().await?, 2);
         Ok(())
     }
 
     #[tokio::test]
     async fn one_failing_op_fails_alone() -> Result<(), HistoryError> {
         let (_d, h) = open().await?;
-        h.apply_batch(&[outgoing("bob", 1)]).await;
+        h.apply_batch(vec![outgoing("bob", 1)]).await;
         // Appending id 1 again breaks the unique index: that op fails, the others stand.
         let r = h
-            .apply_batch(&[incoming("bob", 7), outgoing("bob", 1), outgoing("bob", 2)])
+            .apply_batch(vec![
+                incoming("bob", 7),
+                outgoing("bob", 1),
+                outgoing("bob", 2),
+            ])
             .await;
         assert_eq!(fresh_flags(&r), vec![Some(true)]);
         assert!(matches!(
@@ -525,14 +560,14 @@ mod tests {
         let path = dir.path().join("h.db");
         {
             let h = History::open(&path).await?;
-            h.apply_batch(&[incoming("bob", 1), outgoing("bob", 2)])
+            h.apply_batch(vec![incoming("bob", 1), outgoing("bob", 2)])
                 .await;
-            h.apply_batch(&[delivered("bob", 2)]).await;
+            h.apply_batch(vec![delivered("bob", 2)]).await;
         }
         let h = History::open(&path).await?;
         assert!(h.outbox().await?.is_empty());
         assert_eq!(
-            fresh_flags(&h.apply_batch(&[incoming("bob", 1)]).await),
+            fresh_flags(&h.apply_batch(vec![incoming("bob", 1)]).await),
             vec![Some(false)],
             "duplicate suppression survives a restart (§8.1 r7)"
         );
@@ -542,7 +577,7 @@ mod tests {
     #[tokio::test]
     async fn empty_batch_does_nothing() -> Result<(), HistoryError> {
         let (_d, h) = open().await?;
-        assert!(h.apply_batch(&[]).await.is_empty());
+        assert!(h.apply_batch(vec![]).await.is_empty());
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
-//! The local history database (SQLite through sea-orm, in the profile): messages, the
-//! persisted outbox and file transfers.
+//! The local history database (SQLite, in the profile): messages, the persisted outbox and
+//! file transfers. Reads and migrations go through sea-orm; the group commit's writes
+//! through one rusqlite connection on a thread of its own (`writer.rs`).
 //!
 //! History stays on this device: nothing here is ever sent to the server, and to a friend
 //! only the messages and files themselves.
@@ -8,6 +9,7 @@ mod batch;
 pub mod entity;
 pub mod migration;
 mod sql;
+mod writer;
 
 pub use batch::BatchResult;
 
@@ -16,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use peerchat_proto::message::ChatFrame;
 use sea_orm::sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -35,9 +37,12 @@ pub enum HistoryError {
     /// The database failed.
     #[error("history database: {0}")]
     Db(#[from] DbErr),
-    /// A statement of the group commit (`sql.rs`) failed.
+    /// A statement of the group commit's writer (`sql.rs`, `writer.rs`) failed.
     #[error("history database: {0}")]
-    Sql(#[from] sea_orm::sqlx::Error),
+    Write(#[from] rusqlite::Error),
+    /// The writer thread is gone (its process is going down), so the write was not made.
+    #[error("history database: the writer has stopped")]
+    WriterGone,
     /// The database could not be opened.
     #[error("history database {path}: {detail}")]
     Open {
@@ -104,18 +109,9 @@ pub struct History {
     /// Every commit synced (`synchronous = FULL`): what SPEC.md §8.1 promises durable.
     /// Reads and the occasional single write.
     db: DatabaseConnection,
-    /// One connection for the batches of the group commit ([`History::apply_batch`]) and the
-    /// delivered marks. Why one: in WAL mode a connection drops its whole page cache whenever
-    /// another connection has written, so batches that alternated between a synced and an
-    /// unsynced connection re-read their index pages from the file on every transaction. On
-    /// one connection the cache stays warm; its `synchronous` level is set per transaction
-    /// instead (see [`Writer`]).
-    /// Driven through sqlx directly, not sea-orm: its statements are the hot ones (`sql.rs`).
-    writer: SqlitePool,
-    /// The writer connection's current `synchronous` level; held across the level's
-    /// `PRAGMA` and the transaction that relies on it, so that no other transaction slips in
-    /// between on that connection.
-    writer_mode: std::sync::Arc<tokio::sync::Mutex<Writer>>,
+    /// The group commit's connection, on a thread of its own ([`History::apply_batch`],
+    /// `writer.rs` says why).
+    writer: writer::WriterHandle,
 }
 
 /// The `synchronous` level the writer connection is set to, if known.
@@ -131,10 +127,11 @@ pub(crate) enum Writer {
 }
 
 impl Writer {
-    fn pragma(self) -> &'static str {
+    /// The value of `PRAGMA synchronous` for this level.
+    fn pragma_value(self) -> &'static str {
         match self {
-            Writer::Unsynced => "PRAGMA synchronous = NORMAL",
-            Writer::Synced | Writer::Unknown => "PRAGMA synchronous = FULL",
+            Writer::Unsynced => "NORMAL",
+            Writer::Synced | Writer::Unknown => "FULL",
         }
     }
 }
@@ -169,9 +166,8 @@ impl History {
             detail: e.to_string(),
         };
         // No liveness ping before each use (`test_before_acquire`, on by default): it guards
-        // against a server that hung up, which an SQLite file cannot do, and cost every batch
-        // one more round trip to the connection's worker thread — on the path of every sent
-        // message and every acknowledgement (issue #14, session 11).
+        // against a server that hung up, which an SQLite file cannot do, and cost every use
+        // one more round trip to the connection's worker thread (issue #14, session 11).
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
@@ -180,39 +176,8 @@ impl History {
             .map_err(open_err)?;
         let db = SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
         migration::Migrator::up(&db, None).await?;
-        // A pool of one: every batch runs on the same connection (see `writer`). Its
-        // statement journals stay in memory: a batch's multi-row statements each keep one
-        // (they may abort inside a longer transaction), and on disk that was a temporary
-        // file taking ~480 bytes of `pwrite`s per sent message (issue #14, session 10).
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(opts.pragma("temp_store", "memory"))
-            .await
-            .map_err(open_err)?;
-        Ok(Self {
-            db,
-            writer,
-            writer_mode: std::sync::Arc::new(tokio::sync::Mutex::new(Writer::Synced)),
-        })
-    }
-
-    /// The writer connection, set to `want` and reserved for the caller until the guard is
-    /// dropped.
-    pub(crate) async fn writer(
-        &self,
-        want: Writer,
-    ) -> Result<(tokio::sync::MutexGuard<'_, Writer>, &SqlitePool), HistoryError> {
-        let mut mode = self.writer_mode.lock().await;
-        if *mode != want {
-            // Outside any transaction: SQLite refuses to change the level inside one.
-            *mode = Writer::Unknown;
-            sea_orm::sqlx::query(want.pragma())
-                .execute(&self.writer)
-                .await?;
-            *mode = want;
-        }
-        Ok((mode, &self.writer))
+        let writer = writer::WriterHandle::start(path).await?;
+        Ok(Self { db, writer })
     }
 
     /// The whole outbox, in sending order: the outgoing messages not acknowledged, in the
@@ -314,10 +279,14 @@ impl History {
         &self,
         t: &crate::transfer::TransferRecord,
     ) -> Result<(), HistoryError> {
-        let (_reserved, writer) = self.writer(Writer::Synced).await?;
-        let mut c = writer.acquire().await?;
-        sql::upsert_transfer(&mut c, t).await?;
-        Ok(())
+        let results = self
+            .writer
+            .apply(vec![crate::machine::PersistOp::Transfer(t.clone())])
+            .await;
+        match results.into_iter().next().and_then(|r| r.error) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// The typed state of a transfer written by [`History::record_machine_transfer`]: the
@@ -474,7 +443,7 @@ mod tests {
             friend: friend.into(),
             frame,
         };
-        match h.apply_batch(&[op]).await.pop().and_then(|r| r.error) {
+        match h.apply_batch(vec![op]).await.pop().and_then(|r| r.error) {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -487,7 +456,7 @@ mod tests {
             frame,
             received_at_unix_ms: now_ms(),
         };
-        match h.apply_batch(&[op]).await.pop()?.persisted? {
+        match h.apply_batch(vec![op]).await.pop()?.persisted? {
             crate::machine::Persisted::Incoming { fresh, .. } => fresh,
             crate::machine::Persisted::Outbox { .. } => None,
         }
@@ -499,7 +468,7 @@ mod tests {
             friend: friend.into(),
             id,
         };
-        h.apply_batch(&[op]).await;
+        h.apply_batch(vec![op]).await;
     }
 
     fn frame(n: u8, text: &str) -> ChatFrame {

@@ -1,13 +1,13 @@
-//! The group commit's statements as SQL text, bound to borrowed values (issue #14).
+//! The group commit's statements as SQL text, run by the history's writer thread
+//! (`writer.rs`) through rusqlite (issue #14).
 //!
 //! Why not through sea-orm like the rest of the history: a chat flood spends its time in
 //! these few statements, and building them cost more CPU than SQLite spent running them.
 //! A profile of `peerchat-bench __profile history` (session 9) put sea-query's statement
-//! building, the copies of every value into `sea_query::Value`s (cloned twice more on the
-//! way to sqlx) and the allocator behind them at about half of a batch's CPU, against about
-//! a third in `sqlite3_step`. Written as SQL, each statement is prepared once per connection
-//! (sqlx caches prepared statements by their text) and each value is copied once, into the
-//! arguments sent to SQLite's thread.
+//! building, the copies of every value into `sea_query::Value`s and the allocator behind
+//! them at about half of a batch's CPU, against about a third in `sqlite3_step`. Written as
+//! SQL, each statement is prepared once per connection (rusqlite's statement cache, keyed by
+//! the text) and each value is bound where it lies, without a copy (SQLite copies it once).
 //!
 //! Multi-row statements come in the three sizes of [`CHUNK_SIZES`], so a run of any length
 //! reuses at most three prepared statements per kind instead of preparing one per length.
@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use sea_orm::sqlx::{self, sqlite::SqliteConnection, Row as _};
+use rusqlite::{Connection, Statement};
 
 use crate::transfer::TransferRecord;
 
@@ -118,31 +118,32 @@ pub(super) struct MessageRow<'a> {
     pub stored_at: i64,
 }
 
-fn bind_rows<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    rows: &'q [MessageRow<'_>],
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+/// Prepared statements the writer keeps: three sizes each of three multi-row kinds, the
+/// newest-rows query and the transfer upsert, with room to spare.
+pub(super) const STATEMENT_CACHE: usize = 16;
+
+/// Binds `rows` to `st`'s placeholders, in column order, row after row.
+fn bind_rows(st: &mut Statement<'_>, rows: &[MessageRow<'_>]) -> rusqlite::Result<()> {
+    let mut at = 1;
     for r in rows {
-        q = q
-            .bind(r.id_hex.as_str())
-            .bind(r.friend)
-            .bind(r.direction)
-            .bind(r.text)
-            .bind(r.sent_at)
-            .bind(r.acked)
-            .bind(r.stored_at);
+        st.raw_bind_parameter(at, r.id_hex.as_str())?;
+        st.raw_bind_parameter(at + 1, r.friend)?;
+        st.raw_bind_parameter(at + 2, r.direction)?;
+        st.raw_bind_parameter(at + 3, r.text)?;
+        st.raw_bind_parameter(at + 4, r.sent_at)?;
+        st.raw_bind_parameter(at + 5, r.acked)?;
+        st.raw_bind_parameter(at + 6, r.stored_at)?;
+        at += MESSAGE_COLUMN_COUNT;
     }
-    q
+    Ok(())
 }
 
 /// Inserts `rows` in their order; fails on a duplicate.
-pub(super) async fn insert_messages(
-    c: &mut SqliteConnection,
-    rows: &[MessageRow<'_>],
-) -> Result<(), sqlx::Error> {
+pub(super) fn insert_messages(c: &Connection, rows: &[MessageRow<'_>]) -> rusqlite::Result<()> {
     for (i, chunk) in chunks(rows) {
-        let q = sqlx::query(&INSERT_MESSAGES[i]);
-        bind_rows(q, chunk).execute(&mut *c).await?;
+        let mut st = c.prepare_cached(&INSERT_MESSAGES[i])?;
+        bind_rows(&mut st, chunk)?;
+        st.raw_execute()?;
     }
     Ok(())
 }
@@ -154,29 +155,35 @@ pub(super) async fn insert_messages(
 /// duplicates) the statement's count says so, and nothing else is read. Otherwise the chunk
 /// inserted the newest `count` rows by `seq`: `seq` is an `AUTOINCREMENT` key, so each new
 /// row gets a larger one than every row before it, and this connection is the only writer
-/// inside its transaction. Why not `RETURNING`: it streamed one row per message from
-/// SQLite's thread and cost two strings and a set entry per message, for an answer that is
-/// almost always "all of them".
-pub(super) async fn insert_new_messages(
-    c: &mut SqliteConnection,
+/// inside its transaction. Why not `RETURNING`: it produced one row per message, and cost
+/// two strings and a set entry per message, for an answer that is almost always "all of
+/// them".
+pub(super) fn insert_new_messages(
+    c: &Connection,
     rows: &[MessageRow<'_>],
-) -> Result<Vec<bool>, sqlx::Error> {
+) -> rusqlite::Result<Vec<bool>> {
     let mut fresh = Vec::with_capacity(rows.len());
     for (i, chunk) in chunks(rows) {
-        let q = sqlx::query(&INSERT_NEW_MESSAGES[i]);
-        let count = bind_rows(q, chunk).execute(&mut *c).await?.rows_affected();
-        if count == chunk.len() as u64 {
+        let count = {
+            let mut st = c.prepare_cached(&INSERT_NEW_MESSAGES[i])?;
+            bind_rows(&mut st, chunk)?;
+            st.raw_execute()?
+        };
+        if count == chunk.len() {
             fresh.extend(std::iter::repeat_n(true, chunk.len()));
             continue;
         }
-        let newest = sqlx::query(NEWEST_MESSAGES)
-            .bind(i64::try_from(count).unwrap_or(i64::MAX))
-            .fetch_all(&mut *c)
-            .await?;
-        let mut inserted = HashSet::with_capacity(newest.len());
-        for row in newest {
-            let key: (String, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            inserted.insert(key);
+        let mut st = c.prepare_cached(NEWEST_MESSAGES)?;
+        let newest = st.query_map([i64::try_from(count).unwrap_or(i64::MAX)], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut inserted = HashSet::with_capacity(count);
+        for key in newest {
+            inserted.insert(key?);
         }
         for r in chunk {
             // Removed when seen, so a second copy in the chunk is not fresh.
@@ -193,43 +200,42 @@ pub(super) async fn insert_new_messages(
 
 /// Marks the messages `ids_hex` of `friend` in `direction` acknowledged; ids not stored are
 /// ignored.
-pub(super) async fn mark_acked(
-    c: &mut SqliteConnection,
+pub(super) fn mark_acked(
+    c: &Connection,
     friend: &str,
     direction: &str,
     ids_hex: &[String],
-) -> Result<(), sqlx::Error> {
+) -> rusqlite::Result<()> {
     for (i, chunk) in chunks(ids_hex) {
-        let mut q = sqlx::query(&MARK_ACKED[i]).bind(friend).bind(direction);
-        for id in chunk {
-            q = q.bind(id.as_str());
+        let mut st = c.prepare_cached(&MARK_ACKED[i])?;
+        st.raw_bind_parameter(1, friend)?;
+        st.raw_bind_parameter(2, direction)?;
+        for (n, id) in chunk.iter().enumerate() {
+            st.raw_bind_parameter(n + 3, id.as_str())?;
         }
-        q.execute(&mut *c).await?;
+        st.raw_execute()?;
     }
     Ok(())
 }
 
 /// Writes a transfer as the sans-IO machine reports it (see
 /// [`History::record_machine_transfer`](super::History::record_machine_transfer)).
-pub(super) async fn upsert_transfer(
-    c: &mut SqliteConnection,
-    t: &TransferRecord,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(UPSERT_TRANSFER)
-        .bind(t.id.to_hex())
-        .bind(t.friend.as_str())
-        .bind(t.direction.as_str())
-        .bind(t.offered_name.as_str())
-        .bind(super::to_i64(t.size))
-        .bind(t.sha256.map(hex::encode).unwrap_or_default())
-        .bind(super::legacy_state(t.state))
-        .bind(super::to_i64(super::now_ms()))
-        .bind(t.state)
-        .bind(t.end_reason.map(|r| r as i32))
-        .bind(t.offered_name.as_str())
-        .bind(t.cancel_unsent)
-        .execute(&mut *c)
-        .await?;
+pub(super) fn upsert_transfer(c: &Connection, t: &TransferRecord) -> rusqlite::Result<()> {
+    let mut st = c.prepare_cached(UPSERT_TRANSFER)?;
+    st.execute(rusqlite::params![
+        t.id.to_hex(),
+        t.friend,
+        t.direction.as_str(),
+        t.offered_name,
+        super::to_i64(t.size),
+        t.sha256.map(hex::encode).unwrap_or_default(),
+        super::legacy_state(t.state),
+        super::to_i64(super::now_ms()),
+        t.state,
+        t.end_reason.map(|r| r as i32),
+        t.offered_name,
+        t.cancel_unsent,
+    ])?;
     Ok(())
 }
 
