@@ -95,6 +95,18 @@ static MARK_ACKED: LazyLock<[String; 3]> = LazyLock::new(|| {
     })
 });
 
+/// Marks our messages acknowledged by their rows' `seq`, which the writer learnt when it
+/// inserted them (`batch::OutboxRows`): a seek by integer key, where [`MARK_ACKED`] seeks
+/// the text index on friend, direction and the 32-digit id first.
+static MARK_ACKED_ROWS: LazyLock<[String; 3]> = LazyLock::new(|| {
+    per_size(|n| {
+        format!(
+            "UPDATE message SET acked = 1 WHERE direction = 'out' AND seq IN ({})",
+            vec!["?"; n].join(", ")
+        )
+    })
+});
+
 /// Inserts a transfer, or updates the columns the machine changes over its life (the path,
 /// name, size and creation time are set once).
 const UPSERT_TRANSFER: &str = "INSERT INTO transfer (transfer_id, friend, direction, name, \
@@ -118,9 +130,9 @@ pub(super) struct MessageRow<'a> {
     pub stored_at: i64,
 }
 
-/// Prepared statements the writer keeps: three sizes each of three multi-row kinds, the
+/// Prepared statements the writer keeps: three sizes each of four multi-row kinds, the
 /// newest-rows query and the transfer upsert, with room to spare.
-pub(super) const STATEMENT_CACHE: usize = 16;
+pub(super) const STATEMENT_CACHE: usize = 24;
 
 /// Binds `rows` to `st`'s placeholders, in column order, row after row.
 fn bind_rows(st: &mut Statement<'_>, rows: &[MessageRow<'_>]) -> rusqlite::Result<()> {
@@ -138,14 +150,26 @@ fn bind_rows(st: &mut Statement<'_>, rows: &[MessageRow<'_>]) -> rusqlite::Resul
     Ok(())
 }
 
-/// Inserts `rows` in their order; fails on a duplicate.
-pub(super) fn insert_messages(c: &Connection, rows: &[MessageRow<'_>]) -> rusqlite::Result<()> {
+/// Inserts `rows` in their order; fails on a duplicate. Returns each row's `seq`.
+///
+/// How the rows' `seq`s are known without reading them back: a multi-row `INSERT` gives its
+/// rows consecutive rowids in the order of its `VALUES` (`seq` is the rowid, and this
+/// connection is the only writer inside its transaction), and `last_insert_rowid` is the
+/// last row's.
+pub(super) fn insert_messages(
+    c: &Connection,
+    rows: &[MessageRow<'_>],
+) -> rusqlite::Result<Vec<i64>> {
+    let mut seqs = Vec::with_capacity(rows.len());
     for (i, chunk) in chunks(rows) {
         let mut st = c.prepare_cached(&INSERT_MESSAGES[i])?;
         bind_rows(&mut st, chunk)?;
         st.raw_execute()?;
+        let last = c.last_insert_rowid();
+        let n = chunk.len() as i64;
+        seqs.extend(last - n + 1..=last);
     }
-    Ok(())
+    Ok(seqs)
 }
 
 /// Inserts those of `rows` not stored yet, in their order, and says for each row whether it
@@ -218,6 +242,18 @@ pub(super) fn mark_acked(
     Ok(())
 }
 
+/// Marks the outgoing messages whose rows are `seqs` acknowledged.
+pub(super) fn mark_acked_rows(c: &Connection, seqs: &[i64]) -> rusqlite::Result<()> {
+    for (i, chunk) in chunks(seqs) {
+        let mut st = c.prepare_cached(&MARK_ACKED_ROWS[i])?;
+        for (n, seq) in chunk.iter().enumerate() {
+            st.raw_bind_parameter(n + 1, seq)?;
+        }
+        st.raw_execute()?;
+    }
+    Ok(())
+}
+
 /// Writes a transfer as the sans-IO machine reports it (see
 /// [`History::record_machine_transfer`](super::History::record_machine_transfer)).
 pub(super) fn upsert_transfer(c: &Connection, t: &TransferRecord) -> rusqlite::Result<()> {
@@ -269,6 +305,7 @@ mod tests {
                 n * MESSAGE_COLUMN_COUNT
             );
             assert_eq!(MARK_ACKED[i].matches('?').count(), n + 2);
+            assert_eq!(MARK_ACKED_ROWS[i].matches('?').count(), n);
         }
         assert_eq!(MESSAGE_COLUMNS.split(',').count(), MESSAGE_COLUMN_COUNT);
         assert_eq!(UPSERT_TRANSFER.matches('?').count(), 12);

@@ -145,13 +145,14 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 /// The thread's loop: one job at a time until every handle is gone.
 fn run(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
     let mut level = Writer::Synced;
+    let mut rows = batch::OutboxRows::default();
     while let Ok(job) = jobs.recv() {
         match job {
             Job::Batch { ops, reply } => {
                 // A panic in a batch fails that batch, not every later one; the transaction
                 // it had open rolls back as its guard unwinds.
                 let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    batch::apply(&mut conn, &mut level, &ops)
+                    batch::apply(&mut conn, &mut level, &mut rows, &ops)
                 }))
                 .unwrap_or_else(|_| {
                     tracing::error!("the history writer panicked in a batch");
