@@ -448,11 +448,8 @@ mod tests {
     }
 
     async fn open() -> Result<(tempfile::TempDir, History), HistoryError> {
-        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
-            path: String::new(),
-            detail: e.to_string(),
-        })?;
-        let h = History::open(&dir.path().join("h.db")).await?;
+        let (dir, path) = crate::history::temp_db()?;
+        let h = History::open(&path).await?;
         Ok((dir, h))
     }
 
@@ -615,11 +612,7 @@ mod tests {
 
     #[tokio::test]
     async fn batches_survive_reopen() -> Result<(), HistoryError> {
-        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
-            path: String::new(),
-            detail: e.to_string(),
-        })?;
-        let path = dir.path().join("h.db");
+        let (_dir, path) = crate::history::temp_db()?;
         {
             let h = History::open(&path).await?;
             h.apply_batch(vec![incoming("bob", 1), outgoing("bob", 2)])
@@ -640,11 +633,7 @@ mod tests {
     /// for a message an earlier run wrote; either way only that friend's message is marked.
     #[tokio::test]
     async fn marks_find_rows_of_this_run_and_of_earlier_runs() -> Result<(), HistoryError> {
-        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
-            path: String::new(),
-            detail: e.to_string(),
-        })?;
-        let path = dir.path().join("h.db");
+        let (_dir, path) = crate::history::temp_db()?;
         {
             let h = History::open(&path).await?;
             h.apply_batch(vec![

@@ -432,6 +432,18 @@ fn legacy_state(spec: &str) -> &'static str {
     }
 }
 
+/// A database path in a fresh temporary directory, which lasts as long as the directory
+/// returned with it (tests).
+#[cfg(test)]
+fn temp_db() -> Result<(tempfile::TempDir, PathBuf), HistoryError> {
+    let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
+        path: String::new(),
+        detail: e.to_string(),
+    })?;
+    let path = dir.path().join("h.db");
+    Ok((dir, path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,11 +495,7 @@ mod tests {
     async fn machine_transfer_states_are_typed_columns() -> Result<(), HistoryError> {
         use crate::transfer::TransferRecord as Rec;
         use peerchat_proto::wire::FileCancelReason;
-        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
-            path: String::new(),
-            detail: e.to_string(),
-        })?;
-        let path = dir.path().join("h.db");
+        let (_dir, path) = super::temp_db()?;
         let id = TransferId([5; 16]);
         let mut rec = Rec {
             friend: "bob".into(),
@@ -530,11 +538,7 @@ mod tests {
 
     #[tokio::test]
     async fn outbox_survives_reopen_and_acks_remove_entries() -> Result<(), HistoryError> {
-        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
-            path: String::new(),
-            detail: e.to_string(),
-        })?;
-        let path = dir.path().join("h.db");
+        let (_dir, path) = super::temp_db()?;
         {
             let h = History::open(&path).await?;
             send(&h, "bob", frame(1, "one")).await?;
@@ -564,11 +568,7 @@ mod tests {
     #[tokio::test]
     async fn the_old_outbox_table_becomes_the_unacked_messages() -> Result<(), HistoryError> {
         use sea_orm::ConnectionTrait as _;
-        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
-            path: String::new(),
-            detail: e.to_string(),
-        })?;
-        let path = dir.path().join("h.db");
+        let (_dir, path) = super::temp_db()?;
         {
             let url = format!("sqlite://{}?mode=rwc", path.display());
             let db = sea_orm::Database::connect(url).await?;
@@ -603,11 +603,8 @@ mod tests {
 
     #[tokio::test]
     async fn incoming_duplicates_are_stored_once() -> Result<(), HistoryError> {
-        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
-            path: String::new(),
-            detail: e.to_string(),
-        })?;
-        let h = History::open(&dir.path().join("h.db")).await?;
+        let (_dir, path) = super::temp_db()?;
+        let h = History::open(&path).await?;
         assert_eq!(receive(&h, "bob", frame(7, "hi")).await, Some(true));
         assert_eq!(receive(&h, "bob", frame(7, "hi")).await, Some(false));
         assert_eq!(
@@ -638,11 +635,8 @@ mod tests {
     /// driver set; a streamed-hash transfer keeps "no SHA-256 yet".
     #[tokio::test]
     async fn transfers_round_trip() -> Result<(), HistoryError> {
-        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
-            path: String::new(),
-            detail: e.to_string(),
-        })?;
-        let h = History::open(&dir.path().join("h.db")).await?;
+        let (_dir, path) = super::temp_db()?;
+        let h = History::open(&path).await?;
         let mut t = rec(9, Direction::Outgoing, "OFFERED");
         h.record_machine_transfer(&t).await?;
         h.set_transfer_path("bob", Direction::Outgoing, t.id, Path::new("/tmp/a.iso"))
@@ -685,11 +679,7 @@ mod tests {
 
     #[tokio::test]
     async fn completed_files_survive_reopen_for_the_chat() -> Result<(), HistoryError> {
-        let dir = tempfile::tempdir().map_err(|e| HistoryError::Open {
-            path: String::new(),
-            detail: e.to_string(),
-        })?;
-        let path = dir.path().join("h.db");
+        let (_dir, path) = super::temp_db()?;
         {
             let h = History::open(&path).await?;
             for (n, st) in [(1u8, "DONE"), (2, "CANCELLED"), (3, "DONE")] {
