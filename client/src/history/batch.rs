@@ -28,9 +28,10 @@
 //! (`writer.rs` says why), whose level is set before each transaction that needs another one.
 //!
 //! Within a batch, runs of consecutive ops of one kind become multi-row statements (an
-//! `INSERT` of up to 100 rows, an `UPDATE … WHERE message_id IN (…)`), so a burst of a
-//! thousand messages is a handful of statements, not thousands; the order between kinds is
-//! kept. The statements are SQL text bound to borrowed values (`sql.rs` says why).
+//! `INSERT` of up to 100 rows, an `UPDATE … WHERE seq IN (…)`), so a burst of a thousand
+//! messages is a handful of statements, not thousands; the order between kinds is kept. The
+//! statements are SQL text bound to borrowed values (`sql.rs` says why); delivered marks find
+//! their rows by `seq` where the writer knows it ([`OutboxRows`]).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
