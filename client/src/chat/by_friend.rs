@@ -1,11 +1,12 @@
 //! A map keyed by (friend, message id) that looks up by `&str`, without building a key.
 //!
-//! Why: the chat state tracks every message in flight by friend and id (stored, being
-//! stored, waiting for its outbox write). Keyed by a `(String, MessageId)` tuple, each
-//! lookup had to allocate the friend's name to build the key, and a chat flood did that
-//! several times per message on each side: the allocator and hashing of those keys were
-//! among the receiver's largest costs outside SQLite (issue #14, session 13 profile). A map
-//! per friend is found by `&str` (`String: Borrow<str>`) and then by the 16-byte id.
+//! Why: the chat state tracks messages in flight by friend and id (being stored, waiting
+//! for their outbox write; the history writer's rows not marked delivered yet). Keyed by a
+//! `(String, MessageId)` tuple, each lookup had to allocate the friend's name to build the
+//! key, and a chat flood did that several times per message on each side: the allocator
+//! and hashing of those keys were among the receiver's largest costs outside SQLite (issue
+//! #14, session 13 profile). A map per friend is found by `&str` (`String: Borrow<str>`)
+//! and then by the 16-byte id.
 //!
 //! A friend's inner map stays when it runs empty: a conversation fills and empties it for
 //! every message, and rebuilding it each time would cost the allocation saved. So it holds
