@@ -173,6 +173,37 @@ fn c2_duplicate_is_acked_not_shown() {
     assert_eq!(acks, 2);
 }
 
+/// C2 past the in-memory inbox's reach: an id it no longer remembers
+/// (`RECENT_PER_FRIEND` later messages came) goes to the history, which reports it as
+/// stored before, so it is acknowledged again and not shown twice.
+#[test]
+fn c2_a_duplicate_older_than_the_inbox_remembers_is_acked_not_shown() {
+    use crate::chat::inbox::RECENT_PER_FRIEND;
+    let (mut p, link) = Pair::connected();
+    let chat = |n: usize| {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        PeerFrame::Chat(peerchat_proto::message::ChatFrame {
+            id,
+            sent_at_unix_ms: 1,
+            text: format!("m{n}"),
+        })
+    };
+    for n in 0..=RECENT_PER_FRIEND {
+        p.inject(Side::B, link, chat(n));
+        p.drive();
+    }
+    p.inject(Side::B, link, chat(0));
+    p.drive();
+    assert_eq!(texts(&p).len(), RECENT_PER_FRIEND + 1, "m0 is shown once");
+    let acks =
+        p.b.sent()
+            .iter()
+            .filter(|(_, _, f)| matches!(f, PeerFrame::Ack { .. }))
+            .count();
+    assert_eq!(acks, RECENT_PER_FRIEND + 2);
+}
+
 #[test]
 fn c7_store_fails_no_ack_then_resent_on_next_link() {
     let (mut p, link) = Pair::connected();
