@@ -280,8 +280,7 @@ impl History {
         t: &crate::transfer::TransferRecord,
     ) -> Result<(), HistoryError> {
         let results = self
-            .writer
-            .apply(vec![crate::machine::PersistOp::Transfer(t.clone())])
+            .apply_batch(vec![crate::machine::PersistOp::Transfer(t.clone())])
             .await;
         match results.into_iter().next().and_then(|r| r.error) {
             Some(e) => Err(e),

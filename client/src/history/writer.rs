@@ -52,16 +52,6 @@ pub(super) struct WriterHandle {
     jobs: mpsc::Sender<Job>,
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Job::Batch { ops, .. } => write!(f, "Batch({} ops)", ops.len()),
-            #[cfg(test)]
-            Job::Level { .. } => f.write_str("Level"),
-        }
-    }
-}
-
 impl WriterHandle {
     /// Starts the thread and opens its connection to the (already migrated) database at
     /// `path`.
