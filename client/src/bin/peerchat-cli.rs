@@ -139,10 +139,23 @@ enum Cmd {
 /// printer, which draws them above the prompt and redraws what is being typed.
 type EditorPrinter = Box<dyn rustyline::ExternalPrinter + Send>;
 
+/// What the editor's printer thread is handed, in order.
+enum ToEditor {
+    /// A line to print.
+    Line(String),
+    /// Answer once every line handed over before it has been printed.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// How long [`Printer::flush_editor`] waits. The editor's printer blocks only if the
+/// editor was already reading the next line when a print began (its queue holds one line);
+/// then the line is drawn by that `readline` and waiting longer would gain nothing.
+const EDITOR_FLUSH_WAIT: Duration = Duration::from_millis(500);
+
 /// What every printer of this process shares.
 struct Shared {
     /// Lines for the editor's printer thread, while the editor runs.
-    terminal: Mutex<Option<std::sync::mpsc::Sender<String>>>,
+    terminal: Mutex<Option<std::sync::mpsc::Sender<ToEditor>>>,
     handles: Mutex<Handles>,
 }
 
@@ -183,18 +196,24 @@ impl Printer {
             .unwrap_or_default()
     }
 
-    /// Lines go above the prompt while the editor runs.
     /// Lines go above the prompt while the editor runs. The editor's printer can block
     /// (its queue holds one line until the editor reads it, and the editor reads only
     /// inside `readline`), so it runs on its own thread: a caller never waits for it, and
     /// the loop that hands the editor its next prompt is never stuck behind a print.
     fn set_editor(&self, p: Option<EditorPrinter>) {
         let sender = p.map(|mut p| {
-            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let (tx, rx) = std::sync::mpsc::channel::<ToEditor>();
             std::thread::spawn(move || {
-                for line in rx {
-                    if p.print(line.clone()).is_err() {
-                        print!("{line}");
+                for item in rx {
+                    match item {
+                        ToEditor::Line(line) => {
+                            if p.print(line.clone()).is_err() {
+                                print!("{line}");
+                            }
+                        }
+                        ToEditor::Flush(done) => {
+                            let _ = done.send(());
+                        }
                     }
                 }
             });
@@ -205,10 +224,30 @@ impl Printer {
         }
     }
 
+    /// Waits (at most [`EDITOR_FLUSH_WAIT`]) until the lines handed to the editor's
+    /// printer so far are printed. Called between a typed line and the next prompt: the
+    /// editor is not reading then, so its printer writes straight to the terminal. Why:
+    /// without the wait, the next `readline` could start first; it reads typed-ahead keys
+    /// before queued prints, so after `text⏎/quit⏎` typed in one burst the line's own
+    /// result ("queued until …") was never drawn and the session ended without it.
+    async fn flush_editor(&self) {
+        let (done, printed) = tokio::sync::oneshot::channel();
+        let handed = self
+            .shared
+            .terminal
+            .lock()
+            .ok()
+            .and_then(|t| t.as_ref().map(|tx| tx.send(ToEditor::Flush(done)).is_ok()))
+            .unwrap_or(false);
+        if handed {
+            let _ = tokio::time::timeout(EDITOR_FLUSH_WAIT, printed).await;
+        }
+    }
+
     fn terminal(&self, error: bool, line: String) {
         if let Ok(t) = self.shared.terminal.lock() {
             if let Some(tx) = t.as_ref() {
-                if tx.send(format!("{line}\n")).is_ok() {
+                if tx.send(ToEditor::Line(format!("{line}\n"))).is_ok() {
                     return;
                 }
             }
@@ -865,6 +904,7 @@ async fn interactive(client: &Client, printer: &Printer, profile_dir: &Path) {
                 match input {
                     Input::Line(line, next) => {
                         let go = handle_line(client, printer, &mut state, &line).await;
+                        printer.flush_editor().await;
                         let _ = next.send(go.then(|| state.prompt()));
                         if !go {
                             break;
