@@ -56,24 +56,23 @@ pub async fn run(
     .await?;
     let _ = std::fs::remove_file(&durable_file);
     let outbox_file = work.join("durable-pingpong-sender.log");
-    let both = tcp_pingpong::run(
-        messages.min(DURABLE_RTTS),
-        0,
-        payload,
-        Durable::Both(durable_file.clone(), outbox_file.clone()),
-    )
-    .await?;
-    let _ = std::fs::remove_file(&durable_file);
-    let _ = std::fs::remove_file(&outbox_file);
-    let overlapped = tcp_pingpong::run(
-        messages.min(DURABLE_RTTS),
-        0,
-        payload,
-        Durable::Overlapped(durable_file.clone(), outbox_file.clone()),
-    )
-    .await?;
-    let _ = std::fs::remove_file(&durable_file);
-    let _ = std::fs::remove_file(&outbox_file);
+    // Round trips only, with a sync at both ends: in sequence, then overlapped (r2).
+    let two_syncs = |overlapped: bool| {
+        let (receiver, sender) = (durable_file.clone(), outbox_file.clone());
+        async move {
+            let durable = if overlapped {
+                Durable::Overlapped(receiver.clone(), sender.clone())
+            } else {
+                Durable::Both(receiver.clone(), sender.clone())
+            };
+            let run = tcp_pingpong::run(messages.min(DURABLE_RTTS), 0, payload, durable).await;
+            let _ = std::fs::remove_file(&receiver);
+            let _ = std::fs::remove_file(&sender);
+            run
+        }
+    };
+    let both = two_syncs(false).await?;
+    let overlapped = two_syncs(true).await?;
 
     let bob = fx.bob.userid.clone();
     fx.alice.call(&format!("warm {bob} 100"), "OK").await?;
