@@ -17,6 +17,7 @@
 
 pub mod atomic_file;
 pub mod backoff;
+pub(crate) mod bounded_set;
 pub mod chat;
 pub mod cli;
 pub mod client;

@@ -19,7 +19,7 @@
 //! Each phase stops at `messages` or after `cap` seconds, whichever comes first, so that a
 //! slow build still finishes in minutes; the rows say how many messages were measured.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -57,22 +57,17 @@ pub async fn run(
     let _ = std::fs::remove_file(&durable_file);
     let outbox_file = work.join("durable-pingpong-sender.log");
     // Round trips only, with a sync at both ends: in sequence, then overlapped (r2).
-    let two_syncs = |overlapped: bool| {
-        let (receiver, sender) = (durable_file.clone(), outbox_file.clone());
-        async move {
-            let durable = if overlapped {
-                Durable::Overlapped(receiver.clone(), sender.clone())
-            } else {
-                Durable::Both(receiver.clone(), sender.clone())
-            };
+    let two_syncs = |durable: fn(PathBuf, PathBuf) -> Durable| {
+        let durable = durable(durable_file.clone(), outbox_file.clone());
+        async {
             let run = tcp_pingpong::run(messages.min(DURABLE_RTTS), 0, payload, durable).await;
-            let _ = std::fs::remove_file(&receiver);
-            let _ = std::fs::remove_file(&sender);
+            let _ = std::fs::remove_file(&durable_file);
+            let _ = std::fs::remove_file(&outbox_file);
             run
         }
     };
-    let both = two_syncs(false).await?;
-    let overlapped = two_syncs(true).await?;
+    let both = two_syncs(Durable::Both).await?;
+    let overlapped = two_syncs(Durable::Overlapped).await?;
 
     let bob = fx.bob.userid.clone();
     fx.alice.call(&format!("warm {bob} 100"), "OK").await?;

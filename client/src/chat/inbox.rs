@@ -10,8 +10,9 @@
 //! friend sending without pause could turn into memory without bound (found in session 13).
 //! An older duplicate goes to the database, which answers the same.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 
+use crate::bounded_set::BoundedSet;
 use crate::ids::MessageId;
 
 /// Ids remembered per friend. A reconnect re-sends at most the unacknowledged window, 1 MiB
@@ -32,30 +33,7 @@ pub struct InboxAction {
 /// Recently stored message ids, per friend.
 #[derive(Debug, Default)]
 pub struct Inbox {
-    friends: HashMap<String, Recent>,
-}
-
-/// One friend's recent ids, in the order they were remembered.
-#[derive(Debug, Default)]
-struct Recent {
-    ids: HashSet<MessageId>,
-    order: VecDeque<MessageId>,
-}
-
-impl Recent {
-    /// True if `id` was not remembered yet.
-    fn insert(&mut self, id: MessageId) -> bool {
-        if !self.ids.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        if self.order.len() > RECENT_PER_FRIEND {
-            if let Some(old) = self.order.pop_front() {
-                self.ids.remove(&old);
-            }
-        }
-        true
-    }
+    friends: HashMap<String, BoundedSet<MessageId>>,
 }
 
 impl Inbox {
@@ -75,9 +53,7 @@ impl Inbox {
 
     /// True if `id` is remembered as stored.
     pub fn contains(&self, friend: &str, id: MessageId) -> bool {
-        self.friends
-            .get(friend)
-            .is_some_and(|r| r.ids.contains(&id))
+        self.friends.get(friend).is_some_and(|r| r.contains(&id))
     }
 
     /// Remembers `id`; true if it was not remembered yet. Finds the friend by `&str`, so
@@ -88,7 +64,7 @@ impl Inbox {
             None => self
                 .friends
                 .entry(friend.to_owned())
-                .or_default()
+                .or_insert_with(|| BoundedSet::new(RECENT_PER_FRIEND))
                 .insert(id),
         }
     }
@@ -144,7 +120,7 @@ mod tests {
         );
         assert!((10..RECENT_PER_FRIEND + 10).all(|n| i.contains("bob", id(n))));
         assert!(i.contains("carol", id(0)), "another friend's ids stay");
-        let bob = i.friends.get("bob").map(|r| (r.ids.len(), r.order.len()));
+        let bob = i.friends.get("bob").map(|r| (r.set.len(), r.order.len()));
         assert_eq!(bob, Some((RECENT_PER_FRIEND, RECENT_PER_FRIEND)));
     }
 }

@@ -11,13 +11,14 @@
 //! look silent), and a `Ping` is answered from the link's single Pong slot ahead of queued
 //! data and rate limited there (§3.6 r2). The machine never sees `Ping` or `Pong`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use peerchat_proto::message::{InvalidFileFrame, PeerFeatures, PeerFrame};
 use peerchat_proto::wire::CloseReason;
 
 use super::{key, Action, ClientMachine, LinkId, MachineConfig};
+use crate::bounded_set::BoundedSet;
 use crate::events::{Event, LinkPath, PeerCloseReason};
 use crate::peer::redial::Redial;
 use crate::peer::registry::{Admission, PeerRegistry};
@@ -70,30 +71,26 @@ pub enum LinkEvent {
 }
 
 /// A bounded set of transfer ids, oldest forgotten first.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct DiscardSet {
-    set: HashSet<Vec<u8>>,
-    order: VecDeque<Vec<u8>>,
+#[derive(Debug, Clone)]
+pub(crate) struct DiscardSet(BoundedSet<Vec<u8>>);
+
+impl Default for DiscardSet {
+    fn default() -> Self {
+        Self(BoundedSet::new(DISCARD_SET_MAX))
+    }
 }
 
 impl DiscardSet {
     pub(crate) fn insert(&mut self, id: &[u8]) {
-        if self.set.insert(id.to_vec()) {
-            self.order.push_back(id.to_vec());
-            while self.order.len() > DISCARD_SET_MAX {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
-            }
-        }
+        self.0.insert(id.to_vec());
     }
 
     pub(crate) fn contains(&self, id: &[u8]) -> bool {
-        self.set.contains(id)
+        self.0.contains(id)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.set.len()
+        self.0.len()
     }
 }
 
