@@ -26,6 +26,7 @@ pub fn cases() -> Vec<Case> {
         Case::must("handshake.empty-record", "3.5", "A record with L = 0 during the handshake is closed silently.", |c| Box::pin(empty_record(c))),
         Case::must("handshake.msg1-payload", "4.2", "Message 1 with a non-empty payload is closed silently, without message 2.", |c| Box::pin(msg1_payload(c))),
         Case::must("handshake.bad-signature", "4.3", "Message 3 whose identity_sig was made by another key (V5) is closed silently.", |c| Box::pin(bad_signature(c))),
+        Case::must("handshake.signature-replayed-for-another-static-key", "4.3", "After a complete handshake with a key, message 3 that repeats its identity_key and identity_sig over a different Noise static key (V5) is closed silently: a remembered binding covers exactly its three values.", |c| Box::pin(replayed_signature(c))),
         Case::must("handshake.garbage-signature", "4.3", "Message 3 whose identity_sig is random bytes (V5) is closed silently.", |c| Box::pin(garbage_signature(c))),
         Case::must("handshake.wrong-channel-kind", "4.4", "Message 3 with channel_kind PEER (V3) is closed silently; CLOSE_REASON_WRONG_CHANNEL_KIND is never sent.", |c| Box::pin(wrong_kind(c))).covers(&["CLOSE_REASON_WRONG_CHANNEL_KIND"]),
         Case::must("handshake.kind-unspecified", "4.4", "Message 3 with channel_kind UNSPECIFIED (0) is closed silently.", |c| Box::pin(kind_unspecified(c))),
@@ -219,6 +220,20 @@ async fn bad_signature(ctx: Ctx) -> CaseResult {
     let forger = ident::key(ident::other_key(k));
     opts.identity_sig = Some(forger.keypair.sign_static_key(&ident::key(k).static_public));
     rejected_msg3(&ctx, opts, "a signature by another key").await
+}
+
+/// SPEC.md §4.3 lets a server remember a binding it verified; this checks that such a memory
+/// is keyed by the static key too. The first connection makes the server verify (and perhaps
+/// remember) key `k` with its static key; the second sends `k`'s identity key and signature
+/// with another key's static key, which the signature does not cover.
+async fn replayed_signature(ctx: Ctx) -> CaseResult {
+    let k = ident::random_key();
+    ctx.connect(k).await?;
+    let original = ident::key(k);
+    let mut opts = HandshakeOptions::valid(ident::other_key(k));
+    opts.identity_key = Some(original.keypair.public().to_der().to_vec());
+    opts.identity_sig = Some(original.signature.clone());
+    rejected_msg3(&ctx, opts, "a signature replayed over another static key").await
 }
 
 async fn garbage_signature(ctx: Ctx) -> CaseResult {
