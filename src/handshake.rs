@@ -13,6 +13,7 @@ use crate::error::HandshakeError;
 use crate::identity::{IdentityKey, IdentityKeyPair};
 use crate::limits::{MAX_RECORD, PROTOCOL_VERSION};
 use crate::transport::Transport;
+use crate::verified::VerifiedBindings;
 use crate::wire::{ChannelKind, HandshakePayload};
 use crate::x25519::{NoiseResolver, StaticKey};
 
@@ -49,6 +50,9 @@ struct LocalInner {
     /// re-derive it (`None` only for a malformed test key; snow then reports the error).
     static_key: Option<Arc<StaticKey>>,
     signature: Vec<u8>,
+    /// Remote identity bindings this process has verified (`crate::verified`): shared by all
+    /// its handshakes, so a reconnecting client or friend is not verified again.
+    verified: VerifiedBindings,
 }
 
 impl LocalIdentity {
@@ -76,6 +80,7 @@ impl LocalIdentity {
                 static_private,
                 static_public,
                 signature,
+                verified: VerifiedBindings::default(),
             }),
         }
     }
@@ -326,7 +331,12 @@ impl Handshake {
             }
             Some(remote_static) => {
                 let remote_static = remote_static.to_vec();
-                self.remote = Some(verify_payload(payload, &remote_static, self.kind)?);
+                self.remote = Some(verify_payload(
+                    payload,
+                    &remote_static,
+                    self.kind,
+                    &self.local.inner.verified,
+                )?);
             }
         }
         Ok(())
@@ -365,11 +375,13 @@ impl Handshake {
     }
 }
 
-/// Decodes and checks a HandshakePayload received with `remote_static` (SPEC.md §4.2).
+/// Decodes and checks a HandshakePayload received with `remote_static` (SPEC.md §4.2); checks
+/// V4 and V5 through `verified`, which answers for a binding it has verified before.
 fn verify_payload(
     payload: &[u8],
     remote_static: &[u8],
     expected: ChannelKind,
+    verified: &VerifiedBindings,
 ) -> Result<RemoteIdentity, HandshakeError> {
     let p = HandshakePayload::decode(payload)?;
     if p.protocol_version == 0 {
@@ -383,8 +395,7 @@ fn verify_payload(
         });
     }
     let channel_kind = got.unwrap_or(expected);
-    let identity_key = IdentityKey::from_der(&p.identity_key)?;
-    identity_key.verify_static_key(remote_static, &p.identity_sig)?;
+    let identity_key = verified.check(&p.identity_key, &p.identity_sig, remote_static)?;
     Ok(RemoteIdentity {
         identity_key,
         protocol_version: p.protocol_version.min(PROTOCOL_VERSION),
@@ -449,6 +460,32 @@ mod tests {
             tr.opener.open_record(&rec).unwrap();
         }
         assert_eq!(&tr.opener.next_frame().unwrap().unwrap()[..], b"hi there");
+    }
+
+    /// Runs one handshake between `a` (initiator) and `b` to the end.
+    fn complete(a: &LocalIdentity, b: &LocalIdentity) -> (RemoteIdentity, RemoteIdentity) {
+        let mut i = Handshake::new(a, Role::Initiator, ChannelKind::Peer).unwrap();
+        let mut r = Handshake::new(b, Role::Responder, ChannelKind::Peer).unwrap();
+        r.read_message(&i.write_message().unwrap()).unwrap();
+        i.read_message(&r.write_message().unwrap()).unwrap();
+        r.read_message(&i.write_message().unwrap()).unwrap();
+        (i.finish().unwrap().1, r.finish().unwrap().1)
+    }
+
+    #[test]
+    fn a_reconnect_reuses_the_verified_binding_and_a_new_process_is_verified() {
+        let a = LocalIdentity::new(test_keys::identity(0)).unwrap();
+        let b = LocalIdentity::new(test_keys::identity(1)).unwrap();
+        complete(&a, &b);
+        let (seen_by_a, seen_by_b) = complete(&a, &b);
+        assert_eq!(seen_by_a.identity_key, *b.public_key());
+        assert_eq!(seen_by_b.identity_key, *a.public_key());
+        assert_eq!(a.inner.verified.len(), 1);
+        assert_eq!(b.inner.verified.len(), 1);
+        // The same identity in a new process signs a new static key: a new binding.
+        let a2 = LocalIdentity::new(test_keys::identity(0)).unwrap();
+        complete(&a2, &b);
+        assert_eq!(b.inner.verified.len(), 2);
     }
 
     #[test]

@@ -126,6 +126,10 @@ pub const TYPING_EXPIRY: Duration = Duration::from_secs(6);
 pub const RSA_MIN_BITS: usize = 2048;
 /// See [`RSA_MIN_BITS`].
 pub const RSA_MAX_BITS: usize = 4096;
+/// Verified identity bindings remembered per process identity (SPEC.md §4.3, §10;
+/// `crate::verified`). Each entry holds a parsed key (its DER and modulus, ~1 KiB for a
+/// 4096-bit key), so the memory stays under ~0.5 MiB.
+pub const VERIFIED_BINDINGS_MAX: usize = 512;
 /// Modulus size for newly generated identity keys.
 pub const RSA_DEFAULT_BITS: usize = 3072;
 
