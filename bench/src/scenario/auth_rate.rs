@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::LocalBoxFuture;
+use peerchat_proto::limits::VERIFIED_BINDINGS_MAX;
 use peerchat_proto::message::Request;
 use peerchat_proto::LocalIdentity;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -88,6 +89,7 @@ pub async fn run(
     let o = opts.clone();
     let phc = phc.clone();
 
+    let fresh = fresh_bindings(2 * VERIFIED_BINDINGS_MAX).await?;
     // Every measurement blocks this thread while its own runtimes run on fresh threads.
     let local = local.clone();
     let measured = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Row>> {
@@ -117,10 +119,25 @@ pub async fn run(
                     Ok(())
                 })
             })?;
+            // The same, but each handshake presents the next of `fresh`'s bindings: between
+            // two uses of one, more others pass than the server remembers.
+            let turn = Arc::new(AtomicUsize::new(0));
+            let first = measure(threads, n, d, |_| async { Ok(()) }, |_: &mut ()| {
+                let local = fresh[turn.fetch_add(1, Ordering::Relaxed) % fresh.len()].clone();
+                Box::pin(async move {
+                    wire_client::connect(next_source(), addr, &local).await?;
+                    Ok(())
+                })
+            })?;
             rows.push(
                 Row::new(SCENARIO, &format!("handshakes/s, {t}"), hs, "1/s", Better::Higher)
                     .baseline("plain TCP connect+RTT+close", plain)
                     .note(&format!("TCP connect + Noise XX with RSA-PSS identities, then close; {n} in flight per thread; one client process reconnecting, so after its first handshake neither end verifies RSA again (remembered bindings, SPEC.md §4.3)")),
+            );
+            rows.push(
+                Row::new(SCENARIO, &format!("handshakes/s, {t}, new bindings"), first, "1/s", Better::Higher)
+                    .baseline("plain TCP connect+RTT+close", plain)
+                    .note(&format!("as above, but each handshake presents the next of {} identity bindings (static key + signature) in turn, more than the server remembers ({VERIFIED_BINDINGS_MAX}): the server verifies RSA every time, as in a storm of new client processes", fresh.len())),
             );
 
             let connected = {
@@ -205,6 +222,29 @@ pub async fn run(
     hold.finish(Duration::from_secs(10)).await;
     server.stop().await;
     Ok(())
+}
+
+/// `count` identities, each with a static key of its own and its signature, over the
+/// published test keys in turn (one RSA signature each, made on every core before anything
+/// is timed).
+async fn fresh_bindings(count: usize) -> anyhow::Result<Arc<Vec<LocalIdentity>>> {
+    use peerchat_proto::test_keys;
+    let width = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let parts = (0..width).map(|w| {
+        tokio::task::spawn_blocking(move || {
+            (w..count)
+                .step_by(width)
+                .map(|i| LocalIdentity::new(test_keys::identity(i % test_keys::COUNT)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+    });
+    let mut all = Vec::with_capacity(count);
+    for part in futures::future::join_all(parts).await {
+        all.extend(part??);
+    }
+    Ok(Arc::new(all))
 }
 
 /// An established connection of the login measurements.
