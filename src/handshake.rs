@@ -420,6 +420,22 @@ fn kinds_compatible(expected: ChannelKind, got: Option<ChannelKind>) -> bool {
     )
 }
 
+/// Runs one peer handshake between `a` (initiator) and `b` to the end, in memory: what each
+/// side ends with (for the tests of this crate).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn complete_in_memory(
+    a: &LocalIdentity,
+    b: &LocalIdentity,
+) -> ((Transport, RemoteIdentity), (Transport, RemoteIdentity)) {
+    let mut i = Handshake::new(a, Role::Initiator, ChannelKind::Peer).unwrap();
+    let mut r = Handshake::new(b, Role::Responder, ChannelKind::Peer).unwrap();
+    r.read_message(&i.write_message().unwrap()).unwrap();
+    i.read_message(&r.write_message().unwrap()).unwrap();
+    r.read_message(&i.write_message().unwrap()).unwrap();
+    (i.finish().unwrap(), r.finish().unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,14 +478,9 @@ mod tests {
         assert_eq!(&tr.opener.next_frame().unwrap().unwrap()[..], b"hi there");
     }
 
-    /// Runs one handshake between `a` (initiator) and `b` to the end.
     fn complete(a: &LocalIdentity, b: &LocalIdentity) -> (RemoteIdentity, RemoteIdentity) {
-        let mut i = Handshake::new(a, Role::Initiator, ChannelKind::Peer).unwrap();
-        let mut r = Handshake::new(b, Role::Responder, ChannelKind::Peer).unwrap();
-        r.read_message(&i.write_message().unwrap()).unwrap();
-        i.read_message(&r.write_message().unwrap()).unwrap();
-        r.read_message(&i.write_message().unwrap()).unwrap();
-        (i.finish().unwrap().1, r.finish().unwrap().1)
+        let ((_, seen_by_a), (_, seen_by_b)) = complete_in_memory(a, b);
+        (seen_by_a, seen_by_b)
     }
 
     #[test]

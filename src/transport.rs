@@ -479,19 +479,14 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::handshake::{Handshake, LocalIdentity, Role};
+    use crate::handshake::LocalIdentity;
     use crate::test_keys;
-    use crate::wire::ChannelKind;
 
     fn transports() -> (Transport, Transport) {
         let a = LocalIdentity::new(test_keys::identity(0)).unwrap();
         let b = LocalIdentity::new(test_keys::identity(1)).unwrap();
-        let mut i = Handshake::new(&a, Role::Initiator, ChannelKind::Peer).unwrap();
-        let mut r = Handshake::new(&b, Role::Responder, ChannelKind::Peer).unwrap();
-        r.read_message(&i.write_message().unwrap()).unwrap();
-        i.read_message(&r.write_message().unwrap()).unwrap();
-        r.read_message(&i.write_message().unwrap()).unwrap();
-        (i.finish().unwrap().0, r.finish().unwrap().0)
+        let ((i, _), (r, _)) = crate::handshake::complete_in_memory(&a, &b);
+        (i, r)
     }
 
     /// SPEC.md §8.5 L3: a record whose plaintext is empty (`P = 0`) is valid, yields no
