@@ -478,24 +478,19 @@ mod tests {
         assert_eq!(&tr.opener.next_frame().unwrap().unwrap()[..], b"hi there");
     }
 
-    fn complete(a: &LocalIdentity, b: &LocalIdentity) -> (RemoteIdentity, RemoteIdentity) {
-        let ((_, seen_by_a), (_, seen_by_b)) = complete_in_memory(a, b);
-        (seen_by_a, seen_by_b)
-    }
-
     #[test]
     fn a_reconnect_reuses_the_verified_binding_and_a_new_process_is_verified() {
         let a = LocalIdentity::new(test_keys::identity(0)).unwrap();
         let b = LocalIdentity::new(test_keys::identity(1)).unwrap();
-        complete(&a, &b);
-        let (seen_by_a, seen_by_b) = complete(&a, &b);
+        complete_in_memory(&a, &b);
+        let ((_, seen_by_a), (_, seen_by_b)) = complete_in_memory(&a, &b);
         assert_eq!(seen_by_a.identity_key, *b.public_key());
         assert_eq!(seen_by_b.identity_key, *a.public_key());
         assert_eq!(a.inner.verified.len(), 1);
         assert_eq!(b.inner.verified.len(), 1);
         // The same identity in a new process signs a new static key: a new binding.
         let a2 = LocalIdentity::new(test_keys::identity(0)).unwrap();
-        complete(&a2, &b);
+        complete_in_memory(&a2, &b);
         assert_eq!(b.inner.verified.len(), 2);
     }
 

@@ -68,7 +68,8 @@ impl VerifiedBindings {
             return;
         }
         inner.order.push_back(digest);
-        while inner.order.len() > VERIFIED_BINDINGS_MAX {
+        // One entry in, so at most one out.
+        if inner.order.len() > VERIFIED_BINDINGS_MAX {
             if let Some(old) = inner.order.pop_front() {
                 inner.keys.remove(&old);
             }

@@ -121,7 +121,7 @@ pub async fn run(
             })?;
             // The same, but each handshake presents the next of `fresh`'s bindings: between
             // two uses of one, more others pass than the server remembers.
-            let turn = Arc::new(AtomicUsize::new(0));
+            let turn = AtomicUsize::new(0);
             let first = measure(threads, n, d, |_| async { Ok(()) }, |_: &mut ()| {
                 let local = fresh[turn.fetch_add(1, Ordering::Relaxed) % fresh.len()].clone();
                 Box::pin(async move {
