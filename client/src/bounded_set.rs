@@ -5,13 +5,15 @@
 //! set would let a friend grow our memory without end; these sets are shortcuts whose
 //! forgotten entries cost a little work later, never a wrong answer (their users say why).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
+
+use crate::fast_hash::FastSet;
 
 /// At most `cap` values; inserting one more forgets the oldest.
 #[derive(Debug, Clone)]
 pub(crate) struct BoundedSet<T> {
-    pub(crate) set: HashSet<T>,
+    pub(crate) set: FastSet<T>,
     pub(crate) order: VecDeque<T>,
     cap: usize,
 }
@@ -20,7 +22,7 @@ impl<T: Hash + Eq + Clone> BoundedSet<T> {
     /// An empty set that keeps at most `cap` values.
     pub(crate) fn new(cap: usize) -> Self {
         Self {
-            set: HashSet::new(),
+            set: FastSet::default(),
             order: VecDeque::new(),
             cap,
         }

@@ -24,6 +24,7 @@ pub mod client;
 pub(crate) mod driver;
 pub mod error;
 pub mod events;
+pub(crate) mod fast_hash;
 pub mod faults;
 pub mod friends;
 pub mod history;

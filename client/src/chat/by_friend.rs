@@ -13,20 +13,20 @@
 //! one (possibly empty) map per friend seen in this run, which the friends a user has had
 //! bound.
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 
 use crate::ids::MessageId;
 
 /// Values by friend (the normalised key) and message id.
 #[derive(Debug)]
 pub(crate) struct ByFriend<V> {
-    friends: HashMap<String, HashMap<MessageId, V>>,
+    friends: FastMap<String, FastMap<MessageId, V>>,
 }
 
 impl<V> Default for ByFriend<V> {
     fn default() -> Self {
         Self {
-            friends: HashMap::new(),
+            friends: FastMap::default(),
         }
     }
 }
@@ -64,7 +64,7 @@ impl<V> ByFriend<V> {
     /// Entries of every friend.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.friends.values().map(HashMap::len).sum()
+        self.friends.values().map(FastMap::len).sum()
     }
 }
 

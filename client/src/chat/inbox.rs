@@ -10,7 +10,7 @@
 //! friend sending without pause could turn into memory without bound (found in session 13).
 //! An older duplicate goes to the database, which answers the same.
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 
 use crate::bounded_set::BoundedSet;
 use crate::ids::MessageId;
@@ -33,7 +33,7 @@ pub struct InboxAction {
 /// Recently stored message ids, per friend.
 #[derive(Debug, Default)]
 pub struct Inbox {
-    friends: HashMap<String, BoundedSet<MessageId>>,
+    friends: FastMap<String, BoundedSet<MessageId>>,
 }
 
 impl Inbox {

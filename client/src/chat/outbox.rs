@@ -11,7 +11,9 @@
 //! (SPEC.md §7.9 rule 2): a long outbox goes out as acknowledgements come back, so our own
 //! burst never fills the connection's send budget.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fast_hash::FastMap;
 
 use peerchat_proto::limits::OUTBOX_WINDOW;
 use peerchat_proto::message::ChatFrame;
@@ -21,7 +23,7 @@ use crate::ids::MessageId;
 /// Unacknowledged messages to every friend.
 #[derive(Debug)]
 pub struct Outbox {
-    queues: HashMap<String, FriendQueue>,
+    queues: FastMap<String, FriendQueue>,
     window: usize,
 }
 
@@ -78,7 +80,7 @@ impl Outbox {
     /// An outbox with at most `window` bytes of text unacknowledged per connection.
     pub fn with_window(window: usize) -> Self {
         Self {
-            queues: HashMap::new(),
+            queues: FastMap::default(),
             window,
         }
     }

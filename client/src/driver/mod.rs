@@ -209,7 +209,7 @@ pub struct Core {
     /// The connection order toward each friend (SPEC.md §7.6–§7.8).
     traversal: Traversal,
     /// Every link whose hello passed, by connection.
-    links: HashMap<ConnId, PeerLink>,
+    links: crate::fast_hash::FastMap<ConnId, PeerLink>,
     /// Friends the machine asked to dial whose attempt has not ended yet: when the
     /// traversal gives up (or never started), the machine hears `DialFailed`.
     dialing: HashSet<String>,
@@ -257,7 +257,7 @@ impl Core {
             session_ctx: s.session_ctx,
             server: s.server,
             traversal: Traversal::new(s.traversal),
-            links: HashMap::new(),
+            links: crate::fast_hash::FastMap::default(),
             dialing: HashSet::new(),
             told_keys: HashMap::new(),
             disk,

@@ -3,7 +3,7 @@
 //! a friend whose presented key differs from the pinned one is "key change pending" (L51a)
 //! until the user accepts the presented key or the server presents the pinned one again.
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 use std::time::Instant;
 
 use peerchat_proto::wire::CloseReason;
@@ -67,7 +67,7 @@ struct Friend {
 /// Every friend.
 #[derive(Debug, Default)]
 pub(crate) struct Directory {
-    friends: HashMap<String, Friend>,
+    friends: FastMap<String, Friend>,
 }
 
 impl Directory {

@@ -11,7 +11,9 @@
 //! look silent), and a `Ping` is answered from the link's single Pong slot ahead of queued
 //! data and rate limited there (§3.6 r2). The machine never sees `Ping` or `Pong`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use crate::fast_hash::FastMap;
 use std::time::Instant;
 
 use peerchat_proto::message::{InvalidFileFrame, PeerFeatures, PeerFrame};
@@ -106,7 +108,7 @@ pub(crate) struct Link {
 /// Every OPEN link and the dialing state.
 #[derive(Debug)]
 pub(crate) struct Links {
-    links: HashMap<LinkId, Link>,
+    links: FastMap<LinkId, Link>,
     registry: PeerRegistry,
     pub(crate) redial: Redial,
     pub(crate) dialing: HashSet<String>,
@@ -115,7 +117,7 @@ pub(crate) struct Links {
 impl Links {
     pub(crate) fn new(c: &MachineConfig) -> Self {
         Self {
-            links: HashMap::new(),
+            links: FastMap::default(),
             registry: PeerRegistry::new(&c.me),
             redial: Redial::new(c.redial_min, c.redial_max),
             dialing: HashSet::new(),

@@ -129,7 +129,7 @@ impl RecvBudget {
 /// duplicate connection during the overlap of §7.3 waits for the other's chunks to drain.
 #[derive(Debug, Clone, Default)]
 pub struct RecvBudgets(
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, RecvBudget>>>,
+    std::sync::Arc<std::sync::Mutex<crate::fast_hash::FastMap<String, RecvBudget>>>,
 );
 
 impl RecvBudgets {

@@ -9,7 +9,7 @@
 //! One rule comes first (SPEC.md §7.8): a link that is not relayed always wins over a relayed
 //! one, so a punch that succeeds while a relayed link is up replaces it on both sides.
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 
 use super::traversal::LinkPath;
 
@@ -40,7 +40,7 @@ pub enum Admission {
 #[derive(Debug)]
 pub struct PeerRegistry {
     me: String,
-    active: HashMap<String, Active>,
+    active: FastMap<String, Active>,
 }
 
 impl PeerRegistry {
@@ -48,7 +48,7 @@ impl PeerRegistry {
     pub fn new(me: &str) -> Self {
         Self {
             me: me.to_ascii_lowercase(),
-            active: HashMap::new(),
+            active: FastMap::default(),
         }
     }
 
