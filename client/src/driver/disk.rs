@@ -104,7 +104,20 @@ struct Reader {
 }
 
 impl Reader {
+    #[cfg(test)]
     fn read(&mut self, path: &Path, offset: u64, len: usize, streamed: bool) -> Option<Bytes> {
+        self.read_into(Vec::with_capacity(len), path, offset, len, streamed)
+    }
+
+    /// As [`Reader::read`], into `buf` (empty, allocated by the caller).
+    fn read_into(
+        &mut self,
+        mut buf: Vec<u8>,
+        path: &Path,
+        offset: u64,
+        len: usize,
+        streamed: bool,
+    ) -> Option<Bytes> {
         if self.file.as_ref().is_none_or(|(p, _, _)| p != path) {
             self.file = Some((path.to_owned(), File::open(path).ok()?, 0));
         }
@@ -114,7 +127,7 @@ impl Reader {
         }
         // Read into spare capacity: zeroing each chunk first cost ~5 % of the sender's CPU
         // (docs/PERFORMANCE.md).
-        let mut buf = Vec::with_capacity(len);
+        buf.clear();
         Read::take(&mut *file, len as u64)
             .read_to_end(&mut buf)
             .ok()?;
@@ -364,11 +377,17 @@ impl Core {
                     let Ok(slot) = bulk.reserve_owned().await else {
                         return;
                     };
+                    // The chunk's buffer is allocated here, on a runtime worker, not on the
+                    // blocking-pool thread that fills it: the link's write task frees it on a
+                    // worker too. Allocated on up to `BULK_QUEUE` pool threads, each with
+                    // allocator pages of its own, the sender's memory crept over a process's
+                    // transfers (docs/PERFORMANCE.md, session 16).
+                    let buf = Vec::with_capacity(len);
                     let data = tokio::task::spawn_blocking(move || {
                         reader
                             .lock()
                             .ok()
-                            .and_then(|mut r| r.read(&path, offset, len, streamed))
+                            .and_then(|mut r| r.read_into(buf, &path, offset, len, streamed))
                     })
                     .await
                     .ok()
