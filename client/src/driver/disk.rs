@@ -104,12 +104,15 @@ struct Reader {
 }
 
 impl Reader {
+    /// [`Reader::read_into`] with a buffer of its own (the tests' form).
     #[cfg(test)]
     fn read(&mut self, path: &Path, offset: u64, len: usize, streamed: bool) -> Option<Bytes> {
         self.read_into(Vec::with_capacity(len), path, offset, len, streamed)
     }
 
-    /// As [`Reader::read`], into `buf` (empty, allocated by the caller).
+    /// Reads `len` bytes of `path` at `offset` into `buf` (its contents are dropped; the
+    /// caller allocates it, see `ReadChunk`), extending the streamed BLAKE3 when the chunk
+    /// continues it. `None` if the file cannot be read or got shorter.
     fn read_into(
         &mut self,
         mut buf: Vec<u8>,
