@@ -14,7 +14,6 @@
 //! bound.
 
 use crate::fast_hash::FastMap;
-
 use crate::ids::MessageId;
 
 /// Values by friend (the normalised key) and message id.

@@ -10,9 +10,8 @@
 //! friend sending without pause could turn into memory without bound (found in session 13).
 //! An older duplicate goes to the database, which answers the same.
 
-use crate::fast_hash::FastMap;
-
 use crate::bounded_set::BoundedSet;
+use crate::fast_hash::FastMap;
 use crate::ids::MessageId;
 
 /// Ids remembered per friend. A reconnect re-sends at most the unacknowledged window, 1 MiB

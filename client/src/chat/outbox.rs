@@ -13,11 +13,10 @@
 
 use std::collections::VecDeque;
 
-use crate::fast_hash::FastMap;
-
 use peerchat_proto::limits::OUTBOX_WINDOW;
 use peerchat_proto::message::ChatFrame;
 
+use crate::fast_hash::FastMap;
 use crate::ids::MessageId;
 
 /// Unacknowledged messages to every friend.

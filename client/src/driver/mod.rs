@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ClientError;
 use crate::events::{Event, FriendView, RequestView};
+use crate::fast_hash::FastMap;
 use crate::friends::{key, FriendBook};
 use crate::history::{self, History, HistoryEntry};
 use crate::ids::{MessageId, TransferId};
@@ -209,7 +210,7 @@ pub struct Core {
     /// The connection order toward each friend (SPEC.md §7.6–§7.8).
     traversal: Traversal,
     /// Every link whose hello passed, by connection.
-    links: crate::fast_hash::FastMap<ConnId, PeerLink>,
+    links: FastMap<ConnId, PeerLink>,
     /// Friends the machine asked to dial whose attempt has not ended yet: when the
     /// traversal gives up (or never started), the machine hears `DialFailed`.
     dialing: HashSet<String>,
@@ -257,7 +258,7 @@ impl Core {
             session_ctx: s.session_ctx,
             server: s.server,
             traversal: Traversal::new(s.traversal),
-            links: crate::fast_hash::FastMap::default(),
+            links: FastMap::default(),
             dialing: HashSet::new(),
             told_keys: HashMap::new(),
             disk,

@@ -3,7 +3,6 @@
 //! a friend whose presented key differs from the pinned one is "key change pending" (L51a)
 //! until the user accepts the presented key or the server presents the pinned one again.
 
-use crate::fast_hash::FastMap;
 use std::time::Instant;
 
 use peerchat_proto::wire::CloseReason;
@@ -11,6 +10,7 @@ use peerchat_proto::wire::CloseReason;
 use super::{key, Action, ClientMachine, CommandError};
 pub use crate::events::OfflineReason;
 use crate::events::{Event, KeyDecision};
+use crate::fast_hash::FastMap;
 
 /// A friend as the server reports them (the driver converts the proto `Friend`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,8 +12,6 @@
 //! data and rate limited there (§3.6 r2). The machine never sees `Ping` or `Pong`.
 
 use std::collections::HashSet;
-
-use crate::fast_hash::FastMap;
 use std::time::Instant;
 
 use peerchat_proto::message::{InvalidFileFrame, PeerFeatures, PeerFrame};
@@ -22,6 +20,7 @@ use peerchat_proto::wire::CloseReason;
 use super::{key, Action, ClientMachine, LinkId, MachineConfig};
 use crate::bounded_set::BoundedSet;
 use crate::events::{Event, LinkPath, PeerCloseReason};
+use crate::fast_hash::FastMap;
 use crate::peer::redial::Redial;
 use crate::peer::registry::{Admission, PeerRegistry};
 
