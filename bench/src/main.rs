@@ -162,9 +162,17 @@ struct BenchOpts {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // A client child runs on the runtime the apps use (one thread); set
+    // PEERCHAT_BENCH_PEER_RUNTIME=multi to compare with a work-stealing one (two workers).
+    let peer = matches!(cli.child, Some(ChildCmd::Peer(_)));
+    let multi = std::env::var("PEERCHAT_BENCH_PEER_RUNTIME").is_ok_and(|v| v == "multi");
+    let rt = if peer && !multi {
+        peerchat_client::runtime::build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
     match cli.child {
         Some(ChildCmd::Server(a)) => rt.block_on(server_proc::serve_main(a)),
         Some(ChildCmd::Peer(a)) => rt.block_on(peer_proc::peer_main(a)),

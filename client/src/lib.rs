@@ -35,6 +35,7 @@ pub mod notices;
 pub mod peer;
 pub mod pinning;
 pub mod profile;
+pub mod runtime;
 pub mod server_session;
 pub mod text;
 pub mod transfer;

@@ -39,11 +39,8 @@ impl Backend {
         ui: app::Sender<Msg>,
     ) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("peerchat-core")
-            .enable_all()
-            .build()?;
+        // The core's one thread is this backend thread (`peerchat_client::runtime`).
+        let rt = peerchat_client::runtime::build()?;
         let thread = std::thread::Builder::new()
             .name("peerchat-backend".into())
             .spawn(move || {
