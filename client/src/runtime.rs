@@ -9,8 +9,8 @@
 //! switch: a chat round trip cost ~11 of them across the two clients, against 2 for plain
 //! TCP. On one thread those hops are a poll in the same loop. Measured (issue #14,
 //! docs/PERFORMANCE.md "Session 18"): the round trip without any sync dropped from
-//! ~0.22 ms to 0.13–0.15 ms (plain TCP 0.08), with sync from 0.46–0.51 to 0.39–0.41 ms;
-//! files and the chat flood did not slow down.
+//! ~0.22 ms to 0.13–0.15 ms (plain TCP 0.08), and with syncs its median p50 over nine
+//! rounds from 0.459 to 0.426 ms; files and the chat flood did not slow down.
 
 use std::io;
 
