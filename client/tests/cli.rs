@@ -415,10 +415,12 @@ fn incoming_lines_print_above_the_prompt_and_keep_the_typed_text() {
     );
     // Enter and /quit in one burst: what is typed ahead is kept for the next prompt.
     type_keys(&mut keys, "\r/quit\r");
+    // "delivered" alone when the acknowledgement is printed before the send's own line.
     wait_for("the send reported", &|s| {
         s.contains("queued until alice is reachable")
             || s.contains("sent to alice")
             || s.contains("sending to alice")
+            || s.contains("delivered to alice")
     });
     // `script` ends when its input does.
     drop(keys);

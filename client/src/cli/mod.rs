@@ -8,8 +8,9 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::bounded_set::BoundedSet;
 use crate::events::Event;
-use crate::ids::TransferId;
+use crate::ids::{MessageId, TransferId};
 
 /// One command typed in interactive mode (the variant docs give the syntax).
 #[allow(missing_docs)]
@@ -93,10 +94,29 @@ impl FromStr for TransferRef {
 /// Short handles (`#1`, `#2`...) for the transfers this process has shown, so that nobody
 /// types a 32-hex-digit id to accept a file. Numbered in order of first sight; never reused
 /// within a process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Handles {
     by_id: HashMap<TransferId, u32>,
     ids: Vec<TransferId>,
+    /// The messages whose "delivered" line was printed last. The line that answers a send
+    /// is printed once the send returns, and the friend's acknowledgement can be printed
+    /// before it (on loopback it arrives within the same fraction of a millisecond): that
+    /// answer is then left out instead of saying "sent" after "delivered". The race lasts
+    /// one round trip, so a few ids are enough.
+    delivered: BoundedSet<MessageId>,
+}
+
+/// How many delivered message ids [`Handles`] remembers.
+const DELIVERED_REMEMBERED: usize = 64;
+
+impl Default for Handles {
+    fn default() -> Self {
+        Self {
+            by_id: HashMap::new(),
+            ids: Vec::new(),
+            delivered: BoundedSet::new(DELIVERED_REMEMBERED),
+        }
+    }
 }
 
 impl Handles {
@@ -445,6 +465,13 @@ pub fn render(
                 )
             })
             .collect(),
+        CliRecord::MessageSent {
+            status,
+            message_id,
+            ..
+        } if *status != DeliveryStatus::Delivered && h.delivered.contains(message_id) => {
+            Vec::new()
+        }
         CliRecord::MessageSent { friend, status, .. } => line(match status {
             DeliveryStatus::Delivered => format!("delivered to {friend}"),
             DeliveryStatus::Sent => format!("sent to {friend}"),
@@ -594,7 +621,10 @@ pub fn describe(e: &Event, h: &mut Handles, stamp: &dyn Fn(u64) -> String) -> St
             sent_at_unix_ms,
             ..
         } => format!("[{}] <{friend}> {text}", stamp(*sent_at_unix_ms)),
-        Event::MessageAcked { friend, .. } => format!("* delivered to {friend}"),
+        Event::MessageAcked { friend, message_id } => {
+            h.delivered.insert(*message_id);
+            format!("* delivered to {friend}")
+        }
         Event::Typing {
             friend,
             active: true,
@@ -892,6 +922,39 @@ mod tests {
         assert_eq!(
             describe(&acked, &mut Handles::default(), &|ms| ms.to_string()),
             "* delivered to bob"
+        );
+    }
+
+    #[test]
+    fn a_sent_line_that_loses_the_race_to_its_delivered_line_is_left_out() {
+        let mut h = Handles::default();
+        let record = |id: u8, status| CliRecord::MessageSent {
+            friend: "bob".into(),
+            message_id: crate::ids::MessageId([id; 16]),
+            delivered: false,
+            status,
+        };
+        let acked = |id: u8| Event::MessageAcked {
+            friend: "bob".into(),
+            message_id: crate::ids::MessageId([id; 16]),
+        };
+        let no_stamp = |ms: u64| ms.to_string();
+        assert_eq!(describe(&acked(1), &mut h, &no_stamp), "* delivered to bob");
+        for status in [DeliveryStatus::Sent, DeliveryStatus::Connecting] {
+            assert!(render(&record(1, status), &mut h, &no_stamp).is_empty());
+        }
+        // Another message, not yet acknowledged, still gets its line.
+        assert_eq!(
+            render(&record(2, DeliveryStatus::Sent), &mut h, &no_stamp).len(),
+            1
+        );
+        // Remembering is bounded: the oldest ids are forgotten.
+        for id in 3..=(3 + DELIVERED_REMEMBERED as u8) {
+            describe(&acked(id), &mut h, &no_stamp);
+        }
+        assert_eq!(
+            render(&record(1, DeliveryStatus::Sent), &mut h, &no_stamp).len(),
+            1
         );
     }
 }
