@@ -208,11 +208,12 @@ pub async fn run(
     const CPU_METRIC: &str = "flood CPU per message, both clients";
     // /proc counts CPU time in clock ticks (10 ms): a short flood (the smoke test's few
     // messages on the one-thread core) may use less than one tick in either client.
-    rows.push(if alice_us + bob_us > 0.0 {
-        Row::new(SCENARIO, CPU_METRIC, alice_us + bob_us, "µs", Better::Lower).note(&format!(
+    let both_us = alice_us + bob_us;
+    rows.push(if both_us > 0.0 {
+        Row::new(SCENARIO, CPU_METRIC, both_us, "µs", Better::Lower).note(&format!(
             "sender {alice_us:.1} µs + receiver {bob_us:.1} µs of CPU (user + system, all threads) per message; \
              both on 2 cores allow at most {:.0} msg/s",
-            2e6 / (alice_us + bob_us)
+            2e6 / both_us
         ))
     } else {
         Row::skipped(

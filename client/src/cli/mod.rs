@@ -93,7 +93,7 @@ impl FromStr for TransferRef {
 
 /// Short handles (`#1`, `#2`...) for the transfers this process has shown, so that nobody
 /// types a 32-hex-digit id to accept a file. Numbered in order of first sight; never reused
-/// within a process.
+/// within a process. Also the last messages shown as delivered (`delivered`).
 #[derive(Debug)]
 pub struct Handles {
     by_id: HashMap<TransferId, u32>,
@@ -930,13 +930,13 @@ mod tests {
         let mut h = Handles::default();
         let record = |id: u8, status| CliRecord::MessageSent {
             friend: "bob".into(),
-            message_id: crate::ids::MessageId([id; 16]),
+            message_id: MessageId([id; 16]),
             delivered: false,
             status,
         };
         let acked = |id: u8| Event::MessageAcked {
             friend: "bob".into(),
-            message_id: crate::ids::MessageId([id; 16]),
+            message_id: MessageId([id; 16]),
         };
         let no_stamp = |ms: u64| ms.to_string();
         assert_eq!(describe(&acked(1), &mut h, &no_stamp), "* delivered to bob");
