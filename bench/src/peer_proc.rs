@@ -8,7 +8,8 @@
 //!
 //! Commands (one line each; every command answers one line):
 //! `request U`, `accept-from U`, `wait-friend U`, `warm U N`, `send-file U PATH`,
-//! `expect-file`, `mem`, `reset-peak`, `chat-rtt U N BYTES [SECS]`, `chat-flood U N BYTES [SECS]`.
+//! `expect-file`, `mem`, `reset-peak`, `chat-rtt U N BYTES [SECS]` (answers every round trip,
+//! in nanoseconds), `chat-flood U N BYTES [SECS]`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -18,7 +19,6 @@ use peerchat_client::{AutoAccept, Client, ClientConfig, Direction, Event, EventS
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::child::ChildProc;
-use crate::stats::Percentiles;
 
 /// The password of the peer scenarios' accounts.
 const PASSWORD: &str = "bench-password-0123";
@@ -224,10 +224,13 @@ async fn command(
                 acked(events, id).await?;
                 rtts.push(t0.elapsed());
             }
-            Ok(format!(
-                "RTT {}",
-                serde_json::to_string(&Percentiles::of(&mut rtts))?
-            ))
+            // Every sample, not a summary: scenario 2 runs several blocks between its floors'
+            // blocks and summarises them together.
+            let nanos: Vec<u64> = rtts
+                .iter()
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                .collect();
+            Ok(format!("RTT {}", serde_json::to_string(&nanos)?))
         }
         "chat-flood" => {
             // Sends without waiting until `n` messages or the time cap, then waits for the

@@ -16,10 +16,13 @@
 //! A fourth overlaps the two syncs as r2 allows: the floor of any r2 sender and receiver
 //! that share one disk, as the two clients of this benchmark do.
 //!
+//! The round trips run in blocks, the floors' and Peerchat's in turn ([`RTT_BLOCKS`]), so that
+//! a ratio compares the same stretch of the disk's time.
+//!
 //! Each phase stops at `messages` or after `cap` seconds, whichever comes first, so that a
 //! slow build still finishes in minutes; the rows say how many messages were measured.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -27,11 +30,76 @@ use anyhow::Context as _;
 use crate::baseline::tcp_pingpong::{self, Durable};
 use crate::report::{Better, Row};
 use crate::scenario::file_transfer::PeerFixture;
-use crate::stats::Percentiles;
+use crate::stats::{Percentiles, Spread};
 
 const SCENARIO: &str = "2 chat";
-/// Round trips of the fsync-floor baseline (each costs one disk sync).
+/// Round trips of each fsync-floor baseline (each costs one or two disk syncs).
 const DURABLE_RTTS: usize = 2000;
+/// Blocks the round trips are measured in, each floor's block and then Peerchat's in turn.
+///
+/// Why: this disk's sync time drifts (the one-sync floor's median moved 0.21–0.48 ms between
+/// runs of session 18), and a floor measured in one stretch before Peerchat's round trips
+/// compared two different moments of the disk. Interleaved, every floor and Peerchat sample
+/// the same stretch of time, and each block's ratio shows how much the disk moved.
+const RTT_BLOCKS: usize = 20;
+
+/// The round trips of every block, Peerchat's and each floor's.
+#[derive(Default)]
+struct Blocks(Vec<Block>);
+
+struct Block {
+    peerchat: Vec<Duration>,
+    durable: Vec<Duration>,
+    both: Vec<Duration>,
+    overlapped: Vec<Duration>,
+}
+
+impl Blocks {
+    fn add(
+        &mut self,
+        peerchat: Vec<Duration>,
+        durable: Vec<Duration>,
+        both: Vec<Duration>,
+        overlapped: Vec<Duration>,
+    ) {
+        self.0.push(Block {
+            peerchat,
+            durable,
+            both,
+            overlapped,
+        });
+    }
+
+    /// Percentiles over all blocks: Peerchat, the one-sync, sequential and overlapped floors.
+    fn summary(&self) -> (Percentiles, Percentiles, Percentiles, Percentiles) {
+        let all = |f: fn(&Block) -> &Vec<Duration>| {
+            let mut v: Vec<Duration> = self.0.iter().flat_map(|b| f(b).iter().copied()).collect();
+            Percentiles::of(&mut v)
+        };
+        (
+            all(|b| &b.peerchat),
+            all(|b| &b.durable),
+            all(|b| &b.both),
+            all(|b| &b.overlapped),
+        )
+    }
+
+    /// Peerchat's p50 over a floor's, block by block: how steady the ratio was.
+    fn ratios(&self, floor: fn(&Block) -> &Vec<Duration>) -> String {
+        let p50 = |v: &Vec<Duration>| Percentiles::of(&mut v.clone()).p50_us;
+        let r: Vec<f64> = self
+            .0
+            .iter()
+            .map(|b| p50(&b.peerchat) / p50(floor(b)))
+            .filter(|r| r.is_finite())
+            .collect();
+        let s = Spread::of(&r);
+        format!(
+            "p50 ratio by block {:.2}–{:.2}×, median {:.2}× ({} blocks)",
+            s.min, s.max, s.median, s.n
+        )
+    }
+}
 
 /// Runs the scenario and appends its rows.
 ///
@@ -47,39 +115,61 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let plain = tcp_pingpong::run(messages, messages, payload, Durable::No).await?;
     let durable_file = work.join("durable-pingpong.log");
-    let durable = tcp_pingpong::run(
-        messages.min(DURABLE_RTTS),
-        messages,
-        payload,
-        Durable::Receiver(durable_file.clone()),
-    )
-    .await?;
-    let _ = std::fs::remove_file(&durable_file);
     let outbox_file = work.join("durable-pingpong-sender.log");
-    // Round trips only, with a sync at both ends: in sequence, then overlapped (r2).
-    let two_syncs = |durable: fn(PathBuf, PathBuf) -> Durable| {
-        let durable = durable(durable_file.clone(), outbox_file.clone());
-        async {
-            let run = tcp_pingpong::run(messages.min(DURABLE_RTTS), 0, payload, durable).await;
-            let _ = std::fs::remove_file(&durable_file);
-            let _ = std::fs::remove_file(&outbox_file);
+    let floor = |rtts: usize, flood: usize, durable: Durable| {
+        let (a, b) = (durable_file.clone(), outbox_file.clone());
+        async move {
+            let run = tcp_pingpong::run(rtts, flood, payload, durable).await;
+            let _ = std::fs::remove_file(&a);
+            let _ = std::fs::remove_file(&b);
             run
         }
     };
-    let both = two_syncs(Durable::Both).await?;
-    let overlapped = two_syncs(Durable::Overlapped).await?;
+    // The durable floor's flood (group commit), on its own: the round trips are in blocks.
+    let durable_flood = floor(0, messages, Durable::Receiver(durable_file.clone()))
+        .await?
+        .flood_per_sec;
 
     let bob = fx.bob.userid.clone();
     fx.alice.call(&format!("warm {bob} 100"), "OK").await?;
     let secs = cap.as_secs_f64();
-    let rtt: Percentiles = serde_json::from_str(
-        &fx.alice
+    let mut blocks = Blocks::default();
+    for i in 0..RTT_BLOCKS {
+        // Spread the messages (and the time cap) evenly; the first blocks take the remainder.
+        let share = |total: usize| total / RTT_BLOCKS + usize::from(i < total % RTT_BLOCKS);
+        let floor_rtts = share(messages.min(DURABLE_RTTS));
+        let d = floor(floor_rtts, 0, Durable::Receiver(durable_file.clone())).await?;
+        let b = floor(
+            floor_rtts,
+            0,
+            Durable::Both(durable_file.clone(), outbox_file.clone()),
+        )
+        .await?;
+        let o = floor(
+            floor_rtts,
+            0,
+            Durable::Overlapped(durable_file.clone(), outbox_file.clone()),
+        )
+        .await?;
+        let answer = fx
+            .alice
             .call(
-                &format!("chat-rtt {bob} {messages} {payload} {secs}"),
+                &format!(
+                    "chat-rtt {bob} {} {payload} {}",
+                    share(messages),
+                    secs / RTT_BLOCKS as f64
+                ),
                 "RTT",
             )
-            .await?,
-    )?;
+            .await?;
+        let nanos: Vec<u64> = serde_json::from_str(&answer)?;
+        blocks.add(
+            nanos.into_iter().map(Duration::from_nanos).collect(),
+            d.rtts,
+            b.rtts,
+            o.rtts,
+        );
+    }
     // CPU time of each client over the flood: on a shared 2-core machine the rate swings
     // with whatever else runs, CPU per message much less (issue #14's flood goal).
     let cpu = |p: &crate::peer_proc::PeerProc| -> anyhow::Result<Duration> {
@@ -109,16 +199,12 @@ pub async fn run(
         per_msg_us(cpu(&fx.bob)?, cpu_before.1),
     );
 
-    let (mut p, mut d, mut b, mut o) = (plain.rtts, durable.rtts, both.rtts, overlapped.rtts);
-    let (p, d, b, o) = (
-        Percentiles::of(&mut p),
-        Percentiles::of(&mut d),
-        Percentiles::of(&mut b),
-        Percentiles::of(&mut o),
-    );
+    let mut p = plain.rtts;
+    let p = Percentiles::of(&mut p);
+    let (rtt, d, b, o) = blocks.summary();
     let ms = |us: f64| us / 1000.0;
     let note = format!(
-        "{} messages of {payload} bytes one at a time (of {messages}, {secs:.0} s cap); send → MessageAcked through both client cores",
+        "{} messages of {payload} bytes one at a time (of {messages}, {secs:.0} s cap) in {RTT_BLOCKS} blocks between the floors' blocks; send → MessageAcked through both client cores",
         rtt.n
     );
     rows.push(
@@ -150,9 +236,10 @@ pub async fn run(
         )
         .baseline("TCP ping-pong + fdatasync per msg", ms(d.p50_us))
         .note(&format!(
-            "floor p99 {:.2} ms over {} round trips: one disk sync before each ack",
+            "floor p99 {:.2} ms over {} round trips: one disk sync before each ack; {}",
             ms(d.p99_us),
-            d.n
+            d.n,
+            blocks.ratios(|b| &b.durable)
         )),
     );
     rows.push(
@@ -180,9 +267,10 @@ pub async fn run(
         )
         .baseline("TCP ping-pong + fdatasync at both ends, overlapped", ms(o.p50_us))
         .note(&format!(
-            "floor p99 {:.2} ms over {} round trips: §8.1 r2 as it stands, the sender syncing its copy while the message travels and the receiver syncing before the ack; both ends share this machine's one disk, as the two clients do here",
+            "floor p99 {:.2} ms over {} round trips: §8.1 r2 as it stands, the sender syncing its copy while the message travels and the receiver syncing before the ack; both ends share this machine's one disk, as the two clients do here; {}",
             ms(o.p99_us),
-            o.n
+            o.n,
+            blocks.ratios(|b| &b.overlapped)
         )),
     );
     let rate = sent / acked_s;
@@ -202,7 +290,7 @@ pub async fn run(
             "msg/s",
             Better::Higher,
         )
-        .baseline("TCP + fdatasync per burst", durable.flood_per_sec)
+        .baseline("TCP + fdatasync per burst", durable_flood)
         .note("the floor commits every burst that has arrived with one sync (group commit)"),
     );
     const CPU_METRIC: &str = "flood CPU per message, both clients";
