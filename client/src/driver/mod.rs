@@ -82,6 +82,18 @@ pub(crate) const MAX_GATHERED: usize = 1024;
 /// connection and acknowledged without being shown twice.
 const MARKS_DELAY: Duration = Duration::from_millis(50);
 
+/// The largest batch written on the core's own thread instead of the history's writer
+/// thread, if no message of ours was sent while it was collected (`Core::drain`).
+///
+/// Why on this thread: a conversation's received message is a batch of one, and its ack
+/// waits for it whatever else happens; handing it to the writer thread and back cost two
+/// thread wake-ups, ~30 µs each when they cross vCPUs of a virtual machine (`writer.rs`),
+/// which was 10–15 % of a round trip (issue #14, session 19). Why only small ones: while a
+/// batch is written here, nothing else of this core runs; a flood's bursts are written on
+/// the writer thread so that the next burst is read and opened meanwhile, and our own
+/// messages' outbox writes so that they overlap the send (§8.1 r2).
+pub(crate) const INLINE_OPS: usize = 1;
+
 /// How long a shutdown waits for the links' `Close` frames to be written: the write task
 /// gives a stuck socket `CLOSE_GRACE` (1 s); a little more covers its shutdown.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -546,6 +558,8 @@ impl Core {
     async fn drain(&mut self) {
         let mut batch: Vec<PersistOp> = Vec::new();
         let mut held: Vec<Event> = Vec::new();
+        // Whether a message of ours was sent while this batch's writes were collected.
+        let mut passed = false;
         loop {
             let next = self.machine.poll_action();
             match next {
@@ -569,6 +583,7 @@ impl Core {
                 }) if !batch.is_empty() => {
                     // Sent while its outbox entry is written (§8.1 r2, see above).
                     self.send_frame(link, frame);
+                    passed = true;
                     continue;
                 }
                 _ => {}
@@ -581,7 +596,12 @@ impl Core {
                     batch.append(&mut self.marks);
                     self.marks_due = None;
                 }
-                self.persist_batch(std::mem::take(&mut batch)).await;
+                let ops = std::mem::take(&mut batch);
+                if std::mem::take(&mut passed) || ops.len() > INLINE_OPS {
+                    self.persist_batch(ops).await;
+                } else {
+                    self.persist_batch_here(&ops);
+                }
                 for e in held.drain(..) {
                     self.emit_from_machine(e);
                 }

@@ -23,8 +23,25 @@ impl Core {
         }
     }
 
+    /// Writes `ops` on the writer thread, while this thread's other tasks go on (the
+    /// messages of ours they send, the bursts they read).
     pub(super) async fn persist_batch(&mut self, ops: Vec<PersistOp>) {
         let results = self.history.apply_batch(ops).await;
+        self.persisted(results);
+    }
+
+    /// Writes `ops` on this thread, which waits for the sync: for a small batch that no
+    /// send of ours overlaps (`Core::drain` decides, [`INLINE_OPS`]), whose results are
+    /// all anything waits for. It saves the hand-off's two thread wake-ups (issue #14).
+    ///
+    /// [`INLINE_OPS`]: super::INLINE_OPS
+    pub(super) fn persist_batch_here(&mut self, ops: &[PersistOp]) {
+        let results = self.history.apply_batch_here(ops);
+        self.persisted(results);
+    }
+
+    /// Feeds a batch's results back to the machine.
+    fn persisted(&mut self, results: Vec<crate::history::BatchResult>) {
         let now = Instant::now();
         for r in results {
             if let Some(e) = r.error {

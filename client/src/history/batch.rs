@@ -24,8 +24,9 @@
 //!   of the process (it is in the log), and the next FULL commit's sync of the same log makes
 //!   it durable against power loss too.
 //!
-//! All batches run on one connection, the history's writer, on a thread of its own
-//! (`writer.rs` says why), whose level is set before each transaction that needs another one.
+//! All batches run on one connection, the history's writer, on a thread of its own or, for a
+//! batch nothing can overlap, on the caller's (`writer.rs` says why), whose level is set
+//! before each transaction that needs another one.
 //!
 //! Within a batch, runs of consecutive ops of one kind become multi-row statements (an
 //! `INSERT` of up to 100 rows, an `UPDATE … WHERE seq IN (…)`), so a burst of a thousand
@@ -93,6 +94,20 @@ impl History {
             return Vec::new();
         }
         self.writer.apply(ops).await
+    }
+
+    /// As [`History::apply_batch`], but on the calling thread, which blocks until the batch
+    /// is written and synced (it first waits for a batch the writer thread is running).
+    ///
+    /// For a batch that nothing can overlap, such as a received message, whose ack waits for
+    /// it anyway: it saves the two thread wake-ups of the hand-off (`writer.rs` says what they
+    /// cost). Everything else on the calling thread waits for the sync too, so a batch whose
+    /// write can overlap other work belongs on the writer thread.
+    pub fn apply_batch_here(&self, ops: &[PersistOp]) -> Vec<BatchResult> {
+        if ops.is_empty() {
+            return Vec::new();
+        }
+        self.writer.apply_here(ops)
     }
 }
 
@@ -558,6 +573,35 @@ mod tests {
         // The next durable batch sets the level back before its transaction.
         h.apply_batch(vec![outgoing("bob", 3)]).await;
         assert_eq!(h.writer.level().await?, 2);
+        Ok(())
+    }
+
+    /// A batch on the caller's thread (`apply_batch_here`) uses the writer thread's
+    /// connection: it sees what the thread wrote (duplicates, the outbox rows a mark finds by
+    /// `seq`), and the `synchronous` level either one sets is the other's too.
+    #[tokio::test]
+    async fn batches_here_and_on_the_writer_thread_share_one_connection() -> Result<(), HistoryError>
+    {
+        let (_d, h) = open().await?;
+        h.apply_batch(vec![incoming("bob", 1), outgoing("bob", 2)])
+            .await;
+        assert_eq!(
+            fresh_flags(&h.apply_batch_here(&[incoming("bob", 1)])),
+            vec![Some(false)],
+            "stored on the writer thread before"
+        );
+        let r = h.apply_batch_here(&[delivered("bob", 2)]);
+        assert!(r.iter().all(|b| b.error.is_none()));
+        assert_eq!(h.writer.level().await?, 1, "set here, seen by the thread");
+        assert!(h.outbox().await?.is_empty());
+        assert!(h.messages("bob", 10).await?.iter().any(|m| m.acked));
+        assert_eq!(
+            fresh_flags(&h.apply_batch_here(&[incoming("bob", 3)])),
+            vec![Some(true)]
+        );
+        assert_eq!(h.writer.level().await?, 2, "a durable batch here syncs");
+        assert!(h.apply_batch_here(&[]).is_empty());
+        assert_eq!(h.messages("bob", 10).await?.len(), 3);
         Ok(())
     }
 
