@@ -83,15 +83,18 @@ pub(crate) const MAX_GATHERED: usize = 1024;
 const MARKS_DELAY: Duration = Duration::from_millis(50);
 
 /// The largest batch written on the core's own thread instead of the history's writer
-/// thread, if no message of ours was sent while it was collected (`Core::drain`).
+/// thread (`Core::lone`).
 ///
-/// Why on this thread: a conversation's received message is a batch of one, and its ack
-/// waits for it whatever else happens; handing it to the writer thread and back cost two
+/// Why on this thread: a conversation's message is a batch of one at each end. The
+/// receiver's ack waits for it whatever else happens, and the sender's message is delivered
+/// only once it is written (§8.1 r2); handing it to the writer thread and back cost two
 /// thread wake-ups, ~30 µs each when they cross vCPUs of a virtual machine (`writer.rs`),
-/// which was 10–15 % of a round trip (issue #14, session 19). Why only small ones: while a
-/// batch is written here, nothing else of this core runs; a flood's bursts are written on
-/// the writer thread so that the next burst is read and opened meanwhile, and our own
-/// messages' outbox writes so that they overlap the send (§8.1 r2).
+/// and on the sender they also delayed the start of its sync, which ended after the ack
+/// had arrived (issue #14, session 19). A message of ours still travels while its entry is
+/// written: the link tasks send it before this thread turns to the write (`Core::drain`).
+/// Why only small ones: while a batch is written here, nothing else of this core runs; a
+/// flood's bursts are written on the writer thread so that the next burst is read and
+/// opened, or taken from the user, meanwhile.
 pub(crate) const INLINE_OPS: usize = 1;
 
 /// How long a shutdown waits for the links' `Close` frames to be written: the write task
@@ -597,9 +600,16 @@ impl Core {
                     self.marks_due = None;
                 }
                 let ops = std::mem::take(&mut batch);
-                if std::mem::take(&mut passed) || ops.len() > INLINE_OPS {
+                if !self.lone(&ops) {
                     self.persist_batch(ops).await;
                 } else {
+                    if std::mem::take(&mut passed) {
+                        // Let the link tasks write the messages that passed this batch
+                        // before this thread waits for its sync, so that they travel
+                        // while it runs (§8.1 r2): a yielded task runs again only after
+                        // the tasks that are ready.
+                        tokio::task::yield_now().await;
+                    }
                     self.persist_batch_here(&ops);
                 }
                 for e in held.drain(..) {
@@ -628,6 +638,18 @@ impl Core {
                 Action::Emit(e) => self.emit_from_machine(e),
             }
         }
+    }
+
+    /// Whether a batch is written on this thread instead of the writer thread
+    /// ([`INLINE_OPS`] says why): a small one, and if it holds our own message, one alone
+    /// in its friend's outbox. Why the last: a flood's message with others in flight is
+    /// written on the writer thread, so that the core takes the next sends meanwhile.
+    fn lone(&self, ops: &[PersistOp]) -> bool {
+        ops.len() <= INLINE_OPS
+            && ops.iter().all(|op| match op {
+                PersistOp::AppendOutbox { friend, .. } => self.machine.unacked(friend) <= 1,
+                _ => true,
+            })
     }
 
     fn emit(&self, e: Event) {

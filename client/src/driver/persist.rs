@@ -30,9 +30,9 @@ impl Core {
         self.persisted(results);
     }
 
-    /// Writes `ops` on this thread, which waits for the sync: for a small batch that no
-    /// send of ours overlaps (`Core::drain` decides, [`INLINE_OPS`]), whose results are
-    /// all anything waits for. It saves the hand-off's two thread wake-ups (issue #14).
+    /// Writes `ops` on this thread, which waits for the sync: for a conversation's lone
+    /// message (`Core::lone`, [`INLINE_OPS`]), whose result is all anything waits for. It
+    /// saves the hand-off's two thread wake-ups (issue #14).
     ///
     /// [`INLINE_OPS`]: super::INLINE_OPS
     pub(super) fn persist_batch_here(&mut self, ops: &[PersistOp]) {

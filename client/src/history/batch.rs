@@ -99,10 +99,11 @@ impl History {
     /// As [`History::apply_batch`], but on the calling thread, which blocks until the batch
     /// is written and synced (it first waits for a batch the writer thread is running).
     ///
-    /// For a batch that nothing can overlap, such as a received message, whose ack waits for
-    /// it anyway: it saves the two thread wake-ups of the hand-off (`writer.rs` says what they
-    /// cost). Everything else on the calling thread waits for the sync too, so a batch whose
-    /// write can overlap other work belongs on the writer thread.
+    /// For a batch that nothing else waits beside, such as a conversation's message, whose
+    /// ack (or "delivered") waits for it anyway: it saves the two thread wake-ups of the
+    /// hand-off (`writer.rs` says what they cost). Everything else on the calling thread waits
+    /// for the sync too, so a batch whose write can overlap other work (a flood's burst)
+    /// belongs on the writer thread.
     pub fn apply_batch_here(&self, ops: &[PersistOp]) -> Vec<BatchResult> {
         if ops.is_empty() {
             return Vec::new();

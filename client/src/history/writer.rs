@@ -23,9 +23,9 @@
 //! each job. Why: a hand-off to this thread and back costs two thread wake-ups, and on a
 //! virtual machine a wake-up on another vCPU costs ~30 µs (`perf bench sched pipe`: 59.6 µs
 //! per round against 5.6 on one CPU, issue #14, session 19) — on a conversation's round trip
-//! that was as much as the code path itself. A batch that nothing can overlap (a received
-//! message, whose ack waits for it anyway) is cheaper where it is; a batch that can (our own
-//! message, sent while its outbox entry is written, or a flood's burst while more arrives)
+//! that was as much as the code path itself. A batch that nothing else waits beside (a
+//! conversation's message: the receiver's ack, or the sender's "delivered", waits for it
+//! anyway) is cheaper where it is; a flood's burst, written while the next one arrives,
 //! still comes here.
 
 use std::path::Path;

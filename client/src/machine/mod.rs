@@ -585,6 +585,11 @@ impl ClientMachine {
         v
     }
 
+    /// How many of our messages to `friend` wait for an acknowledgement (its outbox, §8.1).
+    pub fn unacked(&self, friend: &str) -> usize {
+        self.chat.pending(&key(friend))
+    }
+
     fn has_pending(&self, k: &str) -> bool {
         self.chat.pending(k) > 0 || self.book.needs_link(k)
     }
