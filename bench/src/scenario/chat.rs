@@ -55,21 +55,6 @@ struct Block {
 }
 
 impl Blocks {
-    fn add(
-        &mut self,
-        peerchat: Vec<Duration>,
-        durable: Vec<Duration>,
-        both: Vec<Duration>,
-        overlapped: Vec<Duration>,
-    ) {
-        self.0.push(Block {
-            peerchat,
-            durable,
-            both,
-            overlapped,
-        });
-    }
-
     /// Percentiles over all blocks: Peerchat, the one-sync, sequential and overlapped floors.
     fn summary(&self) -> (Percentiles, Percentiles, Percentiles, Percentiles) {
         let all = |f: fn(&Block) -> &Vec<Duration>| {
@@ -163,12 +148,12 @@ pub async fn run(
             )
             .await?;
         let nanos: Vec<u64> = serde_json::from_str(&answer)?;
-        blocks.add(
-            nanos.into_iter().map(Duration::from_nanos).collect(),
-            d.rtts,
-            b.rtts,
-            o.rtts,
-        );
+        blocks.0.push(Block {
+            peerchat: nanos.into_iter().map(Duration::from_nanos).collect(),
+            durable: d.rtts,
+            both: b.rtts,
+            overlapped: o.rtts,
+        });
     }
     // CPU time of each client over the flood: on a shared 2-core machine the rate swings
     // with whatever else runs, CPU per message much less (issue #14's flood goal).

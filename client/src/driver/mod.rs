@@ -600,10 +600,11 @@ impl Core {
                     self.marks_due = None;
                 }
                 let ops = std::mem::take(&mut batch);
+                let sent = std::mem::take(&mut passed);
                 if !self.lone(&ops) {
                     self.persist_batch(ops).await;
                 } else {
-                    if std::mem::take(&mut passed) {
+                    if sent {
                         // Let the link tasks write the messages that passed this batch
                         // before this thread waits for its sync, so that they travel
                         // while it runs (§8.1 r2): a yielded task runs again only after
