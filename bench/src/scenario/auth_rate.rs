@@ -31,10 +31,13 @@ use crate::child::ChildProc;
 use crate::report::{Better, Row};
 use crate::seed::{self, Seed};
 use crate::server_proc::ServerProc;
-use crate::stats::per_sec;
+use crate::stats::{per_sec, Spread};
 use crate::wire_client;
 
 const SCENARIO: &str = "4 rates";
+/// Blocks of the handshake measurements: each runs reconnects, plain connects and new
+/// bindings for 1/`HANDSHAKE_BLOCKS` of `--rate-seconds` each.
+const HANDSHAKE_BLOCKS: u32 = 10;
 
 /// Scenario 4 options.
 #[derive(Debug, Clone)]
@@ -86,6 +89,11 @@ pub async fn run(
         .await?
         .parse()?;
     let addr = server.addr;
+    // The processes whose CPU each phase is charged: this one (the client threads) and the
+    // server, or this one and the plain TCP holder.
+    let me = std::process::id();
+    let peerchat_pids = [Some(me), server.pid()];
+    let plain_pids = [Some(me), hold.pid()];
     let o = opts.clone();
     let phc = phc.clone();
 
@@ -104,41 +112,75 @@ pub async fn run(
                     async move { Ok(local) }
                 }
             };
-            let hs = measure(threads, n, d, with_identity, |local: &mut LocalIdentity| {
-                Box::pin(async move {
-                    // Dropped at once: the server sees EOF right after the handshake.
-                    wire_client::connect(next_source(), addr, local).await?;
-                    Ok(())
-                })
-            })?;
-            let plain = measure(threads, n, d, |_| async { Ok(()) }, |_: &mut ()| {
-                Box::pin(async move {
-                    let mut s = wire_client::tcp_from(next_source(), hold_addr).await?;
-                    s.write_u32(crate::tcp_hold::PROBE).await?;
-                    s.read_u8().await?;
-                    Ok(())
-                })
-            })?;
-            // The same, but each handshake presents the next of `fresh`'s bindings: between
-            // two uses of one, more others pass than the server remembers.
+            // Reconnects, plain connects and new bindings run in turn, block by block
+            // (`HANDSHAKE_BLOCKS`), so that each ratio compares the same stretch of the
+            // machine's time: the plain phase alone leaves ~130,000 TIME_WAIT sockets (the
+            // kernel's limit) that whatever runs next works beside.
             let turn = AtomicUsize::new(0);
-            let first = measure(threads, n, d, |_| async { Ok(()) }, |_: &mut ()| {
-                let local = fresh[turn.fetch_add(1, Ordering::Relaxed) % fresh.len()].clone();
-                Box::pin(async move {
-                    wire_client::connect(next_source(), addr, &local).await?;
-                    Ok(())
-                })
-            })?;
+            let mut tally = [Tally::default(); 3];
+            let mut by_block: [Vec<f64>; 2] = Default::default();
+            let block = d / HANDSHAKE_BLOCKS;
+            for b in 0..HANDSHAKE_BLOCKS as usize {
+                let mut this = [Tally::default(); 3];
+                // Each block starts with another of the three, so none always follows plain.
+                for k in (0..3).map(|k| (k + b) % 3) {
+                    let pids = if k == 1 { plain_pids } else { peerchat_pids };
+                    let cpu0 = cpu_of(&pids)?;
+                    this[k] = match k {
+                        0 => measure(threads, n, block, with_identity.clone(), |local: &mut LocalIdentity| {
+                            Box::pin(async move {
+                                // Dropped at once: the server sees EOF right after the handshake.
+                                wire_client::connect(next_source(), addr, local).await?;
+                                Ok(())
+                            })
+                        })?,
+                        1 => measure(threads, n, block, |_| async { Ok(()) }, |_: &mut ()| {
+                            Box::pin(async move {
+                                let mut s = wire_client::tcp_from(next_source(), hold_addr).await?;
+                                s.write_u32(crate::tcp_hold::PROBE).await?;
+                                s.read_u8().await?;
+                                Ok(())
+                            })
+                        })?,
+                        // Each handshake presents the next of `fresh`'s bindings: between
+                        // two uses of one, more others pass than the server remembers.
+                        _ => measure(threads, n, block, |_| async { Ok(()) }, |_: &mut ()| {
+                            let local = fresh[turn.fetch_add(1, Ordering::Relaxed) % fresh.len()].clone();
+                            Box::pin(async move {
+                                wire_client::connect(next_source(), addr, &local).await?;
+                                Ok(())
+                            })
+                        })?,
+                    };
+                    this[k].cpu = cpu_of(&pids)?.saturating_sub(cpu0);
+                }
+                for (sum, t) in tally.iter_mut().zip(this) {
+                    sum.add(t);
+                }
+                by_block[0].push(this[0].rate() / this[1].rate());
+                by_block[1].push(this[2].rate() / this[1].rate());
+            }
+            let [hs_cpu, plain_cpu, first_cpu] = tally.map(|t| t.cpu_per_step());
+            let [hs, plain, first] = tally.map(|t| t.rate());
+            let [hs_blocks, first_blocks] = by_block.map(|r| block_note(&r));
             rows.push(
                 Row::new(SCENARIO, &format!("handshakes/s, {t}"), hs, "1/s", Better::Higher)
                     .baseline("plain TCP connect+RTT+close", plain)
-                    .note(&format!("TCP connect + Noise XX with RSA-PSS identities, then close; {n} in flight per thread; one client process reconnecting, so after its first handshake neither end verifies RSA again (remembered bindings, SPEC.md §4.3)")),
+                    .note(&format!("TCP connect + Noise XX with RSA-PSS identities, then close; {n} in flight per thread; one client process reconnecting, so after its first handshake neither end verifies RSA again (remembered bindings, SPEC.md §4.3); {hs_blocks}")),
             );
             rows.push(
                 Row::new(SCENARIO, &format!("handshakes/s, {t}, new bindings"), first, "1/s", Better::Higher)
                     .baseline("plain TCP connect+RTT+close", plain)
-                    .note(&format!("as above, but each handshake presents the next of {} identity bindings (static key + signature) in turn, more than the server remembers ({VERIFIED_BINDINGS_MAX}): the server verifies RSA every time, as in a storm of new client processes", fresh.len())),
+                    .note(&format!("as above, but each handshake presents the next of {} identity bindings (static key + signature) in turn, more than the server remembers ({VERIFIED_BINDINGS_MAX}): the server verifies RSA every time, as in a storm of new client processes; {first_blocks}", fresh.len())),
             );
+
+            for (what, cpu) in [("", hs_cpu), (", new bindings", first_cpu)] {
+                rows.push(
+                    Row::new(SCENARIO, &format!("CPU per handshake, both processes, {t}{what}"), cpu, "µs", Better::Lower)
+                        .baseline("plain TCP connect+RTT+close", plain_cpu)
+                        .note("user + system time of the client process and the server (the plain holder for the baseline) over the blocks above, per connection; /proc tick resolution (10 ms) per block; both share the 2 cores, so the rate ratio follows roughly the inverse of this one"),
+                );
+            }
 
             let connected = {
                 let local = local.clone();
@@ -157,13 +199,15 @@ pub async fn run(
                     wire_client::request(&mut c.ch, id + 1, Request::Logout).await?;
                     Ok(())
                 })
-            })?;
+            })?
+            .rate();
             let pings = measure(threads, n, d, connected.clone(), |c: &mut Conn| {
                 Box::pin(async move {
                     let nonce = c.ids();
                     wire_client::ping(&mut c.ch, nonce).await
                 })
-            })?;
+            })?
+            .rate();
             rows.push(
                 Row::new(SCENARIO, &format!("KeyLogins/s (+Logout), {t}"), key, "1/s", Better::Higher)
                     .baseline("Ping/Pong round trips/s", pings)
@@ -177,7 +221,8 @@ pub async fn run(
                     wire_client::request(&mut c.ch, id + 1, Request::Logout).await?;
                     Ok(())
                 })
-            })?;
+            })?
+            .rate();
             // The server hashes on as many blocking threads as there are cores, whatever
             // the number of client threads: that width is its ceiling.
             let width = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -190,6 +235,7 @@ pub async fn run(
                     let ok = verify_password(phc);
                     Box::pin(async move { ok })
                 })?
+                .rate()
             };
             rows.push(
                 Row::new(SCENARIO, &format!("password Logins/s (+Logout), {t}"), pw, "1/s", Better::Higher)
@@ -272,14 +318,14 @@ fn verify_password(phc: &str) -> anyhow::Result<()> {
 
 /// Runs `threads` OS threads, each a current_thread runtime with `per_thread` tasks. Each
 /// task runs `setup` (not timed), waits for every other task, then repeats `step` for
-/// `duration`. Returns completed steps per second over all tasks.
+/// `duration`. Returns the completed steps over all tasks and the longest task's time.
 fn measure<S, SF, SFut, P>(
     threads: usize,
     per_thread: usize,
     duration: Duration,
     setup: SF,
     step: P,
-) -> anyhow::Result<f64>
+) -> anyhow::Result<Tally>
 where
     SF: Fn(usize) -> SFut + Send + Sync + Clone,
     SFut: Future<Output = anyhow::Result<S>>,
@@ -332,5 +378,55 @@ where
         count += n;
         longest = longest.max(d);
     }
-    Ok(per_sec(count, longest))
+    Ok(Tally {
+        count,
+        elapsed: longest,
+        cpu: Duration::ZERO,
+    })
+}
+
+/// Steps completed in a time: one measurement, or the sum of several (pooled, so that a
+/// rate over blocks is total steps over total time).
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    count: u64,
+    elapsed: Duration,
+    /// CPU the processes involved used meanwhile (set by the caller).
+    cpu: Duration,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.count += other.count;
+        self.elapsed += other.elapsed;
+        self.cpu += other.cpu;
+    }
+
+    /// CPU per completed step, in µs.
+    fn cpu_per_step(self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.count.max(1) as f64
+    }
+
+    fn rate(self) -> f64 {
+        per_sec(self.count, self.elapsed)
+    }
+}
+
+/// User + system time of the processes in `pids` so far (`None`s, children already gone, are
+/// skipped: a measurement of nothing is caught by its zero count instead).
+fn cpu_of(pids: &[Option<u32>]) -> anyhow::Result<Duration> {
+    let mut sum = Duration::ZERO;
+    for pid in pids.iter().flatten() {
+        sum += crate::procfs::cpu_time(*pid)?;
+    }
+    Ok(sum)
+}
+
+/// How the blocks' ratios spread: what a reader needs to judge one pooled ratio.
+fn block_note(ratios: &[f64]) -> String {
+    let s = Spread::of(ratios);
+    format!(
+        "ratio by block {:.3}–{:.3}×, median {:.3}× ({} blocks)",
+        s.min, s.max, s.median, s.n
+    )
 }
