@@ -1,33 +1,32 @@
-//! X25519 for the Noise handshake: ring's assembly in place of snow's portable code, and the
-//! static key's public half derived once instead of at every handshake.
+//! X25519 for the Noise handshake: AWS-LC's assembly (through aws-lc-rs) in place of snow's
+//! portable code, each private key parsed once, and the static key's public half derived once
+//! instead of at every handshake.
 //!
-//! Why: X25519 was ~78 % of a handshake's CPU (docs/PERFORMANCE.md, session 7), all of it in
-//! curve25519-dalek's portable `serial::u64` field arithmetic, which is what snow's default
-//! resolver uses (its ring resolver supplies only ciphers and hashes). ring, already linked,
-//! carries BoringSSL's X25519 with fiat-crypto's ADX/BMI2 field arithmetic on x86-64. And snow's
-//! `Dh::set` re-derives the public key of the static private key it is given, a base-point
+//! Why: X25519 is most of a handshake's CPU (docs/PERFORMANCE.md). snow's default resolver
+//! uses curve25519-dalek's portable `serial::u64` arithmetic (its ring resolver supplies only
+//! ciphers and hashes). Session 7 moved the DH to ring's BoringSSL code (fiat-crypto with
+//! ADX/BMI2). Session 20 measured AWS-LC's (s2n-bignum's formally verified x86-64 assembly) on
+//! the same machine, in one process: a DH 20–24 µs against ring's ~31 µs, and a key pair from
+//! 32 bytes 5.5–8 µs against ring's 17–19 µs. A Noise XX side does one key generation and
+//! three DHs, so that is ~108 → ~69 µs per side per handshake. And snow's `Dh::set`
+//! re-derives the public key of the static private key it is given, a base-point
 //! multiplication per handshake for a key that never changes; [`NoiseResolver`] hands it the
-//! public half computed when the [`crate::LocalIdentity`] was made.
+//! key parsed when the [`crate::LocalIdentity`] was made.
+//!
+//! aws-lc-rs also takes a fixed private key through its public API
+//! (`PrivateKey::from_private_key`). ring only offers X25519 keys that are generated from its
+//! own random source and used once, which Noise's static key (es, se) is not, and reaching it
+//! took ring's deprecated test random source.
 //!
 //! X25519 is X25519 (RFC 7748): the same private key and peer key give the same bytes as before,
 //! which the test vectors in `testdata/` and the tests below check against x25519-dalek. One
-//! detail is kept on purpose: ring refuses a result of all zeros (a low-order peer key), where
-//! curve25519-dalek returned the zeros and the handshake went on; [`RingX25519::dh`] returns the
+//! detail is kept on purpose: AWS-LC refuses a result of all zeros (a low-order peer key), where
+//! curve25519-dalek returned the zeros and the handshake went on; [`LcX25519::dh`] returns the
 //! zeros too, so nothing a peer can observe changes (no wire or behaviour change, SPEC.md §4).
-//!
-//! ring only offers X25519 keys that are generated from a random source and used once
-//! (`EphemeralPrivateKey`); Noise also needs DH with the long-lived static key (es, se). The key
-//! is therefore handed to ring through its `FixedSliceRandom`, a random source that returns given
-//! bytes. That type is in ring 0.17's `deprecated_test` module ("internal API that will be
-//! removed"): Cargo.lock pins ring 0.17, and if a later ring drops it, aws-lc-rs offers the same
-//! operation as a public API (`agreement::PrivateKey::from_private_key(&X25519, ..)`) at the
-//! cost of building AWS-LC's C sources.
 
 use std::sync::Arc;
 
-use ring::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
-#[allow(deprecated)]
-use ring::test::rand::FixedSliceRandom;
+use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey, X25519};
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::{CryptoResolver, RingResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
@@ -35,24 +34,36 @@ use snow::types::{Cipher, Dh, Hash, Random};
 /// Length of an X25519 private key, public key and shared secret.
 pub const KEY_LEN: usize = 32;
 
-/// An X25519 key pair whose public half has been computed once.
-#[derive(Clone)]
+/// An X25519 key pair parsed, and its public half computed, once.
 pub struct StaticKey {
     private: [u8; KEY_LEN],
     public: [u8; KEY_LEN],
+    key: PrivateKey,
 }
 
 impl StaticKey {
-    /// Derives the public half of `private`; `None` if it is not 32 bytes.
+    /// Parses `private` and derives its public half; `None` if it is not 32 bytes.
     pub fn derive(private: &[u8]) -> Option<Self> {
         let private: [u8; KEY_LEN] = private.try_into().ok()?;
-        let public = public_key(&private)?;
-        Some(Self { private, public })
+        let (key, public) = parse(&private)?;
+        Some(Self {
+            private,
+            public,
+            key,
+        })
     }
 
     /// The public half.
     pub fn public(&self) -> &[u8; KEY_LEN] {
         &self.public
+    }
+}
+
+impl Drop for StaticKey {
+    fn drop(&mut self) {
+        // Best effort, as for `LcX25519`; AWS-LC clears its own copy when it frees it.
+        self.private.fill(0);
+        std::hint::black_box(&self.private);
     }
 }
 
@@ -63,58 +74,75 @@ impl std::fmt::Debug for StaticKey {
     }
 }
 
-/// `private` as ring's one-use key. The "random source" returns exactly these bytes.
-#[allow(deprecated)]
-fn ring_key(private: &[u8; KEY_LEN]) -> Option<EphemeralPrivateKey> {
-    EphemeralPrivateKey::generate(&X25519, &FixedSliceRandom { bytes: private }).ok()
+/// `private` as AWS-LC's key, with its public half (computed while parsing: AWS-LC derives it
+/// when the key is made). `None` only if AWS-LC fails internally.
+fn parse(private: &[u8; KEY_LEN]) -> Option<(PrivateKey, [u8; KEY_LEN])> {
+    let key = PrivateKey::from_private_key(&X25519, private).ok()?;
+    let public = key.compute_public_key().ok()?.as_ref().try_into().ok()?;
+    Some((key, public))
 }
 
 /// X25519(private, 9): the public key, as curve25519-dalek's `mul_base_clamped` computed it.
+#[cfg(test)]
 fn public_key(private: &[u8; KEY_LEN]) -> Option<[u8; KEY_LEN]> {
-    let public = ring_key(private)?.compute_public_key().ok()?;
-    public.as_ref().try_into().ok()
+    parse(private).map(|(_, public)| public)
 }
 
-/// X25519(private, peer) into `out`; all zeros for a low-order `peer` (see the module docs).
-fn agree(private: &[u8; KEY_LEN], peer: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
+/// X25519(`key`, `peer`) into `out`; all zeros for a low-order `peer` (see the module docs).
+fn agree(key: &PrivateKey, peer: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
     let out = out.get_mut(..KEY_LEN).ok_or(snow::Error::Dh)?;
     let peer = peer.get(..KEY_LEN).ok_or(snow::Error::Dh)?;
-    let key = ring_key(private).ok_or(snow::Error::Dh)?;
-    let agreed = agreement::agree_ephemeral(key, &UnparsedPublicKey::new(&X25519, peer), |k| {
-        out.copy_from_slice(k)
+    let agreed = agreement::agree(key, UnparsedPublicKey::new(&X25519, peer), (), |k| {
+        out.copy_from_slice(k.get(..KEY_LEN).ok_or(())?);
+        Ok(())
     });
     if agreed.is_err() {
-        // ring's only refusal for a 32-byte peer key: the result is all zeros.
+        // AWS-LC's only refusal for a 32-byte peer key: the result is all zeros.
         out.fill(0);
     }
     Ok(())
 }
 
-/// snow's `Dh` for "25519", backed by ring. Knows the local static key so that `set` with it
-/// costs a comparison instead of a base-point multiplication.
-pub struct RingX25519 {
+/// Which parsed key a [`LcX25519`] agrees with.
+enum Slot {
+    /// None set yet, or AWS-LC failed to parse one: every DH fails.
+    Empty,
+    /// The local static key the resolver was given.
+    Known,
+    /// Any other key (the ephemeral one, in practice).
+    Own(PrivateKey),
+}
+
+/// snow's `Dh` for "25519", backed by AWS-LC. Knows the local static key so that `set` with it
+/// costs a comparison instead of a parse and a base-point multiplication.
+pub struct LcX25519 {
     private: [u8; KEY_LEN],
     public: [u8; KEY_LEN],
+    slot: Slot,
     known: Option<Arc<StaticKey>>,
 }
 
-impl RingX25519 {
+impl LcX25519 {
     /// A key slot; `known` is the local static key, if the caller has one.
     pub fn new(known: Option<Arc<StaticKey>>) -> Self {
         Self {
             private: [0; KEY_LEN],
             public: [0; KEY_LEN],
+            slot: Slot::Empty,
             known,
         }
     }
 
     fn set_private(&mut self, private: [u8; KEY_LEN]) {
         self.private = private;
-        self.public = match &self.known {
-            Some(k) if equal(&k.private, &private) => k.public,
-            // Only an invalid CPU-feature state makes ring fail here; the all-zero public key
-            // then fails every later DH check in snow instead of panicking.
-            _ => public_key(&private).unwrap_or([0; KEY_LEN]),
+        (self.slot, self.public) = match &self.known {
+            Some(k) if equal(&k.private, &private) => (Slot::Known, k.public),
+            // Only an internal AWS-LC failure lands in `None`; the all-zero public key and the
+            // empty slot then fail snow's later steps instead of panicking.
+            _ => match parse(&private) {
+                Some((key, public)) => (Slot::Own(key), public),
+                None => (Slot::Empty, [0; KEY_LEN]),
+            },
         };
     }
 }
@@ -124,7 +152,7 @@ fn equal(a: &[u8; KEY_LEN], b: &[u8; KEY_LEN]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-impl Drop for RingX25519 {
+impl Drop for LcX25519 {
     fn drop(&mut self) {
         // Best effort: ephemeral private keys should not linger in freed memory.
         self.private.fill(0);
@@ -132,7 +160,7 @@ impl Drop for RingX25519 {
     }
 }
 
-impl Dh for RingX25519 {
+impl Dh for LcX25519 {
     fn name(&self) -> &'static str {
         "25519"
     }
@@ -168,12 +196,18 @@ impl Dh for RingX25519 {
     }
 
     fn dh(&self, pubkey: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
-        agree(&self.private, pubkey, out)
+        let key = match (&self.slot, &self.known) {
+            (Slot::Own(key), _) => key,
+            (Slot::Known, Some(known)) => &known.key,
+            _ => return Err(snow::Error::Dh),
+        };
+        agree(key, pubkey, out)
     }
 }
 
-/// snow's crypto resolver for Peerchat: ring for everything, with [`RingX25519`] as the DH.
-/// Built per handshake (snow takes it by value); cloning the static key is one `Arc`.
+/// snow's crypto resolver for Peerchat: ring for the random source, hash and ciphers, and
+/// [`LcX25519`] as the DH. Built per handshake (snow takes it by value); cloning the static
+/// key is one `Arc`.
 pub struct NoiseResolver {
     known: Option<Arc<StaticKey>>,
 }
@@ -192,7 +226,7 @@ impl CryptoResolver for NoiseResolver {
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
         match choice {
-            DHChoice::Curve25519 => Some(Box::new(RingX25519::new(self.known.clone()))),
+            DHChoice::Curve25519 => Some(Box::new(LcX25519::new(self.known.clone()))),
             _ => None,
         }
     }
@@ -214,6 +248,11 @@ mod tests {
         hex::decode(s).unwrap().try_into().unwrap()
     }
 
+    /// X25519(`private`, `peer`) through a freshly parsed key.
+    fn agree_raw(private: &[u8; KEY_LEN], peer: &[u8], out: &mut [u8]) {
+        agree(&parse(private).unwrap().0, peer, out).unwrap();
+    }
+
     /// RFC 7748 §6.1: Alice's and Bob's key pairs and their shared secret.
     #[test]
     fn rfc7748_vectors() {
@@ -225,9 +264,9 @@ mod tests {
         assert_eq!(public_key(&a).unwrap(), a_pub);
         assert_eq!(StaticKey::derive(&b).unwrap().public(), &b_pub);
         let mut out = [0u8; KEY_LEN];
-        agree(&a, &b_pub, &mut out).unwrap();
+        agree_raw(&a, &b_pub, &mut out);
         assert_eq!(out, shared);
-        agree(&b, &a_pub, &mut out).unwrap();
+        agree_raw(&b, &a_pub, &mut out);
         assert_eq!(out, shared);
     }
 
@@ -255,7 +294,7 @@ mod tests {
                 PublicKey::from(&secret).to_bytes()
             );
             let mut out = [0u8; KEY_LEN];
-            agree(&private, &peer, &mut out).unwrap();
+            agree_raw(&private, &peer, &mut out);
             assert_eq!(
                 out,
                 secret.diffie_hellman(&PublicKey::from(peer)).to_bytes(),
@@ -269,11 +308,11 @@ mod tests {
     fn low_order_point_gives_zeros_as_before() {
         let private = [0x42u8; KEY_LEN];
         let mut out = [0xaau8; KEY_LEN];
-        agree(&private, &[0u8; KEY_LEN], &mut out).unwrap();
+        agree_raw(&private, &[0u8; KEY_LEN], &mut out);
         assert_eq!(out, [0u8; KEY_LEN]);
         let mut one = [0u8; KEY_LEN];
         one[0] = 1;
-        agree(&private, &one, &mut out).unwrap();
+        agree_raw(&private, &one, &mut out);
         assert_eq!(out, [0u8; KEY_LEN]);
     }
 
@@ -282,9 +321,16 @@ mod tests {
     #[test]
     fn set_uses_the_cached_public_key_only_for_the_known_key() {
         let known = Arc::new(StaticKey::derive(&[7u8; KEY_LEN]).unwrap());
-        let mut dh = RingX25519::new(Some(Arc::clone(&known)));
+        let mut dh = LcX25519::new(Some(Arc::clone(&known)));
+        let peer = public_key(&[3u8; KEY_LEN]).unwrap();
+        let (mut via_slot, mut direct) = ([0u8; KEY_LEN], [1u8; KEY_LEN]);
+        assert!(dh.dh(&peer, &mut via_slot).is_err(), "no key set yet");
         dh.set(&[7u8; KEY_LEN]);
         assert_eq!(dh.pubkey(), known.public());
+        // The known key's parsed copy does the DH.
+        dh.dh(&peer, &mut via_slot).unwrap();
+        agree_raw(&[7u8; KEY_LEN], &peer, &mut direct);
+        assert_eq!(via_slot, direct);
         dh.set(&[8u8; KEY_LEN]);
         assert_eq!(dh.pubkey(), &public_key(&[8u8; KEY_LEN]).unwrap());
 
