@@ -61,9 +61,8 @@ impl StaticKey {
 
 impl Drop for StaticKey {
     fn drop(&mut self) {
-        // Best effort, as for `LcX25519`; AWS-LC clears its own copy when it frees it.
-        self.private.fill(0);
-        std::hint::black_box(&self.private);
+        // AWS-LC clears its own copy when it frees it.
+        wipe(&mut self.private);
     }
 }
 
@@ -147,6 +146,13 @@ impl LcX25519 {
     }
 }
 
+/// Zeroes a private key before its memory is freed. Best effort: private keys should not
+/// linger in freed memory, and `black_box` keeps the compiler from dropping the write.
+fn wipe(private: &mut [u8; KEY_LEN]) {
+    private.fill(0);
+    std::hint::black_box(private);
+}
+
 /// Constant-time equality of two keys.
 fn equal(a: &[u8; KEY_LEN], b: &[u8; KEY_LEN]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -154,9 +160,7 @@ fn equal(a: &[u8; KEY_LEN], b: &[u8; KEY_LEN]) -> bool {
 
 impl Drop for LcX25519 {
     fn drop(&mut self) {
-        // Best effort: ephemeral private keys should not linger in freed memory.
-        self.private.fill(0);
-        std::hint::black_box(&self.private);
+        wipe(&mut self.private);
     }
 }
 

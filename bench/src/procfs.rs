@@ -55,6 +55,15 @@ pub fn cpu_time(pid: u32) -> io::Result<std::time::Duration> {
     )
 }
 
+/// The sum of [`cpu_time`] over `pids`: what a measurement spread over several processes
+/// (cluster nodes, a client and its server) cost.
+///
+/// # Errors
+/// As [`cpu_time`], for the first process that cannot be read.
+pub fn cpu_time_sum(pids: impl IntoIterator<Item = u32>) -> io::Result<std::time::Duration> {
+    pids.into_iter().map(cpu_time).sum()
+}
+
 fn clock_ticks() -> u64 {
     // SAFETY: sysconf has no preconditions; it only reads a configuration value.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use futures::future::LocalBoxFuture;
 use peerchat_proto::limits::VERIFIED_BINDINGS_MAX;
 use peerchat_proto::message::Request;
@@ -96,8 +97,8 @@ pub async fn run(
     // The processes whose CPU each phase is charged: this one (the client threads) and the
     // server, or this one and the plain TCP holder.
     let me = std::process::id();
-    let peerchat_pids = [Some(me), server.pid()];
-    let plain_pids = [Some(me), hold.pid()];
+    let peerchat_pids = [me, server.pid().context("server exited")?];
+    let plain_pids = [me, hold.pid().context("plain TCP holder exited")?];
     let o = opts.clone();
     let phc = phc.clone();
 
@@ -129,7 +130,7 @@ pub async fn run(
                 // Each block starts with another of the three, so none always follows plain.
                 for k in (0..3).map(|k| (k + b) % 3) {
                     let pids = if k == 1 { plain_pids } else { peerchat_pids };
-                    let cpu0 = cpu_of(&pids)?;
+                    let cpu0 = crate::procfs::cpu_time_sum(pids)?;
                     this[k] = match k {
                         0 => measure(threads, n, block, with_identity.clone(), |local: &mut LocalIdentity| {
                             Box::pin(async move {
@@ -156,7 +157,7 @@ pub async fn run(
                             })
                         })?,
                     };
-                    this[k].cpu = cpu_of(&pids)?.saturating_sub(cpu0);
+                    this[k].cpu = crate::procfs::cpu_time_sum(pids)?.saturating_sub(cpu0);
                 }
                 for (sum, t) in tally.iter_mut().zip(this) {
                     sum.add(t);
@@ -414,16 +415,6 @@ impl Tally {
     fn rate(self) -> f64 {
         per_sec(self.count, self.elapsed)
     }
-}
-
-/// User + system time of the processes in `pids` so far (`None`s, children already gone, are
-/// skipped: a measurement of nothing is caught by its zero count instead).
-fn cpu_of(pids: &[Option<u32>]) -> anyhow::Result<Duration> {
-    let mut sum = Duration::ZERO;
-    for pid in pids.iter().flatten() {
-        sum += crate::procfs::cpu_time(*pid)?;
-    }
-    Ok(sum)
 }
 
 /// How the blocks' ratios spread: what a reader needs to judge one pooled ratio.

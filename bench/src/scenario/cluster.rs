@@ -267,11 +267,11 @@ fn session_ip(i: usize) -> std::net::Ipv4Addr {
 
 /// CPU time used so far by all `nodes`.
 fn nodes_cpu(nodes: &[ServerProc]) -> anyhow::Result<Duration> {
-    let mut total = Duration::ZERO;
-    for n in nodes {
-        total += procfs::cpu_time(n.pid().context("node exited")?)?;
-    }
-    Ok(total)
+    let pids = nodes
+        .iter()
+        .map(|n| n.pid().context("node exited"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(procfs::cpu_time_sum(pids)?)
 }
 
 /// Measures one deployment of `n` nodes on a fresh database of `pg`.
